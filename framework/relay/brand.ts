@@ -1,0 +1,56 @@
+/**
+ * Branded types: protocol numbers and ids that must not be mixed up by accident.
+ * A brand exists only at compile time; constructors below check the runtime shape once.
+ */
+import { ArgumentError } from './errors.js';
+
+declare const brand: unique symbol;
+export type Brand<T, B extends string> = T & { readonly [brand]: B };
+
+/** 16 raw bytes, SHA-256("relay-uid-v1" || ed25519 public key)[0..16]. */
+export type UserId = Brand<Uint8Array, 'UserId'>;
+/** 32 lowercase hex characters of a UserId, as used in topics, logs and the UI. */
+export type UserIdHex = Brand<string, 'UserIdHex'>;
+/** 32 random bytes naming an MLS group. */
+export type GroupId = Brand<Uint8Array, 'GroupId'>;
+/** 32 lowercase hex characters derived from a GroupId (PROTOCOL.md §3). */
+export type TopicId = Brand<string, 'TopicId'>;
+export type Epoch = Brand<bigint, 'Epoch'>;
+/** Leading zero bits a proof of work must have: 0..32. */
+export type PowBits = Brand<number, 'PowBits'>;
+/** Unix time in whole seconds. */
+export type UnixSeconds = Brand<number, 'UnixSeconds'>;
+
+export const USER_ID_LENGTH = 16;
+export const GROUP_ID_LENGTH = 32;
+export const MAX_POW_BITS = 32;
+
+export function asUserId(bytes: Uint8Array): UserId {
+  if (bytes.length !== USER_ID_LENGTH)
+    throw new ArgumentError(`user id must be 16 bytes, got ${bytes.length}`);
+  return bytes as UserId;
+}
+
+export function asGroupId(bytes: Uint8Array): GroupId {
+  if (bytes.length !== GROUP_ID_LENGTH)
+    throw new ArgumentError(`group id must be 32 bytes, got ${bytes.length}`);
+  return bytes as GroupId;
+}
+
+export function asPowBits(n: number): PowBits {
+  if (!Number.isInteger(n) || n < 0 || n > MAX_POW_BITS) {
+    throw new ArgumentError(`pow bits must be an integer in 0..${MAX_POW_BITS}, got ${n}`);
+  }
+  return n as PowBits;
+}
+
+export function asUnixSeconds(n: number): UnixSeconds {
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new ArgumentError(`unix seconds must be a non-negative integer`);
+  return n as UnixSeconds;
+}
+
+export function asEpoch(n: bigint): Epoch {
+  if (n < 0n) throw new ArgumentError('epoch must be non-negative');
+  return n as Epoch;
+}

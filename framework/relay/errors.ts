@@ -1,0 +1,69 @@
+/**
+ * The error hierarchy of relay-bot. Every error the framework throws is a RelayError with a stable
+ * `code`, so callers branch on codes rather than on message text.
+ */
+export type RelayErrorCode =
+  'CODEC' | 'CRYPTO_VERIFY' | 'PROTOCOL' | 'TRANSPORT' | 'STORAGE' | 'CONFIG' | 'HANDLER' | 'ARGUMENT';
+
+export class RelayError extends Error {
+  constructor(
+    readonly code: RelayErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bytes that are not the one deterministic encoding of a well-formed value. */
+export class CodecError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CODEC', message, options);
+  }
+}
+
+/** A signature, MAC, AEAD tag, proof of work or derived identity did not verify. */
+export class VerificationError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CRYPTO_VERIFY', message, options);
+  }
+}
+
+/** Well-formed and authentic input that breaks a protocol rule (wrong epoch, wrong member count…). */
+export class ProtocolError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('PROTOCOL', message, options);
+  }
+}
+
+export class TransportError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('TRANSPORT', message, options);
+  }
+}
+
+export class StorageError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('STORAGE', message, options);
+  }
+}
+
+export class ConfigError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('CONFIG', message, options);
+  }
+}
+
+export class HandlerError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('HANDLER', message, options);
+  }
+}
+
+/** A programming error by the caller of a framework function (wrong length, out-of-range value). */
+export class ArgumentError extends RelayError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ARGUMENT', message, options);
+  }
+}
