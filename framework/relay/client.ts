@@ -1,0 +1,768 @@
+/**
+ * RelayClient: the composition of identity, bundles, sealing, proof of work, access tokens, MLS
+ * sessions and the MQTT transport into one end-to-end encrypted 1:1 messaging client
+ * (PROTOCOL.md §1–8). It emits only verified application messages; everything else is dropped
+ * with a counted reason.
+ */
+import { randomUUID } from 'node:crypto';
+import { EventEmitter } from 'eventemitter3';
+import { pino, type Logger } from 'pino';
+import { accessHint, accessTag, AccessIndex } from './access.js';
+import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
+import { verifyKeyBundle } from './bundle.js';
+import { fromHex, toHex } from './bytes.js';
+import { systemClock, type Clock } from './clock.js';
+import { decodeContent, encodeContent, type AppContent } from './content.js';
+import { DropCounters, type DropReason } from './drops.js';
+import { encodeEnvelope, encodeInnerPayload, type InnerPayload } from './envelope.js';
+import { ArgumentError, ProtocolError, RelayError } from './errors.js';
+import {
+  deriveUserId,
+  generateIdentity,
+  identityFromSecrets,
+  signSealedSenderKey,
+  userIdFromHex,
+  userIdToHex,
+  verifySealedSenderKey,
+  type Identity,
+} from './identity.js';
+import { checkEnvelope, digestHex, type OpenedEnvelope } from './inbound-envelope.js';
+import { KeyedSerialQueue, QueueFullError } from './keyed-queue.js';
+import {
+  DEFAULT_MAX_ENVELOPE_BYTES,
+  DEFAULT_POW_BITS,
+  LABEL,
+  MAX_MINED_POW_BITS,
+  MSG_TYPE,
+  SENT_AT_WINDOW_SECONDS,
+} from './labels.js';
+import * as mls from './mls/index.js';
+import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
+import { powChallenge, PowMiner } from './pow.js';
+import { createOpener, seal, type Opener } from './seal.js';
+import type { OwnBundle, PeerRecord, RelayStore, SessionRecord } from './store.js';
+import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
+import { MqttTransport, type InboundMessage } from './transport.js';
+import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
+
+export interface ReceivedMessage {
+  from: UserIdHex;
+  conversation: { kind: 'direct'; id: UserIdHex; groupId: string };
+  content: AppContent;
+  receivedAt: UnixSeconds;
+}
+
+export interface SessionEvent {
+  peer: UserIdHex;
+  groupId: string;
+  role: 'initiator' | 'joiner';
+}
+
+export interface RelayClientEvents {
+  message: (m: ReceivedMessage) => void;
+  session: (s: SessionEvent) => void;
+  drop: (d: { reason: DropReason; topic: string }) => void;
+  security: (e: { kind: 'sender_binding'; claimedSender: string }) => void;
+  error: (e: Error) => void;
+}
+
+export interface BrokerOptions {
+  url: string;
+  username?: string;
+  password?: string;
+  /** Defaults to one derived from the user id, so a restarted client resumes its MQTT session. */
+  clientId?: string;
+  sessionExpirySeconds?: number;
+}
+
+export interface RelayClientOptions {
+  store: RelayStore;
+  broker: BrokerOptions;
+  topicPrefix?: string;
+  /** Proof-of-work bits our inbox demands (published in our bundle). */
+  powBits?: number;
+  displayName?: string;
+  clock?: Clock;
+  logger?: Logger;
+  mlsProvider?: 'node' | 'default';
+  maxEnvelopeBytes?: number;
+  welcomeQuota?: WelcomeQuotaLimits;
+  bundleFetchTimeoutMs?: number;
+  /** Non-committers propose an Update after this many messages in one epoch (PROTOCOL.md §7). */
+  updateEveryMessages?: number;
+  /** Mining threads; 0 mines on the event loop in small slices. */
+  powWorkers?: number;
+}
+
+interface FetchedBundle {
+  record: PeerRecord;
+  keyPackage: Uint8Array;
+  powBits: number;
+}
+
+type Publishes = Array<Promise<Error | undefined>>;
+
+interface BundleWaiter {
+  resolve: (payload: Uint8Array) => void;
+}
+
+const INBOX_MESSAGE_EXPIRY_SECONDS = SENT_AT_WINDOW_SECONDS;
+
+function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
+  return a.length - b.length;
+}
+
+export class RelayClient extends EventEmitter<RelayClientEvents> {
+  readonly drops = new DropCounters();
+  readonly userId: UserIdHex;
+  private readonly prefix: string;
+  private readonly powBits: PowBits;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly queue = new KeyedSerialQueue();
+  private readonly accessIndex = new AccessIndex();
+  private readonly quota: WelcomeQuota;
+  private readonly bundleWaiters = new Map<string, BundleWaiter[]>();
+  private readonly transport: MqttTransport;
+  private ownBundle: OwnBundle | undefined;
+  private refreshTimer: NodeJS.Timeout | undefined;
+  private republishing: Promise<void> | undefined;
+  private started = false;
+
+  private constructor(
+    private readonly opts: RelayClientOptions,
+    readonly identity: Identity,
+    private readonly mlsCtx: mls.MlsContext,
+    private readonly opener: Opener,
+    private readonly miner: PowMiner,
+  ) {
+    super();
+    this.userId = userIdToHex(identity.userId);
+    this.prefix = opts.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
+    this.powBits = asPowBits(opts.powBits ?? DEFAULT_POW_BITS);
+    this.clock = opts.clock ?? systemClock;
+    this.log = opts.logger ?? pino({ level: 'silent' });
+    this.quota = new WelcomeQuota(this.clock, opts.welcomeQuota ?? DEFAULT_WELCOME_QUOTA);
+    this.transport = new MqttTransport({
+      url: opts.broker.url,
+      clientId: opts.broker.clientId ?? `relay-${this.userId}`,
+      ...(opts.broker.username !== undefined ? { username: opts.broker.username } : {}),
+      ...(opts.broker.password !== undefined ? { password: opts.broker.password } : {}),
+      ...(opts.broker.sessionExpirySeconds !== undefined
+        ? { sessionExpirySeconds: opts.broker.sessionExpirySeconds }
+        : {}),
+      maxPayloadBytes: opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
+    });
+    // Attached before connecting so messages the broker redelivers at connect are covered.
+    this.transport.onMessage((m) => this.onTransportMessage(m));
+    this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
+  }
+
+  /** Loads the identity from the store, creating and saving one on first use. */
+  static async create(opts: RelayClientOptions): Promise<RelayClient> {
+    const clock = opts.clock ?? systemClock;
+    let stored = await opts.store.loadIdentity();
+    if (!stored) {
+      const fresh = generateIdentity();
+      stored = { signingSeed: fresh.signingSeed, sealSecret: fresh.sealSecret, createdAt: clock.now() };
+      await opts.store.saveIdentity(stored);
+    }
+    const identity = identityFromSecrets(stored.signingSeed, stored.sealSecret);
+    const mlsCtx = await mls.createMlsContext({ provider: opts.mlsProvider ?? 'node' });
+    const opener = await createOpener(identity.sealSecret);
+    const miner = new PowMiner(opts.powWorkers !== undefined ? { workers: opts.powWorkers } : {});
+    return new RelayClient(opts, identity, mlsCtx, opener, miner);
+  }
+
+  get connected(): boolean {
+    return this.transport.connected;
+  }
+
+  /** Connects, restores sessions, subscribes to our inbox and keys topic and publishes our bundle. */
+  async start(): Promise<void> {
+    if (this.started) return;
+    this.started = true;
+    for (const s of await this.opts.store.listSessions()) this.indexSession(s);
+    await this.transport.connect();
+    await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1 });
+    await this.refreshBundle();
+    await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
+    this.refreshTimer = setInterval(() => void this.refreshBundle().catch((e) => this.fail(e)), 3_600_000);
+    this.refreshTimer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.refreshTimer) clearInterval(this.refreshTimer);
+    await this.queue.idle();
+    await this.transport.end();
+    await this.miner.close();
+    this.started = false;
+  }
+
+  /** Sends text to a user, making first contact (bundle fetch, Welcome with PoW) when needed. */
+  async send(
+    peer: string,
+    message: string | { content: string; id?: string; replyTo?: string; type?: string },
+  ): Promise<{ id: string }> {
+    const peerId = userIdFromHex(peer);
+    const peerHex = userIdToHex(peerId);
+    if (peerHex === this.userId) throw new ArgumentError('cannot send to our own user id');
+    const content = typeof message === 'string' ? { content: message } : message;
+    const id = content.id ?? randomUUID();
+    // Network waits (bundle fetch, PUBACKs) stay outside the peer's lane: MQTT.js handles inbound
+    // packets one at a time, so a lane waiting on the broker while an inbound message waits on the
+    // lane would deadlock.
+    let bundle: FetchedBundle | undefined;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const publishes = await this.queue.run(peerHex, () =>
+        this.sendInQueue(peerHex, { ...content, id }, bundle),
+      );
+      if (publishes !== 'need-bundle') {
+        const errors = (await Promise.all(publishes)).filter((e) => e !== undefined);
+        if (errors.length > 0) throw errors[0];
+        return { id };
+      }
+      bundle = await this.fetchPeerBundle(peerHex);
+    }
+    throw new ProtocolError(`could not establish a session with ${peerHex}`);
+  }
+
+  /** The peers we have a session with. */
+  async peers(): Promise<UserIdHex[]> {
+    return (await this.opts.store.listSessions()).map((s) => s.peerId as UserIdHex);
+  }
+
+  // ---------------------------------------------------------------- outbound
+
+  /** Returns the started publishes, in order, each settling to undefined or its error. */
+  private async sendInQueue(
+    peerHex: UserIdHex,
+    content: { content: string; id: string; replyTo?: string; type?: string },
+    bundle: FetchedBundle | undefined,
+  ): Promise<Publishes | 'need-bundle'> {
+    const publishes: Publishes = [];
+    let session = await this.opts.store.getSessionByPeer(peerHex);
+    if (!session) {
+      if (!bundle) return 'need-bundle';
+      session = await this.firstContact(peerHex, bundle, publishes);
+    }
+    const peer = await this.requirePeer(peerHex);
+    let state = mls.decodeSession(session.state);
+    if (mls.hasPendingProposals(state) && mls.isCommitter(state)) {
+      ({ state, session } = await this.sendCommit(session, state, peer, publishes));
+    } else if (!mls.isCommitter(state) && session.messagesSinceCommit >= this.updateEvery()) {
+      ({ state, session } = await this.sendUpdateProposal(session, state, peer, publishes));
+    }
+    const before = state;
+    const encrypted = await mls.encryptApplication(this.mlsCtx, state, encodeContent(content));
+    const next: SessionRecord = {
+      ...session,
+      state: mls.encodeSession(encrypted.state),
+      messagesSinceCommit: session.messagesSinceCommit + 1,
+      unconfirmedOutgoing: session.initiatedUnconfirmed
+        ? [...session.unconfirmedOutgoing, content.content]
+        : session.unconfirmedOutgoing,
+      updatedAt: this.clock.now(),
+    };
+    const payload = await this.sealMessage(before, peer, {
+      msgType: MSG_TYPE.message,
+      mls: encrypted.message,
+    });
+    await this.opts.store.commit({ sessions: [next] });
+    publishes.push(this.publishToInbox(peer.userId, payload));
+    return publishes;
+  }
+
+  private updateEvery(): number {
+    return this.opts.updateEveryMessages ?? 1000;
+  }
+
+  private async sendCommit(
+    session: SessionRecord,
+    state: mls.GroupSession,
+    peer: PeerRecord,
+    publishes: Publishes,
+  ) {
+    const committed = await mls.commitPending(this.mlsCtx, state);
+    const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: committed.commit });
+    const next = await this.withNewEpoch(session, committed.state);
+    await this.opts.store.commit({ sessions: [next] });
+    publishes.push(this.publishToInbox(peer.userId, payload));
+    return { state: committed.state, session: next };
+  }
+
+  private async sendUpdateProposal(
+    session: SessionRecord,
+    state: mls.GroupSession,
+    peer: PeerRecord,
+    publishes: Publishes,
+  ) {
+    const proposed = await mls.proposeUpdate(this.mlsCtx, state);
+    const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: proposed.message });
+    const next: SessionRecord = {
+      ...session,
+      state: mls.encodeSession(proposed.state),
+      messagesSinceCommit: 0,
+      updatedAt: this.clock.now(),
+    };
+    await this.opts.store.commit({ sessions: [next] });
+    publishes.push(this.publishToInbox(peer.userId, payload));
+    return { state: proposed.state, session: next };
+  }
+
+  /** Session record after an epoch change: access keys roll, counters reset. */
+  private async withNewEpoch(session: SessionRecord, state: mls.GroupSession): Promise<SessionRecord> {
+    const current = await this.inboundAccessKey(state);
+    const next: SessionRecord = {
+      ...session,
+      state: mls.encodeSession(state),
+      epoch: mls.epochOf(state),
+      inboundAccess: { current, previous: session.inboundAccess.current },
+      messagesSinceCommit: 0,
+      updatedAt: this.clock.now(),
+    };
+    return next;
+  }
+
+  private inboundAccessKey(state: mls.GroupSession): Promise<Uint8Array> {
+    return mls.exportSecret(this.mlsCtx, state, LABEL.access, this.identity.userId, 32);
+  }
+
+  private async firstContact(
+    peerHex: UserIdHex,
+    peer: FetchedBundle,
+    publishes: Publishes,
+  ): Promise<SessionRecord> {
+    if (peer.powBits > MAX_MINED_POW_BITS) {
+      throw new ProtocolError(
+        `${peerHex} demands ${peer.powBits} PoW bits; we mine at most ${MAX_MINED_POW_BITS}`,
+      );
+    }
+    const created = await mls.createOneToOne(this.mlsCtx, this.identity, peer.keyPackage);
+    const groupId = toHex(mls.groupIdOf(created.state));
+    const inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'> = {
+      msgType: MSG_TYPE.welcome,
+      mls: created.welcome,
+      ratchetTree: created.ratchetTree,
+      sealedSenderKey: this.identity.sealPublic,
+      sealedSenderKeySignature: signSealedSenderKey(this.identity),
+    };
+    const payload = await this.sealWithPow(peer.record, inner);
+    const session: SessionRecord = {
+      groupId,
+      peerId: peerHex,
+      state: mls.encodeSession(created.state),
+      epoch: mls.epochOf(created.state),
+      initiatedUnconfirmed: true,
+      inboundAccess: { current: await this.inboundAccessKey(created.state) },
+      messagesSinceCommit: 0,
+      unconfirmedOutgoing: [],
+      updatedAt: this.clock.now(),
+    };
+    await this.opts.store.commit({ sessions: [session], peers: [peer.record] });
+    this.indexSession(session);
+    publishes.push(this.publishToInbox(peer.record.userId, payload));
+    this.emit('session', { peer: peerHex, groupId, role: 'initiator' });
+    return session;
+  }
+
+  private async requirePeer(peerHex: string): Promise<PeerRecord> {
+    const peer = await this.opts.store.getPeer(peerHex);
+    if (!peer) throw new ProtocolError(`no keys known for ${peerHex}`);
+    return peer;
+  }
+
+  /** Seal a message inside an established session: access token instead of PoW. */
+  private async sealMessage(
+    framedIn: mls.GroupSession,
+    peer: PeerRecord,
+    inner: Pick<InnerPayload, 'msgType' | 'mls'>,
+  ): Promise<Uint8Array> {
+    const peerId = userIdFromHex(peer.userId);
+    const key = await mls.exportSecret(this.mlsCtx, framedIn, LABEL.access, peerId, 32);
+    const sentAt = this.clock.now();
+    const hint = accessHint(key, sentAt);
+    const plaintext = encodeInnerPayload({
+      ...inner,
+      senderId: this.identity.userId,
+      senderIdentityKey: this.identity.signingPublic,
+    });
+    const sealed = await seal({
+      recipientId: peerId,
+      recipientSealKey: peer.sealKey,
+      plaintext,
+      sentAt,
+      hint,
+    });
+    const tag = accessTag(key, sealed.enc, sealed.ciphertext, sentAt);
+    return encodeEnvelope({ ...sealed, powNonce: 0n, access: { hint, tag }, sentAt });
+  }
+
+  private async sealWithPow(
+    peer: PeerRecord,
+    inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'>,
+  ): Promise<Uint8Array> {
+    const peerId = userIdFromHex(peer.userId);
+    const sentAt = this.clock.now();
+    const plaintext = encodeInnerPayload({
+      ...inner,
+      senderId: this.identity.userId,
+      senderIdentityKey: this.identity.signingPublic,
+    } as InnerPayload);
+    const sealed = await seal({ recipientId: peerId, recipientSealKey: peer.sealKey, plaintext, sentAt });
+    const nonce = await this.miner.mine(
+      powChallenge(peerId, sentAt, sealed.enc, sealed.ciphertext),
+      peer.powBits,
+    );
+    return encodeEnvelope({ ...sealed, powNonce: nonce, sentAt });
+  }
+
+  /** Starts the publish now (so order is kept) and settles to its error instead of rejecting. */
+  private publishToInbox(peerHex: string, payload: Uint8Array): Promise<Error | undefined> {
+    return this.transport
+      .publish(inboxTopic(this.prefix, userIdFromHex(peerHex)), payload, {
+        qos: 1,
+        messageExpirySeconds: INBOX_MESSAGE_EXPIRY_SECONDS,
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+      );
+  }
+
+  // ---------------------------------------------------------------- bundles
+
+  private async refreshBundle(): Promise<void> {
+    const deps = {
+      identity: this.identity,
+      store: this.opts.store,
+      mls: this.mlsCtx,
+      powBits: this.powBits,
+      ...(this.opts.displayName !== undefined ? { displayName: this.opts.displayName } : {}),
+    };
+    const bundle = await ensureOwnBundle(deps, this.clock.now());
+    const changed = !this.ownBundle || this.ownBundle.issuedAt !== bundle.issuedAt;
+    this.ownBundle = bundle;
+    if (changed) {
+      await this.transport.publish(keysTopic(this.prefix, this.identity.userId), bundle.bytes, {
+        qos: 1,
+        retain: true,
+      });
+    }
+  }
+
+  /** Coalesces re-publishes: many foreign payloads in a row cause one refresh. */
+  private scheduleRepublish(force: boolean): void {
+    if (this.republishing) return;
+    if (force) this.ownBundle = undefined;
+    this.republishing = this.refreshBundle()
+      .catch((e) => this.fail(e))
+      .finally(() => (this.republishing = undefined));
+  }
+
+  private async fetchPeerBundle(peerHex: UserIdHex): Promise<FetchedBundle> {
+    const topic = keysTopic(this.prefix, userIdFromHex(peerHex));
+    const timeoutMs = this.opts.bundleFetchTimeoutMs ?? 10_000;
+    const known = await this.opts.store.getPeer(peerHex);
+    const payload = await new Promise<Uint8Array>((resolve, reject) => {
+      const waiter: BundleWaiter = { resolve };
+      const list = this.bundleWaiters.get(topic) ?? [];
+      list.push(waiter);
+      this.bundleWaiters.set(topic, list);
+      const timer = setTimeout(() => {
+        this.removeWaiter(topic, waiter);
+        reject(
+          new ProtocolError(
+            `no key bundle for ${peerHex} arrived within ${timeoutMs} ms; is the user online once?`,
+          ),
+        );
+      }, timeoutMs);
+      waiter.resolve = (p) => {
+        clearTimeout(timer);
+        resolve(p);
+      };
+      this.transport.subscribe(topic, { qos: 1 }).catch(reject);
+    }).finally(() => void this.transport.unsubscribe(topic).catch(() => undefined));
+    const verified = await verifyKeyBundle(payload, userIdFromHex(peerHex), {
+      now: this.clock.now(),
+      ...(known?.bundleIssuedAt !== undefined ? { lastAcceptedIssuedAt: known.bundleIssuedAt } : {}),
+      verifier: mls.keyPackageVerifier(this.mlsCtx),
+    });
+    const record: PeerRecord = {
+      userId: peerHex,
+      identityKey: verified.identityKey,
+      sealKey: verified.bundle.sealedSenderKey,
+      powBits: verified.bundle.powBits,
+      bundleIssuedAt: verified.bundle.issuedAt,
+      ...(verified.bundle.displayName !== undefined ? { displayName: verified.bundle.displayName } : {}),
+    };
+    return { record, keyPackage: verified.bundle.keyPackage, powBits: verified.bundle.powBits };
+  }
+
+  private removeWaiter(topic: string, waiter: BundleWaiter): void {
+    const rest = (this.bundleWaiters.get(topic) ?? []).filter((w) => w !== waiter);
+    if (rest.length) this.bundleWaiters.set(topic, rest);
+    else this.bundleWaiters.delete(topic);
+  }
+
+  // ---------------------------------------------------------------- inbound
+
+  private async onTransportMessage(m: InboundMessage): Promise<void> {
+    const ownInbox = inboxTopic(this.prefix, this.identity.userId);
+    const ownKeys = keysTopic(this.prefix, this.identity.userId);
+    if (m.topic === ownInbox) return this.receiveEnvelope(m.topic, m.payload);
+    if (m.topic === ownKeys) {
+      if (isForeignBundle(this.ownBundle, m.payload)) this.scheduleRepublish(true);
+      return;
+    }
+    const waiters = this.bundleWaiters.get(m.topic);
+    if (waiters) {
+      this.bundleWaiters.delete(m.topic);
+      for (const w of waiters) w.resolve(m.payload);
+      return;
+    }
+    if (!m.topic.endsWith('/keys')) this.dropped('unexpected_topic', m.topic);
+  }
+
+  private dropped(reason: DropReason, topic: string, error?: unknown): void {
+    this.drops.increment(reason);
+    this.log.debug(
+      { reason, topic, err: error instanceof Error ? error.message : undefined },
+      'dropped input',
+    );
+    this.emit('drop', { reason, topic });
+  }
+
+  private async receiveEnvelope(topic: string, payload: Uint8Array): Promise<void> {
+    const now = this.clock.now();
+    const checked = await checkEnvelope(
+      {
+        selfId: this.identity.userId,
+        powBits: this.powBits,
+        maxEnvelopeBytes: this.opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
+        opener: this.opener,
+        accessIndex: this.accessIndex,
+        hasEnvelope: (d, t) => this.opts.store.hasEnvelope(d, t),
+      },
+      payload,
+      now,
+    );
+    if (!checked.ok) return this.dropped(checked.reason, topic, checked.error);
+    const opened = checked.value;
+    const inner = opened.inner;
+    if (!this.senderBindingHolds(inner)) return this.securityDrop(topic, inner);
+    const sender = userIdToHex(inner.senderId);
+    try {
+      const reason = await this.queue.run(sender, () => this.receiveInQueue(opened, sender, now));
+      if (reason) this.dropped(reason, topic);
+    } catch (e) {
+      if (e instanceof QueueFullError) return this.dropped('overload', topic);
+      throw e;
+    }
+  }
+
+  /** PROTOCOL.md §6: key 1 derives from key 2, and a new sealed-sender key is signed by key 2. */
+  private senderBindingHolds(inner: InnerPayload): boolean {
+    if (toHex(deriveUserId(inner.senderIdentityKey)) !== toHex(inner.senderId)) return false;
+    if (inner.sealedSenderKey !== undefined) {
+      const sig = inner.sealedSenderKeySignature;
+      if (!sig || !verifySealedSenderKey(inner.senderIdentityKey, inner.sealedSenderKey, sig)) return false;
+    }
+    return true;
+  }
+
+  private securityDrop(topic: string, inner: InnerPayload): void {
+    const claimed = toHex(inner.senderId);
+    this.log.warn({ claimedSender: claimed }, 'security: sender binding failed');
+    this.emit('security', { kind: 'sender_binding', claimedSender: claimed });
+    this.dropped('sender_binding', topic);
+  }
+
+  private async receiveInQueue(
+    opened: OpenedEnvelope,
+    sender: UserIdHex,
+    now: UnixSeconds,
+  ): Promise<DropReason | undefined> {
+    switch (opened.inner.msgType) {
+      case MSG_TYPE.welcome:
+        return this.receiveWelcome(opened, sender, now);
+      case MSG_TYPE.message:
+        return this.receiveMessage(opened, sender, now);
+      default:
+        return 'inner_payload';
+    }
+  }
+
+  private async receiveWelcome(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds) {
+    const { inner } = opened;
+    // A Welcome always carries PoW: a token only vouches for messages inside its own session.
+    if (opened.tokenSession !== undefined) return 'access_session';
+    if (!inner.sealedSenderKey) return 'inner_payload';
+    const welcomeDigest = digestHex(inner.mls);
+    if (await this.opts.store.hasWelcome(welcomeDigest, (now - 7 * 86_400) as UnixSeconds))
+      return 'welcome_replay';
+    if (!this.quota.take(sender)) return 'welcome_quota';
+    let joined: Awaited<ReturnType<typeof mls.joinFromWelcome>>;
+    try {
+      const kps = await this.opts.store.listKeyPackages();
+      joined = await mls.joinFromWelcome(
+        this.mlsCtx,
+        inner.mls,
+        inner.ratchetTree,
+        kps.map((k) => ({
+          ref: fromHex(k.ref),
+          keyPackage: k.keyPackage,
+          privateKeyPackage: k.privateKeyPackage,
+        })),
+      );
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'welcome rejected');
+      return 'welcome_invalid';
+    }
+    const binding = this.checkWelcomeMembers(joined, inner);
+    if (binding) return binding;
+    const groupIdBytes = mls.groupIdOf(joined.state);
+    const groupId = toHex(groupIdBytes);
+    const existing = await this.opts.store.getSessionByPeer(sender);
+    if (existing?.initiatedUnconfirmed && compareBytes(fromHex(existing.groupId), groupIdBytes) < 0) {
+      // Both initiated at once: both keep the group with the smaller id (PROTOCOL.md §7).
+      await this.opts.store.commit({
+        envelope: { digest: opened.digest, expiresAt: (now + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds },
+        welcome: { digest: welcomeDigest, at: now },
+      });
+      return 'welcome_superseded';
+    }
+    const session: SessionRecord = {
+      groupId,
+      peerId: sender,
+      state: mls.encodeSession(joined.state),
+      epoch: mls.epochOf(joined.state),
+      initiatedUnconfirmed: false,
+      inboundAccess: { current: await this.inboundAccessKey(joined.state) },
+      messagesSinceCommit: 0,
+      unconfirmedOutgoing: [],
+      updatedAt: now,
+    };
+    const known = await this.opts.store.getPeer(sender);
+    const peer: PeerRecord = {
+      ...(known ?? { powBits: DEFAULT_POW_BITS }),
+      userId: sender,
+      identityKey: inner.senderIdentityKey,
+      sealKey: inner.sealedSenderKey,
+    };
+    await this.opts.store.commit({
+      sessions: [session],
+      ...(existing ? { deleteSessions: [existing.groupId] } : {}),
+      peers: [peer],
+      envelope: { digest: opened.digest, expiresAt: (now + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds },
+      welcome: { digest: welcomeDigest, at: now },
+      consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
+    });
+    if (existing) this.accessIndex.removeSession(existing.groupId);
+    this.indexSession(session);
+    this.emit('session', { peer: sender, groupId, role: 'joiner' });
+    // Single-use KeyPackage: publish a fresh bundle now (PROTOCOL.md §4), outside this handler.
+    setImmediate(() => this.scheduleRepublish(false));
+    if (existing?.initiatedUnconfirmed && existing.unconfirmedOutgoing.length > 0) {
+      const resend = existing.unconfirmedOutgoing;
+      setImmediate(() => {
+        for (const text of resend) void this.send(sender, text).catch((e) => this.fail(e));
+      });
+    }
+    return undefined;
+  }
+
+  /** A 1:1 Welcome: exactly us and the sender, and the GroupInfo signed by the sender's key. */
+  private checkWelcomeMembers(
+    joined: Awaited<ReturnType<typeof mls.joinFromWelcome>>,
+    inner: InnerPayload,
+  ): DropReason | undefined {
+    if (joined.members.length !== 2) return 'welcome_invalid';
+    const keys = joined.members.map((m) => toHex(m.identityKey));
+    const senderKey = toHex(inner.senderIdentityKey);
+    if (toHex(joined.groupInfoSignerKey) !== senderKey) return 'sender_binding';
+    if (!keys.includes(senderKey) || !keys.includes(toHex(this.identity.signingPublic)))
+      return 'welcome_invalid';
+    return undefined;
+  }
+
+  private async receiveMessage(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds) {
+    const { inner } = opened;
+    let groupIdBytes: Uint8Array;
+    try {
+      groupIdBytes = mls.groupIdOfMessage(inner.mls);
+    } catch {
+      return 'mls' as const;
+    }
+    const groupId = toHex(groupIdBytes);
+    if (opened.tokenSession !== undefined && opened.tokenSession !== groupId) return 'access_session';
+    const session = await this.opts.store.getSession(groupId);
+    if (!session) return 'unknown_session';
+    if (session.peerId !== sender) return 'sender_binding';
+    const digest = digestHex(inner.mls);
+    if (await this.opts.store.hasProcessed(groupId, digest)) return 'duplicate';
+    const state = mls.decodeSession(session.state);
+    let result: Awaited<ReturnType<typeof mls.processMessage>>;
+    try {
+      const peek = await mls.peekSender(this.mlsCtx, state, inner.mls);
+      if (toHex(peek.identityKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
+      result = await mls.processMessage(this.mlsCtx, state, inner.mls);
+    } catch (e) {
+      this.log.debug({ err: (e as Error).message }, 'mls rejected message');
+      return 'mls';
+    }
+    let next: SessionRecord = {
+      ...session,
+      state: mls.encodeSession(result.state),
+      initiatedUnconfirmed: false,
+      unconfirmedOutgoing: [],
+      updatedAt: now,
+    };
+    if (result.kind === 'commit') next = await this.withNewEpoch(next, result.state);
+    if (result.kind === 'application') next.messagesSinceCommit += 1;
+    const peers: PeerRecord[] = [];
+    if (inner.sealedSenderKey) {
+      const known = await this.requirePeer(sender);
+      peers.push({ ...known, sealKey: inner.sealedSenderKey });
+    }
+    let content: AppContent | undefined;
+    if (result.kind === 'application' && result.plaintext) {
+      try {
+        content = decodeContent(result.plaintext);
+      } catch {
+        content = undefined;
+      }
+    }
+    await this.opts.store.commit({
+      sessions: [next],
+      peers,
+      processed: { groupId, digest, at: now },
+      envelope: { digest: opened.digest, expiresAt: (now + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds },
+    });
+    this.indexSession(next);
+    if (result.kind !== 'application') return undefined;
+    // MLS accepted it: the ratchet moved on even if the application cannot read it (PROTOCOL.md §10).
+    if (!content) return 'content';
+    this.emit('message', {
+      from: sender,
+      conversation: { kind: 'direct', id: sender, groupId },
+      content,
+      receivedAt: now,
+    });
+    return undefined;
+  }
+
+  private indexSession(s: SessionRecord): void {
+    this.accessIndex.setSession(s.groupId, {
+      current: s.inboundAccess.current,
+      ...(s.inboundAccess.previous ? { previous: s.inboundAccess.previous } : {}),
+    });
+  }
+
+  private fail(e: unknown): void {
+    const err = e instanceof Error ? e : new RelayError('PROTOCOL', String(e));
+    this.log.error({ err: err.message }, 'relay client error');
+    if (this.listenerCount('error') > 0) this.emit('error', err);
+  }
+}

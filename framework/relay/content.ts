@@ -1,0 +1,57 @@
+/**
+ * MLS application data (PROTOCOL.md §8): a UTF-8 JSON object {"content": text} with optional id,
+ * reply_to and type. Unknown fields are ignored; anything else is not content.
+ */
+import { CodecError } from './errors.js';
+
+export interface AppContent {
+  content: string;
+  id?: string;
+  replyTo?: string;
+  /** Defaults to "text". */
+  type: string;
+}
+
+const MAX_ID_LENGTH = 128;
+const decoder = new TextDecoder('utf-8', { fatal: true });
+
+export function encodeContent(c: {
+  content: string;
+  id?: string;
+  replyTo?: string;
+  type?: string;
+}): Uint8Array {
+  const obj: Record<string, string> = { content: c.content };
+  if (c.id !== undefined) obj.id = c.id;
+  if (c.replyTo !== undefined) obj.reply_to = c.replyTo;
+  if (c.type !== undefined && c.type !== 'text') obj.type = c.type;
+  return new TextEncoder().encode(JSON.stringify(obj));
+}
+
+function optionalString(obj: Record<string, unknown>, key: string, max: number): string | undefined {
+  const v = obj[key];
+  if (v === undefined) return undefined;
+  if (typeof v !== 'string' || v.length > max)
+    throw new CodecError(`content field ${key} is not a short string`);
+  return v;
+}
+
+export function decodeContent(bytes: Uint8Array): AppContent {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(decoder.decode(bytes));
+  } catch (cause) {
+    throw new CodecError('application data is not UTF-8 JSON', { cause });
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new CodecError('application data is not a JSON object');
+  }
+  const obj = parsed as Record<string, unknown>;
+  if (typeof obj.content !== 'string') throw new CodecError('application data has no string "content"');
+  const out: AppContent = { content: obj.content, type: optionalString(obj, 'type', 64) ?? 'text' };
+  const id = optionalString(obj, 'id', MAX_ID_LENGTH);
+  const replyTo = optionalString(obj, 'reply_to', MAX_ID_LENGTH);
+  if (id !== undefined) out.id = id;
+  if (replyTo !== undefined) out.replyTo = replyTo;
+  return out;
+}

@@ -1,0 +1,50 @@
+/**
+ * Why an input from the network was dropped. Each reason has its own counter; a drop is silent on
+ * the wire and logged at debug level only (PROTOCOL.md §5, §10).
+ */
+export const DROP_REASONS = [
+  'oversize',
+  'codec',
+  'sent_at',
+  'replay',
+  'pow',
+  'access_session',
+  'hpke',
+  'inner_payload',
+  'sender_binding',
+  'unknown_session',
+  'mls',
+  'duplicate',
+  'welcome_invalid',
+  'welcome_replay',
+  'welcome_quota',
+  'welcome_superseded',
+  'bundle_invalid',
+  'content',
+  'unexpected_topic',
+  'overload',
+] as const;
+
+export type DropReason = (typeof DROP_REASONS)[number];
+
+export class DropCounters {
+  private readonly counts = new Map<DropReason, number>(DROP_REASONS.map((r) => [r, 0]));
+
+  increment(reason: DropReason): void {
+    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
+  }
+
+  get(reason: DropReason): number {
+    return this.counts.get(reason) ?? 0;
+  }
+
+  snapshot(): Record<DropReason, number> {
+    return Object.fromEntries(this.counts) as Record<DropReason, number>;
+  }
+
+  total(): number {
+    let n = 0;
+    for (const v of this.counts.values()) n += v;
+    return n;
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * framework/relay: the Relay protocol (PROTOCOL.md §1–8). Most users need only RelayClient and a
+ * store; the lower layers are exported for independent clients and tests.
+ */
+// Commonly used
+export { RelayClient } from './client.js';
+export type {
+  RelayClientOptions,
+  RelayClientEvents,
+  ReceivedMessage,
+  SessionEvent,
+  BrokerOptions,
+} from './client.js';
+export { MemoryRelayStore } from './store.js';
+export type {
+  RelayStore,
+  InboundCommit,
+  SessionRecord,
+  PeerRecord,
+  StoredIdentity,
+  StoredKeyPackage,
+  OwnBundle,
+} from './store.js';
+export * from './errors.js';
+export * from './brand.js';
+export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
+export { systemClock, ManualClock, type Clock } from './clock.js';
+export { encodeContent, decodeContent, type AppContent } from './content.js';
+
+// Protocol building blocks
+export * from './identity.js';
+export * from './topics.js';
+export * from './envelope.js';
+export * from './bundle.js';
+export * from './seal.js';
+export {
+  accessHint,
+  accessTag,
+  accessField,
+  verifyAccessTag,
+  hourBucket,
+  AccessIndex,
+  type AccessCandidate,
+  type AccessEpoch,
+} from './access.js';
+export * from './pow.js';
+export { toHex, fromHex } from './bytes.js';
+export { LABEL, MSG_TYPE, DEFAULT_POW_BITS, MAX_MINED_POW_BITS } from './labels.js';
+export { MqttTransport } from './transport.js';
+export type { MqttTransportOptions, InboundMessage, PublishOptions, SubscribeOptions } from './transport.js';
+export { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+export * as mls from './mls/index.js';

@@ -1,0 +1,201 @@
+/**
+ * Sealed-sender encryption of an inbox envelope (PROTOCOL.md §5 "Seal").
+ *
+ * HPKE base mode (RFC 9180 §5.1.1) with DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM
+ * (KEM 0x0020, KDF 0x0001, AEAD 0x0002, RFC 9180 §7), single-shot (§6.1): one message per context,
+ * so the sequence number is always 0. The work is done by @hpke/core on WebCrypto, which runs
+ * X25519, HMAC and AES-GCM natively in Node.
+ *
+ * Errors: the recipient's own inputs (its id, its secret) are the caller's responsibility and throw
+ * ArgumentError when malformed. Everything that came off the network (enc, ciphertext, sent_at, hint)
+ * makes `open` throw VerificationError and nothing else, so the receive pipeline can turn any failure
+ * into a silent drop with one `instanceof`.
+ */
+import {
+  Aes256Gcm,
+  CipherSuite,
+  DhkemX25519HkdfSha256,
+  HkdfSha256,
+  type RecipientContextParams,
+} from '@hpke/core';
+import type { webcrypto } from 'node:crypto';
+import { ArgumentError, VerificationError } from './errors.js';
+import { USER_ID_LENGTH, type UnixSeconds, type UserId } from './brand.js';
+import { concatBytes, u64be, utf8 } from './bytes.js';
+import { LABEL } from './labels.js';
+
+/** X25519 public keys, private keys and the encapsulated key are all 32 bytes (RFC 9180 §7.1). */
+export const SEAL_KEY_LENGTH = 32;
+export const SEAL_ENC_LENGTH = 32;
+/** AES-256-GCM tag length (RFC 9180 §7.3, Nt = 16). */
+export const SEAL_TAG_LENGTH = 16;
+/** PROTOCOL.md §5: the access field is hint(4) || tag(16); only the hint enters the AAD. */
+export const SEAL_HINT_LENGTH = 4;
+
+type CryptoKey = webcrypto.CryptoKey;
+type CryptoKeyPair = webcrypto.CryptoKeyPair;
+
+const INFO_PREFIX = utf8(LABEL.seal);
+const AAD_PREFIX = utf8(LABEL.envelopeAad);
+
+/**
+ * The suite holds only algorithm descriptions and a lazily fetched reference to WebCrypto; no keys
+ * or per-message state live in it, so one shared instance is a constant, not hidden state.
+ */
+const SUITE = new CipherSuite({
+  kem: new DhkemX25519HkdfSha256(),
+  kdf: new HkdfSha256(),
+  aead: new Aes256Gcm(),
+});
+
+/** `info = "relay-seal-v1" || recipient_user_id` binds the key schedule to the intended inbox. */
+export function sealInfo(recipientId: UserId): Uint8Array {
+  if (recipientId.length !== USER_ID_LENGTH) {
+    throw new ArgumentError(`recipient id must be ${USER_ID_LENGTH} bytes`);
+  }
+  return concatBytes(INFO_PREFIX, recipientId);
+}
+
+/**
+ * `aad = "relay-env-v1" || u64be(sent_at) || hint`: the clear header fields the AEAD must cover, so
+ * a relay cannot move an envelope in time or swap its access hint.
+ */
+export function sealAad(sentAt: UnixSeconds, hint?: Uint8Array): Uint8Array {
+  if (!Number.isSafeInteger(sentAt) || sentAt < 0) {
+    throw new ArgumentError('sent_at must be a non-negative safe integer');
+  }
+  if (hint === undefined) return concatBytes(AAD_PREFIX, u64be(sentAt));
+  if (hint.length !== SEAL_HINT_LENGTH) {
+    throw new ArgumentError(`hint must be ${SEAL_HINT_LENGTH} bytes`);
+  }
+  return concatBytes(AAD_PREFIX, u64be(sentAt), hint);
+}
+
+export interface SealArgs {
+  recipientId: UserId;
+  /** The recipient's sealed-sender X25519 public key from its verified KeyBundle. */
+  recipientSealKey: Uint8Array;
+  plaintext: Uint8Array;
+  sentAt: UnixSeconds;
+  hint?: Uint8Array;
+  /**
+   * Tests only: derive the ephemeral key with DeriveKeyPair(ikmE) (RFC 9180 §7.1.3) instead of
+   * drawing it at random. Reusing an ikmE reuses the AES key and nonce: never set it in production.
+   */
+  unsafeIkmE?: Uint8Array;
+}
+
+export interface Sealed {
+  enc: Uint8Array;
+  ciphertext: Uint8Array;
+}
+
+/**
+ * Seals `plaintext` to the recipient. Throws ArgumentError for malformed arguments, and
+ * VerificationError when the recipient key is unusable (a low-order X25519 point gives an all-zero
+ * shared secret, which RFC 9180 §7.1.4 requires to abort): that key came from the network.
+ */
+export async function seal(args: SealArgs): Promise<Sealed> {
+  const info = sealInfo(args.recipientId);
+  const aad = sealAad(args.sentAt, args.hint);
+  if (args.recipientSealKey.length !== SEAL_KEY_LENGTH) {
+    throw new ArgumentError(`recipient seal key must be ${SEAL_KEY_LENGTH} bytes`);
+  }
+  let recipientPublicKey: CryptoKey;
+  try {
+    recipientPublicKey = await SUITE.kem.deserializePublicKey(args.recipientSealKey);
+  } catch (cause) {
+    throw new VerificationError('recipient seal key is not an X25519 public key', { cause });
+  }
+  try {
+    const sealed = await SUITE.seal(
+      {
+        recipientPublicKey,
+        info,
+        ...(args.unsafeIkmE === undefined ? {} : { ekm: args.unsafeIkmE }),
+      },
+      args.plaintext,
+      aad,
+    );
+    return { enc: new Uint8Array(sealed.enc), ciphertext: new Uint8Array(sealed.ct) };
+  } catch (cause) {
+    throw new VerificationError('sealing to this recipient key failed', { cause });
+  }
+}
+
+export interface OpenArgs {
+  recipientId: UserId;
+  enc: Uint8Array;
+  ciphertext: Uint8Array;
+  sentAt: UnixSeconds;
+  hint?: Uint8Array;
+}
+
+/**
+ * An `open` bound to one imported private key. Importing costs two WebCrypto round trips plus a
+ * public-key derivation (@hpke/core re-derives pkR on every decap unless handed the pair), so a
+ * long-running receiver creates one Opener per sealed-sender key and owns it; nothing is cached
+ * behind the caller's back.
+ */
+export interface Opener {
+  open(args: OpenArgs): Promise<Uint8Array>;
+}
+
+export async function createOpener(recipientSealSecret: Uint8Array): Promise<Opener> {
+  const recipientKey = await importKeyPair(recipientSealSecret);
+  return { open: (args) => openWith(recipientKey, args) };
+}
+
+/** One-shot open: imports the key for this call only. Prefer createOpener on a hot path. */
+export async function open(args: OpenArgs & { recipientSealSecret: Uint8Array }): Promise<Uint8Array> {
+  const recipientKey = await importKeyPair(args.recipientSealSecret);
+  return openWith(recipientKey, args);
+}
+
+async function importKeyPair(secret: Uint8Array): Promise<CryptoKeyPair> {
+  if (secret.length !== SEAL_KEY_LENGTH) {
+    throw new ArgumentError(`seal secret must be ${SEAL_KEY_LENGTH} bytes`);
+  }
+  try {
+    const privateKey = await SUITE.kem.deserializePrivateKey(secret);
+    return { privateKey, publicKey: await publicKeyOf(privateKey) };
+  } catch (cause) {
+    throw new ArgumentError('seal secret is not a usable X25519 private key', { cause });
+  }
+}
+
+/**
+ * pkR for a private key. @hpke/core imports private keys as extractable; their JWK form carries
+ * the public u-coordinate as `x` (RFC 8037 §2), so WebCrypto computes pkR for us.
+ */
+async function publicKeyOf(privateKey: CryptoKey): Promise<CryptoKey> {
+  const jwk = await globalThis.crypto.subtle.exportKey('jwk', privateKey);
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'X25519' || jwk.x === undefined) {
+    throw new Error('unexpected X25519 JWK export');
+  }
+  return SUITE.kem.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, true);
+}
+
+async function openWith(recipientKey: CryptoKeyPair, args: OpenArgs): Promise<Uint8Array> {
+  const info = sealInfo(args.recipientId);
+  if (args.enc.length !== SEAL_ENC_LENGTH) {
+    throw new VerificationError(`enc must be ${SEAL_ENC_LENGTH} bytes`);
+  }
+  if (args.ciphertext.length < SEAL_TAG_LENGTH) {
+    throw new VerificationError('ciphertext shorter than the AEAD tag');
+  }
+  let aad: Uint8Array;
+  try {
+    aad = sealAad(args.sentAt, args.hint);
+  } catch (cause) {
+    throw new VerificationError('envelope header does not form a valid AAD', { cause });
+  }
+  const params: RecipientContextParams = { recipientKey, enc: args.enc, info };
+  try {
+    return new Uint8Array(await SUITE.open(params, args.ciphertext, aad));
+  } catch (cause) {
+    // Low-order enc points (all-zero DH output, RFC 9180 §7.1.4), a wrong key and a failed AEAD
+    // tag all land here; the receiver must not learn, or reveal, which one it was.
+    throw new VerificationError('envelope does not open', { cause });
+  }
+}

@@ -1,0 +1,204 @@
+/**
+ * What the relay layer needs from durable storage. framework/store implements it on TypeORM;
+ * MemoryRelayStore below implements it for tests and throwaway clients.
+ *
+ * Every change caused by one inbound message goes through a single `commit()` call so that a
+ * durable implementation can make it one transaction: state, dedupe record and replay-cache entry
+ * land together or not at all.
+ */
+import type { UnixSeconds } from './brand.js';
+
+export interface StoredIdentity {
+  signingSeed: Uint8Array;
+  sealSecret: Uint8Array;
+  createdAt: UnixSeconds;
+}
+
+export interface StoredKeyPackage {
+  /** Hex of the KeyPackageRef: the id a Welcome names. */
+  ref: string;
+  keyPackage: Uint8Array;
+  privateKeyPackage: Uint8Array;
+  createdAt: UnixSeconds;
+  notAfter: UnixSeconds;
+  /** When a Welcome consumed it; its private keys live on for a grace period (PROTOCOL.md §4). */
+  consumedAt?: UnixSeconds;
+  /** When a newer bundle replaced it unused; kept 7 days for late initiators. */
+  supersededAt?: UnixSeconds;
+}
+
+export interface OwnBundle {
+  bytes: Uint8Array;
+  issuedAt: UnixSeconds;
+  keyPackageRef: string;
+}
+
+export interface PeerRecord {
+  /** Hex user id. */
+  userId: string;
+  identityKey: Uint8Array;
+  sealKey: Uint8Array;
+  powBits: number;
+  /** Highest bundle issued_at accepted from this peer (newer-only rule, PROTOCOL.md §4). */
+  bundleIssuedAt?: UnixSeconds;
+  displayName?: string;
+}
+
+/** A 1:1 session: the MLS group shared with one peer (PROTOCOL.md §7). */
+export interface SessionRecord {
+  /** Hex group id. */
+  groupId: string;
+  /** Hex user id of the peer. */
+  peerId: string;
+  /** Encoded MLS state (format-versioned by the MLS module). */
+  state: Uint8Array;
+  epoch: bigint;
+  /** True when we created the group and have received nothing from the peer in it yet. */
+  initiatedUnconfirmed: boolean;
+  /** Access keys (PROTOCOL.md §5) for envelopes addressed to us, current and previous epoch. */
+  inboundAccess: { current: Uint8Array; previous?: Uint8Array };
+  /** Application messages sent or seen since the last commit, for key refresh. */
+  messagesSinceCommit: number;
+  /** Plaintexts sent while unconfirmed, re-sent if this group loses a simultaneous-initiation race. */
+  unconfirmedOutgoing: string[];
+  updatedAt: UnixSeconds;
+}
+
+export interface InboundCommit {
+  /** Sessions to insert or replace. */
+  sessions?: SessionRecord[];
+  /** Hex group ids of sessions to delete (replaced by a newer Welcome, lost a race). */
+  deleteSessions?: string[];
+  peers?: PeerRecord[];
+  /** Dedupe record: hex group id + hex digest of the MLS message. */
+  processed?: { groupId: string; digest: string; at: UnixSeconds };
+  /** Replay cache entry: hex SHA-256 of the envelope, kept until expiresAt. */
+  envelope?: { digest: string; expiresAt: UnixSeconds };
+  /** Hex SHA-256 of a Welcome MLSMessage, dropped if seen again within 7 days. */
+  welcome?: { digest: string; at: UnixSeconds };
+  /** Hex ref of a key package a Welcome consumed. */
+  consumedKeyPackage?: { ref: string; at: UnixSeconds };
+}
+
+export interface RelayStore {
+  loadIdentity(): Promise<StoredIdentity | undefined>;
+  saveIdentity(identity: StoredIdentity): Promise<void>;
+
+  putKeyPackage(kp: StoredKeyPackage): Promise<void>;
+  listKeyPackages(): Promise<StoredKeyPackage[]>;
+  markKeyPackagesSuperseded(exceptRef: string, at: UnixSeconds): Promise<void>;
+  deleteKeyPackages(refs: string[]): Promise<void>;
+  loadOwnBundle(): Promise<OwnBundle | undefined>;
+  saveOwnBundle(bundle: OwnBundle): Promise<void>;
+
+  getPeer(userId: string): Promise<PeerRecord | undefined>;
+  putPeer(peer: PeerRecord): Promise<void>;
+
+  getSession(groupId: string): Promise<SessionRecord | undefined>;
+  getSessionByPeer(peerId: string): Promise<SessionRecord | undefined>;
+  listSessions(): Promise<SessionRecord[]>;
+
+  hasProcessed(groupId: string, digest: string): Promise<boolean>;
+  hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean>;
+  hasWelcome(digest: string, since: UnixSeconds): Promise<boolean>;
+  /** Drop expired replay-cache and Welcome entries. */
+  prune(now: UnixSeconds): Promise<void>;
+
+  /** Apply all changes of one verified input atomically. */
+  commit(changes: InboundCommit): Promise<void>;
+}
+
+const copySession = (s: SessionRecord): SessionRecord => ({
+  ...s,
+  state: s.state.slice(),
+  inboundAccess: { ...s.inboundAccess },
+  unconfirmedOutgoing: [...s.unconfirmedOutgoing],
+});
+
+/**
+ * In-memory RelayStore. Copies on the way in and out so callers cannot alias stored state, which
+ * keeps it honest as a stand-in for a database in tests.
+ */
+export class MemoryRelayStore implements RelayStore {
+  private identity: StoredIdentity | undefined;
+  private readonly keyPackages = new Map<string, StoredKeyPackage>();
+  private ownBundle: OwnBundle | undefined;
+  private readonly peers = new Map<string, PeerRecord>();
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly processed = new Set<string>();
+  private readonly envelopes = new Map<string, UnixSeconds>();
+  private readonly welcomes = new Map<string, UnixSeconds>();
+
+  async loadIdentity() {
+    return this.identity && { ...this.identity };
+  }
+  async saveIdentity(identity: StoredIdentity) {
+    this.identity = { ...identity };
+  }
+  async putKeyPackage(kp: StoredKeyPackage) {
+    this.keyPackages.set(kp.ref, { ...kp });
+  }
+  async listKeyPackages() {
+    return [...this.keyPackages.values()].map((k) => ({ ...k }));
+  }
+  async markKeyPackagesSuperseded(exceptRef: string, at: UnixSeconds) {
+    for (const kp of this.keyPackages.values()) {
+      if (kp.ref !== exceptRef && kp.supersededAt === undefined) kp.supersededAt = at;
+    }
+  }
+  async deleteKeyPackages(refs: string[]) {
+    for (const r of refs) this.keyPackages.delete(r);
+  }
+  async loadOwnBundle() {
+    return this.ownBundle && { ...this.ownBundle };
+  }
+  async saveOwnBundle(bundle: OwnBundle) {
+    this.ownBundle = { ...bundle };
+  }
+  async getPeer(userId: string) {
+    const p = this.peers.get(userId);
+    return p && { ...p };
+  }
+  async putPeer(peer: PeerRecord) {
+    this.peers.set(peer.userId, { ...peer });
+  }
+  async getSession(groupId: string) {
+    const s = this.sessions.get(groupId);
+    return s && copySession(s);
+  }
+  async getSessionByPeer(peerId: string) {
+    for (const s of this.sessions.values()) if (s.peerId === peerId) return copySession(s);
+    return undefined;
+  }
+  async listSessions() {
+    return [...this.sessions.values()].map(copySession);
+  }
+  async hasProcessed(groupId: string, digest: string) {
+    return this.processed.has(`${groupId}:${digest}`);
+  }
+  async hasEnvelope(digest: string, now: UnixSeconds) {
+    const exp = this.envelopes.get(digest);
+    return exp !== undefined && exp >= now;
+  }
+  async hasWelcome(digest: string, since: UnixSeconds) {
+    const at = this.welcomes.get(digest);
+    return at !== undefined && at >= since;
+  }
+  async prune(now: UnixSeconds) {
+    for (const [d, exp] of this.envelopes) if (exp < now) this.envelopes.delete(d);
+    const weekAgo = now - 7 * 86400;
+    for (const [d, at] of this.welcomes) if (at < weekAgo) this.welcomes.delete(d);
+  }
+  async commit(c: InboundCommit) {
+    for (const g of c.deleteSessions ?? []) this.sessions.delete(g);
+    for (const s of c.sessions ?? []) this.sessions.set(s.groupId, copySession(s));
+    for (const p of c.peers ?? []) this.peers.set(p.userId, { ...p });
+    if (c.processed) this.processed.add(`${c.processed.groupId}:${c.processed.digest}`);
+    if (c.envelope) this.envelopes.set(c.envelope.digest, c.envelope.expiresAt);
+    if (c.welcome) this.welcomes.set(c.welcome.digest, c.welcome.at);
+    if (c.consumedKeyPackage) {
+      const kp = this.keyPackages.get(c.consumedKeyPackage.ref);
+      if (kp && kp.consumedAt === undefined) kp.consumedAt = c.consumedKeyPackage.at;
+    }
+  }
+}
