@@ -1,0 +1,652 @@
+/**
+ * The MLS engine for Relay sessions: pure functions over GroupSession, in front of ts-mls 1.6.4.
+ *
+ * Every function takes (ctx, session, input) and returns a new session plus outputs; the input
+ * session object is never changed. Functions that retire secrets also return `consumed`: those
+ * arrays are shared with the *previous* session object, so zeroise them with `wipeConsumed` only
+ * after the new session is stored and the old one will not be used again.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  createApplicationMessage,
+  createCommit,
+  createGroup,
+  createProposal,
+  decodeMlsMessage,
+  emptyPskIndex,
+  encodeMlsMessage,
+  joinGroup,
+  makePskIndex,
+  mlsExporter,
+  processPrivateMessage,
+} from 'ts-mls';
+import type {
+  ClientState,
+  GroupInfo,
+  IncomingMessageCallback,
+  KeyPackage,
+  LeafNodeUpdate,
+  PrivateKeyPackage,
+  PrivateMessage,
+  Proposal,
+  RatchetTree,
+  Welcome,
+} from 'ts-mls';
+import { signWithLabel } from 'ts-mls/crypto/signature.js';
+import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js';
+import { encodeLeafNodeTBS } from 'ts-mls/leafNode.js';
+import { CodecError as MlsCodecError, CryptoError, CryptoVerificationError } from 'ts-mls/mlsError.js';
+import { decodeRatchetTree, encodeRatchetTree, stripBlankNodes } from 'ts-mls/ratchetTree.js';
+import { decryptGroupInfo, decryptGroupSecrets } from 'ts-mls/welcome.js';
+import { equalBytes, wipe } from '../bytes.js';
+import { ArgumentError, CodecError, ProtocolError, RelayError, VerificationError } from '../errors.js';
+import { credentialIsValid } from './auth.js';
+import { RELAY_CIPHERSUITE, type MlsContext } from './context.js';
+import {
+  checkIdentity,
+  checkKeyPackage,
+  decodeKeyPackageMessage,
+  decodePrivateKeyPackage,
+  newKeyPackage,
+  type SigningIdentity,
+} from './keypackage.js';
+import { decodePrivateMessage, peekPrivateMessage, type MlsContentType } from './sender.js';
+import {
+  clientStateOf,
+  committerLeafIndex,
+  groupStateOf,
+  membersOfTree,
+  unwrap,
+  wrap,
+  type GroupSession,
+  type Member,
+  type SessionData,
+} from './state.js';
+
+const GROUP_ID_LENGTH = 32;
+
+/** Secrets retired by a step; see the module comment for when to wipe them. */
+export type Consumed = readonly Uint8Array[];
+
+export function wipeConsumed(consumed: Consumed): void {
+  for (const secret of consumed) wipe(secret);
+}
+
+/** Maps ts-mls failures onto our error hierarchy, keeping the original as `cause`. */
+function asRelayError(e: unknown, what: string): RelayError {
+  if (e instanceof RelayError) return e;
+  const detail = e instanceof Error ? e.message : String(e);
+  if (e instanceof CryptoVerificationError || e instanceof CryptoError || e instanceof MlsCodecError) {
+    return new VerificationError(`${what}: ${detail}`, { cause: e });
+  }
+  // ValidationError, UsageError, InternalError and anything a hostile input provokes.
+  return new ProtocolError(`${what}: ${detail}`, { cause: e });
+}
+
+async function guarded<T>(what: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (e) {
+    throw asRelayError(e, what);
+  }
+}
+
+function encodePrivateMlsMessage(message: PrivateMessage): Uint8Array {
+  return encodeMlsMessage({
+    version: 'mls10',
+    wireformat: 'mls_private_message',
+    privateMessage: message,
+  });
+}
+
+/** The next session after a commit moved `previous` to a new epoch. */
+function afterEpochChange(previous: SessionData, next: ClientState): GroupSession {
+  return wrap({
+    group: groupStateOf(next),
+    // Copy: the old key schedule object belongs to the previous session.
+    previousExporter: {
+      epoch: previous.group.groupContext.epoch,
+      secret: previous.group.keySchedule.exporterSecret.slice(),
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Creating and joining a 1:1 session (PROTOCOL.md §7)
+// ---------------------------------------------------------------------------------------------
+
+export interface CreatedSession {
+  readonly state: GroupSession;
+  /** MLSMessage(mls_welcome) bytes for the peer. */
+  readonly welcome: Uint8Array;
+  /** Body of RFC 9420's ratchet_tree extension (`optional<Node> ratchet_tree<V>`), InnerPayload key 4. */
+  readonly ratchetTree: Uint8Array;
+  readonly peer: Member;
+  readonly consumed: Consumed;
+}
+
+export interface CreateOptions {
+  /**
+   * Unix seconds for the peer KeyPackage's lifetime check and our own leaf's lifetime. Defaults to
+   * the system clock, which ts-mls 1.6.4 consults anyway when it adds the peer (sentByClient).
+   */
+  readonly now?: number;
+  /** 32 bytes; random by default. */
+  readonly groupId?: Uint8Array;
+}
+
+/**
+ * Creates a group with us at leaf 0 (so we are the committer) and adds the peer's verified
+ * KeyPackage. The Add commit needs no path (RFC 9420 §12.4), so nobody else receives it.
+ */
+export async function createOneToOne(
+  ctx: MlsContext,
+  self: SigningIdentity,
+  peerKeyPackage: Uint8Array,
+  opts: CreateOptions = {},
+): Promise<CreatedSession> {
+  checkIdentity(self);
+  const now = opts.now ?? Math.floor(Date.now() / 1000);
+  const groupId = opts.groupId ?? new Uint8Array(randomBytes(GROUP_ID_LENGTH));
+  if (groupId.length !== GROUP_ID_LENGTH) throw new ArgumentError('group id must be 32 bytes');
+  const peerKp = decodeKeyPackageMessage(peerKeyPackage);
+  await checkKeyPackage(ctx, peerKp, now);
+  if (equalBytes(peerKp.leafNode.signaturePublicKey, self.signingPublic)) {
+    throw new ProtocolError('cannot open a 1:1 session with ourselves');
+  }
+  const own = await newKeyPackage(ctx, self, now);
+  // The creator's own KeyPackage is never published, so its init key can never be used.
+  wipe(own.privatePackage.initPrivateKey);
+
+  return guarded('creating the 1:1 group', async () => {
+    const initial = await createGroup(
+      groupId,
+      own.publicPackage,
+      own.privatePackage,
+      [],
+      ctx.cipherSuite,
+      ctx.clientConfig,
+    );
+    const add: Proposal = { proposalType: 'add', add: { keyPackage: peerKp } };
+    const result = await createCommit(
+      { state: initial, cipherSuite: ctx.cipherSuite },
+      { extraProposals: [add] },
+    );
+    if (result.welcome === undefined) throw new ProtocolError('adding the peer produced no Welcome');
+    const members = membersOfTree(result.newState.ratchetTree);
+    const peer = members.find((m) => m.leafIndex !== result.newState.privatePath.leafIndex);
+    if (peer === undefined) throw new ProtocolError('peer missing from the new group');
+    return {
+      state: wrap({ group: groupStateOf(result.newState) }),
+      welcome: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome }),
+      ratchetTree: encodeRatchetTree(stripBlankNodes(result.newState.ratchetTree)),
+      peer,
+      consumed: result.consumed,
+    };
+  });
+}
+
+export interface StoredKeyPackage {
+  readonly ref: Uint8Array;
+  /** MLSMessage(mls_key_package) bytes. */
+  readonly keyPackage: Uint8Array;
+  /** From generateKeyPackage's `privateKeyPackage`. */
+  readonly privateKeyPackage: Uint8Array;
+}
+
+/** Finds one of our KeyPackages by KeyPackageRef; undefined when we have none by that ref. */
+export type KeyPackageLookup = (ref: Uint8Array) => Promise<StoredKeyPackage | undefined>;
+
+export interface JoinOptions {
+  /** Accepted member counts, inclusive. Default exactly 2 (a 1:1 Welcome, PROTOCOL.md §7). */
+  readonly members?: { readonly min: number; readonly max: number };
+}
+
+export interface JoinedSession {
+  readonly state: GroupSession;
+  /** Which of our KeyPackages the Welcome consumed (PROTOCOL.md §4: publish a fresh bundle). */
+  readonly consumedRef: Uint8Array;
+  /** The GroupInfo signer's credential key: the key InnerPayload key 2 must equal (§6). */
+  readonly groupInfoSignerKey: Uint8Array;
+  readonly signerLeafIndex: number;
+  readonly members: Member[];
+}
+
+function decodeWelcomeMessage(bytes: Uint8Array): Welcome {
+  let decoded;
+  try {
+    decoded = decodeMlsMessage(bytes, 0);
+  } catch (e) {
+    throw new CodecError('Welcome does not decode', { cause: e });
+  }
+  if (decoded === undefined || decoded[1] !== bytes.length) {
+    throw new CodecError('Welcome does not decode');
+  }
+  const [msg] = decoded;
+  if (msg.version !== 'mls10' || msg.wireformat !== 'mls_welcome') {
+    throw new CodecError('not an MLS 1.0 Welcome');
+  }
+  return msg.welcome;
+}
+
+function decodeTreeBytes(bytes: Uint8Array): RatchetTree {
+  let decoded;
+  try {
+    decoded = decodeRatchetTree(bytes, 0);
+  } catch (e) {
+    throw new CodecError('ratchet tree does not decode', { cause: e });
+  }
+  if (decoded === undefined || decoded[1] !== bytes.length) {
+    throw new CodecError('ratchet tree does not decode');
+  }
+  return decoded[0];
+}
+
+async function findOurKeyPackage(
+  welcome: Welcome,
+  keyPackages: readonly StoredKeyPackage[] | KeyPackageLookup,
+): Promise<StoredKeyPackage | undefined> {
+  for (const secret of welcome.secrets) {
+    const found =
+      typeof keyPackages === 'function'
+        ? await keyPackages(secret.newMember)
+        : keyPackages.find((kp) => equalBytes(kp.ref, secret.newMember));
+    if (found !== undefined && equalBytes(found.ref, secret.newMember)) return found;
+  }
+  return undefined;
+}
+
+/** Opens the GroupInfo ourselves (RFC 9420 §12.4.3.1): ts-mls's join does not report the signer. */
+async function openGroupInfo(
+  ctx: MlsContext,
+  welcome: Welcome,
+  ref: Uint8Array,
+  priv: PrivateKeyPackage,
+): Promise<GroupInfo> {
+  const cs = ctx.cipherSuite;
+  const initKey = await cs.hpke.importPrivateKey(priv.initPrivateKey);
+  const secrets = await decryptGroupSecrets(initKey, ref, welcome, cs.hpke);
+  if (secrets === undefined) throw new VerificationError('Welcome group secrets do not decode');
+  try {
+    if (secrets.psks.length > 0) throw new ProtocolError('Welcome requires pre-shared keys');
+    // No PSKs: psk_secret is Nh zero bytes (RFC 9420 §8.4).
+    const info = await decryptGroupInfo(welcome, secrets.joinerSecret, new Uint8Array(cs.kdf.size), cs);
+    if (info === undefined) throw new VerificationError('Welcome GroupInfo does not decrypt');
+    return info;
+  } finally {
+    wipe(secrets.joinerSecret);
+    wipe(secrets.pathSecret);
+  }
+}
+
+/**
+ * Joins from a Welcome addressed to one of our KeyPackages. Checks (PROTOCOL.md §7, §9): suite
+ * 0x0001, group id of 32 bytes, member count, every leaf's identity derives from its key, the
+ * GroupInfo signer is the committer (lowest occupied leaf); ts-mls verifies the rest of RFC 9420
+ * §12.4.3.1 (signature, confirmation tag, tree hash, parent hashes, leaf signatures).
+ */
+export async function joinFromWelcome(
+  ctx: MlsContext,
+  welcomeBytes: Uint8Array,
+  ratchetTree: Uint8Array | undefined,
+  keyPackages: readonly StoredKeyPackage[] | KeyPackageLookup,
+  opts: JoinOptions = {},
+): Promise<JoinedSession> {
+  const bounds = opts.members ?? { min: 2, max: 2 };
+  const welcome = decodeWelcomeMessage(welcomeBytes);
+  if (welcome.cipherSuite !== RELAY_CIPHERSUITE) {
+    throw new ProtocolError('Welcome cipher suite is not 0x0001');
+  }
+  const stored = await findOurKeyPackage(welcome, keyPackages);
+  if (stored === undefined) throw new ProtocolError('Welcome is not for any of our KeyPackages');
+  const keyPackage: KeyPackage = decodeKeyPackageMessage(stored.keyPackage);
+  const priv = decodePrivateKeyPackage(stored.privateKeyPackage);
+
+  return guarded('joining from a Welcome', async () => {
+    const info = await openGroupInfo(ctx, welcome, stored.ref, priv);
+    const context = info.groupContext;
+    if (context.groupId.length !== GROUP_ID_LENGTH) {
+      throw new ProtocolError('Welcome group id is not 32 bytes');
+    }
+    if (context.cipherSuite !== RELAY_CIPHERSUITE) {
+      throw new ProtocolError('GroupInfo cipher suite is not 0x0001');
+    }
+    const tree =
+      ratchetTreeFromExtension(info) ??
+      (ratchetTree !== undefined ? decodeTreeBytes(ratchetTree) : undefined);
+    if (tree === undefined) throw new ProtocolError('Welcome comes without a ratchet tree');
+    const members = membersOfTree(tree);
+    if (members.length < bounds.min || members.length > bounds.max) {
+      throw new ProtocolError(`Welcome group has ${members.length} members`);
+    }
+    for (let nodeIndex = 0; nodeIndex < tree.length; nodeIndex += 2) {
+      const node = tree[nodeIndex];
+      if (
+        node?.nodeType === 'leaf' &&
+        !credentialIsValid(node.leaf.credential, node.leaf.signaturePublicKey)
+      ) {
+        throw new VerificationError('a leaf identity does not derive from its key');
+      }
+    }
+    if (info.signer !== committerLeafIndex(tree)) {
+      throw new ProtocolError('GroupInfo signer is not the committer (lowest occupied leaf)');
+    }
+    const signerNode = tree[info.signer * 2];
+    if (signerNode?.nodeType !== 'leaf') throw new ProtocolError('GroupInfo signer leaf is blank');
+
+    const state = await joinGroup(
+      welcome,
+      keyPackage,
+      priv,
+      emptyPskIndex,
+      ctx.cipherSuite,
+      tree,
+      undefined,
+      ctx.clientConfig,
+    );
+    return {
+      state: wrap({ group: groupStateOf(state) }),
+      consumedRef: stored.ref,
+      groupInfoSignerKey: signerNode.leaf.signaturePublicKey,
+      signerLeafIndex: info.signer,
+      members,
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Application messages
+// ---------------------------------------------------------------------------------------------
+
+export interface EncryptedMessage {
+  readonly state: GroupSession;
+  /** MLSMessage(mls_private_message) bytes. */
+  readonly message: Uint8Array;
+  /** The epoch the message is framed in (the access-token epoch, PROTOCOL.md §5). */
+  readonly epoch: bigint;
+  readonly consumed: Consumed;
+}
+
+export async function encryptApplication(
+  ctx: MlsContext,
+  session: GroupSession,
+  plaintext: Uint8Array,
+): Promise<EncryptedMessage> {
+  const data = unwrap(session);
+  const base = clientStateOf(ctx, session);
+  return guarded('encrypting an application message', async () => {
+    // ts-mls refuses while proposals are pending; PROTOCOL.md §9 says they must not block
+    // application messages, so they are set aside for the call and put back afterwards.
+    const result = await createApplicationMessage(
+      { ...base, unappliedProposals: {} },
+      plaintext,
+      ctx.cipherSuite,
+    );
+    return {
+      state: wrap({
+        ...data,
+        group: { ...groupStateOf(result.newState), unappliedProposals: base.unappliedProposals },
+      }),
+      message: encodePrivateMlsMessage(result.privateMessage),
+      epoch: base.groupContext.epoch,
+      consumed: result.consumed,
+    };
+  });
+}
+
+export type ProposalKind = 'add' | 'remove' | 'update';
+
+export interface ProcessOptions {
+  /** Proposal types accepted in proposals and commits. Default ['update'] (1:1, PROTOCOL.md §7). */
+  readonly allowedProposals?: readonly ProposalKind[];
+}
+
+export interface ProcessedMessage {
+  readonly state: GroupSession;
+  readonly kind: MlsContentType;
+  /** Application data, for kind 'application'. */
+  readonly plaintext?: Uint8Array;
+  /** The MLS-authenticated sender (RFC 9420 §6.3.2 sender data, verified by its signature). */
+  readonly sender: Member;
+  /** The epoch the message was framed in; for a commit, the epoch before it. */
+  readonly epoch: bigint;
+  readonly consumed: Consumed;
+}
+
+/**
+ * Decrypts and applies one PrivateMessage. The caller recognises its own messages and redeliveries
+ * by digest first: ts-mls reports them with the same error as a replay or a too-old message.
+ * Throws VerificationError (does not authenticate) or ProtocolError (authentic but not allowed:
+ * wrong group, future epoch, commit by a non-committer, disallowed proposal…).
+ */
+export async function processMessage(
+  ctx: MlsContext,
+  session: GroupSession,
+  message: Uint8Array,
+  opts: ProcessOptions = {},
+): Promise<ProcessedMessage> {
+  const allowed = opts.allowedProposals ?? ['update'];
+  const pm = decodePrivateMessage(message);
+  const sender = await peekPrivateMessage(ctx, session, pm);
+  const data = unwrap(session);
+  const group = data.group;
+  const ownLeaf = group.privatePath.leafIndex;
+  if (sender.leafIndex === ownLeaf) throw new ProtocolError('message was sent by ourselves');
+  if (sender.contentType !== 'application' && pm.epoch !== group.groupContext.epoch) {
+    throw new ProtocolError('handshake message from a past epoch');
+  }
+
+  const committer = committerLeafIndex(group.ratchetTree);
+  let refusal: string | undefined;
+  const policy: IncomingMessageCallback = (incoming) => {
+    if (incoming.kind === 'commit') {
+      if (incoming.senderLeafIndex !== committer) {
+        refusal = 'commit from a member that is not the committer';
+      } else if (incoming.proposals.some((p) => !isAllowed(p.proposal, allowed))) {
+        refusal = 'commit carries a proposal type this session does not accept';
+      }
+    } else if (!isAllowed(incoming.proposal.proposal, allowed)) {
+      refusal = 'proposal type not accepted in this session';
+    } else if (incoming.proposal.senderLeafIndex === committer) {
+      refusal = 'the committer updates by committing, not by proposing';
+    }
+    return refusal === undefined ? 'accept' : 'reject';
+  };
+
+  const attempt = async (state: ClientState) => {
+    refusal = undefined;
+    const result = await processPrivateMessage(state, pm, makePskIndex(state, {}), ctx.cipherSuite, policy);
+    if (result.kind === 'newState' && result.actionTaken === 'reject') {
+      throw new ProtocolError(refusal ?? 'message rejected by session policy');
+    }
+    return result;
+  };
+
+  const base = clientStateOf(ctx, session);
+  const result = await guarded('processing an MLS message', async () => {
+    const pending = data.pendingUpdate;
+    if (sender.contentType !== 'commit' || pending === undefined) return attempt(base);
+    // Our Update proposal replaced our leaf's encryption key in the proposal only; if this commit
+    // carries it, the path secret is encrypted to the new key (RFC 9420 §12.1.2, §7.6). Try that
+    // first and keep it only if the resulting tree really holds our new key; otherwise the commit
+    // did not include our proposal and the old key applies.
+    const ownNode = ownLeaf * 2;
+    const withNewKey: ClientState = {
+      ...base,
+      privatePath: {
+        ...base.privatePath,
+        privateKeys: { ...base.privatePath.privateKeys, [ownNode]: pending.hpkePrivateKey },
+      },
+    };
+    try {
+      const r = await attempt(withNewKey);
+      const leaf = r.newState.ratchetTree[ownNode];
+      if (leaf?.nodeType === 'leaf' && equalBytes(leaf.leaf.hpkePublicKey, pending.hpkePublicKey)) {
+        return r;
+      }
+    } catch (e) {
+      if (refusal !== undefined) throw e;
+    }
+    return attempt(base);
+  });
+
+  const who: Member = {
+    leafIndex: sender.leafIndex,
+    identityKey: sender.identityKey,
+    userId: sender.userId,
+  };
+  if (result.kind === 'applicationMessage') {
+    return {
+      state: wrap({ ...data, group: groupStateOf(result.newState) }),
+      kind: 'application',
+      plaintext: result.message,
+      sender: who,
+      epoch: pm.epoch,
+      consumed: result.consumed,
+    };
+  }
+  const next =
+    sender.contentType === 'commit'
+      ? afterEpochChange(data, result.newState)
+      : wrap({ ...data, group: groupStateOf(result.newState) });
+  return {
+    state: next,
+    kind: sender.contentType,
+    sender: who,
+    epoch: pm.epoch,
+    consumed: result.consumed,
+  };
+}
+
+function isAllowed(proposal: Proposal, allowed: readonly ProposalKind[]): boolean {
+  return (allowed as readonly string[]).includes(String(proposal.proposalType));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Key updates (PROTOCOL.md §7, §9 "Key refresh")
+// ---------------------------------------------------------------------------------------------
+
+export interface ProposedUpdate {
+  readonly state: GroupSession;
+  /** MLSMessage(mls_private_message) carrying the Update proposal. */
+  readonly message: Uint8Array;
+  readonly consumed: Consumed;
+}
+
+/**
+ * The non-committer's key refresh: an Update proposal with a fresh leaf encryption key. The new
+ * private key is kept in the session until the committer's next commit settles it.
+ */
+export async function proposeUpdate(ctx: MlsContext, session: GroupSession): Promise<ProposedUpdate> {
+  const data = unwrap(session);
+  const group = data.group;
+  const leafIndex = group.privatePath.leafIndex;
+  if (committerLeafIndex(group.ratchetTree) === leafIndex) {
+    throw new ProtocolError('the committer refreshes keys by committing, not by proposing');
+  }
+  if (data.pendingUpdate?.epoch === group.groupContext.epoch) {
+    throw new ProtocolError('an Update proposal is already pending in this epoch');
+  }
+  const node = group.ratchetTree[leafIndex * 2];
+  if (node?.nodeType !== 'leaf') throw new ProtocolError('own leaf is blank');
+  const own = node.leaf;
+  const cs = ctx.cipherSuite;
+  const base = clientStateOf(ctx, session);
+
+  return guarded('proposing an update', async () => {
+    const pair = await cs.hpke.generateKeyPair();
+    const hpkePrivateKey = await cs.hpke.exportPrivateKey(pair.privateKey);
+    const hpkePublicKey = await cs.hpke.exportPublicKey(pair.publicKey);
+    // RFC 9420 §7.2: an update LeafNode signs LeafNodeTBS including group_id and leaf_index.
+    const tbs = encodeLeafNodeTBS({
+      hpkePublicKey,
+      signaturePublicKey: own.signaturePublicKey,
+      credential: own.credential,
+      capabilities: own.capabilities,
+      leafNodeSource: 'update',
+      extensions: own.extensions,
+      groupId: group.groupContext.groupId,
+      leafIndex,
+    });
+    const leafNode: LeafNodeUpdate = {
+      hpkePublicKey,
+      signaturePublicKey: own.signaturePublicKey,
+      credential: own.credential,
+      capabilities: own.capabilities,
+      leafNodeSource: 'update',
+      extensions: own.extensions,
+      signature: await signWithLabel(group.signaturePrivateKey, 'LeafNodeTBS', tbs, cs.signature),
+    };
+    const result = await createProposal(base, false, { proposalType: 'update', update: { leafNode } }, cs);
+    return {
+      state: wrap({
+        ...data,
+        group: groupStateOf(result.newState),
+        pendingUpdate: { epoch: group.groupContext.epoch, hpkePrivateKey, hpkePublicKey },
+      }),
+      message: encodeMlsMessage(result.message),
+      consumed: result.consumed,
+    };
+  });
+}
+
+export interface CommittedState {
+  readonly state: GroupSession;
+  /** MLSMessage(mls_private_message) carrying the Commit. Already merged into `state`. */
+  readonly commit: Uint8Array;
+  /** The epoch the commit is framed in (the one before it). */
+  readonly epoch: bigint;
+  readonly consumed: Consumed;
+}
+
+/**
+ * The committer commits every pending proposal, always with a path; with none pending this is the
+ * committer's own key refresh (an empty commit, RFC 9420 §12.4).
+ */
+export async function commitPending(ctx: MlsContext, session: GroupSession): Promise<CommittedState> {
+  const data = unwrap(session);
+  const group = data.group;
+  if (committerLeafIndex(group.ratchetTree) !== group.privatePath.leafIndex) {
+    throw new ProtocolError('only the committer (lowest occupied leaf) commits');
+  }
+  const base = clientStateOf(ctx, session);
+  return guarded('committing', async () => {
+    const result = await createCommit({ state: base, cipherSuite: ctx.cipherSuite });
+    return {
+      state: afterEpochChange(data, result.newState),
+      commit: encodeMlsMessage(result.commit),
+      epoch: group.groupContext.epoch,
+      consumed: result.consumed,
+    };
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Exporter (RFC 9420 §8.5)
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * MLS-Exporter(label, context, length) for the current epoch, or for the epoch just before it
+ * (kept by this engine for access tokens, PROTOCOL.md §5). Other epochs: ProtocolError.
+ */
+export async function exportSecret(
+  ctx: MlsContext,
+  session: GroupSession,
+  label: string,
+  context: Uint8Array,
+  length: number,
+  epoch?: bigint,
+): Promise<Uint8Array> {
+  if (!Number.isInteger(length) || length < 1 || length > 255 * ctx.cipherSuite.kdf.size) {
+    throw new ArgumentError('exporter length out of range');
+  }
+  const data = unwrap(session);
+  const current = data.group.groupContext.epoch;
+  let secret: Uint8Array;
+  if (epoch === undefined || epoch === current) secret = data.group.keySchedule.exporterSecret;
+  else if (data.previousExporter !== undefined && data.previousExporter.epoch === epoch) {
+    secret = data.previousExporter.secret;
+  } else throw new ProtocolError(`no exporter secret kept for epoch ${epoch}`);
+  // RFC 9420 §8.5: ExpandWithLabel(DeriveSecret(exporter_secret, label), "exported", Hash(context)).
+  return mlsExporter(secret, label, context, length, ctx.cipherSuite);
+}

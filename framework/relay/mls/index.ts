@@ -1,0 +1,63 @@
+/**
+ * The MLS engine of relay-bot: 1:1 sessions over ts-mls 1.6.4, behind our own interface.
+ * Nothing here re-exports ts-mls types; GroupSession is opaque and stored via encodeSession.
+ */
+export {
+  createMlsContext,
+  RELAY_CIPHERSUITE,
+  RELAY_CIPHERSUITE_ID,
+  CLOCK_SKEW,
+  KEY_PACKAGE_LIFETIME,
+  KEY_PACKAGE_NOT_BEFORE_BACKDATE,
+  type MlsContext,
+  type MlsContextOptions,
+} from './context.js';
+export {
+  generateKeyPackage,
+  verifyKeyPackage,
+  keyPackageVerifier,
+  type SigningIdentity,
+  type GeneratedKeyPackage,
+  type VerifiedKeyPackage,
+  type KeyPackageVerifier,
+} from './keypackage.js';
+export {
+  createOneToOne,
+  joinFromWelcome,
+  encryptApplication,
+  processMessage,
+  proposeUpdate,
+  commitPending,
+  exportSecret,
+  wipeConsumed,
+  type Consumed,
+  type CreateOptions,
+  type CreatedSession,
+  type StoredKeyPackage,
+  type KeyPackageLookup,
+  type JoinOptions,
+  type JoinedSession,
+  type EncryptedMessage,
+  type ProcessOptions,
+  type ProcessedMessage,
+  type ProposalKind,
+  type ProposedUpdate,
+  type CommittedState,
+} from './engine.js';
+export { peekSender, groupIdOfMessage, type PeekedSender, type MlsContentType } from './sender.js';
+export {
+  encodeSession,
+  decodeSession,
+  epochOf,
+  groupIdOf,
+  membersOf,
+  ownLeafIndex,
+  isCommitter,
+  hasPendingProposals,
+  hasPendingUpdate,
+  SESSION_FORMAT_VERSION,
+  type GroupSession,
+  type Member,
+} from './state.js';
+export { userIdFromKey, credentialIdentityOf, identityMatchesKey } from './auth.js';
+export { createNodeCryptoProvider, type NodeCryptoProviderOptions } from './provider-node.js';

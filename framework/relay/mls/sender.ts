@@ -1,0 +1,98 @@
+/**
+ * Who sent a PrivateMessage, before processing it.
+ *
+ * ts-mls 1.6.4 does not report the sender of an application message. RFC 9420 §6.3.2 encrypts the
+ * sender's leaf index (SenderData) under a key derived from the epoch's sender_data_secret and a
+ * sample of the ciphertext; decrypting only that is cheap and changes no ratchet state, so the
+ * receive pipeline can bind the sealed-sender claim to the MLS sender before anything is kept.
+ */
+import { decodeMlsMessage } from 'ts-mls';
+import type { PrivateMessage } from 'ts-mls';
+import { decryptSenderData } from 'ts-mls/privateMessage.js';
+import { equalBytes } from '../bytes.js';
+import { CodecError, ProtocolError, VerificationError } from '../errors.js';
+import { userIdFromKey } from './auth.js';
+import type { MlsContext } from './context.js';
+import { unwrap, type GroupSession } from './state.js';
+
+export type MlsContentType = 'application' | 'proposal' | 'commit';
+
+export interface PeekedSender {
+  readonly groupId: Uint8Array;
+  readonly epoch: bigint;
+  readonly leafIndex: number;
+  /** The sender leaf's Ed25519 credential key, from the tree of the message's epoch. */
+  readonly identityKey: Uint8Array;
+  readonly userId: Uint8Array;
+  readonly contentType: MlsContentType;
+}
+
+/** Parses MLSMessage bytes that must carry a PrivateMessage; no keys needed. */
+export function decodePrivateMessage(bytes: Uint8Array): PrivateMessage {
+  let decoded;
+  try {
+    decoded = decodeMlsMessage(bytes, 0);
+  } catch (e) {
+    throw new CodecError('MLS message does not decode', { cause: e });
+  }
+  if (decoded === undefined || decoded[1] !== bytes.length) {
+    throw new CodecError('MLS message does not decode');
+  }
+  const [msg] = decoded;
+  if (msg.version !== 'mls10') throw new CodecError('unsupported MLS version');
+  // PROTOCOL.md §9: only PrivateMessages travel; a PublicMessage would expose the sender.
+  if (msg.wireformat !== 'mls_private_message') {
+    throw new ProtocolError(`expected a PrivateMessage, got ${msg.wireformat}`);
+  }
+  return msg.privateMessage;
+}
+
+/** The group id a PrivateMessage claims (unauthenticated until it decrypts). */
+export function groupIdOfMessage(bytes: Uint8Array): Uint8Array {
+  return decodePrivateMessage(bytes).groupId;
+}
+
+export async function peekSender(
+  ctx: MlsContext,
+  session: GroupSession,
+  message: Uint8Array,
+): Promise<PeekedSender> {
+  return peekPrivateMessage(ctx, session, decodePrivateMessage(message));
+}
+
+export async function peekPrivateMessage(
+  ctx: MlsContext,
+  session: GroupSession,
+  pm: PrivateMessage,
+): Promise<PeekedSender> {
+  const group = unwrap(session).group;
+  if (!equalBytes(pm.groupId, group.groupContext.groupId)) {
+    throw new ProtocolError('message belongs to another group');
+  }
+  const current = group.groupContext.epoch;
+  if (pm.epoch > current) throw new ProtocolError('message is from a future epoch');
+  const epochData =
+    pm.epoch === current
+      ? { senderDataSecret: group.keySchedule.senderDataSecret, ratchetTree: group.ratchetTree }
+      : group.historicalReceiverData.get(pm.epoch);
+  if (epochData === undefined) throw new ProtocolError('message is from an epoch no longer kept');
+
+  let senderData;
+  try {
+    senderData = await decryptSenderData(pm, epochData.senderDataSecret, ctx.cipherSuite);
+  } catch (e) {
+    throw new VerificationError('sender data does not decrypt', { cause: e });
+  }
+  if (senderData === undefined) throw new VerificationError('sender data does not decode');
+  const node = epochData.ratchetTree[senderData.leafIndex * 2];
+  if (node?.nodeType !== 'leaf') throw new ProtocolError('sender leaf is blank');
+  const identityKey = node.leaf.signaturePublicKey;
+  return {
+    groupId: pm.groupId,
+    epoch: pm.epoch,
+    leafIndex: senderData.leafIndex,
+    identityKey,
+    userId: userIdFromKey(identityKey),
+    contentType: pm.contentType,
+  };
+}
