@@ -108,6 +108,14 @@ interface BundleWaiter {
 
 const INBOX_MESSAGE_EXPIRY_SECONDS = SENT_AT_WINDOW_SECONDS;
 
+/** Kept until the envelope's sent_at leaves the acceptance window, plus a minute. */
+function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixSeconds } {
+  return {
+    digest: opened.digest,
+    expiresAt: (opened.envelope.sentAt + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds,
+  };
+}
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
@@ -128,6 +136,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private ownBundle: OwnBundle | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private republishing: Promise<void> | undefined;
+  private arrivals: Promise<void> = Promise.resolve();
+  private completions: Promise<void> = Promise.resolve();
   private started = false;
 
   private constructor(
@@ -186,9 +196,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     for (const s of await this.opts.store.listSessions()) this.indexSession(s);
     await this.transport.connect();
     await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1 });
-    await this.refreshBundle();
+    await this.housekeeping();
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
-    this.refreshTimer = setInterval(() => void this.refreshBundle().catch((e) => this.fail(e)), 3_600_000);
+    this.refreshTimer = setInterval(() => void this.housekeeping().catch((e) => this.fail(e)), 600_000);
     this.refreshTimer.unref();
   }
 
@@ -226,6 +236,27 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       bundle = await this.fetchPeerBundle(peerHex);
     }
     throw new ProtocolError(`could not establish a session with ${peerHex}`);
+  }
+
+  /**
+   * Fetches, verifies and records a user's current key bundle without starting a session; throws
+   * the verification error (and counts a 'bundle_invalid' drop) when the bundle is not acceptable.
+   */
+  async verifyPeer(peer: string): Promise<{ userId: UserIdHex; displayName?: string; powBits: number }> {
+    const peerHex = userIdToHex(userIdFromHex(peer));
+    const fetched = await this.fetchPeerBundle(peerHex);
+    await this.opts.store.putPeer(fetched.record);
+    return {
+      userId: peerHex,
+      powBits: fetched.powBits,
+      ...(fetched.record.displayName !== undefined ? { displayName: fetched.record.displayName } : {}),
+    };
+  }
+
+  /** The MLS group and epoch of our session with a peer, if there is one. */
+  async sessionWith(peer: string): Promise<{ groupId: string; epoch: bigint } | undefined> {
+    const s = await this.opts.store.getSessionByPeer(userIdToHex(userIdFromHex(peer)));
+    return s && { groupId: s.groupId, epoch: s.epoch };
   }
 
   /** The peers we have a session with. */
@@ -288,6 +319,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: committed.commit });
     const next = await this.withNewEpoch(session, committed.state);
     await this.opts.store.commit({ sessions: [next] });
+    this.indexSession(next);
     publishes.push(this.publishToInbox(peer.userId, payload));
     return { state: committed.state, session: next };
   }
@@ -433,6 +465,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   // ---------------------------------------------------------------- bundles
 
+  /** Daily bundle refresh, key retention and cache expiry (PROTOCOL.md §4, §5). */
+  private async housekeeping(): Promise<void> {
+    await this.refreshBundle();
+    await this.opts.store.prune(this.clock.now());
+  }
+
   private async refreshBundle(): Promise<void> {
     const deps = {
       identity: this.identity,
@@ -484,11 +522,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       };
       this.transport.subscribe(topic, { qos: 1 }).catch(reject);
     }).finally(() => void this.transport.unsubscribe(topic).catch(() => undefined));
-    const verified = await verifyKeyBundle(payload, userIdFromHex(peerHex), {
-      now: this.clock.now(),
-      ...(known?.bundleIssuedAt !== undefined ? { lastAcceptedIssuedAt: known.bundleIssuedAt } : {}),
-      verifier: mls.keyPackageVerifier(this.mlsCtx),
-    });
+    let verified: Awaited<ReturnType<typeof verifyKeyBundle>>;
+    try {
+      verified = await verifyKeyBundle(payload, userIdFromHex(peerHex), {
+        now: this.clock.now(),
+        ...(known?.bundleIssuedAt !== undefined ? { lastAcceptedIssuedAt: known.bundleIssuedAt } : {}),
+        verifier: mls.keyPackageVerifier(this.mlsCtx),
+      });
+    } catch (e) {
+      this.dropped('bundle_invalid', topic, e);
+      throw e;
+    }
     const record: PeerRecord = {
       userId: peerHex,
       identityKey: verified.identityKey,
@@ -534,9 +578,51 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.emit('drop', { reason, topic });
   }
 
+  /**
+   * The transport runs handlers concurrently; the envelope checks may finish out of order, so each
+   * message joins its conversation's lane only after every earlier arrival has joined its own.
+   */
   private async receiveEnvelope(topic: string, payload: Uint8Array): Promise<void> {
+    const previous = this.arrivals;
+    const earlierDone = this.completions;
+    let joined!: () => void;
+    let completed!: () => void;
+    this.arrivals = new Promise<void>((r) => (joined = r));
+    const mine = new Promise<void>((r) => (completed = r));
+    this.completions = Promise.all([earlierDone, mine]).then(() => undefined);
+    try {
+      let checked = await this.checkInbound(payload);
+      if (!checked.ok && checked.reason === 'pow' && checked.retryAfterEarlier) {
+        // Its token may belong to a session or epoch an earlier message is still establishing.
+        await earlierDone;
+        checked = await this.checkInbound(payload);
+      }
+      await previous;
+      if (!checked.ok) return this.dropped(checked.reason, topic, checked.error);
+      const inner = checked.value.inner;
+      if (!this.senderBindingHolds(inner)) return this.securityDrop(topic, inner);
+      const sender = userIdToHex(inner.senderId);
+      let lane: Promise<DropReason | undefined>;
+      try {
+        lane = this.queue.run(sender, () => this.receiveInQueue(checked.value, sender, this.clock.now()));
+      } finally {
+        joined();
+      }
+      const reason = await lane.catch((e: unknown) => {
+        if (e instanceof QueueFullError) return 'overload' as const;
+        throw e;
+      });
+      if (reason === 'sender_binding') this.securityDrop(topic, inner);
+      else if (reason) this.dropped(reason, topic);
+    } finally {
+      joined();
+      completed();
+    }
+  }
+
+  private checkInbound(payload: Uint8Array) {
     const now = this.clock.now();
-    const checked = await checkEnvelope(
+    return checkEnvelope(
       {
         selfId: this.identity.userId,
         powBits: this.powBits,
@@ -548,18 +634,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       payload,
       now,
     );
-    if (!checked.ok) return this.dropped(checked.reason, topic, checked.error);
-    const opened = checked.value;
-    const inner = opened.inner;
-    if (!this.senderBindingHolds(inner)) return this.securityDrop(topic, inner);
-    const sender = userIdToHex(inner.senderId);
-    try {
-      const reason = await this.queue.run(sender, () => this.receiveInQueue(opened, sender, now));
-      if (reason) this.dropped(reason, topic);
-    } catch (e) {
-      if (e instanceof QueueFullError) return this.dropped('overload', topic);
-      throw e;
-    }
   }
 
   /** PROTOCOL.md §6: key 1 derives from key 2, and a new sealed-sender key is signed by key 2. */
@@ -627,10 +701,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const existing = await this.opts.store.getSessionByPeer(sender);
     if (existing?.initiatedUnconfirmed && compareBytes(fromHex(existing.groupId), groupIdBytes) < 0) {
       // Both initiated at once: both keep the group with the smaller id (PROTOCOL.md §7).
+      // Our KeyPackage is spent either way: the peer saw it used, so mint a fresh one.
       await this.opts.store.commit({
-        envelope: { digest: opened.digest, expiresAt: (now + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds },
+        envelope: replayEntry(opened),
         welcome: { digest: welcomeDigest, at: now },
+        consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
       });
+      setImmediate(() => this.scheduleRepublish(false));
       return 'welcome_superseded';
     }
     const session: SessionRecord = {
@@ -655,7 +732,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       sessions: [session],
       ...(existing ? { deleteSessions: [existing.groupId] } : {}),
       peers: [peer],
-      envelope: { digest: opened.digest, expiresAt: (now + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds },
+      envelope: replayEntry(opened),
       welcome: { digest: welcomeDigest, at: now },
       consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
     });
@@ -738,7 +815,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       sessions: [next],
       peers,
       processed: { groupId, digest, at: now },
-      envelope: { digest: opened.digest, expiresAt: (now + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds },
+      envelope: replayEntry(opened),
     });
     this.indexSession(next);
     if (result.kind !== 'application') return undefined;

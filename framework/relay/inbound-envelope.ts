@@ -32,7 +32,8 @@ export interface OpenedEnvelope {
 }
 
 export type EnvelopeCheck =
-  { ok: true; value: OpenedEnvelope } | { ok: false; reason: DropReason; error?: unknown };
+  | { ok: true; value: OpenedEnvelope }
+  | { ok: false; reason: DropReason; error?: unknown; retryAfterEarlier?: boolean };
 
 const drop = (reason: DropReason, error?: unknown): EnvelopeCheck => ({ ok: false, reason, error });
 
@@ -62,7 +63,10 @@ export async function checkEnvelope(
   const tokenSession = tokenSessionFor(deps, env, now);
   if (tokenSession === undefined) {
     const challenge = powChallenge(deps.selfId, env.sentAt, env.enc, env.ciphertext);
-    if (!verifyPow(challenge, env.powNonce, deps.powBits)) return drop('pow');
+    if (!verifyPow(challenge, env.powNonce, deps.powBits)) {
+      // An unknown hint may name a session or epoch that an earlier message is still setting up.
+      return env.access ? { ok: false, reason: 'pow', retryAfterEarlier: true } : drop('pow');
+    }
   }
   let plaintext: Uint8Array;
   try {

@@ -101,7 +101,7 @@ export interface RelayStore {
   hasProcessed(groupId: string, digest: string): Promise<boolean>;
   hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean>;
   hasWelcome(digest: string, since: UnixSeconds): Promise<boolean>;
-  /** Drop expired replay-cache and Welcome entries. */
+  /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */
   prune(now: UnixSeconds): Promise<void>;
 
   /** Apply all changes of one verified input atomically. */
@@ -125,7 +125,7 @@ export class MemoryRelayStore implements RelayStore {
   private ownBundle: OwnBundle | undefined;
   private readonly peers = new Map<string, PeerRecord>();
   private readonly sessions = new Map<string, SessionRecord>();
-  private readonly processed = new Set<string>();
+  private readonly processed = new Map<string, UnixSeconds>();
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
 
@@ -188,12 +188,32 @@ export class MemoryRelayStore implements RelayStore {
     for (const [d, exp] of this.envelopes) if (exp < now) this.envelopes.delete(d);
     const weekAgo = now - 7 * 86400;
     for (const [d, at] of this.welcomes) if (at < weekAgo) this.welcomes.delete(d);
+    for (const [d, at] of this.processed) if (at < weekAgo) this.processed.delete(d);
   }
+  /** A deep, comparable picture of everything stored, for tests that assert nothing changed. */
+  dump(): string {
+    const hex = (_k: string, v: unknown) =>
+      v instanceof Uint8Array ? Buffer.from(v).toString('hex') : typeof v === 'bigint' ? v.toString() : v;
+    return JSON.stringify(
+      {
+        identity: this.identity,
+        keyPackages: [...this.keyPackages.entries()].sort(),
+        ownBundle: this.ownBundle,
+        peers: [...this.peers.entries()].sort(),
+        sessions: [...this.sessions.entries()].sort(),
+        processed: [...this.processed.entries()].sort(),
+        envelopes: [...this.envelopes.entries()].sort(),
+        welcomes: [...this.welcomes.entries()].sort(),
+      },
+      hex,
+    );
+  }
+
   async commit(c: InboundCommit) {
     for (const g of c.deleteSessions ?? []) this.sessions.delete(g);
     for (const s of c.sessions ?? []) this.sessions.set(s.groupId, copySession(s));
     for (const p of c.peers ?? []) this.peers.set(p.userId, { ...p });
-    if (c.processed) this.processed.add(`${c.processed.groupId}:${c.processed.digest}`);
+    if (c.processed) this.processed.set(`${c.processed.groupId}:${c.processed.digest}`, c.processed.at);
     if (c.envelope) this.envelopes.set(c.envelope.digest, c.envelope.expiresAt);
     if (c.welcome) this.welcomes.set(c.welcome.digest, c.welcome.at);
     if (c.consumedKeyPackage) {

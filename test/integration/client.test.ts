@@ -69,3 +69,91 @@ test('first contact with PoW at 18 bits, then 100 messages each way with access 
   expect(bob.drops.total()).toBe(0);
   expect(await alice.peers()).toEqual([bob.userId]);
 });
+
+test('both sides initiating at once end in one shared session and lose nothing', async () => {
+  const prefix = uniqueName('relay');
+  const alice = await startClient(prefix);
+  const bob = await startClient(prefix);
+  const atAlice = collect(alice);
+  const atBob = collect(bob);
+
+  await Promise.all([alice.send(bob.userId, 'from alice'), bob.send(alice.userId, 'from bob')]);
+  await until(() => atAlice.length >= 1 && atBob.length >= 1);
+  const [a, b] = [await alice.sessionWith(bob.userId), await bob.sessionWith(alice.userId)];
+  expect(a?.groupId).toBeDefined();
+  expect(a?.groupId).toBe(b?.groupId);
+
+  await alice.send(bob.userId, 'after race a');
+  await bob.send(alice.userId, 'after race b');
+  await until(() => atBob.some((m) => m.content.content === 'after race a'));
+  await until(() => atAlice.some((m) => m.content.content === 'after race b'));
+  expect(atBob.map((m) => m.content.content)).toContain('from alice');
+  expect(atAlice.map((m) => m.content.content)).toContain('from bob');
+  expect(alice.drops.get('mls') + bob.drops.get('mls')).toBe(0);
+});
+
+test('a client restarted from its stored state continues the session', async () => {
+  const prefix = uniqueName('relay');
+  const aliceStore = new MemoryRelayStore();
+  const alice = await startClient(prefix, aliceStore);
+  const bob = await startClient(prefix);
+  const atBob = collect(bob);
+  await alice.send(bob.userId, 'before restart');
+  await until(() => atBob.length === 1);
+  const group = (await alice.sessionWith(bob.userId))?.groupId;
+
+  await alice.stop();
+  clients.splice(clients.indexOf(alice), 1);
+  // Sent while alice is offline: her persistent MQTT session keeps it for her.
+  await bob.send(alice.userId, 'while you were away');
+
+  const alice2 = await RelayClient.create({
+    store: aliceStore,
+    broker: { url: broker.url },
+    topicPrefix: prefix,
+  });
+  clients.push(alice2);
+  const atAlice2 = collect(alice2);
+  await alice2.start();
+  expect(alice2.userId).toBe(alice.userId);
+  await until(() => atAlice2.length === 1);
+  expect(atAlice2[0]!.content.content).toBe('while you were away');
+  await alice2.send(bob.userId, 'after restart');
+  await until(() => atBob.length === 2);
+  expect(atBob[1]!.content.content).toBe('after restart');
+  expect((await alice2.sessionWith(bob.userId))?.groupId).toBe(group);
+});
+
+test('the non-committer asks for key updates and the committer commits them', async () => {
+  const prefix = uniqueName('relay');
+  const storeA = new MemoryRelayStore();
+  const alice = await RelayClient.create({
+    store: storeA,
+    broker: { url: broker.url },
+    topicPrefix: prefix,
+    updateEveryMessages: 3,
+  });
+  const bob = await RelayClient.create({
+    store: new MemoryRelayStore(),
+    broker: { url: broker.url },
+    topicPrefix: prefix,
+    updateEveryMessages: 3,
+  });
+  clients.push(alice, bob);
+  await Promise.all([alice.start(), bob.start()]);
+  const atAlice = collect(alice);
+  const atBob = collect(bob);
+  await alice.send(bob.userId, 'start');
+  await until(() => atBob.length === 1);
+  const startEpoch = (await alice.sessionWith(bob.userId))!.epoch;
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < 4; i++) await bob.send(alice.userId, `b${round}.${i}`);
+    await until(() => atAlice.length === (round + 1) * 4);
+    await alice.send(bob.userId, `a${round}`);
+    await until(() => atBob.length === round + 2);
+  }
+  const endEpoch = (await alice.sessionWith(bob.userId))!.epoch;
+  expect(endEpoch).toBeGreaterThanOrEqual(startEpoch + 3n);
+  expect((await bob.sessionWith(alice.userId))!.epoch).toBe(endEpoch);
+  expect(alice.drops.total() + bob.drops.total()).toBe(0);
+});

@@ -1,0 +1,428 @@
+/**
+ * MQTT 5 transport: moves bytes on topics and knows nothing of Relay message formats.
+ *
+ * Guarantees the layers above build on:
+ * - a persistent session (clean start off, session expiry, default 7 days);
+ * - an inbound QoS 1 message is acknowledged only after its handler resolved; a rejected handler
+ *   drops the connection so the broker redelivers (MQTT 5 forbids resending on the same connection);
+ * - handlers run concurrently (up to `receiveMaximum` in flight); PUBACKs still leave in arrival order;
+ * - subscriptions are restored by this class whenever the broker reports it lost the session;
+ * - TCP_NODELAY on every connection (Nagle costs ~88 ms per QoS 1 request/reply on loopback).
+ */
+import { EventEmitter } from 'eventemitter3';
+import {
+  connect as mqttConnect,
+  type IClientOptions,
+  type IConnackPacket,
+  type IPublishPacket,
+  type ISubscriptionMap,
+  type MqttClient,
+  type DoneCallback,
+} from 'mqtt';
+import { ArgumentError, TransportError } from './errors.js';
+import { AckQueue } from './transport-ack-queue.js';
+import { publishPacketSize } from './transport-packet-size.js';
+
+/** Passed through to MQTT.js (and from there to tls.connect) for mqtts:// and wss:// URLs. */
+export type TransportTlsOptions = Pick<
+  IClientOptions,
+  'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername' | 'ALPNProtocols'
+>;
+
+export interface MqttTransportOptions {
+  /** mqtt://, mqtts://, ws:// or wss:// */
+  url: string;
+  clientId: string;
+  username?: string;
+  password?: string;
+  tls?: TransportTlsOptions;
+  /** How long the broker keeps the session (subscriptions, queued messages) while we are away. */
+  sessionExpirySeconds?: number;
+  keepaliveSeconds?: number;
+  reconnectPeriodMs?: number;
+  connectTimeoutMs?: number;
+  /** Our own outbound payload limit, checked before the broker's Maximum Packet Size. */
+  maxPayloadBytes?: number;
+  /** Inbound QoS 1 messages the broker may have in flight to us, i.e. concurrent handlers. */
+  receiveMaximum?: number;
+}
+
+export const DEFAULT_SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
+export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
+const DEFAULT_KEEPALIVE_SECONDS = 30;
+const DEFAULT_RECONNECT_PERIOD_MS = 1000;
+const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
+const DEFAULT_RECEIVE_MAXIMUM = 64;
+const MAX_MESSAGE_EXPIRY_SECONDS = 0xffff_ffff;
+
+export type TransportQos = 0 | 1;
+
+export interface InboundProperties {
+  messageExpiryInterval?: number;
+  contentType?: string;
+  responseTopic?: string;
+  correlationData?: Uint8Array;
+  userProperties?: Record<string, string | string[]>;
+  subscriptionIdentifier?: number | number[];
+}
+
+export interface InboundMessage {
+  topic: string;
+  payload: Uint8Array;
+  properties: InboundProperties;
+  /** The broker marked this as a possible redelivery. */
+  dup: boolean;
+  retain: boolean;
+  qos: 0 | 1 | 2;
+}
+
+/** Resolve = acknowledge. Reject = do not acknowledge; the broker redelivers after a reconnect. */
+export type MessageHandler = (message: InboundMessage) => Promise<void>;
+
+export interface PublishOptions {
+  qos?: TransportQos;
+  retain?: boolean;
+  messageExpirySeconds?: number;
+}
+
+export interface SubscribeOptions {
+  qos: TransportQos;
+  /** Do not receive our own publications (MQTT 5 No Local; not allowed on shared subscriptions). */
+  noLocal?: boolean;
+}
+
+export interface TransportEvents {
+  /** Emitted after each CONNACK, once subscriptions a lost session dropped are restored. */
+  connect: (info: { sessionPresent: boolean }) => void;
+  offline: () => void;
+  reconnect: () => void;
+  error: (error: TransportError) => void;
+  close: () => void;
+}
+
+/** The one MQTT.js private we rely on; see `sendPuback`. */
+interface PacketWriter {
+  _sendPacket(packet: { cmd: 'puback'; messageId: number; reasonCode: number }): void;
+}
+
+export class MqttTransport extends EventEmitter<TransportEvents> {
+  private readonly options: Required<Omit<MqttTransportOptions, 'username' | 'password' | 'tls'>> &
+    Pick<MqttTransportOptions, 'username' | 'password' | 'tls'>;
+  private client: MqttClient | undefined;
+  private handler: MessageHandler | undefined;
+  /** Subscriptions the broker confirmed; replayed when it reports a lost session. */
+  private readonly subscriptions = new Map<string, SubscribeOptions>();
+  private serverMaxPacketSize: number | undefined;
+  /** The connection (stream) the current ack queue belongs to. */
+  private ackStream: unknown;
+  private ackQueue: AckQueue | undefined;
+  private readonly pendingOperations = new Set<(error: TransportError) => void>();
+  private ending = false;
+
+  constructor(options: MqttTransportOptions) {
+    super();
+    if (!options.clientId) throw new ArgumentError('clientId is required');
+    const receiveMaximum = options.receiveMaximum ?? DEFAULT_RECEIVE_MAXIMUM;
+    if (!Number.isInteger(receiveMaximum) || receiveMaximum < 1 || receiveMaximum > 65_535) {
+      throw new ArgumentError('receiveMaximum must be an integer in 1..65535');
+    }
+    this.options = {
+      url: options.url,
+      clientId: options.clientId,
+      username: options.username,
+      password: options.password,
+      tls: options.tls,
+      sessionExpirySeconds: options.sessionExpirySeconds ?? DEFAULT_SESSION_EXPIRY_SECONDS,
+      keepaliveSeconds: options.keepaliveSeconds ?? DEFAULT_KEEPALIVE_SECONDS,
+      reconnectPeriodMs: options.reconnectPeriodMs ?? DEFAULT_RECONNECT_PERIOD_MS,
+      connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
+      maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
+      receiveMaximum,
+    };
+  }
+
+  get connected(): boolean {
+    return this.client?.connected ?? false;
+  }
+
+  /** The single inbound handler. Register it before connect(): the broker redelivers right after CONNACK. */
+  onMessage(handler: MessageHandler): void {
+    if (this.handler) throw new ArgumentError('a message handler is already registered');
+    if (this.client) throw new ArgumentError('register the message handler before connect()');
+    this.handler = handler;
+  }
+
+  /**
+   * Opens the connection. Rejects (and stops) if the first attempt fails; after the first success,
+   * lost connections are re-established automatically every `reconnectPeriodMs`.
+   */
+  connect(): Promise<{ sessionPresent: boolean }> {
+    if (this.client) return Promise.reject(new ArgumentError('connect() may be called once'));
+    const o = this.options;
+    const mqttOptions: IClientOptions = {
+      ...o.tls,
+      clientId: o.clientId,
+      username: o.username,
+      password: o.password,
+      protocolVersion: 5,
+      clean: false,
+      keepalive: o.keepaliveSeconds,
+      reconnectPeriod: o.reconnectPeriodMs,
+      connectTimeout: o.connectTimeoutMs,
+      // MQTT.js replays only the subscriptions it recorded itself and filters a SUBSCRIBE for a
+      // topic it believes active; both would fight the replay below, which also covers the case
+      // where the broker dropped the session between two runs of this process.
+      resubscribe: false,
+      manualConnect: true,
+      properties: {
+        sessionExpiryInterval: o.sessionExpirySeconds,
+        receiveMaximum: o.receiveMaximum,
+      },
+    };
+    const client = mqttConnect(o.url, mqttOptions);
+    this.client = client;
+    if (typeof (client as unknown as Partial<PacketWriter>)._sendPacket !== 'function') {
+      throw new TransportError('this MQTT.js version lacks _sendPacket; deferred PUBACK unsupported');
+    }
+    client.handleMessage = (packet, callback) => this.handleInbound(client, packet, callback);
+
+    // Every connection, first or reconnect, starts by writing CONNECT on a fresh socket.
+    client.on('packetsend', (packet) => {
+      if (packet.cmd === 'connect') disableNagle(client.stream);
+    });
+    client.on('connect', (connack) => void this.onConnack(client, connack));
+    client.on('offline', () => this.emit('offline'));
+    client.on('reconnect', () => this.emit('reconnect'));
+    client.on('close', () => this.emit('close'));
+
+    return new Promise((resolve, reject) => {
+      let settled = false;
+      const onFirstConnect = (info: { sessionPresent: boolean }): void => {
+        settled = true;
+        resolve(info);
+      };
+      this.once('connect', onFirstConnect);
+      client.on('error', (cause) => {
+        const error = new TransportError(`MQTT: ${cause.message}`, { cause });
+        if (!settled) {
+          settled = true;
+          this.off('connect', onFirstConnect);
+          client.end(true);
+          reject(error);
+          return;
+        }
+        this.emit('error', error);
+      });
+      client.connect();
+    });
+  }
+
+  /**
+   * Resolves when the broker acknowledged (QoS 1) or the packet was written (QoS 0). While offline
+   * the message waits in MQTT.js's session store and is sent after reconnecting.
+   */
+  async publish(topic: string, payload: Uint8Array, opts: PublishOptions = {}): Promise<void> {
+    const client = this.requireClient();
+    const qos = opts.qos ?? 1;
+    if (qos !== 0 && qos !== 1) throw new ArgumentError('qos must be 0 or 1');
+    if (topic.length === 0 || topic.includes('+') || topic.includes('#')) {
+      throw new ArgumentError(`invalid publish topic ${JSON.stringify(topic)}`);
+    }
+    const expiry = opts.messageExpirySeconds;
+    if (
+      expiry !== undefined &&
+      (!Number.isInteger(expiry) || expiry < 1 || expiry > MAX_MESSAGE_EXPIRY_SECONDS)
+    ) {
+      throw new ArgumentError('messageExpirySeconds must be an integer in 1..2^32-1');
+    }
+    if (payload.length > this.options.maxPayloadBytes) {
+      throw new TransportError(
+        `payload of ${payload.length} bytes exceeds maxPayloadBytes ${this.options.maxPayloadBytes}`,
+      );
+    }
+    const size = publishPacketSize(Buffer.byteLength(topic), payload.length, qos, expiry !== undefined);
+    if (this.serverMaxPacketSize !== undefined && size > this.serverMaxPacketSize) {
+      throw new TransportError(
+        `PUBLISH of ${size} bytes exceeds the broker's Maximum Packet Size ${this.serverMaxPacketSize}`,
+      );
+    }
+    const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+    await this.untilEnd(
+      client.publishAsync(topic, body, {
+        qos,
+        retain: opts.retain ?? false,
+        ...(expiry !== undefined ? { properties: { messageExpiryInterval: expiry } } : {}),
+      }),
+      `publish to ${topic}`,
+    );
+  }
+
+  async subscribe(topics: string | string[], opts: SubscribeOptions): Promise<void> {
+    const client = this.requireClient();
+    const list = Array.isArray(topics) ? topics : [topics];
+    if (list.length === 0) return;
+    if (opts.qos !== 0 && opts.qos !== 1) throw new ArgumentError('qos must be 0 or 1');
+    for (const topic of list) {
+      // MQTT 5 §3.8.3.1: No Local on a shared subscription is a Protocol Error.
+      if (opts.noLocal && topic.startsWith('$share/')) {
+        throw new ArgumentError(`noLocal is not allowed on shared subscription ${topic}`);
+      }
+    }
+    const map: ISubscriptionMap = {};
+    for (const topic of list) map[topic] = { qos: opts.qos, nl: opts.noLocal ?? false, rap: false, rh: 0 };
+    await this.untilEnd(client.subscribeAsync(map), `subscribe to ${list.join(', ')}`);
+    for (const topic of list) this.subscriptions.set(topic, { ...opts });
+  }
+
+  async unsubscribe(topic: string): Promise<void> {
+    const client = this.requireClient();
+    this.subscriptions.delete(topic);
+    await this.untilEnd(client.unsubscribeAsync(topic), `unsubscribe from ${topic}`);
+  }
+
+  /**
+   * Closes the connection. Graceful by default (DISCONNECT after in-flight publishes settle); `force`
+   * drops the socket at once. The broker keeps the session either way. Publishes still pending
+   * reject with TransportError; unacknowledged inbound messages are redelivered to the next session.
+   */
+  async end(opts: { force?: boolean } = {}): Promise<void> {
+    const client = this.client;
+    if (!client || this.ending) return;
+    this.ending = true;
+    const force = opts.force === true || !client.connected;
+    await new Promise<void>((resolve) => client.end(force, () => resolve()));
+    const error = new TransportError('transport ended');
+    for (const reject of this.pendingOperations) reject(error);
+    this.pendingOperations.clear();
+  }
+
+  private requireClient(): MqttClient {
+    if (!this.client) throw new TransportError('not connected: call connect() first');
+    if (this.ending) throw new TransportError('transport ended');
+    return this.client;
+  }
+
+  /** Wraps an MQTT.js promise: typed errors, and settled by end() if MQTT.js never settles it. */
+  private untilEnd(work: Promise<unknown>, what: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const abort = (error: TransportError): void => reject(error);
+      this.pendingOperations.add(abort);
+      work.then(
+        () => {
+          this.pendingOperations.delete(abort);
+          resolve();
+        },
+        (cause: unknown) => {
+          this.pendingOperations.delete(abort);
+          const message = cause instanceof Error ? cause.message : String(cause);
+          reject(new TransportError(`${what} failed: ${message}`, { cause }));
+        },
+      );
+    });
+  }
+
+  private async onConnack(client: MqttClient, connack: IConnackPacket): Promise<void> {
+    this.serverMaxPacketSize = connack.properties?.maximumPacketSize;
+    const sessionPresent = connack.sessionPresent;
+    if (!sessionPresent && this.subscriptions.size > 0) {
+      const map: ISubscriptionMap = {};
+      for (const [topic, o] of this.subscriptions) {
+        map[topic] = { qos: o.qos, nl: o.noLocal ?? false, rap: false, rh: 0 };
+      }
+      try {
+        await client.subscribeAsync(map);
+      } catch (cause) {
+        const message = cause instanceof Error ? cause.message : String(cause);
+        this.emit(
+          'error',
+          new TransportError(`resubscribe after session loss failed: ${message}`, { cause }),
+        );
+      }
+    }
+    this.emit('connect', { sessionPresent });
+  }
+
+  /**
+   * Replaces MQTT.js's handleMessage, which sends the PUBACK when its callback is called and
+   * processes no further packet (not even PUBACKs of our own publishes or PINGRESP) until then.
+   * Calling the callback with an error releases that pipeline without a PUBACK; the PUBACK is sent
+   * later by the ack queue, on the same connection only.
+   */
+  private handleInbound(client: MqttClient, packet: IPublishPacket, callback: DoneCallback): void {
+    const message = toInboundMessage(packet);
+    const handler = this.handler;
+    if (packet.qos === 0) {
+      callback();
+      if (handler) this.runHandler(handler, message);
+      return;
+    }
+    if (packet.qos === 2 || packet.messageId === undefined) {
+      // We subscribe with QoS <= 1, so the broker never sends QoS 2; hold MQTT.js's own flow if it does.
+      if (!handler) return callback(new Error('no handler'));
+      handler(message).then(
+        () => callback(),
+        () => callback(new Error('handler rejected')),
+      );
+      return;
+    }
+
+    const stream = client.stream;
+    if (this.ackStream !== stream || !this.ackQueue) {
+      this.ackStream = stream;
+      this.ackQueue = new AckQueue((messageId) => {
+        if (client.stream === stream && client.connected) sendPuback(client, messageId);
+      });
+    }
+    const acknowledge = this.ackQueue.arrive(packet.messageId);
+    callback(new Error('PUBACK deferred'));
+
+    if (!handler) {
+      this.emit(
+        'error',
+        new TransportError(`message on ${message.topic} arrived before a handler was registered`),
+      );
+      return;
+    }
+    handler(message).then(acknowledge, () => {
+      // Without a PUBACK the broker resends only on a new connection (MQTT 5 §4.4).
+      if (client.stream === stream && !this.ending) stream.destroy();
+    });
+  }
+
+  private runHandler(handler: MessageHandler, message: InboundMessage): void {
+    handler(message).catch((cause: unknown) => {
+      this.emit('error', new TransportError(`QoS 0 handler for ${message.topic} failed`, { cause }));
+    });
+  }
+}
+
+function sendPuback(client: MqttClient, messageId: number): void {
+  // MQTT.js has no public way to acknowledge later without blocking its inbound pipeline.
+  (client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
+}
+
+function disableNagle(stream: unknown): void {
+  // TLS sockets inherit setNoDelay from net.Socket; WebSocket streams have no TCP socket to tune.
+  const socket = stream as { setNoDelay?: (noDelay: boolean) => unknown };
+  if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
+}
+
+function toInboundMessage(packet: IPublishPacket): InboundMessage {
+  const p = packet.properties ?? {};
+  const properties: InboundProperties = {};
+  if (p.messageExpiryInterval !== undefined) properties.messageExpiryInterval = p.messageExpiryInterval;
+  if (p.contentType !== undefined) properties.contentType = p.contentType;
+  if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic;
+  if (p.correlationData !== undefined) properties.correlationData = p.correlationData;
+  if (p.userProperties !== undefined) properties.userProperties = { ...p.userProperties };
+  if (p.subscriptionIdentifier !== undefined) properties.subscriptionIdentifier = p.subscriptionIdentifier;
+  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
+  return {
+    topic: packet.topic,
+    payload,
+    properties,
+    dup: packet.dup,
+    retain: packet.retain,
+    qos: packet.qos,
+  };
+}
