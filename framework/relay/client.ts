@@ -40,7 +40,14 @@ import * as mls from './mls/index.js';
 import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
 import { powChallenge, PowMiner } from './pow.js';
 import { createOpener, seal, type Opener } from './seal.js';
-import type { OwnBundle, PeerRecord, RelayStore, SessionRecord } from './store.js';
+import type {
+  InboundCommit,
+  OutboxRecord,
+  OwnBundle,
+  PeerRecord,
+  RelayStore,
+  SessionRecord,
+} from './store.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
 import { MqttTransport, type InboundMessage } from './transport.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
@@ -100,8 +107,6 @@ interface FetchedBundle {
   powBits: number;
 }
 
-type Publishes = Array<Promise<Error | undefined>>;
-
 interface BundleWaiter {
   resolve: (payload: Uint8Array) => void;
 }
@@ -136,6 +141,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private ownBundle: OwnBundle | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private republishing: Promise<void> | undefined;
+  private flushing: Promise<void> | undefined;
+  private ready: Promise<void> = Promise.resolve();
+  private flushAgain: Promise<void> | undefined;
   private arrivals: Promise<void> = Promise.resolve();
   private completions: Promise<void> = Promise.resolve();
   private started = false;
@@ -194,7 +202,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.started) return;
     this.started = true;
     for (const s of await this.opts.store.listSessions()) this.indexSession(s);
+    let opened!: () => void;
+    this.ready = new Promise<void>((r) => (opened = r));
     await this.transport.connect();
+    // Replies committed before a crash go out before anything new is taken in (ARCHITECTURE.md).
+    await this.flushOutbox();
+    opened();
     await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1 });
     await this.housekeeping();
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
@@ -225,12 +238,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // lane would deadlock.
     let bundle: FetchedBundle | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
-      const publishes = await this.queue.run(peerHex, () =>
+      const outcome = await this.queue.run(peerHex, () =>
         this.sendInQueue(peerHex, { ...content, id }, bundle),
       );
-      if (publishes !== 'need-bundle') {
-        const errors = (await Promise.all(publishes)).filter((e) => e !== undefined);
-        if (errors.length > 0) throw errors[0];
+      if (outcome !== 'need-bundle') {
+        await this.flushOutbox();
         return { id };
       }
       bundle = await this.fetchPeerBundle(peerHex);
@@ -266,24 +278,23 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   // ---------------------------------------------------------------- outbound
 
-  /** Returns the started publishes, in order, each settling to undefined or its error. */
+  /** Commits each outgoing payload to the outbox with the state that produced it. */
   private async sendInQueue(
     peerHex: UserIdHex,
     content: { content: string; id: string; replyTo?: string; type?: string },
     bundle: FetchedBundle | undefined,
-  ): Promise<Publishes | 'need-bundle'> {
-    const publishes: Publishes = [];
+  ): Promise<'sent' | 'need-bundle'> {
     let session = await this.opts.store.getSessionByPeer(peerHex);
     if (!session) {
       if (!bundle) return 'need-bundle';
-      session = await this.firstContact(peerHex, bundle, publishes);
+      session = await this.firstContact(peerHex, bundle);
     }
     const peer = await this.requirePeer(peerHex);
     let state = mls.decodeSession(session.state);
     if (mls.hasPendingProposals(state) && mls.isCommitter(state)) {
-      ({ state, session } = await this.sendCommit(session, state, peer, publishes));
+      ({ state, session } = await this.sendCommit(session, state, peer));
     } else if (!mls.isCommitter(state) && session.messagesSinceCommit >= this.updateEvery()) {
-      ({ state, session } = await this.sendUpdateProposal(session, state, peer, publishes));
+      ({ state, session } = await this.sendUpdateProposal(session, state, peer));
     }
     const before = state;
     const encrypted = await mls.encryptApplication(this.mlsCtx, state, encodeContent(content));
@@ -300,36 +311,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       msgType: MSG_TYPE.message,
       mls: encrypted.message,
     });
-    await this.opts.store.commit({ sessions: [next] });
-    publishes.push(this.publishToInbox(peer.userId, payload));
-    return publishes;
+    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] });
+    return 'sent';
   }
 
   private updateEvery(): number {
     return this.opts.updateEveryMessages ?? 1000;
   }
 
-  private async sendCommit(
-    session: SessionRecord,
-    state: mls.GroupSession,
-    peer: PeerRecord,
-    publishes: Publishes,
-  ) {
+  private async sendCommit(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
     const committed = await mls.commitPending(this.mlsCtx, state);
     const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: committed.commit });
     const next = await this.withNewEpoch(session, committed.state);
-    await this.opts.store.commit({ sessions: [next] });
+    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] });
     this.indexSession(next);
-    publishes.push(this.publishToInbox(peer.userId, payload));
     return { state: committed.state, session: next };
   }
 
-  private async sendUpdateProposal(
-    session: SessionRecord,
-    state: mls.GroupSession,
-    peer: PeerRecord,
-    publishes: Publishes,
-  ) {
+  private async sendUpdateProposal(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
     const proposed = await mls.proposeUpdate(this.mlsCtx, state);
     const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: proposed.message });
     const next: SessionRecord = {
@@ -338,8 +337,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       messagesSinceCommit: 0,
       updatedAt: this.clock.now(),
     };
-    await this.opts.store.commit({ sessions: [next] });
-    publishes.push(this.publishToInbox(peer.userId, payload));
+    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] });
     return { state: proposed.state, session: next };
   }
 
@@ -361,11 +359,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return mls.exportSecret(this.mlsCtx, state, LABEL.access, this.identity.userId, 32);
   }
 
-  private async firstContact(
-    peerHex: UserIdHex,
-    peer: FetchedBundle,
-    publishes: Publishes,
-  ): Promise<SessionRecord> {
+  private async firstContact(peerHex: UserIdHex, peer: FetchedBundle): Promise<SessionRecord> {
     if (peer.powBits > MAX_MINED_POW_BITS) {
       throw new ProtocolError(
         `${peerHex} demands ${peer.powBits} PoW bits; we mine at most ${MAX_MINED_POW_BITS}`,
@@ -387,14 +381,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       state: mls.encodeSession(created.state),
       epoch: mls.epochOf(created.state),
       initiatedUnconfirmed: true,
+      version: 0,
       inboundAccess: { current: await this.inboundAccessKey(created.state) },
       messagesSinceCommit: 0,
       unconfirmedOutgoing: [],
       updatedAt: this.clock.now(),
     };
-    await this.opts.store.commit({ sessions: [session], peers: [peer.record] });
+    await this.commit({
+      sessions: [session],
+      peers: [peer.record],
+      outbox: [this.inboxRow(peer.record.userId, payload)],
+    });
     this.indexSession(session);
-    publishes.push(this.publishToInbox(peer.record.userId, payload));
     this.emit('session', { peer: peerHex, groupId, role: 'initiator' });
     return session;
   }
@@ -450,17 +448,59 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return encodeEnvelope({ ...sealed, powNonce: nonce, sentAt });
   }
 
-  /** Starts the publish now (so order is kept) and settles to its error instead of rejecting. */
-  private publishToInbox(peerHex: string, payload: Uint8Array): Promise<Error | undefined> {
-    return this.transport
-      .publish(inboxTopic(this.prefix, userIdFromHex(peerHex)), payload, {
-        qos: 1,
-        messageExpirySeconds: INBOX_MESSAGE_EXPIRY_SECONDS,
-      })
-      .then(
-        () => undefined,
-        (e: unknown) => (e instanceof Error ? e : new Error(String(e))),
+  private inboxRow(peerHex: string, payload: Uint8Array): OutboxRecord {
+    return {
+      id: randomUUID(),
+      topic: inboxTopic(this.prefix, userIdFromHex(peerHex)),
+      payload,
+      messageExpirySeconds: INBOX_MESSAGE_EXPIRY_SECONDS,
+      createdAt: this.clock.now(),
+    };
+  }
+
+  /**
+   * Commits, then advances the local copies' versions to what the store now holds, so the same
+   * flow can write the session again.
+   */
+  private async commit(changes: InboundCommit): Promise<void> {
+    await this.opts.store.commit(changes);
+    for (const s of changes.sessions ?? []) s.version += 1;
+  }
+
+  /**
+   * Publishes committed outbox rows in commit order and deletes each once the broker acknowledged
+   * it. One round at a time; a caller arriving mid-round waits for the next round, which sees its row.
+   */
+  flushOutbox(): Promise<void> {
+    if (this.flushing) {
+      this.flushAgain ??= this.flushing.then(() => {
+        this.flushAgain = undefined;
+        return this.flushOutbox();
+      });
+      return this.flushAgain;
+    }
+    this.flushing = this.flushRound().finally(() => (this.flushing = undefined));
+    return this.flushing;
+  }
+
+  private async flushRound(): Promise<void> {
+    for (;;) {
+      const rows = await this.opts.store.listOutbox(500);
+      if (rows.length === 0) return;
+      // Started in order without awaiting each: MQTT.js writes them in call order.
+      const acks = rows.map((r) =>
+        this.transport.publish(r.topic, r.payload, {
+          qos: 1,
+          ...(r.retain ? { retain: true } : {}),
+          ...(r.messageExpirySeconds !== undefined ? { messageExpirySeconds: r.messageExpirySeconds } : {}),
+        }),
       );
+      const results = await Promise.allSettled(acks);
+      const done = rows.filter((_, i) => results[i]!.status === 'fulfilled').map((r) => r.id);
+      if (done.length > 0) await this.opts.store.deleteOutbox(done);
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw (failed as PromiseRejectedResult).reason;
+    }
   }
 
   // ---------------------------------------------------------------- bundles
@@ -553,6 +593,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   // ---------------------------------------------------------------- inbound
 
   private async onTransportMessage(m: InboundMessage): Promise<void> {
+    await this.ready;
     const ownInbox = inboxTopic(this.prefix, this.identity.userId);
     const ownKeys = keysTopic(this.prefix, this.identity.userId);
     if (m.topic === ownInbox) return this.receiveEnvelope(m.topic, m.payload);
@@ -702,7 +743,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (existing?.initiatedUnconfirmed && compareBytes(fromHex(existing.groupId), groupIdBytes) < 0) {
       // Both initiated at once: both keep the group with the smaller id (PROTOCOL.md §7).
       // Our KeyPackage is spent either way: the peer saw it used, so mint a fresh one.
-      await this.opts.store.commit({
+      await this.commit({
         envelope: replayEntry(opened),
         welcome: { digest: welcomeDigest, at: now },
         consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
@@ -716,6 +757,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       state: mls.encodeSession(joined.state),
       epoch: mls.epochOf(joined.state),
       initiatedUnconfirmed: false,
+      version: 0,
       inboundAccess: { current: await this.inboundAccessKey(joined.state) },
       messagesSinceCommit: 0,
       unconfirmedOutgoing: [],
@@ -728,7 +770,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       identityKey: inner.senderIdentityKey,
       sealKey: inner.sealedSenderKey,
     };
-    await this.opts.store.commit({
+    await this.commit({
       sessions: [session],
       ...(existing ? { deleteSessions: [existing.groupId] } : {}),
       peers: [peer],
@@ -811,7 +853,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         content = undefined;
       }
     }
-    await this.opts.store.commit({
+    await this.commit({
       sessions: [next],
       peers,
       processed: { groupId, digest, at: now },

@@ -49,6 +49,17 @@ export class StorageError extends RelayError {
   }
 }
 
+/** A conversation's stored state moved on since it was read (another process, or a stale cache). */
+export class StaleStateError extends StorageError {
+  constructor(
+    readonly groupId: string,
+    readonly expectedVersion: number,
+    readonly storedVersion: number,
+  ) {
+    super(`state of ${groupId} is at version ${storedVersion}, not ${expectedVersion}`);
+  }
+}
+
 export class ConfigError extends RelayError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CONFIG', message, options);

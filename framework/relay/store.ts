@@ -7,6 +7,7 @@
  * land together or not at all.
  */
 import type { UnixSeconds } from './brand.js';
+import { StaleStateError } from './errors.js';
 
 export interface StoredIdentity {
   signingSeed: Uint8Array;
@@ -62,6 +63,22 @@ export interface SessionRecord {
   /** Plaintexts sent while unconfirmed, re-sent if this group loses a simultaneous-initiation race. */
   unconfirmedOutgoing: string[];
   updatedAt: UnixSeconds;
+  /**
+   * The stored row's version when this record was read (0 for a new session). A commit writes
+   * version + 1 and fails with StaleStateError when the stored version is no longer this one, so a
+   * second process or a stale cache can never overwrite newer state.
+   */
+  version: number;
+}
+
+/** A sealed payload waiting to be published; written in the same transaction as the state it came from. */
+export interface OutboxRecord {
+  id: string;
+  topic: string;
+  payload: Uint8Array;
+  retain?: boolean;
+  messageExpirySeconds?: number;
+  createdAt: UnixSeconds;
 }
 
 export interface InboundCommit {
@@ -78,6 +95,10 @@ export interface InboundCommit {
   welcome?: { digest: string; at: UnixSeconds };
   /** Hex ref of a key package a Welcome consumed. */
   consumedKeyPackage?: { ref: string; at: UnixSeconds };
+  /** Payloads to publish once this commit is durable, in this order. */
+  outbox?: OutboxRecord[];
+  /** Per-conversation JSON the bot layer keeps with the MLS state (ctx.session). */
+  conversationData?: Array<{ conversationId: string; json: string }>;
 }
 
 export interface RelayStore {
@@ -104,8 +125,20 @@ export interface RelayStore {
   /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */
   prune(now: UnixSeconds): Promise<void>;
 
-  /** Apply all changes of one verified input atomically. */
+  /** Outbox rows in the order they were committed. */
+  listOutbox(limit?: number): Promise<OutboxRecord[]>;
+  deleteOutbox(ids: string[]): Promise<void>;
+
+  getConversationData(conversationId: string): Promise<string | undefined>;
+
+  /**
+   * Apply all changes of one verified input atomically. Throws StaleStateError (and applies
+   * nothing) when a session's stored version differs from the version it was read at.
+   */
   commit(changes: InboundCommit): Promise<void>;
+
+  /** Release connections; the store is unusable afterwards. */
+  close(): Promise<void>;
 }
 
 const copySession = (s: SessionRecord): SessionRecord => ({
@@ -128,6 +161,8 @@ export class MemoryRelayStore implements RelayStore {
   private readonly processed = new Map<string, UnixSeconds>();
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
+  private readonly outbox: OutboxRecord[] = [];
+  private readonly conversations = new Map<string, string>();
 
   async loadIdentity() {
     return this.identity && { ...this.identity };
@@ -204,14 +239,36 @@ export class MemoryRelayStore implements RelayStore {
         processed: [...this.processed.entries()].sort(),
         envelopes: [...this.envelopes.entries()].sort(),
         welcomes: [...this.welcomes.entries()].sort(),
+        outbox: this.outbox,
+        conversations: [...this.conversations.entries()].sort(),
       },
       hex,
     );
   }
 
+  async listOutbox(limit = 1000) {
+    return this.outbox.slice(0, limit).map((o) => ({ ...o }));
+  }
+  async deleteOutbox(ids: string[]) {
+    const drop = new Set(ids);
+    for (let i = this.outbox.length - 1; i >= 0; i--)
+      if (drop.has(this.outbox[i]!.id)) this.outbox.splice(i, 1);
+  }
+  async getConversationData(conversationId: string) {
+    return this.conversations.get(conversationId);
+  }
+  async close() {}
+
   async commit(c: InboundCommit) {
+    for (const s of c.sessions ?? []) {
+      const stored = this.sessions.get(s.groupId)?.version ?? 0;
+      if (stored !== s.version) throw new StaleStateError(s.groupId, s.version, stored);
+    }
     for (const g of c.deleteSessions ?? []) this.sessions.delete(g);
-    for (const s of c.sessions ?? []) this.sessions.set(s.groupId, copySession(s));
+    for (const s of c.sessions ?? [])
+      this.sessions.set(s.groupId, { ...copySession(s), version: s.version + 1 });
+    for (const o of c.outbox ?? []) this.outbox.push({ ...o });
+    for (const d of c.conversationData ?? []) this.conversations.set(d.conversationId, d.json);
     for (const p of c.peers ?? []) this.peers.set(p.userId, { ...p });
     if (c.processed) this.processed.set(`${c.processed.groupId}:${c.processed.digest}`, c.processed.at);
     if (c.envelope) this.envelopes.set(c.envelope.digest, c.envelope.expiresAt);
