@@ -1,38 +1,26 @@
 /**
- * End-to-end figures for RelayClient through a real broker (Mosquitto at 127.0.0.1:1883 when it
- * answers, else the embedded one): first-contact latency (bundle fetch, MLS create, PoW, Welcome,
+ * End-to-end figures for RelayClient through a real broker (a private Mosquitto when installed,
+ * else the embedded one): first-contact latency (bundle fetch, MLS create, PoW, Welcome,
  * join) and steady-state one-way latency with access tokens, against the raw transport's QoS 1
  * one-way latency measured in the same run.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import {
-  MemoryRelayStore,
-  MqttTransport,
-  RelayClient,
-  startEmbeddedBroker,
-} from '../framework/relay/index.js';
+import { MemoryRelayStore, MqttTransport, RelayClient } from '../framework/relay/index.js';
+import { startPrivateBroker } from '../test/support/broker.js';
 import { heading, note, report } from './harness.js';
 
-const MOSQUITTO = 'mqtt://127.0.0.1:1883';
-
+/**
+ * A private Mosquitto with `set_tcp_nodelay true` (as every config we ship has) when the binary is
+ * installed; the shared one on :1883 keeps Nagle on at the broker and adds ~40 ms per hop.
+ */
 async function pickBroker(): Promise<{ url: string; close(): Promise<void>; kind: string }> {
-  const probe = new MqttTransport({
-    url: MOSQUITTO,
-    clientId: `bench-probe-${randomBytes(4).toString('hex')}`,
-    reconnectPeriodMs: 0,
-  });
   try {
-    await Promise.race([
-      probe.connect(),
-      new Promise((_, reject) => setTimeout(() => reject(new Error('timeout')), 2000)),
-    ]);
-    await probe.end();
-    return { url: MOSQUITTO, close: async () => undefined, kind: 'mosquitto' };
+    const b = await startPrivateBroker('mosquitto');
+    return { url: b.url, close: () => b.close(), kind: 'private mosquitto (set_tcp_nodelay true)' };
   } catch {
-    await probe.end({ force: true }).catch(() => undefined);
-    const embedded = await startEmbeddedBroker();
-    return { url: embedded.url, close: () => embedded.close(), kind: 'embedded aedes' };
+    const b = await startPrivateBroker('embedded');
+    return { url: b.url, close: () => b.close(), kind: 'embedded aedes' };
   }
 }
 

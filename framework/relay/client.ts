@@ -121,6 +121,19 @@ function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixS
   };
 }
 
+function parseContent(plaintext: Uint8Array | undefined): AppContent | undefined {
+  if (!plaintext) return undefined;
+  try {
+    return decodeContent(plaintext);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Replies a handler asks for; committed with the message that caused them. */
+export type ReplyFn = (reply: string | { content: string; type?: string }) => void;
+export type TransactionalHandler = (message: ReceivedMessage, reply: ReplyFn) => Promise<void> | void;
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
@@ -142,6 +155,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private refreshTimer: NodeJS.Timeout | undefined;
   private republishing: Promise<void> | undefined;
   private flushing: Promise<void> | undefined;
+  private handler: TransactionalHandler | undefined;
   private ready: Promise<void> = Promise.resolve();
   private flushAgain: Promise<void> | undefined;
   private arrivals: Promise<void> = Promise.resolve();
@@ -269,6 +283,15 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async sessionWith(peer: string): Promise<{ groupId: string; epoch: bigint } | undefined> {
     const s = await this.opts.store.getSessionByPeer(userIdToHex(userIdFromHex(peer)));
     return s && { groupId: s.groupId, epoch: s.epoch };
+  }
+
+  /**
+   * Sets the one transactional message handler. It runs inside the conversation's lane before the
+   * message is committed; replies it makes are committed with it and published afterwards, so a
+   * crash at any point neither loses a reply nor sends one twice.
+   */
+  setMessageHandler(handler: TransactionalHandler | undefined): void {
+    this.handler = handler;
   }
 
   /** The peers we have a session with. */
@@ -831,6 +854,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       this.log.debug({ err: (e as Error).message }, 'mls rejected message');
       return 'mls';
     }
+    const content = result.kind === 'application' ? parseContent(result.plaintext) : undefined;
+    const received: ReceivedMessage | undefined = content && {
+      from: sender,
+      conversation: { kind: 'direct', id: sender, groupId },
+      content,
+      receivedAt: now,
+    };
     let next: SessionRecord = {
       ...session,
       state: mls.encodeSession(result.state),
@@ -840,36 +870,72 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     };
     if (result.kind === 'commit') next = await this.withNewEpoch(next, result.state);
     if (result.kind === 'application') next.messagesSinceCommit += 1;
-    const peers: PeerRecord[] = [];
-    if (inner.sealedSenderKey) {
-      const known = await this.requirePeer(sender);
-      peers.push({ ...known, sealKey: inner.sealedSenderKey });
-    }
-    let content: AppContent | undefined;
-    if (result.kind === 'application' && result.plaintext) {
-      try {
-        content = decodeContent(result.plaintext);
-      } catch {
-        content = undefined;
-      }
-    }
+    const peer = await this.requirePeer(sender);
+    if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
+    const replies = received ? await this.runHandler(received, result.state, next, peer) : undefined;
     await this.commit({
-      sessions: [next],
-      peers,
+      sessions: [replies?.session ?? next],
+      ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
       processed: { groupId, digest, at: now },
       envelope: replayEntry(opened),
+      ...(replies ? { outbox: replies.outbox } : {}),
     });
+    // The new state is durable: only now may the keys it no longer needs be erased.
+    mls.wipeConsumed(result.consumed);
+    for (const c of replies?.consumed ?? []) mls.wipeConsumed(c);
     this.indexSession(next);
+    if (replies?.outbox.length) void this.flushOutbox().catch((e) => this.fail(e));
     if (result.kind !== 'application') return undefined;
     // MLS accepted it: the ratchet moved on even if the application cannot read it (PROTOCOL.md §10).
-    if (!content) return 'content';
-    this.emit('message', {
-      from: sender,
-      conversation: { kind: 'direct', id: sender, groupId },
-      content,
-      receivedAt: now,
-    });
+    if (!received) return 'content';
+    this.emit('message', received);
     return undefined;
+  }
+
+  /**
+   * Runs the transactional handler: its replies are encrypted with the state that processed the
+   * message and committed together with it, so a crash either loses both or keeps both.
+   */
+  private async runHandler(
+    message: ReceivedMessage,
+    state: mls.GroupSession,
+    session: SessionRecord,
+    peer: PeerRecord,
+  ): Promise<{ session: SessionRecord; outbox: OutboxRecord[]; consumed: mls.Consumed[] } | undefined> {
+    if (!this.handler) return undefined;
+    const replies: Array<{ content: string; type?: string }> = [];
+    try {
+      await this.handler(message, (r) => replies.push(typeof r === 'string' ? { content: r } : r));
+    } catch (e) {
+      this.fail(new RelayError('HANDLER', 'message handler failed', { cause: e }));
+    }
+    const outbox: OutboxRecord[] = [];
+    const consumed: mls.Consumed[] = [];
+    for (const r of replies) {
+      const content = encodeContent({
+        ...r,
+        id: randomUUID(),
+        ...(message.content.id !== undefined ? { replyTo: message.content.id } : {}),
+      });
+      const encrypted = await mls.encryptApplication(this.mlsCtx, state, content);
+      outbox.push(
+        this.inboxRow(
+          peer.userId,
+          await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: encrypted.message }),
+        ),
+      );
+      state = encrypted.state;
+      consumed.push(encrypted.consumed);
+    }
+    return {
+      consumed,
+      session: {
+        ...session,
+        state: mls.encodeSession(state),
+        messagesSinceCommit: session.messagesSinceCommit + replies.length,
+      },
+      outbox,
+    };
   }
 
   private indexSession(s: SessionRecord): void {

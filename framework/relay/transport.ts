@@ -118,6 +118,8 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
   private ackQueue: AckQueue | undefined;
   private readonly pendingOperations = new Set<(error: TransportError) => void>();
   private ending = false;
+  /** Settles once the client is closed for good: no socket, no MQTT.js timer left. */
+  private closed: Promise<void> | undefined;
 
   constructor(options: MqttTransportOptions) {
     super();
@@ -197,18 +199,28 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
 
     return new Promise((resolve, reject) => {
       let settled = false;
-      const onFirstConnect = (info: { sessionPresent: boolean }): void => {
+      const fail = (error: TransportError): void => {
+        if (settled) return;
         settled = true;
+        this.off('connect', onFirstConnect);
+        this.pendingOperations.delete(fail);
+        reject(error);
+      };
+      const onFirstConnect = (info: { sessionPresent: boolean }): void => {
+        if (settled) return;
+        settled = true;
+        this.pendingOperations.delete(fail);
         resolve(info);
       };
       this.once('connect', onFirstConnect);
+      // end() while the first attempt is still under way rejects it.
+      this.pendingOperations.add(fail);
       client.on('error', (cause) => {
         const error = new TransportError(`MQTT: ${cause.message}`, { cause });
         if (!settled) {
-          settled = true;
-          this.off('connect', onFirstConnect);
-          client.end(true);
-          reject(error);
+          // Reject only once the client is fully stopped, so a failed connect() leaves nothing behind.
+          this.ending = true;
+          void this.close(client, true).then(() => fail(error));
           return;
         }
         this.emit('error', error);
@@ -287,13 +299,31 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
    */
   async end(opts: { force?: boolean } = {}): Promise<void> {
     const client = this.client;
-    if (!client || this.ending) return;
+    if (!client) return;
     this.ending = true;
-    const force = opts.force === true || !client.connected;
-    await new Promise<void>((resolve) => client.end(force, () => resolve()));
+    await this.close(client, opts.force === true || !client.connected);
     const error = new TransportError('transport ended');
-    for (const reject of this.pendingOperations) reject(error);
+    for (const reject of [...this.pendingOperations]) reject(error);
     this.pendingOperations.clear();
+  }
+
+  /**
+   * Stops `client` in whatever state it is in (connected, still connecting, waiting to reconnect,
+   * failed first attempt) and resolves once its socket is closed and no MQTT.js timer is left.
+   * Idempotent: later calls share the first one's promise.
+   */
+  private close(client: MqttClient, force: boolean): Promise<void> {
+    this.closed ??= (async () => {
+      // With manualConnect, MQTT.js clears its `disconnecting` flag when end() completes, and end()
+      // completes at once when no CONNACK was received, before the socket's 'close' event. That
+      // event then arms the reconnect interval again, which keeps reconnecting (connack timer
+      // included) forever. A zero reconnect period makes MQTT.js's _setupReconnect a no-op.
+      client.options.reconnectPeriod = 0;
+      await new Promise<void>((resolve) => client.end(force, () => resolve()));
+      // The connack timer is cleared on the stream's 'close', which may still be pending.
+      await streamClosed(client.stream);
+    })();
+    return this.closed;
   }
 
   private requireClient(): MqttClient {
@@ -399,6 +429,14 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
 function sendPuback(client: MqttClient, messageId: number): void {
   // MQTT.js has no public way to acknowledge later without blocking its inbound pipeline.
   (client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
+}
+
+/** Resolves when a Node stream has emitted 'close' (at once for streams that do not report it). */
+function streamClosed(stream: unknown): Promise<void> {
+  const s = stream as
+    { closed?: unknown; once?: (event: 'close', listener: () => void) => unknown } | undefined;
+  if (!s || typeof s.once !== 'function' || s.closed !== false) return Promise.resolve();
+  return new Promise<void>((resolve) => s.once!('close', () => resolve()));
 }
 
 function disableNagle(stream: unknown): void {

@@ -157,3 +157,18 @@ test('the non-committer asks for key updates and the committer commits them', as
   expect((await bob.sessionWith(alice.userId))!.epoch).toBe(endEpoch);
   expect(alice.drops.total() + bob.drops.total()).toBe(0);
 });
+
+test('a transactional handler replies with reply_to, committed with the message it answers', async () => {
+  const prefix = uniqueName('relay');
+  const botStore = new MemoryRelayStore();
+  const bot = await startClient(prefix, botStore);
+  bot.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
+  const alice = await startClient(prefix);
+  const atAlice = collect(alice);
+  const ids: string[] = [];
+  for (let i = 0; i < 20; i++) ids.push((await alice.send(bot.userId, `m${i}`)).id);
+  await until(() => atAlice.length === 20);
+  expect(atAlice.map((m) => m.content.content)).toEqual(ids.map((_, i) => `echo: m${i}`));
+  expect(atAlice.map((m) => m.content.replyTo)).toEqual(ids);
+  expect(await botStore.listOutbox()).toEqual([]);
+});
