@@ -50,6 +50,7 @@ import type {
 } from './store.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
 import { MqttTransport, type InboundMessage } from './transport.js';
+import { VersionedLru } from './state-cache.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
 
 export interface ReceivedMessage {
@@ -156,6 +157,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private republishing: Promise<void> | undefined;
   private flushing: Promise<void> | undefined;
   private handler: TransactionalHandler | undefined;
+  private readonly states = new VersionedLru<mls.GroupSession>();
   private ready: Promise<void> = Promise.resolve();
   private flushAgain: Promise<void> | undefined;
   private arrivals: Promise<void> = Promise.resolve();
@@ -313,7 +315,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       session = await this.firstContact(peerHex, bundle);
     }
     const peer = await this.requirePeer(peerHex);
-    let state = mls.decodeSession(session.state);
+    let state = this.decodedState(session);
     if (mls.hasPendingProposals(state) && mls.isCommitter(state)) {
       ({ state, session } = await this.sendCommit(session, state, peer));
     } else if (!mls.isCommitter(state) && session.messagesSinceCommit >= this.updateEvery()) {
@@ -334,7 +336,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       msgType: MSG_TYPE.message,
       mls: encrypted.message,
     });
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] });
+    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, encrypted.state);
     return 'sent';
   }
 
@@ -346,7 +348,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const committed = await mls.commitPending(this.mlsCtx, state);
     const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: committed.commit });
     const next = await this.withNewEpoch(session, committed.state);
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] });
+    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, committed.state);
     this.indexSession(next);
     return { state: committed.state, session: next };
   }
@@ -360,7 +362,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       messagesSinceCommit: 0,
       updatedAt: this.clock.now(),
     };
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] });
+    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, proposed.state);
     return { state: proposed.state, session: next };
   }
 
@@ -410,11 +412,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       unconfirmedOutgoing: [],
       updatedAt: this.clock.now(),
     };
-    await this.commit({
-      sessions: [session],
-      peers: [peer.record],
-      outbox: [this.inboxRow(peer.record.userId, payload)],
-    });
+    await this.commit(
+      { sessions: [session], peers: [peer.record], outbox: [this.inboxRow(peer.record.userId, payload)] },
+      created.state,
+    );
     this.indexSession(session);
     this.emit('session', { peer: peerHex, groupId, role: 'initiator' });
     return session;
@@ -483,11 +484,26 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /**
    * Commits, then advances the local copies' versions to what the store now holds, so the same
-   * flow can write the session again.
+   * flow can write the session again. A stale version drops the cached state: the next attempt
+   * decodes what the store really holds.
    */
-  private async commit(changes: InboundCommit): Promise<void> {
-    await this.opts.store.commit(changes);
-    for (const s of changes.sessions ?? []) s.version += 1;
+  private async commit(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
+    try {
+      await this.opts.store.commit(changes);
+    } catch (e) {
+      for (const s of changes.sessions ?? []) this.states.delete(s.groupId);
+      throw e;
+    }
+    for (const g of changes.deleteSessions ?? []) this.states.delete(g);
+    for (const s of changes.sessions ?? []) {
+      s.version += 1;
+      if (decoded && changes.sessions?.length === 1) this.states.set(s.groupId, s.version, decoded);
+      else this.states.delete(s.groupId);
+    }
+  }
+
+  private decodedState(session: SessionRecord): mls.GroupSession {
+    return this.states.get(session.groupId, session.version) ?? mls.decodeSession(session.state);
   }
 
   /**
@@ -793,14 +809,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       identityKey: inner.senderIdentityKey,
       sealKey: inner.sealedSenderKey,
     };
-    await this.commit({
-      sessions: [session],
-      ...(existing ? { deleteSessions: [existing.groupId] } : {}),
-      peers: [peer],
-      envelope: replayEntry(opened),
-      welcome: { digest: welcomeDigest, at: now },
-      consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
-    });
+    await this.commit(
+      {
+        sessions: [session],
+        ...(existing ? { deleteSessions: [existing.groupId] } : {}),
+        peers: [peer],
+        envelope: replayEntry(opened),
+        welcome: { digest: welcomeDigest, at: now },
+        consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
+      },
+      joined.state,
+    );
     if (existing) this.accessIndex.removeSession(existing.groupId);
     this.indexSession(session);
     this.emit('session', { peer: sender, groupId, role: 'joiner' });
@@ -844,7 +863,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (session.peerId !== sender) return 'sender_binding';
     const digest = digestHex(inner.mls);
     if (await this.opts.store.hasProcessed(groupId, digest)) return 'duplicate';
-    const state = mls.decodeSession(session.state);
+    const state = this.decodedState(session);
     let result: Awaited<ReturnType<typeof mls.processMessage>>;
     try {
       const peek = await mls.peekSender(this.mlsCtx, state, inner.mls);
@@ -873,13 +892,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const peer = await this.requirePeer(sender);
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
     const replies = received ? await this.runHandler(received, result.state, next, peer) : undefined;
-    await this.commit({
-      sessions: [replies?.session ?? next],
-      ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
-      processed: { groupId, digest, at: now },
-      envelope: replayEntry(opened),
-      ...(replies ? { outbox: replies.outbox } : {}),
-    });
+    await this.commit(
+      {
+        sessions: [replies?.session ?? next],
+        ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
+        processed: { groupId, digest, at: now },
+        envelope: replayEntry(opened),
+        ...(replies ? { outbox: replies.outbox } : {}),
+      },
+      replies?.state ?? result.state,
+    );
     // The new state is durable: only now may the keys it no longer needs be erased.
     mls.wipeConsumed(result.consumed);
     for (const c of replies?.consumed ?? []) mls.wipeConsumed(c);
@@ -901,7 +923,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     state: mls.GroupSession,
     session: SessionRecord,
     peer: PeerRecord,
-  ): Promise<{ session: SessionRecord; outbox: OutboxRecord[]; consumed: mls.Consumed[] } | undefined> {
+  ): Promise<
+    | { session: SessionRecord; state: mls.GroupSession; outbox: OutboxRecord[]; consumed: mls.Consumed[] }
+    | undefined
+  > {
     if (!this.handler) return undefined;
     const replies: Array<{ content: string; type?: string }> = [];
     try {
@@ -928,6 +953,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       consumed.push(encrypted.consumed);
     }
     return {
+      state,
       consumed,
       session: {
         ...session,
