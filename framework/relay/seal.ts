@@ -3,26 +3,29 @@
  *
  * HPKE base mode (RFC 9180 §5.1.1) with DHKEM(X25519, HKDF-SHA256) / HKDF-SHA256 / AES-256-GCM
  * (KEM 0x0020, KDF 0x0001, AEAD 0x0002, RFC 9180 §7), single-shot (§6.1): one message per context,
- * so the sequence number is always 0. The work is done by @hpke/core on WebCrypto, which runs
- * X25519, HMAC and AES-GCM natively in Node.
+ * so the sequence number is always 0. The HPKE protocol (key schedule §5.1, labeled KDF calls §4,
+ * context nonce and sequence handling §5.2) is the `hpke` package's; the primitives under it are
+ * node:crypto (seal-node-primitives.ts), because the package's WebCrypto primitives spend most of
+ * a seal waiting on promise hops rather than computing.
  *
  * Errors: the recipient's own inputs (its id, its secret) are the caller's responsibility and throw
  * ArgumentError when malformed. Everything that came off the network (enc, ciphertext, sent_at, hint)
  * makes `open` throw VerificationError and nothing else, so the receive pipeline can turn any failure
  * into a silent drop with one `instanceof`.
  */
-import {
-  Aes256Gcm,
-  CipherSuite,
-  DhkemX25519HkdfSha256,
-  HkdfSha256,
-  type RecipientContextParams,
-} from '@hpke/core';
-import type { webcrypto } from 'node:crypto';
+import { CipherSuite, type KeyPair } from 'hpke';
 import { ArgumentError, VerificationError } from './errors.js';
 import { USER_ID_LENGTH, type UnixSeconds, type UserId } from './brand.js';
 import { concatBytes, u64be, utf8 } from './bytes.js';
 import { LABEL } from './labels.js';
+import {
+  AEAD_AES_256_GCM,
+  DHKEM_X25519_HKDF_SHA256,
+  KDF_HKDF_SHA256,
+  dhkemX25519HkdfSha256,
+  x25519PublicKeyOf,
+  type X25519Key,
+} from './seal-node-primitives.js';
 
 /** X25519 public keys, private keys and the encapsulated key are all 32 bytes (RFC 9180 §7.1). */
 export const SEAL_KEY_LENGTH = 32;
@@ -32,21 +35,22 @@ export const SEAL_TAG_LENGTH = 16;
 /** PROTOCOL.md §5: the access field is hint(4) || tag(16); only the hint enters the AAD. */
 export const SEAL_HINT_LENGTH = 4;
 
-type CryptoKey = webcrypto.CryptoKey;
-type CryptoKeyPair = webcrypto.CryptoKeyPair;
-
 const INFO_PREFIX = utf8(LABEL.seal);
 const AAD_PREFIX = utf8(LABEL.envelopeAad);
 
 /**
- * The suite holds only algorithm descriptions and a lazily fetched reference to WebCrypto; no keys
- * or per-message state live in it, so one shared instance is a constant, not hidden state.
+ * The suite holds only algorithm descriptions; no keys or per-message state live in it, so one
+ * shared instance is a constant, not hidden state.
  */
-const SUITE = new CipherSuite({
-  kem: new DhkemX25519HkdfSha256(),
-  kdf: new HkdfSha256(),
-  aead: new Aes256Gcm(),
-});
+const SUITE = new CipherSuite(DHKEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_256_GCM);
+
+/** Tests only: `hpke` has no per-call ephemeral input, so a fixed ikmE needs its own suite. */
+function deterministicSuite(ikmE: Uint8Array): CipherSuite<X25519Key> {
+  if (ikmE.length < SEAL_KEY_LENGTH) {
+    throw new ArgumentError(`unsafeIkmE must be at least ${SEAL_KEY_LENGTH} bytes (RFC 9180 §7.1.3)`);
+  }
+  return new CipherSuite(dhkemX25519HkdfSha256({ unsafeIkmE: ikmE }), KDF_HKDF_SHA256, AEAD_AES_256_GCM);
+}
 
 /** `info = "relay-seal-v1" || recipient_user_id` binds the key schedule to the intended inbox. */
 export function sealInfo(recipientId: UserId): Uint8Array {
@@ -101,24 +105,18 @@ export async function seal(args: SealArgs): Promise<Sealed> {
   if (args.recipientSealKey.length !== SEAL_KEY_LENGTH) {
     throw new ArgumentError(`recipient seal key must be ${SEAL_KEY_LENGTH} bytes`);
   }
-  let recipientPublicKey: CryptoKey;
+  const suite = args.unsafeIkmE === undefined ? SUITE : deterministicSuite(args.unsafeIkmE);
+  let recipientPublicKey: X25519Key;
   try {
-    recipientPublicKey = await SUITE.kem.deserializePublicKey(args.recipientSealKey);
+    recipientPublicKey = await suite.DeserializePublicKey(args.recipientSealKey);
   } catch (cause) {
     throw new VerificationError('recipient seal key is not an X25519 public key', { cause });
   }
   try {
-    const sealed = await SUITE.seal(
-      {
-        recipientPublicKey,
-        info,
-        ...(args.unsafeIkmE === undefined ? {} : { ekm: args.unsafeIkmE }),
-      },
-      args.plaintext,
-      aad,
-    );
-    return { enc: new Uint8Array(sealed.enc), ciphertext: new Uint8Array(sealed.ct) };
+    const sealed = await suite.Seal(recipientPublicKey, args.plaintext, { info, aad });
+    return { enc: sealed.encapsulatedSecret, ciphertext: sealed.ciphertext };
   } catch (cause) {
+    // A low-order recipient key (all-zero DH output, RFC 9180 §7.1.4) is the expected cause.
     throw new VerificationError('sealing to this recipient key failed', { cause });
   }
 }
@@ -132,10 +130,10 @@ export interface OpenArgs {
 }
 
 /**
- * An `open` bound to one imported private key. Importing costs two WebCrypto round trips plus a
- * public-key derivation (@hpke/core re-derives pkR on every decap unless handed the pair), so a
- * long-running receiver creates one Opener per sealed-sender key and owns it; nothing is cached
- * behind the caller's back.
+ * An `open` bound to one imported private key. Importing derives the public key (a scalar
+ * multiplication) so that Decap can build kem_context (RFC 9180 §4.1) without redoing it per
+ * message; a long-running receiver creates one Opener per sealed-sender key and owns it, and
+ * nothing is cached behind the caller's back.
  */
 export interface Opener {
   open(args: OpenArgs): Promise<Uint8Array>;
@@ -152,31 +150,19 @@ export async function open(args: OpenArgs & { recipientSealSecret: Uint8Array })
   return openWith(recipientKey, args);
 }
 
-async function importKeyPair(secret: Uint8Array): Promise<CryptoKeyPair> {
+async function importKeyPair(secret: Uint8Array): Promise<KeyPair<X25519Key>> {
   if (secret.length !== SEAL_KEY_LENGTH) {
     throw new ArgumentError(`seal secret must be ${SEAL_KEY_LENGTH} bytes`);
   }
   try {
-    const privateKey = await SUITE.kem.deserializePrivateKey(secret);
-    return { privateKey, publicKey: await publicKeyOf(privateKey) };
+    const privateKey = await SUITE.DeserializePrivateKey(secret, false);
+    return { privateKey, publicKey: x25519PublicKeyOf(privateKey) };
   } catch (cause) {
     throw new ArgumentError('seal secret is not a usable X25519 private key', { cause });
   }
 }
 
-/**
- * pkR for a private key. @hpke/core imports private keys as extractable; their JWK form carries
- * the public u-coordinate as `x` (RFC 8037 §2), so WebCrypto computes pkR for us.
- */
-async function publicKeyOf(privateKey: CryptoKey): Promise<CryptoKey> {
-  const jwk = await globalThis.crypto.subtle.exportKey('jwk', privateKey);
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'X25519' || jwk.x === undefined) {
-    throw new Error('unexpected X25519 JWK export');
-  }
-  return SUITE.kem.importKey('jwk', { kty: jwk.kty, crv: jwk.crv, x: jwk.x }, true);
-}
-
-async function openWith(recipientKey: CryptoKeyPair, args: OpenArgs): Promise<Uint8Array> {
+async function openWith(recipientKey: KeyPair<X25519Key>, args: OpenArgs): Promise<Uint8Array> {
   const info = sealInfo(args.recipientId);
   if (args.enc.length !== SEAL_ENC_LENGTH) {
     throw new VerificationError(`enc must be ${SEAL_ENC_LENGTH} bytes`);
@@ -190,9 +176,8 @@ async function openWith(recipientKey: CryptoKeyPair, args: OpenArgs): Promise<Ui
   } catch (cause) {
     throw new VerificationError('envelope header does not form a valid AAD', { cause });
   }
-  const params: RecipientContextParams = { recipientKey, enc: args.enc, info };
   try {
-    return new Uint8Array(await SUITE.open(params, args.ciphertext, aad));
+    return await SUITE.Open(recipientKey, args.enc, args.ciphertext, { info, aad });
   } catch (cause) {
     // Low-order enc points (all-zero DH output, RFC 9180 §7.1.4), a wrong key and a failed AEAD
     // tag all land here; the receiver must not learn, or reveal, which one it was.

@@ -1,10 +1,26 @@
-import { Aes128Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
+import { Aes128Gcm, Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { x25519 } from '@noble/curves/ed25519.js';
+import { expand as nobleExpand, extract as nobleExtract } from '@noble/hashes/hkdf.js';
+import { sha256 } from '@noble/hashes/sha2.js';
+import {
+  AEAD_AES_128_GCM as WEBCRYPTO_AEAD_AES_128_GCM,
+  CipherSuite as HpkeSuite,
+  KDF_HKDF_SHA256 as WEBCRYPTO_KDF_HKDF_SHA256,
+  type AEADFactory,
+  type KDFFactory,
+} from 'hpke';
 import fc from 'fast-check';
 import { asUnixSeconds, asUserId, type UnixSeconds, type UserId } from '../../framework/relay/brand.js';
-import { fromHex, toHex } from '../../framework/relay/bytes.js';
+import { fromHex, toHex, utf8 } from '../../framework/relay/bytes.js';
 import { ArgumentError, VerificationError } from '../../framework/relay/errors.js';
 import { createOpener, open, seal, sealAad, sealInfo, type OpenArgs } from '../../framework/relay/seal.js';
+import {
+  AEAD_AES_128_GCM,
+  AEAD_AES_256_GCM,
+  DHKEM_X25519_HKDF_SHA256,
+  KDF_HKDF_SHA256,
+  dhkemX25519HkdfSha256,
+} from '../../framework/relay/seal-node-primitives.js';
 import * as noble from '../support/hpke-noble.js';
 import protocol from '../vectors/protocol.json' with { type: 'json' };
 import a1 from '../vectors/rfc9180-a1.json' with { type: 'json' };
@@ -82,6 +98,140 @@ describe('RFC 9180 A.1.1 (X25519, HKDF-SHA256, AES-128-GCM, base mode)', () => {
       expect(toHex(noble.exportSecret(noble.AEAD_AES128GCM, ks, h(x.exporter_context), x.L))).toBe(
         x.exported_value,
       );
+    }
+  });
+});
+
+describe('RFC 9180 A.1.1 through the node:crypto primitives under the hpke package', () => {
+  test('DeriveKeyPair reproduces skEm/pkEm and skRm/pkRm', async () => {
+    const suite = new HpkeSuite(DHKEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_128_GCM);
+    for (const [ikm, sk, pk] of [
+      [a1.ikmE, a1.skEm, a1.pkEm],
+      [a1.ikmR, a1.skRm, a1.pkRm],
+    ] as const) {
+      const pair = await suite.DeriveKeyPair(h(ikm), true);
+      expect(toHex(await suite.SerializePrivateKey(pair.privateKey))).toBe(sk);
+      expect(toHex(await suite.SerializePublicKey(pair.publicKey))).toBe(pk);
+    }
+  });
+
+  test('the KEM alone reproduces enc and shared_secret, both ways', async () => {
+    const kem = dhkemX25519HkdfSha256({ unsafeIkmE: h(a1.ikmE) })();
+    const pkR = await kem.DeserializePublicKey(h(a1.pkRm));
+    const { enc, shared_secret } = await kem.Encap(pkR);
+    expect(toHex(enc)).toBe(a1.enc);
+    expect(toHex(shared_secret)).toBe(a1.shared_secret);
+    const skR = await kem.DeserializePrivateKey(h(a1.skRm), false);
+    // Without pkR the KEM must derive it from skR for kem_context (§4.1); with it, use it as given.
+    expect(toHex(await kem.Decap(h(a1.enc), skR, undefined))).toBe(a1.shared_secret);
+    expect(toHex(await kem.Decap(h(a1.enc), skR, pkR))).toBe(a1.shared_secret);
+  });
+
+  // Our KDF and AEAD must be drop-in equivalents of hpke's WebCrypto ones: every pairing with our
+  // KEM reproduces the vectors, so a mismatch points at the one primitive that differs.
+  const pairings: ReadonlyArray<readonly [string, KDFFactory, AEADFactory]> = [
+    ['node KDF + node AEAD', KDF_HKDF_SHA256, AEAD_AES_128_GCM],
+    ['node KDF + WebCrypto AEAD', KDF_HKDF_SHA256, WEBCRYPTO_AEAD_AES_128_GCM],
+    ['WebCrypto KDF + node AEAD', WEBCRYPTO_KDF_HKDF_SHA256, AEAD_AES_128_GCM],
+  ];
+  test.each(pairings)(
+    '%s: sender reproduces every ciphertext and export, recipient opens them',
+    async (_, kdf, aead) => {
+      const sending = new HpkeSuite(dhkemX25519HkdfSha256({ unsafeIkmE: h(a1.ikmE) }), kdf, aead);
+      const receiving = new HpkeSuite(DHKEM_X25519_HKDF_SHA256, kdf, aead);
+      const pkR = await sending.DeserializePublicKey(h(a1.pkRm));
+      const { encapsulatedSecret, ctx: sender } = await sending.SetupSender(pkR, { info: h(a1.info) });
+      expect(toHex(encapsulatedSecret)).toBe(a1.enc);
+      const recipientKey = await receiving.DeriveKeyPair(h(a1.ikmR));
+      const recipient = await receiving.SetupRecipient(recipientKey, encapsulatedSecret, {
+        info: h(a1.info),
+      });
+      const bySeq = new Map(a1.encryptions.map((e) => [e.seq, e]));
+      const pt = h(a1.encryptions[0]!.pt);
+      for (let seq = 0; seq <= 256; seq++) {
+        const published = bySeq.get(seq);
+        const aad = published === undefined ? new Uint8Array(0) : h(published.aad);
+        const ct = await sender.Seal(pt, aad);
+        if (published !== undefined) expect(toHex(ct)).toBe(published.ct);
+        expect(toHex(await recipient.Open(ct, aad))).toBe(toHex(pt));
+      }
+      for (const x of a1.exports) {
+        expect(toHex(await sender.Export(h(x.exporter_context), x.L))).toBe(x.exported_value);
+        expect(toHex(await recipient.Export(h(x.exporter_context), x.L))).toBe(x.exported_value);
+      }
+    },
+  );
+});
+
+describe('node:crypto primitives on their own', () => {
+  test('HKDF-SHA256 matches RFC 5869 A.1 and A.3 (empty salt and info) and noble', async () => {
+    const kdf = KDF_HKDF_SHA256();
+    const cases = [
+      {
+        ikm: '0b'.repeat(22),
+        salt: '000102030405060708090a0b0c',
+        info: 'f0f1f2f3f4f5f6f7f8f9',
+        prk: '077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5',
+        okm: '3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865',
+      },
+      {
+        ikm: '0b'.repeat(22),
+        salt: '',
+        info: '',
+        prk: '19ef24a32c717b167f33a91d6f648bdf96596776afdb6377ac434c1c293ccb04',
+        okm: '8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8',
+      },
+    ];
+    for (const c of cases) {
+      const prk = await kdf.Extract(h(c.salt), h(c.ikm));
+      expect(toHex(prk)).toBe(c.prk);
+      expect(toHex(await kdf.Expand(prk, h(c.info), 42))).toBe(c.okm);
+    }
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uint8Array({ maxLength: 80 }),
+        fc.uint8Array({ maxLength: 80 }),
+        fc.uint8Array({ maxLength: 80 }),
+        fc.integer({ min: 0, max: 255 * 32 }),
+        async (salt, ikm, info, length) => {
+          const prk = await kdf.Extract(salt, ikm);
+          expect(toHex(prk)).toBe(toHex(nobleExtract(sha256, ikm, salt)));
+          expect(toHex(await kdf.Expand(prk, info, length))).toBe(
+            toHex(nobleExpand(sha256, prk, info, length)),
+          );
+        },
+      ),
+      { numRuns: 50 },
+    );
+    await expect(kdf.Expand(new Uint8Array(32), new Uint8Array(0), 255 * 32 + 1)).rejects.toBeInstanceOf(
+      ArgumentError,
+    );
+  });
+
+  test('AES-GCM Open rejects a bad tag or a short ciphertext with VerificationError', async () => {
+    for (const aead of [AEAD_AES_128_GCM(), AEAD_AES_256_GCM()]) {
+      const key = new Uint8Array(aead.Nk).fill(7);
+      const nonce = new Uint8Array(aead.Nn).fill(1);
+      const aad = utf8('aad');
+      const ct = await aead.Seal(key, nonce, aad, utf8('hello'));
+      expect(ct.length).toBe(5 + aead.Nt);
+      expect(new TextDecoder().decode(await aead.Open(key, nonce, aad, ct))).toBe('hello');
+      const bad = ct.slice();
+      bad[bad.length - 1]! ^= 1;
+      await expect(aead.Open(key, nonce, aad, bad)).rejects.toBeInstanceOf(VerificationError);
+      await expect(aead.Open(key, nonce, utf8('AAD'), ct)).rejects.toBeInstanceOf(VerificationError);
+      await expect(aead.Open(key, nonce, aad, ct.subarray(0, aead.Nt - 1))).rejects.toBeInstanceOf(
+        VerificationError,
+      );
+    }
+  });
+
+  test('the KEM refuses low-order points itself with VerificationError (RFC 9180 §7.1.4)', async () => {
+    const kem = DHKEM_X25519_HKDF_SHA256();
+    const skR = await kem.DeserializePrivateKey(recipientSealSecret, false);
+    for (const p of LOW_ORDER_POINTS) {
+      await expect(kem.Decap(h(p), skR, undefined)).rejects.toBeInstanceOf(VerificationError);
+      await expect(kem.Encap(await kem.DeserializePublicKey(h(p)))).rejects.toBeInstanceOf(VerificationError);
     }
   });
 });
@@ -229,6 +379,91 @@ describe('relay seal agrees with the noble implementation', () => {
       ciphertext: a.ciphertext,
     });
     expect(toHex(pt)).toBe(toHex(plaintext));
+  });
+});
+
+describe('relay seal interoperates with @hpke/core (the previous implementation)', () => {
+  const core = new CipherSuite({
+    kem: new DhkemX25519HkdfSha256(),
+    kdf: new HkdfSha256(),
+    aead: new Aes256Gcm(),
+  });
+  const arbBytes = (n: number): fc.Arbitrary<Uint8Array> => fc.uint8Array({ minLength: n, maxLength: n });
+
+  test('deterministic seals are byte-identical, and each opens the other', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        arbBytes(32),
+        arbBytes(16),
+        fc.uint8Array({ maxLength: 600 }),
+        fc.integer({ min: 0, max: 2 ** 40 }).map((n) => asUnixSeconds(n)),
+        fc.option(arbBytes(4), { nil: undefined }),
+        arbBytes(32),
+        async (skR, rid, pt, at, maybeHint, ikmE) => {
+          const id = asUserId(rid);
+          const pkR = x25519.getPublicKey(skR);
+          const info = sealInfo(id);
+          const aad = sealAad(at, maybeHint);
+          const ours = await seal({
+            recipientId: id,
+            recipientSealKey: pkR,
+            plaintext: pt,
+            sentAt: at,
+            hint: maybeHint,
+            unsafeIkmE: ikmE,
+          });
+          const recipientPublicKey = await core.kem.deserializePublicKey(pkR);
+          const theirs = await core.seal({ recipientPublicKey, info, ekm: ikmE }, pt, aad);
+          expect(toHex(ours.enc)).toBe(toHex(new Uint8Array(theirs.enc)));
+          expect(toHex(ours.ciphertext)).toBe(toHex(new Uint8Array(theirs.ct)));
+
+          const recipientKey = await core.kem.importKey('raw', skR, false);
+          const byCore = await core.open({ recipientKey, enc: ours.enc, info }, ours.ciphertext, aad);
+          expect(toHex(new Uint8Array(byCore))).toBe(toHex(pt));
+          const byUs = await open({
+            recipientId: id,
+            recipientSealSecret: skR,
+            enc: new Uint8Array(theirs.enc),
+            ciphertext: new Uint8Array(theirs.ct),
+            sentAt: at,
+            hint: maybeHint,
+          });
+          expect(toHex(byUs)).toBe(toHex(pt));
+        },
+      ),
+      { numRuns: 15 },
+    );
+  });
+
+  test('random-ephemeral seals cross in both directions', async () => {
+    const info = sealInfo(recipientId);
+    const aad = sealAad(sentAt, hint);
+    const ours = await seal({ recipientId, recipientSealKey, plaintext, sentAt, hint });
+    const recipientKey = await core.kem.importKey('raw', recipientSealSecret, false);
+    const byCore = await core.open({ recipientKey, enc: ours.enc, info }, ours.ciphertext, aad);
+    expect(toHex(new Uint8Array(byCore))).toBe(toHex(plaintext));
+
+    const recipientPublicKey = await core.kem.deserializePublicKey(recipientSealKey);
+    const theirs = await core.seal({ recipientPublicKey, info }, plaintext, aad);
+    const opener = await createOpener(recipientSealSecret);
+    const byUs = await opener.open({
+      recipientId,
+      enc: new Uint8Array(theirs.enc),
+      ciphertext: new Uint8Array(theirs.ct),
+      sentAt,
+      hint,
+    });
+    expect(toHex(byUs)).toBe(toHex(plaintext));
+    // The AAD still binds: @hpke/core's envelope with another sent_at does not open here.
+    await expect(
+      opener.open({
+        recipientId,
+        enc: new Uint8Array(theirs.enc),
+        ciphertext: new Uint8Array(theirs.ct),
+        sentAt: asUnixSeconds(sentAt + 1),
+        hint,
+      }),
+    ).rejects.toBeInstanceOf(VerificationError);
   });
 });
 
