@@ -1,0 +1,118 @@
+/**
+ * DataSource factory: Postgres for a postgres:// URL, otherwise an embedded SQLite file.
+ * Schema changes only ever come from the migrations in ./migrations, never from `synchronize`.
+ */
+import 'reflect-metadata';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { DataSource, type DataSourceOptions, type MigrationInterface } from 'typeorm';
+import { ArgumentError, StorageError } from '../relay/errors.js';
+import { relayEntities, type RelayBackend } from './entities.js';
+import { Initial1795846949665 as PostgresInitial } from './migrations/postgres/1795846949665-Initial.js';
+import { Initial1795846949665 as SqliteInitial } from './migrations/sqlite/1795846949665-Initial.js';
+
+export const DEFAULT_SQLITE_PATH = './data/relay.sqlite';
+/** Named so the relay tables can share a Postgres database with an application's own migrations. */
+export const MIGRATIONS_TABLE = 'relay_migrations';
+const BUSY_TIMEOUT_MS = 5000;
+
+export interface RelayDataSourceOptions {
+  /** postgres:// or postgresql:// selects Postgres; anything else (or nothing) selects SQLite. */
+  url?: string;
+  /** SQLite file; default ./data/relay.sqlite. */
+  sqlitePath?: string;
+  /** Postgres schema for the relay tables (created if missing); default: the server's search_path. */
+  schema?: string;
+  /** Run pending migrations on open (default true). */
+  migrate?: boolean;
+}
+
+type Migration = new () => MigrationInterface;
+
+export function relayMigrations(kind: RelayBackend): Migration[] {
+  return kind === 'postgres' ? [PostgresInitial] : [SqliteInitial];
+}
+
+export const isPostgresUrl = (url: string | undefined): url is string =>
+  url !== undefined && /^postgres(ql)?:\/\//i.test(url);
+
+function checkSchemaName(schema: string): string {
+  // Interpolated into search_path and DDL, so only plain identifiers.
+  if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema))
+    throw new ArgumentError(`invalid Postgres schema name: ${schema}`);
+  return schema;
+}
+
+function postgresOptions(url: string, schema: string | undefined): DataSourceOptions {
+  return {
+    type: 'postgres',
+    url,
+    entities: relayEntities('postgres'),
+    migrations: relayMigrations('postgres'),
+    migrationsTableName: MIGRATIONS_TABLE,
+    ...(schema === undefined
+      ? {}
+      : {
+          schema: checkSchemaName(schema),
+          // The store's SQL and the migrations name tables unqualified; search_path points them here.
+          extra: { options: `-c search_path=${schema}` },
+        }),
+  };
+}
+
+/** Pragmas for every connection. */
+function prepareSqlite(db: { pragma(source: string): unknown }): void {
+  db.pragma('journal_mode = WAL');
+  // better-sqlite3's SQLite build opens an existing WAL file at synchronous=NORMAL, which can lose
+  // the last commits on power failure: a PUBACK would then have been sent for a lost transaction.
+  db.pragma('synchronous = FULL');
+  db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+}
+
+function sqliteOptions(path: string): DataSourceOptions {
+  return {
+    type: 'better-sqlite3',
+    database: path,
+    timeout: BUSY_TIMEOUT_MS,
+    prepareDatabase: prepareSqlite,
+    entities: relayEntities('sqlite'),
+    migrations: relayMigrations('sqlite'),
+    migrationsTableName: MIGRATIONS_TABLE,
+  };
+}
+
+/** DataSource options without opening anything; what ormconfig.ts hands to the TypeORM CLI. */
+export function relayDataSourceOptions(opts: RelayDataSourceOptions = {}): DataSourceOptions {
+  if (isPostgresUrl(opts.url)) return postgresOptions(opts.url, opts.schema);
+  const path = opts.sqlitePath ?? DEFAULT_SQLITE_PATH;
+  if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+  return sqliteOptions(path);
+}
+
+/** Applies pending migrations; returns the names of those it ran. */
+export async function runMigrations(ds: DataSource): Promise<string[]> {
+  const ran = await ds.runMigrations({ transaction: 'all' });
+  return ran.map((m) => m.name);
+}
+
+async function ensureSchema(ds: DataSource, schema: string | undefined): Promise<void> {
+  if (schema !== undefined && ds.options.type === 'postgres')
+    await ds.query(`CREATE SCHEMA IF NOT EXISTS "${checkSchemaName(schema)}"`);
+}
+
+export async function createRelayDataSource(opts: RelayDataSourceOptions = {}): Promise<DataSource> {
+  const ds = new DataSource(relayDataSourceOptions(opts));
+  try {
+    await ds.initialize();
+  } catch (cause) {
+    throw new StorageError(`cannot open the relay database: ${(cause as Error).message}`, { cause });
+  }
+  try {
+    await ensureSchema(ds, opts.schema);
+    if (opts.migrate ?? true) await runMigrations(ds);
+  } catch (cause) {
+    await ds.destroy();
+    throw new StorageError(`cannot migrate the relay database: ${(cause as Error).message}`, { cause });
+  }
+  return ds;
+}

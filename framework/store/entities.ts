@@ -1,0 +1,166 @@
+/**
+ * The relay tables, defined once for both backends. EntitySchema rather than decorator classes
+ * because a decorator fixes one column type, and byte columns must be `bytea` on Postgres but
+ * `blob` on SQLite. The store itself talks SQL (see typeorm-store.ts); these schemas exist so
+ * TypeORM's migration tooling can compare the hand-written migrations against one definition.
+ */
+import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
+
+export type RelayBackend = 'postgres' | 'sqlite';
+
+type Columns = Record<string, EntitySchemaColumnOptions>;
+
+interface Types {
+  bytes: EntitySchemaColumnOptions['type'];
+  /** Unix seconds and counters that may outgrow 32 bits. */
+  int64: EntitySchemaColumnOptions['type'];
+  /**
+   * MLS epochs are uint64: Postgres keeps them as bigint; SQLite as text, because better-sqlite3
+   * would hand back a lossy JS number above 2^53.
+   */
+  epoch: EntitySchemaColumnOptions['type'];
+}
+
+const typesFor = (kind: RelayBackend): Types =>
+  kind === 'postgres'
+    ? { bytes: 'bytea', int64: 'bigint', epoch: 'bigint' }
+    : { bytes: 'blob', int64: 'integer', epoch: 'text' };
+
+type SchemaExtra = Pick<ConstructorParameters<typeof EntitySchema>[0], 'indices' | 'uniques'>;
+
+// Named primary keys keep the hand-written migrations readable and comparable with this definition.
+const schema = (name: string, columns: Columns, extra: SchemaExtra = {}) => {
+  const named = Object.fromEntries(
+    Object.entries(columns).map(([k, c]) => [
+      k,
+      c.primary ? { ...c, primaryKeyConstraintName: `pk_${name}` } : c,
+    ]),
+  );
+  return new EntitySchema({ name, tableName: name, columns: named, ...extra });
+};
+
+/** Marks rows whose secret columns are AES-256-GCM ciphertext (1) or plaintext (0). */
+const atRest: EntitySchemaColumnOptions = { type: 'smallint', default: 0 };
+
+const identities = (t: Types) =>
+  schema('identities', {
+    id: { type: 'integer', primary: true },
+    signing_seed: { type: t.bytes },
+    seal_secret: { type: t.bytes },
+    created_at: { type: t.int64 },
+    at_rest: atRest,
+  });
+
+const keyPackages = (t: Types) =>
+  schema('key_packages', {
+    ref: { type: 'text', primary: true },
+    key_package: { type: t.bytes },
+    private_key_package: { type: t.bytes },
+    created_at: { type: t.int64 },
+    not_after: { type: t.int64 },
+    consumed_at: { type: t.int64, nullable: true },
+    superseded_at: { type: t.int64, nullable: true },
+    at_rest: atRest,
+  });
+
+const ownBundle = (t: Types) =>
+  schema('own_bundle', {
+    id: { type: 'integer', primary: true },
+    bytes: { type: t.bytes },
+    issued_at: { type: t.int64 },
+    key_package_ref: { type: 'text' },
+  });
+
+const peers = (t: Types) =>
+  schema('peers', {
+    user_id: { type: 'text', primary: true },
+    identity_key: { type: t.bytes },
+    seal_key: { type: t.bytes },
+    pow_bits: { type: 'integer' },
+    bundle_issued_at: { type: t.int64, nullable: true },
+    display_name: { type: 'text', nullable: true },
+  });
+
+const sessions = (t: Types) =>
+  schema(
+    'sessions',
+    {
+      group_id: { type: 'text', primary: true },
+      peer_id: { type: 'text' },
+      state: { type: t.bytes },
+      epoch: { type: t.epoch },
+      version: { type: 'integer' },
+      initiated_unconfirmed: { type: 'boolean' },
+      inbound_access_current: { type: t.bytes },
+      inbound_access_previous: { type: t.bytes, nullable: true },
+      messages_since_commit: { type: 'integer' },
+      unconfirmed_outgoing: { type: 'text' },
+      updated_at: { type: t.int64 },
+      at_rest: atRest,
+    },
+    { indices: [{ name: 'idx_sessions_peer_id', columns: ['peer_id'] }] },
+  );
+
+const processed = (t: Types) =>
+  schema(
+    'processed',
+    {
+      group_id: { type: 'text', primary: true },
+      digest: { type: 'text', primary: true },
+      at: { type: t.int64 },
+    },
+    { indices: [{ name: 'idx_processed_at', columns: ['at'] }] },
+  );
+
+const envelopes = (t: Types) =>
+  schema(
+    'envelopes',
+    { digest: { type: 'text', primary: true }, expires_at: { type: t.int64 } },
+    { indices: [{ name: 'idx_envelopes_expires_at', columns: ['expires_at'] }] },
+  );
+
+const welcomes = (t: Types) =>
+  schema(
+    'welcomes',
+    { digest: { type: 'text', primary: true }, at: { type: t.int64 } },
+    { indices: [{ name: 'idx_welcomes_at', columns: ['at'] }] },
+  );
+
+const outbox = (t: Types) =>
+  schema(
+    'outbox',
+    {
+      // The autoincrement key is the commit order that listOutbox replays in.
+      seq: { type: t.int64, primary: true, generated: 'increment' },
+      id: { type: 'text' },
+      topic: { type: 'text' },
+      payload: { type: t.bytes },
+      retain: { type: 'boolean', nullable: true },
+      message_expiry_seconds: { type: 'integer', nullable: true },
+      created_at: { type: t.int64 },
+    },
+    { uniques: [{ name: 'uq_outbox_id', columns: ['id'] }] },
+  );
+
+const conversationData = () =>
+  schema('conversation_data', {
+    conversation_id: { type: 'text', primary: true },
+    json: { type: 'text' },
+  });
+
+/** All relay tables with the column types of one backend. */
+export function relayEntities(kind: RelayBackend): EntitySchema[] {
+  const t = typesFor(kind);
+  return [
+    identities(t),
+    keyPackages(t),
+    ownBundle(t),
+    peers(t),
+    sessions(t),
+    processed(t),
+    envelopes(t),
+    welcomes(t),
+    outbox(t),
+    conversationData(),
+  ];
+}

@@ -1,0 +1,19 @@
+/**
+ * Durable storage for the relay layer: a RelayStore on TypeORM, Postgres or embedded SQLite.
+ *
+ * Commonly used: createRelayDataSource + TypeOrmRelayStore. Expert: the entity schemas and
+ * migrations, for tooling and for embedding the tables in an application's own DataSource.
+ */
+export { TypeOrmRelayStore, type TypeOrmRelayStoreOptions } from './typeorm-store.js';
+export {
+  createRelayDataSource,
+  runMigrations,
+  relayDataSourceOptions,
+  relayMigrations,
+  isPostgresUrl,
+  DEFAULT_SQLITE_PATH,
+  MIGRATIONS_TABLE,
+  type RelayDataSourceOptions,
+} from './datasource.js';
+export { relayEntities, type RelayBackend } from './entities.js';
+export { deriveStateKey } from './crypto-at-rest.js';

@@ -1,0 +1,380 @@
+/**
+ * RelayStore on TypeORM (Postgres or SQLite through better-sqlite3), with the semantics of
+ * MemoryRelayStore. commit() is one database transaction guarded by per-session optimistic versions.
+ */
+import type { DataSource, QueryRunner } from 'typeorm';
+import type { UnixSeconds } from '../relay/brand.js';
+import { StaleStateError } from '../relay/errors.js';
+import type {
+  InboundCommit,
+  OutboxRecord,
+  OwnBundle,
+  PeerRecord,
+  RelayStore,
+  SessionRecord,
+  StoredIdentity,
+  StoredKeyPackage,
+} from '../relay/store.js';
+import { AtRestCipher } from './crypto-at-rest.js';
+import type { RelayBackend } from './entities.js';
+import {
+  identityParams,
+  keyPackageParams,
+  outboxParams,
+  ownBundleParams,
+  peerParams,
+  rowToIdentity,
+  rowToKeyPackage,
+  rowToOutbox,
+  rowToOwnBundle,
+  rowToPeer,
+  rowToSession,
+  SESSION_COLUMNS,
+  sessionParams,
+  toInt,
+  IDENTITY_ROW_ID,
+  OWN_BUNDLE_ROW_ID,
+} from './mapping.js';
+import { Mutex } from './mutex.js';
+import { backendOf, placeholders, sqlOn, type Sql } from './sql.js';
+
+export interface TypeOrmRelayStoreOptions {
+  /** 32 raw bytes, or a string stretched to 32 bytes; enables at-rest encryption of secrets. */
+  stateKey?: Uint8Array | string;
+  /** Destroy the DataSource on close() (default true). */
+  closeDataSource?: boolean;
+}
+
+const WEEK_SECONDS = 7 * 86400;
+/** Keeps IN lists well below SQLite's bound-parameter limit. */
+const IN_CHUNK = 500;
+
+const chunks = <T>(items: T[]): T[][] => {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += IN_CHUNK) out.push(items.slice(i, i + IN_CHUNK));
+  return out;
+};
+
+/** `INSERT … ON CONFLICT (key) DO UPDATE` for every non-key column; valid in Postgres and SQLite. */
+function upsertSql(table: string, key: string[], columns: string[]): string {
+  const all = [...key, ...columns];
+  const set = columns.map((c) => `"${c}" = excluded."${c}"`).join(', ');
+  const cols = all.map((c) => `"${c}"`).join(', ');
+  return `INSERT INTO "${table}" (${cols}) VALUES (${placeholders(all.length)}) ON CONFLICT (${key.map((k) => `"${k}"`).join(', ')}) DO UPDATE SET ${set}`;
+}
+
+const IDENTITY_UPSERT = upsertSql(
+  'identities',
+  ['id'],
+  ['signing_seed', 'seal_secret', 'created_at', 'at_rest'],
+);
+const KEY_PACKAGE_UPSERT = upsertSql(
+  'key_packages',
+  ['ref'],
+  [
+    'key_package',
+    'private_key_package',
+    'created_at',
+    'not_after',
+    'consumed_at',
+    'superseded_at',
+    'at_rest',
+  ],
+);
+const OWN_BUNDLE_UPSERT = upsertSql('own_bundle', ['id'], ['bytes', 'issued_at', 'key_package_ref']);
+const PEER_UPSERT = upsertSql(
+  'peers',
+  ['user_id'],
+  ['identity_key', 'seal_key', 'pow_bits', 'bundle_issued_at', 'display_name'],
+);
+// Upsert, not insert-or-ignore: MemoryRelayStore overwrites `at`, and `at` decides when prune drops it.
+const PROCESSED_UPSERT = upsertSql('processed', ['group_id', 'digest'], ['at']);
+const ENVELOPE_UPSERT = upsertSql('envelopes', ['digest'], ['expires_at']);
+const WELCOME_UPSERT = upsertSql('welcomes', ['digest'], ['at']);
+const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], ['json']);
+const OUTBOX_INSERT = `INSERT INTO "outbox" ("id", "topic", "payload", "retain", "message_expiry_seconds", "created_at") VALUES (${placeholders(6)})`;
+const OUTBOX_SELECT = `SELECT "id", "topic", "payload", "retain", "message_expiry_seconds", "created_at" FROM "outbox" ORDER BY "seq" LIMIT ?`;
+const SESSION_SELECT = `SELECT * FROM "sessions"`;
+const SESSION_UPDATE = `UPDATE "sessions" SET ${SESSION_COLUMNS.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ?`;
+// A concurrent insert of the same group must read as a lost race, not as a unique violation.
+const SESSION_INSERT = `INSERT INTO "sessions" ("group_id", ${SESSION_COLUMNS.map((c) => `"${c}"`).join(', ')}, "version") VALUES (${placeholders(SESSION_COLUMNS.length + 2)}) ON CONFLICT ("group_id") DO NOTHING`;
+
+interface Tx {
+  begin(): Promise<unknown>;
+  commit(): Promise<unknown>;
+  rollback(): Promise<unknown>;
+}
+
+const typeOrmTx = (qr: QueryRunner): Tx => ({
+  begin: async () => {
+    await qr.connect();
+    await qr.startTransaction();
+  },
+  commit: () => qr.commitTransaction(),
+  rollback: () => qr.rollbackTransaction(),
+});
+
+/**
+ * TypeORM begins SQLite transactions DEFERRED; a deferred reader that later writes can fail with
+ * SQLITE_BUSY at once, ignoring busy_timeout, when another process (a CLI next to the bot) wrote
+ * meanwhile. IMMEDIATE takes the write lock up front and waits politely instead.
+ */
+const sqliteTx = (qr: QueryRunner): Tx => ({
+  begin: () => qr.query('BEGIN IMMEDIATE'),
+  commit: () => qr.query('COMMIT'),
+  rollback: () => qr.query('ROLLBACK'),
+});
+
+export class TypeOrmRelayStore implements RelayStore {
+  readonly backend: RelayBackend;
+  private readonly cipher: AtRestCipher;
+  /** SQLite only: one shared connection, so every operation takes its turn. */
+  private readonly mutex: Mutex | undefined;
+  private readonly closeDataSource: boolean;
+
+  constructor(
+    private readonly ds: DataSource,
+    options: TypeOrmRelayStoreOptions = {},
+  ) {
+    this.backend = backendOf(ds);
+    this.cipher = new AtRestCipher(options.stateKey);
+    this.mutex = this.backend === 'sqlite' ? new Mutex() : undefined;
+    this.closeDataSource = options.closeDataSource ?? true;
+  }
+
+  /** Whether secrets are encrypted before they reach the database; the caller warns when not. */
+  get encryptedAtRest(): boolean {
+    return this.cipher.encrypted;
+  }
+
+  // ---- plumbing ---------------------------------------------------------------------------------
+
+  private serial<T>(fn: () => Promise<T>): Promise<T> {
+    return this.mutex ? this.mutex.run(fn) : fn();
+  }
+
+  private withSql<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      const qr = this.ds.createQueryRunner();
+      try {
+        return await fn(sqlOn(qr, this.backend));
+      } finally {
+        await qr.release();
+      }
+    });
+  }
+
+  private transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    return this.serial(async () => {
+      const qr = this.ds.createQueryRunner();
+      const tx = this.backend === 'sqlite' ? sqliteTx(qr) : typeOrmTx(qr);
+      await tx.begin();
+      try {
+        const result = await fn(sqlOn(qr, this.backend));
+        await tx.commit();
+        return result;
+      } catch (err) {
+        // The original failure matters more than a rollback on a connection that may be gone.
+        await tx.rollback().catch(() => undefined);
+        throw err;
+      } finally {
+        await qr.release();
+      }
+    });
+  }
+
+  // ---- identity and key packages ----------------------------------------------------------------
+
+  async loadIdentity(): Promise<StoredIdentity | undefined> {
+    const rows = await this.withSql((s) =>
+      s.rows(`SELECT * FROM "identities" WHERE "id" = ?`, [IDENTITY_ROW_ID]),
+    );
+    return rows[0] && rowToIdentity(rows[0], this.cipher);
+  }
+
+  async saveIdentity(identity: StoredIdentity): Promise<void> {
+    await this.withSql((s) => s.run(IDENTITY_UPSERT, identityParams(identity, this.cipher)));
+  }
+
+  async putKeyPackage(kp: StoredKeyPackage): Promise<void> {
+    await this.withSql((s) => s.run(KEY_PACKAGE_UPSERT, keyPackageParams(kp, this.cipher)));
+  }
+
+  async listKeyPackages(): Promise<StoredKeyPackage[]> {
+    const rows = await this.withSql((s) =>
+      s.rows(`SELECT * FROM "key_packages" ORDER BY "created_at", "ref"`),
+    );
+    return rows.map((r) => rowToKeyPackage(r, this.cipher));
+  }
+
+  async markKeyPackagesSuperseded(exceptRef: string, at: UnixSeconds): Promise<void> {
+    await this.withSql((s) =>
+      s.run(`UPDATE "key_packages" SET "superseded_at" = ? WHERE "ref" <> ? AND "superseded_at" IS NULL`, [
+        at,
+        exceptRef,
+      ]),
+    );
+  }
+
+  async deleteKeyPackages(refs: string[]): Promise<void> {
+    await this.deleteIn('key_packages', 'ref', refs);
+  }
+
+  async loadOwnBundle(): Promise<OwnBundle | undefined> {
+    const rows = await this.withSql((s) =>
+      s.rows(`SELECT * FROM "own_bundle" WHERE "id" = ?`, [OWN_BUNDLE_ROW_ID]),
+    );
+    return rows[0] && rowToOwnBundle(rows[0]);
+  }
+
+  async saveOwnBundle(bundle: OwnBundle): Promise<void> {
+    await this.withSql((s) => s.run(OWN_BUNDLE_UPSERT, ownBundleParams(bundle)));
+  }
+
+  // ---- peers and sessions -----------------------------------------------------------------------
+
+  async getPeer(userId: string): Promise<PeerRecord | undefined> {
+    const rows = await this.withSql((s) => s.rows(`SELECT * FROM "peers" WHERE "user_id" = ?`, [userId]));
+    return rows[0] && rowToPeer(rows[0]);
+  }
+
+  async putPeer(peer: PeerRecord): Promise<void> {
+    await this.withSql((s) => s.run(PEER_UPSERT, peerParams(peer)));
+  }
+
+  async getSession(groupId: string): Promise<SessionRecord | undefined> {
+    const rows = await this.withSql((s) => s.rows(`${SESSION_SELECT} WHERE "group_id" = ?`, [groupId]));
+    return rows[0] && rowToSession(rows[0], this.cipher);
+  }
+
+  /** At most one session per peer exists in practice (a new Welcome replaces the old group); newest wins. */
+  async getSessionByPeer(peerId: string): Promise<SessionRecord | undefined> {
+    const rows = await this.withSql((s) =>
+      s.rows(`${SESSION_SELECT} WHERE "peer_id" = ? ORDER BY "updated_at" DESC, "group_id" LIMIT 1`, [
+        peerId,
+      ]),
+    );
+    return rows[0] && rowToSession(rows[0], this.cipher);
+  }
+
+  async listSessions(): Promise<SessionRecord[]> {
+    const rows = await this.withSql((s) => s.rows(`${SESSION_SELECT} ORDER BY "group_id"`));
+    return rows.map((r) => rowToSession(r, this.cipher));
+  }
+
+  // ---- dedupe and replay cache ------------------------------------------------------------------
+
+  async hasProcessed(groupId: string, digest: string): Promise<boolean> {
+    const sql = `SELECT 1 AS "hit" FROM "processed" WHERE "group_id" = ? AND "digest" = ?`;
+    return (await this.withSql((s) => s.rows(sql, [groupId, digest]))).length > 0;
+  }
+
+  async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {
+    const sql = `SELECT 1 AS "hit" FROM "envelopes" WHERE "digest" = ? AND "expires_at" >= ?`;
+    return (await this.withSql((s) => s.rows(sql, [digest, now]))).length > 0;
+  }
+
+  async hasWelcome(digest: string, since: UnixSeconds): Promise<boolean> {
+    const sql = `SELECT 1 AS "hit" FROM "welcomes" WHERE "digest" = ? AND "at" >= ?`;
+    return (await this.withSql((s) => s.rows(sql, [digest, since]))).length > 0;
+  }
+
+  async prune(now: UnixSeconds): Promise<void> {
+    const weekAgo = now - WEEK_SECONDS;
+    await this.transaction(async (s) => {
+      await s.run(`DELETE FROM "envelopes" WHERE "expires_at" < ?`, [now]);
+      await s.run(`DELETE FROM "welcomes" WHERE "at" < ?`, [weekAgo]);
+      await s.run(`DELETE FROM "processed" WHERE "at" < ?`, [weekAgo]);
+    });
+  }
+
+  // ---- outbox and conversation data -------------------------------------------------------------
+
+  async listOutbox(limit = 1000): Promise<OutboxRecord[]> {
+    return (await this.withSql((s) => s.rows(OUTBOX_SELECT, [limit]))).map(rowToOutbox);
+  }
+
+  async deleteOutbox(ids: string[]): Promise<void> {
+    await this.deleteIn('outbox', 'id', ids);
+  }
+
+  async getConversationData(conversationId: string): Promise<string | undefined> {
+    const sql = `SELECT "json" FROM "conversation_data" WHERE "conversation_id" = ?`;
+    const rows = await this.withSql((s) => s.rows(sql, [conversationId]));
+    return rows[0] && String(rows[0].json);
+  }
+
+  private async deleteIn(table: string, column: string, values: string[]): Promise<void> {
+    if (values.length === 0) return;
+    await this.transaction(async (s) => {
+      for (const part of chunks(values))
+        await s.run(`DELETE FROM "${table}" WHERE "${column}" IN (${placeholders(part.length)})`, part);
+    });
+  }
+
+  // ---- commit -----------------------------------------------------------------------------------
+
+  async commit(changes: InboundCommit): Promise<void> {
+    await this.transaction(async (s) => {
+      const existing = await this.lockSessions(s, changes.sessions ?? []);
+      for (const g of changes.deleteSessions ?? []) {
+        await s.run(`DELETE FROM "sessions" WHERE "group_id" = ?`, [g]);
+        existing.delete(g);
+      }
+      for (const session of changes.sessions ?? [])
+        await this.writeSession(s, session, existing.has(session.groupId));
+      for (const o of changes.outbox ?? []) await s.run(OUTBOX_INSERT, outboxParams(o));
+      for (const d of changes.conversationData ?? [])
+        await s.run(CONVERSATION_UPSERT, [d.conversationId, d.json]);
+      for (const p of changes.peers ?? []) await s.run(PEER_UPSERT, peerParams(p));
+      await this.writeReplayRecords(s, changes);
+    });
+  }
+
+  /**
+   * Locks the stored rows of the given sessions (Postgres; SQLite is serialised already) and checks
+   * their versions. Returns the group ids that have a row. Locks are taken in group id order so two
+   * commits touching the same groups cannot deadlock.
+   */
+  private async lockSessions(s: Sql, sessions: SessionRecord[]): Promise<Set<string>> {
+    const lock = s.backend === 'postgres' ? ' FOR UPDATE' : '';
+    const existing = new Set<string>();
+    const sorted = [...sessions].sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
+    for (const session of sorted) {
+      const rows = await s.rows(`SELECT "version" FROM "sessions" WHERE "group_id" = ?${lock}`, [
+        session.groupId,
+      ]);
+      const stored = rows[0] ? toInt(rows[0].version) : 0;
+      if (stored !== session.version) throw new StaleStateError(session.groupId, session.version, stored);
+      if (rows[0]) existing.add(session.groupId);
+    }
+    return existing;
+  }
+
+  private async writeSession(s: Sql, session: SessionRecord, exists: boolean): Promise<void> {
+    const values = sessionParams(session, this.cipher);
+    const changed = exists
+      ? await s.run(SESSION_UPDATE, [...values, session.groupId, session.version])
+      : await s.run(SESSION_INSERT, [session.groupId, ...values, session.version + 1]);
+    if (changed === 1) return;
+    const rows = await s.rows(`SELECT "version" FROM "sessions" WHERE "group_id" = ?`, [session.groupId]);
+    throw new StaleStateError(session.groupId, session.version, rows[0] ? toInt(rows[0].version) : 0);
+  }
+
+  private async writeReplayRecords(s: Sql, c: InboundCommit): Promise<void> {
+    if (c.processed) await s.run(PROCESSED_UPSERT, [c.processed.groupId, c.processed.digest, c.processed.at]);
+    if (c.envelope) await s.run(ENVELOPE_UPSERT, [c.envelope.digest, c.envelope.expiresAt]);
+    if (c.welcome) await s.run(WELCOME_UPSERT, [c.welcome.digest, c.welcome.at]);
+    if (c.consumedKeyPackage)
+      await s.run(`UPDATE "key_packages" SET "consumed_at" = ? WHERE "ref" = ? AND "consumed_at" IS NULL`, [
+        c.consumedKeyPackage.at,
+        c.consumedKeyPackage.ref,
+      ]);
+  }
+
+  async close(): Promise<void> {
+    // Let queued SQLite work finish before the connection goes away.
+    await this.serial(async () => undefined);
+    if (this.closeDataSource && this.ds.isInitialized) await this.ds.destroy();
+  }
+}

@@ -1,0 +1,152 @@
+import type { DataSource } from 'typeorm';
+import { ArgumentError, StorageError } from '../../framework/relay/errors.js';
+import { deriveStateKey } from '../../framework/store/index.js';
+import { pgBackend, postgresAvailable, sqliteBackend, type ReopenableBackend } from './helpers.js';
+import { at, bytes, keyPackage, session } from './store-suite.js';
+
+const KEY = new Uint8Array(32).fill(42);
+const OTHER_KEY = new Uint8Array(32).fill(43);
+const identity = { signingSeed: bytes(32, 11), sealSecret: bytes(32, 12), createdAt: at() };
+
+const raw = async (ds: DataSource, sql: string): Promise<Record<string, unknown>[]> =>
+  (await ds.query(sql)) as Record<string, unknown>[];
+
+const asBytes = (v: unknown) => new Uint8Array(v as Uint8Array);
+
+/** A store with an identity, two sessions and a key package, written under KEY and then closed. */
+async function seed(backend: ReopenableBackend): Promise<void> {
+  const { store } = await backend.open({ stateKey: KEY });
+  await store.saveIdentity(identity);
+  await store.putKeyPackage(keyPackage('kp1'));
+  await store.putKeyPackage(keyPackage('kp2', { privateKeyPackage: bytes(120, 99) }));
+  await store.commit({ sessions: [session('g1'), session('g2', { state: bytes(200, 77) })] });
+  await store.close();
+}
+
+const expectKeyError = (p: Promise<unknown>) =>
+  expect(p).rejects.toThrow(
+    expect.objectContaining({ code: 'STORAGE', message: expect.stringContaining('RELAY_STATE_KEY') }),
+  );
+
+function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBackend>) {
+  describe(`at-rest encryption: ${name}`, () => {
+    let backend: ReopenableBackend;
+    beforeEach(async () => {
+      backend = await makeBackend();
+      await seed(backend);
+    });
+    afterEach(() => backend.teardown());
+
+    const withStore = async (
+      key: Uint8Array | string | undefined,
+      fn: (o: Awaited<ReturnType<ReopenableBackend['open']>>) => Promise<void>,
+    ) => {
+      const o = await backend.open(key === undefined ? {} : { stateKey: key });
+      try {
+        await fn(o);
+      } finally {
+        await o.cleanup();
+      }
+    };
+
+    it('stores ciphertext, not the secrets, and reads them back with the key', async () => {
+      await withStore(KEY, async ({ store, ds }) => {
+        expect(store.encryptedAtRest).toBe(true);
+        const [id] = await raw(ds, `SELECT signing_seed, seal_secret, at_rest FROM identities`);
+        expect(asBytes(id!.signing_seed)).not.toEqual(identity.signingSeed);
+        expect(asBytes(id!.signing_seed)).toHaveLength(32 + 12 + 16);
+        expect(Number(id!.at_rest)).toBe(1);
+        const [s] = await raw(ds, `SELECT state FROM sessions WHERE group_id = 'g1'`);
+        expect(
+          Buffer.from(asBytes(s!.state)).includes(Buffer.from(session('g1').state.subarray(0, 16))),
+        ).toBe(false);
+        const [k] = await raw(
+          ds,
+          `SELECT key_package, private_key_package FROM key_packages WHERE ref = 'kp1'`,
+        );
+        expect(asBytes(k!.private_key_package)).not.toEqual(keyPackage('kp1').privateKeyPackage);
+        // The public key package is not secret and stays readable.
+        expect(asBytes(k!.key_package)).toEqual(keyPackage('kp1').keyPackage);
+
+        expect(await store.loadIdentity()).toEqual(identity);
+        expect((await store.getSession('g2'))?.state).toEqual(bytes(200, 77));
+        expect((await store.listKeyPackages()).find((x) => x.ref === 'kp2')?.privateKeyPackage).toEqual(
+          bytes(120, 99),
+        );
+      });
+    });
+
+    it('fails with a StorageError naming RELAY_STATE_KEY under the wrong key', async () => {
+      await withStore(OTHER_KEY, async ({ store }) => {
+        await expectKeyError(store.loadIdentity());
+        await expectKeyError(store.getSession('g1'));
+        await expectKeyError(store.listKeyPackages());
+      });
+      await withStore('a passphrase that is not the key', async ({ store }) => {
+        await expectKeyError(store.loadIdentity());
+      });
+    });
+
+    it('refuses encrypted rows without a key, and plaintext rows under a key', async () => {
+      await withStore(undefined, async ({ store }) => {
+        expect(store.encryptedAtRest).toBe(false);
+        await expectKeyError(store.loadIdentity());
+        await store.commit({ sessions: [session('plain')] });
+      });
+      await withStore(KEY, async ({ store }) => {
+        await expectKeyError(store.getSession('plain'));
+      });
+    });
+
+    it('detects secrets moved between rows or columns', async () => {
+      await withStore(KEY, async ({ store, ds }) => {
+        await ds.query(
+          `UPDATE sessions SET state = (SELECT state FROM sessions WHERE group_id = 'g2') WHERE group_id = 'g1'`,
+        );
+        await expect(store.getSession('g1')).rejects.toBeInstanceOf(StorageError);
+        expect((await store.getSession('g2'))?.state).toEqual(bytes(200, 77));
+
+        await ds.query(
+          `UPDATE key_packages SET private_key_package = (SELECT private_key_package FROM key_packages WHERE ref = 'kp2') WHERE ref = 'kp1'`,
+        );
+        await expect(store.listKeyPackages()).rejects.toBeInstanceOf(StorageError);
+
+        await ds.query(`UPDATE identities SET signing_seed = seal_secret`);
+        await expect(store.loadIdentity()).rejects.toBeInstanceOf(StorageError);
+      });
+    });
+
+    it('detects a truncated or altered ciphertext', async () => {
+      await withStore(KEY, async ({ store, ds }) => {
+        const [row] = await raw(ds, `SELECT signing_seed FROM identities`);
+        const altered = asBytes(row!.signing_seed);
+        altered[20] = altered[20]! ^ 1;
+        const param = ds.options.type === 'postgres' ? '$1' : '?';
+        await ds.query(`UPDATE identities SET signing_seed = ${param}`, [Buffer.from(altered)]);
+        await expectKeyError(store.loadIdentity());
+        await ds.query(`UPDATE identities SET signing_seed = ${param}`, [Buffer.alloc(5)]);
+        await expectKeyError(store.loadIdentity());
+      });
+    });
+  });
+}
+
+describeAtRest('sqlite', async () => sqliteBackend());
+
+const pgUp = await postgresAvailable('the Postgres at-rest tests');
+(pgUp ? describe : describe.skip)('Postgres', () => describeAtRest('postgres', pgBackend));
+
+describe('state key', () => {
+  it('takes 32 raw bytes as they are and stretches strings deterministically', () => {
+    expect(deriveStateKey(KEY)).toEqual(KEY);
+    const a = deriveStateKey('hunter2');
+    expect(a).toHaveLength(32);
+    expect(deriveStateKey('hunter2')).toEqual(a);
+    expect(deriveStateKey('hunter3')).not.toEqual(a);
+  });
+
+  it('rejects keys of the wrong length and empty strings', () => {
+    expect(() => deriveStateKey(new Uint8Array(16))).toThrow(ArgumentError);
+    expect(() => deriveStateKey('')).toThrow(ArgumentError);
+  });
+});

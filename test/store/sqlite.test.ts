@@ -1,0 +1,78 @@
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import type { DataSource } from 'typeorm';
+import {
+  createRelayDataSource,
+  isPostgresUrl,
+  MIGRATIONS_TABLE,
+  relayDataSourceOptions,
+  runMigrations,
+} from '../../framework/store/index.js';
+import { sqliteFile, tempDir } from './helpers.js';
+
+const dir = tempDir();
+afterAll(() => dir.remove());
+
+const pragma = async (ds: DataSource, name: string): Promise<unknown> => {
+  const rows = (await ds.query(`PRAGMA ${name}`)) as Record<string, unknown>[];
+  return Object.values(rows[0] ?? {})[0];
+};
+
+describe('SQLite data source', () => {
+  it('runs WAL with synchronous=FULL and a busy timeout on every open', async () => {
+    const path = sqliteFile(dir.path);
+    for (let open = 0; open < 2; open++) {
+      const ds = await createRelayDataSource({ sqlitePath: path });
+      expect(await pragma(ds, 'journal_mode')).toBe('wal');
+      expect(await pragma(ds, 'synchronous')).toBe(2);
+      expect(await pragma(ds, 'busy_timeout')).toBe(5000);
+      await ds.destroy();
+    }
+  });
+
+  it('creates the directory of the database file', async () => {
+    const path = join(dir.path, 'nested', 'deeper', 'relay.sqlite');
+    const ds = await createRelayDataSource({ sqlitePath: path });
+    expect(existsSync(path)).toBe(true);
+    await ds.destroy();
+  });
+
+  it('runs the migrations once; a second open is a no-op', async () => {
+    const path = sqliteFile(dir.path);
+    const first = await createRelayDataSource({ sqlitePath: path, migrate: false });
+    expect(await first.showMigrations()).toBe(true);
+    expect(await runMigrations(first)).toEqual(['Initial1795846949665']);
+    expect(await runMigrations(first)).toEqual([]);
+    await first.destroy();
+
+    const second = await createRelayDataSource({ sqlitePath: path });
+    expect(await second.showMigrations()).toBe(false);
+    expect(await runMigrations(second)).toEqual([]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 1 }]);
+    await second.destroy();
+  });
+
+  it('has migrations that match the entity schemas and revert cleanly', async () => {
+    const ds = await createRelayDataSource({ sqlitePath: sqliteFile(dir.path) });
+    expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
+    await ds.undoLastMigration();
+    const tables = (await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table'`)) as {
+      name: string;
+    }[];
+    expect(tables.map((t) => t.name).filter((n) => n === 'sessions' || n === 'outbox')).toEqual([]);
+    expect(await runMigrations(ds)).toHaveLength(1);
+    await ds.destroy();
+  });
+
+  it('chooses the backend from the URL scheme', () => {
+    expect(isPostgresUrl('postgres://u@h/db')).toBe(true);
+    expect(isPostgresUrl('postgresql://u@h/db')).toBe(true);
+    expect(isPostgresUrl('mysql://u@h/db')).toBe(false);
+    expect(isPostgresUrl(undefined)).toBe(false);
+    const path = sqliteFile(dir.path);
+    expect(relayDataSourceOptions({ url: 'file:whatever', sqlitePath: path })).toMatchObject({
+      type: 'better-sqlite3',
+      database: path,
+    });
+  });
+});

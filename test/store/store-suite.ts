@@ -1,0 +1,412 @@
+/**
+ * The one behaviour every RelayStore must have, run against each adapter (MemoryRelayStore is the
+ * reference). Adapter-specific concerns (pragmas, row locks, encryption) live in their own files.
+ */
+import { asUnixSeconds, type UnixSeconds } from '../../framework/relay/brand.js';
+import { StaleStateError } from '../../framework/relay/errors.js';
+import type {
+  InboundCommit,
+  OutboxRecord,
+  PeerRecord,
+  RelayStore,
+  SessionRecord,
+  StoredKeyPackage,
+} from '../../framework/relay/store.js';
+
+export type MakeStore = () => Promise<{ store: RelayStore; cleanup(): Promise<void> }>;
+
+const T0 = 1_700_000_000;
+export const at = (offset = 0): UnixSeconds => asUnixSeconds(T0 + offset);
+const DAY = 86400;
+
+export const bytes = (length: number, seed = 1): Uint8Array =>
+  Uint8Array.from({ length }, (_, i) => (i * 31 + seed) & 0xff);
+const allByteValues = () => Uint8Array.from({ length: 256 }, (_, i) => i);
+
+export function session(groupId: string, over: Partial<SessionRecord> = {}): SessionRecord {
+  return {
+    groupId,
+    peerId: `peer-${groupId}`,
+    state: bytes(200, groupId.length),
+    epoch: 3n,
+    initiatedUnconfirmed: false,
+    inboundAccess: { current: bytes(32, 7) },
+    messagesSinceCommit: 0,
+    unconfirmedOutgoing: [],
+    updatedAt: at(),
+    version: 0,
+    ...over,
+  };
+}
+
+export const peer = (userId: string, over: Partial<PeerRecord> = {}): PeerRecord => ({
+  userId,
+  identityKey: bytes(32, 3),
+  sealKey: bytes(32, 4),
+  powBits: 18,
+  ...over,
+});
+
+export const keyPackage = (ref: string, over: Partial<StoredKeyPackage> = {}): StoredKeyPackage => ({
+  ref,
+  keyPackage: bytes(300, 5),
+  privateKeyPackage: bytes(120, 6),
+  createdAt: at(),
+  notAfter: at(90 * DAY),
+  ...over,
+});
+
+export const outbox = (id: string, over: Partial<OutboxRecord> = {}): OutboxRecord => ({
+  id,
+  topic: `relay/v1/inbox/${id}`,
+  payload: bytes(64, id.length),
+  createdAt: at(),
+  ...over,
+});
+
+const ids = (rows: OutboxRecord[]) => rows.map((o) => o.id);
+
+const isPlainBytes = (b: Uint8Array) => b instanceof Uint8Array && !Buffer.isBuffer(b);
+
+/** Everything observable through the interface about the fixture keys the atomicity tests touch. */
+async function snapshot(store: RelayStore) {
+  return {
+    sessions: await store.listSessions(),
+    outbox: await store.listOutbox(),
+    peer: await store.getPeer('p-new'),
+    processed: await store.hasProcessed('g1', 'd1'),
+    envelope: await store.hasEnvelope('e1', at()),
+    welcome: await store.hasWelcome('w1', at()),
+    keyPackages: await store.listKeyPackages(),
+    conversation: await store.getConversationData('c1'),
+  };
+}
+
+export function describeRelayStore(name: string, makeStore: MakeStore): void {
+  describe(`RelayStore: ${name}`, () => {
+    let store: RelayStore;
+    let cleanup: () => Promise<void>;
+
+    beforeEach(async () => {
+      ({ store, cleanup } = await makeStore());
+    });
+    afterEach(async () => {
+      await cleanup();
+    });
+
+    const commitSession = (s: SessionRecord, extra: InboundCommit = {}) =>
+      store.commit({ ...extra, sessions: [s] });
+
+    describe('identity and own bundle', () => {
+      it('starts empty, saves, and replaces', async () => {
+        expect(await store.loadIdentity()).toBeUndefined();
+        const identity = { signingSeed: allByteValues(), sealSecret: bytes(32, 9), createdAt: at() };
+        await store.saveIdentity(identity);
+        const loaded = await store.loadIdentity();
+        expect(loaded).toEqual(identity);
+        expect(isPlainBytes(loaded!.signingSeed)).toBe(true);
+        const next = { signingSeed: bytes(32, 1), sealSecret: bytes(32, 2), createdAt: at(5) };
+        await store.saveIdentity(next);
+        expect(await store.loadIdentity()).toEqual(next);
+      });
+
+      it('keeps one own bundle', async () => {
+        expect(await store.loadOwnBundle()).toBeUndefined();
+        await store.saveOwnBundle({ bytes: bytes(500), issuedAt: at(), keyPackageRef: 'aa' });
+        await store.saveOwnBundle({ bytes: bytes(400, 2), issuedAt: at(10), keyPackageRef: 'bb' });
+        expect(await store.loadOwnBundle()).toEqual({
+          bytes: bytes(400, 2),
+          issuedAt: at(10),
+          keyPackageRef: 'bb',
+        });
+      });
+    });
+
+    describe('key packages', () => {
+      const sorted = async () => (await store.listKeyPackages()).sort((a, b) => a.ref.localeCompare(b.ref));
+
+      it('puts, replaces and lists', async () => {
+        expect(await store.listKeyPackages()).toEqual([]);
+        await store.putKeyPackage(keyPackage('01'));
+        await store.putKeyPackage(keyPackage('02', { consumedAt: at(1), supersededAt: at(2) }));
+        await store.putKeyPackage(keyPackage('01', { privateKeyPackage: bytes(10, 8) }));
+        const list = await sorted();
+        expect(list).toEqual([
+          keyPackage('01', { privateKeyPackage: bytes(10, 8) }),
+          keyPackage('02', { consumedAt: at(1), supersededAt: at(2) }),
+        ]);
+        expect(list[0]).not.toHaveProperty('consumedAt');
+      });
+
+      it('supersedes all but one, keeping earlier supersede times', async () => {
+        await store.putKeyPackage(keyPackage('01'));
+        await store.putKeyPackage(keyPackage('02', { supersededAt: at(1) }));
+        await store.putKeyPackage(keyPackage('03'));
+        await store.markKeyPackagesSuperseded('03', at(50));
+        expect((await sorted()).map((k) => k.supersededAt)).toEqual([at(50), at(1), undefined]);
+      });
+
+      it('deletes by ref', async () => {
+        for (const r of ['01', '02', '03']) await store.putKeyPackage(keyPackage(r));
+        await store.deleteKeyPackages([]);
+        await store.deleteKeyPackages(['01', '03', 'missing']);
+        expect((await sorted()).map((k) => k.ref)).toEqual(['02']);
+      });
+
+      it('marks a consumed key package once, through commit', async () => {
+        await store.putKeyPackage(keyPackage('01'));
+        await store.commit({ consumedKeyPackage: { ref: '01', at: at(7) } });
+        await store.commit({ consumedKeyPackage: { ref: '01', at: at(9) } });
+        await store.commit({ consumedKeyPackage: { ref: 'missing', at: at(9) } });
+        expect(await store.listKeyPackages()).toEqual([keyPackage('01', { consumedAt: at(7) })]);
+      });
+    });
+
+    describe('peers', () => {
+      it('round-trips with and without optional fields', async () => {
+        expect(await store.getPeer('p1')).toBeUndefined();
+        const full = peer('p1', { bundleIssuedAt: at(3), displayName: 'Ada ✓' });
+        await store.putPeer(full);
+        expect(await store.getPeer('p1')).toEqual(full);
+        await store.putPeer(peer('p1'));
+        const bare = await store.getPeer('p1');
+        expect(bare).toEqual(peer('p1'));
+        expect(bare).not.toHaveProperty('displayName');
+      });
+
+      it('upserts peers in a commit', async () => {
+        await store.putPeer(peer('p1'));
+        await store.commit({ peers: [peer('p1', { powBits: 20 }), peer('p2')] });
+        expect((await store.getPeer('p1'))?.powBits).toBe(20);
+        expect(await store.getPeer('p2')).toEqual(peer('p2'));
+      });
+    });
+
+    describe('sessions', () => {
+      it('inserts at version 0 and stores version 1', async () => {
+        await commitSession(session('g1'));
+        expect(await store.getSession('g1')).toEqual({ ...session('g1'), version: 1 });
+        expect(await store.getSession('nope')).toBeUndefined();
+      });
+
+      it('bumps the version on every write', async () => {
+        await commitSession(session('g1'));
+        await commitSession(session('g1', { version: 1, messagesSinceCommit: 4 }));
+        await commitSession(session('g1', { version: 2, epoch: 4n }));
+        const s = await store.getSession('g1');
+        expect(s?.version).toBe(3);
+        expect(s?.epoch).toBe(4n);
+      });
+
+      it('rejects a stale version with StaleStateError naming both versions', async () => {
+        await commitSession(session('g1'));
+        await commitSession(session('g1', { version: 1 }));
+        const err = await commitSession(session('g1', { version: 1 })).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StaleStateError);
+        expect(err).toMatchObject({ code: 'STORAGE', groupId: 'g1', expectedVersion: 1, storedVersion: 2 });
+        await expect(commitSession(session('g1', { version: 0 }))).rejects.toBeInstanceOf(StaleStateError);
+        await expect(commitSession(session('g2', { version: 3 }))).rejects.toMatchObject({
+          storedVersion: 0,
+        });
+        expect((await store.getSession('g1'))?.version).toBe(2);
+        expect(await store.getSession('g2')).toBeUndefined();
+      });
+
+      it('lets exactly one of two concurrent commits of the same version win', async () => {
+        await commitSession(session('g1'));
+        const results = await Promise.allSettled([
+          commitSession(session('g1', { version: 1, epoch: 10n })),
+          commitSession(session('g1', { version: 1, epoch: 20n })),
+        ]);
+        const rejected = results.filter((r) => r.status === 'rejected');
+        expect(rejected).toHaveLength(1);
+        expect((rejected[0] as PromiseRejectedResult).reason).toBeInstanceOf(StaleStateError);
+        expect((await store.getSession('g1'))?.version).toBe(2);
+      });
+
+      it('finds a session by peer and lists all', async () => {
+        await store.commit({ sessions: [session('g1'), session('g2', { peerId: 'bob' })] });
+        expect((await store.getSessionByPeer('bob'))?.groupId).toBe('g2');
+        expect(await store.getSessionByPeer('nobody')).toBeUndefined();
+        const all = (await store.listSessions()).sort((a, b) => a.groupId.localeCompare(b.groupId));
+        expect(all).toEqual([
+          { ...session('g1'), version: 1 },
+          { ...session('g2', { peerId: 'bob' }), version: 1 },
+        ]);
+      });
+
+      it('deletes sessions, and replaces a group deleted in the same commit', async () => {
+        await store.commit({ sessions: [session('g1'), session('g2')] });
+        await store.commit({ deleteSessions: ['g1', 'missing'] });
+        expect(await store.getSession('g1')).toBeUndefined();
+        await store.commit({ deleteSessions: ['g2'], sessions: [session('g2', { version: 1, epoch: 9n })] });
+        expect(await store.getSession('g2')).toMatchObject({ version: 2, epoch: 9n });
+        await store.commit({ deleteSessions: ['g2'], sessions: [session('g3', { peerId: 'peer-g2' })] });
+        expect((await store.getSessionByPeer('peer-g2'))?.groupId).toBe('g3');
+      });
+
+      it('round-trips epochs above 2^53 exactly', async () => {
+        const big = 2n ** 53n + 1n;
+        const huge = 2n ** 63n - 1n;
+        await store.commit({ sessions: [session('g1', { epoch: big }), session('g2', { epoch: huge })] });
+        expect((await store.getSession('g1'))?.epoch).toBe(big);
+        expect((await store.getSession('g2'))?.epoch).toBe(huge);
+        expect(typeof (await store.getSession('g1'))?.epoch).toBe('bigint');
+      });
+
+      it('round-trips every byte value, optional previous access key and outgoing texts', async () => {
+        const s = session('g1', {
+          state: allByteValues(),
+          initiatedUnconfirmed: true,
+          inboundAccess: { current: bytes(32, 1), previous: new Uint8Array(32) },
+          messagesSinceCommit: 99,
+          unconfirmedOutgoing: ['hi', 'naïve "quotes" \\ and\nnewlines', '🙂'],
+        });
+        await commitSession(s);
+        const loaded = await store.getSession('g1');
+        expect(loaded).toEqual({ ...s, version: 1 });
+        expect(isPlainBytes(loaded!.state)).toBe(true);
+        expect(isPlainBytes(loaded!.inboundAccess.previous!)).toBe(true);
+        await commitSession(session('g1', { version: 1 }));
+        expect((await store.getSession('g1'))?.inboundAccess).toEqual({ current: bytes(32, 7) });
+      });
+    });
+
+    describe('dedupe and replay cache', () => {
+      it('records processed digests and prunes them after 7 days', async () => {
+        await store.commit({ processed: { groupId: 'g1', digest: 'd1', at: at() } });
+        expect(await store.hasProcessed('g1', 'd1')).toBe(true);
+        expect(await store.hasProcessed('g1', 'd2')).toBe(false);
+        expect(await store.hasProcessed('g2', 'd1')).toBe(false);
+        await store.prune(at(7 * DAY));
+        expect(await store.hasProcessed('g1', 'd1')).toBe(true);
+        await store.prune(at(7 * DAY + 1));
+        expect(await store.hasProcessed('g1', 'd1')).toBe(false);
+      });
+
+      it('answers envelopes until they expire and prunes expired ones', async () => {
+        await store.commit({ envelope: { digest: 'e1', expiresAt: at(100) } });
+        expect(await store.hasEnvelope('e1', at(100))).toBe(true);
+        expect(await store.hasEnvelope('e1', at(101))).toBe(false);
+        expect(await store.hasEnvelope('e2', at())).toBe(false);
+        await store.prune(at(100));
+        expect(await store.hasEnvelope('e1', at(50))).toBe(true);
+        await store.prune(at(101));
+        expect(await store.hasEnvelope('e1', at(50))).toBe(false);
+      });
+
+      it('answers welcomes seen since a time and prunes them after 7 days', async () => {
+        await store.commit({ welcome: { digest: 'w1', at: at(10) } });
+        expect(await store.hasWelcome('w1', at(10))).toBe(true);
+        expect(await store.hasWelcome('w1', at(11))).toBe(false);
+        await store.prune(at(10 + 7 * DAY + 1));
+        expect(await store.hasWelcome('w1', at(0))).toBe(false);
+      });
+    });
+
+    describe('outbox', () => {
+      it('lists rows in commit order across commits, with a limit', async () => {
+        await store.commit({ outbox: [outbox('c'), outbox('a')] });
+        await store.commit({ outbox: [outbox('b')] });
+        await store.commit({ outbox: [outbox('z'), outbox('y')] });
+        expect(ids(await store.listOutbox())).toEqual(['c', 'a', 'b', 'z', 'y']);
+        expect(ids(await store.listOutbox(2))).toEqual(['c', 'a']);
+      });
+
+      it('deletes acknowledged rows and keeps appending after them', async () => {
+        await store.commit({ outbox: [outbox('1'), outbox('2'), outbox('3')] });
+        await store.deleteOutbox(['1', '3', 'missing']);
+        await store.deleteOutbox([]);
+        await store.commit({ outbox: [outbox('4')] });
+        expect(ids(await store.listOutbox())).toEqual(['2', '4']);
+      });
+
+      it('round-trips optional publish options and payload bytes', async () => {
+        const rows = [
+          outbox('r', { retain: true, messageExpirySeconds: 3600, payload: allByteValues() }),
+          outbox('n', { retain: false, messageExpirySeconds: 0 }),
+          outbox('u'),
+        ];
+        await store.commit({ outbox: rows });
+        const listed = await store.listOutbox();
+        expect(listed).toEqual(rows);
+        expect(listed[2]).not.toHaveProperty('retain');
+        expect(isPlainBytes(listed[0]!.payload)).toBe(true);
+      });
+    });
+
+    describe('conversation data', () => {
+      it('stores and replaces JSON per conversation', async () => {
+        expect(await store.getConversationData('c1')).toBeUndefined();
+        await store.commit({ conversationData: [{ conversationId: 'c1', json: '{"n":1}' }] });
+        await store.commit({
+          conversationData: [
+            { conversationId: 'c1', json: '{"n":2,"s":"ü"}' },
+            { conversationId: 'c2', json: '[]' },
+          ],
+        });
+        expect(await store.getConversationData('c1')).toBe('{"n":2,"s":"ü"}');
+        expect(await store.getConversationData('c2')).toBe('[]');
+      });
+    });
+
+    describe('commit atomicity', () => {
+      it('applies nothing when a session in the middle is stale', async () => {
+        await commitSession(session('g-stale'));
+        await store.putKeyPackage(keyPackage('kp'));
+        await store.commit({ outbox: [outbox('before')] });
+        const before = await snapshot(store);
+
+        const err = await store
+          .commit({
+            sessions: [session('g-new'), session('g-stale', { version: 0 }), session('g-new2')],
+            deleteSessions: ['g-stale'],
+            peers: [peer('p-new')],
+            processed: { groupId: 'g1', digest: 'd1', at: at() },
+            envelope: { digest: 'e1', expiresAt: at(60) },
+            welcome: { digest: 'w1', at: at() },
+            consumedKeyPackage: { ref: 'kp', at: at(1) },
+            outbox: [outbox('o1'), outbox('o2')],
+            conversationData: [{ conversationId: 'c1', json: '{}' }],
+          })
+          .catch((e: unknown) => e);
+
+        expect(err).toBeInstanceOf(StaleStateError);
+        expect(await snapshot(store)).toEqual(before);
+        // The store stays usable after the rolled-back transaction.
+        await store.commit({ outbox: [outbox('after')] });
+        expect(ids(await store.listOutbox())).toEqual(['before', 'after']);
+      });
+
+      it('applies everything of a successful commit together', async () => {
+        await store.putKeyPackage(keyPackage('kp'));
+        await store.commit({
+          sessions: [session('g1')],
+          peers: [peer('p-new')],
+          processed: { groupId: 'g1', digest: 'd1', at: at() },
+          envelope: { digest: 'e1', expiresAt: at(60) },
+          welcome: { digest: 'w1', at: at() },
+          consumedKeyPackage: { ref: 'kp', at: at(1) },
+          outbox: [outbox('o1')],
+          conversationData: [{ conversationId: 'c1', json: '{}' }],
+        });
+        const after = await snapshot(store);
+        expect(after).toEqual({
+          sessions: [{ ...session('g1'), version: 1 }],
+          outbox: [outbox('o1')],
+          peer: peer('p-new'),
+          processed: true,
+          envelope: true,
+          welcome: true,
+          keyPackages: [keyPackage('kp', { consumedAt: at(1) })],
+          conversation: '{}',
+        });
+      });
+
+      it('accepts an empty commit', async () => {
+        await store.commit({});
+        expect(await store.listOutbox()).toEqual([]);
+      });
+    });
+  });
+}
