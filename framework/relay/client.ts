@@ -15,7 +15,7 @@ import { systemClock, type Clock } from './clock.js';
 import { decodeContent, encodeContent, type AppContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
 import { encodeEnvelope, encodeInnerPayload, type InnerPayload } from './envelope.js';
-import { ArgumentError, ProtocolError, RelayError } from './errors.js';
+import { ArgumentError, ProtocolError, RelayError, StaleStateError } from './errors.js';
 import {
   deriveUserId,
   generateIdentity,
@@ -120,6 +120,20 @@ function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixS
     digest: opened.digest,
     expiresAt: (opened.envelope.sentAt + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds,
   };
+}
+
+/**
+ * Another process (or a stale cache) moved the conversation on between our read and our commit:
+ * nothing was written, so redo the work on the state the store now holds.
+ */
+async function retryStale<T>(work: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await work();
+    } catch (e) {
+      if (!(e instanceof StaleStateError) || i >= attempts) throw e;
+    }
+  }
 }
 
 function parseContent(plaintext: Uint8Array | undefined): AppContent | undefined {
@@ -255,7 +269,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     let bundle: FetchedBundle | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
       const outcome = await this.queue.run(peerHex, () =>
-        this.sendInQueue(peerHex, { ...content, id }, bundle),
+        retryStale(() => this.sendInQueue(peerHex, { ...content, id }, bundle)),
       );
       if (outcome !== 'need-bundle') {
         await this.flushOutbox();
@@ -738,14 +752,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     sender: UserIdHex,
     now: UnixSeconds,
   ): Promise<DropReason | undefined> {
-    switch (opened.inner.msgType) {
-      case MSG_TYPE.welcome:
-        return this.receiveWelcome(opened, sender, now);
-      case MSG_TYPE.message:
-        return this.receiveMessage(opened, sender, now);
-      default:
-        return 'inner_payload';
-    }
+    return retryStale(() => {
+      switch (opened.inner.msgType) {
+        case MSG_TYPE.welcome:
+          return this.receiveWelcome(opened, sender, now);
+        case MSG_TYPE.message:
+          return this.receiveMessage(opened, sender, now);
+        default:
+          return Promise.resolve('inner_payload' as const);
+      }
+    });
   }
 
   private async receiveWelcome(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds) {
