@@ -136,6 +136,14 @@ async function retryStale<T>(work: () => Promise<T>, attempts = 5): Promise<T> {
   }
 }
 
+interface HandlerOutcome {
+  session: SessionRecord;
+  state: mls.GroupSession;
+  outbox: OutboxRecord[];
+  consumed: mls.Consumed[];
+  conversationData: Array<{ conversationId: string; json: string }>;
+}
+
 function parseContent(plaintext: Uint8Array | undefined): AppContent | undefined {
   if (!plaintext) return undefined;
   try {
@@ -146,8 +154,21 @@ function parseContent(plaintext: Uint8Array | undefined): AppContent | undefined
 }
 
 /** Replies a handler asks for; committed with the message that caused them. */
-export type ReplyFn = (reply: string | { content: string; type?: string }) => void;
-export type TransactionalHandler = (message: ReceivedMessage, reply: ReplyFn) => Promise<void> | void;
+export type ReplyFn = (reply: string | { content: string; type?: string; replyTo?: string }) => void;
+
+/** Per-conversation data (bot sessions) read and written inside the message's transaction. */
+export interface HandlerTransaction {
+  /** The JSON committed for that conversation, if any. */
+  loadData(conversationId: string): Promise<string | undefined>;
+  /** Written in the same commit as the message and its replies. */
+  saveData(conversationId: string, json: string): void;
+}
+
+export type TransactionalHandler = (
+  message: ReceivedMessage,
+  reply: ReplyFn,
+  tx: HandlerTransaction,
+) => Promise<void> | void;
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
@@ -914,7 +935,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
         processed: { groupId, digest, at: now },
         envelope: replayEntry(opened),
-        ...(replies ? { outbox: replies.outbox } : {}),
+        ...(replies ? { outbox: replies.outbox, conversationData: replies.conversationData } : {}),
       },
       replies?.state ?? result.state,
     );
@@ -939,32 +960,34 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     state: mls.GroupSession,
     session: SessionRecord,
     peer: PeerRecord,
-  ): Promise<
-    | { session: SessionRecord; state: mls.GroupSession; outbox: OutboxRecord[]; consumed: mls.Consumed[] }
-    | undefined
-  > {
+  ): Promise<HandlerOutcome | undefined> {
     if (!this.handler) return undefined;
-    const replies: Array<{ content: string; type?: string }> = [];
+    const replies: Array<{ content: string; type?: string; replyTo?: string }> = [];
+    const data = new Map<string, string>();
+    const tx: HandlerTransaction = {
+      loadData: async (id) => data.get(id) ?? (await this.opts.store.getConversationData(id)),
+      saveData: (id, json) => void data.set(id, json),
+    };
     try {
-      await this.handler(message, (r) => replies.push(typeof r === 'string' ? { content: r } : r));
+      await this.handler(message, (r) => replies.push(typeof r === 'string' ? { content: r } : r), tx);
     } catch (e) {
       this.fail(new RelayError('HANDLER', 'message handler failed', { cause: e }));
     }
     const outbox: OutboxRecord[] = [];
     const consumed: mls.Consumed[] = [];
     for (const r of replies) {
+      const replyTo = r.replyTo ?? message.content.id;
       const content = encodeContent({
         ...r,
         id: randomUUID(),
-        ...(message.content.id !== undefined ? { replyTo: message.content.id } : {}),
+        ...(replyTo !== undefined ? { replyTo } : {}),
       });
       const encrypted = await mls.encryptApplication(this.mlsCtx, state, content);
-      outbox.push(
-        this.inboxRow(
-          peer.userId,
-          await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: encrypted.message }),
-        ),
-      );
+      const payload = await this.sealMessage(state, peer, {
+        msgType: MSG_TYPE.message,
+        mls: encrypted.message,
+      });
+      outbox.push(this.inboxRow(peer.userId, payload));
       state = encrypted.state;
       consumed.push(encrypted.consumed);
     }
@@ -977,6 +1000,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         messagesSinceCommit: session.messagesSinceCommit + replies.length,
       },
       outbox,
+      conversationData: [...data].map(([conversationId, json]) => ({ conversationId, json })),
     };
   }
 

@@ -10,6 +10,9 @@ export type {
   ReceivedMessage,
   SessionEvent,
   BrokerOptions,
+  ReplyFn,
+  TransactionalHandler,
+  HandlerTransaction,
 } from './client.js';
 export { MemoryRelayStore } from './store.js';
 export type {

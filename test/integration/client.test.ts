@@ -172,3 +172,20 @@ test('a transactional handler replies with reply_to, committed with the message 
   expect(atAlice.map((m) => m.content.replyTo)).toEqual(ids);
   expect(await botStore.listOutbox()).toEqual([]);
 });
+
+test('conversation data saved by the handler is committed with the message', async () => {
+  const prefix = uniqueName('relay');
+  const botStore = new MemoryRelayStore();
+  const bot = await startClient(prefix, botStore);
+  bot.setMessageHandler(async (m, reply, tx) => {
+    const count = Number((await tx.loadData(m.conversation.id)) ?? '0') + 1;
+    tx.saveData(m.conversation.id, String(count));
+    reply(`#${count}`);
+  });
+  const alice = await startClient(prefix);
+  const atAlice = collect(alice);
+  for (let i = 0; i < 3; i++) await alice.send(bot.userId, 'count');
+  await until(() => atAlice.length === 3);
+  expect(atAlice.map((m) => m.content.content)).toEqual(['#1', '#2', '#3']);
+  expect(await botStore.getConversationData(alice.userId)).toBe('3');
+});

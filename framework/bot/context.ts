@@ -1,0 +1,201 @@
+/**
+ * What a handler sees of one incoming message. Contexts are never mutated: the routers derive a new
+ * one carrying the parsed args (or the RegExp match) for the handler they call.
+ */
+import type { Logger } from 'pino';
+import type { UserIdHex } from '../relay/brand.js';
+import type { ReceivedMessage } from '../relay/client.js';
+import { ArgumentError, HandlerError } from '../relay/errors.js';
+import type { Args } from './args.js';
+import type { Session } from './session.js';
+
+export interface Conversation {
+  readonly kind: 'direct' | 'group';
+  /** The peer's user id in a direct conversation, the group id in a group. */
+  readonly id: string;
+}
+
+export interface ReplyContent {
+  content: string;
+  /** Defaults to the incoming message's id. */
+  replyTo?: string;
+  type?: string;
+}
+
+/**
+ * The reply hook RelayClient.setMessageHandler passes in; RelayClient's ReplyFn is assignable to it.
+ * (RelayClient 0.1 always answers the incoming id and ignores a replyTo given here.)
+ */
+export type ReplyFn = (reply: string | ReplyContent) => void;
+export type SendFn = (userId: string, text: string) => Promise<unknown>;
+
+export interface HandleDeps {
+  /** Outreach, e.g. `(u, t) => client.send(u, t)`. */
+  send: SendFn;
+  /** This bot's user id (32 lowercase hex). */
+  selfId: string;
+}
+
+export interface BotContext<A = Args, S = Record<string, unknown>> {
+  /** The message text (`content.content`), untouched. */
+  readonly text: string;
+  /** Lowercased command name, undefined when the message is not a command. */
+  readonly command: string | undefined;
+  /** Typed arguments of the command; `{}` before the command router and outside commands. */
+  readonly args: A;
+  /** The text after the command head, verbatim; '' outside commands. */
+  readonly argsText: string;
+  /** Set for handlers of @OnMessage(RegExp). */
+  readonly match: RegExpExecArray | undefined;
+  /** The MLS-authenticated sender, never an id claimed inside the content. */
+  readonly sender: UserIdHex;
+  readonly conversation: Conversation;
+  /** The message as RelayClient delivered it. */
+  readonly message: ReceivedMessage;
+  readonly bot: { readonly name: string; readonly userId: string };
+  readonly log: Logger;
+  readonly session: Session<S>;
+  /** Aborted when the handler ran out of time; long work should watch it. */
+  readonly signal: AbortSignal;
+  /**
+   * Answers in this conversation. Replies are committed together with the incoming message, so a
+   * crash loses both or keeps both; replies made after the handler finished or timed out are dropped.
+   */
+  reply(reply: string | ReplyContent): void;
+  /**
+   * Writes to another user (first contact included: bundle fetch and proof of work, which can take
+   * seconds). Not part of the message transaction: it is sent at once and, if the process crashes
+   * before the message commits, sent again when the message is redelivered. Use reply() for the
+   * sender: their conversation is busy with this very message until the handler returns.
+   */
+  send(userId: string, text: string): Promise<void>;
+}
+
+export interface MembershipEvent {
+  kind: 'join' | 'leave';
+  userId: UserIdHex;
+  conversation: Conversation;
+}
+
+/** What @OnJoin/@OnLeave handlers receive: there is no message to answer, only outreach. */
+export interface MembershipContext extends MembershipEvent {
+  readonly bot: { readonly name: string; readonly userId: string };
+  readonly log: Logger;
+  send(userId: string, text: string): Promise<void>;
+}
+
+/** Where replies go; closed when the handler is finished so late replies cannot sneak in. */
+export class ReplyGate {
+  private open = true;
+
+  constructor(
+    private readonly target: ReplyFn,
+    private readonly onLate: (reply: string | ReplyContent) => void,
+  ) {}
+
+  push(reply: string | ReplyContent): void {
+    if (this.open) this.target(reply);
+    else this.onLate(reply);
+  }
+
+  get isOpen(): boolean {
+    return this.open;
+  }
+
+  close(): void {
+    this.open = false;
+  }
+}
+
+export interface ContextInit {
+  message: ReceivedMessage;
+  command: string | undefined;
+  argsText: string;
+  bot: { name: string; userId: string };
+  deps: HandleDeps;
+  log: Logger;
+  session: Session<unknown>;
+  gate: ReplyGate;
+  signal: AbortSignal;
+  /** `/cmd@us` rather than a bare `/cmd`, which in a group may be meant for another bot. */
+  addressedByName: boolean;
+}
+
+const USER_ID_HEX = /^[0-9a-f]{32}$/;
+
+export function conversationOf(message: ReceivedMessage): Conversation {
+  // RelayClient delivers direct messages only for now; a group kind (PROTOCOL.md §9) maps to the group id.
+  const c = message.conversation as { kind: string; id: string; groupId: string };
+  return c.kind === 'direct' ? { kind: 'direct', id: c.id } : { kind: 'group', id: c.groupId };
+}
+
+export class MessageContext<A = Args, S = Record<string, unknown>> implements BotContext<A, S> {
+  readonly text: string;
+  readonly command: string | undefined;
+  readonly argsText: string;
+  readonly sender: UserIdHex;
+  readonly conversation: Conversation;
+  readonly message: ReceivedMessage;
+  readonly bot: { readonly name: string; readonly userId: string };
+  readonly log: Logger;
+  readonly session: Session<S>;
+  readonly signal: AbortSignal;
+
+  constructor(
+    private readonly init: ContextInit,
+    readonly args: A = {} as A,
+    readonly match: RegExpExecArray | undefined = undefined,
+  ) {
+    this.message = init.message;
+    this.text = init.message.content.content;
+    this.command = init.command;
+    this.argsText = init.argsText;
+    this.sender = init.message.from;
+    this.conversation = conversationOf(init.message);
+    this.bot = init.bot;
+    this.log = init.log;
+    this.session = init.session as Session<S>;
+    this.signal = init.signal;
+  }
+
+  get addressedByName(): boolean {
+    return this.init.addressedByName;
+  }
+
+  /** A context for one handler: same message and session, its own args/match (and gate/signal if given). */
+  derive<B = A>(change: {
+    args?: B;
+    match?: RegExpExecArray;
+    gate?: ReplyGate;
+    signal?: AbortSignal;
+  }): MessageContext<B, S> {
+    const init = {
+      ...this.init,
+      ...(change.gate ? { gate: change.gate } : {}),
+      ...(change.signal ? { signal: change.signal } : {}),
+    };
+    return new MessageContext<B, S>(init, (change.args ?? this.args) as B, change.match ?? this.match);
+  }
+
+  reply(reply: string | ReplyContent): void {
+    const incoming = this.message.content.id;
+    if (typeof reply === 'string') {
+      this.init.gate.push(incoming === undefined ? reply : { content: reply, replyTo: incoming });
+    } else {
+      const replyTo = reply.replyTo ?? incoming;
+      this.init.gate.push({ ...reply, ...(replyTo !== undefined ? { replyTo } : {}) });
+    }
+  }
+
+  async send(userId: string, text: string): Promise<void> {
+    if (!USER_ID_HEX.test(userId))
+      throw new ArgumentError('send() needs a user id of 32 lowercase hex digits');
+    if (!this.init.gate.isOpen) throw new HandlerError('send() after the handler finished or timed out');
+    if (this.conversation.kind === 'direct' && userId === this.conversation.id) {
+      throw new HandlerError(
+        'send() to the sender of the message being handled would wait on itself; use reply()',
+      );
+    }
+    await this.init.deps.send(userId, text);
+  }
+}

@@ -1,0 +1,193 @@
+/**
+ * Decorators record metadata and check their arguments when applied; they run nothing. A
+ * BotRuntime reads the metadata of the instances it is given (STYLE.md §4). Written for TypeScript's
+ * legacy decorators (`experimentalDecorators`).
+ */
+import { ConfigError } from '../relay/errors.js';
+import { parseArgSpec, type Args, type ArgsOf } from './args.js';
+import type { BotContext, MembershipContext } from './context.js';
+import {
+  BOT,
+  COMMANDS,
+  ERROR,
+  JOIN,
+  LEAVE,
+  MESSAGES,
+  BOT_NAME_PATTERN,
+  MetadataKey,
+  type BotClass,
+  type Guard,
+  type MessageFilter,
+} from './metadata.js';
+
+export { readBotMetadata } from './metadata.js';
+
+const COMMAND_NAME = /^[a-z][a-z0-9_]{0,31}$/;
+
+export interface BotOptions {
+  /** How `/cmd@name` addresses the bot: a letter, then letters, digits, _ or -, 64 at most. */
+  name: string;
+  description?: string;
+}
+
+export interface CommandOptions<S extends string = string> {
+  aliases?: readonly string[];
+  /** One line for /help. */
+  description?: string;
+  /** The argument spec, e.g. `'<minutes:int> <text...>'` (see args.ts). */
+  args?: S;
+  /** Checked before the arguments are parsed; false → a refusal reply. */
+  guard?: Guard | string;
+}
+
+// A handler may declare any session type; the args type is what the decorator checks.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Handler<A> = (ctx: BotContext<A, any>) => unknown;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type ErrorHandler = (err: Error, ctx: BotContext<any, any>) => unknown;
+
+/** Generic in the method type: TypedPropertyDescriptor is invariant, so a fixed type would reject most methods. */
+type MethodDecorator<Bound> = <M extends Bound>(
+  target: object,
+  key: string | symbol,
+  descriptor: TypedPropertyDescriptor<M>,
+) => void;
+
+function describe(target: object, key: string | symbol): string {
+  const cls = typeof target === 'function' ? target.name : target.constructor.name;
+  return `${cls}.${String(key)}`;
+}
+
+/** The class a method decorator was applied to, after checking it is an instance method. */
+function ownerOf(decorator: string, target: object, key: unknown, descriptor: unknown): BotClass {
+  if (typeof key === 'object' && key !== null && 'kind' in key) {
+    throw new ConfigError(`${decorator} needs "experimentalDecorators": true in tsconfig.json`);
+  }
+  const where = describe(target, key as string | symbol);
+  if (typeof target === 'function') {
+    throw new ConfigError(`${decorator} on static ${where}: handlers must be instance methods`);
+  }
+  const value = (descriptor as PropertyDescriptor | undefined)?.value;
+  if (typeof value !== 'function') throw new ConfigError(`${decorator} on ${where}, which is not a method`);
+  return target.constructor as BotClass;
+}
+
+function checkCommandName(name: unknown, what: string): string {
+  if (typeof name !== 'string' || !COMMAND_NAME.test(name)) {
+    throw new ConfigError(
+      `${what} ${JSON.stringify(name)} is invalid: use 1-32 lowercase letters, digits or _, starting with a letter (e.g. "remind")`,
+    );
+  }
+  return name;
+}
+
+export function Bot(options: BotOptions): <T extends BotClass>(cls: T) => void {
+  if (typeof options?.name !== 'string' || !BOT_NAME_PATTERN.test(options.name)) {
+    throw new ConfigError(
+      `@Bot name ${JSON.stringify(options?.name)} is invalid: start with a letter, then letters, digits, _ or - (64 at most)`,
+    );
+  }
+  if (options.description !== undefined && typeof options.description !== 'string') {
+    throw new ConfigError('@Bot description must be a string');
+  }
+  const info = {
+    name: options.name,
+    ...(options.description !== undefined ? { description: options.description } : {}),
+  };
+  return (cls) => {
+    if (BOT.get(cls)) throw new ConfigError(`@Bot is applied twice to ${cls.name}; keep one`);
+    BOT.set(cls, info);
+  };
+}
+
+/**
+ * A command handler. With `args`, the method's `ctx.args` type is checked against the spec:
+ * `@OnCommand('remind', { args: '<minutes:int> <text...>' }) remind(ctx: BotContext<{ minutes: number; text: string }>)`.
+ * A string returned by the handler is sent as a reply.
+ */
+export function OnCommand<const S extends string = string>(
+  name: string,
+  options: CommandOptions<S> = {},
+): MethodDecorator<Handler<ArgsOf<S>>> {
+  checkCommandName(name, '@OnCommand name');
+  const aliases = (options.aliases ?? []).map((a) => checkCommandName(a, `@OnCommand('${name}') alias`));
+  const names = [name, ...aliases];
+  const repeated = names.find((n, i) => names.indexOf(n) !== i);
+  if (repeated !== undefined)
+    throw new ConfigError(`@OnCommand('${name}') lists "${repeated}" twice; remove one`);
+  if (options.args !== undefined && typeof options.args !== 'string') {
+    throw new ConfigError(`@OnCommand('${name}') args must be a spec string like '<minutes:int> <text...>'`);
+  }
+  const args = options.args === undefined ? undefined : parseArgSpec(options.args, name);
+  const guard = options.guard;
+  if (guard !== undefined && typeof guard !== 'function' && (typeof guard !== 'string' || guard === '')) {
+    throw new ConfigError(
+      `@OnCommand('${name}') guard must be a function or the name of a guard given to BotRuntime`,
+    );
+  }
+  return (target, key, descriptor) => {
+    const cls = ownerOf('@OnCommand', target, key, descriptor);
+    for (const other of COMMANDS.get(cls) ?? []) {
+      const clash = names.find((n) => n === other.name || other.aliases.includes(n));
+      if (clash !== undefined) {
+        throw new ConfigError(
+          `/${clash} is declared twice in ${cls.name} (${String(other.method)} and ${String(key)}); rename one or drop the alias`,
+        );
+      }
+    }
+    MetadataKey.push(COMMANDS, cls, {
+      method: key,
+      name,
+      aliases,
+      args,
+      ...(options.description !== undefined ? { description: options.description } : {}),
+      ...(options.args !== undefined ? { argsSpec: options.args } : {}),
+      ...(guard !== undefined ? { guard } : {}),
+    });
+  };
+}
+
+/**
+ * A handler for text that is not a command. Without a filter it takes every such message; handlers
+ * are tried in declaration order and the first whose filter matches runs.
+ */
+export function OnMessage(filter?: MessageFilter): MethodDecorator<Handler<Args>> {
+  let stored: MessageFilter | undefined;
+  if (filter instanceof RegExp) {
+    // g and y make test()/exec() stateful across messages.
+    stored = new RegExp(filter.source, filter.flags.replace(/[gy]/g, ''));
+  } else if (typeof filter === 'function' || filter === undefined) {
+    stored = filter;
+  } else {
+    throw new ConfigError('@OnMessage filter must be a RegExp or a function (ctx) => boolean');
+  }
+  return (target, key, descriptor) => {
+    const cls = ownerOf('@OnMessage', target, key, descriptor);
+    MetadataKey.push(MESSAGES, cls, { method: key, ...(stored ? { filter: stored } : {}) });
+  };
+}
+
+/** Called when a user joins a conversation with the bot (see BotRuntime.handleMembership). */
+export function OnJoin(): MethodDecorator<(ctx: MembershipContext) => unknown> {
+  return (target, key, descriptor) =>
+    MetadataKey.push(JOIN, ownerOf('@OnJoin', target, key, descriptor), key);
+}
+
+export function OnLeave(): MethodDecorator<(ctx: MembershipContext) => unknown> {
+  return (target, key, descriptor) =>
+    MetadataKey.push(LEAVE, ownerOf('@OnLeave', target, key, descriptor), key);
+}
+
+/** `(err, ctx)`: answers a failed or timed-out handler instead of the default error reply. */
+export function OnError(): MethodDecorator<ErrorHandler> {
+  return (target, key, descriptor) => {
+    const cls = ownerOf('@OnError', target, key, descriptor);
+    const existing = ERROR.get(cls);
+    if (existing !== undefined) {
+      throw new ConfigError(
+        `${cls.name} has two @OnError methods (${String(existing)}, ${String(key)}); keep one`,
+      );
+    }
+    ERROR.set(cls, key);
+  };
+}

@@ -1,0 +1,41 @@
+/**
+ * framework/bot: decorated bot classes on top of RelayClient. Most bots need only the decorators,
+ * BotRuntime and the BotContext type; the parser and composer are exported for plugins and tests.
+ */
+// Commonly used
+export { Bot, OnCommand, OnMessage, OnJoin, OnLeave, OnError, readBotMetadata } from './decorators.js';
+export type { BotOptions, CommandOptions } from './decorators.js';
+export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
+export type { BotRuntimeOptions, AttachableClient } from './runtime.js';
+export type {
+  BotContext,
+  Conversation,
+  ReplyContent,
+  ReplyFn,
+  SendFn,
+  HandleDeps,
+  MembershipEvent,
+  MembershipContext,
+} from './context.js';
+export { ParseError } from './errors.js';
+export { MemorySessionStore } from './session.js';
+export type { Session, SessionStore, SessionOptions } from './session.js';
+
+// Middleware
+export { Composer, compose, run } from './composer.js';
+export type { Middleware, MiddlewareLike, NextFunction, Predicate } from './composer.js';
+
+// Expert: metadata, argument specs and the command-line parser
+export type {
+  BotMetadata,
+  BotInfo,
+  CommandMeta,
+  MessageMeta,
+  Guard,
+  MessageFilter,
+  BotClass,
+} from './metadata.js';
+export { parseArgSpec, usageLine, convertArg, ARG_TYPES } from './args.js';
+export type { ArgSpec, ArgType, ArgValue, Args, ArgsOf } from './args.js';
+export { parseCommandHead, parseArgs, isAddressedTo, ArgLexer } from './parser.js';
+export type { CommandHead } from './parser.js';

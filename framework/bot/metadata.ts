@@ -1,0 +1,91 @@
+/**
+ * Typed metadata the decorators record on a bot class. Each kind of metadata has its own key: a
+ * WeakMap from class constructor to value. A key can only be read with a class in hand, so nothing
+ * here can enumerate bots, and two classes never see each other's entries.
+ */
+import type { ArgSpec } from './args.js';
+import type { BotContext } from './context.js';
+
+// Any class constructor, including ones whose constructor takes arguments.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type BotClass = abstract new (...args: any[]) => object;
+
+export type Guard = (ctx: BotContext) => boolean | Promise<boolean>;
+export type MessageFilter = RegExp | ((ctx: BotContext) => boolean | Promise<boolean>);
+
+/** A bot name must survive `/cmd@name` (PROTOCOL.md §9), whose target is letters, digits, _ and -. */
+export const BOT_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
+
+export interface BotInfo {
+  readonly name: string;
+  readonly description?: string;
+}
+
+export interface CommandMeta {
+  readonly method: string | symbol;
+  readonly name: string;
+  readonly aliases: readonly string[];
+  readonly description?: string;
+  /** The spec as written; undefined means the command takes its text unparsed (ctx.argsText). */
+  readonly argsSpec?: string;
+  readonly args: readonly ArgSpec[] | undefined;
+  /** A function, or the name of a guard given to BotRuntime in `guards`. */
+  readonly guard?: Guard | string;
+}
+
+export interface MessageMeta {
+  readonly method: string | symbol;
+  readonly filter?: MessageFilter;
+}
+
+export interface BotMetadata {
+  readonly bot: BotInfo | undefined;
+  readonly commands: readonly CommandMeta[];
+  readonly messages: readonly MessageMeta[];
+  readonly join: readonly (string | symbol)[];
+  readonly leave: readonly (string | symbol)[];
+  readonly error: string | symbol | undefined;
+}
+
+export class MetadataKey<T> {
+  private readonly values = new WeakMap<object, T>();
+
+  constructor(readonly description: string) {}
+
+  get(cls: object): T | undefined {
+    return this.values.get(cls);
+  }
+
+  set(cls: object, value: T): void {
+    this.values.set(cls, value);
+  }
+
+  /** Appends to a list-valued key. */
+  static push<E>(key: MetadataKey<E[]>, cls: object, item: E): void {
+    const list = key.get(cls);
+    if (list) list.push(item);
+    else key.set(cls, [item]);
+  }
+}
+
+export const BOT = new MetadataKey<BotInfo>('@Bot');
+export const COMMANDS = new MetadataKey<CommandMeta[]>('@OnCommand');
+export const MESSAGES = new MetadataKey<MessageMeta[]>('@OnMessage');
+export const JOIN = new MetadataKey<(string | symbol)[]>('@OnJoin');
+export const LEAVE = new MetadataKey<(string | symbol)[]>('@OnLeave');
+export const ERROR = new MetadataKey<string | symbol>('@OnError');
+
+/**
+ * What the decorators recorded on exactly this class. Decorators on a base class are not inherited:
+ * a bot's handlers are the ones written on it.
+ */
+export function readBotMetadata(cls: BotClass): BotMetadata {
+  return {
+    bot: BOT.get(cls),
+    commands: [...(COMMANDS.get(cls) ?? [])],
+    messages: [...(MESSAGES.get(cls) ?? [])],
+    join: [...(JOIN.get(cls) ?? [])],
+    leave: [...(LEAVE.get(cls) ?? [])],
+    error: ERROR.get(cls),
+  };
+}
