@@ -275,9 +275,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   /** Sends text to a user, making first contact (bundle fetch, Welcome with PoW) when needed. */
+  /**
+   * `options.data` is committed in the same transaction as the message (e.g. removing the
+   * scheduled job that caused it), so a crash can neither lose the message nor send it twice.
+   */
   async send(
     peer: string,
     message: string | { content: string; id?: string; replyTo?: string; type?: string },
+    options: { data?: Array<{ conversationId: string; json: string }> } = {},
   ): Promise<{ id: string }> {
     const peerId = userIdFromHex(peer);
     const peerHex = userIdToHex(peerId);
@@ -290,7 +295,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     let bundle: FetchedBundle | undefined;
     for (let attempt = 0; attempt < 2; attempt++) {
       const outcome = await this.queue.run(peerHex, () =>
-        retryStale(() => this.sendInQueue(peerHex, { ...content, id }, bundle)),
+        retryStale(() => this.sendInQueue(peerHex, { ...content, id }, bundle, options.data ?? [])),
       );
       if (outcome !== 'need-bundle') {
         await this.flushOutbox();
@@ -343,6 +348,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     peerHex: UserIdHex,
     content: { content: string; id: string; replyTo?: string; type?: string },
     bundle: FetchedBundle | undefined,
+    data: Array<{ conversationId: string; json: string }>,
   ): Promise<'sent' | 'need-bundle'> {
     let session = await this.opts.store.getSessionByPeer(peerHex);
     if (!session) {
@@ -371,7 +377,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       msgType: MSG_TYPE.message,
       mls: encrypted.message,
     });
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, encrypted.state);
+    await this.commit(
+      { sessions: [next], outbox: [this.inboxRow(peer.userId, payload)], conversationData: data },
+      encrypted.state,
+    );
     return 'sent';
   }
 

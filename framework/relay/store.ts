@@ -130,6 +130,8 @@ export interface RelayStore {
   deleteOutbox(ids: string[]): Promise<void>;
 
   getConversationData(conversationId: string): Promise<string | undefined>;
+  /** All conversation data whose id starts with the prefix (e.g. a bot's scheduled jobs). */
+  listConversationData(prefix: string): Promise<Array<{ conversationId: string; json: string }>>;
 
   /**
    * Apply all changes of one verified input atomically. Throws StaleStateError (and applies
@@ -256,6 +258,12 @@ export class MemoryRelayStore implements RelayStore {
   }
   async getConversationData(conversationId: string) {
     return this.conversations.get(conversationId);
+  }
+  async listConversationData(prefix: string) {
+    return [...this.conversations.entries()]
+      .filter(([id]) => id.startsWith(prefix))
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([conversationId, json]) => ({ conversationId, json }));
   }
   async close() {}
 

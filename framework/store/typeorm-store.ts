@@ -304,6 +304,14 @@ export class TypeOrmRelayStore implements RelayStore {
     return rows[0] && String(rows[0].json);
   }
 
+  async listConversationData(prefix: string): Promise<Array<{ conversationId: string; json: string }>> {
+    // Compared as a range rather than with LIKE, so '%' and '_' in a prefix are not wildcards.
+    const sql = `SELECT "conversation_id", "json" FROM "conversation_data"
+      WHERE "conversation_id" >= ? AND "conversation_id" < ? ORDER BY "conversation_id"`;
+    const rows = await this.withSql((s) => s.rows(sql, [prefix, `${prefix}\uffff`]));
+    return rows.map((r) => ({ conversationId: String(r.conversation_id), json: String(r.json) }));
+  }
+
   private async deleteIn(table: string, column: string, values: string[]): Promise<void> {
     if (values.length === 0) return;
     await this.transaction(async (s) => {

@@ -348,6 +348,23 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(await store.getConversationData('c1')).toBe('{"n":2,"s":"ü"}');
         expect(await store.getConversationData('c2')).toBe('[]');
       });
+
+      it('lists by literal prefix, in id order', async () => {
+        await store.commit({
+          conversationData: [
+            { conversationId: 'jobs:b', json: '2' },
+            { conversationId: 'jobs:a', json: '1' },
+            { conversationId: 'jobsX', json: 'x' },
+            { conversationId: 'job%:c', json: 'y' },
+          ],
+        });
+        expect(await store.listConversationData('jobs:')).toEqual([
+          { conversationId: 'jobs:a', json: '1' },
+          { conversationId: 'jobs:b', json: '2' },
+        ]);
+        expect(await store.listConversationData('job%')).toEqual([{ conversationId: 'job%:c', json: 'y' }]);
+        expect(await store.listConversationData('none:')).toEqual([]);
+      });
     });
 
     describe('commit atomicity', () => {
