@@ -113,6 +113,8 @@ interface BundleWaiter {
 }
 
 const INBOX_MESSAGE_EXPIRY_SECONDS = SENT_AT_WINDOW_SECONDS;
+const OUTBOX_CLEANUP_DELAY_MS = 50;
+const OUTBOX_RETRY_DELAY_MS = 1000;
 
 /** Kept until the envelope's sent_at leaves the acceptance window, plus a minute. */
 function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixSeconds } {
@@ -195,6 +197,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly states = new VersionedLru<mls.GroupSession>();
   private ready: Promise<void> = Promise.resolve();
   private flushAgain: Promise<void> | undefined;
+  private readonly published = new Set<string>();
+  private cleanupTimer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private startedUp = false;
   private arrivals: Promise<void> = Promise.resolve();
   private completions: Promise<void> = Promise.resolve();
   private started = false;
@@ -226,6 +232,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // Attached before connecting so messages the broker redelivers at connect are covered.
     this.transport.onMessage((m) => this.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
+    this.transport.on('connect', ({ sessionPresent }) => this.onReconnected(sessionPresent));
   }
 
   /** Loads the identity from the store, creating and saving one on first use. */
@@ -264,11 +271,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
     this.refreshTimer = setInterval(() => void this.housekeeping().catch((e) => this.fail(e)), 600_000);
     this.refreshTimer.unref();
+    this.startedUp = true;
   }
 
+  /** Finishes in-flight work, publishes what is committed, then disconnects. */
   async stop(): Promise<void> {
+    this.startedUp = false;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
+    this.retryTimer = this.cleanupTimer = undefined;
     await this.queue.idle();
+    if (this.transport.connected) await this.flushOutbox().catch(() => undefined);
+    await this.deletePublished().catch(() => undefined);
     await this.transport.end();
     await this.miner.close();
     this.started = false;
@@ -556,19 +571,27 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    */
   flushOutbox(): Promise<void> {
     if (this.flushing) {
-      this.flushAgain ??= this.flushing.then(() => {
-        this.flushAgain = undefined;
-        return this.flushOutbox();
-      });
+      this.flushAgain ??= this.flushing
+        .catch(() => undefined)
+        .then(() => {
+          this.flushAgain = undefined;
+          return this.flushOutbox();
+        });
       return this.flushAgain;
     }
-    this.flushing = this.flushRound().finally(() => (this.flushing = undefined));
-    return this.flushing;
+    const round = this.flushRound().finally(() => (this.flushing = undefined));
+    this.flushing = round;
+    round.catch((e: unknown) => {
+      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'outbox flush failed; retrying');
+      this.scheduleFlushRetry();
+    });
+    return round;
   }
 
   private async flushRound(): Promise<void> {
     for (;;) {
-      const rows = await this.opts.store.listOutbox(500);
+      const listed = await this.opts.store.listOutbox(500 + this.published.size);
+      const rows = listed.filter((r) => !this.published.has(r.id));
       if (rows.length === 0) return;
       // Started in order without awaiting each: MQTT.js writes them in call order.
       const acks = rows.map((r) =>
@@ -579,11 +602,49 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         }),
       );
       const results = await Promise.allSettled(acks);
-      const done = rows.filter((_, i) => results[i]!.status === 'fulfilled').map((r) => r.id);
-      if (done.length > 0) await this.opts.store.deleteOutbox(done);
+      rows.forEach((r, i) => results[i]!.status === 'fulfilled' && this.published.add(r.id));
+      this.scheduleOutboxCleanup();
       const failed = results.find((r) => r.status === 'rejected');
       if (failed) throw (failed as PromiseRejectedResult).reason;
     }
+  }
+
+  /**
+   * Acknowledged rows are deleted in batches rather than one transaction per message: a row that a
+   * crash leaves behind is published again, and the receiver's replay cache drops the copy.
+   */
+  private scheduleOutboxCleanup(): void {
+    if (this.cleanupTimer || this.published.size === 0) return;
+    this.cleanupTimer = setTimeout(() => {
+      this.cleanupTimer = undefined;
+      void this.deletePublished().catch((e) =>
+        this.log.warn({ err: (e as Error).message }, 'outbox cleanup failed'),
+      );
+    }, OUTBOX_CLEANUP_DELAY_MS);
+    this.cleanupTimer.unref();
+  }
+
+  private async deletePublished(): Promise<void> {
+    const ids = [...this.published];
+    if (ids.length === 0) return;
+    await this.opts.store.deleteOutbox(ids);
+    for (const id of ids) this.published.delete(id);
+  }
+
+  private scheduleFlushRetry(): void {
+    if (this.retryTimer || !this.started) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.flushOutbox().catch(() => undefined);
+    }, OUTBOX_RETRY_DELAY_MS);
+    this.retryTimer.unref();
+  }
+
+  /** After a reconnect: publish what waited, and restore our bundle if the broker lost its state. */
+  private onReconnected(sessionPresent: boolean): void {
+    if (!this.startedUp) return;
+    void this.flushOutbox().catch(() => undefined);
+    if (!sessionPresent) this.scheduleRepublish(true);
   }
 
   // ---------------------------------------------------------------- bundles
