@@ -7,6 +7,8 @@ import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage } from '../relay/client.js';
 import { ArgumentError, HandlerError } from '../relay/errors.js';
 import type { Args } from './args.js';
+import type { BotTransaction } from './data.js';
+import type { CommandInfo } from './help.js';
 import type { Session } from './session.js';
 
 export interface Conversation {
@@ -36,6 +38,26 @@ export interface HandleDeps {
   selfId: string;
 }
 
+/** What the runtime tells handlers and plugins about the bot they run in. */
+export interface BotSelf {
+  readonly name: string;
+  readonly userId: string;
+  readonly description?: string;
+  /** Every command, once (aliases are listed on it), in declaration order. */
+  readonly commands: readonly CommandInfo[];
+}
+
+/** A message to send later; see ctx.schedule(). */
+export interface ScheduleRequest {
+  text: string;
+  /** Delay from now in ms (the runtime's clock); give this or `at`. */
+  inMs?: number;
+  /** Due time in ms since the epoch. */
+  at?: number;
+  /** Recipient; defaults to the sender of a direct message. */
+  to?: string;
+}
+
 export interface BotContext<A = Args, S = Record<string, unknown>> {
   /** The message text (`content.content`), untouched. */
   readonly text: string;
@@ -52,9 +74,19 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   readonly conversation: Conversation;
   /** The message as RelayClient delivered it. */
   readonly message: ReceivedMessage;
-  readonly bot: { readonly name: string; readonly userId: string };
+  readonly bot: BotSelf;
   readonly log: Logger;
+  /**
+   * Per-conversation state. With an attached runtime it is saved in the message's transaction,
+   * after a handler that succeeded, so it commits together with the message and the replies.
+   */
   readonly session: Session<S>;
+  /**
+   * The message's transaction, for plugins keeping their own per-key JSON (rate limits, jobs).
+   * Writes commit with the message and its replies even when a later handler fails; writes after
+   * the handler finished throw. Namespace keys as `<plugin>:<bot>:…`; JSON `null` means deleted.
+   */
+  readonly tx: BotTransaction;
   /** Aborted when the handler ran out of time; long work should watch it. */
   readonly signal: AbortSignal;
   /**
@@ -69,6 +101,12 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
    * sender: their conversation is busy with this very message until the handler returns.
    */
   send(userId: string, text: string): Promise<void>;
+  /**
+   * Sends `text` later, also across restarts: the job is written in this message's transaction (so
+   * it exists only if the message commits) and sent by the runtime's scheduler when due, with its
+   * removal committed together with the outgoing message. Returns the job's key.
+   */
+  schedule(job: ScheduleRequest): string;
 }
 
 export interface MembershipEvent {
@@ -79,8 +117,9 @@ export interface MembershipEvent {
 
 /** What @OnJoin/@OnLeave handlers receive: there is no message to answer, only outreach. */
 export interface MembershipContext extends MembershipEvent {
-  readonly bot: { readonly name: string; readonly userId: string };
+  readonly bot: BotSelf;
   readonly log: Logger;
+  /** Sent at once, outside any transaction: a crash right after a join may skip or repeat it. */
   send(userId: string, text: string): Promise<void>;
 }
 
@@ -111,10 +150,14 @@ export interface ContextInit {
   message: ReceivedMessage;
   command: string | undefined;
   argsText: string;
-  bot: { name: string; userId: string };
+  bot: BotSelf;
   deps: HandleDeps;
   log: Logger;
   session: Session<unknown>;
+  tx: BotTransaction;
+  /** Writes a job into the transaction; the context has already validated and resolved it. */
+  schedule: (job: { to: string; text: string; dueAt: number }) => string;
+  now: () => number;
   gate: ReplyGate;
   signal: AbortSignal;
   /** `/cmd@us` rather than a bare `/cmd`, which in a group may be meant for another bot. */
@@ -136,9 +179,10 @@ export class MessageContext<A = Args, S = Record<string, unknown>> implements Bo
   readonly sender: UserIdHex;
   readonly conversation: Conversation;
   readonly message: ReceivedMessage;
-  readonly bot: { readonly name: string; readonly userId: string };
+  readonly bot: BotSelf;
   readonly log: Logger;
   readonly session: Session<S>;
+  readonly tx: BotTransaction;
   readonly signal: AbortSignal;
 
   constructor(
@@ -155,6 +199,7 @@ export class MessageContext<A = Args, S = Record<string, unknown>> implements Bo
     this.bot = init.bot;
     this.log = init.log;
     this.session = init.session as Session<S>;
+    this.tx = init.tx;
     this.signal = init.signal;
   }
 
@@ -197,5 +242,22 @@ export class MessageContext<A = Args, S = Record<string, unknown>> implements Bo
       );
     }
     await this.init.deps.send(userId, text);
+  }
+
+  schedule(job: ScheduleRequest): string {
+    if (!this.init.gate.isOpen) throw new HandlerError('schedule() after the handler finished or timed out');
+    if (typeof job?.text !== 'string' || job.text === '')
+      throw new ArgumentError('schedule() needs a non-empty text');
+    if ((job.inMs === undefined) === (job.at === undefined))
+      throw new ArgumentError('schedule() needs exactly one of inMs and at');
+    const dueAt = job.at ?? this.init.now() + (job.inMs ?? 0);
+    if (!Number.isSafeInteger(dueAt) || dueAt < 0 || (job.inMs !== undefined && job.inMs < 0)) {
+      throw new ArgumentError('schedule(): inMs and at are whole, non-negative numbers of milliseconds');
+    }
+    const to = job.to ?? (this.conversation.kind === 'direct' ? this.conversation.id : undefined);
+    if (to === undefined) throw new ArgumentError('schedule() in a group needs a recipient: { to }');
+    if (!USER_ID_HEX.test(to))
+      throw new ArgumentError('schedule() needs a user id of 32 lowercase hex digits');
+    return this.init.schedule({ to, text: job.text, dueAt });
   }
 }

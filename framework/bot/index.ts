@@ -6,9 +6,11 @@
 export { Bot, OnCommand, OnMessage, OnJoin, OnLeave, OnError, readBotMetadata } from './decorators.js';
 export type { BotOptions, CommandOptions } from './decorators.js';
 export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
-export type { BotRuntimeOptions, AttachableClient } from './runtime.js';
+export type { BotRuntimeOptions, AttachableClient, AttachOptions } from './runtime.js';
 export type {
   BotContext,
+  BotSelf,
+  ScheduleRequest,
   Conversation,
   ReplyContent,
   ReplyFn,
@@ -20,6 +22,10 @@ export type {
 export { ParseError } from './errors.js';
 export { MemorySessionStore } from './session.js';
 export type { Session, SessionStore, SessionOptions } from './session.js';
+export { MemoryDataStore, TOMBSTONE, parseStored, sessionKey } from './data.js';
+export type { BotTransaction } from './data.js';
+export { helpAnswer, renderHelp, renderCommandHelp, findCommand } from './help.js';
+export type { CommandInfo, HelpEntry } from './help.js';
 
 // Middleware
 export { Composer, compose, run } from './composer.js';
@@ -39,3 +45,5 @@ export { parseArgSpec, usageLine, convertArg, ARG_TYPES } from './args.js';
 export type { ArgSpec, ArgType, ArgValue, Args, ArgsOf } from './args.js';
 export { parseCommandHead, parseArgs, isAddressedTo, ArgLexer } from './parser.js';
 export type { CommandHead } from './parser.js';
+export { JobScheduler, DEFAULT_POLL_MS, jobKey, jobPrefix, encodeJob, decodeJob } from './scheduler.js';
+export type { ScheduledJob, JobSource, JobSend, JobSchedulerOptions } from './scheduler.js';

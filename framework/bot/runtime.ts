@@ -6,25 +6,31 @@
  *
  * handle() never throws: a failing or slow handler is logged and answered, and the message still
  * counts as processed, so one bad message cannot be redelivered forever.
+ *
+ * attach(client) makes the runtime the client's transactional message handler: replies, ctx.session
+ * and ctx.tx writes commit together with the message. It also runs @OnJoin when a peer opens a
+ * direct conversation with us, and (given a store) the scheduler that sends ctx.schedule() jobs.
  */
 import { pino, type Logger } from 'pino';
-import type { ReceivedMessage, RelayClient } from '../relay/client.js';
+import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
 import { ConfigError, HandlerError } from '../relay/errors.js';
-import { usageLine, type ArgSpec, type Args } from './args.js';
+import { parseArgSpec, usageLine, type ArgSpec, type Args } from './args.js';
 import { compose, run, Composer, type Middleware, type MiddlewareLike } from './composer.js';
 import {
   conversationOf,
   MessageContext,
   ReplyGate,
   type BotContext,
+  type BotSelf,
   type HandleDeps,
   type MembershipContext,
   type MembershipEvent,
   type ReplyContent,
   type ReplyFn,
 } from './context.js';
+import { gatedTransaction, noTransaction, transactionalSessionStore, type BotTransaction } from './data.js';
 import { ParseError } from './errors.js';
-import { renderHelp } from './help.js';
+import { helpAnswer, type CommandInfo } from './help.js';
 import {
   BOT_NAME_PATTERN,
   readBotMetadata,
@@ -35,6 +41,7 @@ import {
   type MessageFilter,
 } from './metadata.js';
 import { isAddressedTo, parseArgs, parseCommandHead, type CommandHead } from './parser.js';
+import { encodeJob, jobKey, jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
 import { LazySession, type SessionOptions } from './session.js';
 
 export const DEFAULT_HANDLER_TIMEOUT_MS = 10_000;
@@ -53,13 +60,37 @@ export interface BotRuntimeOptions {
   guards?: Record<string, Guard>;
   /** Sent when a guard refuses; defaults to `you are not allowed to use /name`. */
   refusalReply?: string;
-  /** Per-conversation session storage behind ctx.session. */
+  /**
+   * ctx.session: `initial` gives a new conversation's value. Attached, sessions live in the
+   * message's transaction; `store` replaces that (MemorySessionStore for unit tests).
+   */
   session?: SessionOptions;
-  /** A built-in /help when the bot has no `help` command (default true). */
+  /** A built-in /help (and `/help <command>`) when the bot has no `help` command (default true). */
   help?: boolean;
+  /** ms since the epoch, for ctx.schedule() and the scheduler; default Date.now. */
+  clock?: () => number;
+  /** How often the scheduler looks for due jobs (default 1000 ms). */
+  scheduler?: { pollMs?: number };
 }
 
-export type AttachableClient = Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler'>;
+export type AttachableClient = Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler' | 'on' | 'off'> & {
+  /** When present, the scheduler waits for it to be true. */
+  readonly connected?: boolean;
+};
+
+export interface AttachOptions {
+  /**
+   * Where scheduled jobs are read (the client's RelayStore). Without it the scheduler does not run
+   * and ctx.schedule() is a configuration error.
+   */
+  store?: JobSource;
+}
+
+interface Attachment {
+  readonly client: AttachableClient;
+  readonly onSession: (s: SessionEvent) => void;
+  readonly scheduler: JobScheduler | undefined;
+}
 
 type Invoke = (...args: unknown[]) => unknown;
 
@@ -104,6 +135,7 @@ export class BotRuntime {
   readonly name: string;
   private readonly info: BotInfo | undefined;
   private readonly commands = new Map<string, Command>();
+  private commandInfos: readonly CommandInfo[] = [];
   private readonly messageHandlers: MessageHandler[] = [];
   private readonly joinHandlers: Invoke[] = [];
   private readonly leaveHandlers: Invoke[] = [];
@@ -112,6 +144,11 @@ export class BotRuntime {
   private readonly chain: Middleware<MessageContext>;
   private readonly timeoutMs: number;
   private readonly log: Logger;
+  private readonly now: () => number;
+  private attachment: Attachment | undefined;
+  /** undefined outside attach(): unit tests may schedule into a MemoryDataStore. */
+  private jobsEnabled: boolean | undefined;
+  private readonly membership = new Set<Promise<void>>();
 
   constructor(
     bots: object | readonly object[],
@@ -155,6 +192,14 @@ export class BotRuntime {
     }
     this.timeoutMs = timeout;
     if (!this.commands.has('help') && options.help !== false) this.addBuiltInHelp();
+    this.commandInfos = [...new Set(this.commands.values())].map((c): CommandInfo => ({
+      name: c.name,
+      aliases: c.aliases,
+      usage: c.usage,
+      guarded: c.guard !== undefined,
+      ...(c.description !== undefined ? { description: c.description } : {}),
+    }));
+    this.now = options.clock ?? Date.now;
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
     const user: Middleware<MessageContext> = this.user.middleware();
     this.chain = compose<MessageContext>([user, this.routeCommand, this.routeMessage, this.unknownCommand]);
@@ -166,16 +211,87 @@ export class BotRuntime {
     return this;
   }
 
-  /** Makes this runtime the client's transactional message handler. */
-  attach(client: AttachableClient): void {
-    const deps: HandleDeps = { selfId: client.userId, send: (userId, text) => client.send(userId, text) };
-    client.setMessageHandler((message, reply) => this.handle(message, reply, deps));
+  /** Every command once, in declaration order (the built-in /help last). */
+  commandList(): readonly CommandInfo[] {
+    return this.commandInfos;
   }
 
-  /** The transactional handler: replies go to `reply` and are committed with the message. */
-  async handle(message: ReceivedMessage, reply: ReplyFn, deps: HandleDeps): Promise<void> {
+  /**
+   * Makes this runtime the client's transactional message handler, runs @OnJoin when a peer starts
+   * a direct conversation with us ('session' event, role 'joiner') and, given `{ store }`, starts
+   * the scheduler. Attach before client.start(), so no message is committed without a handler.
+   */
+  attach(client: AttachableClient, options: AttachOptions = {}): void {
+    if (this.attachment) throw new ConfigError('this BotRuntime is already attached; detach() it first');
+    const deps: HandleDeps = { selfId: client.userId, send: (userId, text) => client.send(userId, text) };
+    client.setMessageHandler((message, reply, tx) => this.handle(message, reply, deps, tx));
+    const onSession = (s: SessionEvent): void => {
+      if (s.role !== 'joiner') return;
+      // Deferred: the event fires inside the conversation's lane, which ctx.send() would queue on.
+      // Tracked from now, so stop() also waits for a handler that has not started yet.
+      const event: MembershipEvent = {
+        kind: 'join',
+        userId: s.peer,
+        conversation: { kind: 'direct', id: s.peer },
+      };
+      this.track(
+        new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.handleMembership(event, deps)),
+      );
+    };
+    client.on('session', onSession);
+    let scheduler: JobScheduler | undefined;
+    if (options.store) {
+      scheduler = new JobScheduler({
+        prefix: jobPrefix(this.name),
+        source: options.store,
+        send: (to, text, o) => client.send(to, text, o),
+        now: this.now,
+        log: this.log.child({ component: 'scheduler' }),
+        ready: () => client.connected !== false,
+        ...(this.options.scheduler?.pollMs !== undefined ? { pollMs: this.options.scheduler.pollMs } : {}),
+      });
+      scheduler.start();
+    }
+    this.jobsEnabled = scheduler !== undefined;
+    this.attachment = { client, onSession, scheduler };
+  }
+
+  /**
+   * Stops the scheduler and waits for running @OnJoin/@OnLeave handlers; the client keeps this
+   * runtime as its handler. Call before client.stop().
+   */
+  async stop(): Promise<void> {
+    await this.attachment?.scheduler?.stop();
+    while (this.membership.size > 0) await Promise.allSettled([...this.membership]);
+  }
+
+  /**
+   * stop(), then removes the message handler and the 'session' listener. Stop the client first:
+   * RelayClient commits a message that arrives while it has no handler without answering it.
+   */
+  async detach(): Promise<void> {
+    const a = this.attachment;
+    await this.stop();
+    if (!a || this.attachment !== a) return;
+    this.attachment = undefined;
+    this.jobsEnabled = undefined;
+    a.client.setMessageHandler(undefined);
+    a.client.off('session', a.onSession);
+  }
+
+  /**
+   * The transactional handler: replies go to `reply`; the session and ctx.tx writes go to `tx`.
+   * RelayClient commits all of them with the message. Without `tx` (unit tests) ctx.session needs
+   * `session.store` and ctx.tx refuses to be used.
+   */
+  async handle(
+    message: ReceivedMessage,
+    reply: ReplyFn,
+    deps: HandleDeps,
+    tx?: BotTransaction,
+  ): Promise<void> {
     try {
-      await this.process(message, reply, deps);
+      await this.process(message, reply, deps, tx);
     } catch (err) {
       // Only a bug in the runtime itself lands here; rethrowing would make the message poison.
       this.log.error({ err }, 'bot runtime failed on a message');
@@ -188,7 +304,7 @@ export class BotRuntime {
     const log = this.log.child({ event: event.kind, conversation: event.conversation.id });
     const ctx: MembershipContext = {
       ...event,
-      bot: { name: this.name, userId: deps.selfId },
+      bot: this.self(deps),
       log,
       send: async (userId, text) => void (await deps.send(userId, text)),
     };
@@ -203,7 +319,26 @@ export class BotRuntime {
     }
   }
 
-  private async process(message: ReceivedMessage, reply: ReplyFn, deps: HandleDeps): Promise<void> {
+  private track(work: Promise<void>): void {
+    this.membership.add(work);
+    void work.finally(() => this.membership.delete(work));
+  }
+
+  private self(deps: HandleDeps): BotSelf {
+    return {
+      name: this.name,
+      userId: deps.selfId,
+      commands: this.commandInfos,
+      ...(this.info?.description !== undefined ? { description: this.info.description } : {}),
+    };
+  }
+
+  private async process(
+    message: ReceivedMessage,
+    reply: ReplyFn,
+    deps: HandleDeps,
+    rawTx: BotTransaction | undefined,
+  ): Promise<void> {
     const conversation = conversationOf(message);
     // Ids only: message content stays out of logs.
     const log = this.log.child({
@@ -227,15 +362,30 @@ export class BotRuntime {
       return;
     }
     const controller = new AbortController();
-    const session = new LazySession(conversation.id, this.options.session);
+    const tx = rawTx ? gatedTransaction(rawTx, () => gate.isOpen) : noTransaction;
+    const sessionStore =
+      this.options.session?.store ?? (rawTx ? transactionalSessionStore(tx, this.name) : undefined);
+    const session = new LazySession(conversation.id, sessionStore, this.options.session?.initial);
     const ctx = new MessageContext({
       message,
       command: head?.name,
       argsText: head?.argsText ?? '',
-      bot: { name: this.name, userId: deps.selfId },
+      bot: this.self(deps),
       deps,
       log: head ? log.child({ command: head.name }) : log,
       session,
+      tx,
+      schedule: (job) => {
+        if (this.jobsEnabled === false) {
+          throw new ConfigError(
+            'ctx.schedule() needs the scheduler: attach the runtime with attach(client, { store })',
+          );
+        }
+        const key = jobKey(this.name, job.dueAt);
+        tx.saveData(key, encodeJob(job));
+        return key;
+      },
+      now: this.now,
       gate,
       signal: controller.signal,
       addressedByName: head?.target !== undefined,
@@ -414,22 +564,19 @@ export class BotRuntime {
   }
 
   private addBuiltInHelp(): void {
-    const text = (): string =>
-      renderHelp(
-        {
-          name: this.name,
-          ...(this.info?.description !== undefined ? { description: this.info.description } : {}),
-        },
-        [...new Set(this.commands.values())],
-      );
+    const bot = {
+      name: this.name,
+      ...(this.info?.description !== undefined ? { description: this.info.description } : {}),
+    };
     this.addCommand({
       name: 'help',
       aliases: [],
-      description: 'this list',
+      description: 'this list; /help <command> shows how to use one',
+      // The topic is read by helpAnswer, which never fails: /help with anything after it answers.
       specs: undefined,
-      usage: usageLine('help', []),
+      usage: usageLine('help', parseArgSpec('[command]', 'help')),
       guard: undefined,
-      invoke: text,
+      invoke: (ctx) => helpAnswer(bot, this.commandInfos, ctx.argsText),
     });
   }
 }

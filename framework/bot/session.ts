@@ -1,10 +1,12 @@
 /**
- * Per-conversation session data, kept as JSON by a SessionStore (the store layer will provide a
- * durable one). Loaded only when a handler asks for it and saved by the runtime after a handler
- * that succeeded, and only when the JSON changed.
+ * Per-conversation session data, kept as JSON. Loaded only when a handler asks for it and saved by
+ * the runtime after a handler that succeeded, and only when the JSON changed.
  *
- * Saving is not part of the message transaction: it happens before the message is committed, so a
- * crash in between re-runs the handler on redelivery with the session already updated.
+ * Where it is kept: a runtime attached to a RelayClient keeps it in the message's transaction
+ * (data.ts, key `session:<bot>:<conversation id>`), so the session, the message and its replies
+ * commit together: a crash loses all three or keeps all three, and a redelivered message runs
+ * against the session as it was before it. An explicit `session.store` (MemorySessionStore in unit
+ * tests) replaces that; such a store is written before the commit and is not transactional.
  */
 import { ConfigError, HandlerError, StorageError } from '../relay/errors.js';
 
@@ -37,7 +39,11 @@ export class MemorySessionStore implements SessionStore {
 }
 
 export interface SessionOptions<S = unknown> {
-  store: SessionStore;
+  /**
+   * Overrides the transactional store of an attached runtime; required only when handle() is
+   * called without a transaction.
+   */
+  store?: SessionStore;
   /** The value of a conversation without a session; defaults to `{}`. */
   initial?: () => S;
 }
@@ -50,7 +56,8 @@ export class LazySession<S> implements Session<S> {
 
   constructor(
     private readonly conversationId: string,
-    private readonly options: SessionOptions<S> | undefined,
+    private readonly store: SessionStore | undefined,
+    private readonly initial: (() => S) | undefined,
   ) {}
 
   get(): Promise<S> {
@@ -65,7 +72,7 @@ export class LazySession<S> implements Session<S> {
 
   /** Called by the runtime after the handler succeeded. */
   async save(): Promise<void> {
-    if (!this.value || !this.options) return;
+    if (!this.value || !this.store) return;
     let json: string;
     try {
       json = JSON.stringify(this.value.current) ?? 'null';
@@ -74,26 +81,27 @@ export class LazySession<S> implements Session<S> {
     }
     if (json === this.loadedJson) return;
     try {
-      await this.options.store.save(this.conversationId, JSON.parse(json));
+      await this.store.save(this.conversationId, JSON.parse(json));
     } catch (cause) {
       throw new StorageError(`could not save the session of ${this.conversationId}`, { cause });
     }
   }
 
   private async load(): Promise<S> {
-    if (!this.options) {
+    const store = this.store;
+    if (!store) {
       throw new ConfigError(
-        'ctx.session needs a session store: pass { session: { store } } to BotRuntime (MemorySessionStore for tests)',
+        'ctx.session needs a session store: attach the runtime to a RelayClient (sessions then commit with the message), or pass { session: { store } } to BotRuntime (MemorySessionStore for tests)',
       );
     }
     let raw: unknown;
     try {
-      raw = await this.options.store.load(this.conversationId);
+      raw = await store.load(this.conversationId);
     } catch (cause) {
       throw new StorageError(`could not load the session of ${this.conversationId}`, { cause });
     }
     const initial = raw === undefined;
-    const loaded = (initial ? (this.options.initial?.() ?? {}) : raw) as S;
+    const loaded = (initial ? (this.initial?.() ?? {}) : raw) as S;
     this.loadedJson = initial ? undefined : JSON.stringify(loaded);
     // set() may have run while the store was answering; that value wins.
     this.value ??= { current: loaded };

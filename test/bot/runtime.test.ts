@@ -366,9 +366,15 @@ describe('outreach, help, sessions, instances', () => {
         'ReminderBot — reminds you of things',
         '/remind <minutes:int> <text…> — set a reminder (also /r)',
         '/ban <who:user>',
-        '/help — this list',
+        '/help [command] — this list; /help <command> shows how to use one',
       ]),
     );
+    expect((await say(runtime(), '/help r')).texts()).toEqual([
+      'usage: /remind <minutes:int> <text…>\nset a reminder\nalso: /r',
+    ]);
+    expect((await say(runtime(), '/help /ReMind')).texts()[0]).toMatch(/^usage: \/remind/);
+    expect((await say(runtime(), '/help nope')).texts()).toEqual(['no command /nope — try /help']);
+    expect((await say(runtime(), '/help "<b>')).texts()).toEqual(['no command — try /help']);
     @Bot({ name: 'OwnHelp' })
     class OwnHelp {
       @OnCommand('help')
@@ -515,6 +521,8 @@ describe('outreach, help, sessions, instances', () => {
         sent.push([u, t]);
         return { id: '1' };
       },
+      on: () => undefined,
+      off: () => undefined,
     };
     runtime().attach(client as unknown as Parameters<BotRuntime['attach']>[0]);
     const replies: unknown[] = [];

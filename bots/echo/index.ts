@@ -1,0 +1,20 @@
+/**
+ * The echo bot, the one the quick start runs: `/ping` → `pong`, `/echo <text…>` → the text, and
+ * the built-in `/help`.
+ */
+import { Bot, OnCommand, type BotContext } from '../../framework/bot/index.js';
+
+@Bot({ name: 'echo', description: 'answers /ping and repeats what you /echo' })
+export class EchoBot {
+  @OnCommand('ping', { description: 'answers pong' })
+  ping(): string {
+    return 'pong';
+  }
+
+  @OnCommand('echo', { args: '<text...>', description: 'repeats the text' })
+  echo(ctx: BotContext<{ text: string }>): string {
+    return ctx.args.text;
+  }
+}
+
+export default EchoBot;

@@ -1,0 +1,87 @@
+/**
+ * The notes bot: per-conversation notes and reminders.
+ *
+ *   /note add <text…>          keep a note
+ *   /note list                 show them
+ *   /note clear                forget them
+ *   /remind <minutes> <text…>  send the text back after that many minutes
+ *
+ * Notes live in ctx.session, which commits with the message. A reminder is a scheduled job
+ * (ctx.schedule, key `jobs:notes:<due>:<id>`) written in the /remind transaction and sent by the
+ * runtime's scheduler, which removes it in the same commit as the send; so a reminder survives
+ * restarts, and one that fell due while the bot was down is sent when it starts again. Run it with
+ * attach(client, { store }) so the scheduler runs.
+ */
+import { Bot, OnCommand, type BotContext } from '../../framework/bot/index.js';
+import { ConfigError } from '../../framework/relay/errors.js';
+
+export interface NotesBotOptions {
+  /** Length of a "minute" in ms (default 60 000); tests make it short. */
+  minuteMs?: number;
+  /** Notes kept per conversation (default 100). */
+  maxNotes?: number;
+}
+
+export interface NotesSession {
+  notes?: string[];
+}
+
+/** A week. */
+export const MAX_REMIND_MINUTES = 7 * 24 * 60;
+export const MAX_NOTE_LENGTH = 1000;
+
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+@Bot({ name: 'notes', description: 'keeps notes and reminds you of things' })
+export class NotesBot {
+  private readonly minuteMs: number;
+  private readonly maxNotes: number;
+
+  constructor(options: NotesBotOptions = {}) {
+    this.minuteMs = options.minuteMs ?? 60_000;
+    this.maxNotes = options.maxNotes ?? 100;
+    if (!Number.isSafeInteger(this.minuteMs) || this.minuteMs <= 0)
+      throw new ConfigError(`NotesBot minuteMs must be a positive whole number, got ${this.minuteMs}`);
+    if (!Number.isSafeInteger(this.maxNotes) || this.maxNotes <= 0)
+      throw new ConfigError(`NotesBot maxNotes must be a positive whole number, got ${this.maxNotes}`);
+  }
+
+  @OnCommand('note', { args: '<action> [text...]', description: 'add <text…>, list or clear your notes' })
+  async note(ctx: BotContext<{ action: string; text: string | undefined }, NotesSession>): Promise<string> {
+    const session = await ctx.session.get();
+    const notes = session.notes ?? [];
+    switch (ctx.args.action.toLowerCase()) {
+      case 'add': {
+        const text = ctx.args.text;
+        if (text === undefined) return 'usage: /note add <text…>';
+        if (text.length > MAX_NOTE_LENGTH) return `a note has at most ${MAX_NOTE_LENGTH} characters`;
+        if (notes.length >= this.maxNotes)
+          return `you have ${this.maxNotes} notes already; /note clear first`;
+        session.notes = [...notes, text];
+        return `noted (${plural(session.notes.length, 'note')})`;
+      }
+      case 'list':
+        return notes.length === 0 ? 'no notes' : notes.map((n, i) => `${i + 1}. ${n}`).join('\n');
+      case 'clear':
+        session.notes = [];
+        return `cleared ${plural(notes.length, 'note')}`;
+      default:
+        return 'usage: /note add <text…> | /note list | /note clear';
+    }
+  }
+
+  @OnCommand('remind', {
+    args: '<minutes:int> <text...>',
+    description: 'sends you the text after that many minutes',
+  })
+  remind(ctx: BotContext<{ minutes: number; text: string }>): string {
+    const { minutes, text } = ctx.args;
+    if (minutes < 1 || minutes > MAX_REMIND_MINUTES)
+      return `minutes: between 1 and ${MAX_REMIND_MINUTES} (a week), got ${minutes}`;
+    if (text.length > MAX_NOTE_LENGTH) return `a reminder has at most ${MAX_NOTE_LENGTH} characters`;
+    ctx.schedule({ inMs: minutes * this.minuteMs, text: `reminder: ${text}` });
+    return `ok, I will remind you in ${plural(minutes, 'minute')}`;
+  }
+}
+
+export default NotesBot;

@@ -1,0 +1,69 @@
+/**
+ * The access plugin: an allow-list and an admin list of user ids, from configuration.
+ *
+ *   const access = accessPlugin({ allow: config.allow, admins: config.admins });
+ *   const rt = new BotRuntime(bot, { guards: { ...access.guards } });  // guard: 'admin'
+ *   rt.use(access);
+ *
+ * As middleware it silently ignores messages from senders who are not allowed (no reply: the bot
+ * does not confirm it exists to strangers). Without `allow` everyone is allowed; admins are always
+ * allowed. The 'admin' guard admits admins only. Senders are MLS-authenticated user ids, never ids
+ * claimed in the text. @OnJoin handlers are not middleware and run for every new conversation.
+ */
+import type { BotContext, Guard, Middleware } from '../framework/bot/index.js';
+import { ConfigError } from '../framework/relay/errors.js';
+
+export interface AccessOptions {
+  /** User ids (32 hex digits) that may talk to the bot; absent means everyone. */
+  allow?: readonly string[];
+  /** User ids admitted by the 'admin' guard (and always allowed). */
+  admins?: readonly string[];
+}
+
+const USER_ID = /^[0-9a-fA-F]{32}$/;
+
+function idSet(ids: readonly string[] | undefined, what: string): Set<string> | undefined {
+  if (ids === undefined) return undefined;
+  if (!Array.isArray(ids)) throw new ConfigError(`accessPlugin ${what} must be a list of user ids`);
+  return new Set(
+    ids.map((id) => {
+      if (typeof id !== 'string' || !USER_ID.test(id.trim())) {
+        throw new ConfigError(`accessPlugin ${what}: ${JSON.stringify(id)} is not a user id (32 hex digits)`);
+      }
+      return id.trim().toLowerCase();
+    }),
+  );
+}
+
+export class AccessPlugin {
+  private readonly allowed: Set<string> | undefined;
+  private readonly admins: Set<string>;
+  /** Spread into BotRuntime's `guards` to use `guard: 'admin'`. */
+  readonly guards: { readonly admin: Guard };
+
+  constructor(options: AccessOptions = {}) {
+    this.allowed = idSet(options.allow, 'allow');
+    this.admins = idSet(options.admins, 'admins') ?? new Set();
+    this.guards = { admin: (ctx) => this.isAdmin(ctx.sender) };
+  }
+
+  isAllowed(userId: string): boolean {
+    const id = userId.toLowerCase();
+    return this.allowed === undefined || this.allowed.has(id) || this.admins.has(id);
+  }
+
+  isAdmin(userId: string): boolean {
+    return this.admins.has(userId.toLowerCase());
+  }
+
+  middleware(): Middleware<BotContext> {
+    return (ctx, next) => {
+      if (this.isAllowed(ctx.sender)) return next();
+      ctx.log.debug('ignored a sender who is not on the allow-list');
+    };
+  }
+}
+
+export function accessPlugin(options: AccessOptions = {}): AccessPlugin {
+  return new AccessPlugin(options);
+}
