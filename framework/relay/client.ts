@@ -351,6 +351,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.handler = handler;
   }
 
+  /** Conversation data whose id starts with the prefix (a bot's scheduled jobs, for instance). */
+  listConversationData(prefix: string): Promise<Array<{ conversationId: string; json: string }>> {
+    return this.opts.store.listConversationData(prefix);
+  }
+
   /** The peers we have a session with. */
   async peers(): Promise<UserIdHex[]> {
     return (await this.opts.store.listSessions()).map((s) => s.peerId as UserIdHex);

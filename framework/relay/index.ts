@@ -14,7 +14,7 @@ export type {
   TransactionalHandler,
   HandlerTransaction,
 } from './client.js';
-export { MemoryRelayStore } from './store.js';
+export { MemoryRelayStore, CONVERSATION_DATA_DELETED } from './store.js';
 export type {
   RelayStore,
   InboundCommit,

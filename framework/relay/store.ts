@@ -9,6 +9,9 @@
 import type { UnixSeconds } from './brand.js';
 import { StaleStateError } from './errors.js';
 
+/** Writing this JSON for a conversation deletes its data. */
+export const CONVERSATION_DATA_DELETED = 'null';
+
 export interface StoredIdentity {
   signingSeed: Uint8Array;
   sealSecret: Uint8Array;
@@ -97,7 +100,10 @@ export interface InboundCommit {
   consumedKeyPackage?: { ref: string; at: UnixSeconds };
   /** Payloads to publish once this commit is durable, in this order. */
   outbox?: OutboxRecord[];
-  /** Per-conversation JSON the bot layer keeps with the MLS state (ctx.session). */
+  /**
+   * Per-conversation JSON the bot layer keeps with the MLS state (ctx.session, scheduled jobs).
+   * The JSON text `null` (CONVERSATION_DATA_DELETED) deletes the entry.
+   */
   conversationData?: Array<{ conversationId: string; json: string }>;
 }
 
@@ -276,7 +282,10 @@ export class MemoryRelayStore implements RelayStore {
     for (const s of c.sessions ?? [])
       this.sessions.set(s.groupId, { ...copySession(s), version: s.version + 1 });
     for (const o of c.outbox ?? []) this.outbox.push({ ...o });
-    for (const d of c.conversationData ?? []) this.conversations.set(d.conversationId, d.json);
+    for (const d of c.conversationData ?? []) {
+      if (d.json === CONVERSATION_DATA_DELETED) this.conversations.delete(d.conversationId);
+      else this.conversations.set(d.conversationId, d.json);
+    }
     for (const p of c.peers ?? []) this.peers.set(p.userId, { ...p });
     if (c.processed) this.processed.set(`${c.processed.groupId}:${c.processed.digest}`, c.processed.at);
     if (c.envelope) this.envelopes.set(c.envelope.digest, c.envelope.expiresAt);

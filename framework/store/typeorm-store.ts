@@ -5,6 +5,7 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { UnixSeconds } from '../relay/brand.js';
 import { StaleStateError } from '../relay/errors.js';
+import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type {
   InboundCommit,
   OutboxRecord,
@@ -332,8 +333,11 @@ export class TypeOrmRelayStore implements RelayStore {
       for (const session of changes.sessions ?? [])
         await this.writeSession(s, session, existing.has(session.groupId));
       for (const o of changes.outbox ?? []) await s.run(OUTBOX_INSERT, outboxParams(o));
-      for (const d of changes.conversationData ?? [])
-        await s.run(CONVERSATION_UPSERT, [d.conversationId, d.json]);
+      for (const d of changes.conversationData ?? []) {
+        if (d.json === CONVERSATION_DATA_DELETED)
+          await s.run(`DELETE FROM "conversation_data" WHERE "conversation_id" = ?`, [d.conversationId]);
+        else await s.run(CONVERSATION_UPSERT, [d.conversationId, d.json]);
+      }
       for (const p of changes.peers ?? []) await s.run(PEER_UPSERT, peerParams(p));
       await this.writeReplayRecords(s, changes);
     });

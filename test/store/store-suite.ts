@@ -349,6 +349,13 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(await store.getConversationData('c2')).toBe('[]');
       });
 
+      it('the JSON text null deletes an entry', async () => {
+        await store.commit({ conversationData: [{ conversationId: 'gone', json: '{"a":1}' }] });
+        await store.commit({ conversationData: [{ conversationId: 'gone', json: 'null' }] });
+        expect(await store.getConversationData('gone')).toBeUndefined();
+        expect(await store.listConversationData('gone')).toEqual([]);
+      });
+
       it('lists by literal prefix, in id order', async () => {
         await store.commit({
           conversationData: [
