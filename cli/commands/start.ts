@@ -1,0 +1,117 @@
+/**
+ * `relay-bot start`: runs the configured bot until SIGTERM/SIGINT. With no broker url it runs the
+ * embedded MQTT 5 broker in-process; with no database, the embedded SQLite file.
+ */
+import type { Argv } from 'yargs';
+import { BotRuntime } from '../../framework/bot/index.js';
+import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
+import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
+import { CommandFailed } from '../errors.js';
+import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
+
+export interface StartArgs {
+  config?: string;
+}
+
+export const command = 'start';
+export const describe = 'Run the bot (embedded broker and SQLite unless configured otherwise)';
+export const builder = (y: Argv): Argv<StartArgs> =>
+  y.option('config', {
+    type: 'string',
+    describe: 'YAML or JSON config file (default ./bot.yaml if present)',
+  });
+
+export async function handler(argv: StartArgs): Promise<void> {
+  const config = loadConfig({ ...(argv.config !== undefined ? { file: argv.config } : {}) });
+  const log = makeLogger(config);
+  const { instances, source } = await loadBotInstances(config);
+  const runtime = new BotRuntime(instances, {
+    ...(config.bot.name !== undefined ? { name: config.bot.name } : {}),
+    ...(config.limits.handlerTimeoutMs !== undefined
+      ? { handlerTimeoutMs: config.limits.handlerTimeoutMs }
+      : {}),
+    logger: log,
+  });
+
+  let broker: EmbeddedBroker | undefined;
+  if (config.broker.url === undefined) {
+    // aedes 2.0.0-beta.1 is the only aedes release that speaks MQTT 5 (the 0.x line is MQTT 3.1.1
+    // only), and Relay needs MQTT 5: message expiry, session expiry, no-local. Fine for one process
+    // in development; run Mosquitto in production (deploy/mosquitto).
+    try {
+      broker = await startEmbeddedBroker({ host: EMBEDDED_BROKER_HOST, port: config.broker.embeddedPort });
+    } catch (e) {
+      throw new CommandFailed(
+        `cannot start the embedded broker on ${EMBEDDED_BROKER_HOST}:${config.broker.embeddedPort}: ${(e as Error).message}${(e as Error).cause ? ` (${((e as Error).cause as Error).message})` : ''}. Fix: stop the other process on that port, set broker.embeddedPort, or set broker.url to a running broker`,
+      );
+    }
+    log.info({ url: broker.url }, 'embedded MQTT 5 broker started (development only)');
+  }
+
+  const { store } = await openStore(config, 'bot', log);
+  let client;
+  try {
+    client = await createClient(config, 'bot', store, log);
+    runtime.attach(client);
+    client.on('error', (e) => log.error({ err: e }, 'relay client error'));
+    await client.start();
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    await broker?.close();
+    throw e instanceof CommandFailed
+      ? e
+      : new CommandFailed(
+          `cannot start the bot on ${brokerUrl(config)}: ${(e as Error).message}. Fix: check broker.url / RELAY_BROKER_URL and that the broker is running`,
+        );
+  }
+  log.info(
+    {
+      bot: runtime.name,
+      module: source,
+      broker: brokerUrl(config),
+      database: describeDatabase(config.database),
+    },
+    'bot started',
+  );
+  const id = client.userId;
+  process.stdout.write(
+    [
+      `${runtime.name} is running.`,
+      `user id: ${id}`,
+      'Talk to it:',
+      `  relay-bot chat ${id}`,
+      `  relay-bot send ${id} /ping --wait 10`,
+      '',
+    ].join('\n'),
+  );
+
+  const running = client;
+  await new Promise<void>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (stopping) {
+        log.warn({ signal }, 'second signal: exiting at once');
+        process.exit(signal === 'SIGINT' ? 130 : 143);
+      }
+      stopping = true;
+      log.info({ signal }, 'stopping: finishing messages in flight (send the signal again to exit at once)');
+      void (async () => {
+        try {
+          // Finishes the messages in the conversation lanes, publishes their committed replies, then
+          // disconnects; anything the broker delivered but we did not acknowledge is redelivered to
+          // the next run (persistent MQTT session), and unsent replies stay in the outbox.
+          await running.stop();
+          await store.close();
+          await broker?.close();
+          log.info('stopped');
+        } catch (e) {
+          log.error({ err: e }, 'error while stopping');
+          process.exitCode = 1;
+        }
+        resolve();
+      })();
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}

@@ -1,0 +1,223 @@
+/**
+ * What the commands share: the stderr logger, opening the bot's or the CLI's store, creating a
+ * RelayClient from the configuration, and loading the bot module.
+ */
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { pino, type Logger } from 'pino';
+import type { DataSource } from 'typeorm';
+import { readBotMetadata, type BotClass } from '../framework/bot/index.js';
+import { RelayClient, type RelayClientOptions } from '../framework/relay/index.js';
+import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
+import { brokerUrl, type DatabaseConfig, type RelayConfig } from './config.js';
+import { CommandFailed, UsageError } from './errors.js';
+
+/** The bundled echo bot, relative to this file in cli/ (source) and dist/cli/ (build). */
+export const DEFAULT_BOT_MODULE = new URL('../bots/echo/index.js', import.meta.url);
+
+export type Role = 'bot' | 'client';
+
+/** Logs go to stderr as JSON lines, so stdout carries only what a command prints for people and scripts. */
+export function makeLogger(config: RelayConfig, level?: string): Logger {
+  return pino({ level: level ?? config.logging.level }, pino.destination({ fd: 2, sync: true }));
+}
+
+export function databaseOf(config: RelayConfig, role: Role): DatabaseConfig {
+  return role === 'bot' ? config.database : config.client.database;
+}
+
+export function describeDatabase(db: DatabaseConfig): string {
+  if (db.url === undefined) return `SQLite ${db.sqlitePath}`;
+  const u = new URL(db.url);
+  // Never print the password.
+  return `Postgres ${u.hostname}:${u.port || 5432}${u.pathname}${db.schema ? ` schema ${db.schema}` : ''}`;
+}
+
+export interface OpenedStore {
+  store: TypeOrmRelayStore;
+  dataSource: DataSource;
+}
+
+export async function openDataSource(db: DatabaseConfig, migrate = true): Promise<DataSource> {
+  try {
+    return await createRelayDataSource({
+      ...(db.url !== undefined ? { url: db.url } : { sqlitePath: db.sqlitePath }),
+      ...(db.schema !== undefined ? { schema: db.schema } : {}),
+      migrate,
+    });
+  } catch (e) {
+    throw new CommandFailed(
+      `${(e as Error).message} (${describeDatabase(db)}). Fix: check database.url / DATABASE_URL and that the database is running`,
+    );
+  }
+}
+
+export async function openStore(
+  config: RelayConfig,
+  role: Role,
+  log: Logger,
+  opts: { migrate?: boolean } = {},
+): Promise<OpenedStore> {
+  const db = databaseOf(config, role);
+  const dataSource = await openDataSource(db, opts.migrate ?? true);
+  const store = new TypeOrmRelayStore(dataSource, {
+    ...(config.stateKey !== undefined ? { stateKey: config.stateKey } : {}),
+  });
+  if (!store.encryptedAtRest) {
+    log.warn(
+      { database: describeDatabase(db) },
+      'RELAY_STATE_KEY is not set: private keys and MLS state are stored unencrypted. Set RELAY_STATE_KEY (32 bytes or a passphrase) to encrypt them at rest',
+    );
+  }
+  return { store, dataSource };
+}
+
+export async function createClient(
+  config: RelayConfig,
+  role: Role,
+  store: TypeOrmRelayStore,
+  log: Logger,
+  extra: Partial<RelayClientOptions> = {},
+): Promise<RelayClient> {
+  const b = config.broker;
+  const displayName = role === 'bot' ? config.bot.displayName : config.client.displayName;
+  const username = role === 'bot' ? b.username : (config.client.username ?? b.username);
+  const password = role === 'bot' ? b.password : (config.client.password ?? b.password);
+  try {
+    return await RelayClient.create({
+      store,
+      broker: {
+        url: brokerUrl(config),
+        ...(username !== undefined ? { username } : {}),
+        ...(password !== undefined ? { password } : {}),
+        // broker.clientId names the bot's connection; the CLI's derives from its own user id.
+        ...(role === 'bot' && b.clientId !== undefined ? { clientId: b.clientId } : {}),
+        ...(b.sessionExpirySeconds !== undefined ? { sessionExpirySeconds: b.sessionExpirySeconds } : {}),
+      },
+      topicPrefix: config.topicPrefix,
+      ...(config.powBits !== undefined ? { powBits: config.powBits } : {}),
+      ...(displayName !== undefined ? { displayName } : {}),
+      ...(config.limits.maxEnvelopeBytes !== undefined
+        ? { maxEnvelopeBytes: config.limits.maxEnvelopeBytes }
+        : {}),
+      logger: log,
+      ...extra,
+    });
+  } catch (e) {
+    throw new CommandFailed(`${(e as Error).message}`);
+  }
+}
+
+const HEX32 = /^[0-9a-f]{32}$/;
+
+/** A user id argument, or exit 2. */
+export function parseUserId(value: unknown, what = 'user id'): string {
+  const s = String(value ?? '')
+    .trim()
+    .toLowerCase();
+  if (!HEX32.test(s)) {
+    throw new UsageError(
+      `${what} ${JSON.stringify(String(value ?? ''))} is not a user id. Fix: give the 32 hex characters that \`relay-bot id\` prints`,
+    );
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- bot module
+
+function isBotClass(v: unknown): v is BotClass {
+  if (typeof v !== 'function') return false;
+  const meta = readBotMetadata(v as BotClass);
+  return meta.bot !== undefined || meta.commands.length > 0 || meta.messages.length > 0;
+}
+
+function moduleUrl(config: RelayConfig): URL {
+  const spec = config.bot.module;
+  if (spec === undefined) return DEFAULT_BOT_MODULE;
+  if (path.isAbsolute(spec)) return pathToFileURL(spec);
+  if (spec.startsWith('file:')) return new URL(spec);
+  // A package name: resolved from the project (the config file's directory), not from the CLI.
+  try {
+    const require = createRequire(path.join(config.baseDir, 'noop.js'));
+    return pathToFileURL(require.resolve(spec));
+  } catch {
+    throw new UsageError(
+      `bot.module ${JSON.stringify(spec)} cannot be found from ${config.baseDir}. Fix: give a path (./src/bot.js) or install the package`,
+    );
+  }
+}
+
+/**
+ * The bot instances the module provides: `bot.export` if set, else its default export, else its one
+ * exported @Bot class. Classes are constructed with `bot.options`.
+ */
+export async function loadBotInstances(
+  config: RelayConfig,
+): Promise<{ instances: object[]; source: string }> {
+  const url = moduleUrl(config);
+  const source = url.protocol === 'file:' ? url.pathname : url.href;
+  if (url.protocol === 'file:' && config.bot.module !== undefined) {
+    const p = decodeURIComponent(url.pathname);
+    const alt = p.replace(/\.js$/, '.ts');
+    if (!existsSync(p) && !existsSync(alt)) {
+      throw new UsageError(
+        `bot.module ${JSON.stringify(config.bot.module)}: ${p} does not exist. Fix: set bot.module (or RELAY_BOT_MODULE) to your bot's file, relative to the config file`,
+      );
+    }
+  }
+  let mod: Record<string, unknown>;
+  try {
+    mod = (await import(url.href)) as Record<string, unknown>;
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    if (config.bot.module === undefined && err.code === 'ERR_MODULE_NOT_FOUND') {
+      throw new UsageError(
+        `the bundled echo bot (${source}) is missing from this installation. Fix: set bot.module to your bot's file`,
+      );
+    }
+    throw new CommandFailed(`cannot load the bot module ${source}: ${err.message}`);
+  }
+  let chosen: unknown;
+  let label: string;
+  if (config.bot.export !== undefined) {
+    label = config.bot.export;
+    chosen = mod[config.bot.export];
+    if (chosen === undefined) {
+      throw new UsageError(
+        `bot.export ${JSON.stringify(config.bot.export)}: ${source} has no such export (it has ${Object.keys(mod).join(', ') || 'none'}). Fix: name one of its exports`,
+      );
+    }
+  } else if (mod.default !== undefined) {
+    label = 'default';
+    chosen = mod.default;
+  } else {
+    const classes = Object.entries(mod).filter(([, v]) => isBotClass(v));
+    if (classes.length !== 1) {
+      throw new UsageError(
+        classes.length === 0
+          ? `${source} exports no @Bot class. Fix: export a class decorated with @Bot, or set bot.module to the right file`
+          : `${source} exports several bot classes (${classes.map(([k]) => k).join(', ')}). Fix: set bot.export to the one to run`,
+      );
+    }
+    [label, chosen] = classes[0]!;
+  }
+  const list = Array.isArray(chosen) ? chosen : [chosen];
+  const instances = list.map((item: unknown) => {
+    if (typeof item === 'function') {
+      try {
+        return new (item as new (options: unknown) => object)(config.bot.options);
+      } catch (e) {
+        throw new CommandFailed(`constructing ${label} from ${source} failed: ${(e as Error).message}`);
+      }
+    }
+    if (typeof item === 'object' && item !== null) return item;
+    throw new UsageError(
+      `${source} export ${label} is neither a bot class nor an instance. Fix: export a class decorated with @Bot`,
+    );
+  });
+  return { instances, source };
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -1,0 +1,175 @@
+/** Configuration: file + environment, validation errors that name the key, value and fix (exit 2). */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { loadConfig, brokerUrl } from '../../cli/config.js';
+import { UsageError } from '../../cli/errors.js';
+import { runCli, tempDir } from './helpers.js';
+
+let tmp: { dir: string; remove(): Promise<void> };
+beforeAll(async () => {
+  tmp = await tempDir('relay-config-');
+});
+afterAll(() => tmp.remove());
+
+async function file(name: string, text: string): Promise<string> {
+  const p = path.join(tmp.dir, name);
+  await writeFile(p, text);
+  return p;
+}
+
+function errorOf(fn: () => unknown): UsageError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(UsageError);
+    return e as UsageError;
+  }
+  throw new Error('expected a UsageError');
+}
+
+describe('loadConfig', () => {
+  test('defaults: embedded broker on 1884, SQLite under ./data, prefix relay', () => {
+    const c = loadConfig({ env: {}, cwd: tmp.dir });
+    expect(c.broker.url).toBeUndefined();
+    expect(brokerUrl(c)).toBe('mqtt://127.0.0.1:1884');
+    expect(c.database.sqlitePath).toBe(path.join(tmp.dir, 'data', 'relay.sqlite'));
+    expect(c.client.database.sqlitePath).toBe(path.join(tmp.dir, 'data', 'cli.sqlite'));
+    expect(c.topicPrefix).toBe('relay');
+    expect(c.logging.level).toBe('info');
+    expect(c.stateKey).toBeUndefined();
+  });
+
+  test('YAML file, relative paths resolved against the file, environment overrides', async () => {
+    const f = await file(
+      'a.yaml',
+      [
+        'broker:',
+        '  url: mqtt://broker.example:1883',
+        '  sessionExpirySeconds: 60',
+        'database:',
+        '  sqlitePath: state/bot.sqlite',
+        'bot:',
+        '  module: ./src/bot.js',
+        '  options: { greeting: hi }',
+        'powBits: 12',
+        'topicPrefix: acme/relay',
+        'logging: { level: debug }',
+      ].join('\n'),
+    );
+    const c = loadConfig({
+      file: f,
+      cwd: '/',
+      env: { RELAY_POW_BITS: '10', RELAY_TOPIC_PREFIX: 'other', RELAY_STATE_KEY: 'k' },
+    });
+    expect(c.broker.url).toBe('mqtt://broker.example:1883');
+    expect(c.broker.sessionExpirySeconds).toBe(60);
+    expect(c.database.sqlitePath).toBe(path.join(tmp.dir, 'state', 'bot.sqlite'));
+    expect(c.bot.module).toBe(path.join(tmp.dir, 'src', 'bot.js'));
+    expect(c.bot.options).toEqual({ greeting: 'hi' });
+    expect(c.powBits).toBe(10);
+    expect(c.topicPrefix).toBe('other');
+    expect(c.logging.level).toBe('debug');
+    expect(c.stateKey).toBe('k');
+  });
+
+  test('JSON file and DATABASE_URL', async () => {
+    const f = await file('b.json', JSON.stringify({ database: { schema: 'bots' } }));
+    const c = loadConfig({ file: f, env: { DATABASE_URL: 'postgres://u@h:5432/db' } });
+    expect(c.database.url).toBe('postgres://u@h:5432/db');
+    expect(c.database.schema).toBe('bots');
+  });
+
+  test('./bot.yaml is picked up when no --config is given', async () => {
+    const { dir, remove } = await tempDir('relay-config-default-');
+    try {
+      await writeFile(path.join(dir, 'bot.yaml'), 'topicPrefix: found\n');
+      expect(loadConfig({ env: {}, cwd: dir }).topicPrefix).toBe('found');
+    } finally {
+      await remove();
+    }
+  });
+
+  test.each([
+    ['broker:\n  url: http://x\n', 'broker.url', '"http://x"', 'mqtt://127.0.0.1:1883'],
+    ['powBits: 40\n', 'powBits', '40', '0 to 28'],
+    ['powBits: many\n', 'powBits', '"many"', '0 to 28'],
+    ['topicPrefix: "a/#"\n', 'topicPrefix', '"a/#"', "'#'"],
+    ['logging:\n  level: loud\n', 'logging.level', '"loud"', 'one of fatal'],
+    ['database:\n  url: mysql://x\n', 'database.url', '"mysql://x"', 'postgres://'],
+    ['limits:\n  handlerTimeoutMs: -5\n', 'limits.handlerTimeoutMs', '-5', 'positive'],
+  ])('bad value in %j is named with the value and the fix', async (yaml, key, value, fix) => {
+    const f = await file('bad.yaml', yaml);
+    const e = errorOf(() => loadConfig({ file: f, env: {} }));
+    expect(e.message).toContain(key);
+    expect(e.message).toContain(value);
+    expect(e.message).toContain(fix);
+    expect(e.exitCode).toBe(2);
+  });
+
+  test('an unknown key is named', async () => {
+    const f = await file('typo.yaml', 'broker:\n  urll: mqtt://x\n');
+    expect(errorOf(() => loadConfig({ file: f, env: {} })).message).toMatch(
+      /unknown config key broker\.urll/,
+    );
+  });
+
+  test('a bad environment value names the variable', () => {
+    const e = errorOf(() => loadConfig({ env: { RELAY_POW_BITS: 'lots' }, cwd: tmp.dir }));
+    expect(e.message).toContain('RELAY_POW_BITS');
+    expect(e.message).toContain('"lots"');
+    const e2 = errorOf(() => loadConfig({ env: { RELAY_BROKER_URL: 'tcp://x' }, cwd: tmp.dir }));
+    expect(e2.message).toContain('RELAY_BROKER_URL (config key broker.url)');
+  });
+
+  test('enabling metrics is refused with a clear message', async () => {
+    const f = await file('metrics.yaml', 'metrics:\n  port: 9464\n');
+    expect(errorOf(() => loadConfig({ file: f, env: {} })).message).toMatch(
+      /metrics\.port.*not implemented.*Fix: remove metrics\.port/,
+    );
+  });
+
+  test('the CLI and the bot cannot share one store', async () => {
+    const f = await file(
+      'same.yaml',
+      'database: { sqlitePath: x.sqlite }\nclient: { database: { sqlitePath: x.sqlite } }\n',
+    );
+    expect(errorOf(() => loadConfig({ file: f, env: {} })).message).toContain('client.database');
+  });
+
+  test('an unreadable or malformed file is a usage error', async () => {
+    expect(
+      errorOf(() => loadConfig({ file: path.join(tmp.dir, 'missing.yaml'), env: {} })).message,
+    ).toContain('--config');
+    const f = await file('broken.yaml', 'broker: [\n');
+    expect(errorOf(() => loadConfig({ file: f, env: {} })).message).toContain('not valid YAML');
+  });
+});
+
+describe('relay-bot with a bad config', () => {
+  test('exits 2 with a message naming the key', async () => {
+    const f = await file('cli-bad.yaml', 'broker:\n  url: http://example.com\n');
+    const r = await runCli(['id', '--config', f], { cwd: tmp.dir });
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('broker.url');
+    expect(r.stderr).toContain('"http://example.com"');
+    expect(r.stderr).toContain('Fix:');
+  }, 60_000);
+
+  test('a bad environment override exits 2 too', async () => {
+    const r = await runCli(['start'], { cwd: tmp.dir, env: { RELAY_LOG_LEVEL: 'chatty' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('RELAY_LOG_LEVEL');
+  }, 60_000);
+
+  test('a missing bot module exits 2 naming bot.module', async () => {
+    const r = await runCli(['start'], { cwd: tmp.dir, env: { RELAY_BOT_MODULE: './nope.js' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('bot.module');
+  }, 60_000);
+
+  test('an unknown command exits 2', async () => {
+    const r = await runCli(['frobnicate'], { cwd: tmp.dir });
+    expect(r.code).toBe(2);
+  }, 60_000);
+});
