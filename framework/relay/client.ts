@@ -485,6 +485,34 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return session;
   }
 
+  /**
+   * The session a message names, whether it was processed already, and (lazily) its peer: one read
+   * when the store offers loadForMessage, else getSession + hasProcessed, and getPeer when asked.
+   */
+  private async loadForMessage(
+    groupId: string,
+    digest: string,
+  ): Promise<{ session: SessionRecord; processed: boolean; peer: () => Promise<PeerRecord> } | undefined> {
+    const store = this.opts.store;
+    if (store.loadForMessage) {
+      const loaded = await store.loadForMessage(groupId, digest);
+      if (!loaded) return undefined;
+      const { session, processed, peer } = loaded;
+      return {
+        session,
+        processed,
+        peer: async () => {
+          if (!peer) throw new ProtocolError(`no keys known for ${session.peerId}`);
+          return peer;
+        },
+      };
+    }
+    const session = await store.getSession(groupId);
+    if (!session) return undefined;
+    const processed = await store.hasProcessed(groupId, digest);
+    return { session, processed, peer: () => this.requirePeer(session.peerId) };
+  }
+
   private async requirePeer(peerHex: string): Promise<PeerRecord> {
     const peer = await this.opts.store.getPeer(peerHex);
     if (!peer) throw new ProtocolError(`no keys known for ${peerHex}`);
@@ -970,11 +998,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const groupId = toHex(groupIdBytes);
     if (opened.tokenSession !== undefined && opened.tokenSession !== groupId) return 'access_session';
-    const session = await this.opts.store.getSession(groupId);
-    if (!session) return 'unknown_session';
-    if (session.peerId !== sender) return 'sender_binding';
     const digest = digestHex(inner.mls);
-    if (await this.opts.store.hasProcessed(groupId, digest)) return 'duplicate';
+    const loaded = await this.loadForMessage(groupId, digest);
+    if (!loaded) return 'unknown_session';
+    const { session } = loaded;
+    if (session.peerId !== sender) return 'sender_binding';
+    if (loaded.processed) return 'duplicate';
     const state = this.decodedState(session);
     let result: Awaited<ReturnType<typeof mls.processMessage>>;
     try {
@@ -992,27 +1021,28 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       content,
       receivedAt: now,
     };
+    // `state` is encoded once, below, from whichever MLS state is committed (after the replies).
     let next: SessionRecord = {
       ...session,
-      state: mls.encodeSession(result.state),
       initiatedUnconfirmed: false,
       unconfirmedOutgoing: [],
       updatedAt: now,
     };
     if (result.kind === 'commit') next = await this.withNewEpoch(next, result.state);
     if (result.kind === 'application') next.messagesSinceCommit += 1;
-    const peer = await this.requirePeer(sender);
+    const peer = await loaded.peer();
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
     const replies = received ? await this.runHandler(received, result.state, next, peer) : undefined;
+    const finalState = replies?.state ?? result.state;
     await this.commit(
       {
-        sessions: [replies?.session ?? next],
+        sessions: [{ ...(replies?.session ?? next), state: mls.encodeSession(finalState) }],
         ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
         processed: { groupId, digest, at: now },
         envelope: replayEntry(opened),
         ...(replies ? { outbox: replies.outbox, conversationData: replies.conversationData } : {}),
       },
-      replies?.state ?? result.state,
+      finalState,
     );
     // The new state is durable: only now may the keys it no longer needs be erased.
     mls.wipeConsumed(result.consumed);
@@ -1069,11 +1099,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return {
       state,
       consumed,
-      session: {
-        ...session,
-        state: mls.encodeSession(state),
-        messagesSinceCommit: session.messagesSinceCommit + replies.length,
-      },
+      // The caller encodes `state` into the record it commits.
+      session: { ...session, messagesSinceCommit: session.messagesSinceCommit + replies.length },
       outbox,
       conversationData: [...data].map(([conversationId, json]) => ({ conversationId, json })),
     };

@@ -17,6 +17,7 @@ export type {
 export { MemoryRelayStore, CONVERSATION_DATA_DELETED } from './store.js';
 export type {
   RelayStore,
+  MessageLoad,
   InboundCommit,
   SessionRecord,
   PeerRecord,

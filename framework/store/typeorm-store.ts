@@ -8,6 +8,7 @@ import { StaleStateError } from '../relay/errors.js';
 import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type {
   InboundCommit,
+  MessageLoad,
   OutboxRecord,
   OwnBundle,
   PeerRecord,
@@ -32,6 +33,7 @@ import {
   rowToSession,
   SESSION_COLUMNS,
   sessionParams,
+  toBool,
   toInt,
   IDENTITY_ROW_ID,
   OWN_BUNDLE_ROW_ID,
@@ -96,9 +98,44 @@ const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], 
 const OUTBOX_INSERT = `INSERT INTO "outbox" ("id", "topic", "payload", "retain", "message_expiry_seconds", "created_at") VALUES (${placeholders(6)})`;
 const OUTBOX_SELECT = `SELECT "id", "topic", "payload", "retain", "message_expiry_seconds", "created_at" FROM "outbox" ORDER BY "seq" LIMIT ?`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
+const PEER_COLUMNS = ['user_id', 'identity_key', 'seal_key', 'pow_bits', 'bundle_issued_at', 'display_name'];
+/** loadForMessage: the session row, its peer's row (columns prefixed `p_`) and the processed check. */
+const MESSAGE_LOAD_SELECT = `SELECT s.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
+  EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
+  FROM "sessions" s LEFT JOIN "peers" p ON p."user_id" = s."peer_id" WHERE s."group_id" = ?`;
 const SESSION_UPDATE = `UPDATE "sessions" SET ${SESSION_COLUMNS.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ?`;
 // A concurrent insert of the same group must read as a lost race, not as a unique violation.
 const SESSION_INSERT = `INSERT INTO "sessions" ("group_id", ${SESSION_COLUMNS.map((c) => `"${c}"`).join(', ')}, "version") VALUES (${placeholders(SESSION_COLUMNS.length + 2)}) ON CONFLICT ("group_id") DO NOTHING`;
+
+/** Postgres only, for foldedUpdate: written only when the CTE "updated" returned a row. */
+const IF_UPDATED = `WHERE EXISTS (SELECT 1 FROM "updated")`;
+const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" ("id", "topic", "payload", "retain", "message_expiry_seconds", "created_at")
+  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint ${IF_UPDATED}`;
+const PROCESSED_IF_UPDATED = `INSERT INTO "processed" ("group_id", "digest", "at") SELECT ?::text, ?::text, ?::bigint
+  ${IF_UPDATED} ON CONFLICT ("group_id", "digest") DO UPDATE SET "at" = excluded."at"`;
+const ENVELOPE_IF_UPDATED = `INSERT INTO "envelopes" ("digest", "expires_at") SELECT ?::text, ?::bigint
+  ${IF_UPDATED} ON CONFLICT ("digest") DO UPDATE SET "expires_at" = excluded."expires_at"`;
+
+/** Everything the commit writes fits in foldedUpdate's one statement. */
+function foldsCompletely(c: InboundCommit): boolean {
+  return (
+    (c.outbox?.length ?? 0) <= 1 &&
+    (c.peers?.length ?? 0) === 0 &&
+    (c.conversationData?.length ?? 0) === 0 &&
+    c.welcome === undefined &&
+    c.consumedKeyPackage === undefined
+  );
+}
+
+/**
+ * The one session of a commit that updates a stored row (version > 0: it was read from the store)
+ * and deletes none; such a commit needs no separate lock or existence check.
+ */
+function soleStoredSession(c: InboundCommit): SessionRecord | undefined {
+  const sessions = c.sessions ?? [];
+  if (sessions.length !== 1 || (c.deleteSessions?.length ?? 0) > 0) return undefined;
+  return sessions[0]!.version > 0 ? sessions[0] : undefined;
+}
 
 interface Tx {
   begin(): Promise<unknown>;
@@ -270,6 +307,17 @@ export class TypeOrmRelayStore implements RelayStore {
     return (await this.withSql((s) => s.rows(sql, [groupId, digest]))).length > 0;
   }
 
+  async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
+    const rows = await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, [groupId, digest, groupId]));
+    const row = rows[0];
+    if (!row) return undefined;
+    const peer =
+      row.p_user_id === null || row.p_user_id === undefined
+        ? undefined
+        : rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]])));
+    return { session: rowToSession(row, this.cipher), processed: toBool(row.processed_hit), peer };
+  }
+
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {
     const sql = `SELECT 1 AS "hit" FROM "envelopes" WHERE "digest" = ? AND "expires_at" >= ?`;
     return (await this.withSql((s) => s.rows(sql, [digest, now]))).length > 0;
@@ -315,6 +363,13 @@ export class TypeOrmRelayStore implements RelayStore {
 
   private async deleteIn(table: string, column: string, values: string[]): Promise<void> {
     if (values.length === 0) return;
+    if (values.length <= IN_CHUNK) {
+      // One statement is atomic on its own: no BEGIN and COMMIT round trips (the outbox cleanup).
+      await this.withSql((s) =>
+        s.run(`DELETE FROM "${table}" WHERE "${column}" IN (${placeholders(values.length)})`, values),
+      );
+      return;
+    }
     await this.transaction(async (s) => {
       for (const part of chunks(values))
         await s.run(`DELETE FROM "${table}" WHERE "${column}" IN (${placeholders(part.length)})`, part);
@@ -324,23 +379,67 @@ export class TypeOrmRelayStore implements RelayStore {
   // ---- commit -----------------------------------------------------------------------------------
 
   async commit(changes: InboundCommit): Promise<void> {
+    const sole = this.backend === 'postgres' ? soleStoredSession(changes) : undefined;
+    if (sole && foldsCompletely(changes)) {
+      // One statement is one transaction: no BEGIN and COMMIT round trips (see foldedUpdate).
+      await this.withSql((s) => this.foldedUpdate(s, sole, changes));
+      return;
+    }
     await this.transaction(async (s) => {
-      const existing = await this.lockSessions(s, changes.sessions ?? []);
-      for (const g of changes.deleteSessions ?? []) {
-        await s.run(`DELETE FROM "sessions" WHERE "group_id" = ?`, [g]);
-        existing.delete(g);
+      let outbox = changes.outbox ?? [];
+      if (sole) {
+        // The common case (a message in an established session): one statement, see foldedUpdate.
+        await this.foldedUpdate(s, sole, changes);
+        if (outbox.length === 1) outbox = [];
+      } else {
+        const existing = await this.lockSessions(s, changes.sessions ?? []);
+        for (const g of changes.deleteSessions ?? []) {
+          await s.run(`DELETE FROM "sessions" WHERE "group_id" = ?`, [g]);
+          existing.delete(g);
+        }
+        for (const session of changes.sessions ?? [])
+          await this.writeSession(s, session, existing.has(session.groupId));
       }
-      for (const session of changes.sessions ?? [])
-        await this.writeSession(s, session, existing.has(session.groupId));
-      for (const o of changes.outbox ?? []) await s.run(OUTBOX_INSERT, outboxParams(o));
+      for (const o of outbox) await s.run(OUTBOX_INSERT, outboxParams(o));
       for (const d of changes.conversationData ?? []) {
         if (d.json === CONVERSATION_DATA_DELETED)
           await s.run(`DELETE FROM "conversation_data" WHERE "conversation_id" = ?`, [d.conversationId]);
         else await s.run(CONVERSATION_UPSERT, [d.conversationId, d.json]);
       }
       for (const p of changes.peers ?? []) await s.run(PEER_UPSERT, peerParams(p));
-      await this.writeReplayRecords(s, changes);
+      await this.writeReplayRecords(s, changes, sole !== undefined);
     });
+  }
+
+  /**
+   * Postgres, one stored session and nothing deleted: the compare-and-set UPDATE of the session,
+   * a single outbox row and the processed and replay-cache upserts go in one statement (data-
+   * modifying CTEs). The inserts happen only when the UPDATE matched (WHERE EXISTS on its
+   * RETURNING), and one statement is atomic, so on its own it is the whole transaction (commit()
+   * then skips BEGIN and COMMIT); inside a transaction with further writes it is its first write.
+   * The UPDATE takes the row lock lockSessions would (a concurrent writer waits, then fails its
+   * version check); a version mismatch writes nothing and throws StaleStateError.
+   */
+  private async foldedUpdate(s: Sql, session: SessionRecord, c: InboundCommit): Promise<void> {
+    const parts: Array<{ sql: string; params: unknown[] }> = [];
+    if (c.outbox?.length === 1) parts.push({ sql: OUTBOX_IF_UPDATED, params: outboxParams(c.outbox[0]!) });
+    if (c.processed) {
+      const { groupId, digest, at } = c.processed;
+      parts.push({ sql: PROCESSED_IF_UPDATED, params: [groupId, digest, at] });
+    }
+    if (c.envelope)
+      parts.push({ sql: ENVELOPE_IF_UPDATED, params: [c.envelope.digest, c.envelope.expiresAt] });
+    const sql = `WITH "updated" AS (${SESSION_UPDATE} RETURNING 1)${parts
+      .map((p, i) => `, "w${i}" AS (${p.sql})`)
+      .join('')} SELECT count(*) AS "n" FROM "updated"`;
+    const params = [
+      ...sessionParams(session, this.cipher),
+      session.groupId,
+      session.version,
+      ...parts.flatMap((p) => p.params),
+    ];
+    const rows = await s.rows(sql, params);
+    if (toInt(rows[0]?.n) !== 1) await this.throwStale(s, session);
   }
 
   /**
@@ -369,13 +468,19 @@ export class TypeOrmRelayStore implements RelayStore {
       ? await s.run(SESSION_UPDATE, [...values, session.groupId, session.version])
       : await s.run(SESSION_INSERT, [session.groupId, ...values, session.version + 1]);
     if (changed === 1) return;
+    await this.throwStale(s, session);
+  }
+
+  private async throwStale(s: Sql, session: SessionRecord): Promise<never> {
     const rows = await s.rows(`SELECT "version" FROM "sessions" WHERE "group_id" = ?`, [session.groupId]);
     throw new StaleStateError(session.groupId, session.version, rows[0] ? toInt(rows[0].version) : 0);
   }
 
-  private async writeReplayRecords(s: Sql, c: InboundCommit): Promise<void> {
-    if (c.processed) await s.run(PROCESSED_UPSERT, [c.processed.groupId, c.processed.digest, c.processed.at]);
-    if (c.envelope) await s.run(ENVELOPE_UPSERT, [c.envelope.digest, c.envelope.expiresAt]);
+  /** `folded`: processed and envelope were written by foldedUpdate already. */
+  private async writeReplayRecords(s: Sql, c: InboundCommit, folded: boolean): Promise<void> {
+    if (c.processed && !folded)
+      await s.run(PROCESSED_UPSERT, [c.processed.groupId, c.processed.digest, c.processed.at]);
+    if (c.envelope && !folded) await s.run(ENVELOPE_UPSERT, [c.envelope.digest, c.envelope.expiresAt]);
     if (c.welcome) await s.run(WELCOME_UPSERT, [c.welcome.digest, c.welcome.at]);
     if (c.consumedKeyPackage)
       await s.run(`UPDATE "key_packages" SET "consumed_at" = ? WHERE "ref" = ? AND "consumed_at" IS NULL`, [

@@ -272,6 +272,29 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('loadForMessage', () => {
+      it('reads the session, the processed check and the peer at once', async () => {
+        if (!store.loadForMessage) return; // optional; RelayClient falls back to three reads
+        await store.commit({
+          sessions: [session('g1', { peerId: 'p1' }), session('g2', { peerId: 'nobody' })],
+          peers: [peer('p1', { displayName: 'P', bundleIssuedAt: at(3) })],
+          processed: { groupId: 'g1', digest: 'd1', at: at() },
+        });
+        expect(await store.loadForMessage('g1', 'd1')).toEqual({
+          session: { ...session('g1', { peerId: 'p1' }), version: 1 },
+          processed: true,
+          peer: peer('p1', { displayName: 'P', bundleIssuedAt: at(3) }),
+        });
+        expect(await store.loadForMessage('g1', 'd2')).toMatchObject({ processed: false });
+        expect(await store.loadForMessage('g2', 'd1')).toEqual({
+          session: { ...session('g2', { peerId: 'nobody' }), version: 1 },
+          processed: false,
+          peer: undefined,
+        });
+        expect(await store.loadForMessage('missing', 'd1')).toBeUndefined();
+      });
+    });
+
     describe('dedupe and replay cache', () => {
       it('records processed digests and prunes them after 7 days', async () => {
         await store.commit({ processed: { groupId: 'g1', digest: 'd1', at: at() } });
@@ -425,6 +448,52 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
           keyPackages: [keyPackage('kp', { consumedAt: at(1) })],
           conversation: '{}',
         });
+      });
+
+      // The shape of every inbound message in an established session (Postgres writes it as one
+      // statement without BEGIN/COMMIT), with and without a further write that needs a transaction.
+      it.each<[string, InboundCommit]>([
+        ['alone', {}],
+        ['with conversation data', { conversationData: [{ conversationId: 'c1', json: '{}' }] }],
+      ])('applies nothing of a stale inbound-message commit (%s)', async (_, extra) => {
+        await commitSession(session('g1'));
+        await commitSession(session('g1', { version: 1 }));
+        const before = await snapshot(store);
+        const err = await store
+          .commit({
+            sessions: [session('g1', { version: 1, epoch: 9n })],
+            processed: { groupId: 'g1', digest: 'd1', at: at() },
+            envelope: { digest: 'e1', expiresAt: at(60) },
+            outbox: [outbox('o1')],
+            ...extra,
+          })
+          .catch((e: unknown) => e);
+        expect(err).toMatchObject({ groupId: 'g1', expectedVersion: 1, storedVersion: 2 });
+        expect(err).toBeInstanceOf(StaleStateError);
+        expect(await snapshot(store)).toEqual(before);
+      });
+
+      it('applies everything of an inbound-message commit together', async () => {
+        await commitSession(session('g1'));
+        await store.commit({
+          sessions: [session('g1', { version: 1, epoch: 9n, messagesSinceCommit: 4 })],
+          processed: { groupId: 'g1', digest: 'd1', at: at() },
+          envelope: { digest: 'e1', expiresAt: at(60) },
+          outbox: [outbox('o1', { retain: true, messageExpirySeconds: 300 })],
+        });
+        const after = await snapshot(store);
+        expect(after.sessions).toEqual([session('g1', { version: 2, epoch: 9n, messagesSinceCommit: 4 })]);
+        expect(after.outbox).toEqual([outbox('o1', { retain: true, messageExpirySeconds: 300 })]);
+        expect(after.processed).toBe(true);
+        expect(after.envelope).toBe(true);
+        // Upserts: the same digests again (a retried commit) refresh rather than fail.
+        await store.commit({
+          sessions: [session('g1', { version: 2 })],
+          processed: { groupId: 'g1', digest: 'd1', at: at(5) },
+          envelope: { digest: 'e1', expiresAt: at(90) },
+        });
+        expect((await store.getSession('g1'))?.version).toBe(3);
+        expect(await store.hasEnvelope('e1', at(80))).toBe(true);
       });
 
       it('accepts an empty commit', async () => {

@@ -1,0 +1,103 @@
+/**
+ * The server side of bench/bot.ts, in its own process so its CPU is its own:
+ *
+ *   bot-child.ts bot  <brokerUrl> <prefix> <postgresUrl> <schema>
+ *     RelayClient + TypeOrmRelayStore (Postgres) + BotRuntime(EchoBot), as `relay-bot run` would.
+ *   bot-child.ts echo <brokerUrl> <base>
+ *     The transport-only baseline: plain MqttTransport, `<base>/bot/<i>` echoed to `<base>/peer/<i>`.
+ *
+ * Talks to the parent in JSON lines: prints `{"ready":true,"userId":…}` once serving, answers
+ * `{"cmd":"cpu"}` on stdin with `{"cpu":{user,system},"queries":n}` (CPU µs and Postgres
+ * statements since start), and on `{"cmd":"stop"}`
+ * (or stdin closing) shuts down and exits, which is when `--cpu-prof` writes its profile.
+ */
+import { createInterface } from 'node:readline';
+import pg from 'pg';
+import { BotRuntime } from '../framework/bot/index.js';
+import { MqttTransport, RelayClient } from '../framework/relay/index.js';
+import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
+import { EchoBot } from '../bots/echo/index.js';
+
+type Stop = () => Promise<void>;
+
+/** Statements sent to Postgres (TypeORM's pg driver shares this module), to report per command. */
+let queries = 0;
+const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+(pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+  queries++;
+  return pgQuery.apply(this, args);
+};
+
+const say = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
+
+async function startBot(url: string, prefix: string, pgUrl: string, schema: string): Promise<Stop> {
+  const store = new TypeOrmRelayStore(await createRelayDataSource({ url: pgUrl, schema }));
+  const client = await RelayClient.create({
+    store,
+    broker: { url },
+    topicPrefix: prefix,
+    powBits: 8,
+    powWorkers: 0,
+    // 100 peers make first contact within a second or two; the default quota would refuse most.
+    welcomeQuota: { perSenderPerMinute: 5, totalPerMinute: 100_000 },
+  });
+  let errors = 0;
+  client.on('error', () => errors++);
+  const runtime = new BotRuntime(new EchoBot());
+  runtime.attach(client, { store });
+  await client.start();
+  say({ ready: true, userId: client.userId });
+  return async () => {
+    await runtime.stop();
+    await client.stop();
+    await runtime.detach();
+    await store.close();
+    if (errors > 0 || client.drops.total() > 0)
+      process.stderr.write(`bot child: ${errors} errors, ${client.drops.total()} inputs dropped\n`);
+  };
+}
+
+async function startEcho(url: string, base: string): Promise<Stop> {
+  const echo = new MqttTransport({ url, clientId: `${base}-echo`, sessionExpirySeconds: 0 });
+  echo.onMessage(async (m) => {
+    // Like the bot: the reply is published without awaiting its PUBACK, then the request is acked.
+    const i = m.topic.slice(m.topic.lastIndexOf('/') + 1);
+    void echo.publish(`${base}/peer/${i}`, m.payload, { qos: 1 }).catch(() => undefined);
+  });
+  await echo.connect();
+  await echo.subscribe(`${base}/bot/+`, { qos: 1 });
+  say({ ready: true });
+  return () => echo.end();
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [mode, url, prefix, pgUrl, schema] = argv;
+  if (!url || !prefix || (mode === 'bot' && (!pgUrl || !schema)) || (mode !== 'bot' && mode !== 'echo')) {
+    throw new Error(
+      'usage: bot-child.ts bot <brokerUrl> <prefix> <pgUrl> <schema> | echo <brokerUrl> <base>',
+    );
+  }
+  const stop = mode === 'bot' ? await startBot(url, prefix, pgUrl!, schema!) : await startEcho(url, prefix);
+  const start = process.cpuUsage();
+  let stopping: Promise<void> | undefined;
+  const shutdown = (): Promise<void> =>
+    (stopping ??= stop().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`bot child: stop failed: ${String(e)}\n`);
+        process.exit(1);
+      },
+    ));
+  const lines = createInterface({ input: process.stdin });
+  lines.on('line', (line) => {
+    const { cmd } = JSON.parse(line) as { cmd?: string };
+    if (cmd === 'cpu') say({ cpu: process.cpuUsage(start), queries });
+    else if (cmd === 'stop') void shutdown();
+  });
+  lines.on('close', () => void shutdown());
+}
+
+main(process.argv.slice(2)).catch((e: unknown) => {
+  process.stderr.write(`bot child failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+  process.exit(1);
+});

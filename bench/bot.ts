@@ -1,0 +1,395 @@
+/**
+ * The bot runtime end to end: how many commands per second ONE bot process sustains, and its
+ * command → reply latency at half that load. The bot (RelayClient + TypeOrmRelayStore on Postgres
+ * with a fresh schema and the default synchronous_commit + BotRuntime(EchoBot)) runs in its own
+ * child process (bench/bot-child.ts); N peers (MemoryRelayStore, first contact made before timing)
+ * run in this process and send `/ping`, each waiting for its `pong`:
+ *
+ * - max: closed loop, every peer sends its next `/ping` as soon as the `pong` arrives;
+ * - half load: open loop, `/ping`s paced at 50 % of the measured max, spread over the N peers;
+ *   latency counts from when a command was due, so a stall is not hidden by sending later.
+ *
+ * Baseline in the same run: the transport-only ceiling, the same N-peer QoS 1 request/reply through
+ * the same broker on plain MqttTransport with the echo in a child process too.
+ *
+ * The machine is small (2 cores shared by bot, peers, Mosquitto and Postgres), so each line is
+ * followed by the CPU the bot child and this process spent per command and how busy the machine
+ * was: that says which of them limited the figure.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import { createInterface, type Interface } from 'node:readline';
+import {
+  MemoryRelayStore,
+  MqttTransport,
+  RelayClient,
+  type ReceivedMessage,
+} from '../framework/relay/index.js';
+import { startPrivateBroker } from '../test/support/broker.js';
+import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
+import { heading, note, report } from './harness.js';
+
+/** `BENCH_BOT_N=100` runs one peer count only (quick A/B runs). */
+const PEER_COUNTS: readonly number[] = process.env.BENCH_BOT_N
+  ? process.env.BENCH_BOT_N.split(',').map(Number)
+  : [10, 100];
+const SECONDS = Number(process.env.BENCH_BOT_SECONDS ?? 8);
+const RAW_SECONDS = 4;
+const WARMUP_SECONDS = 1.5;
+const PEER_BATCH = 10;
+const RAW_PAYLOAD_BYTES = 600;
+const REPLY_TIMEOUT_MS = 30_000;
+/** `BENCH_BOT_CPU_PROF=<dir>` runs the bot child with --cpu-prof, profile written there on exit. */
+const CPU_PROF_DIR = process.env.BENCH_BOT_CPU_PROF;
+
+const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---- the child process --------------------------------------------------------------------------
+
+interface CpuMicros {
+  user: number;
+  system: number;
+}
+
+class Child {
+  private readonly lines: Interface;
+  private readonly waiting: Array<(msg: Record<string, unknown>) => void> = [];
+  private readonly exited: Promise<number | null>;
+  private stderr = '';
+
+  private constructor(private readonly proc: ChildProcess) {
+    this.lines = createInterface({ input: proc.stdout! });
+    this.lines.on('line', (line) => {
+      let msg: Record<string, unknown>;
+      try {
+        msg = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        return; // a stray log line
+      }
+      this.waiting.shift()?.(msg);
+    });
+    proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((r) => proc.once('exit', (code) => r(code)));
+  }
+
+  static async start(
+    args: string[],
+    profile = false,
+  ): Promise<{ child: Child; ready: Record<string, unknown> }> {
+    const script = fileURLToPath(new URL('./bot-child.ts', import.meta.url));
+    const flags = profile && CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
+    const proc = spawn(process.execPath, [...flags, '--import', 'tsx', script, ...args], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      cwd: fileURLToPath(new URL('..', import.meta.url)),
+    });
+    const child = new Child(proc);
+    const ready = await Promise.race([
+      child.next(),
+      child.exited.then((code) => {
+        throw new Error(`bot child exited (${code}) before it was ready: ${child.stderr.trim()}`);
+      }),
+    ]);
+    return { child, ready };
+  }
+
+  private next(): Promise<Record<string, unknown>> {
+    return new Promise((r) => this.waiting.push(r));
+  }
+
+  async cpu(): Promise<{ cpu: CpuMicros; queries: number }> {
+    const reply = this.next();
+    this.proc.stdin!.write(`${JSON.stringify({ cmd: 'cpu' })}\n`);
+    const r = await reply;
+    return { cpu: r.cpu as CpuMicros, queries: Number(r.queries ?? 0) };
+  }
+
+  async stop(): Promise<void> {
+    if (this.proc.exitCode === null) this.proc.stdin!.end(`${JSON.stringify({ cmd: 'stop' })}\n`);
+    const code = await Promise.race([this.exited, sleep(15_000).then(() => 'timeout' as const)]);
+    if (code === 'timeout') this.proc.kill('SIGKILL');
+    if (this.stderr.trim()) note(this.stderr.trim());
+  }
+}
+
+// ---- measuring ----------------------------------------------------------------------------------
+
+/** Busy and total jiffies of the whole machine, from /proc/stat. */
+function machineTicks(): { busy: number; total: number } | undefined {
+  try {
+    const first = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+    const v = first.trim().split(/\s+/).slice(1).map(Number);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    const total = v.reduce((a, b) => a + b, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return undefined;
+  }
+}
+
+interface Window {
+  /** Commands whose reply arrived inside the window. */
+  readonly count: number;
+  readonly perSecond: number;
+  readonly p50: number;
+  readonly p99: number;
+  /** CPU ms per command: the bot (or echo) child, and this process (peers). */
+  readonly childCpuMs: number;
+  readonly selfCpuMs: number;
+  /** Postgres statements the bot child sent per command. */
+  readonly queries: number;
+  /** Share of the machine's CPU time that was busy during the window (all processes), %. */
+  readonly machineBusy: number;
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** Runs `drive` (which returns the latencies inside the window) while sampling CPU. */
+async function measured(child: Child, seconds: number, drive: () => Promise<number[]>): Promise<Window> {
+  const childBefore = await child.cpu();
+  const selfBefore = process.cpuUsage();
+  const ticksBefore = machineTicks();
+  const latencies = await drive();
+  const self = process.cpuUsage(selfBefore);
+  const ticksAfter = machineTicks();
+  const childAfter = await child.cpu();
+  latencies.sort((a, b) => a - b);
+  const n = Math.max(latencies.length, 1);
+  const childUs = childAfter.cpu.user + childAfter.cpu.system - childBefore.cpu.user - childBefore.cpu.system;
+  return {
+    count: latencies.length,
+    perSecond: latencies.length / seconds,
+    p50: percentile(latencies, 0.5),
+    p99: percentile(latencies, 0.99),
+    childCpuMs: childUs / 1000 / n,
+    selfCpuMs: (self.user + self.system) / 1000 / n,
+    queries: (childAfter.queries - childBefore.queries) / n,
+    machineBusy:
+      ticksBefore && ticksAfter
+        ? (100 * (ticksAfter.busy - ticksBefore.busy)) / Math.max(ticksAfter.total - ticksBefore.total, 1)
+        : Number.NaN,
+  };
+}
+
+/** n loops of back-to-back round trips; round trips finishing after the deadline are not counted. */
+async function closedLoop(n: number, seconds: number, once: (i: number) => Promise<void>): Promise<number[]> {
+  const latencies: number[] = [];
+  const deadline = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      while (performance.now() < deadline) {
+        const t = performance.now();
+        await once(i);
+        const end = performance.now();
+        if (end <= deadline) latencies.push(end - t);
+      }
+    }),
+  );
+  return latencies;
+}
+
+/**
+ * Open loop: `rate` commands per second, round robin over the n peers, each timed from when it was
+ * due (not when the event loop got round to sending it). All of them are awaited.
+ */
+async function pacedLoop(
+  n: number,
+  rate: number,
+  seconds: number,
+  once: (i: number) => Promise<void>,
+): Promise<number[]> {
+  const latencies: number[] = [];
+  const inFlight: Array<Promise<void>> = [];
+  const total = Math.floor(rate * seconds);
+  const start = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    const now = performance.now();
+    const due = Math.min(total, Math.floor(((now - start) / 1000) * rate) + 1);
+    for (; sent < due; sent++) {
+      const dueAt = start + (sent / rate) * 1000;
+      inFlight.push(once(sent % n).then(() => void latencies.push(performance.now() - dueAt)));
+    }
+    await sleep(1);
+  }
+  await Promise.all(inFlight);
+  return latencies;
+}
+
+function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`${what}: no reply within ${REPLY_TIMEOUT_MS} ms`)),
+      REPLY_TIMEOUT_MS,
+    );
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+function printWindow(label: string, w: Window, baseline?: { name: string; value: number }): void {
+  report(`${label}: commands/s`, w.perSecond, 'cmd/s', baseline);
+  report(`${label}: p50 / p99`, w.p50, `/ ${w.p99.toFixed(2)} ms`);
+  note(
+    `CPU per command: child ${w.childCpuMs.toFixed(2)} ms, peers' process ${w.selfCpuMs.toFixed(2)} ms; ` +
+      (w.queries > 0 ? `${w.queries.toFixed(1)} Postgres statements; ` : '') +
+      `machine ${w.machineBusy.toFixed(0)} % busy (2 cores = 100 %)`,
+  );
+}
+
+// ---- the transport-only ceiling -----------------------------------------------------------------
+
+async function rawCeiling(url: string): Promise<Map<number, Window>> {
+  const out = new Map<number, Window>();
+  for (const n of PEER_COUNTS) {
+    const base = `bench-bot-raw-${hex(4)}`;
+    const { child } = await Child.start(['echo', url, base]);
+    const peers = Array.from(
+      { length: n },
+      (_, i) => new MqttTransport({ url, clientId: `${base}-p${i}`, sessionExpirySeconds: 0 }),
+    );
+    const waiters: Array<(() => void) | undefined> = [];
+    peers.forEach((p, i) =>
+      p.onMessage(async () => {
+        const w = waiters[i];
+        waiters[i] = undefined;
+        w?.();
+      }),
+    );
+    const payload = randomBytes(RAW_PAYLOAD_BYTES);
+    const once = async (i: number): Promise<void> => {
+      const got = new Promise<void>((r) => (waiters[i] = r));
+      await peers[i]!.publish(`${base}/bot/${i}`, payload, { qos: 1 });
+      await withTimeout(got, 'raw echo');
+    };
+    try {
+      await Promise.all(peers.map((p) => p.connect()));
+      await Promise.all(peers.map((p, i) => p.subscribe(`${base}/peer/${i}`, { qos: 1 })));
+      await closedLoop(n, 0.5, once);
+      const w = await measured(child, RAW_SECONDS, () => closedLoop(n, RAW_SECONDS, once));
+      out.set(n, w);
+      printWindow(`raw ${n} peers, closed loop`, w);
+    } finally {
+      await Promise.all(peers.map((p) => p.end().catch(() => undefined)));
+      await child.stop();
+    }
+  }
+  return out;
+}
+
+// ---- the bot ------------------------------------------------------------------------------------
+
+/** A peer that matches each `pong` to the `/ping` it answers (replyTo = the command's id). */
+class Peer {
+  private readonly waiters = new Map<string, () => void>();
+
+  constructor(
+    readonly client: RelayClient,
+    private readonly botId: string,
+  ) {
+    client.on('message', (m: ReceivedMessage) => {
+      if (m.from !== botId || m.content.replyTo === undefined) return;
+      const w = this.waiters.get(m.content.replyTo);
+      if (!w) return;
+      if (m.content.content !== 'pong')
+        throw new Error(`unexpected reply ${JSON.stringify(m.content.content)}`);
+      this.waiters.delete(m.content.replyTo);
+      w();
+    });
+  }
+
+  async command(text: string): Promise<void> {
+    const id = randomUUID();
+    const got = new Promise<void>((r) => this.waiters.set(id, r));
+    await this.client.send(this.botId, { content: text, id });
+    await withTimeout(got, `reply to ${text}`);
+  }
+}
+
+async function createPeers(url: string, prefix: string, botId: string, count: number): Promise<Peer[]> {
+  const peers: Peer[] = [];
+  for (let i = 0; i < count; i += PEER_BATCH) {
+    const batch = await Promise.all(
+      Array.from({ length: Math.min(PEER_BATCH, count - i) }, async () => {
+        const c = await RelayClient.create({
+          store: new MemoryRelayStore(),
+          broker: { url },
+          topicPrefix: prefix,
+          powBits: 8,
+          powWorkers: 0,
+        });
+        await c.start();
+        return new Peer(c, botId);
+      }),
+    );
+    peers.push(...batch);
+  }
+  return peers;
+}
+
+async function botRuns(url: string, raw: Map<number, Window>): Promise<void> {
+  const schema = `relay_bench_bot_${hex(6)}`;
+  await createPgSchema(schema);
+  const prefix = `bench-bot-${hex(4)}`;
+  let child: Child | undefined;
+  const peers: Peer[] = [];
+  try {
+    const started = await Child.start(['bot', url, prefix, PG_URL, schema], true);
+    child = started.child;
+    const botId = String(started.ready.userId);
+    const maxPeers = Math.max(...PEER_COUNTS);
+    const t0 = performance.now();
+    peers.push(...(await createPeers(url, prefix, botId, maxPeers)));
+    for (let i = 0; i < maxPeers; i += PEER_BATCH)
+      await Promise.all(peers.slice(i, i + PEER_BATCH).map((p) => p.command('/ping')));
+    note(
+      `${maxPeers} peers started and made first contact in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+    );
+
+    for (const n of PEER_COUNTS) {
+      const active = peers.slice(0, n);
+      const once = (i: number): Promise<void> => active[i]!.command('/ping');
+      heading(`echo bot, ${n} peers (/ping → pong)`);
+      await closedLoop(n, WARMUP_SECONDS, once);
+      const max = await measured(child, SECONDS, () => closedLoop(n, SECONDS, once));
+      const base = raw.get(n);
+      printWindow(
+        `max, closed loop`,
+        max,
+        base && { name: `transport-only ${formatRate(base.perSecond)}/s`, value: base.perSecond },
+      );
+      const rate = max.perSecond / 2;
+      const half = await measured(child, SECONDS, () => pacedLoop(n, rate, SECONDS, once));
+      printWindow(`half load, open loop at ${rate.toFixed(0)} cmd/s`, half);
+    }
+  } finally {
+    await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
+    await child?.stop();
+    await dropPgSchema(schema);
+  }
+}
+
+const formatRate = (x: number): string => x.toFixed(0);
+
+export async function run(): Promise<void> {
+  if (!(await postgresAnswers())) {
+    note(`Postgres at ${new URL(PG_URL).host} does not answer: the bot bench needs it, skipped`);
+    return;
+  }
+  const broker = await startPrivateBroker('mosquitto');
+  note(`broker: private mosquitto (set_tcp_nodelay true) at ${broker.url}; Postgres fresh schema`);
+  note('bot / echo in a child process; peers (RelayClient, MemoryRelayStore) in this process');
+  try {
+    heading(`transport-only ceiling: N peers, QoS 1 request/reply ${RAW_PAYLOAD_BYTES} B, echo in a child`);
+    const raw = await rawCeiling(broker.url);
+    await botRuns(broker.url, raw);
+  } finally {
+    await broker.close();
+  }
+}
