@@ -354,12 +354,10 @@ describe('sealed envelopes on the inbox', () => {
     expect(securityEvents.length).toBe(events + 1);
   });
 
-  // BUG (reported to the lead, expected to FAIL until fixed): PROTOCOL.md §6 says the MLS sender
-  // must carry key 2 as its credential key and "Any mismatch: drop and log a security event". Here
-  // keys 1 and 2 are self-consistent (the attacker's own), but the MLS message inside is the peer's.
-  // client.ts receiveMessage returns 'sender_binding' (session.peerId !== sender) through dropped()
-  // without emitting 'security' or logging a warning; the drop itself is counted correctly.
-  test("[BUG: no security event] the peer's MLS message re-wrapped under the attacker's own ids → sender_binding + security event", async () => {
+  // PROTOCOL.md §6: the MLS sender must carry key 2 as its credential key, and "Any mismatch: drop
+  // and log a security event". Here keys 1 and 2 are self-consistent (the attacker's own), but the
+  // MLS message inside is the peer's, so only the session/MLS-side binding catches it.
+  test("the peer's MLS message re-wrapped under the attacker's own ids → sender_binding + security event", async () => {
     const text = 'rewrap control';
     const mlsMessage = await forger.applicationMessage(text);
     const mallory = generateIdentity();
