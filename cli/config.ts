@@ -18,6 +18,7 @@ export const DEFAULT_BOT_SQLITE = './data/relay.sqlite';
 export const DEFAULT_CLIENT_SQLITE = './data/cli.sqlite';
 export const EMBEDDED_BROKER_HOST = '127.0.0.1';
 export const DEFAULT_EMBEDDED_BROKER_PORT = 1884;
+export const DEFAULT_METRICS_HOST = '127.0.0.1';
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 const POSTGRES_URL = /^postgres(ql)?:\/\/\S+$/i;
@@ -44,10 +45,11 @@ const databaseSchema = z.strictObject({
     .optional(),
 });
 
+/** File paths (relative to the config file) read when the client is created. */
 const tlsSchema = z.strictObject({
-  ca: z.string().min(1).optional(),
-  cert: z.string().min(1).optional(),
-  key: z.string().min(1).optional(),
+  caFile: z.string().min(1).optional(),
+  certFile: z.string().min(1).optional(),
+  keyFile: z.string().min(1).optional(),
   rejectUnauthorized: z.boolean().optional(),
 });
 
@@ -100,11 +102,13 @@ export const configSchema = z.strictObject({
     })
     .default({}),
   logging: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
+  /** Prometheus /metrics and /healthz; off unless port is set (0: any free port). */
   metrics: z
     .strictObject({
-      port: port.optional(),
+      port: z.number().int().min(0).max(65535).optional(),
+      host: z.string().min(1).default(DEFAULT_METRICS_HOST),
     })
-    .default({}),
+    .default({ host: DEFAULT_METRICS_HOST }),
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -151,6 +155,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvK
   { env: 'RELAY_POW_BITS', key: 'powBits', kind: 'int' },
   { env: 'RELAY_LOG_LEVEL', key: 'logging.level', kind: 'string' },
   { env: 'RELAY_METRICS_PORT', key: 'metrics.port', kind: 'int' },
+  { env: 'RELAY_METRICS_HOST', key: 'metrics.host', kind: 'string' },
 ];
 
 /** How to fix each key, for error messages. */
@@ -158,14 +163,15 @@ const FIX: Record<string, string> = {
   'broker.url': 'use e.g. mqtt://127.0.0.1:1883, or remove it to use the embedded broker',
   'broker.sessionExpirySeconds': 'use a whole number of seconds, e.g. 604800',
   'broker.embeddedPort': 'use a free TCP port, e.g. 1884',
-  'broker.tls': 'give file paths for ca, cert and key and a boolean for rejectUnauthorized',
+  'broker.tls': 'give file paths caFile, certFile, keyFile and a boolean rejectUnauthorized',
   'database.url': 'use e.g. postgres://user:pass@host:5432/db, or remove it to use SQLite',
   'database.schema': 'use a plain lower-case name such as relay',
   'client.database.url': 'use e.g. postgres://user:pass@host:5432/db, or remove it to use SQLite',
   powBits: 'use a whole number from 0 to 28 (default 18)',
   topicPrefix: "use e.g. relay or acme/relay (no '+', '#', leading '$' or empty levels)",
   'logging.level': `use one of ${LOG_LEVELS.join(', ')}`,
-  'metrics.port': 'use a TCP port number',
+  'metrics.port': 'use a free TCP port number, e.g. 9464 (0 picks any free port)',
+  'metrics.host': 'use an address to listen on, e.g. 127.0.0.1 or 0.0.0.0',
   'limits.maxEnvelopeBytes': 'use a whole number of bytes, at least 1024 (default 262144)',
   'limits.handlerTimeoutMs': 'use a positive whole number of milliseconds',
   'bot.options': 'use a mapping of option names to values',
@@ -294,20 +300,26 @@ export function loadConfig(opts: LoadConfigOptions = {}): RelayConfig {
   // A path from the file is relative to the file; from the environment or a default, to the cwd.
   const resolvePath = (key: string, value: string | undefined, fallback: string): string =>
     value === undefined ? path.resolve(cwd, fallback) : path.resolve(fromEnv.has(key) ? cwd : baseDir, value);
-  if (parsed.metrics.port !== undefined) {
-    throw new UsageError(
-      `${fromEnv.get('metrics.port') ?? 'config key metrics.port'} = ${parsed.metrics.port}: Prometheus metrics are not implemented in this version. Fix: remove metrics.port (and RELAY_METRICS_PORT)`,
-    );
-  }
-  if (parsed.broker.tls !== undefined) {
-    // RelayClient's BrokerOptions does not take TLS options yet (the transport does).
-    throw new UsageError(
-      'config key broker.tls is not supported yet: RelayClient does not pass TLS options to the transport. Fix: remove broker.tls; an mqtts:// URL uses the system CAs, and NODE_EXTRA_CA_CERTS=<ca.pem> adds a private CA',
-    );
-  }
+  const tls = parsed.broker.tls;
+  const broker = {
+    ...parsed.broker,
+    ...(tls !== undefined
+      ? {
+          tls: {
+            ...tls,
+            ...(tls.caFile ? { caFile: resolvePath('broker.tls.caFile', tls.caFile, tls.caFile) } : {}),
+            ...(tls.certFile
+              ? { certFile: resolvePath('broker.tls.certFile', tls.certFile, tls.certFile) }
+              : {}),
+            ...(tls.keyFile ? { keyFile: resolvePath('broker.tls.keyFile', tls.keyFile, tls.keyFile) } : {}),
+          },
+        }
+      : {}),
+  };
   const bot = parsed.bot;
   const config: RelayConfig = {
     ...parsed,
+    broker,
     database: {
       ...(parsed.database.url !== undefined ? { url: parsed.database.url } : {}),
       ...(parsed.database.schema !== undefined ? { schema: parsed.database.schema } : {}),

@@ -2,7 +2,7 @@
  * What the commands share: the stderr logger, opening the bot's or the CLI's store, creating a
  * RelayClient from the configuration, and loading the bot module.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -95,6 +95,7 @@ export async function createClient(
         // broker.clientId names the bot's connection; the CLI's derives from its own user id.
         ...(role === 'bot' && b.clientId !== undefined ? { clientId: b.clientId } : {}),
         ...(b.sessionExpirySeconds !== undefined ? { sessionExpirySeconds: b.sessionExpirySeconds } : {}),
+        ...(b.tls !== undefined ? { tls: readTls(b.tls) } : {}),
       },
       topicPrefix: config.topicPrefix,
       ...(config.powBits !== undefined ? { powBits: config.powBits } : {}),
@@ -221,3 +222,28 @@ export async function loadBotInstances(
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Reads the configured PEM files; a file that cannot be read is a configuration error. */
+export function readTls(
+  tls: NonNullable<RelayConfig['broker']['tls']>,
+): NonNullable<RelayClientOptions['broker']['tls']> {
+  const read = (key: string, file: string | undefined): Buffer | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new UsageError(
+        `config key broker.tls.${key}: cannot read ${file} (${(e as NodeJS.ErrnoException).code ?? 'error'}). Fix: give the path of a readable PEM file`,
+      );
+    }
+  };
+  const ca = read('caFile', tls.caFile);
+  const cert = read('certFile', tls.certFile);
+  const key = read('keyFile', tls.keyFile);
+  return {
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
+    ...(tls.rejectUnauthorized !== undefined ? { rejectUnauthorized: tls.rejectUnauthorized } : {}),
+  };
+}

@@ -7,6 +7,7 @@ import { BotRuntime } from '../../framework/bot/index.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
 import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
 import { CommandFailed } from '../errors.js';
+import { BotMetrics, startMetricsServer, type MetricsServer } from '../metrics.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
 export interface StartArgs {
@@ -49,13 +50,29 @@ export async function handler(argv: StartArgs): Promise<void> {
   }
 
   const { store } = await openStore(config, 'bot', log);
+  const metrics = config.metrics.port !== undefined ? new BotMetrics() : undefined;
+  let metricsServer: MetricsServer | undefined;
   let client;
   try {
+    if (metrics) {
+      // Listening before the client starts: a taken port fails fast; /healthz says 503 starting.
+      const { host, port } = config.metrics;
+      try {
+        metricsServer = await startMetricsServer(metrics, { host, port: port! });
+      } catch (e) {
+        throw new CommandFailed(
+          `cannot serve metrics on ${host}:${port}: ${(e as Error).message}. Fix: set metrics.port (RELAY_METRICS_PORT) to a free port, or metrics.host to an address of this machine`,
+        );
+      }
+    }
     client = await createClient(config, 'bot', store, log);
-    runtime.attach(client);
+    // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
+    runtime.attach(metrics ? metrics.instrument(client, store) : client, { store });
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));
     await client.start();
+    metrics?.markRunning();
   } catch (e) {
+    await metricsServer?.close();
     await store.close().catch(() => undefined);
     await broker?.close();
     throw e instanceof CommandFailed
@@ -70,6 +87,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       module: source,
       broker: brokerUrl(config),
       database: describeDatabase(config.database),
+      ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
     },
     'bot started',
   );
@@ -81,6 +99,9 @@ export async function handler(argv: StartArgs): Promise<void> {
       'Talk to it:',
       `  relay-bot chat ${id}`,
       `  relay-bot send ${id} /ping --wait 10`,
+      ...(metricsServer
+        ? [`metrics: ${metricsServer.url}/metrics`, `health: ${metricsServer.url}/healthz`]
+        : []),
       '',
     ].join('\n'),
   );
@@ -94,13 +115,17 @@ export async function handler(argv: StartArgs): Promise<void> {
         process.exit(signal === 'SIGINT' ? 130 : 143);
       }
       stopping = true;
+      metrics?.markStopping();
       log.info({ signal }, 'stopping: finishing messages in flight (send the signal again to exit at once)');
       void (async () => {
         try {
           // Finishes the messages in the conversation lanes, publishes their committed replies, then
           // disconnects; anything the broker delivered but we did not acknowledge is redelivered to
           // the next run (persistent MQTT session), and unsent replies stay in the outbox.
+          await runtime.stop();
           await running.stop();
+          metrics?.detach();
+          await metricsServer?.close();
           await store.close();
           await broker?.close();
           log.info('stopped');

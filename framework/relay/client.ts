@@ -5,6 +5,7 @@
  * with a counted reason.
  */
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import { accessHint, accessTag, AccessIndex } from './access.js';
@@ -49,7 +50,7 @@ import type {
   SessionRecord,
 } from './store.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
-import { MqttTransport, type InboundMessage } from './transport.js';
+import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import { VersionedLru } from './state-cache.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
 
@@ -71,11 +72,15 @@ export interface RelayClientEvents {
   session: (s: SessionEvent) => void;
   drop: (d: { reason: DropReason; topic: string }) => void;
   security: (e: { kind: 'sender_binding'; claimedSender: string }) => void;
+  /** First contact mined a proof of work (for metrics). */
+  pow: (p: { bits: number; seconds: number }) => void;
   error: (e: Error) => void;
 }
 
 export interface BrokerOptions {
   url: string;
+  /** CA, client certificate and key for mqtts:// and wss:// (passed to the transport as they are). */
+  tls?: TransportTlsOptions;
   username?: string;
   password?: string;
   /** Defaults to one derived from the user id, so a restarted client resumes its MQTT session. */
@@ -228,6 +233,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         ? { sessionExpirySeconds: opts.broker.sessionExpirySeconds }
         : {}),
       maxPayloadBytes: opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
+      ...(opts.broker.tls !== undefined ? { tls: opts.broker.tls } : {}),
     });
     // Attached before connecting so messages the broker redelivers at connect are covered.
     this.transport.onMessage((m) => this.onTransportMessage(m));
@@ -557,10 +563,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       senderIdentityKey: this.identity.signingPublic,
     } as InnerPayload);
     const sealed = await seal({ recipientId: peerId, recipientSealKey: peer.sealKey, plaintext, sentAt });
+    const started = performance.now();
     const nonce = await this.miner.mine(
       powChallenge(peerId, sentAt, sealed.enc, sealed.ciphertext),
       peer.powBits,
     );
+    this.emit('pow', { bits: peer.powBits, seconds: (performance.now() - started) / 1000 });
     return encodeEnvelope({ ...sealed, powNonce: nonce, sentAt });
   }
 

@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, brokerUrl } from '../../cli/config.js';
 import { UsageError } from '../../cli/errors.js';
+import { readTls } from '../../cli/runtime.js';
 import { runCli, tempDir } from './helpers.js';
 
 let tmp: { dir: string; remove(): Promise<void> };
@@ -121,11 +122,33 @@ describe('loadConfig', () => {
     expect(e2.message).toContain('RELAY_BROKER_URL (config key broker.url)');
   });
 
-  test('enabling metrics is refused with a clear message', async () => {
+  test('metrics: port from the file or RELAY_METRICS_PORT, host 127.0.0.1 unless set', async () => {
     const f = await file('metrics.yaml', 'metrics:\n  port: 9464\n');
-    expect(errorOf(() => loadConfig({ file: f, env: {} })).message).toMatch(
-      /metrics\.port.*not implemented.*Fix: remove metrics\.port/,
+    expect(loadConfig({ file: f, env: {} }).metrics).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(
+      loadConfig({ env: { RELAY_METRICS_PORT: '0', RELAY_METRICS_HOST: '0.0.0.0' }, cwd: tmp.dir }).metrics,
+    ).toEqual({ port: 0, host: '0.0.0.0' });
+    expect(loadConfig({ env: {}, cwd: tmp.dir }).metrics.port).toBeUndefined();
+    const e = errorOf(() => loadConfig({ env: { RELAY_METRICS_PORT: '70000' }, cwd: tmp.dir }));
+    expect(e.message).toContain('RELAY_METRICS_PORT (config key metrics.port)');
+    expect(e.message).toContain('Fix: use a free TCP port');
+  });
+
+  test('broker.tls file paths resolve against the config file and are read when the client is made', async () => {
+    const f = await file(
+      'tls.yaml',
+      'broker:\n  url: mqtts://x:8883\n  tls: { caFile: ca.pem, rejectUnauthorized: true }\n',
     );
+    const config = loadConfig({ file: f, env: {} });
+    expect(config.broker.tls?.caFile).toBe(path.join(path.dirname(f), 'ca.pem'));
+    const e = errorOf(() => readTls(config.broker.tls!));
+    expect(e.message).toMatch(
+      /broker\.tls\.caFile: cannot read .*ca\.pem \(ENOENT\)\. Fix: give the path of a readable PEM file/,
+    );
+    await writeFile(path.join(path.dirname(f), 'ca.pem'), '-----BEGIN CERTIFICATE-----\n');
+    const tls = readTls(config.broker.tls!);
+    expect(tls.rejectUnauthorized).toBe(true);
+    expect(Buffer.from(tls.ca as Buffer).toString()).toContain('BEGIN CERTIFICATE');
   });
 
   test('the CLI and the bot cannot share one store', async () => {
