@@ -56,8 +56,16 @@ test('init scaffolds a project with a harness test, and refuses a non-empty dire
   expect(r.code).toBe(0);
   const pkg = JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
     dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
   };
   expect(pkg.dependencies['relay-bot']).toBe(`file:${ROOT}`);
+  // TypeScript pinned below 7, and the legacy decorators the bot class uses;
+  // test/cli/init.test.ts runs the generated project's npm test.
+  expect(pkg.devDependencies.typescript).toMatch(/^[~^]?5\./);
+  const tsconfig = JSON.parse(readFileSync(path.join(dir, 'tsconfig.json'), 'utf8')) as {
+    compilerOptions: Record<string, unknown>;
+  };
+  expect(tsconfig.compilerOptions.experimentalDecorators).toBe(true);
   for (const f of ['src/bot.ts', 'bot.yaml', 'Dockerfile', 'test/bot.test.ts', 'tsconfig.json']) {
     expect(existsSync(path.join(dir, f))).toBe(true);
   }
