@@ -22,14 +22,10 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { createInterface, type Interface } from 'node:readline';
-import {
-  MemoryRelayStore,
-  MqttTransport,
-  RelayClient,
-  type ReceivedMessage,
-} from '../framework/relay/index.js';
+import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../framework/relay/index.js';
 import { startPrivateBroker } from '../test/support/broker.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
+import { createRawPeers, withTimeout } from './raw-peers.js';
 import { heading, note, report } from './harness.js';
 
 /** `BENCH_BOT_N=100` runs one peer count only (quick A/B runs). */
@@ -41,7 +37,6 @@ const RAW_SECONDS = 4;
 const WARMUP_SECONDS = 1.5;
 const PEER_BATCH = 10;
 const RAW_PAYLOAD_BYTES = 600;
-const REPLY_TIMEOUT_MS = 30_000;
 /** `BENCH_BOT_CPU_PROF=<dir>` runs the bot child with --cpu-prof, profile written there on exit. */
 const CPU_PROF_DIR = process.env.BENCH_BOT_CPU_PROF;
 
@@ -222,17 +217,6 @@ async function pacedLoop(
   return latencies;
 }
 
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: no reply within ${REPLY_TIMEOUT_MS} ms`)),
-      REPLY_TIMEOUT_MS,
-    );
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 function printWindow(label: string, w: Window, baseline?: { name: string; value: number }): void {
   report(`${label}: commands/s`, w.perSecond, 'cmd/s', baseline);
   report(`${label}: p50 / p99`, w.p50, `/ ${w.p99.toFixed(2)} ms`);
@@ -250,33 +234,16 @@ async function rawCeiling(url: string): Promise<Map<number, Window>> {
   for (const n of PEER_COUNTS) {
     const base = `bench-bot-raw-${hex(4)}`;
     const { child } = await Child.start(['echo', url, base]);
-    const peers = Array.from(
-      { length: n },
-      (_, i) => new MqttTransport({ url, clientId: `${base}-p${i}`, sessionExpirySeconds: 0 }),
-    );
-    const waiters: Array<(() => void) | undefined> = [];
-    peers.forEach((p, i) =>
-      p.onMessage(async () => {
-        const w = waiters[i];
-        waiters[i] = undefined;
-        w?.();
-      }),
-    );
-    const payload = randomBytes(RAW_PAYLOAD_BYTES);
-    const once = async (i: number): Promise<void> => {
-      const got = new Promise<void>((r) => (waiters[i] = r));
-      await peers[i]!.publish(`${base}/bot/${i}`, payload, { qos: 1 });
-      await withTimeout(got, 'raw echo');
-    };
+    const raw = createRawPeers(url, base, n, RAW_PAYLOAD_BYTES);
+    const once = raw.once;
     try {
-      await Promise.all(peers.map((p) => p.connect()));
-      await Promise.all(peers.map((p, i) => p.subscribe(`${base}/peer/${i}`, { qos: 1 })));
+      await raw.connect();
       await closedLoop(n, 0.5, once);
       const w = await measured(child, RAW_SECONDS, () => closedLoop(n, RAW_SECONDS, once));
       out.set(n, w);
       printWindow(`raw ${n} peers, closed loop`, w);
     } finally {
-      await Promise.all(peers.map((p) => p.end().catch(() => undefined)));
+      await raw.end();
       await child.stop();
     }
   }

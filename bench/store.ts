@@ -31,6 +31,7 @@ import {
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { startPrivateBroker } from '../test/support/broker.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
+import { createRawPeers, withTimeout } from './raw-peers.js';
 import { heading, measure, measureAsync, note, report } from './harness.js';
 
 export type StoreKind = 'memory' | 'sqlite' | 'postgres';
@@ -45,7 +46,6 @@ const RAW_SECONDS = 3;
 const E2E_SECONDS = 5;
 const SESSION_COUNTS = [1, 10, 100] as const;
 const PEER_BATCH = 10;
-const REPLY_TIMEOUT_MS = 30_000;
 /** Something like a short chat line; the envelope around it is what the broker carries. */
 const MESSAGE_TEXT = 'x'.repeat(120);
 
@@ -397,17 +397,6 @@ async function driveLoops(
   };
 }
 
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`${what}: no reply within ${REPLY_TIMEOUT_MS} ms`)),
-      REPLY_TIMEOUT_MS,
-    );
-  });
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
-
 /** The ceiling: the same N-pair request/reply through the same broker on plain MqttTransport. */
 async function rawCeiling(url: string, n: number, seconds: number): Promise<RoundTrips> {
   const base = `bench-raw-${hex(4)}`;
@@ -417,24 +406,8 @@ async function rawCeiling(url: string, n: number, seconds: number): Promise<Roun
     const i = m.topic.slice(m.topic.lastIndexOf('/') + 1);
     void echo.publish(`${base}/peer/${i}`, m.payload, { qos: 1 }).catch(() => undefined);
   });
-  const peers = Array.from(
-    { length: n },
-    (_, i) => new MqttTransport({ url, clientId: `${base}-p${i}`, sessionExpirySeconds: 0 }),
-  );
-  const waiters: Array<(() => void) | undefined> = [];
-  peers.forEach((p, i) =>
-    p.onMessage(async () => {
-      const w = waiters[i];
-      waiters[i] = undefined;
-      w?.();
-    }),
-  );
-  const payload = randomBytes(RAW_PAYLOAD_BYTES);
-  const once = async (i: number): Promise<void> => {
-    const got = new Promise<void>((r) => (waiters[i] = r));
-    await peers[i]!.publish(`${base}/bot/${i}`, payload, { qos: 1 });
-    await withTimeout(got, 'raw echo');
-  };
+  const raw = createRawPeers(url, base, n, RAW_PAYLOAD_BYTES);
+  const { peers, once } = raw;
   try {
     await Promise.all([echo, ...peers].map((t) => t.connect()));
     await echo.subscribe(`${base}/bot/+`, { qos: 1 });
