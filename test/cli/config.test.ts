@@ -196,3 +196,11 @@ describe('relay-bot with a bad config', () => {
     expect(r.code).toBe(2);
   }, 60_000);
 });
+
+test('config/bot.example.yaml is a valid configuration', () => {
+  const example = path.join(path.dirname(new URL(import.meta.url).pathname), '../../config/bot.example.yaml');
+  const config = loadConfig({ file: example, env: {} });
+  expect(config.powBits).toBe(18);
+  expect(config.broker.url).toBe('mqtt://127.0.0.1:1883');
+  expect(config.database.sqlitePath).toBe(path.join(path.dirname(example), 'data/relay.sqlite'));
+});
