@@ -1015,13 +1015,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const state = this.decodedState(session);
     let result: Awaited<ReturnType<typeof mls.processMessage>>;
     try {
-      const peek = await mls.peekSender(this.mlsCtx, state, inner.mls);
-      if (toHex(peek.identityKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
+      // processMessage decrypts the sender data itself and returns a new state without touching
+      // `state`, so the binding is checked on its result, before anything is kept.
       result = await mls.processMessage(this.mlsCtx, state, inner.mls);
     } catch (e) {
       this.log.debug({ err: (e as Error).message }, 'mls rejected message');
       return 'mls';
     }
+    if (toHex(result.sender.identityKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
     const content = result.kind === 'application' ? parseContent(result.plaintext) : undefined;
     const received: ReceivedMessage | undefined = content && {
       from: sender,
