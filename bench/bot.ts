@@ -26,7 +26,7 @@ import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../framewor
 import { startPrivateBroker } from '../test/support/broker.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
 import { createRawPeers, withTimeout } from './raw-peers.js';
-import { heading, note, report } from './harness.js';
+import { closedLoop, heading, note, percentile, report } from './harness.js';
 
 /** `BENCH_BOT_N=100` runs one peer count only (quick A/B runs). */
 const PEER_COUNTS: readonly number[] = process.env.BENCH_BOT_N
@@ -140,11 +140,6 @@ interface Window {
   readonly machineBusy: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
 /** Runs `drive` (which returns the latencies inside the window) while sampling CPU. */
 async function measured(child: Child, seconds: number, drive: () => Promise<number[]>): Promise<Window> {
   const childBefore = await child.cpu();
@@ -173,20 +168,12 @@ async function measured(child: Child, seconds: number, drive: () => Promise<numb
 }
 
 /** n loops of back-to-back round trips; round trips finishing after the deadline are not counted. */
-async function closedLoop(n: number, seconds: number, once: (i: number) => Promise<void>): Promise<number[]> {
-  const latencies: number[] = [];
-  const deadline = performance.now() + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: n }, async (_, i) => {
-      while (performance.now() < deadline) {
-        const t = performance.now();
-        await once(i);
-        const end = performance.now();
-        if (end <= deadline) latencies.push(end - t);
-      }
-    }),
-  );
-  return latencies;
+async function latenciesOf(
+  n: number,
+  seconds: number,
+  once: (i: number) => Promise<void>,
+): Promise<number[]> {
+  return (await closedLoop(n, seconds, once)).latencies;
 }
 
 /**
@@ -238,8 +225,8 @@ async function rawCeiling(url: string): Promise<Map<number, Window>> {
     const once = raw.once;
     try {
       await raw.connect();
-      await closedLoop(n, 0.5, once);
-      const w = await measured(child, RAW_SECONDS, () => closedLoop(n, RAW_SECONDS, once));
+      await latenciesOf(n, 0.5, once);
+      const w = await measured(child, RAW_SECONDS, () => latenciesOf(n, RAW_SECONDS, once));
       out.set(n, w);
       printWindow(`raw ${n} peers, closed loop`, w);
     } finally {
@@ -323,8 +310,8 @@ async function botRuns(url: string, raw: Map<number, Window>): Promise<void> {
       const active = peers.slice(0, n);
       const once = (i: number): Promise<void> => active[i]!.command('/ping');
       heading(`echo bot, ${n} peers (/ping → pong)`);
-      await closedLoop(n, WARMUP_SECONDS, once);
-      const max = await measured(child, SECONDS, () => closedLoop(n, SECONDS, once));
+      await latenciesOf(n, WARMUP_SECONDS, once);
+      const max = await measured(child, SECONDS, () => latenciesOf(n, SECONDS, once));
       const base = raw.get(n);
       printWindow(
         `max, closed loop`,

@@ -104,3 +104,35 @@ export function heading(title: string): void {
 export function note(text: string): void {
   console.log(`  (${text})`);
 }
+
+/** The value at quantile p (0..1) of an ascending array; NaN when empty. */
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/**
+ * Runs `n` loops of back-to-back round trips for `seconds`. Returns the latencies of the trips that
+ * finished inside the window, and how many finished in all (in-flight ones are awaited).
+ */
+export async function closedLoop(
+  n: number,
+  seconds: number,
+  once: (i: number) => Promise<void>,
+): Promise<{ latencies: number[]; completed: number }> {
+  const latencies: number[] = [];
+  let completed = 0;
+  const deadline = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: n }, async (_, i) => {
+      while (performance.now() < deadline) {
+        const t = performance.now();
+        await once(i);
+        const end = performance.now();
+        completed++;
+        if (end <= deadline) latencies.push(end - t);
+      }
+    }),
+  );
+  return { latencies, completed };
+}

@@ -32,7 +32,7 @@ import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/ind
 import { startPrivateBroker } from '../test/support/broker.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
 import { createRawPeers, withTimeout } from './raw-peers.js';
-import { heading, measure, measureAsync, note, report } from './harness.js';
+import { closedLoop, heading, measure, measureAsync, note, percentile, report } from './harness.js';
 
 export type StoreKind = 'memory' | 'sqlite' | 'postgres';
 
@@ -358,33 +358,14 @@ interface RoundTrips {
   readonly completed: number;
 }
 
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
-}
-
 /** Runs `n` loops of back-to-back round trips for `seconds`; in-flight trips are awaited, not counted. */
 async function driveLoops(
   n: number,
   seconds: number,
   once: (i: number) => Promise<void>,
 ): Promise<RoundTrips> {
-  const latencies: number[] = [];
-  let completed = 0;
   const cpuBefore = process.cpuUsage();
-  const start = performance.now();
-  const deadline = start + seconds * 1000;
-  await Promise.all(
-    Array.from({ length: n }, async (_, i) => {
-      while (performance.now() < deadline) {
-        const t = performance.now();
-        await once(i);
-        const end = performance.now();
-        completed++;
-        if (end <= deadline) latencies.push(end - t);
-      }
-    }),
-  );
+  const { latencies, completed } = await closedLoop(n, seconds, once);
   const cpu = process.cpuUsage(cpuBefore);
   latencies.sort((a, b) => a - b);
   return {
