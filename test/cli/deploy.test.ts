@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
 import YAML from 'yaml';
-import { freePort } from '../support/private-postgres.js';
+import { freePort } from '../support/host.js';
 import { answersMqtt5 } from '../support/broker.js';
 import { ROOT, tempDir } from './helpers.js';
 

@@ -10,13 +10,14 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
 import { answersMqtt5, getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
-import { freePort, startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.js';
+import { freePort, systemUser, waitUntilServing } from '../support/host.js';
+import { startPrivatePostgres, type PrivatePostgres } from '../support/private-postgres.js';
 
 const MESSAGES = 100;
 const OUTAGE_MS = 2000;
@@ -64,9 +65,8 @@ async function startPersistentMosquitto(): Promise<RestartableBroker> {
   // Run as root, Mosquitto drops to its own user before it writes the persistence file.
   if (process.getuid?.() === 0) {
     await chmod(dir, 0o755);
-    const user = (await readFile('/etc/passwd', 'utf8')).split('\n').find((l) => l.startsWith('mosquitto:'));
-    const f = user?.split(':');
-    if (f) await chown(dbDir, Number(f[2]), Number(f[3]));
+    const user = systemUser('mosquitto');
+    if (user) await chown(dbDir, user.uid, user.gid);
   }
   const port = await freePort();
   const conf = path.join(dir, 'mosquitto.conf');
@@ -91,15 +91,11 @@ async function startPersistentMosquitto(): Promise<RestartableBroker> {
   let exited: Promise<void> = Promise.resolve();
   let output = '';
   const start = async (): Promise<void> => {
-    const proc = spawn('/usr/sbin/mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn('mosquitto', ['-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
     child = proc;
     proc.stderr!.on('data', (d: Buffer) => (output += d.toString()));
     exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
-    for (let attempt = 0; attempt < 50; attempt++) {
-      if (await answersMqtt5(url, 500)) return;
-      if (proc.exitCode !== null) break;
-      await sleep(100);
-    }
+    if (await waitUntilServing(proc, () => answersMqtt5(url, 500))) return;
     throw new Error(`private mosquitto on port ${port} did not start:\n${output}`);
   };
   const stop = async (signal: 'SIGTERM' | 'SIGKILL'): Promise<void> => {

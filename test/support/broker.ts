@@ -6,11 +6,11 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { connect } from 'mqtt';
 import { startEmbeddedBroker } from '../../framework/relay/embedded-broker.js';
+import { freePort, waitUntilServing } from './host.js';
 
 export type BrokerKind = 'mosquitto' | 'embedded';
 
@@ -73,14 +73,6 @@ export async function getTestBroker(kind?: BrokerKind): Promise<TestBroker> {
   return { url: broker.url, kind: 'embedded', close: () => broker.close() };
 }
 
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
-}
-
 /**
  * A private broker of the given kind, configured as we ship it (Mosquitto: set_tcp_nodelay) and
  * optionally with a Maximum Packet Size. For Mosquitto, a second process on a spare port with its
@@ -116,11 +108,7 @@ export async function startPrivateBroker(
     await exited;
     await rm(dir, { recursive: true, force: true });
   };
-  for (let attempt = 0; attempt < 50; attempt++) {
-    if (await answersMqtt5(url, 500)) return { url, kind, close };
-    if (child.exitCode !== null) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  if (await waitUntilServing(child, () => answersMqtt5(url, 500))) return { url, kind, close };
   await close();
   throw new Error(`private mosquitto on port ${port} did not start`);
 }

@@ -5,11 +5,11 @@
  * pg_ctl refuse to run as root).
  */
 import { execFile, type ExecFileOptions } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { chown, mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { freePort, systemUser } from './host.js';
 
 const PG_LIB = '/usr/lib/postgresql';
 
@@ -32,22 +32,6 @@ export function findPostgresBin(): string | undefined {
     .filter((v) => existsSync(path.join(PG_LIB, v, 'bin', 'initdb')))
     .sort((a, b) => Number(b) - Number(a));
   return versions.length ? path.join(PG_LIB, versions[0]!, 'bin') : undefined;
-}
-
-function systemUser(name: string): { uid: number; gid: number } | undefined {
-  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-    const f = line.split(':');
-    if (f[0] === name && f.length >= 4) return { uid: Number(f[2]), gid: Number(f[3]) };
-  }
-  return undefined;
-}
-
-export async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return address.port;
 }
 
 function run(file: string, args: string[], opts: ExecFileOptions): Promise<string> {
