@@ -58,7 +58,7 @@ export async function checkEnvelope(
     return drop('codec', e);
   }
   if (Math.abs(env.sentAt - now) > SENT_AT_WINDOW_SECONDS) return drop('sent_at');
-  const digest = createHash('sha256').update(payload).digest('hex');
+  const digest = digestHex(payload);
   if (await deps.hasEnvelope(digest, now)) return drop('replay');
   const tokenSession = tokenSessionFor(deps, env, now);
   if (tokenSession === undefined) {
