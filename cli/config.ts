@@ -36,6 +36,43 @@ function validPrefix(prefix: string): boolean {
 
 const port = z.number().int().min(1).max(65535);
 
+/** PROTOCOL.md §9: 2..250 members; the committer commits within 2 s. */
+export const MAX_GROUP_MEMBERS = 250;
+export const MAX_COMMIT_DELAY_MS = 2000;
+export const MAX_TREE_NODES_LIMIT = 65535;
+const USER_ID = /^[0-9a-fA-F]{32}$/;
+
+/** Nodes in the ratchet tree of `members` members without holes (2n − 1). */
+export const treeNodesFor = (members: number): number => 2 * members - 1;
+
+/** Invitation policy and limits for N-way groups (RelayClient's `groups` option). */
+const groupsSchema = z
+  .strictObject({
+    allowInvitesFrom: z
+      .array(
+        z
+          .string()
+          .regex(USER_ID, 'must be a user id (32 hex characters)')
+          .transform((s) => s.toLowerCase()),
+        'must be a list of user ids',
+      )
+      .optional(),
+    maxMembers: z.number().int().min(2).max(MAX_GROUP_MEMBERS).optional(),
+    maxTreeNodes: z.number().int().min(3).max(MAX_TREE_NODES_LIMIT).optional(),
+    commitDelayMs: z.number().int().min(1).max(MAX_COMMIT_DELAY_MS).optional(),
+  })
+  .superRefine((g, ctx) => {
+    // A tree too small for maxMembers would refuse every Welcome to a full group.
+    const members = g.maxMembers ?? MAX_GROUP_MEMBERS;
+    if (g.maxTreeNodes !== undefined && g.maxTreeNodes < treeNodesFor(members)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['maxTreeNodes'],
+        message: `a group of groups.maxMembers (${members}) members needs ${treeNodesFor(members)} nodes`,
+      });
+    }
+  });
+
 const databaseSchema = z.strictObject({
   url: z.string().regex(POSTGRES_URL, 'must be a postgres:// or postgresql:// URL').optional(),
   sqlitePath: z.string().min(1).optional(),
@@ -102,6 +139,8 @@ export const configSchema = z.strictObject({
     })
     .default({}),
   logging: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
+  /** N-way groups (PROTOCOL.md §9); allowInvitesFrom applies to the bot only. */
+  groups: groupsSchema.default({}),
   /** Prometheus /metrics and /healthz; off unless port is set (0: any free port). */
   metrics: z
     .strictObject({
@@ -132,7 +171,7 @@ export interface RelayConfig extends Omit<Parsed, 'database' | 'client'> {
   baseDir: string;
 }
 
-type EnvKind = 'string' | 'int' | 'bool';
+type EnvKind = 'string' | 'int' | 'bool' | 'list';
 
 /** Environment overrides: variable → config key. */
 export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvKind }> = [
@@ -156,6 +195,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvK
   { env: 'RELAY_LOG_LEVEL', key: 'logging.level', kind: 'string' },
   { env: 'RELAY_METRICS_PORT', key: 'metrics.port', kind: 'int' },
   { env: 'RELAY_METRICS_HOST', key: 'metrics.host', kind: 'string' },
+  { env: 'RELAY_GROUPS_ALLOW_INVITES_FROM', key: 'groups.allowInvitesFrom', kind: 'list' },
 ];
 
 /** How to fix each key, for error messages. */
@@ -175,6 +215,12 @@ const FIX: Record<string, string> = {
   'limits.maxEnvelopeBytes': 'use a whole number of bytes, at least 1024 (default 262144)',
   'limits.handlerTimeoutMs': 'use a positive whole number of milliseconds',
   'bot.options': 'use a mapping of option names to values',
+  'groups.allowInvitesFrom':
+    'list the user ids (32 hex characters, as `relay-bot id` prints them) that may invite the bot, e.g. allowInvitesFrom: [0123456789abcdef0123456789abcdef]; [] refuses every invitation, and leaving the key out accepts anyone',
+  'groups.maxMembers': `use a whole number from 2 to ${MAX_GROUP_MEMBERS} (default ${MAX_GROUP_MEMBERS})`,
+  'groups.maxTreeNodes': `use a whole number from 2 × groups.maxMembers − 1 (${treeNodesFor(MAX_GROUP_MEMBERS)} for ${MAX_GROUP_MEMBERS} members) to ${MAX_TREE_NODES_LIMIT} (default 2047), or lower groups.maxMembers`,
+  'groups.commitDelayMs': `use a whole number of milliseconds from 1 to ${MAX_COMMIT_DELAY_MS} (default 200)`,
+  groups: 'use a mapping with allowInvitesFrom, maxMembers, maxTreeNodes and commitDelayMs',
 };
 
 function describeValue(v: unknown): string {
@@ -203,8 +249,17 @@ function setPath(obj: Record<string, unknown>, key: string, value: unknown): voi
   cur[parts[parts.length - 1]!] = value;
 }
 
+/** `groups.allowInvitesFrom[1]` for the path ['groups', 'allowInvitesFrom', 1]. */
+function keyOf(path: readonly PropertyKey[]): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`)).join('');
+}
+
 function fixFor(key: string): string | undefined {
-  for (let k = key; k.length > 0; k = k.includes('.') ? k.slice(0, k.lastIndexOf('.')) : '') {
+  for (
+    let k = key.replace(/\[\d+\]/g, '');
+    k.length > 0;
+    k = k.includes('.') ? k.slice(0, k.lastIndexOf('.')) : ''
+  ) {
     if (FIX[k]) return FIX[k];
   }
   return undefined;
@@ -244,6 +299,7 @@ function envValue(env: string, key: string, kind: EnvKind, raw: string): unknown
     }
     return Number(raw.trim());
   }
+  if (kind === 'list') return raw.split(/[\s,]+/).filter((v) => v !== '');
   return raw === 'true' || raw === '1';
 }
 
@@ -285,8 +341,8 @@ export function loadConfig(opts: LoadConfigOptions = {}): RelayConfig {
         const keys = issue.keys.map((k) => (where ? `${where}.${k}` : k));
         return `unknown config key ${keys.join(', ')}${file ? ` in ${file}` : ''}. Fix: remove it or check the spelling (see README, "Configuration")`;
       }
-      const key = issue.path.map(String).join('.');
-      const source = fromEnv.get(key);
+      const key = keyOf(issue.path);
+      const source = fromEnv.get(key.replace(/\[\d+\]/g, ''));
       const where = source
         ? `${source} (config key ${key})`
         : `config key ${key}${file ? ` in ${file}` : ''}`;

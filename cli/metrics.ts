@@ -12,8 +12,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { AttachableClient } from '../framework/bot/index.js';
-import type { ReceivedMessage, RelayClient, RelayStore } from '../framework/relay/index.js';
+import type { AttachableClient, GroupApi } from '../framework/bot/index.js';
+import type { GroupEvent, ReceivedMessage, RelayClient, RelayStore } from '../framework/relay/index.js';
 
 /** Seconds; from 1 ms to the default 10 s handler time limit and a little past it. */
 export const HANDLER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -22,11 +22,24 @@ export const OUTBOX_SCRAPE_LIMIT = 10_000;
 /** How long a scrape or a health check waits for the store. */
 export const STORE_TIMEOUT_MS = 3_000;
 
-/** What the metrics read from the client: its events and connection state. */
-export type MeteredClient = Pick<RelayClient, 'on' | 'off' | 'connected' | 'drops'> &
-  Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler'>;
+/** The kinds of RelayClient's 'group' event, each exported from 0. */
+export const GROUP_EVENT_KINDS = [
+  'created',
+  'joined',
+  'members',
+  'rejoined',
+  'left',
+] as const satisfies ReadonlyArray<GroupEvent['kind']>;
 
-export type MeteredStore = Pick<RelayStore, 'listSessions' | 'listOutbox'>;
+/**
+ * What the metrics read from the client (its events and connection state) and what the wrapper
+ * given to the BotRuntime forwards (sending, the handler and the group API).
+ */
+export type MeteredClient = Pick<RelayClient, 'on' | 'off' | 'connected' | 'drops'> &
+  Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler'> &
+  GroupApi;
+
+export type MeteredStore = Pick<RelayStore, 'listSessions' | 'listOutbox' | 'listGroups'>;
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -52,6 +65,7 @@ export class BotMetrics {
   private readonly messagesIn: Counter;
   private readonly messagesOut: Counter;
   private readonly drops: Counter<'reason'>;
+  private readonly groupEvents: Counter<'kind'>;
   private readonly handlerDuration: Histogram<'outcome'>;
   private readonly powMining: Histogram;
   private client: MeteredClient | undefined;
@@ -104,11 +118,24 @@ export class BotMetrics {
         if (n !== undefined) sessions.set(n);
       },
     });
-    new Gauge({
+    // Counted from the store (as client.groups() does) without decoding every group's MLS state.
+    const groups: Gauge = new Gauge({
       name: 'relay_groups',
-      help: 'N-way groups; always 0 in this version (only 1:1 sessions exist, groups are not implemented yet)',
+      help: 'N-way groups the bot is a member of (PROTOCOL.md §9)',
       registers,
-    }).set(0);
+      collect: async () => {
+        const n = await this.readStore((s) => s.listGroups().then((l) => l.length));
+        if (n !== undefined) groups.set(n);
+      },
+    });
+    groups.set(0);
+    this.groupEvents = new Counter({
+      name: 'relay_group_events_total',
+      help: 'Group membership events, by kind: created, joined, members (changed), rejoined, left',
+      labelNames: ['kind'],
+      registers,
+    });
+    for (const kind of GROUP_EVENT_KINDS) this.groupEvents.labels(kind).inc(0);
     const outbox: Gauge = new Gauge({
       name: 'relay_outbox_depth',
       help: `Rows in the outbox: committed messages not yet deleted after the broker acknowledged them (counted up to ${OUTBOX_SCRAPE_LIMIT})`,
@@ -143,15 +170,19 @@ export class BotMetrics {
     };
     const onDrop = (d: { reason: string }): void => this.drops.labels(d.reason).inc();
     const onPow = (p: { seconds: number }): void => this.powMining.observe(p.seconds);
+    const onGroup = (e: GroupEvent): void => this.groupEvents.labels(e.kind).inc();
     client.on('message', onMessage);
     client.on('drop', onDrop);
     client.on('pow', onPow);
+    client.on('group', onGroup);
     this.listeners.push(
       () => client.off('message', onMessage),
       () => client.off('drop', onDrop),
       () => client.off('pow', onPow),
+      () => client.off('group', onGroup),
     );
     const counted: AttachableClient = {
+      ...this.groupApi(client),
       userId: client.userId,
       get connected() {
         return client.connected;
@@ -189,6 +220,23 @@ export class BotMetrics {
       off: ((event: 'session', fn: never) => client.off(event, fn)) as AttachableClient['off'],
     };
     return counted;
+  }
+
+  /** The client's group API for the runtime (without it the bot could not work in groups). */
+  private groupApi(client: MeteredClient): GroupApi {
+    return {
+      createGroup: (members, opts) => client.createGroup(members, opts),
+      addToGroup: (groupId, userIds) => client.addToGroup(groupId, userIds),
+      removeFromGroup: (groupId, userIds) => client.removeFromGroup(groupId, userIds),
+      leaveGroup: (groupId) => client.leaveGroup(groupId),
+      sendToGroup: async (groupId, message) => {
+        const r = await client.sendToGroup(groupId, message);
+        this.messagesOut.inc();
+        return r;
+      },
+      group: (groupId) => client.group(groupId),
+      groups: () => client.groups(),
+    };
   }
 
   /** /healthz: 'running' after markRunning(), until markStopping(). */

@@ -103,12 +103,27 @@ export async function createClient(
       ...(config.limits.maxEnvelopeBytes !== undefined
         ? { maxEnvelopeBytes: config.limits.maxEnvelopeBytes }
         : {}),
+      groups: groupOptions(config, role),
       logger: log,
       ...extra,
     });
   } catch (e) {
     throw new CommandFailed(`${(e as Error).message}`);
   }
+}
+
+/**
+ * RelayClient's `groups` option from the `groups:` section. allowInvitesFrom is the bot's policy:
+ * the CLI's own identity (chat) accepts invitations from anyone, within the Welcome quotas.
+ */
+export function groupOptions(config: RelayConfig, role: Role): NonNullable<RelayClientOptions['groups']> {
+  const g = config.groups;
+  return {
+    ...(role === 'bot' && g.allowInvitesFrom !== undefined ? { allowInvitesFrom: g.allowInvitesFrom } : {}),
+    ...(g.maxMembers !== undefined ? { maxMembers: g.maxMembers } : {}),
+    ...(g.maxTreeNodes !== undefined ? { maxTreeNodes: g.maxTreeNodes } : {}),
+    ...(g.commitDelayMs !== undefined ? { commitDelayMs: g.commitDelayMs } : {}),
+  };
 }
 
 const HEX32 = /^[0-9a-f]{32}$/;
@@ -120,7 +135,7 @@ export function parseUserId(value: unknown, what = 'user id'): string {
     .toLowerCase();
   if (!HEX32.test(s)) {
     throw new UsageError(
-      `${what} ${JSON.stringify(String(value ?? ''))} is not a user id. Fix: give the 32 hex characters that \`relay-bot id\` prints`,
+      `${what} ${JSON.stringify(String(value ?? ''))} is not a user id. Fix: give the 32 hex characters that \`relay-bot id\` prints (\`relay-bot id --client\` for a person's CLI)`,
     );
   }
   return s;

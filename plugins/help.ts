@@ -8,6 +8,9 @@
  * show the built-in one.
  *
  *   rt.use(helpPlugin({ header: 'Questions? Ask @ops', hideGuarded: true }));
+ *
+ * In a group it lists the commands as `/cmd@bot`, the form that reaches this bot when other bots
+ * in the group have commands of the same name (PROTOCOL.md §9).
  */
 import { helpAnswer, type BotContext, type CommandInfo, type Middleware } from '../framework/bot/index.js';
 import { ConfigError } from '../framework/relay/errors.js';
@@ -41,14 +44,15 @@ export function helpPlugin(options: HelpPluginOptions = {}): Middleware<BotConte
     };
     const all = [...ctx.bot.commands.filter((c) => c.name !== command), own];
     const topic = ctx.argsText.trim();
+    const rendering = ctx.conversation.kind === 'group' ? { addressAs: ctx.bot.name } : {};
     if (topic !== '') {
-      ctx.reply(helpAnswer(ctx.bot, all, topic, command));
+      ctx.reply(helpAnswer(ctx.bot, all, topic, command, rendering));
       return;
     }
     const listed = options.hideGuarded ? all.filter((c) => !c.guarded) : all;
     const lines = [
       ...(options.header !== undefined ? [options.header] : []),
-      helpAnswer(ctx.bot, listed, '', command),
+      helpAnswer(ctx.bot, listed, '', command, rendering),
       ...(options.footer !== undefined ? [options.footer] : []),
     ];
     ctx.reply(lines.join('\n'));

@@ -99,6 +99,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       'Talk to it:',
       `  relay-bot chat ${id}`,
       `  relay-bot send ${id} /ping --wait 10`,
+      `  in a group: relay-bot chat, then /group create <name> ${id}`,
       ...(metricsServer
         ? [`metrics: ${metricsServer.url}/metrics`, `health: ${metricsServer.url}/healthz`]
         : []),

@@ -8,14 +8,27 @@ import type { ReceivedMessage } from '../relay/client.js';
 import { ArgumentError, HandlerError } from '../relay/errors.js';
 import type { Args } from './args.js';
 import type { BotTransaction } from './data.js';
+import type { GroupApi, GroupHandle, GroupInfo } from './group.js';
 import type { CommandInfo } from './help.js';
 import type { Session } from './session.js';
 
-export interface Conversation {
-  readonly kind: 'direct' | 'group';
-  /** The peer's user id in a direct conversation, the group id in a group. */
+export interface DirectConversation {
+  readonly kind: 'direct';
+  /** The peer's user id. */
   readonly id: string;
 }
+
+export interface GroupConversation {
+  readonly kind: 'group';
+  /** The group id (64 hex digits); the same as groupId. */
+  readonly id: string;
+  readonly groupId: string;
+  /** The group's topic id (32 hex digits, PROTOCOL.md §3). */
+  readonly topicId: string;
+  readonly name?: string;
+}
+
+export type Conversation = DirectConversation | GroupConversation;
 
 export interface ReplyContent {
   content: string;
@@ -36,6 +49,17 @@ export interface HandleDeps {
   send: SendFn;
   /** This bot's user id (32 lowercase hex). */
   selfId: string;
+  /**
+   * The client's group API. Without it ctx.group is undefined and creating groups is a
+   * ConfigError (attach() passes the client's when it has all of it).
+   */
+  groups?: GroupApi;
+  /**
+   * Calls `run` once the client has committed `message` (attach() wires it to the client's
+   * 'message' event). ctx.group changes wait for it, so a handler run whose commit failed (and
+   * that the client runs again) changes nothing; without it they start right after the handler.
+   */
+  afterCommit?: (message: ReceivedMessage, run: () => void) => void;
 }
 
 /** What the runtime tells handlers and plugins about the bot they run in. */
@@ -45,6 +69,14 @@ export interface BotSelf {
   readonly description?: string;
   /** Every command, once (aliases are listed on it), in declaration order. */
   readonly commands: readonly CommandInfo[];
+  /**
+   * Creates a group of this bot and `members` (user ids; the bot is added by itself) and invites
+   * them. Slow: each invitation is sealed with proof of work. Not part of any message transaction.
+   */
+  createGroup(members: readonly string[]): Promise<GroupInfo>;
+  createGroup(name: string | undefined, members: readonly string[]): Promise<GroupInfo>;
+  /** The groups the bot is a member of. */
+  groups(): Promise<GroupInfo[]>;
 }
 
 /** A message to send later; see ctx.schedule(). */
@@ -71,7 +103,10 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   readonly match: RegExpExecArray | undefined;
   /** The MLS-authenticated sender, never an id claimed inside the content. */
   readonly sender: UserIdHex;
+  /** `kind` 'direct' or 'group'; a group's also carries its groupId, topicId and name. */
   readonly conversation: Conversation;
+  /** The group the message came from; undefined in a direct conversation. */
+  readonly group: GroupHandle | undefined;
   /** The message as RelayClient delivered it. */
   readonly message: ReceivedMessage;
   readonly bot: BotSelf;
@@ -90,8 +125,9 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   /** Aborted when the handler ran out of time; long work should watch it. */
   readonly signal: AbortSignal;
   /**
-   * Answers in this conversation. Replies are committed together with the incoming message, so a
-   * crash loses both or keeps both; replies made after the handler finished or timed out are dropped.
+   * Answers in this conversation (in a group: on the group's topic, with reply_to). Replies are
+   * committed together with the incoming message, so a crash loses both or keeps both; replies made
+   * after the handler finished or timed out are dropped.
    */
   reply(reply: string | ReplyContent): void;
   /**
@@ -111,16 +147,46 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
 
 export interface MembershipEvent {
   kind: 'join' | 'leave';
+  /** Who joined or left: the peer in a direct conversation; in a group, this bot. */
   userId: UserIdHex;
   conversation: Conversation;
+  /** A group join: the member whose invitation added the bot; undefined when the bot created it. */
+  invitedBy?: UserIdHex;
+  /** A group leave: removed by the committer, or the bot left. */
+  reason?: 'removed' | 'left';
+}
+
+/** Members added to or removed from a group the bot stays in. */
+export interface MembersEvent {
+  kind: 'members';
+  conversation: GroupConversation;
+  added: readonly UserIdHex[];
+  removed: readonly UserIdHex[];
+}
+
+/** What handlers of events that are not messages (joins, leaves, member changes) can do. */
+export interface EventContextBase {
+  readonly bot: BotSelf;
+  readonly log: Logger;
+  /** Sent at once, outside any transaction: a crash right after the event may skip or repeat it. */
+  send(userId: string, text: string): Promise<void>;
+  /**
+   * Posts to the conversation (the group, or the peer of a direct conversation), at once and
+   * outside any transaction. Refused after the bot left the group.
+   */
+  reply(reply: string | ReplyContent): Promise<void>;
 }
 
 /** What @OnJoin/@OnLeave handlers receive: there is no message to answer, only outreach. */
-export interface MembershipContext extends MembershipEvent {
-  readonly bot: BotSelf;
-  readonly log: Logger;
-  /** Sent at once, outside any transaction: a crash right after a join may skip or repeat it. */
-  send(userId: string, text: string): Promise<void>;
+export interface MembershipContext extends MembershipEvent, EventContextBase {
+  /** The group on a group join; undefined in direct conversations and after leaving. */
+  readonly group: GroupHandle | undefined;
+}
+
+/** What @OnMembers handlers receive. */
+export interface MembersContext extends MembersEvent, EventContextBase {
+  /** The group after the change; undefined only when it could not be read. */
+  readonly group: GroupHandle | undefined;
 }
 
 /** Where replies go; closed when the handler is finished so late replies cannot sneak in. */
@@ -162,14 +228,22 @@ export interface ContextInit {
   signal: AbortSignal;
   /** `/cmd@us` rather than a bare `/cmd`, which in a group may be meant for another bot. */
   addressedByName: boolean;
+  /** The group the message came from, read when it arrived. */
+  group: GroupHandle | undefined;
 }
 
 const USER_ID_HEX = /^[0-9a-f]{32}$/;
 
 export function conversationOf(message: ReceivedMessage): Conversation {
-  // RelayClient delivers direct messages only for now; a group kind (PROTOCOL.md §9) maps to the group id.
-  const c = message.conversation as { kind: string; id: string; groupId: string };
-  return c.kind === 'direct' ? { kind: 'direct', id: c.id } : { kind: 'group', id: c.groupId };
+  const c = message.conversation;
+  if (c.kind === 'direct') return { kind: 'direct', id: c.id };
+  return {
+    kind: 'group',
+    id: c.groupId,
+    groupId: c.groupId,
+    topicId: c.topicId,
+    ...(c.name !== undefined ? { name: c.name } : {}),
+  };
 }
 
 export class MessageContext<A = Args, S = Record<string, unknown>> implements BotContext<A, S> {
@@ -178,6 +252,7 @@ export class MessageContext<A = Args, S = Record<string, unknown>> implements Bo
   readonly argsText: string;
   readonly sender: UserIdHex;
   readonly conversation: Conversation;
+  readonly group: GroupHandle | undefined;
   readonly message: ReceivedMessage;
   readonly bot: BotSelf;
   readonly log: Logger;
@@ -196,6 +271,7 @@ export class MessageContext<A = Args, S = Record<string, unknown>> implements Bo
     this.argsText = init.argsText;
     this.sender = init.message.from;
     this.conversation = conversationOf(init.message);
+    this.group = init.group;
     this.bot = init.bot;
     this.log = init.log;
     this.session = init.session as Session<S>;

@@ -5,20 +5,23 @@
  */
 import { ConfigError } from '../relay/errors.js';
 import { parseArgSpec, type Args, type ArgsOf } from './args.js';
-import type { BotContext, MembershipContext } from './context.js';
+import type { BotContext, MembersContext, MembershipContext } from './context.js';
 import {
   BOT,
   COMMANDS,
   ERROR,
   JOIN,
   LEAVE,
+  MEMBERS,
   MESSAGES,
   BOT_NAME_PATTERN,
   MetadataKey,
   type BotClass,
+  type BuiltInGuard,
   type Guard,
   type MessageFilter,
 } from './metadata.js';
+import { GROUP_COMMAND_MODES, type GroupCommandMode } from './parser.js';
 
 export { readBotMetadata } from './metadata.js';
 
@@ -28,6 +31,11 @@ export interface BotOptions {
   /** How `/cmd@name` addresses the bot: a letter, then letters, digits, _ or -, 64 at most. */
   name: string;
   description?: string;
+  /**
+   * 'addressed-only': in groups, answer only `/cmd@name`, not a bare `/cmd` that other bots there
+   * may also answer. Default 'all' (PROTOCOL.md §9); BotRuntime's option of the same name wins.
+   */
+  groupCommands?: GroupCommandMode;
 }
 
 export interface CommandOptions<S extends string = string> {
@@ -36,8 +44,11 @@ export interface CommandOptions<S extends string = string> {
   description?: string;
   /** The argument spec, e.g. `'<minutes:int> <text...>'` (see args.ts). */
   args?: S;
-  /** Checked before the arguments are parsed; false → a refusal reply. */
-  guard?: Guard | string;
+  /**
+   * Checked before the arguments are parsed; false → a refusal reply. A function, 'group-admin'
+   * (the group's committer or one of BotRuntime's `admins`), or a name given to BotRuntime's `guards`.
+   */
+  guard?: Guard | BuiltInGuard | (string & {});
 }
 
 // A handler may declare any session type; the args type is what the decorator checks.
@@ -90,9 +101,15 @@ export function Bot(options: BotOptions): <T extends BotClass>(cls: T) => void {
   if (options.description !== undefined && typeof options.description !== 'string') {
     throw new ConfigError('@Bot description must be a string');
   }
+  if (options.groupCommands !== undefined && !GROUP_COMMAND_MODES.includes(options.groupCommands)) {
+    throw new ConfigError(
+      `@Bot groupCommands ${JSON.stringify(options.groupCommands)} is invalid: use ${GROUP_COMMAND_MODES.map((m) => `'${m}'`).join(' or ')}`,
+    );
+  }
   const info = {
     name: options.name,
     ...(options.description !== undefined ? { description: options.description } : {}),
+    ...(options.groupCommands !== undefined ? { groupCommands: options.groupCommands } : {}),
   };
   return (cls) => {
     if (BOT.get(cls)) throw new ConfigError(`@Bot is applied twice to ${cls.name}; keep one`);
@@ -149,7 +166,9 @@ export function OnCommand<const S extends string = string>(
 
 /**
  * A handler for text that is not a command. Without a filter it takes every such message; handlers
- * are tried in declaration order and the first whose filter matches runs.
+ * are tried in declaration order and the first whose filter matches runs. In a group that is every
+ * member's text, other bots' answers included: two bots answering all text would answer each other
+ * without end, so filter on `ctx.conversation.kind` or on the text there.
  */
 export function OnMessage(filter?: MessageFilter): MethodDecorator<Handler<Args>> {
   let stored: MessageFilter | undefined;
@@ -167,15 +186,25 @@ export function OnMessage(filter?: MessageFilter): MethodDecorator<Handler<Args>
   };
 }
 
-/** Called when a user joins a conversation with the bot (see BotRuntime.handleMembership). */
+/**
+ * Called when a peer starts a direct conversation with the bot, and when the bot joins a group:
+ * invited by a member (ctx.invitedBy) or by creating it. In a group, ctx.reply() posts to it.
+ */
 export function OnJoin(): MethodDecorator<(ctx: MembershipContext) => unknown> {
   return (target, key, descriptor) =>
     MetadataKey.push(JOIN, ownerOf('@OnJoin', target, key, descriptor), key);
 }
 
+/** Called when the bot is no longer in a group: removed by its committer, or after leave(). */
 export function OnLeave(): MethodDecorator<(ctx: MembershipContext) => unknown> {
   return (target, key, descriptor) =>
     MetadataKey.push(LEAVE, ownerOf('@OnLeave', target, key, descriptor), key);
+}
+
+/** Called when members were added to or removed from a group the bot stays in. */
+export function OnMembers(): MethodDecorator<(ctx: MembersContext) => unknown> {
+  return (target, key, descriptor) =>
+    MetadataKey.push(MEMBERS, ownerOf('@OnMembers', target, key, descriptor), key);
 }
 
 /** `(err, ctx)`: answers a failed or timed-out handler instead of the default error reply. */

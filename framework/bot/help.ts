@@ -16,14 +16,28 @@ export interface CommandInfo extends HelpEntry {
   readonly guarded: boolean;
 }
 
+export interface HelpOptions {
+  /**
+   * Show commands as `/cmd@name`: in a group, where a bare `/cmd` reaches every bot that has it
+   * (PROTOCOL.md §9), the addressed form is the one that reaches this bot.
+   */
+  addressAs?: string;
+}
+
+/** `usage: /cmd args` → `usage: /cmd@name args`. */
+function addressed(usage: string, addressAs: string | undefined): string {
+  return addressAs === undefined ? usage : usage.replace(/^(usage: \/[a-z0-9_]+)/, `$1@${addressAs}`);
+}
+
 export function renderHelp(
   bot: { name: string; description?: string },
   entries: readonly HelpEntry[],
+  options: HelpOptions = {},
 ): string {
   const title = bot.description ? `${bot.name} — ${bot.description}` : bot.name;
   const lines = entries.map((e) => {
     // The usage line without its "usage: " prefix is the command as one would type it.
-    const typed = e.usage.replace(/^usage: /, '');
+    const typed = addressed(e.usage, options.addressAs).replace(/^usage: /, '');
     const aliases = e.aliases.length ? ` (also ${e.aliases.map((a) => `/${a}`).join(', ')})` : '';
     return `${typed}${e.description ? ` — ${e.description}` : ''}${aliases}`;
   });
@@ -31,17 +45,23 @@ export function renderHelp(
 }
 
 /** The help of one command: usage line, then description and aliases when there are any. */
-export function renderCommandHelp(entry: HelpEntry): string {
+export function renderCommandHelp(entry: HelpEntry, options: HelpOptions = {}): string {
   return [
-    entry.usage,
+    addressed(entry.usage, options.addressAs),
     ...(entry.description ? [entry.description] : []),
     ...(entry.aliases.length ? [`also: ${entry.aliases.map((a) => `/${a}`).join(', ')}`] : []),
   ].join('\n');
 }
 
-/** Finds a command by name or alias; `topic` may start with `/` and is matched case-insensitively. */
+/**
+ * Finds a command by name or alias; `topic` may start with `/`, may carry an `@bot` suffix (as
+ * copied from a group's help) and is matched case-insensitively.
+ */
 export function findCommand<E extends CommandInfo>(commands: readonly E[], topic: string): E | undefined {
-  const name = topic.replace(/^\//, '').replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const name = topic
+    .replace(/^\//, '')
+    .replace(/@[A-Za-z0-9_-]*$/, '')
+    .replace(/[A-Z]/g, (c) => c.toLowerCase());
   return commands.find((c) => c.name === name || c.aliases.includes(name));
 }
 
@@ -51,14 +71,16 @@ export function helpAnswer(
   commands: readonly CommandInfo[],
   argsText: string,
   helpCommand = 'help',
+  options: HelpOptions = {},
 ): string {
   const topic = argsText.trim().split(/\s+/)[0] ?? '';
-  if (topic === '') return renderHelp(bot, commands);
+  if (topic === '') return renderHelp(bot, commands, options);
   const cmd = findCommand(commands, topic);
   // The topic is echoed only when it is short and plain; anything else is not worth quoting back.
   if (!cmd) {
     const shown = /^\/?[A-Za-z0-9_]{1,32}$/.test(topic) ? ` /${topic.replace(/^\//, '')}` : '';
-    return `no command${shown} — try /${helpCommand}`;
+    const at = options.addressAs !== undefined ? `@${options.addressAs}` : '';
+    return `no command${shown} — try /${helpCommand}${at}`;
   }
-  return renderCommandHelp(cmd);
+  return renderCommandHelp(cmd, options);
 }

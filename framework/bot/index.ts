@@ -3,7 +3,16 @@
  * BotRuntime and the BotContext type; the parser and composer are exported for plugins and tests.
  */
 // Commonly used
-export { Bot, OnCommand, OnMessage, OnJoin, OnLeave, OnError, readBotMetadata } from './decorators.js';
+export {
+  Bot,
+  OnCommand,
+  OnMessage,
+  OnJoin,
+  OnLeave,
+  OnMembers,
+  OnError,
+  readBotMetadata,
+} from './decorators.js';
 export type { BotOptions, CommandOptions } from './decorators.js';
 export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
 export type { BotRuntimeOptions, AttachableClient, AttachOptions } from './runtime.js';
@@ -12,20 +21,26 @@ export type {
   BotSelf,
   ScheduleRequest,
   Conversation,
+  DirectConversation,
+  GroupConversation,
   ReplyContent,
   ReplyFn,
   SendFn,
   HandleDeps,
   MembershipEvent,
   MembershipContext,
+  MembersEvent,
+  MembersContext,
+  EventContextBase,
 } from './context.js';
+export type { GroupHandle, GroupApi, GroupInfo, GroupMemberInfo, GroupEvent } from './group.js';
 export { ParseError } from './errors.js';
 export { MemorySessionStore } from './session.js';
 export type { Session, SessionStore, SessionOptions } from './session.js';
 export { MemoryDataStore, TOMBSTONE, parseStored, sessionKey } from './data.js';
 export type { BotTransaction } from './data.js';
 export { helpAnswer, renderHelp, renderCommandHelp, findCommand } from './help.js';
-export type { CommandInfo, HelpEntry } from './help.js';
+export type { CommandInfo, HelpEntry, HelpOptions } from './help.js';
 
 // Middleware
 export { Composer, compose, run } from './composer.js';
@@ -40,10 +55,19 @@ export type {
   Guard,
   MessageFilter,
   BotClass,
+  BuiltInGuard,
 } from './metadata.js';
+export { BUILT_IN_GUARDS } from './metadata.js';
 export { parseArgSpec, usageLine, convertArg, ARG_TYPES } from './args.js';
 export type { ArgSpec, ArgType, ArgValue, Args, ArgsOf } from './args.js';
-export { parseCommandHead, parseArgs, isAddressedTo, ArgLexer } from './parser.js';
-export type { CommandHead } from './parser.js';
+export {
+  parseCommandHead,
+  parseArgs,
+  isAddressedTo,
+  commandAudience,
+  GROUP_COMMAND_MODES,
+  ArgLexer,
+} from './parser.js';
+export type { CommandHead, GroupCommandMode } from './parser.js';
 export { JobScheduler, DEFAULT_POLL_MS, jobKey, jobPrefix, encodeJob, decodeJob } from './scheduler.js';
 export type { ScheduledJob, JobSource, JobSend, JobSchedulerOptions } from './scheduler.js';

@@ -5,12 +5,20 @@
  */
 import type { ArgSpec } from './args.js';
 import type { BotContext } from './context.js';
+import type { GroupCommandMode } from './parser.js';
 
 // Any class constructor, including ones whose constructor takes arguments.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BotClass = abstract new (...args: any[]) => object;
 
 export type Guard = (ctx: BotContext) => boolean | Promise<boolean>;
+
+/**
+ * Guards the runtime provides without a `guards` entry. 'group-admin' admits the group's committer
+ * and the runtime's `admins`; in a direct conversation only `admins`.
+ */
+export const BUILT_IN_GUARDS = ['group-admin'] as const;
+export type BuiltInGuard = (typeof BUILT_IN_GUARDS)[number];
 export type MessageFilter = RegExp | ((ctx: BotContext) => boolean | Promise<boolean>);
 
 /** A bot name must survive `/cmd@name` (PROTOCOL.md §9), whose target is letters, digits, _ and -. */
@@ -19,6 +27,7 @@ export const BOT_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 export interface BotInfo {
   readonly name: string;
   readonly description?: string;
+  readonly groupCommands?: GroupCommandMode;
 }
 
 export interface CommandMeta {
@@ -29,7 +38,7 @@ export interface CommandMeta {
   /** The spec as written; undefined means the command takes its text unparsed (ctx.argsText). */
   readonly argsSpec?: string;
   readonly args: readonly ArgSpec[] | undefined;
-  /** A function, or the name of a guard given to BotRuntime in `guards`. */
+  /** A function, a built-in guard ('group-admin') or the name of one given to BotRuntime in `guards`. */
   readonly guard?: Guard | string;
 }
 
@@ -44,6 +53,7 @@ export interface BotMetadata {
   readonly messages: readonly MessageMeta[];
   readonly join: readonly (string | symbol)[];
   readonly leave: readonly (string | symbol)[];
+  readonly members: readonly (string | symbol)[];
   readonly error: string | symbol | undefined;
 }
 
@@ -73,6 +83,7 @@ export const COMMANDS = new MetadataKey<CommandMeta[]>('@OnCommand');
 export const MESSAGES = new MetadataKey<MessageMeta[]>('@OnMessage');
 export const JOIN = new MetadataKey<(string | symbol)[]>('@OnJoin');
 export const LEAVE = new MetadataKey<(string | symbol)[]>('@OnLeave');
+export const MEMBERS = new MetadataKey<(string | symbol)[]>('@OnMembers');
 export const ERROR = new MetadataKey<string | symbol>('@OnError');
 
 /**
@@ -86,6 +97,7 @@ export function readBotMetadata(cls: BotClass): BotMetadata {
     messages: [...(MESSAGES.get(cls) ?? [])],
     join: [...(JOIN.get(cls) ?? [])],
     leave: [...(LEAVE.get(cls) ?? [])],
+    members: [...(MEMBERS.get(cls) ?? [])],
     error: ERROR.get(cls),
   };
 }

@@ -86,6 +86,27 @@ export function isAddressedTo(head: CommandHead, self: { name: string; userId: s
   return t === asciiLower(self.name) || t === asciiLower(self.userId);
 }
 
+/** Whether a bot answers bare commands in groups: every one it has (the default), or only `/cmd@it`. */
+export type GroupCommandMode = 'all' | 'addressed-only';
+
+export const GROUP_COMMAND_MODES: readonly GroupCommandMode[] = ['all', 'addressed-only'];
+
+/**
+ * Who a command line is for, from this bot's point of view: 'addressed' (`/cmd@us`), 'bare' (no
+ * target, ours to answer) or 'ignore' (another bot's, or a bare command in a group when the bot
+ * answers only addressed ones there). An ignored command gets no answer at all, not even "unknown
+ * command": in a group it belongs to someone else.
+ */
+export function commandAudience(
+  head: CommandHead,
+  self: { name: string; userId: string },
+  conversation: 'direct' | 'group',
+  groupCommands: GroupCommandMode = 'all',
+): 'addressed' | 'bare' | 'ignore' {
+  if (head.target !== undefined) return isAddressedTo(head, self) ? 'addressed' : 'ignore';
+  return conversation === 'group' && groupCommands === 'addressed-only' ? 'ignore' : 'bare';
+}
+
 /** Hands out words one at a time so a rest-of-line argument can take the raw remainder. */
 export class ArgLexer {
   private pos = 0;

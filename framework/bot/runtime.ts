@@ -9,11 +9,17 @@
  *
  * attach(client) makes the runtime the client's transactional message handler: replies, ctx.session
  * and ctx.tx writes commit together with the message. It also runs @OnJoin when a peer opens a
- * direct conversation with us, and (given a store) the scheduler that sends ctx.schedule() jobs.
+ * direct conversation with us or we join a group, @OnLeave when we leave one, @OnMembers when a
+ * group's members change, and (given a store) the scheduler that sends ctx.schedule() jobs.
+ *
+ * Groups (PROTOCOL.md §9): `/cmd@name` is for the bot named (by name or user id), and another
+ * bot's command is ignored without a word; a bare `/cmd` in a group is answered by every bot that
+ * has it, unless `groupCommands: 'addressed-only'`.
  */
 import { pino, type Logger } from 'pino';
+import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
-import { ConfigError, HandlerError } from '../relay/errors.js';
+import { ArgumentError, ConfigError, HandlerError } from '../relay/errors.js';
 import { parseArgSpec, usageLine, type ArgSpec, type Args } from './args.js';
 import { compose, run, Composer, type Middleware, type MiddlewareLike } from './composer.js';
 import {
@@ -22,7 +28,11 @@ import {
   ReplyGate,
   type BotContext,
   type BotSelf,
+  type Conversation,
+  type GroupConversation,
   type HandleDeps,
+  type MembersContext,
+  type MembersEvent,
   type MembershipContext,
   type MembershipEvent,
   type ReplyContent,
@@ -30,9 +40,21 @@ import {
 } from './context.js';
 import { gatedTransaction, noTransaction, transactionalSessionStore, type BotTransaction } from './data.js';
 import { ParseError } from './errors.js';
+import {
+  checkUserIds,
+  GROUP_API_METHODS,
+  groupApiOf,
+  groupHandle,
+  type GroupApi,
+  type GroupEvent,
+  type GroupHandle,
+  type GroupInfo,
+  type GroupOpRunner,
+} from './group.js';
 import { helpAnswer, type CommandInfo } from './help.js';
 import {
   BOT_NAME_PATTERN,
+  BUILT_IN_GUARDS,
   readBotMetadata,
   type BotClass,
   type BotInfo,
@@ -40,7 +62,14 @@ import {
   type Guard,
   type MessageFilter,
 } from './metadata.js';
-import { isAddressedTo, parseArgs, parseCommandHead, type CommandHead } from './parser.js';
+import {
+  commandAudience,
+  GROUP_COMMAND_MODES,
+  parseArgs,
+  parseCommandHead,
+  type CommandHead,
+  type GroupCommandMode,
+} from './parser.js';
 import { encodeJob, jobKey, jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
 import { LazySession, type SessionOptions } from './session.js';
 
@@ -56,9 +85,19 @@ export interface BotRuntimeOptions {
   errorReply?: string | false;
   handlerTimeoutMs?: number;
   logger?: Logger;
-  /** Guards that commands name in `guard: 'admin'`. */
+  /** Guards that commands name in `guard: 'admin'` ('group-admin' is built in). */
   guards?: Record<string, Guard>;
-  /** Sent when a guard refuses; defaults to `you are not allowed to use /name`. */
+  /**
+   * User ids admitted by the built-in `guard: 'group-admin'` everywhere; in a group it also admits
+   * the group's committer.
+   */
+  admins?: readonly string[];
+  /**
+   * 'addressed-only': in groups, answer only `/cmd@name`, not a bare `/cmd`, which every bot in the
+   * group that has it would answer. Default: the @Bot option, else 'all' (PROTOCOL.md §9).
+   */
+  groupCommands?: GroupCommandMode;
+  /** Sent when a guard refuses; defaults to `you are not allowed to use /name` (or who may). */
   refusalReply?: string;
   /**
    * ctx.session: `initial` gives a new conversation's value. Attached, sessions live in the
@@ -73,10 +112,14 @@ export interface BotRuntimeOptions {
   scheduler?: { pollMs?: number };
 }
 
+/**
+ * What attach() needs of a RelayClient. The group methods are optional so that a wrapper without
+ * them still runs direct conversations; with all of them (GroupApi) the bot can work in groups.
+ */
 export type AttachableClient = Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler' | 'on' | 'off'> & {
   /** When present, the scheduler waits for it to be true. */
   readonly connected?: boolean;
-};
+} & Partial<GroupApi>;
 
 export interface AttachOptions {
   /**
@@ -88,7 +131,10 @@ export interface AttachOptions {
 
 interface Attachment {
   readonly client: AttachableClient;
+  readonly deps: HandleDeps;
   readonly onSession: (s: SessionEvent) => void;
+  readonly onGroup: (e: GroupEvent) => void;
+  readonly onMessage: (m: ReceivedMessage) => void;
   readonly scheduler: JobScheduler | undefined;
 }
 
@@ -101,6 +147,8 @@ interface Command {
   readonly specs: readonly ArgSpec[] | undefined;
   readonly usage: string;
   readonly guard: Guard | undefined;
+  /** Set for 'group-admin', whose refusal says who may use the command. */
+  readonly builtInGuard?: 'group-admin';
   readonly invoke: (ctx: BotContext) => unknown;
 }
 
@@ -131,6 +179,43 @@ function replyTo(message: ReceivedMessage, content: string): string | ReplyConte
   return message.content.id === undefined ? content : { content, replyTo: message.content.id };
 }
 
+/** Lets the event's emitter (often inside a conversation lane) finish before a handler runs. */
+function afterCurrentEvent(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(resolve));
+}
+
+const USER_ID = /^[0-9a-fA-F]{32}$/;
+
+function adminSet(ids: readonly string[] | undefined): ReadonlySet<string> {
+  if (ids === undefined) return new Set();
+  if (!Array.isArray(ids)) throw new ConfigError('BotRuntime admins must be a list of user ids');
+  return new Set(
+    ids.map((id: unknown) => {
+      if (typeof id !== 'string' || !USER_ID.test(id.trim())) {
+        throw new ConfigError(`BotRuntime admins: ${JSON.stringify(id)} is not a user id (32 hex digits)`);
+      }
+      return id.trim().toLowerCase();
+    }),
+  );
+}
+
+function conversationOfGroup(info: GroupInfo): GroupConversation {
+  return {
+    kind: 'group',
+    id: info.groupId,
+    groupId: info.groupId,
+    topicId: info.topicId,
+    ...(info.name !== undefined ? { name: info.name } : {}),
+  };
+}
+
+interface PendingGroupOp {
+  readonly what: string;
+  readonly op: () => Promise<void>;
+  readonly resolve: () => void;
+  readonly reject: (e: unknown) => void;
+}
+
 export class BotRuntime {
   readonly name: string;
   private readonly info: BotInfo | undefined;
@@ -139,16 +224,20 @@ export class BotRuntime {
   private readonly messageHandlers: MessageHandler[] = [];
   private readonly joinHandlers: Invoke[] = [];
   private readonly leaveHandlers: Invoke[] = [];
+  private readonly membersHandlers: Invoke[] = [];
   private readonly errorHandler: Invoke | undefined;
   private readonly user = new Composer<BotContext>();
   private readonly chain: Middleware<MessageContext>;
   private readonly timeoutMs: number;
   private readonly log: Logger;
   private readonly now: () => number;
+  private readonly admins: ReadonlySet<string>;
+  private readonly groupCommands: GroupCommandMode;
   private attachment: Attachment | undefined;
   /** undefined outside attach(): unit tests may schedule into a MemoryDataStore. */
   private jobsEnabled: boolean | undefined;
-  private readonly membership = new Set<Promise<void>>();
+  /** Membership handlers and deferred group changes: stop() waits for them. */
+  private readonly background = new Set<Promise<void>>();
 
   constructor(
     bots: object | readonly object[],
@@ -156,6 +245,14 @@ export class BotRuntime {
   ) {
     const instances: readonly object[] = Array.isArray(bots) ? bots : [bots];
     if (instances.length === 0) throw new ConfigError('BotRuntime needs at least one bot instance');
+    this.admins = adminSet(options.admins);
+    for (const name of BUILT_IN_GUARDS) {
+      if (options.guards && Object.hasOwn(options.guards, name)) {
+        throw new ConfigError(
+          `guards.${name} is built in; drop it from guards (configure it with { admins }) or give your guard another name`,
+        );
+      }
+    }
     const errorHandlers: Invoke[] = [];
     const infos: BotInfo[] = [];
     for (const instance of instances) {
@@ -164,7 +261,12 @@ export class BotRuntime {
       }
       const cls = instance.constructor as BotClass;
       const meta = readBotMetadata(cls);
-      const handlers = meta.commands.length + meta.messages.length + meta.join.length + meta.leave.length;
+      const handlers =
+        meta.commands.length +
+        meta.messages.length +
+        meta.join.length +
+        meta.leave.length +
+        meta.members.length;
       if (!meta.bot && handlers === 0 && meta.error === undefined) {
         throw new ConfigError(
           `${cls.name} has no @Bot or handler decorators; decorate the class and its methods`,
@@ -177,6 +279,7 @@ export class BotRuntime {
       }
       for (const m of meta.join) this.joinHandlers.push(bindMethod(instance, m, cls.name));
       for (const m of meta.leave) this.leaveHandlers.push(bindMethod(instance, m, cls.name));
+      for (const m of meta.members) this.membersHandlers.push(bindMethod(instance, m, cls.name));
       if (meta.error !== undefined) errorHandlers.push(bindMethod(instance, meta.error, cls.name));
     }
     if (errorHandlers.length > 1)
@@ -184,6 +287,7 @@ export class BotRuntime {
     this.errorHandler = errorHandlers[0];
     this.info = infos[0];
     this.name = this.resolveName(infos);
+    this.groupCommands = this.resolveGroupCommands(infos);
     const timeout = options.handlerTimeoutMs ?? DEFAULT_HANDLER_TIMEOUT_MS;
     if (!Number.isSafeInteger(timeout) || timeout <= 0) {
       throw new ConfigError(
@@ -218,12 +322,26 @@ export class BotRuntime {
 
   /**
    * Makes this runtime the client's transactional message handler, runs @OnJoin when a peer starts
-   * a direct conversation with us ('session' event, role 'joiner') and, given `{ store }`, starts
-   * the scheduler. Attach before client.start(), so no message is committed without a handler.
+   * a direct conversation with us ('session' event, role 'joiner'), runs the group membership
+   * handlers on the client's 'group' events and, given `{ store }`, starts the scheduler. Attach
+   * before client.start(), so no message is committed without a handler.
    */
   attach(client: AttachableClient, options: AttachOptions = {}): void {
     if (this.attachment) throw new ConfigError('this BotRuntime is already attached; detach() it first');
-    const deps: HandleDeps = { selfId: client.userId, send: (userId, text) => client.send(userId, text) };
+    const groups = groupApiOf(client);
+    // The client emits 'message' with the object it gave the handler, once that run committed.
+    const committed = new WeakMap<ReceivedMessage, () => void>();
+    const onMessage = (m: ReceivedMessage): void => {
+      const run = committed.get(m);
+      committed.delete(m);
+      run?.();
+    };
+    const deps: HandleDeps = {
+      selfId: client.userId,
+      send: (userId, text) => client.send(userId, text),
+      ...(groups ? { groups } : {}),
+      afterCommit: (m, run) => void committed.set(m, run),
+    };
     client.setMessageHandler((message, reply, tx) => this.handle(message, reply, deps, tx));
     const onSession = (s: SessionEvent): void => {
       if (s.role !== 'joiner') return;
@@ -234,11 +352,14 @@ export class BotRuntime {
         userId: s.peer,
         conversation: { kind: 'direct', id: s.peer },
       };
-      this.track(
-        new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.handleMembership(event, deps)),
-      );
+      this.track(afterCurrentEvent().then(() => this.handleMembership(event, deps)));
     };
+    // Deferred for the same reason: some group events fire inside the group's lane.
+    const onGroup = (e: GroupEvent): void =>
+      this.track(afterCurrentEvent().then(() => this.handleGroupEvent(e, deps)));
     client.on('session', onSession);
+    client.on('group', onGroup);
+    client.on('message', onMessage);
     let scheduler: JobScheduler | undefined;
     if (options.store) {
       scheduler = new JobScheduler({
@@ -253,20 +374,21 @@ export class BotRuntime {
       scheduler.start();
     }
     this.jobsEnabled = scheduler !== undefined;
-    this.attachment = { client, onSession, scheduler };
+    this.attachment = { client, deps, onSession, onGroup, onMessage, scheduler };
   }
 
   /**
-   * Stops the scheduler and waits for running @OnJoin/@OnLeave handlers; the client keeps this
-   * runtime as its handler. Call before client.stop().
+   * Stops the scheduler and waits for running @OnJoin/@OnLeave/@OnMembers handlers and for the
+   * group changes message handlers asked for; the client keeps this runtime as its handler. Call
+   * before client.stop().
    */
   async stop(): Promise<void> {
     await this.attachment?.scheduler?.stop();
-    while (this.membership.size > 0) await Promise.allSettled([...this.membership]);
+    while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
   /**
-   * stop(), then removes the message handler and the 'session' listener. Stop the client first:
+   * stop(), then removes the message handler and the event listeners. Stop the client first:
    * RelayClient commits a message that arrives while it has no handler without answering it.
    */
   async detach(): Promise<void> {
@@ -277,6 +399,24 @@ export class BotRuntime {
     this.jobsEnabled = undefined;
     a.client.setMessageHandler(undefined);
     a.client.off('session', a.onSession);
+    a.client.off('group', a.onGroup);
+    a.client.off('message', a.onMessage);
+  }
+
+  /**
+   * Creates a group of this bot and `members` (user ids) through the attached client; the same as
+   * ctx.bot.createGroup() in a handler. Each invitation is sealed with proof of work, so this takes
+   * a while for many members.
+   */
+  createGroup(members: readonly string[]): Promise<GroupInfo>;
+  createGroup(name: string | undefined, members: readonly string[]): Promise<GroupInfo>;
+  async createGroup(a: string | undefined | readonly string[], b?: readonly string[]): Promise<GroupInfo> {
+    return this.createGroupWith(this.attachedDeps('createGroup()'), a, b);
+  }
+
+  /** The groups the bot is a member of, through the attached client. */
+  async groups(): Promise<GroupInfo[]> {
+    return this.requireGroups(this.attachedDeps('groups()'), 'groups()').groups();
   }
 
   /**
@@ -298,30 +438,144 @@ export class BotRuntime {
     }
   }
 
-  /** Runs @OnJoin or @OnLeave handlers; failures are logged (there is no one to answer). */
-  async handleMembership(event: MembershipEvent, deps: HandleDeps): Promise<void> {
-    const handlers = event.kind === 'join' ? this.joinHandlers : this.leaveHandlers;
+  /**
+   * Runs @OnJoin, @OnLeave or @OnMembers handlers; failures are logged (there is no one to answer).
+   * A group join or members change reads the group through `deps.groups` for ctx.group.
+   */
+  async handleMembership(event: MembershipEvent | MembersEvent, deps: HandleDeps): Promise<void> {
+    const handlers =
+      event.kind === 'join'
+        ? this.joinHandlers
+        : event.kind === 'leave'
+          ? this.leaveHandlers
+          : this.membersHandlers;
+    if (handlers.length === 0) return;
+    const label = event.kind === 'join' ? '@OnJoin' : event.kind === 'leave' ? '@OnLeave' : '@OnMembers';
     const log = this.log.child({ event: event.kind, conversation: event.conversation.id });
-    const ctx: MembershipContext = {
-      ...event,
+    const conversation = event.conversation;
+    let group: GroupHandle | undefined;
+    if (conversation.kind === 'group' && event.kind !== 'leave') {
+      group = await this.readGroup(conversation.groupId, deps, log, (_what, op) => op());
+    }
+    const post = async (r: string | ReplyContent): Promise<void> => {
+      if (conversation.kind === 'direct') {
+        await deps.send(conversation.id, typeof r === 'string' ? r : r.content);
+        return;
+      }
+      if (event.kind === 'leave') {
+        throw new HandlerError(
+          `ctx.reply() in ${label}: the bot is no longer in group ${conversation.groupId}`,
+        );
+      }
+      await this.requireGroups(deps, 'ctx.reply() in a group').sendToGroup(conversation.groupId, r);
+    };
+    const outside = {
       bot: this.self(deps),
       log,
-      send: async (userId, text) => void (await deps.send(userId, text)),
+      send: async (userId: string, text: string) => void (await deps.send(userId, text)),
+      reply: post,
+      group,
     };
+    const ctx: MembershipContext | MembersContext = { ...event, ...outside };
     for (const handler of handlers) {
       const gate = new ReplyGate(
         () => undefined,
         () => undefined,
       );
       const outcome = await this.limit(async () => void (await handler(ctx)), gate, new AbortController());
-      if (!outcome.ok)
-        log.error({ err: outcome.error }, `@On${event.kind === 'join' ? 'Join' : 'Leave'} handler failed`);
+      if (!outcome.ok) log.error({ err: outcome.error }, `${label} handler failed`);
     }
   }
 
+  /** Maps the client's 'group' event to the membership handlers (PROTOCOL.md §9). */
+  private async handleGroupEvent(e: GroupEvent, deps: HandleDeps): Promise<void> {
+    const handlers =
+      e.kind === 'joined' || e.kind === 'created'
+        ? this.joinHandlers
+        : e.kind === 'left'
+          ? this.leaveHandlers
+          : e.kind === 'members'
+            ? this.membersHandlers
+            : [];
+    // Reading the group costs a state decode; skip it when no one listens.
+    if (handlers.length === 0) return;
+    const self = deps.selfId as UserIdHex;
+    switch (e.kind) {
+      case 'joined':
+      case 'created': {
+        const conversation = await this.groupConversation(e.groupId, e.topicId, deps);
+        return this.handleMembership(
+          {
+            kind: 'join',
+            userId: self,
+            conversation,
+            ...(e.kind === 'joined' ? { invitedBy: e.invitedBy } : {}),
+          },
+          deps,
+        );
+      }
+      case 'left':
+        return this.handleMembership(
+          {
+            kind: 'leave',
+            userId: self,
+            conversation: { kind: 'group', id: e.groupId, groupId: e.groupId, topicId: e.topicId },
+            reason: e.reason,
+          },
+          deps,
+        );
+      case 'members': {
+        const info = await deps.groups?.group(e.groupId).catch(() => undefined);
+        // Without the group (we left meanwhile) there is no conversation to tell.
+        if (!info) return;
+        return this.handleMembership(
+          {
+            kind: 'members',
+            conversation: conversationOfGroup(info),
+            added: e.added,
+            removed: e.removed,
+          },
+          deps,
+        );
+      }
+      default:
+        // 'rejoined' restores our own state after falling behind: membership did not change.
+        return;
+    }
+  }
+
+  private async groupConversation(
+    groupId: string,
+    topicId: string,
+    deps: HandleDeps,
+  ): Promise<GroupConversation> {
+    const info = await deps.groups?.group(groupId).catch(() => undefined);
+    return info ? conversationOfGroup(info) : { kind: 'group', id: groupId, groupId, topicId };
+  }
+
+  /** The group as it is now, for ctx.group; undefined (logged) when it cannot be read. */
+  private async readGroup(
+    groupId: string,
+    deps: HandleDeps,
+    log: Logger,
+    run: GroupOpRunner,
+  ): Promise<GroupHandle | undefined> {
+    if (!deps.groups) return undefined;
+    try {
+      const info = await deps.groups.group(groupId);
+      if (info) return groupHandle(info, deps.groups, deps.selfId, run);
+      log.warn('a group the bot is not a member of (any more): ctx.group is undefined');
+    } catch (err) {
+      log.warn({ err }, 'could not read the group: ctx.group is undefined');
+    }
+    return undefined;
+  }
+
   private track(work: Promise<void>): void {
-    this.membership.add(work);
-    void work.finally(() => this.membership.delete(work));
+    const tracked: Promise<void> = work
+      .catch((err: unknown) => this.log.error({ err }, 'background work of the runtime failed'))
+      .finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
   }
 
   private self(deps: HandleDeps): BotSelf {
@@ -330,7 +584,42 @@ export class BotRuntime {
       userId: deps.selfId,
       commands: this.commandInfos,
       ...(this.info?.description !== undefined ? { description: this.info.description } : {}),
+      createGroup: (a: string | undefined | readonly string[], b?: readonly string[]) =>
+        this.createGroupWith(deps, a, b),
+      groups: () => this.requireGroups(deps, 'ctx.bot.groups()').groups(),
     };
+  }
+
+  private async createGroupWith(
+    deps: HandleDeps,
+    a: string | undefined | readonly string[],
+    b: readonly string[] | undefined,
+  ): Promise<GroupInfo> {
+    const named = typeof a === 'string' || a === undefined;
+    const name = named ? a : undefined;
+    const members = named ? b : a;
+    if (members === undefined) {
+      throw new ArgumentError('createGroup(name, members) needs the members: a list of user ids');
+    }
+    if (name !== undefined && (name.trim() === '' || name.length > 128)) {
+      throw new ArgumentError('createGroup(): a group name has 1 to 128 characters');
+    }
+    const ids = members.length === 0 ? [] : checkUserIds(members, 'createGroup()', deps.selfId);
+    const api = this.requireGroups(deps, 'createGroup()');
+    return api.createGroup(ids, name !== undefined ? { name } : {});
+  }
+
+  private attachedDeps(what: string): HandleDeps {
+    const deps = this.attachment?.deps;
+    if (!deps) throw new ConfigError(`${what} needs a client: attach(client) the runtime first`);
+    return deps;
+  }
+
+  private requireGroups(deps: HandleDeps, what: string): GroupApi {
+    if (deps.groups) return deps.groups;
+    throw new ConfigError(
+      `${what} needs a client with groups: attach a RelayClient, or have your wrapper forward ${GROUP_API_METHODS.join(', ')}`,
+    );
   }
 
   private async process(
@@ -357,10 +646,26 @@ export class BotRuntime {
       if (conversation.kind === 'direct') gate.push(replyTo(message, `${e.reason} — try /help`));
       return;
     }
-    if (head && !isAddressedTo(head, { name: this.name, userId: deps.selfId })) {
-      log.debug({ command: head.name }, 'command addressed to another bot');
+    const audience =
+      head &&
+      commandAudience(head, { name: this.name, userId: deps.selfId }, conversation.kind, this.groupCommands);
+    if (head && audience === 'ignore') {
+      log.debug({ command: head.name }, 'command for another bot');
       return;
     }
+    const pendingOps: PendingGroupOp[] = [];
+    // A membership change needs the group's lane, which this message holds until it commits.
+    const runAfterHandler: GroupOpRunner = (what, op) => {
+      if (!gate.isOpen) throw new HandlerError(`${what} after the handler finished or timed out`);
+      const done = new Promise<void>((resolve, reject) => pendingOps.push({ what, op, resolve, reject }));
+      // Handlers are told not to await it; a failure is logged instead of crashing the process.
+      done.catch(() => undefined);
+      return done;
+    };
+    const group =
+      conversation.kind === 'group'
+        ? await this.readGroup(conversation.groupId, deps, log, runAfterHandler)
+        : undefined;
     const controller = new AbortController();
     const tx = rawTx ? gatedTransaction(rawTx, () => gate.isOpen) : noTransaction;
     const sessionStore =
@@ -388,10 +693,11 @@ export class BotRuntime {
       now: this.now,
       gate,
       signal: controller.signal,
-      addressedByName: head?.target !== undefined,
+      addressedByName: audience === 'addressed',
+      group,
     });
     // The session is saved inside the time limit: a hung store must not hold the conversation.
-    const outcome = await this.limit(
+    let outcome = await this.limit(
       async () => {
         await run(this.chain, ctx);
         // A handler that finished after its time limit was already answered as a failure.
@@ -401,7 +707,47 @@ export class BotRuntime {
       controller,
     );
     gate.close();
+    if (!outcome.ok && controller.signal.aborted && pendingOps.length > 0) {
+      outcome = {
+        ok: false,
+        error: new HandlerError(
+          `handler did not finish within ${this.timeoutMs} ms; if it awaits ctx.group.add(), remove() or leave(), do not: they start only after the handler returns`,
+        ),
+      };
+    }
+    this.settleGroupOps(pendingOps, outcome.ok, message, deps, log);
     if (!outcome.ok) await this.recover(outcome.error, ctx, reply, late);
+  }
+
+  /** Runs the membership changes a handler asked for, in order, once its message is committed. */
+  private settleGroupOps(
+    ops: readonly PendingGroupOp[],
+    handlerOk: boolean,
+    message: ReceivedMessage,
+    deps: HandleDeps,
+    log: Logger,
+  ): void {
+    if (ops.length === 0) return;
+    if (!handlerOk) {
+      for (const o of ops) o.reject(new HandlerError(`${o.what} was not done: the handler failed`));
+      return;
+    }
+    const start = (): void =>
+      this.track(
+        afterCurrentEvent().then(async () => {
+          for (const o of ops) {
+            try {
+              await o.op();
+              o.resolve();
+            } catch (err) {
+              log.error({ err }, `${o.what} failed`);
+              o.reject(err);
+            }
+          }
+        }),
+      );
+    if (deps.afterCommit) deps.afterCommit(message, start);
+    else start();
   }
 
   /** Runs `work` under the time limit; on timeout closes `gate` at once so late replies are dropped. */
@@ -469,7 +815,7 @@ export class BotRuntime {
     if (!cmd) return next();
     // Before parsing, so a refused user learns nothing about the arguments.
     if (cmd.guard && !(await cmd.guard(ctx))) {
-      ctx.reply(this.options.refusalReply ?? `you are not allowed to use /${cmd.name}`);
+      ctx.reply(this.options.refusalReply ?? this.refusal(cmd, ctx.conversation));
       return;
     }
     let args: Args = {};
@@ -507,8 +853,21 @@ export class BotRuntime {
     if (ctx.command === undefined || this.options.unknownCommandReply === false) return;
     // A bare command in a group may belong to another bot there.
     if (ctx.conversation.kind === 'group' && !ctx.addressedByName) return;
-    ctx.reply(`unknown command /${ctx.command} — try /help`);
+    // In a group a bare /help would bring every bot's list; point to ours.
+    const help = ctx.conversation.kind === 'group' ? `/help@${this.name}` : '/help';
+    ctx.reply(`unknown command /${ctx.command} — try ${help}`);
   };
+
+  private refusal(cmd: Command, conversation: Conversation): string {
+    if (cmd.builtInGuard !== 'group-admin') return `you are not allowed to use /${cmd.name}`;
+    return conversation.kind === 'group'
+      ? `only the group's committer or an admin of this bot may use /${cmd.name}`
+      : `only an admin of this bot may use /${cmd.name}`;
+  }
+
+  /** 'group-admin': the group's committer (as of this message) or one of `admins`. */
+  private readonly groupAdmin: Guard = (ctx) =>
+    this.admins.has(ctx.sender) || (ctx.group !== undefined && ctx.group.committer === ctx.sender);
 
   // ---------------------------------------------------------------- start-up
 
@@ -530,8 +889,25 @@ export class BotRuntime {
     return name;
   }
 
+  private resolveGroupCommands(infos: readonly BotInfo[]): GroupCommandMode {
+    const mode = this.options.groupCommands ?? infos.find((i) => i.groupCommands)?.groupCommands ?? 'all';
+    if (!GROUP_COMMAND_MODES.includes(mode)) {
+      throw new ConfigError(
+        `groupCommands ${JSON.stringify(mode)} is invalid: use ${GROUP_COMMAND_MODES.map((m) => `'${m}'`).join(' or ')}`,
+      );
+    }
+    return mode;
+  }
+
   private compileCommand(instance: object, className: string, meta: CommandMeta): Command {
     let guard: Guard | undefined;
+    if (meta.guard === 'group-admin') {
+      return {
+        ...this.compileCommand(instance, className, { ...meta, guard: undefined }),
+        guard: this.groupAdmin,
+        builtInGuard: 'group-admin',
+      };
+    }
     if (typeof meta.guard === 'string') {
       guard = this.options.guards?.[meta.guard];
       if (!guard) {
@@ -576,7 +952,15 @@ export class BotRuntime {
       specs: undefined,
       usage: usageLine('help', parseArgSpec('[command]', 'help')),
       guard: undefined,
-      invoke: (ctx) => helpAnswer(bot, this.commandInfos, ctx.argsText),
+      // In a group several bots may answer /help: show the addressed form that reaches this one.
+      invoke: (ctx) =>
+        helpAnswer(
+          bot,
+          this.commandInfos,
+          ctx.argsText,
+          'help',
+          ctx.conversation.kind === 'group' ? { addressAs: this.name } : {},
+        ),
     });
   }
 }

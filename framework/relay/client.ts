@@ -49,17 +49,27 @@ import type {
   RelayStore,
   SessionRecord,
 } from './store.js';
-import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
+import {
+  GroupCoordinator,
+  type GroupEvent,
+  type GroupInfo,
+  type GroupOptions,
+  type GroupReceivedMessage,
+} from './group-client.js';
+import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic, parseTopic } from './topics.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import { VersionedLru } from './state-cache.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
 
-export interface ReceivedMessage {
+export interface DirectReceivedMessage {
   from: UserIdHex;
   conversation: { kind: 'direct'; id: UserIdHex; groupId: string };
   content: AppContent;
   receivedAt: UnixSeconds;
 }
+
+/** A verified application message, from a 1:1 session or a group (`conversation.kind`). */
+export type ReceivedMessage = DirectReceivedMessage | GroupReceivedMessage;
 
 export interface SessionEvent {
   peer: UserIdHex;
@@ -70,6 +80,8 @@ export interface SessionEvent {
 export interface RelayClientEvents {
   message: (m: ReceivedMessage) => void;
   session: (s: SessionEvent) => void;
+  /** Group membership: created, joined, members changed, rejoined, left (PROTOCOL.md §9). */
+  group: (e: GroupEvent) => void;
   drop: (d: { reason: DropReason; topic: string }) => void;
   security: (e: { kind: 'sender_binding'; claimedSender: string }) => void;
   /** First contact mined a proof of work (for metrics). */
@@ -105,6 +117,8 @@ export interface RelayClientOptions {
   updateEveryMessages?: number;
   /** Mining threads; 0 mines on the event loop in small slices. */
   powWorkers?: number;
+  /** Invitation policy and limits for N-way groups. */
+  groups?: GroupOptions;
 }
 
 interface FetchedBundle {
@@ -209,6 +223,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private arrivals: Promise<void> = Promise.resolve();
   private completions: Promise<void> = Promise.resolve();
   private started = false;
+  private readonly groupCoordinator: GroupCoordinator;
 
   private constructor(
     private readonly opts: RelayClientOptions,
@@ -239,6 +254,38 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.transport.onMessage((m) => this.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
     this.transport.on('connect', ({ sessionPresent }) => this.onReconnected(sessionPresent));
+    this.groupCoordinator = new GroupCoordinator(
+      {
+        identity,
+        store: opts.store,
+        mls: mlsCtx,
+        clock: this.clock,
+        log: this.log,
+        prefix: this.prefix,
+        queue: this.queue,
+        quota: this.quota,
+        updateEveryMessages: this.updateEvery(),
+        maxEnvelopeBytes: opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
+        // MQTT 5 No Local: members never see their own group messages (§9).
+        subscribe: (topic) => this.transport.subscribe(topic, { qos: 1, noLocal: true }),
+        unsubscribe: (topic) => this.transport.unsubscribe(topic),
+        fetchPeerBundle: (peer) => this.fetchPeerBundle(peer),
+        sealWithPow: (peer, inner, sentAt) => this.sealWithPow(peer, inner, sentAt),
+        inboxRow: (peer, payload) => this.inboxRow(peer, payload),
+        flushOutbox: () => this.flushOutbox(),
+        dropped: (reason, topic, error) => this.dropped(reason, topic, error),
+        fail: (e) => this.fail(e),
+        republishBundle: () => this.scheduleRepublish(false),
+        emitGroup: (e) => this.emit('group', e),
+        emitMessage: (m) => this.emit('message', m),
+        handle: async (message, reply, tx) => {
+          if (!this.handler) return false;
+          await this.handler(message, reply, tx);
+          return true;
+        },
+      },
+      opts.groups,
+    );
   }
 
   /** Loads the identity from the store, creating and saving one on first use. */
@@ -266,6 +313,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.started) return;
     this.started = true;
     for (const s of await this.opts.store.listSessions()) this.indexSession(s);
+    await this.groupCoordinator.restore();
     let opened!: () => void;
     this.ready = new Promise<void>((r) => (opened = r));
     await this.transport.connect();
@@ -273,6 +321,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.flushOutbox();
     opened();
     await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1 });
+    await this.groupCoordinator.start();
     await this.housekeeping();
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
     this.refreshTimer = setInterval(() => void this.housekeeping().catch((e) => this.fail(e)), 600_000);
@@ -287,6 +336,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
     this.retryTimer = this.cleanupTimer = undefined;
+    await this.groupCoordinator.stop();
     await this.queue.idle();
     if (this.transport.connected) await this.flushOutbox().catch(() => undefined);
     await this.deletePublished().catch(() => undefined);
@@ -365,6 +415,51 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** The peers we have a session with. */
   async peers(): Promise<UserIdHex[]> {
     return (await this.opts.store.listSessions()).map((s) => s.peerId as UserIdHex);
+  }
+
+  // ---------------------------------------------------------------- groups (PROTOCOL.md §9)
+
+  /** Creates a group with us as its committer and invites `members` (their bundles must verify). */
+  createGroup(members: readonly string[], options: { name?: string } = {}): Promise<GroupInfo> {
+    return this.groupCoordinator.create(members, options);
+  }
+
+  /** As committer, adds at once; otherwise proposes the Adds, which the committer commits. */
+  addToGroup(groupId: string, userIds: readonly string[]): Promise<void> {
+    return this.groupCoordinator.add(groupId, userIds);
+  }
+
+  removeFromGroup(groupId: string, userIds: readonly string[]): Promise<void> {
+    return this.groupCoordinator.remove(groupId, userIds);
+  }
+
+  /** Proposes our own removal; the 'group' event {kind: 'left'} follows when it is committed. */
+  leaveGroup(groupId: string): Promise<void> {
+    return this.groupCoordinator.leave(groupId);
+  }
+
+  updateGroupKeys(groupId: string): Promise<void> {
+    return this.groupCoordinator.updateKeys(groupId);
+  }
+
+  /** Posts to a group's topic. `options.data` is committed in the same transaction as the message. */
+  async sendToGroup(
+    groupId: string,
+    message: string | { content: string; id?: string; replyTo?: string; type?: string },
+    options: { data?: Array<{ conversationId: string; json: string }> } = {},
+  ): Promise<{ id: string }> {
+    const content = typeof message === 'string' ? { content: message } : message;
+    const id = content.id ?? randomUUID();
+    await this.groupCoordinator.send(groupId, { ...content, id }, options.data ?? []);
+    return { id };
+  }
+
+  group(groupId: string): Promise<GroupInfo | undefined> {
+    return this.groupCoordinator.info(groupId);
+  }
+
+  groups(): Promise<GroupInfo[]> {
+    return this.groupCoordinator.list();
   }
 
   // ---------------------------------------------------------------- outbound
@@ -554,9 +649,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private async sealWithPow(
     peer: PeerRecord,
     inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'>,
+    sentAt: UnixSeconds = this.clock.now(),
   ): Promise<Uint8Array> {
     const peerId = userIdFromHex(peer.userId);
-    const sentAt = this.clock.now();
     const plaintext = encodeInnerPayload({
       ...inner,
       senderId: this.identity.userId,
@@ -632,8 +727,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private async flushRound(): Promise<void> {
     for (;;) {
       const listed = await this.opts.store.listOutbox(500 + this.published.size);
-      const rows = listed.filter((r) => !this.published.has(r.id));
-      if (rows.length === 0) return;
+      const pending = listed.filter((r) => !this.published.has(r.id));
+      if (pending.length === 0) return;
+      // A row marked awaitAck (a group commit) must be acknowledged before later rows (its
+      // Welcomes) go out, so a round ends with it.
+      const barrier = pending.findIndex((r) => r.awaitAck);
+      const rows = barrier === -1 ? pending : pending.slice(0, barrier + 1);
       // Started in order without awaiting each: MQTT.js writes them in call order.
       const acks = rows.map((r) =>
         this.transport.publish(r.topic, r.payload, {
@@ -786,6 +885,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       if (isForeignBundle(this.ownBundle, m.payload)) this.scheduleRepublish(true);
       return;
     }
+    const parsed = parseTopic(this.prefix, m.topic);
+    if (parsed?.kind === 'group') {
+      const reason = await this.groupCoordinator
+        .receiveTopic(m.topic, parsed.topicId, m.payload)
+        .catch((e: unknown) => {
+          if (e instanceof QueueFullError) return 'overload' as const;
+          throw e;
+        });
+      if (reason) this.dropped(reason, m.topic);
+      return;
+    }
     const waiters = this.bundleWaiters.get(m.topic);
     if (waiters) {
       this.bundleWaiters.delete(m.topic);
@@ -890,6 +1000,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
           return this.receiveWelcome(opened, sender, now);
         case MSG_TYPE.message:
           return this.receiveMessage(opened, sender, now);
+        case MSG_TYPE.groupWelcome:
+          return this.groupCoordinator.receiveWelcome(opened, sender, now);
+        case MSG_TYPE.groupRejoin:
+          return this.groupCoordinator.receiveRejoin(opened, sender, now);
         default:
           return Promise.resolve('inner_payload' as const);
       }

@@ -15,17 +15,29 @@ export interface AppContent {
 const MAX_ID_LENGTH = 128;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
-export function encodeContent(c: {
-  content: string;
-  id?: string;
-  replyTo?: string;
-  type?: string;
-}): Uint8Array {
+export interface ContentEncodeOptions {
+  /**
+   * Group messages (PROTOCOL.md §8, §9) carry `"pad"`: spaces making the UTF-8 length a multiple of
+   * this many bytes, since ts-mls's own padding cannot express a block size.
+   */
+  padTo?: number;
+}
+
+export function encodeContent(
+  c: { content: string; id?: string; replyTo?: string; type?: string },
+  options: ContentEncodeOptions = {},
+): Uint8Array {
   const obj: Record<string, string> = { content: c.content };
   if (c.id !== undefined) obj.id = c.id;
   if (c.replyTo !== undefined) obj.reply_to = c.replyTo;
   if (c.type !== undefined && c.type !== 'text') obj.type = c.type;
-  return new TextEncoder().encode(JSON.stringify(obj));
+  const encoder = new TextEncoder();
+  const block = options.padTo;
+  if (block === undefined) return encoder.encode(JSON.stringify(obj));
+  // `,"pad":""` adds 9 bytes before the spaces; spaces need no JSON escaping, one byte each.
+  const unpadded = encoder.encode(JSON.stringify(obj)).length + 9;
+  obj.pad = ' '.repeat((block - (unpadded % block)) % block);
+  return encoder.encode(JSON.stringify(obj));
 }
 
 function optionalString(obj: Record<string, unknown>, key: string, max: number): string | undefined {

@@ -23,6 +23,17 @@ export const DROP_REASONS = [
   'content',
   'unexpected_topic',
   'overload',
+  // Groups (PROTOCOL.md §9)
+  'group_payload',
+  'unknown_group',
+  'group_epoch_gap',
+  'group_stale',
+  'group_fork',
+  'group_invite_refused',
+  'group_too_large',
+  'group_duplicate_welcome',
+  'rejoin_invalid',
+  'rejoin_quota',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

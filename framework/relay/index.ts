@@ -1,5 +1,5 @@
 /**
- * framework/relay: the Relay protocol (PROTOCOL.md §1–8). Most users need only RelayClient and a
+ * framework/relay: the Relay protocol (PROTOCOL.md §1–9). Most users need only RelayClient and a
  * store; the lower layers are exported for independent clients and tests.
  */
 // Commonly used
@@ -8,12 +8,22 @@ export type {
   RelayClientOptions,
   RelayClientEvents,
   ReceivedMessage,
+  DirectReceivedMessage,
   SessionEvent,
   BrokerOptions,
   ReplyFn,
   TransactionalHandler,
   HandlerTransaction,
 } from './client.js';
+export type {
+  GroupInfo,
+  GroupMemberInfo,
+  GroupEvent,
+  GroupOptions,
+  GroupConversation,
+  GroupReceivedMessage,
+} from './group-client.js';
+export { signRejoin, verifyRejoin, rejoinSignatureMessage } from './rejoin.js';
 export { MemoryRelayStore, CONVERSATION_DATA_DELETED } from './store.js';
 export type {
   RelayStore,

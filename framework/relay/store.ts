@@ -7,7 +7,7 @@
  * land together or not at all.
  */
 import type { UnixSeconds } from './brand.js';
-import { StaleStateError } from './errors.js';
+import { StaleStateError, StorageError } from './errors.js';
 
 /** Writing this JSON for a conversation deletes its data. */
 export const CONVERSATION_DATA_DELETED = 'null';
@@ -74,6 +74,22 @@ export interface SessionRecord {
   version: number;
 }
 
+/** An N-way group we are a member of (PROTOCOL.md §9). */
+export interface GroupRecord {
+  /** Hex group id, 64 chars. */
+  groupId: string;
+  /** Hex topic id, 32 chars (topicIdFromGroupId); unique, as it is derived from the group id. */
+  topicId: string;
+  /** mls.encodeSession bytes. */
+  state: Uint8Array;
+  epoch: bigint;
+  /** Protocol bookkeeping owned by the relay layer, stored as JSON text (opaque to the store). */
+  meta: string;
+  updatedAt: UnixSeconds;
+  /** Same compare-and-set rule as SessionRecord.version. */
+  version: number;
+}
+
 /** A sealed payload waiting to be published; written in the same transaction as the state it came from. */
 export interface OutboxRecord {
   id: string;
@@ -81,6 +97,11 @@ export interface OutboxRecord {
   payload: Uint8Array;
   retain?: boolean;
   messageExpirySeconds?: number;
+  /**
+   * Publish later rows only after the broker acknowledged this one. Stored as a flag, so it reads
+   * back as `true` or absent (false and absent are the same thing).
+   */
+  awaitAck?: boolean;
   createdAt: UnixSeconds;
 }
 
@@ -89,6 +110,10 @@ export interface InboundCommit {
   sessions?: SessionRecord[];
   /** Hex group ids of sessions to delete (replaced by a newer Welcome, lost a race). */
   deleteSessions?: string[];
+  /** N-way groups to insert or replace, under the same version rule as sessions. */
+  groups?: GroupRecord[];
+  /** Hex group ids of N-way groups to delete (we left or were removed). */
+  deleteGroups?: string[];
   peers?: PeerRecord[];
   /** Dedupe record: hex group id + hex digest of the MLS message. */
   processed?: { groupId: string; digest: string; at: UnixSeconds };
@@ -134,6 +159,11 @@ export interface RelayStore {
   getSessionByPeer(peerId: string): Promise<SessionRecord | undefined>;
   listSessions(): Promise<SessionRecord[]>;
 
+  getGroup(groupId: string): Promise<GroupRecord | undefined>;
+  getGroupByTopic(topicId: string): Promise<GroupRecord | undefined>;
+  /** All groups, in group id order. */
+  listGroups(): Promise<GroupRecord[]>;
+
   hasProcessed(groupId: string, digest: string): Promise<boolean>;
   /**
    * Optional: getSession(groupId), hasProcessed(groupId, digest) and getPeer(session.peerId) in one
@@ -156,7 +186,7 @@ export interface RelayStore {
 
   /**
    * Apply all changes of one verified input atomically. Throws StaleStateError (and applies
-   * nothing) when a session's stored version differs from the version it was read at.
+   * nothing) when a session's or group's stored version differs from the version it was read at.
    */
   commit(changes: InboundCommit): Promise<void>;
 
@@ -171,6 +201,18 @@ const copySession = (s: SessionRecord): SessionRecord => ({
   unconfirmedOutgoing: [...s.unconfirmedOutgoing],
 });
 
+const copyGroup = (g: GroupRecord): GroupRecord => ({ ...g, state: g.state.slice() });
+
+// Normalised the way a database column with default false reads back, so both stores agree.
+const copyOutbox = ({ awaitAck, ...o }: OutboxRecord): OutboxRecord => ({
+  ...o,
+  payload: o.payload.slice(),
+  ...(awaitAck ? { awaitAck: true } : {}),
+});
+
+const byGroupId = (a: { groupId: string }, b: { groupId: string }) =>
+  a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0;
+
 /**
  * In-memory RelayStore. Copies on the way in and out so callers cannot alias stored state, which
  * keeps it honest as a stand-in for a database in tests.
@@ -181,6 +223,7 @@ export class MemoryRelayStore implements RelayStore {
   private ownBundle: OwnBundle | undefined;
   private readonly peers = new Map<string, PeerRecord>();
   private readonly sessions = new Map<string, SessionRecord>();
+  private readonly groups = new Map<string, GroupRecord>();
   private readonly processed = new Map<string, UnixSeconds>();
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
@@ -231,6 +274,17 @@ export class MemoryRelayStore implements RelayStore {
   async listSessions() {
     return [...this.sessions.values()].map(copySession);
   }
+  async getGroup(groupId: string) {
+    const g = this.groups.get(groupId);
+    return g && copyGroup(g);
+  }
+  async getGroupByTopic(topicId: string) {
+    for (const g of this.groups.values()) if (g.topicId === topicId) return copyGroup(g);
+    return undefined;
+  }
+  async listGroups() {
+    return [...this.groups.values()].sort(byGroupId).map(copyGroup);
+  }
   async hasProcessed(groupId: string, digest: string) {
     return this.processed.has(`${groupId}:${digest}`);
   }
@@ -268,6 +322,7 @@ export class MemoryRelayStore implements RelayStore {
         ownBundle: this.ownBundle,
         peers: [...this.peers.entries()].sort(),
         sessions: [...this.sessions.entries()].sort(),
+        groups: [...this.groups.entries()].sort(),
         processed: [...this.processed.entries()].sort(),
         envelopes: [...this.envelopes.entries()].sort(),
         welcomes: [...this.welcomes.entries()].sort(),
@@ -279,7 +334,7 @@ export class MemoryRelayStore implements RelayStore {
   }
 
   async listOutbox(limit = 1000) {
-    return this.outbox.slice(0, limit).map((o) => ({ ...o }));
+    return this.outbox.slice(0, limit).map(copyOutbox);
   }
   async deleteOutbox(ids: string[]) {
     const drop = new Set(ids);
@@ -302,10 +357,17 @@ export class MemoryRelayStore implements RelayStore {
       const stored = this.sessions.get(s.groupId)?.version ?? 0;
       if (stored !== s.version) throw new StaleStateError(s.groupId, s.version, stored);
     }
+    for (const g of c.groups ?? []) {
+      const stored = this.groups.get(g.groupId)?.version ?? 0;
+      if (stored !== g.version) throw new StaleStateError(g.groupId, g.version, stored);
+    }
+    this.checkTopicsUnique(c);
     for (const g of c.deleteSessions ?? []) this.sessions.delete(g);
     for (const s of c.sessions ?? [])
       this.sessions.set(s.groupId, { ...copySession(s), version: s.version + 1 });
-    for (const o of c.outbox ?? []) this.outbox.push({ ...o });
+    for (const g of c.deleteGroups ?? []) this.groups.delete(g);
+    for (const g of c.groups ?? []) this.groups.set(g.groupId, { ...copyGroup(g), version: g.version + 1 });
+    for (const o of c.outbox ?? []) this.outbox.push(copyOutbox(o));
     for (const d of c.conversationData ?? []) {
       if (d.json === CONVERSATION_DATA_DELETED) this.conversations.delete(d.conversationId);
       else this.conversations.set(d.conversationId, d.json);
@@ -317,6 +379,19 @@ export class MemoryRelayStore implements RelayStore {
     if (c.consumedKeyPackage) {
       const kp = this.keyPackages.get(c.consumedKeyPackage.ref);
       if (kp && kp.consumedAt === undefined) kp.consumedAt = c.consumedKeyPackage.at;
+    }
+  }
+
+  /** The unique index on groups.topic_id of the database stores, checked before anything changes. */
+  private checkTopicsUnique(c: InboundCommit): void {
+    if (!c.groups?.length) return;
+    const after = new Map(this.groups);
+    for (const g of c.deleteGroups ?? []) after.delete(g);
+    for (const g of c.groups) after.set(g.groupId, g);
+    const seen = new Set<string>();
+    for (const g of after.values()) {
+      if (seen.has(g.topicId)) throw new StorageError(`two groups share the topic id ${g.topicId}`);
+      seen.add(g.topicId);
     }
   }
 }

@@ -10,6 +10,8 @@ import { ArgumentError, StorageError } from '../relay/errors.js';
 import { relayEntities, type RelayBackend } from './entities.js';
 import { Initial1795846949665 as PostgresInitial } from './migrations/postgres/1795846949665-Initial.js';
 import { Initial1795846949665 as SqliteInitial } from './migrations/sqlite/1795846949665-Initial.js';
+import { Groups1795854576242 as PostgresGroups } from './migrations/postgres/1795854576242-Groups.js';
+import { Groups1795854576242 as SqliteGroups } from './migrations/sqlite/1795854576242-Groups.js';
 
 export const DEFAULT_SQLITE_PATH = './data/relay.sqlite';
 /** Named so the relay tables can share a Postgres database with an application's own migrations. */
@@ -30,7 +32,7 @@ export interface RelayDataSourceOptions {
 type Migration = new () => MigrationInterface;
 
 export function relayMigrations(kind: RelayBackend): Migration[] {
-  return kind === 'postgres' ? [PostgresInitial] : [SqliteInitial];
+  return kind === 'postgres' ? [PostgresInitial, PostgresGroups] : [SqliteInitial, SqliteGroups];
 }
 
 export const isPostgresUrl = (url: string | undefined): url is string =>

@@ -101,6 +101,23 @@ const sessions = (t: Types) =>
     { indices: [{ name: 'idx_sessions_peer_id', columns: ['peer_id'] }] },
   );
 
+const groups = (t: Types) =>
+  schema(
+    'groups',
+    {
+      group_id: { type: 'text', primary: true },
+      topic_id: { type: 'text' },
+      state: { type: t.bytes },
+      epoch: { type: t.epoch },
+      meta: { type: 'text' },
+      updated_at: { type: t.int64 },
+      version: { type: 'integer' },
+      at_rest: atRest,
+    },
+    // Inbound group traffic is addressed by topic, so this is the lookup every group message makes.
+    { indices: [{ name: 'idx_groups_topic_id', columns: ['topic_id'], unique: true }] },
+  );
+
 const processed = (t: Types) =>
   schema(
     'processed',
@@ -138,6 +155,7 @@ const outbox = (t: Types) =>
       retain: { type: 'boolean', nullable: true },
       message_expiry_seconds: { type: 'integer', nullable: true },
       created_at: { type: t.int64 },
+      await_ack: { type: 'boolean', default: false },
     },
     { uniques: [{ name: 'uq_outbox_id', columns: ['id'] }] },
   );
@@ -157,6 +175,7 @@ export function relayEntities(kind: RelayBackend): EntitySchema[] {
     ownBundle(t),
     peers(t),
     sessions(t),
+    groups(t),
     processed(t),
     envelopes(t),
     welcomes(t),

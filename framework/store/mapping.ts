@@ -6,6 +6,7 @@
 import type { UnixSeconds } from '../relay/brand.js';
 import { ArgumentError, StorageError } from '../relay/errors.js';
 import type {
+  GroupRecord,
   OutboxRecord,
   OwnBundle,
   PeerRecord,
@@ -216,6 +217,37 @@ export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
   };
 }
 
+// ---- groups -------------------------------------------------------------------------------------
+
+const groupStateSlot = (groupId: string) => ({ table: 'groups', column: 'state', key: groupId });
+
+/** Every group column except group_id and version, in the order groupParams lists them. */
+export const GROUP_COLUMNS = ['topic_id', 'state', 'epoch', 'meta', 'updated_at', 'at_rest'] as const;
+
+export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
+  return [
+    g.topicId,
+    toParam(c.seal(g.state, groupStateSlot(g.groupId))),
+    epochParam(g.epoch),
+    g.meta,
+    g.updatedAt,
+    c.flag,
+  ];
+}
+
+export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
+  const groupId = String(r.group_id);
+  return {
+    groupId,
+    topicId: String(r.topic_id),
+    state: c.open(toBytes(r.state), toInt(r.at_rest), groupStateSlot(groupId)),
+    epoch: toBigInt(r.epoch),
+    meta: String(r.meta),
+    updatedAt: toSeconds(r.updated_at),
+    version: toInt(r.version),
+  };
+}
+
 // ---- outbox -------------------------------------------------------------------------------------
 
 export const outboxParams = (o: OutboxRecord): unknown[] => [
@@ -225,6 +257,7 @@ export const outboxParams = (o: OutboxRecord): unknown[] => [
   nullable(o.retain),
   nullable(o.messageExpirySeconds),
   o.createdAt,
+  o.awaitAck === true,
 ];
 
 export const rowToOutbox = (r: Row): OutboxRecord =>
@@ -237,5 +270,6 @@ export const rowToOutbox = (r: Row): OutboxRecord =>
       r.message_expiry_seconds === null || r.message_expiry_seconds === undefined
         ? undefined
         : toInt(r.message_expiry_seconds),
+    awaitAck: toBool(r.await_ack) ? true : undefined,
     createdAt: toSeconds(r.created_at),
   });

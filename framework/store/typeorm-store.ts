@@ -1,12 +1,14 @@
 /**
  * RelayStore on TypeORM (Postgres or SQLite through better-sqlite3), with the semantics of
- * MemoryRelayStore. commit() is one database transaction guarded by per-session optimistic versions.
+ * MemoryRelayStore. commit() is one database transaction guarded by optimistic versions on every
+ * session and group row it writes.
  */
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { UnixSeconds } from '../relay/brand.js';
-import { StaleStateError } from '../relay/errors.js';
+import { StaleStateError, StorageError } from '../relay/errors.js';
 import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type {
+  GroupRecord,
   InboundCommit,
   MessageLoad,
   OutboxRecord,
@@ -20,12 +22,15 @@ import type {
 import { AtRestCipher } from './crypto-at-rest.js';
 import type { RelayBackend } from './entities.js';
 import {
+  GROUP_COLUMNS,
+  groupParams,
   identityParams,
   keyPackageParams,
   outboxParams,
   ownBundleParams,
   peerParams,
   rowToIdentity,
+  rowToGroup,
   rowToKeyPackage,
   rowToOutbox,
   rowToOwnBundle,
@@ -95,22 +100,51 @@ const PROCESSED_UPSERT = upsertSql('processed', ['group_id', 'digest'], ['at']);
 const ENVELOPE_UPSERT = upsertSql('envelopes', ['digest'], ['expires_at']);
 const WELCOME_UPSERT = upsertSql('welcomes', ['digest'], ['at']);
 const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], ['json']);
-const OUTBOX_INSERT = `INSERT INTO "outbox" ("id", "topic", "payload", "retain", "message_expiry_seconds", "created_at") VALUES (${placeholders(6)})`;
-const OUTBOX_SELECT = `SELECT "id", "topic", "payload", "retain", "message_expiry_seconds", "created_at" FROM "outbox" ORDER BY "seq" LIMIT ?`;
+/** In the order outboxParams lists them. */
+const OUTBOX_COLUMNS = `"id", "topic", "payload", "retain", "message_expiry_seconds", "created_at", "await_ack"`;
+const OUTBOX_INSERT = `INSERT INTO "outbox" (${OUTBOX_COLUMNS}) VALUES (${placeholders(7)})`;
+const OUTBOX_SELECT = `SELECT ${OUTBOX_COLUMNS} FROM "outbox" ORDER BY "seq" LIMIT ?`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
+const GROUP_SELECT = `SELECT * FROM "groups"`;
 const PEER_COLUMNS = ['user_id', 'identity_key', 'seal_key', 'pow_bits', 'bundle_issued_at', 'display_name'];
 /** loadForMessage: the session row, its peer's row (columns prefixed `p_`) and the processed check. */
 const MESSAGE_LOAD_SELECT = `SELECT s.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
   EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
   FROM "sessions" s LEFT JOIN "peers" p ON p."user_id" = s."peer_id" WHERE s."group_id" = ?`;
-const SESSION_UPDATE = `UPDATE "sessions" SET ${SESSION_COLUMNS.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ?`;
-// A concurrent insert of the same group must read as a lost race, not as a unique violation.
-const SESSION_INSERT = `INSERT INTO "sessions" ("group_id", ${SESSION_COLUMNS.map((c) => `"${c}"`).join(', ')}, "version") VALUES (${placeholders(SESSION_COLUMNS.length + 2)}) ON CONFLICT ("group_id") DO NOTHING`;
+
+/** The tables whose rows commit() writes under compare-and-set on "version", keyed by "group_id". */
+type VersionedTable = 'sessions' | 'groups';
+
+function versionedSql(table: VersionedTable, columns: readonly string[]) {
+  return {
+    update: `UPDATE "${table}" SET ${columns.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ?`,
+    // A concurrent insert of the same group must read as a lost race, not as a unique violation.
+    // No conflict target: with one on group_id alone, Postgres checks groups.topic_id's unique index
+    // outside the conflict handling, and the loser of such a race fails there with a raw violation.
+    insert: `INSERT INTO "${table}" ("group_id", ${columns.map((c) => `"${c}"`).join(', ')}, "version") VALUES (${placeholders(columns.length + 2)}) ON CONFLICT DO NOTHING`,
+    version: `SELECT "version" FROM "${table}" WHERE "group_id" = ?`,
+  };
+}
+
+const VERSIONED_SQL: Record<VersionedTable, ReturnType<typeof versionedSql>> = {
+  sessions: versionedSql('sessions', SESSION_COLUMNS),
+  groups: versionedSql('groups', GROUP_COLUMNS),
+};
+
+/** A session or group record of a commit, reduced to what the compare-and-set write needs. */
+interface VersionedRow {
+  table: VersionedTable;
+  groupId: string;
+  /** The version it was read at (0: must not exist yet). */
+  version: number;
+  /** Every column but group_id and version, sealed where secret. */
+  values: unknown[];
+}
 
 /** Postgres only, for foldedUpdate: written only when the CTE "updated" returned a row. */
 const IF_UPDATED = `WHERE EXISTS (SELECT 1 FROM "updated")`;
-const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" ("id", "topic", "payload", "retain", "message_expiry_seconds", "created_at")
-  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint ${IF_UPDATED}`;
+const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" (${OUTBOX_COLUMNS})
+  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint, ?::boolean ${IF_UPDATED}`;
 const PROCESSED_IF_UPDATED = `INSERT INTO "processed" ("group_id", "digest", "at") SELECT ?::text, ?::text, ?::bigint
   ${IF_UPDATED} ON CONFLICT ("group_id", "digest") DO UPDATE SET "at" = excluded."at"`;
 const ENVELOPE_IF_UPDATED = `INSERT INTO "envelopes" ("digest", "expires_at") SELECT ?::text, ?::bigint
@@ -128,14 +162,19 @@ function foldsCompletely(c: InboundCommit): boolean {
 }
 
 /**
- * The one session of a commit that updates a stored row (version > 0: it was read from the store)
- * and deletes none; such a commit needs no separate lock or existence check.
+ * The one session or group of a commit, when it updates a stored row (version > 0: it was read from
+ * the store) and the commit deletes none; such a commit needs no separate lock or existence check.
  */
-function soleStoredSession(c: InboundCommit): SessionRecord | undefined {
-  const sessions = c.sessions ?? [];
-  if (sessions.length !== 1 || (c.deleteSessions?.length ?? 0) > 0) return undefined;
-  return sessions[0]!.version > 0 ? sessions[0] : undefined;
+function soleStoredRow(c: InboundCommit, rows: VersionedRow[]): VersionedRow | undefined {
+  if (rows.length !== 1 || (c.deleteSessions?.length ?? 0) > 0 || (c.deleteGroups?.length ?? 0) > 0)
+    return undefined;
+  return rows[0]!.version > 0 ? rows[0] : undefined;
 }
+
+/** Sessions before groups, each by group id: the one order every commit takes row locks in. */
+const LOCK_RANK: Record<VersionedTable, number> = { sessions: 0, groups: 1 };
+const lockOrder = (a: VersionedRow, b: VersionedRow): number =>
+  LOCK_RANK[a.table] - LOCK_RANK[b.table] || (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0);
 
 interface Tx {
   begin(): Promise<unknown>;
@@ -300,6 +339,23 @@ export class TypeOrmRelayStore implements RelayStore {
     return rows.map((r) => rowToSession(r, this.cipher));
   }
 
+  // ---- groups -----------------------------------------------------------------------------------
+
+  async getGroup(groupId: string): Promise<GroupRecord | undefined> {
+    const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} WHERE "group_id" = ?`, [groupId]));
+    return rows[0] && rowToGroup(rows[0], this.cipher);
+  }
+
+  async getGroupByTopic(topicId: string): Promise<GroupRecord | undefined> {
+    const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} WHERE "topic_id" = ?`, [topicId]));
+    return rows[0] && rowToGroup(rows[0], this.cipher);
+  }
+
+  async listGroups(): Promise<GroupRecord[]> {
+    const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} ORDER BY "group_id"`));
+    return rows.map((r) => rowToGroup(r, this.cipher));
+  }
+
   // ---- dedupe and replay cache ------------------------------------------------------------------
 
   async hasProcessed(groupId: string, digest: string): Promise<boolean> {
@@ -379,7 +435,8 @@ export class TypeOrmRelayStore implements RelayStore {
   // ---- commit -----------------------------------------------------------------------------------
 
   async commit(changes: InboundCommit): Promise<void> {
-    const sole = this.backend === 'postgres' ? soleStoredSession(changes) : undefined;
+    const rows = this.versionedRows(changes);
+    const sole = this.backend === 'postgres' ? soleStoredRow(changes, rows) : undefined;
     if (sole && foldsCompletely(changes)) {
       // One statement is one transaction: no BEGIN and COMMIT round trips (see foldedUpdate).
       await this.withSql((s) => this.foldedUpdate(s, sole, changes));
@@ -388,17 +445,19 @@ export class TypeOrmRelayStore implements RelayStore {
     await this.transaction(async (s) => {
       let outbox = changes.outbox ?? [];
       if (sole) {
-        // The common case (a message in an established session): one statement, see foldedUpdate.
+        // The common case (a message in an established session or group): see foldedUpdate.
         await this.foldedUpdate(s, sole, changes);
         if (outbox.length === 1) outbox = [];
       } else {
-        const existing = await this.lockSessions(s, changes.sessions ?? []);
-        for (const g of changes.deleteSessions ?? []) {
-          await s.run(`DELETE FROM "sessions" WHERE "group_id" = ?`, [g]);
-          existing.delete(g);
-        }
-        for (const session of changes.sessions ?? [])
-          await this.writeSession(s, session, existing.has(session.groupId));
+        const existing = await this.lockVersions(s, rows);
+        const deleted: Record<VersionedTable, Set<string>> = {
+          sessions: new Set(changes.deleteSessions),
+          groups: new Set(changes.deleteGroups),
+        };
+        for (const table of ['sessions', 'groups'] as const)
+          for (const g of deleted[table]) await s.run(`DELETE FROM "${table}" WHERE "group_id" = ?`, [g]);
+        for (const row of rows)
+          await this.writeVersioned(s, row, existing.has(row) && !deleted[row.table].has(row.groupId));
       }
       for (const o of outbox) await s.run(OUTBOX_INSERT, outboxParams(o));
       for (const d of changes.conversationData ?? []) {
@@ -411,16 +470,34 @@ export class TypeOrmRelayStore implements RelayStore {
     });
   }
 
+  /** Sessions, then groups, of a commit; sealed once here, before any statement runs. */
+  private versionedRows(c: InboundCommit): VersionedRow[] {
+    return [
+      ...(c.sessions ?? []).map((r): VersionedRow => ({
+        table: 'sessions',
+        groupId: r.groupId,
+        version: r.version,
+        values: sessionParams(r, this.cipher),
+      })),
+      ...(c.groups ?? []).map((r): VersionedRow => ({
+        table: 'groups',
+        groupId: r.groupId,
+        version: r.version,
+        values: groupParams(r, this.cipher),
+      })),
+    ];
+  }
+
   /**
-   * Postgres, one stored session and nothing deleted: the compare-and-set UPDATE of the session,
-   * a single outbox row and the processed and replay-cache upserts go in one statement (data-
+   * Postgres, one stored session or group and nothing deleted: the compare-and-set UPDATE of that
+   * row, a single outbox row and the processed and replay-cache upserts go in one statement (data-
    * modifying CTEs). The inserts happen only when the UPDATE matched (WHERE EXISTS on its
    * RETURNING), and one statement is atomic, so on its own it is the whole transaction (commit()
    * then skips BEGIN and COMMIT); inside a transaction with further writes it is its first write.
-   * The UPDATE takes the row lock lockSessions would (a concurrent writer waits, then fails its
+   * The UPDATE takes the row lock lockVersions would (a concurrent writer waits, then fails its
    * version check); a version mismatch writes nothing and throws StaleStateError.
    */
-  private async foldedUpdate(s: Sql, session: SessionRecord, c: InboundCommit): Promise<void> {
+  private async foldedUpdate(s: Sql, row: VersionedRow, c: InboundCommit): Promise<void> {
     const parts: Array<{ sql: string; params: unknown[] }> = [];
     if (c.outbox?.length === 1) parts.push({ sql: OUTBOX_IF_UPDATED, params: outboxParams(c.outbox[0]!) });
     if (c.processed) {
@@ -429,51 +506,47 @@ export class TypeOrmRelayStore implements RelayStore {
     }
     if (c.envelope)
       parts.push({ sql: ENVELOPE_IF_UPDATED, params: [c.envelope.digest, c.envelope.expiresAt] });
-    const sql = `WITH "updated" AS (${SESSION_UPDATE} RETURNING 1)${parts
+    const sql = `WITH "updated" AS (${VERSIONED_SQL[row.table].update} RETURNING 1)${parts
       .map((p, i) => `, "w${i}" AS (${p.sql})`)
       .join('')} SELECT count(*) AS "n" FROM "updated"`;
-    const params = [
-      ...sessionParams(session, this.cipher),
-      session.groupId,
-      session.version,
-      ...parts.flatMap((p) => p.params),
-    ];
-    const rows = await s.rows(sql, params);
-    if (toInt(rows[0]?.n) !== 1) await this.throwStale(s, session);
+    const params = [...row.values, row.groupId, row.version, ...parts.flatMap((p) => p.params)];
+    const result = await s.rows(sql, params);
+    if (toInt(result[0]?.n) !== 1) await this.throwConflict(s, row);
   }
 
   /**
-   * Locks the stored rows of the given sessions (Postgres; SQLite is serialised already) and checks
-   * their versions. Returns the group ids that have a row. Locks are taken in group id order so two
-   * commits touching the same groups cannot deadlock.
+   * Locks the stored rows of the given sessions and groups (Postgres; SQLite is serialised already)
+   * and checks their versions. Returns those that have a row. Locks are taken in one global order
+   * (sessions before groups, each by group id) so two commits touching the same rows cannot
+   * deadlock.
    */
-  private async lockSessions(s: Sql, sessions: SessionRecord[]): Promise<Set<string>> {
+  private async lockVersions(s: Sql, rows: VersionedRow[]): Promise<Set<VersionedRow>> {
     const lock = s.backend === 'postgres' ? ' FOR UPDATE' : '';
-    const existing = new Set<string>();
-    const sorted = [...sessions].sort((a, b) => (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0));
-    for (const session of sorted) {
-      const rows = await s.rows(`SELECT "version" FROM "sessions" WHERE "group_id" = ?${lock}`, [
-        session.groupId,
-      ]);
-      const stored = rows[0] ? toInt(rows[0].version) : 0;
-      if (stored !== session.version) throw new StaleStateError(session.groupId, session.version, stored);
-      if (rows[0]) existing.add(session.groupId);
+    const existing = new Set<VersionedRow>();
+    for (const row of [...rows].sort(lockOrder)) {
+      const found = await s.rows(`${VERSIONED_SQL[row.table].version}${lock}`, [row.groupId]);
+      const stored = found[0] ? toInt(found[0].version) : 0;
+      if (stored !== row.version) throw new StaleStateError(row.groupId, row.version, stored);
+      if (found[0]) existing.add(row);
     }
     return existing;
   }
 
-  private async writeSession(s: Sql, session: SessionRecord, exists: boolean): Promise<void> {
-    const values = sessionParams(session, this.cipher);
+  private async writeVersioned(s: Sql, row: VersionedRow, exists: boolean): Promise<void> {
+    const sql = VERSIONED_SQL[row.table];
     const changed = exists
-      ? await s.run(SESSION_UPDATE, [...values, session.groupId, session.version])
-      : await s.run(SESSION_INSERT, [session.groupId, ...values, session.version + 1]);
+      ? await s.run(sql.update, [...row.values, row.groupId, row.version])
+      : await s.run(sql.insert, [row.groupId, ...row.values, row.version + 1]);
     if (changed === 1) return;
-    await this.throwStale(s, session);
+    await this.throwConflict(s, row);
   }
 
-  private async throwStale(s: Sql, session: SessionRecord): Promise<never> {
-    const rows = await s.rows(`SELECT "version" FROM "sessions" WHERE "group_id" = ?`, [session.groupId]);
-    throw new StaleStateError(session.groupId, session.version, rows[0] ? toInt(rows[0].version) : 0);
+  /** Why a compare-and-set write changed no row: a newer version, or (an insert) a taken topic id. */
+  private async throwConflict(s: Sql, row: VersionedRow): Promise<never> {
+    const found = await s.rows(VERSIONED_SQL[row.table].version, [row.groupId]);
+    const stored = found[0] ? toInt(found[0].version) : 0;
+    if (stored !== row.version) throw new StaleStateError(row.groupId, row.version, stored);
+    throw new StorageError(`cannot insert ${row.table} row ${row.groupId}: a unique column is taken`);
   }
 
   /** `folded`: processed and envelope were written by foldedUpdate already. */

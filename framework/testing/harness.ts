@@ -10,6 +10,16 @@
  *   await h.restart(); // same store: sessions, rate limits and scheduled jobs survive
  *   await h.close();
  *
+ * Groups: a peer creates a group with the bot in it and talks there; or the bot creates one and the
+ * peers wait to be in it:
+ *
+ *   const g = await alice.createGroup({ name: 'team' }); // alice, the bot
+ *   await alice.sendToGroup(g.groupId, '/echo@echo hi');
+ *   expect((await alice.nextGroupMessage(g.groupId)).content).toBe('hi');
+ *
+ *   const made = await h.bot.runtime.createGroup('ops', [alice.userId, bob.userId]);
+ *   await bob.waitForGroup(made.groupId);
+ *
  * Broker: `brokerUrl`, else an embedded one started for the harness. Database: `databaseUrl`
  * (Postgres, optionally in `schema`), else `sqlitePath`, else an SQLite file in a temp directory
  * that close() removes. Every harness uses its own topic prefix, so harnesses can share a broker.
@@ -21,6 +31,7 @@ import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { BotRuntime, type BotRuntimeOptions } from '../bot/index.js';
 import type { ReceivedMessage } from '../relay/client.js';
+import type { GroupEvent, GroupInfo, GroupOptions } from '../relay/group-client.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../relay/embedded-broker.js';
 import { ConfigError } from '../relay/errors.js';
 import { MemoryRelayStore, RelayClient, type RelayStore } from '../relay/index.js';
@@ -51,6 +62,8 @@ export interface TestHarnessOptions {
   replyTimeoutMs?: number;
   /** Where the bot's runtime and client log; silent by default. */
   logger?: Logger;
+  /** Group options of the bot's client (invitation policy, limits, commit delay). */
+  groups?: GroupOptions;
 }
 
 export interface TestReply {
@@ -60,12 +73,52 @@ export interface TestReply {
   readonly replyTo: string | undefined;
 }
 
+/** A message seen on a group's topic. */
+export interface TestGroupMessage extends TestReply {
+  readonly from: string;
+  readonly groupId: string;
+}
+
 export interface TestPeer {
   readonly userId: string;
   /** The peer's RelayClient, for what the harness does not cover. */
   readonly client: RelayClient;
-  /** Every message the bot sent this peer, in arrival order (also those nextReply() returned). */
+  /** Every message the bot sent this peer directly, in arrival order (also those nextReply() returned). */
   readonly replies: readonly TestReply[];
+  /** Every group event of this peer's client, in order. */
+  readonly groupEvents: readonly GroupEvent[];
+  /**
+   * Creates a group with this peer as its committer. `members` (user ids) default to the bot;
+   * resolves once the invitations are published, not when the invitees have joined.
+   */
+  createGroup(options?: { members?: readonly string[]; name?: string }): Promise<GroupInfo>;
+  /** Posts text to a group this peer is in; resolves when the broker accepted it. */
+  sendToGroup(groupId: string, text: string): Promise<{ id: string }>;
+  /** Every message others posted in the group, in arrival order. */
+  groupMessages(groupId: string): readonly TestGroupMessage[];
+  /**
+   * The next message in the group from `from` (default: the bot) that no earlier call for that
+   * group and sender returned.
+   */
+  nextGroupMessage(
+    groupId: string,
+    options?: { from?: string; timeoutMs?: number },
+  ): Promise<TestGroupMessage>;
+  nextGroupMessages(
+    groupId: string,
+    n: number,
+    options?: { from?: string; timeoutMs?: number },
+  ): Promise<TestGroupMessage[]>;
+  /**
+   * The bot's answer in the group to one message (by the id sendToGroup() returned): its message
+   * whose reply_to is that id, whatever else the bot said in the group meanwhile.
+   */
+  groupReplyTo(groupId: string, messageId: string, timeoutMs?: number): Promise<TestGroupMessage>;
+  /**
+   * Resolves with the group once this peer is in it (e.g. after an invitation) and `until` holds
+   * for it, for instance `(g) => g.members.length === 3` after an add.
+   */
+  waitForGroup(groupId: string, until?: (g: GroupInfo) => boolean, timeoutMs?: number): Promise<GroupInfo>;
   /** Sends text to the bot; resolves when the broker accepted it. */
   send(text: string): Promise<{ id: string }>;
   /** The next message from the bot that no earlier nextReply() returned. */
@@ -137,10 +190,18 @@ class Signal {
   }
 }
 
+/** How often waitForGroup() looks again when no group event arrived meanwhile. */
+const GROUP_POLL_MS = 100;
+
 class Peer implements TestPeer {
   readonly replies: TestReply[] = [];
+  readonly groupEvents: GroupEvent[] = [];
   private cursor = 0;
   private readonly arrived = new Signal();
+  private readonly inGroups = new Map<string, TestGroupMessage[]>();
+  /** `${groupId}:${sender}` → how many of that sender's messages were returned. */
+  private readonly groupCursors = new Map<string, number>();
+  private readonly groupChanged = new Signal();
 
   constructor(
     readonly client: RelayClient,
@@ -148,14 +209,25 @@ class Peer implements TestPeer {
     private readonly timeoutMs: number,
   ) {
     client.on('message', (m: ReceivedMessage) => {
-      if (m.from !== this.botId()) return;
-      this.replies.push({
+      const reply = {
         content: m.content.content,
         type: m.content.type,
         id: m.content.id,
         replyTo: m.content.replyTo,
-      });
+      };
+      if (m.conversation.kind === 'group') {
+        const groupId = m.conversation.groupId;
+        const list = this.inGroups.get(groupId) ?? [];
+        list.push({ ...reply, from: m.from, groupId });
+        this.inGroups.set(groupId, list);
+      } else if (m.from === this.botId()) {
+        this.replies.push(reply);
+      }
       this.arrived.notify();
+    });
+    client.on('group', (e: GroupEvent) => {
+      this.groupEvents.push(e);
+      this.groupChanged.notify();
     });
   }
 
@@ -184,6 +256,99 @@ class Peer implements TestPeer {
     const out = this.replies.slice(this.cursor, want);
     this.cursor = want;
     return out;
+  }
+
+  createGroup(options: { members?: readonly string[]; name?: string } = {}): Promise<GroupInfo> {
+    return this.client.createGroup(
+      options.members ?? [this.botId()],
+      options.name !== undefined ? { name: options.name } : {},
+    );
+  }
+
+  sendToGroup(groupId: string, text: string): Promise<{ id: string }> {
+    return this.client.sendToGroup(groupId, text);
+  }
+
+  groupMessages(groupId: string): readonly TestGroupMessage[] {
+    return this.inGroups.get(groupId) ?? [];
+  }
+
+  async nextGroupMessage(
+    groupId: string,
+    options: { from?: string; timeoutMs?: number } = {},
+  ): Promise<TestGroupMessage> {
+    const [message] = await this.nextGroupMessages(groupId, 1, options);
+    return message!;
+  }
+
+  async nextGroupMessages(
+    groupId: string,
+    n: number,
+    options: { from?: string; timeoutMs?: number } = {},
+  ): Promise<TestGroupMessage[]> {
+    const from = options.from ?? this.botId();
+    const key = `${groupId}:${from}`;
+    const seen = this.groupCursors.get(key) ?? 0;
+    const theirs = (): TestGroupMessage[] => this.groupMessages(groupId).filter((m) => m.from === from);
+    await this.arrived.wait(
+      () => theirs().length >= seen + n,
+      options.timeoutMs ?? this.timeoutMs,
+      () =>
+        `expected ${n} more group message${n === 1 ? '' : 's'} from ${from === this.botId() ? 'the bot' : from}` +
+        ` in ${groupId.slice(0, 12)}…, got ${theirs().length - seen}` +
+        ` (everything in the group so far: ${JSON.stringify(this.groupMessages(groupId).map((m) => m.content.slice(0, 80)))})`,
+    );
+    this.groupCursors.set(key, seen + n);
+    return theirs().slice(seen, seen + n);
+  }
+
+  async groupReplyTo(
+    groupId: string,
+    messageId: string,
+    timeoutMs = this.timeoutMs,
+  ): Promise<TestGroupMessage> {
+    const find = (): TestGroupMessage | undefined =>
+      this.groupMessages(groupId).find((m) => m.from === this.botId() && m.replyTo === messageId);
+    await this.arrived.wait(
+      () => find() !== undefined,
+      timeoutMs,
+      () =>
+        `the bot did not answer message ${messageId} in ${groupId.slice(0, 12)}…` +
+        ` (its messages there: ${JSON.stringify(
+          this.groupMessages(groupId)
+            .filter((m) => m.from === this.botId())
+            .map((m) => m.content.slice(0, 80)),
+        )})`,
+    );
+    return find()!;
+  }
+
+  async waitForGroup(
+    groupId: string,
+    until: (g: GroupInfo) => boolean = () => true,
+    timeoutMs = this.timeoutMs,
+  ): Promise<GroupInfo> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await this.client.group(groupId);
+      if (info && until(info)) return info;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        throw new Error(
+          `test harness: ${info ? 'the group did not reach the expected state' : 'this peer did not join the group'} ${groupId.slice(0, 12)}… within ${timeoutMs} ms` +
+            (info ? ` (members: ${info.members.map((m) => m.userId.slice(0, 8)).join(', ')})` : ''),
+        );
+      }
+      // Group events say when to look again; the poll covers changes that emit none.
+      const events = this.groupEvents.length;
+      await this.groupChanged
+        .wait(
+          () => this.groupEvents.length > events,
+          Math.min(left, GROUP_POLL_MS),
+          () => '',
+        )
+        .catch(() => undefined);
+    }
   }
 }
 
@@ -362,6 +527,7 @@ class Harness implements TestHarness {
         powBits: this.powBits,
         powWorkers: 0,
         logger: this.log,
+        ...(this.options.groups !== undefined ? { groups: this.options.groups } : {}),
       });
     } catch (e) {
       await store.close();

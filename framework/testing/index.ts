@@ -8,6 +8,7 @@ export type {
   TestHarnessOptions,
   TestPeer,
   TestReply,
+  TestGroupMessage,
   TestBot,
   BotConstructor,
 } from './harness.js';

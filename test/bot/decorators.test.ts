@@ -4,6 +4,7 @@ import {
   OnError,
   OnJoin,
   OnLeave,
+  OnMembers,
   OnMessage,
   readBotMetadata,
   type BotContext,
@@ -102,8 +103,57 @@ describe('decorators record metadata', () => {
       messages: [],
       join: [],
       leave: [],
+      members: [],
       error: undefined,
     });
+  });
+});
+
+describe('group decorators and options', () => {
+  @Bot({ name: 'GroupBot', groupCommands: 'addressed-only' })
+  class GroupBot {
+    @OnCommand('kick', { guard: 'group-admin' })
+    kick(): void {}
+
+    @OnJoin()
+    hello(): void {}
+
+    @OnJoin()
+    hello2(): void {}
+
+    @OnLeave()
+    bye(): void {}
+
+    @OnMembers()
+    changed(): void {}
+  }
+
+  test('@OnJoin, @OnLeave and @OnMembers record their methods in order; group-admin is kept by name', () => {
+    const meta = readBotMetadata(GroupBot);
+    expect(meta.bot).toEqual({ name: 'GroupBot', groupCommands: 'addressed-only' });
+    expect(meta.join).toEqual(['hello', 'hello2']);
+    expect(meta.leave).toEqual(['bye']);
+    expect(meta.members).toEqual(['changed']);
+    expect(meta.commands[0]!.guard).toBe('group-admin');
+  });
+
+  test('@OnMembers on a field or a static method is refused', () => {
+    expect(() => OnMembers()({}, 'field', { value: 1 } as unknown as TypedPropertyDescriptor<never>)).toThrow(
+      /@OnMembers on Object.field, which is not a method/,
+    );
+    expect(() => {
+      class Static {
+        @OnLeave()
+        static bye(): void {}
+      }
+      return Static;
+    }).toThrow(/@OnLeave on static Static.bye/);
+  });
+
+  test('@Bot groupCommands must be one of the modes', () => {
+    expect(() => Bot({ name: 'x', groupCommands: 'mentions' as 'all' })).toThrow(
+      /@Bot groupCommands "mentions" is invalid: use 'all' or 'addressed-only'/,
+    );
   });
 });
 

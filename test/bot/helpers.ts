@@ -1,35 +1,35 @@
 /** Builds ReceivedMessages as RelayClient delivers them and collects what a handler replies. */
 import type { UserIdHex, UnixSeconds } from '../../framework/relay/brand.js';
 import type { ReceivedMessage } from '../../framework/relay/client.js';
-import type { HandleDeps, ReplyContent } from '../../framework/bot/index.js';
+import type { GroupApi, GroupInfo, HandleDeps, ReplyContent } from '../../framework/bot/index.js';
 
 export const SELF_ID = 'b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0';
 export const ALICE = 'a11ce000a11ce000a11ce000a11ce000' as UserIdHex;
 export const CAROL = 'ca201000ca201000ca201000ca201000';
+export const GROUP_ID = 'f'.repeat(64);
+export const TOPIC_ID = '7'.repeat(32);
 
 let counter = 0;
 
 export function textMessage(
-  content: string,
+  text: string,
   opts: { from?: UserIdHex; id?: string | null; type?: string; kind?: 'direct' | 'group' } = {},
 ): ReceivedMessage {
   const from = opts.from ?? ALICE;
   const id = opts.id === null ? undefined : (opts.id ?? `m${++counter}`);
-  const conversation =
-    opts.kind === 'group'
-      ? // RelayClient does not deliver group messages yet; the runtime already maps this shape.
-        ({
-          kind: 'group',
-          id: 'g'.repeat(32),
-          groupId: 'f'.repeat(64),
-        } as unknown as ReceivedMessage['conversation'])
-      : { kind: 'direct' as const, id: from, groupId: 'e'.repeat(64) };
-  return {
-    from,
-    conversation,
-    content: { content, type: opts.type ?? 'text', ...(id !== undefined ? { id } : {}) },
-    receivedAt: 1_700_000_000 as UnixSeconds,
-  };
+  const content = { content: text, type: opts.type ?? 'text', ...(id !== undefined ? { id } : {}) };
+  const receivedAt = 1_700_000_000 as UnixSeconds;
+  if (opts.kind === 'group') {
+    const conversation = {
+      kind: 'group' as const,
+      id: GROUP_ID,
+      groupId: GROUP_ID,
+      topicId: TOPIC_ID,
+      name: 'team',
+    };
+    return { from, conversation, content, receivedAt };
+  }
+  return { from, conversation: { kind: 'direct', id: from, groupId: 'e'.repeat(64) }, content, receivedAt };
 }
 
 export interface Collector {
@@ -41,7 +41,8 @@ export interface Collector {
   deps: HandleDeps;
 }
 
-export function collector(): Collector {
+/** `groups` becomes deps.groups, as attach() passes a client's group API. */
+export function collector(groups?: GroupApi): Collector {
   const replies: Array<string | ReplyContent> = [];
   const sent: Array<{ userId: string; text: string }> = [];
   return {
@@ -55,6 +56,64 @@ export function collector(): Collector {
         sent.push({ userId, text });
         return { id: 'x' };
       },
+      ...(groups ? { groups } : {}),
     },
   };
+}
+
+export const BOB = 'b0b00000b0b00000b0b00000b0b00000' as UserIdHex;
+
+export interface FakeGroups {
+  api: GroupApi;
+  /** Every call, as `method arg…`, in order. */
+  calls: string[];
+  /** What group() answers; change it between messages. */
+  info: GroupInfo | undefined;
+  /** Makes the next membership change fail. */
+  failNext: boolean;
+}
+
+/** An in-memory stand-in for RelayClient's group API, for one group whose committer is ALICE. */
+export function fakeGroups(
+  members: readonly UserIdHex[] = [ALICE, SELF_ID as UserIdHex, CAROL as UserIdHex],
+): FakeGroups {
+  const fake: FakeGroups = {
+    calls: [],
+    failNext: false,
+    info: {
+      groupId: GROUP_ID,
+      topicId: TOPIC_ID,
+      name: 'team',
+      epoch: 3n,
+      members: members.map((userId, leafIndex) => ({ userId, leafIndex })),
+      committer: members[0]!,
+      isCommitter: members[0] === SELF_ID,
+    },
+    api: {
+      createGroup: async (ids, opts) => {
+        fake.calls.push(`createGroup ${opts?.name ?? '-'} ${ids.join(',')}`);
+        return {
+          ...fake.info!,
+          members: [SELF_ID, ...ids].map((u, i) => ({ userId: u as UserIdHex, leafIndex: i })),
+        };
+      },
+      addToGroup: async (g, ids) => change(`addToGroup ${g.slice(0, 4)} ${ids.join(',')}`),
+      removeFromGroup: async (g, ids) => change(`removeFromGroup ${g.slice(0, 4)} ${ids.join(',')}`),
+      leaveGroup: async (g) => change(`leaveGroup ${g.slice(0, 4)}`),
+      sendToGroup: async (g, m) => {
+        fake.calls.push(`sendToGroup ${g.slice(0, 4)} ${typeof m === 'string' ? m : m.content}`);
+        return { id: 'sent' };
+      },
+      group: async (g) => (g === GROUP_ID ? fake.info : undefined),
+      groups: async () => (fake.info ? [fake.info] : []),
+    },
+  };
+  const change = async (call: string): Promise<void> => {
+    if (fake.failNext) {
+      fake.failNext = false;
+      throw new Error(`refused: ${call}`);
+    }
+    fake.calls.push(call);
+  };
+  return fake;
 }

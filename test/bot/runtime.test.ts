@@ -148,7 +148,7 @@ describe('routing', () => {
     const rt = runtime();
     expect((await say(rt, '/foo', { kind: 'group' })).replies).toEqual([]);
     expect((await say(rt, '/foo@ReminderBot', { kind: 'group' })).texts()).toEqual([
-      'unknown command /foo — try /help',
+      'unknown command /foo — try /help@ReminderBot',
     ]);
     const c = await say(rt, '/whoami', { kind: 'group' });
     expect(c.texts()).toEqual([`${ALICE} group:${'f'.repeat(64)}`]);

@@ -3,7 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { loadConfig, brokerUrl } from '../../cli/config.js';
 import { UsageError } from '../../cli/errors.js';
-import { readTls } from '../../cli/runtime.js';
+import { groupOptions, readTls } from '../../cli/runtime.js';
 import { runCli, tempDir } from './helpers.js';
 
 let tmp: { dir: string; remove(): Promise<void> };
@@ -168,6 +168,131 @@ describe('loadConfig', () => {
   });
 });
 
+describe('groups section', () => {
+  const ALICE = '0123456789abcdef0123456789abcdef';
+  const BOB = 'FEDCBA9876543210FEDCBA9876543210';
+
+  test('valid: ids lowercased; allowInvitesFrom goes to the bot only, the limits to both', async () => {
+    const f = await file(
+      'groups.yaml',
+      [
+        'groups:',
+        `  allowInvitesFrom: [${ALICE}, ${BOB}]`,
+        '  maxMembers: 50',
+        '  maxTreeNodes: 200',
+        '  commitDelayMs: 500',
+      ].join('\n'),
+    );
+    const c = loadConfig({ file: f, env: {} });
+    const limits = { maxMembers: 50, maxTreeNodes: 200, commitDelayMs: 500 };
+    expect(c.groups).toEqual({ allowInvitesFrom: [ALICE, BOB.toLowerCase()], ...limits });
+    expect(groupOptions(c, 'bot')).toEqual({ allowInvitesFrom: [ALICE, BOB.toLowerCase()], ...limits });
+    expect(groupOptions(c, 'client')).toEqual(limits);
+  });
+
+  test('absent: RelayClient defaults (anyone may invite, 250 members, 200 ms)', () => {
+    const c = loadConfig({ env: {}, cwd: tmp.dir });
+    expect(c.groups).toEqual({});
+    expect(groupOptions(c, 'bot')).toEqual({});
+  });
+
+  test('an empty allowInvitesFrom refuses everyone and is kept as []', async () => {
+    const f = await file('groups-none.yaml', 'groups:\n  allowInvitesFrom: []\n');
+    expect(groupOptions(loadConfig({ file: f, env: {} }), 'bot')).toEqual({ allowInvitesFrom: [] });
+  });
+
+  test('RELAY_GROUPS_ALLOW_INVITES_FROM takes a comma- or space-separated list', () => {
+    const c = loadConfig({ env: { RELAY_GROUPS_ALLOW_INVITES_FROM: `${ALICE}, ${BOB}` }, cwd: tmp.dir });
+    expect(c.groups.allowInvitesFrom).toEqual([ALICE, BOB.toLowerCase()]);
+    const e = errorOf(() =>
+      loadConfig({ env: { RELAY_GROUPS_ALLOW_INVITES_FROM: `${ALICE} nope` }, cwd: tmp.dir }),
+    );
+    expect(e.message).toContain('RELAY_GROUPS_ALLOW_INVITES_FROM (config key groups.allowInvitesFrom[1])');
+    expect(e.message).toContain('"nope"');
+    expect(e.message).toContain('Fix: list the user ids');
+  });
+
+  test.each([
+    [
+      'allowInvitesFrom: abc',
+      'groups.allowInvitesFrom',
+      '"abc"',
+      'must be a list of user ids',
+      'Fix: list the user ids',
+    ],
+    [
+      `allowInvitesFrom: [${ALICE}, xyz]`,
+      'groups.allowInvitesFrom[1]',
+      '"xyz"',
+      'must be a user id',
+      '32 hex characters',
+    ],
+    [
+      'allowInvitesFrom: [12345]',
+      'groups.allowInvitesFrom[0]',
+      '12345',
+      'expected string',
+      'Fix: list the user ids',
+    ],
+    ['maxMembers: 1', 'groups.maxMembers', '1', '>=2', 'Fix: use a whole number from 2 to 250'],
+    ['maxMembers: 251', 'groups.maxMembers', '251', '<=250', 'from 2 to 250'],
+    ['maxMembers: 2.5', 'groups.maxMembers', '2.5', 'int', 'whole number from 2 to 250'],
+    ['maxMembers: lots', 'groups.maxMembers', '"lots"', 'expected number', 'from 2 to 250'],
+    [
+      'maxTreeNodes: 2',
+      'groups.maxTreeNodes',
+      '2',
+      '>=3',
+      'Fix: use a whole number from 2 × groups.maxMembers − 1',
+    ],
+    ['maxTreeNodes: 70000', 'groups.maxTreeNodes', '70000', '<=65535', 'to 65535'],
+    [
+      'maxTreeNodes: 100',
+      'groups.maxTreeNodes',
+      '100',
+      'groups.maxMembers (250) members needs 499 nodes',
+      'or lower groups.maxMembers',
+    ],
+    [
+      'commitDelayMs: 0',
+      'groups.commitDelayMs',
+      '0',
+      '>=1',
+      'Fix: use a whole number of milliseconds from 1 to 2000',
+    ],
+    ['commitDelayMs: 2001', 'groups.commitDelayMs', '2001', '<=2000', 'from 1 to 2000'],
+  ])('groups: %s is refused naming %s, the value and the fix', async (line, key, value, why, fix) => {
+    const f = await file('bad-groups.yaml', `groups:\n  ${line}\n`);
+    const e = errorOf(() => loadConfig({ file: f, env: {} }));
+    expect(e.message).toContain(`config key ${key} in ${f} = ${value} is invalid`);
+    expect(e.message).toContain(why);
+    expect(e.message).toContain(fix);
+    expect(e.exitCode).toBe(2);
+  });
+
+  test('a smaller maxMembers makes a smaller maxTreeNodes valid', async () => {
+    const f = await file('small.yaml', 'groups: { maxMembers: 10, maxTreeNodes: 19 }\n');
+    expect(loadConfig({ file: f, env: {} }).groups).toEqual({ maxMembers: 10, maxTreeNodes: 19 });
+    const g = await file('small-bad.yaml', 'groups: { maxMembers: 10, maxTreeNodes: 18 }\n');
+    expect(errorOf(() => loadConfig({ file: g, env: {} })).message).toContain(
+      'groups.maxMembers (10) members needs 19 nodes',
+    );
+  });
+
+  test('groups must be a mapping, and unknown keys in it are named', async () => {
+    const f = await file('groups-list.yaml', 'groups: [a]\n');
+    const e = errorOf(() => loadConfig({ file: f, env: {} }));
+    expect(e.message).toContain('config key groups');
+    expect(e.message).toContain(
+      'Fix: use a mapping with allowInvitesFrom, maxMembers, maxTreeNodes and commitDelayMs',
+    );
+    const typo = await file('groups-typo.yaml', 'groups:\n  maxMember: 5\n');
+    expect(errorOf(() => loadConfig({ file: typo, env: {} })).message).toMatch(
+      /unknown config key groups\.maxMember .*Fix: remove it or check the spelling/,
+    );
+  });
+});
+
 describe('relay-bot with a bad config', () => {
   test('exits 2 with a message naming the key', async () => {
     const f = await file('cli-bad.yaml', 'broker:\n  url: http://example.com\n');
@@ -177,6 +302,14 @@ describe('relay-bot with a bad config', () => {
     expect(r.stderr).toContain('broker.url');
     expect(r.stderr).toContain('"http://example.com"');
     expect(r.stderr).toContain('Fix:');
+  }, 60_000);
+
+  test('a bad groups value exits 2 naming the key and the fix', async () => {
+    const f = await file('cli-bad-groups.yaml', 'groups:\n  maxMembers: 500\n');
+    const r = await runCli(['id', '--config', f], { cwd: tmp.dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('config key groups.maxMembers');
+    expect(r.stderr).toContain('Fix: use a whole number from 2 to 250');
   }, 60_000);
 
   test('a bad environment override exits 2 too', async () => {
@@ -203,4 +336,5 @@ test('config/bot.example.yaml is a valid configuration', () => {
   expect(config.powBits).toBe(18);
   expect(config.broker.url).toBe('mqtt://127.0.0.1:1883');
   expect(config.database.sqlitePath).toBe(path.join(path.dirname(example), 'data/relay.sqlite'));
+  expect(config.groups).toEqual({ maxMembers: 250, maxTreeNodes: 2047, commitDelayMs: 200 });
 });

@@ -3,7 +3,13 @@
  * this test owns, so it can take the broker away and watch /healthz turn 503.
  */
 import { connectAsync } from 'mqtt';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
+import {
+  DROP_REASONS,
+  MemoryRelayStore,
+  RelayClient,
+  startEmbeddedBroker,
+  type EmbeddedBroker,
+} from '../../framework/relay/index.js';
 import { runCli, startBot, tempDir, type RunningBot } from './helpers.js';
 
 async function get(url: string): Promise<{ status: number; body: string; type: string }> {
@@ -86,6 +92,43 @@ describe('relay-bot start with metrics', () => {
     expect(sample(text, 'relay_mqtt_connected')).toBe(1);
     // prom-client's process metrics come along; nothing from the global default register is needed.
     expect(text).toContain('process_cpu_user_seconds_total');
+  }, 90_000);
+
+  test('groups: every group drop reason from 0, relay_groups and group events count the bot joining', async () => {
+    const before = (await get(`${base}/metrics`)).body;
+    for (const reason of DROP_REASONS.filter((r) => r.startsWith('group_') || r.startsWith('rejoin_'))) {
+      expect(sample(before, `relay_drops_total{reason="${reason}"}`)).toBe(0);
+    }
+    for (const kind of ['created', 'joined', 'members', 'rejoined', 'left']) {
+      expect(sample(before, `relay_group_events_total{kind="${kind}"}`)).toBe(0);
+    }
+    const out = sample(before, 'relay_messages_out_total')!;
+
+    const peer = await RelayClient.create({
+      store: new MemoryRelayStore(),
+      broker: { url: broker!.url },
+      powBits: 8,
+    });
+    const replies: string[] = [];
+    peer.on('message', (m) => {
+      if (m.conversation.kind === 'group') replies.push(m.content.content);
+    });
+    await peer.start();
+    try {
+      const group = await peer.createGroup([bot!.userId], { name: 'metered' });
+      const text = await until('the bot to join', async () => {
+        const t = (await get(`${base}/metrics`)).body;
+        return sample(t, 'relay_groups') === 1 ? t : undefined;
+      });
+      expect(sample(text, 'relay_group_events_total{kind="joined"}')).toBe(1);
+      // The bot answers in the group through the metered client; its reply is counted.
+      await peer.sendToGroup(group.groupId, '/echo in the group');
+      await until('the reply', async () => (replies.includes('in the group') ? true : undefined));
+      const after = (await get(`${base}/metrics`)).body;
+      expect(sample(after, 'relay_messages_out_total')).toBeGreaterThan(out);
+    } finally {
+      await peer.stop();
+    }
   }, 90_000);
 
   test('unknown paths are 404, other methods 405', async () => {

@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { ArgumentError, StorageError } from '../../framework/relay/errors.js';
 import { deriveStateKey } from '../../framework/store/index.js';
 import { pgBackend, postgresAvailable, sqliteBackend, type ReopenableBackend } from './helpers.js';
-import { at, bytes, keyPackage, session } from './store-suite.js';
+import { at, bytes, group, groupId, keyPackage, session, topicId } from './store-suite.js';
 
 const KEY = new Uint8Array(32).fill(42);
 const OTHER_KEY = new Uint8Array(32).fill(43);
@@ -13,13 +13,14 @@ const raw = async (ds: DataSource, sql: string): Promise<Record<string, unknown>
 
 const asBytes = (v: unknown) => new Uint8Array(v as Uint8Array);
 
-/** A store with an identity, two sessions and a key package, written under KEY and then closed. */
+/** A store with an identity, two sessions, two groups and key packages, written under KEY and then closed. */
 async function seed(backend: ReopenableBackend): Promise<void> {
   const { store } = await backend.open({ stateKey: KEY });
   await store.saveIdentity(identity);
   await store.putKeyPackage(keyPackage('kp1'));
   await store.putKeyPackage(keyPackage('kp2', { privateKeyPackage: bytes(120, 99) }));
   await store.commit({ sessions: [session('g1'), session('g2', { state: bytes(200, 77) })] });
+  await store.commit({ groups: [group('a1'), group('b2', { state: bytes(300, 88) })] });
   await store.close();
 }
 
@@ -68,8 +69,18 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         // The public key package is not secret and stays readable.
         expect(asBytes(k!.key_package)).toEqual(keyPackage('kp1').keyPackage);
 
+        const [g] = await raw(ds, `SELECT state, at_rest FROM "groups" WHERE group_id = '${groupId('a1')}'`);
+        expect(Buffer.from(asBytes(g!.state)).includes(Buffer.from(group('a1').state.subarray(0, 16)))).toBe(
+          false,
+        );
+        expect(asBytes(g!.state)).toHaveLength(group('a1').state.length + 12 + 16);
+        expect(Number(g!.at_rest)).toBe(1);
+
         expect(await store.loadIdentity()).toEqual(identity);
         expect((await store.getSession('g2'))?.state).toEqual(bytes(200, 77));
+        expect(await store.getGroup(groupId('a1'))).toEqual({ ...group('a1'), version: 1 });
+        expect((await store.getGroupByTopic(topicId('b2')))?.state).toEqual(bytes(300, 88));
+        expect((await store.listGroups()).map((x) => x.state)).toEqual([group('a1').state, bytes(300, 88)]);
         expect((await store.listKeyPackages()).find((x) => x.ref === 'kp2')?.privateKeyPackage).toEqual(
           bytes(120, 99),
         );
@@ -81,6 +92,9 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         await expectKeyError(store.loadIdentity());
         await expectKeyError(store.getSession('g1'));
         await expectKeyError(store.listKeyPackages());
+        await expectKeyError(store.getGroup(groupId('a1')));
+        await expectKeyError(store.getGroupByTopic(topicId('a1')));
+        await expectKeyError(store.listGroups());
       });
       await withStore('a passphrase that is not the key', async ({ store }) => {
         await expectKeyError(store.loadIdentity());
@@ -91,10 +105,12 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
       await withStore(undefined, async ({ store }) => {
         expect(store.encryptedAtRest).toBe(false);
         await expectKeyError(store.loadIdentity());
-        await store.commit({ sessions: [session('plain')] });
+        await expectKeyError(store.getGroup(groupId('a1')));
+        await store.commit({ sessions: [session('plain')], groups: [group('c3')] });
       });
       await withStore(KEY, async ({ store }) => {
         await expectKeyError(store.getSession('plain'));
+        await expectKeyError(store.getGroup(groupId('c3')));
       });
     });
 
@@ -113,6 +129,23 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
 
         await ds.query(`UPDATE identities SET signing_seed = seal_secret`);
         await expect(store.loadIdentity()).rejects.toBeInstanceOf(StorageError);
+      });
+    });
+
+    it('detects group state moved between groups, or between a session and a group', async () => {
+      await withStore(KEY, async ({ store, ds }) => {
+        const [a1, b2] = [groupId('a1'), groupId('b2')];
+        await ds.query(
+          `UPDATE "groups" SET state = (SELECT state FROM "groups" WHERE group_id = '${b2}') WHERE group_id = '${a1}'`,
+        );
+        await expectKeyError(store.getGroup(a1));
+        expect((await store.getGroup(b2))?.state).toEqual(bytes(300, 88));
+
+        // The same key in another table: the AAD names the table, so this fails too.
+        await ds.query(
+          `UPDATE sessions SET group_id = '${b2}', state = (SELECT state FROM "groups" WHERE group_id = '${b2}') WHERE group_id = 'g1'`,
+        );
+        await expectKeyError(store.getSession(b2));
       });
     });
 

@@ -41,26 +41,35 @@ describe('SQLite data source', () => {
     const path = sqliteFile(dir.path);
     const first = await createRelayDataSource({ sqlitePath: path, migrate: false });
     expect(await first.showMigrations()).toBe(true);
-    expect(await runMigrations(first)).toEqual(['Initial1795846949665']);
+    expect(await runMigrations(first)).toEqual(['Initial1795846949665', 'Groups1795854576242']);
     expect(await runMigrations(first)).toEqual([]);
     await first.destroy();
 
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 1 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 2 }]);
     await second.destroy();
   });
 
-  it('has migrations that match the entity schemas and revert cleanly', async () => {
+  it('has migrations that match the entity schemas and revert cleanly, one at a time', async () => {
     const ds = await createRelayDataSource({ sqlitePath: sqliteFile(dir.path) });
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
+    const tables = async () =>
+      ((await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table'`)) as { name: string }[])
+        .map((t) => t.name)
+        .filter((n) => n === 'sessions' || n === 'outbox' || n === 'groups')
+        .sort();
+    const outboxColumns = async () =>
+      ((await ds.query(`PRAGMA table_info("outbox")`)) as { name: string }[]).map((c) => c.name);
+
     await ds.undoLastMigration();
-    const tables = (await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table'`)) as {
-      name: string;
-    }[];
-    expect(tables.map((t) => t.name).filter((n) => n === 'sessions' || n === 'outbox')).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(1);
+    expect(await tables()).toEqual(['outbox', 'sessions']);
+    expect(await outboxColumns()).not.toContain('await_ack');
+    await ds.undoLastMigration();
+    expect(await tables()).toEqual([]);
+    expect(await runMigrations(ds)).toHaveLength(2);
+    expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });
 

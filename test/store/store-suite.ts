@@ -5,6 +5,7 @@
 import { asUnixSeconds, type UnixSeconds } from '../../framework/relay/brand.js';
 import { StaleStateError } from '../../framework/relay/errors.js';
 import type {
+  GroupRecord,
   InboundCommit,
   OutboxRecord,
   PeerRecord,
@@ -33,6 +34,27 @@ export function session(groupId: string, over: Partial<SessionRecord> = {}): Ses
     inboundAccess: { current: bytes(32, 7) },
     messagesSinceCommit: 0,
     unconfirmedOutgoing: [],
+    updatedAt: at(),
+    version: 0,
+    ...over,
+  };
+}
+
+/**
+ * Ids shaped like the real ones: 64 hex chars for the group, 32 for its topic. The tag is hex-encoded
+ * first, so distinct tags never pad to the same id ('r1' and 'r10' would).
+ */
+const hexTag = (tag: string) => Buffer.from(tag).toString('hex');
+export const groupId = (tag: string) => hexTag(tag).padEnd(64, '0');
+export const topicId = (tag: string) => hexTag(tag).padEnd(32, 'f');
+
+export function group(tag: string, over: Partial<GroupRecord> = {}): GroupRecord {
+  return {
+    groupId: groupId(tag),
+    topicId: topicId(tag),
+    state: bytes(300, tag.length + 11),
+    epoch: 5n,
+    meta: JSON.stringify({ name: `group ${tag}`, committer: 'ab'.repeat(32) }),
     updatedAt: at(),
     version: 0,
     ...over,
@@ -72,6 +94,7 @@ const isPlainBytes = (b: Uint8Array) => b instanceof Uint8Array && !Buffer.isBuf
 async function snapshot(store: RelayStore) {
   return {
     sessions: await store.listSessions(),
+    groups: await store.listGroups(),
     outbox: await store.listOutbox(),
     peer: await store.getPeer('p-new'),
     processed: await store.hasProcessed('g1', 'd1'),
@@ -96,6 +119,8 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
 
     const commitSession = (s: SessionRecord, extra: InboundCommit = {}) =>
       store.commit({ ...extra, sessions: [s] });
+    const commitGroup = (g: GroupRecord, extra: InboundCommit = {}) =>
+      store.commit({ ...extra, groups: [g] });
 
     describe('identity and own bundle', () => {
       it('starts empty, saves, and replaces', async () => {
@@ -272,6 +297,134 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('groups', () => {
+      it('inserts at version 0 and reads back by id, by topic and in a list ordered by group id', async () => {
+        expect(await store.listGroups()).toEqual([]);
+        await store.commit({ groups: [group('b2'), group('a1')] });
+        expect(await store.getGroup(groupId('a1'))).toEqual({ ...group('a1'), version: 1 });
+        expect(await store.getGroupByTopic(topicId('b2'))).toEqual({ ...group('b2'), version: 1 });
+        expect(await store.getGroup(groupId('c3'))).toBeUndefined();
+        expect(await store.getGroupByTopic(topicId('c3'))).toBeUndefined();
+        expect(await store.getGroupByTopic(groupId('a1'))).toBeUndefined();
+        expect(await store.listGroups()).toEqual([
+          { ...group('a1'), version: 1 },
+          { ...group('b2'), version: 1 },
+        ]);
+      });
+
+      it('bumps the version on every write', async () => {
+        await commitGroup(group('a1'));
+        await commitGroup(group('a1', { version: 1, meta: '{"n":2}' }));
+        await commitGroup(group('a1', { version: 2, epoch: 6n }));
+        expect(await store.getGroup(groupId('a1'))).toEqual(
+          group('a1', { version: 3, epoch: 6n, meta: group('a1').meta }),
+        );
+      });
+
+      it('rejects a stale version with StaleStateError naming both versions', async () => {
+        await commitGroup(group('a1'));
+        await commitGroup(group('a1', { version: 1 }));
+        const err = await commitGroup(group('a1', { version: 1, epoch: 99n })).catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StaleStateError);
+        expect(err).toMatchObject({
+          code: 'STORAGE',
+          groupId: groupId('a1'),
+          expectedVersion: 1,
+          storedVersion: 2,
+        });
+        // Version 0 means "must not exist yet".
+        await expect(commitGroup(group('a1'))).rejects.toMatchObject({
+          expectedVersion: 0,
+          storedVersion: 2,
+        });
+        await expect(commitGroup(group('b2', { version: 3 }))).rejects.toMatchObject({ storedVersion: 0 });
+        expect(await store.getGroup(groupId('a1'))).toEqual({ ...group('a1'), version: 2 });
+        expect(await store.getGroup(groupId('b2'))).toBeUndefined();
+      });
+
+      it('lets exactly one of two concurrent commits of the same group version win', async () => {
+        await commitGroup(group('a1'));
+        const results = await Promise.allSettled([
+          commitGroup(group('a1', { version: 1, epoch: 10n }), { outbox: [outbox('x')] }),
+          commitGroup(group('a1', { version: 1, epoch: 20n }), { outbox: [outbox('y')] }),
+        ]);
+        const rejected = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+        expect(rejected).toHaveLength(1);
+        expect(rejected[0]!.reason).toBeInstanceOf(StaleStateError);
+        expect((await store.getGroup(groupId('a1')))?.version).toBe(2);
+        expect(await store.listOutbox()).toHaveLength(1);
+      });
+
+      it('deletes groups, and replaces a group deleted in the same commit', async () => {
+        await store.commit({ groups: [group('a1'), group('b2'), group('c3')] });
+        await store.commit({ deleteGroups: [groupId('a1'), groupId('missing')] });
+        expect(await store.getGroup(groupId('a1'))).toBeUndefined();
+        expect(await store.getGroupByTopic(topicId('a1'))).toBeUndefined();
+        expect((await store.listGroups()).map((g) => g.groupId)).toEqual([groupId('b2'), groupId('c3')]);
+        // The same version rule as an update: the record must have been read at the stored version.
+        await store.commit({
+          deleteGroups: [groupId('b2')],
+          groups: [group('b2', { version: 1, epoch: 9n })],
+        });
+        expect(await store.getGroup(groupId('b2'))).toMatchObject({ version: 2, epoch: 9n });
+        await store.commit({ deleteGroups: [groupId('c3')], groups: [group('d4')] });
+        expect((await store.listGroups()).map((g) => g.groupId)).toEqual([groupId('b2'), groupId('d4')]);
+        // A deleted group can be joined again from scratch.
+        await commitGroup(group('a1'));
+        expect((await store.getGroup(groupId('a1')))?.version).toBe(1);
+      });
+
+      it('round-trips epochs above 2^53, every byte value and arbitrary meta text', async () => {
+        const huge = 2n ** 63n - 1n;
+        const meta = JSON.stringify({ name: 'naïve "quotes" \\ and\nnewlines 🙂', members: [] });
+        await commitGroup(group('a1', { epoch: huge, state: allByteValues(), meta }));
+        const loaded = await store.getGroup(groupId('a1'));
+        expect(loaded).toEqual(group('a1', { epoch: huge, state: allByteValues(), meta, version: 1 }));
+        expect(typeof loaded?.epoch).toBe('bigint');
+        expect(isPlainBytes(loaded!.state)).toBe(true);
+      });
+
+      it('keeps groups apart from sessions, each under its own versions', async () => {
+        await store.commit({ sessions: [session(groupId('a1'))], groups: [group('a1')] });
+        await store.commit({
+          sessions: [session(groupId('a1'), { version: 1 })],
+          groups: [group('a1', { version: 1 })],
+        });
+        expect((await store.getSession(groupId('a1')))?.version).toBe(2);
+        expect((await store.getGroup(groupId('a1')))?.version).toBe(2);
+        await store.commit({ deleteSessions: [groupId('a1')] });
+        expect(await store.getSession(groupId('a1'))).toBeUndefined();
+        expect((await store.getGroup(groupId('a1')))?.version).toBe(2);
+        await store.commit({ deleteGroups: [groupId('a1')] });
+        expect(await store.listGroups()).toEqual([]);
+      });
+
+      it('refuses a second group on the same topic, applying nothing', async () => {
+        await commitGroup(group('a1'));
+        const before = await snapshot(store);
+        const err = await store
+          .commit({
+            groups: [group('b2', { topicId: topicId('a1') })],
+            outbox: [outbox('o1')],
+            processed: { groupId: 'g1', digest: 'd1', at: at() },
+          })
+          .catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'STORAGE' });
+        expect(err).not.toBeInstanceOf(StaleStateError);
+        expect(await snapshot(store)).toEqual(before);
+      });
+
+      it('does not alias the records it is given or returns', async () => {
+        const g = group('a1');
+        await commitGroup(g);
+        g.state[0] = 0xee;
+        const loaded = (await store.getGroup(groupId('a1')))!;
+        expect(loaded.state[0]).toBe(group('a1').state[0]);
+        loaded.state[0] = 0xee;
+        expect((await store.listGroups())[0]!.state[0]).toBe(group('a1').state[0]);
+      });
+    });
+
     describe('loadForMessage', () => {
       it('reads the session, the processed check and the peer at once', async () => {
         if (!store.loadForMessage) return; // optional; RelayClient falls back to three reads
@@ -342,6 +495,28 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         await store.deleteOutbox([]);
         await store.commit({ outbox: [outbox('4')] });
         expect(ids(await store.listOutbox())).toEqual(['2', '4']);
+      });
+
+      it('round-trips awaitAck, reading false back as absent', async () => {
+        await store.commit({
+          outbox: [outbox('w', { awaitAck: true }), outbox('f', { awaitAck: false }), outbox('u')],
+        });
+        await commitSession(session('g1'));
+        // The single-row outbox of an inbound message, which Postgres folds into one statement.
+        await commitSession(session('g1', { version: 1 }), { outbox: [outbox('s', { awaitAck: true })] });
+        await commitGroup(group('a1'));
+        await commitGroup(group('a1', { version: 1 }), { outbox: [outbox('g', { awaitAck: true })] });
+        const listed = await store.listOutbox();
+        expect(listed).toEqual([
+          outbox('w', { awaitAck: true }),
+          outbox('f'),
+          outbox('u'),
+          outbox('s', { awaitAck: true }),
+          outbox('g', { awaitAck: true }),
+        ]);
+        expect(listed[0]!.awaitAck).toBe(true);
+        expect(listed[1]).not.toHaveProperty('awaitAck');
+        expect(listed[2]).not.toHaveProperty('awaitAck');
       });
 
       it('round-trips optional publish options and payload bytes', async () => {
@@ -425,6 +600,73 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(ids(await store.listOutbox())).toEqual(['before', 'after']);
       });
 
+      it('applies nothing when a group is stale: no sessions, groups, outbox rows or anything else', async () => {
+        await commitSession(session('s-old'));
+        await store.commit({ groups: [group('a1'), group('b2'), group('c3')] });
+        await commitGroup(group('b2', { version: 1 }));
+        await store.putKeyPackage(keyPackage('kp'));
+        await store.commit({ outbox: [outbox('before')] });
+        const before = await snapshot(store);
+
+        const err = await store
+          .commit({
+            sessions: [session('s-new'), session('s-old', { version: 1, epoch: 8n })],
+            deleteSessions: ['s-old2'],
+            groups: [group('a1', { version: 1, epoch: 8n }), group('b2', { version: 1 }), group('d4')],
+            deleteGroups: [groupId('c3')],
+            peers: [peer('p-new')],
+            processed: { groupId: groupId('b2'), digest: 'd1', at: at() },
+            envelope: { digest: 'e1', expiresAt: at(60) },
+            welcome: { digest: 'w1', at: at() },
+            consumedKeyPackage: { ref: 'kp', at: at(1) },
+            outbox: [outbox('o1', { awaitAck: true }), outbox('o2')],
+            conversationData: [{ conversationId: 'c1', json: '{}' }],
+          })
+          .catch((e: unknown) => e);
+
+        expect(err).toBeInstanceOf(StaleStateError);
+        expect(err).toMatchObject({ groupId: groupId('b2'), expectedVersion: 1, storedVersion: 2 });
+        expect(await snapshot(store)).toEqual(before);
+        expect(await store.hasProcessed(groupId('b2'), 'd1')).toBe(false);
+        await store.commit({ outbox: [outbox('after')] });
+        expect(ids(await store.listOutbox())).toEqual(['before', 'after']);
+      });
+
+      it('applies no groups when a session of the same commit is stale', async () => {
+        await commitSession(session('g-stale'));
+        await commitGroup(group('a1'));
+        const before = await snapshot(store);
+        const err = await store
+          .commit({
+            sessions: [session('g-stale', { version: 0 })],
+            groups: [group('a1', { version: 1, epoch: 9n }), group('b2')],
+            deleteGroups: [groupId('a1')],
+            outbox: [outbox('o1')],
+          })
+          .catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(StaleStateError);
+        expect(await snapshot(store)).toEqual(before);
+      });
+
+      it('applies sessions, groups and group deletions of a successful commit together', async () => {
+        await store.commit({ groups: [group('a1'), group('c3')] });
+        await store.commit({
+          sessions: [session('g1')],
+          groups: [group('a1', { version: 1, epoch: 6n }), group('b2')],
+          deleteGroups: [groupId('c3')],
+          outbox: [outbox('o1'), outbox('o2', { awaitAck: true })],
+          processed: { groupId: groupId('a1'), digest: 'd1', at: at() },
+        });
+        const after = await snapshot(store);
+        expect(after.sessions).toEqual([{ ...session('g1'), version: 1 }]);
+        expect(after.groups).toEqual([
+          group('a1', { version: 2, epoch: 6n }),
+          { ...group('b2'), version: 1 },
+        ]);
+        expect(after.outbox).toEqual([outbox('o1'), outbox('o2', { awaitAck: true })]);
+        expect(await store.hasProcessed(groupId('a1'), 'd1')).toBe(true);
+      });
+
       it('applies everything of a successful commit together', async () => {
         await store.putKeyPackage(keyPackage('kp'));
         await store.commit({
@@ -440,6 +682,7 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         const after = await snapshot(store);
         expect(after).toEqual({
           sessions: [{ ...session('g1'), version: 1 }],
+          groups: [],
           outbox: [outbox('o1')],
           peer: peer('p-new'),
           processed: true,
@@ -471,6 +714,45 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(err).toMatchObject({ groupId: 'g1', expectedVersion: 1, storedVersion: 2 });
         expect(err).toBeInstanceOf(StaleStateError);
         expect(await snapshot(store)).toEqual(before);
+      });
+
+      // The same for an application message in an N-way group.
+      it.each<[string, InboundCommit]>([
+        ['alone', {}],
+        ['with conversation data', { conversationData: [{ conversationId: 'c1', json: '{}' }] }],
+        ['with two outbox rows', { outbox: [outbox('o1'), outbox('o2', { awaitAck: true })] }],
+      ])('applies nothing of a stale inbound group-message commit (%s)', async (_, extra) => {
+        await commitGroup(group('a1'));
+        await commitGroup(group('a1', { version: 1 }));
+        const before = await snapshot(store);
+        const err = await store
+          .commit({
+            groups: [group('a1', { version: 1, epoch: 9n })],
+            processed: { groupId: 'g1', digest: 'd1', at: at() },
+            envelope: { digest: 'e1', expiresAt: at(60) },
+            outbox: [outbox('o1', { awaitAck: true })],
+            ...extra,
+          })
+          .catch((e: unknown) => e);
+        expect(err).toMatchObject({ groupId: groupId('a1'), expectedVersion: 1, storedVersion: 2 });
+        expect(err).toBeInstanceOf(StaleStateError);
+        expect(await snapshot(store)).toEqual(before);
+      });
+
+      it('applies everything of an inbound group-message commit together', async () => {
+        await commitGroup(group('a1'));
+        await store.commit({
+          groups: [group('a1', { version: 1, epoch: 9n, meta: '{}' })],
+          processed: { groupId: 'g1', digest: 'd1', at: at() },
+          envelope: { digest: 'e1', expiresAt: at(60) },
+          outbox: [outbox('o1', { awaitAck: true })],
+        });
+        const after = await snapshot(store);
+        expect(after.groups).toEqual([group('a1', { version: 2, epoch: 9n, meta: '{}' })]);
+        expect(after.outbox).toEqual([outbox('o1', { awaitAck: true })]);
+        expect(after.processed).toBe(true);
+        expect(after.envelope).toBe(true);
+        expect(await store.getGroupByTopic(topicId('a1'))).toEqual(after.groups[0]);
       });
 
       it('applies everything of an inbound-message commit together', async () => {

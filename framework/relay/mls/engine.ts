@@ -23,18 +23,21 @@ import {
 import type {
   ClientState,
   GroupInfo,
+  GroupState,
   IncomingMessageCallback,
   KeyPackage,
   LeafNodeUpdate,
   PrivateKeyPackage,
   PrivateMessage,
+  ProcessMessageResult,
   Proposal,
+  ProposalWithSender,
   RatchetTree,
   Welcome,
 } from 'ts-mls';
 import { signWithLabel } from 'ts-mls/crypto/signature.js';
 import { ratchetTreeFromExtension } from 'ts-mls/groupInfo.js';
-import { encodeLeafNodeTBS } from 'ts-mls/leafNode.js';
+import { encodeLeafNodeTBS, verifyLeafNodeSignature } from 'ts-mls/leafNode.js';
 import { CodecError as MlsCodecError, CryptoError, CryptoVerificationError } from 'ts-mls/mlsError.js';
 import { decodeRatchetTree, encodeRatchetTree, stripBlankNodes } from 'ts-mls/ratchetTree.js';
 import { decryptGroupInfo, decryptGroupSecrets } from 'ts-mls/welcome.js';
@@ -65,6 +68,12 @@ import {
 
 const GROUP_ID_LENGTH = 32;
 
+/**
+ * A Welcome for a group larger than the caller accepts (member count or ratchet tree size): a
+ * ProtocolError the caller can tell apart from an invalid Welcome, to report "group too large".
+ */
+export class GroupLimitError extends ProtocolError {}
+
 /** Secrets retired by a step; see the module comment for when to wipe them. */
 export type Consumed = readonly Uint8Array[];
 
@@ -83,7 +92,7 @@ function asRelayError(e: unknown, what: string): RelayError {
   return new ProtocolError(`${what}: ${detail}`, { cause: e });
 }
 
-async function guarded<T>(what: string, run: () => Promise<T>): Promise<T> {
+export async function guarded<T>(what: string, run: () => Promise<T>): Promise<T> {
   try {
     return await run();
   } catch (e) {
@@ -91,7 +100,7 @@ async function guarded<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
-function encodePrivateMlsMessage(message: PrivateMessage): Uint8Array {
+export function encodePrivateMlsMessage(message: PrivateMessage): Uint8Array {
   return encodeMlsMessage({
     version: 'mls10',
     wireformat: 'mls_private_message',
@@ -100,7 +109,7 @@ function encodePrivateMlsMessage(message: PrivateMessage): Uint8Array {
 }
 
 /** The next session after a commit moved `previous` to a new epoch. */
-function afterEpochChange(previous: SessionData, next: ClientState): GroupSession {
+export function afterEpochChange(previous: SessionData, next: ClientState): GroupSession {
   return wrap({
     group: groupStateOf(next),
     // Copy: the old key schedule object belongs to the previous session.
@@ -200,6 +209,12 @@ export type KeyPackageLookup = (ref: Uint8Array) => Promise<StoredKeyPackage | u
 export interface JoinOptions {
   /** Accepted member counts, inclusive. Default exactly 2 (a 1:1 Welcome, PROTOCOL.md §7). */
   readonly members?: { readonly min: number; readonly max: number };
+  /**
+   * Largest ratchet tree accepted, in nodes as listed on the wire (trailing blanks excluded, so n
+   * leaves without holes are 2n − 1 nodes). Checked before any signature on the tree is verified.
+   * Default: no limit beyond the member count.
+   */
+  readonly maxTreeNodes?: number;
 }
 
 export interface JoinedSession {
@@ -280,9 +295,29 @@ async function openGroupInfo(
 }
 
 /**
+ * PROTOCOL.md §7/§9: the GroupInfo signer must be the committer, the lowest occupied leaf before its
+ * commit. An Add takes the leftmost blank leaf (RFC 9420 §12.1.1), and once a hand-over has left
+ * leaves blank below the committer, invitees land there and the new tree's lowest leaf is one of
+ * them. So the signer passes when it is the lowest leaf, or when every occupied leaf below it can be
+ * one this commit added: a leaf still as its KeyPackage made it (source key_package), and no more of
+ * them than the Welcome has entries. A committer's own leaf stops looking like that once it has
+ * committed with a path, which a hand-over commit always has and createGroup does at once.
+ */
+function signedByCommitter(tree: RatchetTree, signer: number, addedByCommit: number): boolean {
+  let below = 0;
+  for (let nodeIndex = 0; nodeIndex < signer * 2 && nodeIndex < tree.length; nodeIndex += 2) {
+    const node = tree[nodeIndex];
+    if (node === undefined) continue;
+    if (node.nodeType !== 'leaf' || node.leaf.leafNodeSource !== 'key_package') return false;
+    below++;
+  }
+  return below <= addedByCommit;
+}
+
+/**
  * Joins from a Welcome addressed to one of our KeyPackages. Checks (PROTOCOL.md §7, §9): suite
  * 0x0001, group id of 32 bytes, member count, every leaf's identity derives from its key, the
- * GroupInfo signer is the committer (lowest occupied leaf); ts-mls verifies the rest of RFC 9420
+ * GroupInfo signer is the committer (see signedByCommitter); ts-mls verifies the rest of RFC 9420
  * §12.4.3.1 (signature, confirmation tag, tree hash, parent hashes, leaf signatures).
  */
 export async function joinFromWelcome(
@@ -315,9 +350,13 @@ export async function joinFromWelcome(
       ratchetTreeFromExtension(info) ??
       (ratchetTree !== undefined ? decodeTreeBytes(ratchetTree) : undefined);
     if (tree === undefined) throw new ProtocolError('Welcome comes without a ratchet tree');
+    const listed = stripBlankNodes(tree).length;
+    if (opts.maxTreeNodes !== undefined && listed > opts.maxTreeNodes) {
+      throw new GroupLimitError(`Welcome ratchet tree has ${listed} nodes`);
+    }
     const members = membersOfTree(tree);
     if (members.length < bounds.min || members.length > bounds.max) {
-      throw new ProtocolError(`Welcome group has ${members.length} members`);
+      throw new GroupLimitError(`Welcome group has ${members.length} members`);
     }
     for (let nodeIndex = 0; nodeIndex < tree.length; nodeIndex += 2) {
       const node = tree[nodeIndex];
@@ -328,7 +367,9 @@ export async function joinFromWelcome(
         throw new VerificationError('a leaf identity does not derive from its key');
       }
     }
-    if (info.signer !== committerLeafIndex(tree)) {
+    // A 1:1 Welcome never adds anyone below its creator, so it keeps the strict rule.
+    const addedBelowSigner = bounds.max > 2 ? welcome.secrets.length : 0;
+    if (!signedByCommitter(tree, info.signer, addedBelowSigner)) {
       throw new ProtocolError('GroupInfo signer is not the committer (lowest occupied leaf)');
     }
     const signerNode = tree[info.signer * 2];
@@ -413,51 +454,69 @@ export interface ProcessedMessage {
   readonly consumed: Consumed;
 }
 
+/** What ts-mls asks about a proposal or commit before applying it. */
+export type Incoming = Parameters<IncomingMessageCallback>[0];
+
 /**
- * Decrypts and applies one PrivateMessage. The caller recognises its own messages and redeliveries
- * by digest first: ts-mls reports them with the same error as a replay or a too-old message.
- * Throws VerificationError (does not authenticate) or ProtocolError (authentic but not allowed:
- * wrong group, future epoch, commit by a non-committer, disallowed proposal…).
+ * A session's admission rule for handshake messages: the reason to refuse, or undefined. Runs
+ * inside ts-mls's synchronous callback, so it can only look at the tree, never verify signatures.
  */
-export async function processMessage(
+export type Admission = (incoming: Incoming, tree: RatchetTree) => RelayError | undefined;
+
+/** One PrivateMessage taken apart and applied to a copy of the session; internal to mls/. */
+export interface Received {
+  readonly data: SessionData;
+  readonly pm: PrivateMessage;
+  readonly sender: Member;
+  readonly contentType: MlsContentType;
+  readonly result: ProcessMessageResult;
+  /** A commit's proposals (by reference and by value), or the single proposal received. */
+  readonly proposals: readonly ProposalWithSender[];
+  /** The commit removes us; `result.newState` is then not a usable state (the commit is not applied). */
+  readonly removedSelf: boolean;
+}
+
+/**
+ * Decrypts and applies one PrivateMessage under `admit`, shared by 1:1 and group processing so
+ * that both install our pending Update the same way and apply the same checks on proposals.
+ */
+export async function receivePrivateMessage(
   ctx: MlsContext,
   session: GroupSession,
   message: Uint8Array,
-  opts: ProcessOptions = {},
-): Promise<ProcessedMessage> {
-  const allowed = opts.allowedProposals ?? ['update'];
+  admit: Admission,
+): Promise<Received> {
   const pm = decodePrivateMessage(message);
-  const sender = await peekPrivateMessage(ctx, session, pm);
+  const peeked = await peekPrivateMessage(ctx, session, pm);
   const data = unwrap(session);
   const group = data.group;
   const ownLeaf = group.privatePath.leafIndex;
-  if (sender.leafIndex === ownLeaf) throw new ProtocolError('message was sent by ourselves');
-  if (sender.contentType !== 'application' && pm.epoch !== group.groupContext.epoch) {
+  if (peeked.leafIndex === ownLeaf) throw new ProtocolError('message was sent by ourselves');
+  if (peeked.contentType !== 'application' && pm.epoch !== group.groupContext.epoch) {
     throw new ProtocolError('handshake message from a past epoch');
   }
 
-  const committer = committerLeafIndex(group.ratchetTree);
-  let refusal: string | undefined;
+  let refusal: RelayError | undefined;
+  let removedSelf = false;
+  let proposals: readonly ProposalWithSender[] = [];
   const policy: IncomingMessageCallback = (incoming) => {
-    if (incoming.kind === 'commit') {
-      if (incoming.senderLeafIndex !== committer) {
-        refusal = 'commit from a member that is not the committer';
-      } else if (incoming.proposals.some((p) => !isAllowed(p.proposal, allowed))) {
-        refusal = 'commit carries a proposal type this session does not accept';
-      }
-    } else if (!isAllowed(incoming.proposal.proposal, allowed)) {
-      refusal = 'proposal type not accepted in this session';
-    } else if (incoming.proposal.senderLeafIndex === committer) {
-      refusal = 'the committer updates by committing, not by proposing';
-    }
-    return refusal === undefined ? 'accept' : 'reject';
+    proposals = incoming.kind === 'commit' ? incoming.proposals : [incoming.proposal];
+    refusal = admit(incoming, group.ratchetTree);
+    if (refusal !== undefined) return 'reject';
+    // ts-mls 1.6.4 sees its own removal only when our leaf is blank after the commit, and an Add
+    // in the same commit refills the leftmost blank leaf, which may be ours: it then tries the
+    // path, finds no key and throws. The commit's signature and proposals are verified by now,
+    // so stop here and report the removal ourselves.
+    removedSelf = incoming.kind === 'commit' && removedLeaves(incoming.proposals).includes(ownLeaf);
+    return removedSelf ? 'reject' : 'accept';
   };
 
   const attempt = async (state: ClientState) => {
     refusal = undefined;
+    removedSelf = false;
     const result = await processPrivateMessage(state, pm, makePskIndex(state, {}), ctx.cipherSuite, policy);
-    if (result.kind === 'newState' && result.actionTaken === 'reject') {
-      throw new ProtocolError(refusal ?? 'message rejected by session policy');
+    if (result.kind === 'newState' && result.actionTaken === 'reject' && !removedSelf) {
+      throw refusal ?? new ProtocolError('message rejected by session policy');
     }
     return result;
   };
@@ -465,7 +524,7 @@ export async function processMessage(
   const base = clientStateOf(ctx, session);
   const result = await guarded('processing an MLS message', async () => {
     const pending = data.pendingUpdate;
-    if (sender.contentType !== 'commit' || pending === undefined) return attempt(base);
+    if (peeked.contentType !== 'commit' || pending === undefined) return attempt(base);
     // Our Update proposal replaced our leaf's encryption key in the proposal only; if this commit
     // carries it, the path secret is encrypted to the new key (RFC 9420 §12.1.2, §7.6). Try that
     // first and keep it only if the resulting tree really holds our new key; otherwise the commit
@@ -480,6 +539,7 @@ export async function processMessage(
     };
     try {
       const r = await attempt(withNewKey);
+      if (removedSelf) return r;
       const leaf = r.newState.ratchetTree[ownNode];
       if (leaf?.nodeType === 'leaf' && equalBytes(leaf.leaf.hpkePublicKey, pending.hpkePublicKey)) {
         return r;
@@ -490,36 +550,177 @@ export async function processMessage(
     return attempt(base);
   });
 
-  const who: Member = {
-    leafIndex: sender.leafIndex,
-    identityKey: sender.identityKey,
-    userId: sender.userId,
+  if (result.kind === 'newState' && result.newState.groupActiveState.kind === 'removedFromGroup') {
+    removedSelf = true;
+  }
+  if (peeked.contentType === 'proposal') {
+    const [received] = proposals;
+    if (received !== undefined) await verifyProposal(ctx, group, received);
+  } else if (peeked.contentType === 'commit' && !removedSelf) {
+    keepIdentities(group.ratchetTree, result.newState.ratchetTree, proposals);
+  }
+  return {
+    data,
+    pm,
+    sender: { leafIndex: peeked.leafIndex, identityKey: peeked.identityKey, userId: peeked.userId },
+    contentType: peeked.contentType,
+    result,
+    proposals,
+    removedSelf,
   };
+}
+
+/**
+ * Checks ts-mls leaves to commit time, done on receipt instead: a proposal that every member
+ * stores but the committer cannot commit would stall the group. Lifetimes are left out on purpose:
+ * receivers' clocks differ, and one that refused what the committer accepted could not follow the
+ * commit referencing it. The committer checks lifetimes when it commits.
+ */
+async function verifyProposal(
+  ctx: MlsContext,
+  group: GroupState,
+  received: ProposalWithSender,
+): Promise<void> {
+  const proposal = received.proposal;
+  if (proposal.proposalType === 'add') {
+    const kp = proposal.add.keyPackage;
+    // checkKeyPackage judged at a moment inside the package's own lifetime: every check but that one.
+    await checkKeyPackage(ctx, kp, Number(kp.leafNode.lifetime.notBefore));
+  } else if (proposal.proposalType === 'update') {
+    const leafIndex = received.senderLeafIndex;
+    if (leafIndex === undefined) throw new ProtocolError('Update proposal without a member sender');
+    const ok = await verifyLeafNodeSignature(
+      proposal.update.leafNode,
+      group.groupContext.groupId,
+      leafIndex,
+      ctx.cipherSuite.signature,
+    );
+    if (!ok) throw new VerificationError('Update leaf node signature does not verify');
+    const leaf = proposal.update.leafNode;
+    if (!credentialIsValid(leaf.credential, leaf.signaturePublicKey)) {
+      throw new VerificationError('Update credential does not derive from its signature key');
+    }
+    const current = group.ratchetTree[leafIndex * 2];
+    if (
+      current?.nodeType !== 'leaf' ||
+      !equalBytes(current.leaf.signaturePublicKey, leaf.signaturePublicKey)
+    ) {
+      throw new ProtocolError("an Update may not change the member's identity key");
+    }
+  }
+}
+
+/**
+ * A member's identity is its credential key (PROTOCOL.md §2), so no commit may swap the key at a
+ * leaf it does not remove: neither an Update nor the committer's own path leaf may change it.
+ */
+function keepIdentities(
+  before: RatchetTree,
+  after: RatchetTree,
+  proposals: readonly ProposalWithSender[],
+): void {
+  const removed = new Set(removedLeaves(proposals));
+  for (let nodeIndex = 0; nodeIndex < before.length; nodeIndex += 2) {
+    const old = before[nodeIndex];
+    if (old?.nodeType !== 'leaf' || removed.has(nodeIndex / 2)) continue;
+    const now = after[nodeIndex];
+    if (now?.nodeType !== 'leaf' || !equalBytes(now.leaf.signaturePublicKey, old.leaf.signaturePublicKey)) {
+      throw new ProtocolError(`commit changes the identity key at leaf ${nodeIndex / 2}`);
+    }
+  }
+}
+
+export function removedLeaves(proposals: readonly ProposalWithSender[]): number[] {
+  const leaves: number[] = [];
+  for (const p of proposals) {
+    if (p.proposal.proposalType === 'remove') leaves.push(p.proposal.remove.removed);
+  }
+  return leaves;
+}
+
+/** Who a commit removed (from the tree before it) and added (found in the tree after it). */
+export function membershipChange(
+  before: RatchetTree,
+  after: RatchetTree,
+  proposals: readonly ProposalWithSender[],
+): { added: Member[]; removed: Member[] } {
+  const old = membersOfTree(before);
+  const removed: Member[] = [];
+  for (const leaf of removedLeaves(proposals)) {
+    const member = old.find((m) => m.leafIndex === leaf);
+    if (member !== undefined && !removed.includes(member)) removed.push(member);
+  }
+  const current = membersOfTree(after);
+  const added: Member[] = [];
+  for (const p of proposals) {
+    if (p.proposal.proposalType !== 'add') continue;
+    const key = p.proposal.add.keyPackage.leafNode.signaturePublicKey;
+    const member = current.find((m) => equalBytes(m.identityKey, key));
+    if (member !== undefined && !added.includes(member)) added.push(member);
+  }
+  return { added, removed };
+}
+
+export function isAllowed(proposal: Proposal, allowed: readonly ProposalKind[]): boolean {
+  return (allowed as readonly string[]).includes(String(proposal.proposalType));
+}
+
+/**
+ * Decrypts and applies one PrivateMessage. The caller recognises its own messages and redeliveries
+ * by digest first: ts-mls reports them with the same error as a replay or a too-old message.
+ * Throws VerificationError (does not authenticate) or ProtocolError (authentic but not allowed:
+ * wrong group, future epoch, commit by a non-committer, disallowed proposal…). For groups use
+ * processGroupMessage (group.ts), which also reports membership changes and our removal.
+ */
+export async function processMessage(
+  ctx: MlsContext,
+  session: GroupSession,
+  message: Uint8Array,
+  opts: ProcessOptions = {},
+): Promise<ProcessedMessage> {
+  const allowed = opts.allowedProposals ?? ['update'];
+  const admit: Admission = (incoming, tree) => {
+    const committer = committerLeafIndex(tree);
+    if (incoming.kind === 'commit') {
+      if (incoming.senderLeafIndex !== committer) {
+        return new ProtocolError('commit from a member that is not the committer');
+      }
+      if (incoming.proposals.some((p) => !isAllowed(p.proposal, allowed))) {
+        return new ProtocolError('commit carries a proposal type this session does not accept');
+      }
+    } else if (!isAllowed(incoming.proposal.proposal, allowed)) {
+      return new ProtocolError('proposal type not accepted in this session');
+    } else if (incoming.proposal.senderLeafIndex === committer) {
+      return new ProtocolError('the committer updates by committing, not by proposing');
+    }
+    return undefined;
+  };
+  const got = await receivePrivateMessage(ctx, session, message, admit);
+  const { data, result } = got;
+  if (got.removedSelf) {
+    throw new ProtocolError('the commit removes us from the group; use processGroupMessage for groups');
+  }
   if (result.kind === 'applicationMessage') {
     return {
       state: wrap({ ...data, group: groupStateOf(result.newState) }),
       kind: 'application',
       plaintext: result.message,
-      sender: who,
-      epoch: pm.epoch,
+      sender: got.sender,
+      epoch: got.pm.epoch,
       consumed: result.consumed,
     };
   }
   const next =
-    sender.contentType === 'commit'
+    got.contentType === 'commit'
       ? afterEpochChange(data, result.newState)
       : wrap({ ...data, group: groupStateOf(result.newState) });
   return {
     state: next,
-    kind: sender.contentType,
-    sender: who,
-    epoch: pm.epoch,
+    kind: got.contentType,
+    sender: got.sender,
+    epoch: got.pm.epoch,
     consumed: result.consumed,
   };
-}
-
-function isAllowed(proposal: Proposal, allowed: readonly ProposalKind[]): boolean {
-  return (allowed as readonly string[]).includes(String(proposal.proposalType));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 /**
- * The MLS engine of relay-bot: 1:1 sessions over ts-mls 1.6.4, behind our own interface.
+ * The MLS engine of relay-bot: 1:1 sessions and N-way groups over ts-mls 1.6.4, behind our own interface.
  * Nothing here re-exports ts-mls types; GroupSession is opaque and stored via encodeSession.
  */
 export {
@@ -30,6 +30,7 @@ export {
   commitPending,
   exportSecret,
   wipeConsumed,
+  GroupLimitError,
   type Consumed,
   type CreateOptions,
   type CreatedSession,
@@ -44,7 +45,31 @@ export {
   type ProposedUpdate,
   type CommittedState,
 } from './engine.js';
-export { peekSender, groupIdOfMessage, type PeekedSender, type MlsContentType } from './sender.js';
+export {
+  createGroup,
+  proposeAdd,
+  proposeRemove,
+  pendingProposals,
+  needsPathRefresh,
+  commitGroup,
+  processGroupMessage,
+  type GroupCreateOptions,
+  type CreatedGroup,
+  type ProposedChange,
+  type PendingProposal,
+  type GroupCommitOptions,
+  type GroupCommit,
+  type ProcessGroupOptions,
+  type ProcessedGroupMessage,
+} from './group.js';
+export {
+  peekSender,
+  peekHeader,
+  groupIdOfMessage,
+  type PeekedSender,
+  type MessageHeader,
+  type MlsContentType,
+} from './sender.js';
 export {
   encodeSession,
   decodeSession,
@@ -53,6 +78,9 @@ export {
   membersOf,
   ownLeafIndex,
   isCommitter,
+  isNextCommitter,
+  committerOf,
+  memberByIdentityKey,
   hasPendingProposals,
   hasPendingUpdate,
   SESSION_FORMAT_VERSION,

@@ -47,6 +47,21 @@ export function decodePrivateMessage(bytes: Uint8Array): PrivateMessage {
   return msg.privateMessage;
 }
 
+export interface MessageHeader {
+  readonly groupId: Uint8Array;
+  readonly epoch: bigint;
+  readonly contentType: MlsContentType;
+}
+
+/**
+ * The clear PrivateMessage header (RFC 9420 §6.3), no keys needed and unauthenticated until the
+ * message decrypts: enough to route a group payload and to tell a fallen-behind member (§9).
+ */
+export function peekHeader(message: Uint8Array): MessageHeader {
+  const pm = decodePrivateMessage(message);
+  return { groupId: pm.groupId, epoch: pm.epoch, contentType: pm.contentType };
+}
+
 /** The group id a PrivateMessage claims (unauthenticated until it decrypts). */
 export function groupIdOfMessage(bytes: Uint8Array): Uint8Array {
   return decodePrivateMessage(bytes).groupId;

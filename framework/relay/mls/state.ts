@@ -5,7 +5,8 @@
  */
 import { decodeGroupState, encodeGroupState } from 'ts-mls';
 import type { ClientState, GroupState } from 'ts-mls';
-import { CodecError } from '../errors.js';
+import { equalBytes } from '../bytes.js';
+import { CodecError, ProtocolError } from '../errors.js';
 import { userIdFromKey } from './auth.js';
 import type { MlsContext } from './context.js';
 
@@ -90,9 +91,41 @@ export function committerLeafIndex(tree: GroupState['ratchetTree']): number | un
   return undefined;
 }
 
+/**
+ * PROTOCOL.md §9: the member at the second-lowest occupied leaf, the only one besides the committer
+ * that may commit, and only a commit removing the committer (the hand-over).
+ */
+export function nextCommitterLeafIndex(tree: GroupState['ratchetTree']): number | undefined {
+  let seen = false;
+  for (let nodeIndex = 0; nodeIndex < tree.length; nodeIndex += 2) {
+    if (tree[nodeIndex]?.nodeType !== 'leaf') continue;
+    if (seen) return nodeIndex / 2;
+    seen = true;
+  }
+  return undefined;
+}
+
 export function isCommitter(session: GroupSession): boolean {
   const group = unwrap(session).group;
   return committerLeafIndex(group.ratchetTree) === group.privatePath.leafIndex;
+}
+
+/** True when we would take over as committer once the committer's Remove is committed. */
+export function isNextCommitter(session: GroupSession): boolean {
+  const group = unwrap(session).group;
+  return nextCommitterLeafIndex(group.ratchetTree) === group.privatePath.leafIndex;
+}
+
+export function committerOf(session: GroupSession): Member {
+  const members = membersOf(session);
+  const first = members[0];
+  // Our own leaf is always occupied in a session we hold, so the tree is never empty.
+  if (first === undefined) throw new ProtocolError('group has no members');
+  return first;
+}
+
+export function memberByIdentityKey(session: GroupSession, identityKey: Uint8Array): Member | undefined {
+  return membersOf(session).find((m) => equalBytes(m.identityKey, identityKey));
 }
 
 /** True while proposals (ours or the peer's) await a commit. */

@@ -1,0 +1,80 @@
+/**
+ * Runs a ChatSession on a started client, reading lines from any stream: the terminal (with a
+ * prompt showing the current conversation, incoming lines printed above the one being typed), a
+ * pipe, or a test's PassThrough.
+ */
+import readline from 'node:readline';
+import { HELP, promptOf } from './format.js';
+import { ChatSession, type ChatClient } from './session.js';
+
+export interface ChatIo {
+  input: NodeJS.ReadableStream;
+  output: NodeJS.WritableStream;
+  /** A terminal: prompt, help at start, and lines printed above the one being typed. */
+  interactive: boolean;
+}
+
+export interface ChatOptions {
+  /** Direct peers (user ids); the first is the current conversation unless `group` is given. */
+  peers: readonly string[];
+  /** A group to open at start (id, unique id prefix or name); a UsageError when we are not in it. */
+  group?: string;
+  /** With piped input: how long to keep printing after EOF, for the replies on their way. */
+  drainMs: number;
+}
+
+function printer(io: ChatIo, rl: () => readline.Interface | undefined): (line: string) => void {
+  return (line) => {
+    if (!io.interactive) {
+      io.output.write(`${line}\n`);
+      return;
+    }
+    // Above the line being typed: clear it, print, redraw the prompt and the partial input.
+    readline.clearLine(io.output, 0);
+    readline.cursorTo(io.output, 0);
+    io.output.write(`${line}\n`);
+    rl()?.prompt(true);
+  };
+}
+
+/** Feeds lines to the session until EOF or /quit. */
+function readLines(session: ChatSession, rl: readline.Interface, interactive: boolean): Promise<void> {
+  return new Promise<void>((resolve) => {
+    rl.on('line', (line) => {
+      if (!session.line(line)) rl.close();
+      else if (interactive) rl.prompt();
+    });
+    rl.on('close', resolve);
+  });
+}
+
+export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions): Promise<void> {
+  let rl: readline.Interface | undefined;
+  const print = printer(io, () => rl);
+  const session = new ChatSession(client, opts.peers, print);
+  session.onChange = () => rl?.setPrompt(promptOf(session.current, (id) => session.label(id)));
+  const detach = session.attach();
+  try {
+    await session.loadGroups();
+    if (opts.group !== undefined) await session.openGroup(opts.group);
+    // Created only now: readline starts reading at once, and piped lines must not arrive first.
+    rl = readline.createInterface({
+      input: io.input,
+      ...(io.interactive ? { output: io.output, prompt: '' } : {}),
+      terminal: io.interactive,
+    });
+    if (io.interactive) {
+      print(`you are ${client.userId}; ${session.where()}`);
+      print(HELP);
+      session.onChange();
+      rl.prompt();
+    }
+    await readLines(session, rl, io.interactive);
+    await session.idle();
+    // Replies to the last lines are still on their way.
+    if (!io.interactive && opts.drainMs > 0) await new Promise((r) => setTimeout(r, opts.drainMs));
+  } finally {
+    rl?.close();
+    detach();
+  }
+}

@@ -1,0 +1,147 @@
+/**
+ * A group's committer killed with SIGKILL while members keep proposing (PROTOCOL.md §9 "Delivery":
+ * state stored before the PUBACK; commits and Welcomes go out from the outbox). After every restart
+ * it resumes; at the end every member is at the same epoch with the same members, and the group
+ * still carries messages both ways.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { converged, groupTexts, GroupWorld, until, type Member } from '../support/groups.js';
+import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../support/postgres.js';
+
+const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const KILLS = 6;
+
+let broker: TestBroker;
+beforeAll(async () => {
+  broker = await getTestBroker();
+});
+afterAll(async () => {
+  await broker.close();
+});
+
+interface Child {
+  process: ChildProcess;
+  userId: string;
+  groupId: Promise<string>;
+}
+
+function startChild(env: Record<string, string>): Promise<Child> {
+  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/support/group-child.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, NODE_OPTIONS: '' },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  let out = '';
+  let onGroup!: (id: string) => void;
+  const groupId = new Promise<string>((r) => (onGroup = r));
+  return new Promise((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const ready = /READY ([0-9a-f]{32})/.exec(out);
+      if (ready) resolve({ process: child, userId: ready[1]!, groupId });
+      const group = /GROUP ([0-9a-f]{64})/.exec(out);
+      if (group) onGroup(group[1]!);
+    });
+    child.once('exit', (code) => reject(new Error(`group child exited early (${code})`)));
+  });
+}
+
+async function kill(child: Child): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+  const exited = new Promise((r) => child.process.once('exit', r));
+  child.process.kill('SIGKILL');
+  await exited;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+async function run(storeEnv: Record<string, string>): Promise<void> {
+  const world = new GroupWorld(broker.url);
+  const members: Member[] = await Promise.all([1, 2, 3].map(() => world.start()));
+  const joiners: Member[] = await Promise.all([1, 2, 3].map(() => world.start()));
+  const env = {
+    ...storeEnv,
+    RELAY_BROKER_URL: broker.url,
+    RELAY_PREFIX: world.prefix,
+    RELAY_GROUP_MEMBERS: members.map((m) => m.client.userId).join(','),
+  };
+  let child = await startChild(env);
+  try {
+    const groupId = await child.groupId;
+    for (const m of members) await until(() => m.events.some((e) => e.kind === 'joined'), 30_000, 'joined');
+    // Members keep proposing (Updates, and Adds of new members) while the committer is killed.
+    let proposing = true;
+    const proposer = (async () => {
+      let i = 0;
+      while (proposing) {
+        const m = members[i % members.length]!;
+        if (i < joiners.length)
+          await m.client.addToGroup(groupId, [joiners[i]!.client.userId]).catch(() => undefined);
+        else await m.client.updateGroupKeys(groupId).catch(() => undefined);
+        i++;
+        await sleep(150 + Math.random() * 200);
+      }
+    })();
+    for (let k = 0; k < KILLS; k++) {
+      await sleep(300 + Math.random() * 900);
+      await kill(child);
+      child = await startChild(env);
+      expect(await child.groupId).toBe(groupId);
+    }
+    proposing = false;
+    await proposer;
+    const everyone = [...members, ...joiners];
+    await until(() => joiners.every((j) => j.events.some((e) => e.kind === 'joined')), 60_000, 'joiners in');
+    await until(
+      async () => {
+        if (!(await converged(everyone, groupId))) return false;
+        return (await everyone[0]!.client.group(groupId))!.members.length === 7;
+      },
+      60_000,
+      'convergence',
+    ).catch(async (e: Error) => {
+      const seen = await Promise.all(everyone.map((m) => m.client.group(groupId)));
+      const drops = everyone.map((m) => m.client.drops.snapshot());
+      const state = seen.map((g, i) => ({
+        epoch: g?.epoch.toString(),
+        members: g?.members.length,
+        drops: Object.fromEntries(Object.entries(drops[i]!).filter(([, n]) => n > 0)),
+      }));
+      throw new Error(`${e.message}: ${JSON.stringify(state)}`);
+    });
+    await joiners[2]!.client.sendToGroup(groupId, '/echo after the crashes');
+    for (const m of everyone.filter((x) => x !== joiners[2])) {
+      await until(() => groupTexts(m, groupId).includes('echo: after the crashes'), 30_000, 'echo');
+    }
+    for (const m of everyone) expect(m.client.drops.get('mls')).toBe(0);
+  } finally {
+    await kill(child);
+    await world.close();
+  }
+}
+
+describe('a committer killed with SIGKILL mid-commit resumes with the group intact', () => {
+  test('on SQLite', async () => {
+    const dir = await mkdtemp(path.join(tmpdir(), 'relay-group-crash-'));
+    try {
+      await run({ RELAY_SQLITE_PATH: path.join(dir, 'bot.sqlite') });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  test('on Postgres', async () => {
+    if (!(await postgresAnswers())) return;
+    const schema = uniqueName('gcrash').replace(/-/g, '_');
+    await createPgSchema(schema);
+    try {
+      await run({ DATABASE_URL: PG_URL, RELAY_PG_SCHEMA: schema });
+    } finally {
+      await dropPgSchema(schema);
+    }
+  }, 240_000);
+});

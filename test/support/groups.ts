@@ -1,0 +1,111 @@
+/**
+ * Helpers for group tests: clients on one topic prefix, each with its own store (Postgres when it
+ * answers and the caller asks for it, else memory), and waits on group events and messages.
+ */
+import {
+  MemoryRelayStore,
+  RelayClient,
+  type GroupEvent,
+  type ReceivedMessage,
+  type RelayClientOptions,
+  type RelayStore,
+} from '../../framework/relay/index.js';
+import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
+import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from './postgres.js';
+import { uniqueName } from './broker.js';
+
+export const GROUP_TEST_POW_BITS = 8;
+
+export interface Member {
+  client: RelayClient;
+  store: RelayStore;
+  messages: ReceivedMessage[];
+  events: GroupEvent[];
+}
+
+export class GroupWorld {
+  readonly prefix = uniqueName('grp');
+  readonly members: Member[] = [];
+  private readonly schemas: string[] = [];
+
+  constructor(private readonly brokerUrl: string) {}
+
+  /** A store on its own Postgres schema when Postgres answers, else in memory. */
+  async durableStore(): Promise<RelayStore> {
+    if (!(await postgresAnswers())) return new MemoryRelayStore();
+    const schema = uniqueName('g').replace(/-/g, '_');
+    await createPgSchema(schema);
+    this.schemas.push(schema);
+    return new TypeOrmRelayStore(await createRelayDataSource({ url: PG_URL, schema }));
+  }
+
+  async start(
+    store: RelayStore = new MemoryRelayStore(),
+    options: Partial<RelayClientOptions> = {},
+  ): Promise<Member> {
+    const client = await RelayClient.create({
+      store,
+      broker: { url: this.brokerUrl },
+      topicPrefix: this.prefix,
+      powBits: GROUP_TEST_POW_BITS,
+      welcomeQuota: { perSenderPerMinute: 200, totalPerMinute: 1000 },
+      groups: { commitDelayMs: 100 },
+      ...options,
+    });
+    const member: Member = { client, store, messages: [], events: [] };
+    client.on('message', (m) => member.messages.push(m));
+    client.on('group', (e) => member.events.push(e));
+    await client.start();
+    this.members.push(member);
+    return member;
+  }
+
+  /** Stops a member's client but keeps its store (and its broker session) for a restart. */
+  async stop(member: Member): Promise<void> {
+    await member.client.stop();
+    this.members.splice(this.members.indexOf(member), 1);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.members.splice(0).map((m) => m.client.stop().catch(() => undefined)));
+    for (const s of this.schemas) await dropPgSchema(s).catch(() => undefined);
+  }
+}
+
+export async function until(
+  cond: () => boolean | Promise<boolean>,
+  timeoutMs = 30_000,
+  what = 'condition',
+): Promise<void> {
+  const start = Date.now();
+  while (!(await cond())) {
+    if (Date.now() - start > timeoutMs) throw new Error(`${what} not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+export function groupTexts(member: Member, groupId: string): string[] {
+  return member.messages
+    .filter((m) => m.conversation.kind === 'group' && m.conversation.groupId === groupId)
+    .map((m) => m.content.content);
+}
+
+export async function epochs(
+  members: readonly Member[],
+  groupId: string,
+): Promise<Array<bigint | undefined>> {
+  return Promise.all(members.map(async (m) => (await m.client.group(groupId))?.epoch));
+}
+
+/** Every member knows the group, at the same epoch, with the same member list. */
+export async function converged(members: readonly Member[], groupId: string): Promise<boolean> {
+  const infos = await Promise.all(members.map((m) => m.client.group(groupId)));
+  if (infos.some((i) => i === undefined)) return false;
+  const first = infos[0]!;
+  const ids = (i: (typeof infos)[number]) =>
+    i!.members
+      .map((x) => x.userId)
+      .sort()
+      .join(',');
+  return infos.every((i) => i!.epoch === first.epoch && ids(i) === ids(first));
+}
