@@ -337,9 +337,10 @@ export class GroupCoordinator {
         const { record, state, meta } = await this.require(groupId);
         const now = this.host.clock.now();
         if (mls.isCommitter(state)) {
+          const plan = this.commitPlan(state, meta, new Map());
           const commit = await mls.commitGroup(this.host.mls, state, {
-            adds: bundles.map((b) => b.keyPackage),
-            exclude: this.pendingAddRefs(state),
+            ...plan,
+            adds: [...plan.adds, ...bundles.map((b) => b.keyPackage)],
           });
           await this.saveCommit(
             record,
@@ -381,9 +382,10 @@ export class GroupCoordinator {
         if (leaves.length === 0) return;
         const now = this.host.clock.now();
         if (mls.isCommitter(state)) {
+          const plan = this.commitPlan(state, meta, new Map());
           const commit = await mls.commitGroup(this.host.mls, state, {
-            removes: leaves,
-            exclude: this.pendingAddRefs(state),
+            ...plan,
+            removes: [...plan.removes, ...leaves],
           });
           await this.saveCommit(record, meta, commit, [], now);
           return;
@@ -493,7 +495,7 @@ export class GroupCoordinator {
   private async refreshKeys(loaded: Loaded, now: number): Promise<Loaded> {
     const { record, state, meta } = loaded;
     if (mls.isCommitter(state)) {
-      const commit = await mls.commitGroup(this.host.mls, state, { exclude: this.pendingAddRefs(state) });
+      const commit = await mls.commitGroup(this.host.mls, state, this.commitPlan(state, meta, new Map()));
       return this.saveCommit(record, meta, commit, [], now);
     }
     if (mls.hasPendingUpdate(state)) return loaded;
@@ -572,13 +574,10 @@ export class GroupCoordinator {
         const pending = mls.pendingProposals(state);
         const now = this.host.clock.now();
         if (pending.length === 0 && !(mls.isCommitter(state) && this.committerRefreshDue(meta, now))) return;
-        // §9: Adds without a valid bundle are left out.
-        const exclude = pending
-          .filter((p) => p.kind === 'add' && (!p.add || !bundles.has(hexId(p.add.userId))))
-          .map((p) => p.ref);
+        const plan = this.commitPlan(state, meta, bundles);
         let commit: mls.GroupCommit;
         try {
-          commit = await mls.commitGroup(this.host.mls, state, { exclude });
+          commit = await mls.commitGroup(this.host.mls, state, plan);
         } catch (e) {
           // §9: a set the committer cannot commit is discarded; proposers propose again.
           this.host.log.debug({ err: (e as Error).message, groupId }, 'proposal set discarded');
@@ -613,6 +612,7 @@ export class GroupCoordinator {
     meta.messagesSinceCommit = 0;
     meta.lastCommitAt = now;
     meta.lastUpdateAt = now;
+    meta.epochAddedMembers = commit.added.length > 0;
     delete meta.pendingSince;
     const next = this.updated(record, commit.state, meta, now);
     await this.save(
@@ -650,11 +650,35 @@ export class GroupCoordinator {
     return rows;
   }
 
-  private pendingAddRefs(state: mls.GroupSession): string[] {
-    return mls
-      .pendingProposals(state)
-      .filter((p) => p.kind === 'add')
-      .map((p) => p.ref);
+  /**
+   * Which pending proposals a commit carries, and how. A member that joined in this epoch
+   * subscribed only after its Welcome and may have missed proposals published before that; a
+   * commit naming one by reference would be one it cannot process. So Adds and Removes are
+   * carried by value (an Add with the invitee's freshly fetched KeyPackage; §9 leaves out Adds
+   * without a valid bundle), and in an epoch that added members, other members' Updates (which
+   * cannot go by value) wait for the next epoch. The committer's own Remove stays by reference:
+   * the hand-over commit is recognised by it.
+   */
+  private commitPlan(
+    state: mls.GroupSession,
+    meta: GroupMeta,
+    bundles: ReadonlyMap<string, FetchedPeerBundle>,
+  ): { exclude: string[]; adds: Uint8Array[]; removes: number[] } {
+    const committerLeaf = mls.committerOf(state).leafIndex;
+    const plan = { exclude: [] as string[], adds: [] as Uint8Array[], removes: [] as number[] };
+    for (const p of mls.pendingProposals(state)) {
+      if (p.kind === 'add') {
+        plan.exclude.push(p.ref);
+        const bundle = p.add && bundles.get(hexId(p.add.userId));
+        if (bundle) plan.adds.push(bundle.keyPackage);
+      } else if (p.kind === 'remove' && p.removeLeaf !== committerLeaf) {
+        plan.exclude.push(p.ref);
+        if (p.removeLeaf !== undefined) plan.removes.push(p.removeLeaf);
+      } else if (p.kind === 'update' && meta.epochAddedMembers) {
+        plan.exclude.push(p.ref);
+      }
+    }
+    return plan;
   }
 
   // ------------------------------------------------------------------ inbound: the group topic
@@ -850,6 +874,7 @@ export class GroupCoordinator {
     const now = processed.at;
     meta.messagesSinceCommit = 0;
     meta.lastCommitAt = now;
+    meta.epochAddedMembers = result.added.length > 0;
     delete meta.pendingSince;
     if (!mls.hasPendingUpdate(result.state)) meta.lastUpdateAt = Math.max(meta.lastUpdateAt, now);
     const members = new Set(mls.membersOf(result.state).map((m) => hexId(m.userId)));
@@ -1026,6 +1051,7 @@ export class GroupCoordinator {
     await this.host.subscribe(this.topicOf(topicId));
     const meta = newGroupMeta(now, {
       invitedBy: sender,
+      epochAddedMembers: true,
       ...(existingMeta?.name !== undefined ? { name: existingMeta.name } : {}),
       // Kept across the re-add: a forged future-epoch header must not buy another one at once.
       ...(rejoin ? { rejoinRequestedAt: existingMeta.rejoinRequestedAt } : {}),
@@ -1129,10 +1155,11 @@ export class GroupCoordinator {
           outcome = 'rejoin_invalid';
           return;
         }
+        const plan = this.commitPlan(loaded.state, loaded.meta, new Map());
         const commit = await mls.commitGroup(this.host.mls, loaded.state, {
-          removes: [current.leafIndex],
-          adds: [inner.mls],
-          exclude: this.pendingAddRefs(loaded.state),
+          ...plan,
+          removes: [...plan.removes, current.leafIndex],
+          adds: [...plan.adds, inner.mls],
         });
         for (const [id, at] of Object.entries(loaded.meta.rejoinsServed)) {
           if (now - at >= REJOIN_INTERVAL_SECONDS) delete loaded.meta.rejoinsServed[id];

@@ -20,6 +20,8 @@ export interface GroupMeta {
   /** When we last refreshed our leaf (proposed an Update, or committed). */
   lastUpdateAt: number;
   intents: GroupIntent[];
+  /** The commit that began this epoch added members (who may have missed earlier proposals). */
+  epochAddedMembers?: boolean;
   /** When a proposal was first seen waiting for a commit in the current epoch. */
   pendingSince?: number;
   /** When we last asked the committer to re-add us (at most once per 10 minutes). */

@@ -111,7 +111,14 @@ async function run(storeEnv: Record<string, string>): Promise<void> {
         members: g?.members.length,
         drops: Object.fromEntries(Object.entries(drops[i]!).filter(([, n]) => n > 0)),
       }));
-      throw new Error(`${e.message}: ${JSON.stringify(state)}`);
+      const behind = everyone.filter((m, i) => seen[i]?.epoch !== seen[0]?.epoch);
+      const detail = await Promise.all(
+        behind.map(async (m) => ({
+          events: m.events.map((ev) => ev.kind),
+          meta: (await m.store.getGroup(groupId))?.meta,
+        })),
+      );
+      throw new Error(`${e.message}: ${JSON.stringify(state)} ${JSON.stringify(detail)}`);
     });
     await joiners[2]!.client.sendToGroup(groupId, '/echo after the crashes');
     for (const m of everyone.filter((x) => x !== joiners[2])) {

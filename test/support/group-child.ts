@@ -5,6 +5,7 @@
  * Env: RELAY_BROKER_URL, RELAY_PREFIX, RELAY_GROUP_MEMBERS, and DATABASE_URL (Postgres; schema in
  * RELAY_PG_SCHEMA) or RELAY_SQLITE_PATH.
  */
+import { pino } from 'pino';
 import { RelayClient } from '../../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
 
@@ -23,7 +24,16 @@ const dataSource = await createRelayDataSource(
     : { sqlitePath: env('RELAY_SQLITE_PATH') },
 );
 const store = new TypeOrmRelayStore(dataSource);
+const logDir = process.env.RELAY_TEST_LOG_DIR;
 const client = await RelayClient.create({
+  ...(logDir
+    ? {
+        logger: pino(
+          { level: 'debug' },
+          pino.destination({ dest: `${logDir}/committer.log`, append: true, sync: true }),
+        ),
+      }
+    : {}),
   store,
   broker: { url: env('RELAY_BROKER_URL') },
   topicPrefix: env('RELAY_PREFIX'),

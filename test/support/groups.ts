@@ -10,6 +10,7 @@ import {
   type RelayClientOptions,
   type RelayStore,
 } from '../../framework/relay/index.js';
+import { pino } from 'pino';
 import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from './postgres.js';
 import { uniqueName } from './broker.js';
@@ -43,7 +44,13 @@ export class GroupWorld {
     store: RelayStore = new MemoryRelayStore(),
     options: Partial<RelayClientOptions> = {},
   ): Promise<Member> {
+    // RELAY_TEST_LOG_DIR=dir writes each client's debug log there, for chasing a failure.
+    const logDir = process.env.RELAY_TEST_LOG_DIR;
+    const logger = logDir
+      ? pino({ level: 'debug' }, pino.destination(`${logDir}/${uniqueName('client')}.log`))
+      : undefined;
     const client = await RelayClient.create({
+      ...(logger ? { logger } : {}),
       store,
       broker: { url: this.brokerUrl },
       topicPrefix: this.prefix,

@@ -1,0 +1,57 @@
+/**
+ * N-way groups (PROTOCOL.md §9), `npm run bench -- group`:
+ *
+ * 1. commit create/process times by group size on the pure engine (bench/group-commit.ts);
+ * 2. fan-out latency through a real broker for groups of 10, 50 and 100 RelayClients
+ *    (bench/group-fanout.ts);
+ * 3. commands per second a bot sustains in one busy group, against the same closed loop over 1:1
+ *    sessions (bench/group-bot.ts, the bot in bench/group-bot-child.ts).
+ *
+ * Each part prints its own baseline measured in the same run. `BENCH_GROUP_PARTS=commit,fanout,bot`
+ * picks parts. Parts 2 and 3 use a private Mosquitto with `set_tcp_nodelay true` (the shared one on
+ * :1883 keeps Nagle on at the broker and adds ~40 ms per hop), or the embedded broker when Mosquitto
+ * is not installed.
+ */
+import { startPrivateBroker } from '../test/support/broker.js';
+import { note } from './harness.js';
+import { run as runBot } from './group-bot.js';
+import { run as runCommit } from './group-commit.js';
+import { run as runFanout } from './group-fanout.js';
+
+const PARTS = ['commit', 'fanout', 'bot'] as const;
+type Part = (typeof PARTS)[number];
+
+function selectedParts(): Part[] {
+  const env = process.env.BENCH_GROUP_PARTS;
+  if (!env) return [...PARTS];
+  const wanted = env.split(',').map((s) => s.trim());
+  const unknown = wanted.filter((p) => !(PARTS as readonly string[]).includes(p));
+  if (unknown.length > 0)
+    throw new Error(`BENCH_GROUP_PARTS: unknown ${unknown.join(', ')}; known: ${PARTS}`);
+  return PARTS.filter((p) => wanted.includes(p));
+}
+
+async function pickBroker(): Promise<{ url: string; close(): Promise<void>; kind: string }> {
+  try {
+    const b = await startPrivateBroker('mosquitto');
+    return { url: b.url, close: () => b.close(), kind: 'private mosquitto (set_tcp_nodelay true)' };
+  } catch {
+    const b = await startPrivateBroker('embedded');
+    return { url: b.url, close: () => b.close(), kind: 'embedded aedes (mosquitto not installed)' };
+  }
+}
+
+export async function run(): Promise<void> {
+  const parts = selectedParts();
+  if (parts.includes('commit')) await runCommit();
+  if (!parts.includes('fanout') && !parts.includes('bot')) return;
+  const broker = await pickBroker();
+  console.log();
+  note(`broker: ${broker.kind} at ${broker.url}`);
+  try {
+    if (parts.includes('fanout')) await runFanout(broker.url);
+    if (parts.includes('bot')) await runBot(broker.url);
+  } finally {
+    await broker.close();
+  }
+}
