@@ -13,10 +13,10 @@ import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './bra
 import { verifyKeyBundle } from './bundle.js';
 import { fromHex, toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
-import { decodeContent, encodeContent, type AppContent } from './content.js';
+import { encodeContent, tryDecodeContent, type AppContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
 import { encodeEnvelope, encodeInnerPayload, type InnerPayload } from './envelope.js';
-import { ArgumentError, ProtocolError, RelayError, StaleStateError } from './errors.js';
+import { ArgumentError, ProtocolError, RelayError } from './errors.js';
 import {
   deriveUserId,
   generateIdentity,
@@ -27,7 +27,7 @@ import {
   verifySealedSenderKey,
   type Identity,
 } from './identity.js';
-import { checkEnvelope, digestHex, type OpenedEnvelope } from './inbound-envelope.js';
+import { checkEnvelope, digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
 import { KeyedSerialQueue, QueueFullError } from './keyed-queue.js';
 import {
   DEFAULT_MAX_ENVELOPE_BYTES,
@@ -57,6 +57,7 @@ import {
   type GroupReceivedMessage,
 } from './group-client.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic, parseTopic } from './topics.js';
+import { retryStale } from './retry-stale.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import { VersionedLru } from './state-cache.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
@@ -135,43 +136,12 @@ const INBOX_MESSAGE_EXPIRY_SECONDS = SENT_AT_WINDOW_SECONDS;
 const OUTBOX_CLEANUP_DELAY_MS = 50;
 const OUTBOX_RETRY_DELAY_MS = 1000;
 
-/** Kept until the envelope's sent_at leaves the acceptance window, plus a minute. */
-function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixSeconds } {
-  return {
-    digest: opened.digest,
-    expiresAt: (opened.envelope.sentAt + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds,
-  };
-}
-
-/**
- * Another process (or a stale cache) moved the conversation on between our read and our commit:
- * nothing was written, so redo the work on the state the store now holds.
- */
-async function retryStale<T>(work: () => Promise<T>, attempts = 5): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await work();
-    } catch (e) {
-      if (!(e instanceof StaleStateError) || i >= attempts) throw e;
-    }
-  }
-}
-
 interface HandlerOutcome {
   session: SessionRecord;
   state: mls.GroupSession;
   outbox: OutboxRecord[];
   consumed: mls.Consumed[];
   conversationData: Array<{ conversationId: string; json: string }>;
-}
-
-function parseContent(plaintext: Uint8Array | undefined): AppContent | undefined {
-  if (!plaintext) return undefined;
-  try {
-    return decodeContent(plaintext);
-  } catch {
-    return undefined;
-  }
 }
 
 /** Replies a handler asks for; committed with the message that caused them. */
@@ -1137,7 +1107,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       return 'mls';
     }
     if (toHex(result.sender.identityKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
-    const content = result.kind === 'application' ? parseContent(result.plaintext) : undefined;
+    const content = result.kind === 'application' ? tryDecodeContent(result.plaintext) : undefined;
     const received: ReceivedMessage | undefined = content && {
       from: sender,
       conversation: { kind: 'direct', id: sender, groupId },

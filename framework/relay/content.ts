@@ -67,3 +67,13 @@ export function decodeContent(bytes: Uint8Array): AppContent {
   if (replyTo !== undefined) out.replyTo = replyTo;
   return out;
 }
+
+/** MLS accepted it but the application cannot read it: undefined, the caller counts `content`. */
+export function tryDecodeContent(plaintext: Uint8Array | undefined): AppContent | undefined {
+  if (!plaintext) return undefined;
+  try {
+    return decodeContent(plaintext);
+  } catch {
+    return undefined;
+  }
+}

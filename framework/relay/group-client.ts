@@ -7,21 +7,13 @@
  * in one store transaction, and the outbox publishes only after that.
  */
 import { randomUUID } from 'node:crypto';
-import type { Logger } from 'pino';
+export type * from './group-types.js';
 import type { GroupId, TopicId, UnixSeconds, UserIdHex } from './brand.js';
 import { fromHex, toHex } from './bytes.js';
-import type { Clock } from './clock.js';
-import { decodeContent, encodeContent, type AppContent } from './content.js';
+import { encodeContent, tryDecodeContent } from './content.js';
 import type { DropReason } from './drops.js';
-import { decodeGroupPayload, encodeGroupPayload, type InnerPayload } from './envelope.js';
-import {
-  ArgumentError,
-  CodecError,
-  HandlerError,
-  ProtocolError,
-  StaleStateError,
-  VerificationError,
-} from './errors.js';
+import { decodeGroupPayload, encodeGroupPayload } from './envelope.js';
+import { ArgumentError, CodecError, HandlerError, ProtocolError, VerificationError } from './errors.js';
 import {
   newGroupMeta,
   parseGroupMeta,
@@ -29,22 +21,33 @@ import {
   type GroupIntent,
   type GroupMeta,
 } from './group-meta.js';
-import { signSealedSenderKey, userIdFromHex, userIdToHex, type Identity } from './identity.js';
-import { digestHex, type OpenedEnvelope } from './inbound-envelope.js';
-import type { KeyedSerialQueue } from './keyed-queue.js';
-import {
-  DEFAULT_POW_BITS,
-  MAX_MINED_POW_BITS,
-  MSG_TYPE,
-  PADDING_BLOCK,
-  SENT_AT_WINDOW_SECONDS,
-} from './labels.js';
+import { signSealedSenderKey, userIdFromHex, userIdToHex } from './identity.js';
+import { digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
+import { retryStale } from './retry-stale.js';
+import { GroupRecords, updatedRecord, type Loaded } from './group-records.js';
+import { DEFAULT_POW_BITS, MAX_MINED_POW_BITS, MSG_TYPE, PADDING_BLOCK } from './labels.js';
 import * as mls from './mls/index.js';
 import { signRejoin, verifyRejoin } from './rejoin.js';
-import { VersionedLru } from './state-cache.js';
-import type { GroupRecord, InboundCommit, OutboxRecord, PeerRecord, RelayStore } from './store.js';
+import {
+  commitPlan,
+  committerRefreshDue,
+  intentDone,
+  judgeEpoch,
+  mayCommit,
+  memberRefreshDue,
+  withIntent,
+} from './group-policy.js';
+import type {
+  FetchedPeerBundle,
+  GroupHost,
+  GroupInfo,
+  GroupOptions,
+  GroupReceivedMessage,
+  HandlerData,
+  Reply,
+} from './group-types.js';
+import type { GroupRecord, OutboxRecord, PeerRecord } from './store.js';
 import { groupTopic, topicIdForGroup } from './topics.js';
-import type { WelcomeQuota } from './welcome-quota.js';
 
 const DAY = 86_400;
 /** A group message left unread this long by an offline member is of no use to it any more. */
@@ -55,123 +58,14 @@ const READD_WAIT_SECONDS = 3600;
 /** How often an unfulfilled membership change is proposed again before we give up on it. */
 const MAX_INTENT_ATTEMPTS = 3;
 
-export interface GroupOptions {
-  /** User ids allowed to invite us; undefined lets anyone (within the Welcome quotas). */
-  allowInvitesFrom?: readonly string[];
-  /** Largest group accepted from a Welcome, and created or grown by us. Default 250. */
-  maxMembers?: number;
-  /** Largest ratchet tree (in nodes, blanks included) accepted from a Welcome. Default 2047. */
-  maxTreeNodes?: number;
-  /** How long the committer batches proposals before committing; at most 2000 (§9). Default 200. */
-  commitDelayMs?: number;
-}
-
-export interface GroupMemberInfo {
-  userId: UserIdHex;
-  leafIndex: number;
-}
-
-export interface GroupInfo {
-  groupId: string;
-  topicId: string;
-  name?: string;
-  epoch: bigint;
-  members: GroupMemberInfo[];
-  committer: UserIdHex;
-  isCommitter: boolean;
-}
-
-export type GroupEvent =
-  | { kind: 'created'; groupId: string; topicId: string; members: UserIdHex[] }
-  | { kind: 'joined'; groupId: string; topicId: string; invitedBy: UserIdHex; members: UserIdHex[] }
-  | { kind: 'members'; groupId: string; added: UserIdHex[]; removed: UserIdHex[]; epoch: bigint }
-  | { kind: 'rejoined'; groupId: string; topicId: string; epoch: bigint }
-  | { kind: 'left'; groupId: string; topicId: string; reason: 'removed' | 'left' };
-
-export interface GroupConversation {
-  kind: 'group';
-  /** The group id (hex). */
-  id: string;
-  groupId: string;
-  topicId: string;
-  name?: string;
-}
-
-export interface GroupReceivedMessage {
-  from: UserIdHex;
-  conversation: GroupConversation;
-  content: AppContent;
-  receivedAt: UnixSeconds;
-}
-
-export interface FetchedPeerBundle {
-  record: PeerRecord;
-  keyPackage: Uint8Array;
-  powBits: number;
-}
-
-type Reply = { content: string; type?: string; replyTo?: string };
-type HandlerData = Array<{ conversationId: string; json: string }>;
-
-/** What the group layer needs from RelayClient; one object, so the dependency is explicit. */
-export interface GroupHost {
-  readonly identity: Identity;
-  readonly store: RelayStore;
-  readonly mls: mls.MlsContext;
-  readonly clock: Clock;
-  readonly log: Logger;
-  readonly prefix: string;
-  readonly queue: KeyedSerialQueue;
-  readonly quota: WelcomeQuota;
-  readonly updateEveryMessages: number;
-  readonly maxEnvelopeBytes: number;
-  subscribe(topic: string): Promise<void>;
-  unsubscribe(topic: string): Promise<void>;
-  fetchPeerBundle(peer: UserIdHex): Promise<FetchedPeerBundle>;
-  sealWithPow(
-    peer: PeerRecord,
-    inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'>,
-    sentAt?: UnixSeconds,
-  ): Promise<Uint8Array>;
-  inboxRow(peer: string, payload: Uint8Array): OutboxRecord;
-  flushOutbox(): Promise<void>;
-  dropped(reason: DropReason, topic: string, error?: unknown): void;
-  fail(e: unknown): void;
-  republishBundle(): void;
-  emitGroup(e: GroupEvent): void;
-  emitMessage(m: GroupReceivedMessage): void;
-  /** The transactional handler, called with the same contract as for 1:1 messages. */
-  handle(
-    message: GroupReceivedMessage,
-    reply: (r: string | Reply) => void,
-    tx: { loadData(id: string): Promise<string | undefined>; saveData(id: string, json: string): void },
-  ): Promise<boolean>;
-}
-
-interface Loaded {
-  record: GroupRecord;
-  state: mls.GroupSession;
-  meta: GroupMeta;
-}
-
 const hexId = (id: Uint8Array): UserIdHex => userIdToHex(id as never);
 
 function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
 }
 
-async function retryStale<T>(work: () => Promise<T>, attempts = 5): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await work();
-    } catch (e) {
-      if (!(e instanceof StaleStateError) || i >= attempts) throw e;
-    }
-  }
-}
-
 export class GroupCoordinator {
-  private readonly states = new VersionedLru<mls.GroupSession>();
+  private readonly records: GroupRecords;
   /** topic id → group id, for every group we are in. */
   private readonly topics = new Map<string, string>();
   private readonly commitTimers = new Map<string, NodeJS.Timeout>();
@@ -187,6 +81,7 @@ export class GroupCoordinator {
     private readonly host: GroupHost,
     options: GroupOptions = {},
   ) {
+    this.records = new GroupRecords(host.store, host.clock);
     this.maxMembers = options.maxMembers ?? 250;
     this.maxTreeNodes = options.maxTreeNodes ?? 2047;
     this.commitDelayMs = Math.min(options.commitDelayMs ?? 200, 2000);
@@ -217,7 +112,7 @@ export class GroupCoordinator {
     }
     for (const g of groups) {
       const state = mls.decodeSession(g.state);
-      if (this.mayCommit(state) && mls.hasPendingProposals(state)) this.scheduleCommit(g.groupId);
+      if (mayCommit(state) && mls.hasPendingProposals(state)) this.scheduleCommit(g.groupId);
     }
   }
 
@@ -235,7 +130,7 @@ export class GroupCoordinator {
   // ------------------------------------------------------------------ reading
 
   async info(groupId: string): Promise<GroupInfo | undefined> {
-    const loaded = await this.load(groupId);
+    const loaded = await this.records.load(groupId);
     return loaded && this.describe(loaded);
   }
 
@@ -244,7 +139,7 @@ export class GroupCoordinator {
     return records.map((record) =>
       this.describe({
         record,
-        state: this.decoded(record),
+        state: this.records.decoded(record),
         meta: parseGroupMeta(record.meta, this.host.clock.now()),
       }),
     );
@@ -308,7 +203,7 @@ export class GroupCoordinator {
         updatedAt: now,
         version: 0,
       };
-      await this.save({ groups: [record], peers: bundles.map((b) => b.record), outbox }, state);
+      await this.records.save({ groups: [record], peers: bundles.map((b) => b.record), outbox }, state);
       for (const c of consumed) mls.wipeConsumed(c);
     });
     await this.host.flushOutbox();
@@ -324,7 +219,7 @@ export class GroupCoordinator {
 
   /** The committer adds at once; anyone else proposes the Adds for the committer to commit. */
   async add(groupId: string, userIds: readonly string[]): Promise<void> {
-    const first = await this.require(groupId);
+    const first = await this.records.require(groupId);
     const current = new Set(mls.membersOf(first.state).map((m) => hexId(m.userId)));
     const ids = unique(userIds.map((u) => userIdToHex(userIdFromHex(u)))).filter((u) => !current.has(u));
     if (ids.length === 0) return;
@@ -334,10 +229,10 @@ export class GroupCoordinator {
     const bundles = await this.fetchInvitees(ids);
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        const { record, state, meta } = await this.require(groupId);
+        const { record, state, meta } = await this.records.require(groupId);
         const now = this.host.clock.now();
         if (mls.isCommitter(state)) {
-          const plan = this.commitPlan(state, meta, new Map());
+          const plan = commitPlan(state, meta, () => undefined);
           const commit = await mls.commitGroup(this.host.mls, state, {
             ...plan,
             adds: [...plan.adds, ...bundles.map((b) => b.keyPackage)],
@@ -360,8 +255,8 @@ export class GroupCoordinator {
           consumed.push(p.consumed);
           outbox.push(this.topicRow(record.topicId, p.message));
         }
-        for (const id of ids) this.addIntent(meta, { kind: 'add', userId: id });
-        await this.save({ groups: [this.updated(record, next, meta, now)], outbox }, next);
+        for (const id of ids) meta.intents = withIntent(meta.intents, { kind: 'add', userId: id });
+        await this.records.save({ groups: [updatedRecord(record, next, meta, now)], outbox }, next);
         for (const c of consumed) mls.wipeConsumed(c);
       }),
     );
@@ -369,12 +264,12 @@ export class GroupCoordinator {
   }
 
   async remove(groupId: string, userIds: readonly string[]): Promise<void> {
-    const first = await this.require(groupId);
+    const first = await this.records.require(groupId);
     const ids = unique(userIds.map((u) => userIdToHex(userIdFromHex(u))));
     if (ids.includes(this.selfHex())) throw new ArgumentError('to remove yourself, use leaveGroup()');
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        const { record, state, meta } = await this.require(groupId);
+        const { record, state, meta } = await this.records.require(groupId);
         const leaves = mls
           .membersOf(state)
           .filter((m) => ids.includes(hexId(m.userId)))
@@ -382,7 +277,7 @@ export class GroupCoordinator {
         if (leaves.length === 0) return;
         const now = this.host.clock.now();
         if (mls.isCommitter(state)) {
-          const plan = this.commitPlan(state, meta, new Map());
+          const plan = commitPlan(state, meta, () => undefined);
           const commit = await mls.commitGroup(this.host.mls, state, {
             ...plan,
             removes: [...plan.removes, ...leaves],
@@ -397,8 +292,8 @@ export class GroupCoordinator {
           next = p.state;
           outbox.push(this.topicRow(record.topicId, p.message));
         }
-        for (const id of ids) this.addIntent(meta, { kind: 'remove', userId: id });
-        await this.save({ groups: [this.updated(record, next, meta, now)], outbox }, next);
+        for (const id of ids) meta.intents = withIntent(meta.intents, { kind: 'remove', userId: id });
+        await this.records.save({ groups: [updatedRecord(record, next, meta, now)], outbox }, next);
       }),
     );
     await this.host.flushOutbox();
@@ -409,22 +304,22 @@ export class GroupCoordinator {
    * committer's Remove is committed by the next-lowest member, which becomes the committer (§9).
    */
   async leave(groupId: string): Promise<void> {
-    const first = await this.require(groupId);
+    const first = await this.records.require(groupId);
     let alone = false;
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        const { record, state, meta } = await this.require(groupId);
+        const { record, state, meta } = await this.records.require(groupId);
         const now = this.host.clock.now();
         if (mls.membersOf(state).length === 1) {
           alone = true;
-          await this.save({ deleteGroups: [groupId] });
+          await this.records.save({ deleteGroups: [groupId] });
           return;
         }
         const p = await mls.proposeRemove(this.host.mls, state, mls.ownLeafIndex(state));
-        this.addIntent(meta, { kind: 'leave' });
-        await this.save(
+        meta.intents = withIntent(meta.intents, { kind: 'leave' });
+        await this.records.save(
           {
-            groups: [this.updated(record, p.state, meta, now)],
+            groups: [updatedRecord(record, p.state, meta, now)],
             outbox: [this.topicRow(record.topicId, p.message)],
           },
           p.state,
@@ -437,10 +332,10 @@ export class GroupCoordinator {
 
   /** Key refresh on demand: the committer commits with a path, others propose an Update. */
   async updateKeys(groupId: string): Promise<void> {
-    const first = await this.require(groupId);
+    const first = await this.records.require(groupId);
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        const loaded = await this.require(groupId);
+        const loaded = await this.records.require(groupId);
         await this.refreshKeys(loaded, this.host.clock.now());
       }),
     );
@@ -452,12 +347,13 @@ export class GroupCoordinator {
     content: { content: string; id: string; replyTo?: string; type?: string },
     data: HandlerData,
   ): Promise<void> {
-    const first = await this.require(groupId);
+    const first = await this.records.require(groupId);
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        let loaded = await this.require(groupId);
+        let loaded = await this.records.require(groupId);
         const now = this.host.clock.now();
-        if (this.keyRefreshDue(loaded, now)) loaded = await this.refreshKeys(loaded, now);
+        if (memberRefreshDue(loaded.state, loaded.meta, now, this.host.updateEveryMessages))
+          loaded = await this.refreshKeys(loaded, now);
         const { record, state, meta } = loaded;
         const encrypted = await mls.encryptApplication(
           this.host.mls,
@@ -466,9 +362,9 @@ export class GroupCoordinator {
         );
         meta.messagesSinceCommit += 1;
         meta.ownMessagesSinceUpdate += 1;
-        await this.save(
+        await this.records.save(
           {
-            groups: [this.updated(record, encrypted.state, meta, now)],
+            groups: [updatedRecord(record, encrypted.state, meta, now)],
             outbox: [this.topicRow(record.topicId, encrypted.message)],
             conversationData: data,
           },
@@ -478,53 +374,35 @@ export class GroupCoordinator {
       }),
     );
     await this.host.flushOutbox();
-    if (this.mayCommit(first.state)) this.scheduleCommitIfDue(groupId);
+    if (mayCommit(first.state)) this.scheduleCommitIfDue(groupId);
   }
 
   /** §9 "Key refresh": 1,000 messages or 7 days, counted per role. */
-  private keyRefreshDue({ state, meta }: Loaded, now: number): boolean {
-    if (mls.isCommitter(state)) return false; // the committer refreshes from its commit timer
-    if (mls.hasPendingUpdate(state)) return false;
-    return meta.ownMessagesSinceUpdate >= this.host.updateEveryMessages || now - meta.lastUpdateAt >= 7 * DAY;
-  }
-
-  private committerRefreshDue(meta: GroupMeta, now: number): boolean {
-    return meta.messagesSinceCommit >= this.host.updateEveryMessages || now - meta.lastCommitAt >= 7 * DAY;
-  }
-
   private async refreshKeys(loaded: Loaded, now: number): Promise<Loaded> {
     const { record, state, meta } = loaded;
     if (mls.isCommitter(state)) {
-      const commit = await mls.commitGroup(this.host.mls, state, this.commitPlan(state, meta, new Map()));
+      const commit = await mls.commitGroup(
+        this.host.mls,
+        state,
+        commitPlan(state, meta, () => undefined),
+      );
       return this.saveCommit(record, meta, commit, [], now);
     }
     if (mls.hasPendingUpdate(state)) return loaded;
     const p = await mls.proposeUpdate(this.host.mls, state);
     meta.ownMessagesSinceUpdate = 0;
     meta.lastUpdateAt = now;
-    const next = this.updated(record, p.state, meta, now);
-    await this.save({ groups: [next], outbox: [this.topicRow(record.topicId, p.message)] }, p.state);
+    const next = updatedRecord(record, p.state, meta, now);
+    await this.records.save({ groups: [next], outbox: [this.topicRow(record.topicId, p.message)] }, p.state);
     mls.wipeConsumed(p.consumed);
     return { record: next, state: p.state, meta };
   }
 
   // ------------------------------------------------------------------ the committer
 
-  /** PROTOCOL.md §9: the lowest leaf commits; the next-lowest only to commit the committer's Remove. */
-  private mayCommit(state: mls.GroupSession): boolean {
-    const own = mls.ownLeafIndex(state);
-    // A committer that asked to leave waits for the next-lowest member to commit its Remove.
-    if (mls.isCommitter(state)) {
-      return !mls.pendingProposals(state).some((p) => p.kind === 'remove' && p.removeLeaf === own);
-    }
-    if (!mls.isNextCommitter(state)) return false;
-    const committerLeaf = mls.committerOf(state).leafIndex;
-    return mls.pendingProposals(state).some((p) => p.kind === 'remove' && p.removeLeaf === committerLeaf);
-  }
-
   private scheduleCommitIfDue(groupId: string): void {
-    void this.load(groupId).then((loaded) => {
-      if (loaded && this.committerRefreshDue(loaded.meta, this.host.clock.now()))
+    void this.records.load(groupId).then((loaded) => {
+      if (loaded && committerRefreshDue(loaded.meta, this.host.clock.now(), this.host.updateEveryMessages))
         this.scheduleCommit(groupId);
     });
   }
@@ -546,8 +424,8 @@ export class GroupCoordinator {
   }
 
   private async commitPendingNow(groupId: string): Promise<void> {
-    const first = await this.load(groupId);
-    if (!first || !this.mayCommit(first.state)) return;
+    const first = await this.records.load(groupId);
+    if (!first || !mayCommit(first.state)) return;
     // Invitees' bundles give the sealed-sender key and pow_bits for their Welcomes; fetched before
     // entering the lane so that network waits never hold the group's state.
     const invitees = unique(
@@ -568,13 +446,17 @@ export class GroupCoordinator {
     );
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        const loaded = await this.load(groupId);
-        if (!loaded || !this.mayCommit(loaded.state)) return;
+        const loaded = await this.records.load(groupId);
+        if (!loaded || !mayCommit(loaded.state)) return;
         const { record, state, meta } = loaded;
         const pending = mls.pendingProposals(state);
         const now = this.host.clock.now();
-        if (pending.length === 0 && !(mls.isCommitter(state) && this.committerRefreshDue(meta, now))) return;
-        const plan = this.commitPlan(state, meta, bundles);
+        if (
+          pending.length === 0 &&
+          !(mls.isCommitter(state) && committerRefreshDue(meta, now, this.host.updateEveryMessages))
+        )
+          return;
+        const plan = commitPlan(state, meta, (id) => bundles.get(hexId(id))?.keyPackage);
         let commit: mls.GroupCommit;
         try {
           commit = await mls.commitGroup(this.host.mls, state, plan);
@@ -614,8 +496,8 @@ export class GroupCoordinator {
     meta.lastUpdateAt = now;
     meta.epochAddedMembers = commit.added.length > 0;
     delete meta.pendingSince;
-    const next = this.updated(record, commit.state, meta, now);
-    await this.save(
+    const next = updatedRecord(record, commit.state, meta, now);
+    await this.records.save(
       {
         groups: [next],
         peers: peers.filter((p) => commit.added.some((m) => hexId(m.userId) === p.userId)),
@@ -648,37 +530,6 @@ export class GroupCoordinator {
       rows.push(this.host.inboxRow(peer.userId, payload));
     }
     return rows;
-  }
-
-  /**
-   * Which pending proposals a commit carries, and how. A member that joined in this epoch
-   * subscribed only after its Welcome and may have missed proposals published before that; a
-   * commit naming one by reference would be one it cannot process. So Adds and Removes are
-   * carried by value (an Add with the invitee's freshly fetched KeyPackage; §9 leaves out Adds
-   * without a valid bundle), and in an epoch that added members, other members' Updates (which
-   * cannot go by value) wait for the next epoch. The committer's own Remove stays by reference:
-   * the hand-over commit is recognised by it.
-   */
-  private commitPlan(
-    state: mls.GroupSession,
-    meta: GroupMeta,
-    bundles: ReadonlyMap<string, FetchedPeerBundle>,
-  ): { exclude: string[]; adds: Uint8Array[]; removes: number[] } {
-    const committerLeaf = mls.committerOf(state).leafIndex;
-    const plan = { exclude: [] as string[], adds: [] as Uint8Array[], removes: [] as number[] };
-    for (const p of mls.pendingProposals(state)) {
-      if (p.kind === 'add') {
-        plan.exclude.push(p.ref);
-        const bundle = p.add && bundles.get(hexId(p.add.userId));
-        if (bundle) plan.adds.push(bundle.keyPackage);
-      } else if (p.kind === 'remove' && p.removeLeaf !== committerLeaf) {
-        plan.exclude.push(p.ref);
-        if (p.removeLeaf !== undefined) plan.removes.push(p.removeLeaf);
-      } else if (p.kind === 'update' && meta.epochAddedMembers) {
-        plan.exclude.push(p.ref);
-      }
-    }
-    return plan;
   }
 
   // ------------------------------------------------------------------ inbound: the group topic
@@ -721,19 +572,13 @@ export class GroupCoordinator {
     const groupId = this.topics.get(topicId);
     if (groupId === undefined) return 'unknown_group';
     if (toHex(header.groupId) !== groupId) return 'group_payload';
-    const loaded = await this.load(groupId);
+    const loaded = await this.records.load(groupId);
     if (!loaded) return 'unknown_group';
     const digest = digestHex(message);
     if (await this.host.store.hasProcessed(groupId, digest)) return 'duplicate';
-    const epoch = mls.epochOf(loaded.state);
-    if (header.epoch > epoch) {
-      this.fellBehind(groupId);
-      return 'group_epoch_gap';
-    }
-    if (header.contentType !== 'application' && header.epoch < epoch) {
-      // One commit per epoch from the one committer: another commit for an epoch we already left is a fork.
-      return header.contentType === 'commit' && header.epoch === epoch - 1n ? 'group_fork' : 'group_stale';
-    }
+    const verdict = judgeEpoch(header, mls.epochOf(loaded.state));
+    if (verdict === 'gap') this.fellBehind(groupId);
+    if (verdict !== 'process') return verdict === 'gap' ? 'group_epoch_gap' : `group_${verdict}`;
     let result: mls.ProcessedGroupMessage;
     try {
       result = await mls.processGroupMessage(this.host.mls, loaded.state, message, {
@@ -764,10 +609,13 @@ export class GroupCoordinator {
     if (asked !== undefined && processed.at - asked < READD_WAIT_SECONDS) {
       // The Remove half of the re-add we asked for: the Welcome for our new leaf follows.
       meta.readdPendingSince = processed.at;
-      await this.save({ groups: [this.updated(record, state, meta, processed.at)], processed }, state);
+      await this.records.save(
+        { groups: [updatedRecord(record, state, meta, processed.at)], processed },
+        state,
+      );
       return undefined;
     }
-    await this.save({ deleteGroups: [record.groupId], processed });
+    await this.records.save({ deleteGroups: [record.groupId], processed });
     const reason = meta.intents.some((i) => i.kind === 'leave') ? 'left' : 'removed';
     await this.forget(record, reason);
     return undefined;
@@ -776,7 +624,7 @@ export class GroupCoordinator {
   /** §9: a removed member deletes the group state and unsubscribes. */
   private async forget(record: GroupRecord, reason: 'removed' | 'left'): Promise<void> {
     this.topics.delete(record.topicId);
-    this.states.delete(record.groupId);
+    this.records.forget(record.groupId);
     const timer = this.commitTimers.get(record.groupId);
     if (timer) clearTimeout(timer);
     this.commitTimers.delete(record.groupId);
@@ -791,7 +639,7 @@ export class GroupCoordinator {
   ): Promise<DropReason | undefined> {
     const now = processed.at;
     meta.messagesSinceCommit += 1;
-    const content = parseContent(result.plaintext);
+    const content = tryDecodeContent(result.plaintext);
     const received: GroupReceivedMessage | undefined = content && {
       from: hexId(result.sender.userId),
       conversation: {
@@ -833,9 +681,9 @@ export class GroupCoordinator {
         meta.ownMessagesSinceUpdate += 1;
       }
     }
-    await this.save(
+    await this.records.save(
       {
-        groups: [this.updated(record, state, meta, now)],
+        groups: [updatedRecord(record, state, meta, now)],
         processed,
         outbox,
         conversationData: [...data].map(([conversationId, json]) => ({ conversationId, json })),
@@ -844,7 +692,8 @@ export class GroupCoordinator {
     );
     for (const c of consumed) mls.wipeConsumed(c);
     if (outbox.length) void this.host.flushOutbox().catch(() => undefined);
-    if (mls.isCommitter(state) && this.committerRefreshDue(meta, now)) this.scheduleCommit(record.groupId);
+    if (mls.isCommitter(state) && committerRefreshDue(meta, now, this.host.updateEveryMessages))
+      this.scheduleCommit(record.groupId);
     // MLS accepted it: the ratchet moved on even if the application cannot read it (§10).
     if (!received) return 'content';
     this.host.emitMessage(received);
@@ -857,12 +706,12 @@ export class GroupCoordinator {
     processed: { groupId: string; digest: string; at: UnixSeconds },
   ): Promise<undefined> {
     meta.pendingSince ??= processed.at;
-    await this.save(
-      { groups: [this.updated(record, result.state, meta, processed.at)], processed },
+    await this.records.save(
+      { groups: [updatedRecord(record, result.state, meta, processed.at)], processed },
       result.state,
     );
     mls.wipeConsumed(result.consumed);
-    if (this.mayCommit(result.state)) this.scheduleCommit(record.groupId);
+    if (mayCommit(result.state)) this.scheduleCommit(record.groupId);
     return undefined;
   }
 
@@ -878,10 +727,13 @@ export class GroupCoordinator {
     delete meta.pendingSince;
     if (!mls.hasPendingUpdate(result.state)) meta.lastUpdateAt = Math.max(meta.lastUpdateAt, now);
     const members = new Set(mls.membersOf(result.state).map((m) => hexId(m.userId)));
-    const stillWanted = meta.intents.filter((i) => !this.intentDone(i, members));
+    const stillWanted = meta.intents.filter((i) => !intentDone(i, members, this.selfHex()));
     const retry = stillWanted.filter((i) => (i.attempts ?? 0) < MAX_INTENT_ATTEMPTS);
     meta.intents = retry.map((i) => ({ ...i, attempts: (i.attempts ?? 0) + 1 }));
-    await this.save({ groups: [this.updated(record, result.state, meta, now)], processed }, result.state);
+    await this.records.save(
+      { groups: [updatedRecord(record, result.state, meta, now)], processed },
+      result.state,
+    );
     mls.wipeConsumed(result.consumed);
     this.emitMembers(record.groupId, result.added, result.removed, result.state);
     if (meta.intents.length > 0) this.track(this.reassert(record.groupId, meta.intents));
@@ -891,12 +743,6 @@ export class GroupCoordinator {
     return undefined;
   }
 
-  private intentDone(intent: GroupIntent, members: Set<string>): boolean {
-    if (intent.kind === 'add') return members.has(intent.userId);
-    if (intent.kind === 'remove') return !members.has(intent.userId);
-    return !members.has(this.selfHex());
-  }
-
   /** Proposals the last commit did not carry are made again in the new epoch (§9). */
   private async reassert(groupId: string, intents: readonly GroupIntent[]): Promise<void> {
     const adds = intents.flatMap((i) => (i.kind === 'add' ? [i.userId] : []));
@@ -904,15 +750,8 @@ export class GroupCoordinator {
     if (adds.length) await this.add(groupId, adds).catch((e) => this.host.log.debug({ err: String(e) }));
     if (removes.length)
       await this.remove(groupId, removes).catch((e) => this.host.log.debug({ err: String(e) }));
-    if (intents.some((i) => i.kind === 'leave') && (await this.load(groupId))) await this.leave(groupId);
-  }
-
-  private addIntent(meta: GroupMeta, intent: GroupIntent): void {
-    const same = (i: GroupIntent) =>
-      i.kind === intent.kind &&
-      (i.kind === 'leave' || (intent.kind !== 'leave' && i.userId === intent.userId));
-    const existing = meta.intents.find(same);
-    if (!existing) meta.intents.push(intent);
+    if (intents.some((i) => i.kind === 'leave') && (await this.records.load(groupId)))
+      await this.leave(groupId);
   }
 
   private emitMembers(
@@ -941,13 +780,13 @@ export class GroupCoordinator {
   }
 
   private async requestRejoin(groupId: string): Promise<void> {
-    const first = await this.load(groupId);
+    const first = await this.records.load(groupId);
     if (!first) return;
     const now = this.host.clock.now();
     const waiting = first.meta.readdPendingSince;
     if (waiting !== undefined && now - waiting >= READD_WAIT_SECONDS) {
       // Removed, and the Welcome that should have re-added us never came.
-      await this.lane(first.record.topicId, () => this.save({ deleteGroups: [groupId] }));
+      await this.lane(first.record.topicId, () => this.records.save({ deleteGroups: [groupId] }));
       await this.forget(first.record, 'removed');
       return;
     }
@@ -980,12 +819,12 @@ export class GroupCoordinator {
     );
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        const loaded = await this.load(groupId);
+        const loaded = await this.records.load(groupId);
         if (!loaded) return;
         loaded.meta.rejoinRequestedAt = now;
-        await this.save(
+        await this.records.save(
           {
-            groups: [this.updated(loaded.record, loaded.state, loaded.meta, now)],
+            groups: [updatedRecord(loaded.record, loaded.state, loaded.meta, now)],
             outbox: [this.host.inboxRow(bundle.record.userId, payload)],
           },
           loaded.state,
@@ -1072,7 +911,7 @@ export class GroupCoordinator {
       updatedAt: now,
       version: existing?.version ?? 0,
     };
-    await this.save(
+    await this.records.save(
       {
         groups: [record],
         peers: [peer],
@@ -1116,7 +955,7 @@ export class GroupCoordinator {
     if (opened.tokenSession !== undefined) return 'access_session';
     if (!inner.groupId || !inner.rejoinSignature) return 'inner_payload';
     const groupId = toHex(inner.groupId);
-    const first = await this.load(groupId);
+    const first = await this.records.load(groupId);
     if (!first || !mls.isCommitter(first.state)) return 'rejoin_invalid';
     const member = mls.memberByIdentityKey(first.state, inner.senderIdentityKey);
     if (!member || member.leafIndex === mls.ownLeafIndex(first.state)) return 'rejoin_invalid';
@@ -1149,13 +988,13 @@ export class GroupCoordinator {
     let outcome: DropReason | undefined;
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
-        const loaded = await this.load(groupId);
+        const loaded = await this.records.load(groupId);
         const current = loaded && mls.memberByIdentityKey(loaded.state, inner.senderIdentityKey);
         if (!loaded || !current || !mls.isCommitter(loaded.state)) {
           outcome = 'rejoin_invalid';
           return;
         }
-        const plan = this.commitPlan(loaded.state, loaded.meta, new Map());
+        const plan = commitPlan(loaded.state, loaded.meta, () => undefined);
         const commit = await mls.commitGroup(this.host.mls, loaded.state, {
           ...plan,
           removes: [...plan.removes, current.leafIndex],
@@ -1168,9 +1007,9 @@ export class GroupCoordinator {
         const welcomes = await this.welcomeRows(commit, [bundle.record]);
         loaded.meta.messagesSinceCommit = 0;
         loaded.meta.lastCommitAt = now;
-        await this.save(
+        await this.records.save(
           {
-            groups: [this.updated(loaded.record, commit.state, loaded.meta, now)],
+            groups: [updatedRecord(loaded.record, commit.state, loaded.meta, now)],
             envelope: replayEntry(opened),
             outbox: [this.topicRow(loaded.record.topicId, commit.commit, true), ...welcomes],
           },
@@ -1228,63 +1067,4 @@ export class GroupCoordinator {
       }),
     );
   }
-
-  private decoded(record: GroupRecord): mls.GroupSession {
-    return this.states.get(record.groupId, record.version) ?? mls.decodeSession(record.state);
-  }
-
-  private async load(groupId: string): Promise<Loaded | undefined> {
-    const record = await this.host.store.getGroup(groupId);
-    if (!record) return undefined;
-    return { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.host.clock.now()) };
-  }
-
-  private async require(groupId: string): Promise<Loaded> {
-    const loaded = await this.load(groupId);
-    if (!loaded)
-      throw new ArgumentError(`not a member of group ${groupId}; see groups() for the ones we are in`);
-    return loaded;
-  }
-
-  private updated(record: GroupRecord, state: mls.GroupSession, meta: GroupMeta, now: number): GroupRecord {
-    return {
-      ...record,
-      state: mls.encodeSession(state),
-      epoch: mls.epochOf(state),
-      meta: serializeGroupMeta(meta),
-      updatedAt: now as UnixSeconds,
-    };
-  }
-
-  /** Commits, then moves each written record to the version the store now holds. */
-  private async save(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    try {
-      await this.host.store.commit(changes);
-    } catch (e) {
-      for (const g of changes.groups ?? []) this.states.delete(g.groupId);
-      throw e;
-    }
-    for (const g of changes.deleteGroups ?? []) this.states.delete(g);
-    for (const g of changes.groups ?? []) {
-      g.version += 1;
-      if (decoded && changes.groups?.length === 1) this.states.set(g.groupId, g.version, decoded);
-      else this.states.delete(g.groupId);
-    }
-  }
-}
-
-function parseContent(plaintext: Uint8Array | undefined): AppContent | undefined {
-  if (!plaintext) return undefined;
-  try {
-    return decodeContent(plaintext);
-  } catch {
-    return undefined;
-  }
-}
-
-function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixSeconds } {
-  return {
-    digest: opened.digest,
-    expiresAt: (opened.envelope.sentAt + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds,
-  };
 }

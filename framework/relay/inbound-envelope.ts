@@ -89,6 +89,14 @@ export async function checkEnvelope(
   return { ok: true, value: { envelope: env, inner, digest, ...(tokenSession ? { tokenSession } : {}) } };
 }
 
+/** The replay-cache entry: kept until the envelope's sent_at leaves the acceptance window, plus a minute. */
+export function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixSeconds } {
+  return {
+    digest: opened.digest,
+    expiresAt: (opened.envelope.sentAt + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds,
+  };
+}
+
 export function digestHex(bytes: Uint8Array): string {
   return toHex(createHash('sha256').update(bytes).digest());
 }

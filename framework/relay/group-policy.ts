@@ -1,0 +1,106 @@
+/**
+ * The decisions of PROTOCOL.md §9 that depend only on a group's state and bookkeeping: who may
+ * commit, what a commit carries, when keys are refreshed, how a message's epoch is judged, and
+ * which membership changes are still wanted. Pure functions, so they are tested on their own.
+ */
+import type { UserIdHex } from './brand.js';
+import type { GroupIntent, GroupMeta } from './group-meta.js';
+import * as mls from './mls/index.js';
+
+const DAY = 86_400;
+/** §9 "Key refresh": also after this long without one. */
+export const KEY_REFRESH_SECONDS = 7 * DAY;
+
+/** The lowest leaf commits; the next-lowest only to commit the committer's Remove (hand-over). */
+export function mayCommit(state: mls.GroupSession): boolean {
+  const pending = mls.pendingProposals(state);
+  if (mls.isCommitter(state)) {
+    // A committer that asked to leave waits for the next-lowest member to commit its Remove.
+    const own = mls.ownLeafIndex(state);
+    return !pending.some((p) => p.kind === 'remove' && p.removeLeaf === own);
+  }
+  if (!mls.isNextCommitter(state)) return false;
+  const committerLeaf = mls.committerOf(state).leafIndex;
+  return pending.some((p) => p.kind === 'remove' && p.removeLeaf === committerLeaf);
+}
+
+export interface CommitPlan {
+  exclude: string[];
+  adds: Uint8Array[];
+  removes: number[];
+}
+
+/**
+ * Which pending proposals a commit carries, and how. A member that joined in this epoch
+ * subscribed only after its Welcome and may have missed proposals published before that; a
+ * commit naming one by reference would be one it cannot process. So Adds and Removes are carried
+ * by value (an Add with the invitee's freshly fetched KeyPackage, `keyPackageOf`; §9 leaves out
+ * Adds without a valid bundle), and in an epoch that added members other members' Updates (which
+ * cannot go by value) wait for the next epoch. The committer's own Remove stays by reference: the
+ * hand-over commit is recognised by it.
+ */
+export function commitPlan(
+  state: mls.GroupSession,
+  meta: Pick<GroupMeta, 'epochAddedMembers'>,
+  keyPackageOf: (userId: Uint8Array) => Uint8Array | undefined,
+): CommitPlan {
+  const committerLeaf = mls.committerOf(state).leafIndex;
+  const plan: CommitPlan = { exclude: [], adds: [], removes: [] };
+  for (const p of mls.pendingProposals(state)) {
+    if (p.kind === 'add') {
+      plan.exclude.push(p.ref);
+      const kp = p.add && keyPackageOf(p.add.userId);
+      if (kp) plan.adds.push(kp);
+    } else if (p.kind === 'remove' && p.removeLeaf !== committerLeaf) {
+      plan.exclude.push(p.ref);
+      if (p.removeLeaf !== undefined) plan.removes.push(p.removeLeaf);
+    } else if (p.kind === 'update' && meta.epochAddedMembers) {
+      plan.exclude.push(p.ref);
+    }
+  }
+  return plan;
+}
+
+/** The committer's key refresh: an empty commit after `every` messages sent or seen, or 7 days. */
+export function committerRefreshDue(meta: GroupMeta, now: number, every: number): boolean {
+  return meta.messagesSinceCommit >= every || now - meta.lastCommitAt >= KEY_REFRESH_SECONDS;
+}
+
+/** Another member's key refresh: an Update proposal after `every` own messages, or 7 days. */
+export function memberRefreshDue(
+  state: mls.GroupSession,
+  meta: GroupMeta,
+  now: number,
+  every: number,
+): boolean {
+  if (mls.isCommitter(state) || mls.hasPendingUpdate(state)) return false;
+  return meta.ownMessagesSinceUpdate >= every || now - meta.lastUpdateAt >= KEY_REFRESH_SECONDS;
+}
+
+export type EpochVerdict = 'process' | 'gap' | 'fork' | 'stale';
+
+/**
+ * How a message's clear epoch relates to ours. Above ours: we fell behind. A handshake below
+ * ours: there is one commit per epoch from the one committer, so another commit for the epoch we
+ * just left is a fork; anything older is stale. Application messages from past epochs go to MLS,
+ * which keeps the keys of a few.
+ */
+export function judgeEpoch(header: { epoch: bigint; contentType: string }, ours: bigint): EpochVerdict {
+  if (header.epoch > ours) return 'gap';
+  if (header.contentType === 'application' || header.epoch === ours) return 'process';
+  return header.contentType === 'commit' && header.epoch === ours - 1n ? 'fork' : 'stale';
+}
+
+/** Whether a membership change we asked for holds in a group of `members` (user ids). */
+export function intentDone(intent: GroupIntent, members: ReadonlySet<string>, self: UserIdHex): boolean {
+  if (intent.kind === 'add') return members.has(intent.userId);
+  if (intent.kind === 'remove') return !members.has(intent.userId);
+  return !members.has(self);
+}
+
+/** Adds an intent unless the same one is already recorded. */
+export function withIntent(intents: readonly GroupIntent[], intent: GroupIntent): GroupIntent[] {
+  const same = (i: GroupIntent) =>
+    i.kind === intent.kind && (i.kind === 'leave' || (intent.kind !== 'leave' && i.userId === intent.userId));
+  return intents.some(same) ? [...intents] : [...intents, intent];
+}

@@ -1,0 +1,80 @@
+/**
+ * A group's stored record, its decoded MLS state and its bookkeeping, read and written with the
+ * store's compare-and-swap versions. Decoded states are cached by version, so a group's next
+ * message skips decoding unless another process (or a failed commit) moved the record on.
+ */
+import type { UnixSeconds } from './brand.js';
+import type { Clock } from './clock.js';
+import { ArgumentError } from './errors.js';
+import { parseGroupMeta, serializeGroupMeta, type GroupMeta } from './group-meta.js';
+import * as mls from './mls/index.js';
+import { VersionedLru } from './state-cache.js';
+import type { GroupRecord, InboundCommit, RelayStore } from './store.js';
+
+export interface Loaded {
+  record: GroupRecord;
+  state: mls.GroupSession;
+  meta: GroupMeta;
+}
+
+/** The record to write for a new state and bookkeeping; its version is still the one read. */
+export function updatedRecord(
+  record: GroupRecord,
+  state: mls.GroupSession,
+  meta: GroupMeta,
+  now: number,
+): GroupRecord {
+  return {
+    ...record,
+    state: mls.encodeSession(state),
+    epoch: mls.epochOf(state),
+    meta: serializeGroupMeta(meta),
+    updatedAt: now as UnixSeconds,
+  };
+}
+
+export class GroupRecords {
+  private readonly states = new VersionedLru<mls.GroupSession>();
+
+  constructor(
+    private readonly store: RelayStore,
+    private readonly clock: Clock,
+  ) {}
+
+  decoded(record: GroupRecord): mls.GroupSession {
+    return this.states.get(record.groupId, record.version) ?? mls.decodeSession(record.state);
+  }
+
+  async load(groupId: string): Promise<Loaded | undefined> {
+    const record = await this.store.getGroup(groupId);
+    if (!record) return undefined;
+    return { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.clock.now()) };
+  }
+
+  async require(groupId: string): Promise<Loaded> {
+    const loaded = await this.load(groupId);
+    if (!loaded)
+      throw new ArgumentError(`not a member of group ${groupId}; see groups() for the ones we are in`);
+    return loaded;
+  }
+
+  forget(groupId: string): void {
+    this.states.delete(groupId);
+  }
+
+  /** Commits, then moves each written record to the version the store now holds. */
+  async save(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
+    try {
+      await this.store.commit(changes);
+    } catch (e) {
+      for (const g of changes.groups ?? []) this.states.delete(g.groupId);
+      throw e;
+    }
+    for (const g of changes.deleteGroups ?? []) this.states.delete(g);
+    for (const g of changes.groups ?? []) {
+      g.version += 1;
+      if (decoded && changes.groups?.length === 1) this.states.set(g.groupId, g.version, decoded);
+      else this.states.delete(g.groupId);
+    }
+  }
+}

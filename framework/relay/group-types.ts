@@ -1,0 +1,107 @@
+/**
+ * The public shapes of N-way groups (PROTOCOL.md §9) and what the group layer needs from RelayClient.
+ */
+import type { Logger } from 'pino';
+import type { UnixSeconds, UserIdHex } from './brand.js';
+import type { Clock } from './clock.js';
+import type { AppContent } from './content.js';
+import type { DropReason } from './drops.js';
+import type { InnerPayload } from './envelope.js';
+import type { Identity } from './identity.js';
+import type { KeyedSerialQueue } from './keyed-queue.js';
+import type * as mls from './mls/index.js';
+import type { OutboxRecord, PeerRecord, RelayStore } from './store.js';
+import type { WelcomeQuota } from './welcome-quota.js';
+
+export interface GroupOptions {
+  /** User ids allowed to invite us; undefined lets anyone (within the Welcome quotas). */
+  allowInvitesFrom?: readonly string[];
+  /** Largest group accepted from a Welcome, and created or grown by us. Default 250. */
+  maxMembers?: number;
+  /** Largest ratchet tree (in nodes, blanks included) accepted from a Welcome. Default 2047. */
+  maxTreeNodes?: number;
+  /** How long the committer batches proposals before committing; at most 2000 (§9). Default 200. */
+  commitDelayMs?: number;
+}
+
+export interface GroupMemberInfo {
+  userId: UserIdHex;
+  leafIndex: number;
+}
+
+export interface GroupInfo {
+  groupId: string;
+  topicId: string;
+  name?: string;
+  epoch: bigint;
+  members: GroupMemberInfo[];
+  committer: UserIdHex;
+  isCommitter: boolean;
+}
+
+export type GroupEvent =
+  | { kind: 'created'; groupId: string; topicId: string; members: UserIdHex[] }
+  | { kind: 'joined'; groupId: string; topicId: string; invitedBy: UserIdHex; members: UserIdHex[] }
+  | { kind: 'members'; groupId: string; added: UserIdHex[]; removed: UserIdHex[]; epoch: bigint }
+  | { kind: 'rejoined'; groupId: string; topicId: string; epoch: bigint }
+  | { kind: 'left'; groupId: string; topicId: string; reason: 'removed' | 'left' };
+
+export interface GroupConversation {
+  kind: 'group';
+  /** The group id (hex). */
+  id: string;
+  groupId: string;
+  topicId: string;
+  name?: string;
+}
+
+export interface GroupReceivedMessage {
+  from: UserIdHex;
+  conversation: GroupConversation;
+  content: AppContent;
+  receivedAt: UnixSeconds;
+}
+
+export interface FetchedPeerBundle {
+  record: PeerRecord;
+  keyPackage: Uint8Array;
+  powBits: number;
+}
+
+export type Reply = { content: string; type?: string; replyTo?: string };
+export type HandlerData = Array<{ conversationId: string; json: string }>;
+
+/** What the group layer needs from RelayClient; one object, so the dependency is explicit. */
+export interface GroupHost {
+  readonly identity: Identity;
+  readonly store: RelayStore;
+  readonly mls: mls.MlsContext;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly prefix: string;
+  readonly queue: KeyedSerialQueue;
+  readonly quota: WelcomeQuota;
+  readonly updateEveryMessages: number;
+  readonly maxEnvelopeBytes: number;
+  subscribe(topic: string): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  fetchPeerBundle(peer: UserIdHex): Promise<FetchedPeerBundle>;
+  sealWithPow(
+    peer: PeerRecord,
+    inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'>,
+    sentAt?: UnixSeconds,
+  ): Promise<Uint8Array>;
+  inboxRow(peer: string, payload: Uint8Array): OutboxRecord;
+  flushOutbox(): Promise<void>;
+  dropped(reason: DropReason, topic: string, error?: unknown): void;
+  fail(e: unknown): void;
+  republishBundle(): void;
+  emitGroup(e: GroupEvent): void;
+  emitMessage(m: GroupReceivedMessage): void;
+  /** The transactional handler, called with the same contract as for 1:1 messages. */
+  handle(
+    message: GroupReceivedMessage,
+    reply: (r: string | Reply) => void,
+    tx: { loadData(id: string): Promise<string | undefined>; saveData(id: string, json: string): void },
+  ): Promise<boolean>;
+}
