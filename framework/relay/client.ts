@@ -763,6 +763,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private async housekeeping(): Promise<void> {
     await this.refreshBundle();
     await this.opts.store.prune(this.clock.now());
+    await this.groupCoordinator.housekeeping();
   }
 
   private async refreshBundle(): Promise<void> {

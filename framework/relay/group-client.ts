@@ -57,6 +57,8 @@ const REJOIN_INTERVAL_SECONDS = 600;
 const READD_WAIT_SECONDS = 3600;
 /** How often an unfulfilled membership change is proposed again before we give up on it. */
 const MAX_INTENT_ATTEMPTS = 3;
+/** §9: a proposal uncommitted this long lets any member propose the committer's Remove. */
+const STALE_PROPOSAL_SECONDS = 7 * DAY;
 
 const hexId = (id: Uint8Array): UserIdHex => userIdToHex(id as never);
 
@@ -121,6 +123,52 @@ export class GroupCoordinator {
     for (const t of this.commitTimers.values()) clearTimeout(t);
     this.commitTimers.clear();
     await Promise.allSettled([...this.background]);
+  }
+
+  /**
+   * The time-driven rules of §9, run with the client's housekeeping (at start-up and every 10
+   * minutes): key refresh after 7 days even in a quiet group, and a committer that left a proposal
+   * waiting 7 days is proposed for removal, so the next member takes over.
+   */
+  async housekeeping(): Promise<void> {
+    const now = this.host.clock.now();
+    const every = this.host.updateEveryMessages;
+    for (const record of await this.host.store.listGroups()) {
+      const state = this.records.decoded(record);
+      const meta = parseGroupMeta(record.meta, now);
+      if (mls.isCommitter(state)) {
+        if (committerRefreshDue(meta, now, every)) this.scheduleCommit(record.groupId);
+      } else if (meta.pendingSince !== undefined && now - meta.pendingSince >= STALE_PROPOSAL_SECONDS) {
+        this.track(this.replaceCommitter(record.groupId));
+      } else if (memberRefreshDue(state, meta, now, every)) {
+        this.track(this.updateKeys(record.groupId));
+      }
+    }
+  }
+
+  /** §9: any member may propose the Remove of a committer that left proposals waiting 7 days. */
+  private async replaceCommitter(groupId: string): Promise<void> {
+    const first = await this.records.require(groupId);
+    await this.lane(first.record.topicId, () =>
+      retryStale(async () => {
+        const { record, state, meta } = await this.records.require(groupId);
+        const now = this.host.clock.now();
+        if (mls.isCommitter(state) || meta.pendingSince === undefined) return;
+        if (now - meta.pendingSince < STALE_PROPOSAL_SECONDS) return;
+        const p = await mls.proposeRemove(this.host.mls, state, mls.committerOf(state).leafIndex);
+        // Counted afresh: the next attempt, if this one is not committed either, is 7 days away.
+        meta.pendingSince = now;
+        await this.records.save(
+          {
+            groups: [updatedRecord(record, p.state, meta, now)],
+            outbox: [this.topicRow(record.topicId, p.message)],
+          },
+          p.state,
+        );
+        this.host.log.warn({ groupId }, "proposals waited 7 days: proposed the committer's removal");
+      }),
+    );
+    await this.host.flushOutbox();
   }
 
   isGroupTopic(topicId: string): boolean {
@@ -256,6 +304,7 @@ export class GroupCoordinator {
           outbox.push(this.topicRow(record.topicId, p.message));
         }
         for (const id of ids) meta.intents = withIntent(meta.intents, { kind: 'add', userId: id });
+        meta.pendingSince ??= now;
         await this.records.save({ groups: [updatedRecord(record, next, meta, now)], outbox }, next);
         for (const c of consumed) mls.wipeConsumed(c);
       }),
@@ -293,6 +342,7 @@ export class GroupCoordinator {
           outbox.push(this.topicRow(record.topicId, p.message));
         }
         for (const id of ids) meta.intents = withIntent(meta.intents, { kind: 'remove', userId: id });
+        meta.pendingSince ??= now;
         await this.records.save({ groups: [updatedRecord(record, next, meta, now)], outbox }, next);
       }),
     );
@@ -317,6 +367,7 @@ export class GroupCoordinator {
         }
         const p = await mls.proposeRemove(this.host.mls, state, mls.ownLeafIndex(state));
         meta.intents = withIntent(meta.intents, { kind: 'leave' });
+        meta.pendingSince ??= now;
         await this.records.save(
           {
             groups: [updatedRecord(record, p.state, meta, now)],
@@ -391,6 +442,7 @@ export class GroupCoordinator {
     if (mls.hasPendingUpdate(state)) return loaded;
     const p = await mls.proposeUpdate(this.host.mls, state);
     meta.ownMessagesSinceUpdate = 0;
+    meta.pendingSince ??= now;
     meta.lastUpdateAt = now;
     const next = updatedRecord(record, p.state, meta, now);
     await this.records.save({ groups: [next], outbox: [this.topicRow(record.topicId, p.message)] }, p.state);

@@ -4,7 +4,7 @@
  * members that miss commits, and removed members.
  */
 import { connect } from 'mqtt';
-import { fromHex, mls, decodeGroupPayload } from '../../framework/relay/index.js';
+import { fromHex, mls, decodeGroupPayload, ManualClock } from '../../framework/relay/index.js';
 import { getTestBroker, type TestBroker } from '../support/broker.js';
 import { RawMqtt } from '../support/attacker.js';
 import { converged, groupTexts, GroupWorld, until, type Member } from '../support/groups.js';
@@ -210,4 +210,26 @@ test('the committer leaves: the next-lowest member commits its Remove and become
   await c!.client.sendToGroup(group.groupId, 'still here');
   await until(() => groupTexts(b!, group.groupId).includes('still here'));
   expect(fromHex(group.groupId)).toHaveLength(32);
+});
+
+test('a committer that leaves proposals waiting 7 days is replaced by the next member', async () => {
+  // One clock for everyone, so that a week can pass between two steps of the test.
+  const clock = new ManualClock(Math.floor(Date.now() / 1000));
+  const [a, b, c, d] = await Promise.all([1, 2, 3, 4].map(() => world.start(undefined, { clock })));
+  const group = await a!.client.createGroup([b!.client.userId, c!.client.userId, d!.client.userId]);
+  for (const m of [b!, c!, d!]) await until(() => m.events.some((e) => e.kind === 'joined'));
+  await world.stop(a!); // the committer goes quiet for good
+  await c!.client.removeFromGroup(group.groupId, [d!.client.userId]);
+  clock.advance(7 * 86_400 + 60);
+  // c's housekeeping (it runs at start-up, then every 10 minutes) proposes a's Remove.
+  const cStore = c!.store;
+  await world.stop(c!);
+  const c2 = await world.start(cStore, { clock });
+  await until(async () => (await b!.client.group(group.groupId))?.members.length === 2, 30_000, 'hand-over');
+  const info = (await b!.client.group(group.groupId))!;
+  expect(info.members.map((m) => m.userId).sort()).toEqual([b!.client.userId, c2.client.userId].sort());
+  expect(info.committer).not.toBe(a!.client.userId);
+  await until(() => converged([b!, c2], group.groupId));
+  await b!.client.sendToGroup(group.groupId, 'new committer');
+  await until(() => groupTexts(c2, group.groupId).includes('new committer'));
 });
