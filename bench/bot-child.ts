@@ -11,12 +11,13 @@
  * statements since start), and on `{"cmd":"stop"}`
  * (or stdin closing) shuts down and exits, which is when `--cpu-prof` writes its profile.
  */
-import { createInterface } from 'node:readline';
 import pg from 'pg';
 import { BotRuntime } from '../framework/bot/index.js';
-import { MqttTransport, RelayClient } from '../framework/relay/index.js';
+import { MqttTransport } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { EchoBot } from '../bots/echo/index.js';
+import { benchClient } from './clients.js';
+import { runChild, say, serveParent, troubleReport } from './child.js';
 
 type Stop = () => Promise<void>;
 
@@ -28,21 +29,15 @@ const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   return pgQuery.apply(this, args);
 };
 
-const say = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
-
 async function startBot(url: string, prefix: string, pgUrl: string, schema: string): Promise<Stop> {
   const store = new TypeOrmRelayStore(await createRelayDataSource({ url: pgUrl, schema }));
-  const client = await RelayClient.create({
+  const client = await benchClient(url, prefix, {
     store,
-    broker: { url },
-    topicPrefix: prefix,
     powBits: 8,
-    powWorkers: 0,
     // 100 peers make first contact within a second or two; the default quota would refuse most.
     welcomeQuota: { perSenderPerMinute: 5, totalPerMinute: 100_000 },
   });
-  let errors = 0;
-  client.on('error', () => errors++);
+  const reportTrouble = troubleReport(client);
   const runtime = new BotRuntime(new EchoBot());
   runtime.attach(client, { store });
   await client.start();
@@ -52,8 +47,7 @@ async function startBot(url: string, prefix: string, pgUrl: string, schema: stri
     await client.stop();
     await runtime.detach();
     await store.close();
-    if (errors > 0 || client.drops.total() > 0)
-      process.stderr.write(`bot child: ${errors} errors, ${client.drops.total()} inputs dropped\n`);
+    reportTrouble();
   };
 }
 
@@ -78,26 +72,7 @@ async function main(argv: readonly string[]): Promise<void> {
     );
   }
   const stop = mode === 'bot' ? await startBot(url, prefix, pgUrl!, schema!) : await startEcho(url, prefix);
-  const start = process.cpuUsage();
-  let stopping: Promise<void> | undefined;
-  const shutdown = (): Promise<void> =>
-    (stopping ??= stop().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        process.stderr.write(`bot child: stop failed: ${String(e)}\n`);
-        process.exit(1);
-      },
-    ));
-  const lines = createInterface({ input: process.stdin });
-  lines.on('line', (line) => {
-    const { cmd } = JSON.parse(line) as { cmd?: string };
-    if (cmd === 'cpu') say({ cpu: process.cpuUsage(start), queries });
-    else if (cmd === 'stop') void shutdown();
-  });
-  lines.on('close', () => void shutdown());
+  serveParent(stop, () => ({ queries }));
 }
 
-main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`bot child failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  process.exit(1);
-});
+runChild(main);

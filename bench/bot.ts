@@ -16,22 +16,19 @@
  * followed by the CPU the bot child and this process spent per command and how busy the machine
  * was: that says which of them limited the figure.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { createInterface, type Interface } from 'node:readline';
-import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../framework/relay/index.js';
+import type { RelayClient, ReceivedMessage } from '../framework/relay/index.js';
 import { startPrivateBroker } from '../test/support/broker.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
 import { createRawPeers, withTimeout } from './raw-peers.js';
-import { closedLoop, heading, note, percentile, report } from './harness.js';
+import { BenchChild } from './child.js';
+import { benchClient, inBatches } from './clients.js';
+import { cpuMeter } from './cpu.js';
+import { closedLoop, heading, note, numbersFromEnv, percentile, report, sleep } from './harness.js';
 
 /** `BENCH_BOT_N=100` runs one peer count only (quick A/B runs). */
-const PEER_COUNTS: readonly number[] = process.env.BENCH_BOT_N
-  ? process.env.BENCH_BOT_N.split(',').map(Number)
-  : [10, 100];
+const PEER_COUNTS = numbersFromEnv('BENCH_BOT_N', [10, 100]);
 const SECONDS = Number(process.env.BENCH_BOT_SECONDS ?? 8);
 const RAW_SECONDS = 4;
 const WARMUP_SECONDS = 1.5;
@@ -41,89 +38,8 @@ const RAW_PAYLOAD_BYTES = 600;
 const CPU_PROF_DIR = process.env.BENCH_BOT_CPU_PROF;
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-// ---- the child process --------------------------------------------------------------------------
-
-interface CpuMicros {
-  user: number;
-  system: number;
-}
-
-class Child {
-  private readonly lines: Interface;
-  private readonly waiting: Array<(msg: Record<string, unknown>) => void> = [];
-  private readonly exited: Promise<number | null>;
-  private stderr = '';
-
-  private constructor(private readonly proc: ChildProcess) {
-    this.lines = createInterface({ input: proc.stdout! });
-    this.lines.on('line', (line) => {
-      let msg: Record<string, unknown>;
-      try {
-        msg = JSON.parse(line) as Record<string, unknown>;
-      } catch {
-        return; // a stray log line
-      }
-      this.waiting.shift()?.(msg);
-    });
-    proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((r) => proc.once('exit', (code) => r(code)));
-  }
-
-  static async start(
-    args: string[],
-    profile = false,
-  ): Promise<{ child: Child; ready: Record<string, unknown> }> {
-    const script = fileURLToPath(new URL('./bot-child.ts', import.meta.url));
-    const flags = profile && CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [];
-    const proc = spawn(process.execPath, [...flags, '--import', 'tsx', script, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-    });
-    const child = new Child(proc);
-    const ready = await Promise.race([
-      child.next(),
-      child.exited.then((code) => {
-        throw new Error(`bot child exited (${code}) before it was ready: ${child.stderr.trim()}`);
-      }),
-    ]);
-    return { child, ready };
-  }
-
-  private next(): Promise<Record<string, unknown>> {
-    return new Promise((r) => this.waiting.push(r));
-  }
-
-  async cpu(): Promise<{ cpu: CpuMicros; queries: number }> {
-    const reply = this.next();
-    this.proc.stdin!.write(`${JSON.stringify({ cmd: 'cpu' })}\n`);
-    const r = await reply;
-    return { cpu: r.cpu as CpuMicros, queries: Number(r.queries ?? 0) };
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc.exitCode === null) this.proc.stdin!.end(`${JSON.stringify({ cmd: 'stop' })}\n`);
-    const code = await Promise.race([this.exited, sleep(15_000).then(() => 'timeout' as const)]);
-    if (code === 'timeout') this.proc.kill('SIGKILL');
-    if (this.stderr.trim()) note(this.stderr.trim());
-  }
-}
 
 // ---- measuring ----------------------------------------------------------------------------------
-
-/** Busy and total jiffies of the whole machine, from /proc/stat. */
-function machineTicks(): { busy: number; total: number } | undefined {
-  try {
-    const first = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
-    const v = first.trim().split(/\s+/).slice(1).map(Number);
-    const idle = (v[3] ?? 0) + (v[4] ?? 0);
-    const total = v.reduce((a, b) => a + b, 0);
-    return { busy: total - idle, total };
-  } catch {
-    return undefined;
-  }
-}
 
 interface Window {
   /** Commands whose reply arrived inside the window. */
@@ -141,29 +57,23 @@ interface Window {
 }
 
 /** Runs `drive` (which returns the latencies inside the window) while sampling CPU. */
-async function measured(child: Child, seconds: number, drive: () => Promise<number[]>): Promise<Window> {
+async function measured(child: BenchChild, seconds: number, drive: () => Promise<number[]>): Promise<Window> {
   const childBefore = await child.cpu();
-  const selfBefore = process.cpuUsage();
-  const ticksBefore = machineTicks();
+  const meter = cpuMeter();
   const latencies = await drive();
-  const self = process.cpuUsage(selfBefore);
-  const ticksAfter = machineTicks();
+  const self = meter();
   const childAfter = await child.cpu();
   latencies.sort((a, b) => a - b);
   const n = Math.max(latencies.length, 1);
-  const childUs = childAfter.cpu.user + childAfter.cpu.system - childBefore.cpu.user - childBefore.cpu.system;
   return {
     count: latencies.length,
     perSecond: latencies.length / seconds,
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
-    childCpuMs: childUs / 1000 / n,
-    selfCpuMs: (self.user + self.system) / 1000 / n,
+    childCpuMs: (childAfter.micros - childBefore.micros) / 1000 / n,
+    selfCpuMs: self.selfMs / n,
     queries: (childAfter.queries - childBefore.queries) / n,
-    machineBusy:
-      ticksBefore && ticksAfter
-        ? (100 * (ticksAfter.busy - ticksBefore.busy)) / Math.max(ticksAfter.total - ticksBefore.total, 1)
-        : Number.NaN,
+    machineBusy: self.machineBusy,
   };
 }
 
@@ -220,7 +130,7 @@ async function rawCeiling(url: string): Promise<Map<number, Window>> {
   const out = new Map<number, Window>();
   for (const n of PEER_COUNTS) {
     const base = `bench-bot-raw-${hex(4)}`;
-    const { child } = await Child.start(['echo', url, base]);
+    const { child } = await BenchChild.start('bot-child.ts', ['echo', url, base]);
     const raw = createRawPeers(url, base, n, RAW_PAYLOAD_BYTES);
     const once = raw.once;
     try {
@@ -266,42 +176,30 @@ class Peer {
   }
 }
 
-async function createPeers(url: string, prefix: string, botId: string, count: number): Promise<Peer[]> {
-  const peers: Peer[] = [];
-  for (let i = 0; i < count; i += PEER_BATCH) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(PEER_BATCH, count - i) }, async () => {
-        const c = await RelayClient.create({
-          store: new MemoryRelayStore(),
-          broker: { url },
-          topicPrefix: prefix,
-          powBits: 8,
-          powWorkers: 0,
-        });
-        await c.start();
-        return new Peer(c, botId);
-      }),
-    );
-    peers.push(...batch);
-  }
-  return peers;
+function createPeers(url: string, prefix: string, botId: string, count: number): Promise<Peer[]> {
+  return inBatches(count, PEER_BATCH, async () => {
+    const c = await benchClient(url, prefix, { powBits: 8 });
+    await c.start();
+    return new Peer(c, botId);
+  });
 }
 
 async function botRuns(url: string, raw: Map<number, Window>): Promise<void> {
   const schema = `relay_bench_bot_${hex(6)}`;
   await createPgSchema(schema);
   const prefix = `bench-bot-${hex(4)}`;
-  let child: Child | undefined;
+  let child: BenchChild | undefined;
   const peers: Peer[] = [];
   try {
-    const started = await Child.start(['bot', url, prefix, PG_URL, schema], true);
+    const started = await BenchChild.start('bot-child.ts', ['bot', url, prefix, PG_URL, schema], {
+      nodeFlags: CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
+    });
     child = started.child;
     const botId = String(started.ready.userId);
     const maxPeers = Math.max(...PEER_COUNTS);
     const t0 = performance.now();
     peers.push(...(await createPeers(url, prefix, botId, maxPeers)));
-    for (let i = 0; i < maxPeers; i += PEER_BATCH)
-      await Promise.all(peers.slice(i, i + PEER_BATCH).map((p) => p.command('/ping')));
+    await inBatches(maxPeers, PEER_BATCH, (i) => peers[i]!.command('/ping'));
     note(
       `${maxPeers} peers started and made first contact in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );

@@ -7,22 +7,8 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { MemoryRelayStore, MqttTransport, RelayClient } from '../framework/relay/index.js';
-import { startPrivateBroker } from '../test/support/broker.js';
+import { pickBroker } from './broker.js';
 import { heading, note, report } from './harness.js';
-
-/**
- * A private Mosquitto with `set_tcp_nodelay true` (as every config we ship has) when the binary is
- * installed; the shared one on :1883 keeps Nagle on at the broker and adds ~40 ms per hop.
- */
-async function pickBroker(): Promise<{ url: string; close(): Promise<void>; kind: string }> {
-  try {
-    const b = await startPrivateBroker('mosquitto');
-    return { url: b.url, close: () => b.close(), kind: 'private mosquitto (set_tcp_nodelay true)' };
-  } catch {
-    const b = await startPrivateBroker('embedded');
-    return { url: b.url, close: () => b.close(), kind: 'embedded aedes' };
-  }
-}
 
 async function rawOneWayMs(url: string, count: number): Promise<number> {
   const id = randomBytes(4).toString('hex');

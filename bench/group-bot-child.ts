@@ -7,15 +7,14 @@
  * A RelayClient whose transactional handler answers every "/echo x" with "echo: x" in the same
  * conversation: to the sender's inbox for a 1:1 message, on the group topic for a group message.
  *
- * JSON lines to the parent: `{"ready":true,"userId":…}` once serving, `{"joined":groupId}` for each
- * group joined, `{"cpu":{user,system}}` in answer to `{"cmd":"cpu"}` (CPU µs since start). On
- * `{"cmd":"stop"}` (or stdin closing) it stops and exits.
+ * JSON lines to the parent (bench/child.ts): `{"ready":true,"userId":…}` once serving,
+ * `{"joined":groupId}` for each group joined, `{"cpu":{user,system}}` in answer to `{"cmd":"cpu"}`
+ * (CPU µs since start). On `{"cmd":"stop"}` (or stdin closing) it stops and exits.
  */
-import { createInterface } from 'node:readline';
-import { MemoryRelayStore, RelayClient, type RelayStore } from '../framework/relay/index.js';
+import { MemoryRelayStore, type RelayStore } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
-
-const say = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
+import { runChild, say, serveParent, troubleReport } from './child.js';
+import { benchClient } from './clients.js';
 
 async function openStore(kind: string, pgUrl?: string, schema?: string): Promise<RelayStore> {
   if (kind === 'memory') return new MemoryRelayStore();
@@ -29,17 +28,13 @@ async function main(argv: readonly string[]): Promise<void> {
   const [url, prefix, kind, pgUrl, schema] = argv;
   if (!url || !prefix || !kind) throw new Error('usage: group-bot-child.ts <brokerUrl> <prefix> <store> …');
   const store = await openStore(kind, pgUrl, schema);
-  const client = await RelayClient.create({
+  const client = await benchClient(url, prefix, {
     store,
-    broker: { url },
-    topicPrefix: prefix,
     powBits: 8,
-    powWorkers: 0,
     welcomeQuota: { perSenderPerMinute: 20, totalPerMinute: 1000 },
     groups: { commitDelayMs: 20 },
   });
-  let errors = 0;
-  client.on('error', () => errors++);
+  const reportTrouble = troubleReport(client);
   client.on('group', (e) => {
     if (e.kind === 'joined') say({ joined: e.groupId });
   });
@@ -49,33 +44,11 @@ async function main(argv: readonly string[]): Promise<void> {
   });
   await client.start();
   say({ ready: true, userId: client.userId });
-
-  const start = process.cpuUsage();
-  let stopping: Promise<void> | undefined;
-  const shutdown = (): Promise<void> =>
-    (stopping ??= (async () => {
-      await client.stop();
-      await store.close();
-      if (errors > 0 || client.drops.total() > 0) {
-        process.stderr.write(`bot child: ${errors} errors, ${client.drops.total()} inputs dropped\n`);
-      }
-    })().then(
-      () => process.exit(0),
-      (e: unknown) => {
-        process.stderr.write(`bot child: stop failed: ${String(e)}\n`);
-        process.exit(1);
-      },
-    ));
-  const lines = createInterface({ input: process.stdin });
-  lines.on('line', (line) => {
-    const { cmd } = JSON.parse(line) as { cmd?: string };
-    if (cmd === 'cpu') say({ cpu: process.cpuUsage(start) });
-    else if (cmd === 'stop') void shutdown();
+  serveParent(async () => {
+    await client.stop();
+    await store.close();
+    reportTrouble();
   });
-  lines.on('close', () => void shutdown());
 }
 
-main(process.argv.slice(2)).catch((e: unknown) => {
-  process.stderr.write(`bot child failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-  process.exit(1);
-});
+runChild(main);

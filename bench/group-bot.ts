@@ -12,88 +12,37 @@
  * Run with the bot on MemoryRelayStore, and on a TypeOrmRelayStore in a throwaway Postgres schema
  * when Postgres answers.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import { createInterface } from 'node:readline';
-import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../framework/relay/index.js';
+import type { RelayClient, ReceivedMessage } from '../framework/relay/index.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
 import { withTimeout } from './raw-peers.js';
-import { closedLoop, heading, note, percentile, report } from './harness.js';
+import { BenchChild } from './child.js';
+import { benchClient } from './clients.js';
+import { cpuMeter } from './cpu.js';
+import { closedLoop, heading, note, percentile, report, until } from './harness.js';
 
 const MEMBERS = Number(process.env.BENCH_GROUP_BOT_MEMBERS ?? 10);
 const SECONDS = Number(process.env.BENCH_GROUP_BOT_SECONDS ?? 6);
 const WARMUP_SECONDS = 1;
 const JOIN_TIMEOUT_MS = 60_000;
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
 // ---- the bot child ------------------------------------------------------------------------------
 
-interface CpuMicros {
-  user: number;
-  system: number;
+/** The bot in its child process, and the groups it reported joining. */
+interface Bot {
+  readonly child: BenchChild;
+  readonly userId: string;
+  readonly joined: Set<string>;
 }
 
-class BotChild {
-  readonly joined = new Set<string>();
-  private readonly cpuWaiters: Array<(cpu: CpuMicros) => void> = [];
-  private readonly exited: Promise<number | null>;
-  private stderr = '';
-  userId = '';
-
-  private constructor(private readonly proc: ChildProcess) {
-    this.exited = new Promise((r) => proc.once('exit', (code) => r(code)));
-    proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-  }
-
-  static async start(args: string[]): Promise<BotChild> {
-    const script = fileURLToPath(new URL('./group-bot-child.ts', import.meta.url));
-    const proc = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      cwd: fileURLToPath(new URL('..', import.meta.url)),
-    });
-    const child = new BotChild(proc);
-    const ready = new Promise<void>((resolve) => {
-      createInterface({ input: proc.stdout! }).on('line', (line) => {
-        let msg: { ready?: boolean; userId?: string; joined?: string; cpu?: CpuMicros };
-        try {
-          msg = JSON.parse(line) as typeof msg;
-        } catch {
-          return; // a stray log line
-        }
-        if (msg.ready && msg.userId) {
-          child.userId = msg.userId;
-          resolve();
-        } else if (msg.joined) child.joined.add(msg.joined);
-        else if (msg.cpu) child.cpuWaiters.shift()?.(msg.cpu);
-      });
-    });
-    await Promise.race([
-      ready,
-      child.exited.then((code) => {
-        throw new Error(`bot child exited (${code}) before it was ready: ${child.stderr.trim()}`);
-      }),
-    ]);
-    return child;
-  }
-
-  /** CPU µs the child has used since it started. */
-  cpu(): Promise<number> {
-    const got = new Promise<CpuMicros>((r) => this.cpuWaiters.push(r));
-    this.proc.stdin!.write(`${JSON.stringify({ cmd: 'cpu' })}\n`);
-    return got.then((c) => c.user + c.system);
-  }
-
-  async stop(): Promise<void> {
-    if (this.proc.exitCode === null) this.proc.stdin!.end(`${JSON.stringify({ cmd: 'stop' })}\n`);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), 15_000)));
-    const code = await Promise.race([this.exited, timeout]).finally(() => clearTimeout(timer));
-    if (code === 'timeout') this.proc.kill('SIGKILL');
-    if (this.stderr.trim()) note(this.stderr.trim());
-  }
+async function startBot(args: readonly string[]): Promise<Bot> {
+  const joined = new Set<string>();
+  const { child, ready } = await BenchChild.start('group-bot-child.ts', args, {
+    onMessage: (msg) => {
+      if (typeof msg.joined === 'string') joined.add(msg.joined);
+    },
+  });
+  return { child, userId: String(ready.userId), joined };
 }
 
 // ---- members ------------------------------------------------------------------------------------
@@ -132,14 +81,7 @@ class Member {
 async function startMembers(url: string, prefix: string): Promise<Member[]> {
   return Promise.all(
     Array.from({ length: MEMBERS }, async () => {
-      const c = await RelayClient.create({
-        store: new MemoryRelayStore(),
-        broker: { url },
-        topicPrefix: prefix,
-        powBits: 8,
-        powWorkers: 0,
-        groups: { commitDelayMs: 20 },
-      });
+      const c = await benchClient(url, prefix, { powBits: 8, groups: { commitDelayMs: 20 } });
       await c.start();
       return new Member(c);
     }),
@@ -147,16 +89,6 @@ async function startMembers(url: string, prefix: string): Promise<Member[]> {
 }
 
 // ---- measuring ----------------------------------------------------------------------------------
-
-function machineTicks(): { busy: number; total: number } | undefined {
-  try {
-    const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = v.reduce((a, b) => a + b, 0);
-    return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
-  } catch {
-    return undefined;
-  }
-}
 
 interface Window {
   perSecond: number;
@@ -167,15 +99,13 @@ interface Window {
   machineBusy: number;
 }
 
-async function window(bot: BotChild, once: (i: number) => Promise<void>): Promise<Window> {
+async function window(bot: BenchChild, once: (i: number) => Promise<void>): Promise<Window> {
   await closedLoop(MEMBERS, WARMUP_SECONDS, once);
   const botBefore = await bot.cpu();
-  const self = process.cpuUsage();
-  const ticks = machineTicks();
+  const meter = cpuMeter();
   const { latencies } = await closedLoop(MEMBERS, SECONDS, once);
-  const selfUsed = process.cpuUsage(self);
-  const ticksAfter = machineTicks();
-  const botUsed = (await bot.cpu()) - botBefore;
+  const self = meter();
+  const botUsed = (await bot.cpu()).micros - botBefore.micros;
   latencies.sort((a, b) => a - b);
   const n = Math.max(latencies.length, 1);
   return {
@@ -183,11 +113,8 @@ async function window(bot: BotChild, once: (i: number) => Promise<void>): Promis
     p50: percentile(latencies, 0.5),
     p99: percentile(latencies, 0.99),
     botCpuMs: botUsed / 1000 / n,
-    membersCpuMs: (selfUsed.user + selfUsed.system) / 1000 / n,
-    machineBusy:
-      ticks && ticksAfter
-        ? (100 * (ticksAfter.busy - ticks.busy)) / Math.max(ticksAfter.total - ticks.total, 1)
-        : Number.NaN,
+    membersCpuMs: self.selfMs / n,
+    machineBusy: self.machineBusy,
   };
 }
 
@@ -203,30 +130,30 @@ function print(label: string, w: Window, baseline?: { name: string; value: numbe
 }
 
 async function oneStore(url: string, members: Member[], prefix: string, store: string[]): Promise<void> {
-  const bot = await BotChild.start([url, prefix, ...store]);
+  const bot = await startBot([url, prefix, ...store]);
   try {
     const botId = bot.userId;
     // First contact (bundle fetch, Welcome, join) before anything is timed.
     await Promise.all(members.map((m) => m.command({ botId })));
-    const direct = await window(bot, (i) => members[i]!.command({ botId }));
+    const direct = await window(bot.child, (i) => members[i]!.command({ botId }));
     print(`1:1 baseline, ${MEMBERS} members`, direct);
 
     const creator = members[0]!;
     const info = await creator.client.createGroup([botId, ...members.slice(1).map((m) => m.client.userId)], {
       name: 'busy',
     });
-    const deadline = Date.now() + JOIN_TIMEOUT_MS;
-    while (!bot.joined.has(info.groupId) || members.slice(1).some((m) => !m.joined.has(info.groupId))) {
-      if (Date.now() > deadline) throw new Error('the bot and members did not all join the group');
-      await sleep(20);
-    }
-    const group = await window(bot, (i) => members[i]!.command({ groupId: info.groupId }));
+    await until(
+      () => bot.joined.has(info.groupId) && members.slice(1).every((m) => m.joined.has(info.groupId)),
+      JOIN_TIMEOUT_MS,
+      'the bot and members to join the group',
+    );
+    const group = await window(bot.child, (i) => members[i]!.command({ groupId: info.groupId }));
     print(`group of ${MEMBERS + 1} (bot + ${MEMBERS})`, group, {
       name: '1:1',
       value: direct.perSecond,
     });
   } finally {
-    await bot.stop();
+    await bot.child.stop();
   }
 }
 

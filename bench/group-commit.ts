@@ -30,35 +30,20 @@ import {
   generateKeyPackage,
   joinFromWelcome,
   processGroupMessage,
-  userIdFromKey,
   type GeneratedKeyPackage,
   type GroupSession,
   type MlsContext,
-  type SigningIdentity,
 } from '../framework/relay/mls/index.js';
-import { heading, measure, note, percentile, report } from './harness.js';
+import { heading, measure, note, numbersFromEnv, percentile, report } from './harness.js';
+import { identity } from './identity.js';
 
 /** `BENCH_GROUP_SIZES=2,10` measures those sizes only. */
-const SIZES: readonly number[] = process.env.BENCH_GROUP_SIZES
-  ? process.env.BENCH_GROUP_SIZES.split(',').map(Number)
-  : [2, 10, 50, 100, 250];
+const SIZES = numbersFromEnv('BENCH_GROUP_SIZES', [2, 10, 50, 100, 250]);
 /** Repetitions per figure: at least MIN_REPS, then more while under SECONDS_PER_FIGURE. */
 const MIN_REPS = 5;
 const MAX_REPS = 30;
 const SECONDS_PER_FIGURE = 0.6;
 const MAX_MEMBERS = 250;
-
-function identity(): SigningIdentity {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
-  const spki = publicKey.export({ format: 'der', type: 'spki' });
-  const signingPublic = new Uint8Array(spki.subarray(spki.length - 32));
-  return {
-    userId: userIdFromKey(signingPublic),
-    signingSeed: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)),
-    signingPublic,
-  };
-}
 
 const now = (): number => Math.floor(Date.now() / 1000);
 

@@ -10,24 +10,22 @@
  * spent per message, to tell the network from that.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import {
   groupTopic,
-  MemoryRelayStore,
   MqttTransport,
-  RelayClient,
   type GroupEvent,
   type ReceivedMessage,
+  type RelayClient,
   type TopicId,
 } from '../framework/relay/index.js';
 import { withTimeout } from './raw-peers.js';
-import { heading, note, percentile, report } from './harness.js';
+import { benchClient, inBatches } from './clients.js';
+import { cpuMeter } from './cpu.js';
+import { heading, note, numbersFromEnv, percentile, report, sleep, until } from './harness.js';
 
 /** `BENCH_GROUP_FANOUT_N=10,50` measures those sizes only. */
-const SIZES: readonly number[] = process.env.BENCH_GROUP_FANOUT_N
-  ? process.env.BENCH_GROUP_FANOUT_N.split(',').map(Number)
-  : [10, 50, 100];
+const SIZES = numbersFromEnv('BENCH_GROUP_FANOUT_N', [10, 50, 100]);
 const WARMUP = 5;
 const MESSAGES = 30;
 const CLIENT_BATCH = 10;
@@ -36,30 +34,14 @@ const TEXT = 'x'.repeat(120);
 /** Give up on 100 clients (and measure the sizes that fit) when the process would grow past this. */
 const MAX_RSS_MB = Number(process.env.BENCH_GROUP_MAX_RSS_MB ?? 6000);
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const rssMb = (): number => process.memoryUsage().rss / 1024 / 1024;
-
-/** Busy and total jiffies of the whole machine, from /proc/stat. */
-function machineTicks(): { busy: number; total: number } | undefined {
-  try {
-    const v = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
-    const total = v.reduce((a, b) => a + b, 0);
-    return { busy: total - (v[3] ?? 0) - (v[4] ?? 0), total };
-  } catch {
-    return undefined;
-  }
-}
 
 /** Runs `work`, returning what it returns plus this process's CPU and the machine's busy share. */
 async function withCpu<T>(work: () => Promise<T>): Promise<{ value: T; cpuMs: number; busy: number }> {
-  const cpu = process.cpuUsage();
-  const ticks = machineTicks();
+  const meter = cpuMeter();
   const value = await work();
-  const used = process.cpuUsage(cpu);
-  const after = machineTicks();
-  const busy =
-    ticks && after ? (100 * (after.busy - ticks.busy)) / Math.max(after.total - ticks.total, 1) : Number.NaN;
-  return { value, cpuMs: (used.user + used.system) / 1000, busy };
+  const used = meter();
+  return { value, cpuMs: used.selfMs, busy: used.machineBusy };
 }
 
 interface Arrivals {
@@ -142,44 +124,30 @@ interface Members {
 async function startClients(url: string, prefix: string, count: number): Promise<Members> {
   const tracker = new Tracker();
   const joined = new Map<string, Set<string>>();
-  const clients: RelayClient[] = [];
-  for (let i = 0; i < count; i += CLIENT_BATCH) {
-    if (rssMb() > MAX_RSS_MB) break;
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(CLIENT_BATCH, count - i) }, async () => {
-        const c = await RelayClient.create({
-          store: new MemoryRelayStore(),
-          broker: { url },
-          topicPrefix: prefix,
-          powBits: 8,
-          powWorkers: 0,
-          welcomeQuota: { perSenderPerMinute: 20, totalPerMinute: 1000 },
-          groups: { commitDelayMs: 20 },
-        });
-        c.on('message', (m: ReceivedMessage) => {
-          if (m.conversation.kind === 'group') tracker.arrived(m.content.id);
-        });
-        c.on('group', (e: GroupEvent) => {
-          if (e.kind !== 'joined') return;
-          const set = joined.get(e.groupId) ?? new Set<string>();
-          set.add(c.userId);
-          joined.set(e.groupId, set);
-        });
-        await c.start();
-        return c;
-      }),
-    );
-    clients.push(...batch);
-  }
+  const clients = await inBatches(
+    count,
+    CLIENT_BATCH,
+    async () => {
+      const c = await benchClient(url, prefix, {
+        powBits: 8,
+        welcomeQuota: { perSenderPerMinute: 20, totalPerMinute: 1000 },
+        groups: { commitDelayMs: 20 },
+      });
+      c.on('message', (m: ReceivedMessage) => {
+        if (m.conversation.kind === 'group') tracker.arrived(m.content.id);
+      });
+      c.on('group', (e: GroupEvent) => {
+        if (e.kind !== 'joined') return;
+        const set = joined.get(e.groupId) ?? new Set<string>();
+        set.add(c.userId);
+        joined.set(e.groupId, set);
+      });
+      await c.start();
+      return c;
+    },
+    () => rssMb() <= MAX_RSS_MB,
+  );
   return { clients, tracker, joined };
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const deadline = performance.now() + ms;
-  while (!cond()) {
-    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 async function measureGroup(url: string, prefix: string, members: Members, n: number): Promise<void> {

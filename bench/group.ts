@@ -12,7 +12,7 @@
  * :1883 keeps Nagle on at the broker and adds ~40 ms per hop), or the embedded broker when Mosquitto
  * is not installed.
  */
-import { startPrivateBroker } from '../test/support/broker.js';
+import { pickBroker } from './broker.js';
 import { note } from './harness.js';
 import { run as runBot } from './group-bot.js';
 import { run as runCommit } from './group-commit.js';
@@ -29,16 +29,6 @@ function selectedParts(): Part[] {
   if (unknown.length > 0)
     throw new Error(`BENCH_GROUP_PARTS: unknown ${unknown.join(', ')}; known: ${PARTS}`);
   return PARTS.filter((p) => wanted.includes(p));
-}
-
-async function pickBroker(): Promise<{ url: string; close(): Promise<void>; kind: string }> {
-  try {
-    const b = await startPrivateBroker('mosquitto');
-    return { url: b.url, close: () => b.close(), kind: 'private mosquitto (set_tcp_nodelay true)' };
-  } catch {
-    const b = await startPrivateBroker('embedded');
-    return { url: b.url, close: () => b.close(), kind: 'embedded aedes (mosquitto not installed)' };
-  }
 }
 
 export async function run(): Promise<void> {

@@ -136,3 +136,20 @@ export async function closedLoop(
   );
   return { latencies, completed };
 }
+
+/** A comma-separated list of numbers from the environment (quick runs on fewer sizes), else `fallback`. */
+export function numbersFromEnv(name: string, fallback: readonly number[]): readonly number[] {
+  const value = process.env[name];
+  return value ? value.split(',').map(Number) : fallback;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Polls `cond` until it holds; throws after `ms` naming `what` was waited for. */
+export async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}

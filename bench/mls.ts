@@ -19,28 +19,15 @@ import {
   generateKeyPackage,
   joinFromWelcome,
   processMessage,
-  userIdFromKey,
   type GroupSession,
   type MlsContext,
-  type SigningIdentity,
 } from '../framework/relay/mls/index.js';
 import { heading, measureAsync, note, report } from './harness.js';
+import { identity } from './identity.js';
 
 const PLAINTEXT_BYTES = 200;
 const ITERATIONS = 1500;
 const WARMUP = 100;
-
-function identity(): SigningIdentity {
-  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-  const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
-  const spki = publicKey.export({ format: 'der', type: 'spki' });
-  const signingPublic = new Uint8Array(spki.subarray(spki.length - 32));
-  return {
-    userId: userIdFromKey(signingPublic),
-    signingSeed: new Uint8Array(pkcs8.subarray(pkcs8.length - 32)),
-    signingPublic,
-  };
-}
 
 async function session(ctx: MlsContext): Promise<{ alice: GroupSession; bob: GroupSession }> {
   const now = Math.floor(Date.now() / 1000);

@@ -29,9 +29,10 @@ import {
   type UnixSeconds,
 } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
-import { startPrivateBroker } from '../test/support/broker.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
 import { createRawPeers, withTimeout } from './raw-peers.js';
+import { pickBroker } from './broker.js';
+import { benchClient, inBatches } from './clients.js';
 import { closedLoop, heading, measure, measureAsync, note, percentile, report } from './harness.js';
 
 export type StoreKind = 'memory' | 'sqlite' | 'postgres';
@@ -450,24 +451,12 @@ async function roundTrip(peer: RelayClient, bot: RelayClient, text: string): Pro
   await withTimeout(got, 'relay echo');
 }
 
-async function createPeers(url: string, prefix: string, count: number): Promise<RelayClient[]> {
-  const peers: RelayClient[] = [];
-  for (let i = 0; i < count; i += PEER_BATCH) {
-    const batch = await Promise.all(
-      Array.from({ length: Math.min(PEER_BATCH, count - i) }, async () => {
-        const c = await RelayClient.create({
-          store: new MemoryRelayStore(),
-          broker: { url },
-          topicPrefix: prefix,
-          powWorkers: 0,
-        });
-        await c.start();
-        return c;
-      }),
-    );
-    peers.push(...batch);
-  }
-  return peers;
+function createPeers(url: string, prefix: string, count: number): Promise<RelayClient[]> {
+  return inBatches(count, PEER_BATCH, async () => {
+    const c = await benchClient(url, prefix);
+    await c.start();
+    return c;
+  });
 }
 
 export interface EndToEndOptions {
@@ -481,14 +470,8 @@ export async function endToEnd(opts: EndToEndOptions): Promise<void> {
   const sessions = opts.sessions ?? SESSION_COUNTS;
   const seconds = opts.seconds ?? E2E_SECONDS;
   const maxPeers = Math.max(...sessions);
-  let broker: { url: string; close(): Promise<void> };
-  try {
-    broker = await startPrivateBroker('mosquitto');
-    note(`broker: private mosquitto (set_tcp_nodelay true) at ${broker.url}`);
-  } catch {
-    broker = await startPrivateBroker('embedded');
-    note(`broker: embedded aedes at ${broker.url} (mosquitto not installed)`);
-  }
+  const broker = await pickBroker();
+  note(`broker: ${broker.kind} at ${broker.url}`);
   const peers: RelayClient[] = [];
   try {
     heading(
@@ -514,12 +497,9 @@ export async function endToEnd(opts: EndToEndOptions): Promise<void> {
       let bot: RelayClient | undefined;
       let errors = 0;
       try {
-        bot = await RelayClient.create({
+        bot = await benchClient(broker.url, prefix, {
           store: timedStore(opened.store, stats),
-          broker: { url: broker.url },
-          topicPrefix: prefix,
           powBits: 8,
-          powWorkers: 0,
           welcomeQuota: { perSenderPerMinute: 5, totalPerMinute: 100_000 },
         });
         bot.on('error', () => errors++);
@@ -528,8 +508,7 @@ export async function endToEnd(opts: EndToEndOptions): Promise<void> {
         const echoBot = bot;
 
         const contact = performance.now();
-        for (let i = 0; i < maxPeers; i += PEER_BATCH)
-          await Promise.all(peers.slice(i, i + PEER_BATCH).map((p) => roundTrip(p, echoBot, 'hello')));
+        await inBatches(maxPeers, PEER_BATCH, (i) => roundTrip(peers[i]!, echoBot, 'hello'));
         const stored = await opened.store.getSessionByPeer(peers[0]!.userId);
         note(
           `first contact of ${maxPeers} peers in ${((performance.now() - contact) / 1000).toFixed(1)} s; ` +

@@ -4,15 +4,10 @@
  * it resumes; at the end every member is at the same epoch with the same members, and the group
  * still carries messages both ways.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { getTestBroker, type TestBroker } from '../support/broker.js';
+import { kill, onPostgres, onSqlite, sleep, startChild, type Child } from '../support/child.js';
 import { converged, groupTexts, GroupWorld, until, type Member } from '../support/groups.js';
-import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../support/postgres.js';
 
-const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const KILLS = 6;
 
 let broker: TestBroker;
@@ -23,41 +18,20 @@ afterAll(async () => {
   await broker.close();
 });
 
-interface Child {
-  process: ChildProcess;
-  userId: string;
+interface Committer extends Child {
+  /** The group it created on its first start, from its "GROUP <id>" line. */
   groupId: Promise<string>;
 }
 
-function startChild(env: Record<string, string>): Promise<Child> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'test/support/group-child.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, ...env, NODE_OPTIONS: '' },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  let out = '';
+async function startCommitter(env: Record<string, string>): Promise<Committer> {
   let onGroup!: (id: string) => void;
   const groupId = new Promise<string>((r) => (onGroup = r));
-  return new Promise((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const ready = /READY ([0-9a-f]{32})/.exec(out);
-      if (ready) resolve({ process: child, userId: ready[1]!, groupId });
-      const group = /GROUP ([0-9a-f]{64})/.exec(out);
-      if (group) onGroup(group[1]!);
-    });
-    child.once('exit', (code) => reject(new Error(`group child exited early (${code})`)));
+  const child = await startChild('group-child.ts', env, (out) => {
+    const group = /GROUP ([0-9a-f]{64})/.exec(out);
+    if (group) onGroup(group[1]!);
   });
+  return { ...child, groupId };
 }
-
-async function kill(child: Child): Promise<void> {
-  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
-  const exited = new Promise((r) => child.process.once('exit', r));
-  child.process.kill('SIGKILL');
-  await exited;
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function run(storeEnv: Record<string, string>): Promise<void> {
   const world = new GroupWorld(broker.url);
@@ -69,7 +43,7 @@ async function run(storeEnv: Record<string, string>): Promise<void> {
     RELAY_PREFIX: world.prefix,
     RELAY_GROUP_MEMBERS: members.map((m) => m.client.userId).join(','),
   };
-  let child = await startChild(env);
+  let child = await startCommitter(env);
   try {
     const groupId = await child.groupId;
     for (const m of members) await until(() => m.events.some((e) => e.kind === 'joined'), 30_000, 'joined');
@@ -89,7 +63,7 @@ async function run(storeEnv: Record<string, string>): Promise<void> {
     for (let k = 0; k < KILLS; k++) {
       await sleep(300 + Math.random() * 900);
       await kill(child);
-      child = await startChild(env);
+      child = await startCommitter(env);
       expect(await child.groupId).toBe(groupId);
     }
     proposing = false;
@@ -132,23 +106,9 @@ async function run(storeEnv: Record<string, string>): Promise<void> {
 }
 
 describe('a committer killed with SIGKILL mid-commit resumes with the group intact', () => {
-  test('on SQLite', async () => {
-    const dir = await mkdtemp(path.join(tmpdir(), 'relay-group-crash-'));
-    try {
-      await run({ RELAY_SQLITE_PATH: path.join(dir, 'bot.sqlite') });
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }, 240_000);
+  test('on SQLite', () => onSqlite(run), 240_000);
 
   test('on Postgres', async () => {
-    if (!(await postgresAnswers())) return;
-    const schema = uniqueName('gcrash').replace(/-/g, '_');
-    await createPgSchema(schema);
-    try {
-      await run({ DATABASE_URL: PG_URL, RELAY_PG_SCHEMA: schema });
-    } finally {
-      await dropPgSchema(schema);
-    }
+    await onPostgres(run);
   }, 240_000);
 });

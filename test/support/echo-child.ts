@@ -5,23 +5,9 @@
  * RELAY_SQLITE_PATH.
  */
 import { RelayClient } from '../../framework/relay/index.js';
-import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
+import { env, sayReady, storeFromEnv } from './child.js';
 
-const env = (name: string): string => {
-  const v = process.env[name];
-  if (!v) throw new Error(`echo-child needs ${name}`);
-  return v;
-};
-
-const dataSource = await createRelayDataSource(
-  process.env.DATABASE_URL
-    ? {
-        url: process.env.DATABASE_URL,
-        ...(process.env.RELAY_PG_SCHEMA ? { schema: process.env.RELAY_PG_SCHEMA } : {}),
-      }
-    : { sqlitePath: env('RELAY_SQLITE_PATH') },
-);
-const store = new TypeOrmRelayStore(dataSource);
+const store = await storeFromEnv();
 const client = await RelayClient.create({
   store,
   broker: { url: env('RELAY_BROKER_URL') },
@@ -30,4 +16,4 @@ const client = await RelayClient.create({
 });
 client.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
 await client.start();
-process.stdout.write(`READY ${client.userId}\n`);
+sayReady(client.userId);

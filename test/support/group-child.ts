@@ -7,23 +7,9 @@
  */
 import { pino } from 'pino';
 import { RelayClient } from '../../framework/relay/index.js';
-import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
+import { env, sayReady, storeFromEnv } from './child.js';
 
-const env = (name: string): string => {
-  const v = process.env[name];
-  if (!v) throw new Error(`group-child needs ${name}`);
-  return v;
-};
-
-const dataSource = await createRelayDataSource(
-  process.env.DATABASE_URL
-    ? {
-        url: process.env.DATABASE_URL,
-        ...(process.env.RELAY_PG_SCHEMA ? { schema: process.env.RELAY_PG_SCHEMA } : {}),
-      }
-    : { sqlitePath: env('RELAY_SQLITE_PATH') },
-);
-const store = new TypeOrmRelayStore(dataSource);
+const store = await storeFromEnv();
 const logDir = process.env.RELAY_TEST_LOG_DIR;
 const client = await RelayClient.create({
   ...(logDir
@@ -46,7 +32,7 @@ client.setMessageHandler((m, reply) => {
 client.on('drop', (d) => process.stderr.write(`group-child drop ${d.reason} ${d.topic}\n`));
 client.on('error', (e) => process.stderr.write(`group-child error ${e.message}\n`));
 await client.start();
-process.stdout.write(`READY ${client.userId}\n`);
+sayReady(client.userId);
 const groups = await client.groups();
 const group = groups[0] ?? (await client.createGroup(env('RELAY_GROUP_MEMBERS').split(',')));
 process.stdout.write(`GROUP ${group.groupId}\n`);
