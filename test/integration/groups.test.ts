@@ -154,44 +154,45 @@ test('a bot in 50 groups at once answers in each', async () => {
   }
 });
 
-test('a member offline across three commits catches up from its broker session', async () => {
+/**
+ * A bot's group with a durable member `a` and four others; `a` stops, optionally losing its broker
+ * session (then the commits are never delivered to it), and three commits add c, d and e.
+ */
+async function threeCommitsWithoutA(loseBrokerSession: boolean) {
   const bot = await startBot();
   const aStore = await world.durableStore();
   const a = await world.start(aStore);
-  const [b, c, d, e] = await Promise.all([1, 2, 3, 4].map(() => world.start()));
+  const [b, c, d, e] = (await Promise.all([1, 2, 3, 4].map(() => world.start()))) as Member[];
   const group = await bot.client.createGroup([a.client.userId, b!.client.userId]);
   await until(() => a.events.some((ev) => ev.kind === 'joined'));
   await until(() => b!.events.some((ev) => ev.kind === 'joined'));
   await world.stop(a);
+  if (loseBrokerSession) await dropBrokerSession(`relay-${a.client.userId}`);
   for (const m of [c!, d!, e!]) await bot.client.addToGroup(group.groupId, [m.client.userId]);
-  await until(() => converged([bot, b!, c!, d!, e!], group.groupId));
+  const others = [bot, b!, c!, d!, e!];
+  await until(() => converged(others, group.groupId));
+  return { group, aStore, others, b: b!, c: c! };
+}
+
+test('a member offline across three commits catches up from its broker session', async () => {
+  const { group, aStore, others, b } = await threeCommitsWithoutA(false);
   const a2 = await world.start(aStore);
-  await until(() => converged([bot, a2, b!, c!, d!, e!], group.groupId), 30_000, 'a caught up');
-  await b!.client.sendToGroup(group.groupId, 'welcome back');
+  await until(() => converged([...others, a2], group.groupId), 30_000, 'a caught up');
+  await b.client.sendToGroup(group.groupId, 'welcome back');
   await until(() => groupTexts(a2, group.groupId).includes('welcome back'));
   expect(a2.client.drops.get('group_epoch_gap')).toBe(0);
 });
 
 test('a member that missed commits for good asks the committer and is re-added automatically', async () => {
-  const bot = await startBot();
-  const aStore = await world.durableStore();
-  const a = await world.start(aStore);
-  const [b, c, d, e] = await Promise.all([1, 2, 3, 4].map(() => world.start()));
-  const group = await bot.client.createGroup([a.client.userId, b!.client.userId]);
-  await until(() => a.events.some((ev) => ev.kind === 'joined'));
-  await world.stop(a);
-  // Its broker session is gone: the three commits are never delivered to it.
-  await dropBrokerSession(`relay-${a.client.userId}`);
-  for (const m of [c!, d!, e!]) await bot.client.addToGroup(group.groupId, [m.client.userId]);
-  await until(() => converged([bot, b!, c!, d!, e!], group.groupId));
+  const { group, aStore, others, b, c } = await threeCommitsWithoutA(true);
   const a2 = await world.start(aStore);
-  await b!.client.sendToGroup(group.groupId, 'this one a cannot read');
+  await b.client.sendToGroup(group.groupId, 'this one a cannot read');
   await until(() => a2.client.drops.get('group_epoch_gap') > 0, 30_000, 'gap detected');
   await until(() => a2.events.some((ev) => ev.kind === 'rejoined'), 30_000, 'rejoined');
-  await until(() => converged([bot, a2, b!, c!, d!, e!], group.groupId), 30_000, 'convergence');
-  await c!.client.sendToGroup(group.groupId, 'readable again');
+  await until(() => converged([...others, a2], group.groupId), 30_000, 'convergence');
+  await c.client.sendToGroup(group.groupId, 'readable again');
   await until(() => groupTexts(a2, group.groupId).includes('readable again'));
-  expect((await bot.client.group(group.groupId))!.members).toHaveLength(6);
+  expect((await others[0]!.client.group(group.groupId))!.members).toHaveLength(6);
 });
 
 test('the committer leaves: the next-lowest member commits its Remove and becomes the committer', async () => {
