@@ -4,13 +4,14 @@
  *
  * Membership changes made from a message handler cannot run while the handler does: the handler
  * runs inside the group's lane of the client (before the message commits), and adding, removing or
- * leaving needs that same lane. So ctx.group.add/remove/leave in a message handler start once the
- * message is committed, and only if the handler succeeded; @OnJoin/@OnMembers handlers run outside
- * the lane and change membership at once.
+ * leaving needs that same lane. So ctx.group.add/remove/leave in a message handler are committed
+ * with the message (when the handler succeeded) and carried out by the client once that commit is
+ * durable, again after a restart until they hold; their promises resolve at the commit.
+ * @OnJoin/@OnMembers handlers run outside the lane and change membership at once.
  */
 import type { UserIdHex } from '../relay/brand.js';
 import { ArgumentError } from '../relay/errors.js';
-import type { GroupInfo } from '../relay/group-client.js';
+import type { GroupChange, GroupInfo } from '../relay/group-client.js';
 
 export type { GroupEvent, GroupInfo, GroupMemberInfo } from '../relay/group-client.js';
 
@@ -103,8 +104,15 @@ export function checkUserIds(ids: string | readonly string[], what: string, self
   return [...out];
 }
 
-/** Runs a membership change: at once, or after the handler (see the module comment). */
-export type GroupOpRunner = (what: string, op: () => Promise<void>) => Promise<void>;
+/**
+ * Runs a membership change: at once, or after the handler (see the module comment). `change`
+ * describes it, so that inside a message handler it can be committed with the message instead.
+ */
+export type GroupOpRunner = (
+  what: string,
+  op: () => Promise<void>,
+  change: { groupId: string; change: GroupChange },
+) => Promise<void>;
 
 export function groupHandle(info: GroupInfo, api: GroupApi, selfId: string, run: GroupOpRunner): GroupHandle {
   const members = Object.freeze(info.members.map((m) => m.userId));
@@ -118,15 +126,24 @@ export function groupHandle(info: GroupInfo, api: GroupApi, selfId: string, run:
     add(userIds) {
       const what = 'ctx.group.add()';
       const ids = checkUserIds(userIds, what, selfId);
-      return run(what, () => api.addToGroup(info.groupId, ids));
+      return run(what, () => api.addToGroup(info.groupId, ids), {
+        groupId: info.groupId,
+        change: { kind: 'add', userIds: ids },
+      });
     },
     remove(userIds) {
       const what = 'ctx.group.remove()';
       const ids = checkUserIds(userIds, what, selfId);
-      return run(what, () => api.removeFromGroup(info.groupId, ids));
+      return run(what, () => api.removeFromGroup(info.groupId, ids), {
+        groupId: info.groupId,
+        change: { kind: 'remove', userIds: ids },
+      });
     },
     leave() {
-      return run('ctx.group.leave()', () => api.leaveGroup(info.groupId));
+      return run('ctx.group.leave()', () => api.leaveGroup(info.groupId), {
+        groupId: info.groupId,
+        change: { kind: 'leave' },
+      });
     },
   };
 }

@@ -18,7 +18,7 @@
  */
 import { pino, type Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
-import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
+import type { GroupChange, ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError, HandlerError } from '../relay/errors.js';
 import { parseArgSpec, usageLine, type ArgSpec, type Args } from './args.js';
 import { compose, run, Composer, type Middleware, type MiddlewareLike } from './composer.js';
@@ -212,6 +212,7 @@ function conversationOfGroup(info: GroupInfo): GroupConversation {
 interface PendingGroupOp {
   readonly what: string;
   readonly op: () => Promise<void>;
+  readonly change: { groupId: string; change: GroupChange };
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
 }
@@ -655,9 +656,11 @@ export class BotRuntime {
     }
     const pendingOps: PendingGroupOp[] = [];
     // A membership change needs the group's lane, which this message holds until it commits.
-    const runAfterHandler: GroupOpRunner = (what, op) => {
+    const runAfterHandler: GroupOpRunner = (what, op, change) => {
       if (!gate.isOpen) throw new HandlerError(`${what} after the handler finished or timed out`);
-      const done = new Promise<void>((resolve, reject) => pendingOps.push({ what, op, resolve, reject }));
+      const done = new Promise<void>((resolve, reject) =>
+        pendingOps.push({ what, op, change, resolve, reject }),
+      );
       // Handlers are told not to await it; a failure is logged instead of crashing the process.
       done.catch(() => undefined);
       return done;
@@ -715,7 +718,7 @@ export class BotRuntime {
         ),
       };
     }
-    this.settleGroupOps(pendingOps, outcome.ok, message, deps, log);
+    this.settleGroupOps(pendingOps, outcome.ok, message, deps, log, rawTx);
     if (!outcome.ok) await this.recover(outcome.error, ctx, reply, late);
   }
 
@@ -726,10 +729,18 @@ export class BotRuntime {
     message: ReceivedMessage,
     deps: HandleDeps,
     log: Logger,
+    tx?: BotTransaction,
   ): void {
     if (ops.length === 0) return;
     if (!handlerOk) {
       for (const o of ops) o.reject(new HandlerError(`${o.what} was not done: the handler failed`));
+      return;
+    }
+    const record = tx?.groupChange?.bind(tx);
+    if (record && deps.afterCommit) {
+      // Committed with the message; the client carries the changes out (and again after a restart).
+      for (const o of ops) record(o.change.groupId, o.change.change);
+      deps.afterCommit(message, () => ops.forEach((o) => o.resolve()));
       return;
     }
     const start = (): void =>

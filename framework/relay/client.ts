@@ -42,6 +42,7 @@ import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
 import { powChallenge, PowMiner } from './pow.js';
 import { createOpener, seal, type Opener } from './seal.js';
 import type {
+  GroupRecord,
   InboundCommit,
   OutboxRecord,
   OwnBundle,
@@ -50,12 +51,15 @@ import type {
   SessionRecord,
 } from './store.js';
 import {
+  GroupChanges,
   GroupCoordinator,
   type GroupEvent,
   type GroupInfo,
   type GroupOptions,
   type GroupReceivedMessage,
+  type HandlerTransaction,
 } from './group-client.js';
+export type { GroupChange, HandlerTransaction } from './group-client.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic, parseTopic } from './topics.js';
 import { retryStale } from './retry-stale.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
@@ -142,18 +146,14 @@ interface HandlerOutcome {
   outbox: OutboxRecord[];
   consumed: mls.Consumed[];
   conversationData: Array<{ conversationId: string; json: string }>;
+  /** Groups whose bookkeeping records the handler's membership changes. */
+  groups: GroupRecord[];
 }
 
 /** Replies a handler asks for; committed with the message that caused them. */
 export type ReplyFn = (reply: string | { content: string; type?: string; replyTo?: string }) => void;
 
 /** Per-conversation data (bot sessions) read and written inside the message's transaction. */
-export interface HandlerTransaction {
-  /** The JSON committed for that conversation, if any. */
-  loadData(conversationId: string): Promise<string | undefined>;
-  /** Written in the same commit as the message and its replies. */
-  saveData(conversationId: string, json: string): void;
-}
 
 export type TransactionalHandler = (
   message: ReceivedMessage,
@@ -1134,10 +1134,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
         processed: { groupId, digest, at: now },
         envelope: replayEntry(opened),
-        ...(replies ? { outbox: replies.outbox, conversationData: replies.conversationData } : {}),
+        ...(replies
+          ? { outbox: replies.outbox, conversationData: replies.conversationData, groups: replies.groups }
+          : {}),
       },
       finalState,
     );
+    if (replies?.groups.length) this.groupCoordinator.carryOut(replies.groups.map((g) => g.groupId));
     // The new state is durable: only now may the keys it no longer needs be erased.
     mls.wipeConsumed(result.consumed);
     for (const c of replies?.consumed ?? []) mls.wipeConsumed(c);
@@ -1163,9 +1166,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (!this.handler) return undefined;
     const replies: Array<{ content: string; type?: string; replyTo?: string }> = [];
     const data = new Map<string, string>();
+    const changes = new GroupChanges();
     const tx: HandlerTransaction = {
       loadData: async (id) => data.get(id) ?? (await this.opts.store.getConversationData(id)),
       saveData: (id, json) => void data.set(id, json),
+      groupChange: (groupId, change) => changes.add(groupId, change),
     };
     try {
       await this.handler(message, (r) => replies.push(typeof r === 'string' ? { content: r } : r), tx);
@@ -1197,6 +1202,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       session: { ...session, messagesSinceCommit: session.messagesSinceCommit + replies.length },
       outbox,
       conversationData: [...data].map(([conversationId, json]) => ({ conversationId, json })),
+      groups: await this.groupCoordinator.recordChanges(changes, this.clock.now()),
     };
   }
 

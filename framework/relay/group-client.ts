@@ -39,11 +39,13 @@ import {
 } from './group-policy.js';
 import type {
   FetchedPeerBundle,
+  GroupChange,
   GroupHost,
   GroupInfo,
   GroupOptions,
   GroupReceivedMessage,
   HandlerData,
+  HandlerTransaction,
   Reply,
 } from './group-types.js';
 import type { GroupRecord, OutboxRecord, PeerRecord } from './store.js';
@@ -64,6 +66,30 @@ const hexId = (id: Uint8Array): UserIdHex => userIdToHex(id as never);
 
 function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
+}
+
+/** The membership changes one handler run asked for, by group. */
+export class GroupChanges {
+  private readonly byGroup = new Map<string, GroupIntent[]>();
+
+  add(groupId: string, change: GroupChange): void {
+    let intents = this.byGroup.get(groupId) ?? [];
+    if (change.kind === 'leave') intents = withIntent(intents, { kind: 'leave' });
+    else {
+      for (const u of change.userIds) {
+        intents = withIntent(intents, { kind: change.kind, userId: userIdToHex(userIdFromHex(u)) });
+      }
+    }
+    this.byGroup.set(groupId, intents);
+  }
+
+  get size(): number {
+    return this.byGroup.size;
+  }
+
+  entries(): IterableIterator<[string, GroupIntent[]]> {
+    return this.byGroup.entries();
+  }
 }
 
 export class GroupCoordinator {
@@ -116,6 +142,8 @@ export class GroupCoordinator {
       const state = mls.decodeSession(g.state);
       if (mayCommit(state) && mls.hasPendingProposals(state)) this.scheduleCommit(g.groupId);
     }
+    // Membership changes committed before a restart but not yet carried out.
+    this.carryOut(groups.filter((g) => parseGroupMeta(g.meta, 0).intents.length > 0).map((g) => g.groupId));
   }
 
   async stop(): Promise<void> {
@@ -169,6 +197,37 @@ export class GroupCoordinator {
       }),
     );
     await this.host.flushOutbox();
+  }
+
+  /**
+   * A handler's membership changes as intents in the groups' bookkeeping, to be committed with its
+   * message: merged into `current` (the message's own group, about to be written anyway) or
+   * returned as further records. `carryOut` acts on them once that commit is durable.
+   */
+  async recordChanges(changes: GroupChanges, now: number, current?: Loaded): Promise<GroupRecord[]> {
+    const records: GroupRecord[] = [];
+    for (const [groupId, intents] of changes.entries()) {
+      const loaded = current?.record.groupId === groupId ? current : await this.records.load(groupId);
+      if (!loaded) {
+        this.host.log.warn({ groupId }, 'a handler asked to change a group we are not in; ignored');
+        continue;
+      }
+      for (const intent of intents) loaded.meta.intents = withIntent(loaded.meta.intents, intent);
+      if (loaded !== current) records.push(updatedRecord(loaded.record, loaded.state, loaded.meta, now));
+    }
+    return records;
+  }
+
+  /** Carries out the stored intents of these groups (after a commit, or at start-up). */
+  carryOut(groupIds: Iterable<string>): void {
+    for (const groupId of new Set(groupIds)) {
+      this.track(
+        this.records.load(groupId).then((loaded) => {
+          if (loaded && loaded.meta.intents.length > 0) return this.reassert(groupId, loaded.meta.intents);
+          return undefined;
+        }),
+      );
+    }
   }
 
   isGroupTopic(topicId: string): boolean {
@@ -548,6 +607,8 @@ export class GroupCoordinator {
     meta.lastUpdateAt = now;
     meta.epochAddedMembers = commit.added.length > 0;
     delete meta.pendingSince;
+    const members = new Set(mls.membersOf(commit.state).map((m) => hexId(m.userId)));
+    meta.intents = meta.intents.filter((i) => !intentDone(i, members, this.selfHex()));
     const next = updatedRecord(record, commit.state, meta, now);
     await this.records.save(
       {
@@ -708,11 +769,13 @@ export class GroupCoordinator {
     const outbox: OutboxRecord[] = [];
     const consumed: mls.Consumed[] = [result.consumed];
     const data = new Map<string, string>();
+    const changes = new GroupChanges();
     if (received) {
       const replies: Reply[] = [];
-      const tx = {
+      const tx: HandlerTransaction = {
         loadData: async (id: string) => data.get(id) ?? (await this.host.store.getConversationData(id)),
         saveData: (id: string, json: string) => void data.set(id, json),
+        groupChange: (groupId, change) => changes.add(groupId, change),
       };
       try {
         await this.host.handle(received, (r) => replies.push(typeof r === 'string' ? { content: r } : r), tx);
@@ -733,9 +796,10 @@ export class GroupCoordinator {
         meta.ownMessagesSinceUpdate += 1;
       }
     }
+    const changed = await this.recordChanges(changes, now, { record, state, meta });
     await this.records.save(
       {
-        groups: [updatedRecord(record, state, meta, now)],
+        groups: [updatedRecord(record, state, meta, now), ...changed],
         processed,
         outbox,
         conversationData: [...data].map(([conversationId, json]) => ({ conversationId, json })),
@@ -744,6 +808,7 @@ export class GroupCoordinator {
     );
     for (const c of consumed) mls.wipeConsumed(c);
     if (outbox.length) void this.host.flushOutbox().catch(() => undefined);
+    if (changes.size > 0) this.carryOut([...changes.entries()].map(([groupId]) => groupId));
     if (mls.isCommitter(state) && committerRefreshDue(meta, now, this.host.updateEveryMessages))
       this.scheduleCommit(record.groupId);
     // MLS accepted it: the ratchet moved on even if the application cannot read it (§10).

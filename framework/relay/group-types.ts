@@ -102,6 +102,26 @@ export interface GroupHost {
   handle(
     message: GroupReceivedMessage,
     reply: (r: string | Reply) => void,
-    tx: { loadData(id: string): Promise<string | undefined>; saveData(id: string, json: string): void },
+    tx: HandlerTransaction,
   ): Promise<boolean>;
+}
+
+/**
+ * A membership change a message handler asks for. It is committed with the message (as intents in
+ * the group's bookkeeping) and carried out afterwards, again after a restart until it holds, so a
+ * crash neither loses it nor applies it twice.
+ */
+export type GroupChange =
+  | { kind: 'add'; userIds: readonly string[] }
+  | { kind: 'remove'; userIds: readonly string[] }
+  | { kind: 'leave' };
+
+/** Per-conversation data and group changes, read and written inside the message's transaction. */
+export interface HandlerTransaction {
+  /** The JSON committed for that conversation, if any. */
+  loadData(conversationId: string): Promise<string | undefined>;
+  /** Written in the same commit as the message and its replies. */
+  saveData(conversationId: string, json: string): void;
+  /** Recorded in the same commit; carried out once it is durable. */
+  groupChange?(groupId: string, change: GroupChange): void;
 }

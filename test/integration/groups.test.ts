@@ -4,7 +4,16 @@
  * members that miss commits, and removed members.
  */
 import { connect } from 'mqtt';
-import { fromHex, mls, decodeGroupPayload, ManualClock } from '../../framework/relay/index.js';
+import {
+  decodeGroupPayload,
+  fromHex,
+  ManualClock,
+  asUnixSeconds,
+  generateIdentity,
+  MemoryRelayStore,
+  mls,
+  userIdToHex,
+} from '../../framework/relay/index.js';
 import { getTestBroker, type TestBroker } from '../support/broker.js';
 import { RawMqtt } from '../support/attacker.js';
 import { converged, groupTexts, GroupWorld, until, type Member } from '../support/groups.js';
@@ -233,4 +242,45 @@ test('a committer that leaves proposals waiting 7 days is replaced by the next m
   await until(() => converged([b!, c2], group.groupId));
   await b!.client.sendToGroup(group.groupId, 'new committer');
   await until(() => groupTexts(c2, group.groupId).includes('new committer'));
+});
+
+test('a membership change asked for in a handler is committed with the message and survives a restart', async () => {
+  const botStore = await world.durableStore();
+  const bot = await world.start(botStore, { bundleFetchTimeoutMs: 300 });
+  bot.client.setMessageHandler((m, reply, tx) => {
+    const invite = /^\/invite ([0-9a-f]{32})$/.exec(m.content.content);
+    if (!invite || m.conversation.kind !== 'group') return;
+    tx.groupChange!(m.conversation.groupId, { kind: 'add', userIds: [invite[1]!] });
+    reply('inviting');
+  });
+  const a = await world.start();
+  const group = await bot.client.createGroup([a.client.userId]);
+  await until(() => a.events.some((e) => e.kind === 'joined'));
+  // x exists but has never been online: its bundle is not on the broker, so the add cannot happen yet.
+  const xStore = new MemoryRelayStore();
+  const xIdentity = generateIdentity();
+  await xStore.saveIdentity({ ...xIdentity, createdAt: asUnixSeconds(Math.floor(Date.now() / 1000)) });
+  const xId = userIdToHex(xIdentity.userId);
+  await a.client.sendToGroup(group.groupId, `/invite ${xId}`);
+  await until(() => groupTexts(a, group.groupId).includes('inviting'));
+  await until(
+    async () => (await botStore.getGroup(group.groupId))!.meta.includes(xId),
+    10_000,
+    'intent stored',
+  );
+  await world.stop(bot);
+  const x = await world.start(xStore);
+  // The restarted bot carries out what it committed before.
+  const bot2 = await world.start(botStore);
+  await until(
+    () => x.events.some((e) => e.kind === 'joined' && e.groupId === group.groupId),
+    30_000,
+    'x joined',
+  );
+  await until(() => converged([bot2, a, x], group.groupId));
+  await until(
+    async () => !(await botStore.getGroup(group.groupId))!.meta.includes(xId),
+    10_000,
+    'intent cleared',
+  );
 });
