@@ -161,6 +161,17 @@ export type TransactionalHandler = (
   tx: HandlerTransaction,
 ) => Promise<void> | void;
 
+/** A 1:1 Welcome or commit: afterwards envelopes carry access tokens of a new session or epoch. */
+function changesAccessKeys(inner: InnerPayload): boolean {
+  if (inner.msgType === MSG_TYPE.welcome) return true;
+  if (inner.msgType !== MSG_TYPE.message) return false;
+  try {
+    return mls.peekHeader(inner.mls).contentType === 'commit';
+  } catch {
+    return false;
+  }
+}
+
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
   for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
   return a.length - b.length;
@@ -191,7 +202,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private startedUp = false;
   private arrivals: Promise<void> = Promise.resolve();
-  private completions: Promise<void> = Promise.resolve();
+  /** Resolves once every arrival so far has been checked and registered as key-changing or not. */
+  private checks: Promise<void> = Promise.resolve();
+  /** Resolves once every arrival so far that sets up a session or an epoch has been processed. */
+  private keyChanges: Promise<void> = Promise.resolve();
   private started = false;
   private readonly groupCoordinator: GroupCoordinator;
 
@@ -888,20 +902,34 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /**
    * The transport runs handlers concurrently; the envelope checks may finish out of order, so each
    * message joins its conversation's lane only after every earlier arrival has joined its own.
+   *
+   * An access hint that matches no session may name one that an earlier Welcome or commit is still
+   * setting up. Such an envelope waits for those earlier key changes only, not for everything that
+   * arrived before it: an envelope with a made-up hint costs nothing to send, and must not make
+   * every conversation wait on the slowest handler in flight.
    */
   private async receiveEnvelope(topic: string, payload: Uint8Array): Promise<void> {
     const previous = this.arrivals;
-    const earlierDone = this.completions;
+    const earlierChecks = this.checks;
     let joined!: () => void;
+    let checkedIn!: () => void;
     let completed!: () => void;
     this.arrivals = new Promise<void>((r) => (joined = r));
+    this.checks = new Promise<void>((r) => (checkedIn = r));
     const mine = new Promise<void>((r) => (completed = r));
-    this.completions = Promise.all([earlierDone, mine]).then(() => undefined);
     try {
       let checked = await this.checkInbound(payload);
+      // Registered in arrival order, so a later envelope sees every earlier key change.
+      await earlierChecks;
+      let keyChangesBefore: Promise<void> | undefined;
       if (!checked.ok && checked.reason === 'pow' && checked.retryAfterEarlier) {
-        // Its token may belong to a session or epoch an earlier message is still establishing.
-        await earlierDone;
+        keyChangesBefore = this.keyChanges;
+      } else if (checked.ok && changesAccessKeys(checked.value.inner)) {
+        this.keyChanges = Promise.all([this.keyChanges, mine]).then(() => undefined);
+      }
+      checkedIn();
+      if (keyChangesBefore) {
+        await keyChangesBefore;
         checked = await this.checkInbound(payload);
       }
       await previous;
@@ -922,6 +950,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       if (reason === 'sender_binding') this.securityDrop(topic, inner);
       else if (reason) this.dropped(reason, topic);
     } finally {
+      checkedIn();
       joined();
       completed();
     }

@@ -2,7 +2,16 @@
  * Two RelayClients with separate identities talk through a real broker (Mosquitto when it answers,
  * else the embedded one): first contact with PoW at 18 bits, then access tokens.
  */
-import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../../framework/relay/index.js';
+import { randomBytes } from 'node:crypto';
+import {
+  encodeEnvelope,
+  inboxTopic,
+  MemoryRelayStore,
+  RelayClient,
+  userIdFromHex,
+  type ReceivedMessage,
+} from '../../framework/relay/index.js';
+import { nowSeconds, RawMqtt } from '../support/attacker.js';
 import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
 
 let broker: TestBroker;
@@ -191,4 +200,44 @@ test('conversation data saved by the handler is committed with the message', asy
   await until(() => atAlice.length === 3);
   expect(atAlice.map((m) => m.content.content)).toEqual(['#1', '#2', '#3']);
   expect(await botStore.getConversationData(alice.userId)).toBe('3');
+});
+
+test('an envelope with a made-up access hint does not make other conversations wait on a slow handler', async () => {
+  const prefix = uniqueName('relay');
+  const victim = await startClient(prefix);
+  const slow = await startClient(prefix);
+  const other = await startClient(prefix);
+  let release!: () => void;
+  const released = new Promise<void>((r) => (release = r));
+  let slowEntered = false;
+  const delivered: string[] = [];
+  victim.setMessageHandler(async (m) => {
+    delivered.push(m.content.content);
+    if (m.content.content !== 'slow') return;
+    slowEntered = true;
+    await released; // held until the other conversation got through
+  });
+  try {
+    await slow.send(victim.userId, 'slow');
+    await until(() => slowEntered);
+    // No PoW, and a hint no session of the victim's has: it could only be a token of a session an
+    // earlier message is still setting up. The slow message sets up nothing, so this need not wait.
+    const raw = await RawMqtt.connect(broker.url);
+    const sentAt = nowSeconds();
+    const forged = encodeEnvelope({
+      enc: new Uint8Array(randomBytes(32)),
+      ciphertext: new Uint8Array(randomBytes(300)),
+      powNonce: 0n,
+      access: { hint: new Uint8Array(randomBytes(4)), tag: new Uint8Array(randomBytes(16)) },
+      sentAt,
+    });
+    await raw.publish(inboxTopic(prefix, userIdFromHex(victim.userId)), forged);
+    await until(() => victim.drops.get('pow') === 1);
+    await other.send(victim.userId, 'not stuck');
+    await until(() => delivered.includes('not stuck'));
+    await raw.close();
+  } finally {
+    release();
+  }
+  await until(() => delivered.length === 2);
 });
