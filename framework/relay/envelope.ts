@@ -22,6 +22,8 @@ const AEAD_TAG_LENGTH = 16;
 /** Hard ceiling of the codec; the configured MQTT payload limit (default 256 KiB) is checked before. */
 export const MAX_ENVELOPE_BYTES = MAX_INNER_PAYLOAD_BYTES + AEAD_TAG_LENGTH + 128;
 export const HPKE_ENC_LENGTH = 32;
+/** Our group Welcome extension key 11 (see InnerPayload.groupName). */
+export const MAX_GROUP_NAME_BYTES = 128;
 export const ACCESS_HINT_LENGTH = 4;
 export const ACCESS_TAG_LENGTH = 16;
 
@@ -106,6 +108,11 @@ export interface InnerPayload {
   groupId?: Uint8Array;
   /** GROUP_REJOIN only (key 10). */
   rejoinSignature?: Uint8Array;
+  /**
+   * Group Welcome only, our extension (key 11): the group's name as its creator set it. §1 has
+   * decoders ignore unknown integer keys, so other clients simply do not see it.
+   */
+  groupName?: string;
 }
 
 export const innerPayloadSchema = defineSchema('InnerPayload', MAX_INNER_PAYLOAD_BYTES, {
@@ -119,6 +126,7 @@ export const innerPayloadSchema = defineSchema('InnerPayload', MAX_INNER_PAYLOAD
   padding: { key: 8, type: 'bytes', required: true, maxLength: MAX_PADDING_BYTES },
   groupId: { key: 9, type: 'bytes', required: false, length: GROUP_ID_LENGTH },
   rejoinSignature: { key: 10, type: 'bytes', required: false, length: 64 },
+  groupName: { key: 11, type: 'text', required: false, maxBytes: MAX_GROUP_NAME_BYTES },
 });
 
 const INNER_MSG_TYPES: readonly number[] = [
@@ -132,7 +140,12 @@ const INNER_MSG_TYPES: readonly number[] = [
 function innerShapeProblem(
   p: { msgType: number } & Pick<
     InnerPayload,
-    'ratchetTree' | 'sealedSenderKey' | 'sealedSenderKeySignature' | 'groupId' | 'rejoinSignature'
+    | 'ratchetTree'
+    | 'sealedSenderKey'
+    | 'sealedSenderKeySignature'
+    | 'groupId'
+    | 'rejoinSignature'
+    | 'groupName'
   >,
 ): string | undefined {
   if (!INNER_MSG_TYPES.includes(p.msgType)) return `unknown msg_type ${p.msgType}`;
@@ -148,6 +161,9 @@ function innerShapeProblem(
   }
   if (!isRejoin && (p.groupId !== undefined || p.rejoinSignature !== undefined)) {
     return 'keys 9 and 10 only on GROUP_REJOIN';
+  }
+  if (p.groupName !== undefined && p.msgType !== MSG_TYPE.groupWelcome) {
+    return 'key 11 (group name) only on a group Welcome';
   }
   return undefined;
 }

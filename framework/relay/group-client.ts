@@ -12,7 +12,7 @@ import type { GroupId, TopicId, UnixSeconds, UserIdHex } from './brand.js';
 import { fromHex, toHex } from './bytes.js';
 import { encodeContent, tryDecodeContent } from './content.js';
 import type { DropReason } from './drops.js';
-import { decodeGroupPayload, encodeGroupPayload } from './envelope.js';
+import { decodeGroupPayload, encodeGroupPayload, MAX_GROUP_NAME_BYTES } from './envelope.js';
 import { ArgumentError, CodecError, HandlerError, ProtocolError, VerificationError } from './errors.js';
 import {
   newGroupMeta,
@@ -274,8 +274,8 @@ export class GroupCoordinator {
     if (ids.length + 1 > this.maxMembers) {
       throw new ArgumentError(`a group holds at most ${this.maxMembers} members (groups.maxMembers)`);
     }
-    if (opts.name !== undefined && opts.name.length > 128) {
-      throw new ArgumentError('a group name is at most 128 characters');
+    if (opts.name !== undefined && new TextEncoder().encode(opts.name).length > MAX_GROUP_NAME_BYTES) {
+      throw new ArgumentError(`a group name is at most ${MAX_GROUP_NAME_BYTES} UTF-8 bytes`);
     }
     const bundles = await this.fetchInvitees(ids);
     const created = await mls.createGroup(this.host.mls, this.host.identity);
@@ -299,6 +299,7 @@ export class GroupCoordinator {
         outbox = await this.welcomeRows(
           commit,
           bundles.map((b) => b.record),
+          opts.name,
         );
       }
       const record: GroupRecord = {
@@ -601,7 +602,7 @@ export class GroupCoordinator {
     peers: PeerRecord[],
     now: number,
   ): Promise<Loaded> {
-    const welcomes = await this.welcomeRows(commit, peers);
+    const welcomes = await this.welcomeRows(commit, peers, meta.name);
     meta.messagesSinceCommit = 0;
     meta.lastCommitAt = now;
     meta.lastUpdateAt = now;
@@ -623,7 +624,11 @@ export class GroupCoordinator {
     return { record: next, state: commit.state, meta };
   }
 
-  private async welcomeRows(commit: mls.GroupCommit, peers: readonly PeerRecord[]): Promise<OutboxRecord[]> {
+  private async welcomeRows(
+    commit: mls.GroupCommit,
+    peers: readonly PeerRecord[],
+    name: string | undefined,
+  ): Promise<OutboxRecord[]> {
     if (commit.added.length === 0) return [];
     if (commit.welcome === undefined) throw new ProtocolError('a commit adding members produced no Welcome');
     const rows: OutboxRecord[] = [];
@@ -639,6 +644,7 @@ export class GroupCoordinator {
         ratchetTree: commit.ratchetTree,
         sealedSenderKey: this.host.identity.sealPublic,
         sealedSenderKeySignature: signSealedSenderKey(this.host.identity),
+        ...(name !== undefined ? { groupName: name } : {}),
       });
       rows.push(this.host.inboxRow(peer.userId, payload));
     }
@@ -1008,7 +1014,11 @@ export class GroupCoordinator {
     const meta = newGroupMeta(now, {
       invitedBy: sender,
       epochAddedMembers: true,
-      ...(existingMeta?.name !== undefined ? { name: existingMeta.name } : {}),
+      ...(inner.groupName !== undefined
+        ? { name: inner.groupName }
+        : existingMeta?.name !== undefined
+          ? { name: existingMeta.name }
+          : {}),
       // Kept across the re-add: a forged future-epoch header must not buy another one at once.
       ...(rejoin ? { rejoinRequestedAt: existingMeta.rejoinRequestedAt } : {}),
     });
@@ -1121,7 +1131,7 @@ export class GroupCoordinator {
           if (now - at >= REJOIN_INTERVAL_SECONDS) delete loaded.meta.rejoinsServed[id];
         }
         loaded.meta.rejoinsServed[sender] = now;
-        const welcomes = await this.welcomeRows(commit, [bundle.record]);
+        const welcomes = await this.welcomeRows(commit, [bundle.record], loaded.meta.name);
         loaded.meta.messagesSinceCommit = 0;
         loaded.meta.lastCommitAt = now;
         await this.records.save(

@@ -113,8 +113,8 @@ describe('a group created by a peer, with the bot invited', () => {
 
   test('@OnJoin runs with the inviter and greets the group', async () => {
     const greeting = await alice.nextGroupMessage(groupId);
-    // A group's name is local to its creator (a Welcome does not carry it), so the bot has none.
-    expect(greeting.content).toBe('hello all, I am groupie: try /help@groupie');
+    // The group's name came with the invitation (InnerPayload key 11).
+    expect(greeting.content).toBe('hello crew, I am groupie: try /help@groupie');
     expect(greeting.replyTo).toBeUndefined();
     expect(bot.joined).toContainEqual({ groupId, invitedBy: alice.userId });
   });

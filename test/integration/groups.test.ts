@@ -71,6 +71,8 @@ test('a bot and four clients: create, add, remove, update, and the removed membe
     await until(() => m.events.some((e) => e.kind === 'joined' && e.groupId === group.groupId));
   }
   expect(a!.events.find((e) => e.kind === 'joined')).toMatchObject({ invitedBy: bot.client.userId });
+  // The name travels in the group Welcome (our InnerPayload key 11).
+  expect((await a!.client.group(group.groupId))!.name).toBe('five');
 
   // A member asks the bot; the reply comes back on the group topic to every member.
   const { id } = await a!.client.sendToGroup(group.groupId, '/echo hi');

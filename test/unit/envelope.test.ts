@@ -257,6 +257,8 @@ describe('InnerPayload (PROTOCOL.md §6)', () => {
     ['a rejoin without key 9', { msgType: 7, rejoinSignature: new Uint8Array(64) }, /GROUP_REJOIN needs/],
     ['key 9 on a message', { groupId: new Uint8Array(32) }, /only on GROUP_REJOIN/],
     ['key 10 on a Welcome', { msgType: 3, rejoinSignature: new Uint8Array(64) }, /only on GROUP_REJOIN/],
+    ['key 11 (group name) on a 1:1 Welcome', { msgType: 3, groupName: 'team' }, /only on a group Welcome/],
+    ['a group name over 128 bytes', { msgType: 6, groupName: 'é'.repeat(65) }, /groupName/],
     ['a sender id of 15 bytes', { senderId: new Uint8Array(15) }, /senderId: bad length/],
     ['an empty MLS message', { mls: new Uint8Array(0) }, /mls: bad length 0/],
   ])('rejects %s (decoder CodecError, encoder ArgumentError)', (_name, fields, reason) => {
@@ -275,6 +277,16 @@ describe('InnerPayload (PROTOCOL.md §6)', () => {
     expect(() => encodeInnerPayload({ ...vectorPayload, ...fields } as InnerPayload)).toThrow(ArgumentError);
   });
 
+  test('a group Welcome may carry our key 11, the group name, and it round-trips', () => {
+    const p: InnerPayload = {
+      ...vectorPayload,
+      msgType: 6,
+      ratchetTree: new Uint8Array(5),
+      groupName: 'team ✓',
+    };
+    expect(decodeInnerPayload(encodeInnerPayload(p))).toEqual(p);
+  });
+
   test('rejects a sender id of the wrong length on the wire', () => {
     const good = vectors.inner_payload.cbor_padded;
     // Replace "01 50 <16 bytes>" with "01 4f <15 bytes>" and one more padding byte keeps 256 bytes.
@@ -291,8 +303,8 @@ describe('InnerPayload (PROTOCOL.md §6)', () => {
     expectCodecError(() => decodeInnerPayload(nonZero), /padding is not all zero/);
     expectCodecError(() => decodeInnerPayload(good.subarray(0, 255)), /not a multiple of 256/);
     expectCodecError(() => decodeInnerPayload(raw({}, new Uint8Array(341))), /not a multiple of 256/);
-    // A map without key 8, made 256 bytes long with an unknown key 11.
-    const withoutPadding = hex(vectors.inner_payload.cbor_padded.replace('085855', '0b5855'));
+    // A map without key 8, made 256 bytes long with an unknown key 12.
+    const withoutPadding = hex(vectors.inner_payload.cbor_padded.replace('085855', '0c5855'));
     expectCodecError(() => decodeInnerPayload(withoutPadding), /required field padding/);
   });
 
