@@ -1086,6 +1086,9 @@ export class GroupCoordinator {
     if (!first || !mls.isCommitter(first.state)) return 'rejoin_invalid';
     const member = mls.memberByIdentityKey(first.state, inner.senderIdentityKey);
     if (!member || member.leafIndex === mls.ownLeafIndex(first.state)) return 'rejoin_invalid';
+    // Before the signature checks: a member asking again and again costs no verification.
+    const served = first.meta.rejoinsServed[sender];
+    if (served !== undefined && now - served < REJOIN_INTERVAL_SECONDS) return 'rejoin_quota';
     let kp: mls.VerifiedKeyPackage;
     try {
       kp = await mls.verifyKeyPackage(this.host.mls, inner.mls, now);
@@ -1104,8 +1107,6 @@ export class GroupCoordinator {
     ) {
       return 'rejoin_invalid';
     }
-    const served = first.meta.rejoinsServed[sender];
-    if (served !== undefined && now - served < REJOIN_INTERVAL_SECONDS) return 'rejoin_quota';
     let bundle: FetchedPeerBundle;
     try {
       bundle = await this.host.fetchPeerBundle(sender);
