@@ -704,6 +704,8 @@ export class GroupCoordinator {
         now: this.host.clock.now(),
       });
     } catch (e) {
+      // Echoed back by a broker that ignores No Local (aedes, at times): a copy of our own message.
+      if (e instanceof mls.OwnMessageError) return 'duplicate';
       this.host.log.debug({ err: (e as Error).message, groupId }, 'group message rejected');
       return 'mls';
     }

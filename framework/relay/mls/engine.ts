@@ -74,6 +74,12 @@ const GROUP_ID_LENGTH = 32;
  */
 export class GroupLimitError extends ProtocolError {}
 
+/**
+ * A message our own leaf sent. Members subscribe with MQTT No Local and never see their own, but a
+ * broker that ignores No Local echoes them back; it is a copy of what we have, not an attack.
+ */
+export class OwnMessageError extends ProtocolError {}
+
 /** Secrets retired by a step; see the module comment for when to wipe them. */
 export type Consumed = readonly Uint8Array[];
 
@@ -491,7 +497,7 @@ export async function receivePrivateMessage(
   const data = unwrap(session);
   const group = data.group;
   const ownLeaf = group.privatePath.leafIndex;
-  if (peeked.leafIndex === ownLeaf) throw new ProtocolError('message was sent by ourselves');
+  if (peeked.leafIndex === ownLeaf) throw new OwnMessageError('message was sent by ourselves');
   if (peeked.contentType !== 'application' && pm.epoch !== group.groupContext.epoch) {
     throw new ProtocolError('handshake message from a past epoch');
   }

@@ -31,6 +31,7 @@ export {
   exportSecret,
   wipeConsumed,
   GroupLimitError,
+  OwnMessageError,
   type Consumed,
   type CreateOptions,
   type CreatedSession,
