@@ -210,8 +210,18 @@ const copyOutbox = ({ awaitAck, ...o }: OutboxRecord): OutboxRecord => ({
   ...(awaitAck ? { awaitAck: true } : {}),
 });
 
-const byGroupId = (a: { groupId: string }, b: { groupId: string }) =>
-  a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0;
+const compareStrings = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
+/** The compare-and-set rule of commit(): a record's version must be the stored one (0: none stored). */
+function checkVersions(
+  stored: ReadonlyMap<string, { version: number }>,
+  records: ReadonlyArray<{ groupId: string; version: number }> = [],
+): void {
+  for (const r of records) {
+    const version = stored.get(r.groupId)?.version ?? 0;
+    if (version !== r.version) throw new StaleStateError(r.groupId, r.version, version);
+  }
+}
 
 /**
  * In-memory RelayStore. Copies on the way in and out so callers cannot alias stored state, which
@@ -283,7 +293,7 @@ export class MemoryRelayStore implements RelayStore {
     return undefined;
   }
   async listGroups() {
-    return [...this.groups.values()].sort(byGroupId).map(copyGroup);
+    return [...this.groups.values()].sort((a, b) => compareStrings(a.groupId, b.groupId)).map(copyGroup);
   }
   async hasProcessed(groupId: string, digest: string) {
     return this.processed.has(`${groupId}:${digest}`);
@@ -347,20 +357,14 @@ export class MemoryRelayStore implements RelayStore {
   async listConversationData(prefix: string) {
     return [...this.conversations.entries()]
       .filter(([id]) => id.startsWith(prefix))
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .sort(([a], [b]) => compareStrings(a, b))
       .map(([conversationId, json]) => ({ conversationId, json }));
   }
   async close() {}
 
   async commit(c: InboundCommit) {
-    for (const s of c.sessions ?? []) {
-      const stored = this.sessions.get(s.groupId)?.version ?? 0;
-      if (stored !== s.version) throw new StaleStateError(s.groupId, s.version, stored);
-    }
-    for (const g of c.groups ?? []) {
-      const stored = this.groups.get(g.groupId)?.version ?? 0;
-      if (stored !== g.version) throw new StaleStateError(g.groupId, g.version, stored);
-    }
+    checkVersions(this.sessions, c.sessions);
+    checkVersions(this.groups, c.groups);
     this.checkTopicsUnique(c);
     for (const g of c.deleteSessions ?? []) this.sessions.delete(g);
     for (const s of c.sessions ?? [])

@@ -114,7 +114,7 @@ const groups = (t: Types) =>
       version: { type: 'integer' },
       at_rest: atRest,
     },
-    // Inbound group traffic is addressed by topic, so this is the lookup every group message makes.
+    // Unique because the topic id is derived from the group id; getGroupByTopic reads through it.
     { indices: [{ name: 'idx_groups_topic_id', columns: ['topic_id'], unique: true }] },
   );
 

@@ -138,6 +138,16 @@ export const rowToOwnBundle = (r: Row): OwnBundle => ({
 
 // ---- peers --------------------------------------------------------------------------------------
 
+/** Every peer column, in the order peerParams lists them. */
+export const PEER_COLUMNS = [
+  'user_id',
+  'identity_key',
+  'seal_key',
+  'pow_bits',
+  'bundle_issued_at',
+  'display_name',
+] as const;
+
 export const peerParams = (p: PeerRecord): unknown[] => [
   p.userId,
   toParam(p.identityKey),
@@ -157,9 +167,18 @@ export const rowToPeer = (r: Row): PeerRecord =>
     displayName: r.display_name === null || r.display_name === undefined ? undefined : String(r.display_name),
   });
 
-// ---- sessions -----------------------------------------------------------------------------------
+// ---- sessions and groups ------------------------------------------------------------------------
 
-const stateSlot = (groupId: string) => ({ table: 'sessions', column: 'state', key: groupId });
+/** The tables that keep an MLS state, sealed at rest under the table and the row's group id. */
+type StateTable = 'sessions' | 'groups';
+
+const stateSlot = (table: StateTable, groupId: string) => ({ table, column: 'state', key: groupId });
+
+const sealState = (c: AtRestCipher, table: StateTable, r: { groupId: string; state: Uint8Array }) =>
+  toParam(c.seal(r.state, stateSlot(table, r.groupId)));
+
+const openState = (c: AtRestCipher, table: StateTable, r: Row): Uint8Array =>
+  c.open(toBytes(r.state), toInt(r.at_rest), stateSlot(table, String(r.group_id)));
 
 /** Every session column except group_id and version, in the order sessionParams lists them. */
 export const SESSION_COLUMNS = [
@@ -178,7 +197,7 @@ export const SESSION_COLUMNS = [
 export function sessionParams(s: SessionRecord, c: AtRestCipher): unknown[] {
   return [
     s.peerId,
-    toParam(c.seal(s.state, stateSlot(s.groupId))),
+    sealState(c, 'sessions', s),
     epochParam(s.epoch),
     s.initiatedUnconfirmed,
     toParam(s.inboundAccess.current),
@@ -198,12 +217,11 @@ function parseOutgoing(v: unknown): string[] {
 }
 
 export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
-  const groupId = String(r.group_id);
   const previous = r.inbound_access_previous;
   return {
-    groupId,
+    groupId: String(r.group_id),
     peerId: String(r.peer_id),
-    state: c.open(toBytes(r.state), toInt(r.at_rest), stateSlot(groupId)),
+    state: openState(c, 'sessions', r),
     epoch: toBigInt(r.epoch),
     initiatedUnconfirmed: toBool(r.initiated_unconfirmed),
     inboundAccess: defined({
@@ -217,30 +235,18 @@ export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
   };
 }
 
-// ---- groups -------------------------------------------------------------------------------------
-
-const groupStateSlot = (groupId: string) => ({ table: 'groups', column: 'state', key: groupId });
-
 /** Every group column except group_id and version, in the order groupParams lists them. */
 export const GROUP_COLUMNS = ['topic_id', 'state', 'epoch', 'meta', 'updated_at', 'at_rest'] as const;
 
 export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
-  return [
-    g.topicId,
-    toParam(c.seal(g.state, groupStateSlot(g.groupId))),
-    epochParam(g.epoch),
-    g.meta,
-    g.updatedAt,
-    c.flag,
-  ];
+  return [g.topicId, sealState(c, 'groups', g), epochParam(g.epoch), g.meta, g.updatedAt, c.flag];
 }
 
 export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
-  const groupId = String(r.group_id);
   return {
-    groupId,
+    groupId: String(r.group_id),
     topicId: String(r.topic_id),
-    state: c.open(toBytes(r.state), toInt(r.at_rest), groupStateSlot(groupId)),
+    state: openState(c, 'groups', r),
     epoch: toBigInt(r.epoch),
     meta: String(r.meta),
     updatedAt: toSeconds(r.updated_at),
@@ -249,6 +255,17 @@ export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
 }
 
 // ---- outbox -------------------------------------------------------------------------------------
+
+/** Every outbox column except the generated seq, in the order outboxParams lists them. */
+export const OUTBOX_COLUMNS = [
+  'id',
+  'topic',
+  'payload',
+  'retain',
+  'message_expiry_seconds',
+  'created_at',
+  'await_ack',
+] as const;
 
 export const outboxParams = (o: OutboxRecord): unknown[] => [
   o.id,

@@ -26,8 +26,10 @@ import {
   groupParams,
   identityParams,
   keyPackageParams,
+  OUTBOX_COLUMNS,
   outboxParams,
   ownBundleParams,
+  PEER_COLUMNS,
   peerParams,
   rowToIdentity,
   rowToGroup,
@@ -63,12 +65,14 @@ const chunks = <T>(items: T[]): T[][] => {
   return out;
 };
 
+/** `"a", "b", "c"`: quoted column names. */
+const columnList = (columns: readonly string[]): string => columns.map((c) => `"${c}"`).join(', ');
+
 /** `INSERT … ON CONFLICT (key) DO UPDATE` for every non-key column; valid in Postgres and SQLite. */
-function upsertSql(table: string, key: string[], columns: string[]): string {
+function upsertSql(table: string, key: string[], columns: readonly string[]): string {
   const all = [...key, ...columns];
   const set = columns.map((c) => `"${c}" = excluded."${c}"`).join(', ');
-  const cols = all.map((c) => `"${c}"`).join(', ');
-  return `INSERT INTO "${table}" (${cols}) VALUES (${placeholders(all.length)}) ON CONFLICT (${key.map((k) => `"${k}"`).join(', ')}) DO UPDATE SET ${set}`;
+  return `INSERT INTO "${table}" (${columnList(all)}) VALUES (${placeholders(all.length)}) ON CONFLICT (${columnList(key)}) DO UPDATE SET ${set}`;
 }
 
 const IDENTITY_UPSERT = upsertSql(
@@ -93,20 +97,17 @@ const OWN_BUNDLE_UPSERT = upsertSql('own_bundle', ['id'], ['bytes', 'issued_at',
 const PEER_UPSERT = upsertSql(
   'peers',
   ['user_id'],
-  ['identity_key', 'seal_key', 'pow_bits', 'bundle_issued_at', 'display_name'],
+  PEER_COLUMNS.filter((c) => c !== 'user_id'),
 );
 // Upsert, not insert-or-ignore: MemoryRelayStore overwrites `at`, and `at` decides when prune drops it.
 const PROCESSED_UPSERT = upsertSql('processed', ['group_id', 'digest'], ['at']);
 const ENVELOPE_UPSERT = upsertSql('envelopes', ['digest'], ['expires_at']);
 const WELCOME_UPSERT = upsertSql('welcomes', ['digest'], ['at']);
 const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], ['json']);
-/** In the order outboxParams lists them. */
-const OUTBOX_COLUMNS = `"id", "topic", "payload", "retain", "message_expiry_seconds", "created_at", "await_ack"`;
-const OUTBOX_INSERT = `INSERT INTO "outbox" (${OUTBOX_COLUMNS}) VALUES (${placeholders(7)})`;
-const OUTBOX_SELECT = `SELECT ${OUTBOX_COLUMNS} FROM "outbox" ORDER BY "seq" LIMIT ?`;
+const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES (${placeholders(OUTBOX_COLUMNS.length)})`;
+const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" ORDER BY "seq" LIMIT ?`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
 const GROUP_SELECT = `SELECT * FROM "groups"`;
-const PEER_COLUMNS = ['user_id', 'identity_key', 'seal_key', 'pow_bits', 'bundle_issued_at', 'display_name'];
 /** loadForMessage: the session row, its peer's row (columns prefixed `p_`) and the processed check. */
 const MESSAGE_LOAD_SELECT = `SELECT s.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
   EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
@@ -121,7 +122,7 @@ function versionedSql(table: VersionedTable, columns: readonly string[]) {
     // A concurrent insert of the same group must read as a lost race, not as a unique violation.
     // No conflict target: with one on group_id alone, Postgres checks groups.topic_id's unique index
     // outside the conflict handling, and the loser of such a race fails there with a raw violation.
-    insert: `INSERT INTO "${table}" ("group_id", ${columns.map((c) => `"${c}"`).join(', ')}, "version") VALUES (${placeholders(columns.length + 2)}) ON CONFLICT DO NOTHING`,
+    insert: `INSERT INTO "${table}" ("group_id", ${columnList(columns)}, "version") VALUES (${placeholders(columns.length + 2)}) ON CONFLICT DO NOTHING`,
     version: `SELECT "version" FROM "${table}" WHERE "group_id" = ?`,
   };
 }
@@ -143,7 +144,7 @@ interface VersionedRow {
 
 /** Postgres only, for foldedUpdate: written only when the CTE "updated" returned a row. */
 const IF_UPDATED = `WHERE EXISTS (SELECT 1 FROM "updated")`;
-const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" (${OUTBOX_COLUMNS})
+const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)})
   SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint, ?::boolean ${IF_UPDATED}`;
 const PROCESSED_IF_UPDATED = `INSERT INTO "processed" ("group_id", "digest", "at") SELECT ?::text, ?::text, ?::bigint
   ${IF_UPDATED} ON CONFLICT ("group_id", "digest") DO UPDATE SET "at" = excluded."at"`;
@@ -418,18 +419,15 @@ export class TypeOrmRelayStore implements RelayStore {
   }
 
   private async deleteIn(table: string, column: string, values: string[]): Promise<void> {
+    const del = (s: Sql, part: string[]) =>
+      s.run(`DELETE FROM "${table}" WHERE "${column}" IN (${placeholders(part.length)})`, part);
     if (values.length === 0) return;
-    if (values.length <= IN_CHUNK) {
-      // One statement is atomic on its own: no BEGIN and COMMIT round trips (the outbox cleanup).
-      await this.withSql((s) =>
-        s.run(`DELETE FROM "${table}" WHERE "${column}" IN (${placeholders(values.length)})`, values),
-      );
-      return;
-    }
-    await this.transaction(async (s) => {
-      for (const part of chunks(values))
-        await s.run(`DELETE FROM "${table}" WHERE "${column}" IN (${placeholders(part.length)})`, part);
-    });
+    // One statement is atomic on its own: no BEGIN and COMMIT round trips (the outbox cleanup).
+    if (values.length <= IN_CHUNK) await this.withSql((s) => del(s, values));
+    else
+      await this.transaction(async (s) => {
+        for (const part of chunks(values)) await del(s, part);
+      });
   }
 
   // ---- commit -----------------------------------------------------------------------------------
