@@ -13,7 +13,7 @@ import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './bra
 import { verifyKeyBundle } from './bundle.js';
 import { fromHex, toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
-import { encodeContent, tryDecodeContent, type AppContent } from './content.js';
+import { encodeContent, tryDecodeContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
 import { encodeEnvelope, encodeInnerPayload, type InnerPayload } from './envelope.js';
 import { ArgumentError, ProtocolError, RelayError } from './errors.js';
@@ -50,15 +50,8 @@ import type {
   RelayStore,
   SessionRecord,
 } from './store.js';
-import {
-  GroupChanges,
-  GroupCoordinator,
-  type GroupEvent,
-  type GroupInfo,
-  type GroupOptions,
-  type GroupReceivedMessage,
-  type HandlerTransaction,
-} from './group-client.js';
+import { GroupCoordinator, type GroupEvent, type GroupInfo, type GroupOptions } from './group-client.js';
+import { replyContent, runHandler, type ReceivedMessage, type TransactionalHandler } from './handler.js';
 export type { GroupChange, HandlerTransaction } from './group-client.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic, parseTopic } from './topics.js';
 import { retryStale } from './retry-stale.js';
@@ -66,15 +59,7 @@ import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './
 import { VersionedLru } from './state-cache.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
 
-export interface DirectReceivedMessage {
-  from: UserIdHex;
-  conversation: { kind: 'direct'; id: UserIdHex; groupId: string };
-  content: AppContent;
-  receivedAt: UnixSeconds;
-}
-
-/** A verified application message, from a 1:1 session or a group (`conversation.kind`). */
-export type ReceivedMessage = DirectReceivedMessage | GroupReceivedMessage;
+export type { DirectReceivedMessage, ReceivedMessage, ReplyFn, TransactionalHandler } from './handler.js';
 
 export interface SessionEvent {
   peer: UserIdHex;
@@ -149,17 +134,6 @@ interface HandlerOutcome {
   /** Groups whose bookkeeping records the handler's membership changes. */
   groups: GroupRecord[];
 }
-
-/** Replies a handler asks for; committed with the message that caused them. */
-export type ReplyFn = (reply: string | { content: string; type?: string; replyTo?: string }) => void;
-
-/** Per-conversation data (bot sessions) read and written inside the message's transaction. */
-
-export type TransactionalHandler = (
-  message: ReceivedMessage,
-  reply: ReplyFn,
-  tx: HandlerTransaction,
-) => Promise<void> | void;
 
 /** A 1:1 Welcome or commit: afterwards envelopes carry access tokens of a new session or epoch. */
 function changesAccessKeys(inner: InnerPayload): boolean {
@@ -257,16 +231,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         sealWithPow: (peer, inner, sentAt) => this.sealWithPow(peer, inner, sentAt),
         inboxRow: (peer, payload) => this.inboxRow(peer, payload),
         flushOutbox: () => this.flushOutbox(),
-        dropped: (reason, topic, error) => this.dropped(reason, topic, error),
         fail: (e) => this.fail(e),
         republishBundle: () => this.scheduleRepublish(false),
         emitGroup: (e) => this.emit('group', e),
         emitMessage: (m) => this.emit('message', m),
-        handle: async (message, reply, tx) => {
-          if (!this.handler) return false;
-          await this.handler(message, reply, tx);
-          return true;
-        },
+        handler: () => this.handler,
       },
       opts.groups,
     );
@@ -329,8 +298,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.started = false;
   }
 
-  /** Sends text to a user, making first contact (bundle fetch, Welcome with PoW) when needed. */
   /**
+   * Sends text to a user, making first contact (bundle fetch, Welcome with PoW) when needed.
    * `options.data` is committed in the same transaction as the message (e.g. removing the
    * scheduled job that caused it), so a crash can neither lose the message nor send it twice.
    */
@@ -873,7 +842,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const parsed = parseTopic(this.prefix, m.topic);
     if (parsed?.kind === 'group') {
       const reason = await this.groupCoordinator
-        .receiveTopic(m.topic, parsed.topicId, m.payload)
+        .receiveTopic(parsed.topicId, m.payload)
         .catch((e: unknown) => {
           if (e instanceof QueueFullError) return 'overload' as const;
           throw e;
@@ -1193,29 +1162,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     peer: PeerRecord,
   ): Promise<HandlerOutcome | undefined> {
     if (!this.handler) return undefined;
-    const replies: Array<{ content: string; type?: string; replyTo?: string }> = [];
-    const data = new Map<string, string>();
-    const changes = new GroupChanges();
-    const tx: HandlerTransaction = {
-      loadData: async (id) => data.get(id) ?? (await this.opts.store.getConversationData(id)),
-      saveData: (id, json) => void data.set(id, json),
-      groupChange: (groupId, change) => changes.add(groupId, change),
-    };
-    try {
-      await this.handler(message, (r) => replies.push(typeof r === 'string' ? { content: r } : r), tx);
-    } catch (e) {
-      this.fail(new RelayError('HANDLER', 'message handler failed', { cause: e }));
-    }
+    const run = await runHandler(
+      this.handler,
+      message,
+      (id) => this.opts.store.getConversationData(id),
+      (e) => this.fail(e),
+    );
     const outbox: OutboxRecord[] = [];
     const consumed: mls.Consumed[] = [];
-    for (const r of replies) {
-      const replyTo = r.replyTo ?? message.content.id;
-      const content = encodeContent({
-        ...r,
-        id: randomUUID(),
-        ...(replyTo !== undefined ? { replyTo } : {}),
-      });
-      const encrypted = await mls.encryptApplication(this.mlsCtx, state, content);
+    for (const r of run.replies) {
+      const encrypted = await mls.encryptApplication(this.mlsCtx, state, replyContent(r, message.content));
       const payload = await this.sealMessage(state, peer, {
         msgType: MSG_TYPE.message,
         mls: encrypted.message,
@@ -1228,10 +1184,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       state,
       consumed,
       // The caller encodes `state` into the record it commits.
-      session: { ...session, messagesSinceCommit: session.messagesSinceCommit + replies.length },
+      session: { ...session, messagesSinceCommit: session.messagesSinceCommit + run.replies.length },
       outbox,
-      conversationData: [...data].map(([conversationId, json]) => ({ conversationId, json })),
-      groups: await this.groupCoordinator.recordChanges(changes, this.clock.now()),
+      conversationData: run.conversationData,
+      groups: await this.groupCoordinator.recordChanges(run.changes, this.clock.now()),
     };
   }
 

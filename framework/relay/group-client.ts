@@ -8,12 +8,13 @@
  */
 import { randomUUID } from 'node:crypto';
 export type * from './group-types.js';
+import { GroupChanges, replyContent, runHandler } from './handler.js';
 import type { GroupId, TopicId, UnixSeconds, UserIdHex } from './brand.js';
 import { fromHex, toHex } from './bytes.js';
 import { encodeContent, tryDecodeContent } from './content.js';
 import type { DropReason } from './drops.js';
 import { decodeGroupPayload, encodeGroupPayload, MAX_GROUP_NAME_BYTES } from './envelope.js';
-import { ArgumentError, CodecError, HandlerError, ProtocolError, VerificationError } from './errors.js';
+import { ArgumentError, CodecError, ProtocolError, VerificationError } from './errors.js';
 import {
   newGroupMeta,
   parseGroupMeta,
@@ -31,24 +32,21 @@ import { signRejoin, verifyRejoin } from './rejoin.js';
 import {
   commitPlan,
   committerRefreshDue,
-  intentDone,
   judgeEpoch,
   mayCommit,
   memberRefreshDue,
+  noteCommit,
   withIntent,
 } from './group-policy.js';
 import type {
   FetchedPeerBundle,
-  GroupChange,
   GroupHost,
   GroupInfo,
   GroupOptions,
   GroupReceivedMessage,
   HandlerData,
-  HandlerTransaction,
-  Reply,
 } from './group-types.js';
-import type { GroupRecord, OutboxRecord, PeerRecord } from './store.js';
+import type { GroupRecord, InboundCommit, OutboxRecord, PeerRecord } from './store.js';
 import { groupTopic, topicIdForGroup } from './topics.js';
 
 const DAY = 86_400;
@@ -66,30 +64,6 @@ const hexId = (id: Uint8Array): UserIdHex => userIdToHex(id as never);
 
 function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
-}
-
-/** The membership changes one handler run asked for, by group. */
-export class GroupChanges {
-  private readonly byGroup = new Map<string, GroupIntent[]>();
-
-  add(groupId: string, change: GroupChange): void {
-    let intents = this.byGroup.get(groupId) ?? [];
-    if (change.kind === 'leave') intents = withIntent(intents, { kind: 'leave' });
-    else {
-      for (const u of change.userIds) {
-        intents = withIntent(intents, { kind: change.kind, userId: userIdToHex(userIdFromHex(u)) });
-      }
-    }
-    this.byGroup.set(groupId, intents);
-  }
-
-  get size(): number {
-    return this.byGroup.size;
-  }
-
-  entries(): IterableIterator<[string, GroupIntent[]]> {
-    return this.byGroup.entries();
-  }
 }
 
 export class GroupCoordinator {
@@ -228,10 +202,6 @@ export class GroupCoordinator {
         }),
       );
     }
-  }
-
-  isGroupTopic(topicId: string): boolean {
-    return this.topics.has(topicId);
   }
 
   // ------------------------------------------------------------------ reading
@@ -459,6 +429,7 @@ export class GroupCoordinator {
     data: HandlerData,
   ): Promise<void> {
     const first = await this.records.require(groupId);
+    let refreshDue = false;
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
         let loaded = await this.records.require(groupId);
@@ -482,10 +453,12 @@ export class GroupCoordinator {
           encrypted.state,
         );
         mls.wipeConsumed(encrypted.consumed);
+        refreshDue =
+          mayCommit(encrypted.state) && committerRefreshDue(meta, now, this.host.updateEveryMessages);
       }),
     );
     await this.host.flushOutbox();
-    if (mayCommit(first.state)) this.scheduleCommitIfDue(groupId);
+    if (refreshDue) this.scheduleCommit(groupId);
   }
 
   /** §9 "Key refresh": 1,000 messages or 7 days, counted per role. */
@@ -511,13 +484,6 @@ export class GroupCoordinator {
   }
 
   // ------------------------------------------------------------------ the committer
-
-  private scheduleCommitIfDue(groupId: string): void {
-    void this.records.load(groupId).then((loaded) => {
-      if (loaded && committerRefreshDue(loaded.meta, this.host.clock.now(), this.host.updateEveryMessages))
-        this.scheduleCommit(groupId);
-    });
-  }
 
   /** Batches proposals for `commitDelayMs` (well within §9's 2 s), then commits them all. */
   private scheduleCommit(groupId: string): void {
@@ -601,18 +567,16 @@ export class GroupCoordinator {
     commit: mls.GroupCommit,
     peers: PeerRecord[],
     now: number,
+    extra: Pick<InboundCommit, 'envelope'> = {},
   ): Promise<Loaded> {
     const welcomes = await this.welcomeRows(commit, peers, meta.name);
-    meta.messagesSinceCommit = 0;
-    meta.lastCommitAt = now;
+    noteCommit(meta, commit.state, commit.added.length, now, this.selfHex());
+    // Our commit carried a path: our own leaf is fresh too.
     meta.lastUpdateAt = now;
-    meta.epochAddedMembers = commit.added.length > 0;
-    delete meta.pendingSince;
-    const members = new Set(mls.membersOf(commit.state).map((m) => hexId(m.userId)));
-    meta.intents = meta.intents.filter((i) => !intentDone(i, members, this.selfHex()));
     const next = updatedRecord(record, commit.state, meta, now);
     await this.records.save(
       {
+        ...extra,
         groups: [next],
         peers: peers.filter((p) => commit.added.some((m) => hexId(m.userId) === p.userId)),
         outbox: [this.topicRow(record.topicId, commit.commit, true), ...welcomes],
@@ -654,7 +618,9 @@ export class GroupCoordinator {
   // ------------------------------------------------------------------ inbound: the group topic
 
   /** Joins the group's lane at arrival, so a group's messages are processed in broker order. */
-  receiveTopic(topic: string, topicId: string, payload: Uint8Array): Promise<DropReason | undefined> {
+  receiveTopic(topicId: string, payload: Uint8Array): Promise<DropReason | undefined> {
+    // No lane for a topic we are not in: nothing to order there.
+    if (!this.topics.has(topicId)) return Promise.resolve('unknown_group');
     return this.lane(topicId, () =>
       this.dropOnInputError('mls', () => retryStale(() => this.processTopicMessage(topicId, payload))),
     );
@@ -776,41 +742,33 @@ export class GroupCoordinator {
     let state = result.state;
     const outbox: OutboxRecord[] = [];
     const consumed: mls.Consumed[] = [result.consumed];
-    const data = new Map<string, string>();
-    const changes = new GroupChanges();
-    if (received) {
-      const replies: Reply[] = [];
-      const tx: HandlerTransaction = {
-        loadData: async (id: string) => data.get(id) ?? (await this.host.store.getConversationData(id)),
-        saveData: (id: string, json: string) => void data.set(id, json),
-        groupChange: (groupId, change) => changes.add(groupId, change),
-      };
-      try {
-        await this.host.handle(received, (r) => replies.push(typeof r === 'string' ? { content: r } : r), tx);
-      } catch (e) {
-        this.host.fail(new HandlerError('message handler failed', { cause: e }));
-      }
-      for (const r of replies) {
-        const replyTo = r.replyTo ?? received.content.id;
-        const encoded = encodeContent(
-          { ...r, id: randomUUID(), ...(replyTo !== undefined ? { replyTo } : {}) },
-          { padTo: PADDING_BLOCK },
-        );
-        const encrypted = await mls.encryptApplication(this.host.mls, state, encoded);
-        state = encrypted.state;
-        consumed.push(encrypted.consumed);
-        outbox.push(this.topicRow(record.topicId, encrypted.message));
-        meta.messagesSinceCommit += 1;
-        meta.ownMessagesSinceUpdate += 1;
-      }
+    const handler = this.host.handler();
+    const run =
+      received &&
+      handler &&
+      (await runHandler(
+        handler,
+        received,
+        (id) => this.host.store.getConversationData(id),
+        (e) => this.host.fail(e),
+      ));
+    for (const r of run ? run.replies : []) {
+      const content = replyContent(r, received!.content, { padTo: PADDING_BLOCK });
+      const encrypted = await mls.encryptApplication(this.host.mls, state, content);
+      state = encrypted.state;
+      consumed.push(encrypted.consumed);
+      outbox.push(this.topicRow(record.topicId, encrypted.message));
+      meta.messagesSinceCommit += 1;
+      meta.ownMessagesSinceUpdate += 1;
     }
+    const changes = run ? run.changes : new GroupChanges();
     const changed = await this.recordChanges(changes, now, { record, state, meta });
     await this.records.save(
       {
         groups: [updatedRecord(record, state, meta, now), ...changed],
         processed,
         outbox,
-        conversationData: [...data].map(([conversationId, json]) => ({ conversationId, json })),
+        conversationData: run ? run.conversationData : [],
       },
       state,
     );
@@ -846,15 +804,12 @@ export class GroupCoordinator {
     processed: { groupId: string; digest: string; at: UnixSeconds },
   ): Promise<undefined> {
     const now = processed.at;
-    meta.messagesSinceCommit = 0;
-    meta.lastCommitAt = now;
-    meta.epochAddedMembers = result.added.length > 0;
-    delete meta.pendingSince;
+    noteCommit(meta, result.state, result.added.length, now, this.selfHex());
     if (!mls.hasPendingUpdate(result.state)) meta.lastUpdateAt = Math.max(meta.lastUpdateAt, now);
-    const members = new Set(mls.membersOf(result.state).map((m) => hexId(m.userId)));
-    const stillWanted = meta.intents.filter((i) => !intentDone(i, members, this.selfHex()));
-    const retry = stillWanted.filter((i) => (i.attempts ?? 0) < MAX_INTENT_ATTEMPTS);
-    meta.intents = retry.map((i) => ({ ...i, attempts: (i.attempts ?? 0) + 1 }));
+    // What the commit did not fulfil is proposed again, a bounded number of times.
+    meta.intents = meta.intents
+      .filter((i) => (i.attempts ?? 0) < MAX_INTENT_ATTEMPTS)
+      .map((i) => ({ ...i, attempts: (i.attempts ?? 0) + 1 }));
     await this.records.save(
       { groups: [updatedRecord(record, result.state, meta, now)], processed },
       result.state,
@@ -990,10 +945,12 @@ export class GroupCoordinator {
         this.host.mls,
         inner.mls,
         inner.ratchetTree,
-        async (ref) => {
-          const kp = (await this.host.store.listKeyPackages()).find((k) => k.ref === toHex(ref));
-          return kp && { ref, keyPackage: kp.keyPackage, privateKeyPackage: kp.privateKeyPackage };
-        },
+        // Read once: a Welcome names a KeyPackage per invitee, up to the group's size.
+        (await this.host.store.listKeyPackages()).map((k) => ({
+          ref: fromHex(k.ref),
+          keyPackage: k.keyPackage,
+          privateKeyPackage: k.privateKeyPackage,
+        })),
         { members: { min: 2, max: this.maxMembers }, maxTreeNodes: this.maxTreeNodes },
       );
     } catch (e) {
@@ -1134,18 +1091,9 @@ export class GroupCoordinator {
           if (now - at >= REJOIN_INTERVAL_SECONDS) delete loaded.meta.rejoinsServed[id];
         }
         loaded.meta.rejoinsServed[sender] = now;
-        const welcomes = await this.welcomeRows(commit, [bundle.record], loaded.meta.name);
-        loaded.meta.messagesSinceCommit = 0;
-        loaded.meta.lastCommitAt = now;
-        await this.records.save(
-          {
-            groups: [updatedRecord(loaded.record, commit.state, loaded.meta, now)],
-            envelope: replayEntry(opened),
-            outbox: [this.topicRow(loaded.record.topicId, commit.commit, true), ...welcomes],
-          },
-          commit.state,
-        );
-        mls.wipeConsumed(commit.consumed);
+        await this.saveCommit(loaded.record, loaded.meta, commit, [bundle.record], now, {
+          envelope: replayEntry(opened),
+        });
       }),
     );
     if (outcome) return outcome;

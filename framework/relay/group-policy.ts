@@ -3,8 +3,9 @@
  * commit, what a commit carries, when keys are refreshed, how a message's epoch is judged, and
  * which membership changes are still wanted. Pure functions, so they are tested on their own.
  */
-import type { UserIdHex } from './brand.js';
+import type { UserId, UserIdHex } from './brand.js';
 import type { GroupIntent, GroupMeta } from './group-meta.js';
+import { userIdToHex } from './identity.js';
 import * as mls from './mls/index.js';
 
 const DAY = 86_400;
@@ -103,4 +104,23 @@ export function withIntent(intents: readonly GroupIntent[], intent: GroupIntent)
   const same = (i: GroupIntent) =>
     i.kind === intent.kind && (i.kind === 'leave' || (intent.kind !== 'leave' && i.userId === intent.userId));
   return intents.some(same) ? [...intents] : [...intents, intent];
+}
+
+/**
+ * The bookkeeping every commit resets, whether we made it or received it: the key-refresh counter,
+ * the pending-proposal clock, whether the new epoch added members, and the intents it fulfilled.
+ */
+export function noteCommit(
+  meta: GroupMeta,
+  state: mls.GroupSession,
+  addedMembers: number,
+  now: number,
+  self: UserIdHex,
+): void {
+  meta.messagesSinceCommit = 0;
+  meta.lastCommitAt = now;
+  meta.epochAddedMembers = addedMembers > 0;
+  delete meta.pendingSince;
+  const members = new Set(mls.membersOf(state).map((m) => userIdToHex(m.userId as UserId)));
+  meta.intents = meta.intents.filter((i) => !intentDone(i, members, self));
 }

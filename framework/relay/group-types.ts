@@ -5,8 +5,8 @@ import type { Logger } from 'pino';
 import type { UnixSeconds, UserIdHex } from './brand.js';
 import type { Clock } from './clock.js';
 import type { AppContent } from './content.js';
-import type { DropReason } from './drops.js';
 import type { InnerPayload } from './envelope.js';
+import type { TransactionalHandler } from './handler.js';
 import type { Identity } from './identity.js';
 import type { KeyedSerialQueue } from './keyed-queue.js';
 import type * as mls from './mls/index.js';
@@ -93,17 +93,12 @@ export interface GroupHost {
   ): Promise<Uint8Array>;
   inboxRow(peer: string, payload: Uint8Array): OutboxRecord;
   flushOutbox(): Promise<void>;
-  dropped(reason: DropReason, topic: string, error?: unknown): void;
   fail(e: unknown): void;
   republishBundle(): void;
   emitGroup(e: GroupEvent): void;
   emitMessage(m: GroupReceivedMessage): void;
-  /** The transactional handler, called with the same contract as for 1:1 messages. */
-  handle(
-    message: GroupReceivedMessage,
-    reply: (r: string | Reply) => void,
-    tx: HandlerTransaction,
-  ): Promise<boolean>;
+  /** The transactional handler currently set, run with the same contract as for 1:1 messages. */
+  handler(): TransactionalHandler | undefined;
 }
 
 /**
