@@ -58,7 +58,9 @@ import {
   clientStateOf,
   committerLeafIndex,
   groupStateOf,
+  memberAt,
   membersOfTree,
+  memberWithKey,
   unwrap,
   wrap,
   type GroupSession,
@@ -106,11 +108,64 @@ export async function guarded<T>(what: string, run: () => Promise<T>): Promise<T
   }
 }
 
-export function encodePrivateMlsMessage(message: PrivateMessage): Uint8Array {
+function encodePrivateMlsMessage(message: PrivateMessage): Uint8Array {
   return encodeMlsMessage({
     version: 'mls10',
     wireformat: 'mls_private_message',
     privateMessage: message,
+  });
+}
+
+/** `now` if the caller fixed it, else the system clock in unix seconds. */
+export function unixNow(now: number | undefined): number {
+  return now ?? Math.floor(Date.now() / 1000);
+}
+
+/** The caller's group id, which must be 32 bytes, or a random one. */
+export function newGroupId(groupId: Uint8Array | undefined): Uint8Array {
+  const id = groupId ?? new Uint8Array(randomBytes(GROUP_ID_LENGTH));
+  if (id.length !== GROUP_ID_LENGTH) throw new ArgumentError('group id must be 32 bytes');
+  return id;
+}
+
+/** A group of one with us at leaf 0, so we are its committer. */
+export async function createSoloGroup(
+  ctx: MlsContext,
+  self: SigningIdentity,
+  groupId: Uint8Array,
+  now: number,
+): Promise<ClientState> {
+  const own = await newKeyPackage(ctx, self, now);
+  // The creator's own KeyPackage is never published, so its init key can never be used.
+  wipe(own.privatePackage.initPrivateKey);
+  return createGroup(groupId, own.publicPackage, own.privatePackage, [], ctx.cipherSuite, ctx.clientConfig);
+}
+
+export function encodeWelcomeMessage(welcome: Welcome): Uint8Array {
+  return encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome });
+}
+
+/** Body of RFC 9420's ratchet_tree extension (`optional<Node> ratchet_tree<V>`), trailing blanks stripped. */
+export function encodeTreeBytes(tree: RatchetTree): Uint8Array {
+  return encodeRatchetTree(stripBlankNodes(tree));
+}
+
+/** Sends `proposal` as a PrivateMessage; `data` is the session to keep alongside the new group state. */
+export async function propose(
+  ctx: MlsContext,
+  session: GroupSession,
+  data: SessionData,
+  proposal: Proposal,
+  what: string,
+): Promise<{ state: GroupSession; message: Uint8Array; consumed: Consumed }> {
+  const base = clientStateOf(ctx, session);
+  return guarded(what, async () => {
+    const result = await createProposal(base, false, proposal, ctx.cipherSuite);
+    return {
+      state: wrap({ ...data, group: groupStateOf(result.newState) }),
+      message: encodeMlsMessage(result.message),
+      consumed: result.consumed,
+    };
   });
 }
 
@@ -161,27 +216,16 @@ export async function createOneToOne(
   opts: CreateOptions = {},
 ): Promise<CreatedSession> {
   checkIdentity(self);
-  const now = opts.now ?? Math.floor(Date.now() / 1000);
-  const groupId = opts.groupId ?? new Uint8Array(randomBytes(GROUP_ID_LENGTH));
-  if (groupId.length !== GROUP_ID_LENGTH) throw new ArgumentError('group id must be 32 bytes');
+  const now = unixNow(opts.now);
+  const groupId = newGroupId(opts.groupId);
   const peerKp = decodeKeyPackageMessage(peerKeyPackage);
   await checkKeyPackage(ctx, peerKp, now);
   if (equalBytes(peerKp.leafNode.signaturePublicKey, self.signingPublic)) {
     throw new ProtocolError('cannot open a 1:1 session with ourselves');
   }
-  const own = await newKeyPackage(ctx, self, now);
-  // The creator's own KeyPackage is never published, so its init key can never be used.
-  wipe(own.privatePackage.initPrivateKey);
 
   return guarded('creating the 1:1 group', async () => {
-    const initial = await createGroup(
-      groupId,
-      own.publicPackage,
-      own.privatePackage,
-      [],
-      ctx.cipherSuite,
-      ctx.clientConfig,
-    );
+    const initial = await createSoloGroup(ctx, self, groupId, now);
     const add: Proposal = { proposalType: 'add', add: { keyPackage: peerKp } };
     const result = await createCommit(
       { state: initial, cipherSuite: ctx.cipherSuite },
@@ -193,8 +237,8 @@ export async function createOneToOne(
     if (peer === undefined) throw new ProtocolError('peer missing from the new group');
     return {
       state: wrap({ group: groupStateOf(result.newState) }),
-      welcome: encodeMlsMessage({ version: 'mls10', wireformat: 'mls_welcome', welcome: result.welcome }),
-      ratchetTree: encodeRatchetTree(stripBlankNodes(result.newState.ratchetTree)),
+      welcome: encodeWelcomeMessage(result.welcome),
+      ratchetTree: encodeTreeBytes(result.newState.ratchetTree),
       peer,
       consumed: result.consumed,
     };
@@ -528,7 +572,7 @@ export async function receivePrivateMessage(
   };
 
   const base = clientStateOf(ctx, session);
-  const result = await guarded('processing an MLS message', async () => {
+  const apply = async () => {
     const pending = data.pendingUpdate;
     if (peeked.contentType !== 'commit' || pending === undefined) return attempt(base);
     // Our Update proposal replaced our leaf's encryption key in the proposal only; if this commit
@@ -554,17 +598,21 @@ export async function receivePrivateMessage(
       if (refusal !== undefined) throw e;
     }
     return attempt(base);
-  });
+  };
 
-  if (result.kind === 'newState' && result.newState.groupActiveState.kind === 'removedFromGroup') {
-    removedSelf = true;
-  }
-  if (peeked.contentType === 'proposal') {
-    const [received] = proposals;
-    if (received !== undefined) await verifyProposal(ctx, group, received);
-  } else if (peeked.contentType === 'commit' && !removedSelf) {
-    keepIdentities(group.ratchetTree, result.newState.ratchetTree, proposals);
-  }
+  // The policy rejects every commit removing our leaf, so ts-mls never reaches its own
+  // removedFromGroup state here; `removedSelf` is the only signal.
+  const result = await guarded('processing an MLS message', async () => {
+    const r = await apply();
+    // Inside guarded: these verify signatures on keys taken from the message.
+    if (peeked.contentType === 'proposal') {
+      const [received] = proposals;
+      if (received !== undefined) await verifyProposal(ctx, group, received);
+    } else if (peeked.contentType === 'commit' && !removedSelf) {
+      keepIdentities(group.ratchetTree, r.newState.ratchetTree, proposals);
+    }
+    return r;
+  });
   return {
     data,
     pm,
@@ -636,7 +684,7 @@ function keepIdentities(
   }
 }
 
-export function removedLeaves(proposals: readonly ProposalWithSender[]): number[] {
+function removedLeaves(proposals: readonly ProposalWithSender[]): number[] {
   const leaves: number[] = [];
   for (const p of proposals) {
     if (p.proposal.proposalType === 'remove') leaves.push(p.proposal.remove.removed);
@@ -650,19 +698,17 @@ export function membershipChange(
   after: RatchetTree,
   proposals: readonly ProposalWithSender[],
 ): { added: Member[]; removed: Member[] } {
-  const old = membersOfTree(before);
+  // Only the leaves involved are looked at: no user id is derived for anyone else.
   const removed: Member[] = [];
-  for (const leaf of removedLeaves(proposals)) {
-    const member = old.find((m) => m.leafIndex === leaf);
-    if (member !== undefined && !removed.includes(member)) removed.push(member);
+  for (const leaf of new Set(removedLeaves(proposals))) {
+    const member = memberAt(before, leaf);
+    if (member !== undefined) removed.push(member);
   }
-  const current = membersOfTree(after);
   const added: Member[] = [];
   for (const p of proposals) {
     if (p.proposal.proposalType !== 'add') continue;
-    const key = p.proposal.add.keyPackage.leafNode.signaturePublicKey;
-    const member = current.find((m) => equalBytes(m.identityKey, key));
-    if (member !== undefined && !added.includes(member)) added.push(member);
+    const member = memberWithKey(after, p.proposal.add.keyPackage.leafNode.signaturePublicKey);
+    if (member !== undefined && !added.some((m) => m.leafIndex === member.leafIndex)) added.push(member);
   }
   return { added, removed };
 }
@@ -758,7 +804,6 @@ export async function proposeUpdate(ctx: MlsContext, session: GroupSession): Pro
   if (node?.nodeType !== 'leaf') throw new ProtocolError('own leaf is blank');
   const own = node.leaf;
   const cs = ctx.cipherSuite;
-  const base = clientStateOf(ctx, session);
 
   return guarded('proposing an update', async () => {
     const pair = await cs.hpke.generateKeyPair();
@@ -784,16 +829,13 @@ export async function proposeUpdate(ctx: MlsContext, session: GroupSession): Pro
       extensions: own.extensions,
       signature: await signWithLabel(group.signaturePrivateKey, 'LeafNodeTBS', tbs, cs.signature),
     };
-    const result = await createProposal(base, false, { proposalType: 'update', update: { leafNode } }, cs);
-    return {
-      state: wrap({
-        ...data,
-        group: groupStateOf(result.newState),
-        pendingUpdate: { epoch: group.groupContext.epoch, hpkePrivateKey, hpkePublicKey },
-      }),
-      message: encodeMlsMessage(result.message),
-      consumed: result.consumed,
-    };
+    return propose(
+      ctx,
+      session,
+      { ...data, pendingUpdate: { epoch: group.groupContext.epoch, hpkePrivateKey, hpkePublicKey } },
+      { proposalType: 'update', update: { leafNode } },
+      'proposing an update',
+    );
   });
 }
 

@@ -3,14 +3,7 @@
  * occupied leaf) commits; everyone else proposes Add, Remove and Update. Pure functions over
  * GroupSession like engine.ts, with the same `consumed` contract.
  */
-import { randomBytes } from 'node:crypto';
-import {
-  createCommit,
-  createGroup as createMlsGroup,
-  createProposal,
-  encodeMlsMessage,
-  makePskIndex,
-} from 'ts-mls';
+import { createCommit, encodeMlsMessage, makePskIndex } from 'ts-mls';
 import type {
   ClientState,
   KeyPackage,
@@ -29,7 +22,6 @@ import { protect } from 'ts-mls/messageProtection.js';
 import { getCommitSecret, pathToPathSecrets } from 'ts-mls/pathSecrets.js';
 import type { ProposalOrRef } from 'ts-mls/proposalOrRefType.js';
 import { mergePrivateKeyPaths, toPrivateKeyPath, updateLeafKey } from 'ts-mls/privateKeyPath.js';
-import { encodeRatchetTree, stripBlankNodes } from 'ts-mls/ratchetTree.js';
 import { createSecretTree } from 'ts-mls/secretTree.js';
 import { treeHashRoot } from 'ts-mls/treeHash.js';
 import { directPath, leafToNodeIndex, leafWidth, toLeafIndex, toNodeIndex } from 'ts-mls/treemath.js';
@@ -41,10 +33,16 @@ import { credentialIsValid, userIdFromKey } from './auth.js';
 import type { MlsContext } from './context.js';
 import {
   afterEpochChange,
+  createSoloGroup,
+  encodeTreeBytes,
+  encodeWelcomeMessage,
   guarded,
   isAllowed,
   membershipChange,
+  newGroupId,
+  propose,
   receivePrivateMessage,
+  unixNow,
   type Admission,
   type Consumed,
   type ProposalKind,
@@ -53,7 +51,6 @@ import {
   checkIdentity,
   checkKeyPackage,
   decodeKeyPackageMessage,
-  newKeyPackage,
   type SigningIdentity,
 } from './keypackage.js';
 import {
@@ -69,12 +66,7 @@ import {
   type SessionData,
 } from './state.js';
 
-const GROUP_ID_LENGTH = 32;
 const GROUP_PROPOSALS: readonly ProposalKind[] = ['add', 'remove', 'update'];
-
-function nowOr(now: number | undefined): number {
-  return now ?? Math.floor(Date.now() / 1000);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Creating a group
@@ -103,20 +95,9 @@ export async function createGroup(
   opts: GroupCreateOptions = {},
 ): Promise<CreatedGroup> {
   checkIdentity(self);
-  const groupId = opts.groupId ?? new Uint8Array(randomBytes(GROUP_ID_LENGTH));
-  if (groupId.length !== GROUP_ID_LENGTH) throw new ArgumentError('group id must be 32 bytes');
-  const own = await newKeyPackage(ctx, self, nowOr(opts.now));
-  // The creator's own KeyPackage is never published, so its init key can never be used.
-  wipe(own.privatePackage.initPrivateKey);
+  const groupId = newGroupId(opts.groupId);
   return guarded('creating a group', async () => {
-    const state = await createMlsGroup(
-      groupId,
-      own.publicPackage,
-      own.privatePackage,
-      [],
-      ctx.cipherSuite,
-      ctx.clientConfig,
-    );
+    const state = await createSoloGroup(ctx, self, groupId, unixNow(opts.now));
     const first = await createCommit({ state, cipherSuite: ctx.cipherSuite });
     return { state: wrap({ group: groupStateOf(first.newState) }), consumed: first.consumed };
   });
@@ -150,24 +131,6 @@ function activeData(session: GroupSession): SessionData {
   return data;
 }
 
-async function propose(
-  ctx: MlsContext,
-  session: GroupSession,
-  data: SessionData,
-  proposal: Proposal,
-  what: string,
-): Promise<ProposedChange> {
-  const base = clientStateOf(ctx, session);
-  return guarded(what, async () => {
-    const result = await createProposal(base, false, proposal, ctx.cipherSuite);
-    return {
-      state: wrap({ ...data, group: groupStateOf(result.newState) }),
-      message: encodeMlsMessage(result.message),
-      consumed: result.consumed,
-    };
-  });
-}
-
 /**
  * Proposes adding the owner of a KeyPackage (MLSMessage bytes), which must pass the KeyBundle
  * checks (PROTOCOL.md §4) and belong to someone who is not a member yet.
@@ -180,7 +143,7 @@ export async function proposeAdd(
 ): Promise<ProposedChange> {
   const data = activeData(session);
   const kp = decodeKeyPackageMessage(keyPackage);
-  await checkKeyPackage(ctx, kp, nowOr(opts.now));
+  await checkKeyPackage(ctx, kp, unixNow(opts.now));
   if (memberByIdentityKey(session, kp.leafNode.signaturePublicKey) !== undefined) {
     throw new ProtocolError('the invitee is already a member');
   }
@@ -208,7 +171,7 @@ export async function proposeRemove(
 }
 
 function hexRef(base64Ref: string): string {
-  return toHex(new Uint8Array(Buffer.from(base64Ref, 'base64')));
+  return Buffer.from(base64Ref, 'base64').toString('hex');
 }
 
 function describeProposal(ref: string, p: ProposalWithSender): PendingProposal | undefined {
@@ -379,7 +342,7 @@ export async function commitGroup(
     kept[ref] = p;
   }
 
-  const now = nowOr(opts.now);
+  const now = unixNow(opts.now);
   const hpkeKeys = treeHpkeKeys(tree);
   const adding: Uint8Array[] = [];
   // Returns whether the Add goes into the commit; throws the reason when it must not be skipped.
@@ -431,16 +394,8 @@ export async function commitGroup(
     return {
       state: afterEpochChange(data, result.newState),
       commit: encodeMlsMessage(result.commit),
-      ...(result.welcome !== undefined
-        ? {
-            welcome: encodeMlsMessage({
-              version: 'mls10',
-              wireformat: 'mls_welcome',
-              welcome: result.welcome,
-            }),
-          }
-        : {}),
-      ratchetTree: encodeRatchetTree(stripBlankNodes(newTree)),
+      ...(result.welcome !== undefined ? { welcome: encodeWelcomeMessage(result.welcome) } : {}),
+      ratchetTree: encodeTreeBytes(newTree),
       epoch: group.groupContext.epoch,
       added,
       removed,

@@ -177,11 +177,23 @@ export async function checkKeyPackage(ctx: MlsContext, kp: KeyPackage, now: numb
     throw new VerificationError('KeyPackage init key equals its encryption key');
   }
   // RFC 9420 §7.2 (LeafNode signature) and §10 (KeyPackage signature), both by the leaf's key.
-  if (!(await verifyLeafNodeSignatureKeyPackage(leaf, ctx.cipherSuite.signature))) {
+  if (!(await verifies(() => verifyLeafNodeSignatureKeyPackage(leaf, ctx.cipherSuite.signature)))) {
     throw new VerificationError('KeyPackage leaf node signature does not verify');
   }
-  if (!(await verifyKeyPackageSignature(kp, ctx.cipherSuite.signature))) {
+  if (!(await verifies(() => verifyKeyPackageSignature(kp, ctx.cipherSuite.signature)))) {
     throw new VerificationError('KeyPackage signature does not verify');
+  }
+}
+
+/**
+ * A signature check on network input: a provider that throws on malformed keys or signatures
+ * (ts-mls's default provider does, through WebCrypto) counts as "does not verify".
+ */
+async function verifies(check: () => Promise<boolean>): Promise<boolean> {
+  try {
+    return await check();
+  } catch {
+    return false;
   }
 }
 

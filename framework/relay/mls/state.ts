@@ -75,12 +75,29 @@ export function membersOfTree(tree: GroupState['ratchetTree']): Member[] {
   const members: Member[] = [];
   // RFC 9420 §4.1: leaves sit at even node indices; leaf i is node 2i.
   for (let nodeIndex = 0; nodeIndex < tree.length; nodeIndex += 2) {
-    const node = tree[nodeIndex];
-    if (node?.nodeType !== 'leaf') continue;
-    const key = node.leaf.signaturePublicKey;
-    members.push({ leafIndex: nodeIndex / 2, identityKey: key, userId: userIdFromKey(key) });
+    const member = memberAt(tree, nodeIndex / 2);
+    if (member !== undefined) members.push(member);
   }
   return members;
+}
+
+/** The member at one leaf, or undefined when it is blank; hashes only that leaf's key. */
+export function memberAt(tree: GroupState['ratchetTree'], leafIndex: number): Member | undefined {
+  const node = tree[leafIndex * 2];
+  if (node?.nodeType !== 'leaf') return undefined;
+  const key = node.leaf.signaturePublicKey;
+  return { leafIndex, identityKey: key, userId: userIdFromKey(key) };
+}
+
+/** The lowest leaf whose credential key is `identityKey`. */
+export function memberWithKey(tree: GroupState['ratchetTree'], identityKey: Uint8Array): Member | undefined {
+  for (let nodeIndex = 0; nodeIndex < tree.length; nodeIndex += 2) {
+    const node = tree[nodeIndex];
+    if (node?.nodeType === 'leaf' && equalBytes(node.leaf.signaturePublicKey, identityKey)) {
+      return memberAt(tree, nodeIndex / 2);
+    }
+  }
+  return undefined;
 }
 
 /** PROTOCOL.md §7/§9: the member at the lowest occupied leaf is the one that commits. */
@@ -117,15 +134,16 @@ export function isNextCommitter(session: GroupSession): boolean {
 }
 
 export function committerOf(session: GroupSession): Member {
-  const members = membersOf(session);
-  const first = members[0];
+  const tree = unwrap(session).group.ratchetTree;
+  const leaf = committerLeafIndex(tree);
+  const committer = leaf === undefined ? undefined : memberAt(tree, leaf);
   // Our own leaf is always occupied in a session we hold, so the tree is never empty.
-  if (first === undefined) throw new ProtocolError('group has no members');
-  return first;
+  if (committer === undefined) throw new ProtocolError('group has no members');
+  return committer;
 }
 
 export function memberByIdentityKey(session: GroupSession, identityKey: Uint8Array): Member | undefined {
-  return membersOf(session).find((m) => equalBytes(m.identityKey, identityKey));
+  return memberWithKey(unwrap(session).group.ratchetTree, identityKey);
 }
 
 /** True while proposals (ours or the peer's) await a commit. */
