@@ -657,10 +657,11 @@ export class GroupCoordinator {
     const groupId = this.topics.get(topicId);
     if (groupId === undefined) return 'unknown_group';
     if (toHex(header.groupId) !== groupId) return 'group_payload';
-    const loaded = await this.records.load(groupId);
-    if (!loaded) return 'unknown_group';
     const digest = digestHex(message);
-    if (await this.host.store.hasProcessed(groupId, digest)) return 'duplicate';
+    const found = await this.records.loadForMessage(groupId, digest);
+    if (!found) return 'unknown_group';
+    if (found.processed) return 'duplicate';
+    const { loaded } = found;
     const verdict = judgeEpoch(header, mls.epochOf(loaded.state));
     if (verdict === 'gap') this.fellBehind(groupId);
     if (verdict !== 'process') return verdict === 'gap' ? 'group_epoch_gap' : `group_${verdict}`;

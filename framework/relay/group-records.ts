@@ -51,6 +51,26 @@ export class GroupRecords {
     return { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.clock.now()) };
   }
 
+  /** The group and whether this message digest was processed: one read where the store offers it. */
+  async loadForMessage(
+    groupId: string,
+    digest: string,
+  ): Promise<{ loaded: Loaded; processed: boolean } | undefined> {
+    const both = this.store.loadGroupForMessage
+      ? await this.store.loadGroupForMessage(groupId, digest)
+      : await this.store
+          .getGroup(groupId)
+          .then(
+            async (group) => group && { group, processed: await this.store.hasProcessed(groupId, digest) },
+          );
+    if (!both) return undefined;
+    const { group: record, processed } = both;
+    return {
+      loaded: { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.clock.now()) },
+      processed,
+    };
+  }
+
   async require(groupId: string): Promise<Loaded> {
     const loaded = await this.load(groupId);
     if (!loaded)

@@ -141,6 +141,13 @@ export interface MessageLoad {
   peer: PeerRecord | undefined;
 }
 
+/** What loadGroupForMessage() reads for a message on a group topic. */
+export interface GroupMessageLoad {
+  group: GroupRecord;
+  /** hasProcessed(groupId, digest). */
+  processed: boolean;
+}
+
 export interface RelayStore {
   loadIdentity(): Promise<StoredIdentity | undefined>;
   saveIdentity(identity: StoredIdentity): Promise<void>;
@@ -171,6 +178,11 @@ export interface RelayStore {
    * Undefined when there is no such session. RelayClient falls back to the three calls without it.
    */
   loadForMessage?(groupId: string, digest: string): Promise<MessageLoad | undefined>;
+  /**
+   * Optional: getGroup(groupId) and hasProcessed(groupId, digest) in one read, for every message on
+   * a group topic. Undefined when there is no such group; without it the two calls are made.
+   */
+  loadGroupForMessage?(groupId: string, digest: string): Promise<GroupMessageLoad | undefined>;
   hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean>;
   hasWelcome(digest: string, since: UnixSeconds): Promise<boolean>;
   /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */
@@ -306,6 +318,10 @@ export class MemoryRelayStore implements RelayStore {
       processed: await this.hasProcessed(groupId, digest),
       peer: await this.getPeer(session.peerId),
     };
+  }
+  async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
+    const group = await this.getGroup(groupId);
+    return group && { group, processed: await this.hasProcessed(groupId, digest) };
   }
   async hasEnvelope(digest: string, now: UnixSeconds) {
     const exp = this.envelopes.get(digest);

@@ -10,6 +10,7 @@ import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type {
   GroupRecord,
   InboundCommit,
+  GroupMessageLoad,
   MessageLoad,
   OutboxRecord,
   OwnBundle,
@@ -112,6 +113,11 @@ const GROUP_SELECT = `SELECT * FROM "groups"`;
 const MESSAGE_LOAD_SELECT = `SELECT s.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
   EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
   FROM "sessions" s LEFT JOIN "peers" p ON p."user_id" = s."peer_id" WHERE s."group_id" = ?`;
+
+/** loadGroupForMessage: the group row and the processed check. */
+const GROUP_MESSAGE_LOAD_SELECT = `SELECT g.*,
+  EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
+  FROM "groups" g WHERE g."group_id" = ?`;
 
 /** The tables whose rows commit() writes under compare-and-set on "version", keyed by "group_id". */
 type VersionedTable = 'sessions' | 'groups';
@@ -373,6 +379,12 @@ export class TypeOrmRelayStore implements RelayStore {
         ? undefined
         : rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]])));
     return { session: rowToSession(row, this.cipher), processed: toBool(row.processed_hit), peer };
+  }
+
+  async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
+    const rows = await this.withSql((s) => s.rows(GROUP_MESSAGE_LOAD_SELECT, [groupId, digest, groupId]));
+    const row = rows[0];
+    return row && { group: rowToGroup(row, this.cipher), processed: toBool(row.processed_hit) };
   }
 
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {

@@ -446,6 +446,18 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         });
         expect(await store.loadForMessage('missing', 'd1')).toBeUndefined();
       });
+
+      it('loadGroupForMessage reads the group and the processed check at once', async () => {
+        if (!store.loadGroupForMessage) return; // optional; the group layer falls back to two reads
+        const g = group('a');
+        await store.commit({ groups: [g], processed: { groupId: g.groupId, digest: 'd1', at: at() } });
+        expect(await store.loadGroupForMessage(g.groupId, 'd1')).toEqual({
+          group: { ...g, version: 1 },
+          processed: true,
+        });
+        expect(await store.loadGroupForMessage(g.groupId, 'd2')).toMatchObject({ processed: false });
+        expect(await store.loadGroupForMessage(group('b').groupId, 'd1')).toBeUndefined();
+      });
     });
 
     describe('dedupe and replay cache', () => {
