@@ -10,29 +10,13 @@
  * allowed. The 'admin' guard admits admins only. Senders are MLS-authenticated user ids, never ids
  * claimed in the text. @OnJoin handlers are not middleware and run for every new conversation.
  */
-import type { BotContext, Guard, Middleware } from '../framework/bot/index.js';
-import { ConfigError } from '../framework/relay/errors.js';
+import { userIdSet, type BotContext, type Guard, type Middleware } from '../framework/bot/index.js';
 
 export interface AccessOptions {
   /** User ids (32 hex digits) that may talk to the bot; absent means everyone. */
   allow?: readonly string[];
   /** User ids admitted by the 'admin' guard (and always allowed). */
   admins?: readonly string[];
-}
-
-const USER_ID = /^[0-9a-fA-F]{32}$/;
-
-function idSet(ids: readonly string[] | undefined, what: string): Set<string> | undefined {
-  if (ids === undefined) return undefined;
-  if (!Array.isArray(ids)) throw new ConfigError(`accessPlugin ${what} must be a list of user ids`);
-  return new Set(
-    ids.map((id) => {
-      if (typeof id !== 'string' || !USER_ID.test(id.trim())) {
-        throw new ConfigError(`accessPlugin ${what}: ${JSON.stringify(id)} is not a user id (32 hex digits)`);
-      }
-      return id.trim().toLowerCase();
-    }),
-  );
 }
 
 export class AccessPlugin {
@@ -42,8 +26,8 @@ export class AccessPlugin {
   readonly guards: { readonly admin: Guard };
 
   constructor(options: AccessOptions = {}) {
-    this.allowed = idSet(options.allow, 'allow');
-    this.admins = idSet(options.admins, 'admins') ?? new Set();
+    this.allowed = userIdSet(options.allow, 'accessPlugin allow');
+    this.admins = userIdSet(options.admins, 'accessPlugin admins') ?? new Set();
     this.guards = { admin: (ctx) => this.isAdmin(ctx.sender) };
   }
 

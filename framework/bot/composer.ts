@@ -43,14 +43,17 @@ export function run<C>(mw: Middleware<C>, ctx: C): Promise<void> {
 
 export class Composer<C> {
   private readonly stack: Middleware<C>[] = [];
+  /** compose(stack), rebuilt after use() rather than on every message. */
+  private composed: Middleware<C> | undefined;
 
   /** Reads the stack when called, so middleware added later still runs. */
   middleware(): Middleware<C> {
-    return (ctx, next) => compose(this.stack)(ctx, next);
+    return (ctx, next) => (this.composed ??= compose(this.stack))(ctx, next);
   }
 
   use(...mw: MiddlewareLike<C>[]): this {
     this.stack.push(...mw.map(flatten));
+    this.composed = undefined;
     return this;
   }
 

@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage } from '../relay/client.js';
 import { ArgumentError, HandlerError } from '../relay/errors.js';
+import type { GroupConversation as RelayGroupConversation } from '../relay/group-client.js';
 import type { Args } from './args.js';
 import type { BotTransaction } from './data.js';
 import type { GroupApi, GroupHandle, GroupInfo } from './group.js';
@@ -18,15 +19,11 @@ export interface DirectConversation {
   readonly id: string;
 }
 
-export interface GroupConversation {
-  readonly kind: 'group';
-  /** The group id (64 hex digits); the same as groupId. */
-  readonly id: string;
-  readonly groupId: string;
-  /** The group's topic id (32 hex digits, PROTOCOL.md §3). */
-  readonly topicId: string;
-  readonly name?: string;
-}
+/**
+ * A group conversation: `id` is the group id (64 hex digits), the same as groupId; topicId is the
+ * group's topic id (32 hex digits, PROTOCOL.md §3).
+ */
+export type GroupConversation = Readonly<RelayGroupConversation>;
 
 export type Conversation = DirectConversation | GroupConversation;
 
@@ -212,128 +209,129 @@ export class ReplyGate {
   }
 }
 
-export interface ContextInit {
-  message: ReceivedMessage;
-  command: string | undefined;
-  argsText: string;
-  bot: BotSelf;
+/** What one message's contexts share; derive() swaps only the gate and the signal. */
+export interface ContextInit extends Pick<
+  BotContext,
+  'message' | 'command' | 'argsText' | 'conversation' | 'group' | 'bot' | 'log' | 'tx' | 'signal'
+> {
   deps: HandleDeps;
-  log: Logger;
   session: Session<unknown>;
-  tx: BotTransaction;
   /** Writes a job into the transaction; the context has already validated and resolved it. */
   schedule: (job: { to: string; text: string; dueAt: number }) => string;
   now: () => number;
   gate: ReplyGate;
-  signal: AbortSignal;
   /** `/cmd@us` rather than a bare `/cmd`, which in a group may be meant for another bot. */
   addressedByName: boolean;
-  /** The group the message came from, read when it arrived. */
-  group: GroupHandle | undefined;
 }
 
 const USER_ID_HEX = /^[0-9a-f]{32}$/;
 
-export function conversationOf(message: ReceivedMessage): Conversation {
-  const c = message.conversation;
-  if (c.kind === 'direct') return { kind: 'direct', id: c.id };
+/** The conversation of a group, from anything naming it (a message's conversation, GroupInfo, a GroupEvent). */
+export function groupConversation(g: { groupId: string; topicId: string; name?: string }): GroupConversation {
   return {
     kind: 'group',
-    id: c.groupId,
-    groupId: c.groupId,
-    topicId: c.topicId,
-    ...(c.name !== undefined ? { name: c.name } : {}),
+    id: g.groupId,
+    groupId: g.groupId,
+    topicId: g.topicId,
+    ...(g.name !== undefined ? { name: g.name } : {}),
   };
 }
 
-export class MessageContext<A = Args, S = Record<string, unknown>> implements BotContext<A, S> {
-  readonly text: string;
-  readonly command: string | undefined;
-  readonly argsText: string;
-  readonly sender: UserIdHex;
-  readonly conversation: Conversation;
-  readonly group: GroupHandle | undefined;
-  readonly message: ReceivedMessage;
-  readonly bot: BotSelf;
-  readonly log: Logger;
-  readonly session: Session<S>;
-  readonly tx: BotTransaction;
-  readonly signal: AbortSignal;
+/** `content` as an answer to `message` (with reply_to when the message has an id). */
+export function replyTo(message: ReceivedMessage, content: string): string | ReplyContent {
+  return message.content.id === undefined ? content : { content, replyTo: message.content.id };
+}
 
-  constructor(
-    private readonly init: ContextInit,
-    readonly args: A = {} as A,
-    readonly match: RegExpExecArray | undefined = undefined,
-  ) {
-    this.message = init.message;
-    this.text = init.message.content.content;
-    this.command = init.command;
-    this.argsText = init.argsText;
-    this.sender = init.message.from;
-    this.conversation = conversationOf(init.message);
-    this.group = init.group;
-    this.bot = init.bot;
-    this.log = init.log;
-    this.session = init.session as Session<S>;
-    this.tx = init.tx;
-    this.signal = init.signal;
-  }
+export function conversationOf(message: ReceivedMessage): Conversation {
+  const c = message.conversation;
+  return c.kind === 'direct' ? { kind: 'direct', id: c.id } : groupConversation(c);
+}
 
-  get addressedByName(): boolean {
-    return this.init.addressedByName;
-  }
-
+/** What the routers work with: a BotContext plus what only the runtime needs. */
+export interface MessageContext<A = Args, S = Record<string, unknown>> extends BotContext<A, S> {
+  readonly addressedByName: boolean;
   /** A context for one handler: same message and session, its own args/match (and gate/signal if given). */
   derive<B = A>(change: {
     args?: B;
     match?: RegExpExecArray;
     gate?: ReplyGate;
     signal?: AbortSignal;
-  }): MessageContext<B, S> {
-    const init = {
-      ...this.init,
-      ...(change.gate ? { gate: change.gate } : {}),
-      ...(change.signal ? { signal: change.signal } : {}),
-    };
-    return new MessageContext<B, S>(init, (change.args ?? this.args) as B, change.match ?? this.match);
-  }
+  }): MessageContext<B, S>;
+}
 
-  reply(reply: string | ReplyContent): void {
-    const incoming = this.message.content.id;
-    if (typeof reply === 'string') {
-      this.init.gate.push(incoming === undefined ? reply : { content: reply, replyTo: incoming });
-    } else {
-      const replyTo = reply.replyTo ?? incoming;
-      this.init.gate.push({ ...reply, ...(replyTo !== undefined ? { replyTo } : {}) });
-    }
-  }
+export function messageContext<A = Args, S = Record<string, unknown>>(
+  init: ContextInit,
+  args: A = {} as A,
+  match: RegExpExecArray | undefined = undefined,
+): MessageContext<A, S> {
+  const { message, conversation, gate } = init;
+  return {
+    text: message.content.content,
+    command: init.command,
+    args,
+    argsText: init.argsText,
+    match,
+    sender: message.from,
+    conversation,
+    group: init.group,
+    message,
+    bot: init.bot,
+    log: init.log,
+    session: init.session as Session<S>,
+    tx: init.tx,
+    signal: init.signal,
+    addressedByName: init.addressedByName,
 
-  async send(userId: string, text: string): Promise<void> {
-    if (!USER_ID_HEX.test(userId))
-      throw new ArgumentError('send() needs a user id of 32 lowercase hex digits');
-    if (!this.init.gate.isOpen) throw new HandlerError('send() after the handler finished or timed out');
-    if (this.conversation.kind === 'direct' && userId === this.conversation.id) {
-      throw new HandlerError(
-        'send() to the sender of the message being handled would wait on itself; use reply()',
-      );
-    }
-    await this.init.deps.send(userId, text);
-  }
+    derive<B = A>(change: {
+      args?: B;
+      match?: RegExpExecArray;
+      gate?: ReplyGate;
+      signal?: AbortSignal;
+    }): MessageContext<B, S> {
+      const next = {
+        ...init,
+        ...(change.gate ? { gate: change.gate } : {}),
+        ...(change.signal ? { signal: change.signal } : {}),
+      };
+      return messageContext<B, S>(next, (change.args ?? args) as B, change.match ?? match);
+    },
 
-  schedule(job: ScheduleRequest): string {
-    if (!this.init.gate.isOpen) throw new HandlerError('schedule() after the handler finished or timed out');
-    if (typeof job?.text !== 'string' || job.text === '')
-      throw new ArgumentError('schedule() needs a non-empty text');
-    if ((job.inMs === undefined) === (job.at === undefined))
-      throw new ArgumentError('schedule() needs exactly one of inMs and at');
-    const dueAt = job.at ?? this.init.now() + (job.inMs ?? 0);
-    if (!Number.isSafeInteger(dueAt) || dueAt < 0 || (job.inMs !== undefined && job.inMs < 0)) {
-      throw new ArgumentError('schedule(): inMs and at are whole, non-negative numbers of milliseconds');
-    }
-    const to = job.to ?? (this.conversation.kind === 'direct' ? this.conversation.id : undefined);
-    if (to === undefined) throw new ArgumentError('schedule() in a group needs a recipient: { to }');
-    if (!USER_ID_HEX.test(to))
-      throw new ArgumentError('schedule() needs a user id of 32 lowercase hex digits');
-    return this.init.schedule({ to, text: job.text, dueAt });
-  }
+    reply(reply: string | ReplyContent): void {
+      if (typeof reply === 'string') {
+        gate.push(replyTo(message, reply));
+      } else {
+        const to = reply.replyTo ?? message.content.id;
+        gate.push({ ...reply, ...(to !== undefined ? { replyTo: to } : {}) });
+      }
+    },
+
+    async send(userId: string, text: string): Promise<void> {
+      if (!USER_ID_HEX.test(userId))
+        throw new ArgumentError('send() needs a user id of 32 lowercase hex digits');
+      if (!gate.isOpen) throw new HandlerError('send() after the handler finished or timed out');
+      if (conversation.kind === 'direct' && userId === conversation.id) {
+        throw new HandlerError(
+          'send() to the sender of the message being handled would wait on itself; use reply()',
+        );
+      }
+      await init.deps.send(userId, text);
+    },
+
+    schedule(job: ScheduleRequest): string {
+      if (!gate.isOpen) throw new HandlerError('schedule() after the handler finished or timed out');
+      if (typeof job?.text !== 'string' || job.text === '')
+        throw new ArgumentError('schedule() needs a non-empty text');
+      if ((job.inMs === undefined) === (job.at === undefined))
+        throw new ArgumentError('schedule() needs exactly one of inMs and at');
+      const dueAt = job.at ?? init.now() + (job.inMs ?? 0);
+      if (!Number.isSafeInteger(dueAt) || dueAt < 0 || (job.inMs !== undefined && job.inMs < 0)) {
+        throw new ArgumentError('schedule(): inMs and at are whole, non-negative numbers of milliseconds');
+      }
+      const to = job.to ?? (conversation.kind === 'direct' ? conversation.id : undefined);
+      if (to === undefined) throw new ArgumentError('schedule() in a group needs a recipient: { to }');
+      if (!USER_ID_HEX.test(to))
+        throw new ArgumentError('schedule() needs a user id of 32 lowercase hex digits');
+      return init.schedule({ to, text: job.text, dueAt });
+    },
+  };
 }

@@ -10,7 +10,7 @@
  * @OnJoin/@OnMembers handlers run outside the lane and change membership at once.
  */
 import type { UserIdHex } from '../relay/brand.js';
-import { ArgumentError } from '../relay/errors.js';
+import { ArgumentError, ConfigError } from '../relay/errors.js';
 import type { GroupChange, GroupInfo } from '../relay/group-client.js';
 
 export type { GroupEvent, GroupInfo, GroupMemberInfo } from '../relay/group-client.js';
@@ -102,6 +102,23 @@ export function checkUserIds(ids: string | readonly string[], what: string, self
     out.add(lower);
   }
   return [...out];
+}
+
+/**
+ * A configured list of user ids (admins, allow-lists) as a set of lowercase ids; undefined stays
+ * undefined. `what` (e.g. 'BotRuntime admins') names the option in the ConfigError.
+ */
+export function userIdSet(ids: readonly string[] | undefined, what: string): Set<string> | undefined {
+  if (ids === undefined) return undefined;
+  if (!Array.isArray(ids)) throw new ConfigError(`${what} must be a list of user ids`);
+  return new Set(
+    ids.map((id: unknown) => {
+      if (typeof id !== 'string' || !USER_ID_HEX.test(id.trim())) {
+        throw new ConfigError(`${what}: ${JSON.stringify(id)} is not a user id (32 hex digits)`);
+      }
+      return id.trim().toLowerCase();
+    }),
+  );
 }
 
 /**

@@ -3,6 +3,8 @@
  * by plugins/help. `/help` lists every command; `/help <command>` (or an alias, with or without the
  * slash) shows that command's usage line, description and aliases.
  */
+import { asciiLower } from './args.js';
+
 export interface HelpEntry {
   readonly usage: string;
   readonly aliases: readonly string[];
@@ -58,10 +60,7 @@ export function renderCommandHelp(entry: HelpEntry, options: HelpOptions = {}): 
  * copied from a group's help) and is matched case-insensitively.
  */
 export function findCommand<E extends CommandInfo>(commands: readonly E[], topic: string): E | undefined {
-  const name = topic
-    .replace(/^\//, '')
-    .replace(/@[A-Za-z0-9_-]*$/, '')
-    .replace(/[A-Z]/g, (c) => c.toLowerCase());
+  const name = asciiLower(topic.replace(/^\//, '').replace(/@[A-Za-z0-9_-]*$/, ''));
   return commands.find((c) => c.name === name || c.aliases.includes(name));
 }
 
@@ -73,7 +72,8 @@ export function helpAnswer(
   helpCommand = 'help',
   options: HelpOptions = {},
 ): string {
-  const topic = argsText.trim().split(/\s+/)[0] ?? '';
+  // Only the first word matters; the limit keeps a long line from being split whole.
+  const topic = argsText.trim().split(/\s+/, 1)[0] ?? '';
   if (topic === '') return renderHelp(bot, commands, options);
   const cmd = findCommand(commands, topic);
   // The topic is echoed only when it is short and plain; anything else is not worth quoting back.

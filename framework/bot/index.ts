@@ -34,6 +34,7 @@ export type {
   EventContextBase,
 } from './context.js';
 export type { GroupHandle, GroupApi, GroupInfo, GroupMemberInfo, GroupEvent } from './group.js';
+export { userIdSet } from './group.js';
 export { ParseError } from './errors.js';
 export { MemorySessionStore } from './session.js';
 export type { Session, SessionStore, SessionOptions } from './session.js';

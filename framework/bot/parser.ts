@@ -174,7 +174,6 @@ export class ArgLexer {
  * Binds the words after the head to a command's specs. Every ParseError carries the usage line.
  */
 export function parseArgs(command: string, specs: readonly ArgSpec[], argsText: string): Args {
-  const usage = usageLine(command, specs);
   try {
     const lexer = new ArgLexer(argsText);
     const args: Args = {};
@@ -197,7 +196,8 @@ export function parseArgs(command: string, specs: readonly ArgSpec[], argsText: 
       throw new ParseError(`unexpected ${quoteForUser(lexer.rest())} after the last argument`);
     return args;
   } catch (e) {
-    if (e instanceof ParseError) throw new ParseError(e.reason, usage);
+    // The usage line is built only for a message that needs it, not for every command.
+    if (e instanceof ParseError) throw new ParseError(e.reason, usageLine(command, specs));
     throw e;
   }
 }

@@ -24,13 +24,15 @@ import { parseArgSpec, usageLine, type ArgSpec, type Args } from './args.js';
 import { compose, run, Composer, type Middleware, type MiddlewareLike } from './composer.js';
 import {
   conversationOf,
-  MessageContext,
+  groupConversation,
+  messageContext,
+  replyTo,
   ReplyGate,
   type BotContext,
   type BotSelf,
   type Conversation,
-  type GroupConversation,
   type HandleDeps,
+  type MessageContext,
   type MembersContext,
   type MembersEvent,
   type MembershipContext,
@@ -47,9 +49,9 @@ import {
   groupHandle,
   type GroupApi,
   type GroupEvent,
-  type GroupHandle,
   type GroupInfo,
   type GroupOpRunner,
+  userIdSet,
 } from './group.js';
 import { helpAnswer, type CommandInfo } from './help.js';
 import {
@@ -175,38 +177,9 @@ function answerWith(ctx: BotContext, result: unknown): void {
   if (typeof result === 'string') ctx.reply(result);
 }
 
-function replyTo(message: ReceivedMessage, content: string): string | ReplyContent {
-  return message.content.id === undefined ? content : { content, replyTo: message.content.id };
-}
-
 /** Lets the event's emitter (often inside a conversation lane) finish before a handler runs. */
 function afterCurrentEvent(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));
-}
-
-const USER_ID = /^[0-9a-fA-F]{32}$/;
-
-function adminSet(ids: readonly string[] | undefined): ReadonlySet<string> {
-  if (ids === undefined) return new Set();
-  if (!Array.isArray(ids)) throw new ConfigError('BotRuntime admins must be a list of user ids');
-  return new Set(
-    ids.map((id: unknown) => {
-      if (typeof id !== 'string' || !USER_ID.test(id.trim())) {
-        throw new ConfigError(`BotRuntime admins: ${JSON.stringify(id)} is not a user id (32 hex digits)`);
-      }
-      return id.trim().toLowerCase();
-    }),
-  );
-}
-
-function conversationOfGroup(info: GroupInfo): GroupConversation {
-  return {
-    kind: 'group',
-    id: info.groupId,
-    groupId: info.groupId,
-    topicId: info.topicId,
-    ...(info.name !== undefined ? { name: info.name } : {}),
-  };
 }
 
 interface PendingGroupOp {
@@ -246,7 +219,7 @@ export class BotRuntime {
   ) {
     const instances: readonly object[] = Array.isArray(bots) ? bots : [bots];
     if (instances.length === 0) throw new ConfigError('BotRuntime needs at least one bot instance');
-    this.admins = adminSet(options.admins);
+    this.admins = userIdSet(options.admins, 'BotRuntime admins') ?? new Set();
     for (const name of BUILT_IN_GUARDS) {
       if (options.guards && Object.hasOwn(options.guards, name)) {
         throw new ConfigError(
@@ -444,20 +417,37 @@ export class BotRuntime {
    * A group join or members change reads the group through `deps.groups` for ctx.group.
    */
   async handleMembership(event: MembershipEvent | MembersEvent, deps: HandleDeps): Promise<void> {
-    const handlers =
-      event.kind === 'join'
-        ? this.joinHandlers
-        : event.kind === 'leave'
-          ? this.leaveHandlers
-          : this.membersHandlers;
+    if (this.membershipHandlers(event.kind).length === 0) return;
+    const c = event.conversation;
+    const log = this.membershipLog(event);
+    const info =
+      c.kind === 'group' && event.kind !== 'leave'
+        ? await this.readGroupInfo(c.groupId, deps, log)
+        : undefined;
+    return this.runMembership(event, deps, info, log);
+  }
+
+  private membershipHandlers(kind: MembershipEvent['kind'] | MembersEvent['kind']): readonly Invoke[] {
+    return kind === 'join' ? this.joinHandlers : kind === 'leave' ? this.leaveHandlers : this.membersHandlers;
+  }
+
+  private membershipLog(event: MembershipEvent | MembersEvent): Logger {
+    return this.log.child({ event: event.kind, conversation: event.conversation.id });
+  }
+
+  /** Runs the handlers of `event`; `info` (read once by the caller) becomes ctx.group. */
+  private async runMembership(
+    event: MembershipEvent | MembersEvent,
+    deps: HandleDeps,
+    info: GroupInfo | undefined,
+    log: Logger = this.membershipLog(event),
+  ): Promise<void> {
+    const handlers = this.membershipHandlers(event.kind);
     if (handlers.length === 0) return;
     const label = event.kind === 'join' ? '@OnJoin' : event.kind === 'leave' ? '@OnLeave' : '@OnMembers';
-    const log = this.log.child({ event: event.kind, conversation: event.conversation.id });
     const conversation = event.conversation;
-    let group: GroupHandle | undefined;
-    if (conversation.kind === 'group' && event.kind !== 'leave') {
-      group = await this.readGroup(conversation.groupId, deps, log, (_what, op) => op());
-    }
+    const group =
+      info && deps.groups ? groupHandle(info, deps.groups, deps.selfId, (_what, op) => op()) : undefined;
     const post = async (r: string | ReplyContent): Promise<void> => {
       if (conversation.kind === 'direct') {
         await deps.send(conversation.id, typeof r === 'string' ? r : r.content);
@@ -479,92 +469,68 @@ export class BotRuntime {
     };
     const ctx: MembershipContext | MembersContext = { ...event, ...outside };
     for (const handler of handlers) {
-      const gate = new ReplyGate(
-        () => undefined,
-        () => undefined,
-      );
-      const outcome = await this.limit(async () => void (await handler(ctx)), gate, new AbortController());
+      const outcome = await this.limit(async () => void (await handler(ctx)), new AbortController());
       if (!outcome.ok) log.error({ err: outcome.error }, `${label} handler failed`);
     }
   }
 
   /** Maps the client's 'group' event to the membership handlers (PROTOCOL.md §9). */
   private async handleGroupEvent(e: GroupEvent, deps: HandleDeps): Promise<void> {
-    const handlers =
+    const kind =
       e.kind === 'joined' || e.kind === 'created'
-        ? this.joinHandlers
+        ? 'join'
         : e.kind === 'left'
-          ? this.leaveHandlers
+          ? 'leave'
           : e.kind === 'members'
-            ? this.membersHandlers
-            : [];
-    // Reading the group costs a state decode; skip it when no one listens.
-    if (handlers.length === 0) return;
+            ? 'members'
+            : undefined;
+    // Reading the group costs a state decode; skip it when no one listens. 'rejoined' restores our
+    // own state after falling behind: membership did not change.
+    if (kind === undefined || this.membershipHandlers(kind).length === 0) return;
     const self = deps.selfId as UserIdHex;
+    if (e.kind === 'left') {
+      return this.runMembership(
+        { kind: 'leave', userId: self, conversation: groupConversation(e), reason: e.reason },
+        deps,
+        undefined,
+      );
+    }
+    // One read gives both the conversation (with the group's name) and ctx.group.
+    const info = await deps.groups?.group(e.groupId).catch(() => undefined);
     switch (e.kind) {
+      case 'members':
+        // Without the group (we left meanwhile) there is no conversation to tell.
+        if (!info) return;
+        return this.runMembership(
+          { kind: 'members', conversation: groupConversation(info), added: e.added, removed: e.removed },
+          deps,
+          info,
+        );
       case 'joined':
-      case 'created': {
-        const conversation = await this.groupConversation(e.groupId, e.topicId, deps);
-        return this.handleMembership(
+      case 'created':
+        return this.runMembership(
           {
             kind: 'join',
             userId: self,
-            conversation,
+            conversation: groupConversation(info ?? e),
             ...(e.kind === 'joined' ? { invitedBy: e.invitedBy } : {}),
           },
           deps,
+          info,
         );
-      }
-      case 'left':
-        return this.handleMembership(
-          {
-            kind: 'leave',
-            userId: self,
-            conversation: { kind: 'group', id: e.groupId, groupId: e.groupId, topicId: e.topicId },
-            reason: e.reason,
-          },
-          deps,
-        );
-      case 'members': {
-        const info = await deps.groups?.group(e.groupId).catch(() => undefined);
-        // Without the group (we left meanwhile) there is no conversation to tell.
-        if (!info) return;
-        return this.handleMembership(
-          {
-            kind: 'members',
-            conversation: conversationOfGroup(info),
-            added: e.added,
-            removed: e.removed,
-          },
-          deps,
-        );
-      }
-      default:
-        // 'rejoined' restores our own state after falling behind: membership did not change.
-        return;
     }
   }
 
-  private async groupConversation(
-    groupId: string,
-    topicId: string,
-    deps: HandleDeps,
-  ): Promise<GroupConversation> {
-    const info = await deps.groups?.group(groupId).catch(() => undefined);
-    return info ? conversationOfGroup(info) : { kind: 'group', id: groupId, groupId, topicId };
-  }
-
-  /** The group as it is now, for ctx.group; undefined (logged) when it cannot be read. */
-  private async readGroup(
+  /** The group as it is now; undefined (logged) when it cannot be read. */
+  private async readGroupInfo(
     groupId: string,
     deps: HandleDeps,
     log: Logger,
-    run: GroupOpRunner,
-  ): Promise<GroupHandle | undefined> {
+  ): Promise<GroupInfo | undefined> {
     if (!deps.groups) return undefined;
     try {
       const info = await deps.groups.group(groupId);
-      if (info) return groupHandle(info, deps.groups, deps.selfId, run);
+      if (info) return info;
       log.warn('a group the bot is not a member of (any more): ctx.group is undefined');
     } catch (err) {
       log.warn({ err }, 'could not read the group: ctx.group is undefined');
@@ -665,17 +631,18 @@ export class BotRuntime {
       done.catch(() => undefined);
       return done;
     };
+    const info =
+      conversation.kind === 'group' ? await this.readGroupInfo(conversation.groupId, deps, log) : undefined;
     const group =
-      conversation.kind === 'group'
-        ? await this.readGroup(conversation.groupId, deps, log, runAfterHandler)
-        : undefined;
+      info && deps.groups ? groupHandle(info, deps.groups, deps.selfId, runAfterHandler) : undefined;
     const controller = new AbortController();
     const tx = rawTx ? gatedTransaction(rawTx, () => gate.isOpen) : noTransaction;
     const sessionStore =
       this.options.session?.store ?? (rawTx ? transactionalSessionStore(tx, this.name) : undefined);
     const session = new LazySession(conversation.id, sessionStore, this.options.session?.initial);
-    const ctx = new MessageContext({
+    const ctx = messageContext({
       message,
+      conversation,
       command: head?.name,
       argsText: head?.argsText ?? '',
       bot: this.self(deps),
@@ -706,8 +673,8 @@ export class BotRuntime {
         // A handler that finished after its time limit was already answered as a failure.
         if (!controller.signal.aborted) await session.save();
       },
-      gate,
       controller,
+      gate,
     );
     gate.close();
     if (!outcome.ok && controller.signal.aborted && pendingOps.length > 0) {
@@ -764,15 +731,15 @@ export class BotRuntime {
   /** Runs `work` under the time limit; on timeout closes `gate` at once so late replies are dropped. */
   private async limit(
     work: () => Promise<void>,
-    gate: ReplyGate,
     controller: AbortController,
+    gate?: ReplyGate,
   ): Promise<Outcome> {
     let timer: NodeJS.Timeout | undefined;
     let timedOut = false;
     const expired = new Promise<Outcome>((resolve) => {
       timer = setTimeout(() => {
         timedOut = true;
-        gate.close();
+        gate?.close();
         controller.abort();
         resolve({ ok: false, error: new HandlerError(`handler did not finish within ${this.timeoutMs} ms`) });
       }, this.timeoutMs);
@@ -807,8 +774,8 @@ export class BotRuntime {
       const handler = this.errorHandler;
       const outcome = await this.limit(
         async () => answerWith(ectx, await handler(asError(error), ectx)),
-        gate,
         controller,
+        gate,
       );
       gate.close();
       if (outcome.ok) return;
