@@ -10,8 +10,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
-import { validateTopicPrefix } from '../framework/relay/topics.js';
+import {
+  DEFAULT_MAX_ENVELOPE_BYTES,
+  DEFAULT_POW_BITS,
+  MAX_MINED_POW_BITS,
+} from '../framework/relay/labels.js';
+import { DEFAULT_TOPIC_PREFIX, validateTopicPrefix } from '../framework/relay/topics.js';
 import { UsageError } from './errors.js';
+import { isUserIdHex } from './user-id.js';
 
 export const DEFAULT_CONFIG_FILES = ['bot.yaml', 'bot.yml', 'bot.json'];
 export const DEFAULT_BOT_SQLITE = './data/relay.sqlite';
@@ -40,7 +46,6 @@ const port = z.number().int().min(1).max(65535);
 export const MAX_GROUP_MEMBERS = 250;
 export const MAX_COMMIT_DELAY_MS = 2000;
 export const MAX_TREE_NODES_LIMIT = 65535;
-const USER_ID = /^[0-9a-fA-F]{32}$/;
 
 /** Nodes in the ratchet tree of `members` members without holes (2n − 1). */
 export const treeNodesFor = (members: number): number => 2 * members - 1;
@@ -52,8 +57,8 @@ const groupsSchema = z
       .array(
         z
           .string()
-          .regex(USER_ID, 'must be a user id (32 hex characters)')
-          .transform((s) => s.toLowerCase()),
+          .transform((s) => s.toLowerCase())
+          .refine(isUserIdHex, 'must be a user id (32 hex characters)'),
         'must be a list of user ids',
       )
       .optional(),
@@ -125,8 +130,12 @@ export const configSchema = z.strictObject({
       options: z.record(z.string(), z.unknown()).default({}),
     })
     .default({ options: {} }),
-  powBits: z.number().int().min(0).max(28).optional(),
-  topicPrefix: z.string().min(1).refine(validPrefix, 'not a usable MQTT topic prefix').default('relay'),
+  powBits: z.number().int().min(0).max(MAX_MINED_POW_BITS).optional(),
+  topicPrefix: z
+    .string()
+    .min(1)
+    .refine(validPrefix, 'not a usable MQTT topic prefix')
+    .default(DEFAULT_TOPIC_PREFIX),
   limits: z
     .strictObject({
       maxEnvelopeBytes: z
@@ -207,12 +216,12 @@ const FIX: Record<string, string> = {
   'database.url': 'use e.g. postgres://user:pass@host:5432/db, or remove it to use SQLite',
   'database.schema': 'use a plain lower-case name such as relay',
   'client.database.url': 'use e.g. postgres://user:pass@host:5432/db, or remove it to use SQLite',
-  powBits: 'use a whole number from 0 to 28 (default 18)',
+  powBits: `use a whole number from 0 to ${MAX_MINED_POW_BITS} (default ${DEFAULT_POW_BITS})`,
   topicPrefix: "use e.g. relay or acme/relay (no '+', '#', leading '$' or empty levels)",
   'logging.level': `use one of ${LOG_LEVELS.join(', ')}`,
   'metrics.port': 'use a free TCP port number, e.g. 9464 (0 picks any free port)',
   'metrics.host': 'use an address to listen on, e.g. 127.0.0.1 or 0.0.0.0',
-  'limits.maxEnvelopeBytes': 'use a whole number of bytes, at least 1024 (default 262144)',
+  'limits.maxEnvelopeBytes': `use a whole number of bytes, at least 1024 (default ${DEFAULT_MAX_ENVELOPE_BYTES})`,
   'limits.handlerTimeoutMs': 'use a positive whole number of milliseconds',
   'bot.options': 'use a mapping of option names to values',
   'groups.allowInvitesFrom':

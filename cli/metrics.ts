@@ -12,12 +12,13 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DataSource } from 'typeorm';
 import type { AttachableClient, GroupApi } from '../framework/bot/index.js';
-import type { GroupEvent, ReceivedMessage, RelayClient, RelayStore } from '../framework/relay/index.js';
+import type { GroupEvent, ReceivedMessage, RelayClient } from '../framework/relay/index.js';
 
 /** Seconds; from 1 ms to the default 10 s handler time limit and a little past it. */
 export const HANDLER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
-/** outbox_depth counts at most this many rows per scrape (listOutbox is bounded). */
+/** outbox_depth reports at most this many rows. */
 export const OUTBOX_SCRAPE_LIMIT = 10_000;
 /** How long a scrape or a health check waits for the store. */
 export const STORE_TIMEOUT_MS = 3_000;
@@ -39,7 +40,21 @@ export type MeteredClient = Pick<RelayClient, 'on' | 'off' | 'connected' | 'drop
   Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler'> &
   GroupApi;
 
-export type MeteredStore = Pick<RelayStore, 'listSessions' | 'listOutbox' | 'listGroups'>;
+/** What the gauges and /healthz read from the store: row counts only. */
+export interface MeteredStore {
+  countSessions(): Promise<number>;
+  countGroups(): Promise<number>;
+  countOutbox(): Promise<number>;
+}
+
+/**
+ * Counts through the store's DataSource (framework/store's entities), so a scrape neither loads
+ * nor decrypts the sessions' and groups' MLS state, nor reads the outbox's payloads.
+ */
+export function storeCounts(dataSource: DataSource): MeteredStore {
+  const count = (entity: string) => () => dataSource.getRepository(entity).count();
+  return { countSessions: count('sessions'), countGroups: count('groups'), countOutbox: count('outbox') };
+}
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -114,17 +129,17 @@ export class BotMetrics {
       help: 'Direct (1:1) MLS sessions in the store',
       registers,
       collect: async () => {
-        const n = await this.readStore((s) => s.listSessions().then((l) => l.length));
+        const n = await this.readStore((s) => s.countSessions());
         if (n !== undefined) sessions.set(n);
       },
     });
-    // Counted from the store (as client.groups() does) without decoding every group's MLS state.
+    // Counted from the store's rows, without decoding every group's MLS state.
     const groups: Gauge = new Gauge({
       name: 'relay_groups',
       help: 'N-way groups the bot is a member of (PROTOCOL.md §9)',
       registers,
       collect: async () => {
-        const n = await this.readStore((s) => s.listGroups().then((l) => l.length));
+        const n = await this.readStore((s) => s.countGroups());
         if (n !== undefined) groups.set(n);
       },
     });
@@ -141,7 +156,7 @@ export class BotMetrics {
       help: `Rows in the outbox: committed messages not yet deleted after the broker acknowledged them (counted up to ${OUTBOX_SCRAPE_LIMIT})`,
       registers,
       collect: async () => {
-        const n = await this.readStore((s) => s.listOutbox(OUTBOX_SCRAPE_LIMIT).then((l) => l.length));
+        const n = await this.readStore((s) => s.countOutbox().then((c) => Math.min(c, OUTBOX_SCRAPE_LIMIT)));
         if (n !== undefined) outbox.set(n);
       },
     });
@@ -252,7 +267,7 @@ export class BotMetrics {
     if (this.state !== 'running') return { ok: false, reason: this.state };
     if (!this.client?.connected) return { ok: false, reason: 'mqtt: not connected to the broker' };
     try {
-      await withTimeout(this.store!.listOutbox(1), this.storeTimeoutMs, 'the store');
+      await withTimeout(this.store!.countOutbox(), this.storeTimeoutMs, 'the store');
     } catch (e) {
       return { ok: false, reason: `store: ${errorText(e)}` };
     }

@@ -13,6 +13,7 @@ import { RelayClient, type RelayClientOptions } from '../framework/relay/index.j
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { brokerUrl, type DatabaseConfig, type RelayConfig } from './config.js';
 import { CommandFailed, UsageError } from './errors.js';
+import { isUserIdHex } from './user-id.js';
 
 /** The bundled echo bot, relative to this file in cli/ (source) and dist/cli/ (build). */
 export const DEFAULT_BOT_MODULE = new URL('../bots/echo/index.js', import.meta.url);
@@ -126,14 +127,12 @@ export function groupOptions(config: RelayConfig, role: Role): NonNullable<Relay
   };
 }
 
-const HEX32 = /^[0-9a-f]{32}$/;
-
 /** A user id argument, or exit 2. */
 export function parseUserId(value: unknown, what = 'user id'): string {
   const s = String(value ?? '')
     .trim()
     .toLowerCase();
-  if (!HEX32.test(s)) {
+  if (!isUserIdHex(s)) {
     throw new UsageError(
       `${what} ${JSON.stringify(String(value ?? ''))} is not a user id. Fix: give the 32 hex characters that \`relay-bot id\` prints (\`relay-bot id --client\` for a person's CLI)`,
     );

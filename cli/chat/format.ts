@@ -6,8 +6,16 @@ import type { GroupEvent, GroupInfo } from '../../framework/relay/index.js';
 
 export const short = (id: string): string => id.slice(0, 8);
 
+// C0 (but newline), DEL and C1: escape sequences a peer could use to rewrite or spoof the terminal.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
+
+/** Text a peer controls (messages, group names), safe to print to a terminal. */
+export const printable = (text: string): string => text.replace(CONTROL, '');
+
 /** `#name`, or `#` and the first 8 hex digits of the group id for a group without a (known) name. */
-export const groupLabel = (groupId: string, name: string | undefined): string => `#${name ?? short(groupId)}`;
+export const groupLabel = (groupId: string, name: string | undefined): string =>
+  `#${name === undefined ? short(groupId) : printable(name)}`;
 
 export type Conversation = { kind: 'direct'; id: string } | { kind: 'group'; id: string };
 
@@ -32,7 +40,11 @@ export function promptOf(current: Conversation | undefined, label: (groupId: str
 }
 
 export function groupMessageLine(label: string, from: string, text: string): string {
-  return `[${label} ${short(from)}] ${text}`;
+  return `[${label} ${short(from)}] ${printable(text)}`;
+}
+
+export function directMessageLine(from: string, text: string): string {
+  return `[${short(from)}] ${printable(text)}`;
 }
 
 const ids = (list: readonly string[]): string => list.map(short).join(', ');

@@ -3,6 +3,7 @@
  * knows, list numbers and group names. A ChatError's message is printed as it is.
  */
 import type { GroupInfo } from '../../framework/relay/index.js';
+import { isUserIdHex } from '../user-id.js';
 
 /** A mistake in a chat command: printed to the user, the chat goes on. */
 export class ChatError extends Error {
@@ -12,7 +13,6 @@ export class ChatError extends Error {
   }
 }
 
-const USER_ID = /^[0-9a-f]{32}$/;
 const MIN_PREFIX = 4;
 
 /** A 1-based list number ("2"), not a hex prefix: fewer than MIN_PREFIX digits. */
@@ -25,7 +25,7 @@ function listIndex(ref: string, length: number): number | undefined {
 /** A full user id, or a unique prefix (4+ hex digits) of one in `known`. */
 export function resolveUser(ref: string, known: Iterable<string>): string {
   const r = ref.toLowerCase();
-  if (USER_ID.test(r)) return r;
+  if (isUserIdHex(r)) return r;
   const hits = r.length >= MIN_PREFIX ? [...new Set(known)].filter((k) => k.startsWith(r)) : [];
   if (hits.length === 1) return hits[0]!;
   if (hits.length > 1) {

@@ -55,8 +55,9 @@ export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions)
   session.onChange = () => rl?.setPrompt(promptOf(session.current, (id) => session.label(id)));
   const detach = session.attach();
   try {
-    await session.loadGroups();
+    // openGroup reads the groups itself: one client.groups() at start either way.
     if (opts.group !== undefined) await session.openGroup(opts.group);
+    else await session.loadGroups();
     // Created only now: readline starts reading at once, and piped lines must not arrive first.
     rl = readline.createInterface({
       input: io.input,

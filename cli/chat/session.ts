@@ -6,7 +6,9 @@
  */
 import type { GroupEvent, GroupInfo, ReceivedMessage, RelayClient } from '../../framework/relay/index.js';
 import { UsageError } from '../errors.js';
+import { isUserIdHex } from '../user-id.js';
 import {
+  directMessageLine,
   groupEventLine,
   groupLabel,
   groupListLines,
@@ -160,7 +162,7 @@ export class ChatSession {
       return;
     }
     if (!this.peers.includes(m.from)) this.peers.push(m.from);
-    this.print(`[${short(m.from)}] ${m.content.content}`);
+    this.print(directMessageLine(m.from, m.content.content));
   }
 
   private groupEvent(e: GroupEvent): void {
@@ -246,7 +248,7 @@ export class ChatSession {
 
   private async create([name, ...refs]: string[]): Promise<void> {
     if (name === undefined) throw new ChatError(GROUP_USAGE);
-    if (/^[0-9a-fA-F]{32}$/.test(name)) {
+    if (isUserIdHex(name.toLowerCase())) {
       throw new ChatError(`"${name}" is a user id, not a group name. Fix: /group create <name> <user_id>...`);
     }
     const ids = resolveUsers(refs, this.peers);
@@ -286,12 +288,7 @@ export class ChatSession {
       throw new ChatError(`${already.join(', ')} is in ${this.label(info.groupId)} already; see /members`);
     }
     await this.client.addToGroup(info.groupId, ids);
-    const who = ids.map(short).join(', ');
-    this.print(
-      info.isCommitter
-        ? `invited ${who} to ${this.label(info.groupId)}`
-        : `asked the committer ${short(info.committer)} to add ${who} to ${this.label(info.groupId)}`,
-    );
+    this.printChange(info, ids, { done: 'invited', asked: 'add', where: 'to' });
   }
 
   private async remove(refs: string[]): Promise<void> {
@@ -305,11 +302,21 @@ export class ChatSession {
       throw new ChatError(`${strangers.join(', ')} is not in ${this.label(info.groupId)}; see /members`);
     }
     await this.client.removeFromGroup(info.groupId, ids);
+    this.printChange(info, ids, { done: 'removed', asked: 'remove', where: 'from' });
+  }
+
+  /** After /invite or /remove: done when we are the committer, else asked of the committer. */
+  private printChange(
+    info: GroupInfo,
+    ids: readonly string[],
+    words: { done: string; asked: string; where: 'to' | 'from' },
+  ): void {
     const who = ids.map(short).join(', ');
+    const group = `${words.where} ${this.label(info.groupId)}`;
     this.print(
       info.isCommitter
-        ? `removed ${who} from ${this.label(info.groupId)}`
-        : `asked the committer ${short(info.committer)} to remove ${who} from ${this.label(info.groupId)}`,
+        ? `${words.done} ${who} ${group}`
+        : `asked the committer ${short(info.committer)} to ${words.asked} ${who} ${group}`,
     );
   }
 

@@ -6,13 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient } from 'mqtt';
 import type { Argv } from 'yargs';
 import type { DataSource } from 'typeorm';
-import {
-  identityFromSecrets,
-  keysTopic,
-  userIdFromHex,
-  userIdToHex,
-  type UserIdHex,
-} from '../../framework/relay/index.js';
+import { identityFromSecrets, keysTopic, userIdToHex, type UserId } from '../../framework/relay/index.js';
 import { TypeOrmRelayStore } from '../../framework/store/index.js';
 import { brokerUrl, loadConfig, type RelayConfig } from '../config.js';
 import { describeDatabase, openDataSource } from '../runtime.js';
@@ -91,7 +85,7 @@ export async function handler(argv: DoctorArgs): Promise<void> {
 
   // Database, migrations, identity.
   let ds: DataSource | undefined;
-  let userId: UserIdHex | undefined;
+  let userId: UserId | undefined;
   let ownBundle: { bytes: Uint8Array; issuedAt: number } | undefined;
   try {
     ds = await openDataSource(config.database, false);
@@ -106,9 +100,9 @@ export async function handler(argv: DoctorArgs): Promise<void> {
       });
       const stored = await store.loadIdentity();
       if (stored) {
-        userId = userIdToHex(identityFromSecrets(stored.signingSeed, stored.sealSecret).userId);
+        userId = identityFromSecrets(stored.signingSeed, stored.sealSecret).userId;
         ownBundle = await store.loadOwnBundle();
-        line('ok', 'identity', userId);
+        line('ok', 'identity', userIdToHex(userId));
       } else {
         line('n/a', 'identity', 'none yet (relay-bot id or start creates it)');
       }
@@ -132,7 +126,7 @@ export async function handler(argv: DoctorArgs): Promise<void> {
   }
   if (client && userId) {
     try {
-      const payload = await retained(client, keysTopic(config.topicPrefix, userIdFromHex(userId)));
+      const payload = await retained(client, keysTopic(config.topicPrefix, userId));
       const age = ownBundle ? Math.floor(Date.now() / 1000) - ownBundle.issuedAt : undefined;
       if (!payload)
         fail('key bundle', 'nothing retained on our keys topic. Fix: relay-bot start publishes it');

@@ -7,7 +7,7 @@ import { BotRuntime } from '../../framework/bot/index.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
 import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
 import { CommandFailed } from '../errors.js';
-import { BotMetrics, startMetricsServer, type MetricsServer } from '../metrics.js';
+import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
 export interface StartArgs {
@@ -49,7 +49,7 @@ export async function handler(argv: StartArgs): Promise<void> {
     log.info({ url: broker.url }, 'embedded MQTT 5 broker started (development only)');
   }
 
-  const { store } = await openStore(config, 'bot', log);
+  const { store, dataSource } = await openStore(config, 'bot', log);
   const metrics = config.metrics.port !== undefined ? new BotMetrics() : undefined;
   let metricsServer: MetricsServer | undefined;
   let client;
@@ -67,7 +67,7 @@ export async function handler(argv: StartArgs): Promise<void> {
     }
     client = await createClient(config, 'bot', store, log);
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
-    runtime.attach(metrics ? metrics.instrument(client, store) : client, { store });
+    runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, { store });
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));
     await client.start();
     metrics?.markRunning();

@@ -6,7 +6,7 @@ import { EventEmitter } from 'eventemitter3';
 import { PassThrough, Writable } from 'node:stream';
 import { runChat } from '../../cli/chat/run.js';
 import { findGroup, resolveUser } from '../../cli/chat/resolve.js';
-import { groupEventLine } from '../../cli/chat/format.js';
+import { directMessageLine, groupEventLine, groupLabel, groupMessageLine } from '../../cli/chat/format.js';
 import { ChatSession, type ChatClient } from '../../cli/chat/session.js';
 import { UsageError } from '../../cli/errors.js';
 import type { GroupInfo, RelayClientEvents, UserIdHex } from '../../framework/relay/index.js';
@@ -234,4 +234,14 @@ test('--group with a group we are not in is a usage error (exit 2) naming the fi
   await expect(run).rejects.toThrow(UsageError);
   await expect(run).rejects.toThrow(/--group: no group "nope".*Fix: give the id \(or name\) of a group/);
   expect(client.listenerCount('message')).toBe(0);
+});
+
+describe('peer-controlled text', () => {
+  test('messages and group names lose C0/C1 control characters, newlines stay', () => {
+    const from = 'ab'.repeat(16);
+    expect(directMessageLine(from, 'hi\u001b[2J\rthere\nnext\u009b')).toBe('[abababab] hi[2Jthere\nnext');
+    const label = groupLabel('cd'.repeat(32), 'ops\u001b]0;x\u0007');
+    expect(label).toBe('#ops]0;x');
+    expect(groupMessageLine(label, from, '\u0008ok')).toBe('[#ops]0;x abababab] ok');
+  });
 });
