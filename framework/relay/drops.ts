@@ -31,9 +31,10 @@ export const DROP_REASONS = [
   'group_fork',
   'group_invite_refused',
   'group_too_large',
-  'group_duplicate_welcome',
+  'group_duplicate',
   'rejoin_invalid',
   'rejoin_quota',
+  'rejoin_not_behind',
 ] as const;
 
 export type DropReason = (typeof DROP_REASONS)[number];

@@ -108,6 +108,8 @@ export interface InnerPayload {
   groupId?: Uint8Array;
   /** GROUP_REJOIN only (key 10). */
   rejoinSignature?: Uint8Array;
+  /** GROUP_REJOIN only (key 12): the member's current epoch, covered by key 10. */
+  rejoinEpoch?: bigint;
   /**
    * Group Welcome only, our extension (key 11): the group's name as its creator set it. §1 has
    * decoders ignore unknown integer keys, so other clients simply do not see it.
@@ -127,6 +129,7 @@ export const innerPayloadSchema = defineSchema('InnerPayload', MAX_INNER_PAYLOAD
   groupId: { key: 9, type: 'bytes', required: false, length: GROUP_ID_LENGTH },
   rejoinSignature: { key: 10, type: 'bytes', required: false, length: 64 },
   groupName: { key: 11, type: 'text', required: false, maxBytes: MAX_GROUP_NAME_BYTES },
+  rejoinEpoch: { key: 12, type: 'uint64', required: false },
 });
 
 const INNER_MSG_TYPES: readonly number[] = [
@@ -145,6 +148,7 @@ function innerShapeProblem(
     | 'sealedSenderKeySignature'
     | 'groupId'
     | 'rejoinSignature'
+    | 'rejoinEpoch'
     | 'groupName'
   >,
 ): string | undefined {
@@ -159,8 +163,12 @@ function innerShapeProblem(
   if (isRejoin && (p.groupId === undefined || p.rejoinSignature === undefined)) {
     return 'GROUP_REJOIN needs group id (9) and signature (10)';
   }
-  if (!isRejoin && (p.groupId !== undefined || p.rejoinSignature !== undefined)) {
-    return 'keys 9 and 10 only on GROUP_REJOIN';
+  if (isRejoin && p.rejoinEpoch === undefined) return 'GROUP_REJOIN needs the epoch (12)';
+  if (
+    !isRejoin &&
+    (p.groupId !== undefined || p.rejoinSignature !== undefined || p.rejoinEpoch !== undefined)
+  ) {
+    return 'keys 9, 10 and 12 only on GROUP_REJOIN';
   }
   if (p.groupName !== undefined && p.msgType !== MSG_TYPE.groupWelcome) {
     return 'key 11 (group name) only on a group Welcome';

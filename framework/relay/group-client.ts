@@ -28,7 +28,13 @@ import { retryStale } from './retry-stale.js';
 import { GroupRecords, updatedRecord, type Loaded } from './group-records.js';
 import { DEFAULT_POW_BITS, MAX_MINED_POW_BITS, MSG_TYPE, PADDING_BLOCK } from './labels.js';
 import * as mls from './mls/index.js';
-import { signRejoin, verifyRejoin } from './rejoin.js';
+import { memberIsBehind, signRejoin, verifyRejoin } from './rejoin.js';
+import {
+  judgeGroupWelcome,
+  newRejoinRequest,
+  REJOIN_REQUEST_SECONDS,
+  rejoinRequestOpen,
+} from './rejoin-request.js';
 import {
   commitPlan,
   committerRefreshDue,
@@ -53,8 +59,6 @@ const DAY = 86_400;
 /** A group message left unread this long by an offline member is of no use to it any more. */
 const GROUP_MESSAGE_EXPIRY_SECONDS = 7 * DAY;
 const REJOIN_INTERVAL_SECONDS = 600;
-/** How long a member removed by its own rejoin waits for the Welcome that re-adds it. */
-const READD_WAIT_SECONDS = 3600;
 /** How often an unfulfilled membership change is proposed again before we give up on it. */
 const MAX_INTENT_ATTEMPTS = 3;
 /** §9: a proposal uncommitted this long lets any member propose the committer's Remove. */
@@ -693,8 +697,7 @@ export class GroupCoordinator {
     { record, state, meta }: Loaded,
     processed: { groupId: string; digest: string; at: UnixSeconds },
   ): Promise<undefined> {
-    const asked = meta.rejoinRequestedAt;
-    if (asked !== undefined && processed.at - asked < READD_WAIT_SECONDS) {
+    if (rejoinRequestOpen(meta.rejoinRequest, processed.at)) {
       // The Remove half of the re-add we asked for: the Welcome for our new leaf follows.
       meta.readdPendingSince = processed.at;
       await this.records.save(
@@ -865,7 +868,7 @@ export class GroupCoordinator {
     if (!first) return;
     const now = this.host.clock.now();
     const waiting = first.meta.readdPendingSince;
-    if (waiting !== undefined && now - waiting >= READD_WAIT_SECONDS) {
+    if (waiting !== undefined && now - waiting >= REJOIN_REQUEST_SECONDS) {
       // Removed, and the Welcome that should have re-added us never came.
       await this.lane(first.record.topicId, () => this.records.save({ deleteGroups: [groupId] }));
       await this.forget(first.record, 'removed');
@@ -888,13 +891,16 @@ export class GroupCoordinator {
       supersededAt: now,
     });
     const groupIdBytes = fromHex(groupId);
+    const epoch = mls.epochOf(first.state);
+    const claim = { groupId: groupIdBytes, epoch, keyPackage: kp.keyPackage, sentAt: now };
     const payload = await this.host.sealWithPow(
       bundle.record,
       {
         msgType: MSG_TYPE.groupRejoin,
         mls: kp.keyPackage,
         groupId: groupIdBytes,
-        rejoinSignature: signRejoin(this.host.identity, groupIdBytes, kp.keyPackage, now),
+        rejoinEpoch: epoch,
+        rejoinSignature: signRejoin(this.host.identity, claim),
       },
       now,
     );
@@ -903,6 +909,7 @@ export class GroupCoordinator {
         const loaded = await this.records.load(groupId);
         if (!loaded) return;
         loaded.meta.rejoinRequestedAt = now;
+        loaded.meta.rejoinRequest = newRejoinRequest(now, committer.identityKey, kp.ref);
         await this.records.save(
           {
             groups: [updatedRecord(loaded.record, loaded.state, loaded.meta, now)],
@@ -965,10 +972,14 @@ export class GroupCoordinator {
     const topicId = topicIdForGroup(groupIdBytes as GroupId);
     const existing = await this.host.store.getGroup(groupId);
     const existingMeta = existing && parseGroupMeta(existing.meta, now);
-    const rejoin =
-      existingMeta?.rejoinRequestedAt !== undefined &&
-      now - existingMeta.rejoinRequestedAt < READD_WAIT_SECONDS;
-    if (existing && !rejoin) return 'group_duplicate_welcome';
+    // §9: for a group we are in, only the answer to our own rejoin request (which it clears).
+    const verdict = judgeGroupWelcome(
+      existingMeta,
+      { signerKey: joined.groupInfoSignerKey, consumedRef: joined.consumedRef },
+      now,
+    );
+    if (verdict === 'duplicate') return 'group_duplicate';
+    const rejoin = verdict === 'rejoin';
     // §9: subscribe to the topic first, then publish a fresh bundle.
     await this.host.subscribe(this.topicOf(topicId));
     const meta = newGroupMeta(now, {
@@ -980,7 +991,7 @@ export class GroupCoordinator {
           ? { name: existingMeta.name }
           : {}),
       // Kept across the re-add: a forged future-epoch header must not buy another one at once.
-      ...(rejoin ? { rejoinRequestedAt: existingMeta.rejoinRequestedAt } : {}),
+      ...(rejoin ? { rejoinRequestedAt: existingMeta!.rejoinRequestedAt } : {}),
     });
     const known = await this.host.store.getPeer(sender);
     const peer: PeerRecord = {
@@ -1040,7 +1051,7 @@ export class GroupCoordinator {
   ): Promise<DropReason | undefined> {
     const { inner } = opened;
     if (opened.tokenSession !== undefined) return 'access_session';
-    if (!inner.groupId || !inner.rejoinSignature) return 'inner_payload';
+    if (!inner.groupId || !inner.rejoinSignature || inner.rejoinEpoch === undefined) return 'inner_payload';
     const groupId = toHex(inner.groupId);
     const first = await this.records.load(groupId);
     if (!first || !mls.isCommitter(first.state)) return 'rejoin_invalid';
@@ -1056,17 +1067,15 @@ export class GroupCoordinator {
       return 'rejoin_invalid';
     }
     if (toHex(kp.identityKey) !== toHex(inner.senderIdentityKey)) return 'rejoin_invalid';
-    if (
-      !verifyRejoin(
-        inner.senderIdentityKey,
-        inner.groupId,
-        inner.mls,
-        opened.envelope.sentAt,
-        inner.rejoinSignature,
-      )
-    ) {
-      return 'rejoin_invalid';
-    }
+    const claim = {
+      groupId: inner.groupId,
+      epoch: inner.rejoinEpoch,
+      keyPackage: inner.mls,
+      sentAt: opened.envelope.sentAt,
+    };
+    if (!verifyRejoin(inner.senderIdentityKey, claim, inner.rejoinSignature)) return 'rejoin_invalid';
+    // §9 v2: a forged clear epoch makes a member ask; only one that is really behind is re-added.
+    if (!memberIsBehind(claim.epoch, mls.epochOf(first.state))) return 'rejoin_not_behind';
     let bundle: FetchedPeerBundle;
     try {
       bundle = await this.host.fetchPeerBundle(sender);

@@ -4,6 +4,7 @@
  * a restart. The store treats it as opaque text.
  */
 import type { UserIdHex } from './brand.js';
+import type { RejoinRequest } from './rejoin-request.js';
 
 /** A membership change we asked for; re-proposed after any commit that did not make it. */
 export type GroupIntent = (
@@ -26,9 +27,11 @@ export interface GroupMeta {
   pendingSince?: number;
   /** When we last asked the committer to re-add us (at most once per 10 minutes). */
   rejoinRequestedAt?: number;
+  /** Our outstanding GROUP_REJOIN: the only Welcome for this group we accept answers it (§9). */
+  rejoinRequest?: RejoinRequest;
   /**
-   * When a commit removed us while our rejoin request was pending: the committer's Remove + Add.
-   * The state is kept until the group Welcome replaces it (or, after an hour, deleted).
+   * When a commit removed us while our rejoin request was open: the committer's Remove + Add.
+   * The state is kept until the group Welcome replaces it (or, once the request lapsed, deleted).
    */
   readdPendingSince?: number;
   /** Committer: when each member's last rejoin was served (one per member per 10 minutes). */

@@ -23,7 +23,7 @@ export type {
   GroupConversation,
   GroupReceivedMessage,
 } from './group-client.js';
-export { signRejoin, verifyRejoin, rejoinSignatureMessage } from './rejoin.js';
+export { signRejoin, verifyRejoin, rejoinSignatureMessage, type RejoinClaim } from './rejoin.js';
 export { MemoryRelayStore, CONVERSATION_DATA_DELETED } from './store.js';
 export type {
   RelayStore,

@@ -8,7 +8,7 @@ export const LABEL = {
   pow: 'relay-pow-v1',
   access: 'relay-access-v1',
   sealedSenderKey: 'relay-sskey-v1',
-  rejoin: 'relay-rejoin-v1',
+  rejoin: 'relay-rejoin-v2',
 } as const;
 
 export const PROTOCOL_VERSION = 1;

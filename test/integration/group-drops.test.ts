@@ -153,23 +153,30 @@ describe('on the topic of a group the victim is in', () => {
     await expectDropped('mls', () => raw.publish(topic, encodeGroupPayload(stale)));
   });
 
-  test('a message from an epoch above ours counts a gap; the re-add it asks for is rate-limited', async () => {
-    const recordBefore = await victimStore.getGroup(groupId);
+  test('a forged future epoch makes the member ask once; the committer refuses, the member is not behind', async () => {
+    const groupBefore = await committer.client.group(groupId);
     const future = new Uint8Array(await lastApplication(topic));
     new DataView(future.buffer).setBigUint64(37, 1n << 40n);
-    const count = victim.client.drops.get('group_epoch_gap');
+    const gaps = victim.client.drops.get('group_epoch_gap');
+    const refused = committer.client.drops.get('rejoin_not_behind');
     await raw.publish(topic, encodeGroupPayload(future));
-    await until(() => victim.client.drops.get('group_epoch_gap') > count);
-    // An unauthenticated header is all it takes to look behind (§9), so the member asks once…
-    await until(() => victim.events.some((e) => e.kind === 'rejoined' && e.groupId === groupId));
-    await until(() => converged([committer, victim, friend], groupId));
-    await settled();
-    expect((await victimStore.getGroup(groupId))!.epoch).toBeGreaterThan(recordBefore!.epoch);
-    // …and not again within ten minutes: the next forged header changes nothing at all.
+    await until(() => victim.client.drops.get('group_epoch_gap') > gaps);
+    // An unauthenticated header is all it takes to look behind (§9), so the victim and the friend
+    // each ask once; their requests carry their own signed epoch, which is the group's, so the
+    // committer refuses both and changes nothing.
+    await until(() => committer.client.drops.get('rejoin_not_behind') === refused + 2, 20_000, 'refused');
+    expect(await committer.client.group(groupId)).toEqual(groupBefore);
+    expect(await converged([committer, victim, friend], groupId)).toBe(true);
+    expect(victim.events.some((e) => e.kind === 'rejoined' && e.groupId === groupId)).toBe(false);
+    // Not again within ten minutes: the next forged header changes nothing at all.
     new DataView(future.buffer).setBigUint64(37, (1n << 40n) + 1n);
     await expectDropped('group_epoch_gap', () => raw.publish(topic, encodeGroupPayload(future)));
-    await committer.client.sendToGroup(groupId, 'after the re-add');
-    await until(() => groupTexts(victim, groupId).includes('after the re-add'));
+    await committer.client.sendToGroup(groupId, 'after the refusal');
+    await until(() => groupTexts(victim, groupId).includes('after the refusal'));
+    expect(committer.client.drops.get('rejoin_not_behind')).toBe(refused + 2);
+    expect(await committer.client.group(groupId)).toEqual(groupBefore);
+    // The request's outbox row is gone once published, so later tests start from a settled store.
+    await until(() => (JSON.parse(victimStore.dump()) as { outbox: unknown[] }).outbox.length === 0);
   });
 
   test('replayed commits are dropped: a processed one as a duplicate, one from a past epoch as stale', async () => {

@@ -173,7 +173,7 @@ describe('InnerPayload (PROTOCOL.md §6)', () => {
       mls: fc.uint8Array({ minLength: 1, maxLength: 2000 }),
       ratchetTree: fc.option(fc.uint8Array({ minLength: 1, maxLength: 700 }), { nil: undefined }),
       ssk: fc.option(fc.tuple(bytesOf(32), bytesOf(64)), { nil: undefined }),
-      rejoin: fc.tuple(bytesOf(32), bytesOf(64)),
+      rejoin: fc.tuple(bytesOf(32), bytesOf(64), fc.bigInt({ min: 0n, max: 0xffff_ffff_ffff_ffffn })),
     })
     .map(({ msgType, ratchetTree, ssk, rejoin, ...rest }) => {
       const welcome = msgType === 3 || msgType === 6;
@@ -181,7 +181,7 @@ describe('InnerPayload (PROTOCOL.md §6)', () => {
       if (welcome && ratchetTree !== undefined) p.ratchetTree = ratchetTree;
       const pair = welcome ? (ssk ?? [new Uint8Array(32), new Uint8Array(64)]) : ssk;
       if (pair !== undefined) [p.sealedSenderKey, p.sealedSenderKeySignature] = pair;
-      if (msgType === 7) [p.groupId, p.rejoinSignature] = rejoin;
+      if (msgType === 7) [p.groupId, p.rejoinSignature, p.rejoinEpoch] = rejoin;
       return p;
     });
 
@@ -253,8 +253,22 @@ describe('InnerPayload (PROTOCOL.md §6)', () => {
       /Welcome must carry/,
     ],
     ['a ratchet tree on a message', { msgType: 5, ratchetTree: new Uint8Array(3) }, /only on a Welcome/],
-    ['a rejoin without key 10', { msgType: 7, groupId: new Uint8Array(32) }, /GROUP_REJOIN needs/],
-    ['a rejoin without key 9', { msgType: 7, rejoinSignature: new Uint8Array(64) }, /GROUP_REJOIN needs/],
+    [
+      'a rejoin without key 10',
+      { msgType: 7, groupId: new Uint8Array(32), rejoinEpoch: 1n },
+      /GROUP_REJOIN needs/,
+    ],
+    [
+      'a rejoin without key 9',
+      { msgType: 7, rejoinSignature: new Uint8Array(64), rejoinEpoch: 1n },
+      /GROUP_REJOIN needs/,
+    ],
+    [
+      'a rejoin without key 12 (version 1)',
+      { msgType: 7, groupId: new Uint8Array(32), rejoinSignature: new Uint8Array(64) },
+      /needs the epoch \(12\)/,
+    ],
+    ['key 12 on a group Welcome', { msgType: 6, rejoinEpoch: 3n }, /only on GROUP_REJOIN/],
     ['key 9 on a message', { groupId: new Uint8Array(32) }, /only on GROUP_REJOIN/],
     ['key 10 on a Welcome', { msgType: 3, rejoinSignature: new Uint8Array(64) }, /only on GROUP_REJOIN/],
     ['key 11 (group name) on a 1:1 Welcome', { msgType: 3, groupName: 'team' }, /only on a group Welcome/],
@@ -303,8 +317,8 @@ describe('InnerPayload (PROTOCOL.md §6)', () => {
     expectCodecError(() => decodeInnerPayload(nonZero), /padding is not all zero/);
     expectCodecError(() => decodeInnerPayload(good.subarray(0, 255)), /not a multiple of 256/);
     expectCodecError(() => decodeInnerPayload(raw({}, new Uint8Array(341))), /not a multiple of 256/);
-    // A map without key 8, made 256 bytes long with an unknown key 12.
-    const withoutPadding = hex(vectors.inner_payload.cbor_padded.replace('085855', '0c5855'));
+    // A map without key 8, made 256 bytes long with an unknown key 13.
+    const withoutPadding = hex(vectors.inner_payload.cbor_padded.replace('085855', '0d5855'));
     expectCodecError(() => decodeInnerPayload(withoutPadding), /required field padding/);
   });
 

@@ -22,6 +22,7 @@ interface RejoinVector {
   signingSeed: string;
   identityKey: string;
   groupId: string;
+  epoch: number;
   keyPackage: string;
   sentAt: number;
   message: string;
@@ -31,40 +32,50 @@ const vector = JSON.parse(
   readFileSync(new URL('../vectors/rejoin.json', import.meta.url), 'utf8'),
 ) as RejoinVector;
 
-describe('GROUP_REJOIN signature (key 10)', () => {
-  const identity = identityFromSecrets(fromHex(vector.signingSeed), new Uint8Array(32).fill(9));
-  const groupId = fromHex(vector.groupId);
-  const keyPackage = fromHex(vector.keyPackage);
+const u64 = (n: number | bigint) => Buffer.from(BigInt(n).toString(16).padStart(16, '0'), 'hex');
 
-  test('the signed message is the label, the group id, SHA-256 of key 3 and u64be(sent_at)', () => {
+describe('GROUP_REJOIN signature (key 10, version 2)', () => {
+  const identity = identityFromSecrets(fromHex(vector.signingSeed), new Uint8Array(32).fill(9));
+  const claim = {
+    groupId: fromHex(vector.groupId),
+    epoch: BigInt(vector.epoch),
+    keyPackage: fromHex(vector.keyPackage),
+    sentAt: vector.sentAt,
+  };
+
+  test('the signed message is the label, the group id, u64be(epoch), SHA-256 of key 3 and u64be(sent_at)', () => {
     const byHand = Buffer.concat([
-      Buffer.from('relay-rejoin-v1', 'ascii'),
-      groupId,
-      createHash('sha256').update(keyPackage).digest(),
-      Buffer.from(vector.sentAt.toString(16).padStart(16, '0'), 'hex'),
+      Buffer.from('relay-rejoin-v2', 'ascii'),
+      claim.groupId,
+      u64(vector.epoch),
+      createHash('sha256').update(claim.keyPackage).digest(),
+      u64(vector.sentAt),
     ]);
-    expect(toHex(rejoinSignatureMessage(groupId, keyPackage, vector.sentAt))).toBe(toHex(byHand));
+    expect(toHex(rejoinSignatureMessage(claim))).toBe(toHex(byHand));
     expect(toHex(byHand)).toBe(vector.message);
   });
 
   test('our signature is the vector, and @noble/curves verifies it', () => {
     expect(toHex(identity.signingPublic)).toBe(vector.identityKey);
-    const sig = signRejoin(identity, groupId, keyPackage, vector.sentAt);
+    const sig = signRejoin(identity, claim);
     expect(toHex(sig)).toBe(vector.signature);
     expect(ed25519.verify(sig, fromHex(vector.message), fromHex(vector.identityKey))).toBe(true);
   });
 
-  test('verifyRejoin accepts the vector and refuses any other group, key package, time or key', () => {
+  test('verifyRejoin accepts the vector and refuses any other group, epoch, key package, time or key', () => {
     const sig = fromHex(vector.signature);
     const key = fromHex(vector.identityKey);
-    expect(verifyRejoin(key, groupId, keyPackage, vector.sentAt, sig)).toBe(true);
-    const otherGroup = groupId.slice();
+    expect(verifyRejoin(key, claim, sig)).toBe(true);
+    const otherGroup = claim.groupId.slice();
     otherGroup[0]! ^= 1;
-    expect(verifyRejoin(key, otherGroup, keyPackage, vector.sentAt, sig)).toBe(false);
-    expect(verifyRejoin(key, groupId, keyPackage.subarray(1), vector.sentAt, sig)).toBe(false);
-    expect(verifyRejoin(key, groupId, keyPackage, vector.sentAt + 1, sig)).toBe(false);
-    expect(verifyRejoin(new Uint8Array(32), groupId, keyPackage, vector.sentAt, sig)).toBe(false);
-    expect(verifyRejoin(key, groupId, keyPackage, vector.sentAt, sig.subarray(1))).toBe(false);
+    expect(verifyRejoin(key, { ...claim, groupId: otherGroup }, sig)).toBe(false);
+    expect(verifyRejoin(key, { ...claim, epoch: claim.epoch + 1n }, sig)).toBe(false);
+    expect(verifyRejoin(key, { ...claim, epoch: claim.epoch - 1n }, sig)).toBe(false);
+    expect(verifyRejoin(key, { ...claim, keyPackage: claim.keyPackage.subarray(1) }, sig)).toBe(false);
+    expect(verifyRejoin(key, { ...claim, sentAt: vector.sentAt + 1 }, sig)).toBe(false);
+    expect(verifyRejoin(new Uint8Array(32), claim, sig)).toBe(false);
+    expect(verifyRejoin(key, claim, sig.subarray(1))).toBe(false);
+    expect(verifyRejoin(key, { ...claim, epoch: -1n }, sig)).toBe(false);
   });
 });
 
