@@ -38,6 +38,12 @@ import {
 import {
   commitPlan,
   committerRefreshDue,
+  deferredAfter,
+  exceedsMemberCap,
+  MAX_WELCOME_POW_BITS,
+  type CommitExtras,
+  type CommitPlan,
+  type WantedAdd,
   judgeEpoch,
   mayCommit,
   memberRefreshDue,
@@ -59,6 +65,11 @@ const DAY = 86_400;
 /** A group message left unread this long by an offline member is of no use to it any more. */
 const GROUP_MESSAGE_EXPIRY_SECONDS = 7 * DAY;
 const REJOIN_INTERVAL_SECONDS = 600;
+/**
+ * Adds left for the next epoch are committed after §9's longest batching delay, so that the
+ * previous commit's joiners have had time to subscribe and do not miss the commit.
+ */
+const DEFERRED_ADDS_DELAY_MS = 2000;
 /** How often an unfulfilled membership change is proposed again before we give up on it. */
 const MAX_INTENT_ATTEMPTS = 3;
 /** §9: a proposal uncommitted this long lets any member propose the committer's Remove. */
@@ -69,6 +80,11 @@ const hexId = (id: Uint8Array): UserIdHex => userIdToHex(id as never);
 function unique<T>(xs: readonly T[]): T[] {
   return [...new Set(xs)];
 }
+
+const wantedAdd = (b: FetchedPeerBundle): WantedAdd => ({
+  userId: b.record.userId as UserIdHex,
+  keyPackage: b.keyPackage,
+});
 
 export class GroupCoordinator {
   private readonly records: GroupRecords;
@@ -118,7 +134,8 @@ export class GroupCoordinator {
     }
     for (const g of groups) {
       const state = mls.decodeSession(g.state);
-      if (mayCommit(state) && mls.hasPendingProposals(state)) this.scheduleCommit(g.groupId);
+      const deferred = (parseGroupMeta(g.meta, 0).deferredAdds ?? []).length > 0;
+      if (mayCommit(state) && (mls.hasPendingProposals(state) || deferred)) this.scheduleCommit(g.groupId);
     }
     // Membership changes committed before a restart but not yet carried out.
     this.carryOut(groups.filter((g) => parseGroupMeta(g.meta, 0).intents.length > 0).map((g) => g.groupId));
@@ -264,10 +281,10 @@ export class GroupCoordinator {
       let state = created.state;
       let outbox: OutboxRecord[] = [];
       const consumed: mls.Consumed[] = [created.consumed];
+      const meta = newGroupMeta(now, opts.name !== undefined ? { name: opts.name } : {});
       if (bundles.length > 0) {
-        const commit = await mls.commitGroup(this.host.mls, state, {
-          adds: bundles.map((b) => b.keyPackage),
-        });
+        const plan = this.plan(state, meta, () => undefined, { adds: bundles.map(wantedAdd) });
+        const commit = await mls.commitGroup(this.host.mls, state, plan);
         state = commit.state;
         consumed.push(commit.consumed);
         outbox = await this.welcomeRows(
@@ -281,12 +298,13 @@ export class GroupCoordinator {
         topicId,
         state: mls.encodeSession(state),
         epoch: mls.epochOf(state),
-        meta: serializeGroupMeta(newGroupMeta(now, opts.name !== undefined ? { name: opts.name } : {})),
+        meta: serializeGroupMeta(meta),
         updatedAt: now,
         version: 0,
       };
       await this.records.save({ groups: [record], peers: bundles.map((b) => b.record), outbox }, state);
       for (const c of consumed) mls.wipeConsumed(c);
+      if (meta.deferredAdds?.length) this.scheduleCommit(groupId, DEFERRED_ADDS_DELAY_MS);
     });
     await this.host.flushOutbox();
     const info = (await this.info(groupId))!;
@@ -308,17 +326,16 @@ export class GroupCoordinator {
     if (current.size + ids.length > this.maxMembers) {
       throw new ArgumentError(`a group holds at most ${this.maxMembers} members (groups.maxMembers)`);
     }
-    const bundles = await this.fetchInvitees(ids);
+    // §9: the committer mines group Welcome PoW only up to 24 bits; a proposer up to §4's limit.
+    const maxBits = mls.isCommitter(first.state) ? MAX_WELCOME_POW_BITS : MAX_MINED_POW_BITS;
+    const bundles = await this.fetchInvitees(ids, maxBits);
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
         const { record, state, meta } = await this.records.require(groupId);
         const now = this.host.clock.now();
         if (mls.isCommitter(state)) {
-          const plan = commitPlan(state, meta, () => undefined);
-          const commit = await mls.commitGroup(this.host.mls, state, {
-            ...plan,
-            adds: [...plan.adds, ...bundles.map((b) => b.keyPackage)],
-          });
+          const plan = this.plan(state, meta, () => undefined, { adds: bundles.map(wantedAdd) });
+          const commit = await mls.commitGroup(this.host.mls, state, plan);
           await this.saveCommit(
             record,
             meta,
@@ -360,11 +377,8 @@ export class GroupCoordinator {
         if (leaves.length === 0) return;
         const now = this.host.clock.now();
         if (mls.isCommitter(state)) {
-          const plan = commitPlan(state, meta, () => undefined);
-          const commit = await mls.commitGroup(this.host.mls, state, {
-            ...plan,
-            removes: [...plan.removes, ...leaves],
-          });
+          const plan = this.plan(state, meta, () => undefined, { removes: leaves });
+          const commit = await mls.commitGroup(this.host.mls, state, plan);
           await this.saveCommit(record, meta, commit, [], now);
           return;
         }
@@ -472,7 +486,7 @@ export class GroupCoordinator {
       const commit = await mls.commitGroup(
         this.host.mls,
         state,
-        commitPlan(state, meta, () => undefined),
+        this.plan(state, meta, () => undefined),
       );
       return this.saveCommit(record, meta, commit, [], now);
     }
@@ -490,12 +504,12 @@ export class GroupCoordinator {
   // ------------------------------------------------------------------ the committer
 
   /** Batches proposals for `commitDelayMs` (well within §9's 2 s), then commits them all. */
-  private scheduleCommit(groupId: string): void {
+  private scheduleCommit(groupId: string, delayMs = this.commitDelayMs): void {
     if (!this.running || this.commitTimers.has(groupId)) return;
     const timer = setTimeout(() => {
       this.commitTimers.delete(groupId);
       this.track(this.commitPendingNow(groupId));
-    }, this.commitDelayMs);
+    }, delayMs);
     timer.unref();
     this.commitTimers.set(groupId, timer);
   }
@@ -510,17 +524,19 @@ export class GroupCoordinator {
     if (!first || !mayCommit(first.state)) return;
     // Invitees' bundles give the sealed-sender key and pow_bits for their Welcomes; fetched before
     // entering the lane so that network waits never hold the group's state.
-    const invitees = unique(
-      mls
+    const invitees = unique([
+      ...mls
         .pendingProposals(first.state)
         .flatMap((p) => (p.kind === 'add' && p.add ? [hexId(p.add.userId)] : [])),
-    );
+      ...(first.meta.deferredAdds ?? []),
+    ]);
     const bundles = new Map<string, FetchedPeerBundle>();
     await Promise.all(
       invitees.map(async (id) => {
         try {
           const b = await this.host.fetchPeerBundle(id);
-          if (b.powBits <= MAX_MINED_POW_BITS) bundles.set(id, b);
+          if (b.powBits <= MAX_WELCOME_POW_BITS) bundles.set(id, b);
+          else this.host.log.debug({ invitee: id, powBits: b.powBits }, 'Add left out: PoW over 24 bits');
         } catch (e) {
           this.host.log.debug({ err: (e as Error).message, invitee: id }, 'invitee bundle unavailable');
         }
@@ -533,16 +549,21 @@ export class GroupCoordinator {
         const { record, state, meta } = loaded;
         const pending = mls.pendingProposals(state);
         const now = this.host.clock.now();
+        const deferred = meta.deferredAdds ?? [];
         if (
           pending.length === 0 &&
+          deferred.length === 0 &&
           !(mls.isCommitter(state) && committerRefreshDue(meta, now, this.host.updateEveryMessages))
         )
           return;
-        const plan = commitPlan(state, meta, (id) => bundles.get(hexId(id))?.keyPackage);
+        // Deferred invitees are all looked at here: those without a usable bundle are left out.
+        meta.deferredAdds = [];
+        const plan = this.plan(state, meta, (id) => bundles.get(hexId(id))?.keyPackage, { deferred });
         let commit: mls.GroupCommit;
         try {
           commit = await mls.commitGroup(this.host.mls, state, plan);
         } catch (e) {
+          meta.deferredAdds = [];
           // §9: a set the committer cannot commit is discarded; proposers propose again.
           this.host.log.debug({ err: (e as Error).message, groupId }, 'proposal set discarded');
           if (!mls.isCommitter(state)) return;
@@ -589,6 +610,7 @@ export class GroupCoordinator {
     );
     mls.wipeConsumed(commit.consumed);
     this.emitMembers(record.groupId, commit.added, commit.removed, commit.state);
+    if (meta.deferredAdds?.length) this.scheduleCommit(record.groupId, DEFERRED_ADDS_DELAY_MS);
     return { record: next, state: commit.state, meta };
   }
 
@@ -689,6 +711,8 @@ export class GroupCoordinator {
       case 'proposal':
         return this.onProposal(loaded, result, processed);
       case 'commit':
+        // §9: the member cap holds for every commit; the state stays as it was.
+        if (exceedsMemberCap(result.state, this.maxMembers)) return 'group_too_large';
         return this.onCommit(loaded, result, processed);
     }
   }
@@ -1082,6 +1106,8 @@ export class GroupCoordinator {
     } catch {
       return 'bundle_invalid';
     }
+    // §9: the Welcome that re-adds it is mined only up to 24 bits.
+    if (bundle.powBits > MAX_WELCOME_POW_BITS) return 'rejoin_invalid';
     let outcome: DropReason | undefined;
     await this.lane(first.record.topicId, () =>
       retryStale(async () => {
@@ -1091,12 +1117,11 @@ export class GroupCoordinator {
           outcome = 'rejoin_invalid';
           return;
         }
-        const plan = commitPlan(loaded.state, loaded.meta, () => undefined);
-        const commit = await mls.commitGroup(this.host.mls, loaded.state, {
-          ...plan,
-          removes: [...plan.removes, current.leafIndex],
-          adds: [...plan.adds, inner.mls],
+        const plan = this.plan(loaded.state, loaded.meta, () => undefined, {
+          adds: [{ userId: sender, keyPackage: inner.mls }],
+          removes: [current.leafIndex],
         });
+        const commit = await mls.commitGroup(this.host.mls, loaded.state, plan);
         for (const [id, at] of Object.entries(loaded.meta.rejoinsServed)) {
           if (now - at >= REJOIN_INTERVAL_SECONDS) delete loaded.meta.rejoinsServed[id];
         }
@@ -1113,6 +1138,21 @@ export class GroupCoordinator {
   }
 
   // ------------------------------------------------------------------ storage
+
+  /**
+   * commitPlan with our member cap, recording in `meta` the invitees left for the next epoch
+   * (saveCommit schedules that commit).
+   */
+  private plan(
+    state: mls.GroupSession,
+    meta: GroupMeta,
+    keyPackageOf: (userId: Uint8Array) => Uint8Array | undefined,
+    extras: Omit<CommitExtras, 'maxMembers'> = {},
+  ): CommitPlan {
+    const plan = commitPlan(state, meta, keyPackageOf, { ...extras, maxMembers: this.maxMembers });
+    meta.deferredAdds = deferredAfter(plan, meta.deferredAdds);
+    return plan;
+  }
 
   private lane<T>(topicId: string, work: () => Promise<T>): Promise<T> {
     return this.host.queue.run(`g:${topicId}`, work);
@@ -1137,7 +1177,10 @@ export class GroupCoordinator {
     };
   }
 
-  private async fetchInvitees(ids: readonly UserIdHex[]): Promise<FetchedPeerBundle[]> {
+  private async fetchInvitees(
+    ids: readonly UserIdHex[],
+    maxBits = MAX_WELCOME_POW_BITS,
+  ): Promise<FetchedPeerBundle[]> {
     return Promise.all(
       ids.map(async (id) => {
         let b: FetchedPeerBundle;
@@ -1146,9 +1189,9 @@ export class GroupCoordinator {
         } catch (e) {
           throw new ArgumentError(`cannot invite ${id}: ${(e as Error).message}`, { cause: e });
         }
-        if (b.powBits > MAX_MINED_POW_BITS) {
+        if (b.powBits > maxBits) {
           throw new ArgumentError(
-            `cannot invite ${id}: it demands ${b.powBits} PoW bits (we mine at most ${MAX_MINED_POW_BITS})`,
+            `cannot invite ${id}: it demands ${b.powBits} PoW bits (we mine at most ${maxBits} for a group Welcome)`,
           );
         }
         return b;

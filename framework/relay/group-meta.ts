@@ -34,6 +34,8 @@ export interface GroupMeta {
    * The state is kept until the group Welcome replaces it (or, once the request lapsed, deleted).
    */
   readdPendingSince?: number;
+  /** Committer: invitees a commit left out for its 10-Add limit, added in the next epoch (§9). */
+  deferredAdds?: UserIdHex[];
   /** Committer: when each member's last rejoin was served (one per member per 10 minutes). */
   rejoinsServed: Record<string, number>;
   invitedBy?: UserIdHex;

@@ -5,10 +5,12 @@
  */
 import type { UserId, UserIdHex } from './brand.js';
 import type { GroupIntent, GroupMeta } from './group-meta.js';
-import { userIdToHex } from './identity.js';
+import { userIdFromHex, userIdToHex } from './identity.js';
 import * as mls from './mls/index.js';
 
 const DAY = 86_400;
+/** PROTOCOL.md §9: a group holds at most 250 members (less by configuration). */
+export const MAX_GROUP_MEMBERS = 250;
 /** §9 "Key refresh": also after this long without one. */
 export const KEY_REFRESH_SECONDS = 7 * DAY;
 
@@ -25,10 +27,33 @@ export function mayCommit(state: mls.GroupSession): boolean {
   return pending.some((p) => p.kind === 'remove' && p.removeLeaf === committerLeaf);
 }
 
+/** §9: a committer commits at most this many Adds per epoch; the rest wait for the next one. */
+export const MAX_ADDS_PER_COMMIT = 10;
+/** §9: a committer mines a group Welcome's PoW only up to this many bits. */
+export const MAX_WELCOME_POW_BITS = 24;
+
+/** An Add the committer makes on its own account (its own add(), a rejoin), with its KeyPackage. */
+export interface WantedAdd {
+  userId: UserIdHex;
+  keyPackage: Uint8Array;
+}
+
+export interface CommitExtras {
+  /** Carried before proposed and deferred Adds. */
+  adds?: readonly WantedAdd[];
+  removes?: readonly number[];
+  /** Invitees left for this epoch by an earlier commit (GroupMeta.deferredAdds). */
+  deferred?: readonly UserIdHex[];
+  /** The member cap (§9, `maxMembers`); Adds beyond it are left out. */
+  maxMembers?: number;
+}
+
 export interface CommitPlan {
   exclude: string[];
   adds: Uint8Array[];
   removes: number[];
+  /** Invitees with a KeyPackage that did not fit this commit's 10 Adds: the next epoch's. */
+  later: UserIdHex[];
 }
 
 /**
@@ -38,20 +63,23 @@ export interface CommitPlan {
  * by value (an Add with the invitee's freshly fetched KeyPackage, `keyPackageOf`; §9 leaves out
  * Adds without a valid bundle), and in an epoch that added members other members' Updates (which
  * cannot go by value) wait for the next epoch. The committer's own Remove stays by reference: the
- * hand-over commit is recognised by it.
+ * hand-over commit is recognised by it. Adds are counted against the member cap and at most 10
+ * go in one commit: the rest are `later`, for the next epoch.
  */
 export function commitPlan(
   state: mls.GroupSession,
   meta: Pick<GroupMeta, 'epochAddedMembers'>,
   keyPackageOf: (userId: Uint8Array) => Uint8Array | undefined,
+  extras: CommitExtras = {},
 ): CommitPlan {
   const committerLeaf = mls.committerOf(state).leafIndex;
-  const plan: CommitPlan = { exclude: [], adds: [], removes: [] };
+  const plan: CommitPlan = { exclude: [], adds: [], removes: [...(extras.removes ?? [])], later: [] };
+  const wanted: WantedAdd[] = [...(extras.adds ?? [])];
   for (const p of mls.pendingProposals(state)) {
     if (p.kind === 'add') {
       plan.exclude.push(p.ref);
       const kp = p.add && keyPackageOf(p.add.userId);
-      if (kp) plan.adds.push(kp);
+      if (kp) wanted.push({ userId: userIdToHex(p.add!.userId as UserId), keyPackage: kp });
     } else if (p.kind === 'remove' && p.removeLeaf !== committerLeaf) {
       plan.exclude.push(p.ref);
       if (p.removeLeaf !== undefined) plan.removes.push(p.removeLeaf);
@@ -59,7 +87,34 @@ export function commitPlan(
       plan.exclude.push(p.ref);
     }
   }
+  for (const id of extras.deferred ?? []) {
+    const kp = keyPackageOf(userIdFromHex(id));
+    if (kp) wanted.push({ userId: id, keyPackage: kp });
+  }
+  const staying = mls.membersOf(state).filter((m) => !plan.removes.includes(m.leafIndex));
+  // Each invitee once, and none that stays a member.
+  const seen = new Set(staying.map((m) => userIdToHex(m.userId as UserId)));
+  const fresh: WantedAdd[] = [];
+  for (const w of wanted) {
+    if (seen.has(w.userId)) continue;
+    seen.add(w.userId);
+    fresh.push(w);
+  }
+  const seats = Math.max(0, (extras.maxMembers ?? MAX_GROUP_MEMBERS) - staying.length);
+  const fitting = fresh.slice(0, seats);
+  plan.adds = fitting.slice(0, MAX_ADDS_PER_COMMIT).map((w) => w.keyPackage);
+  plan.later = fitting.slice(MAX_ADDS_PER_COMMIT).map((w) => w.userId);
   return plan;
+}
+
+/** §9: receivers enforce the member cap on every commit, not only on Welcomes. */
+export function exceedsMemberCap(state: mls.GroupSession, maxMembers: number): boolean {
+  return mls.membersOf(state).length > maxMembers;
+}
+
+/** The invitees still deferred after a commit: this plan's, and earlier ones it did not look at. */
+export function deferredAfter(plan: CommitPlan, earlier: readonly UserIdHex[] | undefined): UserIdHex[] {
+  return [...new Set([...(earlier ?? []), ...plan.later])];
 }
 
 /** The committer's key refresh: an empty commit after `every` messages sent or seen, or 7 days. */

@@ -213,3 +213,18 @@ describe('on the topic of a group the victim is in', () => {
     await expectDropped('group_payload', () => raw.publish(topic, withSender));
   });
 });
+
+test('a commit that takes the group over the member cap is dropped; one up to the cap is processed', async () => {
+  const g = await committer.client.createGroup([victim.client.userId, friend.client.userId]);
+  await until(() => victim.events.some((e) => e.kind === 'joined' && e.groupId === g.groupId));
+  const [fourth, fifth] = await Promise.all([world.start(), world.start()]);
+  // Control: the commit adding the fourth member (the victim's cap) is processed.
+  await committer.client.addToGroup(g.groupId, [fourth!.client.userId]);
+  await until(async () => (await victim.client.group(g.groupId))?.members.length === 4);
+  await settled();
+  // The committer (cap 250) adds a fifth; the victim (cap 4) drops that commit and keeps its state.
+  await expectDropped('group_too_large', () =>
+    committer.client.addToGroup(g.groupId, [fifth!.client.userId]),
+  );
+  expect((await victim.client.group(g.groupId))!.members).toHaveLength(4);
+});

@@ -14,13 +14,19 @@ import { newGroupMeta } from '../../framework/relay/group-meta.js';
 import {
   commitPlan,
   committerRefreshDue,
+  deferredAfter,
+  exceedsMemberCap,
+  MAX_ADDS_PER_COMMIT,
   intentDone,
   judgeEpoch,
   mayCommit,
   memberRefreshDue,
   withIntent,
 } from '../../framework/relay/group-policy.js';
-import type { UserIdHex } from '../../framework/relay/brand.js';
+import type { UserId, UserIdHex } from '../../framework/relay/brand.js';
+import { userIdToHex } from '../../framework/relay/identity.js';
+
+const toHexId = (u: Uint8Array): UserIdHex => userIdToHex(u as UserId);
 import { buildGroup, deliver, makeIdentity, nowSeconds } from './mls-helpers.js';
 
 let ctx: MlsContext;
@@ -117,5 +123,57 @@ describe('with proposals pending at the committer', () => {
     expect(mayCommit(last.state)).toBe(false);
     // The committer's own Remove stays by reference: the hand-over commit is recognised by it.
     expect(commitPlan(next.state, {}, () => undefined).exclude).toEqual([]);
+  });
+});
+
+describe('Adds per commit and the member cap (§9)', () => {
+  const id = (i: number) => i.toString(16).padStart(32, '0') as UserIdHex;
+  const wanted = (n: number, from = 1) =>
+    Array.from({ length: n }, (_, i) => ({ userId: id(from + i), keyPackage: Uint8Array.of(from + i) }));
+
+  test('at most 10 Adds in one commit; the rest are left for the next epoch, in order', async () => {
+    const [committer] = await buildGroup(ctx, 2);
+    const plan = commitPlan(committer!.state, {}, () => undefined, { adds: wanted(12) });
+    expect(MAX_ADDS_PER_COMMIT).toBe(10);
+    expect(plan.adds).toEqual(wanted(10).map((w) => w.keyPackage));
+    expect(plan.later).toEqual([id(11), id(12)]);
+    expect(deferredAfter(plan, [id(12), id(40)])).toEqual([id(12), id(40), id(11)]);
+  });
+
+  test('deferred invitees come after direct ones; without a KeyPackage they are left out', async () => {
+    const [committer] = await buildGroup(ctx, 2);
+    const kps = new Map([[id(30), Uint8Array.of(30)]]);
+    const plan = commitPlan(committer!.state, {}, (u) => kps.get(toHexId(u)), {
+      adds: wanted(9),
+      deferred: [id(31), id(30), id(1)],
+    });
+    // id(31) has no bundle: left out; id(1) is already asked for directly: counted once.
+    expect(plan.adds).toEqual([...wanted(9).map((w) => w.keyPackage), Uint8Array.of(30)]);
+    expect(plan.later).toEqual([]);
+  });
+
+  test('Adds beyond the member cap are left out, current members are never added again', async () => {
+    const members = await buildGroup(ctx, 3);
+    const self = toHexId(members[1]!.id.userId);
+    const plan = commitPlan(members[0]!.state, {}, () => undefined, {
+      adds: [{ userId: self, keyPackage: Uint8Array.of(99) }, ...wanted(5)],
+      maxMembers: 5,
+    });
+    expect(plan.adds).toEqual(wanted(2).map((w) => w.keyPackage));
+    expect(plan.later).toEqual([]);
+    // A member being removed in the same commit (a rejoin) frees its seat and may be added back.
+    const rejoin = commitPlan(members[0]!.state, {}, () => undefined, {
+      adds: [{ userId: self, keyPackage: Uint8Array.of(99) }],
+      removes: [1],
+      maxMembers: 3,
+    });
+    expect(rejoin.adds).toEqual([Uint8Array.of(99)]);
+    expect(rejoin.removes).toEqual([1]);
+  });
+
+  test('exceedsMemberCap: a state with more members than the cap', async () => {
+    const [committer] = await buildGroup(ctx, 3);
+    expect(exceedsMemberCap(committer!.state, 3)).toBe(false);
+    expect(exceedsMemberCap(committer!.state, 2)).toBe(true);
   });
 });
