@@ -1126,9 +1126,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
     const replies = received ? await this.runHandler(received, result.state, next, peer) : undefined;
     const finalState = replies?.state ?? result.state;
+    // The replies may have committed the peer's proposals: a new epoch, with new access keys.
+    next = replies?.session ?? next;
     await this.commit(
       {
-        sessions: [{ ...(replies?.session ?? next), state: mls.encodeSession(finalState) }],
+        sessions: [{ ...next, state: mls.encodeSession(finalState) }],
         ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
         processed: { groupId, digest, at: now },
         envelope: replayEntry(opened),
@@ -1170,6 +1172,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     );
     const outbox: OutboxRecord[] = [];
     const consumed: mls.Consumed[] = [];
+    // §7: the committer commits the peer's pending proposals with its next message, replies too;
+    // otherwise a peer asking for key updates would find its next Update refused.
+    if (run.replies.length > 0 && mls.isCommitter(state) && mls.hasPendingProposals(state)) {
+      const committed = await mls.commitPending(this.mlsCtx, state);
+      const payload = await this.sealMessage(state, peer, {
+        msgType: MSG_TYPE.message,
+        mls: committed.commit,
+      });
+      outbox.push(this.inboxRow(peer.userId, payload));
+      consumed.push(committed.consumed);
+      session = await this.withNewEpoch(session, committed.state);
+      state = committed.state;
+    }
     for (const r of run.replies) {
       const encrypted = await mls.encryptApplication(this.mlsCtx, state, replyContent(r, message.content));
       const payload = await this.sealMessage(state, peer, {

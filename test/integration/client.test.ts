@@ -167,6 +167,41 @@ test('the non-committer asks for key updates and the committer commits them', as
   expect(alice.drops.total() + bob.drops.total()).toBe(0);
 });
 
+test('a committer that only replies still commits the peer’s Update proposals (§7)', async () => {
+  const prefix = uniqueName('relay');
+  const bot = await RelayClient.create({
+    store: new MemoryRelayStore(),
+    broker: { url: broker.url },
+    topicPrefix: prefix,
+  });
+  const peer = await RelayClient.create({
+    store: new MemoryRelayStore(),
+    broker: { url: broker.url },
+    topicPrefix: prefix,
+    updateEveryMessages: 3,
+  });
+  clients.push(bot, peer);
+  await Promise.all([bot.start(), peer.start()]);
+  bot.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
+  const atPeer = collect(peer);
+  // The bot writes first, so it made the session and is its committer; from then on it only replies.
+  await bot.send(peer.userId, 'hello');
+  await until(() => atPeer.length === 1);
+  const startEpoch = (await peer.sessionWith(bot.userId))!.epoch;
+  for (let i = 0; i < 12; i++) {
+    await peer.send(bot.userId, `p${i}`);
+    await until(() => atPeer.length === i + 2);
+  }
+  expect(atPeer.slice(1).map((m) => m.content.content)).toEqual(
+    Array.from({ length: 12 }, (_, i) => `echo: p${i}`),
+  );
+  // Every Update the peer proposed was committed with one of the bot's replies.
+  const endEpoch = (await peer.sessionWith(bot.userId))!.epoch;
+  expect(endEpoch).toBeGreaterThanOrEqual(startEpoch + 3n);
+  expect((await bot.sessionWith(peer.userId))!.epoch).toBe(endEpoch);
+  expect(bot.drops.total() + peer.drops.total()).toBe(0);
+});
+
 test('a transactional handler replies with reply_to, committed with the message it answers', async () => {
   const prefix = uniqueName('relay');
   const botStore = new MemoryRelayStore();
