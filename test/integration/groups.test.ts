@@ -200,6 +200,9 @@ test('a member that missed commits for good asks the committer and is re-added a
   await b.client.sendToGroup(group.groupId, 'this one a cannot read');
   await until(() => a2.client.drops.get('group_epoch_gap') > 0, 30_000, 'gap detected');
   await until(() => a2.events.some((ev) => ev.kind === 'rejoined'), 30_000, 'rejoined');
+  // The Welcome answered a's open request (§9 v2), which its acceptance cleared.
+  const meta = JSON.parse((await aStore.getGroup(group.groupId))!.meta) as Record<string, unknown>;
+  expect(meta.rejoinRequest).toBeUndefined();
   await until(() => converged([...others, a2], group.groupId), 30_000, 'convergence');
   await c.client.sendToGroup(group.groupId, 'readable again');
   await until(() => groupTexts(a2, group.groupId).includes('readable again'));
