@@ -38,10 +38,14 @@ import { until } from '../support/groups.js';
 const POW_BITS = 12;
 const TIMEOUT_MS = 60_000;
 
-/** A real store behind a wrapper: counts every call by method name; `failCommits` makes commits throw. */
+/**
+ * A real store behind a wrapper: counts every call by method name; `failCommits` makes commits throw,
+ * `holdCommits` makes them wait (a database that stalls) until it resolves.
+ */
 class CountingStore {
   readonly calls = new Map<string, number>();
   failCommits = 0;
+  holdCommits: Promise<void> | undefined;
   readonly store: RelayStore;
 
   constructor(inner: RelayStore) {
@@ -56,7 +60,9 @@ class CountingStore {
             this.failCommits--;
             return Promise.reject(new StorageError('injected commit failure'));
           }
-          return (value as (...a: unknown[]) => unknown).apply(target, args);
+          const call = () => (value as (...a: unknown[]) => unknown).apply(target, args);
+          if (name === 'commit' && this.holdCommits) return this.holdCommits.then(call);
+          return call();
         };
       },
     });
@@ -171,6 +177,30 @@ describe('QoS 0 on the inbox (hole 3)', () => {
     await until(() => victim.drops.get('qos') === qosBefore + 4000, TIMEOUT_MS, '4000 qos drops');
     expect(counted.count('hasEnvelope') - reads).toBeLessThanOrEqual(20);
   }, 120_000);
+});
+
+describe('overload (hole 3)', () => {
+  test('a QoS 1 message refused for overload is not acknowledged: the broker redelivers it and it is processed', async () => {
+    // While the database stalls, 1,000 sends to the peer fill its lane to the bound, so the peer's
+    // next message finds the lane full.
+    let release!: () => void;
+    counted.holdCommits = new Promise<void>((r) => (release = r));
+    const overload = victim.drops.get('overload');
+    const sends = Array.from({ length: 1000 }, () => victim.send(peer.userId, 'filler'));
+    try {
+      await peer.send(victim.userId, 'while the lane is full');
+      await until(() => victim.drops.get('overload') > overload, TIMEOUT_MS, 'a refusal for overload');
+    } finally {
+      counted.holdCommits = undefined;
+      release();
+    }
+    await until(
+      () => received.some((m) => m.content.content === 'while the lane is full'),
+      120_000,
+      'the message refused for overload, redelivered',
+    );
+    await Promise.all(sends);
+  }, 180_000);
 });
 
 describe('replay cache (hole 5)', () => {
