@@ -203,6 +203,20 @@ describe('overload (hole 3)', () => {
   }, 180_000);
 });
 
+describe('cheap checks first (hole 6)', () => {
+  test('a flood of invalid-PoW envelopes at QoS 1 costs not one store read', async () => {
+    const reads = counted.count('hasEnvelope');
+    const pow = victim.drops.get('pow');
+    await Promise.all(
+      Array.from({ length: 300 }, () =>
+        attacker.publish(inbox, invalidPowEnvelope(victimAddr.userId, POW_BITS)),
+      ),
+    );
+    await until(() => victim.drops.get('pow') === pow + 300, TIMEOUT_MS, '300 pow drops');
+    expect(counted.count('hasEnvelope')).toBe(reads);
+  });
+});
+
 describe('replay cache (hole 5)', () => {
   test('a re-keyed replay (an unknown CBOR key added) of a delivered envelope → replay', async () => {
     const captured = await capturedSend('rekey me');
