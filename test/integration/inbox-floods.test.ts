@@ -1,9 +1,10 @@
 /**
- * Floods of envelopes that pass the cheap checks, through a real broker (issue 10, holes 3 and 5):
- * QoS 0 deliveries are dropped unread (`qos`, PROTOCOL.md §3); the replay cache is keyed on the bytes
- * PoW and tag bind, records an envelope once its PoW or tag verified whatever happens later, answers
- * from memory before the store, and never takes a legitimate message that failed to commit for a
- * replay of itself (PROTOCOL.md §5).
+ * Floods of envelopes, through a real broker (issue 10, holes 3, 5 and 6): QoS 0 deliveries are
+ * dropped unread (`qos`, PROTOCOL.md §3); a QoS 1 message refused for overload is not acknowledged;
+ * an envelope without valid PoW costs no store read; the replay cache is keyed on the bytes PoW and
+ * tag bind, records an envelope once its PoW or tag verified whatever happens later, answers from
+ * memory before the store, and never takes a legitimate message that failed to commit for a replay
+ * of itself (PROTOCOL.md §5).
  *
  * The victim runs on the durable SQLite store behind a wrapper that counts calls and can make one
  * commit fail; the attacker is a raw MQTT connection that also sees what the peer publishes.
