@@ -53,7 +53,8 @@ import type {
 import { GroupCoordinator, type GroupEvent, type GroupInfo, type GroupOptions } from './group-client.js';
 import { replyContent, runHandler, type ReceivedMessage, type TransactionalHandler } from './handler.js';
 export type { GroupChange, HandlerTransaction } from './group-client.js';
-import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic, parseTopic } from './topics.js';
+import { DEFAULT_TOPIC_PREFIX, inboxTopic, isQos1OnlyTopic, keysTopic, parseTopic } from './topics.js';
+import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import { VersionedLru } from './state-cache.js';
@@ -160,6 +161,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly log: Logger;
   private readonly queue = new KeyedSerialQueue();
   private readonly accessIndex = new AccessIndex();
+  private readonly replayCache = new ReplayCache();
   private readonly quota: WelcomeQuota;
   private readonly bundleWaiters = new Map<string, BundleWaiter[]>();
   private readonly transport: MqttTransport;
@@ -831,6 +833,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   // ---------------------------------------------------------------- inbound
 
   private async onTransportMessage(m: InboundMessage): Promise<void> {
+    // Before anything else: QoS 0 costs its sender nothing and is outside flow control (§3).
+    if (m.qos === 0 && isQos1OnlyTopic(this.prefix, m.topic)) return this.dropped('qos', m.topic);
     await this.ready;
     const ownInbox = inboxTopic(this.prefix, this.identity.userId);
     const ownKeys = keysTopic(this.prefix, this.identity.userId);
@@ -843,10 +847,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (parsed?.kind === 'group') {
       const reason = await this.groupCoordinator
         .receiveTopic(parsed.topicId, m.payload)
-        .catch((e: unknown) => {
-          if (e instanceof QueueFullError) return 'overload' as const;
-          throw e;
-        });
+        .catch((e: unknown) => this.refuseIfOverloaded(e, m.topic));
       if (reason) this.dropped(reason, m.topic);
       return;
     }
@@ -857,6 +858,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       return;
     }
     if (!m.topic.endsWith('/keys')) this.dropped('unexpected_topic', m.topic);
+  }
+
+  /**
+   * A full lane refuses the message, but it was not processed, so it must not be acknowledged: the
+   * rejection reaches the transport, which leaves it unacknowledged and reconnects, and the broker
+   * redelivers it. Counted as `overload`. (Only local sends can fill a lane: inbound QoS 1 work is
+   * bounded by the receive maximum, far below the lane bounds, and QoS 0 never gets this far.)
+   */
+  private refuseIfOverloaded(e: unknown, topic: string): never {
+    if (e instanceof QueueFullError) this.dropped('overload', topic, e);
+    throw e;
   }
 
   private dropped(reason: DropReason, topic: string, error?: unknown): void {
@@ -886,8 +898,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.arrivals = new Promise<void>((r) => (joined = r));
     this.checks = new Promise<void>((r) => (checkedIn = r));
     const mine = new Promise<void>((r) => (completed = r));
+    let settleClaim: ((keep: boolean) => void) | undefined;
     try {
       let checked = await this.checkInbound(payload);
+      if (checked.ok) settleClaim = checked.value.claim.settle;
       // Registered in arrival order, so a later envelope sees every earlier key change.
       await earlierChecks;
       let keyChangesBefore: Promise<void> | undefined;
@@ -900,6 +914,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       if (keyChangesBefore) {
         await keyChangesBefore;
         checked = await this.checkInbound(payload);
+        if (checked.ok) settleClaim = checked.value.claim.settle;
       }
       await previous;
       if (!checked.ok) return this.dropped(checked.reason, topic, checked.error);
@@ -912,13 +927,15 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       } finally {
         joined();
       }
-      const reason = await lane.catch((e: unknown) => {
-        if (e instanceof QueueFullError) return 'overload' as const;
-        throw e;
-      });
+      const reason = await lane.catch((e: unknown) => this.refuseIfOverloaded(e, topic));
       if (reason === 'sender_binding') this.securityDrop(topic, inner);
       else if (reason) this.dropped(reason, topic);
+    } catch (e) {
+      // No outcome: the message is left unacknowledged and comes back, and must not meet a replay.
+      settleClaim?.(false);
+      throw e;
     } finally {
+      settleClaim?.(true);
       checkedIn();
       joined();
       completed();
@@ -934,6 +951,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         maxEnvelopeBytes: this.opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
         opener: this.opener,
         accessIndex: this.accessIndex,
+        replayCache: this.replayCache,
         hasEnvelope: (d, t) => this.opts.store.hasEnvelope(d, t),
       },
       payload,

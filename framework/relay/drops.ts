@@ -23,6 +23,8 @@ export const DROP_REASONS = [
   'content',
   'unexpected_topic',
   'overload',
+  // A delivery at QoS 0 on an inbox or group topic (PROTOCOL.md §3).
+  'qos',
   // Groups (PROTOCOL.md §9)
   'group_payload',
   'unknown_group',

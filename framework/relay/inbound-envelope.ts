@@ -1,7 +1,9 @@
 /**
  * The envelope half of the receive pipeline (PROTOCOL.md §5), cheapest check first:
- * size → CBOR shape → sent_at window → replay cache → access tag or PoW → HPKE open → InnerPayload.
- * It changes no state; the caller records the envelope digest only once everything verified.
+ * size → CBOR shape → sent_at window → replay cache in memory → access tag or PoW → replay cache in
+ * the store → HPKE open → InnerPayload. An envelope that cost its sender nothing (no valid PoW, no
+ * valid tag) is refused before any store read. It changes no stored state: the caller commits the
+ * replay entry with the message, and settles the in-memory claim once the message reached an outcome.
  */
 import { createHash } from 'node:crypto';
 import { verifyAccessTag, type AccessIndex } from './access.js';
@@ -10,7 +12,8 @@ import { toHex } from './bytes.js';
 import type { DropReason } from './drops.js';
 import { decodeEnvelope, decodeInnerPayload, type InnerPayload, type SealedEnvelope } from './envelope.js';
 import { SENT_AT_WINDOW_SECONDS } from './labels.js';
-import { powChallenge, verifyPow } from './pow.js';
+import { powChallengeForDigest, verifyPow } from './pow.js';
+import { replayDigest, type ReplayCache, type ReplayClaim } from './replay-cache.js';
 import type { Opener } from './seal.js';
 
 export interface EnvelopeCheckDeps {
@@ -19,16 +22,19 @@ export interface EnvelopeCheckDeps {
   maxEnvelopeBytes: number;
   opener: Opener;
   accessIndex: AccessIndex;
+  replayCache: ReplayCache;
   hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean>;
 }
 
 export interface OpenedEnvelope {
   envelope: SealedEnvelope;
   inner: InnerPayload;
-  /** Hex SHA-256 of the MQTT payload: the replay-cache key. */
+  /** Hex SHA-256(enc || ciphertext): the replay-cache key. */
   digest: string;
   /** The session whose access tag verified; the envelope must then belong to it. */
   tokenSession?: string;
+  /** Held in memory until the message's outcome is known; settle it exactly then. */
+  claim: ReplayClaim;
 }
 
 export type EnvelopeCheck =
@@ -45,6 +51,16 @@ function tokenSessionFor(deps: EnvelopeCheckDeps, env: SealedEnvelope, now: Unix
   return undefined;
 }
 
+/** Waits out a copy in flight; 'seen' once any copy reached an outcome. */
+async function seenInMemory(cache: ReplayCache, key: string, now: UnixSeconds): Promise<boolean> {
+  for (;;) {
+    const found = cache.lookup(key, now);
+    if (found === 'seen') return true;
+    if (found === 'unseen') return false;
+    await found.inFlight;
+  }
+}
+
 export async function checkEnvelope(
   deps: EnvelopeCheckDeps,
   payload: Uint8Array,
@@ -58,15 +74,29 @@ export async function checkEnvelope(
     return drop('codec', e);
   }
   if (Math.abs(env.sentAt - now) > SENT_AT_WINDOW_SECONDS) return drop('sent_at');
-  const digest = digestHex(payload);
-  if (await deps.hasEnvelope(digest, now)) return drop('replay');
+  const digestBytes = replayDigest(env.enc, env.ciphertext);
+  const digest = toHex(digestBytes);
+  if (await seenInMemory(deps.replayCache, digest, now)) return drop('replay');
+  // No await from the memory lookup to the claim below: a concurrent copy sees the claim.
   const tokenSession = tokenSessionFor(deps, env, now);
   if (tokenSession === undefined) {
-    const challenge = powChallenge(deps.selfId, env.sentAt, env.enc, env.ciphertext);
+    const challenge = powChallengeForDigest(deps.selfId, env.sentAt, digestBytes);
     if (!verifyPow(challenge, env.powNonce, deps.powBits)) {
       // An unknown hint may name a session or epoch that an earlier message is still setting up.
       return env.access ? { ok: false, reason: 'pow', retryAfterEarlier: true } : drop('pow');
     }
+  }
+  // From here on the envelope used up its PoW or tag: whatever follows decides, it was one attempt.
+  const claim = deps.replayCache.claim(digest, replayExpiry(env));
+  const dropClaimed = (reason: DropReason, error?: unknown): EnvelopeCheck => {
+    claim.settle(true);
+    return drop(reason, error);
+  };
+  try {
+    if (await deps.hasEnvelope(digest, now)) return dropClaimed('replay');
+  } catch (e) {
+    claim.settle(false);
+    throw e;
   }
   let plaintext: Uint8Array;
   try {
@@ -78,23 +108,28 @@ export async function checkEnvelope(
       ...(env.access ? { hint: env.access.hint } : {}),
     });
   } catch (e) {
-    return drop('hpke', e);
+    return dropClaimed('hpke', e);
   }
   let inner: InnerPayload;
   try {
     inner = decodeInnerPayload(plaintext);
   } catch (e) {
-    return drop('inner_payload', e);
+    return dropClaimed('inner_payload', e);
   }
-  return { ok: true, value: { envelope: env, inner, digest, ...(tokenSession ? { tokenSession } : {}) } };
+  return {
+    ok: true,
+    value: { envelope: env, inner, digest, claim, ...(tokenSession ? { tokenSession } : {}) },
+  };
+}
+
+/** Kept until the envelope's sent_at leaves the acceptance window, plus a minute. */
+function replayExpiry(env: SealedEnvelope): UnixSeconds {
+  return (env.sentAt + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds;
 }
 
 /** The replay-cache entry: kept until the envelope's sent_at leaves the acceptance window, plus a minute. */
 export function replayEntry(opened: OpenedEnvelope): { digest: string; expiresAt: UnixSeconds } {
-  return {
-    digest: opened.digest,
-    expiresAt: (opened.envelope.sentAt + SENT_AT_WINDOW_SECONDS + 60) as UnixSeconds,
-  };
+  return { digest: opened.digest, expiresAt: replayExpiry(opened.envelope) };
 }
 
 export function digestHex(bytes: Uint8Array): string {

@@ -71,9 +71,18 @@ export function powChallenge(
   enc: Uint8Array,
   ciphertext: Uint8Array,
 ): Uint8Array {
+  return powChallengeForDigest(recipientId, sentAt, sha256(concatBytes(enc, ciphertext)));
+}
+
+/** The same challenge from SHA-256(enc || ciphertext) computed already (the replay-cache key). */
+export function powChallengeForDigest(
+  recipientId: UserId,
+  sentAt: UnixSeconds,
+  digest: Uint8Array,
+): Uint8Array {
   if (recipientId.length !== USER_ID_LENGTH) throw new ArgumentError('recipient id must be 16 bytes');
   if (!Number.isSafeInteger(sentAt) || sentAt < 0) throw new ArgumentError('sent_at must be a uint');
-  return concatBytes(POW_LABEL, recipientId, u64be(sentAt), sha256(concatBytes(enc, ciphertext)));
+  return concatBytes(POW_LABEL, recipientId, u64be(sentAt), digest);
 }
 
 /** SHA-256(challenge || u64le(nonce)). */

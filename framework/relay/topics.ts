@@ -74,3 +74,12 @@ export function parseTopic(prefix: string, topic: string): ParsedTopic | undefin
   if (space === 'g' && leaf === 'm') return { kind: 'group', topicId: id as TopicId };
   return undefined;
 }
+
+/**
+ * Inbox and group topics carry QoS 1 only (PROTOCOL.md §3): a delivery at QoS 0 on them is dropped
+ * unread, since it costs its sender nothing and bypasses the receive maximum.
+ */
+export function isQos1OnlyTopic(prefix: string, topic: string): boolean {
+  const kind = parseTopic(prefix, topic)?.kind;
+  return kind === 'inbox' || kind === 'group';
+}

@@ -70,11 +70,14 @@ describe('relay-bot start with metrics', () => {
     // A payload that is not an envelope, straight onto the bot's inbox: a 'codec' drop.
     const junk = await connectAsync(broker!.url, { protocolVersion: 5 });
     await junk.publishAsync(`relay/u/${bot!.userId}/inbox`, Buffer.from('not an envelope'), { qos: 1 });
+    // The same at QoS 0: dropped unread, a 'qos' drop (PROTOCOL.md §3).
+    await junk.publishAsync(`relay/u/${bot!.userId}/inbox`, Buffer.from('not an envelope'), { qos: 0 });
     await junk.endAsync();
 
-    const text = await until('the drop to be counted', async () => {
+    const text = await until('the drops to be counted', async () => {
       const t = (await get(`${base}/metrics`)).body;
-      return (sample(t, 'relay_drops_total{reason="codec"}') ?? 0) >= 1 ? t : undefined;
+      const codec = sample(t, 'relay_drops_total{reason="codec"}') ?? 0;
+      return codec >= 1 && (sample(t, 'relay_drops_total{reason="qos"}') ?? 0) >= 1 ? t : undefined;
     });
     const m = await get(`${base}/metrics`);
     expect(m.status).toBe(200);

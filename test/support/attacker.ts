@@ -3,6 +3,7 @@
  * building blocks and put raw bytes on the broker. Nothing here reaches into a client's internals;
  * a "forger" that speaks for a real peer does so through that peer's own RelayStore.
  */
+import { randomBytes } from 'node:crypto';
 import {
   decodeEnvelope,
   encodeEnvelope,
@@ -90,8 +91,9 @@ export class RawMqtt {
     }
   }
 
-  publish(topic: string, payload: Uint8Array, opts: { retain?: boolean } = {}): Promise<void> {
-    return this.transport.publish(topic, payload, { qos: 1, retain: opts.retain ?? false });
+  /** QoS 1 unless told otherwise; a QoS 0 publish resolves once the packet is written. */
+  publish(topic: string, payload: Uint8Array, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+    return this.transport.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false });
   }
 
   /** Clears a retained topic (an empty retained payload). */
@@ -173,6 +175,16 @@ export function invalidNonce(challenge: Uint8Array, bits: number): bigint {
   let n = 0n;
   while (verifyPow(challenge, n, bits)) n++;
   return n;
+}
+
+/**
+ * An envelope that costs its sender nothing: random enc and ciphertext of a plausible size, a
+ * current sent_at, and a nonce that fails the recipient's `bits`.
+ */
+export function invalidPowEnvelope(recipientId: UserId, bits: number, sentAt = nowSeconds()): Uint8Array {
+  const e = { enc: randomBytes(32), ciphertext: randomBytes(240), sentAt };
+  const powNonce = invalidNonce(powChallenge(recipientId, sentAt, e.enc, e.ciphertext), bits);
+  return encodeEnvelope({ ...e, powNonce });
 }
 
 /** Seal + mine + encode: a PoW envelope a well-behaved first-contact sender would publish. */

@@ -75,12 +75,12 @@ export async function getTestBroker(kind?: BrokerKind): Promise<TestBroker> {
 
 /**
  * A private broker of the given kind, configured as we ship it (Mosquitto: set_tcp_nodelay) and
- * optionally with a Maximum Packet Size. For Mosquitto, a second process on a spare port with its
+ * optionally with a Maximum Packet Size (and, Mosquitto only, further config lines). For Mosquitto, a second process on a spare port with its
  * own config, killed by close().
  */
 export async function startPrivateBroker(
   kind: BrokerKind,
-  opts: { maxPacketSize?: number } = {},
+  opts: { maxPacketSize?: number; extraConfig?: readonly string[] } = {},
 ): Promise<TestBroker> {
   if (kind === 'embedded') {
     const broker = await startEmbeddedBroker({ port: 0, maximumPacketSize: opts.maxPacketSize ?? 0 });
@@ -97,6 +97,7 @@ export async function startPrivateBroker(
       'persistence false',
       'set_tcp_nodelay true',
       ...(opts.maxPacketSize ? [`max_packet_size ${opts.maxPacketSize}`] : []),
+      ...(opts.extraConfig ?? []),
       '',
     ].join('\n'),
   );
