@@ -19,6 +19,7 @@ import {
   type UnixSeconds,
 } from '../../framework/relay/index.js';
 import { brokerUrl, loadConfig, type RelayConfig } from '../config.js';
+import { redactUrl } from '../redact-url.js';
 import { CommandFailed, UsageError } from '../errors.js';
 import { describeDatabase, makeLogger, openStore } from '../runtime.js';
 
@@ -117,7 +118,7 @@ export async function handler(argv: KeysArgs): Promise<void> {
     );
     try {
       await publishRetained(config, keysTopic(config.topicPrefix, identity.userId), bundle.bytes);
-      process.stdout.write(`published to ${brokerUrl(config)}\n`);
+      process.stdout.write(`published to ${redactUrl(brokerUrl(config))}\n`);
     } catch (e) {
       throw new CommandFailed(
         `the new bundle is stored but could not be published (${(e as Error).message}); a running bot publishes it within 10 minutes, start publishes it at once`,
