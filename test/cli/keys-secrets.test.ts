@@ -13,10 +13,10 @@ const SECRET = 'hunter2-broker-secret';
 // Port 1: nothing listens, so every command prints its failure path, which names the URL.
 const URL_WITH_PASSWORD = `mqtt://relaybot:${SECRET}@127.0.0.1:1`;
 
-test.each([['keys', 'rotate'], ['doctor']])(
-  '%s %s never prints the broker password in the URL',
-  async (...args: string[]) => {
-    const r = await runCli(args.filter(Boolean), {
+test.each(['keys rotate', 'doctor', 'start'])(
+  '%s never prints the broker password in the URL',
+  async (command) => {
+    const r = await runCli(command.split(' '), {
       cwd: tmp.dir,
       env: { RELAY_BROKER_URL: URL_WITH_PASSWORD },
     });
