@@ -11,8 +11,10 @@ import {
   deriveFromRecord,
   newStateKeyRecord,
   parseStateKeyRecord,
+  SCRYPT_DEFAULTS,
   STATE_KEY_META,
   verifyKey,
+  type ScryptParams,
   type StateKeyInput,
   type StateKeyRecord,
 } from './state-key.js';
@@ -42,10 +44,14 @@ async function lockRecord(s: Sql): Promise<void> {
  * sealed, and are re-sealed under the new key and layout in the same transaction (a wrong key
  * fails there, changing nothing).
  */
-export async function unlockStateKey(tx: InTransaction, input: StateKeyInput): Promise<Uint8Array> {
+export async function unlockStateKey(
+  tx: InTransaction,
+  input: StateKeyInput,
+  params: ScryptParams = SCRYPT_DEFAULTS,
+): Promise<Uint8Array> {
   const stored = await tx(readRecord);
   if (stored) return deriveFromRecord(input, stored);
-  const fresh = await newStateKeyRecord(input);
+  const fresh = await newStateKeyRecord(input, params);
   const raced = await tx(async (s) => {
     await lockRecord(s);
     const other = await readRecord(s);
@@ -63,8 +69,9 @@ export async function rotateStateKey(
   tx: InTransaction,
   currentKey: Uint8Array,
   next: StateKeyInput,
+  params: ScryptParams = SCRYPT_DEFAULTS,
 ): Promise<{ key: Uint8Array; rows: number }> {
-  const fresh = await newStateKeyRecord(next);
+  const fresh = await newStateKeyRecord(next, params);
   const rows = await tx(async (s) => {
     await lockRecord(s);
     const record = await readRecord(s);
@@ -86,6 +93,8 @@ export class StoreStateKey {
   constructor(
     private readonly input: StateKeyInput | undefined,
     private readonly tx: InTransaction,
+    /** scrypt cost for records this store creates (a new database, a rotation). */
+    private readonly params: ScryptParams = SCRYPT_DEFAULTS,
   ) {
     if (input === undefined) this.unlocked = { cipher: new AtRestCipher() };
   }
@@ -101,7 +110,7 @@ export class StoreStateKey {
 
   ready(): Promise<void> {
     if (this.unlocked) return Promise.resolve();
-    this.unlocking ??= unlockStateKey(this.tx, this.input!).then(
+    this.unlocking ??= unlockStateKey(this.tx, this.input!, this.params).then(
       (key) => {
         this.unlocked = { cipher: new AtRestCipher(key), key };
       },
@@ -118,7 +127,7 @@ export class StoreStateKey {
     if (this.input === undefined)
       throw new StorageError('rotating the state key needs the current one: set RELAY_STATE_KEY');
     await this.ready();
-    const { key, rows } = await rotateStateKey(this.tx, this.unlocked!.key!, next);
+    const { key, rows } = await rotateStateKey(this.tx, this.unlocked!.key!, next, this.params);
     this.unlocked = { cipher: new AtRestCipher(key), key };
     return rows;
   }

@@ -22,7 +22,7 @@ import type {
 } from '../relay/store.js';
 import type { AtRestCipher } from './crypto-at-rest.js';
 import { StoreStateKey } from './state-key-store.js';
-import type { StateKeyInput } from './state-key.js';
+import type { ScryptParams, StateKeyInput } from './state-key.js';
 import type { RelayBackend } from './entities.js';
 import {
   conversationParams,
@@ -60,6 +60,11 @@ export interface TypeOrmRelayStoreOptions {
    * database (state-key.ts).
    */
   stateKey?: StateKeyInput;
+  /**
+   * scrypt cost for the salt record a passphrase creates (default SCRYPT_DEFAULTS, 128 MiB). Only
+   * test suites that open hundreds of throwaway databases should lower it.
+   */
+  scrypt?: ScryptParams;
   /** Destroy the DataSource on close() (default true). */
   closeDataSource?: boolean;
 }
@@ -229,7 +234,7 @@ export class TypeOrmRelayStore implements RelayStore {
     options: TypeOrmRelayStoreOptions = {},
   ) {
     this.backend = backendOf(ds);
-    this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.txNow(fn));
+    this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.txNow(fn), options.scrypt);
     this.mutex = this.backend === 'sqlite' ? new Mutex() : undefined;
     this.closeDataSource = options.closeDataSource ?? true;
   }
