@@ -10,6 +10,7 @@ import type { Sql } from './sql.js';
 import {
   deriveFromRecord,
   newStateKeyRecord,
+  parseStateKey,
   parseStateKeyRecord,
   SCRYPT_DEFAULTS,
   STATE_KEY_META,
@@ -97,6 +98,8 @@ export class StoreStateKey {
     private readonly params: ScryptParams = SCRYPT_DEFAULTS,
   ) {
     if (input === undefined) this.unlocked = { cipher: new AtRestCipher() };
+    // A malformed key (empty, 16 bytes) is the caller's mistake: say so at construction.
+    else parseStateKey(input);
   }
 
   get encrypted(): boolean {

@@ -256,3 +256,15 @@ describeStateKey('sqlite', async () => sqliteDb());
 
 const pgUp = await postgresAvailable('the Postgres state-key tests');
 (pgUp ? describe : describe.skip)('Postgres', () => describeStateKey('postgres', pgDb));
+
+test('a malformed key is refused when the store is made, before any database work', async () => {
+  const db = sqliteDb();
+  const ds = await db.connect();
+  try {
+    expect(() => new TypeOrmRelayStore(ds, { stateKey: '' })).toThrow(ArgumentError);
+    expect(() => new TypeOrmRelayStore(ds, { stateKey: new Uint8Array(16) })).toThrow(ArgumentError);
+  } finally {
+    await ds.destroy();
+    await db.teardown();
+  }
+});
