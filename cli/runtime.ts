@@ -69,7 +69,7 @@ export async function openStore(
   if (!store.encryptedAtRest) {
     log.warn(
       { database: describeDatabase(db) },
-      'RELAY_STATE_KEY is not set: private keys and MLS state are stored unencrypted. Set RELAY_STATE_KEY (32 bytes or a passphrase) to encrypt them at rest',
+      'RELAY_STATE_KEY is not set: private keys and MLS state are stored unencrypted. Set RELAY_STATE_KEY (64 hex characters, base64 of 32 bytes, or a passphrase) to encrypt them at rest',
     );
   }
   return { store, dataSource };

@@ -9,6 +9,7 @@ import type { DataSource } from 'typeorm';
 import { identityFromSecrets, keysTopic, userIdToHex, type UserId } from '../../framework/relay/index.js';
 import { TypeOrmRelayStore } from '../../framework/store/index.js';
 import { brokerUrl, loadConfig, type RelayConfig } from '../config.js';
+import { redactUrl } from '../redact-url.js';
 import { describeDatabase, openDataSource } from '../runtime.js';
 
 export interface DoctorArgs {
@@ -117,11 +118,11 @@ export async function handler(argv: DoctorArgs): Promise<void> {
   let client: MqttClient | undefined;
   try {
     client = await connectBroker(config);
-    line('ok', 'broker', `${brokerUrl(config)} accepts MQTT 5`);
+    line('ok', 'broker', `${redactUrl(brokerUrl(config))} accepts MQTT 5`);
   } catch (e) {
     fail(
       'broker',
-      `${brokerUrl(config)}: ${(e as Error).message}. Fix: check broker.url / RELAY_BROKER_URL and the credentials${config.broker.url === undefined ? ' (the embedded broker runs only while relay-bot start does)' : ''}`,
+      `${redactUrl(brokerUrl(config))}: ${(e as Error).message}. Fix: check broker.url / RELAY_BROKER_URL and the credentials${config.broker.url === undefined ? ' (the embedded broker runs only while relay-bot start does)' : ''}`,
     );
   }
   if (client && userId) {

@@ -3,6 +3,7 @@
  * published KeyPackage with a fresh one (the old one stays usable for a grace period, like one a
  * Welcome consumed) and publishes the new bundle. The identity key itself cannot be rotated: the
  * user id derives from it, so a new identity is a new user id (a new database).
+ * `keys rotate-state-key` re-seals what is encrypted at rest under a new RELAY_STATE_KEY.
  */
 import { randomBytes } from 'node:crypto';
 import { connect } from 'mqtt';
@@ -19,8 +20,10 @@ import {
   type UnixSeconds,
 } from '../../framework/relay/index.js';
 import { brokerUrl, loadConfig, type RelayConfig } from '../config.js';
+import { redactUrl } from '../redact-url.js';
 import { CommandFailed, UsageError } from '../errors.js';
 import { describeDatabase, makeLogger, openStore } from '../runtime.js';
+import { rotateStateKeyCommand } from './rotate-state-key.js';
 
 export interface KeysArgs {
   config?: string;
@@ -28,10 +31,15 @@ export interface KeysArgs {
 }
 
 export const command = 'keys <action>';
-export const describe = "Show the bot's keys, or rotate its published KeyPackage";
+export const describe =
+  "Show the bot's keys, rotate its published KeyPackage, or rotate the state key (RELAY_STATE_KEY)";
 export const builder = (y: Argv): Argv<KeysArgs> =>
   y
-    .positional('action', { type: 'string', choices: ['show', 'rotate'], describe: 'show | rotate' })
+    .positional('action', {
+      type: 'string',
+      choices: ['show', 'rotate', 'rotate-state-key'],
+      describe: 'show | rotate | rotate-state-key',
+    })
     .option('config', { type: 'string', describe: 'YAML or JSON config file' }) as Argv<KeysArgs>;
 
 const iso = (s: number): string => new Date(s * 1000).toISOString();
@@ -63,6 +71,7 @@ async function publishRetained(config: RelayConfig, topic: string, payload: Uint
 
 export async function handler(argv: KeysArgs): Promise<void> {
   const config = loadConfig({ ...(argv.config !== undefined ? { file: argv.config } : {}) });
+  if (argv.action === 'rotate-state-key') return rotateStateKeyCommand(config);
   const log = makeLogger(config, process.env.RELAY_LOG_LEVEL ?? 'warn');
   const { store } = await openStore(config, 'bot', log);
   try {
@@ -117,7 +126,7 @@ export async function handler(argv: KeysArgs): Promise<void> {
     );
     try {
       await publishRetained(config, keysTopic(config.topicPrefix, identity.userId), bundle.bytes);
-      process.stdout.write(`published to ${brokerUrl(config)}\n`);
+      process.stdout.write(`published to ${redactUrl(brokerUrl(config))}\n`);
     } catch (e) {
       throw new CommandFailed(
         `the new bundle is stored but could not be published (${(e as Error).message}); a running bot publishes it within 10 minutes, start publishes it at once`,

@@ -6,6 +6,7 @@ import type { Argv } from 'yargs';
 import { BotRuntime } from '../../framework/bot/index.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
 import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
+import { redactUrl } from '../redact-url.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
@@ -78,14 +79,14 @@ export async function handler(argv: StartArgs): Promise<void> {
     throw e instanceof CommandFailed
       ? e
       : new CommandFailed(
-          `cannot start the bot on ${brokerUrl(config)}: ${(e as Error).message}. Fix: check broker.url / RELAY_BROKER_URL and that the broker is running`,
+          `cannot start the bot on ${redactUrl(brokerUrl(config))}: ${(e as Error).message}. Fix: check broker.url / RELAY_BROKER_URL and that the broker is running`,
         );
   }
   log.info(
     {
       bot: runtime.name,
       module: source,
-      broker: brokerUrl(config),
+      broker: redactUrl(brokerUrl(config)),
       database: describeDatabase(config.database),
       ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
     },

@@ -21,11 +21,13 @@ import {
   deriveUserId,
   generateIdentity,
   identityFromSecrets,
+  publicIdentity,
   signSealedSenderKey,
   userIdFromHex,
   userIdToHex,
   verifySealedSenderKey,
   type Identity,
+  type PublicIdentity,
 } from './identity.js';
 import { checkEnvelope, digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
 import { KeyedSerialQueue, QueueFullError } from './keyed-queue.js';
@@ -155,6 +157,9 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
 export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly drops = new DropCounters();
   readonly userId: UserIdHex;
+  /** User id and public keys; the secrets stay in #secrets, out of reach of the public API. */
+  readonly identity: PublicIdentity;
+  readonly #secrets: Identity;
   private readonly prefix: string;
   private readonly powBits: PowBits;
   private readonly clock: Clock;
@@ -187,12 +192,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private constructor(
     private readonly opts: RelayClientOptions,
-    readonly identity: Identity,
+    identity: Identity,
     private readonly mlsCtx: mls.MlsContext,
     private readonly opener: Opener,
     private readonly miner: PowMiner,
   ) {
     super();
+    this.#secrets = identity;
+    this.identity = publicIdentity(identity);
     this.userId = userIdToHex(identity.userId);
     this.prefix = opts.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
     this.powBits = asPowBits(opts.powBits ?? DEFAULT_POW_BITS);
@@ -510,14 +517,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         `${peerHex} demands ${peer.powBits} PoW bits; we mine at most ${MAX_MINED_POW_BITS}`,
       );
     }
-    const created = await mls.createOneToOne(this.mlsCtx, this.identity, peer.keyPackage);
+    const created = await mls.createOneToOne(this.mlsCtx, this.#secrets, peer.keyPackage);
     const groupId = toHex(mls.groupIdOf(created.state));
     const inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'> = {
       msgType: MSG_TYPE.welcome,
       mls: created.welcome,
       ratchetTree: created.ratchetTree,
       sealedSenderKey: this.identity.sealPublic,
-      sealedSenderKeySignature: signSealedSenderKey(this.identity),
+      sealedSenderKeySignature: signSealedSenderKey(this.#secrets),
     };
     const payload = await this.sealWithPow(peer.record, inner);
     const session: SessionRecord = {
@@ -753,7 +760,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private async refreshBundle(): Promise<void> {
     const deps = {
-      identity: this.identity,
+      identity: this.#secrets,
       store: this.opts.store,
       mls: this.mlsCtx,
       powBits: this.powBits,

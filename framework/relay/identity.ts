@@ -36,6 +36,22 @@ export interface Identity {
   readonly sealPublic: Uint8Array;
 }
 
+/** Who an identity is, without what lets one act as it: safe to hand out and to print. */
+export interface PublicIdentity {
+  readonly userId: UserId;
+  readonly signingPublic: Uint8Array;
+  readonly sealPublic: Uint8Array;
+}
+
+/** A frozen copy of the public half; the secrets are not carried over. */
+export function publicIdentity(id: Identity): PublicIdentity {
+  return Object.freeze({
+    userId: asUserId(id.userId.slice()),
+    signingPublic: id.signingPublic.slice(),
+    sealPublic: id.sealPublic.slice(),
+  });
+}
+
 /** `random(n)` returns n cryptographically random bytes; injectable so tests can be deterministic. */
 export type RandomSource = (n: number) => Uint8Array;
 

@@ -1,5 +1,6 @@
 /**
- * At-rest encryption of the secret columns (identity keys, MLS state, private key packages).
+ * At-rest encryption of the secret columns (identity keys, MLS state, private key packages, inbound
+ * access keys, unconfirmed outgoing texts, conversation data, group meta; see sealed-columns.ts).
  *
  * AES-256-GCM, a fresh random 96-bit nonce per write stored in front of the ciphertext. The AAD binds
  * each ciphertext to its table, column and primary key, so someone with write access to the database
@@ -25,7 +26,11 @@ export interface SecretSlot {
   key: string;
 }
 
-/** 32 raw bytes are the key; a string is stretched with HKDF-SHA256 under a fixed label. */
+/**
+ * The derivation of databases sealed before the state-key record existed (see state-key.ts): 32 raw
+ * bytes as they are, any string through one unsalted HKDF-SHA256. Kept only to open such databases
+ * once, when the store re-seals them under the current derivation.
+ */
 export function deriveStateKey(stateKey: Uint8Array | string): Uint8Array {
   if (typeof stateKey === 'string') {
     if (stateKey.length === 0) throw new ArgumentError('RELAY_STATE_KEY must not be empty');
@@ -43,8 +48,11 @@ const describe = (slot: SecretSlot) => `${slot.table}.${slot.column} of ${slot.k
 export class AtRestCipher {
   private readonly key: Buffer | undefined;
 
-  constructor(stateKey?: Uint8Array | string) {
-    this.key = stateKey === undefined ? undefined : Buffer.from(deriveStateKey(stateKey));
+  /** `key`: the 32-byte derived state key (state-key.ts); none stores plaintext. */
+  constructor(key?: Uint8Array) {
+    if (key !== undefined && key.length !== 32)
+      throw new ArgumentError(`state key must be 32 bytes, got ${key.length}`);
+    this.key = key === undefined ? undefined : Buffer.from(key);
   }
 
   get encrypted(): boolean {
@@ -78,6 +86,18 @@ export class AtRestCipher {
     } catch (cause) {
       throw this.undecryptable(slot, cause);
     }
+  }
+
+  /** Text columns keep the sealed bytes as base64; plaintext stays as it is. */
+  sealText(plain: string, slot: SecretSlot): string {
+    if (!this.key) return plain;
+    return Buffer.from(this.seal(Buffer.from(plain, 'utf8'), slot)).toString('base64');
+  }
+
+  openText(stored: string, flag: number, slot: SecretSlot): string {
+    this.checkFlag(flag, slot);
+    if (!this.key) return stored;
+    return Buffer.from(this.open(Buffer.from(stored, 'base64'), flag, slot)).toString('utf8');
   }
 
   private checkFlag(flag: number, slot: SecretSlot): void {

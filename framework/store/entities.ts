@@ -164,6 +164,14 @@ const conversationData = () =>
   schema('conversation_data', {
     conversation_id: { type: 'text', primary: true },
     json: { type: 'text' },
+    at_rest: atRest,
+  });
+
+/** Store-wide settings; today the state-key record (state-key.ts). */
+const relayMeta = () =>
+  schema('relay_meta', {
+    key: { type: 'text', primary: true },
+    value: { type: 'text' },
   });
 
 /** All relay tables with the column types of one backend. */
@@ -181,5 +189,6 @@ export function relayEntities(kind: RelayBackend): EntitySchema[] {
     welcomes(t),
     outbox(t),
     conversationData(),
+    relayMeta(),
   ];
 }

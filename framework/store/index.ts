@@ -17,3 +17,4 @@ export {
 } from './datasource.js';
 export { relayEntities, type RelayBackend } from './entities.js';
 export { deriveStateKey } from './crypto-at-rest.js';
+export { parseStateKey, SCRYPT_DEFAULTS, type StateKeyInput } from './state-key.js';

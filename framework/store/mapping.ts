@@ -194,16 +194,21 @@ export const SESSION_COLUMNS = [
   'at_rest',
 ] as const;
 
+/** A session column other than state, sealed under the session's group id (sealed-columns.ts). */
+const sessionSlot = (column: string, groupId: string) => ({ table: 'sessions', column, key: groupId });
+
 export function sessionParams(s: SessionRecord, c: AtRestCipher): unknown[] {
+  const { previous } = s.inboundAccess;
+  const sealAccess = (column: string, b: Uint8Array) => toParam(c.seal(b, sessionSlot(column, s.groupId)));
   return [
     s.peerId,
     sealState(c, 'sessions', s),
     epochParam(s.epoch),
     s.initiatedUnconfirmed,
-    toParam(s.inboundAccess.current),
-    s.inboundAccess.previous ? toParam(s.inboundAccess.previous) : null,
+    sealAccess('inbound_access_current', s.inboundAccess.current),
+    previous ? sealAccess('inbound_access_previous', previous) : null,
     s.messagesSinceCommit,
-    JSON.stringify(s.unconfirmedOutgoing),
+    c.sealText(JSON.stringify(s.unconfirmedOutgoing), sessionSlot('unconfirmed_outgoing', s.groupId)),
     s.updatedAt,
     c.flag,
   ];
@@ -217,19 +222,30 @@ function parseOutgoing(v: unknown): string[] {
 }
 
 export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
+  const groupId = String(r.group_id);
+  const flag = toInt(r.at_rest);
   const previous = r.inbound_access_previous;
+  const openAccess = (column: string, v: unknown) => c.open(toBytes(v), flag, sessionSlot(column, groupId));
+  const outgoing = c.openText(
+    String(r.unconfirmed_outgoing),
+    flag,
+    sessionSlot('unconfirmed_outgoing', groupId),
+  );
   return {
-    groupId: String(r.group_id),
+    groupId,
     peerId: String(r.peer_id),
     state: openState(c, 'sessions', r),
     epoch: toBigInt(r.epoch),
     initiatedUnconfirmed: toBool(r.initiated_unconfirmed),
     inboundAccess: defined({
-      current: toBytes(r.inbound_access_current),
-      previous: previous === null || previous === undefined ? undefined : toBytes(previous),
+      current: openAccess('inbound_access_current', r.inbound_access_current),
+      previous:
+        previous === null || previous === undefined
+          ? undefined
+          : openAccess('inbound_access_previous', previous),
     }),
     messagesSinceCommit: toInt(r.messages_since_commit),
-    unconfirmedOutgoing: parseOutgoing(r.unconfirmed_outgoing),
+    unconfirmedOutgoing: parseOutgoing(outgoing),
     updatedAt: toSeconds(r.updated_at),
     version: toInt(r.version),
   };
@@ -238,17 +254,22 @@ export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
 /** Every group column except group_id and version, in the order groupParams lists them. */
 export const GROUP_COLUMNS = ['topic_id', 'state', 'epoch', 'meta', 'updated_at', 'at_rest'] as const;
 
+/** Group meta (name, members, committer) is the group's plaintext: sealed like its state. */
+const metaSlot = (groupId: string) => ({ table: 'groups', column: 'meta', key: groupId });
+
 export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
-  return [g.topicId, sealState(c, 'groups', g), epochParam(g.epoch), g.meta, g.updatedAt, c.flag];
+  const meta = c.sealText(g.meta, metaSlot(g.groupId));
+  return [g.topicId, sealState(c, 'groups', g), epochParam(g.epoch), meta, g.updatedAt, c.flag];
 }
 
 export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
+  const groupId = String(r.group_id);
   return {
-    groupId: String(r.group_id),
+    groupId,
     topicId: String(r.topic_id),
     state: openState(c, 'groups', r),
     epoch: toBigInt(r.epoch),
-    meta: String(r.meta),
+    meta: c.openText(String(r.meta), toInt(r.at_rest), metaSlot(groupId)),
     updatedAt: toSeconds(r.updated_at),
     version: toInt(r.version),
   };
@@ -290,3 +311,21 @@ export const rowToOutbox = (r: Row): OutboxRecord =>
     awaitAck: toBool(r.await_ack) ? true : undefined,
     createdAt: toSeconds(r.created_at),
   });
+
+// ---- conversation_data --------------------------------------------------------------------------
+
+/** ctx.session and other bot data: the conversation's plaintext, sealed under its conversation id. */
+const conversationSlot = (conversationId: string) => ({
+  table: 'conversation_data',
+  column: 'json',
+  key: conversationId,
+});
+
+export const conversationParams = (conversationId: string, json: string, c: AtRestCipher): unknown[] => [
+  conversationId,
+  c.sealText(json, conversationSlot(conversationId)),
+  c.flag,
+];
+
+export const rowToConversationJson = (r: Row, c: AtRestCipher): string =>
+  c.openText(String(r.json), toInt(r.at_rest), conversationSlot(String(r.conversation_id)));

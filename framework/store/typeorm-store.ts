@@ -20,9 +20,12 @@ import type {
   StoredIdentity,
   StoredKeyPackage,
 } from '../relay/store.js';
-import { AtRestCipher } from './crypto-at-rest.js';
+import type { AtRestCipher } from './crypto-at-rest.js';
+import { StoreStateKey } from './state-key-store.js';
+import type { ScryptParams, StateKeyInput } from './state-key.js';
 import type { RelayBackend } from './entities.js';
 import {
+  conversationParams,
   GROUP_COLUMNS,
   groupParams,
   identityParams,
@@ -36,6 +39,7 @@ import {
   rowToGroup,
   rowToKeyPackage,
   rowToOutbox,
+  rowToConversationJson,
   rowToOwnBundle,
   rowToPeer,
   rowToSession,
@@ -50,8 +54,17 @@ import { Mutex } from './mutex.js';
 import { backendOf, placeholders, sqlOn, type Sql } from './sql.js';
 
 export interface TypeOrmRelayStoreOptions {
-  /** 32 raw bytes, or a string stretched to 32 bytes; enables at-rest encryption of secrets. */
-  stateKey?: Uint8Array | string;
+  /**
+   * Enables at-rest encryption of secrets. 32 raw bytes, 64 hex characters or base64 of 32 bytes
+   * are the key; any other string is a passphrase, stretched with scrypt and a salt kept in the
+   * database (state-key.ts).
+   */
+  stateKey?: StateKeyInput;
+  /**
+   * scrypt cost for the salt record a passphrase creates (default SCRYPT_DEFAULTS, 128 MiB). Only
+   * test suites that open hundreds of throwaway databases should lower it.
+   */
+  scrypt?: ScryptParams;
   /** Destroy the DataSource on close() (default true). */
   closeDataSource?: boolean;
 }
@@ -104,7 +117,7 @@ const PEER_UPSERT = upsertSql(
 const PROCESSED_UPSERT = upsertSql('processed', ['group_id', 'digest'], ['at']);
 const ENVELOPE_UPSERT = upsertSql('envelopes', ['digest'], ['expires_at']);
 const WELCOME_UPSERT = upsertSql('welcomes', ['digest'], ['at']);
-const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], ['json']);
+const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], ['json', 'at_rest']);
 const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES (${placeholders(OUTBOX_COLUMNS.length)})`;
 const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" ORDER BY "seq" LIMIT ?`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
@@ -211,7 +224,7 @@ const sqliteTx = (qr: QueryRunner): Tx => ({
 
 export class TypeOrmRelayStore implements RelayStore {
   readonly backend: RelayBackend;
-  private readonly cipher: AtRestCipher;
+  private readonly stateKey: StoreStateKey;
   /** SQLite only: one shared connection, so every operation takes its turn. */
   private readonly mutex: Mutex | undefined;
   private readonly closeDataSource: boolean;
@@ -221,14 +234,32 @@ export class TypeOrmRelayStore implements RelayStore {
     options: TypeOrmRelayStoreOptions = {},
   ) {
     this.backend = backendOf(ds);
-    this.cipher = new AtRestCipher(options.stateKey);
+    this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.txNow(fn), options.scrypt);
     this.mutex = this.backend === 'sqlite' ? new Mutex() : undefined;
     this.closeDataSource = options.closeDataSource ?? true;
   }
 
   /** Whether secrets are encrypted before they reach the database; the caller warns when not. */
   get encryptedAtRest(): boolean {
-    return this.cipher.encrypted;
+    return this.stateKey.encrypted;
+  }
+
+  /**
+   * Re-seals every sealed value under a key made from `next` (new salt), in one transaction, after
+   * checking the current key. Stop every other process using this database first: one still
+   * holding the old key would write rows the new key cannot open. Returns the rows re-sealed.
+   */
+  rotateStateKey(next: StateKeyInput): Promise<number> {
+    return this.stateKey.rotate(next);
+  }
+
+  /** Every method awaits ready() (through withSql, transaction or commit) before it uses this. */
+  private get cipher(): AtRestCipher {
+    return this.stateKey.cipher;
+  }
+
+  private ready(): Promise<void> {
+    return this.stateKey.ready();
   }
 
   // ---- plumbing ---------------------------------------------------------------------------------
@@ -237,7 +268,8 @@ export class TypeOrmRelayStore implements RelayStore {
     return this.mutex ? this.mutex.run(fn) : fn();
   }
 
-  private withSql<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  private async withSql<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    await this.ready();
     return this.serial(async () => {
       const qr = this.ds.createQueryRunner();
       try {
@@ -248,7 +280,13 @@ export class TypeOrmRelayStore implements RelayStore {
     });
   }
 
-  private transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  private async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    await this.ready();
+    return this.txNow(fn);
+  }
+
+  /** A transaction without ready(): what unlocking the key itself runs in. */
+  private txNow<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     return this.serial(async () => {
       const qr = this.ds.createQueryRunner();
       const tx = this.backend === 'sqlite' ? sqliteTx(qr) : typeOrmTx(qr);
@@ -417,17 +455,20 @@ export class TypeOrmRelayStore implements RelayStore {
   }
 
   async getConversationData(conversationId: string): Promise<string | undefined> {
-    const sql = `SELECT "json" FROM "conversation_data" WHERE "conversation_id" = ?`;
+    const sql = `SELECT "conversation_id", "json", "at_rest" FROM "conversation_data" WHERE "conversation_id" = ?`;
     const rows = await this.withSql((s) => s.rows(sql, [conversationId]));
-    return rows[0] && String(rows[0].json);
+    return rows[0] && rowToConversationJson(rows[0], this.cipher);
   }
 
   async listConversationData(prefix: string): Promise<Array<{ conversationId: string; json: string }>> {
     // Compared as a range rather than with LIKE, so '%' and '_' in a prefix are not wildcards.
-    const sql = `SELECT "conversation_id", "json" FROM "conversation_data"
+    const sql = `SELECT "conversation_id", "json", "at_rest" FROM "conversation_data"
       WHERE "conversation_id" >= ? AND "conversation_id" < ? ORDER BY "conversation_id"`;
     const rows = await this.withSql((s) => s.rows(sql, [prefix, `${prefix}\uffff`]));
-    return rows.map((r) => ({ conversationId: String(r.conversation_id), json: String(r.json) }));
+    return rows.map((r) => ({
+      conversationId: String(r.conversation_id),
+      json: rowToConversationJson(r, this.cipher),
+    }));
   }
 
   private async deleteIn(table: string, column: string, values: string[]): Promise<void> {
@@ -445,6 +486,7 @@ export class TypeOrmRelayStore implements RelayStore {
   // ---- commit -----------------------------------------------------------------------------------
 
   async commit(changes: InboundCommit): Promise<void> {
+    await this.ready();
     const rows = this.versionedRows(changes);
     const sole = this.backend === 'postgres' ? soleStoredRow(changes, rows) : undefined;
     if (sole && foldsCompletely(changes)) {
@@ -473,7 +515,7 @@ export class TypeOrmRelayStore implements RelayStore {
       for (const d of changes.conversationData ?? []) {
         if (d.json === CONVERSATION_DATA_DELETED)
           await s.run(`DELETE FROM "conversation_data" WHERE "conversation_id" = ?`, [d.conversationId]);
-        else await s.run(CONVERSATION_UPSERT, [d.conversationId, d.json]);
+        else await s.run(CONVERSATION_UPSERT, conversationParams(d.conversationId, d.json, this.cipher));
       }
       for (const p of changes.peers ?? []) await s.run(PEER_UPSERT, peerParams(p));
       await this.writeReplayRecords(s, changes, sole !== undefined);

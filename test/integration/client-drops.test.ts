@@ -427,7 +427,8 @@ describe('Welcome replay', () => {
     expect(first.access).toBeUndefined();
     const inner = decodeInnerPayload(
       await open({
-        recipientSealSecret: victim.identity.sealSecret,
+        // The secret comes from the victim's store: RelayClient.identity does not expose it.
+        recipientSealSecret: (await victimStore.loadIdentity())!.sealSecret,
         recipientId: victim.identity.userId,
         enc: first.enc,
         ciphertext: first.ciphertext,

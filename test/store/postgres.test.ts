@@ -49,6 +49,7 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
         'own_bundle',
         'peers',
         'processed',
+        'relay_meta',
         MIGRATIONS_TABLE,
         'sessions',
         'welcomes',

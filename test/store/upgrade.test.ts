@@ -11,12 +11,14 @@ import {
   TypeOrmRelayStore,
   type RelayBackend,
 } from '../../framework/store/index.js';
+import { AtRestCipher } from '../../framework/store/crypto-at-rest.js';
 import { freshPgSchema, PG_URL, postgresAvailable, sqliteFile, tempDir, type OpenStore } from './helpers.js';
 import { at, bytes, group, groupId, keyPackage, outbox, session, topicId } from './store-suite.js';
 
 const KEY = new Uint8Array(32).fill(42);
 const INITIAL = 'Initial1795846949665';
 const GROUPS = 'Groups1795854576242';
+const STATE_KEY = 'StateKey1796621877627';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -84,10 +86,45 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
       const old = await backend.openInitialOnly();
       expect(await runMigrations(old)).toEqual([INITIAL]);
       // What a release without groups wrote: sessions, a key package, and outbox rows with no flag.
-      const oldStore = new TypeOrmRelayStore(old, { stateKey: KEY, closeDataSource: false });
-      await oldStore.commit({ sessions: [session('g1')] });
-      await oldStore.putKeyPackage(keyPackage('kp1'));
+      // Written as that release's store did under a 32-byte key (only state and the private key
+      // package sealed); today's store needs relay_meta, which Initial does not have.
       const p = (n: number) => (backend.kind === 'postgres' ? `$${n}` : '?');
+      const legacy = new AtRestCipher(KEY);
+      const s = session('g1');
+      await old.query(
+        `INSERT INTO "sessions" ("group_id", "peer_id", "state", "epoch", "version", "initiated_unconfirmed", "inbound_access_current", "messages_since_commit", "unconfirmed_outgoing", "updated_at", "at_rest") VALUES (${[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11].map(p).join(', ')})`,
+        [
+          s.groupId,
+          s.peerId,
+          Buffer.from(legacy.seal(s.state, { table: 'sessions', column: 'state', key: 'g1' })),
+          s.epoch.toString(),
+          1,
+          backend.kind === 'postgres' ? false : 0,
+          Buffer.from(s.inboundAccess.current),
+          0,
+          '[]',
+          s.updatedAt,
+          1,
+        ],
+      );
+      const kp = keyPackage('kp1');
+      await old.query(
+        `INSERT INTO "key_packages" ("ref", "key_package", "private_key_package", "created_at", "not_after", "at_rest") VALUES (${[1, 2, 3, 4, 5, 6].map(p).join(', ')})`,
+        [
+          kp.ref,
+          Buffer.from(kp.keyPackage),
+          Buffer.from(
+            legacy.seal(kp.privateKeyPackage, {
+              table: 'key_packages',
+              column: 'private_key_package',
+              key: 'kp1',
+            }),
+          ),
+          kp.createdAt,
+          kp.notAfter,
+          1,
+        ],
+      );
       for (const id of ['old1', 'old2'])
         await old.query(
           `INSERT INTO "outbox" ("id", "topic", "payload", "created_at") VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)})`,
@@ -97,9 +134,9 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS]);
+        expect(ran).toEqual([GROUPS, STATE_KEY]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '2' : 2 },
+          { n: backend.kind === 'postgres' ? '3' : 3 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 
