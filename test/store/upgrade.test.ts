@@ -17,6 +17,7 @@ import { at, bytes, group, groupId, keyPackage, outbox, session, topicId } from 
 const KEY = new Uint8Array(32).fill(42);
 const INITIAL = 'Initial1795846949665';
 const GROUPS = 'Groups1795854576242';
+const OUTBOX_QUARANTINE = 'OutboxQuarantine1796622191638';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -97,9 +98,9 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS]);
+        expect(ran).toEqual([GROUPS, OUTBOX_QUARANTINE]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '2' : 2 },
+          { n: backend.kind === 'postgres' ? '3' : 3 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 
