@@ -19,7 +19,7 @@ import {
 import { BotMetrics, storeCounts } from '../../cli/metrics.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
 import { RawMqtt } from '../support/attacker.js';
-import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { getTestBroker, startPrivateBroker, uniqueName, type TestBroker } from '../support/broker.js';
 
 const LIMIT = 8 * 1024;
 
@@ -196,6 +196,37 @@ test('send() of a message too large to publish rejects before anything is commit
   await alice.send(bob.userId, 'still here');
   await until('still here', () => atBob.length === 2);
   expect(atBob[1]!.content.content).toBe('still here');
+});
+
+test("send() of a message above the broker's Maximum Packet Size rejects before anything is committed", async () => {
+  const limited = await startPrivateBroker(broker.kind, { maxPacketSize: 6000 });
+  cleanups.push(() => limited.close());
+  const prefix = uniqueName('relay-maxpacket');
+  const make = async (store: RelayStore) => {
+    const c = await RelayClient.create({
+      store,
+      broker: { url: limited.url },
+      topicPrefix: prefix,
+      powBits: 8,
+    });
+    clients.push(c);
+    await c.start();
+    return c;
+  };
+  const store = new RecordingStore();
+  const alice = await make(store);
+  const bob = await make(new MemoryRelayStore());
+  const atBob = collect(bob);
+  await alice.send(bob.userId, 'hello');
+  await until('hello', () => atBob.length === 1);
+  const rowsBefore = store.committedRows.length;
+  await expect(alice.send(bob.userId, 'z'.repeat(7000))).rejects.toThrow(
+    /exceeds the broker's Maximum Packet Size 6000/,
+  );
+  expect(store.committedRows.slice(rowsBefore)).toEqual([]);
+  await alice.send(bob.userId, 'small again');
+  await until('small again', () => atBob.length === 2);
+  expect(atBob[1]!.content.content).toBe('small again');
 });
 
 test('the Welcomes of a group commit are stored as depending on it', async () => {
