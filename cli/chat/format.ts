@@ -17,6 +17,16 @@ const INVISIBLE = /[\p{Cc}\p{Cf}]/gu;
 export const printable = (text: string): string =>
   text.replace(LINE_BREAK, ' \u21b5 ').replace(INVISIBLE, '');
 
+/**
+ * One peer's text printed on its own, with nothing else on the screen to impersonate (`relay-bot
+ * send`): its line breaks stay, as plain newlines; everything else is cleaned as by printable().
+ */
+export const printableLines = (text: string): string =>
+  text
+    .split(LINE_BREAK)
+    .map((line) => line.replace(INVISIBLE, ''))
+    .join('\n');
+
 /** `#name`, or `#` and the first 8 hex digits of the group id for a group without a (known) name. */
 export const groupLabel = (groupId: string, name: string | undefined): string =>
   `#${name === undefined ? short(groupId) : printable(name)}`;

@@ -6,7 +6,13 @@ import { EventEmitter } from 'eventemitter3';
 import { PassThrough, Writable } from 'node:stream';
 import { runChat } from '../../cli/chat/run.js';
 import { findGroup, resolveUser } from '../../cli/chat/resolve.js';
-import { directMessageLine, groupEventLine, groupLabel, groupMessageLine } from '../../cli/chat/format.js';
+import {
+  directMessageLine,
+  groupEventLine,
+  groupLabel,
+  groupMessageLine,
+  printableLines,
+} from '../../cli/chat/format.js';
 import { ChatSession, type ChatClient } from '../../cli/chat/session.js';
 import { UsageError } from '../../cli/errors.js';
 import type { GroupInfo, RelayClientEvents, UserIdHex } from '../../framework/relay/index.js';
@@ -258,6 +264,10 @@ describe('peer-controlled text', () => {
       'a\u202eb\u202a\u202b\u202c\u202dc\u2066\u2067\u2068\u2069d\u200be\u200c\u200d\u200e\u200ff\u2060\ufeffg\u00adh';
     expect(directMessageLine(from, hidden)).toBe('[abababab] abcdefgh');
     expect(groupLabel('cd'.repeat(32), 'ops\u202e\u200b\nx')).toBe('#ops \u21b5 x');
+  });
+
+  test("relay-bot send keeps a reply's line breaks but strips what could hide or reorder text", () => {
+    expect(printableLines('usage:\r\n  /a\u2028  /b\u202e\u200b\u001b[2J')).toBe('usage:\n  /a\n  /b[2J');
   });
 
   test('the chat prints one line per incoming message, whatever the peer put in it', () => {
