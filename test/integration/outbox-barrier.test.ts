@@ -248,3 +248,27 @@ test('the Welcomes of a group commit are stored as depending on it', async () =>
   expect(welcomes).toHaveLength(1);
   expect(welcomes[0]!.dependsOn).toBe(commit!.id);
 });
+
+test('in a group, a reply too large to publish is left out of the commit and reported; the next one goes', async () => {
+  const prefix = uniqueName('relay-bigreply-group');
+  const store = new RecordingStore();
+  const bot = await startClient(prefix, { store, maxEnvelopeBytes: LIMIT });
+  echoBot(bot);
+  const errors: Error[] = [];
+  bot.on('error', (e) => errors.push(e));
+  await bot.start();
+  const joined = new Promise<void>((resolve) => bot.on('group', (e) => e.kind === 'joined' && resolve()));
+  const alice = await startClient(prefix);
+  await alice.start();
+  const got: string[] = [];
+  alice.on('message', (m) => m.conversation.kind === 'group' && got.push(m.content.content));
+  const group = await alice.createGroup([bot.userId]);
+  await joined;
+  await alice.sendToGroup(group.groupId, '/big');
+  await alice.sendToGroup(group.groupId, 'after');
+  await until('the reply to "after"', () => got.length >= 1);
+  expect(got).toEqual(['echo: after']);
+  await until('the error', () => errors.length >= 1);
+  expect(errors[0]!.message).toMatch(/reply not sent: .*exceeds maxPayloadBytes 8192/);
+  expect(store.committedRows.filter((r) => r.bytes > LIMIT)).toEqual([]);
+});
