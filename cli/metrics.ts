@@ -12,7 +12,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { DataSource } from 'typeorm';
+import { IsNull, type DataSource } from 'typeorm';
 import type { AttachableClient, GroupApi } from '../framework/bot/index.js';
 import type { GroupEvent, ReceivedMessage, RelayClient } from '../framework/relay/index.js';
 
@@ -53,7 +53,9 @@ export interface MeteredStore {
  */
 export function storeCounts(dataSource: DataSource): MeteredStore {
   const count = (entity: string) => () => dataSource.getRepository(entity).count();
-  return { countSessions: count('sessions'), countGroups: count('groups'), countOutbox: count('outbox') };
+  // Quarantined rows stay for the operator to inspect; they are counted by relay_outbox_quarantined_total.
+  const countOutbox = () => dataSource.getRepository('outbox').count({ where: { quarantined_at: IsNull() } });
+  return { countSessions: count('sessions'), countGroups: count('groups'), countOutbox };
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
@@ -81,6 +83,7 @@ export class BotMetrics {
   private readonly messagesOut: Counter;
   private readonly drops: Counter<'reason'>;
   private readonly groupEvents: Counter<'kind'>;
+  private readonly quarantined: Counter;
   private readonly handlerDuration: Histogram<'outcome'>;
   private readonly powMining: Histogram;
   private client: MeteredClient | undefined;
@@ -109,6 +112,11 @@ export class BotMetrics {
       name: 'relay_drops_total',
       help: 'Inputs from the network dropped, by reason (see DROP_REASONS)',
       labelNames: ['reason'],
+      registers,
+    });
+    this.quarantined = new Counter({
+      name: 'relay_outbox_quarantined_total',
+      help: 'Outbox rows set aside because they can never be published (too large, refused for good), each with the rows depending on it',
       registers,
     });
     this.powMining = new Histogram({
@@ -186,15 +194,18 @@ export class BotMetrics {
     const onDrop = (d: { reason: string }): void => this.drops.labels(d.reason).inc();
     const onPow = (p: { seconds: number }): void => this.powMining.observe(p.seconds);
     const onGroup = (e: GroupEvent): void => this.groupEvents.labels(e.kind).inc();
+    const onQuarantine = (): void => this.quarantined.inc();
     client.on('message', onMessage);
     client.on('drop', onDrop);
     client.on('pow', onPow);
     client.on('group', onGroup);
+    client.on('quarantine', onQuarantine);
     this.listeners.push(
       () => client.off('message', onMessage),
       () => client.off('drop', onDrop),
       () => client.off('pow', onPow),
       () => client.off('group', onGroup),
+      () => client.off('quarantine', onQuarantine),
     );
     const counted: AttachableClient = {
       ...this.groupApi(client),

@@ -5,14 +5,19 @@
  *   /note list                 show them
  *   /note clear                forget them
  *   /remind <minutes> <text…>  send the text back after that many minutes
+ *                              (at most maxReminders pending per user, default 25)
  *
  * Notes live in ctx.session, which commits with the message. A reminder is a scheduled job
  * (ctx.schedule, key `jobs:notes:<due>:<id>`) written in the /remind transaction and sent by the
  * runtime's scheduler, which removes it in the same commit as the send; so a reminder survives
  * restarts, and one that fell due while the bot was down is sent when it starts again. Run it with
  * attach(client, { store }) so the scheduler runs.
+ *
+ * The cap: each user's pending job keys are kept under `remind:notes:<user id>`; a key whose job is
+ * gone (the scheduler's send removed it) no longer counts. Jobs are stored data, so without a cap
+ * one user could grow the store and the scheduler's every pass without bound.
  */
-import { Bot, OnCommand, type BotContext } from '../../framework/bot/index.js';
+import { Bot, OnCommand, TOMBSTONE, type BotContext } from '../../framework/bot/index.js';
 import { ConfigError } from '../../framework/relay/errors.js';
 
 export interface NotesBotOptions {
@@ -20,6 +25,8 @@ export interface NotesBotOptions {
   minuteMs?: number;
   /** Notes kept per conversation (default 100). */
   maxNotes?: number;
+  /** Reminders one user may have pending at a time (default 25). */
+  maxReminders?: number;
 }
 
 export interface NotesSession {
@@ -30,20 +37,26 @@ export interface NotesSession {
 export const MAX_REMIND_MINUTES = 7 * 24 * 60;
 export const MAX_NOTE_LENGTH = 1000;
 
+const remindersKey = (userId: string): string => `remind:notes:${userId}`;
+
+const positiveWhole = (name: string, value: number): number => {
+  if (!Number.isSafeInteger(value) || value <= 0)
+    throw new ConfigError(`NotesBot ${name} must be a positive whole number, got ${value}`);
+  return value;
+};
+
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 @Bot({ name: 'notes', description: 'keeps notes and reminds you of things' })
 export class NotesBot {
   private readonly minuteMs: number;
   private readonly maxNotes: number;
+  private readonly maxReminders: number;
 
   constructor(options: NotesBotOptions = {}) {
-    this.minuteMs = options.minuteMs ?? 60_000;
-    this.maxNotes = options.maxNotes ?? 100;
-    if (!Number.isSafeInteger(this.minuteMs) || this.minuteMs <= 0)
-      throw new ConfigError(`NotesBot minuteMs must be a positive whole number, got ${this.minuteMs}`);
-    if (!Number.isSafeInteger(this.maxNotes) || this.maxNotes <= 0)
-      throw new ConfigError(`NotesBot maxNotes must be a positive whole number, got ${this.maxNotes}`);
+    this.minuteMs = positiveWhole('minuteMs', options.minuteMs ?? 60_000);
+    this.maxNotes = positiveWhole('maxNotes', options.maxNotes ?? 100);
+    this.maxReminders = positiveWhole('maxReminders', options.maxReminders ?? 25);
   }
 
   @OnCommand('note', { args: '<action> [text...]', description: 'add <text…>, list or clear your notes' })
@@ -74,13 +87,31 @@ export class NotesBot {
     args: '<minutes:int> <text...>',
     description: 'sends you the text after that many minutes',
   })
-  remind(ctx: BotContext<{ minutes: number; text: string }>): string {
+  async remind(ctx: BotContext<{ minutes: number; text: string }>): Promise<string> {
     const { minutes, text } = ctx.args;
     if (minutes < 1 || minutes > MAX_REMIND_MINUTES)
       return `minutes: between 1 and ${MAX_REMIND_MINUTES} (a week), got ${minutes}`;
     if (text.length > MAX_NOTE_LENGTH) return `a reminder has at most ${MAX_NOTE_LENGTH} characters`;
-    ctx.schedule({ inMs: minutes * this.minuteMs, text: `reminder: ${text}` });
+    const pending = await this.pendingReminders(ctx);
+    if (pending.length >= this.maxReminders)
+      return `you have ${plural(pending.length, 'pending reminder')}, the most I keep for one user; wait until one is sent`;
+    const key = ctx.schedule({ inMs: minutes * this.minuteMs, text: `reminder: ${text}` });
+    ctx.tx.saveData(remindersKey(ctx.sender), JSON.stringify([...pending, key]));
     return `ok, I will remind you in ${plural(minutes, 'minute')}`;
+  }
+
+  /** The sender's job keys whose jobs are still stored, i.e. not sent yet. */
+  private async pendingReminders(ctx: BotContext): Promise<string[]> {
+    const stored = await ctx.tx.loadData(remindersKey(ctx.sender));
+    const parsed: unknown = stored === undefined || stored === TOMBSTONE ? [] : JSON.parse(stored);
+    const keys = Array.isArray(parsed) ? parsed.filter((k): k is string => typeof k === 'string') : [];
+    const alive = await Promise.all(
+      keys.map(async (k) => {
+        const job = await ctx.tx.loadData(k);
+        return job !== undefined && job !== TOMBSTONE;
+      }),
+    );
+    return keys.filter((_, i) => alive[i]);
   }
 }
 

@@ -6,12 +6,26 @@ import type { GroupEvent, GroupInfo } from '../../framework/relay/index.js';
 
 export const short = (id: string): string => id.slice(0, 8);
 
-// C0 (but newline), DEL and C1: escape sequences a peer could use to rewrite or spoof the terminal.
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g;
+// A line break from a peer would start a line that looks like someone else's message: shown as a mark.
+const LINE_BREAK = /\r?\n|[\u2028\u2029\u0085]/g;
+// Controls (C0, DEL, C1: terminal escape sequences) and format characters (bidi overrides and
+// isolates, zero-width spaces and joiners, BOM, soft hyphen): text a peer could use to rewrite,
+// reorder or hide what the terminal shows.
+const INVISIBLE = /[\p{Cc}\p{Cf}]/gu;
 
-/** Text a peer controls (messages, group names), safe to print to a terminal. */
-export const printable = (text: string): string => text.replace(CONTROL, '');
+/** Text a peer controls (messages, group names, error texts), safe to print as one terminal line. */
+export const printable = (text: string): string =>
+  text.replace(LINE_BREAK, ' \u21b5 ').replace(INVISIBLE, '');
+
+/**
+ * One peer's text printed on its own, with nothing else on the screen to impersonate (`relay-bot
+ * send`): its line breaks stay, as plain newlines; everything else is cleaned as by printable().
+ */
+export const printableLines = (text: string): string =>
+  text
+    .split(LINE_BREAK)
+    .map((line) => line.replace(INVISIBLE, ''))
+    .join('\n');
 
 /** `#name`, or `#` and the first 8 hex digits of the group id for a group without a (known) name. */
 export const groupLabel = (groupId: string, name: string | undefined): string =>

@@ -15,6 +15,7 @@ import {
   groupMessageLine,
   HELP,
   memberLines,
+  printable,
   short,
   type Conversation,
 } from './format.js';
@@ -141,7 +142,7 @@ export class ChatSession {
 
   private printError(e: unknown): void {
     if (e instanceof ChatError || e instanceof UsageError) this.print(e.message);
-    else this.print(`! ${e instanceof Error ? e.message : String(e)}`);
+    else this.print(`! ${printable(e instanceof Error ? e.message : String(e))}`);
   }
 
   private setCurrent(next: Conversation | undefined): void {
@@ -201,7 +202,7 @@ export class ChatSession {
       else await this.client.send(to.id, text);
     } catch (e) {
       const where = to.kind === 'group' ? this.label(to.id) : short(to.id);
-      this.print(`! not sent to ${where}: ${(e as Error).message}`);
+      this.print(`! not sent to ${where}: ${printable((e as Error).message)}`);
     }
   }
 

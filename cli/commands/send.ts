@@ -4,7 +4,7 @@
  * Exit 0: sent (and with --wait, a reply came); 1: no reply, or the send failed; 2: bad usage.
  */
 import type { Argv } from 'yargs';
-import { printable } from '../chat/format.js';
+import { printableLines } from '../chat/format.js';
 import { loadConfig } from '../config.js';
 import { CommandFailed, UsageError } from '../errors.js';
 import { createClient, makeLogger, openStore, parseUserId, sleep } from '../runtime.js';
@@ -42,7 +42,7 @@ export async function handler(argv: SendArgs): Promise<void> {
     client.on('message', (m) => {
       if (m.from !== peer) return;
       replies++;
-      process.stdout.write(`${printable(m.content.content)}\n`);
+      process.stdout.write(`${printableLines(m.content.content)}\n`);
     });
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));
     try {

@@ -40,6 +40,7 @@ import {
   SENT_AT_WINDOW_SECONDS,
 } from './labels.js';
 import * as mls from './mls/index.js';
+import { refusedReply, settleFailures, withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
 import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
 import { powChallenge, PowMiner } from './pow.js';
 import { createOpener, seal, type Opener } from './seal.js';
@@ -59,6 +60,7 @@ import { DEFAULT_TOPIC_PREFIX, inboxTopic, isQos1OnlyTopic, keysTopic, parseTopi
 import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
+import type { PublishTooLargeError } from './transport-packet-size.js';
 import { VersionedLru } from './state-cache.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
 
@@ -79,6 +81,8 @@ export interface RelayClientEvents {
   security: (e: { kind: 'sender_binding'; claimedSender: string }) => void;
   /** First contact mined a proof of work (for metrics). */
   pow: (p: { bits: number; seconds: number }) => void;
+  /** An outbox row that can never be published was set aside, with its dependents (for metrics). */
+  quarantine: (q: QuarantineNote) => void;
   error: (e: Error) => void;
 }
 
@@ -190,8 +194,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private started = false;
   private readonly groupCoordinator: GroupCoordinator;
 
+  private readonly opts: RelayClientOptions;
+
   private constructor(
-    private readonly opts: RelayClientOptions,
+    opts: RelayClientOptions,
     identity: Identity,
     private readonly mlsCtx: mls.MlsContext,
     private readonly opener: Opener,
@@ -217,6 +223,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       maxPayloadBytes: opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
       ...(opts.broker.tls !== undefined ? { tls: opts.broker.tls } : {}),
     });
+    this.opts = { ...opts, store: withOutboxCheck(opts.store, this.outboxRowError) };
     // Attached before connecting so messages the broker redelivers at connect are covered.
     this.transport.onMessage((m) => this.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
@@ -224,7 +231,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.groupCoordinator = new GroupCoordinator(
       {
         identity,
-        store: opts.store,
+        store: this.opts.store,
         mls: mlsCtx,
         clock: this.clock,
         log: this.log,
@@ -239,6 +246,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         fetchPeerBundle: (peer) => this.fetchPeerBundle(peer),
         sealWithPow: (peer, inner, sentAt) => this.sealWithPow(peer, inner, sentAt),
         inboxRow: (peer, payload) => this.inboxRow(peer, payload),
+        outboxRowError: this.outboxRowError,
         flushOutbox: () => this.flushOutbox(),
         fail: (e) => this.fail(e),
         republishBundle: () => this.scheduleRepublish(false),
@@ -706,10 +714,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       const results = await Promise.allSettled(acks);
       rows.forEach((r, i) => results[i]!.status === 'fulfilled' && this.published.add(r.id));
       this.scheduleOutboxCleanup();
-      const failed = results.find((r) => r.status === 'rejected');
-      if (failed) throw (failed as PromiseRejectedResult).reason;
+      // Rows that can never go out are set aside; only the others are retried ahead of later rows.
+      const retry = await settleFailures(rows, results, this.opts.store, this.clock.now(), (q) => {
+        this.log.error(q, 'outbox row can never be published; quarantined with its dependents');
+        this.emit('quarantine', q);
+      });
+      if (retry !== undefined) throw retry;
     }
   }
+
+  private readonly outboxRowError = (row: OutboxRecord): PublishTooLargeError | undefined =>
+    this.transport.publishSizeError(row.topic, row.payload.length, {
+      ...(row.messageExpirySeconds !== undefined ? { messageExpirySeconds: row.messageExpirySeconds } : {}),
+    });
 
   /**
    * Acknowledged rows are deleted in batches rather than one transaction per message: a row that a
@@ -1216,7 +1233,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         msgType: MSG_TYPE.message,
         mls: encrypted.message,
       });
-      outbox.push(this.inboxRow(peer.userId, payload));
+      const row = this.inboxRow(peer.userId, payload);
+      const refused = refusedReply(row, this.outboxRowError);
+      if (refused) {
+        this.fail(refused);
+        continue;
+      }
+      outbox.push(row);
       state = encrypted.state;
       consumed.push(encrypted.consumed);
     }
@@ -1224,7 +1247,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       state,
       consumed,
       // The caller encodes `state` into the record it commits.
-      session: { ...session, messagesSinceCommit: session.messagesSinceCommit + run.replies.length },
+      session: { ...session, messagesSinceCommit: session.messagesSinceCommit + outbox.length },
       outbox,
       conversationData: run.conversationData,
       groups: await this.groupCoordinator.recordChanges(run.changes, this.clock.now()),

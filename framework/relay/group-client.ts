@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 export type * from './group-types.js';
 import { GroupChanges, replyContent, runHandler } from './handler.js';
+import { refusedReply } from './outbox-quarantine.js';
 import type { GroupId, TopicId, UnixSeconds, UserIdHex } from './brand.js';
 import { fromHex, toHex } from './bytes.js';
 import { encodeContent, tryDecodeContent } from './content.js';
@@ -599,12 +600,14 @@ export class GroupCoordinator {
     // Our commit carried a path: our own leaf is fresh too.
     meta.lastUpdateAt = now;
     const next = updatedRecord(record, commit.state, meta, now);
+    const commitRow = this.topicRow(record.topicId, commit.commit, true);
     await this.records.save(
       {
         ...extra,
         groups: [next],
         peers: peers.filter((p) => commit.added.some((m) => hexId(m.userId) === p.userId)),
-        outbox: [this.topicRow(record.topicId, commit.commit, true), ...welcomes],
+        // A Welcome depends on its commit: quarantined with it, never released without it.
+        outbox: [commitRow, ...welcomes.map((w) => ({ ...w, dependsOn: commitRow.id }))],
       },
       commit.state,
     );
@@ -783,9 +786,15 @@ export class GroupCoordinator {
     for (const r of run ? run.replies : []) {
       const content = replyContent(r, received!.content, { padTo: PADDING_BLOCK });
       const encrypted = await mls.encryptApplication(this.host.mls, state, content);
+      const row = this.topicRow(record.topicId, encrypted.message);
+      const refused = refusedReply(row, (o) => this.host.outboxRowError(o));
+      if (refused) {
+        this.host.fail(refused);
+        continue;
+      }
       state = encrypted.state;
       consumed.push(encrypted.consumed);
-      outbox.push(this.topicRow(record.topicId, encrypted.message));
+      outbox.push(row);
       meta.messagesSinceCommit += 1;
       meta.ownMessagesSinceUpdate += 1;
     }

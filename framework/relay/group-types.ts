@@ -92,6 +92,8 @@ export interface GroupHost {
     sentAt?: UnixSeconds,
   ): Promise<Uint8Array>;
   inboxRow(peer: string, payload: Uint8Array): OutboxRecord;
+  /** Why the transport could never publish this row (too large), or undefined. */
+  outboxRowError(row: OutboxRecord): Error | undefined;
   flushOutbox(): Promise<void>;
   fail(e: unknown): void;
   republishBundle(): void;

@@ -102,6 +102,11 @@ export interface OutboxRecord {
    * back as `true` or absent (false and absent are the same thing).
    */
   awaitAck?: boolean;
+  /**
+   * The id of a row committed with this one that must be published first (a group commit, for its
+   * Welcomes): if that row is quarantined, so is this one.
+   */
+  dependsOn?: string;
   createdAt: UnixSeconds;
 }
 
@@ -188,9 +193,14 @@ export interface RelayStore {
   /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */
   prune(now: UnixSeconds): Promise<void>;
 
-  /** Outbox rows in the order they were committed. */
+  /** Outbox rows in the order they were committed, quarantined ones left out. */
   listOutbox(limit?: number): Promise<OutboxRecord[]>;
   deleteOutbox(ids: string[]): Promise<void>;
+  /**
+   * Sets rows that can never be published aside, with the rows that depend on them (dependsOn):
+   * listOutbox no longer returns them; they stay stored for the operator to inspect.
+   */
+  quarantineOutbox(ids: string[], at: UnixSeconds): Promise<void>;
 
   getConversationData(conversationId: string): Promise<string | undefined>;
   /** All conversation data whose id starts with the prefix (e.g. a bot's scheduled jobs). */
@@ -250,6 +260,7 @@ export class MemoryRelayStore implements RelayStore {
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
   private readonly outbox: OutboxRecord[] = [];
+  private readonly quarantined: Array<OutboxRecord & { quarantinedAt: UnixSeconds }> = [];
   private readonly conversations = new Map<string, string>();
 
   async loadIdentity() {
@@ -353,6 +364,7 @@ export class MemoryRelayStore implements RelayStore {
         envelopes: [...this.envelopes.entries()].sort(),
         welcomes: [...this.welcomes.entries()].sort(),
         outbox: this.outbox,
+        quarantined: this.quarantined,
         conversations: [...this.conversations.entries()].sort(),
       },
       hex,
@@ -366,6 +378,14 @@ export class MemoryRelayStore implements RelayStore {
     const drop = new Set(ids);
     for (let i = this.outbox.length - 1; i >= 0; i--)
       if (drop.has(this.outbox[i]!.id)) this.outbox.splice(i, 1);
+  }
+  async quarantineOutbox(ids: string[], at: UnixSeconds) {
+    const set = new Set(ids);
+    const moved = this.outbox.filter(
+      (o) => set.has(o.id) || (o.dependsOn !== undefined && set.has(o.dependsOn)),
+    );
+    for (const o of moved) this.quarantined.push({ ...o, quarantinedAt: at });
+    await this.deleteOutbox(moved.map((o) => o.id));
   }
   async getConversationData(conversationId: string) {
     return this.conversations.get(conversationId);

@@ -1,4 +1,14 @@
 /** Size of an MQTT 5 PUBLISH on the wire, to compare with the broker's Maximum Packet Size. */
+import { TransportError } from './errors.js';
+
+/**
+ * A publish that can never succeed as it is: larger than our own payload limit or the broker's
+ * Maximum Packet Size. Retrying does not help, so callers refuse it before committing and the
+ * outbox quarantines a stored row that fails with it.
+ */
+export class PublishTooLargeError extends TransportError {
+  readonly permanent = true;
+}
 
 /** Bytes of an MQTT Variable Byte Integer (MQTT 5 §1.5.5). */
 function varIntLength(n: number): number {

@@ -21,7 +21,7 @@ import {
 } from 'mqtt';
 import { ArgumentError, TransportError } from './errors.js';
 import { AckQueue } from './transport-ack-queue.js';
-import { publishPacketSize } from './transport-packet-size.js';
+import { publishPacketSize, PublishTooLargeError } from './transport-packet-size.js';
 
 /** Passed through to MQTT.js (and from there to tls.connect) for mqtts:// and wss:// URLs. */
 export type TransportTlsOptions = Pick<
@@ -247,17 +247,8 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     ) {
       throw new ArgumentError('messageExpirySeconds must be an integer in 1..2^32-1');
     }
-    if (payload.length > this.options.maxPayloadBytes) {
-      throw new TransportError(
-        `payload of ${payload.length} bytes exceeds maxPayloadBytes ${this.options.maxPayloadBytes}`,
-      );
-    }
-    const size = publishPacketSize(Buffer.byteLength(topic), payload.length, qos, expiry !== undefined);
-    if (this.serverMaxPacketSize !== undefined && size > this.serverMaxPacketSize) {
-      throw new TransportError(
-        `PUBLISH of ${size} bytes exceeds the broker's Maximum Packet Size ${this.serverMaxPacketSize}`,
-      );
-    }
+    const tooLarge = this.publishSizeError(topic, payload.length, { qos, messageExpirySeconds: expiry });
+    if (tooLarge) throw tooLarge;
     const body = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     await this.untilEnd(
       client.publishAsync(topic, body, {
@@ -267,6 +258,30 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       }),
       `publish to ${topic}`,
     );
+  }
+
+  /**
+   * Why a publish of this size could never be sent (our maxPayloadBytes, or the Maximum Packet Size
+   * of the broker's last CONNACK), or undefined. Lets callers refuse it before committing anything.
+   */
+  publishSizeError(
+    topic: string,
+    payloadBytes: number,
+    opts: Pick<PublishOptions, 'qos' | 'messageExpirySeconds'> = {},
+  ): PublishTooLargeError | undefined {
+    if (payloadBytes > this.options.maxPayloadBytes) {
+      return new PublishTooLargeError(
+        `payload of ${payloadBytes} bytes exceeds maxPayloadBytes ${this.options.maxPayloadBytes}`,
+      );
+    }
+    const expiry = opts.messageExpirySeconds !== undefined;
+    const size = publishPacketSize(Buffer.byteLength(topic), payloadBytes, opts.qos ?? 1, expiry);
+    if (this.serverMaxPacketSize !== undefined && size > this.serverMaxPacketSize) {
+      return new PublishTooLargeError(
+        `PUBLISH of ${size} bytes exceeds the broker's Maximum Packet Size ${this.serverMaxPacketSize}`,
+      );
+    }
+    return undefined;
   }
 
   async subscribe(topics: string | string[], opts: SubscribeOptions): Promise<void> {

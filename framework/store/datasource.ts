@@ -14,6 +14,8 @@ import { Groups1795854576242 as PostgresGroups } from './migrations/postgres/179
 import { Groups1795854576242 as SqliteGroups } from './migrations/sqlite/1795854576242-Groups.js';
 import { StateKey1796621877627 as PostgresStateKey } from './migrations/postgres/1796621877627-StateKey.js';
 import { StateKey1796621877627 as SqliteStateKey } from './migrations/sqlite/1796621877627-StateKey.js';
+import { OutboxQuarantine1796622191638 as PostgresOutboxQuarantine } from './migrations/postgres/1796622191638-OutboxQuarantine.js';
+import { OutboxQuarantine1796622191638 as SqliteOutboxQuarantine } from './migrations/sqlite/1796622191638-OutboxQuarantine.js';
 
 export const DEFAULT_SQLITE_PATH = './data/relay.sqlite';
 /** Named so the relay tables can share a Postgres database with an application's own migrations. */
@@ -35,8 +37,8 @@ type Migration = new () => MigrationInterface;
 
 export function relayMigrations(kind: RelayBackend): Migration[] {
   return kind === 'postgres'
-    ? [PostgresInitial, PostgresGroups, PostgresStateKey]
-    : [SqliteInitial, SqliteGroups, SqliteStateKey];
+    ? [PostgresInitial, PostgresGroups, PostgresStateKey, PostgresOutboxQuarantine]
+    : [SqliteInitial, SqliteGroups, SqliteStateKey, SqliteOutboxQuarantine];
 }
 
 export const isPostgresUrl = (url: string | undefined): url is string =>

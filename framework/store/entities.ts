@@ -156,6 +156,9 @@ const outbox = (t: Types) =>
       message_expiry_seconds: { type: 'integer', nullable: true },
       created_at: { type: t.int64 },
       await_ack: { type: 'boolean', default: false },
+      // Set when the row can never be published; listOutbox skips it (see quarantineOutbox).
+      quarantined_at: { type: t.int64, nullable: true },
+      depends_on: { type: 'text', nullable: true },
     },
     { uniques: [{ name: 'uq_outbox_id', columns: ['id'] }] },
   );

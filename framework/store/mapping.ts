@@ -286,6 +286,7 @@ export const OUTBOX_COLUMNS = [
   'message_expiry_seconds',
   'created_at',
   'await_ack',
+  'depends_on',
 ] as const;
 
 export const outboxParams = (o: OutboxRecord): unknown[] => [
@@ -296,6 +297,7 @@ export const outboxParams = (o: OutboxRecord): unknown[] => [
   nullable(o.messageExpirySeconds),
   o.createdAt,
   o.awaitAck === true,
+  nullable(o.dependsOn),
 ];
 
 export const rowToOutbox = (r: Row): OutboxRecord =>
@@ -309,6 +311,7 @@ export const rowToOutbox = (r: Row): OutboxRecord =>
         ? undefined
         : toInt(r.message_expiry_seconds),
     awaitAck: toBool(r.await_ack) ? true : undefined,
+    dependsOn: r.depends_on === null || r.depends_on === undefined ? undefined : String(r.depends_on),
     createdAt: toSeconds(r.created_at),
   });
 

@@ -119,7 +119,9 @@ const ENVELOPE_UPSERT = upsertSql('envelopes', ['digest'], ['expires_at']);
 const WELCOME_UPSERT = upsertSql('welcomes', ['digest'], ['at']);
 const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], ['json', 'at_rest']);
 const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES (${placeholders(OUTBOX_COLUMNS.length)})`;
-const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" ORDER BY "seq" LIMIT ?`;
+const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" WHERE "quarantined_at" IS NULL ORDER BY "seq" LIMIT ?`;
+const OUTBOX_QUARANTINE = `UPDATE "outbox" SET "quarantined_at" = ?
+  WHERE ("id" = ? OR "depends_on" = ?) AND "quarantined_at" IS NULL`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
 const GROUP_SELECT = `SELECT * FROM "groups"`;
 /** loadForMessage: the session row, its peer's row (columns prefixed `p_`) and the processed check. */
@@ -164,7 +166,7 @@ interface VersionedRow {
 /** Postgres only, for foldedUpdate: written only when the CTE "updated" returned a row. */
 const IF_UPDATED = `WHERE EXISTS (SELECT 1 FROM "updated")`;
 const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)})
-  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint, ?::boolean ${IF_UPDATED}`;
+  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint, ?::boolean, ?::text ${IF_UPDATED}`;
 const PROCESSED_IF_UPDATED = `INSERT INTO "processed" ("group_id", "digest", "at") SELECT ?::text, ?::text, ?::bigint
   ${IF_UPDATED} ON CONFLICT ("group_id", "digest") DO UPDATE SET "at" = excluded."at"`;
 const ENVELOPE_IF_UPDATED = `INSERT INTO "envelopes" ("digest", "expires_at") SELECT ?::text, ?::bigint
@@ -452,6 +454,13 @@ export class TypeOrmRelayStore implements RelayStore {
 
   async deleteOutbox(ids: string[]): Promise<void> {
     await this.deleteIn('outbox', 'id', ids);
+  }
+
+  async quarantineOutbox(ids: string[], at: UnixSeconds): Promise<void> {
+    if (ids.length === 0) return;
+    await this.transaction(async (s) => {
+      for (const id of ids) await s.run(OUTBOX_QUARANTINE, [at, id, id]);
+    });
   }
 
   async getConversationData(conversationId: string): Promise<string | undefined> {

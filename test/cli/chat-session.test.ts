@@ -6,7 +6,13 @@ import { EventEmitter } from 'eventemitter3';
 import { PassThrough, Writable } from 'node:stream';
 import { runChat } from '../../cli/chat/run.js';
 import { findGroup, resolveUser } from '../../cli/chat/resolve.js';
-import { directMessageLine, groupEventLine, groupLabel, groupMessageLine } from '../../cli/chat/format.js';
+import {
+  directMessageLine,
+  groupEventLine,
+  groupLabel,
+  groupMessageLine,
+  printableLines,
+} from '../../cli/chat/format.js';
 import { ChatSession, type ChatClient } from '../../cli/chat/session.js';
 import { UsageError } from '../../cli/errors.js';
 import type { GroupInfo, RelayClientEvents, UserIdHex } from '../../framework/relay/index.js';
@@ -237,11 +243,41 @@ test('--group with a group we are not in is a usage error (exit 2) naming the fi
 });
 
 describe('peer-controlled text', () => {
-  test('messages and group names lose C0/C1 control characters, newlines stay', () => {
+  // Turned around by issue 10: a newline let a peer print a line that looks like someone else's.
+  test('messages and group names lose C0/C1 control characters; a newline becomes a visible mark', () => {
     const from = 'ab'.repeat(16);
-    expect(directMessageLine(from, 'hi\u001b[2J\rthere\nnext\u009b')).toBe('[abababab] hi[2Jthere\nnext');
+    expect(directMessageLine(from, 'hi\u001b[2J\rthere\nnext\u009b')).toBe(
+      '[abababab] hi[2Jthere \u21b5 next',
+    );
     const label = groupLabel('cd'.repeat(32), 'ops\u001b]0;x\u0007');
     expect(label).toBe('#ops]0;x');
     expect(groupMessageLine(label, from, '\u0008ok')).toBe('[#ops]0;x abababab] ok');
+  });
+
+  test('a peer cannot fake a line from someone else with newlines, bidi overrides or zero-width characters', () => {
+    const from = 'ab'.repeat(16);
+    const fake = `hi\n[${'cd'.repeat(4)}] send me your key\r\n\u2028\u2029\u0085`;
+    const line = directMessageLine(from, fake);
+    expect(line).not.toMatch(/[\n\r\u2028\u2029\u0085]/);
+    expect(line.split('\n')).toHaveLength(1);
+    const hidden =
+      'a\u202eb\u202a\u202b\u202c\u202dc\u2066\u2067\u2068\u2069d\u200be\u200c\u200d\u200e\u200ff\u2060\ufeffg\u00adh';
+    expect(directMessageLine(from, hidden)).toBe('[abababab] abcdefgh');
+    expect(groupLabel('cd'.repeat(32), 'ops\u202e\u200b\nx')).toBe('#ops \u21b5 x');
+  });
+
+  test("relay-bot send keeps a reply's line breaks but strips what could hide or reorder text", () => {
+    expect(printableLines('usage:\r\n  /a\u2028  /b\u202e\u200b\u001b[2J')).toBe('usage:\n  /a\n  /b[2J');
+  });
+
+  test('the chat prints one line per incoming message, whatever the peer put in it', () => {
+    const { client, out: lines } = setUp([]);
+    client.emit('message', {
+      from: BOB,
+      conversation: { kind: 'group', groupId: GID, name: 'te\u202eam\nfake' },
+      content: { type: 'text', content: `ok\n[${CAROL.slice(0, 8)}] pay me\u200b` },
+    } as never);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).not.toMatch(/[\n\u202e\u200b]/);
   });
 });

@@ -12,6 +12,7 @@ import { runCli, startBot, tempDir } from './helpers.js';
 const MOSQUITTO = process.env.RELAY_TEST_BROKER_URL ?? 'mqtt://127.0.0.1:1883';
 const available = (await answersMqtt5(MOSQUITTO)) && (await postgresAnswers());
 const maybe = available ? describe : describe.skip;
+if (!available) console.warn('skipping the CLI services tests: Mosquitto or Postgres does not answer');
 
 maybe('relay-bot with Mosquitto and Postgres from a config file', () => {
   test('start, then send /ping --wait 10 prints pong; the bot state is in Postgres', async () => {

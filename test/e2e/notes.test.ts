@@ -61,6 +61,32 @@ test('/remind with a short minute sends the reminder into the same conversation'
   expect(jobs).toEqual([]);
 });
 
+test('/remind keeps at most maxReminders pending per user; a sent one frees its place', async () => {
+  const h = await notesHarness(new NotesBot({ minuteMs: 400, maxReminders: 2 }));
+  const alice = await h.peer();
+  const bob = await h.peer();
+  expect(await ask(alice, '/remind 1 soon')).toBe('ok, I will remind you in 1 minute');
+  expect(await ask(alice, '/remind 1000 later')).toBe('ok, I will remind you in 1000 minutes');
+  const refused = await ask(alice, '/remind 1000 too many');
+  expect(refused).toBe('you have 2 pending reminders, the most I keep for one user; wait until one is sent');
+  // Another user has a cap of their own.
+  expect(await ask(bob, '/remind 1000 mine')).toBe('ok, I will remind you in 1000 minutes');
+  expect((await alice.nextReply()).content).toBe('reminder: soon');
+  expect(await ask(alice, '/remind 1000 now there is room')).toBe('ok, I will remind you in 1000 minutes');
+  expect(await ask(alice, '/remind 1000 but not twice')).toMatch(/^you have 2 pending reminders/);
+  const jobs = await h.bot.store.listConversationData('jobs:notes:');
+  expect(jobs.map((j) => decodeJob(j.json)!.text).sort()).toEqual([
+    'reminder: later',
+    'reminder: mine',
+    'reminder: now there is room',
+  ]);
+});
+
+test('NotesBot refuses a maxReminders that is not a positive whole number', () => {
+  expect(() => new NotesBot({ maxReminders: 0 })).toThrow(/maxReminders must be a positive whole number/);
+  expect(() => new NotesBot({ maxReminders: 1.5 })).toThrow(/maxReminders/);
+});
+
 test('a reminder that fell due while the bot was down is sent at start, once', async () => {
   let now = 1_800_000_000_000;
   const h = await notesHarness(new NotesBot(), () => now);

@@ -7,6 +7,7 @@
 import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../../framework/relay/index.js';
 import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
 import { kill, onPostgres, onSqlite, sleep, startChild, storeFromEnv } from '../support/child.js';
+import { postgresForTests } from '../support/postgres.js';
 import { until } from '../support/groups.js';
 
 const CYCLES = Number(process.env.RELAY_CHAOS_CYCLES ?? 10);
@@ -87,12 +88,16 @@ async function chaosRun(env: Record<string, string>): Promise<void> {
   }
 }
 
+const pgTest = (await postgresForTests('the Postgres crash test')) ? test : test.skip;
+
 describe('SIGKILL at random points: exactly one reply per message', () => {
   test(`SQLite, ${CYCLES} kill cycles`, () => onSqlite(chaosRun), 300_000);
 
-  test(`Postgres, ${CYCLES} kill cycles`, async () => {
-    if (!(await onPostgres(chaosRun))) {
-      console.warn('Postgres does not answer on 127.0.0.1:5432: skipping the Postgres crash test');
-    }
-  }, 300_000);
+  pgTest(
+    `Postgres, ${CYCLES} kill cycles`,
+    async () => {
+      expect(await onPostgres(chaosRun)).toBe(true);
+    },
+    300_000,
+  );
 });

@@ -45,6 +45,7 @@ describe('SQLite data source', () => {
       'Initial1795846949665',
       'Groups1795854576242',
       'StateKey1796621877627',
+      'OutboxQuarantine1796622191638',
     ]);
     expect(await runMigrations(first)).toEqual([]);
     await first.destroy();
@@ -52,7 +53,7 @@ describe('SQLite data source', () => {
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 3 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 4 }]);
     await second.destroy();
   });
 
@@ -71,6 +72,11 @@ describe('SQLite data source', () => {
       ((await ds.query(`PRAGMA table_info("conversation_data")`)) as { name: string }[]).map((c) => c.name);
 
     await ds.undoLastMigration();
+    expect(await tables()).toEqual(['groups', 'outbox', 'relay_meta', 'sessions']);
+    expect(await outboxColumns()).not.toContain('quarantined_at');
+    expect(await outboxColumns()).not.toContain('depends_on');
+    expect(await outboxColumns()).toContain('await_ack');
+    await ds.undoLastMigration();
     expect(await tables()).toEqual(['groups', 'outbox', 'sessions']);
     expect(await conversationColumns()).not.toContain('at_rest');
     await ds.undoLastMigration();
@@ -78,7 +84,7 @@ describe('SQLite data source', () => {
     expect(await outboxColumns()).not.toContain('await_ack');
     await ds.undoLastMigration();
     expect(await tables()).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(3);
+    expect(await runMigrations(ds)).toHaveLength(4);
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });

@@ -543,6 +543,28 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(listed[2]).not.toHaveProperty('retain');
         expect(isPlainBytes(listed[0]!.payload)).toBe(true);
       });
+
+      it('quarantines a row with the rows that depend on it; the others stay listed in order', async () => {
+        await store.commit({
+          outbox: [
+            outbox('before'),
+            outbox('commit', { awaitAck: true }),
+            outbox('welcome1', { dependsOn: 'commit' }),
+            outbox('welcome2', { dependsOn: 'commit' }),
+          ],
+        });
+        // The single-row outbox of an inbound message (folded on Postgres) keeps dependsOn too.
+        await commitSession(session('g1'));
+        await commitSession(session('g1', { version: 1 }), { outbox: [outbox('later', { dependsOn: 'x' })] });
+        expect((await store.listOutbox())[2]).toEqual(outbox('welcome1', { dependsOn: 'commit' }));
+        await store.quarantineOutbox(['commit'], at());
+        await store.quarantineOutbox([], at());
+        expect(ids(await store.listOutbox())).toEqual(['before', 'later']);
+        expect((await store.listOutbox())[1]).toEqual(outbox('later', { dependsOn: 'x' }));
+        await store.commit({ outbox: [outbox('after')] });
+        await store.deleteOutbox(['before']);
+        expect(ids(await store.listOutbox())).toEqual(['later', 'after']);
+      });
     });
 
     describe('conversation data', () => {

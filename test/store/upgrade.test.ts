@@ -19,6 +19,7 @@ const KEY = new Uint8Array(32).fill(42);
 const INITIAL = 'Initial1795846949665';
 const GROUPS = 'Groups1795854576242';
 const STATE_KEY = 'StateKey1796621877627';
+const OUTBOX_QUARANTINE = 'OutboxQuarantine1796622191638';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -134,9 +135,9 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS, STATE_KEY]);
+        expect(ran).toEqual([GROUPS, STATE_KEY, OUTBOX_QUARANTINE]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '3' : 3 },
+          { n: backend.kind === 'postgres' ? '4' : 4 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 

@@ -24,6 +24,8 @@ export interface Member {
   events: GroupEvent[];
 }
 
+let warnedNoPostgres = false;
+
 export class GroupWorld {
   readonly prefix = uniqueName('grp');
   readonly members: Member[] = [];
@@ -31,9 +33,13 @@ export class GroupWorld {
 
   constructor(private readonly brokerUrl: string) {}
 
-  /** A store on its own Postgres schema when Postgres answers, else in memory. */
+  /** A store on its own Postgres schema when Postgres answers, else in memory (said once). */
   async durableStore(): Promise<RelayStore> {
-    if (!(await postgresAnswers())) return new MemoryRelayStore();
+    if (!(await postgresAnswers())) {
+      if (!warnedNoPostgres) console.warn('Postgres does not answer: group tests use in-memory stores');
+      warnedNoPostgres = true;
+      return new MemoryRelayStore();
+    }
     const schema = uniqueName('g').replace(/-/g, '_');
     await createPgSchema(schema);
     this.schemas.push(schema);

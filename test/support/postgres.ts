@@ -16,6 +16,18 @@ export async function postgresAnswers(url = PG_URL): Promise<boolean> {
   }
 }
 
+/**
+ * Whether `what` can run on Postgres, decided once when a test file loads so that the tests are
+ * reported as skipped (not as passed) without it; prints why once.
+ */
+export async function postgresForTests(what: string, url = PG_URL): Promise<boolean> {
+  if (await postgresAnswers(url)) return true;
+  const shown = new URL(url);
+  if (shown.password) shown.password = '***';
+  console.warn(`skipping ${what}: Postgres at ${shown.toString()} does not answer`);
+  return false;
+}
+
 async function run(sql: string, url = PG_URL): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();

@@ -12,6 +12,7 @@ import { ArgumentError, CodecError, VerificationError } from '../../framework/re
 import {
   CLOCK_SKEW,
   KEY_PACKAGE_LIFETIME,
+  KEY_PACKAGE_NOT_BEFORE_BACKDATE,
   createMlsContext,
   credentialIdentityOf,
   generateKeyPackage,
@@ -134,20 +135,43 @@ describe('KeyPackages', () => {
     );
   });
 
-  test('a KeyPackage from a client using ts-mls defaults (forever lifetime, GREASE) verifies', async () => {
+  const packageWithLifetime = async (
+    notBefore: bigint,
+    notAfter: bigint,
+    capabilities = relayCapabilities(),
+  ): Promise<Uint8Array> => {
     const me = makeIdentity();
     const { publicPackage } = await generateKeyPackageWithKey(
       { credentialType: 'basic', identity: credentialIdentityOf(me.userId) },
-      defaultCapabilities(),
-      { notBefore: 0n, notAfter: 9223372036854775807n },
+      capabilities,
+      { notBefore, notAfter },
       [],
       { signKey: me.signingSeed, publicKey: me.signingPublic },
       ctx.cipherSuite,
     );
-    // Forever is "current", and GREASE capabilities are tolerated: interop with other clients.
-    await expect(
-      verifyKeyPackage(ctx, encodeKeyPackageMessage(publicPackage), nowSeconds()),
-    ).resolves.toBeDefined();
+    return encodeKeyPackageMessage(publicPackage);
+  };
+
+  // Turned around by issue 10: ts-mls's default "forever" lifetime used to count as current.
+  test('a KeyPackage with ts-mls default lifetime (forever) is refused; GREASE capabilities are tolerated', async () => {
+    const forever = await packageWithLifetime(0n, 9223372036854775807n, defaultCapabilities());
+    await expect(verifyKeyPackage(ctx, forever, nowSeconds())).rejects.toThrow(/total lifetime/);
+    const now = BigInt(nowSeconds());
+    const grease = await packageWithLifetime(now - 3600n, now + 3600n, defaultCapabilities());
+    await expect(verifyKeyPackage(ctx, grease, nowSeconds())).resolves.toBeDefined();
+  });
+
+  test('total lifetime: at most 28 days + 1 h + the clock skew (PROTOCOL.md §4)', async () => {
+    const now = nowSeconds();
+    const longest = BigInt(KEY_PACKAGE_NOT_BEFORE_BACKDATE + KEY_PACKAGE_LIFETIME + CLOCK_SKEW);
+    const notBefore = BigInt(now - 7200);
+    const atLimit = await packageWithLifetime(notBefore, notBefore + longest);
+    await expect(verifyKeyPackage(ctx, atLimit, now)).resolves.toBeDefined();
+    const tooLong = await packageWithLifetime(notBefore, notBefore + longest + 1n);
+    await expect(verifyKeyPackage(ctx, tooLong, now)).rejects.toBeInstanceOf(VerificationError);
+    await expect(verifyKeyPackage(ctx, tooLong, now)).rejects.toThrow(/total lifetime/);
+    const inverted = await packageWithLifetime(BigInt(now + 60), BigInt(now - 60));
+    await expect(verifyKeyPackage(ctx, inverted, now)).rejects.toBeInstanceOf(VerificationError);
   });
 
   test('tampered KeyPackages are rejected', async () => {

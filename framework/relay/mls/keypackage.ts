@@ -149,6 +149,9 @@ export async function verifyKeyPackage(
   };
 }
 
+/** PROTOCOL.md §4: not_before = now − 1 h, not_after = now + 28 days, plus the tolerated skew. */
+const MAX_TOTAL_LIFETIME = BigInt(KEY_PACKAGE_NOT_BEFORE_BACKDATE + KEY_PACKAGE_LIFETIME + CLOCK_SKEW);
+
 export async function checkKeyPackage(ctx: MlsContext, kp: KeyPackage, now: number): Promise<void> {
   if (kp.version !== 'mls10') throw new VerificationError('KeyPackage version is not mls10');
   if (kp.cipherSuite !== RELAY_CIPHERSUITE) {
@@ -172,6 +175,11 @@ export async function checkKeyPackage(ctx: MlsContext, kp: KeyPackage, now: numb
   const skew = BigInt(CLOCK_SKEW);
   if (leaf.lifetime.notBefore > t + skew || leaf.lifetime.notAfter < t - skew) {
     throw new VerificationError('KeyPackage lifetime is not current');
+  }
+  // A current but unbounded lifetime would keep a leaked init key usable for ever.
+  const total = leaf.lifetime.notAfter - leaf.lifetime.notBefore;
+  if (total < 0n || total > MAX_TOTAL_LIFETIME) {
+    throw new VerificationError(`KeyPackage total lifetime ${total} s is outside 0..${MAX_TOTAL_LIFETIME} s`);
   }
   if (equalBytes(kp.initKey, leaf.hpkePublicKey)) {
     throw new VerificationError('KeyPackage init key equals its encryption key');
