@@ -67,6 +67,12 @@ export interface SessionRecord {
   unconfirmedOutgoing: string[];
   updatedAt: UnixSeconds;
   /**
+   * When the session was set up, as long as the peer has not sent an application message in it;
+   * absent once it has (and for sessions stored before this field existed). Housekeeping deletes
+   * sessions unused for 24 hours (PROTOCOL.md §10).
+   */
+  unusedSince?: UnixSeconds;
+  /**
    * The stored row's version when this record was read (0 for a new session). A commit writes
    * version + 1 and fails with StaleStateError when the stored version is no longer this one, so a
    * second process or a stale cache can never overwrite newer state.
@@ -88,6 +94,23 @@ export interface GroupRecord {
   updatedAt: UnixSeconds;
   /** Same compare-and-set rule as SessionRecord.version. */
   version: number;
+}
+
+/** What start-up needs of a session: its access keys for the hint index, not its MLS state. */
+export interface SessionAccessRecord {
+  groupId: string;
+  inboundAccess: { current: Uint8Array; previous?: Uint8Array };
+}
+
+/**
+ * An inbound MQTT message kept so that its PUBACK can leave before its slow handler finishes
+ * (parking.ts); deleted once it was processed, re-run at start-up otherwise.
+ */
+export interface ParkedInboundRecord {
+  id: string;
+  topic: string;
+  payload: Uint8Array;
+  arrivedAt: UnixSeconds;
 }
 
 /** A sealed payload waiting to be published; written in the same transaction as the state it came from. */
@@ -165,6 +188,13 @@ export interface RelayStore {
   getSession(groupId: string): Promise<SessionRecord | undefined>;
   getSessionByPeer(peerId: string): Promise<SessionRecord | undefined>;
   listSessions(): Promise<SessionRecord[]>;
+  /** Every session's access keys, in group id order; no MLS state is read. */
+  listSessionAccess(): Promise<SessionAccessRecord[]>;
+  /**
+   * Deletes the sessions whose peer never sent an application message and that were set up before
+   * `before`; returns their group ids.
+   */
+  deleteUnusedSessions(before: UnixSeconds): Promise<string[]>;
 
   getGroup(groupId: string): Promise<GroupRecord | undefined>;
   getGroupByTopic(topicId: string): Promise<GroupRecord | undefined>;
@@ -187,6 +217,12 @@ export interface RelayStore {
   hasWelcome(digest: string, since: UnixSeconds): Promise<boolean>;
   /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */
   prune(now: UnixSeconds): Promise<void>;
+
+  /** Stores a parked inbound message; durable when this resolves. */
+  parkInbound(record: ParkedInboundRecord): Promise<void>;
+  /** Parked inbound messages in the order they were parked. */
+  listParkedInbound(limit?: number): Promise<ParkedInboundRecord[]>;
+  deleteParkedInbound(id: string): Promise<void>;
 
   /** Outbox rows in the order they were committed. */
   listOutbox(limit?: number): Promise<OutboxRecord[]>;
@@ -212,6 +248,8 @@ const copySession = (s: SessionRecord): SessionRecord => ({
   inboundAccess: { ...s.inboundAccess },
   unconfirmedOutgoing: [...s.unconfirmedOutgoing],
 });
+
+const copyParked = (p: ParkedInboundRecord): ParkedInboundRecord => ({ ...p, payload: p.payload.slice() });
 
 const copyGroup = (g: GroupRecord): GroupRecord => ({ ...g, state: g.state.slice() });
 
@@ -250,6 +288,7 @@ export class MemoryRelayStore implements RelayStore {
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
   private readonly outbox: OutboxRecord[] = [];
+  private readonly parked: ParkedInboundRecord[] = [];
   private readonly conversations = new Map<string, string>();
 
   async loadIdentity() {
@@ -295,6 +334,19 @@ export class MemoryRelayStore implements RelayStore {
   }
   async listSessions() {
     return [...this.sessions.values()].map(copySession);
+  }
+  async listSessionAccess() {
+    return [...this.sessions.values()]
+      .sort((a, b) => compareStrings(a.groupId, b.groupId))
+      .map((s) => ({ groupId: s.groupId, inboundAccess: copySession(s).inboundAccess }));
+  }
+  async deleteUnusedSessions(before: UnixSeconds) {
+    const expired = [...this.sessions.values()]
+      .filter((s) => s.unusedSince !== undefined && s.unusedSince < before)
+      .map((s) => s.groupId)
+      .sort(compareStrings);
+    for (const g of expired) this.sessions.delete(g);
+    return expired;
   }
   async getGroup(groupId: string) {
     const g = this.groups.get(groupId);
@@ -353,6 +405,7 @@ export class MemoryRelayStore implements RelayStore {
         envelopes: [...this.envelopes.entries()].sort(),
         welcomes: [...this.welcomes.entries()].sort(),
         outbox: this.outbox,
+        parked: this.parked,
         conversations: [...this.conversations.entries()].sort(),
       },
       hex,
@@ -366,6 +419,16 @@ export class MemoryRelayStore implements RelayStore {
     const drop = new Set(ids);
     for (let i = this.outbox.length - 1; i >= 0; i--)
       if (drop.has(this.outbox[i]!.id)) this.outbox.splice(i, 1);
+  }
+  async parkInbound(record: ParkedInboundRecord) {
+    this.parked.push(copyParked(record));
+  }
+  async listParkedInbound(limit = 1000) {
+    return this.parked.slice(0, limit).map(copyParked);
+  }
+  async deleteParkedInbound(id: string) {
+    const i = this.parked.findIndex((p) => p.id === id);
+    if (i !== -1) this.parked.splice(i, 1);
   }
   async getConversationData(conversationId: string) {
     return this.conversations.get(conversationId);

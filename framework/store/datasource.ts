@@ -12,6 +12,8 @@ import { Initial1795846949665 as PostgresInitial } from './migrations/postgres/1
 import { Initial1795846949665 as SqliteInitial } from './migrations/sqlite/1795846949665-Initial.js';
 import { Groups1795854576242 as PostgresGroups } from './migrations/postgres/1795854576242-Groups.js';
 import { Groups1795854576242 as SqliteGroups } from './migrations/sqlite/1795854576242-Groups.js';
+import { ParkedInbound1796621651928 as PostgresParkedInbound } from './migrations/postgres/1796621651928-ParkedInbound.js';
+import { ParkedInbound1796621651928 as SqliteParkedInbound } from './migrations/sqlite/1796621651928-ParkedInbound.js';
 
 export const DEFAULT_SQLITE_PATH = './data/relay.sqlite';
 /** Named so the relay tables can share a Postgres database with an application's own migrations. */
@@ -32,7 +34,9 @@ export interface RelayDataSourceOptions {
 type Migration = new () => MigrationInterface;
 
 export function relayMigrations(kind: RelayBackend): Migration[] {
-  return kind === 'postgres' ? [PostgresInitial, PostgresGroups] : [SqliteInitial, SqliteGroups];
+  return kind === 'postgres'
+    ? [PostgresInitial, PostgresGroups, PostgresParkedInbound]
+    : [SqliteInitial, SqliteGroups, SqliteParkedInbound];
 }
 
 export const isPostgresUrl = (url: string | undefined): url is string =>

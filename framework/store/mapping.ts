@@ -9,7 +9,9 @@ import type {
   GroupRecord,
   OutboxRecord,
   OwnBundle,
+  ParkedInboundRecord,
   PeerRecord,
+  SessionAccessRecord,
   SessionRecord,
   StoredIdentity,
   StoredKeyPackage,
@@ -192,6 +194,7 @@ export const SESSION_COLUMNS = [
   'unconfirmed_outgoing',
   'updated_at',
   'at_rest',
+  'unused_since',
 ] as const;
 
 export function sessionParams(s: SessionRecord, c: AtRestCipher): unknown[] {
@@ -206,6 +209,7 @@ export function sessionParams(s: SessionRecord, c: AtRestCipher): unknown[] {
     JSON.stringify(s.unconfirmedOutgoing),
     s.updatedAt,
     c.flag,
+    nullable(s.unusedSince),
   ];
 }
 
@@ -216,24 +220,42 @@ function parseOutgoing(v: unknown): string[] {
   return parsed;
 }
 
-export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
+function rowToInboundAccess(r: Row): SessionRecord['inboundAccess'] {
   const previous = r.inbound_access_previous;
+  return defined({
+    current: toBytes(r.inbound_access_current),
+    previous: previous === null || previous === undefined ? undefined : toBytes(previous),
+  });
+}
+
+export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
+  const unusedSince = optSeconds(r.unused_since);
   return {
     groupId: String(r.group_id),
     peerId: String(r.peer_id),
     state: openState(c, 'sessions', r),
     epoch: toBigInt(r.epoch),
     initiatedUnconfirmed: toBool(r.initiated_unconfirmed),
-    inboundAccess: defined({
-      current: toBytes(r.inbound_access_current),
-      previous: previous === null || previous === undefined ? undefined : toBytes(previous),
-    }),
+    inboundAccess: rowToInboundAccess(r),
     messagesSinceCommit: toInt(r.messages_since_commit),
     unconfirmedOutgoing: parseOutgoing(r.unconfirmed_outgoing),
     updatedAt: toSeconds(r.updated_at),
+    ...(unusedSince !== undefined ? { unusedSince } : {}),
     version: toInt(r.version),
   };
 }
+
+/** The columns listSessionAccess reads: no MLS state. */
+export const SESSION_ACCESS_COLUMNS = [
+  'group_id',
+  'inbound_access_current',
+  'inbound_access_previous',
+] as const;
+
+export const rowToSessionAccess = (r: Row): SessionAccessRecord => ({
+  groupId: String(r.group_id),
+  inboundAccess: rowToInboundAccess(r),
+});
 
 /** Every group column except group_id and version, in the order groupParams lists them. */
 export const GROUP_COLUMNS = ['topic_id', 'state', 'epoch', 'meta', 'updated_at', 'at_rest'] as const;
@@ -290,3 +312,20 @@ export const rowToOutbox = (r: Row): OutboxRecord =>
     awaitAck: toBool(r.await_ack) ? true : undefined,
     createdAt: toSeconds(r.created_at),
   });
+
+/** Every parked_inbound column except the generated seq, in the order parkedParams lists them. */
+export const PARKED_COLUMNS = ['id', 'topic', 'payload', 'arrived_at'] as const;
+
+export const parkedParams = (p: ParkedInboundRecord): unknown[] => [
+  p.id,
+  p.topic,
+  toParam(p.payload),
+  p.arrivedAt,
+];
+
+export const rowToParked = (r: Row): ParkedInboundRecord => ({
+  id: String(r.id),
+  topic: String(r.topic),
+  payload: toBytes(r.payload),
+  arrivedAt: toSeconds(r.arrived_at),
+});

@@ -14,8 +14,10 @@ import type {
   MessageLoad,
   OutboxRecord,
   OwnBundle,
+  ParkedInboundRecord,
   PeerRecord,
   RelayStore,
+  SessionAccessRecord,
   SessionRecord,
   StoredIdentity,
   StoredKeyPackage,
@@ -30,6 +32,8 @@ import {
   OUTBOX_COLUMNS,
   outboxParams,
   ownBundleParams,
+  PARKED_COLUMNS,
+  parkedParams,
   PEER_COLUMNS,
   peerParams,
   rowToIdentity,
@@ -37,8 +41,11 @@ import {
   rowToKeyPackage,
   rowToOutbox,
   rowToOwnBundle,
+  rowToParked,
   rowToPeer,
   rowToSession,
+  rowToSessionAccess,
+  SESSION_ACCESS_COLUMNS,
   SESSION_COLUMNS,
   sessionParams,
   toBool,
@@ -108,6 +115,9 @@ const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], 
 const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES (${placeholders(OUTBOX_COLUMNS.length)})`;
 const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" ORDER BY "seq" LIMIT ?`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
+const SESSION_ACCESS_SELECT = `SELECT ${columnList(SESSION_ACCESS_COLUMNS)} FROM "sessions" ORDER BY "group_id"`;
+const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_COLUMNS)}) VALUES (${placeholders(PARKED_COLUMNS.length)})`;
+const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
 const GROUP_SELECT = `SELECT * FROM "groups"`;
 /** loadForMessage: the session row, its peer's row (columns prefixed `p_`) and the processed check. */
 const MESSAGE_LOAD_SELECT = `SELECT s.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
@@ -346,6 +356,20 @@ export class TypeOrmRelayStore implements RelayStore {
     return rows.map((r) => rowToSession(r, this.cipher));
   }
 
+  async listSessionAccess(): Promise<SessionAccessRecord[]> {
+    return (await this.withSql((s) => s.rows(SESSION_ACCESS_SELECT))).map(rowToSessionAccess);
+  }
+
+  async deleteUnusedSessions(before: UnixSeconds): Promise<string[]> {
+    const rows = await this.withSql((s) =>
+      s.rows(
+        `DELETE FROM "sessions" WHERE "unused_since" IS NOT NULL AND "unused_since" < ? RETURNING "group_id"`,
+        [before],
+      ),
+    );
+    return rows.map((r) => String(r.group_id)).sort();
+  }
+
   // ---- groups -----------------------------------------------------------------------------------
 
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
@@ -414,6 +438,20 @@ export class TypeOrmRelayStore implements RelayStore {
 
   async deleteOutbox(ids: string[]): Promise<void> {
     await this.deleteIn('outbox', 'id', ids);
+  }
+
+  // ---- parked inbound messages ------------------------------------------------------------------
+
+  async parkInbound(record: ParkedInboundRecord): Promise<void> {
+    await this.withSql((s) => s.run(PARKED_INSERT, parkedParams(record)));
+  }
+
+  async listParkedInbound(limit = 1000): Promise<ParkedInboundRecord[]> {
+    return (await this.withSql((s) => s.rows(PARKED_SELECT, [limit]))).map(rowToParked);
+  }
+
+  async deleteParkedInbound(id: string): Promise<void> {
+    await this.withSql((s) => s.run(`DELETE FROM "parked_inbound" WHERE "id" = ?`, [id]));
   }
 
   async getConversationData(conversationId: string): Promise<string | undefined> {

@@ -41,14 +41,18 @@ describe('SQLite data source', () => {
     const path = sqliteFile(dir.path);
     const first = await createRelayDataSource({ sqlitePath: path, migrate: false });
     expect(await first.showMigrations()).toBe(true);
-    expect(await runMigrations(first)).toEqual(['Initial1795846949665', 'Groups1795854576242']);
+    expect(await runMigrations(first)).toEqual([
+      'Initial1795846949665',
+      'Groups1795854576242',
+      'ParkedInbound1796621651928',
+    ]);
     expect(await runMigrations(first)).toEqual([]);
     await first.destroy();
 
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 2 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 3 }]);
     await second.destroy();
   });
 
@@ -58,17 +62,22 @@ describe('SQLite data source', () => {
     const tables = async () =>
       ((await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table'`)) as { name: string }[])
         .map((t) => t.name)
-        .filter((n) => n === 'sessions' || n === 'outbox' || n === 'groups')
+        .filter((n) => ['sessions', 'outbox', 'groups', 'parked_inbound'].includes(n))
         .sort();
-    const outboxColumns = async () =>
-      ((await ds.query(`PRAGMA table_info("outbox")`)) as { name: string }[]).map((c) => c.name);
+    const columns = async (table: string) =>
+      ((await ds.query(`PRAGMA table_info("${table}")`)) as { name: string }[]).map((c) => c.name);
+    const outboxColumns = () => columns('outbox');
 
+    expect(await columns('sessions')).toContain('unused_since');
+    await ds.undoLastMigration();
+    expect(await tables()).toEqual(['groups', 'outbox', 'sessions']);
+    expect(await columns('sessions')).not.toContain('unused_since');
     await ds.undoLastMigration();
     expect(await tables()).toEqual(['outbox', 'sessions']);
     expect(await outboxColumns()).not.toContain('await_ack');
     await ds.undoLastMigration();
     expect(await tables()).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(2);
+    expect(await runMigrations(ds)).toHaveLength(3);
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });

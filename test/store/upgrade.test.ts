@@ -11,12 +11,15 @@ import {
   TypeOrmRelayStore,
   type RelayBackend,
 } from '../../framework/store/index.js';
+import { AtRestCipher } from '../../framework/store/crypto-at-rest.js';
+import { SESSION_COLUMNS, sessionParams } from '../../framework/store/mapping.js';
 import { freshPgSchema, PG_URL, postgresAvailable, sqliteFile, tempDir, type OpenStore } from './helpers.js';
 import { at, bytes, group, groupId, keyPackage, outbox, session, topicId } from './store-suite.js';
 
 const KEY = new Uint8Array(32).fill(42);
 const INITIAL = 'Initial1795846949665';
 const GROUPS = 'Groups1795854576242';
+const PARKED_INBOUND = 'ParkedInbound1796621651928';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -85,9 +88,15 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
       expect(await runMigrations(old)).toEqual([INITIAL]);
       // What a release without groups wrote: sessions, a key package, and outbox rows with no flag.
       const oldStore = new TypeOrmRelayStore(old, { stateKey: KEY, closeDataSource: false });
-      await oldStore.commit({ sessions: [session('g1')] });
       await oldStore.putKeyPackage(keyPackage('kp1'));
       const p = (n: number) => (backend.kind === 'postgres' ? `$${n}` : '?');
+      // Sessions as that release wrote them: every column but unused_since (ParkedInbound's), last.
+      const oldColumns = ['group_id', ...SESSION_COLUMNS.filter((c) => c !== 'unused_since'), 'version'];
+      const oldValues = ['g1', ...sessionParams(session('g1'), new AtRestCipher(KEY)).slice(0, -1), 1];
+      await old.query(
+        `INSERT INTO "sessions" (${oldColumns.map((c) => `"${c}"`).join(', ')}) VALUES (${oldColumns.map((_, i) => p(i + 1)).join(', ')})`,
+        oldValues,
+      );
       for (const id of ['old1', 'old2'])
         await old.query(
           `INSERT INTO "outbox" ("id", "topic", "payload", "created_at") VALUES (${p(1)}, ${p(2)}, ${p(3)}, ${p(4)})`,
@@ -97,13 +106,16 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS]);
+        expect(ran).toEqual([GROUPS, PARKED_INBOUND]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '2' : 2 },
+          { n: backend.kind === 'postgres' ? '3' : 3 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 
+        // Written before session expiry existed: no unusedSince, so it never expires.
         expect(await store.getSession('g1')).toEqual({ ...session('g1'), version: 1 });
+        expect(await store.deleteUnusedSessions(at(1_000_000))).toEqual([]);
+        expect(await store.listParkedInbound()).toEqual([]);
         expect(await store.listKeyPackages()).toEqual([keyPackage('kp1')]);
         expect(await store.listOutbox()).toEqual([outbox('old1'), outbox('old2')]);
         expect(await store.listGroups()).toEqual([]);
