@@ -88,7 +88,7 @@ export class AckQueue {
   private offer(head: Entry): void {
     if (this.disposed) return;
     // The head may have finished or changed meanwhile; then look at the new one.
-    if (this.entries[0] !== head || head.done || this.waiting === 0) return this.watch();
+    if (this.entries[0] !== head || head.done || head.offered || this.waiting === 0) return this.watch();
     head.offered = true;
     head.park!().then(
       (parked) => {
