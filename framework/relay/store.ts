@@ -102,6 +102,14 @@ export interface SessionAccessRecord {
   inboundAccess: { current: Uint8Array; previous?: Uint8Array };
 }
 
+/** What start-up and housekeeping need of a group to decide whether to load its MLS state. */
+export interface GroupSummaryRecord {
+  groupId: string;
+  topicId: string;
+  /** GroupRecord.meta. */
+  meta: string;
+}
+
 /**
  * An inbound MQTT message kept so that its PUBACK can leave before its slow handler finishes
  * (parking.ts); deleted once it was processed, re-run at start-up otherwise.
@@ -200,6 +208,8 @@ export interface RelayStore {
   getGroupByTopic(topicId: string): Promise<GroupRecord | undefined>;
   /** All groups, in group id order. */
   listGroups(): Promise<GroupRecord[]>;
+  /** All groups without their MLS state, in group id order. */
+  listGroupSummaries(): Promise<GroupSummaryRecord[]>;
 
   hasProcessed(groupId: string, digest: string): Promise<boolean>;
   /**
@@ -358,6 +368,11 @@ export class MemoryRelayStore implements RelayStore {
   }
   async listGroups() {
     return [...this.groups.values()].sort((a, b) => compareStrings(a.groupId, b.groupId)).map(copyGroup);
+  }
+  async listGroupSummaries() {
+    return [...this.groups.values()]
+      .sort((a, b) => compareStrings(a.groupId, b.groupId))
+      .map(({ groupId, topicId, meta }) => ({ groupId, topicId, meta }));
   }
   async hasProcessed(groupId: string, digest: string) {
     return this.processed.has(`${groupId}:${digest}`);

@@ -13,6 +13,7 @@ import type {
   PeerRecord,
   SessionAccessRecord,
   SessionRecord,
+  GroupSummaryRecord,
   StoredIdentity,
   StoredKeyPackage,
 } from '../relay/store.js';
@@ -275,6 +276,15 @@ export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
     version: toInt(r.version),
   };
 }
+
+/** The columns listGroupSummaries reads: no MLS state. */
+export const GROUP_SUMMARY_COLUMNS = ['group_id', 'topic_id', 'meta'] as const;
+
+export const rowToGroupSummary = (r: Row): GroupSummaryRecord => ({
+  groupId: String(r.group_id),
+  topicId: String(r.topic_id),
+  meta: String(r.meta),
+});
 
 // ---- outbox -------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import { StaleStateError, StorageError } from '../relay/errors.js';
 import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type {
   GroupRecord,
+  GroupSummaryRecord,
   InboundCommit,
   GroupMessageLoad,
   MessageLoad,
@@ -26,6 +27,7 @@ import { AtRestCipher } from './crypto-at-rest.js';
 import type { RelayBackend } from './entities.js';
 import {
   GROUP_COLUMNS,
+  GROUP_SUMMARY_COLUMNS,
   groupParams,
   identityParams,
   keyPackageParams,
@@ -38,6 +40,7 @@ import {
   peerParams,
   rowToIdentity,
   rowToGroup,
+  rowToGroupSummary,
   rowToKeyPackage,
   rowToOutbox,
   rowToOwnBundle,
@@ -116,6 +119,7 @@ const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALU
 const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" ORDER BY "seq" LIMIT ?`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
 const SESSION_ACCESS_SELECT = `SELECT ${columnList(SESSION_ACCESS_COLUMNS)} FROM "sessions" ORDER BY "group_id"`;
+const GROUP_SUMMARY_SELECT = `SELECT ${columnList(GROUP_SUMMARY_COLUMNS)} FROM "groups" ORDER BY "group_id"`;
 const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_COLUMNS)}) VALUES (${placeholders(PARKED_COLUMNS.length)})`;
 const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
 const GROUP_SELECT = `SELECT * FROM "groups"`;
@@ -385,6 +389,10 @@ export class TypeOrmRelayStore implements RelayStore {
   async listGroups(): Promise<GroupRecord[]> {
     const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} ORDER BY "group_id"`));
     return rows.map((r) => rowToGroup(r, this.cipher));
+  }
+
+  async listGroupSummaries(): Promise<GroupSummaryRecord[]> {
+    return (await this.withSql((s) => s.rows(GROUP_SUMMARY_SELECT))).map(rowToGroupSummary);
   }
 
   // ---- dedupe and replay cache ------------------------------------------------------------------

@@ -12,6 +12,7 @@ import {
   type RelayStore,
   type SessionRecord,
 } from '../../framework/relay/index.js';
+import type { GroupRecord } from '../../framework/relay/store.js';
 import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
 import { until } from '../support/groups.js';
 
@@ -117,7 +118,7 @@ function stateReadCounter(store: RelayStore): { store: RelayStore; bytes: () => 
   return { store: proxy, bytes: () => total };
 }
 
-test('start-up with many sessions stored reads no MLS state; the one used is loaded on demand', async () => {
+test('start-up with many sessions and groups stored reads no MLS state; the one used is loaded on demand', async () => {
   const prefix = uniqueName('lazy');
   const botStore = new MemoryRelayStore();
   let bot = await startClient(prefix, botStore);
@@ -127,7 +128,8 @@ test('start-up with many sessions stored reads no MLS state; the one used is loa
   await alice.send(bot.userId, 'hi');
   await until(() => aliceGot.length === 1, 30_000, 'the first echo');
 
-  // 2,000 more sessions whose state would not even decode: start-up must not touch them.
+  // 2,000 more sessions whose state would not even decode: start-up (housekeeping included) must
+  // not touch them.
   const now = Math.floor(Date.now() / 1000);
   const fakes: SessionRecord[] = Array.from({ length: 2000 }, () => ({
     groupId: randomBytes(32).toString('hex'),
@@ -142,12 +144,31 @@ test('start-up with many sessions stored reads no MLS state; the one used is loa
     version: 0,
   }));
   await botStore.commit({ sessions: fakes });
+  // And 200 groups in the same condition, with bookkeeping that asks for nothing.
+  const meta = JSON.stringify({
+    messagesSinceCommit: 0,
+    ownMessagesSinceUpdate: 0,
+    lastCommitAt: now,
+    lastUpdateAt: now,
+    intents: [],
+    rejoinsServed: {},
+  });
+  const groups: GroupRecord[] = Array.from({ length: 200 }, () => ({
+    groupId: randomBytes(32).toString('hex'),
+    topicId: randomBytes(16).toString('hex'),
+    state: randomBytes(4096),
+    epoch: 1n,
+    meta,
+    updatedAt: now as GroupRecord['updatedAt'],
+    version: 0,
+  }));
+  await botStore.commit({ groups });
 
   await stopClient(bot);
   const counted = stateReadCounter(botStore);
   bot = await startClient(prefix, counted.store);
   bot.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
-  // The old code: 2000 × 4096 bytes and more (every session row, state included).
+  // The old code: 2000 × 4096 bytes and more (every session and group row, state included).
   expect(counted.bytes()).toBe(0);
 
   await alice.send(bot.userId, 'again');

@@ -572,6 +572,16 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('group summaries', () => {
+      it('lists every group without its state, in group id order', async () => {
+        await commitGroup(group('b2'));
+        await commitGroup(group('a1'));
+        expect(await store.listGroupSummaries()).toEqual(
+          ['a1', 'b2'].map((t) => ({ groupId: groupId(t), topicId: topicId(t), meta: group(t).meta })),
+        );
+      });
+    });
+
     describe('session access and expiry', () => {
       it("lists every session's access keys in group id order", async () => {
         await commitSession(
