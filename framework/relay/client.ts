@@ -668,7 +668,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     for (const g of changes.deleteSessions ?? []) this.states.delete(g);
     for (const s of changes.sessions ?? []) {
       s.version += 1;
-      if (decoded && changes.sessions?.length === 1) this.states.set(s.groupId, s.version, decoded, s.state.length);
+      if (decoded && changes.sessions?.length === 1)
+        this.states.set(s.groupId, s.version, decoded, s.state.length);
       else this.states.delete(s.groupId);
     }
   }
