@@ -24,6 +24,7 @@ import {
 import { ArgumentError, TransportError } from './errors.js';
 import { AckQueue } from './transport-ack-queue.js';
 import { publishPacketSize } from './transport-packet-size.js';
+import { trackArrival, type InboundParking } from './transport-parking.js';
 
 /** Passed through to MQTT.js (and from there to tls.connect) for mqtts:// and wss:// URLs. */
 export type TransportTlsOptions = Pick<
@@ -47,24 +48,8 @@ export interface MqttTransportOptions {
   maxPayloadBytes?: number;
   /** Inbound QoS 1 messages the broker may have in flight to us, i.e. concurrent handlers. */
   receiveMaximum?: number;
-  /** Keeps stalled messages durably so they may be acknowledged early (see `InboundParking`). */
+  /** Keeps stalled messages durably so they may be acknowledged early (transport-parking.ts). */
   parking?: InboundParking;
-}
-
-/**
- * Durable keeping of an inbound message whose handler holds back later PUBACKs (parking.ts). The
- * transport acknowledges a message once `park` resolved a ticket, and reports the handler's outcome
- * on the ticket: after a failure the parking, not the broker, must deliver the message again.
- */
-export interface InboundParking {
-  /** How long a message may hold back finished later ones before it is parked. */
-  readonly stallMs: number;
-  /** Undefined: not kept (over a bound, or the write failed); the message is not acknowledged early. */
-  park(message: InboundMessage): Promise<ParkTicket | undefined>;
-}
-
-export interface ParkTicket {
-  settle(outcome: 'processed' | 'failed'): void;
 }
 
 export const DEFAULT_SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
@@ -432,13 +417,8 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
         parking && { stallMs: parking.stallMs },
       );
     }
-    const parking = this.options.parking;
-    let ticket: Promise<ParkTicket | undefined> | undefined;
-    const park = () => {
-      ticket = parking!.park(message).catch(() => undefined);
-      return ticket.then((t) => t !== undefined);
-    };
-    const arrival = this.ackQueue.arrive(packet.messageId, handler && parking ? park : undefined);
+    const parking = handler ? this.options.parking : undefined;
+    const arrival = trackArrival(this.ackQueue, packet.messageId, message, parking);
     callback(new Error('PUBACK deferred'));
 
     if (!handler) {
@@ -453,16 +433,8 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       if (client.stream === stream && !this.ending) stream.destroy();
     };
     handler(message).then(
-      () => {
-        arrival.acknowledge();
-        void ticket?.then((t) => t?.settle('processed'));
-      },
-      () => {
-        arrival.failed();
-        if (!ticket) return dropConnection();
-        // Parked: the parking delivers it again; otherwise the broker must.
-        void ticket.then((t) => (t ? t.settle('failed') : dropConnection()));
-      },
+      () => arrival.succeeded(),
+      () => arrival.failed(dropConnection),
     );
   }
 
