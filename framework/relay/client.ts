@@ -42,6 +42,7 @@ import {
 import * as mls from './mls/index.js';
 import { refusedReply, settleFailures, withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
 import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
+import { Parking } from './parking.js';
 import { powChallenge, PowMiner } from './pow.js';
 import { createOpener, seal, type Opener } from './seal.js';
 import type {
@@ -51,6 +52,7 @@ import type {
   OwnBundle,
   PeerRecord,
   RelayStore,
+  SessionAccessRecord,
   SessionRecord,
 } from './store.js';
 import { GroupCoordinator, type GroupEvent, type GroupInfo, type GroupOptions } from './group-client.js';
@@ -116,6 +118,11 @@ export interface RelayClientOptions {
   powWorkers?: number;
   /** Invitation policy and limits for N-way groups. */
   groups?: GroupOptions;
+  /**
+   * A message whose handler holds back finished later messages this long is parked (stored and
+   * acknowledged; parking.ts), so one slow conversation cannot stall the others. Default 300 ms.
+   */
+  parkAfterMs?: number;
 }
 
 interface FetchedBundle {
@@ -131,6 +138,8 @@ interface BundleWaiter {
 const INBOX_MESSAGE_EXPIRY_SECONDS = SENT_AT_WINDOW_SECONDS;
 const OUTBOX_CLEANUP_DELAY_MS = 50;
 const OUTBOX_RETRY_DELAY_MS = 1000;
+/** PROTOCOL.md §10: a session whose peer never sent an application message expires after a day. */
+const UNUSED_SESSION_SECONDS = 86_400;
 
 interface HandlerOutcome {
   session: SessionRecord;
@@ -174,6 +183,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly quota: WelcomeQuota;
   private readonly bundleWaiters = new Map<string, BundleWaiter[]>();
   private readonly transport: MqttTransport;
+  private readonly parking: Parking;
   private ownBundle: OwnBundle | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private republishing: Promise<void> | undefined;
@@ -212,6 +222,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.clock = opts.clock ?? systemClock;
     this.log = opts.logger ?? pino({ level: 'silent' });
     this.quota = new WelcomeQuota(this.clock, opts.welcomeQuota ?? DEFAULT_WELCOME_QUOTA);
+    this.parking = new Parking({
+      store: opts.store,
+      clock: this.clock,
+      log: this.log,
+      process: (m) => this.dispatchInbound(m),
+      ...(opts.parkAfterMs !== undefined ? { stallMs: opts.parkAfterMs } : {}),
+    });
     this.transport = new MqttTransport({
       url: opts.broker.url,
       clientId: opts.broker.clientId ?? `relay-${this.userId}`,
@@ -222,6 +239,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         : {}),
       maxPayloadBytes: opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
       ...(opts.broker.tls !== undefined ? { tls: opts.broker.tls } : {}),
+      parking: this.parking,
     });
     this.opts = { ...opts, store: withOutboxCheck(opts.store, this.outboxRowError) };
     // Attached before connecting so messages the broker redelivers at connect are covered.
@@ -282,13 +300,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    for (const s of await this.opts.store.listSessions()) this.indexSession(s);
+    // Access keys only: MLS states are read and decoded when a message needs them (PROTOCOL.md §10).
+    for (const s of await this.opts.store.listSessionAccess()) this.indexSession(s);
     await this.groupCoordinator.restore();
     let opened!: () => void;
     this.ready = new Promise<void>((r) => (opened = r));
     await this.transport.connect();
     // Replies committed before a crash go out before anything new is taken in (ARCHITECTURE.md).
     await this.flushOutbox();
+    // Messages parked before a crash join their lanes before anything new is taken in.
+    await this.parking.resume();
     opened();
     await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1 });
     await this.groupCoordinator.start();
@@ -310,6 +331,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.queue.idle();
     if (this.transport.connected) await this.flushOutbox().catch(() => undefined);
     await this.deletePublished().catch(() => undefined);
+    await this.parking.stop();
     await this.transport.end();
     await this.miner.close();
     this.started = false;
@@ -546,6 +568,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       messagesSinceCommit: 0,
       unconfirmedOutgoing: [],
       updatedAt: this.clock.now(),
+      unusedSince: this.clock.now(),
     };
     await this.commit(
       { sessions: [session], peers: [peer.record], outbox: [this.inboxRow(peer.record.userId, payload)] },
@@ -662,7 +685,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     for (const g of changes.deleteSessions ?? []) this.states.delete(g);
     for (const s of changes.sessions ?? []) {
       s.version += 1;
-      if (decoded && changes.sessions?.length === 1) this.states.set(s.groupId, s.version, decoded);
+      if (decoded && changes.sessions?.length === 1)
+        this.states.set(s.groupId, s.version, decoded, s.state.length);
       else this.states.delete(s.groupId);
     }
   }
@@ -772,7 +796,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private async housekeeping(): Promise<void> {
     await this.refreshBundle();
     await this.opts.store.prune(this.clock.now());
+    await this.expireUnusedSessions();
     await this.groupCoordinator.housekeeping();
+  }
+
+  private async expireUnusedSessions(): Promise<void> {
+    const before = (this.clock.now() - UNUSED_SESSION_SECONDS) as UnixSeconds;
+    for (const groupId of await this.opts.store.deleteUnusedSessions(before)) {
+      this.accessIndex.removeSession(groupId);
+      this.states.delete(groupId);
+    }
   }
 
   private async refreshBundle(): Promise<void> {
@@ -860,6 +893,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // Before anything else: QoS 0 costs its sender nothing and is outside flow control (§3).
     if (m.qos === 0 && isQos1OnlyTopic(this.prefix, m.topic)) return this.dropped('qos', m.topic);
     await this.ready;
+    return this.dispatchInbound(m);
+  }
+
+  /** One inbound message, from the broker or re-run from the parking. */
+  private async dispatchInbound(m: InboundMessage): Promise<void> {
     const ownInbox = inboxTopic(this.prefix, this.identity.userId);
     const ownKeys = keysTopic(this.prefix, this.identity.userId);
     if (m.topic === ownInbox) return this.receiveEnvelope(m.topic, m.payload);
@@ -1074,6 +1112,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       messagesSinceCommit: 0,
       unconfirmedOutgoing: [],
       updatedAt: now,
+      unusedSince: now,
     };
     const known = await this.opts.store.getPeer(sender);
     const peer: PeerRecord = {
@@ -1163,7 +1202,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       updatedAt: now,
     };
     if (result.kind === 'commit') next = await this.withNewEpoch(next, result.state);
-    if (result.kind === 'application') next.messagesSinceCommit += 1;
+    if (result.kind === 'application') {
+      next.messagesSinceCommit += 1;
+      delete next.unusedSince;
+    }
     const peer = await loaded.peer();
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
     const replies = received ? await this.runHandler(received, result.state, next, peer) : undefined;
@@ -1254,7 +1296,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     };
   }
 
-  private indexSession(s: SessionRecord): void {
+  private indexSession(s: SessionAccessRecord): void {
     this.accessIndex.setSession(s.groupId, {
       current: s.inboundAccess.current,
       ...(s.inboundAccess.previous ? { previous: s.inboundAccess.previous } : {}),

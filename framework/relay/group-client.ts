@@ -49,6 +49,7 @@ import {
   mayCommit,
   memberRefreshDue,
   noteCommit,
+  refreshMayBeDue,
   withIntent,
 } from './group-policy.js';
 import type {
@@ -123,20 +124,24 @@ export class GroupCoordinator {
    */
   async restore(): Promise<void> {
     this.running = true;
-    for (const g of await this.host.store.listGroups()) this.topics.set(g.topicId, g.groupId);
+    for (const g of await this.host.store.listGroupSummaries()) this.topics.set(g.topicId, g.groupId);
   }
 
   /** Re-subscribes every stored group (PROTOCOL.md §9 "Delivery") and resumes pending commits. */
   async start(): Promise<void> {
-    const groups = await this.host.store.listGroups();
+    // Summaries, not states: an MLS state is read only for a group whose proposals wait (§10).
+    const groups = await this.host.store.listGroupSummaries();
     const topics = groups.map((g) => this.topicOf(g.topicId));
     for (let i = 0; i < topics.length; i += 100) {
       await Promise.all(topics.slice(i, i + 100).map((t) => this.host.subscribe(t)));
     }
     for (const g of groups) {
-      const state = mls.decodeSession(g.state);
-      const deferred = (parseGroupMeta(g.meta, 0).deferredAdds ?? []).length > 0;
-      if (mayCommit(state) && (mls.hasPendingProposals(state) || deferred)) this.scheduleCommit(g.groupId);
+      const meta = parseGroupMeta(g.meta, 0);
+      const deferred = (meta.deferredAdds ?? []).length > 0;
+      if (meta.pendingSince === undefined && !deferred) continue;
+      const loaded = await this.records.load(g.groupId);
+      if (loaded && mayCommit(loaded.state) && (mls.hasPendingProposals(loaded.state) || deferred))
+        this.scheduleCommit(g.groupId);
     }
     // Membership changes committed before a restart but not yet carried out.
     this.carryOut(groups.filter((g) => parseGroupMeta(g.meta, 0).intents.length > 0).map((g) => g.groupId));
@@ -157,9 +162,15 @@ export class GroupCoordinator {
   async housekeeping(): Promise<void> {
     const now = this.host.clock.now();
     const every = this.host.updateEveryMessages;
-    for (const record of await this.host.store.listGroups()) {
-      const state = this.records.decoded(record);
-      const meta = parseGroupMeta(record.meta, now);
+    for (const summary of await this.host.store.listGroupSummaries()) {
+      const summaryMeta = parseGroupMeta(summary.meta, now);
+      const stale =
+        summaryMeta.pendingSince !== undefined && now - summaryMeta.pendingSince >= STALE_PROPOSAL_SECONDS;
+      // Nothing can be due: the MLS state is not read.
+      if (!stale && !refreshMayBeDue(summaryMeta, now, every)) continue;
+      const loaded = await this.records.load(summary.groupId);
+      if (!loaded) continue;
+      const { record, state, meta } = loaded;
       if (mls.isCommitter(state)) {
         if (committerRefreshDue(meta, now, every)) this.scheduleCommit(record.groupId);
       } else if (meta.pendingSince !== undefined && now - meta.pendingSince >= STALE_PROPOSAL_SECONDS) {

@@ -133,6 +133,18 @@ export function memberRefreshDue(
   return meta.ownMessagesSinceUpdate >= every || now - meta.lastUpdateAt >= KEY_REFRESH_SECONDS;
 }
 
+/**
+ * Whether a key refresh could be due by the bookkeeping alone (either role); when not, housekeeping
+ * need not read the group's MLS state at all.
+ */
+export function refreshMayBeDue(meta: GroupMeta, now: number, every: number): boolean {
+  return (
+    committerRefreshDue(meta, now, every) ||
+    meta.ownMessagesSinceUpdate >= every ||
+    now - meta.lastUpdateAt >= KEY_REFRESH_SECONDS
+  );
+}
+
 export type EpochVerdict = 'process' | 'gap' | 'fork' | 'stale';
 
 /**

@@ -93,7 +93,8 @@ export class GroupRecords {
     for (const g of changes.deleteGroups ?? []) this.states.delete(g);
     for (const g of changes.groups ?? []) {
       g.version += 1;
-      if (decoded && changes.groups?.length === 1) this.states.set(g.groupId, g.version, decoded);
+      if (decoded && changes.groups?.length === 1)
+        this.states.set(g.groupId, g.version, decoded, g.state.length);
       else this.states.delete(g.groupId);
     }
   }

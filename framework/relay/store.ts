@@ -67,6 +67,12 @@ export interface SessionRecord {
   unconfirmedOutgoing: string[];
   updatedAt: UnixSeconds;
   /**
+   * When the session was set up, as long as the peer has not sent an application message in it;
+   * absent once it has (and for sessions stored before this field existed). Housekeeping deletes
+   * sessions unused for 24 hours (PROTOCOL.md §10).
+   */
+  unusedSince?: UnixSeconds;
+  /**
    * The stored row's version when this record was read (0 for a new session). A commit writes
    * version + 1 and fails with StaleStateError when the stored version is no longer this one, so a
    * second process or a stale cache can never overwrite newer state.
@@ -88,6 +94,31 @@ export interface GroupRecord {
   updatedAt: UnixSeconds;
   /** Same compare-and-set rule as SessionRecord.version. */
   version: number;
+}
+
+/** What start-up needs of a session: its access keys for the hint index, not its MLS state. */
+export interface SessionAccessRecord {
+  groupId: string;
+  inboundAccess: { current: Uint8Array; previous?: Uint8Array };
+}
+
+/** What start-up and housekeeping need of a group to decide whether to load its MLS state. */
+export interface GroupSummaryRecord {
+  groupId: string;
+  topicId: string;
+  /** GroupRecord.meta. */
+  meta: string;
+}
+
+/**
+ * An inbound MQTT message kept so that its PUBACK can leave before its slow handler finishes
+ * (parking.ts); deleted once it was processed, re-run at start-up otherwise.
+ */
+export interface ParkedInboundRecord {
+  id: string;
+  topic: string;
+  payload: Uint8Array;
+  arrivedAt: UnixSeconds;
 }
 
 /** A sealed payload waiting to be published; written in the same transaction as the state it came from. */
@@ -170,11 +201,20 @@ export interface RelayStore {
   getSession(groupId: string): Promise<SessionRecord | undefined>;
   getSessionByPeer(peerId: string): Promise<SessionRecord | undefined>;
   listSessions(): Promise<SessionRecord[]>;
+  /** Every session's access keys, in group id order; no MLS state is read. */
+  listSessionAccess(): Promise<SessionAccessRecord[]>;
+  /**
+   * Deletes the sessions whose peer never sent an application message and that were set up before
+   * `before`; returns their group ids.
+   */
+  deleteUnusedSessions(before: UnixSeconds): Promise<string[]>;
 
   getGroup(groupId: string): Promise<GroupRecord | undefined>;
   getGroupByTopic(topicId: string): Promise<GroupRecord | undefined>;
   /** All groups, in group id order. */
   listGroups(): Promise<GroupRecord[]>;
+  /** All groups without their MLS state, in group id order. */
+  listGroupSummaries(): Promise<GroupSummaryRecord[]>;
 
   hasProcessed(groupId: string, digest: string): Promise<boolean>;
   /**
@@ -192,6 +232,12 @@ export interface RelayStore {
   hasWelcome(digest: string, since: UnixSeconds): Promise<boolean>;
   /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */
   prune(now: UnixSeconds): Promise<void>;
+
+  /** Stores a parked inbound message; durable when this resolves. */
+  parkInbound(record: ParkedInboundRecord): Promise<void>;
+  /** Parked inbound messages in the order they were parked. */
+  listParkedInbound(limit?: number): Promise<ParkedInboundRecord[]>;
+  deleteParkedInbound(id: string): Promise<void>;
 
   /** Outbox rows in the order they were committed, quarantined ones left out. */
   listOutbox(limit?: number): Promise<OutboxRecord[]>;
@@ -222,6 +268,8 @@ const copySession = (s: SessionRecord): SessionRecord => ({
   inboundAccess: { ...s.inboundAccess },
   unconfirmedOutgoing: [...s.unconfirmedOutgoing],
 });
+
+const copyParked = (p: ParkedInboundRecord): ParkedInboundRecord => ({ ...p, payload: p.payload.slice() });
 
 const copyGroup = (g: GroupRecord): GroupRecord => ({ ...g, state: g.state.slice() });
 
@@ -261,6 +309,7 @@ export class MemoryRelayStore implements RelayStore {
   private readonly welcomes = new Map<string, UnixSeconds>();
   private readonly outbox: OutboxRecord[] = [];
   private readonly quarantined: Array<OutboxRecord & { quarantinedAt: UnixSeconds }> = [];
+  private readonly parked: ParkedInboundRecord[] = [];
   private readonly conversations = new Map<string, string>();
 
   async loadIdentity() {
@@ -307,6 +356,19 @@ export class MemoryRelayStore implements RelayStore {
   async listSessions() {
     return [...this.sessions.values()].map(copySession);
   }
+  async listSessionAccess() {
+    return [...this.sessions.values()]
+      .sort((a, b) => compareStrings(a.groupId, b.groupId))
+      .map((s) => ({ groupId: s.groupId, inboundAccess: copySession(s).inboundAccess }));
+  }
+  async deleteUnusedSessions(before: UnixSeconds) {
+    const expired = [...this.sessions.values()]
+      .filter((s) => s.unusedSince !== undefined && s.unusedSince < before)
+      .map((s) => s.groupId)
+      .sort(compareStrings);
+    for (const g of expired) this.sessions.delete(g);
+    return expired;
+  }
   async getGroup(groupId: string) {
     const g = this.groups.get(groupId);
     return g && copyGroup(g);
@@ -317,6 +379,11 @@ export class MemoryRelayStore implements RelayStore {
   }
   async listGroups() {
     return [...this.groups.values()].sort((a, b) => compareStrings(a.groupId, b.groupId)).map(copyGroup);
+  }
+  async listGroupSummaries() {
+    return [...this.groups.values()]
+      .sort((a, b) => compareStrings(a.groupId, b.groupId))
+      .map(({ groupId, topicId, meta }) => ({ groupId, topicId, meta }));
   }
   async hasProcessed(groupId: string, digest: string) {
     return this.processed.has(`${groupId}:${digest}`);
@@ -365,6 +432,7 @@ export class MemoryRelayStore implements RelayStore {
         welcomes: [...this.welcomes.entries()].sort(),
         outbox: this.outbox,
         quarantined: this.quarantined,
+        parked: this.parked,
         conversations: [...this.conversations.entries()].sort(),
       },
       hex,
@@ -386,6 +454,16 @@ export class MemoryRelayStore implements RelayStore {
     );
     for (const o of moved) this.quarantined.push({ ...o, quarantinedAt: at });
     await this.deleteOutbox(moved.map((o) => o.id));
+  }
+  async parkInbound(record: ParkedInboundRecord) {
+    this.parked.push(copyParked(record));
+  }
+  async listParkedInbound(limit = 1000) {
+    return this.parked.slice(0, limit).map(copyParked);
+  }
+  async deleteParkedInbound(id: string) {
+    const i = this.parked.findIndex((p) => p.id === id);
+    if (i !== -1) this.parked.splice(i, 1);
   }
   async getConversationData(conversationId: string) {
     return this.conversations.get(conversationId);

@@ -6,6 +6,8 @@
  * - an inbound QoS 1 message is acknowledged only after its handler resolved; a rejected handler
  *   drops the connection so the broker redelivers (MQTT 5 forbids resending on the same connection);
  * - handlers run concurrently (up to `receiveMaximum` in flight); PUBACKs still leave in arrival order;
+ *   with a `parking`, a message whose slow handler holds later PUBACKs back is kept durably by it and
+ *   acknowledged before its handler finishes, so one slow conversation does not stall the others;
  * - subscriptions are restored by this class whenever the broker reports it lost the session;
  * - TCP_NODELAY on every connection (Nagle costs ~88 ms per QoS 1 request/reply on loopback).
  */
@@ -22,6 +24,7 @@ import {
 import { ArgumentError, TransportError } from './errors.js';
 import { AckQueue } from './transport-ack-queue.js';
 import { publishPacketSize, PublishTooLargeError } from './transport-packet-size.js';
+import { trackArrival, type InboundParking } from './transport-parking.js';
 
 /** Passed through to MQTT.js (and from there to tls.connect) for mqtts:// and wss:// URLs. */
 export type TransportTlsOptions = Pick<
@@ -45,6 +48,8 @@ export interface MqttTransportOptions {
   maxPayloadBytes?: number;
   /** Inbound QoS 1 messages the broker may have in flight to us, i.e. concurrent handlers. */
   receiveMaximum?: number;
+  /** Keeps stalled messages durably so they may be acknowledged early (transport-parking.ts). */
+  parking?: InboundParking;
 }
 
 export const DEFAULT_SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
@@ -106,8 +111,10 @@ interface PacketWriter {
 }
 
 export class MqttTransport extends EventEmitter<TransportEvents> {
-  private readonly options: Required<Omit<MqttTransportOptions, 'username' | 'password' | 'tls'>> &
-    Pick<MqttTransportOptions, 'username' | 'password' | 'tls'>;
+  private readonly options: Required<
+    Omit<MqttTransportOptions, 'username' | 'password' | 'tls' | 'parking'>
+  > &
+    Pick<MqttTransportOptions, 'username' | 'password' | 'tls' | 'parking'>;
   private client: MqttClient | undefined;
   private handler: MessageHandler | undefined;
   /** Subscriptions the broker confirmed; replayed when it reports a lost session. */
@@ -140,6 +147,7 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       connectTimeoutMs: options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS,
       maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       receiveMaximum,
+      parking: options.parking,
     };
   }
 
@@ -316,6 +324,7 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     const client = this.client;
     if (!client) return;
     this.ending = true;
+    this.ackQueue?.dispose();
     await this.close(client, opts.force === true || !client.connected);
     const error = new TransportError('transport ended');
     for (const reject of [...this.pendingOperations]) reject(error);
@@ -413,12 +422,18 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
 
     const stream = client.stream;
     if (this.ackStream !== stream || !this.ackQueue) {
+      this.ackQueue?.dispose();
       this.ackStream = stream;
-      this.ackQueue = new AckQueue((messageId) => {
-        if (client.stream === stream && client.connected) sendPuback(client, messageId);
-      });
+      const parking = this.options.parking;
+      this.ackQueue = new AckQueue(
+        (messageId) => {
+          if (client.stream === stream && client.connected) sendPuback(client, messageId);
+        },
+        parking && { stallMs: parking.stallMs },
+      );
     }
-    const acknowledge = this.ackQueue.arrive(packet.messageId);
+    const parking = handler ? this.options.parking : undefined;
+    const arrival = trackArrival(this.ackQueue, packet.messageId, message, parking);
     callback(new Error('PUBACK deferred'));
 
     if (!handler) {
@@ -428,10 +443,14 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       );
       return;
     }
-    handler(message).then(acknowledge, () => {
+    const dropConnection = () => {
       // Without a PUBACK the broker resends only on a new connection (MQTT 5 §4.4).
       if (client.stream === stream && !this.ending) stream.destroy();
-    });
+    };
+    handler(message).then(
+      () => arrival.succeeded(),
+      () => arrival.failed(dropConnection),
+    );
   }
 
   private runHandler(handler: MessageHandler, message: InboundMessage): void {

@@ -12,6 +12,8 @@ import { Initial1795846949665 as PostgresInitial } from './migrations/postgres/1
 import { Initial1795846949665 as SqliteInitial } from './migrations/sqlite/1795846949665-Initial.js';
 import { Groups1795854576242 as PostgresGroups } from './migrations/postgres/1795854576242-Groups.js';
 import { Groups1795854576242 as SqliteGroups } from './migrations/sqlite/1795854576242-Groups.js';
+import { ParkedInbound1796621651928 as PostgresParkedInbound } from './migrations/postgres/1796621651928-ParkedInbound.js';
+import { ParkedInbound1796621651928 as SqliteParkedInbound } from './migrations/sqlite/1796621651928-ParkedInbound.js';
 import { StateKey1796621877627 as PostgresStateKey } from './migrations/postgres/1796621877627-StateKey.js';
 import { StateKey1796621877627 as SqliteStateKey } from './migrations/sqlite/1796621877627-StateKey.js';
 import { OutboxQuarantine1796622191638 as PostgresOutboxQuarantine } from './migrations/postgres/1796622191638-OutboxQuarantine.js';
@@ -37,8 +39,8 @@ type Migration = new () => MigrationInterface;
 
 export function relayMigrations(kind: RelayBackend): Migration[] {
   return kind === 'postgres'
-    ? [PostgresInitial, PostgresGroups, PostgresStateKey, PostgresOutboxQuarantine]
-    : [SqliteInitial, SqliteGroups, SqliteStateKey, SqliteOutboxQuarantine];
+    ? [PostgresInitial, PostgresGroups, PostgresParkedInbound, PostgresStateKey, PostgresOutboxQuarantine]
+    : [SqliteInitial, SqliteGroups, SqliteParkedInbound, SqliteStateKey, SqliteOutboxQuarantine];
 }
 
 export const isPostgresUrl = (url: string | undefined): url is string =>

@@ -97,6 +97,8 @@ const sessions = (t: Types) =>
       unconfirmed_outgoing: { type: 'text' },
       updated_at: { type: t.int64 },
       at_rest: atRest,
+      // Set while the peer has sent no application message (PROTOCOL.md §10 session expiry).
+      unused_since: { type: t.int64, nullable: true },
     },
     { indices: [{ name: 'idx_sessions_peer_id', columns: ['peer_id'] }] },
   );
@@ -163,6 +165,21 @@ const outbox = (t: Types) =>
     { uniques: [{ name: 'uq_outbox_id', columns: ['id'] }] },
   );
 
+/** Inbound messages acknowledged before their slow handler finished (framework/relay/parking.ts). */
+const parkedInbound = (t: Types) =>
+  schema(
+    'parked_inbound',
+    {
+      // The autoincrement key is the arrival order that start-up re-runs them in.
+      seq: { type: t.int64, primary: true, generated: 'increment' },
+      id: { type: 'text' },
+      topic: { type: 'text' },
+      payload: { type: t.bytes },
+      arrived_at: { type: t.int64 },
+    },
+    { uniques: [{ name: 'uq_parked_inbound_id', columns: ['id'] }] },
+  );
+
 const conversationData = () =>
   schema('conversation_data', {
     conversation_id: { type: 'text', primary: true },
@@ -193,5 +210,6 @@ export function relayEntities(kind: RelayBackend): EntitySchema[] {
     outbox(t),
     conversationData(),
     relayMeta(),
+    parkedInbound(t),
   ];
 }

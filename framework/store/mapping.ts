@@ -9,8 +9,11 @@ import type {
   GroupRecord,
   OutboxRecord,
   OwnBundle,
+  ParkedInboundRecord,
   PeerRecord,
+  SessionAccessRecord,
   SessionRecord,
+  GroupSummaryRecord,
   StoredIdentity,
   StoredKeyPackage,
 } from '../relay/store.js';
@@ -192,6 +195,7 @@ export const SESSION_COLUMNS = [
   'unconfirmed_outgoing',
   'updated_at',
   'at_rest',
+  'unused_since',
 ] as const;
 
 /** A session column other than state, sealed under the session's group id (sealed-columns.ts). */
@@ -211,6 +215,7 @@ export function sessionParams(s: SessionRecord, c: AtRestCipher): unknown[] {
     c.sealText(JSON.stringify(s.unconfirmedOutgoing), sessionSlot('unconfirmed_outgoing', s.groupId)),
     s.updatedAt,
     c.flag,
+    nullable(s.unusedSince),
   ];
 }
 
@@ -221,11 +226,25 @@ function parseOutgoing(v: unknown): string[] {
   return parsed;
 }
 
+/** The inbound access keys are sealed per column and row: a database reader must not skip PoW with them. */
+function rowToInboundAccess(r: Row, c: AtRestCipher): SessionRecord['inboundAccess'] {
+  const groupId = String(r.group_id);
+  const flag = toInt(r.at_rest);
+  const openAccess = (column: string, v: unknown) => c.open(toBytes(v), flag, sessionSlot(column, groupId));
+  const previous = r.inbound_access_previous;
+  return defined({
+    current: openAccess('inbound_access_current', r.inbound_access_current),
+    previous:
+      previous === null || previous === undefined
+        ? undefined
+        : openAccess('inbound_access_previous', previous),
+  });
+}
+
 export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
   const groupId = String(r.group_id);
   const flag = toInt(r.at_rest);
-  const previous = r.inbound_access_previous;
-  const openAccess = (column: string, v: unknown) => c.open(toBytes(v), flag, sessionSlot(column, groupId));
+  const unusedSince = optSeconds(r.unused_since);
   const outgoing = c.openText(
     String(r.unconfirmed_outgoing),
     flag,
@@ -237,19 +256,27 @@ export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
     state: openState(c, 'sessions', r),
     epoch: toBigInt(r.epoch),
     initiatedUnconfirmed: toBool(r.initiated_unconfirmed),
-    inboundAccess: defined({
-      current: openAccess('inbound_access_current', r.inbound_access_current),
-      previous:
-        previous === null || previous === undefined
-          ? undefined
-          : openAccess('inbound_access_previous', previous),
-    }),
+    inboundAccess: rowToInboundAccess(r, c),
     messagesSinceCommit: toInt(r.messages_since_commit),
     unconfirmedOutgoing: parseOutgoing(outgoing),
     updatedAt: toSeconds(r.updated_at),
+    ...(unusedSince !== undefined ? { unusedSince } : {}),
     version: toInt(r.version),
   };
 }
+
+/** The columns listSessionAccess reads: no MLS state. */
+export const SESSION_ACCESS_COLUMNS = [
+  'group_id',
+  'inbound_access_current',
+  'inbound_access_previous',
+  'at_rest',
+] as const;
+
+export const rowToSessionAccess = (r: Row, c: AtRestCipher): SessionAccessRecord => ({
+  groupId: String(r.group_id),
+  inboundAccess: rowToInboundAccess(r, c),
+});
 
 /** Every group column except group_id and version, in the order groupParams lists them. */
 export const GROUP_COLUMNS = ['topic_id', 'state', 'epoch', 'meta', 'updated_at', 'at_rest'] as const;
@@ -274,6 +301,18 @@ export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
     version: toInt(r.version),
   };
 }
+
+/** The columns listGroupSummaries reads: no MLS state. */
+export const GROUP_SUMMARY_COLUMNS = ['group_id', 'topic_id', 'meta', 'at_rest'] as const;
+
+export const rowToGroupSummary = (r: Row, c: AtRestCipher): GroupSummaryRecord => {
+  const groupId = String(r.group_id);
+  return {
+    groupId,
+    topicId: String(r.topic_id),
+    meta: c.openText(String(r.meta), toInt(r.at_rest), metaSlot(groupId)),
+  };
+};
 
 // ---- outbox -------------------------------------------------------------------------------------
 
@@ -332,3 +371,20 @@ export const conversationParams = (conversationId: string, json: string, c: AtRe
 
 export const rowToConversationJson = (r: Row, c: AtRestCipher): string =>
   c.openText(String(r.json), toInt(r.at_rest), conversationSlot(String(r.conversation_id)));
+
+/** Every parked_inbound column except the generated seq, in the order parkedParams lists them. */
+export const PARKED_COLUMNS = ['id', 'topic', 'payload', 'arrived_at'] as const;
+
+export const parkedParams = (p: ParkedInboundRecord): unknown[] => [
+  p.id,
+  p.topic,
+  toParam(p.payload),
+  p.arrivedAt,
+];
+
+export const rowToParked = (r: Row): ParkedInboundRecord => ({
+  id: String(r.id),
+  topic: String(r.topic),
+  payload: toBytes(r.payload),
+  arrivedAt: toSeconds(r.arrived_at),
+});

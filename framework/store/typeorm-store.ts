@@ -9,13 +9,16 @@ import { StaleStateError, StorageError } from '../relay/errors.js';
 import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type {
   GroupRecord,
+  GroupSummaryRecord,
   InboundCommit,
   GroupMessageLoad,
   MessageLoad,
   OutboxRecord,
   OwnBundle,
+  ParkedInboundRecord,
   PeerRecord,
   RelayStore,
+  SessionAccessRecord,
   SessionRecord,
   StoredIdentity,
   StoredKeyPackage,
@@ -27,22 +30,29 @@ import type { RelayBackend } from './entities.js';
 import {
   conversationParams,
   GROUP_COLUMNS,
+  GROUP_SUMMARY_COLUMNS,
   groupParams,
   identityParams,
   keyPackageParams,
   OUTBOX_COLUMNS,
   outboxParams,
   ownBundleParams,
+  PARKED_COLUMNS,
+  parkedParams,
   PEER_COLUMNS,
   peerParams,
   rowToIdentity,
   rowToGroup,
+  rowToGroupSummary,
   rowToKeyPackage,
   rowToOutbox,
   rowToConversationJson,
   rowToOwnBundle,
+  rowToParked,
   rowToPeer,
   rowToSession,
+  rowToSessionAccess,
+  SESSION_ACCESS_COLUMNS,
   SESSION_COLUMNS,
   sessionParams,
   toBool,
@@ -123,6 +133,10 @@ const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" WHERE 
 const OUTBOX_QUARANTINE = `UPDATE "outbox" SET "quarantined_at" = ?
   WHERE ("id" = ? OR "depends_on" = ?) AND "quarantined_at" IS NULL`;
 const SESSION_SELECT = `SELECT * FROM "sessions"`;
+const SESSION_ACCESS_SELECT = `SELECT ${columnList(SESSION_ACCESS_COLUMNS)} FROM "sessions" ORDER BY "group_id"`;
+const GROUP_SUMMARY_SELECT = `SELECT ${columnList(GROUP_SUMMARY_COLUMNS)} FROM "groups" ORDER BY "group_id"`;
+const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_COLUMNS)}) VALUES (${placeholders(PARKED_COLUMNS.length)})`;
+const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
 const GROUP_SELECT = `SELECT * FROM "groups"`;
 /** loadForMessage: the session row, its peer's row (columns prefixed `p_`) and the processed check. */
 const MESSAGE_LOAD_SELECT = `SELECT s.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
@@ -386,6 +400,20 @@ export class TypeOrmRelayStore implements RelayStore {
     return rows.map((r) => rowToSession(r, this.cipher));
   }
 
+  async listSessionAccess(): Promise<SessionAccessRecord[]> {
+    return (await this.withSql((s) => s.rows(SESSION_ACCESS_SELECT))).map((r) => rowToSessionAccess(r, this.cipher));
+  }
+
+  async deleteUnusedSessions(before: UnixSeconds): Promise<string[]> {
+    const rows = await this.withSql((s) =>
+      s.rows(
+        `DELETE FROM "sessions" WHERE "unused_since" IS NOT NULL AND "unused_since" < ? RETURNING "group_id"`,
+        [before],
+      ),
+    );
+    return rows.map((r) => String(r.group_id)).sort();
+  }
+
   // ---- groups -----------------------------------------------------------------------------------
 
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
@@ -401,6 +429,10 @@ export class TypeOrmRelayStore implements RelayStore {
   async listGroups(): Promise<GroupRecord[]> {
     const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} ORDER BY "group_id"`));
     return rows.map((r) => rowToGroup(r, this.cipher));
+  }
+
+  async listGroupSummaries(): Promise<GroupSummaryRecord[]> {
+    return (await this.withSql((s) => s.rows(GROUP_SUMMARY_SELECT))).map((r) => rowToGroupSummary(r, this.cipher));
   }
 
   // ---- dedupe and replay cache ------------------------------------------------------------------
@@ -461,6 +493,20 @@ export class TypeOrmRelayStore implements RelayStore {
     await this.transaction(async (s) => {
       for (const id of ids) await s.run(OUTBOX_QUARANTINE, [at, id, id]);
     });
+  }
+
+  // ---- parked inbound messages ------------------------------------------------------------------
+
+  async parkInbound(record: ParkedInboundRecord): Promise<void> {
+    await this.withSql((s) => s.run(PARKED_INSERT, parkedParams(record)));
+  }
+
+  async listParkedInbound(limit = 1000): Promise<ParkedInboundRecord[]> {
+    return (await this.withSql((s) => s.rows(PARKED_SELECT, [limit]))).map(rowToParked);
+  }
+
+  async deleteParkedInbound(id: string): Promise<void> {
+    await this.withSql((s) => s.run(`DELETE FROM "parked_inbound" WHERE "id" = ?`, [id]));
   }
 
   async getConversationData(conversationId: string): Promise<string | undefined> {

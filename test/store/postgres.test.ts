@@ -47,6 +47,7 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
         'key_packages',
         'outbox',
         'own_bundle',
+        'parked_inbound',
         'peers',
         'processed',
         'relay_meta',

@@ -44,6 +44,7 @@ describe('SQLite data source', () => {
     expect(await runMigrations(first)).toEqual([
       'Initial1795846949665',
       'Groups1795854576242',
+      'ParkedInbound1796621651928',
       'StateKey1796621877627',
       'OutboxQuarantine1796622191638',
     ]);
@@ -53,7 +54,7 @@ describe('SQLite data source', () => {
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 4 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 5 }]);
     await second.destroy();
   });
 
@@ -63,28 +64,32 @@ describe('SQLite data source', () => {
     const tables = async () =>
       ((await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table'`)) as { name: string }[])
         .map((t) => t.name)
-        .filter((n) => ['sessions', 'outbox', 'groups', 'relay_meta'].includes(n))
+        .filter((n) => ['sessions', 'outbox', 'groups', 'relay_meta', 'parked_inbound'].includes(n))
         .sort();
-    const outboxColumns = async () =>
-      ((await ds.query(`PRAGMA table_info("outbox")`)) as { name: string }[]).map((c) => c.name);
+    const columns = async (table: string) =>
+      ((await ds.query(`PRAGMA table_info("${table}")`)) as { name: string }[]).map((c) => c.name);
+    const outboxColumns = () => columns('outbox');
 
-    const conversationColumns = async () =>
-      ((await ds.query(`PRAGMA table_info("conversation_data")`)) as { name: string }[]).map((c) => c.name);
+    const conversationColumns = () => columns('conversation_data');
 
+    expect(await columns('sessions')).toContain('unused_since');
     await ds.undoLastMigration();
-    expect(await tables()).toEqual(['groups', 'outbox', 'relay_meta', 'sessions']);
+    expect(await tables()).toEqual(['groups', 'outbox', 'parked_inbound', 'relay_meta', 'sessions']);
     expect(await outboxColumns()).not.toContain('quarantined_at');
     expect(await outboxColumns()).not.toContain('depends_on');
     expect(await outboxColumns()).toContain('await_ack');
     await ds.undoLastMigration();
-    expect(await tables()).toEqual(['groups', 'outbox', 'sessions']);
+    expect(await tables()).toEqual(['groups', 'outbox', 'parked_inbound', 'sessions']);
     expect(await conversationColumns()).not.toContain('at_rest');
+    await ds.undoLastMigration();
+    expect(await tables()).toEqual(['groups', 'outbox', 'sessions']);
+    expect(await columns('sessions')).not.toContain('unused_since');
     await ds.undoLastMigration();
     expect(await tables()).toEqual(['outbox', 'sessions']);
     expect(await outboxColumns()).not.toContain('await_ack');
     await ds.undoLastMigration();
     expect(await tables()).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(4);
+    expect(await runMigrations(ds)).toHaveLength(5);
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });

@@ -567,6 +567,73 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('parked inbound messages', () => {
+      const parked = (id: string, seed = 1) => ({
+        id,
+        topic: `relay/v1/inbox/${id}`,
+        payload: bytes(40, seed),
+        arrivedAt: at(seed),
+      });
+
+      it('lists in the order parked, with a limit, and deletes by id', async () => {
+        await store.parkInbound(parked('c', 3));
+        await store.parkInbound({ ...parked('a', 1), payload: allByteValues() });
+        await store.parkInbound(parked('b', 2));
+        const listed = await store.listParkedInbound();
+        expect(listed).toEqual([
+          parked('c', 3),
+          { ...parked('a', 1), payload: allByteValues() },
+          parked('b', 2),
+        ]);
+        expect(isPlainBytes(listed[0]!.payload)).toBe(true);
+        expect((await store.listParkedInbound(1)).map((p) => p.id)).toEqual(['c']);
+        await store.deleteParkedInbound('a');
+        await store.deleteParkedInbound('missing');
+        await store.parkInbound(parked('d', 4));
+        expect((await store.listParkedInbound()).map((p) => p.id)).toEqual(['c', 'b', 'd']);
+      });
+    });
+
+    describe('group summaries', () => {
+      it('lists every group without its state, in group id order', async () => {
+        await commitGroup(group('b2'));
+        await commitGroup(group('a1'));
+        expect(await store.listGroupSummaries()).toEqual(
+          ['a1', 'b2'].map((t) => ({ groupId: groupId(t), topicId: topicId(t), meta: group(t).meta })),
+        );
+      });
+    });
+
+    describe('session access and expiry', () => {
+      it("lists every session's access keys in group id order", async () => {
+        await commitSession(
+          session('g2', { inboundAccess: { current: bytes(32, 2), previous: bytes(32, 3) } }),
+        );
+        await commitSession(session('g1'));
+        expect(await store.listSessionAccess()).toEqual([
+          { groupId: 'g1', inboundAccess: { current: bytes(32, 7) } },
+          { groupId: 'g2', inboundAccess: { current: bytes(32, 2), previous: bytes(32, 3) } },
+        ]);
+      });
+
+      it('round-trips unusedSince and clears it when a write leaves it out', async () => {
+        await commitSession(session('g1', { unusedSince: at(5) }));
+        expect((await store.getSession('g1'))?.unusedSince).toBe(at(5));
+        await commitSession(session('g1', { version: 1 }));
+        expect(await store.getSession('g1')).not.toHaveProperty('unusedSince');
+      });
+
+      it('deletes only sessions unused since before the cut-off', async () => {
+        await commitSession(session('old', { unusedSince: at(0) }));
+        await commitSession(session('edge', { unusedSince: at(100) }));
+        await commitSession(session('used'));
+        await commitSession(session('fresh', { unusedSince: at(200) }));
+        expect(await store.deleteUnusedSessions(at(101))).toEqual(['edge', 'old']);
+        expect(await store.deleteUnusedSessions(at(101))).toEqual([]);
+        expect((await store.listSessionAccess()).map((s) => s.groupId)).toEqual(['fresh', 'used']);
+      });
+    });
+
     describe('conversation data', () => {
       it('stores and replaces JSON per conversation', async () => {
         expect(await store.getConversationData('c1')).toBeUndefined();

@@ -20,6 +20,7 @@ const INITIAL = 'Initial1795846949665';
 const GROUPS = 'Groups1795854576242';
 const STATE_KEY = 'StateKey1796621877627';
 const OUTBOX_QUARANTINE = 'OutboxQuarantine1796622191638';
+const PARKED_INBOUND = 'ParkedInbound1796621651928';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -135,13 +136,16 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS, STATE_KEY, OUTBOX_QUARANTINE]);
+        expect(ran).toEqual([GROUPS, PARKED_INBOUND, STATE_KEY, OUTBOX_QUARANTINE]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '4' : 4 },
+          { n: backend.kind === 'postgres' ? '5' : 5 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 
+        // Written before session expiry existed: no unusedSince, so it never expires.
         expect(await store.getSession('g1')).toEqual({ ...session('g1'), version: 1 });
+        expect(await store.deleteUnusedSessions(at(1_000_000))).toEqual([]);
+        expect(await store.listParkedInbound()).toEqual([]);
         expect(await store.listKeyPackages()).toEqual([keyPackage('kp1')]);
         expect(await store.listOutbox()).toEqual([outbox('old1'), outbox('old2')]);
         expect(await store.listGroups()).toEqual([]);
