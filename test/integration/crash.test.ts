@@ -49,11 +49,16 @@ async function chaosRun(env: Record<string, string>): Promise<void> {
   peer.on('message', (m) => replies.push(m));
   await peer.start();
   const ids: string[] = [];
-  // Sending is paced over the whole kill schedule, so kills land while messages are in flight.
-  const paceMs = (CYCLES * 2000) / MESSAGES;
+  // Sending is released cycle by cycle, so every kill lands while messages of the stream are still
+  // in flight however long the restarts take on a loaded machine (a fixed pace once let the whole
+  // stream finish before the fifth kill).
+  const perCycle = MESSAGES / CYCLES;
+  const paceMs = 1000 / perCycle;
+  let released = 0;
   let sending = true;
   const sender = (async () => {
     for (let i = 0; i < MESSAGES; i++) {
+      await until(() => i < released, 300_000, `kill cycle releasing message ${i}`);
       ids.push((await peer.send(botId, `n:${i}`)).id);
       await sleep(Math.random() * 2 * paceMs);
     }
@@ -61,6 +66,7 @@ async function chaosRun(env: Record<string, string>): Promise<void> {
   })();
   let killsMidRun = 0;
   for (let cycle = 0; cycle < CYCLES; cycle++) {
+    released = Math.round((cycle + 1) * perCycle);
     await sleep(150 + Math.random() * 1500);
     if (replies.length < MESSAGES) killsMidRun++;
     await kill(child);
