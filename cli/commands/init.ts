@@ -66,7 +66,7 @@ export function scaffold(project: string, dependency: string): Record<string, st
         },
         dependencies: { 'relay-bot': dependency },
         devDependencies: { '@types/node': '^20.19.0', tsx: '^4.23.0', typescript: '5.9.3' },
-        engines: { node: '>=20' },
+        engines: { node: '^20.19.0 || ^22.11.0' },
       },
       null,
       2,
@@ -131,7 +131,7 @@ bot:
 logging:
   level: info
 `,
-    Dockerfile: `FROM node:20-bookworm AS build
+    Dockerfile: `FROM node:22-trixie AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package*.json ./
@@ -140,7 +140,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:22-trixie-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app /app
