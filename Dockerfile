@@ -13,7 +13,10 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# --ignore-scripts: the package's own prepare (npm run build) needs the sources, copied below;
+# npm rebuild then runs better-sqlite3's install (a prebuilt binary, or a compile).
+RUN npm ci --no-audit --no-fund --ignore-scripts \
+ && npm rebuild better-sqlite3
 COPY tsconfig.json tsconfig.build.json ormconfig.ts ./
 COPY framework ./framework
 COPY cli ./cli
