@@ -1,7 +1,8 @@
 /**
  * `relay-bot init [dir]`: scaffolds a bot project: package.json, tsconfig.json, a bot class,
  * bot.yaml, a Dockerfile and a first test on createTestHarness ('relay-bot/testing').
- * With RELAY_BOT_LOCAL set, the project depends on this checkout through a file: path.
+ * With RELAY_BOT_LOCAL set, the project depends on this checkout through a file: path, or, when it
+ * names a .tgz (from `npm pack`), on that tarball.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -158,7 +159,12 @@ export async function handler(argv: InitArgs): Promise<void> {
     throw new UsageError(`${dir} is not empty. Fix: pick a new directory, or pass --force to write into it`);
   }
   const { root, version } = packageRoot();
-  const dependency = process.env.RELAY_BOT_LOCAL ? `file:${root}` : `^${version}`;
+  const local = process.env.RELAY_BOT_LOCAL;
+  const dependency = !local
+    ? `^${version}`
+    : local.endsWith('.tgz')
+      ? `file:${path.resolve(local)}`
+      : `file:${root}`;
   const files = scaffold(path.basename(dir), dependency);
   for (const [rel, text] of Object.entries(files)) {
     const target = path.join(dir, rel);
