@@ -13,7 +13,7 @@ set -euo pipefail
 major="${1:?usage: scripts/node-line.sh <node major, e.g. 24>}"
 [[ "$major" =~ ^[0-9]+$ ]] || { echo "node-line: '$major' is not a Node major version. Fix: e.g. 24" >&2; exit 2; }
 root="$(cd "$(dirname "$0")/.." && pwd)"
-cache="${XDG_CACHE_HOME:-$HOME/.cache}/relay-bot/node-lines"
+cache="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/relay-bot/node-lines"
 node_pkg="$cache/node-$major"
 
 find_node() {
