@@ -17,6 +17,7 @@ import {
 } from '../framework/relay/labels.js';
 import { DEFAULT_TOPIC_PREFIX, validateTopicPrefix } from '../framework/relay/topics.js';
 import { UsageError } from './errors.js';
+import { LOG_FORMATS } from './log.js';
 import { isUserIdHex } from './user-id.js';
 
 export const DEFAULT_CONFIG_FILES = ['bot.yaml', 'bot.yml', 'bot.json'];
@@ -147,7 +148,10 @@ export const configSchema = z.strictObject({
       handlerTimeoutMs: z.number().int().min(1).optional(),
     })
     .default({}),
-  logging: z.strictObject({ level: z.enum(LOG_LEVELS).default('info') }).default({ level: 'info' }),
+  /** format: auto is readable on a terminal, JSON lines otherwise (cli/log.ts). */
+  logging: z
+    .strictObject({ level: z.enum(LOG_LEVELS).default('info'), format: z.enum(LOG_FORMATS).default('auto') })
+    .default({ level: 'info', format: 'auto' }),
   /** N-way groups (PROTOCOL.md §9); allowInvitesFrom applies to the bot only. */
   groups: groupsSchema.default({}),
   /** Prometheus /metrics and /healthz; off unless port is set (0: any free port). */
@@ -202,6 +206,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvK
   { env: 'RELAY_TOPIC_PREFIX', key: 'topicPrefix', kind: 'string' },
   { env: 'RELAY_POW_BITS', key: 'powBits', kind: 'int' },
   { env: 'RELAY_LOG_LEVEL', key: 'logging.level', kind: 'string' },
+  { env: 'RELAY_LOG_FORMAT', key: 'logging.format', kind: 'string' },
   { env: 'RELAY_METRICS_PORT', key: 'metrics.port', kind: 'int' },
   { env: 'RELAY_METRICS_HOST', key: 'metrics.host', kind: 'string' },
   { env: 'RELAY_GROUPS_ALLOW_INVITES_FROM', key: 'groups.allowInvitesFrom', kind: 'list' },
@@ -219,6 +224,7 @@ const FIX: Record<string, string> = {
   powBits: `use a whole number from 0 to ${MAX_MINED_POW_BITS} (default ${DEFAULT_POW_BITS})`,
   topicPrefix: "use e.g. relay or acme/relay (no '+', '#', leading '$' or empty levels)",
   'logging.level': `use one of ${LOG_LEVELS.join(', ')}`,
+  'logging.format': `use one of ${LOG_FORMATS.join(', ')}`,
   'metrics.port': 'use a free TCP port number, e.g. 9464 (0 picks any free port)',
   'metrics.host': 'use an address to listen on, e.g. 127.0.0.1 or 0.0.0.0',
   'limits.maxEnvelopeBytes': `use a whole number of bytes, at least 1024 (default ${DEFAULT_MAX_ENVELOPE_BYTES})`,

@@ -6,13 +6,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { readBotMetadata, type BotClass } from '../framework/bot/index.js';
 import { RelayClient, type RelayClientOptions } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { brokerUrl, type DatabaseConfig, type RelayConfig } from './config.js';
 import { CommandFailed, UsageError } from './errors.js';
+import { createLogger } from './log.js';
 import { isUserIdHex } from './user-id.js';
 
 /** The bundled echo bot, relative to this file in cli/ (source) and dist/cli/ (build). */
@@ -20,9 +21,9 @@ export const DEFAULT_BOT_MODULE = new URL('../bots/echo/index.js', import.meta.u
 
 export type Role = 'bot' | 'client';
 
-/** Logs go to stderr as JSON lines, so stdout carries only what a command prints for people and scripts. */
+/** Logs go to stderr (readable on a terminal, JSON lines otherwise: cli/log.ts). */
 export function makeLogger(config: RelayConfig, level?: string): Logger {
-  return pino({ level: level ?? config.logging.level }, pino.destination({ fd: 2, sync: true }));
+  return createLogger(level ?? config.logging.level, config.logging.format);
 }
 
 export function databaseOf(config: RelayConfig, role: Role): DatabaseConfig {

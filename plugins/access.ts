@@ -12,6 +12,7 @@
  */
 import { userIdSet, type BotContext, type Guard, type Middleware } from '../framework/bot/index.js';
 
+/** Who may talk to the bot (allow) and who counts as an admin. */
 export interface AccessOptions {
   /** User ids (32 hex digits) that may talk to the bot; absent means everyone. */
   allow?: readonly string[];
@@ -19,6 +20,7 @@ export interface AccessOptions {
   admins?: readonly string[];
 }
 
+/** Middleware that silently drops messages from users not allowed, and an `admin` guard (guards). */
 export class AccessPlugin {
   private readonly allowed: Set<string> | undefined;
   private readonly admins: Set<string>;
@@ -48,6 +50,7 @@ export class AccessPlugin {
   }
 }
 
+/** An AccessPlugin with these options. */
 export function accessPlugin(options: AccessOptions = {}): AccessPlugin {
   return new AccessPlugin(options);
 }

@@ -15,6 +15,7 @@
 import { helpAnswer, type BotContext, type CommandInfo, type Middleware } from '../framework/bot/index.js';
 import { ConfigError } from '../framework/relay/errors.js';
 
+/** helpPlugin()'s options: the command it answers, a header and footer, and whether guarded commands are listed. */
 export interface HelpPluginOptions {
   /** The command it answers (default `help`). */
   command?: string;
@@ -28,6 +29,7 @@ export interface HelpPluginOptions {
 
 const COMMAND_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
+/** Middleware that answers /help with the bot's commands. */
 export function helpPlugin(options: HelpPluginOptions = {}): Middleware<BotContext> {
   const command = options.command ?? 'help';
   if (!COMMAND_NAME.test(command)) {

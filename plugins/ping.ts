@@ -6,6 +6,7 @@
  */
 import { OnCommand } from '../framework/bot/index.js';
 
+/** PingPlugin's options: the clock it reads uptime from. */
 export interface PingPluginOptions {
   /** ms since the epoch; default Date.now. */
   clock?: () => number;
@@ -28,6 +29,7 @@ export function formatDuration(ms: number): string {
   return parts.join(' ');
 }
 
+/** A bot mix-in answering /ping with pong and /uptime with how long the bot has run. */
 export class PingPlugin {
   private readonly clock: () => number;
   private readonly startedAt: number;

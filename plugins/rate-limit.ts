@@ -13,6 +13,7 @@
 import { parseStored, type BotContext, type Middleware } from '../framework/bot/index.js';
 import { ConfigError } from '../framework/relay/errors.js';
 
+/** Token bucket per sender: burst size and refill rate. */
 export interface RateLimitOptions {
   /** Burst size: messages a sender may send at once (at least 1). */
   capacity: number;
@@ -35,6 +36,7 @@ interface Bucket {
   refused: boolean;
 }
 
+/** The conversation-data key of a sender's token bucket. */
 export const rateLimitKey = (bot: string, sender: string): string => `ratelimit:${bot}:${sender}`;
 
 function readBucket(json: string | undefined, capacity: number, now: number): Bucket {
@@ -51,6 +53,7 @@ function readBucket(json: string | undefined, capacity: number, now: number): Bu
   return { tokens: Math.min(capacity, Math.max(0, b.tokens)), at: b.at, refused: b.refused === true };
 }
 
+/** Middleware that drops a sender's messages past the rate; the bucket is kept in the message's transaction. */
 export function rateLimit(options: RateLimitOptions): Middleware<BotContext> {
   const { capacity, refillPerSecond } = options;
   if (!Number.isFinite(capacity) || capacity < 1) {

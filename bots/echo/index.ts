@@ -4,6 +4,7 @@
  */
 import { Bot, OnCommand, type BotContext } from '../../framework/bot/index.js';
 
+/** The bundled echo bot: answers /ping with pong and repeats what follows /echo. */
 @Bot({ name: 'echo', description: 'answers /ping and repeats what you /echo' })
 export class EchoBot {
   @OnCommand('ping', { description: 'answers pong' })

@@ -1,7 +1,8 @@
 /**
  * `relay-bot init [dir]`: scaffolds a bot project: package.json, tsconfig.json, a bot class,
  * bot.yaml, a Dockerfile and a first test on createTestHarness ('relay-bot/testing').
- * With RELAY_BOT_LOCAL set, the project depends on this checkout through a file: path.
+ * With RELAY_BOT_LOCAL set, the project depends on this checkout through a file: path, or, when it
+ * names a .tgz (from `npm pack`), on that tarball.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
@@ -66,7 +67,7 @@ export function scaffold(project: string, dependency: string): Record<string, st
         },
         dependencies: { 'relay-bot': dependency },
         devDependencies: { '@types/node': '^20.19.0', tsx: '^4.23.0', typescript: '5.9.3' },
-        engines: { node: '>=20' },
+        engines: { node: '^20.19.0 || ^22.11.0' },
       },
       null,
       2,
@@ -131,7 +132,7 @@ bot:
 logging:
   level: info
 `,
-    Dockerfile: `FROM node:20-bookworm AS build
+    Dockerfile: `FROM node:22-trixie AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package*.json ./
@@ -140,7 +141,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:20-bookworm-slim
+FROM node:22-trixie-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app /app
@@ -158,7 +159,12 @@ export async function handler(argv: InitArgs): Promise<void> {
     throw new UsageError(`${dir} is not empty. Fix: pick a new directory, or pass --force to write into it`);
   }
   const { root, version } = packageRoot();
-  const dependency = process.env.RELAY_BOT_LOCAL ? `file:${root}` : `^${version}`;
+  const local = process.env.RELAY_BOT_LOCAL;
+  const dependency = !local
+    ? `^${version}`
+    : local.endsWith('.tgz')
+      ? `file:${path.resolve(local)}`
+      : `file:${root}`;
   const files = scaffold(path.basename(dir), dependency);
   for (const [rel, text] of Object.entries(files)) {
     const target = path.join(dir, rel);

@@ -9,6 +9,7 @@ import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
 import { redactUrl } from '../redact-url.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
+import { currentCliCommand } from '../invocation.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
 export interface StartArgs {
@@ -93,14 +94,15 @@ export async function handler(argv: StartArgs): Promise<void> {
     'bot started',
   );
   const id = client.userId;
+  const cli = currentCliCommand();
   process.stdout.write(
     [
       `${runtime.name} is running.`,
       `user id: ${id}`,
       'Talk to it:',
-      `  relay-bot chat ${id}`,
-      `  relay-bot send ${id} /ping --wait 10`,
-      `  in a group: relay-bot chat, then /group create <name> ${id}`,
+      `  ${cli} chat ${id}`,
+      `  ${cli} send ${id} /ping --wait 10`,
+      `  in a group: ${cli} chat, then /group create <name> ${id}`,
       ...(metricsServer
         ? [`metrics: ${metricsServer.url}/metrics`, `health: ${metricsServer.url}/healthz`]
         : []),

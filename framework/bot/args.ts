@@ -16,11 +16,16 @@ import type { UserIdHex } from '../relay/brand.js';
 import { ConfigError } from '../relay/errors.js';
 import { ParseError, quoteForUser } from './errors.js';
 
+/** The argument types a command's `args` spec may name (`<days:int>`). */
 export const ARG_TYPES = ['string', 'int', 'number', 'boolean', 'user'] as const;
+/** One of ARG_TYPES. */
 export type ArgType = (typeof ARG_TYPES)[number];
+/** A parsed argument: the type's value, or undefined for an absent optional one. */
 export type ArgValue = string | number | boolean | undefined;
+/** A command's parsed arguments by name (BotContext.args). */
 export type Args = Record<string, ArgValue>;
 
+/** One argument of a command's `args` spec, parsed from e.g. `[days:int=1]`. */
 export interface ArgSpec {
   readonly name: string;
   readonly type: ArgType;
@@ -204,6 +209,7 @@ export function parseArgSpec(spec: string, command: string): readonly ArgSpec[] 
   return items;
 }
 
+/** The `usage: /cmd <a> [b]` line shown when a command's arguments do not parse. */
 export function usageLine(command: string, specs: readonly ArgSpec[]): string {
   return ['usage:', `/${command}`, ...specs.map((s) => s.display)].join(' ');
 }

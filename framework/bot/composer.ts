@@ -4,10 +4,13 @@
  */
 import { HandlerError } from '../relay/errors.js';
 
+/** Calls the next middleware; resolves when the rest of the stack has run. */
 export type NextFunction = () => Promise<void>;
+/** A step of a bot's message handling: does its part, then calls next() to go on (or not). */
 export type Middleware<C> = (ctx: C, next: NextFunction) => Promise<void> | void;
 /** A plugin can hand over a Composer (or anything with middleware()) instead of a function. */
 export type MiddlewareLike<C> = Middleware<C> | { middleware(): Middleware<C> };
+/** A test on the context, for conditional middleware. */
 export type Predicate<C> = (ctx: C) => boolean | Promise<boolean>;
 
 function flatten<C>(mw: MiddlewareLike<C>): Middleware<C> {
@@ -37,10 +40,12 @@ export function compose<C>(stack: readonly MiddlewareLike<C>[]): Middleware<C> {
   };
 }
 
+/** Runs one middleware against a context, with nothing after it. */
 export function run<C>(mw: Middleware<C>, ctx: C): Promise<void> {
   return Promise.resolve(mw(ctx, done));
 }
 
+/** A middleware stack: use() adds middleware, middleware() composes them into one. */
 export class Composer<C> {
   private readonly stack: Middleware<C>[] = [];
   /** compose(stack), rebuilt after use() rather than on every message. */

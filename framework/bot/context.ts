@@ -13,6 +13,7 @@ import type { GroupApi, GroupHandle, GroupInfo } from './group.js';
 import type { CommandInfo } from './help.js';
 import type { Session } from './session.js';
 
+/** A 1:1 conversation with one peer. */
 export interface DirectConversation {
   readonly kind: 'direct';
   /** The peer's user id. */
@@ -25,8 +26,10 @@ export interface DirectConversation {
  */
 export type GroupConversation = Readonly<RelayGroupConversation>;
 
+/** Where a message came from: a direct (1:1) conversation or a group. */
 export type Conversation = DirectConversation | GroupConversation;
 
+/** A reply with more than text: its content type and the message it answers. */
 export interface ReplyContent {
   content: string;
   /** Defaults to the incoming message's id. */
@@ -39,8 +42,10 @@ export interface ReplyContent {
  * (RelayClient 0.1 always answers the incoming id and ignores a replyTo given here.)
  */
 export type ReplyFn = (reply: string | ReplyContent) => void;
+/** Sends text to a user outside the current conversation (ctx.send). */
 export type SendFn = (userId: string, text: string) => Promise<unknown>;
 
+/** What BotRuntime.handle() needs from outside to run a message through the bot. */
 export interface HandleDeps {
   /** Outreach, e.g. `(u, t) => client.send(u, t)`. */
   send: SendFn;
@@ -87,6 +92,7 @@ export interface ScheduleRequest {
   to?: string;
 }
 
+/** What a handler gets for one message: its text, sender, conversation, parsed args, session and reply/send. */
 export interface BotContext<A = Args, S = Record<string, unknown>> {
   /** The message text (`content.content`), untouched. */
   readonly text: string;
@@ -142,6 +148,7 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   schedule(job: ScheduleRequest): string;
 }
 
+/** A join or a leave, as @OnJoin and @OnLeave handlers see it. */
 export interface MembershipEvent {
   kind: 'join' | 'leave';
   /** Who joined or left: the peer in a direct conversation; in a group, this bot. */

@@ -21,6 +21,7 @@ export type BotTransaction = HandlerTransaction;
 /** The JSON written for a removed key (see the module comment). */
 export const TOMBSTONE = 'null';
 
+/** The conversation-data key under which a bot's session for a conversation is stored. */
 export const sessionKey = (bot: string, conversationId: string): string => `session:${bot}:${conversationId}`;
 
 /** Parses stored JSON; undefined for a missing key or a tombstone. */

@@ -27,6 +27,7 @@ export { readBotMetadata } from './metadata.js';
 
 const COMMAND_NAME = /^[a-z][a-z0-9_]{0,31}$/;
 
+/** The @Bot options: the bot's name, its description, and which commands it answers in groups. */
 export interface BotOptions {
   /** How `/cmd@name` addresses the bot: a letter, then letters, digits, _ or -, 64 at most. */
   name: string;
@@ -38,6 +39,7 @@ export interface BotOptions {
   groupCommands?: GroupCommandMode;
 }
 
+/** The @OnCommand options: aliases, the /help description, the `args` spec and a guard. */
 export interface CommandOptions<S extends string = string> {
   aliases?: readonly string[];
   /** One line for /help. */
@@ -92,6 +94,7 @@ function checkCommandName(name: unknown, what: string): string {
   return name;
 }
 
+/** Class decorator: names a bot and describes it for /help. */
 export function Bot(options: BotOptions): <T extends BotClass>(cls: T) => void {
   if (typeof options?.name !== 'string' || !BOT_NAME_PATTERN.test(options.name)) {
     throw new ConfigError(

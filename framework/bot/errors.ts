@@ -4,6 +4,7 @@
  */
 import { RelayError } from '../relay/errors.js';
 
+/** A command's arguments did not parse; its message is safe to show to the user. */
 export class ParseError extends RelayError {
   constructor(
     /** What was wrong, safe to show to the user (echoed input is truncated). */

@@ -5,6 +5,7 @@
  */
 import { asciiLower } from './args.js';
 
+/** One command as /help lists it: usage, aliases and description. */
 export interface HelpEntry {
   readonly usage: string;
   readonly aliases: readonly string[];
@@ -18,6 +19,7 @@ export interface CommandInfo extends HelpEntry {
   readonly guarded: boolean;
 }
 
+/** How renderHelp() writes the list (addressed `/cmd@name` form in groups). */
 export interface HelpOptions {
   /**
    * Show commands as `/cmd@name`: in a group, where a bare `/cmd` reaches every bot that has it
@@ -31,6 +33,7 @@ function addressed(usage: string, addressAs: string | undefined): string {
   return addressAs === undefined ? usage : usage.replace(/^(usage: \/[a-z0-9_]+)/, `$1@${addressAs}`);
 }
 
+/** The /help text for a bot: its description, then one line per command. */
 export function renderHelp(
   bot: { name: string; description?: string },
   entries: readonly HelpEntry[],

@@ -7,10 +7,12 @@ import type { ArgSpec } from './args.js';
 import type { BotContext } from './context.js';
 import type { GroupCommandMode } from './parser.js';
 
+/** Any class a bot can be made from (decorated with @Bot and the handler decorators). */
 // Any class constructor, including ones whose constructor takes arguments.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BotClass = abstract new (...args: any[]) => object;
 
+/** A check run before a handler; false skips the handler. */
 export type Guard = (ctx: BotContext) => boolean | Promise<boolean>;
 
 /**
@@ -18,18 +20,22 @@ export type Guard = (ctx: BotContext) => boolean | Promise<boolean>;
  * and the runtime's `admins`; in a direct conversation only `admins`.
  */
 export const BUILT_IN_GUARDS = ['group-admin'] as const;
+/** A guard named by string in CommandOptions.guard, e.g. `group-admin`. */
 export type BuiltInGuard = (typeof BUILT_IN_GUARDS)[number];
+/** Which messages an @OnMessage handler takes: a pattern on the text or a test on the context. */
 export type MessageFilter = RegExp | ((ctx: BotContext) => boolean | Promise<boolean>);
 
 /** A bot name must survive `/cmd@name` (PROTOCOL.md §9), whose target is letters, digits, _ and -. */
 export const BOT_NAME_PATTERN = /^[A-Za-z][A-Za-z0-9_-]{0,63}$/;
 
+/** A bot's @Bot options as stored on its class. */
 export interface BotInfo {
   readonly name: string;
   readonly description?: string;
   readonly groupCommands?: GroupCommandMode;
 }
 
+/** One @OnCommand handler as stored on its class. */
 export interface CommandMeta {
   readonly method: string | symbol;
   readonly name: string;
@@ -42,11 +48,13 @@ export interface CommandMeta {
   readonly guard?: Guard | string;
 }
 
+/** One @OnMessage handler as stored on its class. */
 export interface MessageMeta {
   readonly method: string | symbol;
   readonly filter?: MessageFilter;
 }
 
+/** Everything the decorators recorded on a bot class (readBotMetadata). */
 export interface BotMetadata {
   readonly bot: BotInfo | undefined;
   readonly commands: readonly CommandMeta[];

@@ -15,6 +15,7 @@ import { ParseError, quoteForUser } from './errors.js';
 export const MAX_COMMAND_NAME_LENGTH = 32;
 export const MAX_TARGET_LENGTH = 64;
 
+/** The command word of a message: its name and, for `/cmd@name`, the bot it addresses. */
 export interface CommandHead {
   /** Lowercased: phones capitalise the first letter of a message. */
   readonly name: string;
@@ -89,6 +90,7 @@ export function isAddressedTo(head: CommandHead, self: { name: string; userId: s
 /** Whether a bot answers bare commands in groups: every one it has (the default), or only `/cmd@it`. */
 export type GroupCommandMode = 'all' | 'addressed-only';
 
+/** The values of BotOptions.groupCommands: answer every command, or only those addressed to this bot. */
 export const GROUP_COMMAND_MODES: readonly GroupCommandMode[] = ['all', 'addressed-only'];
 
 /**

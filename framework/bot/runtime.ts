@@ -75,9 +75,12 @@ import {
 import { encodeJob, jobKey, jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
 import { LazySession, type SessionOptions } from './session.js';
 
+/** How long a handler may run before it is abandoned and the error reply sent (ms). */
 export const DEFAULT_HANDLER_TIMEOUT_MS = 10_000;
+/** The reply sent when a handler fails and no @OnError handler answers. */
 export const DEFAULT_ERROR_REPLY = 'Sorry, something went wrong.';
 
+/** BotRuntime's options: name, replies to unknown commands and errors, handler time limit, logger, guards, admins, group behaviour, session, /help. */
 export interface BotRuntimeOptions {
   /** The name `/cmd@name` matches; defaults to the @Bot name. */
   name?: string;
@@ -123,6 +126,7 @@ export type AttachableClient = Pick<RelayClient, 'userId' | 'send' | 'setMessage
   readonly connected?: boolean;
 } & Partial<GroupApi>;
 
+/** BotRuntime.attach()'s options: the store scheduled jobs are read from. */
 export interface AttachOptions {
   /**
    * Where scheduled jobs are read (the client's RelayStore). Without it the scheduler does not run
@@ -190,6 +194,7 @@ interface PendingGroupOp {
   readonly reject: (e: unknown) => void;
 }
 
+/** Runs bot instances on a RelayClient: parses messages, runs middleware and handlers, commits replies. */
 export class BotRuntime {
   readonly name: string;
   private readonly info: BotInfo | undefined;

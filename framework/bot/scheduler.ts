@@ -19,12 +19,14 @@ import type { Logger } from 'pino';
 import { ArgumentError } from '../relay/errors.js';
 import { TOMBSTONE } from './data.js';
 
+/** How often the scheduler looks for due jobs (ms). */
 export const DEFAULT_POLL_MS = 1000;
 /** Due times are zero-padded so the keys sort by time (15 digits reach the year 33658). */
 const DUE_DIGITS = 15;
 /** A job that fails to send is retried after 1 s, 2 s, 4 s … up to this. */
 const MAX_RETRY_MS = 300_000;
 
+/** A message to send later (ctx.schedule): recipient, text and due time. */
 export interface ScheduledJob {
   /** Recipient user id (32 lowercase hex). */
   readonly to: string;
@@ -38,20 +40,24 @@ export interface JobSource {
   listConversationData(prefix: string): Promise<Array<{ conversationId: string; json: string }>>;
 }
 
+/** How the scheduler sends a due job's message. */
 export type JobSend = (
   to: string,
   text: string,
   options: { data: Array<{ conversationId: string; json: string }> },
 ) => Promise<unknown>;
 
+/** The conversation-data key prefix under which a bot's scheduled jobs are stored. */
 export const jobPrefix = (bot: string): string => `jobs:${bot}:`;
 
+/** The storage key of one job: the bot's prefix, then the zero-padded due time, so keys sort by time. */
 export function jobKey(bot: string, dueAt: number, id: string = randomUUID()): string {
   if (!Number.isSafeInteger(dueAt) || dueAt < 0)
     throw new ArgumentError(`a job's due time must be a whole number of ms, got ${dueAt}`);
   return `${jobPrefix(bot)}${String(dueAt).padStart(DUE_DIGITS, '0')}:${id}`;
 }
 
+/** A job as the JSON stored under its key. */
 export function encodeJob(job: ScheduledJob): string {
   return JSON.stringify({ to: job.to, text: job.text, dueAt: job.dueAt });
 }
@@ -71,6 +77,7 @@ export function decodeJob(json: string): ScheduledJob | undefined {
   return { to, text, dueAt };
 }
 
+/** JobScheduler's options: the key prefix, where jobs are read, how they are sent, the clock, the poll interval, the logger. */
 export interface JobSchedulerOptions {
   /** e.g. jobPrefix('notes') */
   prefix: string;
@@ -84,6 +91,7 @@ export interface JobSchedulerOptions {
   ready?: () => boolean;
 }
 
+/** Sends scheduled jobs when they fall due, deleting each after its send, retrying failures with backoff. */
 export class JobScheduler {
   private readonly pollMs: number;
   private timer: NodeJS.Timeout | undefined;

@@ -10,12 +10,14 @@
  */
 import { ConfigError, HandlerError, StorageError } from '../relay/errors.js';
 
+/** Where sessions are loaded from and saved to (per conversation id). */
 export interface SessionStore {
   /** undefined when the conversation has no session yet. */
   load(conversationId: string): Promise<unknown>;
   save(conversationId: string, value: unknown): Promise<void>;
 }
 
+/** A conversation's session (ctx.session): per-conversation state, saved with the message. */
 export interface Session<S> {
   /** Loads on first use; later calls in the same message return the same mutable object. */
   get(): Promise<S>;
@@ -38,6 +40,7 @@ export class MemorySessionStore implements SessionStore {
   }
 }
 
+/** Session settings: the initial value, and the store when the runtime is not attached. */
 export interface SessionOptions<S = unknown> {
   /**
    * Overrides the transactional store of an attached runtime; required only when handle() is

@@ -37,13 +37,16 @@ import { ConfigError } from '../relay/errors.js';
 import { MemoryRelayStore, RelayClient, type RelayStore } from '../relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../store/index.js';
 
+/** How long nextReply() waits for the bot by default (ms). */
 export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 /** Low, so first contact in tests costs milliseconds; production bots keep the default 18. */
 export const DEFAULT_TEST_POW_BITS = 8;
 
+/** A bot class createTestHarness() can construct. */
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BotConstructor = new (...args: any[]) => object;
 
+/** createTestHarness()'s options: broker, database, bot runtime options, PoW bits, reply timeout, logger, groups. */
 export interface TestHarnessOptions {
   /** An MQTT 5 broker to use; default: an embedded broker owned by the harness. */
   brokerUrl?: string;
@@ -66,6 +69,7 @@ export interface TestHarnessOptions {
   groups?: GroupOptions;
 }
 
+/** A reply the bot sent to a test peer. */
 export interface TestReply {
   readonly content: string;
   readonly type: string;
@@ -79,6 +83,7 @@ export interface TestGroupMessage extends TestReply {
   readonly groupId: string;
 }
 
+/** A user talking to the bot under test: send() messages, await nextReply(). */
 export interface TestPeer {
   readonly userId: string;
   /** The peer's RelayClient, for what the harness does not cover. */
@@ -127,6 +132,7 @@ export interface TestPeer {
   nextReplies(n: number, timeoutMs?: number): Promise<TestReply[]>;
 }
 
+/** The bot under test: its user id, name, runtime, client, store and instance. */
 export interface TestBot {
   readonly userId: string;
   readonly name: string;
@@ -138,6 +144,7 @@ export interface TestBot {
   readonly instance: object;
 }
 
+/** A bot running on a real broker and store for tests; peer() adds users, close() stops everything. */
 export interface TestHarness {
   readonly bot: TestBot;
   readonly brokerUrl: string;

@@ -225,7 +225,15 @@ describe('Dockerfile, docker-compose.yml and README agree', () => {
     expect(dockerfile).toMatch(/^COPY deploy\/bot\.yaml \/config\/bot\.yaml$/m);
     expect(existsSync(path.join(ROOT, 'deploy', 'bot.yaml'))).toBe(true);
     expect(dockerfile).toMatch(/^USER node$/m);
-    expect(dockerfile.match(/^FROM node:20/gm)?.length).toBe(2);
+    // A maintained LTS line (not the end-of-life 20), the same Debian release in both stages so the
+    // compiled better-sqlite3 loads, and a -slim runtime.
+    const froms = [...dockerfile.matchAll(/^FROM node:(\d+)-([a-z]+)(-slim)?\b/gm)];
+    expect(froms.length).toBe(2);
+    expect(Number(froms[0]![1])).toBeGreaterThanOrEqual(22);
+    expect(Number(froms[0]![1]) % 2).toBe(0);
+    expect(froms[1]![1]).toBe(froms[0]![1]);
+    expect(froms[1]![2]).toBe(froms[0]![2]);
+    expect(froms[1]![3]).toBe('-slim');
   });
 
   test('compose mounts the deploy/mosquitto files that exist, and runs postgres', () => {

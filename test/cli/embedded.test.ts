@@ -3,7 +3,7 @@
  * under ./data of a temp working directory.
  */
 import { RelayClient, MemoryRelayStore } from '../../framework/relay/index.js';
-import { runCli, startBot, tempDir, type RunningBot } from './helpers.js';
+import { runCli, spawnCli, startBot, tempDir, type RunningBot } from './helpers.js';
 
 const HEX32 = /^[0-9a-f]{32}\n$/;
 
@@ -35,9 +35,10 @@ describe('relay-bot on embedded defaults', () => {
     expect(again.stderr).toContain('RELAY_STATE_KEY is not set');
   }, 60_000);
 
-  test('start prints how to talk to the bot', () => {
-    expect(bot!.stdout()).toContain(`relay-bot chat ${bot!.userId}`);
-    expect(bot!.stdout()).toContain(`relay-bot send ${bot!.userId} /ping --wait 10`);
+  test('start prints how to talk to the bot, as run in a checkout (npm run relay-bot --)', () => {
+    // The tests run the CLI from this checkout's source, where no relay-bot bin is linked.
+    expect(bot!.stdout()).toContain(`  npm run relay-bot -- chat ${bot!.userId}\n`);
+    expect(bot!.stdout()).toContain(`  npm run relay-bot -- send ${bot!.userId} /ping --wait 10\n`);
   });
 
   test('send /ping --wait 10 prints pong and exits 0', async () => {
@@ -46,6 +47,58 @@ describe('relay-bot on embedded defaults', () => {
     expect(r.code).toBe(0);
     expect(r.stdout.split('\n')).toContain('pong');
   }, 90_000);
+
+  test('send --wait returns after the first reply, not at the end of the wait', async () => {
+    // Had it waited the full 600 s, runCli's 60 s limit would have killed it (signal SIGKILL).
+    const r = await runCli(['send', bot!.userId, '/ping', '--wait', '600'], {
+      cwd: tmp.dir,
+      timeoutMs: 60_000,
+    });
+    expect(r.signal).toBeNull();
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('pong\n');
+  }, 90_000);
+
+  test('send --wait --all keeps printing replies until the wait ends', async () => {
+    // A peer that answers "one" at once and "two" only once the CLI has printed "one": without
+    // --all the CLI would have returned after "one".
+    const peer = await RelayClient.create({
+      store: new MemoryRelayStore(),
+      broker: { url: 'mqtt://127.0.0.1:1884' },
+      powWorkers: 0,
+      powBits: 8,
+    });
+    peer.setMessageHandler((_m, reply) => reply('one'));
+    await peer.start();
+    try {
+      const child = spawnCli(['send', peer.userId, 'hello', '--wait', '12', '--all'], { cwd: tmp.dir });
+      child.stdin!.end();
+      let out = '';
+      const sentTwo = new Promise<void>((resolve, reject) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out === 'one\n') {
+            peer
+              .peers()
+              .then(([cli]) => peer.send(cli!, 'two'))
+              .then(() => resolve(), reject);
+          }
+        });
+      });
+      const code = await new Promise<number | null>((resolve) => child.once('close', resolve));
+      await sentTwo;
+      expect(code).toBe(0);
+      expect(out).toBe('one\ntwo\n');
+    } finally {
+      await peer.stop();
+    }
+  }, 90_000);
+
+  test('send --all without --wait exits 2', async () => {
+    const r = await runCli(['send', bot!.userId, '/ping', '--all'], { cwd: tmp.dir });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--all needs --wait');
+  }, 60_000);
 
   test('send exits 1 when no reply comes', async () => {
     // A peer that never answers, on the same embedded broker.
