@@ -13,6 +13,7 @@ import { randomBytes, scrypt, type ScryptOptions } from 'node:crypto';
 import { ArgumentError, StorageError } from '../relay/errors.js';
 import { AtRestCipher, type SecretSlot } from './crypto-at-rest.js';
 
+/** RELAY_STATE_KEY as given: raw key bytes, or text (64 hex, base64 of 32 bytes, or a passphrase). */
 export type StateKeyInput = Uint8Array | string;
 
 /**
