@@ -8,7 +8,9 @@
  * As middleware it silently ignores messages from senders who are not allowed (no reply: the bot
  * does not confirm it exists to strangers). Without `allow` everyone is allowed; admins are always
  * allowed. The 'admin' guard admits admins only. Senders are MLS-authenticated user ids, never ids
- * claimed in the text. @OnJoin handlers are not middleware and run for every new conversation.
+ * claimed in the text. Membership updates go through the same middleware: a stranger who opens a
+ * direct conversation, or invites the bot into a group, gets no @OnJoin; updates the bot itself
+ * caused or only saw (it left a group, a group's members changed: ctx.sender is the bot) pass.
  */
 import { userIdSet, type BotContext, type Guard, type Middleware } from '../framework/bot/index.js';
 
@@ -42,7 +44,7 @@ export class AccessPlugin {
 
   middleware(): Middleware<BotContext> {
     return (ctx, next) => {
-      if (this.isAllowed(ctx.sender)) return next();
+      if (this.isAllowed(ctx.sender) || ctx.sender === ctx.bot.userId) return next();
       ctx.log.debug('ignored a sender who is not on the allow-list');
     };
   }

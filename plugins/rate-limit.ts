@@ -67,6 +67,8 @@ export function rateLimit(options: RateLimitOptions): Middleware<BotContext> {
     return `slow down: try again in ${seconds} s`;
   };
   return async (ctx, next) => {
+    // Membership changes are not messages a sender can flood with, and have no transaction.
+    if (ctx.update.kind !== 'message') return next();
     const key = rateLimitKey(ctx.bot.name, ctx.sender);
     const now = clock();
     const bucket = readBucket(await ctx.tx.loadData(key), capacity, now);

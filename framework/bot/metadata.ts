@@ -5,20 +5,15 @@
  */
 import type { ArgSpec } from './args.js';
 import type { BotContext } from './context.js';
+import type { GuardRef } from './guards.js';
 import type { GroupCommandMode } from './parser.js';
+
+export { BUILT_IN_GUARDS, type BuiltInGuard, type Guard } from './guards.js';
 
 // Any class constructor, including ones whose constructor takes arguments.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BotClass = abstract new (...args: any[]) => object;
 
-export type Guard = (ctx: BotContext) => boolean | Promise<boolean>;
-
-/**
- * Guards the runtime provides without a `guards` entry. 'group-admin' admits the group's committer
- * and the runtime's `admins`; in a direct conversation only `admins`.
- */
-export const BUILT_IN_GUARDS = ['group-admin'] as const;
-export type BuiltInGuard = (typeof BUILT_IN_GUARDS)[number];
 export type MessageFilter = RegExp | ((ctx: BotContext) => boolean | Promise<boolean>);
 
 /** A bot name must survive `/cmd@name` (PROTOCOL.md §9), whose target is letters, digits, _ and -. */
@@ -38,8 +33,8 @@ export interface CommandMeta {
   /** The spec as written; undefined means the command takes its text unparsed (ctx.argsText). */
   readonly argsSpec?: string;
   readonly args: readonly ArgSpec[] | undefined;
-  /** A function, a built-in guard ('group-admin') or the name of one given to BotRuntime in `guards`. */
-  readonly guard?: Guard | string;
+  /** As written on the decorator; the scanner resolves it (guards.ts). */
+  readonly guard?: GuardRef;
 }
 
 export interface MessageMeta {
