@@ -1,9 +1,8 @@
 /**
  * The access plugin: an allow-list and an admin list of user ids, from configuration.
  *
- *   const access = accessPlugin({ allow: config.allow, admins: config.admins });
- *   const rt = new BotRuntime(bot, { guards: { ...access.guards } });  // guard: 'admin'
- *   rt.use(access);
+ *   const rt = new BotRuntime(bot, { plugins: [accessPlugin({ allow: config.allow, admins: config.admins })] });
+ *   // commands may now use guard: 'admin' (or namedGuard('admin'))
  *
  * As middleware it silently ignores messages from senders who are not allowed (no reply: the bot
  * does not confirm it exists to strangers). Without `allow` everyone is allowed; admins are always
@@ -24,7 +23,7 @@ export interface AccessOptions {
 export class AccessPlugin {
   private readonly allowed: Set<string> | undefined;
   private readonly admins: Set<string>;
-  /** Spread into BotRuntime's `guards` to use `guard: 'admin'`. */
+  /** Given to BotRuntime as a plugin, these guards let commands use `guard: 'admin'`. */
   readonly guards: { readonly admin: Guard };
 
   constructor(options: AccessOptions = {}) {

@@ -8,7 +8,7 @@
  * commits with the message: it holds across restarts and across processes sharing the store, and
  * a message redelivered after a crash is not charged twice.
  *
- *   rt.use(rateLimit({ capacity: 5, refillPerSecond: 0.5 }));
+ *   new BotRuntime(bot, { plugins: [rateLimit({ capacity: 5, refillPerSecond: 0.5 })] });
  */
 import { parseStored, type BotContext, type Middleware } from '../framework/bot/index.js';
 import { ConfigError } from '../framework/relay/errors.js';

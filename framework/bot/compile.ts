@@ -1,7 +1,7 @@
 /**
  * The compiler: a BotPlan → middleware, one per handler, in this order:
  *
- *   recover → group intents → time limit → session save → user middleware (use())
+ *   recover → group intents → time limit → session save → plugins' middleware → use()'s
  *     → each command → each @OnMessage → each @OnJoin/@OnLeave/@OnMembers → unknown-command answer
  *
  * The first four are the runtime's own concerns as ordinary middleware (middleware/*.ts). Every
@@ -44,6 +44,7 @@ export function compileBot(plan: BotPlan, options: CompileOptions = {}): Middlew
     groupIntents,
     timeLimit(plan.handlerTimeoutMs),
     sessionSave,
+    ...(plan.middleware as readonly Middleware<UpdateContext>[]),
     ...(options.user ? [options.user as MiddlewareLike<UpdateContext>] : []),
     ...compileHandlers(plan, options),
   ]);

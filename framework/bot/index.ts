@@ -16,6 +16,8 @@ export {
 export type { BotOptions, CommandOptions } from './decorators.js';
 export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
 export type { BotRuntimeOptions, AttachableClient, AttachOptions } from './runtime.js';
+export { collectPlugins } from './plugin.js';
+export type { Plugin, PluginParts } from './plugin.js';
 export type {
   BotContext,
   Update,

@@ -29,6 +29,7 @@ import {
 import type { CommandInfo } from './help.js';
 import type { Guard } from './guards.js';
 import type { GroupCommandMode } from './parser.js';
+import type { Plugin } from './plugin.js';
 import { scanBots, type BotPlan } from './scan.js';
 import { jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
 import type { SessionOptions } from './session.js';
@@ -54,6 +55,12 @@ export interface BotRuntimeOptions {
   errorReply?: string | false;
   handlerTimeoutMs?: number;
   logger?: Logger;
+  /**
+   * Plugins, the one door for extensions (plugin.ts): middleware, objects with `guards` and/or
+   * middleware() (accessPlugin), and handler instances (new PingPlugin()). Their middleware runs
+   * before use()'s, in the order given.
+   */
+  plugins?: readonly Plugin[];
   /** Guards that commands name with `namedGuard('admin')` or `guard: 'admin'` ('group-admin' is built in). */
   guards?: Record<string, Guard>;
   /**

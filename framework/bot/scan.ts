@@ -18,6 +18,9 @@ import {
   type MessageFilter,
 } from './metadata.js';
 import { GROUP_COMMAND_MODES, type GroupCommandMode } from './parser.js';
+import { collectPlugins, type Plugin } from './plugin.js';
+import type { Middleware } from './composer.js';
+import type { BotContext } from './context.js';
 
 export const DEFAULT_HANDLER_TIMEOUT_MS = 10_000;
 
@@ -55,6 +58,8 @@ export interface BotPlan {
   readonly messages: readonly PlannedMessageHandler[];
   readonly membership: Readonly<Record<MembershipKind, readonly BoundHandler[]>>;
   readonly onError: BoundHandler | undefined;
+  /** The plugins' middleware, in the order given; it runs before use()'s. */
+  readonly middleware: readonly Middleware<BotContext>[];
   /** What ctx.bot.commands and /help show. */
   readonly commandInfos: readonly CommandInfo[];
 }
@@ -67,13 +72,18 @@ export interface ScanOptions {
   guards?: Record<string, Guard>;
   admins?: readonly string[];
   help?: boolean;
+  /** Middleware, guard providers and handler instances (plugin.ts). */
+  plugins?: readonly Plugin[];
 }
 
 export function scanBots(bots: object | readonly object[], options: ScanOptions = {}): BotPlan {
-  const instances: readonly object[] = Array.isArray(bots) ? bots : [bots];
-  if (instances.length === 0) throw new ConfigError('BotRuntime needs at least one bot instance');
+  const given: readonly object[] = Array.isArray(bots) ? bots : [bots];
+  if (given.length === 0) throw new ConfigError('BotRuntime needs at least one bot instance');
   const admins = userIdSet(options.admins, 'BotRuntime admins') ?? new Set<string>();
-  checkGuardOption(options.guards);
+  const plugins = collectPlugins(options.plugins, options.guards);
+  const guards = plugins.guards;
+  checkGuardOption(guards);
+  const instances = [...given, ...plugins.handlers];
   const infos: BotInfo[] = [];
   const commands: PlannedCommand[] = [];
   const messages: PlannedMessageHandler[] = [];
@@ -98,7 +108,7 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
     }
     if (meta.bot) infos.push(meta.bot);
     const bind = (method: string | symbol): BoundHandler => bindMethod(instance, method, cls.name);
-    for (const c of meta.commands) commands.push(planCommand(c, bind(c.method), options.guards));
+    for (const c of meta.commands) commands.push(planCommand(c, bind(c.method), guards));
     for (const m of meta.messages) messages.push({ filter: m.filter, handler: bind(m.method) });
     for (const m of meta.join) membership.join.push(bind(m));
     for (const m of meta.leave) membership.leave.push(bind(m));
@@ -121,6 +131,7 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
     messages,
     membership,
     onError: errorHandlers[0],
+    middleware: plugins.middleware,
     commandInfos: commands.map((c): CommandInfo => ({
       name: c.name,
       aliases: c.aliases,
@@ -146,9 +157,9 @@ function bindMethod(instance: object, method: string | symbol, className: string
   return (...args) => (fn as BoundHandler).apply(instance, args);
 }
 
-function checkGuardOption(guards: Record<string, Guard> | undefined): void {
+function checkGuardOption(guards: Readonly<Record<string, Guard>>): void {
   for (const name of BUILT_IN_GUARDS) {
-    if (guards && Object.hasOwn(guards, name)) {
+    if (Object.hasOwn(guards, name)) {
       throw new ConfigError(
         `guards.${name} is built in; drop it from guards (configure it with { admins }) or give your guard another name`,
       );
@@ -159,7 +170,7 @@ function checkGuardOption(guards: Record<string, Guard> | undefined): void {
 function planCommand(
   meta: CommandMeta,
   handler: BoundHandler,
-  guards: Record<string, Guard> | undefined,
+  guards: Readonly<Record<string, Guard>>,
 ): PlannedCommand {
   return {
     name: meta.name,
@@ -172,13 +183,13 @@ function planCommand(
   };
 }
 
-function planGuard(meta: CommandMeta, guards: Record<string, Guard> | undefined): PlannedGuard | undefined {
+function planGuard(meta: CommandMeta, guards: Readonly<Record<string, Guard>>): PlannedGuard | undefined {
   if (meta.guard === undefined) return undefined;
   const ref = normalizeGuardRef(meta.guard);
   if (ref === undefined)
     throw new ConfigError(`/${meta.name} has a guard that is not a function or a guard name`);
   if (ref.kind !== 'named') return ref;
-  const check = guards && Object.hasOwn(guards, ref.name) ? guards[ref.name] : undefined;
+  const check = Object.hasOwn(guards, ref.name) ? guards[ref.name] : undefined;
   if (typeof check !== 'function') {
     throw new ConfigError(
       `/${meta.name} uses guard "${ref.name}", but BotRuntime has none by that name; pass { guards: { ${ref.name}: (ctx) => … } }`,

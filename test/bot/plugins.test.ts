@@ -125,6 +125,25 @@ describe('access', () => {
     expect(c.sent).toEqual([{ userId: ALICE, text: 'welcome' }]);
   });
 
+  test('one door: plugins given to BotRuntime bring their guards, middleware and handlers', async () => {
+    const now = 1_000;
+    const rt = new BotRuntime(new Plugged(), {
+      plugins: [access, rateLimit({ capacity: 5, refillPerSecond: 1, clock: () => now }), new PingPlugin()],
+    });
+    const d = new MemoryDataStore();
+    expect((await say(rt, d, `/ban ${ALICE}`, CAROL as UserIdHex)).texts()).toEqual([`banned ${ALICE}`]);
+    expect((await say(rt, d, `/ban ${CAROL}`)).texts()).toEqual(['you are not allowed to use /ban']);
+    expect((await say(rt, d, '/ping', STRANGER)).replies).toEqual([]);
+    expect((await say(rt, d, '/ping')).texts()).toEqual(['pong']);
+    expect(d.get(rateLimitKey('Plugged', ALICE))).toBeDefined();
+    expect(() => new BotRuntime(new Plugged(), { plugins: [access], guards: { admin: () => true } })).toThrow(
+      /guard "admin" is given twice/,
+    );
+    expect(() => new BotRuntime(new Plugged(), { plugins: [access, {}] })).toThrow(
+      /plugins\[1\] \(Object\) has no middleware\(\), guards or decorated handlers/,
+    );
+  });
+
   test('no allow list allows everyone; bad ids are configuration errors', async () => {
     const open = accessPlugin({ admins: [] });
     expect(open.isAllowed(STRANGER)).toBe(true);
