@@ -31,19 +31,28 @@ export interface CompileOptions {
   readonly unknownCommandReply?: boolean;
   /** Sent when a handler fails and no @OnError answers; false sends nothing. */
   readonly errorReply?: string | false;
+  /**
+   * Wraps one of the runtime's own middleware, e.g. to count recoveries or time the handlers:
+   * `(name, mw) => async (ctx, next) => { …; await mw(ctx, next); … }`. Return `mw` to keep it.
+   */
+  readonly wrap?: WrapRuntimeMiddleware;
 }
+
+export type RuntimeMiddlewareName = 'recover' | 'group-intents' | 'time-limit' | 'session-save';
+export type WrapRuntimeMiddleware = (
+  name: RuntimeMiddlewareName,
+  mw: Middleware<UpdateContext>,
+) => Middleware<UpdateContext>;
 
 /** The whole chain an update runs through. */
 export function compileBot(plan: BotPlan, options: CompileOptions = {}): Middleware<UpdateContext> {
+  const wrap: WrapRuntimeMiddleware = options.wrap ?? ((_name, mw) => mw);
+  const { onError, handlerTimeoutMs } = plan;
   return compose<UpdateContext>([
-    recover({
-      onError: plan.onError,
-      errorReply: options.errorReply,
-      handlerTimeoutMs: plan.handlerTimeoutMs,
-    }),
-    groupIntents,
-    timeLimit(plan.handlerTimeoutMs),
-    sessionSave,
+    wrap('recover', recover({ onError, errorReply: options.errorReply, handlerTimeoutMs })),
+    wrap('group-intents', groupIntents),
+    wrap('time-limit', timeLimit(handlerTimeoutMs)),
+    wrap('session-save', sessionSave),
     ...(plan.middleware as readonly Middleware<UpdateContext>[]),
     ...(options.user ? [options.user as MiddlewareLike<UpdateContext>] : []),
     ...compileHandlers(plan, options),

@@ -75,7 +75,7 @@ export type {
   ScanOptions,
 } from './scan.js';
 export { compileBot, compileHandlers } from './compile.js';
-export type { CompileOptions } from './compile.js';
+export type { CompileOptions, RuntimeMiddlewareName, WrapRuntimeMiddleware } from './compile.js';
 export type { UpdateContext, UpdateRun } from './update-context.js';
 export { timeLimit } from './middleware/timeout.js';
 export { recover } from './middleware/recover.js';

@@ -14,7 +14,7 @@
 import { pino, type Logger } from 'pino';
 import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
-import { compileBot } from './compile.js';
+import { compileBot, type WrapRuntimeMiddleware } from './compile.js';
 import { Composer, run, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, BotSelf, HandleDeps, ReplyFn } from './context.js';
 import type { BotTransaction } from './data.js';
@@ -86,6 +86,8 @@ export interface BotRuntimeOptions {
   clock?: () => number;
   /** How often the scheduler looks for due jobs (default 1000 ms). */
   scheduler?: { pollMs?: number };
+  /** Wraps the runtime's own middleware (recover, group intents, time limit, session save): compile.ts. */
+  wrap?: WrapRuntimeMiddleware;
 }
 
 /**
@@ -144,6 +146,7 @@ export class BotRuntime {
         ? { unknownCommandReply: options.unknownCommandReply }
         : {}),
       ...(options.errorReply !== undefined ? { errorReply: options.errorReply } : {}),
+      ...(options.wrap ? { wrap: options.wrap } : {}),
     });
     this.env = {
       plan: this.plan,

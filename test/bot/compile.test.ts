@@ -182,6 +182,31 @@ describe('compileBot', () => {
     expect((await send(plan, '/hang')).replies).toEqual(['failed: handler did not finish within 50 ms']);
   });
 
+  test('the runtime middleware can be wrapped, e.g. to count failures seen by recover', async () => {
+    const names: string[] = [];
+    const failures: string[] = [];
+    const chain = compileBot(plan, {
+      wrap: (name, mw) => {
+        names.push(name);
+        if (name !== 'time-limit') return mw;
+        return async (ctx, next) => {
+          try {
+            await mw(ctx, next);
+          } catch (e) {
+            failures.push(`${ctx.command}: ${(e as Error).message}`);
+            throw e;
+          }
+        };
+      },
+    });
+    expect(names).toEqual(['recover', 'group-intents', 'time-limit', 'session-save']);
+    const out: Ran = { replies: [], posted: [], settled: [] };
+    const message = textMessage('/boom', { id: null });
+    await run(chain, contextFor(plan, { kind: 'message', message }, out, { name: 'boom', args: '' }));
+    expect(failures).toEqual(['boom: boom']);
+    expect(out.replies).toEqual(['failed: boom']);
+  });
+
   test('user middleware runs before the handlers and can stop an update', async () => {
     const seen: string[] = [];
     const user: Middleware<BotContext> = (ctx, next) => {
