@@ -1,14 +1,15 @@
 /**
  * The access plugin: an allow-list and an admin list of user ids, from configuration.
  *
- *   const access = accessPlugin({ allow: config.allow, admins: config.admins });
- *   const rt = new BotRuntime(bot, { guards: { ...access.guards } });  // guard: 'admin'
- *   rt.use(access);
+ *   const rt = new BotRuntime(bot, { plugins: [accessPlugin({ allow: config.allow, admins: config.admins })] });
+ *   // commands may now use guard: 'admin' (or namedGuard('admin'))
  *
  * As middleware it silently ignores messages from senders who are not allowed (no reply: the bot
  * does not confirm it exists to strangers). Without `allow` everyone is allowed; admins are always
  * allowed. The 'admin' guard admits admins only. Senders are MLS-authenticated user ids, never ids
- * claimed in the text. @OnJoin handlers are not middleware and run for every new conversation.
+ * claimed in the text. Membership updates go through the same middleware: a stranger who opens a
+ * direct conversation, or invites the bot into a group, gets no @OnJoin; updates the bot itself
+ * caused or only saw (it left a group, a group's members changed: ctx.sender is the bot) pass.
  */
 import { userIdSet, type BotContext, type Guard, type Middleware } from '../framework/bot/index.js';
 
@@ -24,7 +25,7 @@ export interface AccessOptions {
 export class AccessPlugin {
   private readonly allowed: Set<string> | undefined;
   private readonly admins: Set<string>;
-  /** Spread into BotRuntime's `guards` to use `guard: 'admin'`. */
+  /** Given to BotRuntime as a plugin, these guards let commands use `guard: 'admin'`. */
   readonly guards: { readonly admin: Guard };
 
   constructor(options: AccessOptions = {}) {
@@ -44,7 +45,7 @@ export class AccessPlugin {
 
   middleware(): Middleware<BotContext> {
     return (ctx, next) => {
-      if (this.isAllowed(ctx.sender)) return next();
+      if (this.isAllowed(ctx.sender) || ctx.sender === ctx.bot.userId) return next();
       ctx.log.debug('ignored a sender who is not on the allow-list');
     };
   }

@@ -7,7 +7,7 @@
  * Pass `help: false` to BotRuntime when the plugin takes the name `help`, so the listing does not
  * show the built-in one.
  *
- *   rt.use(helpPlugin({ header: 'Questions? Ask @ops', hideGuarded: true }));
+ *   new BotRuntime(bot, { help: false, plugins: [helpPlugin({ header: 'Questions? Ask @ops', hideGuarded: true })] });
  *
  * In a group it lists the commands as `/cmd@bot`, the form that reaches this bot when other bots
  * in the group have commands of the same name (PROTOCOL.md §9).

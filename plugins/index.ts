@@ -1,9 +1,11 @@
 /**
- * Plugins: middleware and handler classes for BotRuntime.
+ * Plugins for BotRuntime, given through its one door, the `plugins` option (framework/bot/plugin.ts):
  *
- *   const access = accessPlugin({ allow, admins });
- *   const rt = new BotRuntime([new MyBot(), new PingPlugin()], { guards: { ...access.guards } });
- *   rt.use(access, rateLimit({ capacity: 5, refillPerSecond: 1 }));
+ *   new BotRuntime(new MyBot(), {
+ *     plugins: [accessPlugin({ allow, admins }), rateLimit({ capacity: 5, refillPerSecond: 1 }), new PingPlugin()],
+ *   });
+ *
+ * accessPlugin brings the 'admin' guard with it; the middleware run in the order given.
  */
 export { helpPlugin, type HelpPluginOptions } from './help.js';
 export { rateLimit, rateLimitKey, type RateLimitOptions } from './rate-limit.js';

@@ -1,8 +1,8 @@
 /**
  * The ping plugin: `/ping` → `pong` and `/uptime` → how long this bot process has been running.
- * It is a handler class; give it to BotRuntime next to the bot:
+ * It is a handler class; give it to BotRuntime as a plugin (or next to the bot):
  *
- *   new BotRuntime([new MyBot(), new PingPlugin()]);
+ *   new BotRuntime(new MyBot(), { plugins: [new PingPlugin()] });
  */
 import { OnCommand } from '../framework/bot/index.js';
 

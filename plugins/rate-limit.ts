@@ -8,7 +8,7 @@
  * commits with the message: it holds across restarts and across processes sharing the store, and
  * a message redelivered after a crash is not charged twice.
  *
- *   rt.use(rateLimit({ capacity: 5, refillPerSecond: 0.5 }));
+ *   new BotRuntime(bot, { plugins: [rateLimit({ capacity: 5, refillPerSecond: 0.5 })] });
  */
 import { parseStored, type BotContext, type Middleware } from '../framework/bot/index.js';
 import { ConfigError } from '../framework/relay/errors.js';
@@ -70,6 +70,8 @@ export function rateLimit(options: RateLimitOptions): Middleware<BotContext> {
     return `slow down: try again in ${seconds} s`;
   };
   return async (ctx, next) => {
+    // Membership changes are not messages a sender can flood with, and have no transaction.
+    if (ctx.update.kind !== 'message') return next();
     const key = rateLimitKey(ctx.bot.name, ctx.sender);
     const now = clock();
     const bucket = readBucket(await ctx.tx.loadData(key), capacity, now);

@@ -1,11 +1,13 @@
 /**
- * What a handler sees of one incoming message. Contexts are never mutated: the routers derive a new
- * one carrying the parsed args (or the RegExp match) for the handler they call.
+ * What handlers and middleware see of one update: an incoming message, or a membership change
+ * (@OnJoin, @OnLeave, @OnMembers). Every update runs through the same middleware chain with a
+ * BotContext; `ctx.update.kind` tells them apart. Contexts are never mutated: the routers derive a
+ * new one carrying the parsed args (or the RegExp match) for the handler they call
+ * (update-context.ts builds them).
  */
 import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage } from '../relay/client.js';
-import { ArgumentError, HandlerError } from '../relay/errors.js';
 import type { GroupConversation as RelayGroupConversation } from '../relay/group-client.js';
 import type { Args } from './args.js';
 import type { BotTransaction } from './data.js';
@@ -37,10 +39,7 @@ export interface ReplyContent {
   type?: string;
 }
 
-/**
- * The reply hook RelayClient.setMessageHandler passes in; RelayClient's ReplyFn is assignable to it.
- * (RelayClient 0.1 always answers the incoming id and ignores a replyTo given here.)
- */
+/** The reply hook RelayClient.setMessageHandler passes in; RelayClient's ReplyFn is assignable to it. */
 export type ReplyFn = (reply: string | ReplyContent) => void;
 /** Sends text to a user outside the current conversation (ctx.send). */
 export type SendFn = (userId: string, text: string) => Promise<unknown>;
@@ -92,9 +91,22 @@ export interface ScheduleRequest {
   to?: string;
 }
 
+/**
+ * What is being handled: a message, or a membership change. Membership updates reach the same
+ * middleware as messages (so an allow-list can also cover @OnJoin), with `text` '' and no command.
+ */
+export type Update =
+  | { readonly kind: 'message'; readonly message: ReceivedMessage }
+  | Readonly<MembershipEvent>
+  | Readonly<MembersEvent>;
+
+/** The kind of an Update: message, join, leave or members. */
+export type UpdateKind = Update['kind'];
+
 /** What a handler gets for one message: its text, sender, conversation, parsed args, session and reply/send. */
 export interface BotContext<A = Args, S = Record<string, unknown>> {
-  /** The message text (`content.content`), untouched. */
+  readonly update: Update;
+  /** The message text (`content.content`), untouched; '' for a membership update. */
   readonly text: string;
   /** Lowercased command name, undefined when the message is not a command. */
   readonly command: string | undefined;
@@ -104,14 +116,18 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   readonly argsText: string;
   /** Set for handlers of @OnMessage(RegExp). */
   readonly match: RegExpExecArray | undefined;
-  /** The MLS-authenticated sender, never an id claimed inside the content. */
+  /**
+   * The MLS-authenticated sender, never an id claimed inside the content. For a membership update:
+   * the peer who opened a direct conversation, the member who invited the bot into a group, else
+   * the bot itself (it created the group, left it, or saw its members change).
+   */
   readonly sender: UserIdHex;
   /** `kind` 'direct' or 'group'; a group's also carries its groupId, topicId and name. */
   readonly conversation: Conversation;
   /** The group the message came from; undefined in a direct conversation. */
   readonly group: GroupHandle | undefined;
-  /** The message as RelayClient delivered it. */
-  readonly message: ReceivedMessage;
+  /** The message as RelayClient delivered it; undefined for a membership update. */
+  readonly message: ReceivedMessage | undefined;
   readonly bot: BotSelf;
   readonly log: Logger;
   /**
@@ -130,7 +146,8 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   /**
    * Answers in this conversation (in a group: on the group's topic, with reply_to). Replies are
    * committed together with the incoming message, so a crash loses both or keeps both; replies made
-   * after the handler finished or timed out are dropped.
+   * after the handler finished or timed out are dropped. In a membership update it posts at once,
+   * outside any transaction (a failure is logged).
    */
   reply(reply: string | ReplyContent): void;
   /**
@@ -216,23 +233,6 @@ export class ReplyGate {
   }
 }
 
-/** What one message's contexts share; derive() swaps only the gate and the signal. */
-export interface ContextInit extends Pick<
-  BotContext,
-  'message' | 'command' | 'argsText' | 'conversation' | 'group' | 'bot' | 'log' | 'tx' | 'signal'
-> {
-  deps: HandleDeps;
-  session: Session<unknown>;
-  /** Writes a job into the transaction; the context has already validated and resolved it. */
-  schedule: (job: { to: string; text: string; dueAt: number }) => string;
-  now: () => number;
-  gate: ReplyGate;
-  /** `/cmd@us` rather than a bare `/cmd`, which in a group may be meant for another bot. */
-  addressedByName: boolean;
-}
-
-const USER_ID_HEX = /^[0-9a-f]{32}$/;
-
 /** The conversation of a group, from anything naming it (a message's conversation, GroupInfo, a GroupEvent). */
 export function groupConversation(g: { groupId: string; topicId: string; name?: string }): GroupConversation {
   return {
@@ -252,93 +252,4 @@ export function replyTo(message: ReceivedMessage, content: string): string | Rep
 export function conversationOf(message: ReceivedMessage): Conversation {
   const c = message.conversation;
   return c.kind === 'direct' ? { kind: 'direct', id: c.id } : groupConversation(c);
-}
-
-/** What the routers work with: a BotContext plus what only the runtime needs. */
-export interface MessageContext<A = Args, S = Record<string, unknown>> extends BotContext<A, S> {
-  readonly addressedByName: boolean;
-  /** A context for one handler: same message and session, its own args/match (and gate/signal if given). */
-  derive<B = A>(change: {
-    args?: B;
-    match?: RegExpExecArray;
-    gate?: ReplyGate;
-    signal?: AbortSignal;
-  }): MessageContext<B, S>;
-}
-
-export function messageContext<A = Args, S = Record<string, unknown>>(
-  init: ContextInit,
-  args: A = {} as A,
-  match: RegExpExecArray | undefined = undefined,
-): MessageContext<A, S> {
-  const { message, conversation, gate } = init;
-  return {
-    text: message.content.content,
-    command: init.command,
-    args,
-    argsText: init.argsText,
-    match,
-    sender: message.from,
-    conversation,
-    group: init.group,
-    message,
-    bot: init.bot,
-    log: init.log,
-    session: init.session as Session<S>,
-    tx: init.tx,
-    signal: init.signal,
-    addressedByName: init.addressedByName,
-
-    derive<B = A>(change: {
-      args?: B;
-      match?: RegExpExecArray;
-      gate?: ReplyGate;
-      signal?: AbortSignal;
-    }): MessageContext<B, S> {
-      const next = {
-        ...init,
-        ...(change.gate ? { gate: change.gate } : {}),
-        ...(change.signal ? { signal: change.signal } : {}),
-      };
-      return messageContext<B, S>(next, (change.args ?? args) as B, change.match ?? match);
-    },
-
-    reply(reply: string | ReplyContent): void {
-      if (typeof reply === 'string') {
-        gate.push(replyTo(message, reply));
-      } else {
-        const to = reply.replyTo ?? message.content.id;
-        gate.push({ ...reply, ...(to !== undefined ? { replyTo: to } : {}) });
-      }
-    },
-
-    async send(userId: string, text: string): Promise<void> {
-      if (!USER_ID_HEX.test(userId))
-        throw new ArgumentError('send() needs a user id of 32 lowercase hex digits');
-      if (!gate.isOpen) throw new HandlerError('send() after the handler finished or timed out');
-      if (conversation.kind === 'direct' && userId === conversation.id) {
-        throw new HandlerError(
-          'send() to the sender of the message being handled would wait on itself; use reply()',
-        );
-      }
-      await init.deps.send(userId, text);
-    },
-
-    schedule(job: ScheduleRequest): string {
-      if (!gate.isOpen) throw new HandlerError('schedule() after the handler finished or timed out');
-      if (typeof job?.text !== 'string' || job.text === '')
-        throw new ArgumentError('schedule() needs a non-empty text');
-      if ((job.inMs === undefined) === (job.at === undefined))
-        throw new ArgumentError('schedule() needs exactly one of inMs and at');
-      const dueAt = job.at ?? init.now() + (job.inMs ?? 0);
-      if (!Number.isSafeInteger(dueAt) || dueAt < 0 || (job.inMs !== undefined && job.inMs < 0)) {
-        throw new ArgumentError('schedule(): inMs and at are whole, non-negative numbers of milliseconds');
-      }
-      const to = job.to ?? (conversation.kind === 'direct' ? conversation.id : undefined);
-      if (to === undefined) throw new ArgumentError('schedule() in a group needs a recipient: { to }');
-      if (!USER_ID_HEX.test(to))
-        throw new ArgumentError('schedule() needs a user id of 32 lowercase hex digits');
-      return init.schedule({ to, text: job.text, dueAt });
-    },
-  };
 }

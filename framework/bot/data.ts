@@ -8,18 +8,20 @@
  *   ratelimit:<bot>:<sender>            plugins/rate-limit
  *   jobs:<bot>:<due ms, 15 digits>:<id> scheduled messages (scheduler.ts)
  *
- * A value of JSON `null` is a tombstone: RelayStore has no delete, so a removed key keeps the
- * string 'null', and every reader here treats it as absent.
+ * Writing JSON `null` (TOMBSTONE, the store's CONVERSATION_DATA_DELETED) deletes a key when the
+ * message commits; until then (later reads in the same transaction, MemoryDataStore) the string
+ * 'null' may still be read, so every reader here treats it as absent.
  */
 import type { HandlerTransaction } from '../relay/client.js';
 import { ConfigError, HandlerError } from '../relay/errors.js';
+import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type { SessionStore } from './session.js';
 
 /** The transaction a handler runs in; the same shape RelayClient passes to its message handler. */
 export type BotTransaction = HandlerTransaction;
 
 /** The JSON written for a removed key (see the module comment). */
-export const TOMBSTONE = 'null';
+export const TOMBSTONE = CONVERSATION_DATA_DELETED;
 
 /** The conversation-data key under which a bot's session for a conversation is stored. */
 export const sessionKey = (bot: string, conversationId: string): string => `session:${bot}:${conversationId}`;

@@ -17,10 +17,9 @@ import {
   BOT_NAME_PATTERN,
   MetadataKey,
   type BotClass,
-  type BuiltInGuard,
-  type Guard,
   type MessageFilter,
 } from './metadata.js';
+import { normalizeGuardRef, type GuardRef } from './guards.js';
 import { GROUP_COMMAND_MODES, type GroupCommandMode } from './parser.js';
 
 export { readBotMetadata } from './metadata.js';
@@ -47,10 +46,11 @@ export interface CommandOptions<S extends string = string> {
   /** The argument spec, e.g. `'<minutes:int> <text...>'` (see args.ts). */
   args?: S;
   /**
-   * Checked before the arguments are parsed; false → a refusal reply. A function, 'group-admin'
-   * (the group's committer or one of BotRuntime's `admins`), or a name given to BotRuntime's `guards`.
+   * Checked before the arguments are parsed; false → a refusal reply. A function, `groupAdmin`
+   * (the group's committer or one of BotRuntime's `admins`), or `namedGuard('admin')` for a guard
+   * given to BotRuntime's `guards`; the strings 'group-admin' and 'admin' are shorthands (guards.ts).
    */
-  guard?: Guard | BuiltInGuard | (string & {});
+  guard?: GuardRef;
 }
 
 // A handler may declare any session type; the args type is what the decorator checks.
@@ -140,7 +140,7 @@ export function OnCommand<const S extends string = string>(
   }
   const args = options.args === undefined ? undefined : parseArgSpec(options.args, name);
   const guard = options.guard;
-  if (guard !== undefined && typeof guard !== 'function' && (typeof guard !== 'string' || guard === '')) {
+  if (guard !== undefined && normalizeGuardRef(guard) === undefined) {
     throw new ConfigError(
       `@OnCommand('${name}') guard must be a function or the name of a guard given to BotRuntime`,
     );

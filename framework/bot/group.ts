@@ -6,8 +6,9 @@
  * runs inside the group's lane of the client (before the message commits), and adding, removing or
  * leaving needs that same lane. So ctx.group.add/remove/leave in a message handler are committed
  * with the message (when the handler succeeded) and carried out by the client once that commit is
- * durable, again after a restart until they hold; their promises resolve at the commit.
- * @OnJoin/@OnMembers handlers run outside the lane and change membership at once.
+ * durable, again after a restart until they hold; their promises resolve at the commit
+ * (middleware/group-intents.ts). @OnJoin/@OnMembers handlers run outside the lane and change
+ * membership at once.
  */
 import type { UserIdHex } from '../relay/brand.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
@@ -69,10 +70,10 @@ export interface GroupHandle {
   /** This bot is the group's committer. */
   readonly isCommitter: boolean;
   /**
-   * Invites users (by user id). In a message handler it starts once the message is committed (do
-   * not await it there: it would wait on itself); elsewhere it runs at once. Not part of the
-   * message's transaction: a crash between the commit and the change loses the change. A
-   * malformed id throws an ArgumentError at once, awaited or not.
+   * Invites users (by user id). In a message handler it is committed with the message and carried
+   * out after the commit (again after a restart until it holds); its promise settles then, so do
+   * not await it there: awaiting it in the handler rejects at once with a HandlerError. In
+   * membership handlers it runs at once. A malformed id throws an ArgumentError at once.
    */
   add(userIds: string | readonly string[]): Promise<void>;
   /** Removes members; same timing as add(). */

@@ -16,8 +16,12 @@ export {
 export type { BotOptions, CommandOptions } from './decorators.js';
 export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
 export type { BotRuntimeOptions, AttachableClient, AttachOptions } from './runtime.js';
+export { collectPlugins } from './plugin.js';
+export type { Plugin, PluginParts } from './plugin.js';
 export type {
   BotContext,
+  Update,
+  UpdateKind,
   BotSelf,
   ScheduleRequest,
   Conversation,
@@ -48,17 +52,36 @@ export { Composer, compose, run } from './composer.js';
 export type { Middleware, MiddlewareLike, NextFunction, Predicate } from './composer.js';
 
 // Expert: metadata, argument specs and the command-line parser
+export type { BotMetadata, BotInfo, CommandMeta, MessageMeta, MessageFilter, BotClass } from './metadata.js';
+export { BUILT_IN_GUARDS, groupAdmin, namedGuard } from './guards.js';
 export type {
-  BotMetadata,
-  BotInfo,
-  CommandMeta,
-  MessageMeta,
   Guard,
-  MessageFilter,
-  BotClass,
+  GuardRef,
   BuiltInGuard,
-} from './metadata.js';
-export { BUILT_IN_GUARDS } from './metadata.js';
+  BuiltInGuardRef,
+  NamedGuardRef,
+  PlannedGuard,
+} from './guards.js';
+
+// Expert: the scanner (bot classes → BotPlan), the compiler (BotPlan → middleware) and the
+// runtime's own middleware, for tools and for plugins that wrap them
+export { scanBots, commandIndex } from './scan.js';
+export type {
+  BotPlan,
+  PlannedCommand,
+  PlannedMessageHandler,
+  BoundHandler,
+  MembershipKind,
+  ScanOptions,
+} from './scan.js';
+export { compileBot, compileHandlers } from './compile.js';
+export type { CompileOptions, RuntimeMiddlewareName, WrapRuntimeMiddleware } from './compile.js';
+export type { UpdateContext, UpdateRun } from './update-context.js';
+export { timeLimit } from './middleware/timeout.js';
+export { recover } from './middleware/recover.js';
+export type { RecoverOptions } from './middleware/recover.js';
+export { sessionSave } from './middleware/session.js';
+export { groupIntents } from './middleware/group-intents.js';
 export { parseArgSpec, usageLine, convertArg, ARG_TYPES } from './args.js';
 export type { ArgSpec, ArgType, ArgValue, Args, ArgsOf } from './args.js';
 export {

@@ -5,23 +5,16 @@
  */
 import type { ArgSpec } from './args.js';
 import type { BotContext } from './context.js';
+import type { GuardRef } from './guards.js';
 import type { GroupCommandMode } from './parser.js';
+
+export { BUILT_IN_GUARDS, type BuiltInGuard, type Guard } from './guards.js';
 
 /** Any class a bot can be made from (decorated with @Bot and the handler decorators). */
 // Any class constructor, including ones whose constructor takes arguments.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type BotClass = abstract new (...args: any[]) => object;
 
-/** A check run before a handler; false skips the handler. */
-export type Guard = (ctx: BotContext) => boolean | Promise<boolean>;
-
-/**
- * Guards the runtime provides without a `guards` entry. 'group-admin' admits the group's committer
- * and the runtime's `admins`; in a direct conversation only `admins`.
- */
-export const BUILT_IN_GUARDS = ['group-admin'] as const;
-/** A guard named by string in CommandOptions.guard, e.g. `group-admin`. */
-export type BuiltInGuard = (typeof BUILT_IN_GUARDS)[number];
 /** Which messages an @OnMessage handler takes: a pattern on the text or a test on the context. */
 export type MessageFilter = RegExp | ((ctx: BotContext) => boolean | Promise<boolean>);
 
@@ -44,8 +37,8 @@ export interface CommandMeta {
   /** The spec as written; undefined means the command takes its text unparsed (ctx.argsText). */
   readonly argsSpec?: string;
   readonly args: readonly ArgSpec[] | undefined;
-  /** A function, a built-in guard ('group-admin') or the name of one given to BotRuntime in `guards`. */
-  readonly guard?: Guard | string;
+  /** As written on the decorator; the scanner resolves it (guards.ts). */
+  readonly guard?: GuardRef;
 }
 
 /** One @OnMessage handler as stored on its class. */

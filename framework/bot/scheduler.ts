@@ -11,8 +11,7 @@
  * reminder nor send it twice. A job whose time passed while the bot was down goes out on the first
  * pass after start.
  *
- * Limits: one process per bot (two processes polling the same store would both send a due job);
- * tombstones stay in the store, since RelayStore has no delete.
+ * Limit: one process per bot (two processes polling the same store would both send a due job).
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';

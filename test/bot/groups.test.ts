@@ -367,8 +367,9 @@ describe('ctx.group.add/remove/leave in a message handler', () => {
     expect((await say('/badadd x')).texts()).toEqual(['Sorry, something went wrong.']);
   });
 
-  test('awaiting one inside the handler times out with a message naming the fix', async () => {
-    const { say, groups } = setup({ handlerTimeoutMs: 30 });
+  test('awaiting one inside the handler fails at once with a message naming the fix (no deadlock)', async () => {
+    // A time limit far beyond the test's: before, the await hung until the limit.
+    const { say, groups } = setup({ handlerTimeoutMs: 600_000 });
     @Bot({ name: 'Waiter' })
     class Waiter {
       @OnCommand('add', { args: '<who:user>' })
@@ -377,21 +378,28 @@ describe('ctx.group.add/remove/leave in a message handler', () => {
       }
       @OnError()
       failed(err: Error): string {
-        return err.message;
+        return `${err.constructor.name}: ${err.message}`;
       }
     }
     const c = collector(groups.api);
-    await new BotRuntime(new Waiter(), { handlerTimeoutMs: 30 }).handle(
+    await new BotRuntime(new Waiter(), { handlerTimeoutMs: 600_000 }).handle(
       textMessage(`/add ${CAROL}`, { kind: 'group' }),
       c.reply,
       c.deps,
     );
     expect(c.texts()).toEqual([
-      'handler did not finish within 30 ms; if it awaits ctx.group.add(), remove() or leave(), do not: they start only after the handler returns',
+      'HandlerError: ctx.group.add() was awaited inside the message handler, where it would wait on itself: it starts only after the handler returns and the message commits; call it without await',
     ]);
     expect((await say(`/waitadd ${CAROL}`)).texts()).toEqual(['Sorry, something went wrong.']);
     await settle();
     expect(groups.calls).toEqual([]);
+  });
+
+  test('one kept without await still settles after the commit, and catch() on it waits too', async () => {
+    const { say, groups, bot } = setup();
+    await say(`/invite ${CAROL}`);
+    await expect(bot.adds[0]!.catch(() => 'failed')).resolves.toBeUndefined();
+    expect(groups.calls).toEqual([`addToGroup ffff ${CAROL}`]);
   });
 
   test("attached, they wait for the client's commit of that very message ('message' event)", async () => {

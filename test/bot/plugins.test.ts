@@ -1,5 +1,13 @@
 /** Plugins in isolation: BotRuntime.handle() with an in-memory transaction (MemoryDataStore). */
-import { Bot, BotRuntime, MemoryDataStore, OnCommand, type BotContext } from '../../framework/bot/index.js';
+import {
+  Bot,
+  BotRuntime,
+  MemoryDataStore,
+  OnCommand,
+  OnJoin,
+  type BotContext,
+  type MembershipContext,
+} from '../../framework/bot/index.js';
 import type { UserIdHex } from '../../framework/relay/brand.js';
 import { ConfigError } from '../../framework/relay/errors.js';
 import {
@@ -94,6 +102,46 @@ describe('access', () => {
     expect((await say(rt, data, '/hi', STRANGER)).replies).toEqual([]);
     expect((await say(rt, data, '/nope', STRANGER)).replies).toEqual([]);
     expect((await say(rt, data, 'plain', STRANGER)).replies).toEqual([]);
+  });
+
+  test('covers @OnJoin too: a stranger opening a conversation gets no welcome', async () => {
+    @Bot({ name: 'Welcomer' })
+    class Welcomer {
+      @OnJoin()
+      hello(ctx: MembershipContext): Promise<void> {
+        return ctx.reply('welcome');
+      }
+    }
+    const welcomer = new BotRuntime(new Welcomer()).use(access);
+    const c = collector();
+    const join = (userId: UserIdHex) => ({
+      kind: 'join' as const,
+      userId,
+      conversation: { kind: 'direct' as const, id: userId },
+    });
+    await welcomer.handleMembership(join(STRANGER), c.deps);
+    expect(c.sent).toEqual([]);
+    await welcomer.handleMembership(join(ALICE), c.deps);
+    expect(c.sent).toEqual([{ userId: ALICE, text: 'welcome' }]);
+  });
+
+  test('one door: plugins given to BotRuntime bring their guards, middleware and handlers', async () => {
+    const now = 1_000;
+    const rt = new BotRuntime(new Plugged(), {
+      plugins: [access, rateLimit({ capacity: 5, refillPerSecond: 1, clock: () => now }), new PingPlugin()],
+    });
+    const d = new MemoryDataStore();
+    expect((await say(rt, d, `/ban ${ALICE}`, CAROL as UserIdHex)).texts()).toEqual([`banned ${ALICE}`]);
+    expect((await say(rt, d, `/ban ${CAROL}`)).texts()).toEqual(['you are not allowed to use /ban']);
+    expect((await say(rt, d, '/ping', STRANGER)).replies).toEqual([]);
+    expect((await say(rt, d, '/ping')).texts()).toEqual(['pong']);
+    expect(d.get(rateLimitKey('Plugged', ALICE))).toBeDefined();
+    expect(() => new BotRuntime(new Plugged(), { plugins: [access], guards: { admin: () => true } })).toThrow(
+      /guard "admin" is given twice/,
+    );
+    expect(() => new BotRuntime(new Plugged(), { plugins: [access, {}] })).toThrow(
+      /plugins\[1\] \(Object\) has no middleware\(\), guards or decorated handlers/,
+    );
   });
 
   test('no allow list allows everyone; bad ids are configuration errors', async () => {
