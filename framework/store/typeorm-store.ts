@@ -401,7 +401,9 @@ export class TypeOrmRelayStore implements RelayStore {
   }
 
   async listSessionAccess(): Promise<SessionAccessRecord[]> {
-    return (await this.withSql((s) => s.rows(SESSION_ACCESS_SELECT))).map((r) => rowToSessionAccess(r, this.cipher));
+    return (await this.withSql((s) => s.rows(SESSION_ACCESS_SELECT))).map((r) =>
+      rowToSessionAccess(r, this.cipher),
+    );
   }
 
   async deleteUnusedSessions(before: UnixSeconds): Promise<string[]> {
@@ -432,7 +434,9 @@ export class TypeOrmRelayStore implements RelayStore {
   }
 
   async listGroupSummaries(): Promise<GroupSummaryRecord[]> {
-    return (await this.withSql((s) => s.rows(GROUP_SUMMARY_SELECT))).map((r) => rowToGroupSummary(r, this.cipher));
+    return (await this.withSql((s) => s.rows(GROUP_SUMMARY_SELECT))).map((r) =>
+      rowToGroupSummary(r, this.cipher),
+    );
   }
 
   // ---- dedupe and replay cache ------------------------------------------------------------------
