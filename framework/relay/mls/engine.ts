@@ -274,7 +274,7 @@ export interface JoinedSession {
   readonly members: Member[];
 }
 
-function decodeWelcomeMessage(bytes: Uint8Array): Welcome {
+export function decodeWelcomeMessage(bytes: Uint8Array): Welcome {
   let decoded;
   try {
     decoded = decodeMlsMessage(bytes, 0);
@@ -291,7 +291,7 @@ function decodeWelcomeMessage(bytes: Uint8Array): Welcome {
   return msg.welcome;
 }
 
-function decodeTreeBytes(bytes: Uint8Array): RatchetTree {
+export function decodeTreeBytes(bytes: Uint8Array): RatchetTree {
   let decoded;
   try {
     decoded = decodeRatchetTree(bytes, 0);
