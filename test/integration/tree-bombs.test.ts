@@ -77,18 +77,22 @@ function welcomeInner(
 }
 
 /** The largest bomb that still fits one envelope: ~4 bytes of envelope per unmerged entry. */
-async function largestBombEnvelope(inner: (tree: Uint8Array) => InnerPayload, tree: Uint8Array) {
-  const base = (await powEnvelope(victimAddr, inner(tree), POW_BITS)).bytes.length;
+async function largestBombEnvelope(
+  inner: (tree: Uint8Array) => InnerPayload,
+  tree: Uint8Array,
+  to: Recipient = victimAddr,
+) {
+  const base = (await powEnvelope(to, inner(tree), POW_BITS)).bytes.length;
   // Room for the list's length prefix and the InnerPayload's padding to a multiple of 256 bytes.
   const entries = Math.floor((ENVELOPE_LIMIT - base - 300) / 4);
-  const bytes = (await powEnvelope(victimAddr, inner(bombTree(tree, entries)), POW_BITS)).bytes;
+  const bytes = (await powEnvelope(to, inner(bombTree(tree, entries)), POW_BITS)).bytes;
   return { bytes, entries };
 }
 
-function nextDrop(timeoutMs: number): Promise<DropReason> {
+function nextDrop(timeoutMs: number, client: RelayClient = victim): Promise<DropReason> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('no drop event')), timeoutMs);
-    victim.once('drop', (d: { reason: DropReason }) => {
+    client.once('drop', (d: { reason: DropReason }) => {
       clearTimeout(timer);
       resolve(d.reason);
     });
@@ -131,6 +135,66 @@ test(
       (await powEnvelope(victimAddr, inner(created.ratchetTree), POW_BITS)).bytes,
     );
     expect(await joined).toBe(userIdToHex(mallory.userId));
+  },
+  OLD_CODE_PATIENCE_MS + 60_000,
+);
+
+test(
+  'a 256 KiB group Welcome whose tree lists one leaf ~65,000 times → welcome_invalid in milliseconds',
+  async () => {
+    const store = new MemoryRelayStore();
+    const member = await RelayClient.create({
+      store,
+      broker: { url: broker.url, clientId: uniqueName('bombs-member'), sessionExpirySeconds: 0 },
+      topicPrefix: prefix,
+      powBits: POW_BITS,
+    });
+    await member.start();
+    try {
+      const to: Recipient = { userId: member.identity.userId, sealPublic: member.identity.sealPublic };
+      const mallory = generateIdentity();
+      const keys = keysTopic(prefix, member.identity.userId);
+      await attacker.watch(keys);
+      const kp = decodeKeyBundle(await attacker.nth(keys, 1)).keyPackage;
+      const now = Math.floor(Date.now() / 1000);
+      const group = await mls.createGroup(ctx, mallory, { now });
+      const commit = await mls.commitGroup(ctx, group.state, { adds: [kp], now });
+      const inner = (tree: Uint8Array): InnerPayload => ({
+        ...welcomeInner(mallory, commit.welcome!, tree),
+        msgType: MSG_TYPE.groupWelcome,
+      });
+      const { bytes, entries } = await largestBombEnvelope(inner, commit.ratchetTree, to);
+      expect(bytes.length).toBeLessThanOrEqual(ENVELOPE_LIMIT);
+
+      const before = store.dump();
+      const dropped = nextDrop(OLD_CODE_PATIENCE_MS, member);
+      const started = performance.now();
+      await attacker.publish(inboxTopic(prefix, member.identity.userId), bytes);
+      const reason = await dropped;
+      const elapsedMs = performance.now() - started;
+      console.log(
+        `group tree bomb: ${bytes.length}-byte envelope, ${entries} unmerged_leaves entries, ` +
+          `dropped as ${reason} ${elapsedMs.toFixed(1)} ms after publishing`,
+      );
+      expect(reason).toBe('welcome_invalid');
+      expect(store.dump()).toBe(before);
+      expect(await member.groups()).toEqual([]);
+      expect(elapsedMs).toBeLessThan(2_000);
+
+      // Positive control: the same group Welcome with its genuine tree is joined.
+      const joined = new Promise<string>((resolve) =>
+        member.on('group', (e) => {
+          if (e.kind === 'joined') resolve(e.groupId);
+        }),
+      );
+      await attacker.publish(
+        inboxTopic(prefix, member.identity.userId),
+        (await powEnvelope(to, inner(commit.ratchetTree), POW_BITS)).bytes,
+      );
+      expect(await joined).toHaveLength(64);
+    } finally {
+      await member.stop();
+    }
   },
   OLD_CODE_PATIENCE_MS + 60_000,
 );
