@@ -99,6 +99,8 @@ describe('assertTreeBounds on synthetic trees', () => {
     expect(() => assertTreeBounds(over, wide)).toThrow(/2049 nodes/);
     expect(() => assertTreeBounds(fullTree(8), welcomeTreeLimits(250, 7))).toThrow(GroupLimitError);
     expect(() => assertTreeBounds(fullTree(8), welcomeTreeLimits(4, 2047))).toThrow(/8 members/);
+    // A group of at most 2 members still gets its configured tree size, not the 1:1 shape.
+    expect(() => assertTreeBounds(spread, welcomeTreeLimits(2, 2047))).not.toThrow();
   });
 });
 

@@ -87,10 +87,12 @@ function checkUnmergedLeaves(tree: RatchetTree, parentIndex: number, unmerged: r
 export const DEFAULT_MAX_TREE_NODES = 2047;
 
 /**
- * The limits for a Welcome accepting `maxMembers` members: a 1:1 tree is exactly two leaves side by
- * side (3 nodes, PROTOCOL.md §10); a group tree is capped by `maxTreeNodes`.
+ * The limits for a Welcome: a group join names its `maxTreeNodes` (GroupOptions); without one, a
+ * Welcome for at most 2 members is a 1:1 one, whose tree is exactly two leaves side by side (3 nodes,
+ * PROTOCOL.md §10), and anything larger gets the group default.
  */
 export function welcomeTreeLimits(maxMembers: number, maxTreeNodes: number | undefined): TreeLimits {
+  if (maxTreeNodes !== undefined) return { maxNodes: maxTreeNodes, maxLeaves: maxMembers };
   if (maxMembers <= 2) return { maxNodes: 3, maxLeaves: 2 };
-  return { maxNodes: maxTreeNodes ?? DEFAULT_MAX_TREE_NODES, maxLeaves: maxMembers };
+  return { maxNodes: DEFAULT_MAX_TREE_NODES, maxLeaves: maxMembers };
 }
