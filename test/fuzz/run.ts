@@ -23,6 +23,8 @@ const MAX_PARENTS = 1024;
 const MAX_SAVED_FINDINGS = 20;
 /** Outcome labels remembered per target: bounded, so memory stays flat however long a run is. */
 const MAX_OUTCOMES = 4096;
+/** Longest an async target may take for one input (the pipeline's own timeouts are 10 s). */
+const HANG_MS = 30_000;
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -84,10 +86,23 @@ interface Report {
   seconds: number;
 }
 
+/** An input whose outcome never came: the target (and everything queued behind it) is stuck. */
+class HangError extends Error {
+  override name = 'Hang';
+}
+
+function withinHangLimit(result: Promise<string>): Promise<string> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new HangError(`no outcome within ${HANG_MS} ms`)), HANG_MS);
+  });
+  return Promise.race([result, limit]).finally(() => clearTimeout(timer));
+}
+
 async function runOne(target: FuzzTarget, input: Uint8Array): Promise<string | Error> {
   try {
     const r = target.run(input);
-    return typeof r === 'string' ? r : await r;
+    return typeof r === 'string' ? r : await withinHangLimit(r);
   } catch (e) {
     if (isExpected(e)) return 'typed error escaped';
     return e instanceof Error ? e : new Error(String(e));
@@ -140,8 +155,10 @@ async function fuzz(target: FuzzTarget, opts: Options): Promise<Report> {
     if (executions === warmAt) rssWarm = rss();
     const parent = parents[rng.below(parents.length)]!;
     const input = mutate(parent, rng, parents, target.dictionary, target.maxLength);
-    record(input, await runOne(target, input));
+    const result = await runOne(target, input);
+    record(input, result);
     executions++;
+    if (result instanceof HangError) break; // later inputs would queue behind the stuck one
     if ((executions & 1023) === 0) {
       const now = performance.now();
       if (now > deadline) break;
