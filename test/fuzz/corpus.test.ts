@@ -8,7 +8,7 @@
 import { readdirSync } from 'node:fs';
 import { CodecError, decodeEnvelope, generateIdentity, mls } from '../../framework/relay/index.js';
 import { Rng, mutate } from './mutator.js';
-import { decoderTargets, isExpected, type FuzzTarget } from './targets.js';
+import { decoderTargets, isExpected, pipelineTarget, type FuzzTarget } from './targets.js';
 import { bombTree } from '../support/tree-bomb.js';
 import { corpusFiles } from './corpus-files.js';
 
@@ -60,4 +60,21 @@ test('a plain Error is a finding, our typed errors are not', () => {
   expect(isExpected(new CodecError('x'))).toBe(true);
   expect(isExpected(new TypeError('x'))).toBe(false);
   expect(() => decodeEnvelope(Uint8Array.of(0xff))).toThrow(CodecError);
+});
+
+test('pipeline: genuine 1:1 and group messages come out as messages, so mutations start deep', async () => {
+  const target = pipelineTarget();
+  try {
+    const seeds = await target.seeds();
+    const outcomes: string[] = [];
+    for (const seed of [...seeds, ...corpusFiles('pipeline')]) {
+      outcomes.push(await outcome(target, seed));
+    }
+    // 2 genuine 1:1 messages after the genuine Welcome, and 2 genuine group messages.
+    expect(outcomes.filter((o) => o === 'message')).toHaveLength(4);
+    // The same inputs again are replays or duplicates, never exceptions.
+    for (const seed of seeds) expect(await outcome(target, seed)).toMatch(/^(drop:|none)/);
+  } finally {
+    await target.close?.();
+  }
 });

@@ -10,14 +10,19 @@ import {
   MemoryRelayStore,
   MSG_TYPE,
   RelayClient,
+  asGroupId,
   encodeContent,
   encodeEnvelope,
+  encodeGroupPayload,
+  encodeInnerPayload,
   generateIdentity,
+  groupTopic,
   inboxTopic,
   mls,
   seal,
   signSealedSenderKey,
   startEmbeddedBroker,
+  topicIdForGroup,
   type InboundMessage,
   type InnerPayload,
   type UnixSeconds,
@@ -30,6 +35,10 @@ export interface Pipeline {
   deliver(payload: Uint8Array): Promise<string>;
   /** The bytes as an InnerPayload plaintext, sealed to the client now (PoW 0 bits). */
   sealAndDeliver(plaintext: Uint8Array): Promise<string>;
+  /** GroupPayloads a genuine member of the client's group sent (two application messages). */
+  readonly groupPayloads: readonly Uint8Array[];
+  /** The bytes as a payload on the topic of a group the client is in. */
+  deliverToGroup(payload: Uint8Array): Promise<string>;
   close(): Promise<void>;
 }
 
@@ -63,10 +72,10 @@ export async function startPipeline(): Promise<Pipeline> {
   });
   const handler = client as unknown as TransportHandler;
 
-  async function deliver(payload: Uint8Array): Promise<string> {
+  async function deliver(payload: Uint8Array, topic = inbox): Promise<string> {
     outcome = 'none';
     await handler.onTransportMessage({
-      topic: inbox,
+      topic,
       payload,
       properties: {},
       dup: false,
@@ -78,12 +87,26 @@ export async function startPipeline(): Promise<Pipeline> {
     return outcome;
   }
 
+  async function sealAndDeliver(plaintext: Uint8Array): Promise<string> {
+    const sentAt = Math.floor(Date.now() / 1000) as UnixSeconds;
+    const sealed = await seal({
+      recipientId: client.identity.userId,
+      recipientSealKey: client.identity.sealPublic,
+      plaintext,
+      sentAt,
+    });
+    return deliver(encodeEnvelope({ ...sealed, powNonce: 0n, sentAt }));
+  }
+
+  const group = await joinOutsidersGroup(store, sealAndDeliver);
+  const topic = groupTopic('fuzz', topicIdForGroup(asGroupId(group.groupId)));
+
   return {
+    groupPayloads: group.payloads,
+    deliverToGroup: (payload) => deliver(payload, topic),
     async genuineInners() {
       const ctx = await mls.createMlsContext();
-      const own = await store.loadOwnBundle();
-      const kp = (await store.listKeyPackages()).find((k) => k.ref === own?.keyPackageRef);
-      if (!kp) throw new Error('the client has no published KeyPackage');
+      const kp = await ownKeyPackage(store);
       const peer = generateIdentity();
       const created = await mls.createOneToOne(ctx, peer, kp.keyPackage);
       const m1 = await mls.encryptApplication(ctx, created.state, encodeContent({ content: 'hi' }));
@@ -102,21 +125,66 @@ export async function startPipeline(): Promise<Pipeline> {
         { ...from, msgType: MSG_TYPE.message, mls: m2.message },
       ];
     },
-    deliver,
-    async sealAndDeliver(plaintext) {
-      const sentAt = Math.floor(Date.now() / 1000) as UnixSeconds;
-      const sealed = await seal({
-        recipientId: client.identity.userId,
-        recipientSealKey: client.identity.sealPublic,
-        plaintext,
-        sentAt,
-      });
-      return deliver(encodeEnvelope({ ...sealed, powNonce: 0n, sentAt }));
-    },
+    deliver: (payload) => deliver(payload),
+    sealAndDeliver,
     async close() {
       closed = true;
       await client.stop();
       await broker.close();
     },
+  };
+}
+
+async function ownKeyPackage(store: MemoryRelayStore): Promise<{ ref: string; keyPackage: Uint8Array }> {
+  const own = await store.loadOwnBundle();
+  const kp = (await store.listKeyPackages()).find((k) => k.ref === own?.keyPackageRef);
+  if (!kp) throw new Error('the client has no published KeyPackage');
+  return kp;
+}
+
+/**
+ * Puts the client in a group of an outsider's making (a genuine group Welcome, sealed and handed
+ * in like any other), waits for the fresh bundle it publishes after joining (so the 1:1 seeds use
+ * an unconsumed KeyPackage), and returns two application messages of that group as GroupPayloads.
+ */
+async function joinOutsidersGroup(
+  store: MemoryRelayStore,
+  sealAndDeliver: (plaintext: Uint8Array) => Promise<string>,
+): Promise<{ groupId: Uint8Array; payloads: Uint8Array[] }> {
+  const ctx = await mls.createMlsContext();
+  const now = Math.floor(Date.now() / 1000);
+  const kp = await ownKeyPackage(store);
+  const owner = generateIdentity();
+  const created = await mls.createGroup(ctx, owner, { now });
+  const commit = await mls.commitGroup(ctx, created.state, { adds: [kp.keyPackage], now });
+  const welcome: InnerPayload = {
+    msgType: MSG_TYPE.groupWelcome,
+    senderId: owner.userId,
+    senderIdentityKey: owner.signingPublic,
+    mls: commit.welcome!,
+    ratchetTree: commit.ratchetTree,
+    sealedSenderKey: owner.sealPublic,
+    sealedSenderKeySignature: signSealedSenderKey(owner),
+  };
+  const outcome = await sealAndDeliver(encodeInnerPayload(welcome));
+  if (outcome !== 'none') throw new Error(`the genuine group Welcome was not accepted: ${outcome}`);
+  const deadline = Date.now() + 15_000;
+  while ((await ownKeyPackage(store).catch(() => kp)).ref === kp.ref) {
+    if (Date.now() > deadline) throw new Error('no fresh bundle after joining the group');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const m1 = await mls.encryptApplication(
+    ctx,
+    commit.state,
+    encodeContent({ content: 'hi all' }, { padTo: 256 }),
+  );
+  const m2 = await mls.encryptApplication(
+    ctx,
+    m1.state,
+    encodeContent({ content: '/echo@bot x', id: 'g1' }, { padTo: 256 }),
+  );
+  return {
+    groupId: mls.groupIdOf(commit.state),
+    payloads: [encodeGroupPayload(m1.message), encodeGroupPayload(m2.message)],
   };
 }

@@ -25,6 +25,8 @@ const MAX_SAVED_FINDINGS = 20;
 const MAX_OUTCOMES = 4096;
 /** Longest an async target may take for one input (the pipeline's own timeouts are 10 s). */
 const HANG_MS = 30_000;
+/** An input slower than this is saved for a look (not a finding: some paths wait on timeouts). */
+const SLOW_MS = 1_000;
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -84,6 +86,7 @@ interface Report {
   rssWarm: number;
   rssEnd: number;
   seconds: number;
+  slow: number;
 }
 
 /** An input whose outcome never came: the target (and everything queued behind it) is stuck. */
@@ -109,12 +112,16 @@ async function runOne(target: FuzzTarget, input: Uint8Array): Promise<string | E
   }
 }
 
-function saveFinding(target: string, input: Uint8Array, error: Error): string {
+function saveInput(prefix: string, input: Uint8Array, note: string): string {
   mkdirSync(FINDINGS_DIR, { recursive: true });
-  const name = `${target}-${createHash('sha256').update(input).digest('hex').slice(0, 16)}.bin`;
+  const name = `${prefix}-${createHash('sha256').update(input).digest('hex').slice(0, 16)}.bin`;
   writeFileSync(join(FINDINGS_DIR, name), input);
-  writeFileSync(join(FINDINGS_DIR, `${name}.txt`), `${error.name}: ${error.message}\n${error.stack ?? ''}\n`);
+  writeFileSync(join(FINDINGS_DIR, `${name}.txt`), `${note}\n`);
   return name;
+}
+
+function saveFinding(target: string, input: Uint8Array, error: Error): string {
+  return saveInput(target, input, `${error.name}: ${error.message}\n${error.stack ?? ''}`);
 }
 
 async function fuzz(target: FuzzTarget, opts: Options): Promise<Report> {
@@ -149,26 +156,39 @@ async function fuzz(target: FuzzTarget, opts: Options): Promise<Report> {
   const deadline = started + opts.seconds * 1000;
   let lastProgress = started;
   let executions = 0;
+  let slow = 0;
   let rssWarm = 0;
   const warmAt = Math.max(1, Math.floor(opts.runs / 10));
   while (executions < opts.runs) {
     if (executions === warmAt) rssWarm = rss();
     const parent = parents[rng.below(parents.length)]!;
     const input = mutate(parent, rng, parents, target.dictionary, target.maxLength);
+    const before = performance.now();
     const result = await runOne(target, input);
+    const now = performance.now();
     record(input, result);
     executions++;
     if (result instanceof HangError) break; // later inputs would queue behind the stuck one
-    if ((executions & 1023) === 0) {
-      const now = performance.now();
-      if (now > deadline) break;
-      if (now - lastProgress > 15_000) {
-        lastProgress = now;
-        const rate = Math.round(executions / ((now - started) / 1000));
+    if (now - before > SLOW_MS) {
+      slow++;
+      if (slow <= MAX_SAVED_FINDINGS) {
+        const name = saveInput(
+          `slow-${target.name}`,
+          input,
+          `${Math.round(now - before)} ms: ${String(result)}`,
+        );
         console.error(
-          `  ${target.name}: ${executions} executions (${rate}/s), ${findings} findings, rss ${mib(process.memoryUsage().rss)} MiB`,
+          `  slow input in ${target.name}: ${Math.round(now - before)} ms → test/fuzz/findings/${name}`,
         );
       }
+    }
+    if (now > deadline) break;
+    if (now - lastProgress > 15_000) {
+      lastProgress = now;
+      const rate = Math.round(executions / ((now - started) / 1000));
+      console.error(
+        `  ${target.name}: ${executions} executions (${rate}/s), ${findings} findings, ${slow} slow, rss ${mib(process.memoryUsage().rss)} MiB`,
+      );
     }
   }
   const seconds = (performance.now() - started) / 1000;
@@ -183,6 +203,7 @@ async function fuzz(target: FuzzTarget, opts: Options): Promise<Report> {
     rssWarm: rssWarm || rssEnd,
     rssEnd,
     seconds,
+    slow,
   };
 }
 
@@ -205,7 +226,7 @@ async function main(): Promise<void> {
       console.log(
         `${r.target}: ${r.executions} executions in ${r.seconds.toFixed(1)} s ` +
           `(${Math.round(r.executions / r.seconds)}/s), ${r.findings} findings (unexpected exception types), ` +
-          `${r.outcomes} distinct outcomes, RSS ${mib(r.rssStart)} MiB at start, ` +
+          `${r.outcomes} distinct outcomes, ${r.slow} inputs over ${SLOW_MS} ms, RSS ${mib(r.rssStart)} MiB at start, ` +
           `${mib(r.rssWarm)} after 10%, ${mib(r.rssEnd)} at end${kinds}`,
       );
     } finally {

@@ -356,9 +356,10 @@ export function decoderTargets(): FuzzTarget[] {
 
 /**
  * The inbound pipeline of a RelayClient with a fixed identity: bytes in, a drop reason or a message
- * out (see pipeline.ts). Two ways in: the bytes as the MQTT payload of the inbox, or (first byte odd)
- * the bytes as an InnerPayload plaintext that the harness seals to the client, so mutations reach the
- * checks behind HPKE (sender binding, Welcome and MLS processing).
+ * out (see pipeline.ts). The first byte mod 3 picks the way in: the MQTT payload of the inbox; an
+ * InnerPayload plaintext that the harness seals to the client, so mutations reach the checks behind
+ * HPKE (sender binding, Welcome and MLS processing); or a payload on the topic of a group the client
+ * is in (GroupPayload, MLS group processing).
  */
 export function pipelineTarget(): FuzzTarget {
   let pipeline: Pipeline | undefined;
@@ -372,12 +373,20 @@ export function pipelineTarget(): FuzzTarget {
       return [
         ...(await envelopeSeeds()).map((e) => Uint8Array.of(0, ...e)),
         ...inners.map((i) => Uint8Array.of(1, ...encodeInnerPayload(i))),
+        ...pipeline.groupPayloads.map((g) => Uint8Array.of(2, ...g)),
       ];
     },
     run(input) {
       if (!pipeline) throw new Error('pipeline not started');
       const body = input.subarray(1);
-      return (input[0] ?? 0) & 1 ? pipeline.sealAndDeliver(body) : pipeline.deliver(body);
+      switch ((input[0] ?? 0) % 3) {
+        case 0:
+          return pipeline.deliver(body);
+        case 1:
+          return pipeline.sealAndDeliver(body);
+        default:
+          return pipeline.deliverToGroup(body);
+      }
     },
     async close() {
       await pipeline?.close();
