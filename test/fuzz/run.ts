@@ -82,7 +82,7 @@ interface Report {
   kinds: Map<string, number>;
   outcomes: number;
   rssStart: number;
-  /** After a tenth of the run: JIT, corpus and heap have grown to their working size. */
+  /** After a tenth of --runs (0 when --seconds ended the run first): JIT, corpus and heap grown. */
   rssWarm: number;
   rssEnd: number;
   seconds: number;
@@ -200,7 +200,7 @@ async function fuzz(target: FuzzTarget, opts: Options): Promise<Report> {
     kinds,
     outcomes: seen.size,
     rssStart,
-    rssWarm: rssWarm || rssEnd,
+    rssWarm,
     rssEnd,
     seconds,
     slow,
@@ -227,7 +227,7 @@ async function main(): Promise<void> {
         `${r.target}: ${r.executions} executions in ${r.seconds.toFixed(1)} s ` +
           `(${Math.round(r.executions / r.seconds)}/s), ${r.findings} findings (unexpected exception types), ` +
           `${r.outcomes} distinct outcomes, ${r.slow} inputs over ${SLOW_MS} ms, RSS ${mib(r.rssStart)} MiB at start, ` +
-          `${mib(r.rssWarm)} after 10%, ${mib(r.rssEnd)} at end${kinds}`,
+          `${r.rssWarm ? mib(r.rssWarm) : 'n/a'} after 10% of --runs, ${mib(r.rssEnd)} at end${kinds}`,
       );
     } finally {
       await target.close?.();
