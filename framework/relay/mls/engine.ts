@@ -54,6 +54,7 @@ import {
   type SigningIdentity,
 } from './keypackage.js';
 import { decodePrivateMessage, peekPrivateMessage, type MlsContentType } from './sender.js';
+import { assertTreeBounds, GroupLimitError, welcomeTreeLimits } from './tree-bounds.js';
 import {
   clientStateOf,
   committerLeafIndex,
@@ -70,11 +71,7 @@ import {
 
 const GROUP_ID_LENGTH = 32;
 
-/**
- * A Welcome for a group larger than the caller accepts (member count or ratchet tree size): a
- * ProtocolError the caller can tell apart from an invalid Welcome, to report "group too large".
- */
-export class GroupLimitError extends ProtocolError {}
+export { GroupLimitError };
 
 /**
  * A message our own leaf sent. Members subscribe with MQTT No Local and never see their own, but a
@@ -261,8 +258,8 @@ export interface JoinOptions {
   readonly members?: { readonly min: number; readonly max: number };
   /**
    * Largest ratchet tree accepted, in nodes as listed on the wire (trailing blanks excluded, so n
-   * leaves without holes are 2n − 1 nodes). Checked before any signature on the tree is verified.
-   * Default: no limit beyond the member count.
+   * leaves without holes are 2n − 1 nodes). Checked with the rest of tree-bounds.ts before any
+   * signature on the tree is verified. Default 2047 for groups; a 1:1 tree is always 3 nodes.
    */
   readonly maxTreeNodes?: number;
 }
@@ -277,7 +274,7 @@ export interface JoinedSession {
   readonly members: Member[];
 }
 
-function decodeWelcomeMessage(bytes: Uint8Array): Welcome {
+export function decodeWelcomeMessage(bytes: Uint8Array): Welcome {
   let decoded;
   try {
     decoded = decodeMlsMessage(bytes, 0);
@@ -294,7 +291,7 @@ function decodeWelcomeMessage(bytes: Uint8Array): Welcome {
   return msg.welcome;
 }
 
-function decodeTreeBytes(bytes: Uint8Array): RatchetTree {
+export function decodeTreeBytes(bytes: Uint8Array): RatchetTree {
   let decoded;
   try {
     decoded = decodeRatchetTree(bytes, 0);
@@ -400,10 +397,7 @@ export async function joinFromWelcome(
       ratchetTreeFromExtension(info) ??
       (ratchetTree !== undefined ? decodeTreeBytes(ratchetTree) : undefined);
     if (tree === undefined) throw new ProtocolError('Welcome comes without a ratchet tree');
-    const listed = stripBlankNodes(tree).length;
-    if (opts.maxTreeNodes !== undefined && listed > opts.maxTreeNodes) {
-      throw new GroupLimitError(`Welcome ratchet tree has ${listed} nodes`);
-    }
+    assertTreeBounds(tree, welcomeTreeLimits(bounds.max, opts.maxTreeNodes));
     const members = membersOfTree(tree);
     if (members.length < bounds.min || members.length > bounds.max) {
       throw new GroupLimitError(`Welcome group has ${members.length} members`);
