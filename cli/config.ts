@@ -13,9 +13,10 @@ import { z } from 'zod';
 import {
   DEFAULT_MAX_ENVELOPE_BYTES,
   DEFAULT_POW_BITS,
+  DEFAULT_TOPIC_PREFIX,
   MAX_MINED_POW_BITS,
-} from '../framework/relay/labels.js';
-import { DEFAULT_TOPIC_PREFIX, validateTopicPrefix } from '../framework/relay/topics.js';
+  validateTopicPrefix,
+} from '../framework/relay/index.js';
 import { UsageError } from './errors.js';
 import { isUserIdHex } from './user-id.js';
 

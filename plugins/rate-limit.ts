@@ -11,7 +11,7 @@
  *   rt.use(rateLimit({ capacity: 5, refillPerSecond: 0.5 }));
  */
 import { parseStored, type BotContext, type Middleware } from '../framework/bot/index.js';
-import { ConfigError } from '../framework/relay/errors.js';
+import { ConfigError } from '../framework/relay/index.js';
 
 export interface RateLimitOptions {
   /** Burst size: messages a sender may send at once (at least 1). */

@@ -4,6 +4,7 @@
  */
 // Commonly used
 export { RelayClient } from './client.js';
+export { createRelayClient, type CreateRelayClientOptions } from './create-relay-client.js';
 export type {
   RelayClientOptions,
   RelayClientEvents,
@@ -36,6 +37,7 @@ export type {
   OwnBundle,
 } from './store.js';
 export * from './errors.js';
+export { PublishTooLargeError } from './transport-packet-size.js';
 export * from './brand.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';
@@ -59,7 +61,14 @@ export {
 } from './access.js';
 export * from './pow.js';
 export { toHex, fromHex } from './bytes.js';
-export { LABEL, MSG_TYPE, DEFAULT_POW_BITS, MAX_MINED_POW_BITS } from './labels.js';
+export {
+  LABEL,
+  MSG_TYPE,
+  DEFAULT_POW_BITS,
+  MAX_MINED_POW_BITS,
+  DEFAULT_MAX_ENVELOPE_BYTES,
+} from './labels.js';
+export { ensureOwnBundle, type OwnBundleDeps } from './own-bundle.js';
 export { MqttTransport } from './transport.js';
 export type { MqttTransportOptions, InboundMessage, PublishOptions, SubscribeOptions } from './transport.js';
 export { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
