@@ -69,6 +69,7 @@ export {
   DEFAULT_MAX_ENVELOPE_BYTES,
 } from './labels.js';
 export { ensureOwnBundle, type OwnBundleDeps } from './own-bundle.js';
+export { MAX_GROUP_MEMBERS } from './group-policy.js';
 export { MqttTransport } from './transport.js';
 export type { MqttTransportOptions, InboundMessage, PublishOptions, SubscribeOptions } from './transport.js';
 export { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
