@@ -1,5 +1,6 @@
 /**
- * Plugins: middleware and handler classes for BotRuntime.
+ * Plugins: middleware and handler classes for BotRuntime, exported from the package root
+ * ('relay-bot') and alone as `relay-bot/plugins`.
  *
  *   const access = accessPlugin({ allow, admins });
  *   const rt = new BotRuntime([new MyBot(), new PingPlugin()], { guards: { ...access.guards } });

@@ -1,6 +1,7 @@
 /**
- * framework/relay: the Relay protocol (PROTOCOL.md §1–9). Most users need only RelayClient and a
- * store; the lower layers are exported for independent clients and tests.
+ * framework/relay, published as `relay-bot/relay`: the Relay protocol (PROTOCOL.md §1–9). Bot
+ * authors get RelayClient and createRelayClient from the package root ('relay-bot'); the lower
+ * layers are exported here for independent clients, tooling and tests.
  */
 // Commonly used
 export { RelayClient } from './client.js';
