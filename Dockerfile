@@ -17,7 +17,7 @@ COPY package.json package-lock.json ./
 # npm rebuild then runs better-sqlite3's install (a prebuilt binary, or a compile).
 RUN npm ci --no-audit --no-fund --ignore-scripts \
  && npm rebuild better-sqlite3
-COPY tsconfig.json tsconfig.build.json ormconfig.ts ./
+COPY tsconfig.json tsconfig.build.json ormconfig.ts index.ts ./
 COPY framework ./framework
 COPY cli ./cli
 COPY bots ./bots

@@ -2,7 +2,13 @@
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    // The package's entry points, as in tsconfig.json "paths".
+    '^relay-bot$': '<rootDir>/index.ts',
+    '^relay-bot/(relay|store|testing)$': '<rootDir>/framework/$1/index.ts',
+    '^relay-bot/plugins$': '<rootDir>/plugins/index.ts',
+  },
   transform: {
     '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }],
   },

@@ -13,9 +13,11 @@ import { z } from 'zod';
 import {
   DEFAULT_MAX_ENVELOPE_BYTES,
   DEFAULT_POW_BITS,
+  DEFAULT_TOPIC_PREFIX,
+  MAX_GROUP_MEMBERS,
   MAX_MINED_POW_BITS,
-} from '../framework/relay/labels.js';
-import { DEFAULT_TOPIC_PREFIX, validateTopicPrefix } from '../framework/relay/topics.js';
+  validateTopicPrefix,
+} from '../framework/relay/index.js';
 import { UsageError } from './errors.js';
 import { LOG_FORMATS } from './log.js';
 import { isUserIdHex } from './user-id.js';
@@ -43,8 +45,8 @@ function validPrefix(prefix: string): boolean {
 
 const port = z.number().int().min(1).max(65535);
 
-/** PROTOCOL.md §9: 2..250 members; the committer commits within 2 s. */
-export const MAX_GROUP_MEMBERS = 250;
+/** PROTOCOL.md §9: 2..250 members (MAX_GROUP_MEMBERS); the committer commits within 2 s. */
+export { MAX_GROUP_MEMBERS };
 export const MAX_COMMIT_DELAY_MS = 2000;
 export const MAX_TREE_NODES_LIMIT = 65535;
 

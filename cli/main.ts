@@ -18,7 +18,7 @@ import * as migrate from './commands/migrate.js';
 import * as send from './commands/send.js';
 import * as start from './commands/start.js';
 import { CommandFailed, UsageError } from './errors.js';
-import { RelayError } from '../framework/relay/errors.js';
+import { RelayError } from '../index.js';
 
 const commands = [start, id, send, chat, init, keys, migrate, doctor] as unknown as CommandModule[];
 

@@ -13,7 +13,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { IsNull, type DataSource } from 'typeorm';
-import type { AttachableClient, GroupApi } from '../framework/bot/index.js';
+import type { AttachableClient, GroupApi } from '../index.js';
 import type { GroupEvent, ReceivedMessage, RelayClient } from '../framework/relay/index.js';
 
 /** Seconds; from 1 ms to the default 10 s handler time limit and a little past it. */

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
-import { readBotMetadata, type BotClass } from '../framework/bot/index.js';
+import { readBotMetadata, type BotClass } from '../index.js';
 import { RelayClient, type RelayClientOptions } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { brokerUrl, type DatabaseConfig, type RelayConfig } from './config.js';

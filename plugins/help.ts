@@ -13,7 +13,7 @@
  * in the group have commands of the same name (PROTOCOL.md §9).
  */
 import { helpAnswer, type BotContext, type CommandInfo, type Middleware } from '../framework/bot/index.js';
-import { ConfigError } from '../framework/relay/errors.js';
+import { ConfigError } from '../framework/relay/index.js';
 
 /** helpPlugin()'s options: the command it answers, a header and footer, and whether guarded commands are listed. */
 export interface HelpPluginOptions {

@@ -11,7 +11,7 @@
  *   new BotRuntime(bot, { plugins: [rateLimit({ capacity: 5, refillPerSecond: 0.5 })] });
  */
 import { parseStored, type BotContext, type Middleware } from '../framework/bot/index.js';
-import { ConfigError } from '../framework/relay/errors.js';
+import { ConfigError } from '../framework/relay/index.js';
 
 /** Token bucket per sender: burst size and refill rate. */
 export interface RateLimitOptions {

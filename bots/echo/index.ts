@@ -2,7 +2,7 @@
  * The echo bot, the one the quick start runs: `/ping` → `pong`, `/echo <text…>` → the text, and
  * the built-in `/help`.
  */
-import { Bot, OnCommand, type BotContext } from '../../framework/bot/index.js';
+import { Bot, OnCommand, type BotContext } from '../../index.js';
 
 /** The bundled echo bot: answers /ping with pong and repeats what follows /echo. */
 @Bot({ name: 'echo', description: 'answers /ping and repeats what you /echo' })

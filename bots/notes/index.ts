@@ -17,8 +17,7 @@
  * gone (the scheduler's send removed it) no longer counts. Jobs are stored data, so without a cap
  * one user could grow the store and the scheduler's every pass without bound.
  */
-import { Bot, OnCommand, TOMBSTONE, type BotContext } from '../../framework/bot/index.js';
-import { ConfigError } from '../../framework/relay/errors.js';
+import { Bot, ConfigError, OnCommand, TOMBSTONE, type BotContext } from '../../index.js';
 
 export interface NotesBotOptions {
   /** Length of a "minute" in ms (default 60 000); tests make it short. */

@@ -1,6 +1,7 @@
 /**
  * `relay-bot init [dir]`: scaffolds a bot project: package.json, tsconfig.json, a bot class,
- * bot.yaml, a Dockerfile and a first test on createTestHarness ('relay-bot/testing').
+ * bot.yaml, a Dockerfile and a first test on createTestHarness ('relay-bot/testing'). The bot
+ * imports from the package root ('relay-bot') only.
  * With RELAY_BOT_LOCAL set, the project depends on this checkout through a file: path, or, when it
  * names a .tgz (from `npm pack`), on that tarball.
  */
@@ -89,7 +90,7 @@ export function scaffold(project: string, dependency: string): Record<string, st
       null,
       2,
     )}\n`,
-    'src/bot.ts': `import { Bot, OnCommand, type BotContext } from 'relay-bot/framework/bot';
+    'src/bot.ts': `import { Bot, OnCommand, type BotContext } from 'relay-bot';
 
 @Bot({ name: '${bot}', description: 'a Relay bot' })
 export class ${cls} {

@@ -8,10 +8,10 @@
 import { randomBytes } from 'node:crypto';
 import { connect } from 'mqtt';
 import type { Argv } from 'yargs';
-import { ensureOwnBundle } from '../../framework/relay/own-bundle.js';
 import {
   asPowBits,
   DEFAULT_POW_BITS,
+  ensureOwnBundle,
   identityFromSecrets,
   keysTopic,
   mls,

@@ -3,7 +3,7 @@
  * embedded MQTT 5 broker in-process; with no database, the embedded SQLite file.
  */
 import type { Argv } from 'yargs';
-import { BotRuntime } from '../../framework/bot/index.js';
+import { BotRuntime } from '../../index.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
 import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
 import { redactUrl } from '../redact-url.js';

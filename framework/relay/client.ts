@@ -74,6 +74,7 @@ export interface SessionEvent {
   role: 'initiator' | 'joiner';
 }
 
+/** The events a RelayClient emits, with their payloads. */
 export interface RelayClientEvents {
   message: (m: ReceivedMessage) => void;
   session: (s: SessionEvent) => void;
@@ -88,6 +89,7 @@ export interface RelayClientEvents {
   error: (e: Error) => void;
 }
 
+/** How to reach the MQTT 5 broker: URL, credentials, TLS files, client id and session expiry. */
 export interface BrokerOptions {
   url: string;
   /** CA, client certificate and key for mqtts:// and wss:// (passed to the transport as they are). */
@@ -99,6 +101,7 @@ export interface BrokerOptions {
   sessionExpirySeconds?: number;
 }
 
+/** What RelayClient.create() takes: the store, the broker, and the protocol limits. */
 export interface RelayClientOptions {
   store: RelayStore;
   broker: BrokerOptions;
@@ -167,6 +170,7 @@ function compareBytes(a: Uint8Array, b: Uint8Array): number {
   return a.length - b.length;
 }
 
+/** An end-to-end encrypted Relay client: 1:1 sessions and groups over MQTT 5, emitting only verified messages. */
 export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly drops = new DropCounters();
   readonly userId: UserIdHex;

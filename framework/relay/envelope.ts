@@ -6,6 +6,7 @@
  * Pure codecs: no cryptography here; shape rules only. Decoders throw CodecError, encoders throw
  * ArgumentError when handed a value they would refuse to decode.
  */
+import { ACCESS_HINT_LENGTH, ACCESS_TAG_LENGTH } from './access.js';
 import { type UnixSeconds, type UserId, GROUP_ID_LENGTH, USER_ID_LENGTH } from './brand.js';
 import { bytesHeaderLength, decodeMap, decodeMapWithLayout, defineSchema, encodeMap } from './codec.js';
 import { ArgumentError, CodecError } from './errors.js';
@@ -24,8 +25,8 @@ export const MAX_ENVELOPE_BYTES = MAX_INNER_PAYLOAD_BYTES + AEAD_TAG_LENGTH + 12
 export const HPKE_ENC_LENGTH = 32;
 /** Our group Welcome extension key 11 (see InnerPayload.groupName). */
 export const MAX_GROUP_NAME_BYTES = 128;
-export const ACCESS_HINT_LENGTH = 4;
-export const ACCESS_TAG_LENGTH = 16;
+// The access field's parts are defined with the access-token computation (access.ts, PROTOCOL.md §5).
+export { ACCESS_HINT_LENGTH, ACCESS_TAG_LENGTH };
 
 // ---------------------------------------------------------------------------------------------------
 // SealedEnvelope (§5)

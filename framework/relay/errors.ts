@@ -5,6 +5,7 @@
 export type RelayErrorCode =
   'CODEC' | 'CRYPTO_VERIFY' | 'PROTOCOL' | 'TRANSPORT' | 'STORAGE' | 'CONFIG' | 'HANDLER' | 'ARGUMENT';
 
+/** The base of every error relay-bot throws; branch on its `code`, not its message. */
 export class RelayError extends Error {
   constructor(
     readonly code: RelayErrorCode,
@@ -37,12 +38,14 @@ export class ProtocolError extends RelayError {
   }
 }
 
+/** The broker connection failed, or refused a publish or subscription. */
 export class TransportError extends RelayError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('TRANSPORT', message, options);
   }
 }
 
+/** The store failed or holds something it cannot read (wrong state key, bad row). */
 export class StorageError extends RelayError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('STORAGE', message, options);
@@ -60,12 +63,14 @@ export class StaleStateError extends StorageError {
   }
 }
 
+/** A configuration value is wrong; the message names the key and the fix. */
 export class ConfigError extends RelayError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('CONFIG', message, options);
   }
 }
 
+/** A bot handler failed, ran out of time or misused the context. */
 export class HandlerError extends RelayError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('HANDLER', message, options);

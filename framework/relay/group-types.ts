@@ -24,11 +24,13 @@ export interface GroupOptions {
   commitDelayMs?: number;
 }
 
+/** One member of a group: its user id and leaf. */
 export interface GroupMemberInfo {
   userId: UserIdHex;
   leafIndex: number;
 }
 
+/** A group as we see it: its id, topic, name, members and committer. */
 export interface GroupInfo {
   groupId: string;
   topicId: string;
@@ -39,6 +41,7 @@ export interface GroupInfo {
   isCommitter: boolean;
 }
 
+/** A membership event of a group we are in: created, joined, members, rejoined or left. */
 export type GroupEvent =
   | { kind: 'created'; groupId: string; topicId: string; members: UserIdHex[] }
   | { kind: 'joined'; groupId: string; topicId: string; invitedBy: UserIdHex; members: UserIdHex[] }

@@ -1,9 +1,11 @@
 /**
- * framework/relay: the Relay protocol (PROTOCOL.md §1–9). Most users need only RelayClient and a
- * store; the lower layers are exported for independent clients and tests.
+ * framework/relay, published as `relay-bot/relay`: the Relay protocol (PROTOCOL.md §1–9). Bot
+ * authors get RelayClient and createRelayClient from the package root ('relay-bot'); the lower
+ * layers are exported here for independent clients, tooling and tests.
  */
 // Commonly used
 export { RelayClient } from './client.js';
+export { createRelayClient, type CreateRelayClientOptions } from './create-relay-client.js';
 export type {
   RelayClientOptions,
   RelayClientEvents,
@@ -36,6 +38,7 @@ export type {
   OwnBundle,
 } from './store.js';
 export * from './errors.js';
+export { PublishTooLargeError } from './transport-packet-size.js';
 export * from './brand.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';
@@ -59,7 +62,15 @@ export {
 } from './access.js';
 export * from './pow.js';
 export { toHex, fromHex } from './bytes.js';
-export { LABEL, MSG_TYPE, DEFAULT_POW_BITS, MAX_MINED_POW_BITS } from './labels.js';
+export {
+  LABEL,
+  MSG_TYPE,
+  DEFAULT_POW_BITS,
+  MAX_MINED_POW_BITS,
+  DEFAULT_MAX_ENVELOPE_BYTES,
+} from './labels.js';
+export { ensureOwnBundle, type OwnBundleDeps } from './own-bundle.js';
+export { MAX_GROUP_MEMBERS } from './group-policy.js';
 export { MqttTransport } from './transport.js';
 export type { MqttTransportOptions, InboundMessage, PublishOptions, SubscribeOptions } from './transport.js';
 export { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';

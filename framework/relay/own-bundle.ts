@@ -16,6 +16,7 @@ export const CONSUMED_GRACE_SECONDS = 600;
 /** Superseded, unused KeyPackages are kept this long, then deleted. */
 export const SUPERSEDED_RETENTION_SECONDS = 7 * DAY;
 
+/** What ensureOwnBundle() needs to publish and rotate our signed KeyBundle. */
 export interface OwnBundleDeps {
   identity: Identity;
   store: RelayStore;

@@ -184,6 +184,7 @@ export interface GroupMessageLoad {
   processed: boolean;
 }
 
+/** The storage a RelayClient needs: identity, key packages, conversations, dedupe records and the outbox. */
 export interface RelayStore {
   loadIdentity(): Promise<StoredIdentity | undefined>;
   saveIdentity(identity: StoredIdentity): Promise<void>;

@@ -1,9 +1,12 @@
 /**
- * Durable storage for the relay layer: a RelayStore on TypeORM, Postgres or embedded SQLite.
+ * Durable storage for the relay layer, published as `relay-bot/store`: a RelayStore on TypeORM,
+ * Postgres or embedded SQLite.
  *
- * Commonly used: createRelayDataSource + TypeOrmRelayStore. Expert: the entity schemas and
- * migrations, for tooling and for embedding the tables in an application's own DataSource.
+ * Commonly used: createRelayStore (createRelayDataSource + TypeOrmRelayStore in one call; also
+ * exported from the package root). Expert: the entity schemas and migrations, for tooling and for
+ * embedding the tables in an application's own DataSource.
  */
+export { createRelayStore, type CreateRelayStoreOptions } from './create-relay-store.js';
 export { TypeOrmRelayStore, type TypeOrmRelayStoreOptions } from './typeorm-store.js';
 export {
   createRelayDataSource,

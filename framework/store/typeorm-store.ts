@@ -238,6 +238,7 @@ const sqliteTx = (qr: QueryRunner): Tx => ({
   rollback: () => qr.query('ROLLBACK'),
 });
 
+/** RelayStore on Postgres or embedded SQLite through TypeORM, with optional encryption at rest. */
 export class TypeOrmRelayStore implements RelayStore {
   readonly backend: RelayBackend;
   private readonly stateKey: StoreStateKey;

@@ -69,7 +69,10 @@ test('init scaffolds a project with a harness test, and refuses a non-empty dire
   for (const f of ['src/bot.ts', 'bot.yaml', 'Dockerfile', 'test/bot.test.ts', 'tsconfig.json']) {
     expect(existsSync(path.join(dir, f))).toBe(true);
   }
-  expect(readFileSync(path.join(dir, 'src', 'bot.ts'), 'utf8')).toContain('export class WeatherBot');
+  const botSource = readFileSync(path.join(dir, 'src', 'bot.ts'), 'utf8');
+  expect(botSource).toContain('export class WeatherBot');
+  // The generated bot imports from the package root only.
+  expect([...botSource.matchAll(/from '([^']+)'/g)].map((m) => m[1])).toEqual(['relay-bot']);
   expect(readFileSync(path.join(dir, 'test', 'bot.test.ts'), 'utf8')).toContain(
     "import { createTestHarness } from 'relay-bot/testing'",
   );

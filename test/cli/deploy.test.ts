@@ -236,6 +236,16 @@ describe('Dockerfile, docker-compose.yml and README agree', () => {
     expect(froms[1]![3]).toBe('-slim');
   });
 
+  test('the build stage copies every source the build compiles (tsconfig.build.json include)', () => {
+    const include = (JSON.parse(read('tsconfig.build.json')) as { include: string[] }).include;
+    const copied = dockerfile
+      .split('\n')
+      .filter((l) => l.startsWith('COPY ') && !l.includes('--from='))
+      .flatMap((l) => l.slice('COPY '.length).trim().split(/\s+/).slice(0, -1));
+    for (const source of [...include, 'tsconfig.json', 'tsconfig.build.json'])
+      expect(copied).toContain(source);
+  });
+
   test('compose mounts the deploy/mosquitto files that exist, and runs postgres', () => {
     const mounts = (compose.services.mosquitto!.volumes ?? []).filter((v) => v.startsWith('./'));
     expect(mounts.length).toBeGreaterThanOrEqual(2);

@@ -2,7 +2,7 @@
  * `relay-bot init` output passes its own tests: scaffold a project that depends on this checkout
  * (RELAY_BOT_LOCAL=1, a file: link), `npm install` it, then run its `npm test` as generated. The
  * install runs this package's `prepare` (npm run build), so the project uses a fresh dist/ through
- * the exports map ('relay-bot/testing', 'relay-bot/framework/bot').
+ * the exports map ('relay-bot' and 'relay-bot/testing').
  *
  * About 15 s with a warm npm cache (init ~1 s, npm install with the build ~10 s, npm test ~2 s).
  */

@@ -7,11 +7,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { AuthenticationService, Credential } from 'ts-mls';
+import { USER_ID_LENGTH } from '../brand.js';
 import { equalBytes, utf8 } from '../bytes.js';
+import { ED25519_PUBLIC_LENGTH } from '../identity.js';
 import { LABEL } from '../labels.js';
 
-const ED25519_PUBLIC_LENGTH = 32;
-const USER_ID_LENGTH = 16;
 const USER_ID_LABEL = utf8(LABEL.userId);
 
 /** PROTOCOL.md §2: user_id = SHA-256("relay-uid-v1" || ed25519_public_key)[0..16]. */

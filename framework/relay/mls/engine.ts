@@ -41,6 +41,7 @@ import { encodeLeafNodeTBS, verifyLeafNodeSignature } from 'ts-mls/leafNode.js';
 import { CodecError as MlsCodecError, CryptoError, CryptoVerificationError } from 'ts-mls/mlsError.js';
 import { decodeRatchetTree, encodeRatchetTree, stripBlankNodes } from 'ts-mls/ratchetTree.js';
 import { decryptGroupInfo, decryptGroupSecrets } from 'ts-mls/welcome.js';
+import { GROUP_ID_LENGTH } from '../brand.js';
 import { equalBytes, wipe } from '../bytes.js';
 import { ArgumentError, CodecError, ProtocolError, RelayError, VerificationError } from '../errors.js';
 import { credentialIsValid } from './auth.js';
@@ -68,8 +69,6 @@ import {
   type Member,
   type SessionData,
 } from './state.js';
-
-const GROUP_ID_LENGTH = 32;
 
 export { GroupLimitError };
 
