@@ -5,27 +5,23 @@
  * with a counted reason.
  */
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
-import { accessHint, accessTag, AccessIndex } from './access.js';
+import { AccessIndex } from './access.js';
 import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
-import { verifyKeyBundle } from './bundle.js';
 import { fromHex, toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
 import { encodeContent, tryDecodeContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
-import { encodeEnvelope, encodeInnerPayload, type InnerPayload } from './envelope.js';
+import type { InnerPayload } from './envelope.js';
 import { ArgumentError, ProtocolError, RelayError } from './errors.js';
 import {
-  deriveUserId,
   generateIdentity,
   identityFromSecrets,
   publicIdentity,
   signSealedSenderKey,
   userIdFromHex,
   userIdToHex,
-  verifySealedSenderKey,
   type Identity,
   type PublicIdentity,
 } from './identity.js';
@@ -37,19 +33,16 @@ import {
   LABEL,
   MAX_MINED_POW_BITS,
   MSG_TYPE,
-  SENT_AT_WINDOW_SECONDS,
 } from './labels.js';
 import * as mls from './mls/index.js';
-import { refusedReply, settleFailures, withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
-import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
+import { refusedReply, withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
-import { powChallenge, PowMiner } from './pow.js';
-import { createOpener, seal, type Opener } from './seal.js';
+import { PowMiner } from './pow.js';
+import { createOpener, type Opener } from './seal.js';
 import type {
   GroupRecord,
   InboundCommit,
   OutboxRecord,
-  OwnBundle,
   PeerRecord,
   RelayStore,
   SessionAccessRecord,
@@ -61,6 +54,10 @@ export type { GroupChange, HandlerTransaction } from './group-client.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, isQos1OnlyTopic, keysTopic, parseTopic } from './topics.js';
 import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
+import { Bundles, type FetchedBundle } from './bundles.js';
+import { inboxRow, sealInSession, sealWithPow, type SealContext } from './direct-seal.js';
+import { InboxPipeline } from './inbound.js';
+import { OutboxPublisher } from './outbox-publisher.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import type { PublishTooLargeError } from './transport-packet-size.js';
 import { VersionedLru } from './state-cache.js';
@@ -125,19 +122,6 @@ export interface RelayClientOptions {
   parkAfterMs?: number;
 }
 
-interface FetchedBundle {
-  record: PeerRecord;
-  keyPackage: Uint8Array;
-  powBits: number;
-}
-
-interface BundleWaiter {
-  resolve: (payload: Uint8Array) => void;
-}
-
-const INBOX_MESSAGE_EXPIRY_SECONDS = SENT_AT_WINDOW_SECONDS;
-const OUTBOX_CLEANUP_DELAY_MS = 50;
-const OUTBOX_RETRY_DELAY_MS = 1000;
 /** PROTOCOL.md §10: a session whose peer never sent an application message expires after a day. */
 const UNUSED_SESSION_SECONDS = 86_400;
 
@@ -149,17 +133,6 @@ interface HandlerOutcome {
   conversationData: Array<{ conversationId: string; json: string }>;
   /** Groups whose bookkeeping records the handler's membership changes. */
   groups: GroupRecord[];
-}
-
-/** A 1:1 Welcome or commit: afterwards envelopes carry access tokens of a new session or epoch. */
-function changesAccessKeys(inner: InnerPayload): boolean {
-  if (inner.msgType === MSG_TYPE.welcome) return true;
-  if (inner.msgType !== MSG_TYPE.message) return false;
-  try {
-    return mls.peekHeader(inner.mls).contentType === 'commit';
-  } catch {
-    return false;
-  }
 }
 
 function compareBytes(a: Uint8Array, b: Uint8Array): number {
@@ -181,26 +154,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly accessIndex = new AccessIndex();
   private readonly replayCache = new ReplayCache();
   private readonly quota: WelcomeQuota;
-  private readonly bundleWaiters = new Map<string, BundleWaiter[]>();
   private readonly transport: MqttTransport;
   private readonly parking: Parking;
-  private ownBundle: OwnBundle | undefined;
+  private readonly outbox: OutboxPublisher;
+  private readonly bundles: Bundles;
+  private readonly inbox: InboxPipeline;
+  private readonly sealing: SealContext;
   private refreshTimer: NodeJS.Timeout | undefined;
-  private republishing: Promise<void> | undefined;
-  private flushing: Promise<void> | undefined;
   private handler: TransactionalHandler | undefined;
   private readonly states = new VersionedLru<mls.GroupSession>();
   private ready: Promise<void> = Promise.resolve();
-  private flushAgain: Promise<void> | undefined;
-  private readonly published = new Set<string>();
-  private cleanupTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   private startedUp = false;
-  private arrivals: Promise<void> = Promise.resolve();
-  /** Resolves once every arrival so far has been checked and registered as key-changing or not. */
-  private checks: Promise<void> = Promise.resolve();
-  /** Resolves once every arrival so far that sets up a session or an epoch has been processed. */
-  private keyChanges: Promise<void> = Promise.resolve();
   private started = false;
   private readonly groupCoordinator: GroupCoordinator;
 
@@ -242,6 +206,45 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       parking: this.parking,
     });
     this.opts = { ...opts, store: withOutboxCheck(opts.store, this.outboxRowError) };
+    this.outbox = new OutboxPublisher({
+      store: this.opts.store,
+      publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
+      clock: this.clock,
+      log: this.log,
+      onQuarantine: (q) => this.emit('quarantine', q),
+      retryAllowed: () => this.started,
+    });
+    this.bundles = new Bundles({
+      identity,
+      store: this.opts.store,
+      mls: mlsCtx,
+      clock: this.clock,
+      prefix: this.prefix,
+      powBits: this.powBits,
+      ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
+      ...(opts.bundleFetchTimeoutMs !== undefined ? { fetchTimeoutMs: opts.bundleFetchTimeoutMs } : {}),
+      publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
+      subscribe: (topic, o) => this.transport.subscribe(topic, o),
+      unsubscribe: (topic) => this.transport.unsubscribe(topic),
+      onInvalid: (topic, e) => this.dropped('bundle_invalid', topic, e),
+      fail: (e) => this.fail(e),
+    });
+    this.sealing = {
+      identity,
+      mls: mlsCtx,
+      clock: this.clock,
+      prefix: this.prefix,
+      miner,
+      onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
+    };
+    this.inbox = new InboxPipeline({
+      queue: this.queue,
+      check: (payload) => this.checkInbound(payload),
+      receive: (opened, sender) => this.receiveInQueue(opened, sender, this.clock.now()),
+      dropped: (reason, topic, error) => this.dropped(reason, topic, error),
+      securityDrop: (topic, inner) => this.securityDrop(topic, inner),
+      refuseIfOverloaded: (e, topic) => this.refuseIfOverloaded(e, topic),
+    });
     // Attached before connecting so messages the broker redelivers at connect are covered.
     this.transport.onMessage((m) => this.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
@@ -261,13 +264,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         // MQTT 5 No Local: members never see their own group messages (§9).
         subscribe: (topic) => this.transport.subscribe(topic, { qos: 1, noLocal: true }),
         unsubscribe: (topic) => this.transport.unsubscribe(topic),
-        fetchPeerBundle: (peer) => this.fetchPeerBundle(peer),
-        sealWithPow: (peer, inner, sentAt) => this.sealWithPow(peer, inner, sentAt),
-        inboxRow: (peer, payload) => this.inboxRow(peer, payload),
+        fetchPeerBundle: (peer) => this.bundles.fetch(peer),
+        sealWithPow: (peer, inner, sentAt) => sealWithPow(this.sealing, peer, inner, sentAt),
+        inboxRow: (peer, payload) => inboxRow(this.sealing, peer, payload),
         outboxRowError: this.outboxRowError,
         flushOutbox: () => this.flushOutbox(),
         fail: (e) => this.fail(e),
-        republishBundle: () => this.scheduleRepublish(false),
+        republishBundle: () => this.bundles.scheduleRepublish(false),
         emitGroup: (e) => this.emit('group', e),
         emitMessage: (m) => this.emit('message', m),
         handler: () => this.handler,
@@ -324,13 +327,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async stop(): Promise<void> {
     this.startedUp = false;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
-    this.retryTimer = this.cleanupTimer = undefined;
+    await this.outbox.stop();
     await this.groupCoordinator.stop();
     await this.queue.idle();
     if (this.transport.connected) await this.flushOutbox().catch(() => undefined);
-    await this.deletePublished().catch(() => undefined);
+    await this.outbox.deletePublished().catch(() => undefined);
     await this.parking.stop();
     await this.transport.end();
     await this.miner.close();
@@ -364,7 +365,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         await this.flushOutbox();
         return { id };
       }
-      bundle = await this.fetchPeerBundle(peerHex);
+      bundle = await this.bundles.fetch(peerHex);
     }
     throw new ProtocolError(`could not establish a session with ${peerHex}`);
   }
@@ -375,7 +376,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    */
   async verifyPeer(peer: string): Promise<{ userId: UserIdHex; displayName?: string; powBits: number }> {
     const peerHex = userIdToHex(userIdFromHex(peer));
-    const fetched = await this.fetchPeerBundle(peerHex);
+    const fetched = await this.bundles.fetch(peerHex);
     await this.opts.store.putPeer(fetched.record);
     return {
       userId: peerHex,
@@ -486,12 +487,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         : session.unconfirmedOutgoing,
       updatedAt: this.clock.now(),
     };
-    const payload = await this.sealMessage(before, peer, {
+    const payload = await sealInSession(this.sealing, before, peer, {
       msgType: MSG_TYPE.message,
       mls: encrypted.message,
     });
     await this.commit(
-      { sessions: [next], outbox: [this.inboxRow(peer.userId, payload)], conversationData: data },
+      { sessions: [next], outbox: [inboxRow(this.sealing, peer.userId, payload)], conversationData: data },
       encrypted.state,
     );
     return 'sent';
@@ -503,23 +504,35 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private async sendCommit(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
     const committed = await mls.commitPending(this.mlsCtx, state);
-    const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: committed.commit });
+    const payload = await sealInSession(this.sealing, state, peer, {
+      msgType: MSG_TYPE.message,
+      mls: committed.commit,
+    });
     const next = await this.withNewEpoch(session, committed.state);
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, committed.state);
+    await this.commit(
+      { sessions: [next], outbox: [inboxRow(this.sealing, peer.userId, payload)] },
+      committed.state,
+    );
     this.indexSession(next);
     return { state: committed.state, session: next };
   }
 
   private async sendUpdateProposal(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
     const proposed = await mls.proposeUpdate(this.mlsCtx, state);
-    const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: proposed.message });
+    const payload = await sealInSession(this.sealing, state, peer, {
+      msgType: MSG_TYPE.message,
+      mls: proposed.message,
+    });
     const next: SessionRecord = {
       ...session,
       state: mls.encodeSession(proposed.state),
       messagesSinceCommit: 0,
       updatedAt: this.clock.now(),
     };
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, proposed.state);
+    await this.commit(
+      { sessions: [next], outbox: [inboxRow(this.sealing, peer.userId, payload)] },
+      proposed.state,
+    );
     return { state: proposed.state, session: next };
   }
 
@@ -556,7 +569,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       sealedSenderKey: this.identity.sealPublic,
       sealedSenderKeySignature: signSealedSenderKey(this.#secrets),
     };
-    const payload = await this.sealWithPow(peer.record, inner);
+    const payload = await sealWithPow(this.sealing, peer.record, inner);
     const session: SessionRecord = {
       groupId,
       peerId: peerHex,
@@ -571,7 +584,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       unusedSince: this.clock.now(),
     };
     await this.commit(
-      { sessions: [session], peers: [peer.record], outbox: [this.inboxRow(peer.record.userId, payload)] },
+      {
+        sessions: [session],
+        peers: [peer.record],
+        outbox: [inboxRow(this.sealing, peer.record.userId, payload)],
+      },
       created.state,
     );
     this.indexSession(session);
@@ -613,63 +630,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return peer;
   }
 
-  /** Seal a message inside an established session: access token instead of PoW. */
-  private async sealMessage(
-    framedIn: mls.GroupSession,
-    peer: PeerRecord,
-    inner: Pick<InnerPayload, 'msgType' | 'mls'>,
-  ): Promise<Uint8Array> {
-    const peerId = userIdFromHex(peer.userId);
-    const key = await mls.exportSecret(this.mlsCtx, framedIn, LABEL.access, peerId, 32);
-    const sentAt = this.clock.now();
-    const hint = accessHint(key, sentAt);
-    const plaintext = encodeInnerPayload({
-      ...inner,
-      senderId: this.identity.userId,
-      senderIdentityKey: this.identity.signingPublic,
-    });
-    const sealed = await seal({
-      recipientId: peerId,
-      recipientSealKey: peer.sealKey,
-      plaintext,
-      sentAt,
-      hint,
-    });
-    const tag = accessTag(key, sealed.enc, sealed.ciphertext, sentAt);
-    return encodeEnvelope({ ...sealed, powNonce: 0n, access: { hint, tag }, sentAt });
-  }
-
-  private async sealWithPow(
-    peer: PeerRecord,
-    inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'>,
-    sentAt: UnixSeconds = this.clock.now(),
-  ): Promise<Uint8Array> {
-    const peerId = userIdFromHex(peer.userId);
-    const plaintext = encodeInnerPayload({
-      ...inner,
-      senderId: this.identity.userId,
-      senderIdentityKey: this.identity.signingPublic,
-    } as InnerPayload);
-    const sealed = await seal({ recipientId: peerId, recipientSealKey: peer.sealKey, plaintext, sentAt });
-    const started = performance.now();
-    const nonce = await this.miner.mine(
-      powChallenge(peerId, sentAt, sealed.enc, sealed.ciphertext),
-      peer.powBits,
-    );
-    this.emit('pow', { bits: peer.powBits, seconds: (performance.now() - started) / 1000 });
-    return encodeEnvelope({ ...sealed, powNonce: nonce, sentAt });
-  }
-
-  private inboxRow(peerHex: string, payload: Uint8Array): OutboxRecord {
-    return {
-      id: randomUUID(),
-      topic: inboxTopic(this.prefix, userIdFromHex(peerHex)),
-      payload,
-      messageExpirySeconds: INBOX_MESSAGE_EXPIRY_SECONDS,
-      createdAt: this.clock.now(),
-    };
-  }
-
   /**
    * Commits, then advances the local copies' versions to what the store now holds, so the same
    * flow can write the session again. A stale version drops the cached state: the next attempt
@@ -695,56 +655,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return this.states.get(session.groupId, session.version) ?? mls.decodeSession(session.state);
   }
 
-  /**
-   * Publishes committed outbox rows in commit order and deletes each once the broker acknowledged
-   * it. One round at a time; a caller arriving mid-round waits for the next round, which sees its row.
-   */
+  /** Publishes committed outbox rows (outbox-publisher.ts). */
   flushOutbox(): Promise<void> {
-    if (this.flushing) {
-      this.flushAgain ??= this.flushing
-        .catch(() => undefined)
-        .then(() => {
-          this.flushAgain = undefined;
-          return this.flushOutbox();
-        });
-      return this.flushAgain;
-    }
-    const round = this.flushRound().finally(() => (this.flushing = undefined));
-    this.flushing = round;
-    round.catch((e: unknown) => {
-      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'outbox flush failed; retrying');
-      this.scheduleFlushRetry();
-    });
-    return round;
-  }
-
-  private async flushRound(): Promise<void> {
-    for (;;) {
-      const listed = await this.opts.store.listOutbox(500 + this.published.size);
-      const pending = listed.filter((r) => !this.published.has(r.id));
-      if (pending.length === 0) return;
-      // A row marked awaitAck (a group commit) must be acknowledged before later rows (its
-      // Welcomes) go out, so a round ends with it.
-      const barrier = pending.findIndex((r) => r.awaitAck);
-      const rows = barrier === -1 ? pending : pending.slice(0, barrier + 1);
-      // Started in order without awaiting each: MQTT.js writes them in call order.
-      const acks = rows.map((r) =>
-        this.transport.publish(r.topic, r.payload, {
-          qos: 1,
-          ...(r.retain ? { retain: true } : {}),
-          ...(r.messageExpirySeconds !== undefined ? { messageExpirySeconds: r.messageExpirySeconds } : {}),
-        }),
-      );
-      const results = await Promise.allSettled(acks);
-      rows.forEach((r, i) => results[i]!.status === 'fulfilled' && this.published.add(r.id));
-      this.scheduleOutboxCleanup();
-      // Rows that can never go out are set aside; only the others are retried ahead of later rows.
-      const retry = await settleFailures(rows, results, this.opts.store, this.clock.now(), (q) => {
-        this.log.error(q, 'outbox row can never be published; quarantined with its dependents');
-        this.emit('quarantine', q);
-      });
-      if (retry !== undefined) throw retry;
-    }
+    return this.outbox.flush();
   }
 
   private readonly outboxRowError = (row: OutboxRecord): PublishTooLargeError | undefined =>
@@ -752,49 +665,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       ...(row.messageExpirySeconds !== undefined ? { messageExpirySeconds: row.messageExpirySeconds } : {}),
     });
 
-  /**
-   * Acknowledged rows are deleted in batches rather than one transaction per message: a row that a
-   * crash leaves behind is published again, and the receiver's replay cache drops the copy.
-   */
-  private scheduleOutboxCleanup(): void {
-    if (this.cleanupTimer || this.published.size === 0) return;
-    this.cleanupTimer = setTimeout(() => {
-      this.cleanupTimer = undefined;
-      void this.deletePublished().catch((e) =>
-        this.log.warn({ err: (e as Error).message }, 'outbox cleanup failed'),
-      );
-    }, OUTBOX_CLEANUP_DELAY_MS);
-    this.cleanupTimer.unref();
-  }
-
-  private async deletePublished(): Promise<void> {
-    const ids = [...this.published];
-    if (ids.length === 0) return;
-    await this.opts.store.deleteOutbox(ids);
-    for (const id of ids) this.published.delete(id);
-  }
-
-  private scheduleFlushRetry(): void {
-    if (this.retryTimer || !this.started) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.flushOutbox().catch(() => undefined);
-    }, OUTBOX_RETRY_DELAY_MS);
-    this.retryTimer.unref();
-  }
-
   /** After a reconnect: publish what waited, and restore our bundle if the broker lost its state. */
   private onReconnected(sessionPresent: boolean): void {
     if (!this.startedUp) return;
     void this.flushOutbox().catch(() => undefined);
-    if (!sessionPresent) this.scheduleRepublish(true);
+    if (!sessionPresent) this.bundles.scheduleRepublish(true);
   }
 
   // ---------------------------------------------------------------- bundles
 
   /** Daily bundle refresh, key retention and cache expiry (PROTOCOL.md §4, §5). */
   private async housekeeping(): Promise<void> {
-    await this.refreshBundle();
+    await this.bundles.refresh();
     await this.opts.store.prune(this.clock.now());
     await this.expireUnusedSessions();
     await this.groupCoordinator.housekeeping();
@@ -806,85 +688,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       this.accessIndex.removeSession(groupId);
       this.states.delete(groupId);
     }
-  }
-
-  private async refreshBundle(): Promise<void> {
-    const deps = {
-      identity: this.#secrets,
-      store: this.opts.store,
-      mls: this.mlsCtx,
-      powBits: this.powBits,
-      ...(this.opts.displayName !== undefined ? { displayName: this.opts.displayName } : {}),
-    };
-    const bundle = await ensureOwnBundle(deps, this.clock.now());
-    const changed = !this.ownBundle || this.ownBundle.issuedAt !== bundle.issuedAt;
-    this.ownBundle = bundle;
-    if (changed) {
-      await this.transport.publish(keysTopic(this.prefix, this.identity.userId), bundle.bytes, {
-        qos: 1,
-        retain: true,
-      });
-    }
-  }
-
-  /** Coalesces re-publishes: many foreign payloads in a row cause one refresh. */
-  private scheduleRepublish(force: boolean): void {
-    if (this.republishing) return;
-    if (force) this.ownBundle = undefined;
-    this.republishing = this.refreshBundle()
-      .catch((e) => this.fail(e))
-      .finally(() => (this.republishing = undefined));
-  }
-
-  private async fetchPeerBundle(peerHex: UserIdHex): Promise<FetchedBundle> {
-    const topic = keysTopic(this.prefix, userIdFromHex(peerHex));
-    const timeoutMs = this.opts.bundleFetchTimeoutMs ?? 10_000;
-    const known = await this.opts.store.getPeer(peerHex);
-    const payload = await new Promise<Uint8Array>((resolve, reject) => {
-      const waiter: BundleWaiter = { resolve };
-      const list = this.bundleWaiters.get(topic) ?? [];
-      list.push(waiter);
-      this.bundleWaiters.set(topic, list);
-      const timer = setTimeout(() => {
-        this.removeWaiter(topic, waiter);
-        reject(
-          new ProtocolError(
-            `no key bundle for ${peerHex} arrived within ${timeoutMs} ms; is the user online once?`,
-          ),
-        );
-      }, timeoutMs);
-      waiter.resolve = (p) => {
-        clearTimeout(timer);
-        resolve(p);
-      };
-      this.transport.subscribe(topic, { qos: 1 }).catch(reject);
-    }).finally(() => void this.transport.unsubscribe(topic).catch(() => undefined));
-    let verified: Awaited<ReturnType<typeof verifyKeyBundle>>;
-    try {
-      verified = await verifyKeyBundle(payload, userIdFromHex(peerHex), {
-        now: this.clock.now(),
-        ...(known?.bundleIssuedAt !== undefined ? { lastAcceptedIssuedAt: known.bundleIssuedAt } : {}),
-        verifier: mls.keyPackageVerifier(this.mlsCtx),
-      });
-    } catch (e) {
-      this.dropped('bundle_invalid', topic, e);
-      throw e;
-    }
-    const record: PeerRecord = {
-      userId: peerHex,
-      identityKey: verified.identityKey,
-      sealKey: verified.bundle.sealedSenderKey,
-      powBits: verified.bundle.powBits,
-      bundleIssuedAt: verified.bundle.issuedAt,
-      ...(verified.bundle.displayName !== undefined ? { displayName: verified.bundle.displayName } : {}),
-    };
-    return { record, keyPackage: verified.bundle.keyPackage, powBits: verified.bundle.powBits };
-  }
-
-  private removeWaiter(topic: string, waiter: BundleWaiter): void {
-    const rest = (this.bundleWaiters.get(topic) ?? []).filter((w) => w !== waiter);
-    if (rest.length) this.bundleWaiters.set(topic, rest);
-    else this.bundleWaiters.delete(topic);
   }
 
   // ---------------------------------------------------------------- inbound
@@ -900,9 +703,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private async dispatchInbound(m: InboundMessage): Promise<void> {
     const ownInbox = inboxTopic(this.prefix, this.identity.userId);
     const ownKeys = keysTopic(this.prefix, this.identity.userId);
-    if (m.topic === ownInbox) return this.receiveEnvelope(m.topic, m.payload);
+    if (m.topic === ownInbox) return this.inbox.receive(m.topic, m.payload);
     if (m.topic === ownKeys) {
-      if (isForeignBundle(this.ownBundle, m.payload)) this.scheduleRepublish(true);
+      this.bundles.onOwnKeysPayload(m.payload);
       return;
     }
     const parsed = parseTopic(this.prefix, m.topic);
@@ -913,12 +716,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       if (reason) this.dropped(reason, m.topic);
       return;
     }
-    const waiters = this.bundleWaiters.get(m.topic);
-    if (waiters) {
-      this.bundleWaiters.delete(m.topic);
-      for (const w of waiters) w.resolve(m.payload);
-      return;
-    }
+    if (this.bundles.deliver(m.topic, m.payload)) return;
     if (!m.topic.endsWith('/keys')) this.dropped('unexpected_topic', m.topic);
   }
 
@@ -942,68 +740,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.emit('drop', { reason, topic });
   }
 
-  /**
-   * The transport runs handlers concurrently; the envelope checks may finish out of order, so each
-   * message joins its conversation's lane only after every earlier arrival has joined its own.
-   *
-   * An access hint that matches no session may name one that an earlier Welcome or commit is still
-   * setting up. Such an envelope waits for those earlier key changes only, not for everything that
-   * arrived before it: an envelope with a made-up hint costs nothing to send, and must not make
-   * every conversation wait on the slowest handler in flight.
-   */
-  private async receiveEnvelope(topic: string, payload: Uint8Array): Promise<void> {
-    const previous = this.arrivals;
-    const earlierChecks = this.checks;
-    let joined!: () => void;
-    let checkedIn!: () => void;
-    let completed!: () => void;
-    this.arrivals = new Promise<void>((r) => (joined = r));
-    this.checks = new Promise<void>((r) => (checkedIn = r));
-    const mine = new Promise<void>((r) => (completed = r));
-    let settleClaim: ((keep: boolean) => void) | undefined;
-    try {
-      let checked = await this.checkInbound(payload);
-      if (checked.ok) settleClaim = checked.value.claim.settle;
-      // Registered in arrival order, so a later envelope sees every earlier key change.
-      await earlierChecks;
-      let keyChangesBefore: Promise<void> | undefined;
-      if (!checked.ok && checked.reason === 'pow' && checked.retryAfterEarlier) {
-        keyChangesBefore = this.keyChanges;
-      } else if (checked.ok && changesAccessKeys(checked.value.inner)) {
-        this.keyChanges = Promise.all([this.keyChanges, mine]).then(() => undefined);
-      }
-      checkedIn();
-      if (keyChangesBefore) {
-        await keyChangesBefore;
-        checked = await this.checkInbound(payload);
-        if (checked.ok) settleClaim = checked.value.claim.settle;
-      }
-      await previous;
-      if (!checked.ok) return this.dropped(checked.reason, topic, checked.error);
-      const inner = checked.value.inner;
-      if (!this.senderBindingHolds(inner)) return this.securityDrop(topic, inner);
-      const sender = userIdToHex(inner.senderId);
-      let lane: Promise<DropReason | undefined>;
-      try {
-        lane = this.queue.run(sender, () => this.receiveInQueue(checked.value, sender, this.clock.now()));
-      } finally {
-        joined();
-      }
-      const reason = await lane.catch((e: unknown) => this.refuseIfOverloaded(e, topic));
-      if (reason === 'sender_binding') this.securityDrop(topic, inner);
-      else if (reason) this.dropped(reason, topic);
-    } catch (e) {
-      // No outcome: the message is left unacknowledged and comes back, and must not meet a replay.
-      settleClaim?.(false);
-      throw e;
-    } finally {
-      settleClaim?.(true);
-      checkedIn();
-      joined();
-      completed();
-    }
-  }
-
   private checkInbound(payload: Uint8Array) {
     const now = this.clock.now();
     return checkEnvelope(
@@ -1019,16 +755,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       payload,
       now,
     );
-  }
-
-  /** PROTOCOL.md §6: key 1 derives from key 2, and a new sealed-sender key is signed by key 2. */
-  private senderBindingHolds(inner: InnerPayload): boolean {
-    if (toHex(deriveUserId(inner.senderIdentityKey)) !== toHex(inner.senderId)) return false;
-    if (inner.sealedSenderKey !== undefined) {
-      const sig = inner.sealedSenderKeySignature;
-      if (!sig || !verifySealedSenderKey(inner.senderIdentityKey, inner.sealedSenderKey, sig)) return false;
-    }
-    return true;
   }
 
   private securityDrop(topic: string, inner: InnerPayload): void {
@@ -1098,7 +824,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         welcome: { digest: welcomeDigest, at: now },
         consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
       });
-      setImmediate(() => this.scheduleRepublish(false));
+      setImmediate(() => this.bundles.scheduleRepublish(false));
       return 'welcome_superseded';
     }
     const session: SessionRecord = {
@@ -1136,7 +862,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.indexSession(session);
     this.emit('session', { peer: sender, groupId, role: 'joiner' });
     // Single-use KeyPackage: publish a fresh bundle now (PROTOCOL.md §4), outside this handler.
-    setImmediate(() => this.scheduleRepublish(false));
+    setImmediate(() => this.bundles.scheduleRepublish(false));
     if (existing?.initiatedUnconfirmed && existing.unconfirmedOutgoing.length > 0) {
       const resend = existing.unconfirmedOutgoing;
       setImmediate(() => {
@@ -1260,22 +986,22 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // otherwise a peer asking for key updates would find its next Update refused.
     if (run.replies.length > 0 && mls.isCommitter(state) && mls.hasPendingProposals(state)) {
       const committed = await mls.commitPending(this.mlsCtx, state);
-      const payload = await this.sealMessage(state, peer, {
+      const payload = await sealInSession(this.sealing, state, peer, {
         msgType: MSG_TYPE.message,
         mls: committed.commit,
       });
-      outbox.push(this.inboxRow(peer.userId, payload));
+      outbox.push(inboxRow(this.sealing, peer.userId, payload));
       consumed.push(committed.consumed);
       session = await this.withNewEpoch(session, committed.state);
       state = committed.state;
     }
     for (const r of run.replies) {
       const encrypted = await mls.encryptApplication(this.mlsCtx, state, replyContent(r, message.content));
-      const payload = await this.sealMessage(state, peer, {
+      const payload = await sealInSession(this.sealing, state, peer, {
         msgType: MSG_TYPE.message,
         mls: encrypted.message,
       });
-      const row = this.inboxRow(peer.userId, payload);
+      const row = inboxRow(this.sealing, peer.userId, payload);
       const refused = refusedReply(row, this.outboxRowError);
       if (refused) {
         this.fail(refused);
