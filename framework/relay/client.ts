@@ -9,7 +9,7 @@ import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import { AccessIndex } from './access.js';
 import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
-import { fromHex, toHex } from './bytes.js';
+import { toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
 import { encodeContent, tryDecodeContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
@@ -35,7 +35,7 @@ import {
   MSG_TYPE,
 } from './labels.js';
 import * as mls from './mls/index.js';
-import { refusedReply, withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
+import { withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
 import { PowMiner } from './pow.js';
 import { createOpener, type Opener } from './seal.js';
@@ -49,7 +49,7 @@ import type {
   SessionRecord,
 } from './store.js';
 import { GroupCoordinator, type GroupEvent, type GroupInfo, type GroupOptions } from './group-client.js';
-import { replyContent, runHandler, type ReceivedMessage, type TransactionalHandler } from './handler.js';
+import { runHandler, type ReceivedMessage, type TransactionalHandler } from './handler.js';
 export type { GroupChange, HandlerTransaction } from './group-client.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, isQos1OnlyTopic, keysTopic, parseTopic } from './topics.js';
 import { ReplayCache } from './replay-cache.js';
@@ -57,6 +57,9 @@ import { retryStale } from './retry-stale.js';
 import { Bundles, type FetchedBundle } from './bundles.js';
 import { inboxRow, sealInSession, sealWithPow, type SealContext } from './direct-seal.js';
 import { InboxPipeline } from './inbound.js';
+import { directWelcomeMembers, welcomeSuperseded } from './steps/direct-welcome.js';
+import { encryptReplies } from './steps/encrypt-replies.js';
+import { admitWelcome } from './welcome-admission.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import type { PublishTooLargeError } from './transport-packet-size.js';
@@ -133,11 +136,6 @@ interface HandlerOutcome {
   conversationData: Array<{ conversationId: string; json: string }>;
   /** Groups whose bookkeeping records the handler's membership changes. */
   groups: GroupRecord[];
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
 }
 
 export class RelayClient extends EventEmitter<RelayClientEvents> {
@@ -787,37 +785,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private async receiveWelcome(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds) {
     const { inner } = opened;
-    // A Welcome always carries PoW: a token only vouches for messages inside its own session.
-    if (opened.tokenSession !== undefined) return 'access_session';
-    if (!inner.sealedSenderKey) return 'inner_payload';
-    const welcomeDigest = digestHex(inner.mls);
-    if (await this.opts.store.hasWelcome(welcomeDigest, (now - 7 * 86_400) as UnixSeconds))
-      return 'welcome_replay';
-    if (!this.quota.take(sender)) return 'welcome_quota';
-    let joined: Awaited<ReturnType<typeof mls.joinFromWelcome>>;
-    try {
-      const kps = await this.opts.store.listKeyPackages();
-      joined = await mls.joinFromWelcome(
-        this.mlsCtx,
-        inner.mls,
-        inner.ratchetTree,
-        kps.map((k) => ({
-          ref: fromHex(k.ref),
-          keyPackage: k.keyPackage,
-          privateKeyPackage: k.privateKeyPackage,
-        })),
-      );
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'welcome rejected');
-      return 'welcome_invalid';
-    }
-    const binding = this.checkWelcomeMembers(joined, inner);
+    const admitted = await admitWelcome(this.welcomeDeps(), opened, sender, now, {
+      tooLarge: 'welcome_invalid',
+      rejected: 'welcome rejected',
+    });
+    if (!admitted.ok) return admitted.reason;
+    const { joined, digest: welcomeDigest, sealKey } = admitted;
+    const binding = directWelcomeMembers(joined, inner, this.identity.signingPublic);
     if (binding) return binding;
     const groupIdBytes = mls.groupIdOf(joined.state);
     const groupId = toHex(groupIdBytes);
     const existing = await this.opts.store.getSessionByPeer(sender);
-    if (existing?.initiatedUnconfirmed && compareBytes(fromHex(existing.groupId), groupIdBytes) < 0) {
-      // Both initiated at once: both keep the group with the smaller id (PROTOCOL.md §7).
+    if (welcomeSuperseded(existing, groupIdBytes)) {
       // Our KeyPackage is spent either way: the peer saw it used, so mint a fresh one.
       await this.commit({
         envelope: replayEntry(opened),
@@ -845,7 +824,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       ...(known ?? { powBits: DEFAULT_POW_BITS }),
       userId: sender,
       identityKey: inner.senderIdentityKey,
-      sealKey: inner.sealedSenderKey,
+      sealKey,
     };
     await this.commit(
       {
@@ -872,18 +851,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return undefined;
   }
 
-  /** A 1:1 Welcome: exactly us and the sender, and the GroupInfo signed by the sender's key. */
-  private checkWelcomeMembers(
-    joined: Awaited<ReturnType<typeof mls.joinFromWelcome>>,
-    inner: InnerPayload,
-  ): DropReason | undefined {
-    if (joined.members.length !== 2) return 'welcome_invalid';
-    const keys = joined.members.map((m) => toHex(m.identityKey));
-    const senderKey = toHex(inner.senderIdentityKey);
-    if (toHex(joined.groupInfoSignerKey) !== senderKey) return 'sender_binding';
-    if (!keys.includes(senderKey) || !keys.includes(toHex(this.identity.signingPublic)))
-      return 'welcome_invalid';
-    return undefined;
+  private welcomeDeps() {
+    return { store: this.opts.store, mls: this.mlsCtx, quota: this.quota, log: this.log };
   }
 
   private async receiveMessage(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds) {
@@ -995,22 +964,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       session = await this.withNewEpoch(session, committed.state);
       state = committed.state;
     }
-    for (const r of run.replies) {
-      const encrypted = await mls.encryptApplication(this.mlsCtx, state, replyContent(r, message.content));
-      const payload = await sealInSession(this.sealing, state, peer, {
-        msgType: MSG_TYPE.message,
-        mls: encrypted.message,
-      });
-      const row = inboxRow(this.sealing, peer.userId, payload);
-      const refused = refusedReply(row, this.outboxRowError);
-      if (refused) {
-        this.fail(refused);
-        continue;
-      }
-      outbox.push(row);
-      state = encrypted.state;
-      consumed.push(encrypted.consumed);
-    }
+    const encrypted = await encryptReplies(this.mlsCtx, state, run.replies, message.content, {
+      row: async (framedIn, mlsMessage) =>
+        inboxRow(
+          this.sealing,
+          peer.userId,
+          await sealInSession(this.sealing, framedIn, peer, { msgType: MSG_TYPE.message, mls: mlsMessage }),
+        ),
+      check: this.outboxRowError,
+    });
+    for (const e of encrypted.refused) this.fail(e);
+    outbox.push(...encrypted.rows);
+    consumed.push(...encrypted.consumed);
+    state = encrypted.state;
     return {
       state,
       consumed,

@@ -8,8 +8,9 @@
  */
 import { randomUUID } from 'node:crypto';
 export type * from './group-types.js';
-import { GroupChanges, replyContent, runHandler } from './handler.js';
-import { refusedReply } from './outbox-quarantine.js';
+import { GroupChanges, runHandler } from './handler.js';
+import { encryptReplies } from './steps/encrypt-replies.js';
+import { admitWelcome } from './welcome-admission.js';
 import type { GroupId, TopicId, UnixSeconds, UserIdHex } from './brand.js';
 import { fromHex, toHex } from './bytes.js';
 import { encodeContent, tryDecodeContent } from './content.js';
@@ -794,20 +795,18 @@ export class GroupCoordinator {
         (id) => this.host.store.getConversationData(id),
         (e) => this.host.fail(e),
       ));
-    for (const r of run ? run.replies : []) {
-      const content = replyContent(r, received!.content, { padTo: PADDING_BLOCK });
-      const encrypted = await mls.encryptApplication(this.host.mls, state, content);
-      const row = this.topicRow(record.topicId, encrypted.message);
-      const refused = refusedReply(row, (o) => this.host.outboxRowError(o));
-      if (refused) {
-        this.host.fail(refused);
-        continue;
-      }
+    if (run) {
+      const encrypted = await encryptReplies(this.host.mls, state, run.replies, received!.content, {
+        padTo: PADDING_BLOCK,
+        row: (_framedIn, message) => Promise.resolve(this.topicRow(record.topicId, message)),
+        check: (o) => this.host.outboxRowError(o),
+      });
+      for (const e of encrypted.refused) this.host.fail(e);
       state = encrypted.state;
-      consumed.push(encrypted.consumed);
-      outbox.push(row);
-      meta.messagesSinceCommit += 1;
-      meta.ownMessagesSinceUpdate += 1;
+      consumed.push(...encrypted.consumed);
+      outbox.push(...encrypted.rows);
+      meta.messagesSinceCommit += encrypted.rows.length;
+      meta.ownMessagesSinceUpdate += encrypted.rows.length;
     }
     const changes = run ? run.changes : new GroupChanges();
     const changed = await this.recordChanges(changes, now, { record, state, meta });
@@ -984,31 +983,22 @@ export class GroupCoordinator {
     now: UnixSeconds,
   ): Promise<DropReason | undefined> {
     const { inner } = opened;
-    if (opened.tokenSession !== undefined) return 'access_session';
-    if (!inner.sealedSenderKey) return 'inner_payload';
-    if (this.allowInvitesFrom && !this.allowInvitesFrom.has(sender)) return 'group_invite_refused';
-    const welcomeDigest = digestHex(inner.mls);
-    if (await this.host.store.hasWelcome(welcomeDigest, (now - 7 * DAY) as UnixSeconds))
-      return 'welcome_replay';
-    if (!this.host.quota.take(sender)) return 'welcome_quota';
-    let joined: mls.JoinedSession;
-    try {
-      joined = await mls.joinFromWelcome(
-        this.host.mls,
-        inner.mls,
-        inner.ratchetTree,
-        // Read once: a Welcome names a KeyPackage per invitee, up to the group's size.
-        (await this.host.store.listKeyPackages()).map((k) => ({
-          ref: fromHex(k.ref),
-          keyPackage: k.keyPackage,
-          privateKeyPackage: k.privateKeyPackage,
-        })),
-        { members: { min: 2, max: this.maxMembers }, maxTreeNodes: this.maxTreeNodes },
-      );
-    } catch (e) {
-      this.host.log.debug({ err: (e as Error).message }, 'group welcome rejected');
-      return e instanceof mls.GroupLimitError ? 'group_too_large' : 'welcome_invalid';
-    }
+    const admitted = await admitWelcome(
+      { store: this.host.store, mls: this.host.mls, quota: this.host.quota, log: this.host.log },
+      opened,
+      sender,
+      now,
+      {
+        ...(this.allowInvitesFrom && !this.allowInvitesFrom.has(sender)
+          ? { refuseSender: 'group_invite_refused' as const }
+          : {}),
+        limits: { members: { min: 2, max: this.maxMembers }, maxTreeNodes: this.maxTreeNodes },
+        tooLarge: 'group_too_large',
+        rejected: 'group welcome rejected',
+      },
+    );
+    if (!admitted.ok) return admitted.reason;
+    const { joined, digest: welcomeDigest, sealKey } = admitted;
     // §6: the GroupInfo signer (the committer, checked by the engine) is the envelope's sender.
     if (toHex(joined.groupInfoSignerKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
     const groupIdBytes = mls.groupIdOf(joined.state);
@@ -1042,7 +1032,7 @@ export class GroupCoordinator {
       ...(known ?? { powBits: DEFAULT_POW_BITS }),
       userId: sender,
       identityKey: inner.senderIdentityKey,
-      sealKey: inner.sealedSenderKey,
+      sealKey,
     };
     const record: GroupRecord = {
       groupId,
