@@ -11,7 +11,7 @@ import { AccessIndex } from './access.js';
 import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
-import { encodeContent, tryDecodeContent } from './content.js';
+import { encodeContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
 import type { InnerPayload } from './envelope.js';
 import { ArgumentError, ProtocolError, RelayError } from './errors.js';
@@ -27,13 +27,7 @@ import {
 } from './identity.js';
 import { checkEnvelope, digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
 import { KeyedSerialQueue, QueueFullError } from './keyed-queue.js';
-import {
-  DEFAULT_MAX_ENVELOPE_BYTES,
-  DEFAULT_POW_BITS,
-  LABEL,
-  MAX_MINED_POW_BITS,
-  MSG_TYPE,
-} from './labels.js';
+import { DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_POW_BITS, MAX_MINED_POW_BITS, MSG_TYPE } from './labels.js';
 import * as mls from './mls/index.js';
 import { withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
@@ -57,6 +51,9 @@ import { retryStale } from './retry-stale.js';
 import { Bundles, type FetchedBundle } from './bundles.js';
 import { inboxRow, sealInSession, sealWithPow, type SealContext } from './direct-seal.js';
 import { InboxPipeline } from './inbound.js';
+import type { StepContext } from './steps/context.js';
+import { directMessage } from './steps/direct-message.js';
+import { newDirectSession, withNewEpoch } from './steps/direct-session.js';
 import { directWelcomeMembers, welcomeSuperseded } from './steps/direct-welcome.js';
 import { encryptReplies } from './steps/encrypt-replies.js';
 import { admitWelcome } from './welcome-admission.js';
@@ -158,6 +155,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly bundles: Bundles;
   private readonly inbox: InboxPipeline;
   private readonly sealing: SealContext;
+  private readonly stepCtx: StepContext;
   private refreshTimer: NodeJS.Timeout | undefined;
   private handler: TransactionalHandler | undefined;
   private readonly states = new VersionedLru<mls.GroupSession>();
@@ -227,6 +225,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       onInvalid: (topic, e) => this.dropped('bundle_invalid', topic, e),
       fail: (e) => this.fail(e),
     });
+    this.stepCtx = { mls: mlsCtx, selfId: identity.userId, clock: this.clock };
     this.sealing = {
       identity,
       mls: mlsCtx,
@@ -506,7 +505,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       msgType: MSG_TYPE.message,
       mls: committed.commit,
     });
-    const next = await this.withNewEpoch(session, committed.state);
+    const next = await withNewEpoch(this.stepCtx, session, committed.state);
     await this.commit(
       { sessions: [next], outbox: [inboxRow(this.sealing, peer.userId, payload)] },
       committed.state,
@@ -534,24 +533,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return { state: proposed.state, session: next };
   }
 
-  /** Session record after an epoch change: access keys roll, counters reset. */
-  private async withNewEpoch(session: SessionRecord, state: mls.GroupSession): Promise<SessionRecord> {
-    const current = await this.inboundAccessKey(state);
-    const next: SessionRecord = {
-      ...session,
-      state: mls.encodeSession(state),
-      epoch: mls.epochOf(state),
-      inboundAccess: { current, previous: session.inboundAccess.current },
-      messagesSinceCommit: 0,
-      updatedAt: this.clock.now(),
-    };
-    return next;
-  }
-
-  private inboundAccessKey(state: mls.GroupSession): Promise<Uint8Array> {
-    return mls.exportSecret(this.mlsCtx, state, LABEL.access, this.identity.userId, 32);
-  }
-
   private async firstContact(peerHex: UserIdHex, peer: FetchedBundle): Promise<SessionRecord> {
     if (peer.powBits > MAX_MINED_POW_BITS) {
       throw new ProtocolError(
@@ -568,19 +549,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       sealedSenderKeySignature: signSealedSenderKey(this.#secrets),
     };
     const payload = await sealWithPow(this.sealing, peer.record, inner);
-    const session: SessionRecord = {
+    const session = await newDirectSession(
+      this.stepCtx,
+      created.state,
       groupId,
-      peerId: peerHex,
-      state: mls.encodeSession(created.state),
-      epoch: mls.epochOf(created.state),
-      initiatedUnconfirmed: true,
-      version: 0,
-      inboundAccess: { current: await this.inboundAccessKey(created.state) },
-      messagesSinceCommit: 0,
-      unconfirmedOutgoing: [],
-      updatedAt: this.clock.now(),
-      unusedSince: this.clock.now(),
-    };
+      peerHex,
+      true,
+      this.clock.now(),
+    );
     await this.commit(
       {
         sessions: [session],
@@ -651,6 +627,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private decodedState(session: SessionRecord): mls.GroupSession {
     return this.states.get(session.groupId, session.version) ?? mls.decodeSession(session.state);
+  }
+
+  /** The decoded state of exactly this record version, when the cache holds it. */
+  private cachedState(session: SessionRecord): { cached?: mls.GroupSession } {
+    const cached = this.states.get(session.groupId, session.version);
+    return cached ? { cached } : {};
   }
 
   /** Publishes committed outbox rows (outbox-publisher.ts). */
@@ -806,19 +788,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       setImmediate(() => this.bundles.scheduleRepublish(false));
       return 'welcome_superseded';
     }
-    const session: SessionRecord = {
-      groupId,
-      peerId: sender,
-      state: mls.encodeSession(joined.state),
-      epoch: mls.epochOf(joined.state),
-      initiatedUnconfirmed: false,
-      version: 0,
-      inboundAccess: { current: await this.inboundAccessKey(joined.state) },
-      messagesSinceCommit: 0,
-      unconfirmedOutgoing: [],
-      updatedAt: now,
-      unusedSince: now,
-    };
+    const session = await newDirectSession(this.stepCtx, joined.state, groupId, sender, false, now);
     const known = await this.opts.store.getPeer(sender);
     const peer: PeerRecord = {
       ...(known ?? { powBits: DEFAULT_POW_BITS }),
@@ -868,43 +838,20 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const digest = digestHex(inner.mls);
     const loaded = await this.loadForMessage(groupId, digest);
     if (!loaded) return 'unknown_session';
-    const { session } = loaded;
-    if (session.peerId !== sender) return 'sender_binding';
-    if (loaded.processed) return 'duplicate';
-    const state = this.decodedState(session);
-    let result: Awaited<ReturnType<typeof mls.processMessage>>;
-    try {
-      // processMessage decrypts the sender data itself and returns a new state without touching
-      // `state`, so the binding is checked on its result, before anything is kept.
-      result = await mls.processMessage(this.mlsCtx, state, inner.mls);
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'mls rejected message');
-      return 'mls';
-    }
-    if (toHex(result.sender.identityKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
-    const content = result.kind === 'application' ? tryDecodeContent(result.plaintext) : undefined;
-    const received: ReceivedMessage | undefined = content && {
-      from: sender,
-      conversation: { kind: 'direct', id: sender, groupId },
-      content,
-      receivedAt: now,
-    };
+    const step = await directMessage(
+      this.stepCtx,
+      { ...loaded, ...this.cachedState(loaded.session) },
+      { inner, sender, now },
+      (err) => this.log.debug({ err }, 'mls rejected message'),
+    );
+    if (step.drop) return step.drop;
+    const { received, state: processedState } = step;
     // `state` is encoded once, below, from whichever MLS state is committed (after the replies).
-    let next: SessionRecord = {
-      ...session,
-      initiatedUnconfirmed: false,
-      unconfirmedOutgoing: [],
-      updatedAt: now,
-    };
-    if (result.kind === 'commit') next = await this.withNewEpoch(next, result.state);
-    if (result.kind === 'application') {
-      next.messagesSinceCommit += 1;
-      delete next.unusedSince;
-    }
+    let next = step.next;
     const peer = await loaded.peer();
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
-    const replies = received ? await this.runHandler(received, result.state, next, peer) : undefined;
-    const finalState = replies?.state ?? result.state;
+    const replies = received ? await this.runHandler(received, processedState, next, peer) : undefined;
+    const finalState = replies?.state ?? processedState;
     // The replies may have committed the peer's proposals: a new epoch, with new access keys.
     next = replies?.session ?? next;
     await this.commit(
@@ -921,11 +868,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     );
     if (replies?.groups.length) this.groupCoordinator.carryOut(replies.groups.map((g) => g.groupId));
     // The new state is durable: only now may the keys it no longer needs be erased.
-    mls.wipeConsumed(result.consumed);
+    mls.wipeConsumed(step.consumed);
     for (const c of replies?.consumed ?? []) mls.wipeConsumed(c);
     this.indexSession(next);
     if (replies?.outbox.length) void this.flushOutbox().catch((e) => this.fail(e));
-    if (result.kind !== 'application') return undefined;
+    if (step.kind !== 'application') return undefined;
     // MLS accepted it: the ratchet moved on even if the application cannot read it (PROTOCOL.md §10).
     if (!received) return 'content';
     this.emit('message', received);
@@ -961,7 +908,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       });
       outbox.push(inboxRow(this.sealing, peer.userId, payload));
       consumed.push(committed.consumed);
-      session = await this.withNewEpoch(session, committed.state);
+      session = await withNewEpoch(this.stepCtx, session, committed.state);
       state = committed.state;
     }
     const encrypted = await encryptReplies(this.mlsCtx, state, run.replies, message.content, {
