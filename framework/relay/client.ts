@@ -60,7 +60,7 @@ import { admitWelcome } from './welcome-admission.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import type { PublishTooLargeError } from './transport-packet-size.js';
-import { VersionedLru } from './state-cache.js';
+import { ConversationStates } from './conversation-states.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
 
 export type { DirectReceivedMessage, ReceivedMessage, ReplyFn, TransactionalHandler } from './handler.js';
@@ -158,7 +158,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly stepCtx: StepContext;
   private refreshTimer: NodeJS.Timeout | undefined;
   private handler: TransactionalHandler | undefined;
-  private readonly states = new VersionedLru<mls.GroupSession>();
+  private readonly states: ConversationStates;
   private ready: Promise<void> = Promise.resolve();
   private startedUp = false;
   private started = false;
@@ -202,6 +202,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       parking: this.parking,
     });
     this.opts = { ...opts, store: withOutboxCheck(opts.store, this.outboxRowError) };
+    this.states = new ConversationStates(this.opts.store);
     this.outbox = new OutboxPublisher({
       store: this.opts.store,
       publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
@@ -273,6 +274,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         handler: () => this.handler,
       },
       opts.groups,
+      this.states,
     );
   }
 
@@ -609,29 +611,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * flow can write the session again. A stale version drops the cached state: the next attempt
    * decodes what the store really holds.
    */
-  private async commit(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    try {
-      await this.opts.store.commit(changes);
-    } catch (e) {
-      for (const s of changes.sessions ?? []) this.states.delete(s.groupId);
-      throw e;
-    }
-    for (const g of changes.deleteSessions ?? []) this.states.delete(g);
-    for (const s of changes.sessions ?? []) {
-      s.version += 1;
-      if (decoded && changes.sessions?.length === 1)
-        this.states.set(s.groupId, s.version, decoded, s.state.length);
-      else this.states.delete(s.groupId);
-    }
+  private commit(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
+    const only = changes.sessions?.length === 1 ? changes.sessions[0] : undefined;
+    return this.states.save(changes, decoded && only && { groupId: only.groupId, state: decoded });
   }
 
   private decodedState(session: SessionRecord): mls.GroupSession {
-    return this.states.get(session.groupId, session.version) ?? mls.decodeSession(session.state);
+    return this.states.decoded(session);
   }
 
   /** The decoded state of exactly this record version, when the cache holds it. */
   private cachedState(session: SessionRecord): { cached?: mls.GroupSession } {
-    const cached = this.states.get(session.groupId, session.version);
+    const cached = this.states.cached(session);
     return cached ? { cached } : {};
   }
 
@@ -666,7 +657,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const before = (this.clock.now() - UNUSED_SESSION_SECONDS) as UnixSeconds;
     for (const groupId of await this.opts.store.deleteUnusedSessions(before)) {
       this.accessIndex.removeSession(groupId);
-      this.states.delete(groupId);
+      this.states.forget(groupId);
     }
   }
 

@@ -27,6 +27,7 @@ import {
 import { signSealedSenderKey, userIdFromHex, userIdToHex } from './identity.js';
 import { digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
 import { retryStale } from './retry-stale.js';
+import { ConversationStates } from './conversation-states.js';
 import { GroupRecords, updatedRecord, type Loaded } from './group-records.js';
 import { DEFAULT_POW_BITS, MAX_MINED_POW_BITS, MSG_TYPE, PADDING_BLOCK } from './labels.js';
 import * as mls from './mls/index.js';
@@ -105,8 +106,9 @@ export class GroupCoordinator {
   constructor(
     private readonly host: GroupHost,
     options: GroupOptions = {},
+    states: ConversationStates = new ConversationStates(host.store),
   ) {
-    this.records = new GroupRecords(host.store, host.clock);
+    this.records = new GroupRecords(host.store, host.clock, states);
     this.maxMembers = options.maxMembers ?? 250;
     this.maxTreeNodes = options.maxTreeNodes ?? 2047;
     this.commitDelayMs = Math.min(options.commitDelayMs ?? 200, 2000);

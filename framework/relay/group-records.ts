@@ -7,8 +7,8 @@ import type { UnixSeconds } from './brand.js';
 import type { Clock } from './clock.js';
 import { ArgumentError } from './errors.js';
 import { parseGroupMeta, serializeGroupMeta, type GroupMeta } from './group-meta.js';
+import type { ConversationStates } from './conversation-states.js';
 import * as mls from './mls/index.js';
-import { VersionedLru } from './state-cache.js';
 import type { GroupRecord, InboundCommit, RelayStore } from './store.js';
 
 export interface Loaded {
@@ -34,15 +34,15 @@ export function updatedRecord(
 }
 
 export class GroupRecords {
-  private readonly states = new VersionedLru<mls.GroupSession>();
-
   constructor(
     private readonly store: RelayStore,
     private readonly clock: Clock,
+    /** Shared with 1:1 sessions: one versioned cache, one compare-and-set save. */
+    private readonly states: ConversationStates,
   ) {}
 
   decoded(record: GroupRecord): mls.GroupSession {
-    return this.states.get(record.groupId, record.version) ?? mls.decodeSession(record.state);
+    return this.states.decoded(record);
   }
 
   async load(groupId: string): Promise<Loaded | undefined> {
@@ -79,23 +79,12 @@ export class GroupRecords {
   }
 
   forget(groupId: string): void {
-    this.states.delete(groupId);
+    this.states.forget(groupId);
   }
 
   /** Commits, then moves each written record to the version the store now holds. */
-  async save(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    try {
-      await this.store.commit(changes);
-    } catch (e) {
-      for (const g of changes.groups ?? []) this.states.delete(g.groupId);
-      throw e;
-    }
-    for (const g of changes.deleteGroups ?? []) this.states.delete(g);
-    for (const g of changes.groups ?? []) {
-      g.version += 1;
-      if (decoded && changes.groups?.length === 1)
-        this.states.set(g.groupId, g.version, decoded, g.state.length);
-      else this.states.delete(g.groupId);
-    }
+  save(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
+    const only = changes.groups?.length === 1 ? changes.groups[0] : undefined;
+    return this.states.save(changes, decoded && only && { groupId: only.groupId, state: decoded });
   }
 }
