@@ -11,7 +11,6 @@ import { AccessIndex } from './access.js';
 import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
-import { encodeContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
 import type { InnerPayload } from './envelope.js';
 import { ArgumentError, ProtocolError, RelayError } from './errors.js';
@@ -53,7 +52,14 @@ import { inboxRow, sealInSession, sealWithPow, type SealContext } from './direct
 import { InboxPipeline } from './inbound.js';
 import type { StepContext } from './steps/context.js';
 import { directMessage } from './steps/direct-message.js';
-import { newDirectSession, withNewEpoch } from './steps/direct-session.js';
+import {
+  directCommitPending,
+  directEncrypt,
+  directProposeUpdate,
+  refreshBeforeSend,
+  type DirectSendContext,
+} from './steps/direct-send.js';
+import { newDirectSession } from './steps/direct-session.js';
 import { directWelcomeMembers, welcomeSuperseded } from './steps/direct-welcome.js';
 import { encryptReplies } from './steps/encrypt-replies.js';
 import { admitWelcome } from './welcome-admission.js';
@@ -156,6 +162,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly inbox: InboxPipeline;
   private readonly sealing: SealContext;
   private readonly stepCtx: StepContext;
+  private readonly sendCtx: DirectSendContext;
   private refreshTimer: NodeJS.Timeout | undefined;
   private handler: TransactionalHandler | undefined;
   private readonly states: ConversationStates;
@@ -235,6 +242,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       miner,
       onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
     };
+    this.sendCtx = { ...this.stepCtx, seal: this.sealing };
     this.inbox = new InboxPipeline({
       queue: this.queue,
       check: (payload) => this.checkInbound(payload),
@@ -470,69 +478,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const peer = await this.requirePeer(peerHex);
     let state = this.decodedState(session);
-    if (mls.hasPendingProposals(state) && mls.isCommitter(state)) {
-      ({ state, session } = await this.sendCommit(session, state, peer));
-    } else if (!mls.isCommitter(state) && session.messagesSinceCommit >= this.updateEvery()) {
-      ({ state, session } = await this.sendUpdateProposal(session, state, peer));
+    const refresh = refreshBeforeSend(state, session, this.updateEvery());
+    if (refresh) {
+      const step = refresh === 'commit' ? directCommitPending : directProposeUpdate;
+      const written = await step(this.sendCtx, session, state, peer);
+      await this.commit({ sessions: [written.session], outbox: [written.row] }, written.state);
+      if (refresh === 'commit') this.indexSession(written.session);
+      ({ state, session } = written);
     }
-    const before = state;
-    const encrypted = await mls.encryptApplication(this.mlsCtx, state, encodeContent(content));
-    const next: SessionRecord = {
-      ...session,
-      state: mls.encodeSession(encrypted.state),
-      messagesSinceCommit: session.messagesSinceCommit + 1,
-      unconfirmedOutgoing: session.initiatedUnconfirmed
-        ? [...session.unconfirmedOutgoing, content.content]
-        : session.unconfirmedOutgoing,
-      updatedAt: this.clock.now(),
-    };
-    const payload = await sealInSession(this.sealing, before, peer, {
-      msgType: MSG_TYPE.message,
-      mls: encrypted.message,
-    });
+    const written = await directEncrypt(this.sendCtx, session, state, peer, content);
     await this.commit(
-      { sessions: [next], outbox: [inboxRow(this.sealing, peer.userId, payload)], conversationData: data },
-      encrypted.state,
+      { sessions: [written.session], outbox: [written.row], conversationData: data },
+      written.state,
     );
     return 'sent';
   }
 
   private updateEvery(): number {
     return this.opts.updateEveryMessages ?? 1000;
-  }
-
-  private async sendCommit(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
-    const committed = await mls.commitPending(this.mlsCtx, state);
-    const payload = await sealInSession(this.sealing, state, peer, {
-      msgType: MSG_TYPE.message,
-      mls: committed.commit,
-    });
-    const next = await withNewEpoch(this.stepCtx, session, committed.state);
-    await this.commit(
-      { sessions: [next], outbox: [inboxRow(this.sealing, peer.userId, payload)] },
-      committed.state,
-    );
-    this.indexSession(next);
-    return { state: committed.state, session: next };
-  }
-
-  private async sendUpdateProposal(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
-    const proposed = await mls.proposeUpdate(this.mlsCtx, state);
-    const payload = await sealInSession(this.sealing, state, peer, {
-      msgType: MSG_TYPE.message,
-      mls: proposed.message,
-    });
-    const next: SessionRecord = {
-      ...session,
-      state: mls.encodeSession(proposed.state),
-      messagesSinceCommit: 0,
-      updatedAt: this.clock.now(),
-    };
-    await this.commit(
-      { sessions: [next], outbox: [inboxRow(this.sealing, peer.userId, payload)] },
-      proposed.state,
-    );
-    return { state: proposed.state, session: next };
   }
 
   private async firstContact(peerHex: UserIdHex, peer: FetchedBundle): Promise<SessionRecord> {
@@ -892,15 +855,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // §7: the committer commits the peer's pending proposals with its next message, replies too;
     // otherwise a peer asking for key updates would find its next Update refused.
     if (run.replies.length > 0 && mls.isCommitter(state) && mls.hasPendingProposals(state)) {
-      const committed = await mls.commitPending(this.mlsCtx, state);
-      const payload = await sealInSession(this.sealing, state, peer, {
-        msgType: MSG_TYPE.message,
-        mls: committed.commit,
-      });
-      outbox.push(inboxRow(this.sealing, peer.userId, payload));
+      const committed = await directCommitPending(this.sendCtx, session, state, peer);
+      outbox.push(committed.row);
       consumed.push(committed.consumed);
-      session = await withNewEpoch(this.stepCtx, session, committed.state);
-      state = committed.state;
+      ({ session, state } = committed);
     }
     const encrypted = await encryptReplies(this.mlsCtx, state, run.replies, message.content, {
       row: async (framedIn, mlsMessage) =>
