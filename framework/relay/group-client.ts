@@ -9,13 +9,15 @@
 import { randomUUID } from 'node:crypto';
 export type * from './group-types.js';
 import { GroupChanges, runHandler } from './handler.js';
+import type { StepContext } from './steps/context.js';
 import { encryptReplies } from './steps/encrypt-replies.js';
+import { groupMessage, readGroupPayload } from './steps/group-message.js';
 import { admitWelcome } from './welcome-admission.js';
 import type { GroupId, TopicId, UnixSeconds, UserIdHex } from './brand.js';
 import { fromHex, toHex } from './bytes.js';
 import { encodeContent, tryDecodeContent } from './content.js';
 import type { DropReason } from './drops.js';
-import { decodeGroupPayload, encodeGroupPayload, MAX_GROUP_NAME_BYTES } from './envelope.js';
+import { encodeGroupPayload, MAX_GROUP_NAME_BYTES } from './envelope.js';
 import { ArgumentError, CodecError, ProtocolError, VerificationError } from './errors.js';
 import {
   newGroupMeta,
@@ -42,12 +44,10 @@ import {
   commitPlan,
   committerRefreshDue,
   deferredAfter,
-  exceedsMemberCap,
   MAX_WELCOME_POW_BITS,
   type CommitExtras,
   type CommitPlan,
   type WantedAdd,
-  judgeEpoch,
   mayCommit,
   memberRefreshDue,
   noteCommit,
@@ -92,6 +92,7 @@ const wantedAdd = (b: FetchedPeerBundle): WantedAdd => ({
 
 export class GroupCoordinator {
   private readonly records: GroupRecords;
+  private readonly stepCtx: StepContext;
   /** topic id → group id, for every group we are in. */
   private readonly topics = new Map<string, string>();
   private readonly commitTimers = new Map<string, NodeJS.Timeout>();
@@ -109,6 +110,7 @@ export class GroupCoordinator {
     states: ConversationStates = new ConversationStates(host.store),
   ) {
     this.records = new GroupRecords(host.store, host.clock, states);
+    this.stepCtx = { mls: host.mls, selfId: host.identity.userId, clock: host.clock };
     this.maxMembers = options.maxMembers ?? 250;
     this.maxTreeNodes = options.maxTreeNodes ?? 2047;
     this.commitDelayMs = Math.min(options.commitDelayMs ?? 200, 2000);
@@ -688,37 +690,27 @@ export class GroupCoordinator {
   }
 
   private async processTopicMessage(topicId: string, payload: Uint8Array): Promise<DropReason | undefined> {
-    if (payload.length > this.host.maxEnvelopeBytes) return 'oversize';
-    let message: Uint8Array;
-    let header: ReturnType<typeof mls.peekHeader>;
-    try {
-      message = decodeGroupPayload(payload);
-      header = mls.peekHeader(message);
-    } catch {
-      return 'group_payload';
-    }
+    const read = readGroupPayload(payload, this.host.maxEnvelopeBytes);
+    if ('drop' in read) return read.drop;
     const groupId = this.topics.get(topicId);
     if (groupId === undefined) return 'unknown_group';
-    if (toHex(header.groupId) !== groupId) return 'group_payload';
-    const digest = digestHex(message);
+    if (toHex(read.header.groupId) !== groupId) return 'group_payload';
+    const digest = digestHex(read.message);
     const found = await this.records.loadForMessage(groupId, digest);
     if (!found) return 'unknown_group';
-    if (found.processed) return 'duplicate';
     const { loaded } = found;
-    const verdict = judgeEpoch(header, mls.epochOf(loaded.state));
-    if (verdict === 'gap') this.fellBehind(groupId);
-    if (verdict !== 'process') return verdict === 'gap' ? 'group_epoch_gap' : `group_${verdict}`;
-    let result: mls.ProcessedGroupMessage;
-    try {
-      result = await mls.processGroupMessage(this.host.mls, loaded.state, message, {
-        now: this.host.clock.now(),
-      });
-    } catch (e) {
-      // Echoed back by a broker that ignores No Local (aedes, at times): a copy of our own message.
-      if (e instanceof mls.OwnMessageError) return 'duplicate';
-      this.host.log.debug({ err: (e as Error).message, groupId }, 'group message rejected');
-      return 'mls';
+    const step = await groupMessage(
+      this.stepCtx,
+      { state: loaded.state, processed: found.processed },
+      read,
+      { maxMembers: this.maxMembers },
+      (err) => this.host.log.debug({ err, groupId }, 'group message rejected'),
+    );
+    if (step.drop) {
+      if (step.followUp === 'rejoin') this.fellBehind(groupId);
+      return step.drop;
     }
+    const { result } = step;
     const processed = { groupId, digest, at: this.host.clock.now() };
     switch (result.kind) {
       case 'removed':
@@ -728,8 +720,6 @@ export class GroupCoordinator {
       case 'proposal':
         return this.onProposal(loaded, result, processed);
       case 'commit':
-        // §9: the member cap holds for every commit; the state stays as it was.
-        if (exceedsMemberCap(result.state, this.maxMembers)) return 'group_too_large';
         return this.onCommit(loaded, result, processed);
     }
   }
