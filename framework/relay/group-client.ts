@@ -9,6 +9,7 @@
 import { randomUUID } from 'node:crypto';
 export type * from './group-types.js';
 import { GroupChanges, runHandler } from './handler.js';
+import { inboxRow, sealWithPow } from './direct-seal.js';
 import type { StepContext } from './steps/context.js';
 import { encryptReplies } from './steps/encrypt-replies.js';
 import { groupMessage, readGroupPayload } from './steps/group-message.js';
@@ -208,7 +209,7 @@ export class GroupCoordinator {
         this.host.log.warn({ groupId }, "proposals waited 7 days: proposed the committer's removal");
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   /**
@@ -323,7 +324,7 @@ export class GroupCoordinator {
       for (const c of consumed) mls.wipeConsumed(c);
       if (meta.deferredAdds?.length) this.scheduleCommit(groupId, DEFERRED_ADDS_DELAY_MS);
     });
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
     const info = (await this.info(groupId))!;
     this.host.emitGroup({
       kind: 'created',
@@ -377,7 +378,7 @@ export class GroupCoordinator {
         for (const c of consumed) mls.wipeConsumed(c);
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   async remove(groupId: string, userIds: readonly string[]): Promise<void> {
@@ -411,7 +412,7 @@ export class GroupCoordinator {
         await this.records.save({ groups: [updatedRecord(record, next, meta, now)], outbox }, next);
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   /**
@@ -443,7 +444,7 @@ export class GroupCoordinator {
       }),
     );
     if (alone) await this.forget(first.record, 'left');
-    else await this.host.flushOutbox();
+    else await this.host.outbox.flush();
   }
 
   /** Key refresh on demand: the committer commits with a path, others propose an Update. */
@@ -455,7 +456,7 @@ export class GroupCoordinator {
         await this.refreshKeys(loaded, this.host.clock.now());
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   async send(
@@ -492,7 +493,7 @@ export class GroupCoordinator {
           mayCommit(encrypted.state) && committerRefreshDue(meta, now, this.host.updateEveryMessages);
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
     if (refreshDue) this.scheduleCommit(groupId);
   }
 
@@ -551,7 +552,7 @@ export class GroupCoordinator {
     await Promise.all(
       invitees.map(async (id) => {
         try {
-          const b = await this.host.fetchPeerBundle(id);
+          const b = await this.host.bundles.fetch(id);
           if (b.powBits <= MAX_WELCOME_POW_BITS) bundles.set(id, b);
           else this.host.log.debug({ invitee: id, powBits: b.powBits }, 'Add left out: PoW over 24 bits');
         } catch (e) {
@@ -596,7 +597,7 @@ export class GroupCoordinator {
         );
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   /**
@@ -647,7 +648,7 @@ export class GroupCoordinator {
         this.host.log.warn({ member: hexId(member.userId) }, 'no bundle to seal a group Welcome to');
         continue;
       }
-      const payload = await this.host.sealWithPow(peer, {
+      const payload = await sealWithPow(this.host.sealing, peer, {
         msgType: MSG_TYPE.groupWelcome,
         mls: commit.welcome,
         ratchetTree: commit.ratchetTree,
@@ -655,7 +656,7 @@ export class GroupCoordinator {
         sealedSenderKeySignature: signSealedSenderKey(this.host.identity),
         ...(name !== undefined ? { groupName: name } : {}),
       });
-      rows.push(this.host.inboxRow(peer.userId, payload));
+      rows.push(inboxRow(this.host.sealing, peer.userId, payload));
     }
     return rows;
   }
@@ -812,7 +813,7 @@ export class GroupCoordinator {
       state,
     );
     for (const c of consumed) mls.wipeConsumed(c);
-    if (outbox.length) void this.host.flushOutbox().catch(() => undefined);
+    if (outbox.length) void this.host.outbox.flush().catch(() => undefined);
     if (changes.size > 0) this.carryOut([...changes.entries()].map(([groupId]) => groupId));
     if (mls.isCommitter(state) && committerRefreshDue(meta, now, this.host.updateEveryMessages))
       this.scheduleCommit(record.groupId);
@@ -914,7 +915,7 @@ export class GroupCoordinator {
     if (asked !== undefined && now - asked < REJOIN_INTERVAL_SECONDS) return;
     const committer = mls.committerOf(first.state);
     if (committer.leafIndex === mls.ownLeafIndex(first.state)) return;
-    const bundle = await this.host.fetchPeerBundle(hexId(committer.userId));
+    const bundle = await this.host.bundles.fetch(hexId(committer.userId));
     const kp = await mls.generateKeyPackage(this.host.mls, this.host.identity, now);
     await this.host.store.putKeyPackage({
       ref: toHex(kp.ref),
@@ -928,7 +929,8 @@ export class GroupCoordinator {
     const groupIdBytes = fromHex(groupId);
     const epoch = mls.epochOf(first.state);
     const claim = { groupId: groupIdBytes, epoch, keyPackage: kp.keyPackage, sentAt: now };
-    const payload = await this.host.sealWithPow(
+    const payload = await sealWithPow(
+      this.host.sealing,
       bundle.record,
       {
         msgType: MSG_TYPE.groupRejoin,
@@ -948,14 +950,14 @@ export class GroupCoordinator {
         await this.records.save(
           {
             groups: [updatedRecord(loaded.record, loaded.state, loaded.meta, now)],
-            outbox: [this.host.inboxRow(bundle.record.userId, payload)],
+            outbox: [inboxRow(this.host.sealing, bundle.record.userId, payload)],
           },
           loaded.state,
         );
       }),
     );
     this.host.log.info({ groupId }, 'fell behind; asked the committer to re-add us');
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   // ------------------------------------------------------------------ inbound: the inbox
@@ -1046,7 +1048,7 @@ export class GroupCoordinator {
       joined.state,
     );
     this.topics.set(topicId, groupId);
-    setImmediate(() => this.host.republishBundle());
+    setImmediate(() => this.host.bundles.scheduleRepublish(false));
     if (rejoin) {
       this.host.emitGroup({ kind: 'rejoined', groupId, topicId, epoch: record.epoch });
     } else {
@@ -1104,7 +1106,7 @@ export class GroupCoordinator {
     if (!memberIsBehind(claim.epoch, mls.epochOf(first.state))) return 'rejoin_not_behind';
     let bundle: FetchedPeerBundle;
     try {
-      bundle = await this.host.fetchPeerBundle(sender);
+      bundle = await this.host.bundles.fetch(sender);
     } catch {
       return 'bundle_invalid';
     }
@@ -1135,7 +1137,7 @@ export class GroupCoordinator {
     );
     if (outcome) return outcome;
     this.host.log.info({ groupId, member: sender }, 're-added a member that fell behind');
-    void this.host.flushOutbox().catch(() => undefined);
+    void this.host.outbox.flush().catch(() => undefined);
     return undefined;
   }
 
@@ -1187,7 +1189,7 @@ export class GroupCoordinator {
       ids.map(async (id) => {
         let b: FetchedPeerBundle;
         try {
-          b = await this.host.fetchPeerBundle(id);
+          b = await this.host.bundles.fetch(id);
         } catch (e) {
           throw new ArgumentError(`cannot invite ${id}: ${(e as Error).message}`, { cause: e });
         }
