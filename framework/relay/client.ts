@@ -533,34 +533,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return session;
   }
 
-  /**
-   * The session a message names, whether it was processed already, and (lazily) its peer: one read
-   * when the store offers loadForMessage, else getSession + hasProcessed, and getPeer when asked.
-   */
-  private async loadForMessage(
-    groupId: string,
-    digest: string,
-  ): Promise<{ session: SessionRecord; processed: boolean; peer: () => Promise<PeerRecord> } | undefined> {
-    const store = this.opts.store;
-    if (store.loadForMessage) {
-      const loaded = await store.loadForMessage(groupId, digest);
-      if (!loaded) return undefined;
-      const { session, processed, peer } = loaded;
-      return {
-        session,
-        processed,
-        peer: async () => {
-          if (!peer) throw new ProtocolError(`no keys known for ${session.peerId}`);
-          return peer;
-        },
-      };
-    }
-    const session = await store.getSession(groupId);
-    if (!session) return undefined;
-    const processed = await store.hasProcessed(groupId, digest);
-    return { session, processed, peer: () => this.requirePeer(session.peerId) };
-  }
-
   private async requirePeer(peerHex: string): Promise<PeerRecord> {
     const peer = await this.opts.store.getPeer(peerHex);
     if (!peer) throw new ProtocolError(`no keys known for ${peerHex}`);
@@ -579,12 +551,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private decodedState(session: SessionRecord): mls.GroupSession {
     return this.states.decoded(session);
-  }
-
-  /** The decoded state of exactly this record version, when the cache holds it. */
-  private cachedState(session: SessionRecord): { cached?: mls.GroupSession } {
-    const cached = this.states.cached(session);
-    return cached ? { cached } : {};
   }
 
   /** Publishes committed outbox rows (outbox-publisher.ts). */
@@ -788,19 +754,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const groupId = toHex(groupIdBytes);
     if (opened.tokenSession !== undefined && opened.tokenSession !== groupId) return 'access_session';
     const digest = digestHex(inner.mls);
-    const loaded = await this.loadForMessage(groupId, digest);
+    const loaded = await this.states.loadDirect(groupId, digest);
     if (!loaded) return 'unknown_session';
-    const step = await directMessage(
-      this.stepCtx,
-      { ...loaded, ...this.cachedState(loaded.session) },
-      { inner, sender, now },
-      (err) => this.log.debug({ err }, 'mls rejected message'),
+    const step = await directMessage(this.stepCtx, loaded, { inner, sender, now }, (err) =>
+      this.log.debug({ err }, 'mls rejected message'),
     );
     if (step.drop) return step.drop;
     const { received, state: processedState } = step;
     // `state` is encoded once, below, from whichever MLS state is committed (after the replies).
     let next = step.next;
-    const peer = await loaded.peer();
+    const peer = loaded.peer;
+    if (!peer) throw new ProtocolError(`no keys known for ${loaded.session.peerId}`);
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
     const replies = received ? await this.runHandler(received, processedState, next, peer) : undefined;
     const finalState = replies?.state ?? processedState;

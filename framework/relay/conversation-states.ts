@@ -11,13 +11,18 @@
  */
 import * as mls from './mls/index.js';
 import { VersionedLru } from './state-cache.js';
-import type { InboundCommit, RelayStore } from './store.js';
+import type { GroupMessageLoad, InboundCommit, MessageLoad, RelayStore } from './store.js';
 
 /** A stored conversation record as far as the cache is concerned. */
 interface VersionedState {
   groupId: string;
   version: number;
   state: Uint8Array;
+}
+
+/** The decoded state of a loaded record's version, when the cache holds it. */
+export interface Cached {
+  cached?: mls.GroupSession;
 }
 
 /** The decoded state of one record written by a save, to cache at its new version. */
@@ -38,6 +43,23 @@ export class ConversationStates {
 
   decoded(record: VersionedState): mls.GroupSession {
     return this.cached(record) ?? mls.decodeSession(record.state);
+  }
+
+  /** The one read an inbound 1:1 message needs: session, processed check and peer. */
+  async loadDirect(groupId: string, digest: string): Promise<(MessageLoad & Cached) | undefined> {
+    const loaded = await this.store.loadForMessage(groupId, digest);
+    return loaded && { ...loaded, ...this.cachedOf(loaded.session) };
+  }
+
+  /** The one read a group topic message needs: group and processed check. */
+  async loadGroup(groupId: string, digest: string): Promise<(GroupMessageLoad & Cached) | undefined> {
+    const loaded = await this.store.loadGroupForMessage(groupId, digest);
+    return loaded && { ...loaded, ...this.cachedOf(loaded.group) };
+  }
+
+  private cachedOf(record: VersionedState): Cached {
+    const cached = this.cached(record);
+    return cached ? { cached } : {};
   }
 
   forget(groupId: string): void {

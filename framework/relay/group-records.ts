@@ -51,22 +51,20 @@ export class GroupRecords {
     return { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.clock.now()) };
   }
 
-  /** The group and whether this message digest was processed: one read where the store offers it. */
+  /** The group and whether this message digest was processed, in one read. */
   async loadForMessage(
     groupId: string,
     digest: string,
   ): Promise<{ loaded: Loaded; processed: boolean } | undefined> {
-    const both = this.store.loadGroupForMessage
-      ? await this.store.loadGroupForMessage(groupId, digest)
-      : await this.store
-          .getGroup(groupId)
-          .then(
-            async (group) => group && { group, processed: await this.store.hasProcessed(groupId, digest) },
-          );
-    if (!both) return undefined;
-    const { group: record, processed } = both;
+    const found = await this.states.loadGroup(groupId, digest);
+    if (!found) return undefined;
+    const { group: record, processed, cached } = found;
     return {
-      loaded: { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.clock.now()) },
+      loaded: {
+        record,
+        state: cached ?? mls.decodeSession(record.state),
+        meta: parseGroupMeta(record.meta, this.clock.now()),
+      },
       processed,
     };
   }

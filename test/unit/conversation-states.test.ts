@@ -89,4 +89,24 @@ describe('ConversationStates', () => {
     await states.save({ deleteSessions: [s.groupId] });
     expect(states.cached(s)).toBeUndefined();
   });
+
+  it('loads a conversation for a message in one read, with the decoded state when cached at that version', async () => {
+    const store = new MemoryRelayStore();
+    const states = new ConversationStates(store);
+    const s = session('07'.repeat(32));
+    const g = group('08'.repeat(32));
+    await states.save(
+      { sessions: [s], processed: { groupId: s.groupId, digest: 'd1', at: 1 as UnixSeconds } },
+      { groupId: s.groupId, state },
+    );
+    await states.save({ groups: [g] });
+    const direct = await states.loadDirect(s.groupId, 'd1');
+    expect(direct).toMatchObject({ processed: true, cached: state });
+    expect(direct?.session.version).toBe(1);
+    const inGroup = await states.loadGroup(g.groupId, 'd1');
+    expect(inGroup).toMatchObject({ processed: false });
+    expect(inGroup?.cached).toBeUndefined();
+    expect(await states.loadDirect(g.groupId, 'd1')).toBeUndefined();
+    expect(await states.loadGroup(s.groupId, 'd1')).toBeUndefined();
+  });
 });
