@@ -60,7 +60,7 @@ import {
   type DirectSendContext,
 } from './steps/direct-send.js';
 import { newDirectSession } from './steps/direct-session.js';
-import { directWelcomeMembers, welcomeSuperseded } from './steps/direct-welcome.js';
+import { directWelcome, directWelcomeMembers, type SessionEvent } from './steps/direct-welcome.js';
 import { encryptReplies } from './steps/encrypt-replies.js';
 import { admitWelcome } from './welcome-admission.js';
 import { OutboxPublisher } from './outbox-publisher.js';
@@ -71,11 +71,7 @@ import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './
 
 export type { DirectReceivedMessage, ReceivedMessage, ReplyFn, TransactionalHandler } from './handler.js';
 
-export interface SessionEvent {
-  peer: UserIdHex;
-  groupId: string;
-  role: 'initiator' | 'joiner';
-}
+export type { SessionEvent } from './steps/direct-welcome.js';
 
 export interface RelayClientEvents {
   message: (m: ReceivedMessage) => void;
@@ -693,50 +689,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const { joined, digest: welcomeDigest, sealKey } = admitted;
     const binding = directWelcomeMembers(joined, inner, this.identity.signingPublic);
     if (binding) return binding;
-    const groupIdBytes = mls.groupIdOf(joined.state);
-    const groupId = toHex(groupIdBytes);
-    const existing = await this.opts.store.getSessionByPeer(sender);
-    if (welcomeSuperseded(existing, groupIdBytes)) {
-      // Our KeyPackage is spent either way: the peer saw it used, so mint a fresh one.
-      await this.commit({
-        envelope: replayEntry(opened),
-        welcome: { digest: welcomeDigest, at: now },
-        consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
-      });
-      setImmediate(() => this.bundles.scheduleRepublish(false));
-      return 'welcome_superseded';
-    }
-    const session = await newDirectSession(this.stepCtx, joined.state, groupId, sender, false, now);
-    const known = await this.opts.store.getPeer(sender);
-    const peer: PeerRecord = {
-      ...(known ?? { powBits: DEFAULT_POW_BITS }),
-      userId: sender,
-      identityKey: inner.senderIdentityKey,
-      sealKey,
-    };
-    await this.commit(
+    const step = await directWelcome(
+      this.stepCtx,
       {
-        sessions: [session],
-        ...(existing ? { deleteSessions: [existing.groupId] } : {}),
-        peers: [peer],
-        envelope: replayEntry(opened),
-        welcome: { digest: welcomeDigest, at: now },
-        consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
+        existing: await this.opts.store.getSessionByPeer(sender),
+        known: await this.opts.store.getPeer(sender),
       },
-      joined.state,
+      { joined, opened, sender, digest: welcomeDigest, sealKey, now },
     );
-    if (existing) this.accessIndex.removeSession(existing.groupId);
-    this.indexSession(session);
-    this.emit('session', { peer: sender, groupId, role: 'joiner' });
-    // Single-use KeyPackage: publish a fresh bundle now (PROTOCOL.md §4), outside this handler.
-    setImmediate(() => this.bundles.scheduleRepublish(false));
-    if (existing?.initiatedUnconfirmed && existing.unconfirmedOutgoing.length > 0) {
-      const resend = existing.unconfirmedOutgoing;
-      setImmediate(() => {
-        for (const text of resend) void this.send(sender, text).catch((e) => this.fail(e));
-      });
+    await this.states.save(step.commit, step.decoded);
+    if (step.replaces) this.accessIndex.removeSession(step.replaces);
+    if (step.session) this.indexSession(step.session);
+    for (const e of step.events) this.emit('session', e);
+    for (const f of step.followUps) {
+      // Outside this lane: a fresh bundle (PROTOCOL.md §4), and texts re-sent through send().
+      if (f.kind === 'republish') setImmediate(() => this.bundles.scheduleRepublish(false));
+      else setImmediate(() => f.texts.forEach((t) => void this.send(f.peer, t).catch((e) => this.fail(e))));
     }
-    return undefined;
+    return step.drop;
   }
 
   private welcomeDeps() {
