@@ -48,10 +48,11 @@ import { DEFAULT_TOPIC_PREFIX, inboxTopic, isQos1OnlyTopic, keysTopic, parseTopi
 import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
 import { Bundles, type FetchedBundle } from './bundles.js';
-import { inboxRow, sealInSession, sealWithPow, type SealContext } from './direct-seal.js';
+import { inboxRow, sealWithPow, type SealContext } from './direct-seal.js';
 import { InboxPipeline } from './inbound.js';
 import type { StepContext } from './steps/context.js';
 import { directMessage } from './steps/direct-message.js';
+import { directReplies } from './steps/direct-replies.js';
 import {
   directCommitPending,
   directEncrypt,
@@ -61,7 +62,6 @@ import {
 } from './steps/direct-send.js';
 import { newDirectSession } from './steps/direct-session.js';
 import { directWelcome, directWelcomeMembers, type SessionEvent } from './steps/direct-welcome.js';
-import { encryptReplies } from './steps/encrypt-replies.js';
 import { admitWelcome } from './welcome-admission.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
@@ -782,35 +782,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       (id) => this.opts.store.getConversationData(id),
       (e) => this.fail(e),
     );
-    const outbox: OutboxRecord[] = [];
-    const consumed: mls.Consumed[] = [];
-    // §7: the committer commits the peer's pending proposals with its next message, replies too;
-    // otherwise a peer asking for key updates would find its next Update refused.
-    if (run.replies.length > 0 && mls.isCommitter(state) && mls.hasPendingProposals(state)) {
-      const committed = await directCommitPending(this.sendCtx, session, state, peer);
-      outbox.push(committed.row);
-      consumed.push(committed.consumed);
-      ({ session, state } = committed);
-    }
-    const encrypted = await encryptReplies(this.mlsCtx, state, run.replies, message.content, {
-      row: async (framedIn, mlsMessage) =>
-        inboxRow(
-          this.sealing,
-          peer.userId,
-          await sealInSession(this.sealing, framedIn, peer, { msgType: MSG_TYPE.message, mls: mlsMessage }),
-        ),
-      check: this.outboxRowError,
-    });
-    for (const e of encrypted.refused) this.fail(e);
-    outbox.push(...encrypted.rows);
-    consumed.push(...encrypted.consumed);
-    state = encrypted.state;
+    const replies = await directReplies(
+      this.sendCtx,
+      { session, state, peer },
+      { replies: run.replies, answered: message.content, check: this.outboxRowError },
+    );
+    for (const e of replies.refused) this.fail(e);
     return {
-      state,
-      consumed,
+      state: replies.state,
+      consumed: replies.consumed,
       // The caller encodes `state` into the record it commits.
-      session: { ...session, messagesSinceCommit: session.messagesSinceCommit + outbox.length },
-      outbox,
+      session: replies.session,
+      outbox: replies.outbox,
       conversationData: run.conversationData,
       groups: await this.groupCoordinator.recordChanges(run.changes, this.clock.now()),
     };

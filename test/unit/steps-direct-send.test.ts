@@ -23,6 +23,7 @@ import {
   refreshBeforeSend,
   type DirectSendContext,
 } from '../../framework/relay/steps/direct-send.js';
+import { directReplies } from '../../framework/relay/steps/direct-replies.js';
 import { newDirectSession } from '../../framework/relay/steps/direct-session.js';
 import type { PeerRecord, SessionRecord } from '../../framework/relay/store.js';
 
@@ -151,5 +152,34 @@ describe('direct send steps', () => {
     expect(w.session.messagesSinceCommit).toBe(0);
     expect(w.session.epoch).toBe(aliceSession.epoch);
     expect(w.row.topic).toContain(toHex(alice.userId));
+  });
+
+  it("replies as the committer: the peer's pending proposal is committed first, then each reply in the new epoch", async () => {
+    const proposed = await proposeUpdate(aliceCtx.mls, bobState);
+    const pending = (await processMessage(aliceCtx.mls, aliceState, proposed.message)).state;
+    const loaded = { session: aliceSession, state: pending, peer: bobAsPeer };
+    const none = await directReplies(aliceCtx, loaded, {
+      replies: [],
+      answered: { content: 'q', type: 'text' },
+      check: () => undefined,
+    });
+    expect(none.outbox).toEqual([]);
+    expect(none.state).toBe(pending);
+    const out = await directReplies(aliceCtx, loaded, {
+      replies: [{ content: 'r1' }, { content: 'r2' }],
+      answered: { content: 'q', id: 'm9', type: 'text' },
+      check: () => undefined,
+    });
+    expect(out.outbox).toHaveLength(3);
+    expect(out.session.epoch).toBe(aliceSession.epoch + 1n);
+    expect(out.session.messagesSinceCommit).toBe(3);
+    let bobNow = proposed.state;
+    const kinds: string[] = [];
+    for (const row of out.outbox) {
+      const r = await atBob(row.payload, bobNow);
+      kinds.push(r.kind === 'application' ? decodeContent(r.plaintext!).content : r.kind);
+      bobNow = r.state;
+    }
+    expect(kinds).toEqual(['commit', 'r1', 'r2']);
   });
 });
