@@ -5,74 +5,73 @@
  * with a counted reason.
  */
 import { randomUUID } from 'node:crypto';
-import { performance } from 'node:perf_hooks';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
-import { accessHint, accessTag, AccessIndex } from './access.js';
+import { AccessIndex } from './access.js';
 import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
-import { verifyKeyBundle } from './bundle.js';
-import { fromHex, toHex } from './bytes.js';
+import { toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
-import { encodeContent, tryDecodeContent } from './content.js';
 import { DropCounters, type DropReason } from './drops.js';
-import { encodeEnvelope, encodeInnerPayload, type InnerPayload } from './envelope.js';
+import type { InnerPayload } from './envelope.js';
 import { ArgumentError, ProtocolError, RelayError } from './errors.js';
 import {
-  deriveUserId,
   generateIdentity,
   identityFromSecrets,
   publicIdentity,
   signSealedSenderKey,
   userIdFromHex,
   userIdToHex,
-  verifySealedSenderKey,
   type Identity,
   type PublicIdentity,
 } from './identity.js';
 import { checkEnvelope, digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
 import { KeyedSerialQueue, QueueFullError } from './keyed-queue.js';
-import {
-  DEFAULT_MAX_ENVELOPE_BYTES,
-  DEFAULT_POW_BITS,
-  LABEL,
-  MAX_MINED_POW_BITS,
-  MSG_TYPE,
-  SENT_AT_WINDOW_SECONDS,
-} from './labels.js';
+import { DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_POW_BITS, MAX_MINED_POW_BITS, MSG_TYPE } from './labels.js';
 import * as mls from './mls/index.js';
-import { refusedReply, settleFailures, withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
-import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
+import { withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
-import { powChallenge, PowMiner } from './pow.js';
-import { createOpener, seal, type Opener } from './seal.js';
+import { PowMiner } from './pow.js';
+import { createOpener, type Opener } from './seal.js';
 import type {
   GroupRecord,
   InboundCommit,
   OutboxRecord,
-  OwnBundle,
   PeerRecord,
   RelayStore,
   SessionAccessRecord,
   SessionRecord,
 } from './store.js';
 import { GroupCoordinator, type GroupEvent, type GroupInfo, type GroupOptions } from './group-client.js';
-import { replyContent, runHandler, type ReceivedMessage, type TransactionalHandler } from './handler.js';
+import { runHandler, type ReceivedMessage, type TransactionalHandler } from './handler.js';
 export type { GroupChange, HandlerTransaction } from './group-client.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, isQos1OnlyTopic, keysTopic, parseTopic } from './topics.js';
 import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
+import { Bundles, type FetchedBundle } from './bundles.js';
+import { inboxRow, sealWithPow, type SealContext } from './direct-seal.js';
+import { InboxPipeline } from './inbound.js';
+import type { StepContext } from './steps/context.js';
+import { directMessage } from './steps/direct-message.js';
+import { directReplies } from './steps/direct-replies.js';
+import {
+  directCommitPending,
+  directEncrypt,
+  directProposeUpdate,
+  refreshBeforeSend,
+  type DirectSendContext,
+} from './steps/direct-send.js';
+import { newDirectSession } from './steps/direct-session.js';
+import { directWelcome, directWelcomeMembers, type SessionEvent } from './steps/direct-welcome.js';
+import { admitWelcome } from './welcome-admission.js';
+import { OutboxPublisher } from './outbox-publisher.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import type { PublishTooLargeError } from './transport-packet-size.js';
-import { VersionedLru } from './state-cache.js';
+import { ConversationStates } from './conversation-states.js';
 import { WelcomeQuota, DEFAULT_WELCOME_QUOTA, type WelcomeQuotaLimits } from './welcome-quota.js';
 
 export type { DirectReceivedMessage, ReceivedMessage, ReplyFn, TransactionalHandler } from './handler.js';
 
-export interface SessionEvent {
-  peer: UserIdHex;
-  groupId: string;
-  role: 'initiator' | 'joiner';
-}
+export type { SessionEvent } from './steps/direct-welcome.js';
 
 /** The events a RelayClient emits, with their payloads. */
 export interface RelayClientEvents {
@@ -128,19 +127,6 @@ export interface RelayClientOptions {
   parkAfterMs?: number;
 }
 
-interface FetchedBundle {
-  record: PeerRecord;
-  keyPackage: Uint8Array;
-  powBits: number;
-}
-
-interface BundleWaiter {
-  resolve: (payload: Uint8Array) => void;
-}
-
-const INBOX_MESSAGE_EXPIRY_SECONDS = SENT_AT_WINDOW_SECONDS;
-const OUTBOX_CLEANUP_DELAY_MS = 50;
-const OUTBOX_RETRY_DELAY_MS = 1000;
 /** PROTOCOL.md §10: a session whose peer never sent an application message expires after a day. */
 const UNUSED_SESSION_SECONDS = 86_400;
 
@@ -152,22 +138,6 @@ interface HandlerOutcome {
   conversationData: Array<{ conversationId: string; json: string }>;
   /** Groups whose bookkeeping records the handler's membership changes. */
   groups: GroupRecord[];
-}
-
-/** A 1:1 Welcome or commit: afterwards envelopes carry access tokens of a new session or epoch. */
-function changesAccessKeys(inner: InnerPayload): boolean {
-  if (inner.msgType === MSG_TYPE.welcome) return true;
-  if (inner.msgType !== MSG_TYPE.message) return false;
-  try {
-    return mls.peekHeader(inner.mls).contentType === 'commit';
-  } catch {
-    return false;
-  }
-}
-
-function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  for (let i = 0; i < Math.min(a.length, b.length); i++) if (a[i] !== b[i]) return a[i]! - b[i]!;
-  return a.length - b.length;
 }
 
 /** An end-to-end encrypted Relay client: 1:1 sessions and groups over MQTT 5, emitting only verified messages. */
@@ -185,26 +155,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly accessIndex = new AccessIndex();
   private readonly replayCache = new ReplayCache();
   private readonly quota: WelcomeQuota;
-  private readonly bundleWaiters = new Map<string, BundleWaiter[]>();
   private readonly transport: MqttTransport;
   private readonly parking: Parking;
-  private ownBundle: OwnBundle | undefined;
+  private readonly outbox: OutboxPublisher;
+  private readonly bundles: Bundles;
+  private readonly inbox: InboxPipeline;
+  private readonly sealing: SealContext;
+  private readonly stepCtx: StepContext;
+  private readonly sendCtx: DirectSendContext;
   private refreshTimer: NodeJS.Timeout | undefined;
-  private republishing: Promise<void> | undefined;
-  private flushing: Promise<void> | undefined;
   private handler: TransactionalHandler | undefined;
-  private readonly states = new VersionedLru<mls.GroupSession>();
+  private readonly states: ConversationStates;
   private ready: Promise<void> = Promise.resolve();
-  private flushAgain: Promise<void> | undefined;
-  private readonly published = new Set<string>();
-  private cleanupTimer: NodeJS.Timeout | undefined;
-  private retryTimer: NodeJS.Timeout | undefined;
   private startedUp = false;
-  private arrivals: Promise<void> = Promise.resolve();
-  /** Resolves once every arrival so far has been checked and registered as key-changing or not. */
-  private checks: Promise<void> = Promise.resolve();
-  /** Resolves once every arrival so far that sets up a session or an epoch has been processed. */
-  private keyChanges: Promise<void> = Promise.resolve();
   private started = false;
   private readonly groupCoordinator: GroupCoordinator;
 
@@ -246,6 +209,48 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       parking: this.parking,
     });
     this.opts = { ...opts, store: withOutboxCheck(opts.store, this.outboxRowError) };
+    this.states = new ConversationStates(this.opts.store);
+    this.outbox = new OutboxPublisher({
+      store: this.opts.store,
+      publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
+      clock: this.clock,
+      log: this.log,
+      onQuarantine: (q) => this.emit('quarantine', q),
+      retryAllowed: () => this.started,
+    });
+    this.bundles = new Bundles({
+      identity,
+      store: this.opts.store,
+      mls: mlsCtx,
+      clock: this.clock,
+      prefix: this.prefix,
+      powBits: this.powBits,
+      ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
+      ...(opts.bundleFetchTimeoutMs !== undefined ? { fetchTimeoutMs: opts.bundleFetchTimeoutMs } : {}),
+      publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
+      subscribe: (topic, o) => this.transport.subscribe(topic, o),
+      unsubscribe: (topic) => this.transport.unsubscribe(topic),
+      onInvalid: (topic, e) => this.dropped('bundle_invalid', topic, e),
+      fail: (e) => this.fail(e),
+    });
+    this.stepCtx = { mls: mlsCtx, selfId: identity.userId, clock: this.clock };
+    this.sealing = {
+      identity,
+      mls: mlsCtx,
+      clock: this.clock,
+      prefix: this.prefix,
+      miner,
+      onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
+    };
+    this.sendCtx = { ...this.stepCtx, seal: this.sealing };
+    this.inbox = new InboxPipeline({
+      queue: this.queue,
+      check: (payload) => this.checkInbound(payload),
+      receive: (opened, sender) => this.receiveInQueue(opened, sender, this.clock.now()),
+      dropped: (reason, topic, error) => this.dropped(reason, topic, error),
+      securityDrop: (topic, inner) => this.securityDrop(topic, inner),
+      refuseIfOverloaded: (e, topic) => this.refuseIfOverloaded(e, topic),
+    });
     // Attached before connecting so messages the broker redelivers at connect are covered.
     this.transport.onMessage((m) => this.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
@@ -265,18 +270,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         // MQTT 5 No Local: members never see their own group messages (§9).
         subscribe: (topic) => this.transport.subscribe(topic, { qos: 1, noLocal: true }),
         unsubscribe: (topic) => this.transport.unsubscribe(topic),
-        fetchPeerBundle: (peer) => this.fetchPeerBundle(peer),
-        sealWithPow: (peer, inner, sentAt) => this.sealWithPow(peer, inner, sentAt),
-        inboxRow: (peer, payload) => this.inboxRow(peer, payload),
+        bundles: this.bundles,
+        sealing: this.sealing,
+        outbox: this.outbox,
         outboxRowError: this.outboxRowError,
-        flushOutbox: () => this.flushOutbox(),
         fail: (e) => this.fail(e),
-        republishBundle: () => this.scheduleRepublish(false),
         emitGroup: (e) => this.emit('group', e),
         emitMessage: (m) => this.emit('message', m),
         handler: () => this.handler,
       },
       opts.groups,
+      this.states,
     );
   }
 
@@ -328,13 +332,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async stop(): Promise<void> {
     this.startedUp = false;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.cleanupTimer) clearTimeout(this.cleanupTimer);
-    this.retryTimer = this.cleanupTimer = undefined;
+    await this.outbox.stop();
     await this.groupCoordinator.stop();
     await this.queue.idle();
     if (this.transport.connected) await this.flushOutbox().catch(() => undefined);
-    await this.deletePublished().catch(() => undefined);
+    await this.outbox.deletePublished().catch(() => undefined);
     await this.parking.stop();
     await this.transport.end();
     await this.miner.close();
@@ -368,7 +370,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         await this.flushOutbox();
         return { id };
       }
-      bundle = await this.fetchPeerBundle(peerHex);
+      bundle = await this.bundles.fetch(peerHex);
     }
     throw new ProtocolError(`could not establish a session with ${peerHex}`);
   }
@@ -379,7 +381,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    */
   async verifyPeer(peer: string): Promise<{ userId: UserIdHex; displayName?: string; powBits: number }> {
     const peerHex = userIdToHex(userIdFromHex(peer));
-    const fetched = await this.fetchPeerBundle(peerHex);
+    const fetched = await this.bundles.fetch(peerHex);
     await this.opts.store.putPeer(fetched.record);
     return {
       userId: peerHex,
@@ -474,75 +476,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const peer = await this.requirePeer(peerHex);
     let state = this.decodedState(session);
-    if (mls.hasPendingProposals(state) && mls.isCommitter(state)) {
-      ({ state, session } = await this.sendCommit(session, state, peer));
-    } else if (!mls.isCommitter(state) && session.messagesSinceCommit >= this.updateEvery()) {
-      ({ state, session } = await this.sendUpdateProposal(session, state, peer));
+    const refresh = refreshBeforeSend(state, session, this.updateEvery());
+    if (refresh) {
+      const step = refresh === 'commit' ? directCommitPending : directProposeUpdate;
+      const written = await step(this.sendCtx, session, state, peer);
+      await this.commit({ sessions: [written.session], outbox: [written.row] }, written.state);
+      if (refresh === 'commit') this.indexSession(written.session);
+      ({ state, session } = written);
     }
-    const before = state;
-    const encrypted = await mls.encryptApplication(this.mlsCtx, state, encodeContent(content));
-    const next: SessionRecord = {
-      ...session,
-      state: mls.encodeSession(encrypted.state),
-      messagesSinceCommit: session.messagesSinceCommit + 1,
-      unconfirmedOutgoing: session.initiatedUnconfirmed
-        ? [...session.unconfirmedOutgoing, content.content]
-        : session.unconfirmedOutgoing,
-      updatedAt: this.clock.now(),
-    };
-    const payload = await this.sealMessage(before, peer, {
-      msgType: MSG_TYPE.message,
-      mls: encrypted.message,
-    });
+    const written = await directEncrypt(this.sendCtx, session, state, peer, content);
     await this.commit(
-      { sessions: [next], outbox: [this.inboxRow(peer.userId, payload)], conversationData: data },
-      encrypted.state,
+      { sessions: [written.session], outbox: [written.row], conversationData: data },
+      written.state,
     );
     return 'sent';
   }
 
   private updateEvery(): number {
     return this.opts.updateEveryMessages ?? 1000;
-  }
-
-  private async sendCommit(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
-    const committed = await mls.commitPending(this.mlsCtx, state);
-    const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: committed.commit });
-    const next = await this.withNewEpoch(session, committed.state);
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, committed.state);
-    this.indexSession(next);
-    return { state: committed.state, session: next };
-  }
-
-  private async sendUpdateProposal(session: SessionRecord, state: mls.GroupSession, peer: PeerRecord) {
-    const proposed = await mls.proposeUpdate(this.mlsCtx, state);
-    const payload = await this.sealMessage(state, peer, { msgType: MSG_TYPE.message, mls: proposed.message });
-    const next: SessionRecord = {
-      ...session,
-      state: mls.encodeSession(proposed.state),
-      messagesSinceCommit: 0,
-      updatedAt: this.clock.now(),
-    };
-    await this.commit({ sessions: [next], outbox: [this.inboxRow(peer.userId, payload)] }, proposed.state);
-    return { state: proposed.state, session: next };
-  }
-
-  /** Session record after an epoch change: access keys roll, counters reset. */
-  private async withNewEpoch(session: SessionRecord, state: mls.GroupSession): Promise<SessionRecord> {
-    const current = await this.inboundAccessKey(state);
-    const next: SessionRecord = {
-      ...session,
-      state: mls.encodeSession(state),
-      epoch: mls.epochOf(state),
-      inboundAccess: { current, previous: session.inboundAccess.current },
-      messagesSinceCommit: 0,
-      updatedAt: this.clock.now(),
-    };
-    return next;
-  }
-
-  private inboundAccessKey(state: mls.GroupSession): Promise<Uint8Array> {
-    return mls.exportSecret(this.mlsCtx, state, LABEL.access, this.identity.userId, 32);
   }
 
   private async firstContact(peerHex: UserIdHex, peer: FetchedBundle): Promise<SessionRecord> {
@@ -560,55 +511,26 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       sealedSenderKey: this.identity.sealPublic,
       sealedSenderKeySignature: signSealedSenderKey(this.#secrets),
     };
-    const payload = await this.sealWithPow(peer.record, inner);
-    const session: SessionRecord = {
+    const payload = await sealWithPow(this.sealing, peer.record, inner);
+    const session = await newDirectSession(
+      this.stepCtx,
+      created.state,
       groupId,
-      peerId: peerHex,
-      state: mls.encodeSession(created.state),
-      epoch: mls.epochOf(created.state),
-      initiatedUnconfirmed: true,
-      version: 0,
-      inboundAccess: { current: await this.inboundAccessKey(created.state) },
-      messagesSinceCommit: 0,
-      unconfirmedOutgoing: [],
-      updatedAt: this.clock.now(),
-      unusedSince: this.clock.now(),
-    };
+      peerHex,
+      true,
+      this.clock.now(),
+    );
     await this.commit(
-      { sessions: [session], peers: [peer.record], outbox: [this.inboxRow(peer.record.userId, payload)] },
+      {
+        sessions: [session],
+        peers: [peer.record],
+        outbox: [inboxRow(this.sealing, peer.record.userId, payload)],
+      },
       created.state,
     );
     this.indexSession(session);
     this.emit('session', { peer: peerHex, groupId, role: 'initiator' });
     return session;
-  }
-
-  /**
-   * The session a message names, whether it was processed already, and (lazily) its peer: one read
-   * when the store offers loadForMessage, else getSession + hasProcessed, and getPeer when asked.
-   */
-  private async loadForMessage(
-    groupId: string,
-    digest: string,
-  ): Promise<{ session: SessionRecord; processed: boolean; peer: () => Promise<PeerRecord> } | undefined> {
-    const store = this.opts.store;
-    if (store.loadForMessage) {
-      const loaded = await store.loadForMessage(groupId, digest);
-      if (!loaded) return undefined;
-      const { session, processed, peer } = loaded;
-      return {
-        session,
-        processed,
-        peer: async () => {
-          if (!peer) throw new ProtocolError(`no keys known for ${session.peerId}`);
-          return peer;
-        },
-      };
-    }
-    const session = await store.getSession(groupId);
-    if (!session) return undefined;
-    const processed = await store.hasProcessed(groupId, digest);
-    return { session, processed, peer: () => this.requirePeer(session.peerId) };
   }
 
   private async requirePeer(peerHex: string): Promise<PeerRecord> {
@@ -617,138 +539,23 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return peer;
   }
 
-  /** Seal a message inside an established session: access token instead of PoW. */
-  private async sealMessage(
-    framedIn: mls.GroupSession,
-    peer: PeerRecord,
-    inner: Pick<InnerPayload, 'msgType' | 'mls'>,
-  ): Promise<Uint8Array> {
-    const peerId = userIdFromHex(peer.userId);
-    const key = await mls.exportSecret(this.mlsCtx, framedIn, LABEL.access, peerId, 32);
-    const sentAt = this.clock.now();
-    const hint = accessHint(key, sentAt);
-    const plaintext = encodeInnerPayload({
-      ...inner,
-      senderId: this.identity.userId,
-      senderIdentityKey: this.identity.signingPublic,
-    });
-    const sealed = await seal({
-      recipientId: peerId,
-      recipientSealKey: peer.sealKey,
-      plaintext,
-      sentAt,
-      hint,
-    });
-    const tag = accessTag(key, sealed.enc, sealed.ciphertext, sentAt);
-    return encodeEnvelope({ ...sealed, powNonce: 0n, access: { hint, tag }, sentAt });
-  }
-
-  private async sealWithPow(
-    peer: PeerRecord,
-    inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'>,
-    sentAt: UnixSeconds = this.clock.now(),
-  ): Promise<Uint8Array> {
-    const peerId = userIdFromHex(peer.userId);
-    const plaintext = encodeInnerPayload({
-      ...inner,
-      senderId: this.identity.userId,
-      senderIdentityKey: this.identity.signingPublic,
-    } as InnerPayload);
-    const sealed = await seal({ recipientId: peerId, recipientSealKey: peer.sealKey, plaintext, sentAt });
-    const started = performance.now();
-    const nonce = await this.miner.mine(
-      powChallenge(peerId, sentAt, sealed.enc, sealed.ciphertext),
-      peer.powBits,
-    );
-    this.emit('pow', { bits: peer.powBits, seconds: (performance.now() - started) / 1000 });
-    return encodeEnvelope({ ...sealed, powNonce: nonce, sentAt });
-  }
-
-  private inboxRow(peerHex: string, payload: Uint8Array): OutboxRecord {
-    return {
-      id: randomUUID(),
-      topic: inboxTopic(this.prefix, userIdFromHex(peerHex)),
-      payload,
-      messageExpirySeconds: INBOX_MESSAGE_EXPIRY_SECONDS,
-      createdAt: this.clock.now(),
-    };
-  }
-
   /**
    * Commits, then advances the local copies' versions to what the store now holds, so the same
    * flow can write the session again. A stale version drops the cached state: the next attempt
    * decodes what the store really holds.
    */
-  private async commit(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    try {
-      await this.opts.store.commit(changes);
-    } catch (e) {
-      for (const s of changes.sessions ?? []) this.states.delete(s.groupId);
-      throw e;
-    }
-    for (const g of changes.deleteSessions ?? []) this.states.delete(g);
-    for (const s of changes.sessions ?? []) {
-      s.version += 1;
-      if (decoded && changes.sessions?.length === 1)
-        this.states.set(s.groupId, s.version, decoded, s.state.length);
-      else this.states.delete(s.groupId);
-    }
+  private commit(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
+    const only = changes.sessions?.length === 1 ? changes.sessions[0] : undefined;
+    return this.states.save(changes, decoded && only && { groupId: only.groupId, state: decoded });
   }
 
   private decodedState(session: SessionRecord): mls.GroupSession {
-    return this.states.get(session.groupId, session.version) ?? mls.decodeSession(session.state);
+    return this.states.decoded(session);
   }
 
-  /**
-   * Publishes committed outbox rows in commit order and deletes each once the broker acknowledged
-   * it. One round at a time; a caller arriving mid-round waits for the next round, which sees its row.
-   */
+  /** Publishes committed outbox rows (outbox-publisher.ts). */
   flushOutbox(): Promise<void> {
-    if (this.flushing) {
-      this.flushAgain ??= this.flushing
-        .catch(() => undefined)
-        .then(() => {
-          this.flushAgain = undefined;
-          return this.flushOutbox();
-        });
-      return this.flushAgain;
-    }
-    const round = this.flushRound().finally(() => (this.flushing = undefined));
-    this.flushing = round;
-    round.catch((e: unknown) => {
-      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'outbox flush failed; retrying');
-      this.scheduleFlushRetry();
-    });
-    return round;
-  }
-
-  private async flushRound(): Promise<void> {
-    for (;;) {
-      const listed = await this.opts.store.listOutbox(500 + this.published.size);
-      const pending = listed.filter((r) => !this.published.has(r.id));
-      if (pending.length === 0) return;
-      // A row marked awaitAck (a group commit) must be acknowledged before later rows (its
-      // Welcomes) go out, so a round ends with it.
-      const barrier = pending.findIndex((r) => r.awaitAck);
-      const rows = barrier === -1 ? pending : pending.slice(0, barrier + 1);
-      // Started in order without awaiting each: MQTT.js writes them in call order.
-      const acks = rows.map((r) =>
-        this.transport.publish(r.topic, r.payload, {
-          qos: 1,
-          ...(r.retain ? { retain: true } : {}),
-          ...(r.messageExpirySeconds !== undefined ? { messageExpirySeconds: r.messageExpirySeconds } : {}),
-        }),
-      );
-      const results = await Promise.allSettled(acks);
-      rows.forEach((r, i) => results[i]!.status === 'fulfilled' && this.published.add(r.id));
-      this.scheduleOutboxCleanup();
-      // Rows that can never go out are set aside; only the others are retried ahead of later rows.
-      const retry = await settleFailures(rows, results, this.opts.store, this.clock.now(), (q) => {
-        this.log.error(q, 'outbox row can never be published; quarantined with its dependents');
-        this.emit('quarantine', q);
-      });
-      if (retry !== undefined) throw retry;
-    }
+    return this.outbox.flush();
   }
 
   private readonly outboxRowError = (row: OutboxRecord): PublishTooLargeError | undefined =>
@@ -756,49 +563,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       ...(row.messageExpirySeconds !== undefined ? { messageExpirySeconds: row.messageExpirySeconds } : {}),
     });
 
-  /**
-   * Acknowledged rows are deleted in batches rather than one transaction per message: a row that a
-   * crash leaves behind is published again, and the receiver's replay cache drops the copy.
-   */
-  private scheduleOutboxCleanup(): void {
-    if (this.cleanupTimer || this.published.size === 0) return;
-    this.cleanupTimer = setTimeout(() => {
-      this.cleanupTimer = undefined;
-      void this.deletePublished().catch((e) =>
-        this.log.warn({ err: (e as Error).message }, 'outbox cleanup failed'),
-      );
-    }, OUTBOX_CLEANUP_DELAY_MS);
-    this.cleanupTimer.unref();
-  }
-
-  private async deletePublished(): Promise<void> {
-    const ids = [...this.published];
-    if (ids.length === 0) return;
-    await this.opts.store.deleteOutbox(ids);
-    for (const id of ids) this.published.delete(id);
-  }
-
-  private scheduleFlushRetry(): void {
-    if (this.retryTimer || !this.started) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = undefined;
-      void this.flushOutbox().catch(() => undefined);
-    }, OUTBOX_RETRY_DELAY_MS);
-    this.retryTimer.unref();
-  }
-
   /** After a reconnect: publish what waited, and restore our bundle if the broker lost its state. */
   private onReconnected(sessionPresent: boolean): void {
     if (!this.startedUp) return;
     void this.flushOutbox().catch(() => undefined);
-    if (!sessionPresent) this.scheduleRepublish(true);
+    if (!sessionPresent) this.bundles.scheduleRepublish(true);
   }
 
   // ---------------------------------------------------------------- bundles
 
   /** Daily bundle refresh, key retention and cache expiry (PROTOCOL.md §4, §5). */
   private async housekeeping(): Promise<void> {
-    await this.refreshBundle();
+    await this.bundles.refresh();
     await this.opts.store.prune(this.clock.now());
     await this.expireUnusedSessions();
     await this.groupCoordinator.housekeeping();
@@ -808,87 +584,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const before = (this.clock.now() - UNUSED_SESSION_SECONDS) as UnixSeconds;
     for (const groupId of await this.opts.store.deleteUnusedSessions(before)) {
       this.accessIndex.removeSession(groupId);
-      this.states.delete(groupId);
+      this.states.forget(groupId);
     }
-  }
-
-  private async refreshBundle(): Promise<void> {
-    const deps = {
-      identity: this.#secrets,
-      store: this.opts.store,
-      mls: this.mlsCtx,
-      powBits: this.powBits,
-      ...(this.opts.displayName !== undefined ? { displayName: this.opts.displayName } : {}),
-    };
-    const bundle = await ensureOwnBundle(deps, this.clock.now());
-    const changed = !this.ownBundle || this.ownBundle.issuedAt !== bundle.issuedAt;
-    this.ownBundle = bundle;
-    if (changed) {
-      await this.transport.publish(keysTopic(this.prefix, this.identity.userId), bundle.bytes, {
-        qos: 1,
-        retain: true,
-      });
-    }
-  }
-
-  /** Coalesces re-publishes: many foreign payloads in a row cause one refresh. */
-  private scheduleRepublish(force: boolean): void {
-    if (this.republishing) return;
-    if (force) this.ownBundle = undefined;
-    this.republishing = this.refreshBundle()
-      .catch((e) => this.fail(e))
-      .finally(() => (this.republishing = undefined));
-  }
-
-  private async fetchPeerBundle(peerHex: UserIdHex): Promise<FetchedBundle> {
-    const topic = keysTopic(this.prefix, userIdFromHex(peerHex));
-    const timeoutMs = this.opts.bundleFetchTimeoutMs ?? 10_000;
-    const known = await this.opts.store.getPeer(peerHex);
-    const payload = await new Promise<Uint8Array>((resolve, reject) => {
-      const waiter: BundleWaiter = { resolve };
-      const list = this.bundleWaiters.get(topic) ?? [];
-      list.push(waiter);
-      this.bundleWaiters.set(topic, list);
-      const timer = setTimeout(() => {
-        this.removeWaiter(topic, waiter);
-        reject(
-          new ProtocolError(
-            `no key bundle for ${peerHex} arrived within ${timeoutMs} ms; is the user online once?`,
-          ),
-        );
-      }, timeoutMs);
-      waiter.resolve = (p) => {
-        clearTimeout(timer);
-        resolve(p);
-      };
-      this.transport.subscribe(topic, { qos: 1 }).catch(reject);
-    }).finally(() => void this.transport.unsubscribe(topic).catch(() => undefined));
-    let verified: Awaited<ReturnType<typeof verifyKeyBundle>>;
-    try {
-      verified = await verifyKeyBundle(payload, userIdFromHex(peerHex), {
-        now: this.clock.now(),
-        ...(known?.bundleIssuedAt !== undefined ? { lastAcceptedIssuedAt: known.bundleIssuedAt } : {}),
-        verifier: mls.keyPackageVerifier(this.mlsCtx),
-      });
-    } catch (e) {
-      this.dropped('bundle_invalid', topic, e);
-      throw e;
-    }
-    const record: PeerRecord = {
-      userId: peerHex,
-      identityKey: verified.identityKey,
-      sealKey: verified.bundle.sealedSenderKey,
-      powBits: verified.bundle.powBits,
-      bundleIssuedAt: verified.bundle.issuedAt,
-      ...(verified.bundle.displayName !== undefined ? { displayName: verified.bundle.displayName } : {}),
-    };
-    return { record, keyPackage: verified.bundle.keyPackage, powBits: verified.bundle.powBits };
-  }
-
-  private removeWaiter(topic: string, waiter: BundleWaiter): void {
-    const rest = (this.bundleWaiters.get(topic) ?? []).filter((w) => w !== waiter);
-    if (rest.length) this.bundleWaiters.set(topic, rest);
-    else this.bundleWaiters.delete(topic);
   }
 
   // ---------------------------------------------------------------- inbound
@@ -904,9 +601,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private async dispatchInbound(m: InboundMessage): Promise<void> {
     const ownInbox = inboxTopic(this.prefix, this.identity.userId);
     const ownKeys = keysTopic(this.prefix, this.identity.userId);
-    if (m.topic === ownInbox) return this.receiveEnvelope(m.topic, m.payload);
+    if (m.topic === ownInbox) return this.inbox.receive(m.topic, m.payload);
     if (m.topic === ownKeys) {
-      if (isForeignBundle(this.ownBundle, m.payload)) this.scheduleRepublish(true);
+      this.bundles.onOwnKeysPayload(m.payload);
       return;
     }
     const parsed = parseTopic(this.prefix, m.topic);
@@ -917,12 +614,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       if (reason) this.dropped(reason, m.topic);
       return;
     }
-    const waiters = this.bundleWaiters.get(m.topic);
-    if (waiters) {
-      this.bundleWaiters.delete(m.topic);
-      for (const w of waiters) w.resolve(m.payload);
-      return;
-    }
+    if (this.bundles.deliver(m.topic, m.payload)) return;
     if (!m.topic.endsWith('/keys')) this.dropped('unexpected_topic', m.topic);
   }
 
@@ -946,68 +638,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.emit('drop', { reason, topic });
   }
 
-  /**
-   * The transport runs handlers concurrently; the envelope checks may finish out of order, so each
-   * message joins its conversation's lane only after every earlier arrival has joined its own.
-   *
-   * An access hint that matches no session may name one that an earlier Welcome or commit is still
-   * setting up. Such an envelope waits for those earlier key changes only, not for everything that
-   * arrived before it: an envelope with a made-up hint costs nothing to send, and must not make
-   * every conversation wait on the slowest handler in flight.
-   */
-  private async receiveEnvelope(topic: string, payload: Uint8Array): Promise<void> {
-    const previous = this.arrivals;
-    const earlierChecks = this.checks;
-    let joined!: () => void;
-    let checkedIn!: () => void;
-    let completed!: () => void;
-    this.arrivals = new Promise<void>((r) => (joined = r));
-    this.checks = new Promise<void>((r) => (checkedIn = r));
-    const mine = new Promise<void>((r) => (completed = r));
-    let settleClaim: ((keep: boolean) => void) | undefined;
-    try {
-      let checked = await this.checkInbound(payload);
-      if (checked.ok) settleClaim = checked.value.claim.settle;
-      // Registered in arrival order, so a later envelope sees every earlier key change.
-      await earlierChecks;
-      let keyChangesBefore: Promise<void> | undefined;
-      if (!checked.ok && checked.reason === 'pow' && checked.retryAfterEarlier) {
-        keyChangesBefore = this.keyChanges;
-      } else if (checked.ok && changesAccessKeys(checked.value.inner)) {
-        this.keyChanges = Promise.all([this.keyChanges, mine]).then(() => undefined);
-      }
-      checkedIn();
-      if (keyChangesBefore) {
-        await keyChangesBefore;
-        checked = await this.checkInbound(payload);
-        if (checked.ok) settleClaim = checked.value.claim.settle;
-      }
-      await previous;
-      if (!checked.ok) return this.dropped(checked.reason, topic, checked.error);
-      const inner = checked.value.inner;
-      if (!this.senderBindingHolds(inner)) return this.securityDrop(topic, inner);
-      const sender = userIdToHex(inner.senderId);
-      let lane: Promise<DropReason | undefined>;
-      try {
-        lane = this.queue.run(sender, () => this.receiveInQueue(checked.value, sender, this.clock.now()));
-      } finally {
-        joined();
-      }
-      const reason = await lane.catch((e: unknown) => this.refuseIfOverloaded(e, topic));
-      if (reason === 'sender_binding') this.securityDrop(topic, inner);
-      else if (reason) this.dropped(reason, topic);
-    } catch (e) {
-      // No outcome: the message is left unacknowledged and comes back, and must not meet a replay.
-      settleClaim?.(false);
-      throw e;
-    } finally {
-      settleClaim?.(true);
-      checkedIn();
-      joined();
-      completed();
-    }
-  }
-
   private checkInbound(payload: Uint8Array) {
     const now = this.clock.now();
     return checkEnvelope(
@@ -1023,16 +653,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       payload,
       now,
     );
-  }
-
-  /** PROTOCOL.md §6: key 1 derives from key 2, and a new sealed-sender key is signed by key 2. */
-  private senderBindingHolds(inner: InnerPayload): boolean {
-    if (toHex(deriveUserId(inner.senderIdentityKey)) !== toHex(inner.senderId)) return false;
-    if (inner.sealedSenderKey !== undefined) {
-      const sig = inner.sealedSenderKeySignature;
-      if (!sig || !verifySealedSenderKey(inner.senderIdentityKey, inner.sealedSenderKey, sig)) return false;
-    }
-    return true;
   }
 
   private securityDrop(topic: string, inner: InnerPayload): void {
@@ -1065,103 +685,36 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   private async receiveWelcome(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds) {
     const { inner } = opened;
-    // A Welcome always carries PoW: a token only vouches for messages inside its own session.
-    if (opened.tokenSession !== undefined) return 'access_session';
-    if (!inner.sealedSenderKey) return 'inner_payload';
-    const welcomeDigest = digestHex(inner.mls);
-    if (await this.opts.store.hasWelcome(welcomeDigest, (now - 7 * 86_400) as UnixSeconds))
-      return 'welcome_replay';
-    if (!this.quota.take(sender)) return 'welcome_quota';
-    let joined: Awaited<ReturnType<typeof mls.joinFromWelcome>>;
-    try {
-      const kps = await this.opts.store.listKeyPackages();
-      joined = await mls.joinFromWelcome(
-        this.mlsCtx,
-        inner.mls,
-        inner.ratchetTree,
-        kps.map((k) => ({
-          ref: fromHex(k.ref),
-          keyPackage: k.keyPackage,
-          privateKeyPackage: k.privateKeyPackage,
-        })),
-      );
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'welcome rejected');
-      return 'welcome_invalid';
-    }
-    const binding = this.checkWelcomeMembers(joined, inner);
+    const admitted = await admitWelcome(this.welcomeDeps(), opened, sender, now, {
+      tooLarge: 'welcome_invalid',
+      rejected: 'welcome rejected',
+    });
+    if (!admitted.ok) return admitted.reason;
+    const { joined, digest: welcomeDigest, sealKey } = admitted;
+    const binding = directWelcomeMembers(joined, inner, this.identity.signingPublic);
     if (binding) return binding;
-    const groupIdBytes = mls.groupIdOf(joined.state);
-    const groupId = toHex(groupIdBytes);
-    const existing = await this.opts.store.getSessionByPeer(sender);
-    if (existing?.initiatedUnconfirmed && compareBytes(fromHex(existing.groupId), groupIdBytes) < 0) {
-      // Both initiated at once: both keep the group with the smaller id (PROTOCOL.md §7).
-      // Our KeyPackage is spent either way: the peer saw it used, so mint a fresh one.
-      await this.commit({
-        envelope: replayEntry(opened),
-        welcome: { digest: welcomeDigest, at: now },
-        consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
-      });
-      setImmediate(() => this.scheduleRepublish(false));
-      return 'welcome_superseded';
-    }
-    const session: SessionRecord = {
-      groupId,
-      peerId: sender,
-      state: mls.encodeSession(joined.state),
-      epoch: mls.epochOf(joined.state),
-      initiatedUnconfirmed: false,
-      version: 0,
-      inboundAccess: { current: await this.inboundAccessKey(joined.state) },
-      messagesSinceCommit: 0,
-      unconfirmedOutgoing: [],
-      updatedAt: now,
-      unusedSince: now,
-    };
-    const known = await this.opts.store.getPeer(sender);
-    const peer: PeerRecord = {
-      ...(known ?? { powBits: DEFAULT_POW_BITS }),
-      userId: sender,
-      identityKey: inner.senderIdentityKey,
-      sealKey: inner.sealedSenderKey,
-    };
-    await this.commit(
+    const step = await directWelcome(
+      this.stepCtx,
       {
-        sessions: [session],
-        ...(existing ? { deleteSessions: [existing.groupId] } : {}),
-        peers: [peer],
-        envelope: replayEntry(opened),
-        welcome: { digest: welcomeDigest, at: now },
-        consumedKeyPackage: { ref: toHex(joined.consumedRef), at: now },
+        existing: await this.opts.store.getSessionByPeer(sender),
+        known: await this.opts.store.getPeer(sender),
       },
-      joined.state,
+      { joined, opened, sender, digest: welcomeDigest, sealKey, now },
     );
-    if (existing) this.accessIndex.removeSession(existing.groupId);
-    this.indexSession(session);
-    this.emit('session', { peer: sender, groupId, role: 'joiner' });
-    // Single-use KeyPackage: publish a fresh bundle now (PROTOCOL.md §4), outside this handler.
-    setImmediate(() => this.scheduleRepublish(false));
-    if (existing?.initiatedUnconfirmed && existing.unconfirmedOutgoing.length > 0) {
-      const resend = existing.unconfirmedOutgoing;
-      setImmediate(() => {
-        for (const text of resend) void this.send(sender, text).catch((e) => this.fail(e));
-      });
+    await this.states.save(step.commit, step.decoded);
+    if (step.replaces) this.accessIndex.removeSession(step.replaces);
+    if (step.session) this.indexSession(step.session);
+    for (const e of step.events) this.emit('session', e);
+    for (const f of step.followUps) {
+      // Outside this lane: a fresh bundle (PROTOCOL.md §4), and texts re-sent through send().
+      if (f.kind === 'republish') setImmediate(() => this.bundles.scheduleRepublish(false));
+      else setImmediate(() => f.texts.forEach((t) => void this.send(f.peer, t).catch((e) => this.fail(e))));
     }
-    return undefined;
+    return step.drop;
   }
 
-  /** A 1:1 Welcome: exactly us and the sender, and the GroupInfo signed by the sender's key. */
-  private checkWelcomeMembers(
-    joined: Awaited<ReturnType<typeof mls.joinFromWelcome>>,
-    inner: InnerPayload,
-  ): DropReason | undefined {
-    if (joined.members.length !== 2) return 'welcome_invalid';
-    const keys = joined.members.map((m) => toHex(m.identityKey));
-    const senderKey = toHex(inner.senderIdentityKey);
-    if (toHex(joined.groupInfoSignerKey) !== senderKey) return 'sender_binding';
-    if (!keys.includes(senderKey) || !keys.includes(toHex(this.identity.signingPublic)))
-      return 'welcome_invalid';
-    return undefined;
+  private welcomeDeps() {
+    return { store: this.opts.store, mls: this.mlsCtx, quota: this.quota, log: this.log };
   }
 
   private async receiveMessage(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds) {
@@ -1175,45 +728,20 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     const groupId = toHex(groupIdBytes);
     if (opened.tokenSession !== undefined && opened.tokenSession !== groupId) return 'access_session';
     const digest = digestHex(inner.mls);
-    const loaded = await this.loadForMessage(groupId, digest);
+    const loaded = await this.states.loadDirect(groupId, digest);
     if (!loaded) return 'unknown_session';
-    const { session } = loaded;
-    if (session.peerId !== sender) return 'sender_binding';
-    if (loaded.processed) return 'duplicate';
-    const state = this.decodedState(session);
-    let result: Awaited<ReturnType<typeof mls.processMessage>>;
-    try {
-      // processMessage decrypts the sender data itself and returns a new state without touching
-      // `state`, so the binding is checked on its result, before anything is kept.
-      result = await mls.processMessage(this.mlsCtx, state, inner.mls);
-    } catch (e) {
-      this.log.debug({ err: (e as Error).message }, 'mls rejected message');
-      return 'mls';
-    }
-    if (toHex(result.sender.identityKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
-    const content = result.kind === 'application' ? tryDecodeContent(result.plaintext) : undefined;
-    const received: ReceivedMessage | undefined = content && {
-      from: sender,
-      conversation: { kind: 'direct', id: sender, groupId },
-      content,
-      receivedAt: now,
-    };
+    const step = await directMessage(this.stepCtx, loaded, { inner, sender, now }, (err) =>
+      this.log.debug({ err }, 'mls rejected message'),
+    );
+    if (step.drop) return step.drop;
+    const { received, state: processedState } = step;
     // `state` is encoded once, below, from whichever MLS state is committed (after the replies).
-    let next: SessionRecord = {
-      ...session,
-      initiatedUnconfirmed: false,
-      unconfirmedOutgoing: [],
-      updatedAt: now,
-    };
-    if (result.kind === 'commit') next = await this.withNewEpoch(next, result.state);
-    if (result.kind === 'application') {
-      next.messagesSinceCommit += 1;
-      delete next.unusedSince;
-    }
-    const peer = await loaded.peer();
+    let next = step.next;
+    const peer = loaded.peer;
+    if (!peer) throw new ProtocolError(`no keys known for ${loaded.session.peerId}`);
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
-    const replies = received ? await this.runHandler(received, result.state, next, peer) : undefined;
-    const finalState = replies?.state ?? result.state;
+    const replies = received ? await this.runHandler(received, processedState, next, peer) : undefined;
+    const finalState = replies?.state ?? processedState;
     // The replies may have committed the peer's proposals: a new epoch, with new access keys.
     next = replies?.session ?? next;
     await this.commit(
@@ -1230,11 +758,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     );
     if (replies?.groups.length) this.groupCoordinator.carryOut(replies.groups.map((g) => g.groupId));
     // The new state is durable: only now may the keys it no longer needs be erased.
-    mls.wipeConsumed(result.consumed);
+    mls.wipeConsumed(step.consumed);
     for (const c of replies?.consumed ?? []) mls.wipeConsumed(c);
     this.indexSession(next);
     if (replies?.outbox.length) void this.flushOutbox().catch((e) => this.fail(e));
-    if (result.kind !== 'application') return undefined;
+    if (step.kind !== 'application') return undefined;
     // MLS accepted it: the ratchet moved on even if the application cannot read it (PROTOCOL.md §10).
     if (!received) return 'content';
     this.emit('message', received);
@@ -1258,43 +786,18 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       (id) => this.opts.store.getConversationData(id),
       (e) => this.fail(e),
     );
-    const outbox: OutboxRecord[] = [];
-    const consumed: mls.Consumed[] = [];
-    // §7: the committer commits the peer's pending proposals with its next message, replies too;
-    // otherwise a peer asking for key updates would find its next Update refused.
-    if (run.replies.length > 0 && mls.isCommitter(state) && mls.hasPendingProposals(state)) {
-      const committed = await mls.commitPending(this.mlsCtx, state);
-      const payload = await this.sealMessage(state, peer, {
-        msgType: MSG_TYPE.message,
-        mls: committed.commit,
-      });
-      outbox.push(this.inboxRow(peer.userId, payload));
-      consumed.push(committed.consumed);
-      session = await this.withNewEpoch(session, committed.state);
-      state = committed.state;
-    }
-    for (const r of run.replies) {
-      const encrypted = await mls.encryptApplication(this.mlsCtx, state, replyContent(r, message.content));
-      const payload = await this.sealMessage(state, peer, {
-        msgType: MSG_TYPE.message,
-        mls: encrypted.message,
-      });
-      const row = this.inboxRow(peer.userId, payload);
-      const refused = refusedReply(row, this.outboxRowError);
-      if (refused) {
-        this.fail(refused);
-        continue;
-      }
-      outbox.push(row);
-      state = encrypted.state;
-      consumed.push(encrypted.consumed);
-    }
+    const replies = await directReplies(
+      this.sendCtx,
+      { session, state, peer },
+      { replies: run.replies, answered: message.content, check: this.outboxRowError },
+    );
+    for (const e of replies.refused) this.fail(e);
     return {
-      state,
-      consumed,
+      state: replies.state,
+      consumed: replies.consumed,
       // The caller encodes `state` into the record it commits.
-      session: { ...session, messagesSinceCommit: session.messagesSinceCommit + outbox.length },
-      outbox,
+      session: replies.session,
+      outbox: replies.outbox,
       conversationData: run.conversationData,
       groups: await this.groupCoordinator.recordChanges(run.changes, this.clock.now()),
     };

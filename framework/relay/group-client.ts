@@ -8,13 +8,17 @@
  */
 import { randomUUID } from 'node:crypto';
 export type * from './group-types.js';
-import { GroupChanges, replyContent, runHandler } from './handler.js';
-import { refusedReply } from './outbox-quarantine.js';
+import { GroupChanges, runHandler } from './handler.js';
+import { inboxRow, sealWithPow } from './direct-seal.js';
+import type { StepContext } from './steps/context.js';
+import { encryptReplies } from './steps/encrypt-replies.js';
+import { groupMessage, readGroupPayload } from './steps/group-message.js';
+import { admitWelcome } from './welcome-admission.js';
 import type { GroupId, TopicId, UnixSeconds, UserIdHex } from './brand.js';
 import { fromHex, toHex } from './bytes.js';
 import { encodeContent, tryDecodeContent } from './content.js';
 import type { DropReason } from './drops.js';
-import { decodeGroupPayload, encodeGroupPayload, MAX_GROUP_NAME_BYTES } from './envelope.js';
+import { encodeGroupPayload, MAX_GROUP_NAME_BYTES } from './envelope.js';
 import { ArgumentError, CodecError, ProtocolError, VerificationError } from './errors.js';
 import {
   newGroupMeta,
@@ -26,6 +30,7 @@ import {
 import { signSealedSenderKey, userIdFromHex, userIdToHex } from './identity.js';
 import { digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
 import { retryStale } from './retry-stale.js';
+import { ConversationStates } from './conversation-states.js';
 import { GroupRecords, updatedRecord, type Loaded } from './group-records.js';
 import { DEFAULT_POW_BITS, MAX_MINED_POW_BITS, MSG_TYPE, PADDING_BLOCK } from './labels.js';
 import * as mls from './mls/index.js';
@@ -40,12 +45,10 @@ import {
   commitPlan,
   committerRefreshDue,
   deferredAfter,
-  exceedsMemberCap,
   MAX_WELCOME_POW_BITS,
   type CommitExtras,
   type CommitPlan,
   type WantedAdd,
-  judgeEpoch,
   mayCommit,
   memberRefreshDue,
   noteCommit,
@@ -90,6 +93,7 @@ const wantedAdd = (b: FetchedPeerBundle): WantedAdd => ({
 
 export class GroupCoordinator {
   private readonly records: GroupRecords;
+  private readonly stepCtx: StepContext;
   /** topic id → group id, for every group we are in. */
   private readonly topics = new Map<string, string>();
   private readonly commitTimers = new Map<string, NodeJS.Timeout>();
@@ -104,8 +108,10 @@ export class GroupCoordinator {
   constructor(
     private readonly host: GroupHost,
     options: GroupOptions = {},
+    states: ConversationStates = new ConversationStates(host.store),
   ) {
-    this.records = new GroupRecords(host.store, host.clock);
+    this.records = new GroupRecords(host.store, host.clock, states);
+    this.stepCtx = { mls: host.mls, selfId: host.identity.userId, clock: host.clock };
     this.maxMembers = options.maxMembers ?? 250;
     this.maxTreeNodes = options.maxTreeNodes ?? 2047;
     this.commitDelayMs = Math.min(options.commitDelayMs ?? 200, 2000);
@@ -203,7 +209,7 @@ export class GroupCoordinator {
         this.host.log.warn({ groupId }, "proposals waited 7 days: proposed the committer's removal");
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   /**
@@ -318,7 +324,7 @@ export class GroupCoordinator {
       for (const c of consumed) mls.wipeConsumed(c);
       if (meta.deferredAdds?.length) this.scheduleCommit(groupId, DEFERRED_ADDS_DELAY_MS);
     });
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
     const info = (await this.info(groupId))!;
     this.host.emitGroup({
       kind: 'created',
@@ -372,7 +378,7 @@ export class GroupCoordinator {
         for (const c of consumed) mls.wipeConsumed(c);
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   async remove(groupId: string, userIds: readonly string[]): Promise<void> {
@@ -406,7 +412,7 @@ export class GroupCoordinator {
         await this.records.save({ groups: [updatedRecord(record, next, meta, now)], outbox }, next);
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   /**
@@ -438,7 +444,7 @@ export class GroupCoordinator {
       }),
     );
     if (alone) await this.forget(first.record, 'left');
-    else await this.host.flushOutbox();
+    else await this.host.outbox.flush();
   }
 
   /** Key refresh on demand: the committer commits with a path, others propose an Update. */
@@ -450,7 +456,7 @@ export class GroupCoordinator {
         await this.refreshKeys(loaded, this.host.clock.now());
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   async send(
@@ -487,7 +493,7 @@ export class GroupCoordinator {
           mayCommit(encrypted.state) && committerRefreshDue(meta, now, this.host.updateEveryMessages);
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
     if (refreshDue) this.scheduleCommit(groupId);
   }
 
@@ -546,7 +552,7 @@ export class GroupCoordinator {
     await Promise.all(
       invitees.map(async (id) => {
         try {
-          const b = await this.host.fetchPeerBundle(id);
+          const b = await this.host.bundles.fetch(id);
           if (b.powBits <= MAX_WELCOME_POW_BITS) bundles.set(id, b);
           else this.host.log.debug({ invitee: id, powBits: b.powBits }, 'Add left out: PoW over 24 bits');
         } catch (e) {
@@ -591,7 +597,7 @@ export class GroupCoordinator {
         );
       }),
     );
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   /**
@@ -642,7 +648,7 @@ export class GroupCoordinator {
         this.host.log.warn({ member: hexId(member.userId) }, 'no bundle to seal a group Welcome to');
         continue;
       }
-      const payload = await this.host.sealWithPow(peer, {
+      const payload = await sealWithPow(this.host.sealing, peer, {
         msgType: MSG_TYPE.groupWelcome,
         mls: commit.welcome,
         ratchetTree: commit.ratchetTree,
@@ -650,7 +656,7 @@ export class GroupCoordinator {
         sealedSenderKeySignature: signSealedSenderKey(this.host.identity),
         ...(name !== undefined ? { groupName: name } : {}),
       });
-      rows.push(this.host.inboxRow(peer.userId, payload));
+      rows.push(inboxRow(this.host.sealing, peer.userId, payload));
     }
     return rows;
   }
@@ -685,37 +691,27 @@ export class GroupCoordinator {
   }
 
   private async processTopicMessage(topicId: string, payload: Uint8Array): Promise<DropReason | undefined> {
-    if (payload.length > this.host.maxEnvelopeBytes) return 'oversize';
-    let message: Uint8Array;
-    let header: ReturnType<typeof mls.peekHeader>;
-    try {
-      message = decodeGroupPayload(payload);
-      header = mls.peekHeader(message);
-    } catch {
-      return 'group_payload';
-    }
+    const read = readGroupPayload(payload, this.host.maxEnvelopeBytes);
+    if ('drop' in read) return read.drop;
     const groupId = this.topics.get(topicId);
     if (groupId === undefined) return 'unknown_group';
-    if (toHex(header.groupId) !== groupId) return 'group_payload';
-    const digest = digestHex(message);
+    if (toHex(read.header.groupId) !== groupId) return 'group_payload';
+    const digest = digestHex(read.message);
     const found = await this.records.loadForMessage(groupId, digest);
     if (!found) return 'unknown_group';
-    if (found.processed) return 'duplicate';
     const { loaded } = found;
-    const verdict = judgeEpoch(header, mls.epochOf(loaded.state));
-    if (verdict === 'gap') this.fellBehind(groupId);
-    if (verdict !== 'process') return verdict === 'gap' ? 'group_epoch_gap' : `group_${verdict}`;
-    let result: mls.ProcessedGroupMessage;
-    try {
-      result = await mls.processGroupMessage(this.host.mls, loaded.state, message, {
-        now: this.host.clock.now(),
-      });
-    } catch (e) {
-      // Echoed back by a broker that ignores No Local (aedes, at times): a copy of our own message.
-      if (e instanceof mls.OwnMessageError) return 'duplicate';
-      this.host.log.debug({ err: (e as Error).message, groupId }, 'group message rejected');
-      return 'mls';
+    const step = await groupMessage(
+      this.stepCtx,
+      { state: loaded.state, processed: found.processed },
+      read,
+      { maxMembers: this.maxMembers },
+      (err) => this.host.log.debug({ err, groupId }, 'group message rejected'),
+    );
+    if (step.drop) {
+      if (step.followUp === 'rejoin') this.fellBehind(groupId);
+      return step.drop;
     }
+    const { result } = step;
     const processed = { groupId, digest, at: this.host.clock.now() };
     switch (result.kind) {
       case 'removed':
@@ -725,8 +721,6 @@ export class GroupCoordinator {
       case 'proposal':
         return this.onProposal(loaded, result, processed);
       case 'commit':
-        // §9: the member cap holds for every commit; the state stays as it was.
-        if (exceedsMemberCap(result.state, this.maxMembers)) return 'group_too_large';
         return this.onCommit(loaded, result, processed);
     }
   }
@@ -794,20 +788,18 @@ export class GroupCoordinator {
         (id) => this.host.store.getConversationData(id),
         (e) => this.host.fail(e),
       ));
-    for (const r of run ? run.replies : []) {
-      const content = replyContent(r, received!.content, { padTo: PADDING_BLOCK });
-      const encrypted = await mls.encryptApplication(this.host.mls, state, content);
-      const row = this.topicRow(record.topicId, encrypted.message);
-      const refused = refusedReply(row, (o) => this.host.outboxRowError(o));
-      if (refused) {
-        this.host.fail(refused);
-        continue;
-      }
+    if (run) {
+      const encrypted = await encryptReplies(this.host.mls, state, run.replies, received!.content, {
+        padTo: PADDING_BLOCK,
+        row: (_framedIn, message) => Promise.resolve(this.topicRow(record.topicId, message)),
+        check: (o) => this.host.outboxRowError(o),
+      });
+      for (const e of encrypted.refused) this.host.fail(e);
       state = encrypted.state;
-      consumed.push(encrypted.consumed);
-      outbox.push(row);
-      meta.messagesSinceCommit += 1;
-      meta.ownMessagesSinceUpdate += 1;
+      consumed.push(...encrypted.consumed);
+      outbox.push(...encrypted.rows);
+      meta.messagesSinceCommit += encrypted.rows.length;
+      meta.ownMessagesSinceUpdate += encrypted.rows.length;
     }
     const changes = run ? run.changes : new GroupChanges();
     const changed = await this.recordChanges(changes, now, { record, state, meta });
@@ -821,7 +813,7 @@ export class GroupCoordinator {
       state,
     );
     for (const c of consumed) mls.wipeConsumed(c);
-    if (outbox.length) void this.host.flushOutbox().catch(() => undefined);
+    if (outbox.length) void this.host.outbox.flush().catch(() => undefined);
     if (changes.size > 0) this.carryOut([...changes.entries()].map(([groupId]) => groupId));
     if (mls.isCommitter(state) && committerRefreshDue(meta, now, this.host.updateEveryMessages))
       this.scheduleCommit(record.groupId);
@@ -923,7 +915,7 @@ export class GroupCoordinator {
     if (asked !== undefined && now - asked < REJOIN_INTERVAL_SECONDS) return;
     const committer = mls.committerOf(first.state);
     if (committer.leafIndex === mls.ownLeafIndex(first.state)) return;
-    const bundle = await this.host.fetchPeerBundle(hexId(committer.userId));
+    const bundle = await this.host.bundles.fetch(hexId(committer.userId));
     const kp = await mls.generateKeyPackage(this.host.mls, this.host.identity, now);
     await this.host.store.putKeyPackage({
       ref: toHex(kp.ref),
@@ -937,7 +929,8 @@ export class GroupCoordinator {
     const groupIdBytes = fromHex(groupId);
     const epoch = mls.epochOf(first.state);
     const claim = { groupId: groupIdBytes, epoch, keyPackage: kp.keyPackage, sentAt: now };
-    const payload = await this.host.sealWithPow(
+    const payload = await sealWithPow(
+      this.host.sealing,
       bundle.record,
       {
         msgType: MSG_TYPE.groupRejoin,
@@ -957,14 +950,14 @@ export class GroupCoordinator {
         await this.records.save(
           {
             groups: [updatedRecord(loaded.record, loaded.state, loaded.meta, now)],
-            outbox: [this.host.inboxRow(bundle.record.userId, payload)],
+            outbox: [inboxRow(this.host.sealing, bundle.record.userId, payload)],
           },
           loaded.state,
         );
       }),
     );
     this.host.log.info({ groupId }, 'fell behind; asked the committer to re-add us');
-    await this.host.flushOutbox();
+    await this.host.outbox.flush();
   }
 
   // ------------------------------------------------------------------ inbound: the inbox
@@ -984,31 +977,22 @@ export class GroupCoordinator {
     now: UnixSeconds,
   ): Promise<DropReason | undefined> {
     const { inner } = opened;
-    if (opened.tokenSession !== undefined) return 'access_session';
-    if (!inner.sealedSenderKey) return 'inner_payload';
-    if (this.allowInvitesFrom && !this.allowInvitesFrom.has(sender)) return 'group_invite_refused';
-    const welcomeDigest = digestHex(inner.mls);
-    if (await this.host.store.hasWelcome(welcomeDigest, (now - 7 * DAY) as UnixSeconds))
-      return 'welcome_replay';
-    if (!this.host.quota.take(sender)) return 'welcome_quota';
-    let joined: mls.JoinedSession;
-    try {
-      joined = await mls.joinFromWelcome(
-        this.host.mls,
-        inner.mls,
-        inner.ratchetTree,
-        // Read once: a Welcome names a KeyPackage per invitee, up to the group's size.
-        (await this.host.store.listKeyPackages()).map((k) => ({
-          ref: fromHex(k.ref),
-          keyPackage: k.keyPackage,
-          privateKeyPackage: k.privateKeyPackage,
-        })),
-        { members: { min: 2, max: this.maxMembers }, maxTreeNodes: this.maxTreeNodes },
-      );
-    } catch (e) {
-      this.host.log.debug({ err: (e as Error).message }, 'group welcome rejected');
-      return e instanceof mls.GroupLimitError ? 'group_too_large' : 'welcome_invalid';
-    }
+    const admitted = await admitWelcome(
+      { store: this.host.store, mls: this.host.mls, quota: this.host.quota, log: this.host.log },
+      opened,
+      sender,
+      now,
+      {
+        ...(this.allowInvitesFrom && !this.allowInvitesFrom.has(sender)
+          ? { refuseSender: 'group_invite_refused' as const }
+          : {}),
+        limits: { members: { min: 2, max: this.maxMembers }, maxTreeNodes: this.maxTreeNodes },
+        tooLarge: 'group_too_large',
+        rejected: 'group welcome rejected',
+      },
+    );
+    if (!admitted.ok) return admitted.reason;
+    const { joined, digest: welcomeDigest, sealKey } = admitted;
     // §6: the GroupInfo signer (the committer, checked by the engine) is the envelope's sender.
     if (toHex(joined.groupInfoSignerKey) !== toHex(inner.senderIdentityKey)) return 'sender_binding';
     const groupIdBytes = mls.groupIdOf(joined.state);
@@ -1042,7 +1026,7 @@ export class GroupCoordinator {
       ...(known ?? { powBits: DEFAULT_POW_BITS }),
       userId: sender,
       identityKey: inner.senderIdentityKey,
-      sealKey: inner.sealedSenderKey,
+      sealKey,
     };
     const record: GroupRecord = {
       groupId,
@@ -1064,7 +1048,7 @@ export class GroupCoordinator {
       joined.state,
     );
     this.topics.set(topicId, groupId);
-    setImmediate(() => this.host.republishBundle());
+    setImmediate(() => this.host.bundles.scheduleRepublish(false));
     if (rejoin) {
       this.host.emitGroup({ kind: 'rejoined', groupId, topicId, epoch: record.epoch });
     } else {
@@ -1122,7 +1106,7 @@ export class GroupCoordinator {
     if (!memberIsBehind(claim.epoch, mls.epochOf(first.state))) return 'rejoin_not_behind';
     let bundle: FetchedPeerBundle;
     try {
-      bundle = await this.host.fetchPeerBundle(sender);
+      bundle = await this.host.bundles.fetch(sender);
     } catch {
       return 'bundle_invalid';
     }
@@ -1153,7 +1137,7 @@ export class GroupCoordinator {
     );
     if (outcome) return outcome;
     this.host.log.info({ groupId, member: sender }, 're-added a member that fell behind');
-    void this.host.flushOutbox().catch(() => undefined);
+    void this.host.outbox.flush().catch(() => undefined);
     return undefined;
   }
 
@@ -1205,7 +1189,7 @@ export class GroupCoordinator {
       ids.map(async (id) => {
         let b: FetchedPeerBundle;
         try {
-          b = await this.host.fetchPeerBundle(id);
+          b = await this.host.bundles.fetch(id);
         } catch (e) {
           throw new ArgumentError(`cannot invite ${id}: ${(e as Error).message}`, { cause: e });
         }

@@ -7,8 +7,8 @@ import type { UnixSeconds } from './brand.js';
 import type { Clock } from './clock.js';
 import { ArgumentError } from './errors.js';
 import { parseGroupMeta, serializeGroupMeta, type GroupMeta } from './group-meta.js';
+import type { ConversationStates } from './conversation-states.js';
 import * as mls from './mls/index.js';
-import { VersionedLru } from './state-cache.js';
 import type { GroupRecord, InboundCommit, RelayStore } from './store.js';
 
 export interface Loaded {
@@ -34,15 +34,15 @@ export function updatedRecord(
 }
 
 export class GroupRecords {
-  private readonly states = new VersionedLru<mls.GroupSession>();
-
   constructor(
     private readonly store: RelayStore,
     private readonly clock: Clock,
+    /** Shared with 1:1 sessions: one versioned cache, one compare-and-set save. */
+    private readonly states: ConversationStates,
   ) {}
 
   decoded(record: GroupRecord): mls.GroupSession {
-    return this.states.get(record.groupId, record.version) ?? mls.decodeSession(record.state);
+    return this.states.decoded(record);
   }
 
   async load(groupId: string): Promise<Loaded | undefined> {
@@ -51,22 +51,20 @@ export class GroupRecords {
     return { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.clock.now()) };
   }
 
-  /** The group and whether this message digest was processed: one read where the store offers it. */
+  /** The group and whether this message digest was processed, in one read. */
   async loadForMessage(
     groupId: string,
     digest: string,
   ): Promise<{ loaded: Loaded; processed: boolean } | undefined> {
-    const both = this.store.loadGroupForMessage
-      ? await this.store.loadGroupForMessage(groupId, digest)
-      : await this.store
-          .getGroup(groupId)
-          .then(
-            async (group) => group && { group, processed: await this.store.hasProcessed(groupId, digest) },
-          );
-    if (!both) return undefined;
-    const { group: record, processed } = both;
+    const found = await this.states.loadGroup(groupId, digest);
+    if (!found) return undefined;
+    const { group: record, processed, cached } = found;
     return {
-      loaded: { record, state: this.decoded(record), meta: parseGroupMeta(record.meta, this.clock.now()) },
+      loaded: {
+        record,
+        state: cached ?? mls.decodeSession(record.state),
+        meta: parseGroupMeta(record.meta, this.clock.now()),
+      },
       processed,
     };
   }
@@ -79,23 +77,12 @@ export class GroupRecords {
   }
 
   forget(groupId: string): void {
-    this.states.delete(groupId);
+    this.states.forget(groupId);
   }
 
   /** Commits, then moves each written record to the version the store now holds. */
-  async save(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    try {
-      await this.store.commit(changes);
-    } catch (e) {
-      for (const g of changes.groups ?? []) this.states.delete(g.groupId);
-      throw e;
-    }
-    for (const g of changes.deleteGroups ?? []) this.states.delete(g);
-    for (const g of changes.groups ?? []) {
-      g.version += 1;
-      if (decoded && changes.groups?.length === 1)
-        this.states.set(g.groupId, g.version, decoded, g.state.length);
-      else this.states.delete(g.groupId);
-    }
+  save(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
+    const only = changes.groups?.length === 1 ? changes.groups[0] : undefined;
+    return this.states.save(changes, decoded && only && { groupId: only.groupId, state: decoded });
   }
 }

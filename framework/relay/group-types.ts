@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { UnixSeconds, UserIdHex } from './brand.js';
 import type { Clock } from './clock.js';
 import type { AppContent } from './content.js';
-import type { InnerPayload } from './envelope.js';
+import type { SealContext } from './direct-seal.js';
 import type { TransactionalHandler } from './handler.js';
 import type { Identity } from './identity.js';
 import type { KeyedSerialQueue } from './keyed-queue.js';
@@ -88,18 +88,18 @@ export interface GroupHost {
   readonly maxEnvelopeBytes: number;
   subscribe(topic: string): Promise<void>;
   unsubscribe(topic: string): Promise<void>;
-  fetchPeerBundle(peer: UserIdHex): Promise<FetchedPeerBundle>;
-  sealWithPow(
-    peer: PeerRecord,
-    inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'>,
-    sentAt?: UnixSeconds,
-  ): Promise<Uint8Array>;
-  inboxRow(peer: string, payload: Uint8Array): OutboxRecord;
+  /** Peer bundles fetched and verified, and our own re-published (bundles.ts). */
+  readonly bundles: {
+    fetch(peer: UserIdHex): Promise<FetchedPeerBundle>;
+    scheduleRepublish(force: boolean): void;
+  };
+  /** Sealing to a peer's inbox (direct-seal.ts): Welcomes and rejoin requests. */
+  readonly sealing: SealContext;
+  /** Publishing of committed outbox rows (outbox-publisher.ts). */
+  readonly outbox: { flush(): Promise<void> };
   /** Why the transport could never publish this row (too large), or undefined. */
   outboxRowError(row: OutboxRecord): Error | undefined;
-  flushOutbox(): Promise<void>;
   fail(e: unknown): void;
-  republishBundle(): void;
   emitGroup(e: GroupEvent): void;
   emitMessage(m: GroupReceivedMessage): void;
   /** The transactional handler currently set, run with the same contract as for 1:1 messages. */

@@ -219,16 +219,16 @@ export interface RelayStore {
 
   hasProcessed(groupId: string, digest: string): Promise<boolean>;
   /**
-   * Optional: getSession(groupId), hasProcessed(groupId, digest) and getPeer(session.peerId) in one
-   * read, which is what every inbound message needs; one round trip instead of three on a database.
-   * Undefined when there is no such session. RelayClient falls back to the three calls without it.
+   * getSession(groupId), hasProcessed(groupId, digest) and getPeer(session.peerId) in one read,
+   * which is what every inbound message needs; one round trip instead of three on a database.
+   * Undefined when there is no such session.
    */
-  loadForMessage?(groupId: string, digest: string): Promise<MessageLoad | undefined>;
+  loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined>;
   /**
-   * Optional: getGroup(groupId) and hasProcessed(groupId, digest) in one read, for every message on
-   * a group topic. Undefined when there is no such group; without it the two calls are made.
+   * getGroup(groupId) and hasProcessed(groupId, digest) in one read, for every message on a group
+   * topic. Undefined when there is no such group.
    */
-  loadGroupForMessage?(groupId: string, digest: string): Promise<GroupMessageLoad | undefined>;
+  loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined>;
   hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean>;
   hasWelcome(digest: string, since: UnixSeconds): Promise<boolean>;
   /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */

@@ -427,7 +427,6 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
 
     describe('loadForMessage', () => {
       it('reads the session, the processed check and the peer at once', async () => {
-        if (!store.loadForMessage) return; // optional; RelayClient falls back to three reads
         await store.commit({
           sessions: [session('g1', { peerId: 'p1' }), session('g2', { peerId: 'nobody' })],
           peers: [peer('p1', { displayName: 'P', bundleIssuedAt: at(3) })],
@@ -448,7 +447,6 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
 
       it('loadGroupForMessage reads the group and the processed check at once', async () => {
-        if (!store.loadGroupForMessage) return; // optional; the group layer falls back to two reads
         const g = group('a');
         await store.commit({ groups: [g], processed: { groupId: g.groupId, digest: 'd1', at: at() } });
         expect(await store.loadGroupForMessage(g.groupId, 'd1')).toEqual({

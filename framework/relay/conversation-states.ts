@@ -1,0 +1,85 @@
+/**
+ * The one versioned cache of decoded MLS states and the one compare-and-set save, for 1:1 sessions
+ * and groups alike (ARCHITECTURE.md "One conversation model"). Group ids are MLS group ids of both
+ * kinds, unique across them, so one cache keyed by group id serves both.
+ *
+ * A save writes each record at version + 1 and fails with StaleStateError when the stored version
+ * moved on (the store's compare-and-set). On success the written records move to their new
+ * version and the state the caller names is cached at it; every other written record's cached
+ * state is dropped. On failure all of them are dropped: the next attempt decodes what the store
+ * really holds.
+ */
+import * as mls from './mls/index.js';
+import { VersionedLru } from './state-cache.js';
+import type { GroupMessageLoad, InboundCommit, MessageLoad, RelayStore } from './store.js';
+
+/** A stored conversation record as far as the cache is concerned. */
+interface VersionedState {
+  groupId: string;
+  version: number;
+  state: Uint8Array;
+}
+
+/** The decoded state of a loaded record's version, when the cache holds it. */
+export interface Cached {
+  cached?: mls.GroupSession;
+}
+
+/** The decoded state of one record written by a save, to cache at its new version. */
+export interface DecodedState {
+  groupId: string;
+  state: mls.GroupSession;
+}
+
+export class ConversationStates {
+  private readonly cache = new VersionedLru<mls.GroupSession>();
+
+  constructor(private readonly store: RelayStore) {}
+
+  /** The decoded state of exactly this record version, when the cache holds it. */
+  cached(record: VersionedState): mls.GroupSession | undefined {
+    return this.cache.get(record.groupId, record.version);
+  }
+
+  decoded(record: VersionedState): mls.GroupSession {
+    return this.cached(record) ?? mls.decodeSession(record.state);
+  }
+
+  /** The one read an inbound 1:1 message needs: session, processed check and peer. */
+  async loadDirect(groupId: string, digest: string): Promise<(MessageLoad & Cached) | undefined> {
+    const loaded = await this.store.loadForMessage(groupId, digest);
+    return loaded && { ...loaded, ...this.cachedOf(loaded.session) };
+  }
+
+  /** The one read a group topic message needs: group and processed check. */
+  async loadGroup(groupId: string, digest: string): Promise<(GroupMessageLoad & Cached) | undefined> {
+    const loaded = await this.store.loadGroupForMessage(groupId, digest);
+    return loaded && { ...loaded, ...this.cachedOf(loaded.group) };
+  }
+
+  private cachedOf(record: VersionedState): Cached {
+    const cached = this.cached(record);
+    return cached ? { cached } : {};
+  }
+
+  forget(groupId: string): void {
+    this.cache.delete(groupId);
+  }
+
+  async save(changes: InboundCommit, decoded?: DecodedState): Promise<void> {
+    const written: VersionedState[] = [...(changes.sessions ?? []), ...(changes.groups ?? [])];
+    try {
+      await this.store.commit(changes);
+    } catch (e) {
+      for (const r of written) this.cache.delete(r.groupId);
+      throw e;
+    }
+    for (const g of changes.deleteSessions ?? []) this.cache.delete(g);
+    for (const g of changes.deleteGroups ?? []) this.cache.delete(g);
+    for (const r of written) {
+      r.version += 1;
+      if (decoded?.groupId === r.groupId) this.cache.set(r.groupId, r.version, decoded.state, r.state.length);
+      else this.cache.delete(r.groupId);
+    }
+  }
+}
