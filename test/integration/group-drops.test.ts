@@ -168,6 +168,9 @@ describe('on the topic of a group the victim is in', () => {
     expect(await committer.client.group(groupId)).toEqual(groupBefore);
     expect(await converged([committer, victim, friend], groupId)).toBe(true);
     expect(victim.events.some((e) => e.kind === 'rejoined' && e.groupId === groupId)).toBe(false);
+    // The requests' outbox rows go once their PUBACK arrives, which can be after the committer has
+    // already refused; wait for that so the next step compares against a settled store.
+    await until(() => (JSON.parse(victimStore.dump()) as { outbox: unknown[] }).outbox.length === 0);
     // Not again within ten minutes: the next forged header changes nothing at all.
     new DataView(future.buffer).setBigUint64(37, (1n << 40n) + 1n);
     await expectDropped('group_epoch_gap', () => raw.publish(topic, encodeGroupPayload(future)));
@@ -175,8 +178,6 @@ describe('on the topic of a group the victim is in', () => {
     await until(() => groupTexts(victim, groupId).includes('after the refusal'));
     expect(committer.client.drops.get('rejoin_not_behind')).toBe(refused + 2);
     expect(await committer.client.group(groupId)).toEqual(groupBefore);
-    // The request's outbox row is gone once published, so later tests start from a settled store.
-    await until(() => (JSON.parse(victimStore.dump()) as { outbox: unknown[] }).outbox.length === 0);
   });
 
   test('replayed commits are dropped: a processed one as a duplicate, one from a past epoch as stale', async () => {
