@@ -49,13 +49,14 @@ export interface MeteredStore {
 
 /**
  * Counts through the store's DataSource (framework/store's entities), so a scrape neither loads
- * nor decrypts the sessions' and groups' MLS state, nor reads the outbox's payloads.
+ * nor decrypts the conversations' MLS state, nor reads the outbox's payloads.
  */
 export function storeCounts(dataSource: DataSource): MeteredStore {
-  const count = (entity: string) => () => dataSource.getRepository(entity).count();
+  const conversations = (kind: 'direct' | 'group') => () =>
+    dataSource.getRepository('conversations').count({ where: { kind } });
   // Quarantined rows stay for the operator to inspect; they are counted by relay_outbox_quarantined_total.
   const countOutbox = () => dataSource.getRepository('outbox').count({ where: { quarantined_at: IsNull() } });
-  return { countSessions: count('sessions'), countGroups: count('groups'), countOutbox };
+  return { countSessions: conversations('direct'), countGroups: conversations('group'), countOutbox };
 }
 
 function withTimeout<T>(work: Promise<T>, ms: number, what: string): Promise<T> {

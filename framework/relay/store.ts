@@ -283,14 +283,30 @@ const copyOutbox = ({ awaitAck, ...o }: OutboxRecord): OutboxRecord => ({
 
 const compareStrings = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
-/** The compare-and-set rule of commit(): a record's version must be the stored one (0: none stored). */
-function checkVersions(
-  stored: ReadonlyMap<string, { version: number }>,
-  records: ReadonlyArray<{ groupId: string; version: number }> = [],
-): void {
+/**
+ * One stored conversation of either kind, keyed by its group id: the in-memory picture of the
+ * database stores' one `conversations` table.
+ */
+type StoredConversation = { kind: 'direct'; session: SessionRecord } | { kind: 'group'; group: GroupRecord };
+
+const versionOf = (c: StoredConversation | undefined): number =>
+  c === undefined ? 0 : c.kind === 'direct' ? c.session.version : c.group.version;
+
+/**
+ * The compare-and-set rule of commit(), one check for both kinds: a record's version must be the
+ * stored one (0: none stored), and a group id keeps its kind.
+ */
+function checkVersions(stored: ReadonlyMap<string, StoredConversation>, c: InboundCommit): void {
+  const records = [
+    ...(c.sessions ?? []).map((r) => ({ kind: 'direct', groupId: r.groupId, version: r.version })),
+    ...(c.groups ?? []).map((r) => ({ kind: 'group', groupId: r.groupId, version: r.version })),
+  ];
   for (const r of records) {
-    const version = stored.get(r.groupId)?.version ?? 0;
+    const found = stored.get(r.groupId);
+    const version = versionOf(found);
     if (version !== r.version) throw new StaleStateError(r.groupId, r.version, version);
+    if (found && found.kind !== r.kind)
+      throw new StorageError(`conversation ${r.groupId} is stored as kind ${found.kind}`);
   }
 }
 
@@ -303,15 +319,32 @@ export class MemoryRelayStore implements RelayStore {
   private readonly keyPackages = new Map<string, StoredKeyPackage>();
   private ownBundle: OwnBundle | undefined;
   private readonly peers = new Map<string, PeerRecord>();
-  private readonly sessions = new Map<string, SessionRecord>();
-  private readonly groups = new Map<string, GroupRecord>();
+  private readonly conversations = new Map<string, StoredConversation>();
   private readonly processed = new Map<string, UnixSeconds>();
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
   private readonly outbox: OutboxRecord[] = [];
   private readonly quarantined: Array<OutboxRecord & { quarantinedAt: UnixSeconds }> = [];
   private readonly parked: ParkedInboundRecord[] = [];
-  private readonly conversations = new Map<string, string>();
+  private readonly conversationData = new Map<string, string>();
+
+  private get sessions(): SessionRecord[] {
+    return [...this.conversations.values()].flatMap((c) => (c.kind === 'direct' ? [c.session] : []));
+  }
+
+  private get groups(): GroupRecord[] {
+    return [...this.conversations.values()].flatMap((c) => (c.kind === 'group' ? [c.group] : []));
+  }
+
+  private sessionAt(groupId: string): SessionRecord | undefined {
+    const c = this.conversations.get(groupId);
+    return c?.kind === 'direct' ? c.session : undefined;
+  }
+
+  private groupAt(groupId: string): GroupRecord | undefined {
+    const c = this.conversations.get(groupId);
+    return c?.kind === 'group' ? c.group : undefined;
+  }
 
   async loadIdentity() {
     return this.identity && { ...this.identity };
@@ -347,60 +380,63 @@ export class MemoryRelayStore implements RelayStore {
     this.peers.set(peer.userId, { ...peer });
   }
   async getSession(groupId: string) {
-    const s = this.sessions.get(groupId);
+    const s = this.sessionAt(groupId);
     return s && copySession(s);
   }
   async getSessionByPeer(peerId: string) {
-    for (const s of this.sessions.values()) if (s.peerId === peerId) return copySession(s);
+    for (const s of this.sessions) if (s.peerId === peerId) return copySession(s);
     return undefined;
   }
   async listSessions() {
-    return [...this.sessions.values()].map(copySession);
+    return this.sessions.map(copySession);
   }
   async listSessionAccess() {
-    return [...this.sessions.values()]
+    return this.sessions
       .sort((a, b) => compareStrings(a.groupId, b.groupId))
       .map((s) => ({ groupId: s.groupId, inboundAccess: copySession(s).inboundAccess }));
   }
   async deleteUnusedSessions(before: UnixSeconds) {
-    const expired = [...this.sessions.values()]
+    const expired = this.sessions
       .filter((s) => s.unusedSince !== undefined && s.unusedSince < before)
       .map((s) => s.groupId)
       .sort(compareStrings);
-    for (const g of expired) this.sessions.delete(g);
+    for (const g of expired) this.conversations.delete(g);
     return expired;
   }
   async getGroup(groupId: string) {
-    const g = this.groups.get(groupId);
+    const g = this.groupAt(groupId);
     return g && copyGroup(g);
   }
   async getGroupByTopic(topicId: string) {
-    for (const g of this.groups.values()) if (g.topicId === topicId) return copyGroup(g);
+    for (const g of this.groups) if (g.topicId === topicId) return copyGroup(g);
     return undefined;
   }
   async listGroups() {
-    return [...this.groups.values()].sort((a, b) => compareStrings(a.groupId, b.groupId)).map(copyGroup);
+    return this.groups.sort((a, b) => compareStrings(a.groupId, b.groupId)).map(copyGroup);
   }
   async listGroupSummaries() {
-    return [...this.groups.values()]
+    return this.groups
       .sort((a, b) => compareStrings(a.groupId, b.groupId))
       .map(({ groupId, topicId, meta }) => ({ groupId, topicId, meta }));
   }
   async hasProcessed(groupId: string, digest: string) {
     return this.processed.has(`${groupId}:${digest}`);
   }
+  /** The one read behind loadForMessage and loadGroupForMessage, as in the database stores. */
+  private async loadConversation(groupId: string, digest: string) {
+    const c = this.conversations.get(groupId);
+    return c && { conversation: c, processed: await this.hasProcessed(groupId, digest) };
+  }
   async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    const session = await this.getSession(groupId);
-    if (!session) return undefined;
-    return {
-      session,
-      processed: await this.hasProcessed(groupId, digest),
-      peer: await this.getPeer(session.peerId),
-    };
+    const found = await this.loadConversation(groupId, digest);
+    if (found?.conversation.kind !== 'direct') return undefined;
+    const session = copySession(found.conversation.session);
+    return { session, processed: found.processed, peer: await this.getPeer(session.peerId) };
   }
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    const group = await this.getGroup(groupId);
-    return group && { group, processed: await this.hasProcessed(groupId, digest) };
+    const found = await this.loadConversation(groupId, digest);
+    if (found?.conversation.kind !== 'group') return undefined;
+    return { group: copyGroup(found.conversation.group), processed: found.processed };
   }
   async hasEnvelope(digest: string, now: UnixSeconds) {
     const exp = this.envelopes.get(digest);
@@ -426,15 +462,14 @@ export class MemoryRelayStore implements RelayStore {
         keyPackages: [...this.keyPackages.entries()].sort(),
         ownBundle: this.ownBundle,
         peers: [...this.peers.entries()].sort(),
-        sessions: [...this.sessions.entries()].sort(),
-        groups: [...this.groups.entries()].sort(),
+        conversations: [...this.conversations.entries()].sort(),
         processed: [...this.processed.entries()].sort(),
         envelopes: [...this.envelopes.entries()].sort(),
         welcomes: [...this.welcomes.entries()].sort(),
         outbox: this.outbox,
         quarantined: this.quarantined,
         parked: this.parked,
-        conversations: [...this.conversations.entries()].sort(),
+        conversationData: [...this.conversationData.entries()].sort(),
       },
       hex,
     );
@@ -467,10 +502,10 @@ export class MemoryRelayStore implements RelayStore {
     if (i !== -1) this.parked.splice(i, 1);
   }
   async getConversationData(conversationId: string) {
-    return this.conversations.get(conversationId);
+    return this.conversationData.get(conversationId);
   }
   async listConversationData(prefix: string) {
-    return [...this.conversations.entries()]
+    return [...this.conversationData.entries()]
       .filter(([id]) => id.startsWith(prefix))
       .sort(([a], [b]) => compareStrings(a, b))
       .map(([conversationId, json]) => ({ conversationId, json }));
@@ -478,18 +513,24 @@ export class MemoryRelayStore implements RelayStore {
   async close() {}
 
   async commit(c: InboundCommit) {
-    checkVersions(this.sessions, c.sessions);
-    checkVersions(this.groups, c.groups);
+    checkVersions(this.conversations, c);
     this.checkTopicsUnique(c);
-    for (const g of c.deleteSessions ?? []) this.sessions.delete(g);
+    for (const g of c.deleteSessions ?? []) if (this.sessionAt(g)) this.conversations.delete(g);
+    for (const g of c.deleteGroups ?? []) if (this.groupAt(g)) this.conversations.delete(g);
     for (const s of c.sessions ?? [])
-      this.sessions.set(s.groupId, { ...copySession(s), version: s.version + 1 });
-    for (const g of c.deleteGroups ?? []) this.groups.delete(g);
-    for (const g of c.groups ?? []) this.groups.set(g.groupId, { ...copyGroup(g), version: g.version + 1 });
+      this.conversations.set(s.groupId, {
+        kind: 'direct',
+        session: { ...copySession(s), version: s.version + 1 },
+      });
+    for (const g of c.groups ?? [])
+      this.conversations.set(g.groupId, {
+        kind: 'group',
+        group: { ...copyGroup(g), version: g.version + 1 },
+      });
     for (const o of c.outbox ?? []) this.outbox.push(copyOutbox(o));
     for (const d of c.conversationData ?? []) {
-      if (d.json === CONVERSATION_DATA_DELETED) this.conversations.delete(d.conversationId);
-      else this.conversations.set(d.conversationId, d.json);
+      if (d.json === CONVERSATION_DATA_DELETED) this.conversationData.delete(d.conversationId);
+      else this.conversationData.set(d.conversationId, d.json);
     }
     for (const p of c.peers ?? []) this.peers.set(p.userId, { ...p });
     if (c.processed) this.processed.set(`${c.processed.groupId}:${c.processed.digest}`, c.processed.at);
@@ -501,10 +542,10 @@ export class MemoryRelayStore implements RelayStore {
     }
   }
 
-  /** The unique index on groups.topic_id of the database stores, checked before anything changes. */
+  /** The unique index on conversations.topic_id of the database stores, checked before anything changes. */
   private checkTopicsUnique(c: InboundCommit): void {
     if (!c.groups?.length) return;
-    const after = new Map(this.groups);
+    const after = new Map(this.groups.map((g) => [g.groupId, g]));
     for (const g of c.deleteGroups ?? []) after.delete(g);
     for (const g of c.groups) after.set(g.groupId, g);
     const seen = new Set<string>();

@@ -18,6 +18,8 @@ import { StateKey1796621877627 as PostgresStateKey } from './migrations/postgres
 import { StateKey1796621877627 as SqliteStateKey } from './migrations/sqlite/1796621877627-StateKey.js';
 import { OutboxQuarantine1796622191638 as PostgresOutboxQuarantine } from './migrations/postgres/1796622191638-OutboxQuarantine.js';
 import { OutboxQuarantine1796622191638 as SqliteOutboxQuarantine } from './migrations/sqlite/1796622191638-OutboxQuarantine.js';
+import { Conversations1796640000000 as PostgresConversations } from './migrations/postgres/1796640000000-Conversations.js';
+import { Conversations1796640000000 as SqliteConversations } from './migrations/sqlite/1796640000000-Conversations.js';
 
 export const DEFAULT_SQLITE_PATH = './data/relay.sqlite';
 /** Named so the relay tables can share a Postgres database with an application's own migrations. */
@@ -39,8 +41,22 @@ type Migration = new () => MigrationInterface;
 
 export function relayMigrations(kind: RelayBackend): Migration[] {
   return kind === 'postgres'
-    ? [PostgresInitial, PostgresGroups, PostgresParkedInbound, PostgresStateKey, PostgresOutboxQuarantine]
-    : [SqliteInitial, SqliteGroups, SqliteParkedInbound, SqliteStateKey, SqliteOutboxQuarantine];
+    ? [
+        PostgresInitial,
+        PostgresGroups,
+        PostgresParkedInbound,
+        PostgresStateKey,
+        PostgresOutboxQuarantine,
+        PostgresConversations,
+      ]
+    : [
+        SqliteInitial,
+        SqliteGroups,
+        SqliteParkedInbound,
+        SqliteStateKey,
+        SqliteOutboxQuarantine,
+        SqliteConversations,
+      ];
 }
 
 export const isPostgresUrl = (url: string | undefined): url is string =>

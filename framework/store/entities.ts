@@ -26,7 +26,7 @@ const typesFor = (kind: RelayBackend): Types =>
     ? { bytes: 'bytea', int64: 'bigint', epoch: 'bigint' }
     : { bytes: 'blob', int64: 'integer', epoch: 'text' };
 
-type SchemaExtra = Pick<ConstructorParameters<typeof EntitySchema>[0], 'indices' | 'uniques'>;
+type SchemaExtra = Pick<ConstructorParameters<typeof EntitySchema>[0], 'indices' | 'uniques' | 'checks'>;
 
 // Named primary keys keep the hand-written migrations readable and comparable with this definition.
 const schema = (name: string, columns: Columns, extra: SchemaExtra = {}) => {
@@ -81,43 +81,52 @@ const peers = (t: Types) =>
     display_name: { type: 'text', nullable: true },
   });
 
-const sessions = (t: Types) =>
+/** Each kind has its own columns and only those. */
+const CONVERSATION_KIND_CHECK = [
+  `("kind" = 'direct' AND "peer_id" IS NOT NULL AND "initiated_unconfirmed" IS NOT NULL`,
+  ` AND "inbound_access_current" IS NOT NULL AND "messages_since_commit" IS NOT NULL`,
+  ` AND "unconfirmed_outgoing" IS NOT NULL AND "topic_id" IS NULL AND "meta" IS NULL)`,
+  ` OR ("kind" = 'group' AND "topic_id" IS NOT NULL AND "meta" IS NOT NULL AND "peer_id" IS NULL)`,
+].join('');
+
+/**
+ * 1:1 sessions (kind 'direct', PROTOCOL.md §7) and N-way groups (kind 'group', §9) in one table,
+ * keyed by the MLS group id, with one version for the compare-and-set save of either kind. Each
+ * kind's own columns are nullable columns rather than a JSON blob: peer_id and topic_id stay
+ * indexed, and every secret column stays sealed on its own (migrations/conversations-copy.ts).
+ */
+const conversations = (t: Types) =>
   schema(
-    'sessions',
+    'conversations',
     {
       group_id: { type: 'text', primary: true },
-      peer_id: { type: 'text' },
+      kind: { type: 'text' },
       state: { type: t.bytes },
       epoch: { type: t.epoch },
       version: { type: 'integer' },
-      initiated_unconfirmed: { type: 'boolean' },
-      inbound_access_current: { type: t.bytes },
-      inbound_access_previous: { type: t.bytes, nullable: true },
-      messages_since_commit: { type: 'integer' },
-      unconfirmed_outgoing: { type: 'text' },
       updated_at: { type: t.int64 },
       at_rest: atRest,
+      // kind 'direct'
+      peer_id: { type: 'text', nullable: true },
+      initiated_unconfirmed: { type: 'boolean', nullable: true },
+      inbound_access_current: { type: t.bytes, nullable: true },
+      inbound_access_previous: { type: t.bytes, nullable: true },
+      messages_since_commit: { type: 'integer', nullable: true },
+      unconfirmed_outgoing: { type: 'text', nullable: true },
       // Set while the peer has sent no application message (PROTOCOL.md §10 session expiry).
       unused_since: { type: t.int64, nullable: true },
+      // kind 'group'
+      topic_id: { type: 'text', nullable: true },
+      meta: { type: 'text', nullable: true },
     },
-    { indices: [{ name: 'idx_sessions_peer_id', columns: ['peer_id'] }] },
-  );
-
-const groups = (t: Types) =>
-  schema(
-    'groups',
     {
-      group_id: { type: 'text', primary: true },
-      topic_id: { type: 'text' },
-      state: { type: t.bytes },
-      epoch: { type: t.epoch },
-      meta: { type: 'text' },
-      updated_at: { type: t.int64 },
-      version: { type: 'integer' },
-      at_rest: atRest,
+      indices: [
+        { name: 'idx_conversations_peer_id', columns: ['peer_id'] },
+        // Unique because the topic id is derived from the group id; getGroupByTopic reads through it.
+        { name: 'idx_conversations_topic_id', columns: ['topic_id'], unique: true },
+      ],
+      checks: [{ name: 'chk_conversations_kind', expression: CONVERSATION_KIND_CHECK }],
     },
-    // Unique because the topic id is derived from the group id; getGroupByTopic reads through it.
-    { indices: [{ name: 'idx_groups_topic_id', columns: ['topic_id'], unique: true }] },
   );
 
 const processed = (t: Types) =>
@@ -202,8 +211,7 @@ export function relayEntities(kind: RelayBackend): EntitySchema[] {
     keyPackages(t),
     ownBundle(t),
     peers(t),
-    sessions(t),
-    groups(t),
+    conversations(t),
     processed(t),
     envelopes(t),
     welcomes(t),

@@ -6,14 +6,10 @@
 import type { UnixSeconds } from '../relay/brand.js';
 import { ArgumentError, StorageError } from '../relay/errors.js';
 import type {
-  GroupRecord,
   OutboxRecord,
   OwnBundle,
   ParkedInboundRecord,
   PeerRecord,
-  SessionAccessRecord,
-  SessionRecord,
-  GroupSummaryRecord,
   StoredIdentity,
   StoredKeyPackage,
 } from '../relay/store.js';
@@ -39,9 +35,9 @@ export function toInt(v: unknown): number {
   return n;
 }
 
-const toSeconds = (v: unknown) => toInt(v) as UnixSeconds;
+export const toSeconds = (v: unknown) => toInt(v) as UnixSeconds;
 
-const optSeconds = (v: unknown) => (v === null || v === undefined ? undefined : toSeconds(v));
+export const optSeconds = (v: unknown) => (v === null || v === undefined ? undefined : toSeconds(v));
 
 export function toBool(v: unknown): boolean {
   if (typeof v === 'boolean') return v;
@@ -61,11 +57,11 @@ export function epochParam(epoch: bigint): string {
 }
 
 /** Drops undefined properties, so records read back compare equal to what was written. */
-function defined<T extends object>(o: T): T {
+export function defined<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 }
 
-const nullable = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
+export const nullable = <T>(v: T | undefined): T | null => (v === undefined ? null : v);
 
 // ---- identities ---------------------------------------------------------------------------------
 
@@ -169,150 +165,6 @@ export const rowToPeer = (r: Row): PeerRecord =>
     bundleIssuedAt: optSeconds(r.bundle_issued_at),
     displayName: r.display_name === null || r.display_name === undefined ? undefined : String(r.display_name),
   });
-
-// ---- sessions and groups ------------------------------------------------------------------------
-
-/** The tables that keep an MLS state, sealed at rest under the table and the row's group id. */
-type StateTable = 'sessions' | 'groups';
-
-const stateSlot = (table: StateTable, groupId: string) => ({ table, column: 'state', key: groupId });
-
-const sealState = (c: AtRestCipher, table: StateTable, r: { groupId: string; state: Uint8Array }) =>
-  toParam(c.seal(r.state, stateSlot(table, r.groupId)));
-
-const openState = (c: AtRestCipher, table: StateTable, r: Row): Uint8Array =>
-  c.open(toBytes(r.state), toInt(r.at_rest), stateSlot(table, String(r.group_id)));
-
-/** Every session column except group_id and version, in the order sessionParams lists them. */
-export const SESSION_COLUMNS = [
-  'peer_id',
-  'state',
-  'epoch',
-  'initiated_unconfirmed',
-  'inbound_access_current',
-  'inbound_access_previous',
-  'messages_since_commit',
-  'unconfirmed_outgoing',
-  'updated_at',
-  'at_rest',
-  'unused_since',
-] as const;
-
-/** A session column other than state, sealed under the session's group id (sealed-columns.ts). */
-const sessionSlot = (column: string, groupId: string) => ({ table: 'sessions', column, key: groupId });
-
-export function sessionParams(s: SessionRecord, c: AtRestCipher): unknown[] {
-  const { previous } = s.inboundAccess;
-  const sealAccess = (column: string, b: Uint8Array) => toParam(c.seal(b, sessionSlot(column, s.groupId)));
-  return [
-    s.peerId,
-    sealState(c, 'sessions', s),
-    epochParam(s.epoch),
-    s.initiatedUnconfirmed,
-    sealAccess('inbound_access_current', s.inboundAccess.current),
-    previous ? sealAccess('inbound_access_previous', previous) : null,
-    s.messagesSinceCommit,
-    c.sealText(JSON.stringify(s.unconfirmedOutgoing), sessionSlot('unconfirmed_outgoing', s.groupId)),
-    s.updatedAt,
-    c.flag,
-    nullable(s.unusedSince),
-  ];
-}
-
-function parseOutgoing(v: unknown): string[] {
-  const parsed: unknown = JSON.parse(String(v));
-  if (!Array.isArray(parsed) || !parsed.every((x) => typeof x === 'string'))
-    throw new StorageError('sessions.unconfirmed_outgoing is not a JSON array of strings');
-  return parsed;
-}
-
-/** The inbound access keys are sealed per column and row: a database reader must not skip PoW with them. */
-function rowToInboundAccess(r: Row, c: AtRestCipher): SessionRecord['inboundAccess'] {
-  const groupId = String(r.group_id);
-  const flag = toInt(r.at_rest);
-  const openAccess = (column: string, v: unknown) => c.open(toBytes(v), flag, sessionSlot(column, groupId));
-  const previous = r.inbound_access_previous;
-  return defined({
-    current: openAccess('inbound_access_current', r.inbound_access_current),
-    previous:
-      previous === null || previous === undefined
-        ? undefined
-        : openAccess('inbound_access_previous', previous),
-  });
-}
-
-export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
-  const groupId = String(r.group_id);
-  const flag = toInt(r.at_rest);
-  const unusedSince = optSeconds(r.unused_since);
-  const outgoing = c.openText(
-    String(r.unconfirmed_outgoing),
-    flag,
-    sessionSlot('unconfirmed_outgoing', groupId),
-  );
-  return {
-    groupId,
-    peerId: String(r.peer_id),
-    state: openState(c, 'sessions', r),
-    epoch: toBigInt(r.epoch),
-    initiatedUnconfirmed: toBool(r.initiated_unconfirmed),
-    inboundAccess: rowToInboundAccess(r, c),
-    messagesSinceCommit: toInt(r.messages_since_commit),
-    unconfirmedOutgoing: parseOutgoing(outgoing),
-    updatedAt: toSeconds(r.updated_at),
-    ...(unusedSince !== undefined ? { unusedSince } : {}),
-    version: toInt(r.version),
-  };
-}
-
-/** The columns listSessionAccess reads: no MLS state. */
-export const SESSION_ACCESS_COLUMNS = [
-  'group_id',
-  'inbound_access_current',
-  'inbound_access_previous',
-  'at_rest',
-] as const;
-
-export const rowToSessionAccess = (r: Row, c: AtRestCipher): SessionAccessRecord => ({
-  groupId: String(r.group_id),
-  inboundAccess: rowToInboundAccess(r, c),
-});
-
-/** Every group column except group_id and version, in the order groupParams lists them. */
-export const GROUP_COLUMNS = ['topic_id', 'state', 'epoch', 'meta', 'updated_at', 'at_rest'] as const;
-
-/** Group meta (name, members, committer) is the group's plaintext: sealed like its state. */
-const metaSlot = (groupId: string) => ({ table: 'groups', column: 'meta', key: groupId });
-
-export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
-  const meta = c.sealText(g.meta, metaSlot(g.groupId));
-  return [g.topicId, sealState(c, 'groups', g), epochParam(g.epoch), meta, g.updatedAt, c.flag];
-}
-
-export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
-  const groupId = String(r.group_id);
-  return {
-    groupId,
-    topicId: String(r.topic_id),
-    state: openState(c, 'groups', r),
-    epoch: toBigInt(r.epoch),
-    meta: c.openText(String(r.meta), toInt(r.at_rest), metaSlot(groupId)),
-    updatedAt: toSeconds(r.updated_at),
-    version: toInt(r.version),
-  };
-}
-
-/** The columns listGroupSummaries reads: no MLS state. */
-export const GROUP_SUMMARY_COLUMNS = ['group_id', 'topic_id', 'meta', 'at_rest'] as const;
-
-export const rowToGroupSummary = (r: Row, c: AtRestCipher): GroupSummaryRecord => {
-  const groupId = String(r.group_id);
-  return {
-    groupId,
-    topicId: String(r.topic_id),
-    meta: c.openText(String(r.meta), toInt(r.at_rest), metaSlot(groupId)),
-  };
-};
 
 // ---- outbox -------------------------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
  */
 import { StorageError } from '../relay/errors.js';
 import type { AtRestCipher, SecretSlot } from './crypto-at-rest.js';
+import { SLOT_TABLE } from './conversation-rows.js';
 import { toBytes, toInt, toParam, type Row } from './mapping.js';
 import type { Sql } from './sql.js';
 
@@ -18,6 +19,10 @@ interface SealedColumn {
 
 interface SealedTable {
   table: string;
+  /** The slot's table name when it is not `table` (a conversation kind's, conversation-rows.ts). */
+  slotTable?: string;
+  /** Which rows of `table` these columns are sealed in (SQL condition). */
+  rows?: string;
   /** The primary key: part of every slot, so a sealed value cannot move to another row. */
   key: string;
   columns: SealedColumn[];
@@ -30,7 +35,9 @@ export const SEALED_TABLES: readonly SealedTable[] = [
   { table: 'identities', key: 'id', columns: [bytes('signing_seed', true), bytes('seal_secret', true)] },
   { table: 'key_packages', key: 'ref', columns: [bytes('private_key_package', true)] },
   {
-    table: 'sessions',
+    table: 'conversations',
+    slotTable: SLOT_TABLE.direct,
+    rows: `"kind" = 'direct'`,
     key: 'group_id',
     columns: [
       bytes('state', true),
@@ -41,7 +48,13 @@ export const SEALED_TABLES: readonly SealedTable[] = [
       text('unconfirmed_outgoing'),
     ],
   },
-  { table: 'groups', key: 'group_id', columns: [bytes('state', true), text('meta')] },
+  {
+    table: 'conversations',
+    slotTable: SLOT_TABLE.group,
+    rows: `"kind" = 'group'`,
+    key: 'group_id',
+    columns: [bytes('state', true), text('meta')],
+  },
   { table: 'conversation_data', key: 'conversation_id', columns: [text('json')] },
 ];
 
@@ -73,7 +86,7 @@ function reseal(
 ): unknown {
   const v = r[c.column];
   if (v === null || v === undefined) return null;
-  const at = slot(t.table, c.column, String(r[t.key]));
+  const at = slot(t.slotTable ?? t.table, c.column, String(r[t.key]));
   const sealedBefore = layout === 'current' || c.legacy;
   if (c.text) {
     const plain = sealedBefore ? from.openText(String(v), toInt(r.at_rest), at) : String(v);
@@ -95,8 +108,9 @@ export async function resealAll(
   for (const t of SEALED_TABLES) {
     const wholeTable = layout === 'legacy' && t.table === 'conversation_data';
     const cols = t.columns.map((c) => `"${c.column}"`).join(', ');
+    const where = [...(wholeTable ? [] : ['"at_rest" <> 0']), ...(t.rows ? [t.rows] : [])];
     const rows = await s.rows(
-      `SELECT "${t.key}", ${cols}, "at_rest" FROM "${t.table}"${wholeTable ? '' : ' WHERE "at_rest" <> 0'}`,
+      `SELECT "${t.key}", ${cols}, "at_rest" FROM "${t.table}"${where.length ? ` WHERE ${where.join(' AND ')}` : ''}`,
     );
     const update = `UPDATE "${t.table}" SET ${t.columns.map((c) => `"${c.column}" = ?`).join(', ')}, "at_rest" = ? WHERE "${t.key}" = ?`;
     for (const r of rows) {

@@ -28,10 +28,19 @@ import { StoreStateKey } from './state-key-store.js';
 import type { ScryptParams, StateKeyInput } from './state-key.js';
 import type { RelayBackend } from './entities.js';
 import {
-  conversationParams,
-  GROUP_COLUMNS,
+  CONVERSATION_COLUMNS,
   GROUP_SUMMARY_COLUMNS,
   groupParams,
+  rowToGroup,
+  rowToGroupSummary,
+  rowToSession,
+  rowToSessionAccess,
+  SESSION_ACCESS_COLUMNS,
+  sessionParams,
+  type ConversationKind,
+} from './conversation-rows.js';
+import {
+  conversationParams,
   identityParams,
   keyPackageParams,
   OUTBOX_COLUMNS,
@@ -42,19 +51,12 @@ import {
   PEER_COLUMNS,
   peerParams,
   rowToIdentity,
-  rowToGroup,
-  rowToGroupSummary,
   rowToKeyPackage,
   rowToOutbox,
   rowToConversationJson,
   rowToOwnBundle,
   rowToParked,
   rowToPeer,
-  rowToSession,
-  rowToSessionAccess,
-  SESSION_ACCESS_COLUMNS,
-  SESSION_COLUMNS,
-  sessionParams,
   toBool,
   toInt,
   IDENTITY_ROW_ID,
@@ -132,48 +134,41 @@ const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALU
 const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" WHERE "quarantined_at" IS NULL ORDER BY "seq" LIMIT ?`;
 const OUTBOX_QUARANTINE = `UPDATE "outbox" SET "quarantined_at" = ?
   WHERE ("id" = ? OR "depends_on" = ?) AND "quarantined_at" IS NULL`;
-const SESSION_SELECT = `SELECT * FROM "sessions"`;
-const SESSION_ACCESS_SELECT = `SELECT ${columnList(SESSION_ACCESS_COLUMNS)} FROM "sessions" ORDER BY "group_id"`;
-const GROUP_SUMMARY_SELECT = `SELECT ${columnList(GROUP_SUMMARY_COLUMNS)} FROM "groups" ORDER BY "group_id"`;
+/** Each kind's reads; callers append `AND …` conditions and ordering. */
+const SESSION_SELECT = `SELECT * FROM "conversations" WHERE "kind" = 'direct'`;
+const SESSION_ACCESS_SELECT = `SELECT ${columnList(SESSION_ACCESS_COLUMNS)} FROM "conversations" WHERE "kind" = 'direct' ORDER BY "group_id"`;
+const GROUP_SUMMARY_SELECT = `SELECT ${columnList(GROUP_SUMMARY_COLUMNS)} FROM "conversations" WHERE "kind" = 'group' ORDER BY "group_id"`;
 const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_COLUMNS)}) VALUES (${placeholders(PARKED_COLUMNS.length)})`;
 const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
-const GROUP_SELECT = `SELECT * FROM "groups"`;
-/** loadForMessage: the session row, its peer's row (columns prefixed `p_`) and the processed check. */
-const MESSAGE_LOAD_SELECT = `SELECT s.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
+const GROUP_SELECT = `SELECT * FROM "conversations" WHERE "kind" = 'group'`;
+/**
+ * loadForMessage and loadGroupForMessage: the conversation row of either kind, the peer's row of a
+ * 1:1 conversation (columns prefixed `p_`; none for a group) and the processed check.
+ */
+const MESSAGE_LOAD_SELECT = `SELECT c.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
   EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
-  FROM "sessions" s LEFT JOIN "peers" p ON p."user_id" = s."peer_id" WHERE s."group_id" = ?`;
+  FROM "conversations" c LEFT JOIN "peers" p ON p."user_id" = c."peer_id" WHERE c."group_id" = ?`;
 
-/** loadGroupForMessage: the group row and the processed check. */
-const GROUP_MESSAGE_LOAD_SELECT = `SELECT g.*,
-  EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
-  FROM "groups" g WHERE g."group_id" = ?`;
-
-/** The tables whose rows commit() writes under compare-and-set on "version", keyed by "group_id". */
-type VersionedTable = 'sessions' | 'groups';
-
-function versionedSql(table: VersionedTable, columns: readonly string[]) {
-  return {
-    update: `UPDATE "${table}" SET ${columns.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ?`,
-    // A concurrent insert of the same group must read as a lost race, not as a unique violation.
-    // No conflict target: with one on group_id alone, Postgres checks groups.topic_id's unique index
-    // outside the conflict handling, and the loser of such a race fails there with a raw violation.
-    insert: `INSERT INTO "${table}" ("group_id", ${columnList(columns)}, "version") VALUES (${placeholders(columns.length + 2)}) ON CONFLICT DO NOTHING`,
-    version: `SELECT "version" FROM "${table}" WHERE "group_id" = ?`,
-  };
-}
-
-const VERSIONED_SQL: Record<VersionedTable, ReturnType<typeof versionedSql>> = {
-  sessions: versionedSql('sessions', SESSION_COLUMNS),
-  groups: versionedSql('groups', GROUP_COLUMNS),
+/**
+ * The one compare-and-set write of commit(), for both kinds: "version" must be the one the record
+ * was read at, and "kind" must not change under a group id.
+ */
+const VERSIONED_SQL = {
+  update: `UPDATE "conversations" SET ${CONVERSATION_COLUMNS.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ? AND "kind" = ?`,
+  // A concurrent insert of the same conversation must read as a lost race, not as a unique
+  // violation. No conflict target: with one on group_id alone, Postgres checks topic_id's unique
+  // index outside the conflict handling, and the loser of such a race fails there with a raw violation.
+  insert: `INSERT INTO "conversations" ("group_id", ${columnList(CONVERSATION_COLUMNS)}, "version") VALUES (${placeholders(CONVERSATION_COLUMNS.length + 2)}) ON CONFLICT DO NOTHING`,
+  version: `SELECT "version", "kind" FROM "conversations" WHERE "group_id" = ?`,
 };
 
 /** A session or group record of a commit, reduced to what the compare-and-set write needs. */
 interface VersionedRow {
-  table: VersionedTable;
+  kind: ConversationKind;
   groupId: string;
   /** The version it was read at (0: must not exist yet). */
   version: number;
-  /** Every column but group_id and version, sealed where secret. */
+  /** CONVERSATION_COLUMNS' values, sealed where secret. */
   values: unknown[];
 }
 
@@ -207,10 +202,9 @@ function soleStoredRow(c: InboundCommit, rows: VersionedRow[]): VersionedRow | u
   return rows[0]!.version > 0 ? rows[0] : undefined;
 }
 
-/** Sessions before groups, each by group id: the one order every commit takes row locks in. */
-const LOCK_RANK: Record<VersionedTable, number> = { sessions: 0, groups: 1 };
+/** By group id, whatever the kind: the one order every commit takes row locks in. */
 const lockOrder = (a: VersionedRow, b: VersionedRow): number =>
-  LOCK_RANK[a.table] - LOCK_RANK[b.table] || (a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0);
+  a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0;
 
 interface Tx {
   begin(): Promise<unknown>;
@@ -382,16 +376,14 @@ export class TypeOrmRelayStore implements RelayStore {
   }
 
   async getSession(groupId: string): Promise<SessionRecord | undefined> {
-    const rows = await this.withSql((s) => s.rows(`${SESSION_SELECT} WHERE "group_id" = ?`, [groupId]));
+    const rows = await this.withSql((s) => s.rows(`${SESSION_SELECT} AND "group_id" = ?`, [groupId]));
     return rows[0] && rowToSession(rows[0], this.cipher);
   }
 
   /** At most one session per peer exists in practice (a new Welcome replaces the old group); newest wins. */
   async getSessionByPeer(peerId: string): Promise<SessionRecord | undefined> {
     const rows = await this.withSql((s) =>
-      s.rows(`${SESSION_SELECT} WHERE "peer_id" = ? ORDER BY "updated_at" DESC, "group_id" LIMIT 1`, [
-        peerId,
-      ]),
+      s.rows(`${SESSION_SELECT} AND "peer_id" = ? ORDER BY "updated_at" DESC, "group_id" LIMIT 1`, [peerId]),
     );
     return rows[0] && rowToSession(rows[0], this.cipher);
   }
@@ -410,7 +402,7 @@ export class TypeOrmRelayStore implements RelayStore {
   async deleteUnusedSessions(before: UnixSeconds): Promise<string[]> {
     const rows = await this.withSql((s) =>
       s.rows(
-        `DELETE FROM "sessions" WHERE "unused_since" IS NOT NULL AND "unused_since" < ? RETURNING "group_id"`,
+        `DELETE FROM "conversations" WHERE "kind" = 'direct' AND "unused_since" IS NOT NULL AND "unused_since" < ? RETURNING "group_id"`,
         [before],
       ),
     );
@@ -420,12 +412,12 @@ export class TypeOrmRelayStore implements RelayStore {
   // ---- groups -----------------------------------------------------------------------------------
 
   async getGroup(groupId: string): Promise<GroupRecord | undefined> {
-    const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} WHERE "group_id" = ?`, [groupId]));
+    const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} AND "group_id" = ?`, [groupId]));
     return rows[0] && rowToGroup(rows[0], this.cipher);
   }
 
   async getGroupByTopic(topicId: string): Promise<GroupRecord | undefined> {
-    const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} WHERE "topic_id" = ?`, [topicId]));
+    const rows = await this.withSql((s) => s.rows(`${GROUP_SELECT} AND "topic_id" = ?`, [topicId]));
     return rows[0] && rowToGroup(rows[0], this.cipher);
   }
 
@@ -447,21 +439,28 @@ export class TypeOrmRelayStore implements RelayStore {
     return (await this.withSql((s) => s.rows(sql, [groupId, digest]))).length > 0;
   }
 
-  async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
+  /** The one read behind loadForMessage and loadGroupForMessage: the row of either kind. */
+  private async loadConversationRow(groupId: string, digest: string) {
     const rows = await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, [groupId, digest, groupId]));
     const row = rows[0];
-    if (!row) return undefined;
+    return row && { kind: String(row.kind) as ConversationKind, row, processed: toBool(row.processed_hit) };
+  }
+
+  async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
+    const found = await this.loadConversationRow(groupId, digest);
+    if (found?.kind !== 'direct') return undefined;
+    const { row, processed } = found;
     const peer =
       row.p_user_id === null || row.p_user_id === undefined
         ? undefined
         : rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]])));
-    return { session: rowToSession(row, this.cipher), processed: toBool(row.processed_hit), peer };
+    return { session: rowToSession(row, this.cipher), processed, peer };
   }
 
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    const rows = await this.withSql((s) => s.rows(GROUP_MESSAGE_LOAD_SELECT, [groupId, digest, groupId]));
-    const row = rows[0];
-    return row && { group: rowToGroup(row, this.cipher), processed: toBool(row.processed_hit) };
+    const found = await this.loadConversationRow(groupId, digest);
+    if (found?.kind !== 'group') return undefined;
+    return { group: rowToGroup(found.row, this.cipher), processed: found.processed };
   }
 
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {
@@ -562,14 +561,9 @@ export class TypeOrmRelayStore implements RelayStore {
         if (outbox.length === 1) outbox = [];
       } else {
         const existing = await this.lockVersions(s, rows);
-        const deleted: Record<VersionedTable, Set<string>> = {
-          sessions: new Set(changes.deleteSessions),
-          groups: new Set(changes.deleteGroups),
-        };
-        for (const table of ['sessions', 'groups'] as const)
-          for (const g of deleted[table]) await s.run(`DELETE FROM "${table}" WHERE "group_id" = ?`, [g]);
+        const deleted = await this.deleteConversations(s, changes);
         for (const row of rows)
-          await this.writeVersioned(s, row, existing.has(row) && !deleted[row.table].has(row.groupId));
+          await this.writeVersioned(s, row, existing.has(row) && !deleted.has(row.groupId));
       }
       for (const o of outbox) await s.run(OUTBOX_INSERT, outboxParams(o));
       for (const d of changes.conversationData ?? []) {
@@ -582,17 +576,29 @@ export class TypeOrmRelayStore implements RelayStore {
     });
   }
 
+  /** Deletes a commit's deleteSessions and deleteGroups, each only as its kind; returns their ids. */
+  private async deleteConversations(s: Sql, c: InboundCommit): Promise<Set<string>> {
+    const byKind: Array<[ConversationKind, string[]]> = [
+      ['direct', c.deleteSessions ?? []],
+      ['group', c.deleteGroups ?? []],
+    ];
+    for (const [kind, ids] of byKind)
+      for (const g of ids)
+        await s.run(`DELETE FROM "conversations" WHERE "group_id" = ? AND "kind" = ?`, [g, kind]);
+    return new Set(byKind.flatMap(([, ids]) => ids));
+  }
+
   /** Sessions, then groups, of a commit; sealed once here, before any statement runs. */
   private versionedRows(c: InboundCommit): VersionedRow[] {
     return [
       ...(c.sessions ?? []).map((r): VersionedRow => ({
-        table: 'sessions',
+        kind: 'direct',
         groupId: r.groupId,
         version: r.version,
         values: sessionParams(r, this.cipher),
       })),
       ...(c.groups ?? []).map((r): VersionedRow => ({
-        table: 'groups',
+        kind: 'group',
         groupId: r.groupId,
         version: r.version,
         values: groupParams(r, this.cipher),
@@ -618,10 +624,10 @@ export class TypeOrmRelayStore implements RelayStore {
     }
     if (c.envelope)
       parts.push({ sql: ENVELOPE_IF_UPDATED, params: [c.envelope.digest, c.envelope.expiresAt] });
-    const sql = `WITH "updated" AS (${VERSIONED_SQL[row.table].update} RETURNING 1)${parts
+    const sql = `WITH "updated" AS (${VERSIONED_SQL.update} RETURNING 1)${parts
       .map((p, i) => `, "w${i}" AS (${p.sql})`)
       .join('')} SELECT count(*) AS "n" FROM "updated"`;
-    const params = [...row.values, row.groupId, row.version, ...parts.flatMap((p) => p.params)];
+    const params = [...row.values, row.groupId, row.version, row.kind, ...parts.flatMap((p) => p.params)];
     const result = await s.rows(sql, params);
     if (toInt(result[0]?.n) !== 1) await this.throwConflict(s, row);
   }
@@ -629,14 +635,13 @@ export class TypeOrmRelayStore implements RelayStore {
   /**
    * Locks the stored rows of the given sessions and groups (Postgres; SQLite is serialised already)
    * and checks their versions. Returns those that have a row. Locks are taken in one global order
-   * (sessions before groups, each by group id) so two commits touching the same rows cannot
-   * deadlock.
+   * (by group id) so two commits touching the same rows cannot deadlock.
    */
   private async lockVersions(s: Sql, rows: VersionedRow[]): Promise<Set<VersionedRow>> {
     const lock = s.backend === 'postgres' ? ' FOR UPDATE' : '';
     const existing = new Set<VersionedRow>();
     for (const row of [...rows].sort(lockOrder)) {
-      const found = await s.rows(`${VERSIONED_SQL[row.table].version}${lock}`, [row.groupId]);
+      const found = await s.rows(`${VERSIONED_SQL.version}${lock}`, [row.groupId]);
       const stored = found[0] ? toInt(found[0].version) : 0;
       if (stored !== row.version) throw new StaleStateError(row.groupId, row.version, stored);
       if (found[0]) existing.add(row);
@@ -645,20 +650,24 @@ export class TypeOrmRelayStore implements RelayStore {
   }
 
   private async writeVersioned(s: Sql, row: VersionedRow, exists: boolean): Promise<void> {
-    const sql = VERSIONED_SQL[row.table];
     const changed = exists
-      ? await s.run(sql.update, [...row.values, row.groupId, row.version])
-      : await s.run(sql.insert, [row.groupId, ...row.values, row.version + 1]);
+      ? await s.run(VERSIONED_SQL.update, [...row.values, row.groupId, row.version, row.kind])
+      : await s.run(VERSIONED_SQL.insert, [row.groupId, ...row.values, row.version + 1]);
     if (changed === 1) return;
     await this.throwConflict(s, row);
   }
 
-  /** Why a compare-and-set write changed no row: a newer version, or (an insert) a taken topic id. */
+  /**
+   * Why a compare-and-set write changed no row: a newer version, the group id stored as the other
+   * kind, or (an insert) a taken topic id.
+   */
   private async throwConflict(s: Sql, row: VersionedRow): Promise<never> {
-    const found = await s.rows(VERSIONED_SQL[row.table].version, [row.groupId]);
+    const found = await s.rows(VERSIONED_SQL.version, [row.groupId]);
     const stored = found[0] ? toInt(found[0].version) : 0;
     if (stored !== row.version) throw new StaleStateError(row.groupId, row.version, stored);
-    throw new StorageError(`cannot insert ${row.table} row ${row.groupId}: a unique column is taken`);
+    if (found[0] && found[0].kind !== row.kind)
+      throw new StorageError(`conversation ${row.groupId} is stored as kind ${String(found[0].kind)}`);
+    throw new StorageError(`cannot insert ${row.kind} conversation ${row.groupId}: a unique column is taken`);
   }
 
   /** `folded`: processed and envelope were written by foldedUpdate already. */
