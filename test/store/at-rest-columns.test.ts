@@ -55,11 +55,11 @@ function describeColumns(name: string, makeBackend: () => Promise<ReopenableBack
     it('keeps access keys, unconfirmed texts, conversation data and group meta out of the raw database', async () => {
       const { store, ds, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        const [s] = await rows(ds, `SELECT * FROM sessions WHERE group_id = 'g1'`);
+        const [s] = await rows(ds, `SELECT * FROM conversations WHERE group_id = 'g1'`);
         expect(contains(s!.inbound_access_current, ACCESS)).toBe(false);
         expect(contains(s!.inbound_access_previous, ACCESS_PREV)).toBe(false);
         expect(contains(s!.unconfirmed_outgoing, 'launch code')).toBe(false);
-        const [g] = await rows(ds, `SELECT * FROM "groups" WHERE group_id = '${groupId('a1')}'`);
+        const [g] = await rows(ds, `SELECT * FROM "conversations" WHERE group_id = '${groupId('a1')}'`);
         expect(contains(g!.meta, 'Secret Planning')).toBe(false);
         const [d] = await rows(ds, `SELECT * FROM conversation_data WHERE conversation_id = 'dm:alice'`);
         expect(contains(d!.json, 'harbour')).toBe(false);
@@ -90,17 +90,17 @@ function describeColumns(name: string, makeBackend: () => Promise<ReopenableBack
         await ds.query(set, [ra!.v, b]);
       };
       try {
-        await swap('sessions', 'group_id', 'inbound_access_current', 'g1', 'g2');
+        await swap('conversations', 'group_id', 'inbound_access_current', 'g1', 'g2');
         await expect(store.getSession('g1')).rejects.toThrow(
           /cannot decrypt sessions\.inbound_access_current/,
         );
-        await swap('sessions', 'group_id', 'inbound_access_current', 'g1', 'g2');
-        await swap('sessions', 'group_id', 'unconfirmed_outgoing', 'g1', 'g2');
+        await swap('conversations', 'group_id', 'inbound_access_current', 'g1', 'g2');
+        await swap('conversations', 'group_id', 'unconfirmed_outgoing', 'g1', 'g2');
         await expect(store.getSession('g2')).rejects.toThrow(/cannot decrypt sessions\.unconfirmed_outgoing/);
-        await swap('sessions', 'group_id', 'unconfirmed_outgoing', 'g1', 'g2');
+        await swap('conversations', 'group_id', 'unconfirmed_outgoing', 'g1', 'g2');
         expect((await store.getSession('g1'))?.unconfirmedOutgoing).toEqual(OUTGOING);
 
-        await swap('groups', 'group_id', 'meta', groupId('a1'), groupId('b2'));
+        await swap('conversations', 'group_id', 'meta', groupId('a1'), groupId('b2'));
         await expect(store.getGroup(groupId('a1'))).rejects.toThrow(/cannot decrypt groups\.meta/);
 
         await swap('conversation_data', 'conversation_id', 'json', 'dm:alice', 'dm:bob');

@@ -57,7 +57,7 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         expect(asBytes(id!.signing_seed)).not.toEqual(identity.signingSeed);
         expect(asBytes(id!.signing_seed)).toHaveLength(32 + 12 + 16);
         expect(Number(id!.at_rest)).toBe(1);
-        const [s] = await raw(ds, `SELECT state FROM sessions WHERE group_id = 'g1'`);
+        const [s] = await raw(ds, `SELECT state FROM conversations WHERE group_id = 'g1'`);
         expect(
           Buffer.from(asBytes(s!.state)).includes(Buffer.from(session('g1').state.subarray(0, 16))),
         ).toBe(false);
@@ -69,7 +69,10 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         // The public key package is not secret and stays readable.
         expect(asBytes(k!.key_package)).toEqual(keyPackage('kp1').keyPackage);
 
-        const [g] = await raw(ds, `SELECT state, at_rest FROM "groups" WHERE group_id = '${groupId('a1')}'`);
+        const [g] = await raw(
+          ds,
+          `SELECT state, at_rest FROM "conversations" WHERE group_id = '${groupId('a1')}'`,
+        );
         expect(Buffer.from(asBytes(g!.state)).includes(Buffer.from(group('a1').state.subarray(0, 16)))).toBe(
           false,
         );
@@ -117,7 +120,7 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
     it('detects secrets moved between rows or columns', async () => {
       await withStore(KEY, async ({ store, ds }) => {
         await ds.query(
-          `UPDATE sessions SET state = (SELECT state FROM sessions WHERE group_id = 'g2') WHERE group_id = 'g1'`,
+          `UPDATE conversations SET state = (SELECT state FROM conversations WHERE group_id = 'g2') WHERE group_id = 'g1'`,
         );
         await expect(store.getSession('g1')).rejects.toBeInstanceOf(StorageError);
         expect((await store.getSession('g2'))?.state).toEqual(bytes(200, 77));
@@ -136,16 +139,30 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
       await withStore(KEY, async ({ store, ds }) => {
         const [a1, b2] = [groupId('a1'), groupId('b2')];
         await ds.query(
-          `UPDATE "groups" SET state = (SELECT state FROM "groups" WHERE group_id = '${b2}') WHERE group_id = '${a1}'`,
+          `UPDATE "conversations" SET state = (SELECT state FROM "conversations" WHERE group_id = '${b2}') WHERE group_id = '${a1}'`,
         );
         await expectKeyError(store.getGroup(a1));
         expect((await store.getGroup(b2))?.state).toEqual(bytes(300, 88));
 
-        // The same key in another table: the AAD names the table, so this fails too.
+        // The same key as the other kind: the AAD names the kind (its old table), so this fails too.
+        // x9's 1:1 columns are its own, sealed by the store; only its state is the group's.
+        const x9 = groupId('x9');
+        await store.commit({ sessions: [session(x9)] });
+        const [direct] = await raw(ds, `SELECT * FROM conversations WHERE group_id = '${x9}'`);
+        await store.commit({ deleteSessions: [x9] });
+        await store.commit({ groups: [group('x9')] });
+        const columns = [
+          'peer_id',
+          'initiated_unconfirmed',
+          'inbound_access_current',
+          'messages_since_commit',
+        ];
+        const marks = columns.map((c, i) => `"${c}" = ${ds.options.type === 'postgres' ? `$${i + 1}` : '?'}`);
         await ds.query(
-          `UPDATE sessions SET group_id = '${b2}', state = (SELECT state FROM "groups" WHERE group_id = '${b2}') WHERE group_id = 'g1'`,
+          `UPDATE conversations SET kind = 'direct', topic_id = NULL, meta = NULL, unconfirmed_outgoing = '${String(direct!.unconfirmed_outgoing)}', ${marks.join(', ')} WHERE group_id = '${x9}'`,
+          columns.map((c) => direct![c]),
         );
-        await expectKeyError(store.getSession(b2));
+        await expectKeyError(store.getSession(x9));
       });
     });
 

@@ -41,8 +41,8 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
     expect(tables.map((t) => t.table_name)).toEqual(
       [
         'conversation_data',
+        'conversations',
         'envelopes',
-        'groups',
         'identities',
         'key_packages',
         'outbox',
@@ -52,7 +52,6 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
         'processed',
         'relay_meta',
         MIGRATIONS_TABLE,
-        'sessions',
         'welcomes',
       ].sort(),
     );
@@ -146,14 +145,14 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
     const other = await rawClient();
     try {
       await other.query('BEGIN');
-      await other.query(`SELECT 1 FROM "groups" WHERE group_id = $1 FOR UPDATE`, [id]);
+      await other.query(`SELECT 1 FROM "conversations" WHERE group_id = $1 FOR UPDATE`, [id]);
       const pending = store.commit({
         groups: [group('a1', { version: 1 })],
         sessions: [session('s1')],
         outbox: [outboxRow('x')],
       });
       await new Promise((r) => setTimeout(r, 100));
-      await other.query(`UPDATE "groups" SET version = version + 1 WHERE group_id = $1`, [id]);
+      await other.query(`UPDATE "conversations" SET version = version + 1 WHERE group_id = $1`, [id]);
       await other.query('COMMIT');
       await expect(pending).rejects.toMatchObject({ groupId: id, expectedVersion: 1, storedVersion: 2 });
     } finally {
@@ -169,10 +168,10 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
     const other = await rawClient();
     try {
       await other.query('BEGIN');
-      await other.query(`SELECT 1 FROM sessions WHERE group_id = 'g1' FOR UPDATE`);
+      await other.query(`SELECT 1 FROM conversations WHERE group_id = 'g1' FOR UPDATE`);
       const pending = store.commit({ sessions: [session('g1', { version: 1 })], outbox: [outboxRow('x')] });
       await new Promise((r) => setTimeout(r, 100));
-      await other.query(`UPDATE sessions SET version = version + 1 WHERE group_id = 'g1'`);
+      await other.query(`UPDATE conversations SET version = version + 1 WHERE group_id = 'g1'`);
       await other.query('COMMIT');
       await expect(pending).rejects.toMatchObject({ expectedVersion: 1, storedVersion: 2 });
     } finally {
@@ -187,9 +186,9 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
     try {
       await other.query('BEGIN');
       await other.query(
-        `INSERT INTO sessions (group_id, peer_id, state, epoch, version, initiated_unconfirmed, inbound_access_current,
-           messages_since_commit, unconfirmed_outgoing, updated_at)
-         VALUES ('g1', 'p', '\\x00', 1, 1, false, '\\x00', 0, '[]', 0)`,
+        `INSERT INTO conversations (group_id, kind, peer_id, state, epoch, version, initiated_unconfirmed,
+           inbound_access_current, messages_since_commit, unconfirmed_outgoing, updated_at)
+         VALUES ('g1', 'direct', 'p', '\\x00', 1, 1, false, '\\x00', 0, '[]', 0)`,
       );
       const pending = store.commit({ sessions: [session('g1')], outbox: [outboxRow('x')] });
       await new Promise((r) => setTimeout(r, 100));

@@ -47,6 +47,7 @@ describe('SQLite data source', () => {
       'ParkedInbound1796621651928',
       'StateKey1796621877627',
       'OutboxQuarantine1796622191638',
+      'Conversations1796640000000',
     ]);
     expect(await runMigrations(first)).toEqual([]);
     await first.destroy();
@@ -54,7 +55,7 @@ describe('SQLite data source', () => {
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 5 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 6 }]);
     await second.destroy();
   });
 
@@ -64,7 +65,9 @@ describe('SQLite data source', () => {
     const tables = async () =>
       ((await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table'`)) as { name: string }[])
         .map((t) => t.name)
-        .filter((n) => ['sessions', 'outbox', 'groups', 'relay_meta', 'parked_inbound'].includes(n))
+        .filter((n) =>
+          ['sessions', 'outbox', 'groups', 'relay_meta', 'parked_inbound', 'conversations'].includes(n),
+        )
         .sort();
     const columns = async (table: string) =>
       ((await ds.query(`PRAGMA table_info("${table}")`)) as { name: string }[]).map((c) => c.name);
@@ -72,6 +75,10 @@ describe('SQLite data source', () => {
 
     const conversationColumns = () => columns('conversation_data');
 
+    expect(await tables()).toEqual(['conversations', 'outbox', 'parked_inbound', 'relay_meta']);
+    expect(await columns('conversations')).toContain('unused_since');
+    await ds.undoLastMigration();
+    expect(await tables()).toEqual(['groups', 'outbox', 'parked_inbound', 'relay_meta', 'sessions']);
     expect(await columns('sessions')).toContain('unused_since');
     await ds.undoLastMigration();
     expect(await tables()).toEqual(['groups', 'outbox', 'parked_inbound', 'relay_meta', 'sessions']);
@@ -89,7 +96,7 @@ describe('SQLite data source', () => {
     expect(await outboxColumns()).not.toContain('await_ack');
     await ds.undoLastMigration();
     expect(await tables()).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(5);
+    expect(await runMigrations(ds)).toHaveLength(6);
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });

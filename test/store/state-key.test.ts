@@ -111,6 +111,11 @@ async function withStore<T>(
 
 const rawRows = async (ds: DataSource, table: string) =>
   (await ds.query(`SELECT * FROM "${table}"`)) as Array<Record<string, unknown>>;
+/** One kind's rows of the conversations table (the sessions and groups tables before issue 11). */
+const rawConversations = async (ds: DataSource, kind: 'direct' | 'group') =>
+  (await ds.query(`SELECT * FROM "conversations" WHERE "kind" = '${kind}'`)) as Array<
+    Record<string, unknown>
+  >;
 const hexOf = (v: unknown) => Buffer.from(v as Uint8Array).toString('hex');
 
 /** What the legacy writer stored, read back through the store. */
@@ -131,10 +136,10 @@ async function expectLegacyValues(store: TypeOrmRelayStore): Promise<void> {
 }
 
 async function expectSealedInRaw(ds: DataSource): Promise<void> {
-  const [s] = await rawRows(ds, 'sessions');
+  const [s] = await rawConversations(ds, 'direct');
   expect(hexOf(s!.inbound_access_current)).not.toContain('06'.repeat(32));
   expect(String(s!.unconfirmed_outgoing)).not.toContain('launch');
-  const [g] = await rawRows(ds, 'groups');
+  const [g] = await rawConversations(ds, 'group');
   expect(String(g!.meta)).not.toContain('Secret');
   const [d] = await rawRows(ds, 'conversation_data');
   expect(String(d!.json)).not.toContain('harbour');
@@ -179,9 +184,9 @@ function describeStateKey(name: string, makeDb: () => Promise<Db>) {
     it('refuses a legacy database under the wrong key and leaves it as it was', async () => {
       await loadLegacy(db, FIXTURES.passphrase.rows);
       await withStore(db, 'not the passphrase', async (store, ds) => {
-        const before = await rawRows(ds, 'sessions');
+        const before = await rawConversations(ds, 'direct');
         await expect(store.loadIdentity()).rejects.toThrow(keyError);
-        expect(await rawRows(ds, 'sessions')).toEqual(before);
+        expect(await rawConversations(ds, 'direct')).toEqual(before);
         expect(await rawRows(ds, 'relay_meta')).toEqual([]);
       });
       await withStore(db, FIXTURES.passphrase.stateKey, expectLegacyValues);
@@ -215,10 +220,10 @@ function describeStateKey(name: string, makeDb: () => Promise<Db>) {
       await loadLegacy(db, FIXTURES.passphrase.rows);
       const next = Buffer.alloc(32, 0x77).toString('base64');
       await withStore(db, FIXTURES.passphrase.stateKey, async (store, ds) => {
-        const before = hexOf((await rawRows(ds, 'sessions'))[0]!.inbound_access_current);
+        const before = hexOf((await rawConversations(ds, 'direct'))[0]!.inbound_access_current);
         // Identity, key package, session, group, conversation data.
         expect(await store.rotateStateKey(next)).toBe(5);
-        expect(hexOf((await rawRows(ds, 'sessions'))[0]!.inbound_access_current)).not.toBe(before);
+        expect(hexOf((await rawConversations(ds, 'direct'))[0]!.inbound_access_current)).not.toBe(before);
         // The same store carries on under the new key.
         await expectLegacyValues(store);
       });

@@ -384,18 +384,31 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(isPlainBytes(loaded!.state)).toBe(true);
       });
 
-      it('keeps groups apart from sessions, each under its own versions', async () => {
-        await store.commit({ sessions: [session(groupId('a1'))], groups: [group('a1')] });
-        await store.commit({
-          sessions: [session(groupId('a1'), { version: 1 })],
-          groups: [group('a1', { version: 1 })],
-        });
-        expect((await store.getSession(groupId('a1')))?.version).toBe(2);
-        expect((await store.getGroup(groupId('a1')))?.version).toBe(2);
-        await store.commit({ deleteSessions: [groupId('a1')] });
-        expect(await store.getSession(groupId('a1'))).toBeUndefined();
-        expect((await store.getGroup(groupId('a1')))?.version).toBe(2);
-        await store.commit({ deleteGroups: [groupId('a1')] });
+      // One conversations table (issue 11): a group id names one conversation, of one kind.
+      it('keeps one conversation per group id: reads, deletes and saves see only its kind', async () => {
+        const id = groupId('a1');
+        await store.commit({ sessions: [session(id)] });
+        expect(await store.getGroup(id)).toBeUndefined();
+        expect(await store.loadGroupForMessage(id, 'd1')).toBeUndefined();
+        expect(await store.listGroups()).toEqual([]);
+        const before = await snapshot(store);
+        await expect(store.commit({ groups: [group('a1')] })).rejects.toBeInstanceOf(StaleStateError);
+        const err = await store.commit({ groups: [group('a1', { version: 1 })] }).catch((e: unknown) => e);
+        expect(err).toMatchObject({ code: 'STORAGE' });
+        expect(err).not.toBeInstanceOf(StaleStateError);
+        await store.commit({ deleteGroups: [id] });
+        expect(await snapshot(store)).toEqual(before);
+        expect((await store.getSession(id))?.version).toBe(1);
+
+        await store.commit({ deleteSessions: [id] });
+        await store.commit({ groups: [group('a1')] });
+        await store.commit({ groups: [group('a1', { version: 1 })] });
+        expect((await store.getGroup(id))?.version).toBe(2);
+        expect(await store.getSession(id)).toBeUndefined();
+        expect(await store.loadForMessage(id, 'd1')).toBeUndefined();
+        await store.commit({ deleteSessions: [id] });
+        expect((await store.getGroup(id))?.version).toBe(2);
+        await store.commit({ deleteGroups: [id] });
         expect(await store.listGroups()).toEqual([]);
       });
 

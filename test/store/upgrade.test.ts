@@ -21,6 +21,7 @@ const GROUPS = 'Groups1795854576242';
 const STATE_KEY = 'StateKey1796621877627';
 const OUTBOX_QUARANTINE = 'OutboxQuarantine1796622191638';
 const PARKED_INBOUND = 'ParkedInbound1796621651928';
+const CONVERSATIONS = 'Conversations1796640000000';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -136,9 +137,9 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS, PARKED_INBOUND, STATE_KEY, OUTBOX_QUARANTINE]);
+        expect(ran).toEqual([GROUPS, PARKED_INBOUND, STATE_KEY, OUTBOX_QUARANTINE, CONVERSATIONS]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '5' : 5 },
+          { n: backend.kind === 'postgres' ? '6' : 6 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 
