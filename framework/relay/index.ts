@@ -26,9 +26,12 @@ export type {
   GroupReceivedMessage,
 } from './group-client.js';
 export { signRejoin, verifyRejoin, rejoinSignatureMessage, type RejoinClaim } from './rejoin.js';
-export { MemoryRelayStore, CONVERSATION_DATA_DELETED } from './store.js';
+export { CONVERSATION_DATA_DELETED } from './store.js';
+export { MemoryRelayStore } from './memory-store.js';
 export type {
   RelayStore,
+  ConversationRecord,
+  ConversationMessageLoad,
   MessageLoad,
   InboundCommit,
   SessionRecord,

@@ -7,7 +7,6 @@
  * land together or not at all.
  */
 import type { UnixSeconds } from './brand.js';
-import { StaleStateError, StorageError } from './errors.js';
 
 /** Writing this JSON for a conversation deletes its data. */
 export const CONVERSATION_DATA_DELETED = 'null';
@@ -177,6 +176,21 @@ export interface MessageLoad {
   peer: PeerRecord | undefined;
 }
 
+/**
+ * One conversation of either kind, as the store keeps it: one row per MLS group id, a 1:1 session
+ * (`direct`) or an N-way group (`group`), under one version for compare-and-set.
+ */
+export type ConversationRecord = ({ kind: 'direct' } & SessionRecord) | ({ kind: 'group' } & GroupRecord);
+
+/** What loadConversationForMessage() reads for any inbound message in a conversation. */
+export interface ConversationMessageLoad {
+  conversation: ConversationRecord;
+  /** hasProcessed(groupId, digest). */
+  processed: boolean;
+  /** getPeer(peerId) of a direct conversation; absent for a group or an unknown peer. */
+  peer?: PeerRecord;
+}
+
 /** What loadGroupForMessage() reads for a message on a group topic. */
 export interface GroupMessageLoad {
   group: GroupRecord;
@@ -217,7 +231,15 @@ export interface RelayStore {
   /** All groups without their MLS state, in group id order. */
   listGroupSummaries(): Promise<GroupSummaryRecord[]>;
 
+  /** The conversation of either kind stored under the group id. */
+  getConversation(groupId: string): Promise<ConversationRecord | undefined>;
+
   hasProcessed(groupId: string, digest: string): Promise<boolean>;
+  /**
+   * getConversation(groupId), hasProcessed(groupId, digest) and, for a direct conversation,
+   * getPeer(peerId) in one read; loadForMessage and loadGroupForMessage are its views per kind.
+   */
+  loadConversationForMessage(groupId: string, digest: string): Promise<ConversationMessageLoad | undefined>;
   /**
    * getSession(groupId), hasProcessed(groupId, digest) and getPeer(session.peerId) in one read,
    * which is what every inbound message needs; one round trip instead of three on a database.
@@ -261,297 +283,4 @@ export interface RelayStore {
 
   /** Release connections; the store is unusable afterwards. */
   close(): Promise<void>;
-}
-
-const copySession = (s: SessionRecord): SessionRecord => ({
-  ...s,
-  state: s.state.slice(),
-  inboundAccess: { ...s.inboundAccess },
-  unconfirmedOutgoing: [...s.unconfirmedOutgoing],
-});
-
-const copyParked = (p: ParkedInboundRecord): ParkedInboundRecord => ({ ...p, payload: p.payload.slice() });
-
-const copyGroup = (g: GroupRecord): GroupRecord => ({ ...g, state: g.state.slice() });
-
-// Normalised the way a database column with default false reads back, so both stores agree.
-const copyOutbox = ({ awaitAck, ...o }: OutboxRecord): OutboxRecord => ({
-  ...o,
-  payload: o.payload.slice(),
-  ...(awaitAck ? { awaitAck: true } : {}),
-});
-
-const compareStrings = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-
-/**
- * One stored conversation of either kind, keyed by its group id: the in-memory picture of the
- * database stores' one `conversations` table.
- */
-type StoredConversation = { kind: 'direct'; session: SessionRecord } | { kind: 'group'; group: GroupRecord };
-
-const versionOf = (c: StoredConversation | undefined): number =>
-  c === undefined ? 0 : c.kind === 'direct' ? c.session.version : c.group.version;
-
-/**
- * The compare-and-set rule of commit(), one check for both kinds: a record's version must be the
- * stored one (0: none stored), and a group id keeps its kind.
- */
-function checkVersions(stored: ReadonlyMap<string, StoredConversation>, c: InboundCommit): void {
-  const records = [
-    ...(c.sessions ?? []).map((r) => ({ kind: 'direct', groupId: r.groupId, version: r.version })),
-    ...(c.groups ?? []).map((r) => ({ kind: 'group', groupId: r.groupId, version: r.version })),
-  ];
-  for (const r of records) {
-    const found = stored.get(r.groupId);
-    const version = versionOf(found);
-    if (version !== r.version) throw new StaleStateError(r.groupId, r.version, version);
-    if (found && found.kind !== r.kind)
-      throw new StorageError(`conversation ${r.groupId} is stored as kind ${found.kind}`);
-  }
-}
-
-/**
- * In-memory RelayStore. Copies on the way in and out so callers cannot alias stored state, which
- * keeps it honest as a stand-in for a database in tests.
- */
-export class MemoryRelayStore implements RelayStore {
-  private identity: StoredIdentity | undefined;
-  private readonly keyPackages = new Map<string, StoredKeyPackage>();
-  private ownBundle: OwnBundle | undefined;
-  private readonly peers = new Map<string, PeerRecord>();
-  private readonly conversations = new Map<string, StoredConversation>();
-  private readonly processed = new Map<string, UnixSeconds>();
-  private readonly envelopes = new Map<string, UnixSeconds>();
-  private readonly welcomes = new Map<string, UnixSeconds>();
-  private readonly outbox: OutboxRecord[] = [];
-  private readonly quarantined: Array<OutboxRecord & { quarantinedAt: UnixSeconds }> = [];
-  private readonly parked: ParkedInboundRecord[] = [];
-  private readonly conversationData = new Map<string, string>();
-
-  private get sessions(): SessionRecord[] {
-    return [...this.conversations.values()].flatMap((c) => (c.kind === 'direct' ? [c.session] : []));
-  }
-
-  private get groups(): GroupRecord[] {
-    return [...this.conversations.values()].flatMap((c) => (c.kind === 'group' ? [c.group] : []));
-  }
-
-  private sessionAt(groupId: string): SessionRecord | undefined {
-    const c = this.conversations.get(groupId);
-    return c?.kind === 'direct' ? c.session : undefined;
-  }
-
-  private groupAt(groupId: string): GroupRecord | undefined {
-    const c = this.conversations.get(groupId);
-    return c?.kind === 'group' ? c.group : undefined;
-  }
-
-  async loadIdentity() {
-    return this.identity && { ...this.identity };
-  }
-  async saveIdentity(identity: StoredIdentity) {
-    this.identity = { ...identity };
-  }
-  async putKeyPackage(kp: StoredKeyPackage) {
-    this.keyPackages.set(kp.ref, { ...kp });
-  }
-  async listKeyPackages() {
-    return [...this.keyPackages.values()].map((k) => ({ ...k }));
-  }
-  async markKeyPackagesSuperseded(exceptRef: string, at: UnixSeconds) {
-    for (const kp of this.keyPackages.values()) {
-      if (kp.ref !== exceptRef && kp.supersededAt === undefined) kp.supersededAt = at;
-    }
-  }
-  async deleteKeyPackages(refs: string[]) {
-    for (const r of refs) this.keyPackages.delete(r);
-  }
-  async loadOwnBundle() {
-    return this.ownBundle && { ...this.ownBundle };
-  }
-  async saveOwnBundle(bundle: OwnBundle) {
-    this.ownBundle = { ...bundle };
-  }
-  async getPeer(userId: string) {
-    const p = this.peers.get(userId);
-    return p && { ...p };
-  }
-  async putPeer(peer: PeerRecord) {
-    this.peers.set(peer.userId, { ...peer });
-  }
-  async getSession(groupId: string) {
-    const s = this.sessionAt(groupId);
-    return s && copySession(s);
-  }
-  async getSessionByPeer(peerId: string) {
-    for (const s of this.sessions) if (s.peerId === peerId) return copySession(s);
-    return undefined;
-  }
-  async listSessions() {
-    return this.sessions.map(copySession);
-  }
-  async listSessionAccess() {
-    return this.sessions
-      .sort((a, b) => compareStrings(a.groupId, b.groupId))
-      .map((s) => ({ groupId: s.groupId, inboundAccess: copySession(s).inboundAccess }));
-  }
-  async deleteUnusedSessions(before: UnixSeconds) {
-    const expired = this.sessions
-      .filter((s) => s.unusedSince !== undefined && s.unusedSince < before)
-      .map((s) => s.groupId)
-      .sort(compareStrings);
-    for (const g of expired) this.conversations.delete(g);
-    return expired;
-  }
-  async getGroup(groupId: string) {
-    const g = this.groupAt(groupId);
-    return g && copyGroup(g);
-  }
-  async getGroupByTopic(topicId: string) {
-    for (const g of this.groups) if (g.topicId === topicId) return copyGroup(g);
-    return undefined;
-  }
-  async listGroups() {
-    return this.groups.sort((a, b) => compareStrings(a.groupId, b.groupId)).map(copyGroup);
-  }
-  async listGroupSummaries() {
-    return this.groups
-      .sort((a, b) => compareStrings(a.groupId, b.groupId))
-      .map(({ groupId, topicId, meta }) => ({ groupId, topicId, meta }));
-  }
-  async hasProcessed(groupId: string, digest: string) {
-    return this.processed.has(`${groupId}:${digest}`);
-  }
-  /** The one read behind loadForMessage and loadGroupForMessage, as in the database stores. */
-  private async loadConversation(groupId: string, digest: string) {
-    const c = this.conversations.get(groupId);
-    return c && { conversation: c, processed: await this.hasProcessed(groupId, digest) };
-  }
-  async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    const found = await this.loadConversation(groupId, digest);
-    if (found?.conversation.kind !== 'direct') return undefined;
-    const session = copySession(found.conversation.session);
-    return { session, processed: found.processed, peer: await this.getPeer(session.peerId) };
-  }
-  async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    const found = await this.loadConversation(groupId, digest);
-    if (found?.conversation.kind !== 'group') return undefined;
-    return { group: copyGroup(found.conversation.group), processed: found.processed };
-  }
-  async hasEnvelope(digest: string, now: UnixSeconds) {
-    const exp = this.envelopes.get(digest);
-    return exp !== undefined && exp >= now;
-  }
-  async hasWelcome(digest: string, since: UnixSeconds) {
-    const at = this.welcomes.get(digest);
-    return at !== undefined && at >= since;
-  }
-  async prune(now: UnixSeconds) {
-    for (const [d, exp] of this.envelopes) if (exp < now) this.envelopes.delete(d);
-    const weekAgo = now - 7 * 86400;
-    for (const [d, at] of this.welcomes) if (at < weekAgo) this.welcomes.delete(d);
-    for (const [d, at] of this.processed) if (at < weekAgo) this.processed.delete(d);
-  }
-  /** A deep, comparable picture of everything stored, for tests that assert nothing changed. */
-  dump(): string {
-    const hex = (_k: string, v: unknown) =>
-      v instanceof Uint8Array ? Buffer.from(v).toString('hex') : typeof v === 'bigint' ? v.toString() : v;
-    return JSON.stringify(
-      {
-        identity: this.identity,
-        keyPackages: [...this.keyPackages.entries()].sort(),
-        ownBundle: this.ownBundle,
-        peers: [...this.peers.entries()].sort(),
-        conversations: [...this.conversations.entries()].sort(),
-        processed: [...this.processed.entries()].sort(),
-        envelopes: [...this.envelopes.entries()].sort(),
-        welcomes: [...this.welcomes.entries()].sort(),
-        outbox: this.outbox,
-        quarantined: this.quarantined,
-        parked: this.parked,
-        conversationData: [...this.conversationData.entries()].sort(),
-      },
-      hex,
-    );
-  }
-
-  async listOutbox(limit = 1000) {
-    return this.outbox.slice(0, limit).map(copyOutbox);
-  }
-  async deleteOutbox(ids: string[]) {
-    const drop = new Set(ids);
-    for (let i = this.outbox.length - 1; i >= 0; i--)
-      if (drop.has(this.outbox[i]!.id)) this.outbox.splice(i, 1);
-  }
-  async quarantineOutbox(ids: string[], at: UnixSeconds) {
-    const set = new Set(ids);
-    const moved = this.outbox.filter(
-      (o) => set.has(o.id) || (o.dependsOn !== undefined && set.has(o.dependsOn)),
-    );
-    for (const o of moved) this.quarantined.push({ ...o, quarantinedAt: at });
-    await this.deleteOutbox(moved.map((o) => o.id));
-  }
-  async parkInbound(record: ParkedInboundRecord) {
-    this.parked.push(copyParked(record));
-  }
-  async listParkedInbound(limit = 1000) {
-    return this.parked.slice(0, limit).map(copyParked);
-  }
-  async deleteParkedInbound(id: string) {
-    const i = this.parked.findIndex((p) => p.id === id);
-    if (i !== -1) this.parked.splice(i, 1);
-  }
-  async getConversationData(conversationId: string) {
-    return this.conversationData.get(conversationId);
-  }
-  async listConversationData(prefix: string) {
-    return [...this.conversationData.entries()]
-      .filter(([id]) => id.startsWith(prefix))
-      .sort(([a], [b]) => compareStrings(a, b))
-      .map(([conversationId, json]) => ({ conversationId, json }));
-  }
-  async close() {}
-
-  async commit(c: InboundCommit) {
-    checkVersions(this.conversations, c);
-    this.checkTopicsUnique(c);
-    for (const g of c.deleteSessions ?? []) if (this.sessionAt(g)) this.conversations.delete(g);
-    for (const g of c.deleteGroups ?? []) if (this.groupAt(g)) this.conversations.delete(g);
-    for (const s of c.sessions ?? [])
-      this.conversations.set(s.groupId, {
-        kind: 'direct',
-        session: { ...copySession(s), version: s.version + 1 },
-      });
-    for (const g of c.groups ?? [])
-      this.conversations.set(g.groupId, {
-        kind: 'group',
-        group: { ...copyGroup(g), version: g.version + 1 },
-      });
-    for (const o of c.outbox ?? []) this.outbox.push(copyOutbox(o));
-    for (const d of c.conversationData ?? []) {
-      if (d.json === CONVERSATION_DATA_DELETED) this.conversationData.delete(d.conversationId);
-      else this.conversationData.set(d.conversationId, d.json);
-    }
-    for (const p of c.peers ?? []) this.peers.set(p.userId, { ...p });
-    if (c.processed) this.processed.set(`${c.processed.groupId}:${c.processed.digest}`, c.processed.at);
-    if (c.envelope) this.envelopes.set(c.envelope.digest, c.envelope.expiresAt);
-    if (c.welcome) this.welcomes.set(c.welcome.digest, c.welcome.at);
-    if (c.consumedKeyPackage) {
-      const kp = this.keyPackages.get(c.consumedKeyPackage.ref);
-      if (kp && kp.consumedAt === undefined) kp.consumedAt = c.consumedKeyPackage.at;
-    }
-  }
-
-  /** The unique index on conversations.topic_id of the database stores, checked before anything changes. */
-  private checkTopicsUnique(c: InboundCommit): void {
-    if (!c.groups?.length) return;
-    const after = new Map(this.groups.map((g) => [g.groupId, g]));
-    for (const g of c.deleteGroups ?? []) after.delete(g);
-    for (const g of c.groups) after.set(g.groupId, g);
-    const seen = new Set<string>();
-    for (const g of after.values()) {
-      if (seen.has(g.topicId)) throw new StorageError(`two groups share the topic id ${g.topicId}`);
-      seen.add(g.topicId);
-    }
-  }
 }

@@ -4,7 +4,13 @@
  * both (typeorm-store.ts).
  */
 import { StorageError } from '../relay/errors.js';
-import type { GroupRecord, GroupSummaryRecord, SessionAccessRecord, SessionRecord } from '../relay/store.js';
+import type {
+  ConversationRecord,
+  GroupRecord,
+  GroupSummaryRecord,
+  SessionAccessRecord,
+  SessionRecord,
+} from '../relay/store.js';
 import type { AtRestCipher } from './crypto-at-rest.js';
 import {
   defined,
@@ -174,6 +180,13 @@ export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
     updatedAt: toSeconds(r.updated_at),
     version: toInt(r.version),
   };
+}
+
+/** A row of either kind; an unknown kind is a corrupt row, not a conversation. */
+export function rowToConversation(r: Row, c: AtRestCipher): ConversationRecord {
+  if (r.kind === 'direct') return { kind: 'direct', ...rowToSession(r, c) };
+  if (r.kind === 'group') return { kind: 'group', ...rowToGroup(r, c) };
+  throw new StorageError(`conversation ${String(r.group_id)} has an unknown kind ${String(r.kind)}`);
 }
 
 /** The columns listGroupSummaries reads: no MLS state. */

@@ -8,6 +8,8 @@ import type { UnixSeconds } from '../relay/brand.js';
 import { StaleStateError, StorageError } from '../relay/errors.js';
 import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
 import type {
+  ConversationMessageLoad,
+  ConversationRecord,
   GroupRecord,
   GroupSummaryRecord,
   InboundCommit,
@@ -31,6 +33,7 @@ import {
   CONVERSATION_COLUMNS,
   GROUP_SUMMARY_COLUMNS,
   groupParams,
+  rowToConversation,
   rowToGroup,
   rowToGroupSummary,
   rowToSession,
@@ -439,28 +442,39 @@ export class TypeOrmRelayStore implements RelayStore {
     return (await this.withSql((s) => s.rows(sql, [groupId, digest]))).length > 0;
   }
 
-  /** The one read behind loadForMessage and loadGroupForMessage: the row of either kind. */
-  private async loadConversationRow(groupId: string, digest: string) {
+  async getConversation(groupId: string): Promise<ConversationRecord | undefined> {
+    const sql = `SELECT * FROM "conversations" WHERE "group_id" = ?`;
+    const rows = await this.withSql((s) => s.rows(sql, [groupId]));
+    return rows[0] && rowToConversation(rows[0], this.cipher);
+  }
+
+  /** One statement: the row of either kind, a direct conversation's peer and the processed check. */
+  async loadConversationForMessage(
+    groupId: string,
+    digest: string,
+  ): Promise<ConversationMessageLoad | undefined> {
     const rows = await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, [groupId, digest, groupId]));
     const row = rows[0];
-    return row && { kind: String(row.kind) as ConversationKind, row, processed: toBool(row.processed_hit) };
+    if (!row) return undefined;
+    const conversation = rowToConversation(row, this.cipher);
+    const processed = toBool(row.processed_hit);
+    if (row.p_user_id === null || row.p_user_id === undefined) return { conversation, processed };
+    const peer = rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]])));
+    return { conversation, processed, peer };
   }
 
   async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    const found = await this.loadConversationRow(groupId, digest);
-    if (found?.kind !== 'direct') return undefined;
-    const { row, processed } = found;
-    const peer =
-      row.p_user_id === null || row.p_user_id === undefined
-        ? undefined
-        : rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]])));
-    return { session: rowToSession(row, this.cipher), processed, peer };
+    const found = await this.loadConversationForMessage(groupId, digest);
+    if (found?.conversation.kind !== 'direct') return undefined;
+    const { kind: _kind, ...session } = found.conversation;
+    return { session, processed: found.processed, peer: found.peer };
   }
 
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    const found = await this.loadConversationRow(groupId, digest);
-    if (found?.kind !== 'group') return undefined;
-    return { group: rowToGroup(found.row, this.cipher), processed: found.processed };
+    const found = await this.loadConversationForMessage(groupId, digest);
+    if (found?.conversation.kind !== 'group') return undefined;
+    const { kind: _kind, ...group } = found.conversation;
+    return { group, processed: found.processed };
   }
 
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {

@@ -297,6 +297,49 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
     });
 
+    describe('conversations of either kind', () => {
+      it('reads a session and a group through one get and one load-for-message', async () => {
+        const s = session('g1', { peerId: 'p1' });
+        await store.commit({
+          sessions: [s],
+          groups: [group('a1')],
+          peers: [peer('p1')],
+          processed: { groupId: groupId('a1'), digest: 'd1', at: at() },
+        });
+        expect(await store.getConversation('g1')).toEqual({ kind: 'direct', ...s, version: 1 });
+        expect(await store.getConversation(groupId('a1'))).toEqual({
+          kind: 'group',
+          ...group('a1'),
+          version: 1,
+        });
+        expect(await store.getConversation('nope')).toBeUndefined();
+
+        expect(await store.loadConversationForMessage('g1', 'd1')).toEqual({
+          conversation: { kind: 'direct', ...s, version: 1 },
+          processed: false,
+          peer: peer('p1'),
+        });
+        const loaded = await store.loadConversationForMessage(groupId('a1'), 'd1');
+        expect(loaded).toEqual({
+          conversation: { kind: 'group', ...group('a1'), version: 1 },
+          processed: true,
+        });
+        expect(loaded).not.toHaveProperty('peer');
+        expect(await store.loadConversationForMessage('nope', 'd1')).toBeUndefined();
+        // The per-kind reads are views of it.
+        expect(await store.loadForMessage(groupId('a1'), 'd1')).toBeUndefined();
+        expect(await store.loadGroupForMessage('g1', 'd1')).toBeUndefined();
+        expect((await store.loadGroupForMessage(groupId('a1'), 'd1'))?.processed).toBe(true);
+      });
+
+      it('loads a direct conversation whose peer is not stored without a peer', async () => {
+        await store.commit({ sessions: [session('g1', { peerId: 'unknown' })] });
+        const loaded = await store.loadConversationForMessage('g1', 'd1');
+        expect(loaded?.conversation.kind).toBe('direct');
+        expect(loaded?.peer).toBeUndefined();
+      });
+    });
+
     describe('groups', () => {
       it('inserts at version 0 and reads back by id, by topic and in a list ordered by group id', async () => {
         expect(await store.listGroups()).toEqual([]);

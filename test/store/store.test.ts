@@ -1,4 +1,4 @@
-import { MemoryRelayStore } from '../../framework/relay/store.js';
+import { MemoryRelayStore } from '../../framework/relay/memory-store.js';
 import { openPgStore, openSqliteStore, postgresAvailable, tempDir } from './helpers.js';
 import { describeRelayStore } from './store-suite.js';
 

@@ -9,7 +9,8 @@ import {
   type GroupSession,
   type MlsContext,
 } from '../../framework/relay/mls/index.js';
-import { MemoryRelayStore, type GroupRecord, type SessionRecord } from '../../framework/relay/store.js';
+import { MemoryRelayStore } from '../../framework/relay/memory-store.js';
+import type { GroupRecord, SessionRecord } from '../../framework/relay/store.js';
 import { makeIdentity, nowSeconds } from './mls-helpers.js';
 
 let ctx: MlsContext;
