@@ -184,6 +184,7 @@ export type ConversationRecord = ({ kind: 'direct' } & SessionRecord) | ({ kind:
 
 /** What loadConversationForMessage() reads for any inbound message in a conversation. */
 export interface ConversationMessageLoad {
+  /** getConversation(groupId). */
   conversation: ConversationRecord;
   /** hasProcessed(groupId, digest). */
   processed: boolean;

@@ -6,7 +6,6 @@
  * gives back the old tables row for row.
  */
 import { copyFileSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { asUnixSeconds } from '../../framework/relay/brand.js';
 import { StaleStateError } from '../../framework/relay/errors.js';
