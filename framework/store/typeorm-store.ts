@@ -1,7 +1,7 @@
 /**
  * RelayStore on TypeORM (Postgres or SQLite through better-sqlite3), with the semantics of
  * MemoryRelayStore. commit() is one database transaction guarded by optimistic versions on every
- * session and group row it writes.
+ * conversation row it writes, 1:1 session or group alike (one `conversations` table).
  */
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { UnixSeconds } from '../relay/brand.js';
