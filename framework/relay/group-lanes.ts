@@ -1,8 +1,8 @@
 /**
  * The shell under the group steps (steps/group-*.ts): the only holder of the group's lanes, timers,
  * topic map and background work. A step returns a write; the shell commits it (compare-and-set),
- * wipes the keys it made unnecessary, and afterwards emits its events and runs its follow-ups.
- * Publishing follows the commit (the outbox publishes committed rows in commit order).
+ * wipes the keys it made unnecessary and emits its events, then has the outbox publish the
+ * committed rows (in commit order) and runs the write's follow-ups.
  */
 import type { Logger } from 'pino';
 import type { TopicId, UserIdHex } from './brand.js';
@@ -70,10 +70,14 @@ export abstract class GroupLanes {
   protected abstract replaceCommitter(groupId: string): Promise<void>;
   protected abstract fellBehind(groupId: string): void;
 
-  /** Commits a step's write; only then may the keys it no longer needs be erased. */
+  /**
+   * Commits a step's write; only then may the keys it no longer needs be erased. Its events go
+   * out at once: whoever sees the new state through info() or groups() has seen them too.
+   */
   protected async commit(write: GroupWrite): Promise<void> {
     await this.records.save(write.commit, write.decoded);
     for (const c of write.consumed) mls.wipeConsumed(c);
+    for (const e of write.events) this.deps.events.emit('group', e);
   }
 
   /**
@@ -97,7 +101,7 @@ export abstract class GroupLanes {
     await this.publishThenAfter(kept);
   }
 
-  /** Our own calls wait for the broker; the events follow even when publishing failed. */
+  /** Our own calls wait for the broker; the follow-ups run even when publishing failed. */
   protected async publishThenAfter(writes: readonly GroupWrite[]): Promise<void> {
     try {
       await this.deps.outbox.flush();
@@ -106,9 +110,8 @@ export abstract class GroupLanes {
     }
   }
 
-  /** After the commit (and, for our own calls, the publishing): events, then follow-ups. */
+  /** After the commit (and, for our own calls, the publishing): the follow-ups. */
   protected async after(write: GroupWrite): Promise<void> {
-    for (const e of write.events) this.deps.events.emit('group', e);
     for (const f of write.followUps) await this.followUp(f);
   }
 
