@@ -94,8 +94,12 @@ export class GroupShell extends GroupOutbound {
     if (!found) return 'unknown_group';
     const { loaded } = found;
     const ctx = this.deps.ctx;
-    const step = await groupMessage(ctx, { state: loaded.state, processed: found.processed }, read, ctx, (err) =>
-      this.deps.log.debug({ err, groupId }, 'group message rejected'),
+    const step = await groupMessage(
+      ctx,
+      { state: loaded.state, processed: found.processed },
+      read,
+      ctx,
+      (err) => this.deps.log.debug({ err, groupId }, 'group message rejected'),
     );
     if (step.drop) {
       if (step.followUp === 'rejoin') this.fellBehind(groupId);
@@ -198,7 +202,11 @@ export class GroupShell extends GroupOutbound {
   // ------------------------------------------------------------------ the inbox
 
   /** msg_type 6. Runs in the sender's lane; writes the group with a CAS like every other step. */
-  receiveWelcome(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds): Promise<DropReason | undefined> {
+  receiveWelcome(
+    opened: OpenedEnvelope,
+    sender: UserIdHex,
+    now: UnixSeconds,
+  ): Promise<DropReason | undefined> {
     return this.dropOnInputError('welcome_invalid', () => this.joinFromWelcome(opened, sender, now));
   }
 
@@ -237,7 +245,11 @@ export class GroupShell extends GroupOutbound {
   }
 
   /** msg_type 7, at the committer: remove the member's old leaf and add its fresh KeyPackage. */
-  receiveRejoin(opened: OpenedEnvelope, sender: UserIdHex, now: UnixSeconds): Promise<DropReason | undefined> {
+  receiveRejoin(
+    opened: OpenedEnvelope,
+    sender: UserIdHex,
+    now: UnixSeconds,
+  ): Promise<DropReason | undefined> {
     return this.dropOnInputError('rejoin_invalid', () => this.serveRejoin(opened, sender, now));
   }
 

@@ -36,7 +36,9 @@ export interface Member {
 
 let mlsCtx: MlsContext | undefined;
 
-export async function member(opts: { maxMembers?: number; updateEveryMessages?: number } = {}): Promise<Member> {
+export async function member(
+  opts: { maxMembers?: number; updateEveryMessages?: number } = {},
+): Promise<Member> {
   mlsCtx ??= await createMlsContext();
   const identity = generateIdentity();
   const clock = new ManualClock(NOW);

@@ -8,7 +8,11 @@ import * as mls from '../../framework/relay/mls/index.js';
 import { newRejoinRequest } from '../../framework/relay/rejoin-request.js';
 import { groupAdd, groupLeave } from '../../framework/relay/steps/group-change.js';
 import { groupCreate } from '../../framework/relay/steps/group-create.js';
-import { intentsAfterCommit, intentWork, MAX_INTENT_ATTEMPTS } from '../../framework/relay/steps/group-intents.js';
+import {
+  intentsAfterCommit,
+  intentWork,
+  MAX_INTENT_ATTEMPTS,
+} from '../../framework/relay/steps/group-intents.js';
 import {
   groupApplication,
   groupCommitted,
@@ -27,7 +31,16 @@ import {
 } from '../../framework/relay/steps/group-rejoin.js';
 import { groupSend } from '../../framework/relay/steps/group-send.js';
 import { groupWelcome, groupWelcomeBinding } from '../../framework/relay/steps/group-welcome.js';
-import { joinRow, member, miner, NOW, openRow, reload, topicMessage, type Member } from '../support/group-steps.js';
+import {
+  joinRow,
+  member,
+  miner,
+  NOW,
+  openRow,
+  reload,
+  topicMessage,
+  type Member,
+} from '../support/group-steps.js';
 
 let alice: Member;
 let bob: Member;
@@ -64,16 +77,34 @@ describe('groupWelcome', () => {
     expect(step.write.commit.consumedKeyPackage!.ref).toBe(toHex(welcomeToBob.joined.consumedRef));
     expect(step.write.next!.meta.name).toBe('team');
     expect(step.write.events).toEqual([
-      { kind: 'joined', groupId: step.groupId, topicId: step.topicId, invitedBy: alice.hex, members: [alice.hex, bob.hex] },
+      {
+        kind: 'joined',
+        groupId: step.groupId,
+        topicId: step.topicId,
+        invitedBy: alice.hex,
+        members: [alice.hex, bob.hex],
+      },
     ]);
     expect(step.write.followUps).toEqual([{ kind: 'republish' }]);
   });
 
   it('refuses a Welcome for a group we are in unless it answers our rejoin request', () => {
-    const input = { ...welcomeToBob, sender: alice.hex, digest: 'w1', sealKey: alice.identity.sealPublic, now: NOW };
-    expect(groupWelcome({ existing: bobLoaded.record, known: undefined }, input)).toEqual({ drop: 'group_duplicate' });
+    const input = {
+      ...welcomeToBob,
+      sender: alice.hex,
+      digest: 'w1',
+      sealKey: alice.identity.sealPublic,
+      now: NOW,
+    };
+    expect(groupWelcome({ existing: bobLoaded.record, known: undefined }, input)).toEqual({
+      drop: 'group_duplicate',
+    });
     const asked = reload(bobLoaded);
-    asked.meta.rejoinRequest = newRejoinRequest(NOW, alice.identity.signingPublic, welcomeToBob.joined.consumedRef);
+    asked.meta.rejoinRequest = newRejoinRequest(
+      NOW,
+      alice.identity.signingPublic,
+      welcomeToBob.joined.consumedRef,
+    );
     const existing = { ...bobLoaded.record, meta: JSON.stringify(asked.meta), version: 7 };
     const step = groupWelcome({ existing, known: undefined }, input);
     if (step.drop) throw new Error(step.drop);
@@ -83,16 +114,20 @@ describe('groupWelcome', () => {
 
   it('binds the GroupInfo signer to the envelope sender', () => {
     expect(groupWelcomeBinding(welcomeToBob.joined, welcomeToBob.opened.inner)).toBeUndefined();
-    expect(groupWelcomeBinding(welcomeToBob.joined, { senderIdentityKey: carol.identity.signingPublic })).toBe(
-      'sender_binding',
-    );
+    expect(
+      groupWelcomeBinding(welcomeToBob.joined, { senderIdentityKey: carol.identity.signingPublic }),
+    ).toBe('sender_binding');
   });
 });
 
 describe('the topic message once MLS processed it', () => {
   it('a proposal waits for the committer, who is told to commit', async () => {
     const proposed = await groupLeave(bob.ctx, reload(bobLoaded));
-    const result = await mls.processGroupMessage(alice.ctx.mls, aliceLoaded.state, topicMessage(proposed.commit.outbox![0]!));
+    const result = await mls.processGroupMessage(
+      alice.ctx.mls,
+      aliceLoaded.state,
+      topicMessage(proposed.commit.outbox![0]!),
+    );
     const write = groupProposal(reload(aliceLoaded), result, mark(aliceLoaded));
     expect(write.commit.processed).toEqual(mark(aliceLoaded));
     expect(write.next!.meta.pendingSince).toBe(NOW);
@@ -101,7 +136,11 @@ describe('the topic message once MLS processed it', () => {
 
   it('a commit is noted, its members event made, unfulfilled intents carried out again', async () => {
     const committed = await groupAdd(alice.ctx, reload(aliceLoaded), [carol.bundle]);
-    const result = await mls.processGroupMessage(bob.ctx.mls, bobLoaded.state, topicMessage(committed.commit.outbox![0]!));
+    const result = await mls.processGroupMessage(
+      bob.ctx.mls,
+      bobLoaded.state,
+      topicMessage(committed.commit.outbox![0]!),
+    );
     const loaded = reload(bobLoaded);
     loaded.meta.intents = [{ kind: 'remove', userId: carol.hex }];
     const write = groupCommitted(bob.ctx, loaded, result, mark(bobLoaded));
@@ -123,13 +162,25 @@ describe('the topic message once MLS processed it', () => {
 
   it("an application message commits the handler's replies, data and intents with it", async () => {
     const sent = await groupSend(alice.ctx, reload(aliceLoaded), { content: 'ping', id: 'p1' }, []);
-    const result = await mls.processGroupMessage(bob.ctx.mls, bobLoaded.state, topicMessage(sent.commit.outbox![0]!));
+    const result = await mls.processGroupMessage(
+      bob.ctx.mls,
+      bobLoaded.state,
+      topicMessage(sent.commit.outbox![0]!),
+    );
     const loaded = reload(bobLoaded);
     const received = groupReceived(loaded, result, NOW)!;
-    expect(received).toMatchObject({ from: alice.hex, content: { content: 'ping' }, conversation: { name: 'team' } });
+    expect(received).toMatchObject({
+      from: alice.hex,
+      content: { content: 'ping' },
+      conversation: { name: 'team' },
+    });
     const changes = new GroupChanges();
     changes.add(bobLoaded.record.groupId, { kind: 'leave' });
-    const run = { replies: [{ content: 'pong' }], conversationData: [{ conversationId: 'c', json: '1' }], changes };
+    const run = {
+      replies: [{ content: 'pong' }],
+      conversationData: [{ conversationId: 'c', json: '1' }],
+      changes,
+    };
     const step = await groupApplication(bob.ctx, loaded, {
       result,
       received,
@@ -143,13 +194,21 @@ describe('the topic message once MLS processed it', () => {
     expect(step.write.next!.meta.intents).toEqual([{ kind: 'leave' }]);
     expect(step.write.next!.meta.messagesSinceCommit).toBe(2);
     expect(step.write.followUps).toContainEqual({ kind: 'carry-out', groupIds: [bobLoaded.record.groupId] });
-    const reply = await mls.processGroupMessage(alice.ctx.mls, sent.next!.state, topicMessage(step.write.commit.outbox![0]!));
+    const reply = await mls.processGroupMessage(
+      alice.ctx.mls,
+      sent.next!.state,
+      topicMessage(step.write.commit.outbox![0]!),
+    );
     expect(reply.kind).toBe('application');
   });
 
   it('a reply that can never be published is refused, not committed', async () => {
     const sent = await groupSend(alice.ctx, reload(aliceLoaded), { content: 'ping', id: 'p2' }, []);
-    const result = await mls.processGroupMessage(bob.ctx.mls, bobLoaded.state, topicMessage(sent.commit.outbox![0]!));
+    const result = await mls.processGroupMessage(
+      bob.ctx.mls,
+      bobLoaded.state,
+      topicMessage(sent.commit.outbox![0]!),
+    );
     const loaded = reload(bobLoaded);
     const received = groupReceived(loaded, result, NOW)!;
     const run = { replies: [{ content: 'too big' }], conversationData: [], changes: new GroupChanges() };
@@ -179,7 +238,10 @@ describe('GROUP_REJOIN', () => {
   });
 
   it('the committer re-adds a member that really is behind, and only once per interval', async () => {
-    const ask = await rejoinAsk(bob.ctx, bobLoaded, { identityKey: alice.identity.signingPublic, bundle: alice.bundle.record });
+    const ask = await rejoinAsk(bob.ctx, bobLoaded, {
+      identityKey: alice.identity.signingPublic,
+      bundle: alice.bundle.record,
+    });
     expect(rejoinAsked(reload(bobLoaded), ask, NOW).next!.meta.rejoinRequest).toBeDefined();
     const opened = await openRow(alice, ask.row);
     const request = readRejoin(opened);
@@ -190,12 +252,19 @@ describe('GROUP_REJOIN', () => {
     const ahead = (await groupAdd(alice.ctx, reload(aliceLoaded), [carol.bundle])).next!;
     expect(await checkRejoin(alice.ctx, reload(ahead), request, sender, NOW)).toBeUndefined();
     expect(await checkRejoin(bob.ctx, reload(bobLoaded), request, sender, NOW)).toBe('rejoin_invalid');
-    const served = await serveRejoin(alice.ctx, reload(ahead), { opened, sender: bob.hex, bundle: bob.bundle.record, now: NOW });
+    const served = await serveRejoin(alice.ctx, reload(ahead), {
+      opened,
+      sender: bob.hex,
+      bundle: bob.bundle.record,
+      now: NOW,
+    });
     if (served.drop) throw new Error(served.drop);
     expect(served.write.events[0]).toMatchObject({ kind: 'members', added: [bob.hex], removed: [bob.hex] });
     expect(served.write.commit.envelope).toBeDefined();
     const again = reload(served.write.next!);
-    expect(await checkRejoin(alice.ctx, again, request, sender, (NOW + 1) as UnixSeconds)).toBe('rejoin_quota');
+    expect(await checkRejoin(alice.ctx, again, request, sender, (NOW + 1) as UnixSeconds)).toBe(
+      'rejoin_quota',
+    );
     expect(readRejoin({ ...opened, tokenSession: 'x' })).toEqual({ drop: 'access_session' });
   });
 });

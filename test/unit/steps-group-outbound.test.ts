@@ -48,7 +48,12 @@ describe('groupCreate', () => {
     expect(joined.opened.inner.groupName).toBe('x');
     expect(toHex(mls.groupIdOf(joined.joined.state))).toBe(created.groupId);
     expect(write.events).toEqual([
-      { kind: 'created', groupId: created.groupId, topicId: created.topicId, members: [alice.hex, bob.hex, carol.hex] },
+      {
+        kind: 'created',
+        groupId: created.groupId,
+        topicId: created.topicId,
+        members: [alice.hex, bob.hex, carol.hex],
+      },
     ]);
     expect(write.consumed).toHaveLength(2);
   });
@@ -68,7 +73,13 @@ describe('groupAdd', () => {
     expect(commitRow!.awaitAck).toBe(true);
     expect(welcomeRow!.dependsOn).toBe(commitRow!.id);
     expect(write.events).toEqual([
-      { kind: 'members', groupId: aliceLoaded.record.groupId, added: [carol.hex], removed: [], epoch: mls.epochOf(aliceLoaded.state) + 1n },
+      {
+        kind: 'members',
+        groupId: aliceLoaded.record.groupId,
+        added: [carol.hex],
+        removed: [],
+        epoch: mls.epochOf(aliceLoaded.state) + 1n,
+      },
     ]);
     const atBob = await mls.processGroupMessage(bob.ctx.mls, bobState, topicMessage(commitRow!));
     expect(atBob.kind).toBe('commit');
@@ -81,7 +92,11 @@ describe('groupAdd', () => {
     expect(write.next!.meta.intents).toEqual([{ kind: 'add', userId: carol.hex }]);
     expect(write.next!.meta.pendingSince).toBe(NOW);
     expect(write.events).toEqual([]);
-    const atAlice = await mls.processGroupMessage(alice.ctx.mls, aliceLoaded.state, topicMessage(write.commit.outbox![0]!));
+    const atAlice = await mls.processGroupMessage(
+      alice.ctx.mls,
+      aliceLoaded.state,
+      topicMessage(write.commit.outbox![0]!),
+    );
     expect(atAlice.kind).toBe('proposal');
   });
 
@@ -96,7 +111,13 @@ describe('groupRemove and groupLeave', () => {
   it('the committer commits a Remove; nobody to remove is no write', async () => {
     const write = await groupRemove(alice.ctx, reload(aliceLoaded), [bob.hex]);
     expect(write!.events).toEqual([
-      { kind: 'members', groupId: aliceLoaded.record.groupId, added: [], removed: [bob.hex], epoch: mls.epochOf(aliceLoaded.state) + 1n },
+      {
+        kind: 'members',
+        groupId: aliceLoaded.record.groupId,
+        added: [],
+        removed: [bob.hex],
+        epoch: mls.epochOf(aliceLoaded.state) + 1n,
+      },
     ]);
     expect(await groupRemove(alice.ctx, reload(aliceLoaded), [carol.hex])).toBeUndefined();
   });
@@ -105,7 +126,11 @@ describe('groupRemove and groupLeave', () => {
     const bobLoaded: Loaded = { ...reload(aliceLoaded), state: bobState };
     const write = await groupLeave(bob.ctx, bobLoaded);
     expect(write.next!.meta.intents).toEqual([{ kind: 'leave' }]);
-    const atAlice = await mls.processGroupMessage(alice.ctx.mls, aliceLoaded.state, topicMessage(write.commit.outbox![0]!));
+    const atAlice = await mls.processGroupMessage(
+      alice.ctx.mls,
+      aliceLoaded.state,
+      topicMessage(write.commit.outbox![0]!),
+    );
     expect(atAlice.kind).toBe('proposal');
     const alone = (await groupCreate(carol.ctx, [], undefined)).write.next!;
     const left = await groupLeave(carol.ctx, alone);
@@ -132,7 +157,11 @@ describe('key refresh and the stale committer', () => {
     bobLoaded.meta.pendingSince = NOW - STALE_PROPOSAL_SECONDS;
     const write = await groupReplaceCommitter(bob.ctx, bobLoaded);
     expect(write!.next!.meta.pendingSince).toBe(NOW);
-    const atAlice = await mls.processGroupMessage(alice.ctx.mls, aliceLoaded.state, topicMessage(write!.commit.outbox![0]!));
+    const atAlice = await mls.processGroupMessage(
+      alice.ctx.mls,
+      aliceLoaded.state,
+      topicMessage(write!.commit.outbox![0]!),
+    );
     expect(atAlice.kind).toBe('proposal');
     expect(await groupReplaceCommitter(alice.ctx, reload(aliceLoaded))).toBeUndefined();
   });
@@ -145,7 +174,11 @@ describe('groupSend', () => {
     expect(write.commit.conversationData).toEqual(data);
     expect(write.next!.meta.messagesSinceCommit).toBe(1);
     expect(write.followUps).toEqual([]);
-    const atBob = await mls.processGroupMessage(bob.ctx.mls, bobState, topicMessage(write.commit.outbox![0]!));
+    const atBob = await mls.processGroupMessage(
+      bob.ctx.mls,
+      bobState,
+      topicMessage(write.commit.outbox![0]!),
+    );
     expect(atBob.kind === 'application' && decodeContent(atBob.plaintext!).content).toBe('hi');
     const every1 = { ...alice.ctx, updateEveryMessages: 1 };
     const due = await groupSend(every1, reload(aliceLoaded), { content: 'x', id: 'm2' }, []);
@@ -164,7 +197,11 @@ describe('groupCommitPending', () => {
   it("commits a member's proposed Add with the invitee's Welcome", async () => {
     const bobLoaded: Loaded = { ...reload(aliceLoaded), state: bobState };
     const proposed = await groupAdd(bob.ctx, bobLoaded, [carol.bundle]);
-    const atAlice = await mls.processGroupMessage(alice.ctx.mls, aliceLoaded.state, topicMessage(proposed.commit.outbox![0]!));
+    const atAlice = await mls.processGroupMessage(
+      alice.ctx.mls,
+      aliceLoaded.state,
+      topicMessage(proposed.commit.outbox![0]!),
+    );
     const pending: Loaded = { ...reload(aliceLoaded), state: atAlice.state };
     expect(commitInvitees(pending)).toEqual([carol.hex]);
     const step = await groupCommitPending(alice.ctx, pending, new Map([[carol.hex, carol.bundle]]));

@@ -81,7 +81,8 @@ export async function groupAdd(
     loaded,
     bundles.map((b) => (s) => mls.proposeAdd(ctx.mls, s, b.keyPackage)),
   );
-  for (const b of bundles) meta.intents = withIntent(meta.intents, { kind: 'add', userId: b.record.userId as UserIdHex });
+  for (const b of bundles)
+    meta.intents = withIntent(meta.intents, { kind: 'add', userId: b.record.userId as UserIdHex });
   meta.pendingSince ??= ctx.clock.now();
   return stateWrite(loaded, made.state, ctx.clock.now(), { outbox: made.outbox, consumed: made.consumed });
 }
@@ -143,7 +144,11 @@ export async function groupRefreshKeys(
 ): Promise<GroupWrite | undefined> {
   const { state, meta } = loaded;
   if (mls.isCommitter(state)) {
-    const commit = await mls.commitGroup(ctx.mls, state, planCommit(ctx, state, meta, () => undefined));
+    const commit = await mls.commitGroup(
+      ctx.mls,
+      state,
+      planCommit(ctx, state, meta, () => undefined),
+    );
     return ourCommit(ctx, loaded, commit, []);
   }
   if (mls.hasPendingUpdate(state)) return undefined;

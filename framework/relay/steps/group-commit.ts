@@ -8,7 +8,14 @@ import { committerRefreshDue, mayCommit, MAX_WELCOME_POW_BITS } from '../group-p
 import type { Loaded } from '../group-records.js';
 import type { FetchedPeerBundle } from '../group-types.js';
 import * as mls from '../mls/index.js';
-import { hexId, ourCommit, planCommit, unique, type GroupStepContext, type GroupWrite } from './group-write.js';
+import {
+  hexId,
+  ourCommit,
+  planCommit,
+  unique,
+  type GroupStepContext,
+  type GroupWrite,
+} from './group-write.js';
 
 /** Whose bundles the next commit needs: the invitees of pending Adds and the deferred ones. */
 export function commitInvitees(loaded: Loaded): UserIdHex[] {

@@ -19,7 +19,15 @@ import { rejoinRequestOpen } from '../rejoin-request.js';
 import type { GroupRecord } from '../store.js';
 import { encryptReplies } from './encrypt-replies.js';
 import { intentsAfterCommit, mergeIntents } from './group-intents.js';
-import { hexId, membersEvent, stateWrite, topicRow, type GroupFollowUp, type GroupStepContext, type GroupWrite } from './group-write.js';
+import {
+  hexId,
+  membersEvent,
+  stateWrite,
+  topicRow,
+  type GroupFollowUp,
+  type GroupStepContext,
+  type GroupWrite,
+} from './group-write.js';
 
 /** The digest that marks the message processed, committed with whatever it changed. */
 export interface ProcessedMark {

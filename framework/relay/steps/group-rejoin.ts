@@ -22,10 +22,7 @@ export const REJOIN_INTERVAL_SECONDS = 600;
 
 // ---------------------------------------------------------------------------- the member
 
-export type RejoinDue =
-  | { kind: 'give-up' }
-  | { kind: 'wait' }
-  | { kind: 'ask'; committer: mls.Member };
+export type RejoinDue = { kind: 'give-up' } | { kind: 'wait' } | { kind: 'ask'; committer: mls.Member };
 
 /** After a message from an epoch above ours. */
 export function rejoinDue(loaded: Loaded, now: number): RejoinDue {
@@ -117,7 +114,8 @@ export interface RejoinRequestRead {
 export function readRejoin(opened: OpenedEnvelope): RejoinRequestRead | { drop: DropReason } {
   const { inner } = opened;
   if (opened.tokenSession !== undefined) return { drop: 'access_session' };
-  if (!inner.groupId || !inner.rejoinSignature || inner.rejoinEpoch === undefined) return { drop: 'inner_payload' };
+  if (!inner.groupId || !inner.rejoinSignature || inner.rejoinEpoch === undefined)
+    return { drop: 'inner_payload' };
   return {
     groupId: toHex(inner.groupId),
     claim: {

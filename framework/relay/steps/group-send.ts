@@ -24,7 +24,11 @@ export async function groupSend(
 ): Promise<GroupWrite> {
   const { record, state, meta } = loaded;
   const now = ctx.clock.now();
-  const encrypted = await mls.encryptApplication(ctx.mls, state, encodeContent(content, { padTo: PADDING_BLOCK }));
+  const encrypted = await mls.encryptApplication(
+    ctx.mls,
+    state,
+    encodeContent(content, { padTo: PADDING_BLOCK }),
+  );
   meta.messagesSinceCommit += 1;
   meta.ownMessagesSinceUpdate += 1;
   const refreshDue = mayCommit(encrypted.state) && committerRefreshDue(meta, now, ctx.updateEveryMessages);

@@ -42,8 +42,7 @@ export interface GroupWelcomeInput {
 }
 
 export type GroupWelcomeStep =
-  | { drop: DropReason }
-  | { drop?: undefined; groupId: string; topicId: string; write: GroupWrite };
+  { drop: DropReason } | { drop?: undefined; groupId: string; topicId: string; write: GroupWrite };
 
 export function groupWelcome(loaded: GroupWelcomeLoaded, input: GroupWelcomeInput): GroupWelcomeStep {
   const { joined, opened, sender, now } = input;
