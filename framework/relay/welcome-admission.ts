@@ -2,8 +2,8 @@
  * The one Welcome preamble for both conversation kinds (PROTOCOL.md §7, §9): a Welcome comes with
  * proof of work (never an access token) and a sealed-sender key, is not one seen in the last week,
  * fits the sender's Welcome quota, and joins with one of our KeyPackages within the kind's bounds.
- * What the joined group must then look like is the kind's own step (steps/direct-welcome.ts, the
- * group coordinator).
+ * What the joined group must then look like is the kind's own step (steps/direct-welcome.ts,
+ * steps/group-welcome.ts).
  */
 import type { Logger } from 'pino';
 import type { UnixSeconds, UserIdHex } from './brand.js';
