@@ -9,8 +9,8 @@ import type { DropReason } from '../drops.js';
 import type { InnerPayload } from '../envelope.js';
 import { newGroupMeta, parseGroupMeta, serializeGroupMeta } from '../group-meta.js';
 import { replayEntry, type OpenedEnvelope } from '../inbound-envelope.js';
-import { DEFAULT_POW_BITS } from '../labels.js';
 import * as mls from '../mls/index.js';
+import { welcomeSenderPeer } from '../welcome-admission.js';
 import { judgeGroupWelcome } from '../rejoin-request.js';
 import type { GroupRecord, PeerRecord } from '../store.js';
 import { topicIdForGroup } from '../topics.js';
@@ -68,12 +68,7 @@ export function groupWelcome(loaded: GroupWelcomeLoaded, input: GroupWelcomeInpu
     // Kept across the re-add: a forged future-epoch header must not buy another one at once.
     ...(rejoin ? { rejoinRequestedAt: existingMeta!.rejoinRequestedAt } : {}),
   });
-  const peer: PeerRecord = {
-    ...(loaded.known ?? { powBits: DEFAULT_POW_BITS }),
-    userId: sender,
-    identityKey: inner.senderIdentityKey,
-    sealKey: input.sealKey,
-  };
+  const peer = welcomeSenderPeer(loaded.known, sender, inner.senderIdentityKey, input.sealKey);
   const record: GroupRecord = {
     groupId,
     topicId,
