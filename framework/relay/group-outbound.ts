@@ -179,7 +179,7 @@ export abstract class GroupOutbound extends GroupLanes {
 
   async remove(groupId: string, userIds: readonly string[]): Promise<void> {
     const ids = unique(userIds.map((u) => userIdToHex(userIdFromHex(u))));
-    if (ids.includes(userIdToHex(this.deps.ctx.selfId as never)))
+    if (ids.includes(userIdToHex(this.deps.ctx.selfId)))
       throw new ArgumentError('to remove yourself, use leaveGroup()');
     await this.inLane(groupId, async (loaded, keep) => keep(await groupRemove(this.deps.ctx, loaded, ids)));
   }

@@ -98,7 +98,7 @@ export class GroupShell extends GroupOutbound {
       ctx,
       { state: loaded.state, processed: found.processed },
       read,
-      ctx,
+      { maxMembers: ctx.maxMembers },
       (err) => this.deps.log.debug({ err, groupId }, 'group message rejected'),
     );
     if (step.drop) {
@@ -119,7 +119,7 @@ export class GroupShell extends GroupOutbound {
     }
   }
 
-  /** In the lane: commit, publishing started (not awaited: it waits on the broker), events, follow-ups. */
+  /** In the lane: commit (and its events), publishing started without waiting on the broker, follow-ups. */
   private async settle(write: GroupWrite, drop?: DropReason): Promise<DropReason | undefined> {
     await this.commit(write);
     if (write.commit.outbox?.length) void this.deps.outbox.flush().catch(() => undefined);

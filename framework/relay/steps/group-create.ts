@@ -35,7 +35,7 @@ export function groupInvitees(
   members: readonly string[],
   name: string | undefined,
 ): ReturnType<typeof userIdToHex>[] {
-  const self = userIdToHex(ctx.selfId as never);
+  const self = userIdToHex(ctx.selfId);
   const ids = unique(members.map((m) => userIdToHex(userIdFromHex(m)))).filter((m) => m !== self);
   if (ids.length + 1 > ctx.maxMembers) {
     throw new ArgumentError(`a group holds at most ${ctx.maxMembers} members (groups.maxMembers)`);

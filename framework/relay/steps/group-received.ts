@@ -77,7 +77,7 @@ export function groupCommitted(
 ): GroupWrite {
   const { record, meta } = loaded;
   const now = processed.at;
-  noteCommit(meta, result.state, result.added.length, now, userIdToHex(ctx.selfId as never));
+  noteCommit(meta, result.state, result.added.length, now, userIdToHex(ctx.selfId));
   if (!mls.hasPendingUpdate(result.state)) meta.lastUpdateAt = Math.max(meta.lastUpdateAt, now);
   meta.intents = intentsAfterCommit(meta.intents);
   const groupId = record.groupId;

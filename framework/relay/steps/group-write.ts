@@ -186,7 +186,7 @@ export async function ourCommit(
   const { record, meta } = loaded;
   const now = ctx.clock.now();
   const welcomes = await welcomeRows(ctx, commit, peers, meta.name);
-  noteCommit(meta, commit.state, commit.added.length, now, userIdToHex(ctx.selfId as never));
+  noteCommit(meta, commit.state, commit.added.length, now, userIdToHex(ctx.selfId));
   // Our commit carried a path: our own leaf is fresh too.
   meta.lastUpdateAt = now;
   const commitRow = topicRow(ctx, record.topicId, commit.commit, true);
