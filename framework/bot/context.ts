@@ -8,7 +8,7 @@
 import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage } from '../relay/client.js';
-import type { GroupConversation as RelayGroupConversation } from '../relay/group-client.js';
+import type { GroupConversation as RelayGroupConversation } from '../relay/group-types.js';
 import type { Args } from './args.js';
 import type { BotTransaction } from './data.js';
 import type { GroupApi, GroupHandle, GroupInfo } from './group.js';

@@ -12,9 +12,9 @@
  */
 import type { UserIdHex } from '../relay/brand.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
-import type { GroupChange, GroupInfo } from '../relay/group-client.js';
+import type { GroupChange, GroupInfo } from '../relay/group-types.js';
 
-export type { GroupEvent, GroupInfo, GroupMemberInfo } from '../relay/group-client.js';
+export type { GroupEvent, GroupInfo, GroupMemberInfo } from '../relay/group-types.js';
 
 /** What the runtime uses of RelayClient's group API; a client wrapper must forward these. */
 export interface GroupApi {

@@ -41,9 +41,10 @@ import type {
   SessionAccessRecord,
   SessionRecord,
 } from './store.js';
-import { GroupCoordinator, type GroupEvent, type GroupInfo, type GroupOptions } from './group-client.js';
+import { GroupShell } from './group-shell.js';
+import type { GroupEvent, GroupInfo, GroupOptions } from './group-types.js';
 import { runHandler, type ReceivedMessage, type TransactionalHandler } from './handler.js';
-export type { GroupChange, HandlerTransaction } from './group-client.js';
+export type { GroupChange, HandlerTransaction } from './group-types.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, isQos1OnlyTopic, keysTopic, parseTopic } from './topics.js';
 import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
@@ -169,7 +170,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private ready: Promise<void> = Promise.resolve();
   private startedUp = false;
   private started = false;
-  private readonly groupCoordinator: GroupCoordinator;
+  private readonly groupShell: GroupShell;
 
   private readonly opts: RelayClientOptions;
 
@@ -255,32 +256,24 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.transport.onMessage((m) => this.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
     this.transport.on('connect', ({ sessionPresent }) => this.onReconnected(sessionPresent));
-    this.groupCoordinator = new GroupCoordinator(
+    this.groupShell = new GroupShell(
       {
-        identity,
+        ctx: { ...this.stepCtx, seal: this.sealing, updateEveryMessages: this.updateEvery() },
         store: this.opts.store,
-        mls: mlsCtx,
-        clock: this.clock,
-        log: this.log,
-        prefix: this.prefix,
+        states: this.states,
         queue: this.queue,
+        log: this.log,
         quota: this.quota,
-        updateEveryMessages: this.updateEvery(),
         maxEnvelopeBytes: opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES,
-        // MQTT 5 No Local: members never see their own group messages (§9).
-        subscribe: (topic) => this.transport.subscribe(topic, { qos: 1, noLocal: true }),
-        unsubscribe: (topic) => this.transport.unsubscribe(topic),
+        transport: this.transport,
         bundles: this.bundles,
-        sealing: this.sealing,
         outbox: this.outbox,
         outboxRowError: this.outboxRowError,
+        events: this,
         fail: (e) => this.fail(e),
-        emitGroup: (e) => this.emit('group', e),
-        emitMessage: (m) => this.emit('message', m),
         handler: () => this.handler,
       },
       opts.groups,
-      this.states,
     );
   }
 
@@ -310,7 +303,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.started = true;
     // Access keys only: MLS states are read and decoded when a message needs them (PROTOCOL.md §10).
     for (const s of await this.opts.store.listSessionAccess()) this.indexSession(s);
-    await this.groupCoordinator.restore();
+    await this.groupShell.restore();
     let opened!: () => void;
     this.ready = new Promise<void>((r) => (opened = r));
     await this.transport.connect();
@@ -320,7 +313,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.parking.resume();
     opened();
     await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1 });
-    await this.groupCoordinator.start();
+    await this.groupShell.start();
     await this.housekeeping();
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
     this.refreshTimer = setInterval(() => void this.housekeeping().catch((e) => this.fail(e)), 600_000);
@@ -333,7 +326,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.startedUp = false;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     await this.outbox.stop();
-    await this.groupCoordinator.stop();
+    await this.groupShell.stop();
     await this.queue.idle();
     if (this.transport.connected) await this.flushOutbox().catch(() => undefined);
     await this.outbox.deletePublished().catch(() => undefined);
@@ -419,25 +412,25 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** Creates a group with us as its committer and invites `members` (their bundles must verify). */
   createGroup(members: readonly string[], options: { name?: string } = {}): Promise<GroupInfo> {
-    return this.groupCoordinator.create(members, options);
+    return this.groupShell.create(members, options);
   }
 
   /** As committer, adds at once; otherwise proposes the Adds, which the committer commits. */
   addToGroup(groupId: string, userIds: readonly string[]): Promise<void> {
-    return this.groupCoordinator.add(groupId, userIds);
+    return this.groupShell.add(groupId, userIds);
   }
 
   removeFromGroup(groupId: string, userIds: readonly string[]): Promise<void> {
-    return this.groupCoordinator.remove(groupId, userIds);
+    return this.groupShell.remove(groupId, userIds);
   }
 
   /** Proposes our own removal; the 'group' event {kind: 'left'} follows when it is committed. */
   leaveGroup(groupId: string): Promise<void> {
-    return this.groupCoordinator.leave(groupId);
+    return this.groupShell.leave(groupId);
   }
 
   updateGroupKeys(groupId: string): Promise<void> {
-    return this.groupCoordinator.updateKeys(groupId);
+    return this.groupShell.updateKeys(groupId);
   }
 
   /** Posts to a group's topic. `options.data` is committed in the same transaction as the message. */
@@ -448,16 +441,16 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   ): Promise<{ id: string }> {
     const content = typeof message === 'string' ? { content: message } : message;
     const id = content.id ?? randomUUID();
-    await this.groupCoordinator.send(groupId, { ...content, id }, options.data ?? []);
+    await this.groupShell.send(groupId, { ...content, id }, options.data ?? []);
     return { id };
   }
 
   group(groupId: string): Promise<GroupInfo | undefined> {
-    return this.groupCoordinator.info(groupId);
+    return this.groupShell.info(groupId);
   }
 
   groups(): Promise<GroupInfo[]> {
-    return this.groupCoordinator.list();
+    return this.groupShell.list();
   }
 
   // ---------------------------------------------------------------- outbound
@@ -577,7 +570,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.bundles.refresh();
     await this.opts.store.prune(this.clock.now());
     await this.expireUnusedSessions();
-    await this.groupCoordinator.housekeeping();
+    await this.groupShell.housekeeping();
   }
 
   private async expireUnusedSessions(): Promise<void> {
@@ -608,7 +601,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     }
     const parsed = parseTopic(this.prefix, m.topic);
     if (parsed?.kind === 'group') {
-      const reason = await this.groupCoordinator
+      const reason = await this.groupShell
         .receiveTopic(parsed.topicId, m.payload)
         .catch((e: unknown) => this.refuseIfOverloaded(e, m.topic));
       if (reason) this.dropped(reason, m.topic);
@@ -674,9 +667,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         case MSG_TYPE.message:
           return this.receiveMessage(opened, sender, now);
         case MSG_TYPE.groupWelcome:
-          return this.groupCoordinator.receiveWelcome(opened, sender, now);
+          return this.groupShell.receiveWelcome(opened, sender, now);
         case MSG_TYPE.groupRejoin:
-          return this.groupCoordinator.receiveRejoin(opened, sender, now);
+          return this.groupShell.receiveRejoin(opened, sender, now);
         default:
           return Promise.resolve('inner_payload' as const);
       }
@@ -756,7 +749,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       },
       finalState,
     );
-    if (replies?.groups.length) this.groupCoordinator.carryOut(replies.groups.map((g) => g.groupId));
+    if (replies?.groups.length) this.groupShell.carryOut(replies.groups.map((g) => g.groupId));
     // The new state is durable: only now may the keys it no longer needs be erased.
     mls.wipeConsumed(step.consumed);
     for (const c of replies?.consumed ?? []) mls.wipeConsumed(c);
@@ -799,7 +792,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       session: replies.session,
       outbox: replies.outbox,
       conversationData: run.conversationData,
-      groups: await this.groupCoordinator.recordChanges(run.changes, this.clock.now()),
+      groups: await this.groupShell.recordChanges(run.changes, this.clock.now()),
     };
   }
 

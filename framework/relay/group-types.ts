@@ -1,17 +1,9 @@
 /**
- * The public shapes of N-way groups (PROTOCOL.md §9) and what the group layer needs from RelayClient.
+ * The public shapes of N-way groups (PROTOCOL.md §9).
  */
-import type { Logger } from 'pino';
 import type { UnixSeconds, UserIdHex } from './brand.js';
-import type { Clock } from './clock.js';
 import type { AppContent } from './content.js';
-import type { SealContext } from './direct-seal.js';
-import type { TransactionalHandler } from './handler.js';
-import type { Identity } from './identity.js';
-import type { KeyedSerialQueue } from './keyed-queue.js';
-import type * as mls from './mls/index.js';
-import type { OutboxRecord, PeerRecord, RelayStore } from './store.js';
-import type { WelcomeQuota } from './welcome-quota.js';
+import type { PeerRecord } from './store.js';
 
 export interface GroupOptions {
   /** User ids allowed to invite us; undefined lets anyone (within the Welcome quotas). */
@@ -73,38 +65,6 @@ export interface FetchedPeerBundle {
 
 export type Reply = { content: string; type?: string; replyTo?: string };
 export type HandlerData = Array<{ conversationId: string; json: string }>;
-
-/** What the group layer needs from RelayClient; one object, so the dependency is explicit. */
-export interface GroupHost {
-  readonly identity: Identity;
-  readonly store: RelayStore;
-  readonly mls: mls.MlsContext;
-  readonly clock: Clock;
-  readonly log: Logger;
-  readonly prefix: string;
-  readonly queue: KeyedSerialQueue;
-  readonly quota: WelcomeQuota;
-  readonly updateEveryMessages: number;
-  readonly maxEnvelopeBytes: number;
-  subscribe(topic: string): Promise<void>;
-  unsubscribe(topic: string): Promise<void>;
-  /** Peer bundles fetched and verified, and our own re-published (bundles.ts). */
-  readonly bundles: {
-    fetch(peer: UserIdHex): Promise<FetchedPeerBundle>;
-    scheduleRepublish(force: boolean): void;
-  };
-  /** Sealing to a peer's inbox (direct-seal.ts): Welcomes and rejoin requests. */
-  readonly sealing: SealContext;
-  /** Publishing of committed outbox rows (outbox-publisher.ts). */
-  readonly outbox: { flush(): Promise<void> };
-  /** Why the transport could never publish this row (too large), or undefined. */
-  outboxRowError(row: OutboxRecord): Error | undefined;
-  fail(e: unknown): void;
-  emitGroup(e: GroupEvent): void;
-  emitMessage(m: GroupReceivedMessage): void;
-  /** The transactional handler currently set, run with the same contract as for 1:1 messages. */
-  handler(): TransactionalHandler | undefined;
-}
 
 /**
  * A membership change a message handler asks for. It is committed with the message (as intents in

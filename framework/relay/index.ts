@@ -24,7 +24,7 @@ export type {
   GroupOptions,
   GroupConversation,
   GroupReceivedMessage,
-} from './group-client.js';
+} from './group-types.js';
 export { signRejoin, verifyRejoin, rejoinSignatureMessage, type RejoinClaim } from './rejoin.js';
 export { CONVERSATION_DATA_DELETED } from './store.js';
 export { MemoryRelayStore } from './memory-store.js';

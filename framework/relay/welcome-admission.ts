@@ -2,8 +2,8 @@
  * The one Welcome preamble for both conversation kinds (PROTOCOL.md §7, §9): a Welcome comes with
  * proof of work (never an access token) and a sealed-sender key, is not one seen in the last week,
  * fits the sender's Welcome quota, and joins with one of our KeyPackages within the kind's bounds.
- * What the joined group must then look like is the kind's own step (steps/direct-welcome.ts, the
- * group coordinator).
+ * What the joined group must then look like is the kind's own step (steps/direct-welcome.ts,
+ * steps/group-welcome.ts).
  */
 import type { Logger } from 'pino';
 import type { UnixSeconds, UserIdHex } from './brand.js';
@@ -11,7 +11,8 @@ import { fromHex } from './bytes.js';
 import type { DropReason } from './drops.js';
 import { digestHex, type OpenedEnvelope } from './inbound-envelope.js';
 import * as mls from './mls/index.js';
-import type { RelayStore } from './store.js';
+import { DEFAULT_POW_BITS } from './labels.js';
+import type { PeerRecord, RelayStore } from './store.js';
 import type { WelcomeQuota } from './welcome-quota.js';
 
 /** A Welcome digest is remembered this long (welcome_replay). */
@@ -75,4 +76,22 @@ export async function admitWelcome(
     deps.log.debug({ err: (e as Error).message }, rules.rejected);
     return refuse(e instanceof mls.GroupLimitError ? rules.tooLarge : 'welcome_invalid');
   }
+}
+
+/**
+ * The sender as a peer once its Welcome is accepted: what we knew of it (PoW bits, bundle, name)
+ * with the identity key it signed with and the sealed-sender key it sent.
+ */
+export function welcomeSenderPeer(
+  known: PeerRecord | undefined,
+  sender: UserIdHex,
+  senderIdentityKey: Uint8Array,
+  sealKey: Uint8Array,
+): PeerRecord {
+  return {
+    ...(known ?? { powBits: DEFAULT_POW_BITS }),
+    userId: sender,
+    identityKey: senderIdentityKey,
+    sealKey,
+  };
 }

@@ -30,7 +30,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import { BotRuntime, type BotRuntimeOptions } from '../bot/index.js';
-import type { GroupOptions } from '../relay/group-client.js';
+import type { GroupOptions } from '../relay/group-types.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../relay/embedded-broker.js';
 import { ConfigError } from '../relay/errors.js';
 import { MemoryRelayStore, RelayClient, type RelayStore } from '../relay/index.js';

@@ -3,7 +3,7 @@
  * receives (direct replies, group messages, group events) so tests can wait for them.
  */
 import type { ReceivedMessage } from '../relay/client.js';
-import type { GroupEvent, GroupInfo } from '../relay/group-client.js';
+import type { GroupEvent, GroupInfo } from '../relay/group-types.js';
 import type { RelayClient } from '../relay/index.js';
 
 /** A reply the bot sent to a test peer. */

@@ -10,7 +10,7 @@
  */
 import type { Logger } from 'pino';
 import type { ReceivedMessage } from '../../relay/client.js';
-import type { GroupChange } from '../../relay/group-client.js';
+import type { GroupChange } from '../../relay/group-types.js';
 import { HandlerError } from '../../relay/errors.js';
 import type { Middleware } from '../composer.js';
 import type { HandleDeps } from '../context.js';

@@ -7,8 +7,8 @@ import { fromHex, toHex } from '../bytes.js';
 import type { DropReason } from '../drops.js';
 import type { InnerPayload } from '../envelope.js';
 import { replayEntry, type OpenedEnvelope } from '../inbound-envelope.js';
-import { DEFAULT_POW_BITS } from '../labels.js';
 import * as mls from '../mls/index.js';
+import { welcomeSenderPeer } from '../welcome-admission.js';
 import type { InboundCommit, PeerRecord, SessionRecord } from '../store.js';
 import type { StepContext } from './context.js';
 import { newDirectSession } from './direct-session.js';
@@ -107,12 +107,7 @@ export async function directWelcome(
   }
   const groupId = toHex(groupIdBytes);
   const session = await newDirectSession(ctx, joined.state, groupId, sender, false, now);
-  const peer: PeerRecord = {
-    ...(loaded.known ?? { powBits: DEFAULT_POW_BITS }),
-    userId: sender,
-    identityKey: opened.inner.senderIdentityKey,
-    sealKey: input.sealKey,
-  };
+  const peer = welcomeSenderPeer(loaded.known, sender, opened.inner.senderIdentityKey, input.sealKey);
   const followUps: DirectWelcomeFollowUp[] = [{ kind: 'republish' }];
   if (existing?.initiatedUnconfirmed && existing.unconfirmedOutgoing.length > 0) {
     followUps.push({ kind: 'resend', peer: sender, texts: existing.unconfirmedOutgoing });

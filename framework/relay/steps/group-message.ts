@@ -1,9 +1,9 @@
 /**
  * The front half of a group topic message (PROTOCOL.md §9, §10), as pure functions: the payload's
  * framing and clear header, then, over the loaded group, the duplicate check, the epoch verdict
- * and MLS. What follows depends on the kind (application, proposal, commit, our removal) and stays
- * with the group coordinator for now. A member that fell behind gets the follow-up 'rejoin'
- * instead of a callback: the shell decides when to ask.
+ * and MLS. What follows depends on the kind (application, proposal, commit, our removal): see
+ * group-received.ts. A member that fell behind gets the follow-up 'rejoin' instead of a callback:
+ * the shell decides when to ask.
  */
 import type { DropReason } from '../drops.js';
 import { decodeGroupPayload } from '../envelope.js';
