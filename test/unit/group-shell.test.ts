@@ -8,7 +8,8 @@ import { ConversationStates } from '../../framework/relay/conversation-states.js
 import type { GroupEvent } from '../../framework/relay/group-types.js';
 import { GroupShell } from '../../framework/relay/group-shell.js';
 import { KeyedSerialQueue } from '../../framework/relay/keyed-queue.js';
-import { MemoryRelayStore, type InboundCommit } from '../../framework/relay/store.js';
+import { MemoryRelayStore } from '../../framework/relay/memory-store.js';
+import type { InboundCommit } from '../../framework/relay/store.js';
 import { WelcomeQuota } from '../../framework/relay/welcome-quota.js';
 import { member, miner, NOW, openRow, type Member } from '../support/group-steps.js';
 
