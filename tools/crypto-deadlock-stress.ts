@@ -53,13 +53,18 @@ function parseOptions(argv: readonly string[]): Options {
 // ---- the worker ---------------------------------------------------------------------------------
 
 const WORKER_FLAG = '--worker';
+
+/** Unpooled random bytes: ts-mls passes a Uint8Array's whole buffer on, which for a pooled Buffer is the pool. */
+function fresh(length: number): Uint8Array {
+  return new Uint8Array(randomBytes(length));
+}
 const LANES_PER_KIND = 3;
 
-async function sealLane(count: () => void): Promise<never> {
+async function sealLane(count: () => Promise<void>): Promise<never> {
   const { seal, createOpener } = await import('../framework/relay/seal.js');
   const { DHKEM_X25519_HKDF_SHA256 } = await import('../framework/relay/seal-node-primitives.js');
   const kem = DHKEM_X25519_HKDF_SHA256();
-  const recipientId = randomBytes(16) as never;
+  const recipientId = fresh(16) as never;
   for (;;) {
     const pair = await kem.GenerateKeyPair(true);
     const secret = await kem.SerializePrivateKey(pair.privateKey);
@@ -69,15 +74,15 @@ async function sealLane(count: () => void): Promise<never> {
     const sealed = await seal({
       recipientId,
       recipientSealKey: publicKey,
-      plaintext: randomBytes(64),
+      plaintext: fresh(64),
       sentAt,
     });
     await opener.open({ recipientId, sentAt, ...sealed });
-    count();
+    await count();
   }
 }
 
-async function mlsHpkeLane(count: () => void): Promise<never> {
+async function mlsHpkeLane(count: () => Promise<void>): Promise<never> {
   const { createMlsContext } = await import('../framework/relay/mls/context.js');
   const cs = (await createMlsContext()).cipherSuite;
   for (;;) {
@@ -86,29 +91,26 @@ async function mlsHpkeLane(count: () => void): Promise<never> {
     await cs.hpke.exportPrivateKey(pair.privateKey);
     const publicKey = await cs.hpke.exportPublicKey(pair.publicKey);
     // As path secrets do: derive a key pair and export its private half.
-    const derived = await cs.hpke.deriveKeyPair(randomBytes(32));
+    const derived = await cs.hpke.deriveKeyPair(fresh(32));
     await cs.hpke.exportPrivateKey(derived.privateKey);
-    const sealed = await cs.hpke.seal(
-      await cs.hpke.importPublicKey(publicKey),
-      randomBytes(32),
-      randomBytes(8),
-    );
-    await cs.hpke.open(pair.privateKey, sealed.enc, sealed.ct, new Uint8Array(0));
-    count();
+    const info = fresh(8);
+    const sealed = await cs.hpke.seal(await cs.hpke.importPublicKey(publicKey), fresh(32), info);
+    await cs.hpke.open(pair.privateKey, sealed.enc, sealed.ct, info);
+    await count();
   }
 }
 
 /** Async key generation outside our code: what any other library in the process may be doing. */
-async function foreignKeygenLane(count: () => void): Promise<never> {
+async function foreignKeygenLane(count: () => Promise<void>): Promise<never> {
   const generate = promisify(generateKeyPair);
   for (;;) {
     await generate('x25519');
     await globalThis.crypto.subtle.generateKey({ name: 'X25519' }, true, ['deriveBits']);
-    count();
+    await count();
   }
 }
 
-const LANES: Record<LaneKind, (count: () => void) => Promise<never>> = {
+const LANES: Record<LaneKind, (count: () => Promise<void>) => Promise<never>> = {
   seal: sealLane,
   mls: mlsHpkeLane,
   foreign: foreignKeygenLane,
@@ -116,10 +118,13 @@ const LANES: Record<LaneKind, (count: () => void) => Promise<never>> = {
 
 async function worker(kinds: readonly LaneKind[]): Promise<void> {
   let ops = 0;
-  const count = (): void => {
+  const count = async (): Promise<void> => {
     ops++;
     // A forced full GC now and then on top of the scavenges the small young generation causes.
     if (ops % 64 === 0) (globalThis as { gc?: () => void }).gc?.();
+    // Our node:crypto calls are synchronous, so a lane's awaits are all microtasks: without a
+    // macrotask turn the progress timer would starve and a busy worker would look hung.
+    await new Promise((resolve) => setImmediate(resolve));
   };
   setInterval(() => process.send?.({ ops }), 500);
   const lanes: Array<Promise<never>> = [];
@@ -131,7 +136,8 @@ async function worker(kinds: readonly LaneKind[]): Promise<void> {
 
 // ---- the parent ---------------------------------------------------------------------------------
 
-type Outcome = { hung: false; ops: number } | { hung: true; ops: number; afterSeconds: number };
+type Outcome =
+  { hung: false; ops: number } | { hung: true; ops: number; afterSeconds: number; stack: string };
 
 function runWorker(lanes: readonly LaneKind[], stallSeconds: number, deadline: number): Promise<Outcome> {
   return new Promise((resolve, reject) => {
@@ -149,12 +155,12 @@ function runWorker(lanes: readonly LaneKind[], stallSeconds: number, deadline: n
     });
     const watchdog = setInterval(() => {
       if (Date.now() - lastReport > stallSeconds * 1000) {
-        outcome = { hung: true, ops, afterSeconds: (lastReport - started) / 1000 };
+        const stack = child.pid === undefined ? '' : mainThreadStack(child.pid);
+        outcome = { hung: true, ops, afterSeconds: (lastReport - started) / 1000, stack };
       } else if (Date.now() >= deadline) {
         outcome = { hung: false, ops };
       } else return;
       clearInterval(watchdog);
-      if (outcome.hung && child.pid !== undefined) console.log(mainThreadStack(child.pid));
       child.kill('SIGKILL');
     }, 250);
     child.on('exit', (code, signal) => {
@@ -183,6 +189,13 @@ function mainThreadStack(pid: number): string {
   }
 }
 
+/** Only a lock wait under the collector's weak callbacks is this deadlock; say which it was. */
+function verdict(stack: string): string {
+  if (!/lll_lock_wait|pthread_mutex_lock/.test(stack)) return 'stalled, main thread not waiting on a lock';
+  if (stack.includes('~KeyGenJob')) return 'DEADLOCK: a collected KeyGenJob waits for a key mutex';
+  return 'main thread waiting on a lock';
+}
+
 async function parent(options: Options): Promise<number> {
   const deadline = Date.now() + options.seconds * 1000;
   let hangs = 0;
@@ -199,7 +212,8 @@ async function parent(options: Options): Promise<number> {
     if (outcome.hung) {
       hangs++;
       console.log(
-        `worker ${workers}: hung after ${outcome.ops} ops (${outcome.afterSeconds.toFixed(0)} s in)`,
+        `worker ${workers}: hung after ${outcome.ops} ops (${outcome.afterSeconds.toFixed(0)} s in), ` +
+          `${verdict(outcome.stack)}\n${outcome.stack}`,
       );
     } else {
       console.log(`worker ${workers}: no hang in ${outcome.ops} ops`);
