@@ -60,7 +60,7 @@ module.exports = {
         'ARCHITECTURE.md: framework/bot knows no CBOR, MQTT or MLS internals (wire, crypto, mls, transport).',
       from: { path: '^framework/bot/' },
       to: {
-        path: '^framework/relay/(mls|wire|crypto|transport)/|^framework/relay/(codec|envelope|seal|seal-node-primitives|pow|pow-worker|sha256-midstate|access|bundle|transport|transport-[a-z-]+|embedded-broker)\\.ts$',
+        path: '^framework/relay/(mls|wire|crypto|transport)/|^framework/relay/(codec|envelope|seal|seal-node-primitives|x25519-node|pow|pow-worker|sha256-midstate|access|bundle|transport|transport-[a-z-]+|embedded-broker)\\.ts$',
       },
     },
     {

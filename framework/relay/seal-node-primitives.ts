@@ -7,21 +7,13 @@
  * DH). The synchronous node:crypto calls below run the same OpenSSL code without the hops. The HPKE
  * protocol logic itself (RFC 9180 §5.1 key schedule, §4 LabeledExtract/LabeledExpand, §5.2 nonce
  * and sequence handling) stays in `hpke`; this file only supplies primitives, plus the DHKEM
- * construction of §4.1 because the KEM interface is where HPKE puts it.
+ * construction of §4.1 because the KEM interface is where HPKE puts it. The X25519 keys themselves
+ * (import, generation, DH, and why none of it uses JWK) are in x25519-node.ts.
  *
  * Errors: a DH that yields the all-zero value and an AEAD tag that does not verify are
  * VerificationError (the inputs came off the network); misuse of these objects is ArgumentError.
  */
-import {
-  createCipheriv,
-  createDecipheriv,
-  createHmac,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  type KeyObject,
-} from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac } from 'node:crypto';
 import {
   I2OSP,
   LabeledExpand,
@@ -38,6 +30,9 @@ import {
   type KeyPair,
 } from 'hpke';
 import { ArgumentError, VerificationError } from './errors.js';
+import { X25519Key, x25519Dh } from './x25519-node.js';
+
+export { X25519Key } from './x25519-node.js';
 
 /** Fresh, unshared bytes: node:crypto may hand back views into its pooled slab. */
 function own(bytes: Uint8Array): Uint8Array {
@@ -157,65 +152,6 @@ const LABEL_SHARED_SECRET = encode('shared_secret');
 const EMPTY = new Uint8Array(0);
 const KEM_KDF = KDF_HKDF_SHA256();
 
-/**
- * An X25519 key as `hpke` sees it (its `Key` interface: algorithm name, type, extractable) around
- * a node:crypto KeyObject. Public keys also keep their 32-byte encoding, because every Encap and
- * Decap needs pkRm for kem_context (§4.1) and re-exporting it each time would cost a JWK round
- * trip. Private keys keep no raw copy; they are exported from the KeyObject only when extractable.
- */
-export class X25519Key implements Key {
-  readonly algorithm = { name: 'X25519' } as const;
-
-  private constructor(
-    readonly type: 'public' | 'private',
-    readonly extractable: boolean,
-    /** @internal */ readonly keyObject: KeyObject,
-    /** @internal The serialized public key; empty for private keys. */ readonly publicBytes: Uint8Array,
-  ) {}
-
-  static fromPublicBytes(pk: Uint8Array): X25519Key {
-    if (pk.length !== X25519_N) throw new ArgumentError(`X25519 public keys are ${X25519_N} bytes`);
-    const keyObject = createPublicKey({ key: { kty: 'OKP', crv: 'X25519', x: b64u(pk) }, format: 'jwk' });
-    return new X25519Key('public', true, keyObject, own(pk));
-  }
-
-  static fromPublicKeyObject(keyObject: KeyObject): X25519Key {
-    return new X25519Key('public', true, keyObject, fromB64u(jwkField(keyObject, 'x')));
-  }
-
-  /**
-   * Node's JWK import derives the public half from `d` itself and only requires `x` to be a
-   * string; there is no raw-bytes import for X25519 private keys before Node 24, and PKCS#8 DER
-   * import goes through OpenSSL's decoder framework at roughly ten times the cost.
-   */
-  static fromPrivateBytes(sk: Uint8Array, extractable: boolean): X25519Key {
-    if (sk.length !== X25519_N) throw new ArgumentError(`X25519 private keys are ${X25519_N} bytes`);
-    const keyObject = createPrivateKey({
-      key: { kty: 'OKP', crv: 'X25519', d: b64u(sk), x: '' },
-      format: 'jwk',
-    });
-    return new X25519Key('private', extractable, keyObject, EMPTY);
-  }
-
-  static fromPrivateKeyObject(keyObject: KeyObject, extractable: boolean): X25519Key {
-    return new X25519Key('private', extractable, keyObject, EMPTY);
-  }
-}
-
-function b64u(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
-}
-
-function fromB64u(text: string): Uint8Array {
-  return own(Buffer.from(text, 'base64url'));
-}
-
-function jwkField(keyObject: KeyObject, field: 'x' | 'd'): string {
-  const value = keyObject.export({ format: 'jwk' })[field];
-  if (typeof value !== 'string') throw new ArgumentError(`X25519 JWK export lacks "${field}"`);
-  return value;
-}
-
 function asX25519(key: Key, type: 'public' | 'private'): X25519Key {
   if (!(key instanceof X25519Key) || key.type !== type) {
     throw new ArgumentError(`expected an X25519 ${type} key created by this KEM`);
@@ -225,31 +161,7 @@ function asX25519(key: Key, type: 'public' | 'private'): X25519Key {
 
 /** The public key belonging to a private key, for handing `hpke` a KeyPair so Decap need not. */
 export function x25519PublicKeyOf(privateKey: Key): X25519Key {
-  return X25519Key.fromPublicKeyObject(createPublicKey(asX25519(privateKey, 'private').keyObject));
-}
-
-/**
- * DH(sk, pk) with the §7.1.4 check: an all-zero output means pk was a low-order point, and the
- * sender's or recipient's contribution would not matter. OpenSSL already refuses that result
- * (RFC 7748 §6.1 leaves the check to the caller, and OpenSSL performs it), so its error and the
- * explicit zero test below are the same rejection; the second only guards against a build that
- * drops the first.
- */
-function dh(sk: X25519Key, pk: X25519Key): Uint8Array {
-  let shared: Uint8Array;
-  try {
-    shared = diffieHellman({ privateKey: sk.keyObject, publicKey: pk.keyObject });
-  } catch (cause) {
-    throw new VerificationError('X25519 rejected the peer key (low-order point)', { cause });
-  }
-  let acc = 0;
-  for (const b of shared) acc |= b;
-  const out = own(shared);
-  shared.fill(0);
-  if (out.length !== X25519_N || acc === 0) {
-    throw new VerificationError('X25519 produced the all-zero shared secret (RFC 9180 §7.1.4)');
-  }
-  return out;
+  return asX25519(privateKey, 'private').publicKey();
 }
 
 /** §7.1.3 DeriveKeyPair for X25519: any 32 bytes are a valid scalar (clamping happens in DH). */
@@ -258,7 +170,7 @@ async function deriveKeyPair(ikm: Uint8Array, extractable: boolean): Promise<Key
   const sk = await LabeledExpand(KEM_KDF, KEM_SUITE_ID, dkpPrk, LABEL_SK, EMPTY, X25519_N);
   const privateKey = X25519Key.fromPrivateBytes(sk, extractable);
   sk.fill(0);
-  return { privateKey, publicKey: x25519PublicKeyOf(privateKey) };
+  return { privateKey, publicKey: privateKey.publicKey() };
 }
 
 /** §4.1 ExtractAndExpand: shared_secret = LabeledExpand(LabeledExtract("", "eae_prk", dh), ...). */
@@ -287,11 +199,7 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
   }
   const ephemeral = async (): Promise<KeyPair<X25519Key>> => {
     if (ikmE !== undefined) return deriveKeyPair(ikmE, false);
-    const pair = generateKeyPairSync('x25519');
-    return {
-      privateKey: X25519Key.fromPrivateKeyObject(pair.privateKey, false),
-      publicKey: X25519Key.fromPublicKeyObject(pair.publicKey),
-    };
+    return X25519Key.generate(false);
   };
 
   return (): KEM<X25519Key> => ({
@@ -304,11 +212,7 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
     Nsk: X25519_N,
     DeriveKeyPair: deriveKeyPair,
     async GenerateKeyPair(extractable) {
-      const pair = generateKeyPairSync('x25519');
-      return {
-        privateKey: X25519Key.fromPrivateKeyObject(pair.privateKey, extractable),
-        publicKey: X25519Key.fromPublicKeyObject(pair.publicKey),
-      };
+      return X25519Key.generate(extractable);
     },
     async SerializePublicKey(key) {
       return own(asX25519(key, 'public').publicBytes);
@@ -317,9 +221,7 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
       return X25519Key.fromPublicBytes(key);
     },
     async SerializePrivateKey(key) {
-      const sk = asX25519(key, 'private');
-      if (!sk.extractable) throw new ArgumentError('X25519 private key is not extractable');
-      return fromB64u(jwkField(sk.keyObject, 'd'));
+      return asX25519(key, 'private').secretBytes();
     },
     async DeserializePrivateKey(key, extractable) {
       return X25519Key.fromPrivateBytes(key, extractable);
@@ -328,7 +230,7 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
     async Encap(pkR) {
       const recipient = asX25519(pkR, 'public');
       const { privateKey: skE, publicKey: pkE } = await ephemeral();
-      const dhOut = dh(skE, recipient);
+      const dhOut = x25519Dh(skE, recipient);
       const enc = own(pkE.publicBytes);
       const sharedSecret = await extractAndExpand(dhOut, concat(enc, recipient.publicBytes));
       dhOut.fill(0);
@@ -338,7 +240,7 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
     async Decap(enc, skR, pkR) {
       const sk = asX25519(skR, 'private');
       const pk = pkR === undefined ? x25519PublicKeyOf(sk) : asX25519(pkR, 'public');
-      const dhOut = dh(sk, X25519Key.fromPublicBytes(enc));
+      const dhOut = x25519Dh(sk, await X25519Key.fromPublicBytes(enc));
       const sharedSecret = await extractAndExpand(dhOut, concat(enc, pk.publicBytes));
       dhOut.fill(0);
       return sharedSecret;

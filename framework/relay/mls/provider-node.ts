@@ -6,9 +6,10 @@
  * one Ed25519 verification. ts-mls's default provider routes these through WebCrypto with a fresh
  * key import per call; doing them on node:crypto directly cuts a round trip several-fold.
  *
- * Only suite 0x0001 (MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519) is accelerated. HPKE (RFC 9180,
- * used only for Welcome and UpdatePath secrets) stays on the default implementation, with its AEAD
- * entry points swapped for ours since ts-mls also uses them for message protection.
+ * Only suite 0x0001 (MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519) is accelerated. Its HPKE (RFC
+ * 9180, used for Welcome and UpdatePath secrets) is hpke-node.ts rather than ts-mls's WebCrypto one,
+ * whose async key generation and JWK exports can deadlock Node 20 (x25519-node.ts explains); its
+ * AEAD entry points are ours too, since ts-mls also uses them for message protection.
  */
 import {
   createCipheriv,
@@ -17,7 +18,6 @@ import {
   createHmac,
   createPrivateKey,
   createPublicKey,
-  generateKeyPairSync,
   randomFillSync,
   sign as nodeSign,
   timingSafeEqual,
@@ -27,6 +27,7 @@ import {
 import { defaultCryptoProvider } from 'ts-mls';
 import type { Ciphersuite, CiphersuiteImpl, CryptoProvider, Hash, Hpke, Kdf, Rng, Signature } from 'ts-mls';
 import { CryptoError } from 'ts-mls/mlsError.js';
+import { createNodeHpke } from './hpke-node.js';
 
 const SUITE_1 = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519';
 const SHA256_LEN = 32;
@@ -111,13 +112,10 @@ function makeSignature(cacheSize: number): Signature {
       }
     },
     async keygen() {
-      const { privateKey, publicKey } = generateKeyPairSync('ed25519');
-      const pkcs8 = privateKey.export({ format: 'der', type: 'pkcs8' });
-      const spki = publicKey.export({ format: 'der', type: 'spki' });
-      return {
-        signKey: own(pkcs8.subarray(pkcs8.length - 32)),
-        publicKey: own(spki.subarray(spki.length - 32)),
-      };
+      // A random seed, imported: nothing is ever exported from a generated key (x25519-node.ts).
+      const seed = randomFillSync(new Uint8Array(32));
+      const spki = createPublicKey(ed25519PrivateKey(seed)).export({ format: 'der', type: 'spki' });
+      return { signKey: seed, publicKey: own(spki.subarray(spki.length - 32)) };
     },
   };
 }
@@ -226,11 +224,7 @@ export function createNodeCryptoProvider(opts: NodeCryptoProviderOptions = {}): 
     async getCiphersuiteImpl(cs: Ciphersuite): Promise<CiphersuiteImpl> {
       const base = await defaultCryptoProvider.getCiphersuiteImpl(cs);
       if (cs.name !== SUITE_1) return base;
-      const hpke: Hpke = {
-        ...base.hpke,
-        encryptAead: aesGcmEncrypt,
-        decryptAead: aesGcmDecrypt,
-      };
+      const hpke: Hpke = createNodeHpke({ encryptAead: aesGcmEncrypt, decryptAead: aesGcmDecrypt });
       return {
         name: cs.name,
         hash: sha256Hash,
