@@ -68,7 +68,7 @@ export function scaffold(project: string, dependency: string): Record<string, st
         },
         dependencies: { 'relay-bot': dependency },
         devDependencies: { '@types/node': '^20.19.0', tsx: '^4.23.0', typescript: '5.9.3' },
-        engines: { node: '^20.19.0 || ^22.11.0' },
+        engines: { node: '^20.19.0 || ^22.14.0 || ^24.11.0' },
       },
       null,
       2,
@@ -133,7 +133,7 @@ bot:
 logging:
   level: info
 `,
-    Dockerfile: `FROM node:22-trixie AS build
+    Dockerfile: `FROM node:24-trixie AS build
 WORKDIR /app
 RUN apt-get update && apt-get install -y --no-install-recommends python3 make g++ && rm -rf /var/lib/apt/lists/*
 COPY package*.json ./
@@ -142,7 +142,7 @@ COPY tsconfig.json ./
 COPY src ./src
 RUN npm run build && npm prune --omit=dev
 
-FROM node:22-trixie-slim
+FROM node:24-trixie-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app /app

@@ -8,6 +8,7 @@ import { dirname, resolve } from 'node:path';
 import { DataSource, type DataSourceOptions, type MigrationInterface } from 'typeorm';
 import { ArgumentError, StorageError } from '../relay/errors.js';
 import { relayEntities, type RelayBackend } from './entities.js';
+import { loadSqliteDriver } from './sqlite-driver.js';
 import { Initial1795846949665 as PostgresInitial } from './migrations/postgres/1795846949665-Initial.js';
 import { Initial1795846949665 as SqliteInitial } from './migrations/sqlite/1795846949665-Initial.js';
 import { Groups1795854576242 as PostgresGroups } from './migrations/postgres/1795854576242-Groups.js';
@@ -98,6 +99,8 @@ function prepareSqlite(db: { pragma(source: string): unknown }): void {
 function sqliteOptions(path: string): DataSourceOptions {
   return {
     type: 'better-sqlite3',
+    // TypeORM would require('better-sqlite3'), which is 12.x; the running Node may need 13.x.
+    driver: loadSqliteDriver(),
     database: path,
     timeout: BUSY_TIMEOUT_MS,
     prepareDatabase: prepareSqlite,

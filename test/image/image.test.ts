@@ -65,7 +65,10 @@ describe('reading the Dockerfile', () => {
   });
 });
 
-/** scripts/node-line.sh: that Node from the registry and a better-sqlite3 prebuild for it. */
+/**
+ * scripts/node-line.sh: that Node from the registry and, where the store uses better-sqlite3 12 on
+ * it, a prebuild of 12 for it (on Node-API 10 lines it prints none: 13 ships its binaries).
+ */
 function nodeLine(major: number): { nodeDir: string; env: Record<string, string> } {
   const out = execFileSync('bash', [path.join(ROOT, 'scripts', 'node-line.sh'), String(major)], {
     encoding: 'utf8',
@@ -79,13 +82,13 @@ function nodeLine(major: number): { nodeDir: string; env: Record<string, string>
         const i = l.indexOf('=');
         return [l.slice(0, i), l.slice(i + 1)];
       }),
-  ) as Record<string, string>;
+  ) as Record<string, string | undefined>;
   return {
     nodeDir: vars.NODE_DIR!,
     env: {
       // prebuild-install takes the module compiled for this Node instead of downloading one;
       // without it node-gyp would compile with these headers (no download either).
-      npm_config_better_sqlite3_local_prebuilds: vars.SQLITE_PREBUILDS!,
+      ...(vars.SQLITE_PREBUILDS ? { npm_config_better_sqlite3_local_prebuilds: vars.SQLITE_PREBUILDS } : {}),
       npm_config_nodedir: vars.NODE_DIR!,
     },
   };

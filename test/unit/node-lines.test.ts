@@ -1,9 +1,12 @@
 /**
- * The Node lines relay-bot supports: 20 (which these machines still run) and 22 (LTS). better-sqlite3,
- * the embedded SQLite, must install on every one of them, which keeps it on 12.x (13.x needs Node
- * 22+); 12.x aborts on Node 24.19+ and 26 when the garbage collector frees a prepared statement
- * (test/store/sqlite-gc.test.ts, run there with `npm run test:node -- 24 test/store/sqlite-gc.test.ts`),
- * so 24 and 26 wait for better-sqlite3 13, once Node 20 is gone from the machines.
+ * The Node lines relay-bot supports: 20 (which these machines still run) and the LTS lines 22 and
+ * 24. Not yet 26: the embedded SQLite works there, but Node 26 rejects the X25519 private-key JWK
+ * import with an empty `x` that framework/relay/seal-node-primitives.ts relies on. The embedded
+ * SQLite runs on better-sqlite3 12 on Node 20 and on 13 (the optional dependency better-sqlite3-13)
+ * where Node-API 10 exists, 22.14 and later (framework/store/sqlite-driver.ts): 12 aborts on Node
+ * 24.19+ and 26 when the garbage collector frees a prepared statement (test/store/sqlite-gc.test.ts;
+ * `npm run test:node -- 24` runs it there), 13 segfaults on Node 20. 12 is a plain dependency, so
+ * it must still install everywhere.
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -14,7 +17,7 @@ const json = (file: string): Record<string, unknown> =>
   JSON.parse(readFileSync(path.join(ROOT, file), 'utf8')) as Record<string, unknown>;
 const pkg = json('package.json') as { engines: { node: string }; scripts: Record<string, string> };
 const lock = json('package-lock.json') as {
-  packages: Record<string, { version: string; engines?: { node?: string } }>;
+  packages: Record<string, { version: string; optional?: boolean; engines?: { node?: string } }>;
 };
 
 /** The major versions a `^a.b.c || ^d.e.f` range admits. */
@@ -33,8 +36,22 @@ function sqliteMajors(range: string): number[] {
 
 const supported = majorsOf(pkg.engines.node);
 
-test('engines lists 20 (the machines here) and the LTS line 22', () => {
-  expect(supported).toEqual([20, 22]);
+test('engines lists 20 (the machines here) and the LTS lines 22 and 24', () => {
+  expect(supported).toEqual([20, 22, 24]);
+});
+
+test('engines starts 22 at 22.14, the first 22 with Node-API 10 (better-sqlite3 13)', () => {
+  expect(pkg.engines.node).toMatch(/(^|\|\|)\s*\^22\.14\.0\s*(\|\||$)/);
+});
+
+test('better-sqlite3 13 is an optional dependency npm installs on every supported line but 20', () => {
+  const sqlite13 = lock.packages['node_modules/better-sqlite3-13']!;
+  expect(Number(sqlite13.version.split('.')[0])).toBe(13);
+  expect(sqlite13.optional).toBe(true);
+  // npm skips an optional dependency whose engines exclude the running Node: that is what keeps
+  // `npm ci` on Node 20 from installing a module that would segfault there.
+  expect(sqlite13.engines!.node).toBe('>=22');
+  for (const major of supported) expect(major >= 22).toBe(major !== 20);
 });
 
 test('the better-sqlite3 installed is one whose engines covers every supported line', () => {
