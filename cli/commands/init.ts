@@ -68,7 +68,7 @@ export function scaffold(project: string, dependency: string): Record<string, st
         },
         dependencies: { 'relay-bot': dependency },
         devDependencies: { '@types/node': '^20.19.0', tsx: '^4.23.0', typescript: '5.9.3' },
-        engines: { node: '^20.19.0 || ^22.14.0 || ^24.11.0' },
+        engines: { node: '^20.19.0 || ^22.14.0 || ^24.11.0 || ^26.10.0' },
       },
       null,
       2,

@@ -1,7 +1,7 @@
 /**
- * The Node lines relay-bot supports: 20 (which these machines still run) and the LTS lines 22 and
- * 24. Not yet 26: the embedded SQLite works there, but Node 26 rejects the X25519 private-key JWK
- * import with an empty `x` that framework/relay/seal-node-primitives.ts relies on. The embedded
+ * The Node lines relay-bot supports: 20 (which these machines still run) and the LTS lines 22, 24
+ * and 26 (26 since sealed sender and MLS HPKE stopped importing X25519 keys as JWK, which Node 26
+ * refuses with an empty `x`: framework/relay/x25519-node.ts). The embedded
  * SQLite runs on better-sqlite3 12 on Node 20 and on 13 (the optional dependency better-sqlite3-13)
  * where Node-API 10 exists, 22.14 and later (framework/store/sqlite-driver.ts): 12 aborts on Node
  * 24.19+ and 26 when the garbage collector frees a prepared statement (test/store/sqlite-gc.test.ts;
@@ -36,8 +36,8 @@ function sqliteMajors(range: string): number[] {
 
 const supported = majorsOf(pkg.engines.node);
 
-test('engines lists 20 (the machines here) and the LTS lines 22 and 24', () => {
-  expect(supported).toEqual([20, 22, 24]);
+test('engines lists 20 (the machines here) and the LTS lines 22, 24 and 26', () => {
+  expect(supported).toEqual([20, 22, 24, 26]);
 });
 
 test('engines starts 22 at 22.14, the first 22 with Node-API 10 (better-sqlite3 13)', () => {
