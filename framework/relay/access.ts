@@ -16,7 +16,15 @@ import { equalBytes, toHex, u64be, utf8, wipe } from './bytes.js';
 import { SENT_AT_WINDOW_SECONDS } from './labels.js';
 
 export const ACCESS_KEY_LENGTH = 32;
+/**
+ * Bytes of the access hint, the first part of an envelope's access field: lets a recipient find the session
+ * without trying every key.
+ */
 export const ACCESS_HINT_LENGTH = 4;
+/**
+ * Bytes of the access tag, the second part of an envelope's access field: an HMAC binding the session key to
+ * this envelope.
+ */
 export const ACCESS_TAG_LENGTH = 16;
 /** The envelope's access field (key 4): hint || tag. */
 export const ACCESS_FIELD_LENGTH = ACCESS_HINT_LENGTH + ACCESS_TAG_LENGTH;
@@ -43,6 +51,10 @@ function hmac(key: Uint8Array, ...parts: Uint8Array[]): Uint8Array {
   return new Uint8Array(mac.digest());
 }
 
+/**
+ * floor(sent_at / 3600): the hour an access hint is computed for; throws ArgumentError on a negative or
+ * unsafe time.
+ */
 export function hourBucket(sentAt: UnixSeconds): number {
   checkTime(sentAt);
   return Math.floor(sentAt / HOUR_SECONDS);
@@ -95,8 +107,13 @@ export function verifyAccessTag(
   return equalBytes(accessTag(key, enc, ciphertext, sentAt), tag);
 }
 
+/**
+ * Which of a session's two kept access keys matched: the current epoch's, or the previous epoch's, kept so
+ * envelopes framed before a Commit moved the session on still verify.
+ */
 export type AccessEpoch = 'current' | 'previous';
 
+/** A session an access hint points to, with the key to verify the tag against; AccessIndex returns these. */
 export interface AccessCandidate {
   sessionId: string;
   /** Owned by the index: valid until the next setSession/removeSession of this session. */

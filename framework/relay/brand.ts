@@ -5,6 +5,10 @@
 import { ArgumentError } from './errors.js';
 
 declare const brand: unique symbol;
+/**
+ * `T` tagged with the compile-time name `B`, so e.g. a UserId and a GroupId (both Uint8Array) cannot be
+ * swapped.
+ */
 export type Brand<T, B extends string> = T & { readonly [brand]: B };
 
 /** 16 raw bytes, SHA-256("relay-uid-v1" || ed25519 public key)[0..16]. */
@@ -15,28 +19,38 @@ export type UserIdHex = Brand<string, 'UserIdHex'>;
 export type GroupId = Brand<Uint8Array, 'GroupId'>;
 /** 32 lowercase hex characters derived from a GroupId (PROTOCOL.md §3). */
 export type TopicId = Brand<string, 'TopicId'>;
+/** An MLS epoch number: 0 at group creation, +1 per Commit. */
 export type Epoch = Brand<bigint, 'Epoch'>;
 /** Leading zero bits a proof of work must have: 0..32. */
 export type PowBits = Brand<number, 'PowBits'>;
 /** Unix time in whole seconds. */
 export type UnixSeconds = Brand<number, 'UnixSeconds'>;
 
+/** Length of a UserId, in bytes (16). */
 export const USER_ID_LENGTH = 16;
+/** Length of an MLS GroupId, in bytes (32). */
 export const GROUP_ID_LENGTH = 32;
+/**
+ * Highest PowBits value that can be expressed (32 leading zero bits); what a sender will mine is capped
+ * lower, at MAX_MINED_POW_BITS.
+ */
 export const MAX_POW_BITS = 32;
 
+/** Brands 16 bytes as a UserId; throws ArgumentError on any other length. Does not copy. */
 export function asUserId(bytes: Uint8Array): UserId {
   if (bytes.length !== USER_ID_LENGTH)
     throw new ArgumentError(`user id must be 16 bytes, got ${bytes.length}`);
   return bytes as UserId;
 }
 
+/** Brands 32 bytes as a GroupId; throws ArgumentError on any other length. Does not copy. */
 export function asGroupId(bytes: Uint8Array): GroupId {
   if (bytes.length !== GROUP_ID_LENGTH)
     throw new ArgumentError(`group id must be 32 bytes, got ${bytes.length}`);
   return bytes as GroupId;
 }
 
+/** Brands an integer in 0..32 as PowBits; throws ArgumentError otherwise. */
 export function asPowBits(n: number): PowBits {
   if (!Number.isInteger(n) || n < 0 || n > MAX_POW_BITS) {
     throw new ArgumentError(`pow bits must be an integer in 0..${MAX_POW_BITS}, got ${n}`);
@@ -44,12 +58,17 @@ export function asPowBits(n: number): PowBits {
   return n as PowBits;
 }
 
+/**
+ * Brands a non-negative safe integer as UnixSeconds; throws ArgumentError otherwise. A millisecond timestamp
+ * would pass too, so convert first.
+ */
 export function asUnixSeconds(n: number): UnixSeconds {
   if (!Number.isSafeInteger(n) || n < 0)
     throw new ArgumentError(`unix seconds must be a non-negative integer`);
   return n as UnixSeconds;
 }
 
+/** Brands a non-negative bigint as an MLS Epoch; throws ArgumentError on a negative one. */
 export function asEpoch(n: bigint): Epoch {
   if (n < 0n) throw new ArgumentError('epoch must be non-negative');
   return n as Epoch;

@@ -33,11 +33,18 @@ import {
 } from './identity.js';
 import { LABEL, PROTOCOL_VERSION } from './labels.js';
 
+/** Largest KeyPackage a key bundle may carry (key 1): 16 KiB. */
 export const MAX_KEY_PACKAGE_BYTES = 16 * 1024;
+/** Longest display name a key bundle may carry (key 6), in UTF-8 bytes, not characters. */
 export const MAX_DISPLAY_NAME_BYTES = 64;
+/** Largest encoded key bundle accepted: the KeyPackage limit plus 1 KiB for the other fields. */
 export const MAX_KEY_BUNDLE_BYTES = MAX_KEY_PACKAGE_BYTES + 1024;
 const SIGNATURE_KEY = 5;
 
+/**
+ * A user's published contact card (PROTOCOL.md §4): how to start an MLS session with them, seal to them, and
+ * how much PoW they demand.
+ */
 export interface KeyBundle {
   /** KeyPackage as MLSMessage bytes (RFC 9420 §6). */
   keyPackage: Uint8Array;
@@ -50,8 +57,13 @@ export interface KeyBundle {
   signature: Uint8Array;
 }
 
+/** The fields of a KeyBundle before signKeyBundle adds the signature. */
 export type UnsignedKeyBundle = Omit<KeyBundle, 'signature'>;
 
+/**
+ * The CBOR field layout and limits of a KeyBundle (version 1), for tooling; encodeKeyBundle and the bundle
+ * verifier use it.
+ */
 export const keyBundleSchema = defineSchema('KeyBundle', MAX_KEY_BUNDLE_BYTES, {
   version: { key: 0, type: 'uint', required: true, min: PROTOCOL_VERSION, max: PROTOCOL_VERSION },
   keyPackage: { key: 1, type: 'bytes', required: true, minLength: 1, maxLength: MAX_KEY_PACKAGE_BYTES },
@@ -74,6 +86,7 @@ function toWire(b: UnsignedKeyBundle, signature: Uint8Array): SchemaValue<typeof
   };
 }
 
+/** Deterministic CBOR of an already signed bundle, the payload to retain on the keys topic. */
 export function encodeKeyBundle(b: KeyBundle): Uint8Array {
   return encodeMap(keyBundleSchema, toWire(b, b.signature));
 }
@@ -101,6 +114,10 @@ function signedBytes(mapWithoutSignature: Uint8Array): Uint8Array {
   return concatBytes(utf8(LABEL.bundle), mapWithoutSignature);
 }
 
+/**
+ * Signs the bundle fields with the identity's Ed25519 key over exactly the bytes a verifier will derive;
+ * throws ArgumentError on bad pow_bits or issued_at.
+ */
 export function signKeyBundle(fields: UnsignedKeyBundle, identity: Identity): KeyBundle {
   asPowBits(fields.powBits);
   asUnixSeconds(fields.issuedAt);
@@ -134,6 +151,10 @@ export interface KeyPackageVerifier {
   ): Promise<{ identityKey: Uint8Array; credentialIdentity: Uint8Array }>;
 }
 
+/**
+ * Inputs to verifyKeyBundle besides the bytes: the time, the last accepted issued_at (to refuse rollbacks),
+ * and the KeyPackage verifier.
+ */
 export interface VerifyKeyBundleOptions {
   now: UnixSeconds;
   /** issued_at of the bundle already accepted for this user, if any. */
@@ -141,6 +162,7 @@ export interface VerifyKeyBundleOptions {
   verifier: KeyPackageVerifier;
 }
 
+/** A bundle that passed every check of verifyKeyBundle, with the credential key it was signed by. */
 export interface VerifiedKeyBundle {
   bundle: KeyBundle;
   /** The Ed25519 credential key the user id derives from. */

@@ -3,6 +3,7 @@ import { ArgumentError } from './errors.js';
 
 const HEX_RE = /^(?:[0-9a-f]{2})*$/;
 
+/** Lowercase hex of the bytes, two characters per byte (the form fromHex accepts back). */
 export function toHex(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
 }

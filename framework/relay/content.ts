@@ -4,6 +4,10 @@
  */
 import { CodecError } from './errors.js';
 
+/**
+ * A chat message's application content (PROTOCOL.md §8): the text, an optional id and reply_to, and a type
+ * ("text" unless the sender said otherwise).
+ */
 export interface AppContent {
   content: string;
   id?: string;
@@ -23,6 +27,10 @@ export interface ContentEncodeOptions {
   padTo?: number;
 }
 
+/**
+ * UTF-8 JSON of the content, `reply_to` in wire spelling and a "text" type omitted; `padTo` pads with spaces
+ * to a multiple of that many bytes (used for groups).
+ */
 export function encodeContent(
   c: { content: string; id?: string; replyTo?: string; type?: string },
   options: ContentEncodeOptions = {},
@@ -48,6 +56,10 @@ function optionalString(obj: Record<string, unknown>, key: string, max: number):
   return v;
 }
 
+/**
+ * Parses application data; throws CodecError unless it is UTF-8 JSON with a string `content` (ids up to 128
+ * characters, type up to 64). Unknown fields are ignored.
+ */
 export function decodeContent(bytes: Uint8Array): AppContent {
   let parsed: unknown;
   try {

@@ -16,12 +16,20 @@ export interface EmbeddedBrokerOptions {
   maximumPacketSize?: number;
 }
 
+/**
+ * A running in-process broker: the mqtt:// URL to hand to clients, its port, and close() to stop it and drop
+ * its clients.
+ */
 export interface EmbeddedBroker {
   url: string;
   port: number;
   close(): Promise<void>;
 }
 
+/**
+ * Starts an in-process MQTT 5 broker on 127.0.0.1 and a free port (by default); for development and tests
+ * only. Throws TransportError if it cannot listen.
+ */
 export async function startEmbeddedBroker(options: EmbeddedBrokerOptions = {}): Promise<EmbeddedBroker> {
   const host = options.host ?? '127.0.0.1';
   const broker = await Aedes.createBroker(

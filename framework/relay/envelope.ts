@@ -13,15 +13,22 @@ import { ArgumentError, CodecError } from './errors.js';
 import { concatBytes } from './bytes.js';
 import { DEFAULT_MAX_ENVELOPE_BYTES, MSG_TYPE, PADDING_BLOCK, PROTOCOL_VERSION } from './labels.js';
 
+/** Largest MLSMessage an InnerPayload or GroupPayload may carry (key 3): 256 KiB. */
 export const MAX_MLS_MESSAGE_BYTES = 256 * 1024;
+/** Largest ratchet tree a Welcome may carry (InnerPayload key 4): 256 KiB. */
 export const MAX_RATCHET_TREE_BYTES = 256 * 1024;
 /** Minimal padding is under 260 bytes; more is tolerated (a sender may pad to larger buckets). */
 export const MAX_PADDING_BYTES = 64 * 1024;
+/**
+ * Largest InnerPayload (the padded HPKE plaintext) the codec accepts: 640 KiB, room for an MLS message, a
+ * tree and padding.
+ */
 export const MAX_INNER_PAYLOAD_BYTES = 640 * 1024;
 /** AES-256-GCM tag (RFC 9180 §5.2 / RFC 5116). */
 const AEAD_TAG_LENGTH = 16;
 /** Hard ceiling of the codec; the configured MQTT payload limit (default 256 KiB) is checked before. */
 export const MAX_ENVELOPE_BYTES = MAX_INNER_PAYLOAD_BYTES + AEAD_TAG_LENGTH + 128;
+/** Length of the HPKE encapsulated key (envelope key 1), in bytes: an X25519 public key. */
 export const HPKE_ENC_LENGTH = 32;
 /** Our group Welcome extension key 11 (see InnerPayload.groupName). */
 export const MAX_GROUP_NAME_BYTES = 128;
@@ -31,6 +38,10 @@ export { ACCESS_HINT_LENGTH, ACCESS_TAG_LENGTH };
 // ---------------------------------------------------------------------------------------------------
 // SealedEnvelope (§5)
 
+/**
+ * The decoded form of what is published to an inbox (PROTOCOL.md §5): an HPKE ciphertext plus the PoW nonce
+ * or access token that admits it.
+ */
 export interface SealedEnvelope {
   /** HPKE encapsulated key, RFC 9180 §4.1 (X25519: 32 bytes). */
   enc: Uint8Array;
@@ -41,6 +52,10 @@ export interface SealedEnvelope {
   sentAt: UnixSeconds;
 }
 
+/**
+ * The CBOR field layout and limits of a SealedEnvelope (version 1), for tooling that inspects envelopes;
+ * encodeEnvelope and decodeEnvelope use it.
+ */
 export const envelopeSchema = defineSchema('SealedEnvelope', MAX_ENVELOPE_BYTES, {
   version: { key: 0, type: 'uint', required: true, min: PROTOCOL_VERSION, max: PROTOCOL_VERSION },
   enc: { key: 1, type: 'bytes', required: true, length: HPKE_ENC_LENGTH },
@@ -56,6 +71,10 @@ export const envelopeSchema = defineSchema('SealedEnvelope', MAX_ENVELOPE_BYTES,
   sentAt: { key: 6, type: 'uint', required: true },
 });
 
+/**
+ * Deterministic CBOR of a SealedEnvelope; throws ArgumentError on an access hint that is not 4 bytes or a tag
+ * that is not 16.
+ */
 export function encodeEnvelope(e: SealedEnvelope): Uint8Array {
   let access: Uint8Array | undefined;
   if (e.access !== undefined) {
@@ -74,6 +93,10 @@ export function encodeEnvelope(e: SealedEnvelope): Uint8Array {
   });
 }
 
+/**
+ * Strictly parses envelope bytes (PROTOCOL.md §1.1); throws CodecError on anything malformed, which a
+ * receiver counts as a `codec` drop.
+ */
 export function decodeEnvelope(bytes: Uint8Array): SealedEnvelope {
   const v = decodeMap(envelopeSchema, bytes);
   const out: SealedEnvelope = {
@@ -91,8 +114,13 @@ export function decodeEnvelope(bytes: Uint8Array): SealedEnvelope {
 // ---------------------------------------------------------------------------------------------------
 // InnerPayload (§6, §9)
 
+/** msg_type of an InnerPayload: 3 Welcome, 5 MLS message, 6 group Welcome, 7 GROUP_REJOIN (see MSG_TYPE). */
 export type InnerMsgType = 3 | 5 | 6 | 7;
 
+/**
+ * The HPKE plaintext inside a SealedEnvelope (PROTOCOL.md §6): who sent it, the MLS message, and per msg_type
+ * the Welcome or rejoin extras.
+ */
 export interface InnerPayload {
   msgType: InnerMsgType;
   senderId: UserId;
@@ -118,6 +146,10 @@ export interface InnerPayload {
   groupName?: string;
 }
 
+/**
+ * The CBOR field layout and limits of an InnerPayload; the shape rules between fields (which keys go with
+ * which msg_type) are checked separately by the decoder.
+ */
 export const innerPayloadSchema = defineSchema('InnerPayload', MAX_INNER_PAYLOAD_BYTES, {
   msgType: { key: 0, type: 'uint', required: true },
   senderId: { key: 1, type: 'bytes', required: true, length: USER_ID_LENGTH },
@@ -214,6 +246,10 @@ export function decodeInnerPayload(bytes: Uint8Array): InnerPayload {
 // ---------------------------------------------------------------------------------------------------
 // GroupPayload (§9)
 
+/**
+ * The CBOR field layout of a GroupPayload, what goes on a group topic: msg_type 5 and the MLSMessage only, no
+ * sender fields.
+ */
 export const groupPayloadSchema = defineSchema('GroupPayload', DEFAULT_MAX_ENVELOPE_BYTES, {
   msgType: { key: 0, type: 'uint', required: true, min: MSG_TYPE.message, max: MSG_TYPE.message },
   mls: { key: 3, type: 'bytes', required: true, minLength: 1, maxLength: MAX_MLS_MESSAGE_BYTES },

@@ -5,6 +5,10 @@ import type { UnixSeconds, UserIdHex } from './brand.js';
 import type { AppContent } from './content.js';
 import type { PeerRecord } from './store.js';
 
+/**
+ * Group policy of a RelayClient (its `groups` option): who may invite us, size limits, and the committer's
+ * batching delay.
+ */
 export interface GroupOptions {
   /** User ids allowed to invite us; undefined lets anyone (within the Welcome quotas). */
   allowInvitesFrom?: readonly string[];
@@ -41,6 +45,10 @@ export type GroupEvent =
   | { kind: 'rejoined'; groupId: string; topicId: string; epoch: bigint }
   | { kind: 'left'; groupId: string; topicId: string; reason: 'removed' | 'left' };
 
+/**
+ * The conversation of a group message; `id` and `groupId` are both the group id in hex, so code keyed on
+ * `conversation.id` works for both kinds.
+ */
 export interface GroupConversation {
   kind: 'group';
   /** The group id (hex). */
@@ -50,6 +58,7 @@ export interface GroupConversation {
   name?: string;
 }
 
+/** A verified application message from a group we are a member of; `from` is the sending member. */
 export interface GroupReceivedMessage {
   from: UserIdHex;
   conversation: GroupConversation;

@@ -19,6 +19,10 @@ import type {
 } from './group-types.js';
 import { userIdFromHex, userIdToHex } from './identity.js';
 
+/**
+ * A verified application message from a 1:1 session: `conversation.id` is the peer's user id, `groupId` the
+ * hex id of the session's MLS group.
+ */
 export interface DirectReceivedMessage {
   from: UserIdHex;
   conversation: { kind: 'direct'; id: UserIdHex; groupId: string };
@@ -32,6 +36,11 @@ export type ReceivedMessage = DirectReceivedMessage | GroupReceivedMessage;
 /** Replies a handler asks for; committed with the message that caused them. */
 export type ReplyFn = (reply: string | Reply) => void;
 
+/**
+ * The bot's message handler (RelayClient.setMessageHandler): runs before the message is committed, and
+ * its replies and `tx` writes are committed with it, so a crash keeps all of them or none. If it throws,
+ * the error goes to the client's error event and what it asked for so far is still committed.
+ */
 export type TransactionalHandler = (
   message: ReceivedMessage,
   reply: ReplyFn,

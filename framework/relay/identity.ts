@@ -21,11 +21,19 @@ import { concatBytes, fromHex, toHex, utf8 } from './bytes.js';
 import { ArgumentError } from './errors.js';
 import { LABEL } from './labels.js';
 
+/** Length of an Ed25519 private key seed (RFC 8032), in bytes. */
 export const ED25519_SEED_LENGTH = 32;
+/** Length of an Ed25519 public key, in bytes. */
 export const ED25519_PUBLIC_LENGTH = 32;
+/** Length of an Ed25519 signature, in bytes. */
 export const ED25519_SIGNATURE_LENGTH = 64;
+/** Length of an X25519 public key or secret scalar (RFC 7748), in bytes. */
 export const X25519_KEY_LENGTH = 32;
 
+/**
+ * A full identity with its secrets: the Ed25519 signing pair, the X25519 sealed-sender pair and the user id
+ * derived from the former. Keep it secret; hand out publicIdentity() instead.
+ */
 export interface Identity {
   readonly userId: UserId;
   /** RFC 8032 §5.1.5 private key: the 32-byte seed. Secret. */
@@ -57,10 +65,18 @@ export type RandomSource = (n: number) => Uint8Array;
 
 const nodeRandom: RandomSource = (n) => new Uint8Array(randomBytes(n));
 
+/**
+ * A fresh identity from 64 random bytes (Ed25519 seed, then X25519 secret); pass `random` for deterministic
+ * tests.
+ */
 export function generateIdentity(random: RandomSource = nodeRandom): Identity {
   return identityFromSecrets(random(ED25519_SEED_LENGTH), random(X25519_KEY_LENGTH));
 }
 
+/**
+ * Rebuilds an identity from its two stored 32-byte secrets, deriving the public keys and user id; throws
+ * ArgumentError on a wrong length. Copies the inputs.
+ */
 export function identityFromSecrets(signingSeed: Uint8Array, sealSecret: Uint8Array): Identity {
   requireLength('ed25519 seed', signingSeed, ED25519_SEED_LENGTH);
   requireLength('x25519 secret', sealSecret, X25519_KEY_LENGTH);
@@ -81,12 +97,17 @@ export function deriveUserId(ed25519Public: Uint8Array): UserId {
   return asUserId(sha256(concatBytes(utf8(LABEL.userId), ed25519Public)).slice(0, USER_ID_LENGTH));
 }
 
+/** The 32 lowercase hex characters of a user id, the form used in topics, logs and credentials. */
 export function userIdToHex(id: UserId): UserIdHex {
   return toHex(id) as UserIdHex;
 }
 
 const USER_ID_HEX_RE = /^[0-9a-f]{32}$/;
 
+/**
+ * Parses exactly 32 lowercase hex characters into a UserId; throws ArgumentError otherwise (uppercase is
+ * refused, not folded).
+ */
 export function userIdFromHex(hex: string): UserId {
   if (typeof hex !== 'string' || !USER_ID_HEX_RE.test(hex)) {
     throw new ArgumentError('a user id is 32 lowercase hex characters (16 bytes)');
@@ -152,6 +173,10 @@ export function signSealedSenderKey(identity: Identity): Uint8Array {
   return ed25519Sign(identity.signingSeed, sealedSenderKeyMessage(identity.sealPublic));
 }
 
+/**
+ * Whether `sig` shows the holder of Ed25519 `identityKey` vouching for X25519 `sealKey` (PROTOCOL.md §6 key
+ * 7); false, never a throw, on malformed input.
+ */
 export function verifySealedSenderKey(
   identityKey: Uint8Array,
   sealKey: Uint8Array,

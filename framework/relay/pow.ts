@@ -28,6 +28,10 @@ import {
 
 export type { PowEngine } from './sha256-midstate.js';
 
+/**
+ * Length of a PoW challenge, in bytes: label (12) + recipient id (16) + u64be sent_at (8) + SHA-256 of enc ||
+ * ciphertext (32).
+ */
 export const POW_CHALLENGE_LENGTH = 68;
 const MAX_NONCE = 2n ** 64n - 1n;
 const POW_LABEL = utf8(LABEL.pow);
@@ -151,12 +155,17 @@ export function mineSync(
   return undefined;
 }
 
+/**
+ * How a PowMiner mines: worker threads (default availableParallelism(); 0 mines in this thread) and kernel
+ * (default the fastest this runtime supports).
+ */
 export interface PowMinerOptions {
   /** Worker threads; 0 mines in this thread in small slices between event-loop turns. */
   readonly workers?: number;
   readonly engine?: PowEngine;
 }
 
+/** Per-call options of PowMiner.mine: an AbortSignal that stops the search and rejects with its reason. */
 export interface MineOptions {
   readonly signal?: AbortSignal;
 }

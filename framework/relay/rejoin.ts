@@ -24,6 +24,7 @@ export function rejoinSignatureMessage(claim: RejoinClaim): Uint8Array {
   return concatBytes(utf8(LABEL.rejoin), claim.groupId, u64be(claim.epoch), kpHash, u64be(claim.sentAt));
 }
 
+/** The Ed25519 signature a member puts in GROUP_REJOIN key 10, over rejoinSignatureMessage(claim). */
 export function signRejoin(identity: Identity, claim: RejoinClaim): Uint8Array {
   return ed25519Sign(identity.signingSeed, rejoinSignatureMessage(claim));
 }

@@ -29,6 +29,10 @@ import {
 
 /** X25519 public keys, private keys and the encapsulated key are all 32 bytes (RFC 9180 §7.1). */
 export const SEAL_KEY_LENGTH = 32;
+/**
+ * Length of the HPKE encapsulated key `enc` that seal returns and open expects, in bytes (the sender's
+ * ephemeral X25519 public key).
+ */
 export const SEAL_ENC_LENGTH = 32;
 /** AES-256-GCM tag length (RFC 9180 §7.3, Nt = 16). */
 export const SEAL_TAG_LENGTH = 16;
@@ -75,6 +79,10 @@ export function sealAad(sentAt: UnixSeconds, hint?: Uint8Array): Uint8Array {
   return concatBytes(AAD_PREFIX, u64be(sentAt), hint);
 }
 
+/**
+ * What seal needs: the recipient's id (bound in as HPKE info) and sealed-sender key, the plaintext, and the
+ * sent_at and optional access hint that go into the AAD.
+ */
 export interface SealArgs {
   recipientId: UserId;
   /** The recipient's sealed-sender X25519 public key from its verified KeyBundle. */
@@ -89,6 +97,7 @@ export interface SealArgs {
   unsafeIkmE?: Uint8Array;
 }
 
+/** Result of seal: the encapsulated key and AES-256-GCM ciphertext, which become envelope keys 1 and 2. */
 export interface Sealed {
   enc: Uint8Array;
   ciphertext: Uint8Array;
@@ -121,6 +130,10 @@ export async function seal(args: SealArgs): Promise<Sealed> {
   }
 }
 
+/**
+ * An envelope's parts as received, plus our own user id; sent_at and hint must be the envelope's, since they
+ * are authenticated as AAD.
+ */
 export interface OpenArgs {
   recipientId: UserId;
   enc: Uint8Array;
@@ -139,6 +152,10 @@ export interface Opener {
   open(args: OpenArgs): Promise<Uint8Array>;
 }
 
+/**
+ * Imports a sealed-sender secret once and returns an Opener for it; throws ArgumentError if the secret is not
+ * 32 bytes or not a usable X25519 key.
+ */
 export async function createOpener(recipientSealSecret: Uint8Array): Promise<Opener> {
   const recipientKey = await importKeyPair(recipientSealSecret);
   return { open: (args) => openWith(recipientKey, args) };

@@ -11,12 +11,20 @@ import type { UnixSeconds } from './brand.js';
 /** Writing this JSON for a conversation deletes its data. */
 export const CONVERSATION_DATA_DELETED = 'null';
 
+/**
+ * Our identity's two 32-byte secrets as persisted (identityFromSecrets rebuilds the rest) and when it was
+ * created. Secret.
+ */
 export interface StoredIdentity {
   signingSeed: Uint8Array;
   sealSecret: Uint8Array;
   createdAt: UnixSeconds;
 }
 
+/**
+ * One of our KeyPackages with its private part; deleted some time after a Welcome consumed it (600 s) or a
+ * newer bundle superseded it (7 days), so late Welcomes still open.
+ */
 export interface StoredKeyPackage {
   /** Hex of the KeyPackageRef: the id a Welcome names. */
   ref: string;
@@ -30,12 +38,20 @@ export interface StoredKeyPackage {
   supersededAt?: UnixSeconds;
 }
 
+/**
+ * The key bundle we last published: its exact signed bytes (republished as is), issued_at, and the ref of the
+ * KeyPackage it carries.
+ */
 export interface OwnBundle {
   bytes: Uint8Array;
   issuedAt: UnixSeconds;
   keyPackageRef: string;
 }
 
+/**
+ * What we accepted from a peer's verified key bundle: its keys, the PoW it demands, and the issued_at that
+ * later bundles must not go below.
+ */
 export interface PeerRecord {
   /** Hex user id. */
   userId: string;
@@ -140,6 +156,10 @@ export interface OutboxRecord {
   createdAt: UnixSeconds;
 }
 
+/**
+ * Every store change one verified input causes, applied by RelayStore.commit as one transaction so that
+ * state, dedupe and replay records land together or not at all.
+ */
 export interface InboundCommit {
   /** Sessions to insert or replace. */
   sessions?: SessionRecord[];

@@ -10,6 +10,10 @@ import { ConfigError } from './errors.js';
 import { userIdFromHex, userIdToHex } from './identity.js';
 import { LABEL } from './labels.js';
 
+/**
+ * First topic level(s) of every Relay topic when none is configured: `relay/u/…`, `relay/g/…`. Peers must use
+ * the same prefix to reach each other.
+ */
 export const DEFAULT_TOPIC_PREFIX = 'relay';
 
 /** PROTOCOL.md §3: hex(SHA-256("relay-topic-v1" || group_id)[0..16]). */
@@ -40,18 +44,33 @@ export function validateTopicPrefix(prefix: string): string {
   return prefix;
 }
 
+/**
+ * `{prefix}/u/{user_id hex}/keys`: where a user's signed key bundle is published, retained. Throws
+ * ConfigError on a bad prefix.
+ */
 export function keysTopic(prefix: string, userId: UserId): string {
   return `${validateTopicPrefix(prefix)}/u/${userIdToHex(userId)}/keys`;
 }
 
+/**
+ * `{prefix}/u/{user_id hex}/inbox`: where others publish sealed envelopes for this user. Throws ConfigError
+ * on a bad prefix.
+ */
 export function inboxTopic(prefix: string, userId: UserId): string {
   return `${validateTopicPrefix(prefix)}/u/${userIdToHex(userId)}/inbox`;
 }
 
+/**
+ * `{prefix}/g/{topic_id}/m`: the message topic of one MLS group (topicIdForGroup), stable across epochs.
+ * Throws ConfigError on a bad prefix.
+ */
 export function groupTopic(prefix: string, topicId: TopicId): string {
   return `${validateTopicPrefix(prefix)}/g/${topicId}/m`;
 }
 
+/**
+ * What parseTopic found: a user's keys or inbox topic with its user id, or a group topic with its topic id.
+ */
 export type ParsedTopic =
   | { readonly kind: 'keys' | 'inbox'; readonly userId: UserId }
   | { readonly kind: 'group'; readonly topicId: TopicId };

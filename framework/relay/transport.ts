@@ -32,6 +32,10 @@ export type TransportTlsOptions = Pick<
   'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername' | 'ALPNProtocols'
 >;
 
+/**
+ * Connection settings of an MqttTransport; clientId must be stable across restarts, since the broker keeps
+ * the persistent session under it.
+ */
 export interface MqttTransportOptions {
   /** mqtt://, mqtts://, ws:// or wss:// */
   url: string;
@@ -71,6 +75,10 @@ export interface InboundProperties {
   subscriptionIdentifier?: number | number[];
 }
 
+/**
+ * One message the broker delivered to us: topic, payload bytes and the MQTT 5 flags and properties it came
+ * with.
+ */
 export interface InboundMessage {
   topic: string;
   payload: Uint8Array;
@@ -84,12 +92,17 @@ export interface InboundMessage {
 /** Resolve = acknowledge. Reject = do not acknowledge; the broker redelivers after a reconnect. */
 export type MessageHandler = (message: InboundMessage) => Promise<void>;
 
+/**
+ * How to publish: QoS (default 1), retain (default false), and an MQTT 5 Message Expiry in seconds (default
+ * none).
+ */
 export interface PublishOptions {
   qos?: TransportQos;
   retain?: boolean;
   messageExpirySeconds?: number;
 }
 
+/** How to subscribe: the maximum QoS to receive at, and whether to suppress our own publications. */
 export interface SubscribeOptions {
   qos: TransportQos;
   /** Do not receive our own publications (MQTT 5 No Local; not allowed on shared subscriptions). */
@@ -110,6 +123,11 @@ interface PacketWriter {
   _sendPacket(packet: { cmd: 'puback'; messageId: number; reasonCode: number }): void;
 }
 
+/**
+ * An MQTT 5 client that moves bytes on topics and knows nothing of Relay formats: persistent session,
+ * a QoS 1 message acknowledged only once its handler resolved, subscriptions restored after a lost
+ * session. RelayClient's transport; usable on its own.
+ */
 export class MqttTransport extends EventEmitter<TransportEvents> {
   private readonly options: Required<
     Omit<MqttTransportOptions, 'username' | 'password' | 'tls' | 'parking'>

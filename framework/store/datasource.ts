@@ -22,11 +22,18 @@ import { OutboxQuarantine1796622191638 as SqliteOutboxQuarantine } from './migra
 import { Conversations1796640000000 as PostgresConversations } from './migrations/postgres/1796640000000-Conversations.js';
 import { Conversations1796640000000 as SqliteConversations } from './migrations/sqlite/1796640000000-Conversations.js';
 
+/**
+ * SQLite file used when no Postgres URL and no sqlitePath are given, relative to the working directory; its
+ * folder is created if missing.
+ */
 export const DEFAULT_SQLITE_PATH = './data/relay.sqlite';
 /** Named so the relay tables can share a Postgres database with an application's own migrations. */
 export const MIGRATIONS_TABLE = 'relay_migrations';
 const BUSY_TIMEOUT_MS = 5000;
 
+/**
+ * Which database createRelayDataSource opens (Postgres by URL, else SQLite) and whether it migrates on open.
+ */
 export interface RelayDataSourceOptions {
   /** postgres:// or postgresql:// selects Postgres; anything else (or nothing) selects SQLite. */
   url?: string;
@@ -40,6 +47,10 @@ export interface RelayDataSourceOptions {
 
 type Migration = new () => MigrationInterface;
 
+/**
+ * The relay tables' migration classes for one backend, oldest first; add them to your own DataSource to embed
+ * the tables there.
+ */
 export function relayMigrations(kind: RelayBackend): Migration[] {
   return kind === 'postgres'
     ? [
@@ -60,6 +71,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
       ];
 }
 
+/** Whether `url` selects Postgres (postgres:// or postgresql://, any case); anything else means SQLite. */
 export const isPostgresUrl = (url: string | undefined): url is string =>
   url !== undefined && /^postgres(ql)?:\/\//i.test(url);
 
@@ -129,6 +141,10 @@ async function ensureSchema(ds: DataSource, schema: string | undefined): Promise
     await ds.query(`CREATE SCHEMA IF NOT EXISTS "${checkSchemaName(schema)}"`);
 }
 
+/**
+ * Opens (and by default migrates) the relay database; throws StorageError if it cannot be opened or migrated,
+ * leaving nothing open.
+ */
 export async function createRelayDataSource(opts: RelayDataSourceOptions = {}): Promise<DataSource> {
   const ds = new DataSource(relayDataSourceOptions(opts));
   try {

@@ -6,6 +6,7 @@
  */
 import { EntitySchema, type EntitySchemaColumnOptions } from 'typeorm';
 
+/** The two supported databases; picks column types, entity schemas and migrations. */
 export type RelayBackend = 'postgres' | 'sqlite';
 
 type Columns = Record<string, EntitySchemaColumnOptions>;

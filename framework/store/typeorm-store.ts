@@ -68,6 +68,10 @@ import {
 import { Mutex } from './mutex.js';
 import { backendOf, placeholders, sqlOn, type Sql } from './sql.js';
 
+/**
+ * Optional settings of a TypeOrmRelayStore: at-rest encryption of secrets and whether close() also destroys
+ * the DataSource.
+ */
 export interface TypeOrmRelayStoreOptions {
   /**
    * Enables at-rest encryption of secrets. 32 raw bytes, 64 hex characters or base64 of 32 bytes
