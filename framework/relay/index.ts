@@ -77,4 +77,8 @@ export { MAX_GROUP_MEMBERS } from './group-policy.js';
 export { MqttTransport } from './transport.js';
 export type { MqttTransportOptions, InboundMessage, PublishOptions, SubscribeOptions } from './transport.js';
 export { startEmbeddedBroker, type EmbeddedBroker } from './embedded-broker.js';
+/**
+ * The MLS engine (RFC 9420 over ts-mls, suite 0x0001) behind our own interface: KeyPackages, 1:1
+ * sessions and N-way groups, with opaque encodable state; for independent clients and tooling.
+ */
 export * as mls from './mls/index.js';
