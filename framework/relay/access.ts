@@ -17,13 +17,13 @@ import { SENT_AT_WINDOW_SECONDS } from './labels.js';
 
 export const ACCESS_KEY_LENGTH = 32;
 /**
- * Bytes of the access hint, the first part of an envelope's access field: lets a recipient find the session
- * without trying every key.
+ * Length of the access hint: 4 bytes, the first part of an envelope's access field; it lets a recipient
+ * find the session without trying every key.
  */
 export const ACCESS_HINT_LENGTH = 4;
 /**
- * Bytes of the access tag, the second part of an envelope's access field: an HMAC binding the session key to
- * this envelope.
+ * Length of the access tag: 16 bytes, the second part of an envelope's access field; an HMAC binding the
+ * session key to this envelope.
  */
 export const ACCESS_TAG_LENGTH = 16;
 /** The envelope's access field (key 4): hint || tag. */

@@ -28,7 +28,7 @@ export const MAX_INNER_PAYLOAD_BYTES = 640 * 1024;
 const AEAD_TAG_LENGTH = 16;
 /** Hard ceiling of the codec; the configured MQTT payload limit (default 256 KiB) is checked before. */
 export const MAX_ENVELOPE_BYTES = MAX_INNER_PAYLOAD_BYTES + AEAD_TAG_LENGTH + 128;
-/** Length of the HPKE encapsulated key (envelope key 1), in bytes: an X25519 public key. */
+/** Length of the HPKE encapsulated key (envelope key 1): 32 bytes, an X25519 public key. */
 export const HPKE_ENC_LENGTH = 32;
 /** Our group Welcome extension key 11 (see InnerPayload.groupName). */
 export const MAX_GROUP_NAME_BYTES = 128;

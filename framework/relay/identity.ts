@@ -21,13 +21,13 @@ import { concatBytes, fromHex, toHex, utf8 } from './bytes.js';
 import { ArgumentError } from './errors.js';
 import { LABEL } from './labels.js';
 
-/** Length of an Ed25519 private key seed (RFC 8032), in bytes. */
+/** Length of an Ed25519 private key seed (RFC 8032): 32 bytes. */
 export const ED25519_SEED_LENGTH = 32;
-/** Length of an Ed25519 public key, in bytes. */
+/** Length of an Ed25519 public key: 32 bytes. */
 export const ED25519_PUBLIC_LENGTH = 32;
-/** Length of an Ed25519 signature, in bytes. */
+/** Length of an Ed25519 signature: 64 bytes. */
 export const ED25519_SIGNATURE_LENGTH = 64;
-/** Length of an X25519 public key or secret scalar (RFC 7748), in bytes. */
+/** Length of an X25519 public key or secret scalar (RFC 7748): 32 bytes. */
 export const X25519_KEY_LENGTH = 32;
 
 /**

@@ -30,8 +30,8 @@ import {
 /** X25519 public keys, private keys and the encapsulated key are all 32 bytes (RFC 9180 §7.1). */
 export const SEAL_KEY_LENGTH = 32;
 /**
- * Length of the HPKE encapsulated key `enc` that seal returns and open expects, in bytes (the sender's
- * ephemeral X25519 public key).
+ * Length of the HPKE encapsulated key `enc` that seal returns and open expects: 32 bytes, the sender's
+ * ephemeral X25519 public key.
  */
 export const SEAL_ENC_LENGTH = 32;
 /** AES-256-GCM tag length (RFC 9180 §7.3, Nt = 16). */
