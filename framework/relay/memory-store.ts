@@ -20,6 +20,8 @@ import {
   type SessionRecord,
   type StoredIdentity,
   type StoredKeyPackage,
+  directMessageLoad,
+  groupMessageLoad,
 } from './store.js';
 
 const copySession = (s: SessionRecord): SessionRecord => ({
@@ -199,16 +201,10 @@ export class MemoryRelayStore implements RelayStore {
     return { conversation, processed, ...(peer ? { peer } : {}) };
   }
   async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    const found = await this.loadConversationForMessage(groupId, digest);
-    if (found?.conversation.kind !== 'direct') return undefined;
-    const { kind: _kind, ...session } = found.conversation;
-    return { session, processed: found.processed, peer: found.peer };
+    return directMessageLoad(await this.loadConversationForMessage(groupId, digest));
   }
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    const found = await this.loadConversationForMessage(groupId, digest);
-    if (found?.conversation.kind !== 'group') return undefined;
-    const { kind: _kind, ...group } = found.conversation;
-    return { group, processed: found.processed };
+    return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));
   }
   async hasEnvelope(digest: string, now: UnixSeconds) {
     const exp = this.envelopes.get(digest);

@@ -212,6 +212,20 @@ export interface ConversationMessageLoad {
   peer?: PeerRecord;
 }
 
+/** The 1:1 view of a load-for-message read (`loadForMessage`), the same for every store. */
+export function directMessageLoad(found: ConversationMessageLoad | undefined): MessageLoad | undefined {
+  if (found?.conversation.kind !== 'direct') return undefined;
+  const { kind: _kind, ...session } = found.conversation;
+  return { session, processed: found.processed, peer: found.peer };
+}
+
+/** The group view of a load-for-message read (`loadGroupForMessage`), the same for every store. */
+export function groupMessageLoad(found: ConversationMessageLoad | undefined): GroupMessageLoad | undefined {
+  if (found?.conversation.kind !== 'group') return undefined;
+  const { kind: _kind, ...group } = found.conversation;
+  return { group, processed: found.processed };
+}
+
 /** What loadGroupForMessage() reads for a message on a group topic. */
 export interface GroupMessageLoad {
   group: GroupRecord;

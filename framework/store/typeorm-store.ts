@@ -6,7 +6,7 @@
 import type { DataSource, QueryRunner } from 'typeorm';
 import type { UnixSeconds } from '../relay/brand.js';
 import { StaleStateError, StorageError } from '../relay/errors.js';
-import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
+import { CONVERSATION_DATA_DELETED, directMessageLoad, groupMessageLoad } from '../relay/store.js';
 import type {
   ConversationMessageLoad,
   ConversationRecord,
@@ -468,17 +468,11 @@ export class TypeOrmRelayStore implements RelayStore {
   }
 
   async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    const found = await this.loadConversationForMessage(groupId, digest);
-    if (found?.conversation.kind !== 'direct') return undefined;
-    const { kind: _kind, ...session } = found.conversation;
-    return { session, processed: found.processed, peer: found.peer };
+    return directMessageLoad(await this.loadConversationForMessage(groupId, digest));
   }
 
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    const found = await this.loadConversationForMessage(groupId, digest);
-    if (found?.conversation.kind !== 'group') return undefined;
-    const { kind: _kind, ...group } = found.conversation;
-    return { group, processed: found.processed };
+    return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));
   }
 
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {

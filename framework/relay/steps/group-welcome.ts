@@ -3,18 +3,19 @@
  * are in, only the answer to our own rejoin request. Returns the group to write, the events and
  * the fresh bundle to publish; the shell subscribes to the topic before it commits.
  */
-import type { GroupId, UnixSeconds, UserIdHex } from '../brand.js';
+import type { GroupId } from '../brand.js';
 import { toHex } from '../bytes.js';
 import type { DropReason } from '../drops.js';
 import type { InnerPayload } from '../envelope.js';
 import { newGroupMeta, parseGroupMeta, serializeGroupMeta } from '../group-meta.js';
-import { replayEntry, type OpenedEnvelope } from '../inbound-envelope.js';
+import { replayEntry } from '../inbound-envelope.js';
 import * as mls from '../mls/index.js';
 import { welcomeSenderPeer } from '../welcome-admission.js';
 import { judgeGroupWelcome } from '../rejoin-request.js';
 import type { GroupRecord, PeerRecord } from '../store.js';
 import { topicIdForGroup } from '../topics.js';
 import { hexId, type GroupWrite } from './group-write.js';
+import type { DirectWelcomeInput } from './direct-welcome.js';
 
 /** §6: the GroupInfo signer (the committer, checked by the engine) is the envelope's sender. */
 export function groupWelcomeBinding(
@@ -31,15 +32,8 @@ export interface GroupWelcomeLoaded {
   known: PeerRecord | undefined;
 }
 
-export interface GroupWelcomeInput {
-  joined: mls.JoinedSession;
-  opened: OpenedEnvelope;
-  sender: UserIdHex;
-  /** Welcome digest and the sender's sealed-sender key, from the admission. */
-  digest: string;
-  sealKey: Uint8Array;
-  now: UnixSeconds;
-}
+/** The same inputs as a 1:1 Welcome: what the one Welcome preamble (welcome-admission.ts) hands on. */
+export type GroupWelcomeInput = DirectWelcomeInput;
 
 export type GroupWelcomeStep =
   { drop: DropReason } | { drop?: undefined; groupId: string; topicId: string; write: GroupWrite };
