@@ -14,7 +14,7 @@ import {
   verifyKeyBundle,
   type KeyPackageVerifier,
 } from '../../framework/relay/bundle.js';
-import { decodeContent, encodeContent } from '../../framework/relay/content.js';
+import { decodeContent, encodeContent, KNOWN_CONTENT_TYPES } from '../../framework/relay/content.js';
 import { CodecError, VerificationError } from '../../framework/relay/errors.js';
 import { credentialIdentity, identityFromSecrets } from '../../framework/relay/identity.js';
 import { formatProfile, parseProfile } from '../../framework/relay/profile.js';
@@ -68,21 +68,7 @@ describe('content.json: §8 content', () => {
 
   test('covers every known type', () => {
     const types = new Set(vectors.messages.map((m) => decodeContent(utf8(m.wire)).type));
-    for (const t of [
-      'text',
-      'reaction',
-      'edit',
-      'delete',
-      'typing',
-      'stream',
-      'task',
-      'task-cancel',
-      'actions',
-    ]) {
-      expect(types).toContain(t);
-    }
-    expect(types).toContain('action');
-    expect(types).toContain('attachment');
+    for (const t of KNOWN_CONTENT_TYPES) expect(types).toContain(t);
   });
 
   test.each(vectors.rejected.map((r) => [r.why, r.json] as const))('dropped: %s', (_why, json) => {
