@@ -4,6 +4,7 @@
  * act one after the other (a group is created before the next line posts to it); incoming messages
  * and group events are printed as they come.
  */
+import { isEphemeralContent } from '../../framework/relay/index.js';
 import type { GroupEvent, GroupInfo, ReceivedMessage, RelayClient } from '../../framework/relay/index.js';
 import { UsageError } from '../errors.js';
 import { isUserIdHex } from '../user-id.js';
@@ -157,6 +158,8 @@ export class ChatSession {
   // ------------------------------------------------------------------ incoming
 
   private incoming(m: ReceivedMessage): void {
+    // Typing notices are not lines of the conversation (PROTOCOL.md §8: never stored, lapse in 10 s).
+    if (isEphemeralContent(m.content)) return;
     if (m.conversation.kind === 'group') {
       this.remember(m.conversation.groupId, m.conversation.name);
       this.print(groupMessageLine(this.label(m.conversation.groupId), m.from, m.content.content));

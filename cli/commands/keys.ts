@@ -10,6 +10,7 @@ import { connect } from 'mqtt';
 import type { Argv } from 'yargs';
 import {
   asPowBits,
+  decodeKeyBundle,
   DEFAULT_POW_BITS,
   ensureOwnBundle,
   identityFromSecrets,
@@ -111,6 +112,8 @@ export async function handler(argv: KeysArgs): Promise<void> {
       if (kp && kp.consumedAt === undefined) await store.putKeyPackage({ ...kp, consumedAt: at });
     }
     const ctx = await mls.createMlsContext({ provider: 'node' });
+    // The profile comes from the bot's code, which this command does not load: keep the published one.
+    const profile = current && decodeKeyBundle(current.bytes).profile;
     const bundle = await ensureOwnBundle(
       {
         identity,
@@ -118,6 +121,7 @@ export async function handler(argv: KeysArgs): Promise<void> {
         mls: ctx,
         powBits: asPowBits(config.powBits ?? DEFAULT_POW_BITS),
         ...(config.bot.displayName !== undefined ? { displayName: config.bot.displayName } : {}),
+        ...(profile !== undefined ? { profile } : {}),
       },
       at,
     );

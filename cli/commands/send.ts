@@ -5,6 +5,7 @@
  * Exit 0: sent (and with --wait, a reply came); 1: no reply, or the send failed; 2: bad usage.
  */
 import type { Argv } from 'yargs';
+import { isEphemeralContent } from '../../framework/relay/index.js';
 import { printableLines } from '../chat/format.js';
 import { loadConfig } from '../config.js';
 import { CommandFailed, UsageError } from '../errors.js';
@@ -51,7 +52,8 @@ export async function handler(argv: SendArgs): Promise<void> {
   try {
     const client = await createClient(config, 'client', store, log);
     client.on('message', (m) => {
-      if (m.from !== peer) return;
+      // A typing notice is not a reply: it neither prints nor ends the wait.
+      if (m.from !== peer || isEphemeralContent(m.content)) return;
       replies++;
       process.stdout.write(`${printableLines(m.content.content)}\n`);
       waiting.replied();

@@ -67,7 +67,8 @@ export async function handler(argv: StartArgs): Promise<void> {
         );
       }
     }
-    client = await createClient(config, 'bot', store, log);
+    // The bot's signed profile (its description and commands) goes out with its key bundle.
+    client = await createClient(config, 'bot', store, log, { profile: runtime.profile });
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
     runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, { store });
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));

@@ -66,6 +66,7 @@ export type {
 // Expert: the scanner (bot classes → BotPlan), the compiler (BotPlan → middleware) and the
 // runtime's own middleware, for tools and for plugins that wrap them
 export { scanBots, commandIndex } from './scan.js';
+export { botProfile } from './profile.js';
 export type {
   BotPlan,
   PlannedCommand,

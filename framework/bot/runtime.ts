@@ -30,6 +30,8 @@ import type { CommandInfo } from './help.js';
 import type { Guard } from './guards.js';
 import type { GroupCommandMode } from './parser.js';
 import type { Plugin } from './plugin.js';
+import type { Profile } from '../relay/profile.js';
+import { botProfile } from './profile.js';
 import { scanBots, type BotPlan } from './scan.js';
 import { jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
 import type { SessionOptions } from './session.js';
@@ -125,6 +127,11 @@ function afterCurrentEvent(): Promise<void> {
 export class BotRuntime {
   readonly name: string;
   readonly plan: BotPlan;
+  /**
+   * What the bot publishes about itself with its key bundle (PROTOCOL.md §8): give it to the client
+   * as `RelayClientOptions.profile`, as `relay-bot start` does.
+   */
+  readonly profile: Profile;
   private readonly user = new Composer<BotContext>();
   private readonly chain: Middleware<UpdateContext>;
   private readonly log: Logger;
@@ -141,6 +148,7 @@ export class BotRuntime {
   ) {
     this.plan = scanBots(bots, options);
     this.name = this.plan.name;
+    this.profile = botProfile(this.plan);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
     this.chain = compileBot(this.plan, {
       user: this.user,

@@ -32,13 +32,17 @@ import {
   X25519_KEY_LENGTH,
 } from './identity.js';
 import { LABEL, PROTOCOL_VERSION } from './labels.js';
+import { formatProfile, MAX_PROFILE_BYTES, parseProfile, type Profile } from './profile.js';
 
 /** Largest KeyPackage a key bundle may carry (key 1): 16 KiB. */
 export const MAX_KEY_PACKAGE_BYTES = 16 * 1024;
 /** Longest display name a key bundle may carry (key 6), in UTF-8 bytes, not characters. */
 export const MAX_DISPLAY_NAME_BYTES = 64;
-/** Largest encoded key bundle accepted: the KeyPackage limit plus 1 KiB for the other fields. */
-export const MAX_KEY_BUNDLE_BYTES = MAX_KEY_PACKAGE_BYTES + 1024;
+/**
+ * Largest encoded key bundle accepted: the KeyPackage and profile limits plus 1 KiB for the other
+ * fields (25,600 bytes).
+ */
+export const MAX_KEY_BUNDLE_BYTES = MAX_KEY_PACKAGE_BYTES + MAX_PROFILE_BYTES + 1024;
 const SIGNATURE_KEY = 5;
 
 /**
@@ -53,6 +57,8 @@ export interface KeyBundle {
   issuedAt: UnixSeconds;
   powBits: PowBits;
   displayName?: string;
+  /** Key 7 (§8): whether this is a bot, what it does, its commands; signed like every other field. */
+  profile?: Profile;
   /** Ed25519 (RFC 8032) by the KeyPackage's credential key. */
   signature: Uint8Array;
 }
@@ -72,6 +78,7 @@ export const keyBundleSchema = defineSchema('KeyBundle', MAX_KEY_BUNDLE_BYTES, {
   powBits: { key: 4, type: 'uint', required: true, max: MAX_POW_BITS },
   signature: { key: SIGNATURE_KEY, type: 'bytes', required: true, length: ED25519_SIGNATURE_LENGTH },
   displayName: { key: 6, type: 'text', required: false, maxBytes: MAX_DISPLAY_NAME_BYTES },
+  profile: { key: 7, type: 'text', required: false, maxBytes: MAX_PROFILE_BYTES },
 });
 
 function toWire(b: UnsignedKeyBundle, signature: Uint8Array): SchemaValue<typeof keyBundleSchema.fields> {
@@ -83,6 +90,7 @@ function toWire(b: UnsignedKeyBundle, signature: Uint8Array): SchemaValue<typeof
     powBits: b.powBits,
     signature,
     displayName: b.displayName,
+    profile: b.profile && formatProfile(b.profile),
   };
 }
 
@@ -101,10 +109,14 @@ function decodeWithLayout(bytes: Uint8Array): { bundle: KeyBundle; layout: MapLa
     signature: v.signature,
   };
   if (v.displayName !== undefined) bundle.displayName = v.displayName;
+  if (v.profile !== undefined) bundle.profile = parseProfile(v.profile);
   return { bundle, layout };
 }
 
-/** Shape only (CodecError): pow_bits > 32, a display name over 64 bytes or bad UTF-8 are rejected here. */
+/**
+ * Shape only (CodecError): pow_bits > 32, a display name over 64 bytes, a profile over 8 KiB or not a
+ * profile's JSON, or bad UTF-8 are rejected here.
+ */
 export function decodeKeyBundle(bytes: Uint8Array): KeyBundle {
   return decodeWithLayout(bytes).bundle;
 }
@@ -131,6 +143,7 @@ export function signKeyBundle(fields: UnsignedKeyBundle, identity: Identity): Ke
   );
   const out: KeyBundle = { ...fields, signature };
   if (fields.displayName === undefined) delete out.displayName;
+  if (fields.profile === undefined) delete out.profile;
   return out;
 }
 

@@ -9,6 +9,7 @@ import { ProtocolError } from './errors.js';
 import { userIdFromHex, type Identity } from './identity.js';
 import * as mls from './mls/index.js';
 import { ensureOwnBundle, isForeignBundle } from './own-bundle.js';
+import type { Profile } from './profile.js';
 import type { OwnBundle, PeerRecord, RelayStore } from './store.js';
 import { keysTopic } from './topics.js';
 import type { PublishOptions, SubscribeOptions } from './transport.js';
@@ -20,6 +21,8 @@ export interface FetchedBundle {
   record: PeerRecord;
   keyPackage: Uint8Array;
   powBits: number;
+  /** The peer's signed profile (key 7), when its bundle carries one. */
+  profile?: Profile;
 }
 
 export interface BundleDeps {
@@ -30,6 +33,7 @@ export interface BundleDeps {
   prefix: string;
   powBits: PowBits;
   displayName?: string;
+  profile?: Profile;
   fetchTimeoutMs?: number;
   publish(topic: string, payload: Uint8Array, opts: PublishOptions): Promise<void>;
   subscribe(topic: string, opts: SubscribeOptions): Promise<void>;
@@ -60,6 +64,7 @@ export class Bundles {
         mls: d.mls,
         powBits: d.powBits,
         ...(d.displayName !== undefined ? { displayName: d.displayName } : {}),
+        ...(d.profile !== undefined ? { profile: d.profile } : {}),
       },
       d.clock.now(),
     );
@@ -136,7 +141,8 @@ export class Bundles {
       bundleIssuedAt: verified.bundle.issuedAt,
       ...(verified.bundle.displayName !== undefined ? { displayName: verified.bundle.displayName } : {}),
     };
-    return { record, keyPackage: verified.bundle.keyPackage, powBits: verified.bundle.powBits };
+    const { keyPackage, powBits, profile } = verified.bundle;
+    return { record, keyPackage, powBits, ...(profile !== undefined ? { profile } : {}) };
   }
 
   private removeWaiter(topic: string, waiter: BundleWaiter): void {

@@ -30,6 +30,7 @@ import { DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_POW_BITS, MAX_MINED_POW_BITS, MSG_T
 import * as mls from './mls/index.js';
 import { withOutboxCheck, type QuarantineNote } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
+import type { Profile } from './profile.js';
 import { PowMiner } from './pow.js';
 import { createOpener, type Opener } from './seal.js';
 import type {
@@ -109,6 +110,8 @@ export interface RelayClientOptions {
   /** Proof-of-work bits our inbox demands (published in our bundle). */
   powBits?: number;
   displayName?: string;
+  /** Published with our bundle as key 7 (PROTOCOL.md §8); BotRuntime.profile gives a bot's. */
+  profile?: Profile;
   clock?: Clock;
   logger?: Logger;
   mlsProvider?: 'node' | 'default';
@@ -227,6 +230,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       prefix: this.prefix,
       powBits: this.powBits,
       ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
+      ...(opts.profile !== undefined ? { profile: opts.profile } : {}),
       ...(opts.bundleFetchTimeoutMs !== undefined ? { fetchTimeoutMs: opts.bundleFetchTimeoutMs } : {}),
       publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
       subscribe: (topic, o) => this.transport.subscribe(topic, o),
@@ -372,7 +376,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * Fetches, verifies and records a user's current key bundle without starting a session; throws
    * the verification error (and counts a 'bundle_invalid' drop) when the bundle is not acceptable.
    */
-  async verifyPeer(peer: string): Promise<{ userId: UserIdHex; displayName?: string; powBits: number }> {
+  async verifyPeer(
+    peer: string,
+  ): Promise<{ userId: UserIdHex; displayName?: string; powBits: number; profile?: Profile }> {
     const peerHex = userIdToHex(userIdFromHex(peer));
     const fetched = await this.bundles.fetch(peerHex);
     await this.opts.store.putPeer(fetched.record);
@@ -380,6 +386,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       userId: peerHex,
       powBits: fetched.powBits,
       ...(fetched.record.displayName !== undefined ? { displayName: fetched.record.displayName } : {}),
+      ...(fetched.profile !== undefined ? { profile: fetched.profile } : {}),
     };
   }
 

@@ -1,24 +1,17 @@
 /**
- * MLS application data (PROTOCOL.md §8): a UTF-8 JSON object {"content": text} with optional id,
- * reply_to and type. Unknown fields are ignored; anything else is not content.
+ * MLS application data (PROTOCOL.md §8): a UTF-8 JSON object with a `type` (default "text"), optional
+ * `id` and `reply_to`, and the type's own fields (content-fields.ts). Unknown fields are ignored and
+ * an unknown type still reads as its text; anything else is not content.
  */
-import { CodecError } from './errors.js';
+import { contentFromWire, contentToWire, type WireObject } from './content-fields.js';
+import type { AppContent } from './content-types.js';
+import { ArgumentError, CodecError } from './errors.js';
 
-/**
- * A chat message's application content (PROTOCOL.md §8): the text, an optional id and reply_to, and a type
- * ("text" unless the sender said otherwise).
- */
-export interface AppContent {
-  content: string;
-  id?: string;
-  replyTo?: string;
-  /** Defaults to "text". */
-  type: string;
-}
+export * from './content-types.js';
 
-const MAX_ID_LENGTH = 128;
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
+/** How encodeContent() frames the JSON: group messages are padded. */
 export interface ContentEncodeOptions {
   /**
    * Group messages (PROTOCOL.md §8, §9) carry `"pad"`: spaces making the UTF-8 length a multiple of
@@ -28,17 +21,24 @@ export interface ContentEncodeOptions {
 }
 
 /**
- * UTF-8 JSON of the content, `reply_to` in wire spelling and a "text" type omitted; `padTo` pads with spaces
- * to a multiple of that many bytes (used for groups).
+ * What encodeContent() takes: typed content, or the loose `{ content, type? }` of a plain message
+ * (type "text" when absent). A known type's fields are checked at run time either way.
  */
-export function encodeContent(
-  c: { content: string; id?: string; replyTo?: string; type?: string },
-  options: ContentEncodeOptions = {},
-): Uint8Array {
-  const obj: Record<string, string> = { content: c.content };
-  if (c.id !== undefined) obj.id = c.id;
-  if (c.replyTo !== undefined) obj.reply_to = c.replyTo;
-  if (c.type !== undefined && c.type !== 'text') obj.type = c.type;
+export type ContentInput = AppContent | { content: string; id?: string; replyTo?: string; type?: string };
+
+/**
+ * UTF-8 JSON of the content, `reply_to` in wire spelling and a "text" type omitted; `padTo` pads with
+ * spaces to a multiple of that many bytes (used for groups). Throws ArgumentError, naming the field,
+ * when the content breaks a §8 bound: the encoder never produces what decodeContent would reject.
+ */
+export function encodeContent(c: ContentInput, options: ContentEncodeOptions = {}): Uint8Array {
+  const obj = contentToWire({ ...c, type: c.type ?? 'text' } as AppContent);
+  try {
+    contentFromWire(obj);
+  } catch (e) {
+    if (e instanceof CodecError) throw new ArgumentError(`cannot send this content: ${e.message}`);
+    throw e;
+  }
   const encoder = new TextEncoder();
   const block = options.padTo;
   if (block === undefined) return encoder.encode(JSON.stringify(obj));
@@ -48,17 +48,10 @@ export function encodeContent(
   return encoder.encode(JSON.stringify(obj));
 }
 
-function optionalString(obj: Record<string, unknown>, key: string, max: number): string | undefined {
-  const v = obj[key];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'string' || v.length > max)
-    throw new CodecError(`content field ${key} is not a short string`);
-  return v;
-}
-
 /**
- * Parses application data; throws CodecError unless it is UTF-8 JSON with a string `content` (ids up to 128
- * characters, type up to 64). Unknown fields are ignored.
+ * Parses application data; throws CodecError unless it is a UTF-8 JSON object that reads as content:
+ * a string `content` for text and unknown types (type ≤ 64 characters, ids ≤ 128), and every field
+ * and bound §8 gives a known type. Unknown fields are ignored.
  */
 export function decodeContent(bytes: Uint8Array): AppContent {
   let parsed: unknown;
@@ -70,14 +63,7 @@ export function decodeContent(bytes: Uint8Array): AppContent {
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
     throw new CodecError('application data is not a JSON object');
   }
-  const obj = parsed as Record<string, unknown>;
-  if (typeof obj.content !== 'string') throw new CodecError('application data has no string "content"');
-  const out: AppContent = { content: obj.content, type: optionalString(obj, 'type', 64) ?? 'text' };
-  const id = optionalString(obj, 'id', MAX_ID_LENGTH);
-  const replyTo = optionalString(obj, 'reply_to', MAX_ID_LENGTH);
-  if (id !== undefined) out.id = id;
-  if (replyTo !== undefined) out.replyTo = replyTo;
-  return out;
+  return contentFromWire(parsed as WireObject);
 }
 
 /** MLS accepted it but the application cannot read it: undefined, the caller counts `content`. */

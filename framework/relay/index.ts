@@ -45,7 +45,9 @@ export { PublishTooLargeError } from './transport-packet-size.js';
 export * from './brand.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';
-export { encodeContent, decodeContent, type AppContent } from './content.js';
+export { encodeContent, decodeContent, type ContentInput, type ContentEncodeOptions } from './content.js';
+export * from './content-types.js';
+export * from './profile.js';
 
 // Protocol building blocks
 export * from './identity.js';

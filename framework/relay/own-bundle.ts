@@ -4,10 +4,11 @@
  * re-publish whenever someone else's payload shows up on our retained keys topic.
  */
 import type { PowBits, UnixSeconds } from './brand.js';
-import { encodeKeyBundle, nextIssuedAt, signKeyBundle } from './bundle.js';
+import { decodeKeyBundle, encodeKeyBundle, nextIssuedAt, signKeyBundle, type KeyBundle } from './bundle.js';
 import { equalBytes, toHex } from './bytes.js';
 import type { Identity } from './identity.js';
 import { generateKeyPackage, type MlsContext } from './mls/index.js';
+import { formatProfile, type Profile } from './profile.js';
 import type { OwnBundle, RelayStore, StoredKeyPackage } from './store.js';
 
 const DAY = 86_400;
@@ -23,10 +24,35 @@ export interface OwnBundleDeps {
   mls: MlsContext;
   powBits: PowBits;
   displayName?: string;
+  /** Published as key 7 (PROTOCOL.md §8); a bot's comes from its metadata (framework/bot/profile.ts). */
+  profile?: Profile;
 }
 
-function needsFresh(bundle: OwnBundle | undefined, kps: StoredKeyPackage[], now: UnixSeconds): boolean {
+/** Whether the stored bundle says what we would publish now: pow_bits, display name and profile. */
+function publishesCurrentFields(bundle: OwnBundle, deps: OwnBundleDeps): boolean {
+  let published: KeyBundle;
+  try {
+    published = decodeKeyBundle(bundle.bytes);
+  } catch {
+    return false; // unreadable (written by another version): replace it
+  }
+  const text = (p: Profile | undefined) => (p === undefined ? undefined : formatProfile(p));
+  return (
+    published.powBits === deps.powBits &&
+    published.displayName === deps.displayName &&
+    text(published.profile) === text(deps.profile)
+  );
+}
+
+function needsFresh(
+  bundle: OwnBundle | undefined,
+  kps: StoredKeyPackage[],
+  now: UnixSeconds,
+  deps: OwnBundleDeps,
+): boolean {
   if (!bundle) return true;
+  // A new release of the bot (another command, a new description) is published at its start.
+  if (!publishesCurrentFields(bundle, deps)) return true;
   if (now - bundle.issuedAt >= DAY) return true;
   const current = kps.find((k) => k.ref === bundle.keyPackageRef);
   return !current || current.consumedAt !== undefined || current.notAfter <= now + DAY;
@@ -57,7 +83,7 @@ export async function ensureOwnBundle(deps: OwnBundleDeps, now: UnixSeconds): Pr
   const { store } = deps;
   let bundle = await store.loadOwnBundle();
   const kps = await store.listKeyPackages();
-  if (needsFresh(bundle, kps, now)) {
+  if (needsFresh(bundle, kps, now, deps)) {
     const kp = await generateKeyPackage(deps.mls, deps.identity, now);
     const ref = toHex(kp.ref);
     await store.putKeyPackage({
@@ -75,6 +101,7 @@ export async function ensureOwnBundle(deps: OwnBundleDeps, now: UnixSeconds): Pr
         issuedAt: nextIssuedAt(now, bundle?.issuedAt) as UnixSeconds,
         powBits: deps.powBits,
         ...(deps.displayName !== undefined ? { displayName: deps.displayName } : {}),
+        ...(deps.profile !== undefined ? { profile: deps.profile } : {}),
       },
       deps.identity,
     );

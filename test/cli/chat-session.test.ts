@@ -280,4 +280,21 @@ describe('peer-controlled text', () => {
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toMatch(/[\n\u202e\u200b]/);
   });
+
+  test('typing notices print nothing; other typed content prints its text', () => {
+    const { client, out: lines } = setUp([]);
+    const conversation = { kind: 'direct', id: BOB, groupId: GID };
+    client.emit('message', {
+      from: BOB,
+      conversation,
+      content: { type: 'typing', state: 'start', content: '' },
+    } as never);
+    client.emit('message', {
+      from: BOB,
+      conversation,
+      content: { type: 'task', id: 't', replyTo: 'm', state: 'completed', content: 'result 42' },
+    } as never);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('result 42');
+  });
 });

@@ -41,6 +41,30 @@ describe('relay-bot on embedded defaults', () => {
     expect(bot!.stdout()).toContain(`  npm run relay-bot -- send ${bot!.userId} /ping --wait 10\n`);
   });
 
+  test("the bundle start publishes carries the bot's signed profile (its description and commands)", async () => {
+    const peer = await RelayClient.create({
+      store: new MemoryRelayStore(),
+      broker: { url: 'mqtt://127.0.0.1:1884' },
+      powWorkers: 0,
+      powBits: 8,
+    });
+    await peer.start();
+    try {
+      const seen = await peer.verifyPeer(bot!.userId);
+      expect(seen.profile).toEqual({
+        bot: true,
+        description: 'answers /ping and repeats what you /echo',
+        commands: [
+          { name: 'ping', description: 'answers pong' },
+          { name: 'echo', args: '<text…>', description: 'repeats the text' },
+          { name: 'help', args: '[command]', description: 'this list; /help <command> shows how to use one' },
+        ],
+      });
+    } finally {
+      await peer.stop();
+    }
+  }, 60_000);
+
   test('send /ping --wait 10 prints pong and exits 0', async () => {
     const r = await runCli(['send', bot!.userId, '/ping', '--wait', '10'], { cwd: tmp.dir });
     expect(r.stderr).not.toContain('relay-bot:');

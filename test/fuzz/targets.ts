@@ -318,6 +318,23 @@ export function decoderTargets(): FuzzTarget[] {
           encodeContent({ content: 'hello' }),
           encodeContent({ content: '/echo hi', id: 'm1', replyTo: 'm0', type: 'text' }),
           text('{"content":"x","type":"reaction","reply_to":"a","remove":true,"pad":"    "}'),
+          // One of each §8 type with fields of its own, so mutations reach every field check.
+          text('{"type":"typing","state":"start"}'),
+          text('{"type":"stream","id":"s","seq":3,"content":"x","done":false}'),
+          text('{"type":"task","id":"t","reply_to":"m","state":"working","content":"","progress":0.5}'),
+          text('{"type":"actions","content":"p","actions":[{"id":"a","label":"A"},{"id":"b","label":"B"}]}'),
+          text(
+            '{"type":"attachment","name":"f","mime":"x/y","size":3,"sha256":"98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4","data":"aGkK"}',
+          ),
+          text(
+            '{"type":"attachment","name":"f","mime":"x/y","size":9,"sha256":"' +
+              '00'.repeat(32) +
+              '","url":"https://x.example/f","key":"' +
+              'A'.repeat(43) +
+              '=","nonce":"' +
+              'A'.repeat(16) +
+              '"}',
+          ),
         ]),
       (b) => {
         const v = decodeContent(b);

@@ -219,15 +219,15 @@ describe('verifyKeyBundle', () => {
   });
 
   test('fields added by a later version stay covered by the signature', async () => {
-    // A v1-compatible bundle with an extra key 7, signed over all keys but 5 as the rule says.
+    // A v1-compatible bundle with an extra key 8 (unknown; key 7 is the profile), signed over all keys but 5 as the rule says.
     const b = signKeyBundle(fields(), alice);
     const base = toHex(encodeKeyBundle(b));
-    const withoutSig = 'a6' + base.slice(2, base.indexOf('055840')) + '0743010203';
+    const withoutSig = 'a6' + base.slice(2, base.indexOf('055840')) + '0843010203';
     const sig = ed25519Sign(alice.signingSeed, concatBytes(utf8('relay-bundle-v1'), hex(withoutSig)));
-    const wire = hex('a7' + withoutSig.slice(2, -10) + '055840' + toHex(sig) + '0743010203');
+    const wire = hex('a7' + withoutSig.slice(2, -10) + '055840' + toHex(sig) + '0843010203');
     expect((await verify(wire)).bundle.powBits).toBe(18);
     // Changing the unknown field breaks the signature.
-    const changed = hex(toHex(wire).replace(/0743010203$/, '0743010204'));
+    const changed = hex(toHex(wire).replace(/0843010203$/, '0843010204'));
     await expect(verify(changed)).rejects.toThrow(/signature does not verify/);
   });
 });

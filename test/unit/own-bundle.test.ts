@@ -3,6 +3,7 @@
  */
 import {
   asPowBits,
+  decodeKeyBundle,
   generateIdentity,
   MemoryRelayStore,
   mls,
@@ -73,4 +74,26 @@ test('a bundle is refreshed daily; superseded unused keys are kept 7 days, then 
   expect((await store.listKeyPackages()).map((k) => k.ref)).toContain(first.keyPackageRef);
   await ensureOwnBundle(deps, at(DAY + SUPERSEDED_RETENTION_SECONDS + 1));
   expect((await store.listKeyPackages()).map((k) => k.ref)).not.toContain(first.keyPackageRef);
+});
+
+test('a changed profile or display name is published at once with a fresh bundle; an unchanged one is not', async () => {
+  const { identity, store, ctx, deps } = await setup();
+  const profile = { bot: true, description: 'v1', commands: [{ name: 'ping' }] };
+  const first = await ensureOwnBundle({ ...deps, profile }, at(0));
+  expect(await ensureOwnBundle({ ...deps, profile: { ...profile } }, at(60))).toEqual(first);
+  const upgraded = { ...profile, commands: [{ name: 'ping' }, { name: 'remind', args: '<minutes:int>' }] };
+  const second = await ensureOwnBundle({ ...deps, profile: upgraded }, at(120));
+  expect(second.issuedAt).toBeGreaterThan(first.issuedAt);
+  const verified = await verifyKeyBundle(second.bytes, identity.userId, {
+    now: at(120),
+    verifier: mls.keyPackageVerifier(ctx),
+  });
+  expect(verified.bundle.profile).toEqual(upgraded);
+  const renamed = await ensureOwnBundle({ ...deps, displayName: 'renamed', profile: upgraded }, at(180));
+  expect(renamed.issuedAt).toBeGreaterThan(second.issuedAt);
+  // Dropping the profile is a change too.
+  const bare = await ensureOwnBundle({ ...deps, displayName: 'renamed' }, at(240));
+  expect(bare.issuedAt).toBeGreaterThan(renamed.issuedAt);
+  expect(decodeKeyBundle(bare.bytes).profile).toBeUndefined();
+  expect((await store.listKeyPackages()).length).toBe(4);
 });

@@ -95,6 +95,24 @@ describe('encryptReplies', () => {
     expect(r.kind === 'application' && decodeContent(r.plaintext!).content).toBe('small');
   });
 
+  it('leaves out a reply whose content breaks §8 (a reaction to a message without id), and sends the rest', async () => {
+    const f = framing();
+    const out = await encryptReplies(
+      ctx,
+      alice,
+      [{ content: '👍', type: 'reaction' }, { content: 'still here' }],
+      { content: 'q', type: 'text' },
+      f,
+    );
+    expect(out.refused).toHaveLength(1);
+    expect(out.refused[0]).toBeInstanceOf(HandlerError);
+    expect(out.refused[0]!.message).toMatch(/reaction content: "reply_to"/);
+    expect(out.rows).toHaveLength(1);
+    expect(f.framedIn).toEqual([alice]);
+    const r = await processMessage(ctx, bob, out.rows[0]!.payload);
+    expect(r.kind === 'application' && decodeContent(r.plaintext!).content).toBe('still here');
+  });
+
   it('pads group replies to the framing block and leaves inbox replies unpadded', async () => {
     const padded = await encryptReplies(
       ctx,

@@ -6,7 +6,7 @@
  * state does not advance for it. No I/O and no callbacks: the caller commits and reports.
  */
 import type { AppContent } from '../content.js';
-import type { HandlerError } from '../errors.js';
+import { ArgumentError, HandlerError } from '../errors.js';
 import type { Reply } from '../group-types.js';
 import { replyContent } from '../handler.js';
 import * as mls from '../mls/index.js';
@@ -40,7 +40,16 @@ export async function encryptReplies(
 ): Promise<EncryptedReplies> {
   const out: EncryptedReplies = { state, rows: [], consumed: [], refused: [] };
   for (const r of replies) {
-    const content = replyContent(r, answered, framing.padTo !== undefined ? { padTo: framing.padTo } : {});
+    let content: Uint8Array;
+    try {
+      content = replyContent(r, answered, framing.padTo !== undefined ? { padTo: framing.padTo } : {});
+    } catch (e) {
+      // Content no receiver could read (a reaction without reply_to…) is the handler's mistake:
+      // left out and reported like a reply too large to publish, never a failed message.
+      if (!(e instanceof ArgumentError)) throw e;
+      out.refused.push(new HandlerError(`reply not sent: ${e.message}`, { cause: e }));
+      continue;
+    }
     const encrypted = await mls.encryptApplication(ctx, out.state, content);
     const row = await framing.row(out.state, encrypted.message);
     const refused = refusedReply(row, framing.check);
