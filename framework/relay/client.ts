@@ -135,7 +135,8 @@ export interface RelayClientOptions {
   groups?: GroupOptions;
   /**
    * A message whose handler holds back finished later messages this long is parked (stored and
-   * acknowledged; parking.ts), so one slow conversation cannot stall the others. Default 300 ms.
+   * acknowledged; parking.ts), so one slow conversation cannot stall the others. Default 300 ms;
+   * only a head that blocks a near-full window and is an outlier is parked (transport-stall-rule.ts).
    */
   parkAfterMs?: number;
 }
