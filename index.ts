@@ -48,6 +48,7 @@ export {
   ProtocolError,
   TransportError,
   PublishTooLargeError,
+  SharedSubscriptionsUnsupportedError,
   StorageError,
   StaleStateError,
   ConfigError,

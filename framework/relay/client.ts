@@ -66,6 +66,7 @@ import { newDirectSession } from './steps/direct-session.js';
 import { directWelcome, directWelcomeMembers, type SessionEvent } from './steps/direct-welcome.js';
 import { admitWelcome } from './welcome-admission.js';
 import { OutboxPublisher } from './outbox-publisher.js';
+import { brokerClientId } from './broker-client-id.js';
 import { MqttTransport, type InboundMessage, type TransportTlsOptions } from './transport.js';
 import type { PublishTooLargeError } from './transport-packet-size.js';
 import { ConversationStates } from './conversation-states.js';
@@ -99,6 +100,17 @@ export interface BrokerOptions {
   password?: string;
   /** Defaults to one derived from the user id, so a restarted client resumes its MQTT session. */
   clientId?: string;
+  /**
+   * This process's slot among the replicas of one identity (0, 1, …; the same after a restart):
+   * the default client id becomes `relay-<user id>-<slot>`. Not together with clientId.
+   */
+  replicaSlot?: number;
+  /**
+   * MQTT 5 shared subscription group for the inbox and group topics, so replicas of one identity
+   * split its messages (broker-client-id.ts, transport-subscriptions.ts). Needs replicaSlot or
+   * clientId, and a broker with shared subscriptions (Mosquitto, not the embedded broker).
+   */
+  shareGroup?: string;
   sessionExpirySeconds?: number;
 }
 
@@ -126,7 +138,8 @@ export interface RelayClientOptions {
   groups?: GroupOptions;
   /**
    * A message whose handler holds back finished later messages this long is parked (stored and
-   * acknowledged; parking.ts), so one slow conversation cannot stall the others. Default 300 ms.
+   * acknowledged; parking.ts), so one slow conversation cannot stall the others. Default 300 ms;
+   * only a head that blocks a near-full window and is an outlier is parked (transport-stall-rule.ts).
    */
   parkAfterMs?: number;
 }
@@ -202,7 +215,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     });
     this.transport = new MqttTransport({
       url: opts.broker.url,
-      clientId: opts.broker.clientId ?? `relay-${this.userId}`,
+      clientId: brokerClientId(this.userId, opts.broker),
+      ...(opts.broker.shareGroup !== undefined ? { shareGroup: opts.broker.shareGroup } : {}),
       ...(opts.broker.username !== undefined ? { username: opts.broker.username } : {}),
       ...(opts.broker.password !== undefined ? { password: opts.broker.password } : {}),
       ...(opts.broker.sessionExpirySeconds !== undefined
@@ -316,7 +330,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // Messages parked before a crash join their lanes before anything new is taken in.
     await this.parking.resume();
     opened();
-    await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1 });
+    await this.transport.subscribe(inboxTopic(this.prefix, this.identity.userId), { qos: 1, shared: true });
     await this.groupShell.start();
     await this.housekeeping();
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });

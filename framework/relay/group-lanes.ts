@@ -35,7 +35,7 @@ export interface GroupShellDeps {
   /** User ids allowed to invite us; undefined lets anyone (within the Welcome quotas). */
   allowInvitesFrom: ReadonlySet<string> | undefined;
   transport: {
-    subscribe(topic: string, opts: { qos: 1; noLocal: true }): Promise<void>;
+    subscribe(topic: string, opts: { qos: 1; noLocal: true; shared: true }): Promise<void>;
     unsubscribe(topic: string): Promise<void>;
   };
   bundles: { fetch(peer: UserIdHex): Promise<FetchedPeerBundle>; scheduleRepublish(force: boolean): void };
@@ -178,9 +178,10 @@ export abstract class GroupLanes {
     return groupTopic(this.deps.ctx.seal.prefix, topicId as TopicId);
   }
 
-  // MQTT 5 No Local: members never see their own group messages (§9).
+  // MQTT 5 No Local: members never see their own group messages (§9). Shared among replicas (a
+  // transport with a share group), No Local is not allowed and our own messages do arrive.
   protected subscribe(topicId: string): Promise<void> {
-    return this.deps.transport.subscribe(this.topicOf(topicId), { qos: 1, noLocal: true });
+    return this.deps.transport.subscribe(this.topicOf(topicId), { qos: 1, noLocal: true, shared: true });
   }
 
   /**

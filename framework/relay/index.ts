@@ -42,6 +42,7 @@ export type {
 } from './store.js';
 export * from './errors.js';
 export { PublishTooLargeError } from './transport-packet-size.js';
+export { SharedSubscriptionsUnsupportedError } from './transport-subscriptions.js';
 export * from './brand.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';

@@ -16,7 +16,7 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { ParkedInboundRecord, RelayStore } from './store.js';
-import type { InboundMessage } from './transport.js';
+import type { InboundMessage } from './transport-types.js';
 import type { InboundParking, ParkTicket } from './transport-parking.js';
 
 export const DEFAULT_PARK_AFTER_MS = 300;

@@ -7,13 +7,18 @@
  *
  * A slow handler at the head therefore holds back every later PUBACK, and the broker sends nothing
  * more once `receiveMaximum` messages are unacknowledged: one slow conversation would stall all of
- * them. With a `park` function, a head that has held finished messages back for `stallMs` is
- * offered to it; once park resolves true (the message is kept durably elsewhere) it counts as
- * acknowledged although its handler goes on.
+ * them. With a `park` function, a head that blocks the window and is an outlier
+ * (transport-stall-rule.ts) is offered to it; once park resolves true (the message is kept durably
+ * elsewhere) it counts as acknowledged although its handler goes on.
  */
+import { RecentDurations, stallVerdict } from './transport-stall-rule.js';
+
+/** When a stalled head may be offered for parking (transport-stall-rule.ts). */
 export interface StallRelief {
-  /** How long the head may hold back finished messages before it is offered for parking. */
+  /** The least time a head holds back finished messages before it may be offered for parking. */
   stallMs: number;
+  /** The Receive Maximum announced to the broker: how many unacknowledged messages fill the window. */
+  receiveMaximum: number;
 }
 
 interface Entry {
@@ -25,10 +30,13 @@ interface Entry {
   offered: boolean;
 }
 
+/** The PUBACK order of one connection, with optional relief for a stalled head (see the module comment). */
 export class AckQueue {
   private readonly entries: Entry[] = [];
   /** Entries done but waiting for an earlier one (a stalled head holds them back). */
   private waiting = 0;
+  /** Handler times of messages that finished on their own (parked ones excluded). */
+  private readonly durations = new RecentDurations();
   private timer: NodeJS.Timeout | undefined;
   private disposed = false;
 
@@ -41,12 +49,14 @@ export class AckQueue {
   /**
    * Registers an arrival; call `acknowledge` once its handler succeeded, `failed` once it failed
    * (then it is never parked). `park`, when given, may be called if this message stalls the queue
-   * (see the class comment).
+   * (see the module comment).
    */
   arrive(messageId: number, park?: () => Promise<boolean>): { acknowledge: () => void; failed: () => void } {
     const entry: Entry = { messageId, done: false, arrivedAt: this.now(), park, offered: false };
     this.entries.push(entry);
-    return { acknowledge: () => this.complete(entry), failed: () => void (entry.offered = true) };
+    // A fuller window may make a stalled head worth parking.
+    this.watch();
+    return { acknowledge: () => this.complete(entry, false), failed: () => void (entry.offered = true) };
   }
 
   /** Stops the stall timer; the queue's connection is gone. */
@@ -56,9 +66,10 @@ export class AckQueue {
     this.timer = undefined;
   }
 
-  private complete(entry: Entry): void {
+  private complete(entry: Entry, parked: boolean): void {
     if (entry.done) return;
     entry.done = true;
+    if (!parked) this.durations.add(this.now() - entry.arrivedAt);
     this.waiting++;
     this.flush();
     this.watch();
@@ -72,27 +83,34 @@ export class AckQueue {
     }
   }
 
-  /** Arms the stall timer for the head when it holds finished messages back. */
+  /** Offers the head for parking when the stall rule says so, or arms a timer to look again. */
   private watch(): void {
     if (!this.relief || this.disposed || this.timer) return;
     const head = this.entries[0];
-    if (!head || head.done || head.offered || !head.park || this.waiting === 0) return;
-    const delay = Math.max(0, head.arrivedAt + this.relief.stallMs - this.now());
+    if (!head || head.done || head.offered || !head.park) return;
+    const verdict = stallVerdict({
+      headAgeMs: this.now() - head.arrivedAt,
+      unacknowledged: this.entries.length,
+      heldBack: this.waiting,
+      receiveMaximum: this.relief.receiveMaximum,
+      typicalMs: this.waiting > 0 ? this.durations.median() : undefined,
+      stallMs: this.relief.stallMs,
+    });
+    if (verdict.park) return this.offer(head);
+    if (verdict.recheckInMs === undefined) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
-      this.offer(head);
-    }, delay);
+      // The head may have finished or changed meanwhile; the new one is judged afresh.
+      if (!this.disposed) this.watch();
+    }, verdict.recheckInMs);
     this.timer.unref();
   }
 
   private offer(head: Entry): void {
-    if (this.disposed) return;
-    // The head may have finished or changed meanwhile; then look at the new one.
-    if (this.entries[0] !== head || head.done || head.offered || this.waiting === 0) return this.watch();
     head.offered = true;
     head.park!().then(
       (parked) => {
-        if (parked) this.complete(head);
+        if (parked) this.complete(head, true);
       },
       () => undefined,
     );

@@ -5,19 +5,11 @@
  * parking, not to the connection: after a failure the parking, not the broker, delivers it again.
  */
 import type { AckQueue } from './transport-ack-queue.js';
-import type { InboundMessage } from './transport.js';
+import type { InboundMessage, InboundParking, ParkTicket } from './transport-types.js';
 
-export interface InboundParking {
-  /** How long a message may hold back finished later ones before it is parked. */
-  readonly stallMs: number;
-  /** Undefined: not kept (over a bound, or the write failed); the message is not acknowledged early. */
-  park(message: InboundMessage): Promise<ParkTicket | undefined>;
-}
+export type { InboundParking, ParkTicket } from './transport-types.js';
 
-export interface ParkTicket {
-  settle(outcome: 'processed' | 'failed'): void;
-}
-
+/** One QoS 1 arrival's outcome, reported by the transport once its handler settled. */
 export interface TrackedArrival {
   /** The handler resolved: acknowledge in order (and unpark, if parked). */
   succeeded(): void;

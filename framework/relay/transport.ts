@@ -9,119 +9,51 @@
  *   with a `parking`, a message whose slow handler holds later PUBACKs back is kept durably by it and
  *   acknowledged before its handler finishes, so one slow conversation does not stall the others;
  * - subscriptions are restored by this class whenever the broker reports it lost the session;
+ * - with a `shareGroup`, subscriptions made `shared` are MQTT 5 shared subscriptions, so several
+ *   processes of one identity split its messages (ARCHITECTURE.md "One identity, many processes");
  * - TCP_NODELAY on every connection (Nagle costs ~88 ms per QoS 1 request/reply on loopback).
  */
 import { EventEmitter } from 'eventemitter3';
-import {
-  connect as mqttConnect,
-  type IClientOptions,
-  type IConnackPacket,
-  type IPublishPacket,
-  type ISubscriptionMap,
-  type MqttClient,
-  type DoneCallback,
-} from 'mqtt';
+import { connect as mqttConnect, type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { ArgumentError, TransportError } from './errors.js';
-import { AckQueue } from './transport-ack-queue.js';
+import { disableNagle, streamClosed } from './transport-socket.js';
+import { assertDeferredPubackSupported, InboundDelivery } from './transport-inbound.js';
 import { publishPacketSize, PublishTooLargeError } from './transport-packet-size.js';
-import { trackArrival, type InboundParking } from './transport-parking.js';
+import {
+  SharedSubscriptionsUnsupportedError,
+  subscribeError,
+  SubscriptionTable,
+  validateShareGroup,
+} from './transport-subscriptions.js';
+import {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_RECEIVE_MAXIMUM,
+  DEFAULT_SESSION_EXPIRY_SECONDS,
+  type MessageHandler,
+  type MqttTransportOptions,
+  type PublishOptions,
+  type SubscribeOptions,
+  type TransportEvents,
+} from './transport-types.js';
 
-/** Passed through to MQTT.js (and from there to tls.connect) for mqtts:// and wss:// URLs. */
-export type TransportTlsOptions = Pick<
-  IClientOptions,
-  'ca' | 'cert' | 'key' | 'rejectUnauthorized' | 'servername' | 'ALPNProtocols'
->;
+export {
+  DEFAULT_MAX_PAYLOAD_BYTES,
+  DEFAULT_SESSION_EXPIRY_SECONDS,
+  type InboundMessage,
+  type InboundProperties,
+  type MessageHandler,
+  type MqttTransportOptions,
+  type PublishOptions,
+  type SubscribeOptions,
+  type TransportEvents,
+  type TransportQos,
+  type TransportTlsOptions,
+} from './transport-types.js';
 
-/**
- * Connection settings of an MqttTransport; clientId must be stable across restarts, since the broker keeps
- * the persistent session under it.
- */
-export interface MqttTransportOptions {
-  /** mqtt://, mqtts://, ws:// or wss:// */
-  url: string;
-  clientId: string;
-  username?: string;
-  password?: string;
-  tls?: TransportTlsOptions;
-  /** How long the broker keeps the session (subscriptions, queued messages) while we are away. */
-  sessionExpirySeconds?: number;
-  keepaliveSeconds?: number;
-  reconnectPeriodMs?: number;
-  connectTimeoutMs?: number;
-  /** Our own outbound payload limit, checked before the broker's Maximum Packet Size. */
-  maxPayloadBytes?: number;
-  /** Inbound QoS 1 messages the broker may have in flight to us, i.e. concurrent handlers. */
-  receiveMaximum?: number;
-  /** Keeps stalled messages durably so they may be acknowledged early (transport-parking.ts). */
-  parking?: InboundParking;
-}
-
-export const DEFAULT_SESSION_EXPIRY_SECONDS = 7 * 24 * 3600;
-export const DEFAULT_MAX_PAYLOAD_BYTES = 256 * 1024;
 const DEFAULT_KEEPALIVE_SECONDS = 30;
 const DEFAULT_RECONNECT_PERIOD_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
-const DEFAULT_RECEIVE_MAXIMUM = 64;
 const MAX_MESSAGE_EXPIRY_SECONDS = 0xffff_ffff;
-
-export type TransportQos = 0 | 1;
-
-export interface InboundProperties {
-  messageExpiryInterval?: number;
-  contentType?: string;
-  responseTopic?: string;
-  correlationData?: Uint8Array;
-  userProperties?: Record<string, string | string[]>;
-  subscriptionIdentifier?: number | number[];
-}
-
-/**
- * One message the broker delivered to us: topic, payload bytes and the MQTT 5 flags and properties it came
- * with.
- */
-export interface InboundMessage {
-  topic: string;
-  payload: Uint8Array;
-  properties: InboundProperties;
-  /** The broker marked this as a possible redelivery. */
-  dup: boolean;
-  retain: boolean;
-  qos: 0 | 1 | 2;
-}
-
-/** Resolve = acknowledge. Reject = do not acknowledge; the broker redelivers after a reconnect. */
-export type MessageHandler = (message: InboundMessage) => Promise<void>;
-
-/**
- * How to publish: QoS (default 1), retain (default false), and an MQTT 5 Message Expiry in seconds (default
- * none).
- */
-export interface PublishOptions {
-  qos?: TransportQos;
-  retain?: boolean;
-  messageExpirySeconds?: number;
-}
-
-/** How to subscribe: the maximum QoS to receive at, and whether to suppress our own publications. */
-export interface SubscribeOptions {
-  qos: TransportQos;
-  /** Do not receive our own publications (MQTT 5 No Local; not allowed on shared subscriptions). */
-  noLocal?: boolean;
-}
-
-export interface TransportEvents {
-  /** Emitted after each CONNACK, once subscriptions a lost session dropped are restored. */
-  connect: (info: { sessionPresent: boolean }) => void;
-  offline: () => void;
-  reconnect: () => void;
-  error: (error: TransportError) => void;
-  close: () => void;
-}
-
-/** The one MQTT.js private we rely on; see `sendPuback`. */
-interface PacketWriter {
-  _sendPacket(packet: { cmd: 'puback'; messageId: number; reasonCode: number }): void;
-}
 
 /**
  * An MQTT 5 client that moves bytes on topics and knows nothing of Relay formats: persistent session,
@@ -130,18 +62,18 @@ interface PacketWriter {
  */
 export class MqttTransport extends EventEmitter<TransportEvents> {
   private readonly options: Required<
-    Omit<MqttTransportOptions, 'username' | 'password' | 'tls' | 'parking'>
+    Omit<MqttTransportOptions, 'username' | 'password' | 'tls' | 'parking' | 'shareGroup'>
   > &
-    Pick<MqttTransportOptions, 'username' | 'password' | 'tls' | 'parking'>;
+    Pick<MqttTransportOptions, 'username' | 'password' | 'tls' | 'parking' | 'shareGroup'>;
   private client: MqttClient | undefined;
   private handler: MessageHandler | undefined;
   /** Subscriptions the broker confirmed; replayed when it reports a lost session. */
-  private readonly subscriptions = new Map<string, SubscribeOptions>();
+  private readonly subscriptions: SubscriptionTable;
+  private readonly inbound: InboundDelivery;
   private serverMaxPacketSize: number | undefined;
-  /** The connection (stream) the current ack queue belongs to. */
-  private ackStream: unknown;
-  private ackQueue: AckQueue | undefined;
   private readonly pendingOperations = new Set<(error: TransportError) => void>();
+  /** Rejects connect() while its first attempt is under way. */
+  private failFirstConnect: ((error: TransportError) => void) | undefined;
   private ending = false;
   /** Settles once the client is closed for good: no socket, no MQTT.js timer left. */
   private closed: Promise<void> | undefined;
@@ -153,6 +85,7 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     if (!Number.isInteger(receiveMaximum) || receiveMaximum < 1 || receiveMaximum > 65_535) {
       throw new ArgumentError('receiveMaximum must be an integer in 1..65535');
     }
+    const shareGroup = options.shareGroup === undefined ? undefined : validateShareGroup(options.shareGroup);
     this.options = {
       url: options.url,
       clientId: options.clientId,
@@ -166,7 +99,16 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       maxPayloadBytes: options.maxPayloadBytes ?? DEFAULT_MAX_PAYLOAD_BYTES,
       receiveMaximum,
       parking: options.parking,
+      shareGroup,
     };
+    this.subscriptions = new SubscriptionTable(shareGroup);
+    this.inbound = new InboundDelivery({
+      handler: () => this.handler,
+      parking: options.parking,
+      receiveMaximum,
+      ending: () => this.ending,
+      error: (error) => this.emit('error', error),
+    });
   }
 
   get connected(): boolean {
@@ -181,8 +123,9 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
   }
 
   /**
-   * Opens the connection. Rejects (and stops) if the first attempt fails; after the first success,
-   * lost connections are re-established automatically every `reconnectPeriodMs`.
+   * Opens the connection. Rejects (and stops) if the first attempt fails, or if a `shareGroup` is
+   * set and the broker has no shared subscriptions; after the first success, lost connections are
+   * re-established automatically every `reconnectPeriodMs`.
    */
   connect(): Promise<{ sessionPresent: boolean }> {
     if (this.client) return Promise.reject(new ArgumentError('connect() may be called once'));
@@ -209,10 +152,8 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     };
     const client = mqttConnect(o.url, mqttOptions);
     this.client = client;
-    if (typeof (client as unknown as Partial<PacketWriter>)._sendPacket !== 'function') {
-      throw new TransportError('this MQTT.js version lacks _sendPacket; deferred PUBACK unsupported');
-    }
-    client.handleMessage = (packet, callback) => this.handleInbound(client, packet, callback);
+    assertDeferredPubackSupported(client);
+    client.handleMessage = (packet, callback) => this.inbound.handle(client, packet, callback);
 
     // Every connection, first or reconnect, starts by writing CONNECT on a fresh socket.
     client.on('packetsend', (packet) => {
@@ -228,6 +169,7 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       const fail = (error: TransportError): void => {
         if (settled) return;
         settled = true;
+        this.failFirstConnect = undefined;
         this.off('connect', onFirstConnect);
         this.pendingOperations.delete(fail);
         reject(error);
@@ -235,20 +177,21 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       const onFirstConnect = (info: { sessionPresent: boolean }): void => {
         if (settled) return;
         settled = true;
+        this.failFirstConnect = undefined;
         this.pendingOperations.delete(fail);
         resolve(info);
       };
       this.once('connect', onFirstConnect);
       // end() while the first attempt is still under way rejects it.
       this.pendingOperations.add(fail);
+      // Rejects only once the client is fully stopped, so a failed connect() leaves nothing behind.
+      this.failFirstConnect = (error) => {
+        this.ending = true;
+        void this.close(client, true).then(() => fail(error));
+      };
       client.on('error', (cause) => {
         const error = new TransportError(`MQTT: ${cause.message}`, { cause });
-        if (!settled) {
-          // Reject only once the client is fully stopped, so a failed connect() leaves nothing behind.
-          this.ending = true;
-          void this.close(client, true).then(() => fail(error));
-          return;
-        }
+        if (!settled) return this.failFirstConnect?.(error);
         this.emit('error', error);
       });
       client.connect();
@@ -310,27 +253,26 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     return undefined;
   }
 
+  /**
+   * Subscribes to `topics` (through the share group when `opts.shared` and the transport has one).
+   * Messages arrive with the topic they were published on, never the `$share/` filter.
+   */
   async subscribe(topics: string | string[], opts: SubscribeOptions): Promise<void> {
     const client = this.requireClient();
     const list = Array.isArray(topics) ? topics : [topics];
     if (list.length === 0) return;
     if (opts.qos !== 0 && opts.qos !== 1) throw new ArgumentError('qos must be 0 or 1');
-    for (const topic of list) {
-      // MQTT 5 §3.8.3.1: No Local on a shared subscription is a Protocol Error.
-      if (opts.noLocal && topic.startsWith('$share/')) {
-        throw new ArgumentError(`noLocal is not allowed on shared subscription ${topic}`);
-      }
-    }
-    const map: ISubscriptionMap = {};
-    for (const topic of list) map[topic] = { qos: opts.qos, nl: opts.noLocal ?? false, rap: false, rh: 0 };
-    await this.untilEnd(client.subscribeAsync(map), `subscribe to ${list.join(', ')}`);
-    for (const topic of list) this.subscriptions.set(topic, { ...opts });
+    const map = this.subscriptions.request(list, opts);
+    const what = `subscribe to ${Object.keys(map).join(', ')}`;
+    await this.untilEnd(client.subscribeAsync(map), what, (cause) => subscribeError(cause, what));
+    this.subscriptions.confirm(list, opts);
   }
 
+  /** Unsubscribes from a topic subscribed to before (its shared filter, if it was made shared). */
   async unsubscribe(topic: string): Promise<void> {
     const client = this.requireClient();
-    this.subscriptions.delete(topic);
-    await this.untilEnd(client.unsubscribeAsync(topic), `unsubscribe from ${topic}`);
+    const filter = this.subscriptions.forget(topic);
+    await this.untilEnd(client.unsubscribeAsync(filter), `unsubscribe from ${filter}`);
   }
 
   /**
@@ -342,7 +284,7 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     const client = this.client;
     if (!client) return;
     this.ending = true;
-    this.ackQueue?.dispose();
+    this.inbound.dispose();
     await this.close(client, opts.force === true || !client.connected);
     const error = new TransportError('transport ended');
     for (const reject of [...this.pendingOperations]) reject(error);
@@ -375,7 +317,14 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
   }
 
   /** Wraps an MQTT.js promise: typed errors, and settled by end() if MQTT.js never settles it. */
-  private untilEnd(work: Promise<unknown>, what: string): Promise<void> {
+  private untilEnd(
+    work: Promise<unknown>,
+    what: string,
+    typed: (cause: unknown) => TransportError = (cause) => {
+      const message = cause instanceof Error ? cause.message : String(cause);
+      return new TransportError(`${what} failed: ${message}`, { cause });
+    },
+  ): Promise<void> {
     return new Promise<void>((resolve, reject) => {
       const abort = (error: TransportError): void => reject(error);
       this.pendingOperations.add(abort);
@@ -386,8 +335,7 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
         },
         (cause: unknown) => {
           this.pendingOperations.delete(abort);
-          const message = cause instanceof Error ? cause.message : String(cause);
-          reject(new TransportError(`${what} failed: ${message}`, { cause }));
+          reject(typed(cause));
         },
       );
     });
@@ -395,124 +343,24 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
 
   private async onConnack(client: MqttClient, connack: IConnackPacket): Promise<void> {
     this.serverMaxPacketSize = connack.properties?.maximumPacketSize;
+    // MQTT 5 §3.2.2.3.13: absent means available.
+    if (this.options.shareGroup !== undefined && connack.properties?.sharedSubscriptionAvailable === false) {
+      const error = new SharedSubscriptionsUnsupportedError(
+        `the broker at ${this.options.url} has no shared subscriptions (CONNACK Shared Subscription Available 0)`,
+      );
+      if (this.failFirstConnect) return this.failFirstConnect(error);
+      this.emit('error', error);
+      return;
+    }
     const sessionPresent = connack.sessionPresent;
-    if (!sessionPresent && this.subscriptions.size > 0) {
-      const map: ISubscriptionMap = {};
-      for (const [topic, o] of this.subscriptions) {
-        map[topic] = { qos: o.qos, nl: o.noLocal ?? false, rap: false, rh: 0 };
-      }
+    const replay = sessionPresent ? undefined : this.subscriptions.replay();
+    if (replay) {
       try {
-        await client.subscribeAsync(map);
+        await client.subscribeAsync(replay);
       } catch (cause) {
-        const message = cause instanceof Error ? cause.message : String(cause);
-        this.emit(
-          'error',
-          new TransportError(`resubscribe after session loss failed: ${message}`, { cause }),
-        );
+        this.emit('error', subscribeError(cause, 'resubscribe after session loss'));
       }
     }
     this.emit('connect', { sessionPresent });
   }
-
-  /**
-   * Replaces MQTT.js's handleMessage, which sends the PUBACK when its callback is called and
-   * processes no further packet (not even PUBACKs of our own publishes or PINGRESP) until then.
-   * Calling the callback with an error releases that pipeline without a PUBACK; the PUBACK is sent
-   * later by the ack queue, on the same connection only.
-   */
-  private handleInbound(client: MqttClient, packet: IPublishPacket, callback: DoneCallback): void {
-    const message = toInboundMessage(packet);
-    const handler = this.handler;
-    if (packet.qos === 0) {
-      callback();
-      if (handler) this.runHandler(handler, message);
-      return;
-    }
-    if (packet.qos === 2 || packet.messageId === undefined) {
-      // We subscribe with QoS <= 1, so the broker never sends QoS 2; hold MQTT.js's own flow if it does.
-      if (!handler) return callback(new Error('no handler'));
-      handler(message).then(
-        () => callback(),
-        () => callback(new Error('handler rejected')),
-      );
-      return;
-    }
-
-    const stream = client.stream;
-    if (this.ackStream !== stream || !this.ackQueue) {
-      this.ackQueue?.dispose();
-      this.ackStream = stream;
-      const parking = this.options.parking;
-      this.ackQueue = new AckQueue(
-        (messageId) => {
-          if (client.stream === stream && client.connected) sendPuback(client, messageId);
-        },
-        parking && { stallMs: parking.stallMs },
-      );
-    }
-    const parking = handler ? this.options.parking : undefined;
-    const arrival = trackArrival(this.ackQueue, packet.messageId, message, parking);
-    callback(new Error('PUBACK deferred'));
-
-    if (!handler) {
-      this.emit(
-        'error',
-        new TransportError(`message on ${message.topic} arrived before a handler was registered`),
-      );
-      return;
-    }
-    const dropConnection = () => {
-      // Without a PUBACK the broker resends only on a new connection (MQTT 5 §4.4).
-      if (client.stream === stream && !this.ending) stream.destroy();
-    };
-    handler(message).then(
-      () => arrival.succeeded(),
-      () => arrival.failed(dropConnection),
-    );
-  }
-
-  private runHandler(handler: MessageHandler, message: InboundMessage): void {
-    handler(message).catch((cause: unknown) => {
-      this.emit('error', new TransportError(`QoS 0 handler for ${message.topic} failed`, { cause }));
-    });
-  }
-}
-
-function sendPuback(client: MqttClient, messageId: number): void {
-  // MQTT.js has no public way to acknowledge later without blocking its inbound pipeline.
-  (client as unknown as PacketWriter)._sendPacket({ cmd: 'puback', messageId, reasonCode: 0 });
-}
-
-/** Resolves when a Node stream has emitted 'close' (at once for streams that do not report it). */
-function streamClosed(stream: unknown): Promise<void> {
-  const s = stream as
-    { closed?: unknown; once?: (event: 'close', listener: () => void) => unknown } | undefined;
-  if (!s || typeof s.once !== 'function' || s.closed !== false) return Promise.resolve();
-  return new Promise<void>((resolve) => s.once!('close', () => resolve()));
-}
-
-function disableNagle(stream: unknown): void {
-  // TLS sockets inherit setNoDelay from net.Socket; WebSocket streams have no TCP socket to tune.
-  const socket = stream as { setNoDelay?: (noDelay: boolean) => unknown };
-  if (typeof socket.setNoDelay === 'function') socket.setNoDelay(true);
-}
-
-function toInboundMessage(packet: IPublishPacket): InboundMessage {
-  const p = packet.properties ?? {};
-  const properties: InboundProperties = {};
-  if (p.messageExpiryInterval !== undefined) properties.messageExpiryInterval = p.messageExpiryInterval;
-  if (p.contentType !== undefined) properties.contentType = p.contentType;
-  if (p.responseTopic !== undefined) properties.responseTopic = p.responseTopic;
-  if (p.correlationData !== undefined) properties.correlationData = p.correlationData;
-  if (p.userProperties !== undefined) properties.userProperties = { ...p.userProperties };
-  if (p.subscriptionIdentifier !== undefined) properties.subscriptionIdentifier = p.subscriptionIdentifier;
-  const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
-  return {
-    topic: packet.topic,
-    payload,
-    properties,
-    dup: packet.dup,
-    retain: packet.retain,
-    qos: packet.qos,
-  };
 }

@@ -17,6 +17,9 @@ import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js
 import { kill, onPostgres, onSqlite, sleep, startChild, storeFromEnv } from '../support/child.js';
 import { until } from '../support/groups.js';
 
+/** More than the bot's receive maximum (64), so the slow head blocks the window. */
+const OTHER_MESSAGES = 70;
+
 let broker: TestBroker;
 const clients: RelayClient[] = [];
 beforeAll(async () => {
@@ -59,8 +62,9 @@ async function killWhileParked(env: Record<string, string>): Promise<void> {
     await until(() => slow.got.length === 1 && other.got.length === 1, 30_000, 'greetings');
 
     await slow.client.send(botId, 'slow 1');
-    for (let i = 0; i < 5; i++) await other.client.send(botId, `o:${i}`);
-    await until(() => other.got.length === 6, 30_000, 'the other peer answered');
+    // Enough to fill the bot's receive window behind the slow head: parking engages only then.
+    for (let i = 0; i < OTHER_MESSAGES; i++) await other.client.send(botId, `o:${i}`);
+    await until(() => other.got.length === 1 + OTHER_MESSAGES, 30_000, 'the other peer answered');
     await until(
       async () => (await store.listParkedInbound()).length === 1,
       10_000,
@@ -76,7 +80,7 @@ async function killWhileParked(env: Record<string, string>): Promise<void> {
     await sleep(500); // a duplicate would arrive now
     expect(texts(slow.got)).toEqual(['echo: hi', 'echo: slow 1']);
     expect(texts(other.got).sort()).toEqual(
-      ['echo: hi', ...[0, 1, 2, 3, 4].map((i) => `echo: o:${i}`)].sort(),
+      ['echo: hi', ...Array.from({ length: OTHER_MESSAGES }, (_, i) => `echo: o:${i}`)].sort(),
     );
   } finally {
     await kill(child);

@@ -14,6 +14,7 @@ import {
   type MqttTransportOptions,
 } from '../../framework/relay/transport.js';
 import { publishPacketSize } from '../../framework/relay/transport-packet-size.js';
+import { SharedSubscriptionsUnsupportedError } from '../../framework/relay/transport-subscriptions.js';
 import {
   getTestBroker,
   startPrivateBroker,
@@ -53,6 +54,16 @@ class Inbox {
     }
     return this.messages[this.read++]!;
   }
+}
+
+/** The message after the first `seen` that `inbox` received. */
+async function waitFor(inbox: Inbox, seen: number): Promise<InboundMessage> {
+  const deadline = Date.now() + WAIT_MS;
+  while (inbox.messages.length <= seen) {
+    if (Date.now() > deadline) throw new Error('timed out waiting for a message');
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return inbox.messages[seen]!;
 }
 
 function until<T>(what: string, register: (resolve: (value: T) => void) => void): Promise<T> {
@@ -507,6 +518,57 @@ describe.each(kinds)('MqttTransport against %s', (kind) => {
     expect(two.messages.length).toBeGreaterThan(0);
     const all = [...one.messages, ...two.messages].map((m) => Number(str(m.payload))).sort((x, y) => x - y);
     expect(all).toEqual([...Array(n).keys()]);
+  });
+
+  test('shareGroup: two transports with different client ids split a stream, each message exactly once', async () => {
+    const topic = `${prefix}/share-group`;
+    const shareGroup = uniqueName('replicas');
+    const one = new Inbox();
+    const two = new Inbox();
+    const t1 = transport({ shareGroup, clientId: uniqueName('relay-replica-0') });
+    t1.onMessage(one.handler);
+    const t2 = transport({ shareGroup, clientId: uniqueName('relay-replica-1') });
+    t2.onMessage(two.handler);
+
+    if (kind === 'embedded') {
+      // aedes advertises Shared Subscription Available = 0: start fails, naming the fix.
+      const refusal = t1.connect();
+      await expect(refusal).rejects.toThrow(SharedSubscriptionsUnsupportedError);
+      await expect(refusal).rejects.toThrow(/such as Mosquitto/);
+      expect(t1.connected).toBe(false);
+      return;
+    }
+    await t1.connect();
+    await t2.connect();
+    // No Local is left out of the shared filter (a Protocol Error there) instead of failing.
+    await t1.subscribe(topic, { qos: 1, shared: true, noLocal: true });
+    await t2.subscribe(topic, { qos: 1, shared: true });
+    const p = transport();
+    await p.connect();
+    const n = 100;
+    await Promise.all(Array.from({ length: n }, (_, i) => p.publish(topic, text(String(i)), { qos: 1 })));
+    await until<void>('all shared messages', (resolve) => {
+      const poll = setInterval(() => {
+        if (one.messages.length + two.messages.length >= n) {
+          clearInterval(poll);
+          resolve();
+        }
+      }, 20);
+    });
+    await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive now
+    expect(one.messages.length).toBeGreaterThan(0);
+    expect(two.messages.length).toBeGreaterThan(0);
+    const all = [...one.messages, ...two.messages];
+    // Received under the topic it was published on, not the $share/ filter.
+    expect(new Set(all.map((m) => m.topic))).toEqual(new Set([topic]));
+    expect(all.map((m) => Number(str(m.payload))).sort((x, y) => x - y)).toEqual([...Array(n).keys()]);
+
+    // Unsubscribing one replica leaves the whole stream to the other.
+    await t1.unsubscribe(topic);
+    const before = two.messages.length;
+    await p.publish(topic, text('after'), { qos: 1 });
+    expect(str((await waitFor(two, before)).payload)).toBe('after');
+    expect(one.messages.length + before).toBe(n);
   });
 });
 
