@@ -45,6 +45,7 @@ export { PublishTooLargeError } from './transport-packet-size.js';
 export * from './brand.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';
+export { systemRandom, type Random } from './random.js';
 export { encodeContent, decodeContent, type AppContent } from './content.js';
 
 // Protocol building blocks

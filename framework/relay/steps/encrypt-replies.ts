@@ -12,6 +12,7 @@ import { replyContent } from '../handler.js';
 import * as mls from '../mls/index.js';
 import { refusedReply, type OutboxRowCheck } from '../outbox-quarantine.js';
 import type { OutboxRecord } from '../store.js';
+import type { StepContext } from './context.js';
 
 export interface ReplyFraming {
   /** Group payloads are padded to this block (PROTOCOL.md §8, §9); inbox envelopes are not. */
@@ -32,7 +33,7 @@ export interface EncryptedReplies {
 }
 
 export async function encryptReplies(
-  ctx: mls.MlsContext,
+  ctx: Pick<StepContext, 'mls' | 'random'>,
   state: mls.GroupSession,
   replies: readonly Reply[],
   answered: AppContent,
@@ -40,8 +41,9 @@ export async function encryptReplies(
 ): Promise<EncryptedReplies> {
   const out: EncryptedReplies = { state, rows: [], consumed: [], refused: [] };
   for (const r of replies) {
-    const content = replyContent(r, answered, framing.padTo !== undefined ? { padTo: framing.padTo } : {});
-    const encrypted = await mls.encryptApplication(ctx, out.state, content);
+    const padding = framing.padTo !== undefined ? { padTo: framing.padTo } : {};
+    const content = replyContent(r, answered, ctx.random.uuid(), padding);
+    const encrypted = await mls.encryptApplication(ctx.mls, out.state, content);
     const row = await framing.row(out.state, encrypted.message);
     const refused = refusedReply(row, framing.check);
     if (refused) {
