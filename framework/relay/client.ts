@@ -8,7 +8,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import { AccessIndex } from './access.js';
-import { asPowBits, type PowBits, type UserIdHex } from './brand.js';
+import { asPowBits, type UserIdHex } from './brand.js';
 import { Bundles } from './bundles.js';
 import { transportOptions, type RelayClientEvents, type RelayClientOptions } from './client-options.js';
 import { systemClock, type Clock } from './clock.js';
@@ -60,12 +60,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** User id and public keys; the secrets stay with the sealing context, out of reach of the public API. */
   readonly identity: PublicIdentity;
   private readonly prefix: string;
-  private readonly powBits: PowBits;
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
   private readonly queue = new KeyedSerialQueue();
-  private readonly accessIndex = new AccessIndex();
   private readonly transport: MqttTransport;
   private readonly parking: Parking;
   private readonly outbox: OutboxPublisher;
@@ -84,7 +82,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private started = false;
 
   private constructor(
-    private readonly opts: RelayClientOptions,
+    opts: RelayClientOptions,
     identity: Identity,
     mlsCtx: mls.MlsContext,
     opener: Opener,
@@ -94,7 +92,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.identity = publicIdentity(identity);
     this.userId = userIdToHex(identity.userId);
     this.prefix = opts.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
-    this.powBits = asPowBits(opts.powBits ?? DEFAULT_POW_BITS);
+    const powBits = asPowBits(opts.powBits ?? DEFAULT_POW_BITS);
+    const accessIndex = new AccessIndex();
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? systemRandom;
     this.log = opts.logger ?? pino({ level: 'silent' });
@@ -128,7 +127,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       mls: mlsCtx,
       clock: this.clock,
       prefix: this.prefix,
-      powBits: this.powBits,
+      powBits,
       ...(opts.displayName !== undefined ? { displayName: opts.displayName } : {}),
       ...(opts.bundleFetchTimeoutMs !== undefined ? { fetchTimeoutMs: opts.bundleFetchTimeoutMs } : {}),
       publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
@@ -178,17 +177,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.direct = new DirectShell({
       ...shared,
       ctx: { ...stepCtx, seal },
-      accessIndex: this.accessIndex,
+      accessIndex,
       updateEveryMessages,
       groups: this.groupShell,
     });
     this.router = new InboundRouter({
       prefix: this.prefix,
       selfId: identity.userId,
-      powBits: this.powBits,
+      powBits,
       maxEnvelopeBytes,
       opener,
-      accessIndex: this.accessIndex,
+      accessIndex,
       store: this.store,
       clock: this.clock,
       queue: this.queue,
