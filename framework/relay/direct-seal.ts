@@ -3,7 +3,6 @@
  * token derived from the MLS state, or on first contact with a mined proof of work; and the outbox
  * row that carries one to a peer's inbox.
  */
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { accessHint, accessTag } from './access.js';
 import type { UnixSeconds } from './brand.js';
@@ -13,6 +12,7 @@ import { userIdFromHex, type Identity } from './identity.js';
 import { LABEL, SENT_AT_WINDOW_SECONDS } from './labels.js';
 import * as mls from './mls/index.js';
 import { powChallenge, type PowMiner } from './pow.js';
+import type { Random } from './random.js';
 import { seal } from './seal.js';
 import type { OutboxRecord, PeerRecord } from './store.js';
 import { inboxTopic } from './topics.js';
@@ -24,6 +24,8 @@ export interface SealContext {
   mls: mls.MlsContext;
   clock: Clock;
   prefix: string;
+  /** Ids of the outbox rows. */
+  random: Random;
   miner: PowMiner;
   /** First contact mined a proof of work (for metrics). */
   onPow(bits: number, seconds: number): void;
@@ -75,12 +77,12 @@ export async function sealWithPow(
 
 /** The outbox row that carries a sealed envelope to a peer's inbox. */
 export function inboxRow(
-  ctx: Pick<SealContext, 'clock' | 'prefix'>,
+  ctx: Pick<SealContext, 'clock' | 'prefix' | 'random'>,
   peerHex: string,
   payload: Uint8Array,
 ): OutboxRecord {
   return {
-    id: randomUUID(),
+    id: ctx.random.uuid(),
     topic: inboxTopic(ctx.prefix, userIdFromHex(peerHex)),
     payload,
     messageExpirySeconds: INBOX_MESSAGE_EXPIRY_SECONDS,

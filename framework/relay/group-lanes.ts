@@ -1,10 +1,12 @@
 /**
  * The shell under the group steps (steps/group-*.ts): the only holder of the group's lanes, timers,
- * topic map and background work. A step returns a write; the shell commits it (compare-and-set),
- * wipes the keys it made unnecessary and emits its events, then has the outbox publish the
- * committed rows (in commit order) and runs the write's follow-ups.
+ * topic map and background work. A step returns a write; the shell commits it (compare-and-set) and
+ * wipes the keys it made unnecessary; then, outside the lane (after-commit.ts), the outbox publishes
+ * the committed rows and once the broker acknowledged them the write's events go out and its
+ * follow-ups run.
  */
 import type { Logger } from 'pino';
+import { AfterCommit, allRan } from './after-commit.js';
 import type { TopicId, UserIdHex } from './brand.js';
 import type { ConversationStates } from './conversation-states.js';
 import type { DropReason } from './drops.js';
@@ -56,12 +58,16 @@ export abstract class GroupLanes {
   protected readonly topics = new Map<string, string>();
   private readonly commitTimers = new Map<string, NodeJS.Timeout>();
   private readonly background = new Set<Promise<unknown>>();
+  /** Per group topic: publishing, events and follow-ups of each commit, in commit order. */
+  private readonly afterCommit: AfterCommit;
   protected running = false;
 
   protected constructor(
     protected readonly deps: GroupShellDeps,
     protected readonly records: GroupRecords,
-  ) {}
+  ) {
+    this.afterCommit = new AfterCommit({ publish: () => deps.outbox.flush(), fail: (e) => deps.fail(e) });
+  }
 
   // The follow-ups' work, done by the subclasses with steps of their own.
   protected abstract commitPendingNow(groupId: string): Promise<void>;
@@ -70,48 +76,67 @@ export abstract class GroupLanes {
   protected abstract replaceCommitter(groupId: string): Promise<void>;
   protected abstract fellBehind(groupId: string): void;
 
-  /**
-   * Commits a step's write; only then may the keys it no longer needs be erased. Its events go
-   * out at once: whoever sees the new state through info() or groups() has seen them too.
-   */
+  /** Commits a step's write; only then may the keys it no longer needs be erased. */
   protected async commit(write: GroupWrite): Promise<void> {
     await this.records.save(write.commit, write.decoded);
     for (const c of write.consumed) mls.wipeConsumed(c);
-    for (const e of write.events) this.deps.events.emit('group', e);
+  }
+
+  /**
+   * In the group's lane: commits the write and queues what follows it (publishing, then its events
+   * and `then`, then its follow-ups) into `settled`, for a caller that waits on it outside the lane.
+   */
+  protected async keep(
+    topicId: string,
+    write: GroupWrite,
+    settled: Promise<void>[],
+    then?: () => void,
+  ): Promise<void> {
+    await this.commit(write);
+    this.queueAfter(topicId, write, settled, then);
+  }
+
+  /** Queues what follows a write's commit; called in the lane right after it, so in commit order. */
+  protected queueAfter(
+    topicId: string,
+    write: GroupWrite,
+    settled: Promise<void>[],
+    then?: () => void,
+  ): void {
+    settled.push(
+      this.afterCommit.run(topicId, (write.commit.outbox?.length ?? 0) > 0, async () => {
+        for (const e of write.events) this.deps.events.emit('group', e);
+        then?.();
+        await this.after(write);
+      }),
+    );
   }
 
   /**
    * Runs a step on the group as its lane sees it, again when another writer moved the record on;
-   * `keep` commits a write. Then publishing, events and follow-ups, outside the lane.
+   * `keep` commits a write. Our own calls wait for the broker and the events; the follow-ups run
+   * even when publishing failed, whose error is then thrown.
    */
   protected async inLane(
     groupId: string,
     step: (loaded: Loaded, keep: (w: GroupWrite | undefined) => Promise<void>) => Promise<void>,
   ): Promise<void> {
     const first = await this.records.require(groupId);
-    const kept: GroupWrite[] = [];
-    const keep = async (w: GroupWrite | undefined): Promise<void> => {
-      if (!w) return;
-      await this.commit(w);
-      kept.push(w);
-    };
-    await this.lane(first.record.topicId, () =>
-      retryStale(async () => step(await this.records.require(groupId), keep)),
-    );
-    await this.publishThenAfter(kept);
+    const topicId = first.record.topicId;
+    const settled: Promise<void>[] = [];
+    const keep = (w: GroupWrite | undefined): Promise<void> =>
+      w ? this.keep(topicId, w, settled) : Promise.resolve();
+    await this.lane(topicId, () => retryStale(async () => step(await this.records.require(groupId), keep)));
+    await allRan(settled);
   }
 
-  /** Our own calls wait for the broker; the follow-ups run even when publishing failed. */
-  protected async publishThenAfter(writes: readonly GroupWrite[]): Promise<void> {
-    try {
-      await this.deps.outbox.flush();
-    } finally {
-      for (const w of writes) await this.after(w);
-    }
+  /** Resolves once the work queued after every commit so far has run. */
+  settled(): Promise<void> {
+    return this.afterCommit.idle();
   }
 
-  /** After the commit (and, for our own calls, the publishing): the follow-ups. */
-  protected async after(write: GroupWrite): Promise<void> {
+  /** After the commit, its publishing and its events: the follow-ups. */
+  private async after(write: GroupWrite): Promise<void> {
     for (const f of write.followUps) await this.followUp(f);
   }
 
@@ -167,6 +192,7 @@ export abstract class GroupLanes {
     this.running = false;
     for (const t of this.commitTimers.values()) clearTimeout(t);
     this.commitTimers.clear();
+    await this.afterCommit.idle();
     await Promise.allSettled([...this.background]);
   }
 

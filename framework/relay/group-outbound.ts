@@ -3,6 +3,7 @@
  * key refresh, posting, the committer's batched commit and carrying out stored intents. Each loads
  * the group in its lane, runs a step (steps/group-*.ts) and hands the write to the shell.
  */
+import { allRan } from './after-commit.js';
 import type { UserIdHex } from './brand.js';
 import { ArgumentError } from './errors.js';
 import { parseGroupMeta } from './group-meta.js';
@@ -161,8 +162,9 @@ export abstract class GroupOutbound extends GroupLanes {
     // Subscribed before anyone is invited, so nothing a new member posts is missed.
     await this.subscribe(created.topicId);
     this.topics.set(created.topicId, created.groupId);
-    await this.lane(created.topicId, () => this.commit(created.write));
-    await this.publishThenAfter([created.write]);
+    const settled: Promise<void>[] = [];
+    await this.lane(created.topicId, () => this.keep(created.topicId, created.write, settled));
+    await allRan(settled);
     return (await this.info(created.groupId))!;
   }
 

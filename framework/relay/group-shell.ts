@@ -4,6 +4,7 @@
  * fell behind. Every group has one lane (keyed by its topic) in the client's serial queue, so its
  * MLS state moves one message at a time; the steps (steps/group-*.ts) decide, the shell commits.
  */
+import { allRan } from './after-commit.js';
 import type { UnixSeconds, UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
 import type { DropReason } from './drops.js';
@@ -109,21 +110,27 @@ export class GroupShell extends GroupOutbound {
     const processed = { groupId, digest, at: ctx.clock.now() };
     switch (result.kind) {
       case 'removed':
-        return this.settle(groupRemoved(loaded, processed));
+        return this.commitInbound(topicId, groupRemoved(loaded, processed));
       case 'proposal':
-        return this.settle(groupProposal(loaded, result, processed));
+        return this.commitInbound(topicId, groupProposal(loaded, result, processed));
       case 'commit':
-        return this.settle(groupCommitted(ctx, loaded, result, processed));
+        return this.commitInbound(topicId, groupCommitted(ctx, loaded, result, processed));
       case 'application':
         return this.onApplication(loaded, result, processed);
     }
   }
 
-  /** In the lane: commit (and its events), publishing started without waiting on the broker, follow-ups. */
-  private async settle(write: GroupWrite, drop?: DropReason): Promise<DropReason | undefined> {
-    await this.commit(write);
-    if (write.commit.outbox?.length) void this.deps.outbox.flush().catch(() => undefined);
-    await this.after(write);
+  /**
+   * In the lane: the commit. Publishing, events and follow-ups come after it without holding the
+   * message back: it is acknowledged to the broker once the commit is durable.
+   */
+  private async commitInbound(
+    topicId: string,
+    write: GroupWrite,
+    drop?: DropReason,
+    then?: () => void,
+  ): Promise<DropReason | undefined> {
+    await this.keep(topicId, write, [], then);
     return drop;
   }
 
@@ -153,9 +160,12 @@ export class GroupShell extends GroupOutbound {
       processed,
     });
     for (const e of step.refused) this.deps.fail(e);
-    const drop = await this.settle(step.write, step.drop);
-    if (received) this.deps.events.emit('message', received);
-    return drop;
+    return this.commitInbound(
+      loaded.record.topicId,
+      step.write,
+      step.drop,
+      received && (() => this.deps.events.emit('message', received)),
+    );
   }
 
   // ------------------------------------------------------------------ falling behind (§9)
@@ -172,11 +182,11 @@ export class GroupShell extends GroupOutbound {
     if (!first) return;
     const now = this.deps.ctx.clock.now();
     const due = rejoinDue(first, now);
+    const topicId = first.record.topicId;
+    const settled: Promise<void>[] = [];
     if (due.kind === 'give-up') {
-      const write = rejoinGivenUp(first);
-      await this.lane(first.record.topicId, () => this.commit(write));
-      await this.after(write);
-      return;
+      await this.lane(topicId, () => this.keep(topicId, rejoinGivenUp(first), settled));
+      return allRan(settled);
     }
     if (due.kind !== 'ask') return;
     const bundle = await this.deps.bundles.fetch(hexId(due.committer.userId));
@@ -185,18 +195,14 @@ export class GroupShell extends GroupOutbound {
       bundle: bundle.record,
     });
     await this.deps.store.putKeyPackage(ask.keyPackage);
-    const kept: GroupWrite[] = [];
-    await this.lane(first.record.topicId, () =>
+    await this.lane(topicId, () =>
       retryStale(async () => {
         const loaded = await this.records.load(groupId);
-        if (!loaded) return;
-        const write = rejoinAsked(loaded, ask, now);
-        await this.commit(write);
-        kept.push(write);
+        if (loaded) await this.keep(topicId, rejoinAsked(loaded, ask, now), settled);
       }),
     );
     this.deps.log.info({ groupId }, 'fell behind; asked the committer to re-add us');
-    await this.publishThenAfter(kept);
+    await allRan(settled);
   }
 
   // ------------------------------------------------------------------ the inbox
@@ -240,7 +246,7 @@ export class GroupShell extends GroupOutbound {
     await this.subscribe(step.topicId);
     await this.commit(step.write);
     this.topics.set(step.topicId, step.groupId);
-    await this.after(step.write);
+    this.queueAfter(step.topicId, step.write, []);
     return undefined;
   }
 
@@ -274,8 +280,8 @@ export class GroupShell extends GroupOutbound {
     // §9: the Welcome that re-adds it is mined only up to 24 bits.
     if (!usableForWelcome(bundle)) return 'rejoin_invalid';
     let outcome: DropReason | undefined;
-    const kept: GroupWrite[] = [];
-    await this.lane(first.record.topicId, () =>
+    const topicId = first.record.topicId;
+    await this.lane(topicId, () =>
       retryStale(async () => {
         const loaded = await this.records.load(groupId);
         const step = await serveRejoin(this.deps.ctx, loaded, { opened, sender, bundle: bundle.record, now });
@@ -283,14 +289,11 @@ export class GroupShell extends GroupOutbound {
           outcome = step.drop;
           return;
         }
-        await this.commit(step.write);
-        kept.push(step.write);
+        await this.keep(topicId, step.write, []);
       }),
     );
     if (outcome) return outcome;
     this.deps.log.info({ groupId, member: sender }, 're-added a member that fell behind');
-    void this.deps.outbox.flush().catch(() => undefined);
-    for (const w of kept) await this.after(w);
     return undefined;
   }
 }

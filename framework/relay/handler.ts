@@ -4,7 +4,6 @@
  * collected here; the caller encrypts the replies for its conversation and commits everything with
  * the message that caused it, so a crash keeps all of it or none.
  */
-import { randomUUID } from 'node:crypto';
 import type { UnixSeconds, UserIdHex } from './brand.js';
 import { encodeContent, type AppContent, type ContentEncodeOptions } from './content.js';
 import { HandlerError } from './errors.js';
@@ -105,15 +104,13 @@ export async function runHandler(
   return { replies, conversationData, changes };
 }
 
-/** A reply's content: a fresh id, and reply_to the message it answers unless the handler set one. */
+/** A reply's content: the fresh `id`, and reply_to the message it answers unless the handler set one. */
 export function replyContent(
   reply: Reply,
   answered: AppContent,
+  id: string,
   options: ContentEncodeOptions = {},
 ): Uint8Array {
   const replyTo = reply.replyTo ?? answered.id;
-  return encodeContent(
-    { ...reply, id: randomUUID(), ...(replyTo !== undefined ? { replyTo } : {}) },
-    options,
-  );
+  return encodeContent({ ...reply, id, ...(replyTo !== undefined ? { replyTo } : {}) }, options);
 }

@@ -9,7 +9,6 @@
 import {
   createPrivateKey,
   createPublicKey,
-  randomBytes,
   sign as nodeSign,
   verify as nodeVerify,
   type KeyObject,
@@ -20,6 +19,7 @@ import { asUserId, USER_ID_LENGTH, type UserId, type UserIdHex } from './brand.j
 import { concatBytes, fromHex, toHex, utf8 } from './bytes.js';
 import { ArgumentError } from './errors.js';
 import { LABEL } from './labels.js';
+import { systemRandom } from './random.js';
 
 /** Length of an Ed25519 private key seed (RFC 8032): 32 bytes. */
 export const ED25519_SEED_LENGTH = 32;
@@ -63,7 +63,7 @@ export function publicIdentity(id: Identity): PublicIdentity {
 /** `random(n)` returns n cryptographically random bytes; injectable so tests can be deterministic. */
 export type RandomSource = (n: number) => Uint8Array;
 
-const nodeRandom: RandomSource = (n) => new Uint8Array(randomBytes(n));
+const nodeRandom: RandomSource = (n) => systemRandom.bytes(n);
 
 /**
  * A fresh identity from 64 random bytes (Ed25519 seed, then X25519 secret); pass `random` for deterministic

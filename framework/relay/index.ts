@@ -46,6 +46,7 @@ export { SharedSubscriptionsUnsupportedError } from './transport-subscriptions.j
 export * from './brand.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';
+export { systemRandom, type Random } from './random.js';
 export { encodeContent, decodeContent, type ContentInput, type ContentEncodeOptions } from './content.js';
 export * from './content-types.js';
 export * from './profile.js';

@@ -12,9 +12,9 @@
  * duplicate by the same records that recognise a broker redelivery, so nothing is lost and nothing
  * is sent twice. A message that is never parked (the fast path) costs no extra write.
  */
-import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
+import { systemRandom, type Random } from './random.js';
 import type { ParkedInboundRecord, RelayStore } from './store.js';
 import type { InboundMessage } from './transport-types.js';
 import type { InboundParking, ParkTicket } from './transport-parking.js';
@@ -28,6 +28,8 @@ const RETRY_MAX_MS = 60_000;
 export interface ParkingOptions {
   store: Pick<RelayStore, 'parkInbound' | 'listParkedInbound' | 'deleteParkedInbound'>;
   clock: Clock;
+  /** Ids of the parked rows; node:crypto's by default. */
+  random?: Random;
   log: Logger;
   /** Processes a message as if it had just arrived; rejects when it must be tried again. */
   process: (message: InboundMessage) => Promise<void>;
@@ -55,7 +57,7 @@ export class Parking implements InboundParking {
     if (this.stopped || this.held >= this.maxParked) return undefined;
     this.held++;
     const record: ParkedInboundRecord = {
-      id: randomUUID(),
+      id: (this.opts.random ?? systemRandom).uuid(),
       topic: message.topic,
       payload: message.payload,
       arrivedAt: this.opts.clock.now(),

@@ -58,6 +58,10 @@ function addedPerCommit(member: Member, groupId: string): number[] {
     .map((e) => e.added.length);
 }
 
+/** How many members the committer's commits in this group added, over all of them. */
+const addedInAll = (member: Member, groupId: string): number =>
+  addedPerCommit(member, groupId).reduce((a, b) => a + b, 0);
+
 async function memberIds(member: Member, groupId: string): Promise<string[]> {
   return (await member.client.group(groupId))!.members.map((m) => m.userId);
 }
@@ -68,6 +72,8 @@ test('creating a group with 12 invitees: 10 Adds in the first commit, the other 
   expect(g.members).toHaveLength(11);
   await until(async () => (await memberIds(committer, g.groupId)).length === 13, 30_000, '13 members');
   expect(new Set(await memberIds(committer, g.groupId))).toEqual(new Set([committer.client.userId, ...ids]));
+  // A commit's event follows the broker's acknowledgement of its rows, a moment after the commit.
+  await until(() => addedInAll(committer, g.groupId) >= 2, 30_000, "the second commit's event");
   expect(addedPerCommit(committer, g.groupId)).toEqual([2]);
 });
 
@@ -77,6 +83,7 @@ test('11 Adds proposed by a member: the committer commits 10, then the last one,
   const ids = await invitees(11);
   await friend.client.addToGroup(g.groupId, ids);
   await until(async () => (await memberIds(committer, g.groupId)).length === 13, 30_000, '13 members');
+  await until(() => addedInAll(committer, g.groupId) >= 11, 30_000, 'the events of both commits');
   expect(addedPerCommit(committer, g.groupId)).toEqual([10, 1]);
 });
 

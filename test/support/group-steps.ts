@@ -3,6 +3,7 @@
 import type { UnixSeconds, UserIdHex } from '../../framework/relay/brand.js';
 import { toHex } from '../../framework/relay/bytes.js';
 import { ManualClock } from '../../framework/relay/clock.js';
+import { systemRandom } from '../../framework/relay/random.js';
 import { decodeEnvelope, decodeGroupPayload, decodeInnerPayload } from '../../framework/relay/envelope.js';
 import { generateIdentity, type Identity } from '../../framework/relay/identity.js';
 import type { Loaded } from '../../framework/relay/group-records.js';
@@ -53,7 +54,16 @@ export async function member(
       mls: mlsCtx,
       selfId: identity.userId,
       clock,
-      seal: { identity, mls: mlsCtx, clock, prefix: 'relay', miner, onPow: () => undefined },
+      random: systemRandom,
+      seal: {
+        identity,
+        mls: mlsCtx,
+        clock,
+        random: systemRandom,
+        prefix: 'relay',
+        miner,
+        onPow: () => undefined,
+      },
       maxMembers: opts.maxMembers ?? 250,
       updateEveryMessages: opts.updateEveryMessages ?? 1000,
     },

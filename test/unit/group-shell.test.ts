@@ -1,7 +1,8 @@
 // The group shell (group-lanes.ts, group-outbound.ts, group-shell.ts) over the memory store, with a
 // recording transport, bundle source and outbox instead of a broker: it commits a step's write
-// before anything is published, subscribes before it commits a group it joins, and runs the
-// write's follow-ups (forgetting a group we were removed from) afterwards.
+// before anything is published, emits the write's events only once its rows were published,
+// subscribes before it commits a group it joins, and runs the write's follow-ups (forgetting a
+// group we were removed from) afterwards.
 import { pino } from 'pino';
 import type { UnixSeconds } from '../../framework/relay/brand.js';
 import { ConversationStates } from '../../framework/relay/conversation-states.js';
@@ -35,6 +36,7 @@ function shellOf(m: Member, peers: readonly Member[]): Shell {
       mls: m.ctx.mls,
       selfId: m.ctx.selfId,
       clock: m.clock,
+      random: m.ctx.random,
       seal: m.ctx.seal,
       updateEveryMessages: 1000,
     },
@@ -77,7 +79,7 @@ beforeAll(async () => {
 
 afterAll(() => miner.close());
 
-test('create, join from the Welcome, and removal: commit before publish, subscribe before commit, forget after', async () => {
+test('create, join from the Welcome, and removal: commit, publish, then events; subscribe before commit, forget after', async () => {
   const a = shellOf(alice, [bob]);
   const b = shellOf(bob, [alice]);
   await b.store.putKeyPackage({
@@ -91,7 +93,7 @@ test('create, join from the Welcome, and removal: commit before publish, subscri
 
   const info = await a.shell.create([bob.hex], { name: 'team' });
   const topic = `relay/g/${info.topicId}/m`;
-  expect(a.calls).toEqual([`subscribe ${topic}`, 'commit', 'emit group', 'flush']);
+  expect(a.calls).toEqual([`subscribe ${topic}`, 'commit', 'flush', 'emit group']);
   expect(a.events).toEqual([
     { kind: 'created', groupId: info.groupId, topicId: info.topicId, members: [alice.hex, bob.hex] },
   ]);
@@ -99,6 +101,8 @@ test('create, join from the Welcome, and removal: commit before publish, subscri
 
   const opened = await openRow(bob, welcome!);
   expect(await b.shell.receiveWelcome(opened, alice.hex, NOW)).toBeUndefined();
+  // The Welcome is handled once committed; its event and follow-ups come after, outside the lane.
+  await b.shell.settled();
   await new Promise((r) => setImmediate(r));
   expect(b.calls).toEqual([`subscribe ${topic}`, 'commit', 'emit group', 'republish']);
   expect(b.events[0]).toMatchObject({ kind: 'joined', groupId: info.groupId, invitedBy: alice.hex });
@@ -111,6 +115,7 @@ test('create, join from the Welcome, and removal: commit before publish, subscri
   expect(removal!.awaitAck).toBe(true);
   b.calls.length = 0;
   expect(await b.shell.receiveTopic(info.topicId, removal!.payload)).toBeUndefined();
+  await b.shell.settled();
   expect(b.calls).toEqual(['commit', `unsubscribe ${topic}`, 'emit group']);
   expect(b.events.at(-1)).toEqual({
     kind: 'left',

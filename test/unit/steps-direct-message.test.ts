@@ -2,6 +2,7 @@
 import { asUserId, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
 import { toHex } from '../../framework/relay/bytes.js';
 import { ManualClock } from '../../framework/relay/clock.js';
+import { systemRandom } from '../../framework/relay/random.js';
 import { encodeContent } from '../../framework/relay/content.js';
 import {
   commitPending,
@@ -43,7 +44,7 @@ beforeAll(async () => {
   alice = created.state;
   const joined = await joinFromWelcome(mlsCtx, created.welcome, created.ratchetTree, [bobKp]);
   bob = joined.state;
-  bobCtx = { mls: mlsCtx, selfId: asUserId(bobId.userId), clock: new ManualClock(NOW) };
+  bobCtx = { mls: mlsCtx, selfId: asUserId(bobId.userId), clock: new ManualClock(NOW), random: systemRandom };
   bobSession = await newDirectSession(bobCtx, bob, 'ab'.repeat(32), hex(aliceId), false, NOW);
 });
 

@@ -2,6 +2,7 @@
 import type { UnixSeconds, UserIdHex } from '../../framework/relay/brand.js';
 import { toHex } from '../../framework/relay/bytes.js';
 import { ManualClock } from '../../framework/relay/clock.js';
+import { systemRandom } from '../../framework/relay/random.js';
 import { decodeContent } from '../../framework/relay/content.js';
 import { decodeEnvelope, decodeInnerPayload } from '../../framework/relay/envelope.js';
 import { generateIdentity, type Identity } from '../../framework/relay/identity.js';
@@ -50,7 +51,16 @@ beforeAll(async () => {
     mls: mlsCtx,
     selfId: alice.userId,
     clock,
-    seal: { identity: alice, mls: mlsCtx, clock, prefix: 'relay', miner, onPow: () => undefined },
+    random: systemRandom,
+    seal: {
+      identity: alice,
+      mls: mlsCtx,
+      clock,
+      random: systemRandom,
+      prefix: 'relay',
+      miner,
+      onPow: () => undefined,
+    },
   };
   const bobHex = toHex(bob.userId) as UserIdHex;
   aliceSession = await newDirectSession(aliceCtx, aliceState, 'ab'.repeat(32), bobHex, true, NOW);

@@ -10,6 +10,7 @@ import {
 } from '../../framework/relay/mls/index.js';
 import { asUserId, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
 import { ManualClock } from '../../framework/relay/clock.js';
+import { systemRandom } from '../../framework/relay/random.js';
 import { DEFAULT_POW_BITS } from '../../framework/relay/labels.js';
 import type { OpenedEnvelope } from '../../framework/relay/inbound-envelope.js';
 import { groupIdOf } from '../../framework/relay/mls/index.js';
@@ -81,7 +82,12 @@ describe('welcomeSuperseded', () => {
 describe('directWelcome', () => {
   const now = nowSeconds() as UnixSeconds;
   const aliceHex = () => toHex(alice.userId) as UserIdHex;
-  const stepCtx = () => ({ mls: ctx, selfId: asUserId(bob.userId), clock: new ManualClock(now) });
+  const stepCtx = () => ({
+    mls: ctx,
+    selfId: asUserId(bob.userId),
+    clock: new ManualClock(now),
+    random: systemRandom,
+  });
   let input: DirectWelcomeInput;
 
   beforeAll(() => {

@@ -1,6 +1,7 @@
 // The front half of a group topic message (steps/group-message.ts) on real MLS groups, no broker.
 import { asUserId } from '../../framework/relay/brand.js';
 import { ManualClock } from '../../framework/relay/clock.js';
+import { systemRandom } from '../../framework/relay/random.js';
 import { encodeGroupPayload } from '../../framework/relay/envelope.js';
 import {
   commitGroup,
@@ -24,6 +25,7 @@ const ctxOf = (p: Participant): StepContext => ({
   mls: mlsCtx,
   selfId: asUserId(p.id.userId),
   clock: new ManualClock(nowSeconds()),
+  random: systemRandom,
 });
 
 function read(message: Uint8Array): GroupPayload {

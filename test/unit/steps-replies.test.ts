@@ -10,16 +10,19 @@ import {
   type GroupSession,
   type MlsContext,
 } from '../../framework/relay/mls/index.js';
+import { systemRandom } from '../../framework/relay/random.js';
 import type { OutboxRecord } from '../../framework/relay/store.js';
 import { encryptReplies, type ReplyFraming } from '../../framework/relay/steps/encrypt-replies.js';
 import { makeIdentity, nowSeconds } from './mls-helpers.js';
 
 let ctx: MlsContext;
+let stepCtx: { mls: MlsContext; random: typeof systemRandom };
 let alice: GroupSession;
 let bob: GroupSession;
 
 beforeAll(async () => {
   ctx = await createMlsContext();
+  stepCtx = { mls: ctx, random: systemRandom };
   const now = nowSeconds();
   const bobId = makeIdentity();
   const bobKp = await generateKeyPackage(ctx, bobId, now);
@@ -50,7 +53,7 @@ describe('encryptReplies', () => {
   it('encrypts each reply with the state the previous one left, in order, answering the message', async () => {
     const f = framing();
     const out = await encryptReplies(
-      ctx,
+      stepCtx,
       alice,
       [{ content: 'one' }, { content: 'two' }],
       { content: 'q', id: 'm1', type: 'text' },
@@ -79,7 +82,7 @@ describe('encryptReplies', () => {
     let seen = 0;
     const f = framing({ check: () => (++seen === 1 ? new Error('too large') : undefined) });
     const out = await encryptReplies(
-      ctx,
+      stepCtx,
       alice,
       [{ content: 'big' }, { content: 'small' }],
       { content: 'q', type: 'text' },
@@ -98,7 +101,7 @@ describe('encryptReplies', () => {
   it('leaves out a reply whose content breaks §8 (a reaction to a message without id), and sends the rest', async () => {
     const f = framing();
     const out = await encryptReplies(
-      ctx,
+      stepCtx,
       alice,
       [{ content: '👍', type: 'reaction' }, { content: 'still here' }],
       { content: 'q', type: 'text' },
@@ -115,14 +118,14 @@ describe('encryptReplies', () => {
 
   it('pads group replies to the framing block and leaves inbox replies unpadded', async () => {
     const padded = await encryptReplies(
-      ctx,
+      stepCtx,
       alice,
       [{ content: 'x' }],
       { content: 'q', type: 'text' },
       framing({ padTo: 64 }),
     );
     const plain = await encryptReplies(
-      ctx,
+      stepCtx,
       alice,
       [{ content: 'x' }],
       { content: 'q', type: 'text' },
@@ -136,7 +139,7 @@ describe('encryptReplies', () => {
   });
 
   it('returns the state unchanged when there is nothing to reply', async () => {
-    const out = await encryptReplies(ctx, alice, [], { content: 'q', type: 'text' }, framing());
+    const out = await encryptReplies(stepCtx, alice, [], { content: 'q', type: 'text' }, framing());
     expect(out.state).toBe(alice);
     expect(out.rows).toEqual([]);
   });

@@ -41,7 +41,7 @@ export async function directReplies(
     consumed.push(committed.consumed);
     ({ session, state } = committed);
   }
-  const encrypted = await encryptReplies(ctx.mls, state, input.replies, input.answered, {
+  const encrypted = await encryptReplies(ctx, state, input.replies, input.answered, {
     row: async (framedIn, message) =>
       inboxRow(
         ctx.seal,

@@ -12,6 +12,7 @@ import { replyContent } from '../handler.js';
 import * as mls from '../mls/index.js';
 import { refusedReply, type OutboxRowCheck } from '../outbox-quarantine.js';
 import type { OutboxRecord } from '../store.js';
+import type { StepContext } from './context.js';
 
 export interface ReplyFraming {
   /** Group payloads are padded to this block (PROTOCOL.md §8, §9); inbox envelopes are not. */
@@ -32,7 +33,7 @@ export interface EncryptedReplies {
 }
 
 export async function encryptReplies(
-  ctx: mls.MlsContext,
+  ctx: Pick<StepContext, 'mls' | 'random'>,
   state: mls.GroupSession,
   replies: readonly Reply[],
   answered: AppContent,
@@ -42,7 +43,8 @@ export async function encryptReplies(
   for (const r of replies) {
     let content: Uint8Array;
     try {
-      content = replyContent(r, answered, framing.padTo !== undefined ? { padTo: framing.padTo } : {});
+      const padding = framing.padTo !== undefined ? { padTo: framing.padTo } : {};
+      content = replyContent(r, answered, ctx.random.uuid(), padding);
     } catch (e) {
       // Content no receiver could read (a reaction without reply_to…) is the handler's mistake:
       // left out and reported like a reply too large to publish, never a failed message.
@@ -50,7 +52,7 @@ export async function encryptReplies(
       out.refused.push(new HandlerError(`reply not sent: ${e.message}`, { cause: e }));
       continue;
     }
-    const encrypted = await mls.encryptApplication(ctx, out.state, content);
+    const encrypted = await mls.encryptApplication(ctx.mls, out.state, content);
     const row = await framing.row(out.state, encrypted.message);
     const refused = refusedReply(row, framing.check);
     if (refused) {

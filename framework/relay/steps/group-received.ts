@@ -153,7 +153,7 @@ export async function groupApplication(
   let refused: HandlerError[] = [];
   const followUps: GroupFollowUp[] = [];
   if (run && received) {
-    const encrypted = await encryptReplies(ctx.mls, state, run.replies, received.content, {
+    const encrypted = await encryptReplies(ctx, state, run.replies, received.content, {
       padTo: PADDING_BLOCK,
       row: (_framedIn, message) => Promise.resolve(topicRow(ctx, record.topicId, message)),
       check: input.check,

@@ -4,7 +4,6 @@
  * to emit, follow-ups to run afterwards), the topic row, the commit plan with our member cap, and
  * the write for a commit we made with its Welcomes. No store, no timers, no emitter.
  */
-import { randomUUID } from 'node:crypto';
 import type { TopicId, UserIdHex } from '../brand.js';
 import { inboxRow, sealWithPow, type SealContext } from '../direct-seal.js';
 import { encodeGroupPayload } from '../envelope.js';
@@ -75,13 +74,13 @@ export function unique<T>(xs: readonly T[]): T[] {
 }
 
 export function topicRow(
-  ctx: Pick<GroupStepContext, 'seal' | 'clock'>,
+  ctx: Pick<GroupStepContext, 'seal' | 'clock' | 'random'>,
   topicId: string,
   message: Uint8Array,
   awaitAck = false,
 ): OutboxRecord {
   return {
-    id: randomUUID(),
+    id: ctx.random.uuid(),
     topic: groupTopic(ctx.seal.prefix, topicId as TopicId),
     payload: encodeGroupPayload(message),
     messageExpirySeconds: GROUP_MESSAGE_EXPIRY_SECONDS,
