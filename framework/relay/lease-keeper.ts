@@ -151,7 +151,12 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.round = (async () => {
       do {
         this.again = false;
-        await this.renewAll();
+        try {
+          await this.renewAll();
+        } catch (err) {
+          // Only a throwing event listener gets here; the store's failures are handled inside.
+          this.emit('error', err);
+        }
       } while (this.again && this.running);
     })().finally(() => {
       this.round = undefined;

@@ -14,8 +14,7 @@ import {
   type ReplicaRecord,
 } from '../relay/lease-store.js';
 import type { RelayBackend } from './entities.js';
-import type { Row } from './mapping.js';
-import { toBool, toInt } from './mapping.js';
+import { toBool, toInt, type Row } from './mapping.js';
 import { Mutex } from './mutex.js';
 import { backendOf, sqlOn, type Sql } from './sql.js';
 

@@ -22,6 +22,9 @@ export interface SqliteLockConnection {
   prepare(source: string): { run(...params: unknown[]): unknown };
 }
 
+/** The SQLite file is held by another process (or another open store in this one). */
+export class DatabaseInUseError extends StorageError {}
+
 const isBusy = (err: unknown): boolean => {
   const code = (err as { code?: unknown } | undefined)?.code;
   return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
@@ -51,7 +54,7 @@ export function lockSqliteFile(db: SqliteLockConnection, path: string): void {
     );
   } catch (err) {
     if (!isBusy(err)) throw err;
-    throw new StorageError(
+    throw new DatabaseInUseError(
       `the SQLite database ${path} is already open in another process (or another store in this one): ` +
         `its lock file ${lockPath} is held. SQLite serves a single process. Fix: stop the other ` +
         `process, or use Postgres (database.url) to run several replicas of one bot`,

@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { StorageError } from '../../framework/relay/index.js';
-import { createRelayDataSource, createRelayStore } from '../../framework/store/index.js';
+import { createRelayDataSource, createRelayStore, DatabaseInUseError } from '../../framework/store/index.js';
 import { sqliteFile, tempDir } from './helpers.js';
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
@@ -61,6 +61,7 @@ describe('SQLite one-process lock', () => {
         () => undefined,
         (e: unknown) => e,
       );
+      expect(refused).toBeInstanceOf(DatabaseInUseError);
       expect(refused).toBeInstanceOf(StorageError);
       expect(refused).toMatchObject({ code: 'STORAGE' });
       expect((refused as Error).message).toMatch(/already open in another process/);
@@ -84,7 +85,7 @@ describe('SQLite one-process lock', () => {
     const store = await createRelayStore({ sqlitePath: file });
     const refused = startHolder(file);
     const line = await refused.line.catch((e: Error) => e.message);
-    expect(line).toMatch(/^REFUSED StorageError /);
+    expect(line).toMatch(/^REFUSED DatabaseInUseError /);
     expect(line).toMatch(FIX);
     expect(await refused.exited).toBe(3);
 
