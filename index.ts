@@ -57,6 +57,7 @@ export {
 } from './framework/relay/index.js';
 export type { RelayErrorCode } from './framework/relay/index.js';
 export { ParseError } from './framework/bot/index.js';
+export { DatabaseInUseError } from './framework/store/index.js';
 
 // Everything else of the bot layer: context and group types, sessions and stored data, help
 // rendering, and for experts the metadata, argument specs, command parser and job scheduler.

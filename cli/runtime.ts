@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import { readBotMetadata, type BotClass } from '../index.js';
 import { RelayClient, type RelayClientOptions } from '../framework/relay/index.js';
-import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
+import { createRelayDataSource, DatabaseInUseError, TypeOrmRelayStore } from '../framework/store/index.js';
 import { brokerUrl, type DatabaseConfig, type RelayConfig } from './config.js';
 import { CommandFailed, UsageError } from './errors.js';
 import { createLogger } from './log.js';
@@ -42,14 +42,25 @@ export interface OpenedStore {
   dataSource: DataSource;
 }
 
-export async function openDataSource(db: DatabaseConfig, migrate = true): Promise<DataSource> {
+/**
+ * `inspect`: the command only reads what a running bot may hold (id, doctor), so the SQLite
+ * one-process lock, which refuses a second bot, does not apply.
+ */
+export async function openDataSource(
+  db: DatabaseConfig,
+  migrate = true,
+  { inspect = false }: { inspect?: boolean } = {},
+): Promise<DataSource> {
   try {
     return await createRelayDataSource({
       ...(db.url !== undefined ? { url: db.url } : { sqlitePath: db.sqlitePath }),
       ...(db.schema !== undefined ? { schema: db.schema } : {}),
       migrate,
+      ...(inspect ? { sqliteProcessLock: false } : {}),
     });
   } catch (e) {
+    // Its message names the fix already (stop the other process, or use Postgres).
+    if (e instanceof DatabaseInUseError) throw new CommandFailed(e.message);
     throw new CommandFailed(
       `${(e as Error).message} (${describeDatabase(db)}). Fix: check database.url / DATABASE_URL and that the database is running`,
     );
@@ -60,10 +71,10 @@ export async function openStore(
   config: RelayConfig,
   role: Role,
   log: Logger,
-  opts: { migrate?: boolean } = {},
+  opts: { migrate?: boolean; inspect?: boolean } = {},
 ): Promise<OpenedStore> {
   const db = databaseOf(config, role);
-  const dataSource = await openDataSource(db, opts.migrate ?? true);
+  const dataSource = await openDataSource(db, opts.migrate ?? true, { inspect: opts.inspect ?? false });
   const store = new TypeOrmRelayStore(dataSource, {
     ...(config.stateKey !== undefined ? { stateKey: config.stateKey } : {}),
   });

@@ -89,7 +89,7 @@ export async function handler(argv: DoctorArgs): Promise<void> {
   let userId: UserId | undefined;
   let ownBundle: { bytes: Uint8Array; issuedAt: number } | undefined;
   try {
-    ds = await openDataSource(config.database, false);
+    ds = await openDataSource(config.database, false, { inspect: true });
     line('ok', 'database', describeDatabase(config.database));
     const pending = await ds.showMigrations();
     if (pending) fail('migrations', 'pending migrations. Fix: relay-bot migrate (start also applies them)');

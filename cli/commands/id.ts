@@ -25,7 +25,8 @@ export async function handler(argv: IdArgs): Promise<void> {
   const config = loadConfig({ ...(argv.config !== undefined ? { file: argv.config } : {}) });
   const role = argv.client ? 'client' : 'bot';
   const log = makeLogger(config);
-  const { store } = await openStore(config, role, log);
+  // Asked while the bot runs, too: the identity then exists, so this only reads it.
+  const { store } = await openStore(config, role, log, { inspect: true });
   try {
     const client = await createClient(config, role, store, log, { powWorkers: 0 });
     process.stdout.write(`${client.userId}\n`);

@@ -28,6 +28,18 @@ export type {
 export { signRejoin, verifyRejoin, rejoinSignatureMessage, type RejoinClaim } from './rejoin.js';
 export { CONVERSATION_DATA_DELETED } from './store.js';
 export { MemoryRelayStore } from './memory-store.js';
+export type { LeaseStore, LeaseRecord, ReplicaInfo, ReplicaRecord } from './lease-store.js';
+export { MAX_LEASE_NAME_LENGTH, MAX_LEASE_TTL_MS } from './lease-store.js';
+export { MemoryLeaseStore } from './memory-lease-store.js';
+export {
+  LeaseKeeper,
+  systemLeaseTimers,
+  DEFAULT_LEASE_TTL_MS,
+  type LeaseKeeperOptions,
+  type LeaseKeeperEvents,
+  type LeaseLossReason,
+  type LeaseTimers,
+} from './lease-keeper.js';
 export type {
   RelayStore,
   ConversationRecord,

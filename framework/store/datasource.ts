@@ -9,6 +9,7 @@ import { DataSource, type DataSourceOptions, type MigrationInterface } from 'typ
 import { ArgumentError, StorageError } from '../relay/errors.js';
 import { relayEntities, type RelayBackend } from './entities.js';
 import { loadSqliteDriver } from './sqlite-driver.js';
+import { lockSqliteFile, type SqliteLockConnection } from './sqlite-process-lock.js';
 import { Initial1795846949665 as PostgresInitial } from './migrations/postgres/1795846949665-Initial.js';
 import { Initial1795846949665 as SqliteInitial } from './migrations/sqlite/1795846949665-Initial.js';
 import { Groups1795854576242 as PostgresGroups } from './migrations/postgres/1795854576242-Groups.js';
@@ -21,6 +22,8 @@ import { OutboxQuarantine1796622191638 as PostgresOutboxQuarantine } from './mig
 import { OutboxQuarantine1796622191638 as SqliteOutboxQuarantine } from './migrations/sqlite/1796622191638-OutboxQuarantine.js';
 import { Conversations1796640000000 as PostgresConversations } from './migrations/postgres/1796640000000-Conversations.js';
 import { Conversations1796640000000 as SqliteConversations } from './migrations/sqlite/1796640000000-Conversations.js';
+import { Leases1796652958681 as PostgresLeases } from './migrations/postgres/1796652958681-Leases.js';
+import { Leases1796652958681 as SqliteLeases } from './migrations/sqlite/1796652958681-Leases.js';
 
 /**
  * SQLite file used when no Postgres URL and no sqlitePath are given, relative to the working directory; its
@@ -43,6 +46,11 @@ export interface RelayDataSourceOptions {
   schema?: string;
   /** Run pending migrations on open (default true). */
   migrate?: boolean;
+  /**
+   * SQLite: refuse to open a file another process has open (default true; sqlite-process-lock.ts).
+   * False only for a tool or test that inspects the file of a running bot, never for a second bot.
+   */
+  sqliteProcessLock?: boolean;
 }
 
 type Migration = new () => MigrationInterface;
@@ -60,6 +68,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         PostgresStateKey,
         PostgresOutboxQuarantine,
         PostgresConversations,
+        PostgresLeases,
       ]
     : [
         SqliteInitial,
@@ -68,6 +77,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         SqliteStateKey,
         SqliteOutboxQuarantine,
         SqliteConversations,
+        SqliteLeases,
       ];
 }
 
@@ -99,8 +109,10 @@ function postgresOptions(url: string, schema: string | undefined): DataSourceOpt
   };
 }
 
+type SqliteConnection = SqliteLockConnection & { close(): unknown };
+
 /** Pragmas for every connection. */
-function prepareSqlite(db: { pragma(source: string): unknown }): void {
+function prepareSqlite(db: SqliteConnection): void {
   db.pragma('journal_mode = WAL');
   // better-sqlite3's SQLite build opens an existing WAL file at synchronous=NORMAL, which can lose
   // the last commits on power failure: a PUBACK would then have been sent for a lost transaction.
@@ -108,14 +120,28 @@ function prepareSqlite(db: { pragma(source: string): unknown }): void {
   db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
 }
 
-function sqliteOptions(path: string): DataSourceOptions {
+/** Pragmas, then the one-process lock; a refused connection is closed, since TypeORM would leak it. */
+const prepareSqliteWithLock =
+  (path: string, lock: boolean) =>
+  (db: SqliteConnection): void => {
+    prepareSqlite(db);
+    if (!lock || path === ':memory:') return;
+    try {
+      lockSqliteFile(db, path);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  };
+
+function sqliteOptions(path: string, lock: boolean): DataSourceOptions {
   return {
     type: 'better-sqlite3',
     // TypeORM would require('better-sqlite3'), which is 12.x; the running Node may need 13.x.
     driver: loadSqliteDriver(),
     database: path,
     timeout: BUSY_TIMEOUT_MS,
-    prepareDatabase: prepareSqlite,
+    prepareDatabase: prepareSqliteWithLock(path, lock),
     entities: relayEntities('sqlite'),
     migrations: relayMigrations('sqlite'),
     migrationsTableName: MIGRATIONS_TABLE,
@@ -127,7 +153,7 @@ export function relayDataSourceOptions(opts: RelayDataSourceOptions = {}): DataS
   if (isPostgresUrl(opts.url)) return postgresOptions(opts.url, opts.schema);
   const path = opts.sqlitePath ?? DEFAULT_SQLITE_PATH;
   if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
-  return sqliteOptions(path);
+  return sqliteOptions(path, opts.sqliteProcessLock ?? true);
 }
 
 /** Applies pending migrations; returns the names of those it ran. */
@@ -141,6 +167,30 @@ async function ensureSchema(ds: DataSource, schema: string | undefined): Promise
     await ds.query(`CREATE SCHEMA IF NOT EXISTS "${checkSchemaName(schema)}"`);
 }
 
+/** First half of the advisory-lock key the relay's migrations take ("rely" in ASCII); the second is the schema. */
+const MIGRATION_LOCK_CLASS = 0x72656c79;
+
+/**
+ * Runs `fn` holding a Postgres advisory lock for the relay schema, on a connection of its own:
+ * replicas starting together on a fresh or older database would otherwise run the same
+ * migrations at once and collide (a duplicate key in the catalog). The lock is per schema, so
+ * unrelated schemas in one database do not wait for each other. SQLite needs none (one process).
+ */
+async function oneMigratorAtATime(ds: DataSource, schema: string | undefined, fn: () => Promise<void>) {
+  if (ds.options.type !== 'postgres') return fn();
+  const qr = ds.createQueryRunner();
+  const key = [MIGRATION_LOCK_CLASS, schema ?? null];
+  try {
+    await qr.query(`SELECT pg_advisory_lock($1, hashtext(COALESCE($2::text, current_schema()::text)))`, key);
+    return await fn();
+  } finally {
+    await qr
+      .query(`SELECT pg_advisory_unlock($1, hashtext(COALESCE($2::text, current_schema()::text)))`, key)
+      .catch(() => undefined);
+    await qr.release();
+  }
+}
+
 /**
  * Opens (and by default migrates) the relay database; throws StorageError if it cannot be opened or migrated,
  * leaving nothing open.
@@ -150,11 +200,14 @@ export async function createRelayDataSource(opts: RelayDataSourceOptions = {}): 
   try {
     await ds.initialize();
   } catch (cause) {
+    if (cause instanceof StorageError) throw cause;
     throw new StorageError(`cannot open the relay database: ${(cause as Error).message}`, { cause });
   }
   try {
-    await ensureSchema(ds, opts.schema);
-    if (opts.migrate ?? true) await runMigrations(ds);
+    await oneMigratorAtATime(ds, opts.schema, async () => {
+      await ensureSchema(ds, opts.schema);
+      if (opts.migrate ?? true) await runMigrations(ds);
+    });
   } catch (cause) {
     await ds.destroy();
     throw new StorageError(`cannot migrate the relay database: ${(cause as Error).message}`, { cause });

@@ -204,6 +204,32 @@ const relayMeta = () =>
     value: { type: 'text' },
   });
 
+/**
+ * Leases of the duties replicas share (issue 13); ms on the database clock (lease-store.ts).
+ * Indexed by holder for releaseAll at shutdown.
+ */
+const leases = (t: Types) =>
+  schema(
+    'leases',
+    {
+      name: { type: 'text', primary: true },
+      holder: { type: 'text' },
+      acquired_at: { type: t.int64 },
+      expires_at: { type: t.int64 },
+    },
+    { indices: [{ name: 'idx_leases_holder', columns: ['holder'] }] },
+  );
+
+/** The replica registry: one row per live replica, its heartbeat in last_seen (ms, database clock). */
+const replicas = (t: Types) =>
+  schema('replicas', {
+    replica_id: { type: 'text', primary: true },
+    host: { type: 'text', nullable: true },
+    pid: { type: 'integer', nullable: true },
+    started_at: { type: t.int64 },
+    last_seen: { type: t.int64 },
+  });
+
 /** All relay tables with the column types of one backend. */
 export function relayEntities(kind: RelayBackend): EntitySchema[] {
   const t = typesFor(kind);
@@ -220,5 +246,7 @@ export function relayEntities(kind: RelayBackend): EntitySchema[] {
     conversationData(),
     relayMeta(),
     parkedInbound(t),
+    leases(t),
+    replicas(t),
   ];
 }

@@ -19,5 +19,7 @@ export {
   type RelayDataSourceOptions,
 } from './datasource.js';
 export { relayEntities, type RelayBackend } from './entities.js';
+export { TypeOrmLeaseStore, type LeaseSqlRunner } from './lease-store.js';
+export { SQLITE_LOCK_SUFFIX, DatabaseInUseError } from './sqlite-process-lock.js';
 export { deriveStateKey } from './crypto-at-rest.js';
 export { parseStateKey, SCRYPT_DEFAULTS, type StateKeyInput } from './state-key.js';

@@ -66,6 +66,7 @@ import {
   OWN_BUNDLE_ROW_ID,
 } from './mapping.js';
 import { Mutex } from './mutex.js';
+import { TypeOrmLeaseStore } from './lease-store.js';
 import { backendOf, placeholders, sqlOn, type Sql } from './sql.js';
 
 /**
@@ -246,6 +247,8 @@ export class TypeOrmRelayStore implements RelayStore {
   /** SQLite only: one shared connection, so every operation takes its turn. */
   private readonly mutex: Mutex | undefined;
   private readonly closeDataSource: boolean;
+  /** Leases and the replica registry on the same database, in turn with this store on SQLite. */
+  readonly leases: TypeOrmLeaseStore;
 
   constructor(
     private readonly ds: DataSource,
@@ -255,6 +258,7 @@ export class TypeOrmRelayStore implements RelayStore {
     this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.txNow(fn), options.scrypt);
     this.mutex = this.backend === 'sqlite' ? new Mutex() : undefined;
     this.closeDataSource = options.closeDataSource ?? true;
+    this.leases = new TypeOrmLeaseStore(ds, (fn) => this.serial(fn));
   }
 
   /** Whether secrets are encrypted before they reach the database; the caller warns when not. */

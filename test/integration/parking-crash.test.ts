@@ -53,7 +53,8 @@ async function killWhileParked(env: Record<string, string>): Promise<void> {
   // First life: the slow handler would take ten minutes.
   let child = await startChild('slow-child.ts', { ...childEnv, RELAY_SLOW_MS: '600000' });
   const botId = child.userId;
-  const store = await storeFromEnv(env);
+  // Read while the child runs: an inspecting open, which SQLite's one-process lock allows.
+  const store = await storeFromEnv(env, { inspect: true });
   try {
     const slow = await peer(prefix);
     const other = await peer(prefix);

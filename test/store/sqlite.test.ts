@@ -48,6 +48,7 @@ describe('SQLite data source', () => {
       'StateKey1796621877627',
       'OutboxQuarantine1796622191638',
       'Conversations1796640000000',
+      'Leases1796652958681',
     ]);
     expect(await runMigrations(first)).toEqual([]);
     await first.destroy();
@@ -55,7 +56,7 @@ describe('SQLite data source', () => {
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 6 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 7 }]);
     await second.destroy();
   });
 
@@ -66,7 +67,16 @@ describe('SQLite data source', () => {
       ((await ds.query(`SELECT name FROM sqlite_master WHERE type = 'table'`)) as { name: string }[])
         .map((t) => t.name)
         .filter((n) =>
-          ['sessions', 'outbox', 'groups', 'relay_meta', 'parked_inbound', 'conversations'].includes(n),
+          [
+            'sessions',
+            'outbox',
+            'groups',
+            'relay_meta',
+            'parked_inbound',
+            'conversations',
+            'leases',
+            'replicas',
+          ].includes(n),
         )
         .sort();
     const columns = async (table: string) =>
@@ -75,6 +85,15 @@ describe('SQLite data source', () => {
 
     const conversationColumns = () => columns('conversation_data');
 
+    expect(await tables()).toEqual([
+      'conversations',
+      'leases',
+      'outbox',
+      'parked_inbound',
+      'relay_meta',
+      'replicas',
+    ]);
+    await ds.undoLastMigration();
     expect(await tables()).toEqual(['conversations', 'outbox', 'parked_inbound', 'relay_meta']);
     expect(await columns('conversations')).toContain('unused_since');
     await ds.undoLastMigration();
@@ -96,7 +115,7 @@ describe('SQLite data source', () => {
     expect(await outboxColumns()).not.toContain('await_ack');
     await ds.undoLastMigration();
     expect(await tables()).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(6);
+    expect(await runMigrations(ds)).toHaveLength(7);
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });

@@ -22,6 +22,7 @@ const STATE_KEY = 'StateKey1796621877627';
 const OUTBOX_QUARANTINE = 'OutboxQuarantine1796622191638';
 const PARKED_INBOUND = 'ParkedInbound1796621651928';
 const CONVERSATIONS = 'Conversations1796640000000';
+const LEASES = 'Leases1796652958681';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -137,9 +138,9 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS, PARKED_INBOUND, STATE_KEY, OUTBOX_QUARANTINE, CONVERSATIONS]);
+        expect(ran).toEqual([GROUPS, PARKED_INBOUND, STATE_KEY, OUTBOX_QUARANTINE, CONVERSATIONS, LEASES]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '6' : 6 },
+          { n: backend.kind === 'postgres' ? '7' : 7 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 

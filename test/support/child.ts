@@ -103,16 +103,18 @@ export const env = (name: string): string => need(process.env, name);
 /**
  * The store named by DATABASE_URL (Postgres; schema in RELAY_PG_SCHEMA) or else RELAY_SQLITE_PATH:
  * in a child from its own environment, in the parent from the one it gave the child, to check what
- * the child left behind.
+ * the child left behind. `inspect`: the parent reads while the child runs, which the SQLite
+ * one-process lock would refuse (sqlite-process-lock.ts).
  */
 export async function storeFromEnv(
   vars: Record<string, string | undefined> = process.env,
+  { inspect = false }: { inspect?: boolean } = {},
 ): Promise<TypeOrmRelayStore> {
   return new TypeOrmRelayStore(
     await createRelayDataSource(
       vars.DATABASE_URL
         ? { url: vars.DATABASE_URL, ...(vars.RELAY_PG_SCHEMA ? { schema: vars.RELAY_PG_SCHEMA } : {}) }
-        : { sqlitePath: need(vars, 'RELAY_SQLITE_PATH') },
+        : { sqlitePath: need(vars, 'RELAY_SQLITE_PATH'), sqliteProcessLock: !inspect },
     ),
   );
 }

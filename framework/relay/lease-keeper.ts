@@ -1,0 +1,267 @@
+/**
+ * LeaseKeeper: one replica's side of the leases (lease-store.ts). It holds a set of wanted lease
+ * names, takes each one that is free or expired, renews the ones it holds on a timer, reports every
+ * change of ownership as an event, and keeps the replica's row in the registry beating. stop()
+ * releases everything, so a graceful shutdown hands its duties over at once instead of after a ttl.
+ *
+ * Ownership is judged locally against a deadline measured from *before* each successful request
+ * (minus a margin), on a monotonic clock: the database's expiry is later than that whatever the
+ * two wall clocks say, so two replicas never both believe they own a lease. A replica paused
+ * between owns() and its action can still act late; the stores' compare-and-set versions are what
+ * make such a late write fail.
+ */
+import { EventEmitter } from 'eventemitter3';
+import { ArgumentError } from './errors.js';
+import {
+  checkDurationMs,
+  checkLeaseName,
+  type LeaseRecord,
+  type LeaseStore,
+  type ReplicaInfo,
+} from './lease-store.js';
+
+/** Timers and a monotonic clock, injectable so tests control time. */
+export interface LeaseTimers {
+  /** Calls `fn` once after `ms`; returns what cancels it. */
+  after(ms: number, fn: () => void): () => void;
+  /** Monotonic milliseconds (not the wall clock, which can jump). */
+  now(): number;
+}
+
+/** setTimeout (unref'd: a forgotten keeper must not keep a process alive) and performance.now(). */
+export const systemLeaseTimers: LeaseTimers = {
+  after: (ms, fn) => {
+    const t = setTimeout(fn, ms);
+    t.unref();
+    return () => clearTimeout(t);
+  },
+  now: () => performance.now(),
+};
+
+/** Default lease length: a dead replica's duties wait at most this long. */
+export const DEFAULT_LEASE_TTL_MS = 15_000;
+
+/** What a LeaseKeeper needs: the store, who it is, and optionally the timing and the timers. */
+export interface LeaseKeeperOptions {
+  store: LeaseStore;
+  /** This replica; its replicaId is the holder of every lease the keeper takes. */
+  replica: ReplicaInfo;
+  /** Lease length (default DEFAULT_LEASE_TTL_MS). */
+  ttlMs?: number;
+  /** Renewal interval (default a third of ttlMs); at most half of ttlMs. */
+  renewEveryMs?: number;
+  timers?: LeaseTimers;
+}
+
+/**
+ * Why a lease stopped being ours: `expired` (no renewal succeeded in time, e.g. the database is
+ * unreachable), `taken` (the store refused the renewal: it lapsed, maybe to another replica),
+ * `released` (stop() or drop()).
+ */
+export type LeaseLossReason = 'expired' | 'taken' | 'released';
+
+/** Events of a LeaseKeeper. Listeners run synchronously: on `lost`, stop acting as owner at once. */
+export interface LeaseKeeperEvents {
+  acquired: (name: string, lease: LeaseRecord) => void;
+  lost: (name: string, reason: LeaseLossReason) => void;
+  /** A store call failed; the keeper carries on, and a lease it cannot renew in time is `lost`. */
+  error: (err: unknown) => void;
+}
+
+interface Held {
+  lease: LeaseRecord;
+  /** Monotonic ms after which we no longer count it as ours. */
+  deadline: number;
+}
+
+/** Takes, renews and releases a set of named leases for one replica (see the module comment). */
+export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
+  readonly holder: string;
+  private readonly store: LeaseStore;
+  private readonly replica: ReplicaInfo;
+  private readonly ttlMs: number;
+  private readonly renewEveryMs: number;
+  /** Time off each local deadline for clock-rate drift between us and the database. */
+  private readonly marginMs: number;
+  private readonly timers: LeaseTimers;
+  private readonly wanted = new Set<string>();
+  private readonly held = new Map<string, Held>();
+  private running = false;
+  private cancelTimer: (() => void) | undefined;
+  private round: Promise<void> | undefined;
+  private again = false;
+
+  constructor(options: LeaseKeeperOptions) {
+    super();
+    this.store = options.store;
+    this.replica = { ...options.replica };
+    this.holder = checkLeaseName('replicaId', options.replica.replicaId);
+    this.ttlMs = checkDurationMs('lease ttlMs', options.ttlMs ?? DEFAULT_LEASE_TTL_MS);
+    this.renewEveryMs = checkDurationMs('renewEveryMs', options.renewEveryMs ?? Math.floor(this.ttlMs / 3));
+    if (this.renewEveryMs * 2 > this.ttlMs)
+      throw new ArgumentError(
+        `renewEveryMs (${this.renewEveryMs}) must be at most half of ttlMs (${this.ttlMs}), so one failed renewal does not lose a lease`,
+      );
+    this.marginMs = Math.floor(this.ttlMs / 10);
+    this.timers = options.timers ?? systemLeaseTimers;
+  }
+
+  /** Registers the replica and takes what it can of the wanted leases; then renews on the timer. */
+  async start(): Promise<void> {
+    if (this.running) return;
+    await this.store.registerReplica(this.replica);
+    this.running = true;
+    await this.renewNow();
+  }
+
+  /** Adds `name` to the wanted set; a running keeper tries to take it at once. */
+  want(name: string): void {
+    this.wanted.add(checkLeaseName('lease name', name));
+    if (this.running) void this.renewNow();
+  }
+
+  /** Stops wanting `name`, releasing it if held (`lost` with reason `released` first). */
+  async drop(name: string): Promise<void> {
+    this.wanted.delete(name);
+    if (!this.held.delete(name)) return;
+    this.emit('lost', name, 'released');
+    await this.releaseQuietly(name);
+  }
+
+  /** Whether `name` is ours now: held, and its local deadline not passed. */
+  owns(name: string): boolean {
+    const held = this.held.get(name);
+    return held !== undefined && this.timers.now() < held.deadline;
+  }
+
+  /** The names owned now, sorted. */
+  owned(): string[] {
+    return [...this.held.keys()].filter((n) => this.owns(n)).sort();
+  }
+
+  /**
+   * One renewal round now (heartbeat, renew what is held, try to take the rest); resolves when it
+   * is done. A call during a round makes that round run once more.
+   */
+  renewNow(): Promise<void> {
+    if (this.round) {
+      this.again = true;
+      return this.round;
+    }
+    this.round = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.renewAll();
+        } catch (err) {
+          // Only a throwing event listener gets here; the store's failures are handled inside.
+          this.emit('error', err);
+        }
+      } while (this.again && this.running);
+    })().finally(() => {
+      this.round = undefined;
+      this.arm();
+    });
+    return this.round;
+  }
+
+  /**
+   * Stops renewing, reports every held lease `lost` (`released`), then releases them all and
+   * removes the replica's row, so other replicas take over without waiting for the ttl.
+   */
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    await this.round;
+    const names = [...this.held.keys()].sort();
+    this.held.clear();
+    // Listeners stop acting as owner before the leases become free to take.
+    for (const name of names) this.emit('lost', name, 'released');
+    try {
+      await this.store.releaseAll(this.holder);
+      await this.store.removeReplica(this.holder);
+    } catch (err) {
+      // The leases still expire after the ttl; only the quick hand-over is lost.
+      this.emit('error', err);
+    }
+  }
+
+  private arm(): void {
+    this.cancelTimer?.();
+    this.cancelTimer = undefined;
+    if (!this.running) return;
+    const now = this.timers.now();
+    let delay = this.renewEveryMs;
+    for (const { deadline } of this.held.values()) delay = Math.min(delay, Math.max(0, deadline - now));
+    this.cancelTimer = this.timers.after(delay, () => {
+      this.cancelTimer = undefined;
+      this.expireOverdue();
+      void this.renewNow();
+    });
+  }
+
+  private expireOverdue(): void {
+    const now = this.timers.now();
+    for (const [name, { deadline }] of [...this.held]) {
+      if (deadline > now) continue;
+      this.held.delete(name);
+      this.emit('lost', name, 'expired');
+    }
+  }
+
+  private async renewAll(): Promise<void> {
+    this.expireOverdue();
+    await this.heartbeat();
+    await Promise.all([...this.wanted].map((name) => this.renewOne(name)));
+    this.expireOverdue();
+  }
+
+  private async heartbeat(): Promise<void> {
+    try {
+      // No row: someone removed it (doctor, or a stop() of an earlier life); register again.
+      if (!(await this.store.heartbeatReplica(this.holder))) await this.store.registerReplica(this.replica);
+    } catch (err) {
+      this.emit('error', err);
+    }
+  }
+
+  private async renewOne(name: string): Promise<void> {
+    const started = this.timers.now();
+    const had = this.held.get(name);
+    let lease: LeaseRecord | undefined;
+    try {
+      lease = had
+        ? await this.store.renewLease(name, this.holder, this.ttlMs)
+        : await this.store.acquireLease(name, this.holder, this.ttlMs);
+    } catch (err) {
+      this.emit('error', err);
+      return;
+    }
+    if (!this.running) return; // stop() releases everything
+    if (!this.wanted.has(name)) {
+      // Dropped while the request was out.
+      if (lease) await this.releaseQuietly(name);
+      return;
+    }
+    const current = this.held.get(name);
+    if (!lease) {
+      if (current !== undefined && current === had) {
+        this.held.delete(name);
+        this.emit('lost', name, 'taken');
+      }
+      return;
+    }
+    this.held.set(name, { lease, deadline: started + this.ttlMs - this.marginMs });
+    if (current === undefined) this.emit('acquired', name, lease);
+  }
+
+  private async releaseQuietly(name: string): Promise<void> {
+    try {
+      await this.store.releaseLease(name, this.holder);
+    } catch (err) {
+      this.emit('error', err);
+    }
+  }
+}
