@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import { AccessIndex } from './access.js';
-import { asPowBits, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
+import { asPowBits, groupIdHexOf, type PowBits, type UnixSeconds, type UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
 import { systemClock, type Clock } from './clock.js';
 import { DropCounters, type DropReason } from './drops.js';
@@ -33,7 +33,7 @@ import { Parking } from './parking.js';
 import { PowMiner } from './pow.js';
 import { createOpener, type Opener } from './seal.js';
 import type {
-  GroupRecord,
+  GroupConversationRecord,
   InboundCommit,
   OutboxRecord,
   PeerRecord,
@@ -138,7 +138,7 @@ interface HandlerOutcome {
   consumed: mls.Consumed[];
   conversationData: Array<{ conversationId: string; json: string }>;
   /** Groups whose bookkeeping records the handler's membership changes. */
-  groups: GroupRecord[];
+  groups: GroupConversationRecord[];
 }
 
 /** An end-to-end encrypted Relay client: 1:1 sessions and groups over MQTT 5, emitting only verified messages. */
@@ -473,13 +473,13 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (refresh) {
       const step = refresh === 'commit' ? directCommitPending : directProposeUpdate;
       const written = await step(this.sendCtx, session, state, peer);
-      await this.commit({ sessions: [written.session], outbox: [written.row] }, written.state);
+      await this.commit({ conversations: [written.session], outbox: [written.row] }, written.state);
       if (refresh === 'commit') this.indexSession(written.session);
       ({ state, session } = written);
     }
     const written = await directEncrypt(this.sendCtx, session, state, peer, content);
     await this.commit(
-      { sessions: [written.session], outbox: [written.row], conversationData: data },
+      { conversations: [written.session], outbox: [written.row], conversationData: data },
       written.state,
     );
     return 'sent';
@@ -496,7 +496,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       );
     }
     const created = await mls.createOneToOne(this.mlsCtx, this.#secrets, peer.keyPackage);
-    const groupId = toHex(mls.groupIdOf(created.state));
+    const groupId = groupIdHexOf(mls.groupIdOf(created.state));
     const inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'> = {
       msgType: MSG_TYPE.welcome,
       mls: created.welcome,
@@ -515,7 +515,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     );
     await this.commit(
       {
-        sessions: [session],
+        conversations: [session],
         peers: [peer.record],
         outbox: [inboxRow(this.sealing, peer.record.userId, payload)],
       },
@@ -538,8 +538,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * decodes what the store really holds.
    */
   private commit(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    const only = changes.sessions?.length === 1 ? changes.sessions[0] : undefined;
-    return this.states.save(changes, decoded && only && { groupId: only.groupId, state: decoded });
+    // A 1:1 commit writes one session; groups a handler changed may ride along.
+    const session = changes.conversations?.find((c) => c.kind === 'direct');
+    return this.states.save(changes, decoded && session && { groupId: session.groupId, state: decoded });
   }
 
   private decodedState(session: SessionRecord): mls.GroupSession {
@@ -739,13 +740,14 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     next = replies?.session ?? next;
     await this.commit(
       {
-        sessions: [{ ...next, state: mls.encodeSession(finalState) }],
+        conversations: [
+          { ...next, kind: 'direct', state: mls.encodeSession(finalState) },
+          ...(replies?.groups ?? []),
+        ],
         ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
-        processed: { groupId, digest, at: now },
+        processed: { groupId: next.groupId, digest, at: now },
         envelope: replayEntry(opened),
-        ...(replies
-          ? { outbox: replies.outbox, conversationData: replies.conversationData, groups: replies.groups }
-          : {}),
+        ...(replies ? { outbox: replies.outbox, conversationData: replies.conversationData } : {}),
       },
       finalState,
     );

@@ -31,6 +31,8 @@ export { MemoryRelayStore } from './memory-store.js';
 export type {
   RelayStore,
   ConversationRecord,
+  DirectConversationRecord,
+  GroupConversationRecord,
   ConversationMessageLoad,
   MessageLoad,
   InboundCommit,
