@@ -20,9 +20,12 @@ import { performance } from 'node:perf_hooks';
 import Database from 'better-sqlite3';
 import pg from 'pg';
 import {
+  asGroupIdHex,
   MemoryRelayStore,
   MqttTransport,
   RelayClient,
+  type DirectConversationRecord,
+  type GroupIdHex,
   type InboundCommit,
   type ReceivedMessage,
   type RelayStore,
@@ -126,7 +129,7 @@ async function availableKinds(): Promise<StoreKind[]> {
 
 /** One conversation's row and what the next inbound message will write. */
 interface Seat {
-  readonly groupId: string;
+  readonly groupId: GroupIdHex;
   readonly peerId: string;
   readonly topic: string;
   readonly state: Buffer;
@@ -137,8 +140,9 @@ interface Seat {
 
 const OUTBOX_PAYLOAD = randomBytes(OUTBOX_PAYLOAD_BYTES);
 
-function sessionOf(seat: Seat, now: UnixSeconds) {
+function sessionOf(seat: Seat, now: UnixSeconds): DirectConversationRecord {
   return {
+    kind: 'direct',
     groupId: seat.groupId,
     peerId: seat.peerId,
     state: seat.state,
@@ -154,7 +158,7 @@ function sessionOf(seat: Seat, now: UnixSeconds) {
 
 async function newSeat(store: RelayStore): Promise<Seat> {
   const seat: Seat = {
-    groupId: hex(32),
+    groupId: asGroupIdHex(hex(32)),
     peerId: hex(16),
     topic: `bench/${hex(16)}/inbox`,
     state: randomBytes(STATE_BYTES),
@@ -163,7 +167,7 @@ async function newSeat(store: RelayStore): Promise<Seat> {
     messages: 0,
   };
   await store.commit({
-    sessions: [sessionOf(seat, nowSeconds())],
+    conversations: [sessionOf(seat, nowSeconds())],
     peers: [{ userId: seat.peerId, identityKey: randomBytes(32), sealKey: randomBytes(32), powBits: 8 }],
   });
   seat.version = 1;
@@ -176,7 +180,7 @@ function inboundCommit(seat: Seat): InboundCommit {
   seat.state.writeUInt32BE(seat.messages, 0);
   const now = nowSeconds();
   return {
-    sessions: [sessionOf(seat, now)],
+    conversations: [sessionOf(seat, now)],
     processed: { groupId: seat.groupId, digest: hex(32), at: now },
     envelope: { digest: hex(32), expiresAt: (now + 360) as UnixSeconds },
     outbox: [

@@ -2,6 +2,7 @@
  * Branded types: protocol numbers and ids that must not be mixed up by accident.
  * A brand exists only at compile time; constructors below check the runtime shape once.
  */
+import { toHex } from './bytes.js';
 import { ArgumentError } from './errors.js';
 
 declare const brand: unique symbol;
@@ -17,6 +18,11 @@ export type UserId = Brand<Uint8Array, 'UserId'>;
 export type UserIdHex = Brand<string, 'UserIdHex'>;
 /** 32 random bytes naming an MLS group. */
 export type GroupId = Brand<Uint8Array, 'GroupId'>;
+/**
+ * 64 lowercase hex characters of a GroupId: how stores, commits and logs name an MLS group (both
+ * conversation kinds).
+ */
+export type GroupIdHex = Brand<string, 'GroupIdHex'>;
 /** 32 lowercase hex characters derived from a GroupId (PROTOCOL.md §3). */
 export type TopicId = Brand<string, 'TopicId'>;
 /** An MLS epoch number: 0 at group creation, +1 per Commit. */
@@ -48,6 +54,20 @@ export function asGroupId(bytes: Uint8Array): GroupId {
   if (bytes.length !== GROUP_ID_LENGTH)
     throw new ArgumentError(`group id must be 32 bytes, got ${bytes.length}`);
   return bytes as GroupId;
+}
+
+const GROUP_ID_HEX_RE = /^[0-9a-f]{64}$/;
+
+/** Brands 64 lowercase hex characters as a GroupIdHex; throws ArgumentError otherwise (uppercase is refused). */
+export function asGroupIdHex(hex: string): GroupIdHex {
+  if (!GROUP_ID_HEX_RE.test(hex))
+    throw new ArgumentError(`group id must be 64 lowercase hex characters, got ${hex.length} characters`);
+  return hex as GroupIdHex;
+}
+
+/** The GroupIdHex of 32 group id bytes; throws ArgumentError on any other length. */
+export function groupIdHexOf(id: Uint8Array): GroupIdHex {
+  return toHex(asGroupId(id)) as GroupIdHex;
 }
 
 /** Brands an integer in 0..32 as PowBits; throws ArgumentError otherwise. */

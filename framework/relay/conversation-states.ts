@@ -67,15 +67,14 @@ export class ConversationStates {
   }
 
   async save(changes: InboundCommit, decoded?: DecodedState): Promise<void> {
-    const written: VersionedState[] = [...(changes.sessions ?? []), ...(changes.groups ?? [])];
+    const written: VersionedState[] = changes.conversations ?? [];
     try {
       await this.store.commit(changes);
     } catch (e) {
       for (const r of written) this.cache.delete(r.groupId);
       throw e;
     }
-    for (const g of changes.deleteSessions ?? []) this.cache.delete(g);
-    for (const g of changes.deleteGroups ?? []) this.cache.delete(g);
+    for (const g of changes.deleteConversations ?? []) this.cache.delete(g);
     for (const r of written) {
       r.version += 1;
       if (decoded?.groupId === r.groupId) this.cache.set(r.groupId, r.version, decoded.state, r.state.length);

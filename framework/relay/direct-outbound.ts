@@ -8,8 +8,7 @@
 import type { Logger } from 'pino';
 import type { AccessIndex } from './access.js';
 import { AfterCommit, allRan } from './after-commit.js';
-import type { UserIdHex } from './brand.js';
-import { toHex } from './bytes.js';
+import { groupIdHexOf, type UserIdHex } from './brand.js';
 import type { FetchedBundle } from './bundles.js';
 import type { ConversationStates } from './conversation-states.js';
 import { inboxRow, sealWithPow } from './direct-seal.js';
@@ -23,7 +22,7 @@ import { MAX_MINED_POW_BITS, MSG_TYPE } from './labels.js';
 import * as mls from './mls/index.js';
 import type { OutboxRowCheck } from './outbox-quarantine.js';
 import { retryStale } from './retry-stale.js';
-import type { GroupRecord, InboundCommit, RelayStore, SessionAccessRecord, SessionRecord } from './store.js';
+import type { GroupConversationRecord, InboundCommit, RelayStore, SessionAccessRecord, SessionRecord } from './store.js';
 import {
   directCommitPending,
   directEncrypt,
@@ -55,7 +54,7 @@ export interface DirectShellDeps {
   outboxRowError: OutboxRowCheck;
   /** A handler's membership changes are recorded with its message and carried out after it. */
   groups: {
-    recordChanges(changes: GroupChanges, now: number): Promise<GroupRecord[]>;
+    recordChanges(changes: GroupChanges, now: number): Promise<GroupConversationRecord[]>;
     carryOut(groupIds: Iterable<string>): void;
   };
   /** The client's emitter, for 'session' and 'message' events. */
@@ -113,8 +112,9 @@ export abstract class DirectOutbound {
    * store now holds, so the same flow can write the session again.
    */
   protected commit(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    const only = changes.sessions?.length === 1 ? changes.sessions[0] : undefined;
-    return this.deps.states.save(changes, decoded && only && { groupId: only.groupId, state: decoded });
+    // A 1:1 commit writes one session; groups a handler changed may ride along.
+    const session = changes.conversations?.find((c) => c.kind === 'direct');
+    return this.deps.states.save(changes, decoded && session && { groupId: session.groupId, state: decoded });
   }
 
   /**
@@ -153,14 +153,14 @@ export abstract class DirectOutbound {
     if (refresh) {
       const step = refresh === 'commit' ? directCommitPending : directProposeUpdate;
       const written = await step(ctx, session, state, peer);
-      await this.commit({ sessions: [written.session], outbox: [written.row] }, written.state);
+      await this.commit({ conversations: [written.session], outbox: [written.row] }, written.state);
       settled.push(this.queueAfter(peerHex, true, () => undefined));
       if (refresh === 'commit') this.indexSession(written.session);
       ({ state, session } = written);
     }
     const written = await directEncrypt(ctx, session, state, peer, content);
     await this.commit(
-      { sessions: [written.session], outbox: [written.row], conversationData: data },
+      { conversations: [written.session], outbox: [written.row], conversationData: data },
       written.state,
     );
     settled.push(this.queueAfter(peerHex, true, () => undefined));
@@ -180,7 +180,7 @@ export abstract class DirectOutbound {
     const { ctx } = this.deps;
     const identity = ctx.seal.identity;
     const created = await mls.createOneToOne(ctx.mls, identity, peer.keyPackage);
-    const groupId = toHex(mls.groupIdOf(created.state));
+    const groupId = groupIdHexOf(mls.groupIdOf(created.state));
     const inner: Omit<InnerPayload, 'senderId' | 'senderIdentityKey'> = {
       msgType: MSG_TYPE.welcome,
       mls: created.welcome,
@@ -192,7 +192,7 @@ export abstract class DirectOutbound {
     const session = await newDirectSession(ctx, created.state, groupId, peerHex, true, ctx.clock.now());
     await this.commit(
       {
-        sessions: [session],
+        conversations: [session],
         peers: [peer.record],
         outbox: [inboxRow(ctx.seal, peer.record.userId, payload)],
       },

@@ -11,7 +11,7 @@ import { ProtocolError } from './errors.js';
 import { runHandler, type ReceivedMessage } from './handler.js';
 import { digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
 import * as mls from './mls/index.js';
-import type { GroupRecord, OutboxRecord, PeerRecord, SessionRecord } from './store.js';
+import type { GroupConversationRecord, OutboxRecord, PeerRecord, SessionRecord } from './store.js';
 import { DirectOutbound } from './direct-outbound.js';
 import { directMessage } from './steps/direct-message.js';
 import { directReplies } from './steps/direct-replies.js';
@@ -31,7 +31,7 @@ interface HandlerOutcome {
   consumed: mls.Consumed[];
   conversationData: Array<{ conversationId: string; json: string }>;
   /** Groups whose bookkeeping records the handler's membership changes. */
-  groups: GroupRecord[];
+  groups: GroupConversationRecord[];
 }
 
 /** The client's 1:1 sessions: what we send (DirectOutbound) and what arrives in our inbox for them. */
@@ -111,13 +111,14 @@ export class DirectShell extends DirectOutbound {
     const next = replies?.session ?? step.next;
     await this.commit(
       {
-        sessions: [{ ...next, state: mls.encodeSession(finalState) }],
+        conversations: [
+          { ...next, kind: 'direct', state: mls.encodeSession(finalState) },
+          ...(replies?.groups ?? []),
+        ],
         ...(inner.sealedSenderKey ? { peers: [peer] } : {}),
-        processed: { groupId, digest, at: now },
+        processed: { groupId: next.groupId, digest, at: now },
         envelope: replayEntry(opened),
-        ...(replies
-          ? { outbox: replies.outbox, conversationData: replies.conversationData, groups: replies.groups }
-          : {}),
+        ...(replies ? { outbox: replies.outbox, conversationData: replies.conversationData } : {}),
       },
       finalState,
     );

@@ -21,7 +21,7 @@ import type { GroupChanges } from './handler.js';
 import { userIdFromHex, userIdToHex } from './identity.js';
 import { MAX_MINED_POW_BITS } from './labels.js';
 import * as mls from './mls/index.js';
-import type { GroupRecord } from './store.js';
+import type { GroupConversationRecord } from './store.js';
 import {
   groupAdd,
   groupLeave,
@@ -106,8 +106,8 @@ export abstract class GroupOutbound extends GroupLanes {
    * message; `carryOut` acts on them once that commit is durable. The message's own group (about
    * to be written anyway) records them itself.
    */
-  async recordChanges(changes: GroupChanges, now: number, skip?: string): Promise<GroupRecord[]> {
-    const records: GroupRecord[] = [];
+  async recordChanges(changes: GroupChanges, now: number, skip?: string): Promise<GroupConversationRecord[]> {
+    const records: GroupConversationRecord[] = [];
     for (const [groupId, intents] of changes.entries()) {
       if (groupId === skip) continue;
       const loaded = await this.records.load(groupId);

@@ -9,7 +9,7 @@ import { ArgumentError } from './errors.js';
 import { parseGroupMeta, serializeGroupMeta, type GroupMeta } from './group-meta.js';
 import type { ConversationStates } from './conversation-states.js';
 import * as mls from './mls/index.js';
-import type { GroupRecord, InboundCommit, RelayStore } from './store.js';
+import type { GroupConversationRecord, GroupRecord, InboundCommit, RelayStore } from './store.js';
 
 export interface Loaded {
   record: GroupRecord;
@@ -23,9 +23,10 @@ export function updatedRecord(
   state: mls.GroupSession,
   meta: GroupMeta,
   now: number,
-): GroupRecord {
+): GroupConversationRecord {
   return {
     ...record,
+    kind: 'group',
     state: mls.encodeSession(state),
     epoch: mls.epochOf(state),
     meta: serializeGroupMeta(meta),
@@ -82,7 +83,7 @@ export class GroupRecords {
 
   /** Commits, then moves each written record to the version the store now holds. */
   save(changes: InboundCommit, decoded?: mls.GroupSession): Promise<void> {
-    const only = changes.groups?.length === 1 ? changes.groups[0] : undefined;
+    const only = changes.conversations?.length === 1 ? changes.conversations[0] : undefined;
     return this.states.save(changes, decoded && only && { groupId: only.groupId, state: decoded });
   }
 }

@@ -107,7 +107,7 @@ export class GroupShell extends GroupOutbound {
       return step.drop;
     }
     const { result } = step;
-    const processed = { groupId, digest, at: ctx.clock.now() };
+    const processed = { groupId: loaded.record.groupId, digest, at: ctx.clock.now() };
     switch (result.kind) {
       case 'removed':
         return this.commitInbound(topicId, groupRemoved(loaded, processed));

@@ -43,6 +43,8 @@ export {
 export type {
   RelayStore,
   ConversationRecord,
+  DirectConversationRecord,
+  GroupConversationRecord,
   ConversationMessageLoad,
   MessageLoad,
   InboundCommit,

@@ -8,6 +8,8 @@ import {
   CONVERSATION_DATA_DELETED,
   type ConversationMessageLoad,
   type ConversationRecord,
+  type DirectConversationRecord,
+  type GroupConversationRecord,
   type GroupMessageLoad,
   type GroupRecord,
   type InboundCommit,
@@ -35,6 +37,13 @@ const copyParked = (p: ParkedInboundRecord): ParkedInboundRecord => ({ ...p, pay
 
 const copyGroup = (g: GroupRecord): GroupRecord => ({ ...g, state: g.state.slice() });
 
+/** A stored conversation's copy without its kind tag: what the per-kind reads return. */
+const sessionOf = ({ kind: _kind, ...s }: DirectConversationRecord): SessionRecord => copySession(s);
+const groupOf = ({ kind: _kind, ...g }: GroupConversationRecord): GroupRecord => copyGroup(g);
+
+const copyConversation = (c: ConversationRecord): ConversationRecord =>
+  c.kind === 'direct' ? { kind: 'direct', ...sessionOf(c) } : { kind: 'group', ...groupOf(c) };
+
 // Normalised the way a database column with default false reads back, so both stores agree.
 const copyOutbox = ({ awaitAck, ...o }: OutboxRecord): OutboxRecord => ({
   ...o,
@@ -45,26 +54,13 @@ const copyOutbox = ({ awaitAck, ...o }: OutboxRecord): OutboxRecord => ({
 const compareStrings = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 /**
- * One stored conversation of either kind, keyed by its group id: the in-memory picture of the
- * database stores' one `conversations` table.
- */
-type StoredConversation = { kind: 'direct'; session: SessionRecord } | { kind: 'group'; group: GroupRecord };
-
-const versionOf = (c: StoredConversation | undefined): number =>
-  c === undefined ? 0 : c.kind === 'direct' ? c.session.version : c.group.version;
-
-/**
  * The compare-and-set rule of commit(), one check for both kinds: a record's version must be the
  * stored one (0: none stored), and a group id keeps its kind.
  */
-function checkVersions(stored: ReadonlyMap<string, StoredConversation>, c: InboundCommit): void {
-  const records = [
-    ...(c.sessions ?? []).map((r) => ({ kind: 'direct', groupId: r.groupId, version: r.version })),
-    ...(c.groups ?? []).map((r) => ({ kind: 'group', groupId: r.groupId, version: r.version })),
-  ];
-  for (const r of records) {
+function checkVersions(stored: ReadonlyMap<string, ConversationRecord>, c: InboundCommit): void {
+  for (const r of c.conversations ?? []) {
     const found = stored.get(r.groupId);
-    const version = versionOf(found);
+    const version = found?.version ?? 0;
     if (version !== r.version) throw new StaleStateError(r.groupId, r.version, version);
     if (found && found.kind !== r.kind)
       throw new StorageError(`conversation ${r.groupId} is stored as kind ${found.kind}`);
@@ -80,7 +76,8 @@ export class MemoryRelayStore implements RelayStore {
   private readonly keyPackages = new Map<string, StoredKeyPackage>();
   private ownBundle: OwnBundle | undefined;
   private readonly peers = new Map<string, PeerRecord>();
-  private readonly conversations = new Map<string, StoredConversation>();
+  /** One entry per group id, of either kind: the picture of the database stores' `conversations` table. */
+  private readonly conversations = new Map<string, ConversationRecord>();
   private readonly processed = new Map<string, UnixSeconds>();
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
@@ -89,22 +86,14 @@ export class MemoryRelayStore implements RelayStore {
   private readonly parked: ParkedInboundRecord[] = [];
   private readonly conversationData = new Map<string, string>();
 
+  /** Copies of the stored sessions, kind tag removed. */
   private get sessions(): SessionRecord[] {
-    return [...this.conversations.values()].flatMap((c) => (c.kind === 'direct' ? [c.session] : []));
+    return [...this.conversations.values()].flatMap((c) => (c.kind === 'direct' ? [sessionOf(c)] : []));
   }
 
+  /** Copies of the stored groups, kind tag removed. */
   private get groups(): GroupRecord[] {
-    return [...this.conversations.values()].flatMap((c) => (c.kind === 'group' ? [c.group] : []));
-  }
-
-  private sessionAt(groupId: string): SessionRecord | undefined {
-    const c = this.conversations.get(groupId);
-    return c?.kind === 'direct' ? c.session : undefined;
-  }
-
-  private groupAt(groupId: string): GroupRecord | undefined {
-    const c = this.conversations.get(groupId);
-    return c?.kind === 'group' ? c.group : undefined;
+    return [...this.conversations.values()].flatMap((c) => (c.kind === 'group' ? [groupOf(c)] : []));
   }
 
   async loadIdentity() {
@@ -141,20 +130,19 @@ export class MemoryRelayStore implements RelayStore {
     this.peers.set(peer.userId, { ...peer });
   }
   async getSession(groupId: string) {
-    const s = this.sessionAt(groupId);
-    return s && copySession(s);
+    const c = this.conversations.get(groupId);
+    return c?.kind === 'direct' ? sessionOf(c) : undefined;
   }
   async getSessionByPeer(peerId: string) {
-    for (const s of this.sessions) if (s.peerId === peerId) return copySession(s);
-    return undefined;
+    return this.sessions.find((s) => s.peerId === peerId);
   }
   async listSessions() {
-    return this.sessions.map(copySession);
+    return this.sessions;
   }
   async listSessionAccess() {
     return this.sessions
       .sort((a, b) => compareStrings(a.groupId, b.groupId))
-      .map((s) => ({ groupId: s.groupId, inboundAccess: copySession(s).inboundAccess }));
+      .map((s) => ({ groupId: s.groupId, inboundAccess: s.inboundAccess }));
   }
   async deleteUnusedSessions(before: UnixSeconds) {
     const expired = this.sessions
@@ -165,15 +153,14 @@ export class MemoryRelayStore implements RelayStore {
     return expired;
   }
   async getGroup(groupId: string) {
-    const g = this.groupAt(groupId);
-    return g && copyGroup(g);
+    const c = this.conversations.get(groupId);
+    return c?.kind === 'group' ? groupOf(c) : undefined;
   }
   async getGroupByTopic(topicId: string) {
-    for (const g of this.groups) if (g.topicId === topicId) return copyGroup(g);
-    return undefined;
+    return this.groups.find((g) => g.topicId === topicId);
   }
   async listGroups() {
-    return this.groups.sort((a, b) => compareStrings(a.groupId, b.groupId)).map(copyGroup);
+    return this.groups.sort((a, b) => compareStrings(a.groupId, b.groupId));
   }
   async listGroupSummaries() {
     return this.groups
@@ -185,10 +172,7 @@ export class MemoryRelayStore implements RelayStore {
   }
   async getConversation(groupId: string): Promise<ConversationRecord | undefined> {
     const c = this.conversations.get(groupId);
-    if (!c) return undefined;
-    return c.kind === 'direct'
-      ? { kind: 'direct', ...copySession(c.session) }
-      : { kind: 'group', ...copyGroup(c.group) };
+    return c && copyConversation(c);
   }
   async loadConversationForMessage(
     groupId: string,
@@ -283,18 +267,9 @@ export class MemoryRelayStore implements RelayStore {
   async commit(c: InboundCommit) {
     checkVersions(this.conversations, c);
     this.checkTopicsUnique(c);
-    for (const g of c.deleteSessions ?? []) if (this.sessionAt(g)) this.conversations.delete(g);
-    for (const g of c.deleteGroups ?? []) if (this.groupAt(g)) this.conversations.delete(g);
-    for (const s of c.sessions ?? [])
-      this.conversations.set(s.groupId, {
-        kind: 'direct',
-        session: { ...copySession(s), version: s.version + 1 },
-      });
-    for (const g of c.groups ?? [])
-      this.conversations.set(g.groupId, {
-        kind: 'group',
-        group: { ...copyGroup(g), version: g.version + 1 },
-      });
+    for (const g of c.deleteConversations ?? []) this.conversations.delete(g);
+    for (const r of c.conversations ?? [])
+      this.conversations.set(r.groupId, { ...copyConversation(r), version: r.version + 1 });
     for (const o of c.outbox ?? []) this.outbox.push(copyOutbox(o));
     for (const d of c.conversationData ?? []) {
       if (d.json === CONVERSATION_DATA_DELETED) this.conversationData.delete(d.conversationId);
@@ -312,12 +287,13 @@ export class MemoryRelayStore implements RelayStore {
 
   /** The unique index on conversations.topic_id of the database stores, checked before anything changes. */
   private checkTopicsUnique(c: InboundCommit): void {
-    if (!c.groups?.length) return;
-    const after = new Map(this.groups.map((g) => [g.groupId, g]));
-    for (const g of c.deleteGroups ?? []) after.delete(g);
-    for (const g of c.groups) after.set(g.groupId, g);
+    if (!c.conversations?.some((r) => r.kind === 'group')) return;
+    const after = new Map(this.conversations);
+    for (const g of c.deleteConversations ?? []) after.delete(g);
+    for (const r of c.conversations) after.set(r.groupId, r);
     const seen = new Set<string>();
     for (const g of after.values()) {
+      if (g.kind !== 'group') continue;
       if (seen.has(g.topicId)) throw new StorageError(`two groups share the topic id ${g.topicId}`);
       seen.add(g.topicId);
     }

@@ -6,7 +6,7 @@
  * durable implementation can make it one transaction: state, dedupe record and replay-cache entry
  * land together or not at all.
  */
-import type { UnixSeconds } from './brand.js';
+import type { GroupIdHex, UnixSeconds } from './brand.js';
 
 /** Writing this JSON for a conversation deletes its data. */
 export const CONVERSATION_DATA_DELETED = 'null';
@@ -65,8 +65,8 @@ export interface PeerRecord {
 
 /** A 1:1 session: the MLS group shared with one peer (PROTOCOL.md §7). */
 export interface SessionRecord {
-  /** Hex group id. */
-  groupId: string;
+  /** The MLS group id, in hex. */
+  groupId: GroupIdHex;
   /** Hex user id of the peer. */
   peerId: string;
   /** Encoded MLS state (format-versioned by the MLS module). */
@@ -97,8 +97,8 @@ export interface SessionRecord {
 
 /** An N-way group we are a member of (PROTOCOL.md §9). */
 export interface GroupRecord {
-  /** Hex group id, 64 chars. */
-  groupId: string;
+  /** The MLS group id, in hex. */
+  groupId: GroupIdHex;
   /** Hex topic id, 32 chars (topicIdFromGroupId); unique, as it is derived from the group id. */
   topicId: string;
   /** mls.encodeSession bytes. */
@@ -113,13 +113,13 @@ export interface GroupRecord {
 
 /** What start-up needs of a session: its access keys for the hint index, not its MLS state. */
 export interface SessionAccessRecord {
-  groupId: string;
+  groupId: GroupIdHex;
   inboundAccess: { current: Uint8Array; previous?: Uint8Array };
 }
 
 /** What start-up and housekeeping need of a group to decide whether to load its MLS state. */
 export interface GroupSummaryRecord {
-  groupId: string;
+  groupId: GroupIdHex;
   topicId: string;
   /** GroupRecord.meta. */
   meta: string;
@@ -161,17 +161,20 @@ export interface OutboxRecord {
  * state, dedupe and replay records land together or not at all.
  */
 export interface InboundCommit {
-  /** Sessions to insert or replace. */
-  sessions?: SessionRecord[];
-  /** Hex group ids of sessions to delete (replaced by a newer Welcome, lost a race). */
-  deleteSessions?: string[];
-  /** N-way groups to insert or replace, under the same version rule as sessions. */
-  groups?: GroupRecord[];
-  /** Hex group ids of N-way groups to delete (we left or were removed). */
-  deleteGroups?: string[];
+  /**
+   * Conversations of either kind to insert or replace, each under one compare-and-set rule: written
+   * at version + 1 only if the stored version is still `version` (0: none stored) and a stored row
+   * has the same kind.
+   */
+  conversations?: ConversationRecord[];
+  /**
+   * Conversations to delete, whatever their kind (a session replaced by a newer Welcome, a group we
+   * left or were removed from); applied before `conversations`, so one commit can replace a row.
+   */
+  deleteConversations?: GroupIdHex[];
   peers?: PeerRecord[];
   /** Dedupe record: hex group id + hex digest of the MLS message. */
-  processed?: { groupId: string; digest: string; at: UnixSeconds };
+  processed?: { groupId: GroupIdHex; digest: string; at: UnixSeconds };
   /** Replay cache entry: hex SHA-256 of the envelope, kept until expiresAt. */
   envelope?: { digest: string; expiresAt: UnixSeconds };
   /** Hex SHA-256 of a Welcome MLSMessage, dropped if seen again within 7 days. */
@@ -200,7 +203,13 @@ export interface MessageLoad {
  * One conversation of either kind, as the store keeps it: one row per MLS group id, a 1:1 session
  * (`direct`) or an N-way group (`group`), under one version for compare-and-set.
  */
-export type ConversationRecord = ({ kind: 'direct' } & SessionRecord) | ({ kind: 'group' } & GroupRecord);
+export type ConversationRecord = DirectConversationRecord | GroupConversationRecord;
+
+/** A 1:1 session as a conversation record: what a commit writes for one. */
+export type DirectConversationRecord = { kind: 'direct' } & SessionRecord;
+
+/** An N-way group as a conversation record: what a commit writes for one. */
+export type GroupConversationRecord = { kind: 'group' } & GroupRecord;
 
 /** What loadConversationForMessage() reads for any inbound message in a conversation. */
 export interface ConversationMessageLoad {

@@ -3,6 +3,7 @@
  * Both kinds write every column, the other kind's as NULL, so one compare-and-set statement serves
  * both (typeorm-store.ts).
  */
+import type { GroupIdHex } from '../relay/brand.js';
 import { StorageError } from '../relay/errors.js';
 import type {
   ConversationRecord,
@@ -27,6 +28,13 @@ import {
 } from './mapping.js';
 
 export type ConversationKind = 'direct' | 'group';
+
+/**
+ * A row's group id, branded where it enters the relay layer. Not checked: every writer brands its
+ * ids, and rows written before the brand existed are read as they are (a store never refuses its
+ * own rows).
+ */
+export const storedGroupId = (r: Row): GroupIdHex => String(r.group_id) as GroupIdHex;
 
 /** Every conversations column except group_id and version, in the order the params list them. */
 export const CONVERSATION_COLUMNS = [
@@ -115,7 +123,7 @@ function rowToInboundAccess(r: Row, c: AtRestCipher): SessionRecord['inboundAcce
 }
 
 export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
-  const groupId = String(r.group_id);
+  const groupId = storedGroupId(r);
   const flag = toInt(r.at_rest);
   const unusedSince = optSeconds(r.unused_since);
   const outgoing = c.openText(
@@ -147,7 +155,7 @@ export const SESSION_ACCESS_COLUMNS = [
 ] as const;
 
 export const rowToSessionAccess = (r: Row, c: AtRestCipher): SessionAccessRecord => ({
-  groupId: String(r.group_id),
+  groupId: storedGroupId(r),
   inboundAccess: rowToInboundAccess(r, c),
 });
 
@@ -170,7 +178,7 @@ export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
 }
 
 export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
-  const groupId = String(r.group_id);
+  const groupId = storedGroupId(r);
   return {
     groupId,
     topicId: String(r.topic_id),
@@ -193,7 +201,7 @@ export function rowToConversation(r: Row, c: AtRestCipher): ConversationRecord {
 export const GROUP_SUMMARY_COLUMNS = ['group_id', 'topic_id', 'meta', 'at_rest'] as const;
 
 export const rowToGroupSummary = (r: Row, c: AtRestCipher): GroupSummaryRecord => {
-  const groupId = String(r.group_id);
+  const groupId = storedGroupId(r);
   return {
     groupId,
     topicId: String(r.topic_id),

@@ -1,12 +1,11 @@
 /**
  * RelayStore on TypeORM (Postgres or SQLite through better-sqlite3), with the semantics of
  * MemoryRelayStore. commit() is one database transaction guarded by optimistic versions on every
- * conversation row it writes, 1:1 session or group alike (one `conversations` table).
+ * conversation row it writes (typeorm-commit.ts); the reads and the other writes are here.
  */
-import type { DataSource, QueryRunner } from 'typeorm';
+import type { DataSource } from 'typeorm';
 import type { UnixSeconds } from '../relay/brand.js';
-import { StaleStateError, StorageError } from '../relay/errors.js';
-import { CONVERSATION_DATA_DELETED, directMessageLoad, groupMessageLoad } from '../relay/store.js';
+import { directMessageLoad, groupMessageLoad } from '../relay/store.js';
 import type {
   ConversationMessageLoad,
   ConversationRecord,
@@ -30,26 +29,16 @@ import { StoreStateKey } from './state-key-store.js';
 import type { ScryptParams, StateKeyInput } from './state-key.js';
 import type { RelayBackend } from './entities.js';
 import {
-  CONVERSATION_COLUMNS,
-  GROUP_SUMMARY_COLUMNS,
-  groupParams,
   rowToConversation,
   rowToGroup,
   rowToGroupSummary,
   rowToSession,
   rowToSessionAccess,
-  SESSION_ACCESS_COLUMNS,
-  sessionParams,
-  type ConversationKind,
 } from './conversation-rows.js';
 import {
-  conversationParams,
   identityParams,
   keyPackageParams,
-  OUTBOX_COLUMNS,
-  outboxParams,
   ownBundleParams,
-  PARKED_COLUMNS,
   parkedParams,
   PEER_COLUMNS,
   peerParams,
@@ -61,13 +50,28 @@ import {
   rowToParked,
   rowToPeer,
   toBool,
-  toInt,
   IDENTITY_ROW_ID,
   OWN_BUNDLE_ROW_ID,
 } from './mapping.js';
-import { Mutex } from './mutex.js';
 import { TypeOrmLeaseStore } from './lease-store.js';
-import { backendOf, placeholders, sqlOn, type Sql } from './sql.js';
+import { SqlRunner } from './sql-runner.js';
+import { backendOf, placeholders, type Sql } from './sql.js';
+import {
+  GROUP_SELECT,
+  GROUP_SUMMARY_SELECT,
+  IDENTITY_UPSERT,
+  KEY_PACKAGE_UPSERT,
+  MESSAGE_LOAD_SELECT,
+  OUTBOX_QUARANTINE,
+  OUTBOX_SELECT,
+  OWN_BUNDLE_UPSERT,
+  PARKED_INSERT,
+  PARKED_SELECT,
+  PEER_UPSERT,
+  SESSION_ACCESS_SELECT,
+  SESSION_SELECT,
+} from './statements.js';
+import { commitChanges } from './typeorm-commit.js';
 
 /**
  * Optional settings of a TypeOrmRelayStore: at-rest encryption of secrets and whether close() also destroys
@@ -99,153 +103,11 @@ const chunks = <T>(items: T[]): T[][] => {
   return out;
 };
 
-/** `"a", "b", "c"`: quoted column names. */
-const columnList = (columns: readonly string[]): string => columns.map((c) => `"${c}"`).join(', ');
-
-/** `INSERT … ON CONFLICT (key) DO UPDATE` for every non-key column; valid in Postgres and SQLite. */
-function upsertSql(table: string, key: string[], columns: readonly string[]): string {
-  const all = [...key, ...columns];
-  const set = columns.map((c) => `"${c}" = excluded."${c}"`).join(', ');
-  return `INSERT INTO "${table}" (${columnList(all)}) VALUES (${placeholders(all.length)}) ON CONFLICT (${columnList(key)}) DO UPDATE SET ${set}`;
-}
-
-const IDENTITY_UPSERT = upsertSql(
-  'identities',
-  ['id'],
-  ['signing_seed', 'seal_secret', 'created_at', 'at_rest'],
-);
-const KEY_PACKAGE_UPSERT = upsertSql(
-  'key_packages',
-  ['ref'],
-  [
-    'key_package',
-    'private_key_package',
-    'created_at',
-    'not_after',
-    'consumed_at',
-    'superseded_at',
-    'at_rest',
-  ],
-);
-const OWN_BUNDLE_UPSERT = upsertSql('own_bundle', ['id'], ['bytes', 'issued_at', 'key_package_ref']);
-const PEER_UPSERT = upsertSql(
-  'peers',
-  ['user_id'],
-  PEER_COLUMNS.filter((c) => c !== 'user_id'),
-);
-// Upsert, not insert-or-ignore: MemoryRelayStore overwrites `at`, and `at` decides when prune drops it.
-const PROCESSED_UPSERT = upsertSql('processed', ['group_id', 'digest'], ['at']);
-const ENVELOPE_UPSERT = upsertSql('envelopes', ['digest'], ['expires_at']);
-const WELCOME_UPSERT = upsertSql('welcomes', ['digest'], ['at']);
-const CONVERSATION_UPSERT = upsertSql('conversation_data', ['conversation_id'], ['json', 'at_rest']);
-const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES (${placeholders(OUTBOX_COLUMNS.length)})`;
-const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" WHERE "quarantined_at" IS NULL ORDER BY "seq" LIMIT ?`;
-const OUTBOX_QUARANTINE = `UPDATE "outbox" SET "quarantined_at" = ?
-  WHERE ("id" = ? OR "depends_on" = ?) AND "quarantined_at" IS NULL`;
-/** Each kind's reads; callers append `AND …` conditions and ordering. */
-const SESSION_SELECT = `SELECT * FROM "conversations" WHERE "kind" = 'direct'`;
-const SESSION_ACCESS_SELECT = `SELECT ${columnList(SESSION_ACCESS_COLUMNS)} FROM "conversations" WHERE "kind" = 'direct' ORDER BY "group_id"`;
-const GROUP_SUMMARY_SELECT = `SELECT ${columnList(GROUP_SUMMARY_COLUMNS)} FROM "conversations" WHERE "kind" = 'group' ORDER BY "group_id"`;
-const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_COLUMNS)}) VALUES (${placeholders(PARKED_COLUMNS.length)})`;
-const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
-const GROUP_SELECT = `SELECT * FROM "conversations" WHERE "kind" = 'group'`;
-/**
- * loadForMessage and loadGroupForMessage: the conversation row of either kind, the peer's row of a
- * 1:1 conversation (columns prefixed `p_`; none for a group) and the processed check.
- */
-const MESSAGE_LOAD_SELECT = `SELECT c.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
-  EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
-  FROM "conversations" c LEFT JOIN "peers" p ON p."user_id" = c."peer_id" WHERE c."group_id" = ?`;
-
-/**
- * The one compare-and-set write of commit(), for both kinds: "version" must be the one the record
- * was read at, and "kind" must not change under a group id.
- */
-const VERSIONED_SQL = {
-  update: `UPDATE "conversations" SET ${CONVERSATION_COLUMNS.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ? AND "kind" = ?`,
-  // A concurrent insert of the same conversation must read as a lost race, not as a unique
-  // violation. No conflict target: with one on group_id alone, Postgres checks topic_id's unique
-  // index outside the conflict handling, and the loser of such a race fails there with a raw violation.
-  insert: `INSERT INTO "conversations" ("group_id", ${columnList(CONVERSATION_COLUMNS)}, "version") VALUES (${placeholders(CONVERSATION_COLUMNS.length + 2)}) ON CONFLICT DO NOTHING`,
-  version: `SELECT "version", "kind" FROM "conversations" WHERE "group_id" = ?`,
-};
-
-/** A session or group record of a commit, reduced to what the compare-and-set write needs. */
-interface VersionedRow {
-  kind: ConversationKind;
-  groupId: string;
-  /** The version it was read at (0: must not exist yet). */
-  version: number;
-  /** CONVERSATION_COLUMNS' values, sealed where secret. */
-  values: unknown[];
-}
-
-/** Postgres only, for foldedUpdate: written only when the CTE "updated" returned a row. */
-const IF_UPDATED = `WHERE EXISTS (SELECT 1 FROM "updated")`;
-const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)})
-  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint, ?::boolean, ?::text ${IF_UPDATED}`;
-const PROCESSED_IF_UPDATED = `INSERT INTO "processed" ("group_id", "digest", "at") SELECT ?::text, ?::text, ?::bigint
-  ${IF_UPDATED} ON CONFLICT ("group_id", "digest") DO UPDATE SET "at" = excluded."at"`;
-const ENVELOPE_IF_UPDATED = `INSERT INTO "envelopes" ("digest", "expires_at") SELECT ?::text, ?::bigint
-  ${IF_UPDATED} ON CONFLICT ("digest") DO UPDATE SET "expires_at" = excluded."expires_at"`;
-
-/** Everything the commit writes fits in foldedUpdate's one statement. */
-function foldsCompletely(c: InboundCommit): boolean {
-  return (
-    (c.outbox?.length ?? 0) <= 1 &&
-    (c.peers?.length ?? 0) === 0 &&
-    (c.conversationData?.length ?? 0) === 0 &&
-    c.welcome === undefined &&
-    c.consumedKeyPackage === undefined
-  );
-}
-
-/**
- * The one session or group of a commit, when it updates a stored row (version > 0: it was read from
- * the store) and the commit deletes none; such a commit needs no separate lock or existence check.
- */
-function soleStoredRow(c: InboundCommit, rows: VersionedRow[]): VersionedRow | undefined {
-  if (rows.length !== 1 || (c.deleteSessions?.length ?? 0) > 0 || (c.deleteGroups?.length ?? 0) > 0)
-    return undefined;
-  return rows[0]!.version > 0 ? rows[0] : undefined;
-}
-
-/** By group id, whatever the kind: the one order every commit takes row locks in. */
-const lockOrder = (a: VersionedRow, b: VersionedRow): number =>
-  a.groupId < b.groupId ? -1 : a.groupId > b.groupId ? 1 : 0;
-
-interface Tx {
-  begin(): Promise<unknown>;
-  commit(): Promise<unknown>;
-  rollback(): Promise<unknown>;
-}
-
-const typeOrmTx = (qr: QueryRunner): Tx => ({
-  begin: async () => {
-    await qr.connect();
-    await qr.startTransaction();
-  },
-  commit: () => qr.commitTransaction(),
-  rollback: () => qr.rollbackTransaction(),
-});
-
-/**
- * TypeORM begins SQLite transactions DEFERRED; a deferred reader that later writes can fail with
- * SQLITE_BUSY at once, ignoring busy_timeout, when another process (a CLI next to the bot) wrote
- * meanwhile. IMMEDIATE takes the write lock up front and waits politely instead.
- */
-const sqliteTx = (qr: QueryRunner): Tx => ({
-  begin: () => qr.query('BEGIN IMMEDIATE'),
-  commit: () => qr.query('COMMIT'),
-  rollback: () => qr.query('ROLLBACK'),
-});
-
 /** RelayStore on Postgres or embedded SQLite through TypeORM, with optional encryption at rest. */
 export class TypeOrmRelayStore implements RelayStore {
   readonly backend: RelayBackend;
   private readonly stateKey: StoreStateKey;
-  /** SQLite only: one shared connection, so every operation takes its turn. */
-  private readonly mutex: Mutex | undefined;
+  private readonly runner: SqlRunner;
   private readonly closeDataSource: boolean;
   /** Leases and the replica registry on the same database, in turn with this store on SQLite. */
   readonly leases: TypeOrmLeaseStore;
@@ -255,10 +117,10 @@ export class TypeOrmRelayStore implements RelayStore {
     options: TypeOrmRelayStoreOptions = {},
   ) {
     this.backend = backendOf(ds);
-    this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.txNow(fn), options.scrypt);
-    this.mutex = this.backend === 'sqlite' ? new Mutex() : undefined;
+    this.runner = new SqlRunner(ds, this.backend);
+    this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.runner.transaction(fn), options.scrypt);
     this.closeDataSource = options.closeDataSource ?? true;
-    this.leases = new TypeOrmLeaseStore(ds, (fn) => this.serial(fn));
+    this.leases = new TypeOrmLeaseStore(ds, (fn) => this.runner.serial(fn));
   }
 
   /** Whether secrets are encrypted before they reach the database; the caller warns when not. */
@@ -286,45 +148,14 @@ export class TypeOrmRelayStore implements RelayStore {
 
   // ---- plumbing ---------------------------------------------------------------------------------
 
-  private serial<T>(fn: () => Promise<T>): Promise<T> {
-    return this.mutex ? this.mutex.run(fn) : fn();
-  }
-
   private async withSql<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     await this.ready();
-    return this.serial(async () => {
-      const qr = this.ds.createQueryRunner();
-      try {
-        return await fn(sqlOn(qr, this.backend));
-      } finally {
-        await qr.release();
-      }
-    });
+    return this.runner.once(fn);
   }
 
   private async transaction<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     await this.ready();
-    return this.txNow(fn);
-  }
-
-  /** A transaction without ready(): what unlocking the key itself runs in. */
-  private txNow<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return this.serial(async () => {
-      const qr = this.ds.createQueryRunner();
-      const tx = this.backend === 'sqlite' ? sqliteTx(qr) : typeOrmTx(qr);
-      await tx.begin();
-      try {
-        const result = await fn(sqlOn(qr, this.backend));
-        await tx.commit();
-        return result;
-      } catch (err) {
-        // The original failure matters more than a rollback on a connection that may be gone.
-        await tx.rollback().catch(() => undefined);
-        throw err;
-      } finally {
-        await qr.release();
-      }
-    });
+    return this.runner.transaction(fn);
   }
 
   // ---- identity and key packages ----------------------------------------------------------------
@@ -562,146 +393,12 @@ export class TypeOrmRelayStore implements RelayStore {
 
   async commit(changes: InboundCommit): Promise<void> {
     await this.ready();
-    const rows = this.versionedRows(changes);
-    const sole = this.backend === 'postgres' ? soleStoredRow(changes, rows) : undefined;
-    if (sole && foldsCompletely(changes)) {
-      // One statement is one transaction: no BEGIN and COMMIT round trips (see foldedUpdate).
-      await this.withSql((s) => this.foldedUpdate(s, sole, changes));
-      return;
-    }
-    await this.transaction(async (s) => {
-      let outbox = changes.outbox ?? [];
-      if (sole) {
-        // The common case (a message in an established session or group): see foldedUpdate.
-        await this.foldedUpdate(s, sole, changes);
-        if (outbox.length === 1) outbox = [];
-      } else {
-        const existing = await this.lockVersions(s, rows);
-        const deleted = await this.deleteConversations(s, changes);
-        for (const row of rows)
-          await this.writeVersioned(s, row, existing.has(row) && !deleted.has(row.groupId));
-      }
-      for (const o of outbox) await s.run(OUTBOX_INSERT, outboxParams(o));
-      for (const d of changes.conversationData ?? []) {
-        if (d.json === CONVERSATION_DATA_DELETED)
-          await s.run(`DELETE FROM "conversation_data" WHERE "conversation_id" = ?`, [d.conversationId]);
-        else await s.run(CONVERSATION_UPSERT, conversationParams(d.conversationId, d.json, this.cipher));
-      }
-      for (const p of changes.peers ?? []) await s.run(PEER_UPSERT, peerParams(p));
-      await this.writeReplayRecords(s, changes, sole !== undefined);
-    });
-  }
-
-  /** Deletes a commit's deleteSessions and deleteGroups, each only as its kind; returns their ids. */
-  private async deleteConversations(s: Sql, c: InboundCommit): Promise<Set<string>> {
-    const byKind: Array<[ConversationKind, string[]]> = [
-      ['direct', c.deleteSessions ?? []],
-      ['group', c.deleteGroups ?? []],
-    ];
-    for (const [kind, ids] of byKind)
-      for (const g of ids)
-        await s.run(`DELETE FROM "conversations" WHERE "group_id" = ? AND "kind" = ?`, [g, kind]);
-    return new Set(byKind.flatMap(([, ids]) => ids));
-  }
-
-  /** Sessions, then groups, of a commit; sealed once here, before any statement runs. */
-  private versionedRows(c: InboundCommit): VersionedRow[] {
-    return [
-      ...(c.sessions ?? []).map((r): VersionedRow => ({
-        kind: 'direct',
-        groupId: r.groupId,
-        version: r.version,
-        values: sessionParams(r, this.cipher),
-      })),
-      ...(c.groups ?? []).map((r): VersionedRow => ({
-        kind: 'group',
-        groupId: r.groupId,
-        version: r.version,
-        values: groupParams(r, this.cipher),
-      })),
-    ];
-  }
-
-  /**
-   * Postgres, one stored session or group and nothing deleted: the compare-and-set UPDATE of that
-   * row, a single outbox row and the processed and replay-cache upserts go in one statement (data-
-   * modifying CTEs). The inserts happen only when the UPDATE matched (WHERE EXISTS on its
-   * RETURNING), and one statement is atomic, so on its own it is the whole transaction (commit()
-   * then skips BEGIN and COMMIT); inside a transaction with further writes it is its first write.
-   * The UPDATE takes the row lock lockVersions would (a concurrent writer waits, then fails its
-   * version check); a version mismatch writes nothing and throws StaleStateError.
-   */
-  private async foldedUpdate(s: Sql, row: VersionedRow, c: InboundCommit): Promise<void> {
-    const parts: Array<{ sql: string; params: unknown[] }> = [];
-    if (c.outbox?.length === 1) parts.push({ sql: OUTBOX_IF_UPDATED, params: outboxParams(c.outbox[0]!) });
-    if (c.processed) {
-      const { groupId, digest, at } = c.processed;
-      parts.push({ sql: PROCESSED_IF_UPDATED, params: [groupId, digest, at] });
-    }
-    if (c.envelope)
-      parts.push({ sql: ENVELOPE_IF_UPDATED, params: [c.envelope.digest, c.envelope.expiresAt] });
-    const sql = `WITH "updated" AS (${VERSIONED_SQL.update} RETURNING 1)${parts
-      .map((p, i) => `, "w${i}" AS (${p.sql})`)
-      .join('')} SELECT count(*) AS "n" FROM "updated"`;
-    const params = [...row.values, row.groupId, row.version, row.kind, ...parts.flatMap((p) => p.params)];
-    const result = await s.rows(sql, params);
-    if (toInt(result[0]?.n) !== 1) await this.throwConflict(s, row);
-  }
-
-  /**
-   * Locks the stored rows of the given sessions and groups (Postgres; SQLite is serialised already)
-   * and checks their versions. Returns those that have a row. Locks are taken in one global order
-   * (by group id) so two commits touching the same rows cannot deadlock.
-   */
-  private async lockVersions(s: Sql, rows: VersionedRow[]): Promise<Set<VersionedRow>> {
-    const lock = s.backend === 'postgres' ? ' FOR UPDATE' : '';
-    const existing = new Set<VersionedRow>();
-    for (const row of [...rows].sort(lockOrder)) {
-      const found = await s.rows(`${VERSIONED_SQL.version}${lock}`, [row.groupId]);
-      const stored = found[0] ? toInt(found[0].version) : 0;
-      if (stored !== row.version) throw new StaleStateError(row.groupId, row.version, stored);
-      if (found[0]) existing.add(row);
-    }
-    return existing;
-  }
-
-  private async writeVersioned(s: Sql, row: VersionedRow, exists: boolean): Promise<void> {
-    const changed = exists
-      ? await s.run(VERSIONED_SQL.update, [...row.values, row.groupId, row.version, row.kind])
-      : await s.run(VERSIONED_SQL.insert, [row.groupId, ...row.values, row.version + 1]);
-    if (changed === 1) return;
-    await this.throwConflict(s, row);
-  }
-
-  /**
-   * Why a compare-and-set write changed no row: a newer version, the group id stored as the other
-   * kind, or (an insert) a taken topic id.
-   */
-  private async throwConflict(s: Sql, row: VersionedRow): Promise<never> {
-    const found = await s.rows(VERSIONED_SQL.version, [row.groupId]);
-    const stored = found[0] ? toInt(found[0].version) : 0;
-    if (stored !== row.version) throw new StaleStateError(row.groupId, row.version, stored);
-    if (found[0] && found[0].kind !== row.kind)
-      throw new StorageError(`conversation ${row.groupId} is stored as kind ${String(found[0].kind)}`);
-    throw new StorageError(`cannot insert ${row.kind} conversation ${row.groupId}: a unique column is taken`);
-  }
-
-  /** `folded`: processed and envelope were written by foldedUpdate already. */
-  private async writeReplayRecords(s: Sql, c: InboundCommit, folded: boolean): Promise<void> {
-    if (c.processed && !folded)
-      await s.run(PROCESSED_UPSERT, [c.processed.groupId, c.processed.digest, c.processed.at]);
-    if (c.envelope && !folded) await s.run(ENVELOPE_UPSERT, [c.envelope.digest, c.envelope.expiresAt]);
-    if (c.welcome) await s.run(WELCOME_UPSERT, [c.welcome.digest, c.welcome.at]);
-    if (c.consumedKeyPackage)
-      await s.run(`UPDATE "key_packages" SET "consumed_at" = ? WHERE "ref" = ? AND "consumed_at" IS NULL`, [
-        c.consumedKeyPackage.at,
-        c.consumedKeyPackage.ref,
-      ]);
+    await commitChanges(this.runner, this.cipher, changes);
   }
 
   async close(): Promise<void> {
     // Let queued SQLite work finish before the connection goes away.
-    await this.serial(async () => undefined);
+    await this.runner.serial(async () => undefined);
     if (this.closeDataSource && this.ds.isInitialized) await this.ds.destroy();
   }
 }

@@ -10,9 +10,11 @@ import {
   RelayClient,
   type ReceivedMessage,
   type RelayStore,
+  type DirectConversationRecord,
   type SessionRecord,
+  groupIdHexOf,
 } from '../../framework/relay/index.js';
-import type { GroupRecord } from '../../framework/relay/store.js';
+import type { GroupConversationRecord } from '../../framework/relay/store.js';
 import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
 import { until } from '../support/groups.js';
 
@@ -131,8 +133,9 @@ test('start-up with many sessions and groups stored reads no MLS state; the one 
   // 2,000 more sessions whose state would not even decode: start-up (housekeeping included) must
   // not touch them.
   const now = Math.floor(Date.now() / 1000);
-  const fakes: SessionRecord[] = Array.from({ length: 2000 }, () => ({
-    groupId: randomBytes(32).toString('hex'),
+  const fakes: DirectConversationRecord[] = Array.from({ length: 2000 }, () => ({
+    kind: 'direct',
+    groupId: groupIdHexOf(randomBytes(32)),
     peerId: randomBytes(16).toString('hex'),
     state: randomBytes(4096),
     epoch: 1n,
@@ -143,7 +146,7 @@ test('start-up with many sessions and groups stored reads no MLS state; the one 
     updatedAt: now as SessionRecord['updatedAt'],
     version: 0,
   }));
-  await botStore.commit({ sessions: fakes });
+  await botStore.commit({ conversations: fakes });
   // And 200 groups in the same condition, with bookkeeping that asks for nothing.
   const meta = JSON.stringify({
     messagesSinceCommit: 0,
@@ -153,16 +156,17 @@ test('start-up with many sessions and groups stored reads no MLS state; the one 
     intents: [],
     rejoinsServed: {},
   });
-  const groups: GroupRecord[] = Array.from({ length: 200 }, () => ({
-    groupId: randomBytes(32).toString('hex'),
+  const groups: GroupConversationRecord[] = Array.from({ length: 200 }, () => ({
+    kind: 'group',
+    groupId: groupIdHexOf(randomBytes(32)),
     topicId: randomBytes(16).toString('hex'),
     state: randomBytes(4096),
     epoch: 1n,
     meta,
-    updatedAt: now as GroupRecord['updatedAt'],
+    updatedAt: now as GroupConversationRecord['updatedAt'],
     version: 0,
   }));
-  await botStore.commit({ groups });
+  await botStore.commit({ conversations: groups });
 
   await stopClient(bot);
   const counted = stateReadCounter(botStore);

@@ -6,7 +6,7 @@
  */
 import type { DataSource } from 'typeorm';
 import { pgBackend, postgresAvailable, sqliteBackend, type ReopenableBackend } from './helpers.js';
-import { bytes, group, groupId, session } from './store-suite.js';
+import { bytes, direct, group, groupId, grouped, session } from './store-suite.js';
 
 const KEY = new Uint8Array(32).fill(42);
 const ACCESS = bytes(32, 0x5a);
@@ -25,14 +25,19 @@ async function seed(backend: ReopenableBackend): Promise<void> {
   const { store, cleanup } = await backend.open({ stateKey: KEY });
   try {
     await store.commit({
-      sessions: [
-        session('g1', {
-          inboundAccess: { current: ACCESS, previous: ACCESS_PREV },
-          unconfirmedOutgoing: OUTGOING,
-        }),
-        session('g2', { inboundAccess: { current: bytes(32, 0x11) }, unconfirmedOutgoing: ['other'] }),
+      conversations: [
+        direct(
+          session('g1', {
+            inboundAccess: { current: ACCESS, previous: ACCESS_PREV },
+            unconfirmedOutgoing: OUTGOING,
+          }),
+        ),
+        direct(
+          session('g2', { inboundAccess: { current: bytes(32, 0x11) }, unconfirmedOutgoing: ['other'] }),
+        ),
+        grouped(group('a1', { meta: META })),
+        grouped(group('b2', { meta: '{"name":"b"}' })),
       ],
-      groups: [group('a1', { meta: META }), group('b2', { meta: '{"name":"b"}' })],
       conversationData: [
         { conversationId: 'dm:alice', json: SESSION_JSON },
         { conversationId: 'dm:bob', json: '{"n":2}' },
@@ -55,7 +60,7 @@ function describeColumns(name: string, makeBackend: () => Promise<ReopenableBack
     it('keeps access keys, unconfirmed texts, conversation data and group meta out of the raw database', async () => {
       const { store, ds, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        const [s] = await rows(ds, `SELECT * FROM conversations WHERE group_id = 'g1'`);
+        const [s] = await rows(ds, `SELECT * FROM conversations WHERE group_id = '${groupId('g1')}'`);
         expect(contains(s!.inbound_access_current, ACCESS)).toBe(false);
         expect(contains(s!.inbound_access_previous, ACCESS_PREV)).toBe(false);
         expect(contains(s!.unconfirmed_outgoing, 'launch code')).toBe(false);
@@ -65,7 +70,7 @@ function describeColumns(name: string, makeBackend: () => Promise<ReopenableBack
         expect(contains(d!.json, 'harbour')).toBe(false);
 
         // And the store still reads them back.
-        const loaded = await store.getSession('g1');
+        const loaded = await store.getSession(groupId('g1'));
         expect(loaded?.inboundAccess).toEqual({ current: ACCESS, previous: ACCESS_PREV });
         expect(loaded?.unconfirmedOutgoing).toEqual(OUTGOING);
         expect((await store.getGroup(groupId('a1')))?.meta).toBe(META);
@@ -90,15 +95,17 @@ function describeColumns(name: string, makeBackend: () => Promise<ReopenableBack
         await ds.query(set, [ra!.v, b]);
       };
       try {
-        await swap('conversations', 'group_id', 'inbound_access_current', 'g1', 'g2');
-        await expect(store.getSession('g1')).rejects.toThrow(
+        await swap('conversations', 'group_id', 'inbound_access_current', groupId('g1'), groupId('g2'));
+        await expect(store.getSession(groupId('g1'))).rejects.toThrow(
           /cannot decrypt sessions\.inbound_access_current/,
         );
-        await swap('conversations', 'group_id', 'inbound_access_current', 'g1', 'g2');
-        await swap('conversations', 'group_id', 'unconfirmed_outgoing', 'g1', 'g2');
-        await expect(store.getSession('g2')).rejects.toThrow(/cannot decrypt sessions\.unconfirmed_outgoing/);
-        await swap('conversations', 'group_id', 'unconfirmed_outgoing', 'g1', 'g2');
-        expect((await store.getSession('g1'))?.unconfirmedOutgoing).toEqual(OUTGOING);
+        await swap('conversations', 'group_id', 'inbound_access_current', groupId('g1'), groupId('g2'));
+        await swap('conversations', 'group_id', 'unconfirmed_outgoing', groupId('g1'), groupId('g2'));
+        await expect(store.getSession(groupId('g2'))).rejects.toThrow(
+          /cannot decrypt sessions\.unconfirmed_outgoing/,
+        );
+        await swap('conversations', 'group_id', 'unconfirmed_outgoing', groupId('g1'), groupId('g2'));
+        expect((await store.getSession(groupId('g1')))?.unconfirmedOutgoing).toEqual(OUTGOING);
 
         await swap('conversations', 'group_id', 'meta', groupId('a1'), groupId('b2'));
         await expect(store.getGroup(groupId('a1'))).rejects.toThrow(/cannot decrypt groups\.meta/);

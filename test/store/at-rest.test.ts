@@ -2,7 +2,7 @@ import type { DataSource } from 'typeorm';
 import { ArgumentError, StorageError } from '../../framework/relay/errors.js';
 import { deriveStateKey } from '../../framework/store/index.js';
 import { pgBackend, postgresAvailable, sqliteBackend, type ReopenableBackend } from './helpers.js';
-import { at, bytes, group, groupId, keyPackage, session, topicId } from './store-suite.js';
+import { at, bytes, direct, group, groupId, grouped, keyPackage, session, topicId } from './store-suite.js';
 
 const KEY = new Uint8Array(32).fill(42);
 const OTHER_KEY = new Uint8Array(32).fill(43);
@@ -19,8 +19,10 @@ async function seed(backend: ReopenableBackend): Promise<void> {
   await store.saveIdentity(identity);
   await store.putKeyPackage(keyPackage('kp1'));
   await store.putKeyPackage(keyPackage('kp2', { privateKeyPackage: bytes(120, 99) }));
-  await store.commit({ sessions: [session('g1'), session('g2', { state: bytes(200, 77) })] });
-  await store.commit({ groups: [group('a1'), group('b2', { state: bytes(300, 88) })] });
+  await store.commit({
+    conversations: [session('g1'), session('g2', { state: bytes(200, 77) })].map(direct),
+  });
+  await store.commit({ conversations: [group('a1'), group('b2', { state: bytes(300, 88) })].map(grouped) });
   await store.close();
 }
 
@@ -57,7 +59,7 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         expect(asBytes(id!.signing_seed)).not.toEqual(identity.signingSeed);
         expect(asBytes(id!.signing_seed)).toHaveLength(32 + 12 + 16);
         expect(Number(id!.at_rest)).toBe(1);
-        const [s] = await raw(ds, `SELECT state FROM conversations WHERE group_id = 'g1'`);
+        const [s] = await raw(ds, `SELECT state FROM conversations WHERE group_id = '${groupId('g1')}'`);
         expect(
           Buffer.from(asBytes(s!.state)).includes(Buffer.from(session('g1').state.subarray(0, 16))),
         ).toBe(false);
@@ -80,7 +82,7 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         expect(Number(g!.at_rest)).toBe(1);
 
         expect(await store.loadIdentity()).toEqual(identity);
-        expect((await store.getSession('g2'))?.state).toEqual(bytes(200, 77));
+        expect((await store.getSession(groupId('g2')))?.state).toEqual(bytes(200, 77));
         expect(await store.getGroup(groupId('a1'))).toEqual({ ...group('a1'), version: 1 });
         expect((await store.getGroupByTopic(topicId('b2')))?.state).toEqual(bytes(300, 88));
         expect((await store.listGroups()).map((x) => x.state)).toEqual([group('a1').state, bytes(300, 88)]);
@@ -93,7 +95,7 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
     it('fails with a StorageError naming RELAY_STATE_KEY under the wrong key', async () => {
       await withStore(OTHER_KEY, async ({ store }) => {
         await expectKeyError(store.loadIdentity());
-        await expectKeyError(store.getSession('g1'));
+        await expectKeyError(store.getSession(groupId('g1')));
         await expectKeyError(store.listKeyPackages());
         await expectKeyError(store.getGroup(groupId('a1')));
         await expectKeyError(store.getGroupByTopic(topicId('a1')));
@@ -109,10 +111,10 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         expect(store.encryptedAtRest).toBe(false);
         await expectKeyError(store.loadIdentity());
         await expectKeyError(store.getGroup(groupId('a1')));
-        await store.commit({ sessions: [session('plain')], groups: [group('c3')] });
+        await store.commit({ conversations: [direct(session('plain')), grouped(group('c3'))] });
       });
       await withStore(KEY, async ({ store }) => {
-        await expectKeyError(store.getSession('plain'));
+        await expectKeyError(store.getSession(groupId('plain')));
         await expectKeyError(store.getGroup(groupId('c3')));
       });
     });
@@ -120,10 +122,10 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
     it('detects secrets moved between rows or columns', async () => {
       await withStore(KEY, async ({ store, ds }) => {
         await ds.query(
-          `UPDATE conversations SET state = (SELECT state FROM conversations WHERE group_id = 'g2') WHERE group_id = 'g1'`,
+          `UPDATE conversations SET state = (SELECT state FROM conversations WHERE group_id = '${groupId('g2')}') WHERE group_id = '${groupId('g1')}'`,
         );
-        await expect(store.getSession('g1')).rejects.toBeInstanceOf(StorageError);
-        expect((await store.getSession('g2'))?.state).toEqual(bytes(200, 77));
+        await expect(store.getSession(groupId('g1'))).rejects.toBeInstanceOf(StorageError);
+        expect((await store.getSession(groupId('g2')))?.state).toEqual(bytes(200, 77));
 
         await ds.query(
           `UPDATE key_packages SET private_key_package = (SELECT private_key_package FROM key_packages WHERE ref = 'kp2') WHERE ref = 'kp1'`,
@@ -147,10 +149,10 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         // The same key as the other kind: the AAD names the kind (its old table), so this fails too.
         // x9's 1:1 columns are its own, sealed by the store; only its state is the group's.
         const x9 = groupId('x9');
-        await store.commit({ sessions: [session(x9)] });
-        const [direct] = await raw(ds, `SELECT * FROM conversations WHERE group_id = '${x9}'`);
-        await store.commit({ deleteSessions: [x9] });
-        await store.commit({ groups: [group('x9')] });
+        await store.commit({ conversations: [direct(session('x9'))] });
+        const [directRow] = await raw(ds, `SELECT * FROM conversations WHERE group_id = '${x9}'`);
+        await store.commit({ deleteConversations: [x9] });
+        await store.commit({ conversations: [group('x9')].map(grouped) });
         const columns = [
           'peer_id',
           'initiated_unconfirmed',
@@ -159,8 +161,8 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
         ];
         const marks = columns.map((c, i) => `"${c}" = ${ds.options.type === 'postgres' ? `$${i + 1}` : '?'}`);
         await ds.query(
-          `UPDATE conversations SET kind = 'direct', topic_id = NULL, meta = NULL, unconfirmed_outgoing = '${String(direct!.unconfirmed_outgoing)}', ${marks.join(', ')} WHERE group_id = '${x9}'`,
-          columns.map((c) => direct![c]),
+          `UPDATE conversations SET kind = 'direct', topic_id = NULL, meta = NULL, unconfirmed_outgoing = '${String(directRow!.unconfirmed_outgoing)}', ${marks.join(', ')} WHERE group_id = '${x9}'`,
+          columns.map((c) => directRow![c]),
         );
         await expectKeyError(store.getSession(x9));
       });

@@ -145,9 +145,11 @@ function describeMigration(name: string, makeBackend: () => Promise<Backend>) {
 
       const reply = { id: 'after-1', topic: 't', payload: new Uint8Array([1]), createdAt: NOW };
       await store.commit({
-        sessions: [{ ...session, epoch: session.epoch + 1n, messagesSinceCommit: 0 }],
-        groups: [{ ...group, meta: '{"name":"Team 2"}' }],
-        processed: { groupId: DM_ALICE, digest: 'new-digest', at: NOW },
+        conversations: [
+          { kind: 'direct', ...session, epoch: session.epoch + 1n, messagesSinceCommit: 0 },
+          { kind: 'group', ...group, meta: '{"name":"Team 2"}' },
+        ],
+        processed: { groupId: session.groupId, digest: 'new-digest', at: NOW },
         outbox: [reply],
       });
       expect(await store.getSession(DM_ALICE)).toEqual({
@@ -167,9 +169,9 @@ function describeMigration(name: string, makeBackend: () => Promise<Backend>) {
 
       const before = await snapshotStore(store);
       await expect(
-        store.commit({ sessions: [session], outbox: [{ ...reply, id: 'x' }] }),
+        store.commit({ conversations: [{ kind: 'direct', ...session }], outbox: [{ ...reply, id: 'x' }] }),
       ).rejects.toBeInstanceOf(StaleStateError);
-      await expect(store.commit({ groups: [group] })).rejects.toMatchObject({
+      await expect(store.commit({ conversations: [{ kind: 'group', ...group }] })).rejects.toMatchObject({
         expectedVersion: 1,
         storedVersion: 2,
       });
@@ -177,7 +179,9 @@ function describeMigration(name: string, makeBackend: () => Promise<Backend>) {
       const bob = (await store.getSession(DM_BOB))!;
       await expect(
         store.commit({
-          groups: [{ ...group, groupId: DM_BOB, topicId: 'ee'.repeat(16), version: bob.version }],
+          conversations: [
+            { kind: 'group', ...group, groupId: bob.groupId, topicId: 'ee'.repeat(16), version: bob.version },
+          ],
         }),
       ).rejects.toMatchObject({ code: 'STORAGE' });
       expect(await snapshotStore(store)).toEqual(before);

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { StaleStateError } from '../../framework/relay/errors.js';
 import { createRelayDataSource, MIGRATIONS_TABLE, runMigrations } from '../../framework/store/index.js';
 import { freshPgSchema, openPgIn, PG_URL, postgresAvailable, type OpenStore } from './helpers.js';
-import { group, groupId, session } from './store-suite.js';
+import { direct, group, groupId, grouped, session } from './store-suite.js';
 
 const pgUp = await postgresAvailable('the Postgres adapter tests');
 
@@ -71,17 +71,17 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
   it('two stores racing to commit the same session version: exactly one wins', async () => {
     const a = await open();
     const b = await open();
-    await a.store.commit({ sessions: [session('g1')] });
+    await a.store.commit({ conversations: [session('g1')].map(direct) });
     for (let version = 1; version <= 10; version++) {
       const results = await Promise.allSettled([
-        a.store.commit({ sessions: [session('g1', { version })] }),
-        b.store.commit({ sessions: [session('g1', { version })] }),
+        a.store.commit({ conversations: [session('g1', { version })].map(direct) }),
+        b.store.commit({ conversations: [session('g1', { version })].map(direct) }),
       ]);
       const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(losers).toHaveLength(1);
       expect(losers[0]!.reason).toBeInstanceOf(StaleStateError);
     }
-    expect((await b.store.getSession('g1'))?.version).toBe(11);
+    expect((await b.store.getSession(groupId('g1')))?.version).toBe(11);
   });
 
   it('two stores racing to create the same session: the loser gets StaleStateError', async () => {
@@ -89,8 +89,14 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
     const b = await open();
     for (let i = 0; i < 10; i++) {
       const results = await Promise.allSettled([
-        a.store.commit({ sessions: [session(`new-${i}`)], outbox: [{ ...outboxRow(`a${i}`) }] }),
-        b.store.commit({ sessions: [session(`new-${i}`)], outbox: [{ ...outboxRow(`b${i}`) }] }),
+        a.store.commit({
+          conversations: [session(`new-${i}`)].map(direct),
+          outbox: [{ ...outboxRow(`a${i}`) }],
+        }),
+        b.store.commit({
+          conversations: [session(`new-${i}`)].map(direct),
+          outbox: [{ ...outboxRow(`b${i}`) }],
+        }),
       ]);
       const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(losers).toHaveLength(1);
@@ -103,12 +109,18 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
   it('two stores racing to commit the same group version: exactly one wins, with its outbox row', async () => {
     const a = await open();
     const b = await open();
-    await a.store.commit({ groups: [group('a1')] });
+    await a.store.commit({ conversations: [group('a1')].map(grouped) });
     for (let version = 1; version <= 10; version++) {
       // One group and one outbox row: the single-statement shape of an inbound group message.
       const results = await Promise.allSettled([
-        a.store.commit({ groups: [group('a1', { version })], outbox: [outboxRow(`a${version}`)] }),
-        b.store.commit({ groups: [group('a1', { version })], outbox: [outboxRow(`b${version}`)] }),
+        a.store.commit({
+          conversations: [group('a1', { version })].map(grouped),
+          outbox: [outboxRow(`a${version}`)],
+        }),
+        b.store.commit({
+          conversations: [group('a1', { version })].map(grouped),
+          outbox: [outboxRow(`b${version}`)],
+        }),
       ]);
       const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(losers).toHaveLength(1);
@@ -126,10 +138,16 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
     const rounds = 100;
     for (let i = 0; i < rounds; i++) {
       const tag = `c${i}`;
-      const own = (who: string) => (i % 2 === 0 ? { sessions: [session(`${who}-${i}`)] } : {});
+      const own = (who: string) => (i % 2 === 0 ? [direct(session(`${who}-${i}`))] : []);
       const results = await Promise.allSettled([
-        a.store.commit({ ...own('a'), groups: [group(tag)], outbox: [outboxRow(`a${i}`)] }),
-        b.store.commit({ ...own('b'), groups: [group(tag)], outbox: [outboxRow(`b${i}`)] }),
+        a.store.commit({
+          conversations: [...own('a'), grouped(group(tag))],
+          outbox: [outboxRow(`a${i}`)],
+        }),
+        b.store.commit({
+          conversations: [...own('b'), grouped(group(tag))],
+          outbox: [outboxRow(`b${i}`)],
+        }),
       ]);
       const losers = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
       expect(losers).toHaveLength(1);
@@ -142,15 +160,14 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
 
   it('a group commit waiting on another process’s row lock sees its newer version', async () => {
     const { store } = await open();
-    await store.commit({ groups: [group('a1')] });
+    await store.commit({ conversations: [group('a1')].map(grouped) });
     const id = groupId('a1');
     const other = await rawClient();
     try {
       await other.query('BEGIN');
       await other.query(`SELECT 1 FROM "conversations" WHERE group_id = $1 FOR UPDATE`, [id]);
       const pending = store.commit({
-        groups: [group('a1', { version: 1 })],
-        sessions: [session('s1')],
+        conversations: [grouped(group('a1', { version: 1 })), direct(session('s1'))],
         outbox: [outboxRow('x')],
       });
       await new Promise((r) => setTimeout(r, 100));
@@ -166,14 +183,17 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
 
   it('a commit waiting on another process’s row lock sees its newer version', async () => {
     const { store } = await open();
-    await store.commit({ sessions: [session('g1')] });
+    await store.commit({ conversations: [session('g1')].map(direct) });
     const other = await rawClient();
     try {
       await other.query('BEGIN');
-      await other.query(`SELECT 1 FROM conversations WHERE group_id = 'g1' FOR UPDATE`);
-      const pending = store.commit({ sessions: [session('g1', { version: 1 })], outbox: [outboxRow('x')] });
+      await other.query(`SELECT 1 FROM conversations WHERE group_id = '${groupId('g1')}' FOR UPDATE`);
+      const pending = store.commit({
+        conversations: [session('g1', { version: 1 })].map(direct),
+        outbox: [outboxRow('x')],
+      });
       await new Promise((r) => setTimeout(r, 100));
-      await other.query(`UPDATE conversations SET version = version + 1 WHERE group_id = 'g1'`);
+      await other.query(`UPDATE conversations SET version = version + 1 WHERE group_id = '${groupId('g1')}'`);
       await other.query('COMMIT');
       await expect(pending).rejects.toMatchObject({ expectedVersion: 1, storedVersion: 2 });
     } finally {
@@ -190,9 +210,9 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
       await other.query(
         `INSERT INTO conversations (group_id, kind, peer_id, state, epoch, version, initiated_unconfirmed,
            inbound_access_current, messages_since_commit, unconfirmed_outgoing, updated_at)
-         VALUES ('g1', 'direct', 'p', '\\x00', 1, 1, false, '\\x00', 0, '[]', 0)`,
+         VALUES ('${groupId('g1')}', 'direct', 'p', '\\x00', 1, 1, false, '\\x00', 0, '[]', 0)`,
       );
-      const pending = store.commit({ sessions: [session('g1')], outbox: [outboxRow('x')] });
+      const pending = store.commit({ conversations: [session('g1')].map(direct), outbox: [outboxRow('x')] });
       await new Promise((r) => setTimeout(r, 100));
       await other.query('COMMIT');
       const err = await pending.catch((e: unknown) => e);

@@ -2,9 +2,16 @@
  * The one behaviour every RelayStore must have, run against each adapter (MemoryRelayStore is the
  * reference). Adapter-specific concerns (pragmas, row locks, encryption) live in their own files.
  */
-import { asUnixSeconds, type UnixSeconds } from '../../framework/relay/brand.js';
+import {
+  asGroupIdHex,
+  asUnixSeconds,
+  type GroupIdHex,
+  type UnixSeconds,
+} from '../../framework/relay/brand.js';
 import { StaleStateError } from '../../framework/relay/errors.js';
 import type {
+  DirectConversationRecord,
+  GroupConversationRecord,
   GroupRecord,
   InboundCommit,
   OutboxRecord,
@@ -24,11 +31,12 @@ export const bytes = (length: number, seed = 1): Uint8Array =>
   Uint8Array.from({ length }, (_, i) => (i * 31 + seed) & 0xff);
 const allByteValues = () => Uint8Array.from({ length: 256 }, (_, i) => i);
 
-export function session(groupId: string, over: Partial<SessionRecord> = {}): SessionRecord {
+/** A session whose group id is groupId(tag). */
+export function session(tag: string, over: Partial<SessionRecord> = {}): SessionRecord {
   return {
-    groupId,
-    peerId: `peer-${groupId}`,
-    state: bytes(200, groupId.length),
+    groupId: groupId(tag),
+    peerId: `peer-${tag}`,
+    state: bytes(200, tag.length),
     epoch: 3n,
     initiatedUnconfirmed: false,
     inboundAccess: { current: bytes(32, 7) },
@@ -45,7 +53,7 @@ export function session(groupId: string, over: Partial<SessionRecord> = {}): Ses
  * first, so distinct tags never pad to the same id ('r1' and 'r10' would).
  */
 const hexTag = (tag: string) => Buffer.from(tag).toString('hex');
-export const groupId = (tag: string) => hexTag(tag).padEnd(64, '0');
+export const groupId = (tag: string): GroupIdHex => asGroupIdHex(hexTag(tag).padEnd(64, '0'));
 export const topicId = (tag: string) => hexTag(tag).padEnd(32, 'f');
 
 export function group(tag: string, over: Partial<GroupRecord> = {}): GroupRecord {
@@ -60,6 +68,11 @@ export function group(tag: string, over: Partial<GroupRecord> = {}): GroupRecord
     ...over,
   };
 }
+
+/** The session as the conversation record a commit writes. */
+export const direct = (s: SessionRecord): DirectConversationRecord => ({ kind: 'direct', ...s });
+/** The group as the conversation record a commit writes. */
+export const grouped = (g: GroupRecord): GroupConversationRecord => ({ kind: 'group', ...g });
 
 export const peer = (userId: string, over: Partial<PeerRecord> = {}): PeerRecord => ({
   userId,
@@ -97,7 +110,7 @@ async function snapshot(store: RelayStore) {
     groups: await store.listGroups(),
     outbox: await store.listOutbox(),
     peer: await store.getPeer('p-new'),
-    processed: await store.hasProcessed('g1', 'd1'),
+    processed: await store.hasProcessed(groupId('g1'), 'd1'),
     envelope: await store.hasEnvelope('e1', at()),
     welcome: await store.hasWelcome('w1', at()),
     keyPackages: await store.listKeyPackages(),
@@ -118,9 +131,9 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
     });
 
     const commitSession = (s: SessionRecord, extra: InboundCommit = {}) =>
-      store.commit({ ...extra, sessions: [s] });
+      store.commit({ ...extra, conversations: [s].map(direct) });
     const commitGroup = (g: GroupRecord, extra: InboundCommit = {}) =>
-      store.commit({ ...extra, groups: [g] });
+      store.commit({ ...extra, conversations: [g].map(grouped) });
 
     describe('identity and own bundle', () => {
       it('starts empty, saves, and replaces', async () => {
@@ -210,7 +223,7 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
     describe('sessions', () => {
       it('inserts at version 0 and stores version 1', async () => {
         await commitSession(session('g1'));
-        expect(await store.getSession('g1')).toEqual({ ...session('g1'), version: 1 });
+        expect(await store.getSession(groupId('g1'))).toEqual({ ...session('g1'), version: 1 });
         expect(await store.getSession('nope')).toBeUndefined();
       });
 
@@ -218,7 +231,7 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         await commitSession(session('g1'));
         await commitSession(session('g1', { version: 1, messagesSinceCommit: 4 }));
         await commitSession(session('g1', { version: 2, epoch: 4n }));
-        const s = await store.getSession('g1');
+        const s = await store.getSession(groupId('g1'));
         expect(s?.version).toBe(3);
         expect(s?.epoch).toBe(4n);
       });
@@ -228,13 +241,18 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         await commitSession(session('g1', { version: 1 }));
         const err = await commitSession(session('g1', { version: 1 })).catch((e: unknown) => e);
         expect(err).toBeInstanceOf(StaleStateError);
-        expect(err).toMatchObject({ code: 'STORAGE', groupId: 'g1', expectedVersion: 1, storedVersion: 2 });
+        expect(err).toMatchObject({
+          code: 'STORAGE',
+          groupId: groupId('g1'),
+          expectedVersion: 1,
+          storedVersion: 2,
+        });
         await expect(commitSession(session('g1', { version: 0 }))).rejects.toBeInstanceOf(StaleStateError);
         await expect(commitSession(session('g2', { version: 3 }))).rejects.toMatchObject({
           storedVersion: 0,
         });
-        expect((await store.getSession('g1'))?.version).toBe(2);
-        expect(await store.getSession('g2')).toBeUndefined();
+        expect((await store.getSession(groupId('g1')))?.version).toBe(2);
+        expect(await store.getSession(groupId('g2'))).toBeUndefined();
       });
 
       it('lets exactly one of two concurrent commits of the same version win', async () => {
@@ -246,12 +264,12 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         const rejected = results.filter((r) => r.status === 'rejected');
         expect(rejected).toHaveLength(1);
         expect((rejected[0] as PromiseRejectedResult).reason).toBeInstanceOf(StaleStateError);
-        expect((await store.getSession('g1'))?.version).toBe(2);
+        expect((await store.getSession(groupId('g1')))?.version).toBe(2);
       });
 
       it('finds a session by peer and lists all', async () => {
-        await store.commit({ sessions: [session('g1'), session('g2', { peerId: 'bob' })] });
-        expect((await store.getSessionByPeer('bob'))?.groupId).toBe('g2');
+        await store.commit({ conversations: [session('g1'), session('g2', { peerId: 'bob' })].map(direct) });
+        expect((await store.getSessionByPeer('bob'))?.groupId).toBe(groupId('g2'));
         expect(await store.getSessionByPeer('nobody')).toBeUndefined();
         const all = (await store.listSessions()).sort((a, b) => a.groupId.localeCompare(b.groupId));
         expect(all).toEqual([
@@ -261,22 +279,30 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
 
       it('deletes sessions, and replaces a group deleted in the same commit', async () => {
-        await store.commit({ sessions: [session('g1'), session('g2')] });
-        await store.commit({ deleteSessions: ['g1', 'missing'] });
-        expect(await store.getSession('g1')).toBeUndefined();
-        await store.commit({ deleteSessions: ['g2'], sessions: [session('g2', { version: 1, epoch: 9n })] });
-        expect(await store.getSession('g2')).toMatchObject({ version: 2, epoch: 9n });
-        await store.commit({ deleteSessions: ['g2'], sessions: [session('g3', { peerId: 'peer-g2' })] });
-        expect((await store.getSessionByPeer('peer-g2'))?.groupId).toBe('g3');
+        await store.commit({ conversations: [session('g1'), session('g2')].map(direct) });
+        await store.commit({ deleteConversations: [groupId('g1'), groupId('missing')] });
+        expect(await store.getSession(groupId('g1'))).toBeUndefined();
+        await store.commit({
+          deleteConversations: [groupId('g2')],
+          conversations: [session('g2', { version: 1, epoch: 9n })].map(direct),
+        });
+        expect(await store.getSession(groupId('g2'))).toMatchObject({ version: 2, epoch: 9n });
+        await store.commit({
+          deleteConversations: [groupId('g2')],
+          conversations: [session('g3', { peerId: 'peer-g2' })].map(direct),
+        });
+        expect((await store.getSessionByPeer('peer-g2'))?.groupId).toBe(groupId('g3'));
       });
 
       it('round-trips epochs above 2^53 exactly', async () => {
         const big = 2n ** 53n + 1n;
         const huge = 2n ** 63n - 1n;
-        await store.commit({ sessions: [session('g1', { epoch: big }), session('g2', { epoch: huge })] });
-        expect((await store.getSession('g1'))?.epoch).toBe(big);
-        expect((await store.getSession('g2'))?.epoch).toBe(huge);
-        expect(typeof (await store.getSession('g1'))?.epoch).toBe('bigint');
+        await store.commit({
+          conversations: [session('g1', { epoch: big }), session('g2', { epoch: huge })].map(direct),
+        });
+        expect((await store.getSession(groupId('g1')))?.epoch).toBe(big);
+        expect((await store.getSession(groupId('g2')))?.epoch).toBe(huge);
+        expect(typeof (await store.getSession(groupId('g1')))?.epoch).toBe('bigint');
       });
 
       it('round-trips every byte value, optional previous access key and outgoing texts', async () => {
@@ -288,12 +314,12 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
           unconfirmedOutgoing: ['hi', 'naïve "quotes" \\ and\nnewlines', '🙂'],
         });
         await commitSession(s);
-        const loaded = await store.getSession('g1');
+        const loaded = await store.getSession(groupId('g1'));
         expect(loaded).toEqual({ ...s, version: 1 });
         expect(isPlainBytes(loaded!.state)).toBe(true);
         expect(isPlainBytes(loaded!.inboundAccess.previous!)).toBe(true);
         await commitSession(session('g1', { version: 1 }));
-        expect((await store.getSession('g1'))?.inboundAccess).toEqual({ current: bytes(32, 7) });
+        expect((await store.getSession(groupId('g1')))?.inboundAccess).toEqual({ current: bytes(32, 7) });
       });
     });
 
@@ -301,12 +327,11 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       it('reads a session and a group through one get and one load-for-message', async () => {
         const s = session('g1', { peerId: 'p1' });
         await store.commit({
-          sessions: [s],
-          groups: [group('a1')],
+          conversations: [direct(s), grouped(group('a1'))],
           peers: [peer('p1')],
           processed: { groupId: groupId('a1'), digest: 'd1', at: at() },
         });
-        expect(await store.getConversation('g1')).toEqual({ kind: 'direct', ...s, version: 1 });
+        expect(await store.getConversation(groupId('g1'))).toEqual({ kind: 'direct', ...s, version: 1 });
         expect(await store.getConversation(groupId('a1'))).toEqual({
           kind: 'group',
           ...group('a1'),
@@ -314,7 +339,7 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         });
         expect(await store.getConversation('nope')).toBeUndefined();
 
-        expect(await store.loadConversationForMessage('g1', 'd1')).toEqual({
+        expect(await store.loadConversationForMessage(groupId('g1'), 'd1')).toEqual({
           conversation: { kind: 'direct', ...s, version: 1 },
           processed: false,
           peer: peer('p1'),
@@ -328,13 +353,13 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(await store.loadConversationForMessage('nope', 'd1')).toBeUndefined();
         // The per-kind reads are views of it.
         expect(await store.loadForMessage(groupId('a1'), 'd1')).toBeUndefined();
-        expect(await store.loadGroupForMessage('g1', 'd1')).toBeUndefined();
+        expect(await store.loadGroupForMessage(groupId('g1'), 'd1')).toBeUndefined();
         expect((await store.loadGroupForMessage(groupId('a1'), 'd1'))?.processed).toBe(true);
       });
 
       it('loads a direct conversation whose peer is not stored without a peer', async () => {
-        await store.commit({ sessions: [session('g1', { peerId: 'unknown' })] });
-        const loaded = await store.loadConversationForMessage('g1', 'd1');
+        await store.commit({ conversations: [session('g1', { peerId: 'unknown' })].map(direct) });
+        const loaded = await store.loadConversationForMessage(groupId('g1'), 'd1');
         expect(loaded?.conversation.kind).toBe('direct');
         expect(loaded?.peer).toBeUndefined();
       });
@@ -343,7 +368,7 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
     describe('groups', () => {
       it('inserts at version 0 and reads back by id, by topic and in a list ordered by group id', async () => {
         expect(await store.listGroups()).toEqual([]);
-        await store.commit({ groups: [group('b2'), group('a1')] });
+        await store.commit({ conversations: [group('b2'), group('a1')].map(grouped) });
         expect(await store.getGroup(groupId('a1'))).toEqual({ ...group('a1'), version: 1 });
         expect(await store.getGroupByTopic(topicId('b2'))).toEqual({ ...group('b2'), version: 1 });
         expect(await store.getGroup(groupId('c3'))).toBeUndefined();
@@ -399,18 +424,21 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
 
       it('deletes groups, and replaces a group deleted in the same commit', async () => {
-        await store.commit({ groups: [group('a1'), group('b2'), group('c3')] });
-        await store.commit({ deleteGroups: [groupId('a1'), groupId('missing')] });
+        await store.commit({ conversations: [group('a1'), group('b2'), group('c3')].map(grouped) });
+        await store.commit({ deleteConversations: [groupId('a1'), groupId('missing')] });
         expect(await store.getGroup(groupId('a1'))).toBeUndefined();
         expect(await store.getGroupByTopic(topicId('a1'))).toBeUndefined();
         expect((await store.listGroups()).map((g) => g.groupId)).toEqual([groupId('b2'), groupId('c3')]);
         // The same version rule as an update: the record must have been read at the stored version.
         await store.commit({
-          deleteGroups: [groupId('b2')],
-          groups: [group('b2', { version: 1, epoch: 9n })],
+          deleteConversations: [groupId('b2')],
+          conversations: [group('b2', { version: 1, epoch: 9n })].map(grouped),
         });
         expect(await store.getGroup(groupId('b2'))).toMatchObject({ version: 2, epoch: 9n });
-        await store.commit({ deleteGroups: [groupId('c3')], groups: [group('d4')] });
+        await store.commit({
+          deleteConversations: [groupId('c3')],
+          conversations: [group('d4')].map(grouped),
+        });
         expect((await store.listGroups()).map((g) => g.groupId)).toEqual([groupId('b2'), groupId('d4')]);
         // A deleted group can be joined again from scratch.
         await commitGroup(group('a1'));
@@ -428,30 +456,35 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
 
       // One conversations table (issue 11): a group id names one conversation, of one kind.
-      it('keeps one conversation per group id: reads, deletes and saves see only its kind', async () => {
+      it('keeps one conversation per group id: reads and saves see only its kind, a delete takes either', async () => {
         const id = groupId('a1');
-        await store.commit({ sessions: [session(id)] });
+        await store.commit({ conversations: [direct(session('a1', { groupId: id }))] });
         expect(await store.getGroup(id)).toBeUndefined();
         expect(await store.loadGroupForMessage(id, 'd1')).toBeUndefined();
         expect(await store.listGroups()).toEqual([]);
         const before = await snapshot(store);
-        await expect(store.commit({ groups: [group('a1')] })).rejects.toBeInstanceOf(StaleStateError);
-        const err = await store.commit({ groups: [group('a1', { version: 1 })] }).catch((e: unknown) => e);
+        await expect(store.commit({ conversations: [grouped(group('a1'))] })).rejects.toBeInstanceOf(
+          StaleStateError,
+        );
+        const err = await store
+          .commit({ conversations: [grouped(group('a1', { version: 1 }))] })
+          .catch((e: unknown) => e);
         expect(err).toMatchObject({ code: 'STORAGE' });
         expect(err).not.toBeInstanceOf(StaleStateError);
-        await store.commit({ deleteGroups: [id] });
         expect(await snapshot(store)).toEqual(before);
         expect((await store.getSession(id))?.version).toBe(1);
 
-        await store.commit({ deleteSessions: [id] });
-        await store.commit({ groups: [group('a1')] });
-        await store.commit({ groups: [group('a1', { version: 1 })] });
+        // One delete for both kinds: the session goes, and the id can be taken by a group.
+        await store.commit({ deleteConversations: [id] });
+        expect(await store.getSession(id)).toBeUndefined();
+        expect(await store.getConversation(id)).toBeUndefined();
+        await store.commit({ conversations: [grouped(group('a1'))] });
+        await store.commit({ conversations: [grouped(group('a1', { version: 1 }))] });
         expect((await store.getGroup(id))?.version).toBe(2);
         expect(await store.getSession(id)).toBeUndefined();
         expect(await store.loadForMessage(id, 'd1')).toBeUndefined();
-        await store.commit({ deleteSessions: [id] });
-        expect((await store.getGroup(id))?.version).toBe(2);
-        await store.commit({ deleteGroups: [id] });
+        await store.commit({ deleteConversations: [id] });
+        expect(await store.getConversation(id)).toBeUndefined();
         expect(await store.listGroups()).toEqual([]);
       });
 
@@ -460,9 +493,9 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         const before = await snapshot(store);
         const err = await store
           .commit({
-            groups: [group('b2', { topicId: topicId('a1') })],
+            conversations: [group('b2', { topicId: topicId('a1') })].map(grouped),
             outbox: [outbox('o1')],
-            processed: { groupId: 'g1', digest: 'd1', at: at() },
+            processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
           })
           .catch((e: unknown) => e);
         expect(err).toMatchObject({ code: 'STORAGE' });
@@ -484,17 +517,17 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
     describe('loadForMessage', () => {
       it('reads the session, the processed check and the peer at once', async () => {
         await store.commit({
-          sessions: [session('g1', { peerId: 'p1' }), session('g2', { peerId: 'nobody' })],
+          conversations: [session('g1', { peerId: 'p1' }), session('g2', { peerId: 'nobody' })].map(direct),
           peers: [peer('p1', { displayName: 'P', bundleIssuedAt: at(3) })],
-          processed: { groupId: 'g1', digest: 'd1', at: at() },
+          processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
         });
-        expect(await store.loadForMessage('g1', 'd1')).toEqual({
+        expect(await store.loadForMessage(groupId('g1'), 'd1')).toEqual({
           session: { ...session('g1', { peerId: 'p1' }), version: 1 },
           processed: true,
           peer: peer('p1', { displayName: 'P', bundleIssuedAt: at(3) }),
         });
-        expect(await store.loadForMessage('g1', 'd2')).toMatchObject({ processed: false });
-        expect(await store.loadForMessage('g2', 'd1')).toEqual({
+        expect(await store.loadForMessage(groupId('g1'), 'd2')).toMatchObject({ processed: false });
+        expect(await store.loadForMessage(groupId('g2'), 'd1')).toEqual({
           session: { ...session('g2', { peerId: 'nobody' }), version: 1 },
           processed: false,
           peer: undefined,
@@ -504,7 +537,10 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
 
       it('loadGroupForMessage reads the group and the processed check at once', async () => {
         const g = group('a');
-        await store.commit({ groups: [g], processed: { groupId: g.groupId, digest: 'd1', at: at() } });
+        await store.commit({
+          conversations: [g].map(grouped),
+          processed: { groupId: g.groupId, digest: 'd1', at: at() },
+        });
         expect(await store.loadGroupForMessage(g.groupId, 'd1')).toEqual({
           group: { ...g, version: 1 },
           processed: true,
@@ -516,14 +552,14 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
 
     describe('dedupe and replay cache', () => {
       it('records processed digests and prunes them after 7 days', async () => {
-        await store.commit({ processed: { groupId: 'g1', digest: 'd1', at: at() } });
-        expect(await store.hasProcessed('g1', 'd1')).toBe(true);
-        expect(await store.hasProcessed('g1', 'd2')).toBe(false);
-        expect(await store.hasProcessed('g2', 'd1')).toBe(false);
+        await store.commit({ processed: { groupId: groupId('g1'), digest: 'd1', at: at() } });
+        expect(await store.hasProcessed(groupId('g1'), 'd1')).toBe(true);
+        expect(await store.hasProcessed(groupId('g1'), 'd2')).toBe(false);
+        expect(await store.hasProcessed(groupId('g2'), 'd1')).toBe(false);
         await store.prune(at(7 * DAY));
-        expect(await store.hasProcessed('g1', 'd1')).toBe(true);
+        expect(await store.hasProcessed(groupId('g1'), 'd1')).toBe(true);
         await store.prune(at(7 * DAY + 1));
-        expect(await store.hasProcessed('g1', 'd1')).toBe(false);
+        expect(await store.hasProcessed(groupId('g1'), 'd1')).toBe(false);
       });
 
       it('answers envelopes until they expire and prunes expired ones', async () => {
@@ -665,16 +701,16 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         );
         await commitSession(session('g1'));
         expect(await store.listSessionAccess()).toEqual([
-          { groupId: 'g1', inboundAccess: { current: bytes(32, 7) } },
-          { groupId: 'g2', inboundAccess: { current: bytes(32, 2), previous: bytes(32, 3) } },
+          { groupId: groupId('g1'), inboundAccess: { current: bytes(32, 7) } },
+          { groupId: groupId('g2'), inboundAccess: { current: bytes(32, 2), previous: bytes(32, 3) } },
         ]);
       });
 
       it('round-trips unusedSince and clears it when a write leaves it out', async () => {
         await commitSession(session('g1', { unusedSince: at(5) }));
-        expect((await store.getSession('g1'))?.unusedSince).toBe(at(5));
+        expect((await store.getSession(groupId('g1')))?.unusedSince).toBe(at(5));
         await commitSession(session('g1', { version: 1 }));
-        expect(await store.getSession('g1')).not.toHaveProperty('unusedSince');
+        expect(await store.getSession(groupId('g1'))).not.toHaveProperty('unusedSince');
       });
 
       it('deletes only sessions unused since before the cut-off', async () => {
@@ -682,9 +718,12 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         await commitSession(session('edge', { unusedSince: at(100) }));
         await commitSession(session('used'));
         await commitSession(session('fresh', { unusedSince: at(200) }));
-        expect(await store.deleteUnusedSessions(at(101))).toEqual(['edge', 'old']);
+        expect(await store.deleteUnusedSessions(at(101))).toEqual([groupId('edge'), groupId('old')]);
         expect(await store.deleteUnusedSessions(at(101))).toEqual([]);
-        expect((await store.listSessionAccess()).map((s) => s.groupId)).toEqual(['fresh', 'used']);
+        expect((await store.listSessionAccess()).map((s) => s.groupId)).toEqual([
+          groupId('fresh'),
+          groupId('used'),
+        ]);
       });
     });
 
@@ -736,10 +775,12 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
 
         const err = await store
           .commit({
-            sessions: [session('g-new'), session('g-stale', { version: 0 }), session('g-new2')],
-            deleteSessions: ['g-stale'],
+            conversations: [session('g-new'), session('g-stale', { version: 0 }), session('g-new2')].map(
+              direct,
+            ),
+            deleteConversations: [groupId('g-stale')],
             peers: [peer('p-new')],
-            processed: { groupId: 'g1', digest: 'd1', at: at() },
+            processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
             envelope: { digest: 'e1', expiresAt: at(60) },
             welcome: { digest: 'w1', at: at() },
             consumedKeyPackage: { ref: 'kp', at: at(1) },
@@ -757,7 +798,7 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
 
       it('applies nothing when a group is stale: no sessions, groups, outbox rows or anything else', async () => {
         await commitSession(session('s-old'));
-        await store.commit({ groups: [group('a1'), group('b2'), group('c3')] });
+        await store.commit({ conversations: [group('a1'), group('b2'), group('c3')].map(grouped) });
         await commitGroup(group('b2', { version: 1 }));
         await store.putKeyPackage(keyPackage('kp'));
         await store.commit({ outbox: [outbox('before')] });
@@ -765,10 +806,13 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
 
         const err = await store
           .commit({
-            sessions: [session('s-new'), session('s-old', { version: 1, epoch: 8n })],
-            deleteSessions: ['s-old2'],
-            groups: [group('a1', { version: 1, epoch: 8n }), group('b2', { version: 1 }), group('d4')],
-            deleteGroups: [groupId('c3')],
+            conversations: [
+              ...[session('s-new'), session('s-old', { version: 1, epoch: 8n })].map(direct),
+              ...[group('a1', { version: 1, epoch: 8n }), group('b2', { version: 1 }), group('d4')].map(
+                grouped,
+              ),
+            ],
+            deleteConversations: [groupId('s-old2'), groupId('c3')],
             peers: [peer('p-new')],
             processed: { groupId: groupId('b2'), digest: 'd1', at: at() },
             envelope: { digest: 'e1', expiresAt: at(60) },
@@ -793,9 +837,11 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         const before = await snapshot(store);
         const err = await store
           .commit({
-            sessions: [session('g-stale', { version: 0 })],
-            groups: [group('a1', { version: 1, epoch: 9n }), group('b2')],
-            deleteGroups: [groupId('a1')],
+            conversations: [
+              direct(session('g-stale', { version: 0 })),
+              ...[group('a1', { version: 1, epoch: 9n }), group('b2')].map(grouped),
+            ],
+            deleteConversations: [groupId('a1')],
             outbox: [outbox('o1')],
           })
           .catch((e: unknown) => e);
@@ -804,11 +850,13 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       });
 
       it('applies sessions, groups and group deletions of a successful commit together', async () => {
-        await store.commit({ groups: [group('a1'), group('c3')] });
+        await store.commit({ conversations: [group('a1'), group('c3')].map(grouped) });
         await store.commit({
-          sessions: [session('g1')],
-          groups: [group('a1', { version: 1, epoch: 6n }), group('b2')],
-          deleteGroups: [groupId('c3')],
+          conversations: [
+            direct(session('g1')),
+            ...[group('a1', { version: 1, epoch: 6n }), group('b2')].map(grouped),
+          ],
+          deleteConversations: [groupId('c3')],
           outbox: [outbox('o1'), outbox('o2', { awaitAck: true })],
           processed: { groupId: groupId('a1'), digest: 'd1', at: at() },
         });
@@ -825,9 +873,9 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       it('applies everything of a successful commit together', async () => {
         await store.putKeyPackage(keyPackage('kp'));
         await store.commit({
-          sessions: [session('g1')],
+          conversations: [session('g1')].map(direct),
           peers: [peer('p-new')],
-          processed: { groupId: 'g1', digest: 'd1', at: at() },
+          processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
           envelope: { digest: 'e1', expiresAt: at(60) },
           welcome: { digest: 'w1', at: at() },
           consumedKeyPackage: { ref: 'kp', at: at(1) },
@@ -859,14 +907,14 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         const before = await snapshot(store);
         const err = await store
           .commit({
-            sessions: [session('g1', { version: 1, epoch: 9n })],
-            processed: { groupId: 'g1', digest: 'd1', at: at() },
+            conversations: [session('g1', { version: 1, epoch: 9n })].map(direct),
+            processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
             envelope: { digest: 'e1', expiresAt: at(60) },
             outbox: [outbox('o1')],
             ...extra,
           })
           .catch((e: unknown) => e);
-        expect(err).toMatchObject({ groupId: 'g1', expectedVersion: 1, storedVersion: 2 });
+        expect(err).toMatchObject({ groupId: groupId('g1'), expectedVersion: 1, storedVersion: 2 });
         expect(err).toBeInstanceOf(StaleStateError);
         expect(await snapshot(store)).toEqual(before);
       });
@@ -882,8 +930,8 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         const before = await snapshot(store);
         const err = await store
           .commit({
-            groups: [group('a1', { version: 1, epoch: 9n })],
-            processed: { groupId: 'g1', digest: 'd1', at: at() },
+            conversations: [group('a1', { version: 1, epoch: 9n })].map(grouped),
+            processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
             envelope: { digest: 'e1', expiresAt: at(60) },
             outbox: [outbox('o1', { awaitAck: true })],
             ...extra,
@@ -897,8 +945,8 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       it('applies everything of an inbound group-message commit together', async () => {
         await commitGroup(group('a1'));
         await store.commit({
-          groups: [group('a1', { version: 1, epoch: 9n, meta: '{}' })],
-          processed: { groupId: 'g1', digest: 'd1', at: at() },
+          conversations: [group('a1', { version: 1, epoch: 9n, meta: '{}' })].map(grouped),
+          processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
           envelope: { digest: 'e1', expiresAt: at(60) },
           outbox: [outbox('o1', { awaitAck: true })],
         });
@@ -913,8 +961,8 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
       it('applies everything of an inbound-message commit together', async () => {
         await commitSession(session('g1'));
         await store.commit({
-          sessions: [session('g1', { version: 1, epoch: 9n, messagesSinceCommit: 4 })],
-          processed: { groupId: 'g1', digest: 'd1', at: at() },
+          conversations: [session('g1', { version: 1, epoch: 9n, messagesSinceCommit: 4 })].map(direct),
+          processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
           envelope: { digest: 'e1', expiresAt: at(60) },
           outbox: [outbox('o1', { retain: true, messageExpirySeconds: 300 })],
         });
@@ -925,11 +973,11 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(after.envelope).toBe(true);
         // Upserts: the same digests again (a retried commit) refresh rather than fail.
         await store.commit({
-          sessions: [session('g1', { version: 2 })],
-          processed: { groupId: 'g1', digest: 'd1', at: at(5) },
+          conversations: [session('g1', { version: 2 })].map(direct),
+          processed: { groupId: groupId('g1'), digest: 'd1', at: at(5) },
           envelope: { digest: 'e1', expiresAt: at(90) },
         });
-        expect((await store.getSession('g1'))?.version).toBe(3);
+        expect((await store.getSession(groupId('g1')))?.version).toBe(3);
         expect(await store.hasEnvelope('e1', at(80))).toBe(true);
       });
 

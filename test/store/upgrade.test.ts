@@ -13,7 +13,18 @@ import {
 } from '../../framework/store/index.js';
 import { AtRestCipher } from '../../framework/store/crypto-at-rest.js';
 import { freshPgSchema, PG_URL, postgresAvailable, sqliteFile, tempDir, type OpenStore } from './helpers.js';
-import { at, bytes, group, groupId, keyPackage, outbox, session, topicId } from './store-suite.js';
+import {
+  at,
+  bytes,
+  direct,
+  group,
+  groupId,
+  grouped,
+  keyPackage,
+  outbox,
+  session,
+  topicId,
+} from './store-suite.js';
 
 const KEY = new Uint8Array(32).fill(42);
 const INITIAL = 'Initial1795846949665';
@@ -100,7 +111,7 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
         [
           s.groupId,
           s.peerId,
-          Buffer.from(legacy.seal(s.state, { table: 'sessions', column: 'state', key: 'g1' })),
+          Buffer.from(legacy.seal(s.state, { table: 'sessions', column: 'state', key: s.groupId })),
           s.epoch.toString(),
           1,
           backend.kind === 'postgres' ? false : 0,
@@ -145,7 +156,7 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 
         // Written before session expiry existed: no unusedSince, so it never expires.
-        expect(await store.getSession('g1')).toEqual({ ...session('g1'), version: 1 });
+        expect(await store.getSession(groupId('g1'))).toEqual({ ...session('g1'), version: 1 });
         expect(await store.deleteUnusedSessions(at(1_000_000))).toEqual([]);
         expect(await store.listParkedInbound()).toEqual([]);
         expect(await store.listKeyPackages()).toEqual([keyPackage('kp1')]);
@@ -153,11 +164,13 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
         expect(await store.listGroups()).toEqual([]);
 
         await store.commit({
-          sessions: [session('g1', { version: 1 })],
-          groups: [group('a1')],
+          conversations: [direct(session('g1', { version: 1 })), grouped(group('a1'))],
           outbox: [outbox('new1', { awaitAck: true })],
         });
-        await store.commit({ groups: [group('a1', { version: 1 })], outbox: [outbox('new2')] });
+        await store.commit({
+          conversations: [group('a1', { version: 1 })].map(grouped),
+          outbox: [outbox('new2')],
+        });
         expect(await store.getGroupByTopic(topicId('a1'))).toEqual({ ...group('a1'), version: 2 });
         // New rows replay after the ones written before the upgrade.
         expect(await store.listOutbox()).toEqual([

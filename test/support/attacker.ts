@@ -272,9 +272,10 @@ export class SessionForger {
     const state = mls.decodeSession(session.state);
     const encrypted = await mls.encryptApplication(this.ctx, state, encodeContent({ content: text }));
     await this.peerStore.commit({
-      sessions: [
+      conversations: [
         {
           ...session,
+          kind: 'direct',
           state: mls.encodeSession(encrypted.state),
           messagesSinceCommit: session.messagesSinceCommit + 1,
         },

@@ -1,5 +1,5 @@
 // The one versioned cache and compare-and-set save (conversation-states.ts), over the memory store.
-import type { UnixSeconds } from '../../framework/relay/brand.js';
+import { asGroupIdHex, type UnixSeconds } from '../../framework/relay/brand.js';
 import { ConversationStates } from '../../framework/relay/conversation-states.js';
 import { StaleStateError } from '../../framework/relay/errors.js';
 import {
@@ -10,7 +10,7 @@ import {
   type MlsContext,
 } from '../../framework/relay/mls/index.js';
 import { MemoryRelayStore } from '../../framework/relay/memory-store.js';
-import type { GroupRecord, SessionRecord } from '../../framework/relay/store.js';
+import type { DirectConversationRecord, GroupConversationRecord } from '../../framework/relay/store.js';
 import { makeIdentity, nowSeconds } from './mls-helpers.js';
 
 let ctx: MlsContext;
@@ -21,8 +21,9 @@ beforeAll(async () => {
   state = (await createGroup(ctx, makeIdentity(), { now: nowSeconds() })).state;
 });
 
-const session = (groupId: string): SessionRecord => ({
-  groupId,
+const session = (groupId: string): DirectConversationRecord => ({
+  kind: 'direct',
+  groupId: asGroupIdHex(groupId),
   peerId: 'cd'.repeat(32),
   state: encodeSession(state),
   epoch: 0n,
@@ -34,8 +35,9 @@ const session = (groupId: string): SessionRecord => ({
   version: 0,
 });
 
-const group = (groupId: string): GroupRecord => ({
-  groupId,
+const group = (groupId: string): GroupConversationRecord => ({
+  kind: 'group',
+  groupId: asGroupIdHex(groupId),
   topicId: groupId.slice(0, 32),
   state: encodeSession(state),
   epoch: 0n,
@@ -49,8 +51,8 @@ describe('ConversationStates', () => {
     const states = new ConversationStates(new MemoryRelayStore());
     const s = session('01'.repeat(32));
     const g = group('02'.repeat(32));
-    await states.save({ sessions: [s] }, { groupId: s.groupId, state });
-    await states.save({ groups: [g] }, { groupId: g.groupId, state });
+    await states.save({ conversations: [s] }, { groupId: s.groupId, state });
+    await states.save({ conversations: [g] }, { groupId: g.groupId, state });
     expect(s.version).toBe(1);
     expect(g.version).toBe(1);
     expect(states.cached(s)).toBe(state);
@@ -63,7 +65,7 @@ describe('ConversationStates', () => {
     const states = new ConversationStates(new MemoryRelayStore());
     const s = session('03'.repeat(32));
     const g = group('04'.repeat(32));
-    await states.save({ sessions: [s], groups: [g] }, { groupId: s.groupId, state });
+    await states.save({ conversations: [s, g] }, { groupId: s.groupId, state });
     expect([s.version, g.version]).toEqual([1, 1]);
     expect(states.cached(s)).toBe(state);
     expect(states.cached(g)).toBeUndefined();
@@ -73,11 +75,11 @@ describe('ConversationStates', () => {
     const store = new MemoryRelayStore();
     const states = new ConversationStates(store);
     const s = session('05'.repeat(32));
-    await states.save({ sessions: [s] }, { groupId: s.groupId, state });
+    await states.save({ conversations: [s] }, { groupId: s.groupId, state });
     const stale = { ...s, version: 0 };
-    await expect(states.save({ sessions: [stale] }, { groupId: s.groupId, state })).rejects.toBeInstanceOf(
-      StaleStateError,
-    );
+    await expect(
+      states.save({ conversations: [stale] }, { groupId: s.groupId, state }),
+    ).rejects.toBeInstanceOf(StaleStateError);
     expect(stale.version).toBe(0);
     expect(states.cached(s)).toBeUndefined();
     expect(states.decoded(s)).not.toBe(state);
@@ -86,8 +88,8 @@ describe('ConversationStates', () => {
   it('forgets deleted conversations', async () => {
     const states = new ConversationStates(new MemoryRelayStore());
     const s = session('06'.repeat(32));
-    await states.save({ sessions: [s] }, { groupId: s.groupId, state });
-    await states.save({ deleteSessions: [s.groupId] });
+    await states.save({ conversations: [s] }, { groupId: s.groupId, state });
+    await states.save({ deleteConversations: [s.groupId] });
     expect(states.cached(s)).toBeUndefined();
   });
 
@@ -97,10 +99,10 @@ describe('ConversationStates', () => {
     const s = session('07'.repeat(32));
     const g = group('08'.repeat(32));
     await states.save(
-      { sessions: [s], processed: { groupId: s.groupId, digest: 'd1', at: 1 as UnixSeconds } },
+      { conversations: [s], processed: { groupId: s.groupId, digest: 'd1', at: 1 as UnixSeconds } },
       { groupId: s.groupId, state },
     );
-    await states.save({ groups: [g] });
+    await states.save({ conversations: [g] });
     const direct = await states.loadDirect(s.groupId, 'd1');
     expect(direct).toMatchObject({ processed: true, cached: state });
     expect(direct?.session.version).toBe(1);

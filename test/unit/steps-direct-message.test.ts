@@ -1,5 +1,5 @@
 // The 1:1 message step (steps/direct-message.ts) on real MLS sessions, without a broker or a store.
-import { asUserId, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
+import { asGroupIdHex, asUserId, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
 import { toHex } from '../../framework/relay/bytes.js';
 import { ManualClock } from '../../framework/relay/clock.js';
 import { systemRandom } from '../../framework/relay/random.js';
@@ -45,7 +45,7 @@ beforeAll(async () => {
   const joined = await joinFromWelcome(mlsCtx, created.welcome, created.ratchetTree, [bobKp]);
   bob = joined.state;
   bobCtx = { mls: mlsCtx, selfId: asUserId(bobId.userId), clock: new ManualClock(NOW), random: systemRandom };
-  bobSession = await newDirectSession(bobCtx, bob, 'ab'.repeat(32), hex(aliceId), false, NOW);
+  bobSession = await newDirectSession(bobCtx, bob, asGroupIdHex('ab'.repeat(32)), hex(aliceId), false, NOW);
 });
 
 async function fromAlice(text: string): Promise<Uint8Array> {

@@ -1,5 +1,5 @@
 // Outbound 1:1 steps (steps/direct-send.ts) on real MLS sessions and real sealing, without a broker.
-import type { UnixSeconds, UserIdHex } from '../../framework/relay/brand.js';
+import { asGroupIdHex, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
 import { toHex } from '../../framework/relay/bytes.js';
 import { ManualClock } from '../../framework/relay/clock.js';
 import { systemRandom } from '../../framework/relay/random.js';
@@ -63,7 +63,14 @@ beforeAll(async () => {
     },
   };
   const bobHex = toHex(bob.userId) as UserIdHex;
-  aliceSession = await newDirectSession(aliceCtx, aliceState, 'ab'.repeat(32), bobHex, true, NOW);
+  aliceSession = await newDirectSession(
+    aliceCtx,
+    aliceState,
+    asGroupIdHex('ab'.repeat(32)),
+    bobHex,
+    true,
+    NOW,
+  );
   bobAsPeer = { userId: bobHex, identityKey: bob.signingPublic, sealKey: bob.sealPublic, powBits: 8 };
 });
 

@@ -8,7 +8,7 @@ import {
   type JoinedSession,
   type MlsContext,
 } from '../../framework/relay/mls/index.js';
-import { asUserId, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
+import { asGroupIdHex, asUserId, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
 import { ManualClock } from '../../framework/relay/clock.js';
 import { systemRandom } from '../../framework/relay/random.js';
 import { DEFAULT_POW_BITS } from '../../framework/relay/labels.js';
@@ -112,8 +112,9 @@ describe('directWelcome', () => {
     const groupId = toHex(groupIdOf(joined.state));
     expect(step.session?.groupId).toBe(groupId);
     expect(step.session?.initiatedUnconfirmed).toBe(false);
-    expect(step.commit.sessions).toEqual([step.session]);
-    expect(step.commit.deleteSessions).toBeUndefined();
+    expect(step.commit.conversations).toEqual([step.session]);
+    expect(step.commit.conversations![0]!.kind).toBe('direct');
+    expect(step.commit.deleteConversations).toBeUndefined();
     expect(step.commit.peers?.[0]).toMatchObject({
       userId: aliceHex(),
       sealKey: input.sealKey,
@@ -128,14 +129,14 @@ describe('directWelcome', () => {
   });
 
   it('replaces our unconfirmed session that lost the race, and re-sends its texts afterwards', async () => {
-    const larger = 'ff'.repeat(32);
+    const larger = asGroupIdHex('ff'.repeat(32));
     const existing = {
       ...(await newDirectSession(stepCtx(), joined.state, larger, aliceHex(), true, now)),
       unconfirmedOutgoing: ['a', 'b'],
     };
     const step = await directWelcome(stepCtx(), { existing, known: undefined }, input);
     expect(step.drop).toBeUndefined();
-    expect(step.commit.deleteSessions).toEqual([larger]);
+    expect(step.commit.deleteConversations).toEqual([larger]);
     expect(step.replaces).toBe(larger);
     expect(step.followUps).toEqual([
       { kind: 'republish' },
@@ -144,11 +145,11 @@ describe('directWelcome', () => {
   });
 
   it('is superseded by our own session with the smaller id: only the replay marks and the spent KeyPackage', async () => {
-    const smaller = '00'.repeat(32);
+    const smaller = asGroupIdHex('00'.repeat(32));
     const existing = await newDirectSession(stepCtx(), joined.state, smaller, aliceHex(), true, now);
     const step = await directWelcome(stepCtx(), { existing, known: undefined }, input);
     expect(step.drop).toBe('welcome_superseded');
-    expect(step.commit.sessions).toBeUndefined();
+    expect(step.commit.conversations).toBeUndefined();
     expect(step.commit.peers).toBeUndefined();
     expect(Object.keys(step.commit).sort()).toEqual(['consumedKeyPackage', 'envelope', 'welcome']);
     expect(step.session).toBeUndefined();

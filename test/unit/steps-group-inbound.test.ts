@@ -109,7 +109,7 @@ describe('groupWelcome', () => {
     const step = groupWelcome({ existing, known: undefined }, input);
     if (step.drop) throw new Error(step.drop);
     expect(step.write.events[0]!.kind).toBe('rejoined');
-    expect(step.write.commit.groups![0]!.version).toBe(7);
+    expect(step.write.commit.conversations![0]!).toMatchObject({ kind: 'group', version: 7 });
   });
 
   it('binds the GroupInfo signer to the envelope sender', () => {
@@ -152,12 +152,15 @@ describe('the topic message once MLS processed it', () => {
   it('our removal deletes the group and forgets it, unless it is the Remove half of our re-add', async () => {
     const loaded = reload(bobLoaded);
     const gone = groupRemoved(loaded, mark(bobLoaded));
-    expect(gone.commit).toEqual({ deleteGroups: [bobLoaded.record.groupId], processed: mark(bobLoaded) });
+    expect(gone.commit).toEqual({
+      deleteConversations: [bobLoaded.record.groupId],
+      processed: mark(bobLoaded),
+    });
     expect(gone.followUps[0]).toMatchObject({ kind: 'forget', reason: 'removed' });
     loaded.meta.rejoinRequest = newRejoinRequest(NOW, alice.identity.signingPublic, new Uint8Array(32));
     const kept = groupRemoved(loaded, mark(bobLoaded));
     expect(kept.next!.meta.readdPendingSince).toBe(NOW);
-    expect(kept.commit.deleteGroups).toBeUndefined();
+    expect(kept.commit.deleteConversations).toBeUndefined();
   });
 
   it("an application message commits the handler's replies, data and intents with it", async () => {

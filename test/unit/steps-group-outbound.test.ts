@@ -40,8 +40,8 @@ describe('groupCreate', () => {
   it('creates the group with its invitees added, one sealed Welcome each, and the created event', async () => {
     const created = await groupCreate(alice.ctx, [bob.bundle, carol.bundle], 'x');
     const { write } = created;
-    expect(write.commit.groups).toHaveLength(1);
-    expect(write.commit.groups![0]!.groupId).toBe(created.groupId);
+    expect(write.commit.conversations).toHaveLength(1);
+    expect(write.commit.conversations![0]!).toMatchObject({ kind: 'group', groupId: created.groupId });
     expect(write.commit.peers!.map((p) => p.userId).sort()).toEqual([bob.hex, carol.hex].sort());
     expect(write.commit.outbox).toHaveLength(2);
     const joined = await joinRow(carol, write.commit.outbox![1]!);
@@ -134,7 +134,7 @@ describe('groupRemove and groupLeave', () => {
     expect(atAlice.kind).toBe('proposal');
     const alone = (await groupCreate(carol.ctx, [], undefined)).write.next!;
     const left = await groupLeave(carol.ctx, alone);
-    expect(left.commit).toEqual({ deleteGroups: [alone.record.groupId] });
+    expect(left.commit).toEqual({ deleteConversations: [alone.record.groupId] });
     expect(left.followUps).toEqual([
       { kind: 'forget', groupId: alone.record.groupId, topicId: alone.record.topicId, reason: 'left' },
     ]);

@@ -9,7 +9,7 @@ import { encodeContent } from '../content.js';
 import { inboxRow, sealInSession, type SealContext } from '../direct-seal.js';
 import { MSG_TYPE } from '../labels.js';
 import * as mls from '../mls/index.js';
-import type { OutboxRecord, PeerRecord, SessionRecord } from '../store.js';
+import type { DirectConversationRecord, OutboxRecord, PeerRecord, SessionRecord } from '../store.js';
 import type { StepContext } from './context.js';
 import { withNewEpoch } from './direct-session.js';
 
@@ -18,8 +18,11 @@ export interface DirectSendContext extends StepContext {
 }
 
 export interface DirectWrite {
-  /** The record to commit; its version is still the one read. */
-  session: SessionRecord;
+  /**
+   * The record to commit; its version is still the one read. A conversation record, so the commit
+   * that saves it moves this very object to the stored version and the flow can write it again.
+   */
+  session: DirectConversationRecord;
   state: mls.GroupSession;
   row: OutboxRecord;
   /** What the committed state lets the shell wipe. */
@@ -57,7 +60,7 @@ export async function directCommitPending(
   const committed = await mls.commitPending(ctx.mls, state);
   return {
     row: await row(ctx, state, peer, committed.commit),
-    session: await withNewEpoch(ctx, session, committed.state),
+    session: { ...(await withNewEpoch(ctx, session, committed.state)), kind: 'direct' },
     state: committed.state,
     consumed: committed.consumed,
   };
@@ -74,6 +77,7 @@ export async function directProposeUpdate(
     row: await row(ctx, state, peer, proposed.message),
     session: {
       ...session,
+      kind: 'direct',
       state: mls.encodeSession(proposed.state),
       messagesSinceCommit: 0,
       updatedAt: ctx.clock.now(),
@@ -96,6 +100,7 @@ export async function directEncrypt(
     row: await row(ctx, state, peer, encrypted.message),
     session: {
       ...session,
+      kind: 'direct',
       state: mls.encodeSession(encrypted.state),
       messagesSinceCommit: session.messagesSinceCommit + 1,
       unconfirmedOutgoing: session.initiatedUnconfirmed

@@ -2,10 +2,10 @@
  * The 1:1 session record as MLS states change it (PROTOCOL.md §5, §7): a new session on either
  * side of a Welcome, and the roll of access keys at every new epoch.
  */
-import type { UnixSeconds, UserIdHex } from '../brand.js';
+import type { GroupIdHex, UnixSeconds, UserIdHex } from '../brand.js';
 import { LABEL } from '../labels.js';
 import * as mls from '../mls/index.js';
-import type { SessionRecord } from '../store.js';
+import type { DirectConversationRecord, SessionRecord } from '../store.js';
 import type { StepContext } from './context.js';
 
 /** The key peers derive access tokens from for envelopes addressed to us in this epoch. */
@@ -34,12 +34,13 @@ export async function withNewEpoch(
 export async function newDirectSession(
   ctx: StepContext,
   state: mls.GroupSession,
-  groupId: string,
+  groupId: GroupIdHex,
   peerId: UserIdHex,
   initiated: boolean,
   now: UnixSeconds,
-): Promise<SessionRecord> {
+): Promise<DirectConversationRecord> {
   return {
+    kind: 'direct',
     groupId,
     peerId,
     state: mls.encodeSession(state),

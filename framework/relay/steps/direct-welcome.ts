@@ -2,7 +2,7 @@
  * A 1:1 Welcome once it joined (PROTOCOL.md §6, §7): who is in the group, which of two sessions
  * started at once survives, and what to commit, emit and do afterwards.
  */
-import type { UnixSeconds, UserIdHex } from '../brand.js';
+import { groupIdHexOf, type UnixSeconds, type UserIdHex } from '../brand.js';
 import { fromHex, toHex } from '../bytes.js';
 import type { DropReason } from '../drops.js';
 import type { InnerPayload } from '../envelope.js';
@@ -105,7 +105,7 @@ export async function directWelcome(
     // Our KeyPackage is spent either way: the peer saw it used, so mint a fresh one.
     return { drop: 'welcome_superseded', commit: marks, events: [], followUps: [{ kind: 'republish' }] };
   }
-  const groupId = toHex(groupIdBytes);
+  const groupId = groupIdHexOf(groupIdBytes);
   const session = await newDirectSession(ctx, joined.state, groupId, sender, false, now);
   const peer = welcomeSenderPeer(loaded.known, sender, opened.inner.senderIdentityKey, input.sealKey);
   const followUps: DirectWelcomeFollowUp[] = [{ kind: 'republish' }];
@@ -114,8 +114,8 @@ export async function directWelcome(
   }
   return {
     commit: {
-      sessions: [session],
-      ...(existing ? { deleteSessions: [existing.groupId] } : {}),
+      conversations: [session],
+      ...(existing ? { deleteConversations: [existing.groupId] } : {}),
       peers: [peer],
       ...marks,
     },

@@ -122,7 +122,7 @@ export async function groupLeave(ctx: GroupStepContext, loaded: Loaded): Promise
   const { record, state, meta } = loaded;
   if (mls.membersOf(state).length === 1) {
     return {
-      commit: { deleteGroups: [record.groupId] },
+      commit: { deleteConversations: [record.groupId] },
       consumed: [],
       events: [],
       followUps: [{ kind: 'forget', groupId: record.groupId, topicId: record.topicId, reason: 'left' }],

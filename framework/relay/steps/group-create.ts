@@ -3,8 +3,7 @@
  * there are invitees, the first commit adding them with their sealed Welcomes. The shell subscribes
  * to the topic before it commits, so nothing a new member posts is missed.
  */
-import type { GroupId, UserIdHex } from '../brand.js';
-import { toHex } from '../bytes.js';
+import { groupIdHexOf, type GroupId, type UserIdHex } from '../brand.js';
 import { ArgumentError } from '../errors.js';
 import { MAX_GROUP_NAME_BYTES } from '../envelope.js';
 import { newGroupMeta, serializeGroupMeta } from '../group-meta.js';
@@ -12,7 +11,7 @@ import type { WantedAdd } from '../group-policy.js';
 import type { FetchedPeerBundle } from '../group-types.js';
 import { userIdFromHex, userIdToHex } from '../identity.js';
 import * as mls from '../mls/index.js';
-import type { GroupRecord, OutboxRecord } from '../store.js';
+import type { GroupConversationRecord, OutboxRecord } from '../store.js';
 import { topicIdForGroup } from '../topics.js';
 import {
   DEFERRED_ADDS_DELAY_MS,
@@ -59,7 +58,7 @@ export async function groupCreate(
 ): Promise<CreatedGroup> {
   const created = await mls.createGroup(ctx.mls, ctx.seal.identity);
   const groupIdBytes = mls.groupIdOf(created.state);
-  const groupId = toHex(groupIdBytes);
+  const groupId = groupIdHexOf(groupIdBytes);
   const topicId = topicIdForGroup(groupIdBytes as GroupId);
   const now = ctx.clock.now();
   let state = created.state;
@@ -78,7 +77,8 @@ export async function groupCreate(
       name,
     );
   }
-  const record: GroupRecord = {
+  const record: GroupConversationRecord = {
+    kind: 'group',
     groupId,
     topicId,
     state: mls.encodeSession(state),
@@ -92,7 +92,7 @@ export async function groupCreate(
     groupId,
     topicId,
     write: {
-      commit: { groups: [record], peers: bundles.map((b) => b.record), outbox },
+      commit: { conversations: [record], peers: bundles.map((b) => b.record), outbox },
       decoded: state,
       consumed,
       events: [{ kind: 'created', groupId, topicId, members }],

@@ -3,7 +3,7 @@
  * MLS process it: our removal, a proposal, a commit, or an application message with what the
  * handler asked for. Each returns the write for the shell; the handler itself runs in the shell.
  */
-import type { UnixSeconds } from '../brand.js';
+import type { GroupIdHex, UnixSeconds } from '../brand.js';
 import { tryDecodeContent } from '../content.js';
 import type { DropReason } from '../drops.js';
 import type { HandlerError } from '../errors.js';
@@ -16,7 +16,7 @@ import { PADDING_BLOCK } from '../labels.js';
 import * as mls from '../mls/index.js';
 import type { OutboxRowCheck } from '../outbox-quarantine.js';
 import { rejoinRequestOpen } from '../rejoin-request.js';
-import type { GroupRecord } from '../store.js';
+import type { GroupConversationRecord } from '../store.js';
 import { encryptReplies } from './encrypt-replies.js';
 import { intentsAfterCommit, mergeIntents } from './group-intents.js';
 import {
@@ -31,7 +31,7 @@ import {
 
 /** The digest that marks the message processed, committed with whatever it changed. */
 export interface ProcessedMark {
-  groupId: string;
+  groupId: GroupIdHex;
   digest: string;
   at: UnixSeconds;
 }
@@ -48,7 +48,7 @@ export function groupRemoved(loaded: Loaded, processed: ProcessedMark): GroupWri
   }
   const reason = meta.intents.some((i) => i.kind === 'leave') ? 'left' : 'removed';
   return {
-    commit: { deleteGroups: [record.groupId], processed },
+    commit: { deleteConversations: [record.groupId], processed },
     consumed: [],
     events: [],
     followUps: [{ kind: 'forget', groupId: record.groupId, topicId: record.topicId, reason }],
@@ -124,7 +124,7 @@ export interface GroupApplicationInput {
   /** What the handler asked for, when it ran. */
   run: HandlerRun | undefined;
   /** Other groups whose bookkeeping records the handler's changes (loaded by the shell). */
-  changed: GroupRecord[];
+  changed: GroupConversationRecord[];
   check: OutboxRowCheck;
   processed: ProcessedMark;
 }
@@ -175,6 +175,6 @@ export async function groupApplication(
     consumed,
     followUps,
   });
-  write.commit.groups!.push(...input.changed);
+  write.commit.conversations!.push(...input.changed);
   return { write, refused, ...(received ? {} : { drop: 'content' as const }) };
 }

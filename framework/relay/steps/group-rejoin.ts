@@ -42,7 +42,7 @@ export function rejoinDue(loaded: Loaded, now: number): RejoinDue {
 export function rejoinGivenUp(loaded: Loaded): GroupWrite {
   const { groupId, topicId } = loaded.record;
   return {
-    commit: { deleteGroups: [groupId] },
+    commit: { deleteConversations: [groupId] },
     consumed: [],
     events: [],
     followUps: [{ kind: 'forget', groupId, topicId, reason: 'removed' }],

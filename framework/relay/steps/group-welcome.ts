@@ -3,7 +3,7 @@
  * are in, only the answer to our own rejoin request. Returns the group to write, the events and
  * the fresh bundle to publish; the shell subscribes to the topic before it commits.
  */
-import type { GroupId } from '../brand.js';
+import { groupIdHexOf, type GroupId } from '../brand.js';
 import { toHex } from '../bytes.js';
 import type { DropReason } from '../drops.js';
 import type { InnerPayload } from '../envelope.js';
@@ -12,7 +12,7 @@ import { replayEntry } from '../inbound-envelope.js';
 import * as mls from '../mls/index.js';
 import { welcomeSenderPeer } from '../welcome-admission.js';
 import { judgeGroupWelcome } from '../rejoin-request.js';
-import type { GroupRecord, PeerRecord } from '../store.js';
+import type { GroupConversationRecord, GroupRecord, PeerRecord } from '../store.js';
 import { topicIdForGroup } from '../topics.js';
 import { hexId, type GroupWrite } from './group-write.js';
 import type { DirectWelcomeInput } from './direct-welcome.js';
@@ -42,7 +42,7 @@ export function groupWelcome(loaded: GroupWelcomeLoaded, input: GroupWelcomeInpu
   const { joined, opened, sender, now } = input;
   const { inner } = opened;
   const groupIdBytes = mls.groupIdOf(joined.state);
-  const groupId = toHex(groupIdBytes);
+  const groupId = groupIdHexOf(groupIdBytes);
   const topicId = topicIdForGroup(groupIdBytes as GroupId);
   const { existing } = loaded;
   const existingMeta = existing && parseGroupMeta(existing.meta, now);
@@ -63,7 +63,8 @@ export function groupWelcome(loaded: GroupWelcomeLoaded, input: GroupWelcomeInpu
     ...(rejoin ? { rejoinRequestedAt: existingMeta!.rejoinRequestedAt } : {}),
   });
   const peer = welcomeSenderPeer(loaded.known, sender, inner.senderIdentityKey, input.sealKey);
-  const record: GroupRecord = {
+  const record: GroupConversationRecord = {
+    kind: 'group',
     groupId,
     topicId,
     state: mls.encodeSession(joined.state),
@@ -77,7 +78,7 @@ export function groupWelcome(loaded: GroupWelcomeLoaded, input: GroupWelcomeInpu
     topicId,
     write: {
       commit: {
-        groups: [record],
+        conversations: [record],
         peers: [peer],
         envelope: replayEntry(opened),
         welcome: { digest: input.digest, at: now },

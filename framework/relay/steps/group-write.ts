@@ -103,7 +103,7 @@ export function stateWrite(
     events: [],
     followUps: [],
     ...others,
-    commit: { ...commit, groups: [record], ...(outbox ? { outbox } : {}) },
+    commit: { ...commit, conversations: [record], ...(outbox ? { outbox } : {}) },
     decoded: state,
     next: { record, state, meta: loaded.meta },
   };

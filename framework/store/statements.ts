@@ -1,0 +1,70 @@
+/**
+ * The SQL text the TypeORM store runs outside the compare-and-set path: upserts and selects built
+ * once from column lists, portable between Postgres and SQLite (`?` placeholders, sql.ts numbers
+ * them for Postgres).
+ */
+import { SESSION_ACCESS_COLUMNS, GROUP_SUMMARY_COLUMNS } from './conversation-rows.js';
+import { OUTBOX_COLUMNS, PARKED_COLUMNS, PEER_COLUMNS } from './mapping.js';
+import { placeholders } from './sql.js';
+
+/** `"a", "b", "c"`: quoted column names. */
+export const columnList = (columns: readonly string[]): string => columns.map((c) => `"${c}"`).join(', ');
+
+/** `INSERT … ON CONFLICT (key) DO UPDATE` for every non-key column; valid in Postgres and SQLite. */
+function upsertSql(table: string, key: string[], columns: readonly string[]): string {
+  const all = [...key, ...columns];
+  const set = columns.map((c) => `"${c}" = excluded."${c}"`).join(', ');
+  return `INSERT INTO "${table}" (${columnList(all)}) VALUES (${placeholders(all.length)}) ON CONFLICT (${columnList(key)}) DO UPDATE SET ${set}`;
+}
+
+export const IDENTITY_UPSERT = upsertSql(
+  'identities',
+  ['id'],
+  ['signing_seed', 'seal_secret', 'created_at', 'at_rest'],
+);
+export const KEY_PACKAGE_UPSERT = upsertSql(
+  'key_packages',
+  ['ref'],
+  [
+    'key_package',
+    'private_key_package',
+    'created_at',
+    'not_after',
+    'consumed_at',
+    'superseded_at',
+    'at_rest',
+  ],
+);
+export const OWN_BUNDLE_UPSERT = upsertSql('own_bundle', ['id'], ['bytes', 'issued_at', 'key_package_ref']);
+export const PEER_UPSERT = upsertSql(
+  'peers',
+  ['user_id'],
+  PEER_COLUMNS.filter((c) => c !== 'user_id'),
+);
+// Upsert, not insert-or-ignore: MemoryRelayStore overwrites `at`, and `at` decides when prune drops it.
+export const PROCESSED_UPSERT = upsertSql('processed', ['group_id', 'digest'], ['at']);
+export const ENVELOPE_UPSERT = upsertSql('envelopes', ['digest'], ['expires_at']);
+export const WELCOME_UPSERT = upsertSql('welcomes', ['digest'], ['at']);
+export const CONVERSATION_DATA_UPSERT = upsertSql(
+  'conversation_data',
+  ['conversation_id'],
+  ['json', 'at_rest'],
+);
+export const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES (${placeholders(OUTBOX_COLUMNS.length)})`;
+export const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" WHERE "quarantined_at" IS NULL ORDER BY "seq" LIMIT ?`;
+export const OUTBOX_QUARANTINE = `UPDATE "outbox" SET "quarantined_at" = ?
+  WHERE ("id" = ? OR "depends_on" = ?) AND "quarantined_at" IS NULL`;
+/** Each kind's reads; callers append `AND …` conditions and ordering. */
+export const SESSION_SELECT = `SELECT * FROM "conversations" WHERE "kind" = 'direct'`;
+export const SESSION_ACCESS_SELECT = `SELECT ${columnList(SESSION_ACCESS_COLUMNS)} FROM "conversations" WHERE "kind" = 'direct' ORDER BY "group_id"`;
+export const GROUP_SUMMARY_SELECT = `SELECT ${columnList(GROUP_SUMMARY_COLUMNS)} FROM "conversations" WHERE "kind" = 'group' ORDER BY "group_id"`;
+export const GROUP_SELECT = `SELECT * FROM "conversations" WHERE "kind" = 'group'`;
+export const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_COLUMNS)}) VALUES (${placeholders(PARKED_COLUMNS.length)})`;
+export const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
+/**
+ * loadConversationForMessage: the conversation row of either kind, the peer's row of a 1:1
+ * conversation (columns prefixed `p_`; none for a group) and the processed check.
+ */
+export const MESSAGE_LOAD_SELECT = `SELECT c.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
+  EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
+  FROM "conversations" c LEFT JOIN "peers" p ON p."user_id" = c."peer_id" WHERE c."group_id" = ?`;
