@@ -209,16 +209,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       ...(opts.broker.tls !== undefined ? { tls: opts.broker.tls } : {}),
       parking: this.parking,
     });
-    this.opts = { ...opts, store: withOutboxCheck(opts.store, this.outboxRowError) };
-    this.states = new ConversationStates(this.opts.store);
     this.outbox = new OutboxPublisher({
-      store: this.opts.store,
+      store: opts.store,
       publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
       clock: this.clock,
       log: this.log,
       onQuarantine: (q) => this.emit('quarantine', q),
       retryAllowed: () => this.started,
     });
+    const store = withOutboxCheck(this.outbox.handingRowsOver(opts.store), this.outboxRowError);
+    this.opts = { ...opts, store };
+    this.states = new ConversationStates(this.opts.store);
     this.bundles = new Bundles({
       identity,
       store: this.opts.store,
@@ -559,7 +560,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** After a reconnect: publish what waited, and restore our bundle if the broker lost its state. */
   private onReconnected(sessionPresent: boolean): void {
     if (!this.startedUp) return;
-    void this.flushOutbox().catch(() => undefined);
+    void this.outbox.readBack().catch(() => undefined);
     if (!sessionPresent) this.bundles.scheduleRepublish(true);
   }
 
