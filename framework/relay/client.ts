@@ -242,6 +242,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       clock: this.clock,
       prefix: this.prefix,
       miner,
+      accessKeys: new mls.ExporterCache(),
       onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
     };
     this.sendCtx = { ...this.stepCtx, seal: this.sealing };

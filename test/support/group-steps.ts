@@ -10,6 +10,7 @@ import type { FetchedPeerBundle } from '../../framework/relay/group-types.js';
 import type { OpenedEnvelope } from '../../framework/relay/inbound-envelope.js';
 import {
   createMlsContext,
+  ExporterCache,
   generateKeyPackage,
   joinFromWelcome,
   type GeneratedKeyPackage,
@@ -53,7 +54,15 @@ export async function member(
       mls: mlsCtx,
       selfId: identity.userId,
       clock,
-      seal: { identity, mls: mlsCtx, clock, prefix: 'relay', miner, onPow: () => undefined },
+      seal: {
+        identity,
+        mls: mlsCtx,
+        clock,
+        prefix: 'relay',
+        miner,
+        accessKeys: new ExporterCache(),
+        onPow: () => undefined,
+      },
       maxMembers: opts.maxMembers ?? 250,
       updateEveryMessages: opts.updateEveryMessages ?? 1000,
     },

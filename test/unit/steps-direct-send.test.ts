@@ -7,6 +7,7 @@ import { decodeEnvelope, decodeInnerPayload } from '../../framework/relay/envelo
 import { generateIdentity, type Identity } from '../../framework/relay/identity.js';
 import {
   createMlsContext,
+  ExporterCache,
   createOneToOne,
   generateKeyPackage,
   joinFromWelcome,
@@ -50,7 +51,15 @@ beforeAll(async () => {
     mls: mlsCtx,
     selfId: alice.userId,
     clock,
-    seal: { identity: alice, mls: mlsCtx, clock, prefix: 'relay', miner, onPow: () => undefined },
+    seal: {
+      identity: alice,
+      mls: mlsCtx,
+      clock,
+      prefix: 'relay',
+      miner,
+      accessKeys: new ExporterCache(),
+      onPow: () => undefined,
+    },
   };
   const bobHex = toHex(bob.userId) as UserIdHex;
   aliceSession = await newDirectSession(aliceCtx, aliceState, 'ab'.repeat(32), bobHex, true, NOW);
