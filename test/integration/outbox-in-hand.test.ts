@@ -3,6 +3,7 @@
  * the store per message, 1:1 and in groups, through the real broker and (when it answers) the
  * bot on Postgres. Acknowledged rows are still deleted.
  */
+import { connect } from 'mqtt';
 import { MemoryRelayStore, RelayClient, type RelayStore } from '../../framework/relay/index.js';
 import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
 import { groupTexts, GroupWorld, until } from '../support/groups.js';
@@ -121,4 +122,50 @@ test('groups: posts and the bot’s replies are published with no read-back of t
   );
   await outboxEmptied(botStore);
   await outboxEmptied(aliceStore);
+});
+
+test('after the broker drops the connection (a session takeover), the outbox is read back', async () => {
+  const prefix = uniqueName('relay-inhand-takeover');
+  const botStore = new MemoryRelayStore();
+  const bot = countingListOutbox(botStore);
+  const botClient = await RelayClient.create({
+    store: bot.store,
+    broker: { url: broker.url },
+    topicPrefix: prefix,
+    powBits: 8,
+  });
+  clients.push(botClient);
+  botClient.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
+  await botClient.start();
+  const peerClient = await RelayClient.create({
+    store: new MemoryRelayStore(),
+    broker: { url: broker.url },
+    topicPrefix: prefix,
+    powBits: 8,
+  });
+  clients.push(peerClient);
+  const replies: string[] = [];
+  peerClient.on('message', (m) => replies.push(m.content.content));
+  await peerClient.start();
+  await peerClient.send(botClient.userId, 'before');
+  await until(() => replies.length === 1, 30_000, 'first reply');
+  const before = bot.calls();
+
+  const intruder = connect(broker.url, {
+    protocolVersion: 5,
+    clientId: `relay-${botClient.userId}`,
+    clean: false,
+    reconnectPeriod: 0,
+    // Keeps the bot's session (its subscriptions) for when it reconnects.
+    properties: { sessionExpiryInterval: 300 },
+  });
+  await new Promise<void>((resolve, reject) => {
+    intruder.once('connect', () => resolve());
+    intruder.once('error', reject);
+  });
+  await intruder.endAsync();
+  await until(() => bot.calls() > before, 30_000, 'a read-back after the reconnect');
+  await peerClient.send(botClient.userId, 'after');
+  await until(() => replies.length === 2, 30_000, 'reply after the reconnect');
+  expect(replies).toEqual(['echo: before', 'echo: after']);
 });
