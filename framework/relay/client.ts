@@ -112,16 +112,17 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       ...transportOptions(opts.broker, this.userId, maxEnvelopeBytes),
       parking: this.parking,
     });
-    this.store = withOutboxCheck(opts.store, this.outboxRowError);
-    const states = new ConversationStates(this.store);
     this.outbox = new OutboxPublisher({
-      store: this.store,
+      store: opts.store,
       publish: (topic, payload, o) => this.transport.publish(topic, payload, o),
       clock: this.clock,
       log: this.log,
       onQuarantine: (q) => this.emit('quarantine', q),
       retryAllowed: () => this.started,
     });
+    // Every commit goes through the publisher, which keeps its rows in hand (outbox-in-hand.ts).
+    this.store = withOutboxCheck(this.outbox.handingRowsOver(opts.store), this.outboxRowError);
+    const states = new ConversationStates(this.store);
     this.bundles = new Bundles({
       identity,
       store: this.store,
@@ -151,6 +152,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       random: this.random,
       prefix: this.prefix,
       miner,
+      accessKeys: new mls.ExporterCache(),
       onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
     };
     const updateEveryMessages = opts.updateEveryMessages ?? 1000;
@@ -388,7 +390,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** After a reconnect: publish what waited, and restore our bundle if the broker lost its state. */
   private onReconnected(sessionPresent: boolean): void {
     if (!this.startedUp) return;
-    void this.flushOutbox().catch(() => undefined);
+    void this.outbox.readBack().catch(() => undefined);
     if (!sessionPresent) this.bundles.scheduleRepublish(true);
   }
 

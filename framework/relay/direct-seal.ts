@@ -27,6 +27,8 @@ export interface SealContext {
   /** Ids of the outbox rows. */
   random: Random;
   miner: PowMiner;
+  /** Access keys for sealing in a session, derived once per conversation and epoch. */
+  accessKeys: mls.ExporterCache;
   /** First contact mined a proof of work (for metrics). */
   onPow(bits: number, seconds: number): void;
 }
@@ -39,7 +41,7 @@ export async function sealInSession(
   inner: Pick<InnerPayload, 'msgType' | 'mls'>,
 ): Promise<Uint8Array> {
   const peerId = userIdFromHex(peer.userId);
-  const key = await mls.exportSecret(ctx.mls, framedIn, LABEL.access, peerId, 32);
+  const key = await ctx.accessKeys.export(ctx.mls, framedIn, LABEL.access, peerId, 32);
   const sentAt = ctx.clock.now();
   const hint = accessHint(key, sentAt);
   const plaintext = encodeInnerPayload({

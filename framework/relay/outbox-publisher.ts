@@ -2,17 +2,26 @@
  * Publishing of committed outbox rows (ARCHITECTURE.md "One inbound message", step 7): rows go out
  * in commit order, each is deleted once the broker acknowledged it, and a row that can never go out
  * is quarantined with its dependents (outbox-quarantine.ts). The only holder of the outbox timers.
+ *
+ * Rows this process commits are published from memory (outbox-in-hand.ts), so a message costs no
+ * read of the outbox (issue 12). The store is read back instead at start-up (rows a crash left),
+ * after a reconnect, after a publish or commit failed and when the rows in hand overflowed: then
+ * the store is the only complete list, and the read-back runs until it is empty before rows in
+ * hand go out again, so nothing is reordered or lost.
  */
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
-import { settleFailures, type QuarantineNote } from './outbox-quarantine.js';
-import type { RelayStore } from './store.js';
+import { RowsInHand } from './outbox-in-hand.js';
+import { settleFailures, withCommit, type QuarantineNote } from './outbox-quarantine.js';
+import type { InboundCommit, OutboxRecord, RelayStore } from './store.js';
 import type { PublishOptions } from './transport.js';
 
 const OUTBOX_CLEANUP_DELAY_MS = 50;
 const OUTBOX_RETRY_DELAY_MS = 1000;
 /** Rows listed per round, beyond those published and not yet deleted. */
 const ROWS_PER_ROUND = 500;
+/** Rows held in memory at most while the broker is slow; beyond it the store is read back. */
+const MAX_ROWS_IN_HAND = 10_000;
 
 export interface OutboxPublisherDeps {
   store: RelayStore;
@@ -30,8 +39,38 @@ export class OutboxPublisher {
   private readonly published = new Set<string>();
   private cleanupTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  private readonly inHand = new RowsInHand(MAX_ROWS_IN_HAND);
+  /** The next round reads the store back first; true at start-up, for rows a crash left behind. */
+  private readBackNeeded = true;
 
   constructor(private readonly deps: OutboxPublisherDeps) {}
+
+  /**
+   * The store, with every commit that carries outbox rows handing them to this publisher once it
+   * resolved. The commit stays the only writer; only what it wrote is kept in memory.
+   */
+  handingRowsOver(store: RelayStore): RelayStore {
+    return withCommit(store, async (changes: InboundCommit) => {
+      const rows = changes.outbox ?? [];
+      if (rows.length === 0) return store.commit(changes);
+      this.inHand.committing(rows);
+      try {
+        await store.commit(changes);
+      } catch (e) {
+        // A failed commit may still have written (a connection lost after COMMIT was sent).
+        this.inHand.abandoned(rows);
+        this.readBackNeeded = true;
+        throw e;
+      }
+      if (!this.inHand.committed(rows)) this.readBackNeeded = true;
+    });
+  }
+
+  /** The next round reads the outbox back from the store (after a reconnect). */
+  readBack(): Promise<void> {
+    this.readBackNeeded = true;
+    return this.flush();
+  }
 
   /**
    * Publishes committed outbox rows in commit order and deletes each once the broker acknowledged
@@ -75,13 +114,9 @@ export class OutboxPublisher {
 
   private async flushRound(): Promise<void> {
     for (;;) {
-      const listed = await this.deps.store.listOutbox(ROWS_PER_ROUND + this.published.size);
-      const pending = listed.filter((r) => !this.published.has(r.id));
-      if (pending.length === 0) return;
-      // A row marked awaitAck (a group commit) must be acknowledged before later rows (its
-      // Welcomes) go out, so a round ends with it.
-      const barrier = pending.findIndex((r) => r.awaitAck);
-      const rows = barrier === -1 ? pending : pending.slice(0, barrier + 1);
+      const rows = this.readBackNeeded ? await this.readBackRows() : this.inHand.take();
+      if (rows === undefined) continue;
+      if (rows.length === 0) return;
       // Started in order without awaiting each: MQTT.js writes them in call order.
       const acks = rows.map((r) =>
         this.deps.publish(r.topic, r.payload, {
@@ -93,6 +128,11 @@ export class OutboxPublisher {
       const results = await Promise.allSettled(acks);
       rows.forEach((r, i) => results[i]!.status === 'fulfilled' && this.published.add(r.id));
       this.scheduleOutboxCleanup();
+      if (results.some((r) => r.status === 'rejected')) {
+        // The rows in hand may depend on a failed row: the store says which are still to go out.
+        this.readBackNeeded = true;
+        this.inHand.dropHanded();
+      }
       // Rows that can never go out are set aside; only the others are retried ahead of later rows.
       const retry = await settleFailures(rows, results, this.deps.store, this.deps.clock.now(), (q) => {
         this.deps.log.error(q, 'outbox row can never be published; quarantined with its dependents');
@@ -100,6 +140,23 @@ export class OutboxPublisher {
       });
       if (retry !== undefined) throw retry;
     }
+  }
+
+  /**
+   * The next rows from the store in commit order, up to and including the first that must be
+   * acknowledged before later rows go out (a group commit, for its Welcomes). Undefined once the
+   * store holds nothing unpublished: the rows in hand are then all committed after the last listing.
+   */
+  private async readBackRows(): Promise<OutboxRecord[] | undefined> {
+    const listed = await this.deps.store.listOutbox(ROWS_PER_ROUND + this.published.size);
+    const pending = listed.filter((r) => !this.published.has(r.id));
+    this.inHand.listedByReadBack(pending);
+    if (pending.length === 0) {
+      this.readBackNeeded = false;
+      return undefined;
+    }
+    const barrier = pending.findIndex((r) => r.awaitAck);
+    return barrier === -1 ? pending : pending.slice(0, barrier + 1);
   }
 
   /**

@@ -38,11 +38,10 @@ const recordsInbound = (c: InboundCommit): boolean =>
 
 /**
  * The store, with commit() refusing (PublishTooLargeError, nothing written) a commit for an API call
- * that carries a row the transport could never publish. A Proxy rather than a wrapper class, so
- * store methods added later pass through untouched.
+ * that carries a row the transport could never publish.
  */
 export function withOutboxCheck(store: RelayStore, check: OutboxRowCheck): RelayStore {
-  const commit = async (changes: InboundCommit): Promise<void> => {
+  return withCommit(store, async (changes: InboundCommit): Promise<void> => {
     if (!recordsInbound(changes)) {
       for (const row of changes.outbox ?? []) {
         const error = check(row);
@@ -50,7 +49,14 @@ export function withOutboxCheck(store: RelayStore, check: OutboxRowCheck): Relay
       }
     }
     return store.commit(changes);
-  };
+  });
+}
+
+/**
+ * The store with its commit() replaced. A Proxy rather than a wrapper class, so store methods added
+ * later pass through untouched.
+ */
+export function withCommit(store: RelayStore, commit: RelayStore['commit']): RelayStore {
   return new Proxy(store, {
     get(target, prop) {
       if (prop === 'commit') return commit;

@@ -11,6 +11,7 @@ import type { FetchedPeerBundle } from '../../framework/relay/group-types.js';
 import type { OpenedEnvelope } from '../../framework/relay/inbound-envelope.js';
 import {
   createMlsContext,
+  ExporterCache,
   generateKeyPackage,
   joinFromWelcome,
   type GeneratedKeyPackage,
@@ -62,6 +63,7 @@ export async function member(
         random: systemRandom,
         prefix: 'relay',
         miner,
+        accessKeys: new ExporterCache(),
         onPow: () => undefined,
       },
       maxMembers: opts.maxMembers ?? 250,

@@ -8,6 +8,7 @@ import { decodeEnvelope, decodeInnerPayload } from '../../framework/relay/envelo
 import { generateIdentity, type Identity } from '../../framework/relay/identity.js';
 import {
   createMlsContext,
+  ExporterCache,
   createOneToOne,
   generateKeyPackage,
   joinFromWelcome,
@@ -59,6 +60,7 @@ beforeAll(async () => {
       random: systemRandom,
       prefix: 'relay',
       miner,
+      accessKeys: new ExporterCache(),
       onPow: () => undefined,
     },
   };

@@ -88,5 +88,6 @@ export {
   type GroupSession,
   type Member,
 } from './state.js';
+export { ExporterCache } from './exporter-cache.js';
 export { userIdFromKey, credentialIdentityOf, identityMatchesKey } from './auth.js';
 export { createNodeCryptoProvider, type NodeCryptoProviderOptions } from './provider-node.js';
