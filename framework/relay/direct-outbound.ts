@@ -22,7 +22,13 @@ import { MAX_MINED_POW_BITS, MSG_TYPE } from './labels.js';
 import * as mls from './mls/index.js';
 import type { OutboxRowCheck } from './outbox-quarantine.js';
 import { retryStale } from './retry-stale.js';
-import type { GroupConversationRecord, InboundCommit, RelayStore, SessionAccessRecord, SessionRecord } from './store.js';
+import type {
+  GroupConversationRecord,
+  InboundCommit,
+  RelayStore,
+  SessionAccessRecord,
+  SessionRecord,
+} from './store.js';
 import {
   directCommitPending,
   directEncrypt,
