@@ -70,7 +70,8 @@ export async function startPipeline(): Promise<Pipeline> {
   client.on('error', (e) => {
     if (!closed) errors.push(e);
   });
-  const handler = client as unknown as TransportHandler;
+  // The client's inbound router, as the transport calls it (private: the fuzzer bypasses the broker).
+  const handler = (client as unknown as { router: TransportHandler }).router;
 
   async function deliver(payload: Uint8Array, topic = inbox): Promise<string> {
     outcome = 'none';
