@@ -10,6 +10,7 @@ import { redactUrl } from '../redact-url.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { currentCliCommand } from '../invocation.js';
+import { replicaLeaseKeeper } from '../replica.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
 export interface StartArgs {
@@ -52,10 +53,17 @@ export async function handler(argv: StartArgs): Promise<void> {
   }
 
   const { store, dataSource } = await openStore(config, 'bot', log);
-  const metrics = config.metrics.port !== undefined ? new BotMetrics() : undefined;
+  // Replicas: one of them does each single-owner duty (scheduler, housekeeping) at a time.
+  const leases = replicaLeaseKeeper(config, store.leases, log);
+  const metrics =
+    config.metrics.port !== undefined
+      ? new BotMetrics(leases ? { replica: { replicaId: leases.holder, owned: () => leases.owned() } } : {})
+      : undefined;
   let metricsServer: MetricsServer | undefined;
   let client;
   try {
+    // Before the client starts, so its start-up housekeeping knows whether it is ours.
+    await leases?.start();
     if (metrics) {
       // Listening before the client starts: a taken port fails fast; /healthz says 503 starting.
       const { host, port } = config.metrics;
@@ -68,14 +76,21 @@ export async function handler(argv: StartArgs): Promise<void> {
       }
     }
     // The bot's signed profile (its description and commands) goes out with its key bundle.
-    client = await createClient(config, 'bot', store, log, { profile: runtime.profile });
+    client = await createClient(config, 'bot', store, log, {
+      profile: runtime.profile,
+      ...(leases ? { duties: leases } : {}),
+    });
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
-    runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, { store });
+    runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, {
+      store,
+      ...(leases ? { duties: leases } : {}),
+    });
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));
     await client.start();
     metrics?.markRunning();
   } catch (e) {
     await metricsServer?.close();
+    await leases?.stop();
     await store.close().catch(() => undefined);
     await broker?.close();
     throw e instanceof CommandFailed
@@ -90,6 +105,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       module: source,
       broker: redactUrl(brokerUrl(config)),
       database: describeDatabase(config.database),
+      ...(leases ? { replica: leases.holder, leases: leases.owned() } : {}),
       ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
     },
     'bot started',
@@ -128,6 +144,8 @@ export async function handler(argv: StartArgs): Promise<void> {
           // disconnects; anything the broker delivered but we did not acknowledge is redelivered to
           // the next run (persistent MQTT session), and unsent replies stay in the outbox.
           await runtime.stop();
+          // Released while still connected: another replica takes the duties over at once.
+          await leases?.stop();
           await running.stop();
           metrics?.detach();
           await metricsServer?.close();
