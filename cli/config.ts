@@ -92,7 +92,8 @@ function readConfigFile(file: string): Record<string, unknown> {
 
 function envValue(env: string, key: string, kind: EnvKind, raw: string): unknown {
   if (kind === 'string') return raw;
-  if (kind === 'int') {
+  if (kind === 'slot' && raw.trim() === 'auto') return 'auto';
+  if (kind === 'int' || kind === 'slot') {
     if (!/^-?\d+$/.test(raw.trim())) {
       throw new UsageError(
         `${env}=${describeValue(raw)} (config key ${key}) is not a whole number. Fix: ${fixFor(key) ?? `set ${env} to a number`}`,
@@ -222,7 +223,14 @@ function checkReplicas(config: RelayConfig): void {
       'broker.clientId and broker.replicaSlot are both set. Fix: keep one (replicaSlot gives each replica the client id relay-<user id>-<slot>)',
     );
   }
-  if (shareGroup === undefined) return;
+  if (shareGroup === undefined) {
+    if (replicaSlot === 'auto') {
+      throw new UsageError(
+        'broker.replicaSlot is auto but broker.shareGroup is not set: slots are claimed among the replicas of a share group. Fix: set broker.shareGroup (RELAY_SHARE_GROUP), or remove broker.replicaSlot to run one process',
+      );
+    }
+    return;
+  }
   if (url === undefined) {
     throw new UsageError(
       `broker.shareGroup ${JSON.stringify(shareGroup)} is set but no broker.url: the embedded broker has no shared subscriptions, so it cannot serve replicas. Fix: set broker.url (RELAY_BROKER_URL) to an MQTT 5 broker with shared subscriptions such as Mosquitto (deploy/mosquitto), or remove broker.shareGroup to run one process`,

@@ -10,7 +10,7 @@ import { redactUrl } from '../redact-url.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { currentCliCommand } from '../invocation.js';
-import { replicaLeaseKeeper } from '../replica.js';
+import { startReplica } from '../replica.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
 export interface StartArgs {
@@ -53,17 +53,29 @@ export async function handler(argv: StartArgs): Promise<void> {
   }
 
   const { store, dataSource } = await openStore(config, 'bot', log);
-  // Replicas: one of them does each single-owner duty (scheduler, housekeeping) at a time.
-  const leases = replicaLeaseKeeper(config, store.leases, log);
+  // Replicas: one of them does each single-owner duty (scheduler, housekeeping) at a time. Taken
+  // before the client starts, so its start-up housekeeping knows whether it is ours.
+  let replica;
+  try {
+    replica = await startReplica(config, store.leases, log);
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    await broker?.close();
+    throw e instanceof CommandFailed
+      ? e
+      : new CommandFailed(`cannot start as a replica: ${(e as Error).message}`);
+  }
+  const leases = replica?.keeper;
+  if (replica?.slot !== undefined) config.broker.replicaSlot = replica.slot;
   const metrics =
     config.metrics.port !== undefined
-      ? new BotMetrics(leases ? { replica: { replicaId: leases.holder, owned: () => leases.owned() } } : {})
+      ? new BotMetrics(
+          leases && replica ? { replica: { replicaId: replica.label, owned: () => leases.owned() } } : {},
+        )
       : undefined;
   let metricsServer: MetricsServer | undefined;
   let client;
   try {
-    // Before the client starts, so its start-up housekeeping knows whether it is ours.
-    await leases?.start();
     if (metrics) {
       // Listening before the client starts: a taken port fails fast; /healthz says 503 starting.
       const { host, port } = config.metrics;
@@ -105,7 +117,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       module: source,
       broker: redactUrl(brokerUrl(config)),
       database: describeDatabase(config.database),
-      ...(leases ? { replica: leases.holder, leases: leases.owned() } : {}),
+      ...(replica ? { replica: replica.label, leases: replica.keeper.owned() } : {}),
       ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
     },
     'bot started',

@@ -214,6 +214,14 @@ describe('replicas (broker.shareGroup, broker.replicaSlot)', () => {
     ).toContain('broker.clientId and broker.replicaSlot are both set');
   });
 
+  test('replicaSlot: auto (for docker compose --scale) needs a share group', async () => {
+    const base = { RELAY_BROKER_URL: MQTT, DATABASE_URL: PG, RELAY_REPLICA_SLOT: 'auto' };
+    expect(loadConfig({ env: { ...base, RELAY_SHARE_GROUP: 'bots' } }).broker.replicaSlot).toBe('auto');
+    const f = await file('auto.yaml', `broker: { url: ${MQTT}, shareGroup: bots, replicaSlot: auto }\n`);
+    expect(loadConfig({ file: f, env: { DATABASE_URL: PG } }).broker.replicaSlot).toBe('auto');
+    expect(errorOf(() => loadConfig({ env: base })).message).toContain('Fix: set broker.shareGroup');
+  });
+
   test.each([
     ['RELAY_REPLICA_SLOT', '-1', 'broker.replicaSlot'],
     ['RELAY_REPLICA_SLOT', 'one', 'broker.replicaSlot'],
