@@ -25,6 +25,10 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 const POSTGRES_URL = /^postgres(ql)?:\/\/\S+$/i;
 const BROKER_URL = /^(mqtts?|wss?):\/\/\S+$/i;
 const PG_SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
+/** An MQTT 5 share name: no level separator or wildcard (MQTT 5 §4.8.2). */
+const SHARE_GROUP = /^[^/+#\s]{1,64}$/;
+/** Far more replicas than one broker and one database serve; keeps client ids short. */
+export const MAX_REPLICA_SLOT = 9999;
 
 function validPrefix(prefix: string): boolean {
   try {
@@ -99,6 +103,13 @@ export const configSchema = z.strictObject({
       tls: tlsSchema.optional(),
       clientId: z.string().min(1).max(256).optional(),
       sessionExpirySeconds: z.number().int().min(0).max(0xffff_ffff).optional(),
+      /**
+       * This replica's slot (0, 1, …), stable across restarts: its client id is relay-<id>-<slot>.
+       * `auto`: the lowest slot no live replica holds (a lease in Postgres), for `--scale` deployments.
+       */
+      replicaSlot: z.union([z.number().int().min(0).max(MAX_REPLICA_SLOT), z.literal('auto')]).optional(),
+      /** MQTT 5 shared subscription group: the replicas of one identity split its messages. */
+      shareGroup: z.string().regex(SHARE_GROUP, "must be a name without '/', '+' or '#'").optional(),
       /** Port of the in-process broker `start` runs when no url is set (and that clients then use). */
       embeddedPort: port.default(DEFAULT_EMBEDDED_BROKER_PORT),
     })
@@ -178,7 +189,8 @@ export interface RelayConfig extends Omit<Parsed, 'database' | 'client'> {
   baseDir: string;
 }
 
-export type EnvKind = 'string' | 'int' | 'bool' | 'list';
+/** How an environment value is read; `slot` is a whole number or the word auto. */
+export type EnvKind = 'string' | 'int' | 'bool' | 'list' | 'slot';
 
 /** Environment overrides: variable → config key. */
 export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvKind }> = [
@@ -187,6 +199,8 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvK
   { env: 'RELAY_BROKER_PASSWORD', key: 'broker.password', kind: 'string' },
   { env: 'RELAY_BROKER_CLIENT_ID', key: 'broker.clientId', kind: 'string' },
   { env: 'RELAY_BROKER_SESSION_EXPIRY', key: 'broker.sessionExpirySeconds', kind: 'int' },
+  { env: 'RELAY_REPLICA_SLOT', key: 'broker.replicaSlot', kind: 'slot' },
+  { env: 'RELAY_SHARE_GROUP', key: 'broker.shareGroup', kind: 'string' },
   { env: 'RELAY_EMBEDDED_BROKER_PORT', key: 'broker.embeddedPort', kind: 'int' },
   { env: 'DATABASE_URL', key: 'database.url', kind: 'string' },
   { env: 'RELAY_SQLITE_PATH', key: 'database.sqlitePath', kind: 'string' },
@@ -211,6 +225,9 @@ export const FIX: Record<string, string> = {
   'broker.url': 'use e.g. mqtt://127.0.0.1:1883, or remove it to use the embedded broker',
   'broker.sessionExpirySeconds': 'use a whole number of seconds, e.g. 604800',
   'broker.embeddedPort': 'use a free TCP port, e.g. 1884',
+  'broker.replicaSlot': `use a whole number from 0 to ${MAX_REPLICA_SLOT}, one per replica and the same after a restart (e.g. RELAY_REPLICA_SLOT=0, 1, 2 …), or auto to take the lowest free one`,
+  'broker.shareGroup':
+    "use a plain name such as bots (no '/', '+', '#' or spaces), the same for every replica",
   'broker.tls': 'give file paths caFile, certFile, keyFile and a boolean rejectUnauthorized',
   'database.url': 'use e.g. postgres://user:pass@host:5432/db, or remove it to use SQLite',
   'database.schema': 'use a plain lower-case name such as relay',

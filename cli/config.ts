@@ -92,7 +92,8 @@ function readConfigFile(file: string): Record<string, unknown> {
 
 function envValue(env: string, key: string, kind: EnvKind, raw: string): unknown {
   if (kind === 'string') return raw;
-  if (kind === 'int') {
+  if (kind === 'slot' && raw.trim() === 'auto') return 'auto';
+  if (kind === 'int' || kind === 'slot') {
     if (!/^-?\d+$/.test(raw.trim())) {
       throw new UsageError(
         `${env}=${describeValue(raw)} (config key ${key}) is not a whole number. Fix: ${fixFor(key) ?? `set ${env} to a number`}`,
@@ -207,7 +208,44 @@ export function loadConfig(opts: LoadConfigOptions = {}): RelayConfig {
     baseDir,
   };
   checkClientStore(config);
+  checkReplicas(config);
   return config;
+}
+
+/**
+ * Replicas (broker.shareGroup) split one identity's messages through MQTT 5 shared subscriptions
+ * and its single-owner duties through leases in the database: both need shared infrastructure.
+ */
+function checkReplicas(config: RelayConfig): void {
+  const { shareGroup, replicaSlot, clientId, url } = config.broker;
+  if (replicaSlot !== undefined && clientId !== undefined) {
+    throw new UsageError(
+      'broker.clientId and broker.replicaSlot are both set. Fix: keep one (replicaSlot gives each replica the client id relay-<user id>-<slot>)',
+    );
+  }
+  if (shareGroup === undefined) {
+    if (replicaSlot === 'auto') {
+      throw new UsageError(
+        'broker.replicaSlot is auto but broker.shareGroup is not set: slots are claimed among the replicas of a share group. Fix: set broker.shareGroup (RELAY_SHARE_GROUP), or remove broker.replicaSlot to run one process',
+      );
+    }
+    return;
+  }
+  if (url === undefined) {
+    throw new UsageError(
+      `broker.shareGroup ${JSON.stringify(shareGroup)} is set but no broker.url: the embedded broker has no shared subscriptions, so it cannot serve replicas. Fix: set broker.url (RELAY_BROKER_URL) to an MQTT 5 broker with shared subscriptions such as Mosquitto (deploy/mosquitto), or remove broker.shareGroup to run one process`,
+    );
+  }
+  if (config.database.url === undefined) {
+    throw new UsageError(
+      `broker.shareGroup ${JSON.stringify(shareGroup)} is set but the database is SQLite (${config.database.sqlitePath}), which one process owns. Fix: use Postgres (database.url) for replicas, or remove broker.shareGroup`,
+    );
+  }
+  if (replicaSlot === undefined && clientId === undefined) {
+    throw new UsageError(
+      `broker.shareGroup ${JSON.stringify(shareGroup)} needs a client id of its own per replica. Fix: set broker.replicaSlot (RELAY_REPLICA_SLOT=0, 1, 2 …, one per replica, the same after a restart) or broker.clientId`,
+    );
+  }
 }
 
 /** The bot's and the CLI's identities must live in different stores: a store holds one identity. */

@@ -7,7 +7,8 @@
  * time (store, connection state).
  *
  * GET /metrics: Prometheus text format. GET /healthz: 200 `ok` when the MQTT connection is up and the
- * store answers, else 503 with the reason.
+ * store answers, else 503 with the reason. A replica (broker.shareGroup) labels every metric with
+ * `replica` and adds its id and the leases it owns to /healthz.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -74,9 +75,18 @@ export interface BotMetricsOptions {
   /** Also export prom-client's process and Node.js metrics (default true). */
   processMetrics?: boolean;
   storeTimeoutMs?: number;
+  /** Set when this process is one replica of several: its id and the duties it owns now. */
+  replica?: ReplicaReport;
 }
 
-export type Health = { ok: true } | { ok: false; reason: string };
+/** What metrics and /healthz say about a replica: its id, and the leases it owns (a LeaseKeeper). */
+export interface ReplicaReport {
+  readonly replicaId: string;
+  owned(): string[];
+}
+
+/** /healthz's answer; `details` are extra lines after `ok` or the reason (a replica's leases). */
+export type Health = { ok: true; details?: string[] } | { ok: false; reason: string; details?: string[] };
 
 export class BotMetrics {
   readonly registry = new Registry();
@@ -94,10 +104,14 @@ export class BotMetrics {
   /** Replies each handler invocation made; counted once the client committed the message. */
   private readonly repliesOf = new WeakMap<ReceivedMessage, number>();
   private readonly listeners: Array<() => void> = [];
+  private readonly replica: ReplicaReport | undefined;
 
   constructor(options: BotMetricsOptions = {}) {
     const registers = [this.registry];
     this.storeTimeoutMs = options.storeTimeoutMs ?? STORE_TIMEOUT_MS;
+    this.replica = options.replica;
+    // Replicas of one bot scrape alike; the label tells their series apart.
+    if (options.replica) this.registry.setDefaultLabels({ replica: options.replica.replicaId });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
     this.messagesIn = new Counter({
       name: 'relay_messages_in_total',
@@ -276,14 +290,27 @@ export class BotMetrics {
   }
 
   async health(): Promise<Health> {
-    if (this.state !== 'running') return { ok: false, reason: this.state };
-    if (!this.client?.connected) return { ok: false, reason: 'mqtt: not connected to the broker' };
+    const details = this.replicaDetails();
+    if (this.state !== 'running') return { ok: false, reason: this.state, ...details };
+    if (!this.client?.connected)
+      return { ok: false, reason: 'mqtt: not connected to the broker', ...details };
     try {
       await withTimeout(this.store!.countOutbox(), this.storeTimeoutMs, 'the store');
     } catch (e) {
-      return { ok: false, reason: `store: ${errorText(e)}` };
+      return { ok: false, reason: `store: ${errorText(e)}`, ...details };
     }
-    return { ok: true };
+    return { ok: true, ...details };
+  }
+
+  private replicaDetails(): { details?: string[] } {
+    if (!this.replica) return {};
+    const owned = this.replica.owned();
+    return {
+      details: [
+        `replica: ${this.replica.replicaId}`,
+        `leases: ${owned.length > 0 ? owned.join(', ') : 'none'}`,
+      ],
+    };
   }
 
   metrics(): Promise<string> {
@@ -334,7 +361,8 @@ async function respond(metrics: BotMetrics, req: IncomingMessage, res: ServerRes
   }
   if (url.pathname === '/healthz') {
     const h = await metrics.health();
-    send(h.ok ? 200 : 503, 'text/plain; charset=utf-8', h.ok ? 'ok\n' : `${h.reason}\n`);
+    const lines = [h.ok ? 'ok' : h.reason, ...(h.details ?? [])];
+    send(h.ok ? 200 : 503, 'text/plain; charset=utf-8', `${lines.join('\n')}\n`);
     return;
   }
   send(200, metrics.contentType, await metrics.metrics());

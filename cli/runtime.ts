@@ -107,6 +107,10 @@ export async function createClient(
         ...(password !== undefined ? { password } : {}),
         // broker.clientId names the bot's connection; the CLI's derives from its own user id.
         ...(role === 'bot' && b.clientId !== undefined ? { clientId: b.clientId } : {}),
+        // Replicas are the bot's: the CLI (send, chat) is one process of its own identity.
+        // `auto` is resolved by start (cli/replica.ts) before the client is made.
+        ...(role === 'bot' && typeof b.replicaSlot === 'number' ? { replicaSlot: b.replicaSlot } : {}),
+        ...(role === 'bot' && b.shareGroup !== undefined ? { shareGroup: b.shareGroup } : {}),
         ...(b.sessionExpirySeconds !== undefined ? { sessionExpirySeconds: b.sessionExpirySeconds } : {}),
         ...(b.tls !== undefined ? { tls: readTls(b.tls) } : {}),
       },

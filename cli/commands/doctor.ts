@@ -6,10 +6,17 @@ import { randomBytes } from 'node:crypto';
 import { connect, type MqttClient } from 'mqtt';
 import type { Argv } from 'yargs';
 import type { DataSource } from 'typeorm';
-import { identityFromSecrets, keysTopic, userIdToHex, type UserId } from '../../framework/relay/index.js';
+import {
+  DEFAULT_LEASE_TTL_MS,
+  identityFromSecrets,
+  keysTopic,
+  userIdToHex,
+  type UserId,
+} from '../../framework/relay/index.js';
 import { TypeOrmRelayStore } from '../../framework/store/index.js';
 import { brokerUrl, loadConfig, type RelayConfig } from '../config.js';
 import { redactUrl } from '../redact-url.js';
+import { describeReplicas } from '../replica.js';
 import { describeDatabase, openDataSource } from '../runtime.js';
 
 export interface DoctorArgs {
@@ -106,6 +113,11 @@ export async function handler(argv: DoctorArgs): Promise<void> {
         line('ok', 'identity', userIdToHex(userId));
       } else {
         line('n/a', 'identity', 'none yet (relay-bot id or start creates it)');
+      }
+      const replicas = await store.leases.listReplicas(DEFAULT_LEASE_TTL_MS);
+      if (config.broker.shareGroup !== undefined || replicas.length > 0) {
+        const live = replicas.some((r) => r.live);
+        line(live ? 'ok' : 'n/a', 'replicas', describeReplicas(replicas, await store.leases.listLeases()));
       }
     }
   } catch (e) {

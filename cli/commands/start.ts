@@ -10,6 +10,7 @@ import { redactUrl } from '../redact-url.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { currentCliCommand } from '../invocation.js';
+import { startReplica } from '../replica.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
 export interface StartArgs {
@@ -52,7 +53,26 @@ export async function handler(argv: StartArgs): Promise<void> {
   }
 
   const { store, dataSource } = await openStore(config, 'bot', log);
-  const metrics = config.metrics.port !== undefined ? new BotMetrics() : undefined;
+  // Replicas: one of them does each single-owner duty (scheduler, housekeeping) at a time. Taken
+  // before the client starts, so its start-up housekeeping knows whether it is ours.
+  let replica;
+  try {
+    replica = await startReplica(config, store.leases, log);
+  } catch (e) {
+    await store.close().catch(() => undefined);
+    await broker?.close();
+    throw e instanceof CommandFailed
+      ? e
+      : new CommandFailed(`cannot start as a replica: ${(e as Error).message}`);
+  }
+  const leases = replica?.keeper;
+  if (replica?.slot !== undefined) config.broker.replicaSlot = replica.slot;
+  const metrics =
+    config.metrics.port !== undefined
+      ? new BotMetrics(
+          leases && replica ? { replica: { replicaId: replica.label, owned: () => leases.owned() } } : {},
+        )
+      : undefined;
   let metricsServer: MetricsServer | undefined;
   let client;
   try {
@@ -68,14 +88,21 @@ export async function handler(argv: StartArgs): Promise<void> {
       }
     }
     // The bot's signed profile (its description and commands) goes out with its key bundle.
-    client = await createClient(config, 'bot', store, log, { profile: runtime.profile });
+    client = await createClient(config, 'bot', store, log, {
+      profile: runtime.profile,
+      ...(leases ? { duties: leases } : {}),
+    });
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
-    runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, { store });
+    runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, {
+      store,
+      ...(leases ? { duties: leases } : {}),
+    });
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));
     await client.start();
     metrics?.markRunning();
   } catch (e) {
     await metricsServer?.close();
+    await leases?.stop();
     await store.close().catch(() => undefined);
     await broker?.close();
     throw e instanceof CommandFailed
@@ -90,6 +117,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       module: source,
       broker: redactUrl(brokerUrl(config)),
       database: describeDatabase(config.database),
+      ...(replica ? { replica: replica.label, leases: replica.keeper.owned() } : {}),
       ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
     },
     'bot started',
@@ -128,6 +156,8 @@ export async function handler(argv: StartArgs): Promise<void> {
           // disconnects; anything the broker delivered but we did not acknowledge is redelivered to
           // the next run (persistent MQTT session), and unsent replies stay in the outbox.
           await runtime.stop();
+          // Released while still connected: another replica takes the duties over at once.
+          await leases?.stop();
           await running.stop();
           metrics?.detach();
           await metricsServer?.close();

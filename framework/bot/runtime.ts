@@ -14,6 +14,7 @@
 import { pino, type Logger } from 'pino';
 import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
+import { DUTY, SOLE_OWNER, type Duties } from '../relay/duties.js';
 import { compileBot, type WrapRuntimeMiddleware } from './compile.js';
 import { Composer, run, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, BotSelf, HandleDeps, ReplyFn } from './context.js';
@@ -109,6 +110,11 @@ export interface AttachOptions {
    * and ctx.schedule() is a configuration error.
    */
   store?: JobSource;
+  /**
+   * Which single-owner duties this process does; the scheduler sends due jobs only while it owns
+   * DUTY.scheduler. Replicas pass their LeaseKeeper; default: one process, owner of everything.
+   */
+  duties?: Duties;
 }
 
 interface Attachment {
@@ -226,7 +232,9 @@ export class BotRuntime {
       ['message', onMessage],
     ] as const;
     for (const [event, fn] of listeners) client.on(event, fn as never);
-    const scheduler = options.store ? this.startScheduler(client, options.store) : undefined;
+    const scheduler = options.store
+      ? this.startScheduler(client, options.store, options.duties ?? SOLE_OWNER)
+      : undefined;
     this.jobsEnabled = scheduler !== undefined;
     this.attachment = { client, deps, listeners, scheduler };
   }
@@ -310,7 +318,7 @@ export class BotRuntime {
     await run(this.chain, await membershipUpdate(this.env, found.event, deps, { info: found.info }));
   }
 
-  private startScheduler(client: AttachableClient, store: JobSource): JobScheduler {
+  private startScheduler(client: AttachableClient, store: JobSource, duties: Duties): JobScheduler {
     const scheduler = new JobScheduler({
       prefix: jobPrefix(this.name),
       source: store,
@@ -318,6 +326,7 @@ export class BotRuntime {
       now: this.env.now,
       log: this.log.child({ component: 'scheduler' }),
       ready: () => client.connected !== false,
+      owns: () => duties.owns(DUTY.scheduler),
       ...(this.options.scheduler?.pollMs !== undefined ? { pollMs: this.options.scheduler.pollMs } : {}),
     });
     scheduler.start();

@@ -11,7 +11,8 @@
  * reminder nor send it twice. A job whose time passed while the bot was down goes out on the first
  * pass after start.
  *
- * Limit: one process per bot (two processes polling the same store would both send a due job).
+ * Replicas of one bot share the store, so only the one that owns the `scheduler` duty (a lease,
+ * framework/relay/duties.ts) sends: `owns` is asked before each pass and before each send.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
@@ -88,6 +89,11 @@ export interface JobSchedulerOptions {
   log: Logger;
   /** Passes are skipped while this is false (the client is not connected yet). */
   ready?: () => boolean;
+  /**
+   * Whether this process owns the scheduler duty now (replicas: a lease); passes send nothing while
+   * it is false. Default: always (one process).
+   */
+  owns?: () => boolean;
 }
 
 /** Sends scheduled jobs when they fall due, deleting each after its send, retrying failures with backoff. */
@@ -149,6 +155,8 @@ export class JobScheduler {
   private async sendDue(): Promise<number> {
     const { options } = this;
     if (options.ready && !options.ready()) return 0;
+    const owns = options.owns ?? (() => true);
+    if (!owns()) return 0;
     const rows = await options.source.listConversationData(options.prefix);
     const now = options.now();
     const due: Array<{ key: string; job: ScheduledJob }> = [];
@@ -166,7 +174,8 @@ export class JobScheduler {
     due.sort((a, b) => a.job.dueAt - b.job.dueAt || (a.key < b.key ? -1 : 1));
     let sent = 0;
     for (const { key, job } of due) {
-      if (this.stopping) break;
+      // A lease lost mid-pass: the new owner sends the rest (each job's tombstone commits with it).
+      if (this.stopping || !owns()) break;
       try {
         await options.send(job.to, job.text, { data: [{ conversationId: key, json: TOMBSTONE }] });
         this.retry.delete(key);

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
 import type { DropReason } from './drops.js';
+import type { Duties } from './duties.js';
 import type { GroupEvent, GroupOptions } from './group-types.js';
 import type { ReceivedMessage } from './handler.js';
 import { brokerClientId } from './broker-client-id.js';
@@ -84,6 +85,11 @@ export interface RelayClientOptions {
    * only a head that blocks a near-full window and is an outlier is parked (transport-stall-rule.ts).
    */
   parkAfterMs?: number;
+  /**
+   * Which single-owner duties this process does (duties.ts): with replicas, a LeaseKeeper, so one
+   * replica runs housekeeping. Default: all of them (one process).
+   */
+  duties?: Duties;
 }
 
 /** The transport's options for a client: the broker's, with the client id derived from our user id. */

@@ -16,6 +16,7 @@ import { ConversationStates } from './conversation-states.js';
 import type { SealContext } from './direct-seal.js';
 import { DirectShell } from './direct-shell.js';
 import { DropCounters } from './drops.js';
+import { DUTY, SOLE_OWNER, type Duties } from './duties.js';
 import { ArgumentError, RelayError } from './errors.js';
 import { GroupShell } from './group-shell.js';
 import type { GroupInfo } from './group-types.js';
@@ -73,6 +74,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly direct: DirectShell;
   private readonly groupShell: GroupShell;
   private readonly store: RelayStore;
+  private readonly duties: Duties;
   private refreshTimer: NodeJS.Timeout | undefined;
   private handler: TransactionalHandler | undefined;
   /** Inbound messages wait on this until start-up has flushed the outbox and resumed the parking. */
@@ -98,6 +100,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.clock = opts.clock ?? systemClock;
     this.random = opts.random ?? systemRandom;
     this.log = opts.logger ?? pino({ level: 'silent' });
+    this.duties = opts.duties ?? SOLE_OWNER;
     const maxEnvelopeBytes = opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES;
     const quota = new WelcomeQuota(this.clock, opts.welcomeQuota ?? DEFAULT_WELCOME_QUOTA);
     this.parking = new Parking({
@@ -396,6 +399,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
 
   /** Daily bundle refresh, key retention and cache expiry (PROTOCOL.md §4, §5). */
   private async housekeeping(): Promise<void> {
+    // One replica of an identity does it; the others would race it to a new bundle.
+    if (!this.duties.owns(DUTY.housekeeping)) return;
     await this.bundles.refresh();
     await this.store.prune(this.clock.now());
     await this.direct.expireUnused();

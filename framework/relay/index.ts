@@ -31,6 +31,7 @@ export { MemoryRelayStore } from './memory-store.js';
 export type { LeaseStore, LeaseRecord, ReplicaInfo, ReplicaRecord } from './lease-store.js';
 export { MAX_LEASE_NAME_LENGTH, MAX_LEASE_TTL_MS } from './lease-store.js';
 export { MemoryLeaseStore } from './memory-lease-store.js';
+export { DUTY, SOLE_OWNER, type Duties } from './duties.js';
 export {
   LeaseKeeper,
   systemLeaseTimers,

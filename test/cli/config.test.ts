@@ -168,6 +168,75 @@ describe('loadConfig', () => {
   });
 });
 
+describe('replicas (broker.shareGroup, broker.replicaSlot)', () => {
+  const PG = 'postgres://u@h:5432/db';
+  const MQTT = 'mqtt://127.0.0.1:1883';
+
+  test('from the file, or from RELAY_SHARE_GROUP and RELAY_REPLICA_SLOT', async () => {
+    const f = await file(
+      'replicas.yaml',
+      `broker: { url: ${MQTT}, shareGroup: bots, replicaSlot: 1 }\ndatabase: { url: ${JSON.stringify(PG)} }\n`,
+    );
+    const fromFile = loadConfig({ file: f, env: {} });
+    expect(fromFile.broker.shareGroup).toBe('bots');
+    expect(fromFile.broker.replicaSlot).toBe(1);
+    const fromEnv = loadConfig({
+      env: { RELAY_BROKER_URL: MQTT, DATABASE_URL: PG, RELAY_SHARE_GROUP: 'relay', RELAY_REPLICA_SLOT: '2' },
+    });
+    expect(fromEnv.broker.shareGroup).toBe('relay');
+    expect(fromEnv.broker.replicaSlot).toBe(2);
+    // The environment wins over the file, so one file serves every replica.
+    expect(loadConfig({ file: f, env: { RELAY_REPLICA_SLOT: '0' } }).broker.replicaSlot).toBe(0);
+  });
+
+  test('a share group on the embedded broker is refused, naming broker.url', () => {
+    const m = errorOf(() =>
+      loadConfig({ env: { DATABASE_URL: PG, RELAY_SHARE_GROUP: 'bots', RELAY_REPLICA_SLOT: '0' } }),
+    ).message;
+    expect(m).toContain('embedded broker has no shared subscriptions');
+    expect(m).toContain('Fix: set broker.url');
+  });
+
+  test('a share group on SQLite is refused: use Postgres', () => {
+    const m = errorOf(() =>
+      loadConfig({ env: { RELAY_BROKER_URL: MQTT, RELAY_SHARE_GROUP: 'bots', RELAY_REPLICA_SLOT: '0' } }),
+    ).message;
+    expect(m).toContain('use Postgres (database.url) for replicas');
+  });
+
+  test('a share group needs a slot or a client id; not both', () => {
+    const base = { RELAY_BROKER_URL: MQTT, DATABASE_URL: PG, RELAY_SHARE_GROUP: 'bots' };
+    expect(errorOf(() => loadConfig({ env: base })).message).toContain('Fix: set broker.replicaSlot');
+    expect(loadConfig({ env: { ...base, RELAY_BROKER_CLIENT_ID: 'bot-a' } }).broker.clientId).toBe('bot-a');
+    expect(
+      errorOf(() => loadConfig({ env: { ...base, RELAY_BROKER_CLIENT_ID: 'a', RELAY_REPLICA_SLOT: '1' } }))
+        .message,
+    ).toContain('broker.clientId and broker.replicaSlot are both set');
+  });
+
+  test('replicaSlot: auto (for docker compose --scale) needs a share group', async () => {
+    const base = { RELAY_BROKER_URL: MQTT, DATABASE_URL: PG, RELAY_REPLICA_SLOT: 'auto' };
+    expect(loadConfig({ env: { ...base, RELAY_SHARE_GROUP: 'bots' } }).broker.replicaSlot).toBe('auto');
+    const f = await file('auto.yaml', `broker: { url: ${MQTT}, shareGroup: bots, replicaSlot: auto }\n`);
+    expect(loadConfig({ file: f, env: { DATABASE_URL: PG } }).broker.replicaSlot).toBe('auto');
+    expect(errorOf(() => loadConfig({ env: base })).message).toContain('Fix: set broker.shareGroup');
+  });
+
+  test.each([
+    ['RELAY_REPLICA_SLOT', '-1', 'broker.replicaSlot'],
+    ['RELAY_REPLICA_SLOT', 'one', 'broker.replicaSlot'],
+    ['RELAY_SHARE_GROUP', 'a/b', 'broker.shareGroup'],
+    ['RELAY_SHARE_GROUP', 'a+', 'broker.shareGroup'],
+  ])('%s=%s is refused naming %s and the fix', (env, value, key) => {
+    const m = errorOf(() =>
+      loadConfig({ env: { RELAY_BROKER_URL: MQTT, DATABASE_URL: PG, [env]: value } }),
+    ).message;
+    expect(m).toContain(env);
+    expect(m).toContain(key);
+    expect(m).toContain('Fix:');
+  });
+});
+
 describe('groups section', () => {
   const ALICE = '0123456789abcdef0123456789abcdef';
   const BOB = 'FEDCBA9876543210FEDCBA9876543210';

@@ -1,0 +1,117 @@
+/**
+ * `relay-bot start` as one replica of several (broker.shareGroup, ARCHITECTURE.md "One identity,
+ * many processes"): a LeaseKeeper on the store's leases takes the single-owner duties (DUTY) when
+ * they are free, renews them, and releases them on shutdown so another replica takes over at once.
+ * `replicaSlot: auto` (docker compose --scale, where containers share one environment) claims the
+ * lowest free slot with a lease of its own, held as long as the process runs.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import {
+  DUTY,
+  LeaseKeeper,
+  type LeaseKeeperOptions,
+  type LeaseRecord,
+  type LeaseStore,
+  type ReplicaRecord,
+} from '../framework/relay/index.js';
+import type { RelayConfig } from './config.js';
+import { CommandFailed } from './errors.js';
+
+/** Slots `replicaSlot: auto` tries before giving up: far more replicas than one deployment runs. */
+export const MAX_AUTO_SLOTS = 256;
+
+/** The lease that reserves replica slot `n` for the replica holding it (replicaSlot: auto). */
+export const slotLease = (n: number): string => `replica-slot/${n}`;
+
+/**
+ * This replica's id in the registry and the holder of its leases: `<share group>/<slot>`, or
+ * `<share group>/<client id>` when broker.clientId names the connection instead, or, for
+ * `replicaSlot: auto` (the slot is not known yet), `<share group>/<host>-<random>`. Undefined
+ * without a share group (one process).
+ */
+export function replicaIdOf(config: RelayConfig): string | undefined {
+  const { shareGroup, replicaSlot, clientId } = config.broker;
+  if (shareGroup === undefined) return undefined;
+  if (replicaSlot === 'auto') return `${shareGroup}/${hostname()}-${randomBytes(4).toString('hex')}`;
+  return `${shareGroup}/${replicaSlot !== undefined ? String(replicaSlot) : (clientId ?? 'unnamed')}`;
+}
+
+/** A started replica: its LeaseKeeper and, for `replicaSlot: auto`, the slot it claimed. */
+export interface StartedReplica {
+  keeper: LeaseKeeper;
+  slot?: number;
+  /** What metrics, /healthz and the logs call it: `<share group>/<slot>` once the slot is known. */
+  label: string;
+}
+
+/**
+ * Starts this process as a replica: a LeaseKeeper wanting every framework duty (DUTY), with its
+ * ownership changes logged, and for `replicaSlot: auto` the lowest free slot claimed. Undefined
+ * for a single process, which owns every duty without leases. Call keeper.stop() on shutdown.
+ */
+export async function startReplica(
+  config: RelayConfig,
+  leases: LeaseStore,
+  log: Logger,
+  opts: Pick<LeaseKeeperOptions, 'ttlMs' | 'renewEveryMs'> = {},
+): Promise<StartedReplica | undefined> {
+  const replicaId = replicaIdOf(config);
+  if (replicaId === undefined) return undefined;
+  const keeper = new LeaseKeeper({
+    store: leases,
+    replica: { replicaId, host: hostname(), pid: process.pid },
+    ...opts,
+  });
+  for (const duty of Object.values(DUTY)) keeper.want(duty);
+  keeper.on('acquired', (name) =>
+    log.info({ replica: replicaId, lease: name }, 'lease acquired: this replica does it now'),
+  );
+  keeper.on('lost', (name, reason) => {
+    if (name.startsWith('replica-slot/') && reason !== 'released') {
+      // Another replica may now take the slot, and with it our MQTT client id and session.
+      log.error({ replica: replicaId, lease: name, reason }, "lost this replica's slot: restart it");
+    } else log.info({ replica: replicaId, lease: name, reason }, 'lease lost');
+  });
+  keeper.on('error', (err) => log.warn({ err, replica: replicaId }, 'lease store call failed; retrying'));
+  await keeper.start();
+  if (config.broker.replicaSlot !== 'auto') return { keeper, label: replicaId };
+  try {
+    const slot = await claimSlot(keeper);
+    log.info({ replica: replicaId, slot }, 'replica slot claimed');
+    return { keeper, slot, label: `${config.broker.shareGroup}/${slot}` };
+  } catch (e) {
+    await keeper.stop();
+    throw e;
+  }
+}
+
+/** The lowest slot whose lease this keeper can take (and then keeps renewing). */
+async function claimSlot(keeper: LeaseKeeper): Promise<number> {
+  for (let n = 0; n < MAX_AUTO_SLOTS; n++) {
+    keeper.want(slotLease(n));
+    await keeper.renewNow();
+    if (keeper.owns(slotLease(n))) return n;
+    await keeper.drop(slotLease(n));
+  }
+  throw new CommandFailed(
+    `no free replica slot among the first ${MAX_AUTO_SLOTS} (or the database did not answer). Fix: check the database, or stop replicas (relay-bot doctor lists them)`,
+  );
+}
+
+/**
+ * One line for `relay-bot doctor`: the live replicas, each with where it runs and the live leases
+ * it holds, and how many registered ones stopped sending heartbeats.
+ */
+export function describeReplicas(replicas: readonly ReplicaRecord[], leases: readonly LeaseRecord[]): string {
+  const live = replicas.filter((r) => r.live);
+  const stale = replicas.length - live.length;
+  const parts = live.map((r) => {
+    const held = leases.filter((l) => l.live && l.holder === r.replicaId).map((l) => l.name);
+    const where = [r.host, r.pid !== undefined ? `pid ${r.pid}` : undefined].filter(Boolean).join(' ');
+    return `${r.replicaId}${where ? ` (${where})` : ''}${held.length > 0 ? ` holds ${held.sort().join(', ')}` : ''}`;
+  });
+  const head = `${live.length} live${live.length > 0 ? `: ${parts.join('; ')}` : ''}`;
+  return stale > 0 ? `${head}; ${stale} without a recent heartbeat (stopped or unreachable)` : head;
+}

@@ -1,0 +1,95 @@
+/**
+ * `relay-bot start` as a replica (cli/replica.ts): `replicaSlot: auto` claims the lowest slot no
+ * live replica holds, through leases in a real Postgres schema, and a released slot is reused;
+ * doctor's line names the live replicas and what they hold.
+ */
+import { pino } from 'pino';
+import { loadConfig } from '../../cli/config.js';
+import { describeReplicas, slotLease, startReplica, type StartedReplica } from '../../cli/replica.js';
+import { DUTY } from '../../framework/relay/index.js';
+import { freshPgSchema, openPgIn, PG_URL, postgresAvailable, type OpenStore } from '../store/helpers.js';
+
+const pgUp = await postgresAvailable('the replica slot tests');
+const log = pino({ level: 'silent' });
+
+(pgUp ? describe : describe.skip)('startReplica on Postgres', () => {
+  let schema: string;
+  let drop: () => Promise<void>;
+  const opened: OpenStore[] = [];
+  const started: StartedReplica[] = [];
+
+  beforeEach(async () => {
+    ({ schema, drop } = await freshPgSchema());
+  });
+  afterEach(async () => {
+    for (const r of started.splice(0)) await r.keeper.stop();
+    for (const o of opened.splice(0)) await o.cleanup();
+    await drop();
+  });
+
+  const config = (slot: string) =>
+    loadConfig({
+      env: {
+        RELAY_BROKER_URL: 'mqtt://127.0.0.1:1883',
+        DATABASE_URL: PG_URL,
+        RELAY_SHARE_GROUP: 'bots',
+        RELAY_REPLICA_SLOT: slot,
+      },
+    });
+  const start = async (slot: string): Promise<StartedReplica> => {
+    const db = await openPgIn(schema);
+    opened.push(db);
+    const r = await startReplica(config(slot), db.store.leases, log, { ttlMs: 3000 });
+    started.push(r!);
+    return r!;
+  };
+
+  test('auto: replicas started together get distinct slots, and a released slot is taken again', async () => {
+    const rs = await Promise.all([start('auto'), start('auto'), start('auto')]);
+    expect(rs.map((r) => r.slot).sort()).toEqual([0, 1, 2]);
+    expect(rs.map((r) => r.label).sort()).toEqual(['bots/0', 'bots/1', 'bots/2']);
+    // Exactly one of them owns each duty.
+    for (const duty of Object.values(DUTY)) expect(rs.filter((r) => r.keeper.owns(duty))).toHaveLength(1);
+    for (const r of rs) expect(r.keeper.owns(slotLease(r.slot!))).toBe(true);
+
+    const zero = rs.find((r) => r.slot === 0)!;
+    await zero.keeper.stop();
+    started.splice(started.indexOf(zero), 1);
+    const next = await start('auto');
+    expect(next.slot).toBe(0);
+  });
+
+  test('a fixed slot is its own replica id; doctor lists it with its leases', async () => {
+    const r = await start('4');
+    expect(r.slot).toBeUndefined();
+    expect(r.label).toBe('bots/4');
+    expect(r.keeper.holder).toBe('bots/4');
+    const leases = opened[0]!.store.leases;
+    const line = describeReplicas(await leases.listReplicas(3000), await leases.listLeases());
+    expect(line).toMatch(/^1 live: bots\/4 \(\S+ pid \d+\) holds housekeeping, scheduler$/);
+  });
+
+  test('one process (no share group): no replica, every duty its own', async () => {
+    const db = await openPgIn(schema);
+    opened.push(db);
+    const single = loadConfig({ env: { DATABASE_URL: PG_URL } });
+    expect(await startReplica(single, db.store.leases, log)).toBeUndefined();
+  });
+});
+
+test('describeReplicas counts replicas without a recent heartbeat apart', () => {
+  const at = { startedAt: 1, lastSeen: 2 };
+  const line = describeReplicas(
+    [
+      { replicaId: 'g/0', host: 'a', pid: 7, live: true, ...at },
+      { replicaId: 'g/1', live: false, ...at },
+    ],
+    [
+      { name: 'scheduler', holder: 'g/0', acquiredAt: 1, expiresAt: 9, live: true },
+      { name: 'housekeeping', holder: 'g/1', acquiredAt: 1, expiresAt: 2, live: false },
+    ],
+  );
+  expect(line).toBe(
+    '1 live: g/0 (a pid 7) holds scheduler; 1 without a recent heartbeat (stopped or unreachable)',
+  );
+});
