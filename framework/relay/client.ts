@@ -8,6 +8,7 @@
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import { AccessIndex } from './access.js';
+import { AccessRefresh } from './access-refresh.js';
 import { asPowBits, type UserIdHex } from './brand.js';
 import { Bundles } from './bundles.js';
 import { transportOptions, type RelayClientEvents, type RelayClientOptions } from './client-options.js';
@@ -205,6 +206,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       groups: this.groupShell,
       events: this,
       ready: () => this.ready,
+      // Only replicas need it: a single process knows every session and epoch it set up.
+      ...(opts.broker.shareGroup !== undefined ? { reloadAccess: accessReload(this.direct) } : {}),
     });
     // Attached before connecting so messages the broker redelivers at connect are covered.
     this.transport.onMessage((m) => this.router.onTransportMessage(m));
@@ -412,4 +415,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.log.error({ err: err.message }, 'relay client error');
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
+}
+
+/** A rate-limited reload of the access index from the store, for a replica (access-refresh.ts). */
+function accessReload(direct: DirectShell): () => Promise<boolean> {
+  const refresh = new AccessRefresh({ reload: () => direct.restore() });
+  return () => refresh.request();
 }

@@ -71,6 +71,8 @@ export interface InboundRouterDeps {
   };
   /** Resolves once start-up let inbound messages in (after the outbox flush and the parked ones). */
   ready(): Promise<void>;
+  /** With replicas: reloads the access index from the store (access-refresh.ts). */
+  reloadAccess?(): Promise<boolean>;
 }
 
 /** Routes each inbound message to the part of the client it is for; the owner of the replay cache. */
@@ -86,6 +88,7 @@ export class InboundRouter {
       dropped: (reason, topic, error) => this.dropped(reason, topic, error),
       securityDrop: (topic, inner) => this.securityDrop(topic, inner),
       refuseIfOverloaded: (e, topic) => this.refuseIfOverloaded(e, topic),
+      ...(deps.reloadAccess ? { reloadAccess: deps.reloadAccess } : {}),
     });
   }
 

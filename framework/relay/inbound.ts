@@ -44,7 +44,19 @@ export interface InboxPipelineDeps {
   securityDrop(topic: string, inner: InnerPayload): void;
   /** Rethrows the lane's error, counting an overload first. */
   refuseIfOverloaded(e: unknown, topic: string): never;
+  /**
+   * Replicas only (access-refresh.ts): resolves once the access index was reloaded from the store
+   * after this call, for a hint another replica's session or epoch may explain; false when too many
+   * envelopes wait already (the caller drops this one).
+   */
+  reloadAccess?(): Promise<boolean>;
 }
+
+/**
+ * Reloads an envelope with an unknown hint may wait for (each starts after the previous one, at
+ * least ACCESS_RELOAD_INTERVAL_MS apart): about a second for another replica to commit.
+ */
+const ACCESS_RELOADS = 4;
 
 export class InboxPipeline {
   private arrivals: Promise<void> = Promise.resolve();
@@ -90,6 +102,15 @@ export class InboxPipeline {
       if (keyChangesBefore) {
         await keyChangesBefore;
         checked = await d.check(payload);
+        // Another replica may still be committing the Welcome or commit this hint belongs to.
+        for (
+          let i = 0;
+          i < ACCESS_RELOADS && !checked.ok && checked.reason === 'pow' && d.reloadAccess;
+          i++
+        ) {
+          if (!(await d.reloadAccess())) break;
+          checked = await d.check(payload);
+        }
         if (checked.ok) settleClaim = checked.value.claim.settle;
       }
       await previous;

@@ -47,15 +47,14 @@ const MESSAGES = 30;
         return member;
       };
       // One after the other: the first creates the identity in the schema, the second loads it.
-      // The peer's first contact goes to replica 0 alone: a session opened after a replica started
-      // is not yet known to that replica (its access index is loaded at start; see the report of
-      // issue #13), so the second replica starts once the session exists.
+      // Both are up before the peer's first contact, so whichever replica did not take the Welcome
+      // learns the session's access keys from the store (access-refresh.ts).
       const r0 = await replica(0);
+      const r1 = await replica(1);
       const peer = await world.start();
       const echoes = (): string[] => peer.messages.map((m) => String(m.content.content));
       await peer.client.send(r0.client.userId, 'hello');
       await until(() => echoes().length === 1, 30_000, 'the first echo');
-      const r1 = await replica(1);
       expect(r1.client.userId).toBe(r0.client.userId);
       expect(keepers.filter((k) => k.owns(DUTY.housekeeping))).toHaveLength(1);
       expect(keepers.filter((k) => k.owns(DUTY.scheduler))).toHaveLength(1);

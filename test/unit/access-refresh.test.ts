@@ -1,0 +1,94 @@
+// Reloading the access index for replicas (access-refresh.ts): a caller always gets a reload that
+// started after its call, reloads never overlap, and the number of waiting callers is bounded.
+import { AccessRefresh } from '../../framework/relay/access-refresh.js';
+
+function counter() {
+  let started = 0;
+  let running = 0;
+  let overlapped = false;
+  const gates: Array<() => void> = [];
+  return {
+    reload: () => {
+      started++;
+      running++;
+      if (running > 1) overlapped = true;
+      return new Promise<void>((resolve) =>
+        gates.push(() => {
+          running--;
+          resolve();
+        }),
+      );
+    },
+    finishOne: async () => {
+      for (let i = 0; i < 20 && gates.length === 0; i++) await new Promise((r) => setTimeout(r, 1));
+      gates.shift()?.();
+      await new Promise((r) => setTimeout(r, 1));
+    },
+    get started() {
+      return started;
+    },
+    get overlapped() {
+      return overlapped;
+    },
+  };
+}
+
+test('a caller arriving during a reload waits for the next one; callers meanwhile share it', async () => {
+  const c = counter();
+  const refresh = new AccessRefresh({ reload: c.reload, minIntervalMs: 0 });
+  const first = refresh.request();
+  await new Promise((r) => setTimeout(r, 1));
+  expect(c.started).toBe(1);
+  let secondDone = false;
+  const second = refresh.request().then((r) => ((secondDone = true), r));
+  const third = refresh.request();
+  await c.finishOne(); // the first reload ends: it may have listed the store before the second call
+  expect(await first).toBe(true);
+  expect(secondDone).toBe(false);
+  expect(c.started).toBe(2); // one more reload for both later callers
+  await c.finishOne();
+  expect(await second).toBe(true);
+  expect(await third).toBe(true);
+  expect(c.started).toBe(2);
+  expect(c.overlapped).toBe(false);
+});
+
+test('reloads start at least minIntervalMs apart', async () => {
+  let now = 1000;
+  const starts: number[] = [];
+  const refresh = new AccessRefresh({
+    reload: async () => void starts.push(now),
+    nowMs: () => now,
+    minIntervalMs: 30,
+  });
+  await refresh.request();
+  now += 5;
+  const later = refresh.request();
+  // The second reload waits out the interval in real time (about 25 ms) before it starts.
+  await new Promise((r) => setTimeout(r, 5));
+  expect(starts).toEqual([1000]);
+  now += 40;
+  await later;
+  expect(starts).toHaveLength(2);
+});
+
+test('beyond maxWaiting callers, a request is refused at once instead of holding a window slot', async () => {
+  const c = counter();
+  const refresh = new AccessRefresh({ reload: c.reload, minIntervalMs: 0, maxWaiting: 2 });
+  const a = refresh.request();
+  const b = refresh.request();
+  expect(await refresh.request()).toBe(false);
+  await c.finishOne();
+  await c.finishOne();
+  expect(await a).toBe(true);
+  expect(await b).toBe(true);
+  // Slots are free again.
+  const d = refresh.request();
+  await c.finishOne();
+  expect(await d).toBe(true);
+});
+
+test('a failing reload still resolves (the caller re-checks and drops)', async () => {
+  const refresh = new AccessRefresh({ reload: () => Promise.reject(new Error('db down')), minIntervalMs: 0 });
+  expect(await refresh.request()).toBe(true);
+});
