@@ -303,7 +303,10 @@ function readField(
       const v = t.value as Uint8Array;
       if (!bytesLengthOk(spec, v.length)) throw new CodecError(`${where}: bad length ${v.length}`);
       // cborg's shared token for the empty byte string must not leak out as a mutable singleton.
-      return v.length === 0 ? new Uint8Array(0) : v;
+      if (v.length === 0) return new Uint8Array(0);
+      // A Buffer input (MQTT payloads are Buffers) gives Buffer views; decoded values are plain
+      // Uint8Arrays whatever the input was (a view, no copy), so equal bytes compare and print alike.
+      return Buffer.isBuffer(v) ? new Uint8Array(v.buffer, v.byteOffset, v.length) : v;
     }
     case 'text': {
       if (!Type.equals(t.type, Type.string)) throw new CodecError(`${where}: expected a text string`);
