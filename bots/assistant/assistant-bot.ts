@@ -39,20 +39,25 @@ export interface StreamingContext {
   typing(): Promise<void>;
 }
 
-export type AssistantContext<A = Args> = BotContext<A, AssistantSession> & StreamingContext;
-
 /**
- * The handler's context with the agent API, checked: the decorators type handlers by BotContext,
- * and a runtime without ctx.stream must fail loudly rather than answer half-way.
+ * ctx.stream, checked: the decorators type handlers by BotContext, and a runtime without it must
+ * fail loudly rather than answer half-way. Only the streamed answer needs it; the refusal and the
+ * error sentences are plain replies.
  */
-export function streamingContext<A>(ctx: BotContext<A, AssistantSession>): AssistantContext<A> {
+export function streamOf<A>(ctx: BotContext<A, AssistantSession>): StreamingContext['stream'] {
   const c = ctx as BotContext<A, AssistantSession> & Partial<StreamingContext>;
-  if (typeof c.stream !== 'function' || typeof c.typing !== 'function') {
+  if (typeof c.stream !== 'function') {
     throw new HandlerError(
-      'the assistant needs ctx.stream and ctx.typing, which this relay-bot runtime does not have; run it with a relay-bot that supports agent messages (PROTOCOL.md §8)',
+      'the assistant needs ctx.stream, which this relay-bot runtime does not have; run it with a relay-bot that supports agent messages (PROTOCOL.md §8)',
     );
   }
-  return c as AssistantContext<A>;
+  return (parts, options) => c.stream!(parts, options);
+}
+
+/** ctx.typing when the runtime has it: "typing…" is a courtesy, never a reason to fail. */
+function typingOf<A>(ctx: BotContext<A, AssistantSession>): (() => Promise<void>) | undefined {
+  const c = ctx as BotContext<A, AssistantSession> & Partial<StreamingContext>;
+  return typeof c.typing === 'function' ? () => c.typing!() : undefined;
 }
 
 /** Where the assistant gets things the config file does not give: the environment, and fetch for tests. */
@@ -154,7 +159,7 @@ export class AssistantBot {
     description: 'asks the model; in a group also @assistant <question>',
   })
   ask(ctx: BotContext<{ question: string }, AssistantSession>): Promise<string | undefined> {
-    return this.answer(streamingContext(ctx), ctx.args.question);
+    return this.answer(ctx, ctx.args.question);
   }
 
   @OnCommand('reset', { description: "forgets this conversation's history" })
@@ -173,10 +178,10 @@ export class AssistantBot {
     if (type !== undefined && type !== 'text') return undefined;
     const question = ctx.conversation.kind === 'direct' ? ctx.text : mentionedQuestion(ctx.text, ctx.bot);
     if (question === undefined) return undefined;
-    return this.answer(streamingContext(ctx), question);
+    return this.answer(ctx, question);
   }
 
-  private async answer<A>(ctx: AssistantContext<A>, asked: string): Promise<string | undefined> {
+  private async answer<A>(ctx: BotContext<A, AssistantSession>, asked: string): Promise<string | undefined> {
     if (this.client === undefined) return NOT_CONFIGURED;
     const question = asked.trim();
     if (question === '') {
@@ -192,7 +197,7 @@ export class AssistantBot {
     const parts = this.client.stream(chatMessages(this.options.systemPrompt, history, question), {
       signal: ctx.signal,
     });
-    const typing = new TypingIndicator(() => ctx.typing(), ctx.log, this.options.typingEveryMs);
+    const typing = new TypingIndicator(typingOf(ctx), ctx.log, this.options.typingEveryMs);
     typing.start();
     let first: IteratorResult<string, void>;
     try {
@@ -205,8 +210,15 @@ export class AssistantBot {
       typing.stop();
     }
     if (first.done) return 'the model returned an empty answer; try asking differently';
+    let stream: StreamingContext['stream'];
+    try {
+      stream = streamOf(ctx);
+    } catch (err) {
+      await parts.return(undefined);
+      throw err;
+    }
     const relayed = new Relayed(this.options.maxAnswerChars);
-    await ctx.stream(this.relay(first.value, parts, relayed, ctx));
+    await stream(this.relay(first.value, parts, relayed, ctx));
     if (relayed.failure === undefined) {
       session.history = boundHistory([...history, { question, answer: relayed.text }], this.bounds);
     }
@@ -223,7 +235,7 @@ export class AssistantBot {
     first: string,
     rest: AsyncGenerator<string, void>,
     relayed: Relayed,
-    ctx: AssistantContext<A>,
+    ctx: BotContext<A, AssistantSession>,
   ): AsyncGenerator<string, void> {
     try {
       let taken = relayed.take(first);

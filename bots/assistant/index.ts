@@ -11,8 +11,7 @@ export {
   mentionedQuestion,
   modelErrorReply,
   type AssistantBotDeps,
-  type AssistantContext,
-  streamingContext,
+  streamOf,
   type StreamingContext,
 } from './assistant-bot.js';
 export { ModelError, MODEL_ERROR_REASONS, reasonForStatus, type ModelErrorReason } from './errors.js';

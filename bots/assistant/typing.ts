@@ -13,12 +13,14 @@ export class TypingIndicator {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly typing: () => Promise<void>,
+    /** undefined: the runtime has no ctx.typing, and start() does nothing. */
+    private readonly typing: (() => Promise<void>) | undefined,
     private readonly log: Logger,
     private readonly everyMs = DEFAULT_TYPING_EVERY_MS,
   ) {}
 
   start(): void {
+    if (this.typing === undefined) return;
     this.send();
     this.timer = setInterval(() => this.send(), this.everyMs);
   }
@@ -29,6 +31,6 @@ export class TypingIndicator {
   }
 
   private send(): void {
-    this.typing().catch((err: unknown) => this.log.debug({ err }, 'typing indicator not sent'));
+    this.typing?.().catch((err: unknown) => this.log.debug({ err }, 'typing indicator not sent'));
   }
 }

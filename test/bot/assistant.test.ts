@@ -418,12 +418,17 @@ test('bad options fail at construction with the fix', () => {
   );
 });
 
-test('a runtime without ctx.stream is a HandlerError, not a half answer', async () => {
-  const bot = assistant();
+test('a runtime without ctx.stream: refusals and errors still answer, an answer is a HandlerError', async () => {
   const call: Call = { streams: [], events: [], result: undefined };
-  const ctx = new Conversation().context('hi', call, { withStream: false });
-  await expect(async () => bot.message(ctx as never)).rejects.toThrow(HandlerError);
-  expect(server.requests).toEqual([]);
+  const chat = new Conversation();
+  const plain = (bot: AssistantBot): Promise<string | undefined> | undefined =>
+    bot.message(chat.context('hi', call, { withStream: false }) as never);
+  expect(await plain(new AssistantBot({}, { env: {} }))).toBe(NOT_CONFIGURED);
+  server.reply({ kind: 'status', status: 500 });
+  expect(await plain(assistant())).toBe('the model server failed; try again later');
+  server.reply({ kind: 'stall', chunks: ['never shown'] });
+  await expect(async () => plain(assistant())).rejects.toThrow(HandlerError);
+  expect(call.events).toEqual([]);
 });
 
 test('modelErrorReply has a sentence for every reason', () => {
