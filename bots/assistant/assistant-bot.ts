@@ -108,9 +108,10 @@ const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\
  */
 export function mentionedQuestion(text: string, self: { name: string; userId: string }): string | undefined {
   const names = [self.name, self.userId].map(escapeRegExp).join('|');
-  const mention = new RegExp(`(^|\\s)@(?:${names})(?![\\w-])[,:]?`, 'gi');
+  const mention = new RegExp(`(^|\\s)@(?:${names})(?![\\w-])[,:]?[ \\t]*`, 'gi');
   if (!mention.test(text)) return undefined;
-  return text.replace(mention, '$1').replace(/\s+/g, ' ').trim();
+  // The rest is kept as written: a question may be laid out in lines.
+  return text.replace(mention, '$1').trim();
 }
 
 /** The answer as it is relayed: its text so far, cut at a limit, and the failure that ended it. */
@@ -120,12 +121,12 @@ class Relayed {
 
   constructor(private readonly maxChars: number) {}
 
-  /** The part of `part` that still fits, and whether the limit was reached. */
+  /** The part of `part` that still fits, and whether some of it did not (the answer is cut). */
   take(part: string): { fits: string; full: boolean } {
     const room = this.maxChars - this.text.length;
     const fits = part.length <= room ? part : part.slice(0, room);
     this.text += fits;
-    return { fits, full: this.text.length >= this.maxChars && part.length >= room };
+    return { fits, full: part.length > room };
   }
 }
 

@@ -323,6 +323,9 @@ test('an answer longer than maxAnswerChars is cut with a note and stops the requ
   const call = await chat.send(bot, 'count');
   expect(call.streams).toEqual([['12345', '678', '90', '\n\n(answer cut at 10 characters)']]);
   expect(chat.history).toEqual([{ question: 'count', answer: '1234567890' }]);
+  // An answer of exactly maxAnswerChars is whole: no note.
+  server.reply(answer('12345', '67890'));
+  expect((await chat.send(bot, 'again')).streams).toEqual([['12345', '67890']]);
 });
 
 test('an empty question, a too long one and an empty answer get a usage or a short reply', async () => {
@@ -383,6 +386,7 @@ test('mentionedQuestion: @name or @userid as a word, any case, removed from the 
   expect(mentionedQuestion('@assistant-two hi', self)).toBeUndefined();
   expect(mentionedQuestion('mail me@assistant.example', self)).toBeUndefined();
   expect(mentionedQuestion('assistant hi', self)).toBeUndefined();
+  expect(mentionedQuestion('@assistant first line\n  second line', self)).toBe('first line\n  second line');
 });
 
 test('the API key appears neither in replies nor in logs', async () => {
