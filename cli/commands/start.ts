@@ -91,6 +91,8 @@ export async function handler(argv: StartArgs): Promise<void> {
     client = await createClient(config, 'bot', store, log, {
       profile: runtime.profile,
       ...(leases ? { duties: leases } : {}),
+      // Its outbox rows carry its registry id, so a dead replica's are told apart and claimed.
+      ...(leases ? { replica: { replicaId: leases.holder, registry: store.leases } } : {}),
     });
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
     runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, {
