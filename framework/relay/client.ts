@@ -457,6 +457,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     // Ours now: published again as we would mint it (a new release's metadata goes out here).
     if (name === DUTY.bundle) this.bundles.scheduleRepublish(true);
     if (name === DUTY.outboxOrphans) void this.orphans?.sweep().catch(() => undefined);
+    // The previous owner may have died with group work on its timers (group-outbound.ts).
+    if (name === DUTY.housekeeping) void this.housekeeping().catch((e) => this.fail(e));
   }
 
   /** Daily bundle refresh, key retention and cache expiry (PROTOCOL.md §4, §5). */

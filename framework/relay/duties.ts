@@ -18,6 +18,7 @@
 
 /** Whether this process does a named duty now; LeaseKeeper is one. */
 export interface Duties {
+  /** Whether this process is the owner of the duty `name` (a DUTY value) now. */
   owns(name: string): boolean;
   /**
    * Optional: calls `fn` whenever this process becomes the owner of a duty, so it can act at once

@@ -7,7 +7,9 @@
  * - two live replicas under traffic, one starting while the other has replies in flight: no
  *   outbox row reaches the broker twice (counted on the wire, not after the peer's replay cache);
  * - the retained bundle: only the owner of DUTY.bundle answers a foreign payload on the keys
- *   topic, and a replica of a new release publishes its metadata once it takes the lease over.
+ *   topic, and a replica of a new release publishes its metadata once it takes the lease over;
+ * - a group's proposals whose batch timer stopped with the replica that received them are
+ *   committed by the replica that takes DUTY.housekeeping over.
  */
 import { connect, type MqttClient } from 'mqtt';
 import {
@@ -19,12 +21,15 @@ import {
   type RelayStore,
 } from '../../framework/relay/index.js';
 import { decodeKeyBundle } from '../../framework/relay/bundle.js';
+import { ManualClock } from '../../framework/relay/clock.js';
+import { parseGroupMeta } from '../../framework/relay/group-meta.js';
+import { ORPHANED_PROPOSAL_SECONDS } from '../../framework/relay/group-policy.js';
 import { userIdFromHex } from '../../framework/relay/identity.js';
 import { inboxTopic, keysTopic } from '../../framework/relay/topics.js';
 import type { TypeOrmRelayStore } from '../../framework/store/index.js';
 import { getTestBroker, testBrokers, uniqueName, type TestBroker } from '../support/broker.js';
 import { kill, onPostgres, sleep, startChild, storeFromEnv, type Child } from '../support/child.js';
-import { until } from '../support/groups.js';
+import { GroupWorld, until, type Member } from '../support/groups.js';
 import { postgresAnswers } from '../support/postgres.js';
 
 const hasMosquitto = (await testBrokers()).includes('mosquitto');
@@ -241,6 +246,65 @@ run(
       expect(r1.bundlesSaved()).toBe(1);
       expect(displayNameOf(keys.payloads.at(-1)!)).toBe('release 2');
       expect((await peer.client.verifyPeer(r0.client.userId)).displayName).toBe('release 2');
+    });
+  },
+  120_000,
+);
+
+run(
+  'proposals whose batch timer stopped with a replica are committed by the next housekeeping owner',
+  async () => {
+    await onPostgres(async (env) => {
+      const world = new GroupWorld(broker.url);
+      cleanups.push(() => world.close());
+      const clock = new ManualClock(Math.floor(Date.now() / 1000));
+      const shareGroup = uniqueName('bots');
+      /** A bot replica whose own batch timer never fires within the test: only housekeeping commits. */
+      const replica = async (slot: number): Promise<{ member: Member; keeper: LeaseKeeper }> => {
+        const store = await storeFromEnv(env);
+        cleanups.push(() => store.close());
+        const replicaId = `${shareGroup}/${slot}`;
+        const keeper = new LeaseKeeper({ store: store.leases, replica: { replicaId }, ttlMs: TTL_MS });
+        keeper.on('error', () => undefined);
+        Object.values(DUTY).forEach((d) => keeper.want(d));
+        await keeper.start();
+        cleanups.push(() => keeper.stop());
+        const member = await world.start(store, {
+          clock,
+          broker: { url: broker.url, shareGroup, replicaSlot: slot },
+          groups: { commitDelayMs: 600_000 },
+          duties: keeper,
+          replica: { replicaId, registry: store.leases, staleAfterMs: TTL_MS },
+        });
+        return { member, keeper };
+      };
+      const r0 = await replica(0);
+      const r1 = await replica(1);
+      const [a, c] = [await world.start(undefined, { clock }), await world.start(undefined, { clock })];
+      const group = await r0.member.client.createGroup([a.client.userId]);
+      await until(() => a.events.some((e) => e.kind === 'joined'), 30_000, 'a to join');
+
+      // a proposes c's Add; the bot's replica that takes it records it and waits on its timer.
+      await a.client.addToGroup(group.groupId, [c.client.userId]);
+      const pending = async () => {
+        const g = await r1.member.store.getGroup(group.groupId);
+        return g !== undefined && parseGroupMeta(g.meta, clock.now()).pendingSince !== undefined;
+      };
+      await until(pending, 30_000, 'the proposal recorded');
+      clock.advance(ORPHANED_PROPOSAL_SECONDS + 1);
+      expect(c.events.some((e) => e.kind === 'joined')).toBe(false);
+
+      // Replica 0 stops (its timers with it); replica 1 takes housekeeping over and commits.
+      expect(r0.keeper.owns(DUTY.housekeeping)).toBe(true);
+      await r0.keeper.stop();
+      await world.stop(r0.member);
+      await until(() => r1.keeper.owns(DUTY.housekeeping), 10_000, 'replica 1 to own housekeeping');
+      await until(() => c.events.some((e) => e.kind === 'joined'), 30_000, 'c to join');
+      expect(await pending()).toBe(false);
+      const members = async () =>
+        ((await a.client.group(group.groupId))?.members ?? []).map((m) => m.userId).sort();
+      const expected = [r1.member.client.userId, a.client.userId, c.client.userId].sort();
+      await until(async () => (await members()).join() === expected.join(), 30_000, "a to see c's Add");
     });
   },
   120_000,
