@@ -87,8 +87,9 @@ export interface RelayClientOptions {
    */
   parkAfterMs?: number;
   /**
-   * Which single-owner duties this process does (duties.ts): with replicas, a LeaseKeeper, so one
-   * replica runs housekeeping. Default: all of them (one process).
+   * Which single-owner duties this process does (duties.ts): with replicas, a LeaseKeeper, so each
+   * duty (DUTY: housekeeping, the bundle, dead replicas' outbox rows) has one owner among them.
+   * Default: all of them (one process).
    */
   duties?: Duties;
   /** This process as one replica of several: outbox ownership and the replica duties' timing. */
