@@ -4,6 +4,7 @@
  * - a replica killed (SIGKILL) between committing a reply and publishing it: while it lives, the
  *   replica owning DUTY.outboxOrphans leaves its row alone; once it is dead, that replica claims
  *   the row and publishes it, and the peer gets the reply exactly once;
+ * - a replica killed the same way and restarted in its slot publishes its row itself;
  * - two live replicas under traffic, one starting while the other has replies in flight: no
  *   outbox row reaches the broker twice (counted on the wire, not after the peer's replay cache);
  * - the retained bundle: only the owner of DUTY.bundle answers a foreign payload on the keys
@@ -185,6 +186,46 @@ run(
       expect(duplicates(wire.payloads)).toBe(0);
       // Not asserted: new messages after the kill. Mosquitto keeps handing some of them to the dead
       // replica's persistent session until it is restarted or its session expires (README).
+    });
+  },
+  120_000,
+);
+
+run(
+  'a replica killed between commit and publish and restarted in its slot publishes its own row',
+  async () => {
+    await onPostgres(async (env) => {
+      const prefix = uniqueName('rep-restart');
+      const childEnv = {
+        ...env,
+        RELAY_BROKER_URL: broker.url,
+        RELAY_PREFIX: prefix,
+        RELAY_SHARE_GROUP: uniqueName('bots'),
+        RELAY_SLOT: '0',
+        RELAY_LEASE_TTL_MS: String(TTL_MS),
+      };
+      let out = '';
+      const a = await startChild(
+        'replica-child.ts',
+        { ...childEnv, RELAY_HANG_ON: 'last words' },
+        (o) => (out = o),
+      );
+      cleanups.push(() => kill(a));
+      const peer = await startPeer(prefix);
+      const wire = await tap(inboxTopic(prefix, userIdFromHex(peer.client.userId)));
+      await peer.client.send(a.userId, 'hello');
+      await until(() => peer.texts().includes('echo: hello'), 30_000, 'the first echo');
+      await peer.client.send(a.userId, 'last words');
+      await until(() => out.includes('COMMITTED'), 30_000, 'the commit');
+      await kill(a);
+      expect(peer.texts()).not.toContain('echo: last words');
+
+      const again = await startChild('replica-child.ts', childEnv);
+      cleanups.push(() => kill(again));
+      await until(() => peer.texts().includes('echo: last words'), 30_000, 'the reply after the restart');
+      await sleep(1000);
+      expect(peer.texts().filter((t) => t === 'echo: last words')).toHaveLength(1);
+      expect(duplicates(wire.payloads)).toBe(0);
     });
   },
   120_000,
