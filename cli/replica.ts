@@ -87,6 +87,16 @@ export async function startReplica(
   }
 }
 
+/**
+ * A graceful stop's first step: gives up every framework duty at once, so another replica takes
+ * them over, while the replica stays registered (and keeps its slot) until keeper.stop(). Until
+ * then no replica takes this one's outbox rows for a dead replica's (outbox-orphans.ts): its client
+ * publishes them itself as it stops.
+ */
+export async function releaseDuties(keeper: LeaseKeeper | undefined): Promise<void> {
+  for (const duty of Object.values(DUTY)) await keeper?.drop(duty);
+}
+
 /** The lowest slot whose lease this keeper can take (and then keeps renewing). */
 async function claimSlot(keeper: LeaseKeeper): Promise<number> {
   for (let n = 0; n < MAX_AUTO_SLOTS; n++) {

@@ -10,7 +10,7 @@ import { redactUrl } from '../redact-url.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { currentCliCommand } from '../invocation.js';
-import { startReplica } from '../replica.js';
+import { releaseDuties, startReplica } from '../replica.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
 export interface StartArgs {
@@ -91,6 +91,8 @@ export async function handler(argv: StartArgs): Promise<void> {
     client = await createClient(config, 'bot', store, log, {
       profile: runtime.profile,
       ...(leases ? { duties: leases } : {}),
+      // Its outbox rows carry its registry id, so a dead replica's are told apart and claimed.
+      ...(leases ? { replica: { replicaId: leases.holder, registry: store.leases } } : {}),
     });
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
     runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, {
@@ -156,9 +158,12 @@ export async function handler(argv: StartArgs): Promise<void> {
           // disconnects; anything the broker delivered but we did not acknowledge is redelivered to
           // the next run (persistent MQTT session), and unsent replies stay in the outbox.
           await runtime.stop();
-          // Released while still connected: another replica takes the duties over at once.
-          await leases?.stop();
+          // Released while still connected: another replica takes the duties over at once. The
+          // replica stays registered until its client published what it committed, so its
+          // outbox rows are not claimed as a dead replica's meanwhile (cli/replica.ts).
+          await releaseDuties(leases);
           await running.stop();
+          await leases?.stop();
           metrics?.detach();
           await metricsServer?.close();
           await store.close();

@@ -41,6 +41,11 @@ export interface BundleDeps {
   /** A fetched bundle failed verification (counted as a 'bundle_invalid' drop by the caller). */
   onInvalid(topic: string, error: unknown): void;
   fail(e: unknown): void;
+  /**
+   * Whether this process owns DUTY.bundle (duties.ts). Replicas of one identity share one retained
+   * bundle; only its owner mints, publishes or re-publishes it, so they never overwrite each other.
+   */
+  owns(): boolean;
 }
 
 interface BundleWaiter {
@@ -54,9 +59,14 @@ export class Bundles {
 
   constructor(private readonly deps: BundleDeps) {}
 
-  /** Publishes a fresh bundle of ours when the current one is spent, old or lost. */
+  /** Publishes a fresh bundle of ours when the current one is spent, old or lost (owner only). */
   async refresh(): Promise<void> {
     const d = this.deps;
+    if (!d.owns()) {
+      // What we published as owner may be replaced by the next owner: compare afresh if it is ours again.
+      this.ownBundle = undefined;
+      return;
+    }
     const bundle = await ensureOwnBundle(
       {
         identity: d.identity,
@@ -77,7 +87,7 @@ export class Bundles {
 
   /** Coalesces re-publishes: many foreign payloads in a row cause one refresh. */
   scheduleRepublish(force: boolean): void {
-    if (this.republishing) return;
+    if (this.republishing || !this.deps.owns()) return;
     if (force) this.ownBundle = undefined;
     this.republishing = this.refresh()
       .catch((e) => this.deps.fail(e))
@@ -86,6 +96,8 @@ export class Bundles {
 
   /** A payload on our own keys topic: someone else's replaces ours, so ours goes out again. */
   onOwnKeysPayload(payload: Uint8Array): void {
+    // A replica that does not own the bundle sees the owner's: not foreign, and not its to answer.
+    if (!this.deps.owns()) return;
     if (isForeignBundle(this.ownBundle, payload)) this.scheduleRepublish(true);
   }
 

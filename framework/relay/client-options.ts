@@ -7,6 +7,7 @@ import type { Clock } from './clock.js';
 import type { DropReason } from './drops.js';
 import type { Duties } from './duties.js';
 import type { GroupEvent, GroupOptions } from './group-types.js';
+import type { LeaseStore } from './lease-store.js';
 import type { ReceivedMessage } from './handler.js';
 import { brokerClientId } from './broker-client-id.js';
 import type { QuarantineNote } from './outbox-quarantine.js';
@@ -86,10 +87,36 @@ export interface RelayClientOptions {
    */
   parkAfterMs?: number;
   /**
-   * Which single-owner duties this process does (duties.ts): with replicas, a LeaseKeeper, so one
-   * replica runs housekeeping. Default: all of them (one process).
+   * Which single-owner duties this process does (duties.ts): with replicas, a LeaseKeeper, so each
+   * duty (DUTY: housekeeping, the bundle, dead replicas' outbox rows) has one owner among them.
+   * Default: all of them (one process).
    */
   duties?: Duties;
+  /** This process as one replica of several: outbox ownership and the replica duties' timing. */
+  replica?: ReplicaOptions;
+}
+
+/**
+ * What a replica tells its client (ARCHITECTURE.md "One identity, many processes"): who it is, and
+ * where to find which replicas are alive. Without it, one process publishes every outbox row.
+ */
+export interface ReplicaOptions {
+  /**
+   * This replica's id in the registry (its LeaseKeeper's holder). Stamped on every outbox row it
+   * commits: only it publishes them, and a restart under the same id publishes what it left.
+   */
+  replicaId: string;
+  /** The replica registry (the store's leases), to tell a dead replica's rows (outbox-orphans.ts). */
+  registry: Pick<LeaseStore, 'listReplicas'>;
+  /** A replica without a heartbeat this long is dead and its rows are claimed (default the lease ttl, 15 s). */
+  staleAfterMs?: number;
+  /** How often the owner of DUTY.outboxOrphans looks for dead replicas' rows (default 5 s). */
+  orphanCheckMs?: number;
+  /**
+   * How often the owner of DUTY.bundle checks the bundle (default 30 s): a Welcome another replica
+   * took consumes the published KeyPackage, and only the owner mints the next one.
+   */
+  bundleCheckMs?: number;
 }
 
 /** The transport's options for a client: the broker's, with the client id derived from our user id. */

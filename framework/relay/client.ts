@@ -11,7 +11,12 @@ import { AccessIndex } from './access.js';
 import { AccessRefresh } from './access-refresh.js';
 import { asPowBits, type UserIdHex } from './brand.js';
 import { Bundles } from './bundles.js';
-import { transportOptions, type RelayClientEvents, type RelayClientOptions } from './client-options.js';
+import {
+  transportOptions,
+  type RelayClientEvents,
+  type RelayClientOptions,
+  type ReplicaOptions,
+} from './client-options.js';
 import { systemClock, type Clock } from './clock.js';
 import { ConversationStates } from './conversation-states.js';
 import type { SealContext } from './direct-seal.js';
@@ -35,6 +40,8 @@ import { InboundRouter } from './inbound-router.js';
 import { KeyedSerialQueue } from './keyed-queue.js';
 import { DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_POW_BITS } from './labels.js';
 import * as mls from './mls/index.js';
+import { DEFAULT_LEASE_TTL_MS } from './lease-keeper.js';
+import { DEFAULT_ORPHAN_CHECK_MS, OutboxOrphans } from './outbox-orphans.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import { withOutboxCheck } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
@@ -54,7 +61,12 @@ export type { DirectReceivedMessage, ReceivedMessage, ReplyFn, TransactionalHand
 
 export type { SessionEvent } from './steps/direct-welcome.js';
 
-export type { BrokerOptions, RelayClientEvents, RelayClientOptions } from './client-options.js';
+export type {
+  BrokerOptions,
+  RelayClientEvents,
+  RelayClientOptions,
+  ReplicaOptions,
+} from './client-options.js';
 
 /** An end-to-end encrypted Relay client: 1:1 sessions and groups over MQTT 5, emitting only verified messages. */
 export class RelayClient extends EventEmitter<RelayClientEvents> {
@@ -76,7 +88,11 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly groupShell: GroupShell;
   private readonly store: RelayStore;
   private readonly duties: Duties;
+  private readonly replica: ReplicaOptions | undefined;
+  /** A replica's sweeper of dead replicas' outbox rows; undefined for a single process. */
+  private readonly orphans: OutboxOrphans | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
+  private bundleCheckTimer: NodeJS.Timeout | undefined;
   private handler: TransactionalHandler | undefined;
   /** Inbound messages wait on this until start-up has flushed the outbox and resumed the parking. */
   private ready: Promise<void> = Promise.resolve();
@@ -102,6 +118,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.random = opts.random ?? systemRandom;
     this.log = opts.logger ?? pino({ level: 'silent' });
     this.duties = opts.duties ?? SOLE_OWNER;
+    this.replica = opts.replica;
     const maxEnvelopeBytes = opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES;
     const quota = new WelcomeQuota(this.clock, opts.welcomeQuota ?? DEFAULT_WELCOME_QUOTA);
     this.parking = new Parking({
@@ -123,7 +140,19 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       log: this.log,
       onQuarantine: (q) => this.emit('quarantine', q),
       retryAllowed: () => this.started,
+      ...(opts.replica ? { replica: opts.replica.replicaId } : {}),
     });
+    this.orphans =
+      opts.replica &&
+      new OutboxOrphans({
+        store: opts.store,
+        registry: opts.replica.registry,
+        replica: opts.replica.replicaId,
+        staleAfterMs: opts.replica.staleAfterMs ?? DEFAULT_LEASE_TTL_MS,
+        owns: () => this.duties.owns(DUTY.outboxOrphans),
+        publishClaimed: () => this.outbox.readBack(),
+        log: this.log,
+      });
     // Every commit goes through the publisher, which keeps its rows in hand (outbox-in-hand.ts).
     this.store = withOutboxCheck(this.outbox.handingRowsOver(opts.store), this.outboxRowError);
     const states = new ConversationStates(this.store);
@@ -142,6 +171,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       unsubscribe: (topic) => this.transport.unsubscribe(topic),
       onInvalid: (topic, e) => this.router.dropped('bundle_invalid', topic, e),
       fail: (e) => this.fail(e),
+      owns: () => this.duties.owns(DUTY.bundle),
     });
     const stepCtx: StepContext = {
       mls: mlsCtx,
@@ -213,6 +243,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.transport.onMessage((m) => this.router.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
     this.transport.on('connect', ({ sessionPresent }) => this.onReconnected(sessionPresent));
+    this.duties.on?.('acquired', (name) => this.onDutyAcquired(name));
   }
 
   /** Loads the identity from the store, creating and saving one on first use. */
@@ -257,6 +288,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
     this.refreshTimer = setInterval(() => void this.housekeeping().catch((e) => this.fail(e)), 600_000);
     this.refreshTimer.unref();
+    if (this.replica) this.startReplicaTimers(this.replica);
     this.startedUp = true;
   }
 
@@ -264,6 +296,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async stop(): Promise<void> {
     this.startedUp = false;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
+    if (this.bundleCheckTimer) clearInterval(this.bundleCheckTimer);
+    await this.orphans?.stop();
     await this.outbox.stop();
     await this.groupShell.stop();
     await this.queue.idle();
@@ -400,11 +434,38 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (!sessionPresent) this.bundles.scheduleRepublish(true);
   }
 
+  /**
+   * A replica's duty timers: the owner of DUTY.outboxOrphans sweeps for dead replicas' rows, and
+   * the owner of DUTY.bundle notices a KeyPackage that a Welcome on another replica consumed.
+   */
+  private startReplicaTimers(replica: ReplicaOptions): void {
+    this.orphans?.start(replica.orphanCheckMs ?? DEFAULT_ORPHAN_CHECK_MS);
+    void this.orphans?.sweep().catch(() => undefined);
+    this.bundleCheckTimer = setInterval(
+      () => void this.bundles.refresh().catch((e) => this.fail(e)),
+      replica.bundleCheckMs ?? 30_000,
+    );
+    this.bundleCheckTimer.unref();
+  }
+
+  /**
+   * This replica just took over a duty: act on it now rather than on the next timer. Until start()
+   * finished, start-up itself does both.
+   */
+  private onDutyAcquired(name: string): void {
+    if (!this.startedUp) return;
+    // Ours now: published again as we would mint it (a new release's metadata goes out here).
+    if (name === DUTY.bundle) this.bundles.scheduleRepublish(true);
+    if (name === DUTY.outboxOrphans) void this.orphans?.sweep().catch(() => undefined);
+    // The previous owner may have died with group work on its timers (group-outbound.ts).
+    if (name === DUTY.housekeeping) void this.housekeeping().catch((e) => this.fail(e));
+  }
+
   /** Daily bundle refresh, key retention and cache expiry (PROTOCOL.md §4, §5). */
   private async housekeeping(): Promise<void> {
-    // One replica of an identity does it; the others would race it to a new bundle.
-    if (!this.duties.owns(DUTY.housekeeping)) return;
+    // One replica of an identity does each; the others would race it to a new bundle.
     await this.bundles.refresh();
+    if (!this.duties.owns(DUTY.housekeeping)) return;
     await this.store.prune(this.clock.now());
     await this.direct.expireUnused();
     await this.groupShell.housekeeping();

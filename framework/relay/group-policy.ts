@@ -13,6 +13,17 @@ const DAY = 86_400;
 export const MAX_GROUP_MEMBERS = 250;
 /** §9 "Key refresh": also after this long without one. */
 export const KEY_REFRESH_SECONDS = 7 * DAY;
+/**
+ * Proposals the committer received this long ago and has not committed: their batch timer ran on
+ * a replica that died (or stopped) before it fired, so housekeeping commits them (issue 13). Far
+ * above any batch delay, so a live timer always wins.
+ */
+export const ORPHANED_PROPOSAL_SECONDS = 60;
+
+/** Whether the committer's pending proposals waited long enough to be another replica's lost timer's. */
+export function proposalsOrphaned(meta: GroupMeta, now: number): boolean {
+  return meta.pendingSince !== undefined && now - meta.pendingSince >= ORPHANED_PROPOSAL_SECONDS;
+}
 
 /** The lowest leaf commits; the next-lowest only to commit the committer's Remove (hand-over). */
 export function mayCommit(state: mls.GroupSession): boolean {

@@ -13,6 +13,7 @@ export type {
   DirectReceivedMessage,
   SessionEvent,
   BrokerOptions,
+  ReplicaOptions,
   ReplyFn,
   TransactionalHandler,
   HandlerTransaction,
@@ -32,6 +33,7 @@ export type { LeaseStore, LeaseRecord, ReplicaInfo, ReplicaRecord } from './leas
 export { MAX_LEASE_NAME_LENGTH, MAX_LEASE_TTL_MS } from './lease-store.js';
 export { MemoryLeaseStore } from './memory-lease-store.js';
 export { DUTY, SOLE_OWNER, type Duties } from './duties.js';
+export { deadOwners, DEFAULT_ORPHAN_CHECK_MS } from './outbox-orphans.js';
 export {
   LeaseKeeper,
   systemLeaseTimers,

@@ -227,8 +227,24 @@ export class MemoryRelayStore implements RelayStore {
     );
   }
 
-  async listOutbox(limit = 1000) {
-    return this.outbox.slice(0, limit).map(copyOutbox);
+  async listOutbox(limit = 1000, replica?: string) {
+    const mine = (o: OutboxRecord) =>
+      replica === undefined || o.replica === undefined || o.replica === replica;
+    return this.outbox.filter(mine).slice(0, limit).map(copyOutbox);
+  }
+  async listOutboxOwners() {
+    const owners = new Set(this.outbox.flatMap((o) => (o.replica === undefined ? [] : [o.replica])));
+    return [...owners].sort(compareStrings);
+  }
+  async claimOutbox(from: string, to: string) {
+    let moved = 0;
+    if (from === to) return moved;
+    for (const o of this.outbox)
+      if (o.replica === from) {
+        o.replica = to;
+        moved++;
+      }
+    return moved;
   }
   async deleteOutbox(ids: string[]) {
     const drop = new Set(ids);

@@ -8,6 +8,11 @@
  * after a reconnect, after a publish or commit failed and when the rows in hand overflowed: then
  * the store is the only complete list, and the read-back runs until it is empty before rows in
  * hand go out again, so nothing is reordered or lost.
+ *
+ * One of several replicas (ARCHITECTURE.md "One identity, many processes") stamps every row it
+ * commits with its replica id and reads back only its own rows and rows of no replica, so replicas
+ * never publish each other's live rows; a dead replica's rows are claimed by the owner of
+ * DUTY.outboxOrphans (outbox-orphans.ts) and then read back here as its own.
  */
 import type { Logger } from 'pino';
 import type { Clock } from './clock.js';
@@ -31,6 +36,8 @@ export interface OutboxPublisherDeps {
   onQuarantine(q: QuarantineNote): void;
   /** Whether a failed round may be retried later (false once the client stops). */
   retryAllowed(): boolean;
+  /** This replica's id, stamped on the rows it commits; absent for a single process. */
+  replica?: string;
 }
 
 export class OutboxPublisher {
@@ -50,7 +57,9 @@ export class OutboxPublisher {
    * resolved. The commit stays the only writer; only what it wrote is kept in memory.
    */
   handingRowsOver(store: RelayStore): RelayStore {
-    return withCommit(store, async (changes: InboundCommit) => {
+    const replica = this.deps.replica;
+    return withCommit(store, async (given: InboundCommit) => {
+      const changes = replica === undefined ? given : stamped(given, replica);
       const rows = changes.outbox ?? [];
       if (rows.length === 0) return store.commit(changes);
       this.inHand.committing(rows);
@@ -148,7 +157,7 @@ export class OutboxPublisher {
    * store holds nothing unpublished: the rows in hand are then all committed after the last listing.
    */
   private async readBackRows(): Promise<OutboxRecord[] | undefined> {
-    const listed = await this.deps.store.listOutbox(ROWS_PER_ROUND + this.published.size);
+    const listed = await this.deps.store.listOutbox(ROWS_PER_ROUND + this.published.size, this.deps.replica);
     const pending = listed.filter((r) => !this.published.has(r.id));
     this.inHand.listedByReadBack(pending);
     if (pending.length === 0) {
@@ -182,4 +191,10 @@ export class OutboxPublisher {
     }, OUTBOX_RETRY_DELAY_MS);
     this.retryTimer.unref();
   }
+}
+
+/** The commit with its outbox rows marked as committed by `replica`. */
+function stamped(changes: InboundCommit, replica: string): InboundCommit {
+  if (!changes.outbox?.length) return changes;
+  return { ...changes, outbox: changes.outbox.map((r) => (r.replica === undefined ? { ...r, replica } : r)) };
 }

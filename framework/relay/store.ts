@@ -154,6 +154,12 @@ export interface OutboxRecord {
    */
   dependsOn?: string;
   createdAt: UnixSeconds;
+  /**
+   * The replica that committed it (its replica id, ARCHITECTURE.md "One identity, many processes"):
+   * only that replica publishes it, until it is dead and another claims it (claimOutbox). Absent
+   * for a single process and for rows written before replicas: any process may publish those.
+   */
+  replica?: string;
 }
 
 /**
@@ -306,8 +312,19 @@ export interface RelayStore {
   listParkedInbound(limit?: number): Promise<ParkedInboundRecord[]>;
   deleteParkedInbound(id: string): Promise<void>;
 
-  /** Outbox rows in the order they were committed, quarantined ones left out. */
-  listOutbox(limit?: number): Promise<OutboxRecord[]>;
+  /**
+   * Outbox rows in the order they were committed, quarantined ones left out. With `replica`, only
+   * that replica's rows and rows of no replica; without, every row.
+   */
+  listOutbox(limit?: number, replica?: string): Promise<OutboxRecord[]>;
+  /** The replicas that own unquarantined outbox rows, sorted (rows of no replica left out). */
+  listOutboxOwners(): Promise<string[]>;
+  /**
+   * Gives every unquarantined outbox row of replica `from` to replica `to`, in one atomic
+   * statement, keeping their commit order; returns how many it moved. What takes over a dead
+   * replica's rows (outbox-orphans.ts).
+   */
+  claimOutbox(from: string, to: string): Promise<number>;
   deleteOutbox(ids: string[]): Promise<void>;
   /**
    * Sets rows that can never be published aside, with the rows that depend on them (dependsOn):

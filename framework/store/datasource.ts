@@ -24,6 +24,8 @@ import { Conversations1796640000000 as PostgresConversations } from './migration
 import { Conversations1796640000000 as SqliteConversations } from './migrations/sqlite/1796640000000-Conversations.js';
 import { Leases1796652958681 as PostgresLeases } from './migrations/postgres/1796652958681-Leases.js';
 import { Leases1796652958681 as SqliteLeases } from './migrations/sqlite/1796652958681-Leases.js';
+import { OutboxOwner1796668800000 as PostgresOutboxOwner } from './migrations/postgres/1796668800000-OutboxOwner.js';
+import { OutboxOwner1796668800000 as SqliteOutboxOwner } from './migrations/sqlite/1796668800000-OutboxOwner.js';
 
 /**
  * SQLite file used when no Postgres URL and no sqlitePath are given, relative to the working directory; its
@@ -69,6 +71,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         PostgresOutboxQuarantine,
         PostgresConversations,
         PostgresLeases,
+        PostgresOutboxOwner,
       ]
     : [
         SqliteInitial,
@@ -78,6 +81,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         SqliteOutboxQuarantine,
         SqliteConversations,
         SqliteLeases,
+        SqliteOutboxOwner,
       ];
 }
 

@@ -171,8 +171,13 @@ const outbox = (t: Types) =>
       // Set when the row can never be published; listOutbox skips it (see quarantineOutbox).
       quarantined_at: { type: t.int64, nullable: true },
       depends_on: { type: 'text', nullable: true },
+      // The replica that committed the row and publishes it (null: a single process's row).
+      replica: { type: 'text', nullable: true },
     },
-    { uniques: [{ name: 'uq_outbox_id', columns: ['id'] }] },
+    {
+      uniques: [{ name: 'uq_outbox_id', columns: ['id'] }],
+      indices: [{ name: 'idx_outbox_replica', columns: ['replica'] }],
+    },
   );
 
 /** Inbound messages acknowledged before their slow handler finished (framework/relay/parking.ts). */

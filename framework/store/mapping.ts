@@ -178,6 +178,7 @@ export const OUTBOX_COLUMNS = [
   'created_at',
   'await_ack',
   'depends_on',
+  'replica',
 ] as const;
 
 export const outboxParams = (o: OutboxRecord): unknown[] => [
@@ -189,6 +190,7 @@ export const outboxParams = (o: OutboxRecord): unknown[] => [
   o.createdAt,
   o.awaitAck === true,
   nullable(o.dependsOn),
+  nullable(o.replica),
 ];
 
 export const rowToOutbox = (r: Row): OutboxRecord =>
@@ -204,6 +206,7 @@ export const rowToOutbox = (r: Row): OutboxRecord =>
     awaitAck: toBool(r.await_ack) ? true : undefined,
     dependsOn: r.depends_on === null || r.depends_on === undefined ? undefined : String(r.depends_on),
     createdAt: toSeconds(r.created_at),
+    replica: r.replica === null || r.replica === undefined ? undefined : String(r.replica),
   });
 
 // ---- conversation_data --------------------------------------------------------------------------

@@ -52,6 +52,13 @@ export const CONVERSATION_DATA_UPSERT = upsertSql(
 );
 export const OUTBOX_INSERT = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES (${placeholders(OUTBOX_COLUMNS.length)})`;
 export const OUTBOX_SELECT = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox" WHERE "quarantined_at" IS NULL ORDER BY "seq" LIMIT ?`;
+/** One replica's rows and rows of no replica (OutboxRecord.replica). */
+export const OUTBOX_SELECT_OF_REPLICA = `SELECT ${columnList(OUTBOX_COLUMNS)} FROM "outbox"
+  WHERE "quarantined_at" IS NULL AND ("replica" = ? OR "replica" IS NULL) ORDER BY "seq" LIMIT ?`;
+export const OUTBOX_OWNERS = `SELECT DISTINCT "replica" FROM "outbox"
+  WHERE "replica" IS NOT NULL AND "quarantined_at" IS NULL ORDER BY "replica"`;
+/** One statement: atomic on its own, so two claimers never split or duplicate a replica's rows. */
+export const OUTBOX_CLAIM = `UPDATE "outbox" SET "replica" = ? WHERE "replica" = ? AND "quarantined_at" IS NULL`;
 export const OUTBOX_QUARANTINE = `UPDATE "outbox" SET "quarantined_at" = ?
   WHERE ("id" = ? OR "depends_on" = ?) AND "quarantined_at" IS NULL`;
 /** Each kind's reads; callers append `AND …` conditions and ordering. */

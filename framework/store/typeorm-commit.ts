@@ -43,7 +43,7 @@ const VERSIONED_SQL = {
 /** Postgres only, for foldedUpdate: written only when the CTE "updated" returned a row. */
 const IF_UPDATED = `WHERE EXISTS (SELECT 1 FROM "updated")`;
 const OUTBOX_IF_UPDATED = `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)})
-  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint, ?::boolean, ?::text ${IF_UPDATED}`;
+  SELECT ?::text, ?::text, ?::bytea, ?::boolean, ?::integer, ?::bigint, ?::boolean, ?::text, ?::text ${IF_UPDATED}`;
 const PROCESSED_IF_UPDATED = `INSERT INTO "processed" ("group_id", "digest", "at") SELECT ?::text, ?::text, ?::bigint
   ${IF_UPDATED} ON CONFLICT ("group_id", "digest") DO UPDATE SET "at" = excluded."at"`;
 const ENVELOPE_IF_UPDATED = `INSERT INTO "envelopes" ("digest", "expires_at") SELECT ?::text, ?::bigint

@@ -62,8 +62,11 @@ import {
   IDENTITY_UPSERT,
   KEY_PACKAGE_UPSERT,
   MESSAGE_LOAD_SELECT,
+  OUTBOX_CLAIM,
+  OUTBOX_OWNERS,
   OUTBOX_QUARANTINE,
   OUTBOX_SELECT,
+  OUTBOX_SELECT_OF_REPLICA,
   OWN_BUNDLE_UPSERT,
   PARKED_INSERT,
   PARKED_SELECT,
@@ -331,8 +334,22 @@ export class TypeOrmRelayStore implements RelayStore {
 
   // ---- outbox and conversation data -------------------------------------------------------------
 
-  async listOutbox(limit = 1000): Promise<OutboxRecord[]> {
-    return (await this.withSql((s) => s.rows(OUTBOX_SELECT, [limit]))).map(rowToOutbox);
+  async listOutbox(limit = 1000, replica?: string): Promise<OutboxRecord[]> {
+    const rows = await this.withSql((s) =>
+      replica === undefined
+        ? s.rows(OUTBOX_SELECT, [limit])
+        : s.rows(OUTBOX_SELECT_OF_REPLICA, [replica, limit]),
+    );
+    return rows.map(rowToOutbox);
+  }
+
+  async listOutboxOwners(): Promise<string[]> {
+    return (await this.withSql((s) => s.rows(OUTBOX_OWNERS, []))).map((r) => String(r.replica));
+  }
+
+  async claimOutbox(from: string, to: string): Promise<number> {
+    if (from === to) return 0;
+    return this.withSql((s) => s.run(OUTBOX_CLAIM, [to, from]));
   }
 
   async deleteOutbox(ids: string[]): Promise<void> {

@@ -66,7 +66,9 @@ const log = pino({ level: 'silent' });
     expect(r.keeper.holder).toBe('bots/4');
     const leases = opened[0]!.store.leases;
     const line = describeReplicas(await leases.listReplicas(3000), await leases.listLeases());
-    expect(line).toMatch(/^1 live: bots\/4 \(\S+ pid \d+\) holds housekeeping, scheduler$/);
+    expect(line).toMatch(
+      /^1 live: bots\/4 \(\S+ pid \d+\) holds bundle, housekeeping, outbox-orphans, scheduler$/,
+    );
   });
 
   test('one process (no share group): no replica, every duty its own', async () => {

@@ -655,6 +655,45 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         await store.deleteOutbox(['before']);
         expect(ids(await store.listOutbox())).toEqual(['later', 'after']);
       });
+      it("lists one replica's rows with the rows of no replica, in commit order", async () => {
+        await store.commit({ outbox: [outbox('a1', { replica: 'bots/a' }), outbox('n1')] });
+        await store.commit({ outbox: [outbox('b1', { replica: 'bots/b' })] });
+        await commitSession(session('g1'));
+        // The single-row outbox of an inbound message (folded on Postgres) keeps its replica too.
+        await commitSession(session('g1', { version: 1 }), { outbox: [outbox('a2', { replica: 'bots/a' })] });
+        expect(ids(await store.listOutbox(100, 'bots/a'))).toEqual(['a1', 'n1', 'a2']);
+        expect(ids(await store.listOutbox(100, 'bots/b'))).toEqual(['n1', 'b1']);
+        expect(ids(await store.listOutbox(2, 'bots/a'))).toEqual(['a1', 'n1']);
+        expect(ids(await store.listOutbox())).toEqual(['a1', 'n1', 'b1', 'a2']);
+        expect((await store.listOutbox(100, 'bots/a'))[0]).toEqual(outbox('a1', { replica: 'bots/a' }));
+        expect((await store.listOutbox())[1]).not.toHaveProperty('replica');
+        expect(await store.listOutboxOwners()).toEqual(['bots/a', 'bots/b']);
+      });
+
+      it("claims all of one replica's unquarantined rows at once, keeping their order", async () => {
+        await store.commit({
+          outbox: [
+            outbox('d1', { replica: 'bots/dead' }),
+            outbox('m1', { replica: 'bots/me' }),
+            outbox('d2', { replica: 'bots/dead', awaitAck: true }),
+            outbox('dq', { replica: 'bots/dead' }),
+            outbox('o1', { replica: 'bots/other' }),
+            outbox('d3', { replica: 'bots/dead', dependsOn: 'd2' }),
+          ],
+        });
+        await store.quarantineOutbox(['dq'], at());
+        expect(await store.claimOutbox('bots/dead', 'bots/me')).toBe(3);
+        expect(ids(await store.listOutbox(100, 'bots/me'))).toEqual(['d1', 'm1', 'd2', 'd3']);
+        expect((await store.listOutbox(100, 'bots/me'))[3]).toEqual(
+          outbox('d3', { replica: 'bots/me', dependsOn: 'd2' }),
+        );
+        expect(ids(await store.listOutbox(100, 'bots/other'))).toEqual(['o1']);
+        expect(await store.listOutboxOwners()).toEqual(['bots/me', 'bots/other']);
+        // Nothing left to claim: a second claimer moves nothing.
+        expect(await store.claimOutbox('bots/dead', 'bots/other')).toBe(0);
+        expect(await store.claimOutbox('bots/me', 'bots/me')).toBe(0);
+        expect(ids(await store.listOutbox(100, 'bots/me'))).toEqual(['d1', 'm1', 'd2', 'd3']);
+      });
     });
 
     describe('parked inbound messages', () => {

@@ -1,0 +1,99 @@
+/**
+ * A dead replica's committed-but-unpublished outbox rows (issue 13; ARCHITECTURE.md "One identity,
+ * many processes"). Each replica publishes only the rows it committed (OutboxRecord.replica), so a
+ * replica that dies between commit and publish leaves rows nobody else would send. The owner of
+ * DUTY.outboxOrphans looks for them on a timer: a row's replica is dead when the registry has no
+ * live entry for it (no heartbeat within staleAfterMs, or no row at all after a graceful stop). It
+ * claims them with one atomic UPDATE (RelayStore.claimOutbox), after which they are its own rows,
+ * and its publisher's read-back sends them in commit order under the same barrier, dependsOn and
+ * quarantine rules as every other row.
+ *
+ * A replica restarted under the same id before the sweep gets its rows back by its own read-back.
+ * One that comes back just as its rows are claimed, or that lost the database but not the broker,
+ * may publish a row the claimer publishes too: receivers drop the copy (replay cache, processed
+ * digests), as they do for a row a crash left behind between publish and delete.
+ */
+import type { Logger } from 'pino';
+import type { LeaseStore, ReplicaRecord } from './lease-store.js';
+import type { RelayStore } from './store.js';
+
+/** Default spacing of the owner's sweeps. */
+export const DEFAULT_ORPHAN_CHECK_MS = 5_000;
+
+export interface OutboxOrphansDeps {
+  store: Pick<RelayStore, 'listOutboxOwners' | 'claimOutbox'>;
+  /** The replica registry (the store's leases). */
+  registry: Pick<LeaseStore, 'listReplicas'>;
+  /** This replica's id: the claimed rows become its own. */
+  replica: string;
+  /** A registered replica without a heartbeat for this long is dead (the lease ttl is a good value). */
+  staleAfterMs: number;
+  /** Whether this replica owns DUTY.outboxOrphans now. */
+  owns(): boolean;
+  /** Publishes this replica's rows from the store (the publisher's read-back). */
+  publishClaimed(): Promise<void>;
+  log: Logger;
+}
+
+/** The owners of outbox rows that are neither `self` nor a live replica of the registry. */
+export function deadOwners(
+  owners: readonly string[],
+  replicas: readonly ReplicaRecord[],
+  self: string,
+): string[] {
+  const live = new Set(replicas.filter((r) => r.live).map((r) => r.replicaId));
+  return owners.filter((o) => o !== self && !live.has(o));
+}
+
+/** Claims and publishes dead replicas' outbox rows while this replica owns the duty. */
+export class OutboxOrphans {
+  private timer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<number> | undefined;
+
+  constructor(private readonly deps: OutboxOrphansDeps) {}
+
+  /** Sweeps every `everyMs` until stop(); failures are logged and retried on the next sweep. */
+  start(everyMs: number = DEFAULT_ORPHAN_CHECK_MS): void {
+    if (this.timer) return;
+    this.timer = setInterval(() => void this.sweep().catch((e) => this.warn(e)), everyMs);
+    this.timer.unref();
+  }
+
+  stop(): Promise<unknown> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+    return this.sweeping ?? Promise.resolve();
+  }
+
+  /**
+   * One sweep now (a sweep already running is joined): when this replica owns the duty, claims
+   * every dead replica's rows and publishes them. Resolves to the number of rows claimed.
+   */
+  sweep(): Promise<number> {
+    this.sweeping ??= this.sweepOnce().finally(() => (this.sweeping = undefined));
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<number> {
+    const d = this.deps;
+    if (!d.owns()) return 0;
+    const owners = await d.store.listOutboxOwners();
+    if (owners.every((o) => o === d.replica)) return 0;
+    const dead = deadOwners(owners, await d.registry.listReplicas(d.staleAfterMs), d.replica);
+    let claimed = 0;
+    for (const owner of dead) {
+      // Lost the lease meanwhile: the new owner claims the rest.
+      if (!d.owns()) break;
+      const moved = await d.store.claimOutbox(owner, d.replica);
+      if (moved > 0)
+        d.log.info({ from: owner, rows: moved }, "claimed a dead replica's unpublished outbox rows");
+      claimed += moved;
+    }
+    if (claimed > 0) await d.publishClaimed();
+    return claimed;
+  }
+
+  private warn(e: unknown): void {
+    this.deps.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'outbox orphan sweep failed');
+  }
+}
