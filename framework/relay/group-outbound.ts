@@ -3,6 +3,7 @@
  * key refresh, posting, the committer's batched commit and carrying out stored intents. Each loads
  * the group in its lane, runs a step (steps/group-*.ts) and hands the write to the shell.
  */
+import type { ContentInput } from './content.js';
 import { allRan } from './after-commit.js';
 import type { UserIdHex } from './brand.js';
 import { ArgumentError } from './errors.js';
@@ -198,7 +199,7 @@ export abstract class GroupOutbound extends GroupLanes {
 
   async send(
     groupId: string,
-    content: { content: string; id: string; replyTo?: string; type?: string },
+    content: ContentInput & { id: string },
     data: HandlerData,
   ): Promise<void> {
     await this.inLane(groupId, async (loaded, keep) => {

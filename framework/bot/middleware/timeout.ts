@@ -3,6 +3,9 @@
  * cannot hold the conversation) must finish within `ms`. On expiry the update's reply gate closes at
  * once (late replies are dropped), ctx.signal aborts and a HandlerError goes up to recover.ts; the
  * handler itself keeps running in the background, unanswered.
+ *
+ * The limit can be renewed (TimeLease): a streaming handler is not stopped while its parts keep
+ * coming; it is stopped `ms` after the last part (or after its start, whichever is later).
  */
 import type { Logger } from 'pino';
 import { HandlerError } from '../../relay/errors.js';
@@ -11,21 +14,46 @@ import type { UpdateContext } from '../update-context.js';
 
 export type Outcome = { ok: true } | { ok: false; error: unknown };
 
+/** When a handler last showed progress (a stream part); the time limit counts from then. */
+export class TimeLease {
+  private at: number;
+
+  constructor(private readonly now: () => number = Date.now) {
+    this.at = now();
+  }
+
+  renew(): void {
+    this.at = this.now();
+  }
+
+  /** ms left of a limit of `ms` counted from the last renewal. */
+  left(ms: number): number {
+    return this.at + ms - this.now();
+  }
+}
+
 /** Runs `work` under the time limit; `onExpire` runs when it is reached. */
 export async function withinTimeLimit(
   work: () => Promise<void>,
   ms: number,
   onExpire: () => void,
   log: Logger,
+  lease?: TimeLease,
 ): Promise<Outcome> {
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
   const expired = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => {
+    const check = (): void => {
+      const left = lease?.left(ms) ?? 0;
+      if (left > 0) {
+        timer = setTimeout(check, left);
+        return;
+      }
       timedOut = true;
       onExpire();
       resolve({ ok: false, error: new HandlerError(`handler did not finish within ${ms} ms`) });
-    }, ms);
+    };
+    timer = setTimeout(check, ms);
   });
   const finished = Promise.resolve()
     .then(work)
@@ -51,7 +79,7 @@ export function timeLimit(ms: number): Middleware<UpdateContext> {
       gate.close();
       controller.abort();
     };
-    const outcome = await withinTimeLimit(() => next(), ms, expire, ctx.log);
+    const outcome = await withinTimeLimit(() => next(), ms, expire, ctx.log, ctx.run.lease);
     gate.close();
     if (!outcome.ok) throw outcome.error;
   };
