@@ -49,7 +49,8 @@ export function reactionContent(emoji: unknown, messageId: string): ReactionCont
 
 export function editContent(messageId: unknown, text: unknown): EditContent {
   const replyTo = checkMessageId(messageId, 'edit()');
-  if (typeof text !== 'string') throw new ArgumentError('edit(messageId, text) needs the new text as a string');
+  if (typeof text !== 'string')
+    throw new ArgumentError('edit(messageId, text) needs the new text as a string');
   return { type: 'edit', content: text, replyTo };
 }
 
@@ -68,7 +69,9 @@ export function actionsContent(prompt: unknown, actions: unknown): ActionsConten
   const buttons = actions.map((a: unknown, i): ActionButton => {
     const { id, label } = (a ?? {}) as Partial<ActionButton>;
     if (typeof id !== 'string' || id.length === 0 || id.length > MAX_CONTENT_ID_LENGTH) {
-      throw new ArgumentError(`actions(): button ${i + 1} needs an id of 1..${MAX_CONTENT_ID_LENGTH} characters`);
+      throw new ArgumentError(
+        `actions(): button ${i + 1} needs an id of 1..${MAX_CONTENT_ID_LENGTH} characters`,
+      );
     }
     if (seen.has(id)) throw new ArgumentError(`actions(): the id "${id}" is used twice; ids must be unique`);
     seen.add(id);
@@ -84,7 +87,12 @@ export function typingContent(state: TypingState): TypingContent {
   return { type: 'typing', state, content: '' };
 }
 
-export function streamPart(id: string, seq: number, text: string, replyTo: string | undefined): StreamContent {
+export function streamPart(
+  id: string,
+  seq: number,
+  text: string,
+  replyTo: string | undefined,
+): StreamContent {
   return { type: 'stream', id, seq, content: text, ...(replyTo !== undefined ? { replyTo } : {}) };
 }
 

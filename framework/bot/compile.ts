@@ -50,7 +50,8 @@ export interface CompileOptions {
 }
 
 /** The runtime's own middleware, by name, as WrapRuntimeMiddleware sees them. */
-export type RuntimeMiddlewareName = 'recover' | 'group-intents' | 'time-limit' | 'auto-typing' | 'session-save';
+export type RuntimeMiddlewareName =
+  'recover' | 'group-intents' | 'time-limit' | 'auto-typing' | 'session-save';
 /** Lets a plugin wrap or replace one of the runtime's own middleware. */
 export type WrapRuntimeMiddleware = (
   name: RuntimeMiddlewareName,

@@ -23,7 +23,13 @@ import type { ContentInput } from '../relay/content.js';
 import { ArgumentError, ConfigError, HandlerError } from '../relay/errors.js';
 import { streamFinal, streamPart, typingContent } from './agent-content.js';
 import { TOMBSTONE, type BotTransaction } from './data.js';
-import { encodeOpenReply, openReplyKey, type OpenReply, type PostFn, type PostTarget } from './open-replies.js';
+import {
+  encodeOpenReply,
+  openReplyKey,
+  type OpenReply,
+  type PostFn,
+  type PostTarget,
+} from './open-replies.js';
 import type { LazySession } from './session.js';
 import { StreamPacer, type PacerTimers } from './stream-pacer.js';
 import type { TypingLimiter } from './typing.js';
@@ -111,7 +117,8 @@ export class DetachedRun {
    * resolves once that commit is done; idempotent.
    */
   detach(what: string): Promise<void> {
-    if (this.state === 'closed') return Promise.reject(new HandlerError(`${what} after the handler finished`));
+    if (this.state === 'closed')
+      return Promise.reject(new HandlerError(`${what} after the handler finished`));
     this.detaching ??= this.start(what);
     return this.detaching;
   }
@@ -147,18 +154,32 @@ export class DetachedRun {
   }
 
   /** ctx.stream(): see BotContext.stream. */
-  async streamReply(parts: AsyncIterable<string>, replyTo: string | undefined, signal: AbortSignal): Promise<string> {
-    if (parts === null || typeof (parts as Partial<AsyncIterable<string>>)[Symbol.asyncIterator] !== 'function') {
+  async streamReply(
+    parts: AsyncIterable<string>,
+    replyTo: string | undefined,
+    signal: AbortSignal,
+  ): Promise<string> {
+    if (
+      parts === null ||
+      typeof (parts as Partial<AsyncIterable<string>>)[Symbol.asyncIterator] !== 'function'
+    ) {
       throw new ArgumentError('stream() needs an async iterable of strings (an async generator, for one)');
     }
     this.requirePost('ctx.stream()');
     await this.detach('stream()');
-    if (this.stream) throw new HandlerError('one ctx.stream() at a time: await the first before starting another');
+    if (this.stream)
+      throw new HandlerError('one ctx.stream() at a time: await the first before starting another');
     if (this.state === 'closed') throw new HandlerError('stream() after the handler finished');
-    const s: OpenStream = { id: this.init.newId(), replyTo: replyTo ?? this.init.answering, text: '', marked: false };
+    const s: OpenStream = {
+      id: this.init.newId(),
+      replyTo: replyTo ?? this.init.answering,
+      text: '',
+      marked: false,
+    };
     this.stream = s;
     const pacer = new StreamPacer(async (text, seq) => {
-      if (this.stream !== s) throw new HandlerError('the stream was ended: the handler finished or timed out');
+      if (this.stream !== s)
+        throw new HandlerError('the stream was ended: the handler finished or timed out');
       // The first part names the stream in the marker, so a crash ends this stream, not a new message.
       const data = seq === 0 ? [this.markerRow({ stream: s.id })] : [];
       await this.send(streamPart(s.id, seq, text, s.replyTo), data);
@@ -167,7 +188,8 @@ export class DetachedRun {
     try {
       for await (const part of parts) {
         if (typeof part !== 'string') throw new ArgumentError('stream() parts must be strings');
-        if (signal.aborted || this.stream !== s) throw new HandlerError('the stream was stopped: the handler timed out');
+        if (signal.aborted || this.stream !== s)
+          throw new HandlerError('the stream was stopped: the handler timed out');
         s.text += part;
         pacer.add(part);
         this.init.renew();
@@ -201,9 +223,7 @@ export class DetachedRun {
     const open = this.stream;
     this.stream = undefined;
     const data = [...this.init.tx.take(), { conversationId: this.key, json: TOMBSTONE }];
-    const closing = open
-      ? streamFinal(open.id, failedText(open.text), open.replyTo)
-      : typingContent('stop');
+    const closing = open ? streamFinal(open.id, failedText(open.text), open.replyTo) : typingContent('stop');
     await this.send(closing, data);
   }
 
@@ -239,7 +259,9 @@ export class DetachedRun {
 
   private requirePost(what: string): PostFn {
     if (!this.init.post) {
-      throw new ConfigError(`${what} needs a client: attach the runtime to a RelayClient (or give HandleDeps.post)`);
+      throw new ConfigError(
+        `${what} needs a client: attach the runtime to a RelayClient (or give HandleDeps.post)`,
+      );
     }
     return this.init.post;
   }

@@ -44,11 +44,7 @@ export type {
 export type { ActionButton } from './agent-content.js';
 export { INTERRUPTED_REPLY } from './open-replies.js';
 export { STREAM_FAILED_NOTE } from './detached-run.js';
-export {
-  TYPING_MIN_INTERVAL_MS,
-  DEFAULT_TYPING_AFTER_MS,
-  DEFAULT_TYPING_EVERY_MS,
-} from './typing.js';
+export { TYPING_MIN_INTERVAL_MS, DEFAULT_TYPING_AFTER_MS, DEFAULT_TYPING_EVERY_MS } from './typing.js';
 export type { TypingOption } from './typing.js';
 export type { GroupHandle, GroupApi, GroupInfo, GroupMemberInfo, GroupEvent } from './group.js';
 export { userIdSet } from './group.js';
@@ -102,7 +98,8 @@ export type {
 export { compileBot, compileHandlers } from './compile.js';
 export type { CompileOptions, RuntimeMiddlewareName, WrapRuntimeMiddleware } from './compile.js';
 export type { UpdateContext, UpdateRun } from './update-context.js';
-export { timeLimit, TimeLease } from './middleware/timeout.js';
+export { timeLimit } from './middleware/timeout.js';
+export { TimeLease } from './time-lease.js';
 export { autoTyping } from './middleware/auto-typing.js';
 export { StreamPacer, STREAM_PART_INTERVAL_MS, systemTimers } from './stream-pacer.js';
 export type { PacerTimers, SendPart } from './stream-pacer.js';

@@ -8,7 +8,6 @@
  */
 import type { Logger } from 'pino';
 import type { ContentInput } from '../relay/content.js';
-import type { Conversation } from './context.js';
 import { parseStored, TOMBSTONE } from './data.js';
 
 /** What ends a reply whose process crashed while producing it. */
@@ -40,8 +39,10 @@ export type PostFn = (
 export const openReplyPrefix = (bot: string): string => `replies:${bot}:`;
 export const openReplyKey = (bot: string, runId: string): string => `${openReplyPrefix(bot)}${runId}`;
 
-export function postTarget(c: Conversation): PostTarget {
-  return { kind: c.kind, id: c.kind === 'group' ? c.groupId : c.id };
+export function postTarget(
+  c: { kind: 'direct'; id: string } | { kind: 'group'; groupId: string },
+): PostTarget {
+  return c.kind === 'group' ? { kind: 'group', id: c.groupId } : { kind: 'direct', id: c.id };
 }
 
 export function encodeOpenReply(r: OpenReply): string {
@@ -91,10 +92,15 @@ export async function endInterruptedReplies(
     const marker = decodeOpenReply(row.json);
     if (!marker) continue;
     try {
-      await post(marker.to, interruptedContent(marker), [{ conversationId: row.conversationId, json: TOMBSTONE }]);
+      await post(marker.to, interruptedContent(marker), [
+        { conversationId: row.conversationId, json: TOMBSTONE },
+      ]);
       ended++;
     } catch (err) {
-      log.warn({ err, marker: row.conversationId }, 'could not end an interrupted reply; kept for the next start');
+      log.warn(
+        { err, marker: row.conversationId },
+        'could not end an interrupted reply; kept for the next start',
+      );
     }
   }
   return ended;

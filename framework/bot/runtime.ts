@@ -320,11 +320,16 @@ export class BotRuntime {
       const chain = run(this.chain, ctx);
       // A handler that starts typing or streaming releases the lane early (detached-run.ts): the
       // client commits now and the rest of the handler runs in the background, stop() waiting for it.
-      const first = await Promise.race([chain.then(() => 'done' as const), detached?.released.then(() => 'released' as const)]);
+      const first = await Promise.race([
+        chain.then(() => 'done' as const),
+        detached?.released.then(() => 'released' as const),
+      ]);
       if (first === 'released' && detached) {
         this.track(
           chain.finally(() =>
-            detached.close().catch((err: unknown) => this.log.error({ err }, 'could not close a detached reply')),
+            detached
+              .close()
+              .catch((err: unknown) => this.log.error({ err }, 'could not close a detached reply')),
           ),
         );
       } else {
@@ -370,7 +375,12 @@ export class BotRuntime {
       await new Promise((r) => setTimeout(r, 100).unref());
     }
     if (this.halted || !duties.owns(DUTY.scheduler)) return;
-    const ended = await endInterruptedReplies(this.name, (p) => store.listConversationData(p), post, this.log);
+    const ended = await endInterruptedReplies(
+      this.name,
+      (p) => store.listConversationData(p),
+      post,
+      this.log,
+    );
     if (ended > 0) this.log.info({ ended }, 'ended replies interrupted by a crash');
   }
 

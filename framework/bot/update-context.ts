@@ -23,7 +23,7 @@ import {
 import type { BotTransaction } from './data.js';
 import type { DetachedRun } from './detached-run.js';
 import type { GroupHandle } from './group.js';
-import type { TimeLease } from './middleware/timeout.js';
+import type { TimeLease } from './time-lease.js';
 import type { LazySession } from './session.js';
 
 const USER_ID_HEX = /^[0-9a-f]{32}$/;
@@ -100,7 +100,11 @@ export function updateContext<A = Args, S = Record<string, unknown>>(
       : undefined;
   const reaction: ReceivedReaction | undefined =
     content?.type === 'reaction' && content.replyTo !== undefined
-      ? { emoji: content.content, messageId: content.replyTo, removed: 'remove' in content && content.remove === true }
+      ? {
+          emoji: content.content,
+          messageId: content.replyTo,
+          removed: 'remove' in content && content.remove === true,
+        }
       : undefined;
   const detached = (what: string): DetachedRun => {
     if (!run.detached) throw new HandlerError(`ctx.${what} works in message handlers only`);

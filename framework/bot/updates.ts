@@ -21,7 +21,7 @@ import {
 } from './context.js';
 import { gatedTransaction, noTransaction, transactionalSessionStore, type BotTransaction } from './data.js';
 import { DetachableTransaction, DetachedRun } from './detached-run.js';
-import { TimeLease } from './middleware/timeout.js';
+import { TimeLease } from './time-lease.js';
 import { postTarget } from './open-replies.js';
 import type { PacerTimers } from './stream-pacer.js';
 import type { TypingLimiter } from './typing.js';
@@ -71,9 +71,11 @@ export async function messageUpdate(
   });
   const late = (): void => log.warn('a reply made after the handler finished was dropped');
   // Until the run detaches, replies go to the client (committed with the message); after, they are sent.
-  let detachedRun: DetachedRun | undefined;
+  // A holder: the gate exists before the run it may hand replies to (parse errors use it first).
+  const detachedRef: { run?: DetachedRun } = {};
   const target = (r: string | ContentInput): void => {
-    if (detachedRun?.isDetached) detachedRun.reply(typeof r === 'string' ? { content: r } : r);
+    const run = detachedRef.run;
+    if (run?.isDetached) run.reply(typeof r === 'string' ? { content: r } : r);
     else reply(r);
   };
   const gate = new ReplyGate(target, late);
@@ -99,7 +101,7 @@ export async function messageUpdate(
     log,
     tx: rawTx,
     // Group changes commit with the message; once the run detached, that commit is done.
-    open: () => gate.isOpen && detachedRun?.isDetached !== true,
+    open: () => gate.isOpen && detachedRef.run?.isDetached !== true,
     later: env.later,
   });
   const info =
@@ -110,7 +112,7 @@ export async function messageUpdate(
   const store = env.session?.store ?? (rawTx ? transactionalSessionStore(tx, plan.name) : undefined);
   const session = new LazySession<unknown>(conversation.id, store, env.session?.initial);
   const lease = new TimeLease();
-  detachedRun = new DetachedRun({
+  const detachedRun = new DetachedRun({
     bot: plan.name,
     runId: env.newId(),
     to: postTarget(conversation),
@@ -129,6 +131,7 @@ export async function messageUpdate(
     renew: () => lease.renew(),
     log,
   });
+  detachedRef.run = detachedRun;
   return updateContext({
     update: { kind: 'message', message },
     conversation,

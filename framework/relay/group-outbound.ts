@@ -197,11 +197,7 @@ export abstract class GroupOutbound extends GroupLanes {
     await this.inLane(groupId, async (loaded, keep) => keep(await groupRefreshKeys(this.deps.ctx, loaded)));
   }
 
-  async send(
-    groupId: string,
-    content: ContentInput & { id: string },
-    data: HandlerData,
-  ): Promise<void> {
+  async send(groupId: string, content: ContentInput & { id: string }, data: HandlerData): Promise<void> {
     await this.inLane(groupId, async (loaded, keep) => {
       let current = loaded;
       if (refreshBeforeGroupSend(this.deps.ctx, loaded)) {

@@ -57,11 +57,21 @@ function message(content: AppContent, kind: 'direct' | 'group' = 'direct'): Rece
     const conversation = { kind: 'group' as const, id: GROUP_ID, groupId: GROUP_ID, topicId: TOPIC_ID };
     return { from: ALICE, conversation, content, receivedAt };
   }
-  return { from: ALICE, conversation: { kind: 'direct', id: ALICE, groupId: 'e'.repeat(64) }, content, receivedAt };
+  return {
+    from: ALICE,
+    conversation: { kind: 'direct', id: ALICE, groupId: 'e'.repeat(64) },
+    content,
+    receivedAt,
+  };
 }
 
 /** A controllable async iterable: push parts, then end() or fail(). */
-function source(): { parts: AsyncIterable<string>; push(p: string): void; end(): void; fail(e: Error): void } {
+function source(): {
+  parts: AsyncIterable<string>;
+  push(p: string): void;
+  end(): void;
+  fail(e: Error): void;
+} {
   const queue: Array<IteratorResult<string> | Error> = [];
   let wake: (() => void) | undefined;
   const put = (x: IteratorResult<string> | Error): void => {
@@ -100,19 +110,30 @@ class AgentBot {
     ctx.edit(first, 'first, edited');
     ctx.delete(first);
     ctx.react('👍');
-    this.ids.push(first, ctx.actions('pick one', [
-      { id: 'yes', label: 'Yes' },
-      { id: 'no', label: 'No' },
-    ]));
+    this.ids.push(
+      first,
+      ctx.actions('pick one', [
+        { id: 'yes', label: 'Yes' },
+        { id: 'no', label: 'No' },
+      ]),
+    );
   }
 
   @OnCommand('bad', { args: '<which>' })
   bad(ctx: BotContext<{ which: string }>): void {
     const tries: Record<string, () => unknown> = {
-      many: () => ctx.actions('p', Array.from({ length: 11 }, (_, i) => ({ id: `a${i}`, label: 'x' }))),
+      many: () =>
+        ctx.actions(
+          'p',
+          Array.from({ length: 11 }, (_, i) => ({ id: `a${i}`, label: 'x' })),
+        ),
       none: () => ctx.actions('p', []),
       long: () => ctx.actions('p', [{ id: 'x'.repeat(129), label: 'x' }]),
-      twice: () => ctx.actions('p', [{ id: 'a', label: 'A' }, { id: 'a', label: 'B' }]),
+      twice: () =>
+        ctx.actions('p', [
+          { id: 'a', label: 'A' },
+          { id: 'a', label: 'B' },
+        ]),
       emoji: () => ctx.react('x'.repeat(33)),
       edit: () => ctx.edit('', 'text'),
     };
@@ -204,13 +225,16 @@ describe('replies with ids, reactions, edits, deletes, actions', () => {
     expect(new Set(ids).size).toBe(5);
   });
 
-  test.each(['many', 'none', 'long', 'twice', 'emoji', 'edit'])('bad input %s is an ArgumentError at the call', async (which) => {
-    const { bot, c, handle } = setup();
-    await handle(textMessage(`/bad ${which}`));
-    expect(bot.errors).toHaveLength(1);
-    expect(bot.errors[0]).toBeInstanceOf(ArgumentError);
-    expect(c.raw).toEqual([]);
-  });
+  test.each(['many', 'none', 'long', 'twice', 'emoji', 'edit'])(
+    'bad input %s is an ArgumentError at the call',
+    async (which) => {
+      const { bot, c, handle } = setup();
+      await handle(textMessage(`/bad ${which}`));
+      expect(bot.errors).toHaveLength(1);
+      expect(bot.errors[0]).toBeInstanceOf(ArgumentError);
+      expect(c.raw).toEqual([]);
+    },
+  );
 
   test('@OnAction(id) gets its action, @OnAction() the others; ctx.action names the actions message', async () => {
     const { bot, c, handle } = setup();
@@ -319,7 +343,9 @@ describe('streams and detached runs', () => {
     await new Promise((r) => setTimeout(r, 500));
     again.bot.stream.end();
     await again.rt.stop();
-    const finals = again.posted.filter((p) => (p.content.type ?? 'text') === 'text').map((p) => p.content.content);
+    const finals = again.posted
+      .filter((p) => (p.content.type ?? 'text') === 'text')
+      .map((p) => p.content.content);
     expect(finals).toContain(`stalled\n\n${STREAM_FAILED_NOTE}`);
     expect(finals).toContain('failed: handler did not finish within 200 ms');
   });
@@ -350,7 +376,12 @@ describe('streams and detached runs', () => {
       const store = new MemoryDataStore();
       const p = poster(store);
       const c = collector();
-      await rt.handle(textMessage('/slow', { id: 's1' }), c.reply, { ...c.deps, post: p.post }, store.transaction());
+      await rt.handle(
+        textMessage('/slow', { id: 's1' }),
+        c.reply,
+        { ...c.deps, post: p.post },
+        store.transaction(),
+      );
       await rt.stop();
       if (typing) {
         expect(c.raw).toEqual([]);
@@ -410,7 +441,10 @@ describe('replies interrupted by a crash', () => {
   test('markers left behind are ended with INTERRUPTED_REPLY (the stream final when named) and deleted', async () => {
     const store = new MemoryDataStore();
     const tx = store.transaction();
-    tx.saveData(openReplyKey('Agent', 'r1'), JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q1' }));
+    tx.saveData(
+      openReplyKey('Agent', 'r1'),
+      JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q1' }),
+    );
     tx.saveData(
       openReplyKey('Agent', 'r2'),
       JSON.stringify({ to: { kind: 'group', id: GROUP_ID }, replyTo: 'q2', stream: 's2' }),
@@ -418,11 +452,22 @@ describe('replies interrupted by a crash', () => {
     tx.saveData(openReplyKey('Other', 'r3'), JSON.stringify({ to: { kind: 'direct', id: ALICE } }));
     tx.saveData(openReplyKey('Agent', 'r4'), 'not json at all');
     const p = poster(store);
-    const ended = await endInterruptedReplies('Agent', (x) => store.listConversationData(x), p.post, pino({ level: 'silent' }));
+    const ended = await endInterruptedReplies(
+      'Agent',
+      (x) => store.listConversationData(x),
+      p.post,
+      pino({ level: 'silent' }),
+    );
     expect(ended).toBe(2);
     expect(p.posted.map((x) => [x.to, x.content])).toEqual([
-      [{ kind: 'direct', id: ALICE }, { content: INTERRUPTED_REPLY, replyTo: 'q1' }],
-      [{ kind: 'group', id: GROUP_ID }, { type: 'text', id: 's2', content: INTERRUPTED_REPLY, replyTo: 'q2' }],
+      [
+        { kind: 'direct', id: ALICE },
+        { content: INTERRUPTED_REPLY, replyTo: 'q1' },
+      ],
+      [
+        { kind: 'group', id: GROUP_ID },
+        { type: 'text', id: 's2', content: INTERRUPTED_REPLY, replyTo: 'q2' },
+      ],
     ]);
     expect(store.get(openReplyKey('Agent', 'r1'))).toBe(TOMBSTONE);
     expect(store.get(openReplyKey('Agent', 'r2'))).toBe(TOMBSTONE);

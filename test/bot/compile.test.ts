@@ -25,7 +25,7 @@ import {
 import { ReplyGate, type HandleDeps } from '../../framework/bot/context.js';
 import { LazySession } from '../../framework/bot/session.js';
 import { noTransaction } from '../../framework/bot/data.js';
-import { TimeLease } from '../../framework/bot/middleware/timeout.js';
+import { TimeLease } from '../../framework/bot/time-lease.js';
 import { updateContext, type UpdateContext } from '../../framework/bot/update-context.js';
 import type { UserIdHex } from '../../framework/relay/brand.js';
 import { ALICE, CAROL, SELF_ID, textMessage, withoutId } from './helpers.js';

@@ -526,8 +526,12 @@ describe('outreach, help, sessions, instances', () => {
     };
     runtime().attach(client as unknown as Parameters<BotRuntime['attach']>[0]);
     const replies: unknown[] = [];
-    await handler!(textMessage(`/tell ${CAROL} yo`, { id: null }), (r) => replies.push(withoutId(r as string)));
-    await handler!(textMessage(`/remind@${SELF_ID} 1 x`, { id: null }), (r) => replies.push(withoutId(r as string)));
+    await handler!(textMessage(`/tell ${CAROL} yo`, { id: null }), (r) =>
+      replies.push(withoutId(r as string)),
+    );
+    await handler!(textMessage(`/remind@${SELF_ID} 1 x`, { id: null }), (r) =>
+      replies.push(withoutId(r as string)),
+    );
     expect(replies).toEqual(['sent', 'ok: x in 1 min']);
     expect(sent).toEqual([[CAROL, 'yo']]);
   });

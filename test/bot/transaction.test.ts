@@ -125,7 +125,11 @@ describe('ctx.schedule', () => {
     rt.attach(client as unknown as Parameters<BotRuntime['attach']>[0]);
     const data = new MemoryDataStore();
     const replies: unknown[] = [];
-    await handler!(textMessage('/later 5 x', { id: null }), (r) => replies.push(withoutId(r as string)), data.transaction());
+    await handler!(
+      textMessage('/later 5 x', { id: null }),
+      (r) => replies.push(withoutId(r as string)),
+      data.transaction(),
+    );
     expect(replies).toEqual(['Sorry, something went wrong.']);
     expect(() => rt.attach(client as unknown as Parameters<BotRuntime['attach']>[0])).toThrow(ConfigError);
     await rt.detach();

@@ -84,7 +84,9 @@ const summary = (ms: ReceivedMessage[]): string =>
 function streamOf(ms: ReceivedMessage[], requestId: string) {
   const parts = ms.filter((m) => m.content.type === 'stream' && m.content.replyTo === requestId);
   const streamId = parts[0]?.content.id;
-  const final = ms.find((m) => m.content.type === 'text' && streamId !== undefined && m.content.id === streamId);
+  const final = ms.find(
+    (m) => m.content.type === 'text' && streamId !== undefined && m.content.id === streamId,
+  );
   return { parts, streamId, final };
 }
 
@@ -116,13 +118,19 @@ afterAll(async () => {
 test('1:1: typing, then parts in seq order, then one final text with the same id', async () => {
   const got = recorder(alice.client, () => h.bot.userId, 'direct');
   const sent = await alice.send('/stream 12');
-  await eventually(() => streamOf(got, sent.id).final !== undefined, () => summary(got));
+  await eventually(
+    () => streamOf(got, sent.id).final !== undefined,
+    () => summary(got),
+  );
   expect(got[0]!.content).toMatchObject({ type: 'typing', state: 'start' });
   expectWellFormedStream(got, sent.id, 12);
   // ≤ 4 parts per second over ~1.4 s of production.
   expect(streamOf(got, sent.id).parts.length).toBeLessThanOrEqual(8);
   // The closing typing stop follows, and the bot's open-reply marker is gone.
-  await eventually(() => got.some((m) => m.content.type === 'typing' && 'state' in m.content && m.content.state === 'stop'), () => summary(got));
+  await eventually(
+    () => got.some((m) => m.content.type === 'typing' && 'state' in m.content && m.content.state === 'stop'),
+    () => summary(got),
+  );
   expect(await h.bot.store.listConversationData('replies:agent:')).toEqual([]);
 });
 
@@ -138,7 +146,10 @@ test('a group: another member sees the parts in seq order and one final text', a
     await sleep(50);
   }
   const sent = await alice.sendToGroup(group.groupId, '/stream 8');
-  await eventually(() => streamOf(seenByBob, sent.id).final !== undefined, () => summary(seenByBob));
+  await eventually(
+    () => streamOf(seenByBob, sent.id).final !== undefined,
+    () => summary(seenByBob),
+  );
   expectWellFormedStream(seenByBob, sent.id, 8);
   expect(seenByBob.every((m) => m.conversation.kind === 'group')).toBe(true);
 });
@@ -146,7 +157,10 @@ test('a group: another member sees the parts in seq order and one final text', a
 test('react, edit, delete and actions round trips; a choice and a reaction reach their handlers', async () => {
   const got = recorder(alice.client, () => h.bot.userId, 'direct');
   const sent = await alice.send('/ask');
-  await eventually(() => got.some((m) => m.content.type === 'actions'), () => summary(got));
+  await eventually(
+    () => got.some((m) => m.content.type === 'actions'),
+    () => summary(got),
+  );
   const [draft, edit, doomed, del, reaction, actions] = got.map((m) => m.content);
   expect(draft).toMatchObject({ type: 'text', content: 'draft', replyTo: sent.id });
   expect(edit).toMatchObject({ type: 'edit', content: 'final wording', replyTo: draft!.id });
@@ -163,7 +177,10 @@ test('react, edit, delete and actions round trips; a choice and a reaction reach
   });
   await alice.client.send(h.bot.userId, { type: 'action', content: 'yes', replyTo: actions!.id! });
   await alice.client.send(h.bot.userId, { type: 'reaction', content: '🎉', replyTo: draft!.id! });
-  await eventually(() => got.length >= 8, () => summary(got));
+  await eventually(
+    () => got.length >= 8,
+    () => summary(got),
+  );
   expect(got.slice(6).map((m) => m.content.content)).toEqual([
     `chose yes on ${actions!.id}`,
     `reaction 🎉 on ${draft!.id}`,
@@ -186,14 +203,24 @@ test('SIGKILL mid-stream: after the restart the stream ends with the interrupted
     await peer.start();
     try {
       const sent = await peer.send(botId, '/stream 200');
-      await eventually(() => streamOf(got, sent.id).parts.length >= 3, () => summary(got));
+      await eventually(
+        () => streamOf(got, sent.id).parts.length >= 3,
+        () => summary(got),
+      );
       await kill(child);
       const before = streamOf(got, sent.id);
       expect(before.final).toBeUndefined();
       child = await startChild('agent-child.ts', childEnv);
-      await eventually(() => streamOf(got, sent.id).final !== undefined, () => summary(got));
+      await eventually(
+        () => streamOf(got, sent.id).final !== undefined,
+        () => summary(got),
+      );
       const after = streamOf(got, sent.id);
-      expect(after.final!.content).toMatchObject({ type: 'text', content: INTERRUPTED_REPLY, replyTo: sent.id });
+      expect(after.final!.content).toMatchObject({
+        type: 'text',
+        content: INTERRUPTED_REPLY,
+        replyTo: sent.id,
+      });
       const seqs = after.parts.map((p) => (p.content as { seq: number }).seq);
       expect(seqs).toEqual(seqs.map((_, i) => i));
       // No decryption failure (a reused generation fails MLS) and nothing refused as content.

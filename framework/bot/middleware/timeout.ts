@@ -10,27 +10,10 @@
 import type { Logger } from 'pino';
 import { HandlerError } from '../../relay/errors.js';
 import type { Middleware } from '../composer.js';
+import type { TimeLease } from '../time-lease.js';
 import type { UpdateContext } from '../update-context.js';
 
 export type Outcome = { ok: true } | { ok: false; error: unknown };
-
-/** When a handler last showed progress (a stream part); the time limit counts from then. */
-export class TimeLease {
-  private at: number;
-
-  constructor(private readonly now: () => number = Date.now) {
-    this.at = now();
-  }
-
-  renew(): void {
-    this.at = this.now();
-  }
-
-  /** ms left of a limit of `ms` counted from the last renewal. */
-  left(ms: number): number {
-    return this.at + ms - this.now();
-  }
-}
 
 /** Runs `work` under the time limit; `onExpire` runs when it is reached. */
 export async function withinTimeLimit(
