@@ -350,6 +350,26 @@ describe('streams and detached runs', () => {
     expect(finals).toContain('failed: handler did not finish within 200 ms');
   });
 
+  test('nothing is sent after the detach until the client reports the message committed', async () => {
+    const { rt, store, c, posted } = setup();
+    let commit: (() => void) | undefined;
+    const deps = {
+      ...c.deps,
+      post: poster(store).post,
+      afterCommit: (_m: ReceivedMessage, run: () => void) => void (commit = run),
+    };
+    const sent: Posted[] = [];
+    deps.post = async (to, content, data) => void sent.push({ to, content, data });
+    await rt.handle(textMessage('/typing', { id: 't0' }), c.reply, deps, store.transaction());
+    await new Promise((r) => setTimeout(r, 100));
+    expect(commit).toBeDefined();
+    expect(sent).toEqual([]);
+    commit!();
+    await rt.stop();
+    expect(sent.map((p) => p.content.type ?? 'text')).toEqual(['typing', 'text', 'typing']);
+    expect(posted).toEqual([]);
+  });
+
   test('ctx.typing() sends at most one typing start per 3 s per conversation, and detaches', async () => {
     const { rt, c, handle, posted } = setup();
     await handle(textMessage('/typing', { id: 't1' }));
