@@ -104,6 +104,8 @@ export class DetachedRun {
   /** Resolves when the run detached: the client's handler call may return. */
   readonly released = new Promise<void>((resolve) => (this.releaseLane = resolve));
   private outbound: Promise<unknown> = Promise.resolve();
+  /** The commit of the incoming message; every send waits for it and fails with it. */
+  private commit: Promise<void> = Promise.resolve();
   private stream: OpenStream | undefined;
 
   constructor(private readonly init: DetachedRunInit) {}
@@ -126,7 +128,7 @@ export class DetachedRun {
   /** Sends after the commit, in call order; `data` commits with the message. */
   send(content: ContentInput, data: DataRow[] = []): Promise<void> {
     const post = this.requirePost('sending after the handler detached');
-    const next = this.outbound.then(() => post(this.init.to, content, data));
+    const next = this.outbound.then(() => this.commit).then(() => post(this.init.to, content, data));
     this.outbound = next.catch(() => undefined);
     return next.then(() => undefined);
   }
@@ -253,7 +255,7 @@ export class DetachedRun {
     this.releaseLane();
     // Sends queue on the conversation's lane anyway; waiting for the commit event also keeps a
     // commit that failed (the message runs again) from being followed by this run's messages.
-    this.outbound = committed;
+    this.commit = committed;
     await committed;
   }
 

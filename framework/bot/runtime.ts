@@ -133,6 +133,16 @@ interface Attachment {
   readonly scheduler: JobScheduler | undefined;
 }
 
+/** How long stop() lets detached runs wait for their message's commit event before they give up. */
+const COMMIT_GRACE_MS = 1_000;
+
+/** A promise and the function that resolves it. */
+function stopSignal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /** Lets the event's emitter (often inside a conversation lane) finish before a handler runs. */
 function afterCurrentEvent(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));
@@ -158,6 +168,11 @@ export class BotRuntime {
   private readonly background = new Set<Promise<void>>();
   /** stop() was called: start-up work still waiting for the connection gives up. */
   private halted = false;
+  /**
+   * Resolved by stop(): a detached run still waiting for its message's commit event gives up (its
+   * marker, if the commit did happen, is ended at the next start), so stop() cannot hang on it.
+   */
+  private halt = stopSignal();
 
   constructor(
     bots: object | readonly object[],
@@ -184,6 +199,7 @@ export class BotRuntime {
       jobsEnabled: () => this.jobsEnabled,
       self: (deps) => this.self(deps),
       later: (work) => this.track(afterCurrentEvent().then(work)),
+      halted: () => this.halt.promise,
       newId: randomUUID,
       typing: new TypingLimiter(),
       timers: systemTimers,
@@ -214,6 +230,7 @@ export class BotRuntime {
   attach(client: AttachableClient, options: AttachOptions = {}): void {
     if (this.attachment) throw new ConfigError('this BotRuntime is already attached; detach() it first');
     this.halted = false;
+    this.halt = stopSignal();
     const groups = groupApiOf(client);
     // The client emits 'message' with the object it gave the handler, once that run committed.
     // Several parts of one run may wait for it (group intents, a detached handler).
@@ -269,6 +286,10 @@ export class BotRuntime {
   async stop(): Promise<void> {
     this.halted = true;
     await this.attachment?.scheduler?.stop();
+    // A detached run whose commit event is due any moment gets a grace period before it gives up.
+    const settled = Promise.allSettled([...this.background]);
+    await Promise.race([settled, new Promise((r) => setTimeout(r, COMMIT_GRACE_MS).unref())]);
+    this.halt.resolve();
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 

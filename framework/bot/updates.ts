@@ -45,6 +45,8 @@ export interface UpdateEnv {
   readonly self: (deps: HandleDeps) => BotSelf;
   /** Runs work after the current event, tracked so the runtime's stop() waits for it. */
   readonly later: (work: () => Promise<void>) => void;
+  /** Resolves when the runtime stops: a detached run still waiting for its commit gives up. */
+  readonly halted: () => Promise<void>;
   /** A fresh message id (replies, streams). */
   readonly newId: () => string;
   readonly typing: TypingLimiter;
@@ -121,10 +123,14 @@ export async function messageUpdate(
     tx: detachable,
     session,
     committed: () =>
-      new Promise<void>((resolve) => {
-        if (deps.afterCommit) deps.afterCommit(message, resolve);
-        else setImmediate(resolve);
-      }),
+      deps.afterCommit
+        ? Promise.race([
+            new Promise<void>((resolve) => deps.afterCommit!(message, resolve)),
+            env.halted().then(() => {
+              throw new HandlerError('the runtime stopped before the message was committed');
+            }),
+          ])
+        : new Promise<void>((resolve) => setImmediate(resolve)),
     newId: env.newId,
     typing: env.typing,
     timers: env.timers,

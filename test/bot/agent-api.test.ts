@@ -370,6 +370,21 @@ describe('streams and detached runs', () => {
     expect(posted).toEqual([]);
   });
 
+  test('stop() does not wait forever on a run whose commit event never comes; nothing is sent', async () => {
+    const { bot, rt, store, c } = setup();
+    const sent: Posted[] = [];
+    const deps = {
+      ...c.deps,
+      post: async (to: PostTarget, content: ContentInput, data: Posted['data']) =>
+        void sent.push({ to, content, data }),
+      afterCommit: () => undefined,
+    };
+    await rt.handle(textMessage('/typing', { id: 't9' }), c.reply, deps, store.transaction());
+    await rt.stop();
+    expect(sent).toEqual([]);
+    expect((bot.errors[0] as Error).message).toMatch(/stopped before the message was committed/);
+  });
+
   test('ctx.typing() sends at most one typing start per 3 s per conversation, and detaches', async () => {
     const { rt, c, handle, posted } = setup();
     await handle(textMessage('/typing', { id: 't1' }));
