@@ -28,7 +28,7 @@ import {
 import type { UnixSeconds } from '../../framework/relay/brand.js';
 import type { ReceivedMessage } from '../../framework/relay/client.js';
 import type { AppContent, ContentInput } from '../../framework/relay/content.js';
-import { ArgumentError } from '../../framework/relay/errors.js';
+import { ArgumentError, ConfigError } from '../../framework/relay/errors.js';
 import { ALICE, collector, GROUP_ID, textMessage, TOPIC_ID } from './helpers.js';
 
 interface Posted {
@@ -426,6 +426,21 @@ describe('streams and detached runs', () => {
         expect(p.posted).toEqual([]);
       }
     }
+  });
+});
+
+describe('options', () => {
+  test('typing options are checked where they are given; @OnAction/@OnReaction arguments too', () => {
+    expect(() => Bot({ name: 'x', typing: { everyMs: 100 } })).toThrow(ConfigError);
+    expect(() => Bot({ name: 'x', typing: { afterMs: -1 } })).toThrow(ConfigError);
+    expect(() => new BotRuntime(new AgentBot(), { typing: { afterMs: 1.5 } })).toThrow(ConfigError);
+    expect(() => OnAction('x'.repeat(129))).toThrow(ConfigError);
+    expect(() => OnReaction('')).toThrow(ConfigError);
+    expect(new BotRuntime(new AgentBot()).plan.typing).toBe(false);
+    expect(new BotRuntime(new AgentBot(), { typing: {} }).plan.typing).toEqual({
+      afterMs: 1000,
+      everyMs: 5000,
+    });
   });
 });
 
