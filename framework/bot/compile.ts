@@ -1,10 +1,11 @@
 /**
  * The compiler: a BotPlan → middleware, one per handler, in this order:
  *
- *   recover → group intents → time limit → session save → plugins' middleware → use()'s
- *     → each command → each @OnMessage → each @OnJoin/@OnLeave/@OnMembers → unknown-command answer
+ *   recover → group intents → time limit → automatic typing → session save → plugins' middleware
+ *     → use()'s → each command → each @OnMessage → each @OnAction → each @OnReaction
+ *     → each @OnJoin/@OnLeave/@OnMembers → unknown-command answer
  *
- * The first four are the runtime's own concerns as ordinary middleware (middleware/*.ts). Every
+ * The first five are the runtime's own concerns as ordinary middleware (middleware/*.ts). Every
  * update, message or membership change, runs through the same chain; handler middleware pass
  * updates of other kinds on. Pure: nothing here touches a client.
  */
@@ -13,13 +14,22 @@ import { compose, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, Conversation, MembersContext, MembershipContext } from './context.js';
 import type { Guard, PlannedGuard } from './guards.js';
 import { helpAnswer } from './help.js';
+import { autoTyping } from './middleware/auto-typing.js';
 import { groupIntents } from './middleware/group-intents.js';
 import { answerWith, HANDLER_LABELS, recover } from './middleware/recover.js';
 import { sessionSave } from './middleware/session.js';
 import { timeLimit } from './middleware/timeout.js';
 import { parseArgs } from './parser.js';
 import type { Args } from './args.js';
-import type { BotPlan, BoundHandler, MembershipKind, PlannedCommand, PlannedMessageHandler } from './scan.js';
+import type {
+  BotPlan,
+  BoundHandler,
+  MembershipKind,
+  PlannedActionHandler,
+  PlannedCommand,
+  PlannedMessageHandler,
+  PlannedReactionHandler,
+} from './scan.js';
 import type { UpdateContext } from './update-context.js';
 
 /** How compileBot() builds the chain: runtime hooks and an optional wrapper for its own middleware. */
@@ -40,7 +50,8 @@ export interface CompileOptions {
 }
 
 /** The runtime's own middleware, by name, as WrapRuntimeMiddleware sees them. */
-export type RuntimeMiddlewareName = 'recover' | 'group-intents' | 'time-limit' | 'session-save';
+export type RuntimeMiddlewareName =
+  'recover' | 'group-intents' | 'time-limit' | 'auto-typing' | 'session-save';
 /** Lets a plugin wrap or replace one of the runtime's own middleware. */
 export type WrapRuntimeMiddleware = (
   name: RuntimeMiddlewareName,
@@ -55,6 +66,7 @@ export function compileBot(plan: BotPlan, options: CompileOptions = {}): Middlew
     wrap('recover', recover({ onError, errorReply: options.errorReply, handlerTimeoutMs })),
     wrap('group-intents', groupIntents),
     wrap('time-limit', timeLimit(handlerTimeoutMs)),
+    wrap('auto-typing', autoTyping(plan.typing)),
     wrap('session-save', sessionSave),
     ...(plan.middleware as readonly Middleware<UpdateContext>[]),
     ...(options.user ? [options.user as MiddlewareLike<UpdateContext>] : []),
@@ -70,6 +82,8 @@ export function compileHandlers(plan: BotPlan, options: CompileOptions = {}): Mi
   return [
     ...plan.commands.map((c) => commandHandler(plan, c, options)),
     ...plan.messages.map(messageHandler),
+    ...plan.actions.map(actionHandler),
+    ...plan.reactions.map(reactionHandler),
     ...membership,
     unknownCommand(plan, options),
   ];
@@ -119,6 +133,24 @@ function messageHandler(planned: PlannedMessageHandler): Middleware<UpdateContex
     }
     const hctx = ctx.derive({ match });
     answerWith(hctx, await handler(hctx));
+  };
+}
+
+/** An `action` message whose id matches (or any): the first matching @OnAction answers it. */
+function actionHandler(planned: PlannedActionHandler): Middleware<UpdateContext> {
+  return async (ctx, next) => {
+    const action = ctx.action;
+    if (!action || (planned.id !== undefined && planned.id !== action.id)) return next();
+    answerWith(ctx, await planned.handler(ctx));
+  };
+}
+
+/** A `reaction` message with the emoji (or any): the first matching @OnReaction answers it. */
+function reactionHandler(planned: PlannedReactionHandler): Middleware<UpdateContext> {
+  return async (ctx, next) => {
+    const reaction = ctx.reaction;
+    if (!reaction || (planned.emoji !== undefined && planned.emoji !== reaction.emoji)) return next();
+    answerWith(ctx, await planned.handler(ctx));
   };
 }
 

@@ -8,11 +8,14 @@
 import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage } from '../relay/client.js';
+import type { ContentInput } from '../relay/content.js';
+import type { ActionButton } from './agent-content.js';
 import type { GroupConversation as RelayGroupConversation } from '../relay/group-types.js';
 import type { Args } from './args.js';
 import type { BotTransaction } from './data.js';
 import type { GroupApi, GroupHandle, GroupInfo } from './group.js';
 import type { CommandInfo } from './help.js';
+import type { PostFn } from './open-replies.js';
 import type { Session } from './session.js';
 
 /** A 1:1 conversation with one peer. */
@@ -37,10 +40,15 @@ export interface ReplyContent {
   /** Defaults to the incoming message's id. */
   replyTo?: string;
   type?: string;
+  /** The reply's message id; the runtime gives a fresh one when absent (ctx.reply() returns it). */
+  id?: string;
 }
 
-/** The reply hook RelayClient.setMessageHandler passes in; RelayClient's ReplyFn is assignable to it. */
-export type ReplyFn = (reply: string | ReplyContent) => void;
+/**
+ * The reply hook RelayClient.setMessageHandler passes in; RelayClient's ReplyFn is assignable to it.
+ * The runtime passes any §8 content through it (reactions, edits, actions…).
+ */
+export type ReplyFn = (reply: string | ContentInput) => void;
 /** Sends text to a user outside the current conversation (ctx.send). */
 export type SendFn = (userId: string, text: string) => Promise<unknown>;
 
@@ -61,6 +69,12 @@ export interface HandleDeps {
    * that the client runs again) changes nothing; without it they start right after the handler.
    */
   afterCommit?: (message: ReceivedMessage, run: () => void) => void;
+  /**
+   * Sends any §8 content to a conversation through the client's commit-then-publish path, with
+   * `data` committed alongside (attach() wires it to client.send / sendToGroup). ctx.typing(),
+   * ctx.stream() and automatic typing need it; without it they are a ConfigError.
+   */
+  post?: PostFn;
 }
 
 /** What the runtime tells handlers and plugins about the bot they run in. */
@@ -126,8 +140,15 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   readonly conversation: Conversation;
   /** The group the message came from; undefined in a direct conversation. */
   readonly group: GroupHandle | undefined;
-  /** The message as RelayClient delivered it; undefined for a membership update. */
+  /**
+   * The message as RelayClient delivered it, its typed §8 content in `message.content` (AppContent:
+   * narrow with isKnownContent() and switch on `type`); undefined for a membership update.
+   */
   readonly message: ReceivedMessage | undefined;
+  /** The choice an `action` message made (for @OnAction handlers): the action id and the actions message. */
+  readonly action: ChosenAction | undefined;
+  /** A `reaction` message (for @OnReaction handlers): the emoji, the message it is on, and whether it was removed. */
+  readonly reaction: ReceivedReaction | undefined;
   readonly bot: BotSelf;
   readonly log: Logger;
   /**
@@ -147,9 +168,35 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
    * Answers in this conversation (in a group: on the group's topic, with reply_to). Replies are
    * committed together with the incoming message, so a crash loses both or keeps both; replies made
    * after the handler finished or timed out are dropped. In a membership update it posts at once,
-   * outside any transaction (a failure is logged).
+   * outside any transaction (a failure is logged). After the handler detached (the first
+   * ctx.typing() or ctx.stream(), or automatic typing) a reply is sent at once instead, in order.
+   * Returns the reply's message id (for ctx.edit() and ctx.delete()).
    */
-  reply(reply: string | ReplyContent): void;
+  reply(reply: string | ReplyContent): string;
+  /** Reacts to the incoming message (a reply: committed with it). ArgumentError beyond 32 bytes. */
+  react(emoji: string): void;
+  /** Replaces the text of an earlier message of this bot (an id ctx.reply() returned). */
+  edit(messageId: string, text: string): void;
+  /** Retracts an earlier message of this bot (an id ctx.reply() returned). */
+  delete(messageId: string): void;
+  /**
+   * Offers 1..10 buttons (ids 1..128 characters, unique); a choice arrives as an `action` message,
+   * routed to @OnAction. Returns the actions message's id.
+   */
+  actions(prompt: string, actions: readonly ActionButton[]): string;
+  /**
+   * Sends `typing start` (at most one per 3 s per conversation). The first call commits the incoming
+   * message early (with the replies and session so far) and the handler goes on detached from the
+   * conversation's lane: see detached-run.ts. Automatic typing does the same after ~1 s.
+   */
+  typing(): Promise<void>;
+  /**
+   * Streams a reply: the parts, coalesced to at most 4 per second, go out as `stream` messages
+   * (same id, seq 0, 1, …), then one final `text` with that id supersedes them; returns the id.
+   * Commits the incoming message early, like typing(). Each part renews the handler's time limit.
+   * If `parts` throws, the final text says the reply failed and the error propagates.
+   */
+  stream(parts: AsyncIterable<string>, options?: { replyTo?: string }): Promise<string>;
   /**
    * Writes to another user (first contact included: bundle fetch and proof of work, which can take
    * seconds). Not part of the message transaction: it is sent at once and, if the process crashes
@@ -163,6 +210,21 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
    * removal committed together with the outgoing message. Returns the job's key.
    */
   schedule(job: ScheduleRequest): string;
+}
+
+/** What an @OnAction handler was called for: `id` the action chosen, `messageId` the actions message. */
+export interface ChosenAction {
+  readonly id: string;
+  readonly messageId: string;
+}
+
+/** What an @OnReaction handler was called for. */
+export interface ReceivedReaction {
+  readonly emoji: string;
+  /** The message reacted to. */
+  readonly messageId: string;
+  /** The sender took this reaction back. */
+  readonly removed: boolean;
 }
 
 /** A join or a leave, as @OnJoin and @OnLeave handlers see it. */
@@ -216,10 +278,10 @@ export class ReplyGate {
 
   constructor(
     private readonly target: ReplyFn,
-    private readonly onLate: (reply: string | ReplyContent) => void,
+    private readonly onLate: (reply: string | ContentInput) => void,
   ) {}
 
-  push(reply: string | ReplyContent): void {
+  push(reply: string | ContentInput): void {
     if (this.open) this.target(reply);
     else this.onLate(reply);
   }

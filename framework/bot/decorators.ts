@@ -6,9 +6,12 @@
 import { ConfigError } from '../relay/errors.js';
 import { parseArgSpec, type Args, type ArgsOf } from './args.js';
 import type { BotContext, MembersContext, MembershipContext } from './context.js';
+import { MAX_CONTENT_ID_LENGTH, MAX_REACTION_BYTES } from '../relay/content-types.js';
 import {
+  ACTIONS,
   BOT,
   COMMANDS,
+  REACTIONS,
   ERROR,
   JOIN,
   LEAVE,
@@ -21,6 +24,7 @@ import {
 } from './metadata.js';
 import { normalizeGuardRef, type GuardRef } from './guards.js';
 import { GROUP_COMMAND_MODES, type GroupCommandMode } from './parser.js';
+import { resolveTyping, type TypingOption } from './typing.js';
 
 export { readBotMetadata } from './metadata.js';
 
@@ -36,6 +40,11 @@ export interface BotOptions {
    * may also answer. Default 'all' (PROTOCOL.md §9); BotRuntime's option of the same name wins.
    */
   groupCommands?: GroupCommandMode;
+  /**
+   * Automatic typing while a handler runs longer than `afterMs` (default 1000), repeated every
+   * `everyMs` (default 5000); `false` turns it off. It commits the message early (see ctx.typing()).
+   */
+  typing?: TypingOption;
 }
 
 /** The @OnCommand options: aliases, the /help description, the `args` spec and a guard. */
@@ -109,8 +118,10 @@ export function Bot(options: BotOptions): <T extends BotClass>(cls: T) => void {
       `@Bot groupCommands ${JSON.stringify(options.groupCommands)} is invalid: use ${GROUP_COMMAND_MODES.map((m) => `'${m}'`).join(' or ')}`,
     );
   }
+  if (options.typing !== undefined) resolveTyping(options.typing);
   const info = {
     name: options.name,
+    ...(options.typing !== undefined ? { typing: options.typing } : {}),
     ...(options.description !== undefined ? { description: options.description } : {}),
     ...(options.groupCommands !== undefined ? { groupCommands: options.groupCommands } : {}),
   };
@@ -193,6 +204,32 @@ export function OnMessage(filter?: MessageFilter): MethodDecorator<Handler<Args>
  * Called when a peer starts a direct conversation with the bot, and when the bot joins a group:
  * invited by a member (ctx.invitedBy) or by creating it. In a group, ctx.reply() posts to it.
  */
+/**
+ * Handles `action` messages (a choice from ctx.actions() buttons): the one whose action id is `id`,
+ * or any. ctx.action carries the id and the actions message's id.
+ */
+export function OnAction(id?: string): MethodDecorator<Handler<Args>> {
+  if (id !== undefined && (typeof id !== 'string' || id.length === 0 || id.length > MAX_CONTENT_ID_LENGTH)) {
+    throw new ConfigError(`@OnAction id must be 1..${MAX_CONTENT_ID_LENGTH} characters, as in ctx.actions()`);
+  }
+  return (target, key, descriptor) => {
+    const cls = ownerOf('@OnAction', target, key, descriptor);
+    MetadataKey.push(ACTIONS, cls, { method: key, ...(id !== undefined ? { id } : {}) });
+  };
+}
+
+/** Handles `reaction` messages: those with `emoji`, or any. ctx.reaction carries emoji and message id. */
+export function OnReaction(emoji?: string): MethodDecorator<Handler<Args>> {
+  const bytes = typeof emoji === 'string' ? new TextEncoder().encode(emoji).length : 0;
+  if (emoji !== undefined && (bytes === 0 || bytes > MAX_REACTION_BYTES)) {
+    throw new ConfigError(`@OnReaction emoji must be 1..${MAX_REACTION_BYTES} UTF-8 bytes, e.g. '👍'`);
+  }
+  return (target, key, descriptor) => {
+    const cls = ownerOf('@OnReaction', target, key, descriptor);
+    MetadataKey.push(REACTIONS, cls, { method: key, ...(emoji !== undefined ? { emoji } : {}) });
+  };
+}
+
 export function OnJoin(): MethodDecorator<(ctx: MembershipContext) => unknown> {
   return (target, key, descriptor) =>
     MetadataKey.push(JOIN, ownerOf('@OnJoin', target, key, descriptor), key);

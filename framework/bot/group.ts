@@ -10,6 +10,7 @@
  * (middleware/group-intents.ts). @OnJoin/@OnMembers handlers run outside the lane and change
  * membership at once.
  */
+import type { ContentInput } from '../relay/content.js';
 import type { UserIdHex } from '../relay/brand.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
 import type { GroupChange, GroupInfo } from '../relay/group-types.js';
@@ -24,7 +25,8 @@ export interface GroupApi {
   leaveGroup(groupId: string): Promise<void>;
   sendToGroup(
     groupId: string,
-    message: string | { content: string; id?: string; replyTo?: string; type?: string },
+    message: string | ContentInput,
+    options?: { data?: Array<{ conversationId: string; json: string }> },
   ): Promise<{ id: string }>;
   group(groupId: string): Promise<GroupInfo | undefined>;
   groups(): Promise<GroupInfo[]>;
@@ -51,7 +53,7 @@ export function groupApiOf(client: object): GroupApi | undefined {
     addToGroup: (g, u) => api.addToGroup(g, u),
     removeFromGroup: (g, u) => api.removeFromGroup(g, u),
     leaveGroup: (g) => api.leaveGroup(g),
-    sendToGroup: (g, m) => api.sendToGroup(g, m),
+    sendToGroup: (g, m, o) => api.sendToGroup(g, m, o),
     group: (g) => api.group(g),
     groups: () => api.groups(),
   };

@@ -11,6 +11,8 @@ export {
   OnLeave,
   OnMembers,
   OnError,
+  OnAction,
+  OnReaction,
   readBotMetadata,
 } from './decorators.js';
 export type { BotOptions, CommandOptions } from './decorators.js';
@@ -36,7 +38,14 @@ export type {
   MembersEvent,
   MembersContext,
   EventContextBase,
+  ChosenAction,
+  ReceivedReaction,
 } from './context.js';
+export type { ActionButton } from './agent-content.js';
+export { INTERRUPTED_REPLY } from './open-replies.js';
+export { STREAM_FAILED_NOTE } from './detached-run.js';
+export { TYPING_MIN_INTERVAL_MS, DEFAULT_TYPING_AFTER_MS, DEFAULT_TYPING_EVERY_MS } from './typing.js';
+export type { TypingOption } from './typing.js';
 export type { GroupHandle, GroupApi, GroupInfo, GroupMemberInfo, GroupEvent } from './group.js';
 export { userIdSet } from './group.js';
 export { ParseError } from './errors.js';
@@ -52,7 +61,16 @@ export { Composer, compose, run } from './composer.js';
 export type { Middleware, MiddlewareLike, NextFunction, Predicate } from './composer.js';
 
 // Expert: metadata, argument specs and the command-line parser
-export type { BotMetadata, BotInfo, CommandMeta, MessageMeta, MessageFilter, BotClass } from './metadata.js';
+export type {
+  BotMetadata,
+  BotInfo,
+  CommandMeta,
+  MessageMeta,
+  MessageFilter,
+  BotClass,
+  ActionMeta,
+  ReactionMeta,
+} from './metadata.js';
 export { BUILT_IN_GUARDS, groupAdmin, namedGuard } from './guards.js';
 export type {
   Guard,
@@ -71,6 +89,8 @@ export type {
   BotPlan,
   PlannedCommand,
   PlannedMessageHandler,
+  PlannedActionHandler,
+  PlannedReactionHandler,
   BoundHandler,
   MembershipKind,
   ScanOptions,
@@ -79,6 +99,21 @@ export { compileBot, compileHandlers } from './compile.js';
 export type { CompileOptions, RuntimeMiddlewareName, WrapRuntimeMiddleware } from './compile.js';
 export type { UpdateContext, UpdateRun } from './update-context.js';
 export { timeLimit } from './middleware/timeout.js';
+export { TimeLease } from './time-lease.js';
+export { autoTyping } from './middleware/auto-typing.js';
+export { StreamPacer, STREAM_PART_INTERVAL_MS, systemTimers } from './stream-pacer.js';
+export type { PacerTimers, SendPart } from './stream-pacer.js';
+export { DetachedRun, DetachableTransaction } from './detached-run.js';
+export type { DetachedRunInit } from './detached-run.js';
+export {
+  endInterruptedReplies,
+  openReplyKey,
+  openReplyPrefix,
+  decodeOpenReply,
+  encodeOpenReply,
+} from './open-replies.js';
+export type { OpenReply, PostFn, PostTarget } from './open-replies.js';
+export type { TypingPlan } from './typing.js';
 export { recover } from './middleware/recover.js';
 export type { RecoverOptions } from './middleware/recover.js';
 export { sessionSave } from './middleware/session.js';

@@ -7,6 +7,7 @@ import type { ArgSpec } from './args.js';
 import type { BotContext } from './context.js';
 import type { GuardRef } from './guards.js';
 import type { GroupCommandMode } from './parser.js';
+import type { TypingOption } from './typing.js';
 
 export { BUILT_IN_GUARDS, type BuiltInGuard, type Guard } from './guards.js';
 
@@ -26,6 +27,7 @@ export interface BotInfo {
   readonly name: string;
   readonly description?: string;
   readonly groupCommands?: GroupCommandMode;
+  readonly typing?: TypingOption;
 }
 
 /** One @OnCommand handler as stored on its class. */
@@ -48,10 +50,24 @@ export interface MessageMeta {
 }
 
 /** Everything the decorators recorded on a bot class (readBotMetadata). */
+/** An @OnAction handler: `id` the action it answers, or every action. */
+export interface ActionMeta {
+  readonly method: string | symbol;
+  readonly id?: string;
+}
+
+/** An @OnReaction handler: `emoji` the reaction it answers, or every reaction. */
+export interface ReactionMeta {
+  readonly method: string | symbol;
+  readonly emoji?: string;
+}
+
 export interface BotMetadata {
   readonly bot: BotInfo | undefined;
   readonly commands: readonly CommandMeta[];
   readonly messages: readonly MessageMeta[];
+  readonly actions: readonly ActionMeta[];
+  readonly reactions: readonly ReactionMeta[];
   readonly join: readonly (string | symbol)[];
   readonly leave: readonly (string | symbol)[];
   readonly members: readonly (string | symbol)[];
@@ -82,6 +98,8 @@ export class MetadataKey<T> {
 export const BOT = new MetadataKey<BotInfo>('@Bot');
 export const COMMANDS = new MetadataKey<CommandMeta[]>('@OnCommand');
 export const MESSAGES = new MetadataKey<MessageMeta[]>('@OnMessage');
+export const ACTIONS = new MetadataKey<ActionMeta[]>('@OnAction');
+export const REACTIONS = new MetadataKey<ReactionMeta[]>('@OnReaction');
 export const JOIN = new MetadataKey<(string | symbol)[]>('@OnJoin');
 export const LEAVE = new MetadataKey<(string | symbol)[]>('@OnLeave');
 export const MEMBERS = new MetadataKey<(string | symbol)[]>('@OnMembers');
@@ -96,6 +114,8 @@ export function readBotMetadata(cls: BotClass): BotMetadata {
     bot: BOT.get(cls),
     commands: [...(COMMANDS.get(cls) ?? [])],
     messages: [...(MESSAGES.get(cls) ?? [])],
+    actions: [...(ACTIONS.get(cls) ?? [])],
+    reactions: [...(REACTIONS.get(cls) ?? [])],
     join: [...(JOIN.get(cls) ?? [])],
     leave: [...(LEAVE.get(cls) ?? [])],
     members: [...(MEMBERS.get(cls) ?? [])],

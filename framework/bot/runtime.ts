@@ -11,6 +11,7 @@
  * bot's command is ignored without a word; a bare `/cmd` in a group is answered by every bot that
  * has it, unless `groupCommands: 'addressed-only'`.
  */
+import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
@@ -29,6 +30,7 @@ import {
 } from './group.js';
 import type { CommandInfo } from './help.js';
 import type { Guard } from './guards.js';
+import { endInterruptedReplies, type PostFn } from './open-replies.js';
 import type { GroupCommandMode } from './parser.js';
 import type { Plugin } from './plugin.js';
 import type { Profile } from '../relay/profile.js';
@@ -36,6 +38,8 @@ import { botProfile } from './profile.js';
 import { scanBots, type BotPlan } from './scan.js';
 import { jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
 import type { SessionOptions } from './session.js';
+import { systemTimers } from './stream-pacer.js';
+import { TypingLimiter, type TypingOption } from './typing.js';
 import type { UpdateContext } from './update-context.js';
 import {
   groupEventKind,
@@ -92,6 +96,11 @@ export interface BotRuntimeOptions {
   scheduler?: { pollMs?: number };
   /** Wraps the runtime's own middleware (recover, group intents, time limit, session save): compile.ts. */
   wrap?: WrapRuntimeMiddleware;
+  /**
+   * Automatic typing while a handler runs (default: the @Bot option, else after 1000 ms, repeated
+   * every 5000 ms); `false` turns it off. Like ctx.typing(), it commits the message early.
+   */
+  typing?: TypingOption;
 }
 
 /**
@@ -124,6 +133,16 @@ interface Attachment {
   readonly scheduler: JobScheduler | undefined;
 }
 
+/** How long stop() lets detached runs wait for their message's commit event before they give up. */
+const COMMIT_GRACE_MS = 1_000;
+
+/** A promise and the function that resolves it. */
+function stopSignal(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => (resolve = r));
+  return { promise, resolve };
+}
+
 /** Lets the event's emitter (often inside a conversation lane) finish before a handler runs. */
 function afterCurrentEvent(): Promise<void> {
   return new Promise<void>((resolve) => setImmediate(resolve));
@@ -147,6 +166,13 @@ export class BotRuntime {
   private jobsEnabled: boolean | undefined;
   /** Membership updates and deferred group changes: stop() waits for them. */
   private readonly background = new Set<Promise<void>>();
+  /** stop() was called: start-up work still waiting for the connection gives up. */
+  private halted = false;
+  /**
+   * Resolved by stop(): a detached run still waiting for its message's commit event gives up (its
+   * marker, if the commit did happen, is ended at the next start), so stop() cannot hang on it.
+   */
+  private halt = stopSignal();
 
   constructor(
     bots: object | readonly object[],
@@ -173,6 +199,10 @@ export class BotRuntime {
       jobsEnabled: () => this.jobsEnabled,
       self: (deps) => this.self(deps),
       later: (work) => this.track(afterCurrentEvent().then(work)),
+      halted: () => this.halt.promise,
+      newId: randomUUID,
+      typing: new TypingLimiter(),
+      timers: systemTimers,
     };
   }
 
@@ -199,20 +229,28 @@ export class BotRuntime {
    */
   attach(client: AttachableClient, options: AttachOptions = {}): void {
     if (this.attachment) throw new ConfigError('this BotRuntime is already attached; detach() it first');
+    this.halted = false;
+    this.halt = stopSignal();
     const groups = groupApiOf(client);
     // The client emits 'message' with the object it gave the handler, once that run committed.
-    const committed = new WeakMap<ReceivedMessage, () => void>();
+    // Several parts of one run may wait for it (group intents, a detached handler).
+    const committed = new WeakMap<ReceivedMessage, Array<() => void>>();
+    const post: PostFn = (to, content, data) =>
+      to.kind === 'direct'
+        ? client.send(to.id, content, { data })
+        : this.requireGroups(deps, 'posting to a group').sendToGroup(to.id, content, { data });
     const deps: HandleDeps = {
       selfId: client.userId,
       send: (userId, text) => client.send(userId, text),
       ...(groups ? { groups } : {}),
-      afterCommit: (m, run) => void committed.set(m, run),
+      afterCommit: (m, run) => void committed.set(m, [...(committed.get(m) ?? []), run]),
+      post,
     };
     client.setMessageHandler((message, reply, tx) => this.handle(message, reply, deps, tx));
     const onMessage = (m: ReceivedMessage): void => {
-      const run = committed.get(m);
+      const runs = committed.get(m);
       committed.delete(m);
-      run?.();
+      for (const run of runs ?? []) run();
     };
     // Membership updates are deferred: the events fire inside a conversation's lane, which
     // ctx.send() would queue on. Tracked from now, so stop() also waits for one not yet started.
@@ -237,6 +275,8 @@ export class BotRuntime {
       : undefined;
     this.jobsEnabled = scheduler !== undefined;
     this.attachment = { client, deps, listeners, scheduler };
+    const store = options.store;
+    if (store) this.track(this.endInterrupted(client, store, post, options.duties ?? SOLE_OWNER));
   }
 
   /**
@@ -244,7 +284,12 @@ export class BotRuntime {
    * handlers asked for; the client keeps this runtime as its handler. Call before client.stop().
    */
   async stop(): Promise<void> {
+    this.halted = true;
     await this.attachment?.scheduler?.stop();
+    // A detached run whose commit event is due any moment gets a grace period before it gives up.
+    const settled = Promise.allSettled([...this.background]);
+    await Promise.race([settled, new Promise((r) => setTimeout(r, COMMIT_GRACE_MS).unref())]);
+    this.halt.resolve();
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
   }
 
@@ -291,7 +336,26 @@ export class BotRuntime {
   ): Promise<void> {
     try {
       const ctx = await messageUpdate(this.env, message, reply, deps, tx);
-      if (ctx) await run(this.chain, ctx);
+      if (!ctx) return;
+      const detached = ctx.run.detached;
+      const chain = run(this.chain, ctx);
+      // A handler that starts typing or streaming releases the lane early (detached-run.ts): the
+      // client commits now and the rest of the handler runs in the background, stop() waiting for it.
+      const first = await Promise.race([
+        chain.then(() => 'done' as const),
+        detached?.released.then(() => 'released' as const),
+      ]);
+      if (first === 'released' && detached) {
+        this.track(
+          chain.finally(() =>
+            detached
+              .close()
+              .catch((err: unknown) => this.log.error({ err }, 'could not close a detached reply')),
+          ),
+        );
+      } else {
+        await detached?.close();
+      }
     } catch (err) {
       // Only a bug in the runtime itself lands here; rethrowing would make the message poison.
       this.log.error({ err }, 'bot runtime failed on a message');
@@ -316,6 +380,29 @@ export class BotRuntime {
     const found = await groupEventUpdate(e, deps);
     if (!found) return;
     await run(this.chain, await membershipUpdate(this.env, found.event, deps, { info: found.info }));
+  }
+
+  /**
+   * Ends the replies a crash cut short (open-replies.ts), once the client is connected. With
+   * replicas only the scheduler's owner does it: another replica's marker may belong to a live run.
+   */
+  private async endInterrupted(
+    client: AttachableClient,
+    store: JobSource,
+    post: PostFn,
+    duties: Duties,
+  ): Promise<void> {
+    while (client.connected === false && !this.halted) {
+      await new Promise((r) => setTimeout(r, 100).unref());
+    }
+    if (this.halted || !duties.owns(DUTY.scheduler)) return;
+    const ended = await endInterruptedReplies(
+      this.name,
+      (p) => store.listConversationData(p),
+      post,
+      this.log,
+    );
+    if (ended > 0) this.log.info({ ended }, 'ended replies interrupted by a crash');
   }
 
   private startScheduler(client: AttachableClient, store: JobSource, duties: Duties): JobScheduler {

@@ -21,6 +21,7 @@ import { GROUP_COMMAND_MODES, type GroupCommandMode } from './parser.js';
 import { collectPlugins, type Plugin } from './plugin.js';
 import type { Middleware } from './composer.js';
 import type { BotContext } from './context.js';
+import { resolveTyping, type TypingOption, type TypingPlan } from './typing.js';
 
 /** How long a handler may run before it is abandoned and the error reply sent (ms). */
 export const DEFAULT_HANDLER_TIMEOUT_MS = 10_000;
@@ -48,6 +49,18 @@ export interface PlannedMessageHandler {
 }
 
 /** The membership updates a bot can handle: @OnJoin, @OnLeave, @OnMembers. */
+/** An @OnAction handler: `id` undefined answers every action. */
+export interface PlannedActionHandler {
+  readonly id: string | undefined;
+  readonly handler: BoundHandler;
+}
+
+/** An @OnReaction handler: `emoji` undefined answers every reaction. */
+export interface PlannedReactionHandler {
+  readonly emoji: string | undefined;
+  readonly handler: BoundHandler;
+}
+
 export type MembershipKind = 'join' | 'leave' | 'members';
 
 /** What scanBots() read from the bot classes: everything the compiler needs, checked once. */
@@ -61,6 +74,10 @@ export interface BotPlan {
   /** Every command once, in declaration order; the built-in /help (when on) last. */
   readonly commands: readonly PlannedCommand[];
   readonly messages: readonly PlannedMessageHandler[];
+  readonly actions: readonly PlannedActionHandler[];
+  readonly reactions: readonly PlannedReactionHandler[];
+  /** Automatic typing while a handler runs, or false. */
+  readonly typing: TypingPlan;
   readonly membership: Readonly<Record<MembershipKind, readonly BoundHandler[]>>;
   readonly onError: BoundHandler | undefined;
   /** The plugins' middleware, in the order given; it runs before use()'s. */
@@ -79,6 +96,8 @@ export interface ScanOptions {
   help?: boolean;
   /** Middleware, guard providers and handler instances (plugin.ts). */
   plugins?: readonly Plugin[];
+  /** Overrides the @Bot typing option. */
+  typing?: TypingOption;
 }
 
 /** Reads the decorators of bot instances (and plugins) into a BotPlan, validating it; no I/O. */
@@ -93,6 +112,8 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
   const infos: BotInfo[] = [];
   const commands: PlannedCommand[] = [];
   const messages: PlannedMessageHandler[] = [];
+  const actions: PlannedActionHandler[] = [];
+  const reactions: PlannedReactionHandler[] = [];
   const membership: Record<MembershipKind, BoundHandler[]> = { join: [], leave: [], members: [] };
   const errorHandlers: BoundHandler[] = [];
   for (const instance of instances) {
@@ -104,6 +125,8 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
     const handlers =
       meta.commands.length +
       meta.messages.length +
+      meta.actions.length +
+      meta.reactions.length +
       meta.join.length +
       meta.leave.length +
       meta.members.length;
@@ -116,6 +139,8 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
     const bind = (method: string | symbol): BoundHandler => bindMethod(instance, method, cls.name);
     for (const c of meta.commands) commands.push(planCommand(c, bind(c.method), guards));
     for (const m of meta.messages) messages.push({ filter: m.filter, handler: bind(m.method) });
+    for (const a of meta.actions) actions.push({ id: a.id, handler: bind(a.method) });
+    for (const r of meta.reactions) reactions.push({ emoji: r.emoji, handler: bind(r.method) });
     for (const m of meta.join) membership.join.push(bind(m));
     for (const m of meta.leave) membership.leave.push(bind(m));
     for (const m of meta.members) membership.members.push(bind(m));
@@ -135,6 +160,9 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
     admins,
     commands,
     messages,
+    actions,
+    reactions,
+    typing: resolveTyping(options.typing ?? infos.find((i) => i.typing !== undefined)?.typing),
     membership,
     onError: errorHandlers[0],
     middleware: plugins.middleware,

@@ -4,11 +4,14 @@
  */
 import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
+import type { ContentInput } from '../relay/content.js';
 import { ArgumentError, HandlerError } from '../relay/errors.js';
+import { actionsContent, deleteContent, editContent, reactionContent } from './agent-content.js';
 import type { Args } from './args.js';
 import {
-  replyTo,
   type BotContext,
+  type ChosenAction,
+  type ReceivedReaction,
   type BotSelf,
   type Conversation,
   type HandleDeps,
@@ -18,7 +21,9 @@ import {
   type Update,
 } from './context.js';
 import type { BotTransaction } from './data.js';
+import type { DetachedRun } from './detached-run.js';
 import type { GroupHandle } from './group.js';
+import type { TimeLease } from './time-lease.js';
 import type { LazySession } from './session.js';
 
 const USER_ID_HEX = /^[0-9a-f]{32}$/;
@@ -32,11 +37,17 @@ export interface UpdateRun {
   /** Where replies go while the handlers run; closed by the timeout middleware when they are done. */
   readonly gate: ReplyGate;
   /** The raw reply hook behind the gate, for @OnError's own gate. */
-  readonly reply: (r: string | ReplyContent) => void;
+  readonly reply: (r: string | ContentInput) => void;
   /** Called with a reply made after its gate closed. */
   readonly late: () => void;
   /** Posts to the conversation and waits for it (membership handlers' ctx.reply). */
-  readonly post: (r: string | ReplyContent) => Promise<void>;
+  readonly post: (r: string | ContentInput) => Promise<void>;
+  /** The handler's time limit counts from its last renewal (stream parts renew it). */
+  readonly lease: TimeLease;
+  /** A message update's run, which may commit early and go on detached; undefined for membership updates. */
+  readonly detached: DetachedRun | undefined;
+  /** A fresh message id. */
+  readonly newId: () => string;
   /** The group intents of a message update; undefined for membership updates. */
   readonly intents: { settle(handlerOk: boolean): void } | undefined;
 }
@@ -82,6 +93,35 @@ export function updateContext<A = Args, S = Record<string, unknown>>(
   const gate = change.gate ?? run.gate;
   const message = update.kind === 'message' ? update.message : undefined;
   const args = (change.args ?? {}) as A;
+  const content = message?.content;
+  const action: ChosenAction | undefined =
+    content?.type === 'action' && content.replyTo !== undefined
+      ? { id: content.content, messageId: content.replyTo }
+      : undefined;
+  const reaction: ReceivedReaction | undefined =
+    content?.type === 'reaction' && content.replyTo !== undefined
+      ? {
+          emoji: content.content,
+          messageId: content.replyTo,
+          removed: 'remove' in content && content.remove === true,
+        }
+      : undefined;
+  const detached = (what: string): DetachedRun => {
+    if (!run.detached) throw new HandlerError(`ctx.${what} works in message handlers only`);
+    if (!gate.isOpen) throw new HandlerError(`ctx.${what} after the handler finished or timed out`);
+    return run.detached;
+  };
+  /** Pushes content with an id (fresh unless given) and returns the id. */
+  const push = (c: ContentInput): string => {
+    const id = c.id ?? run.newId();
+    gate.push({ ...c, id } as ContentInput);
+    return id;
+  };
+  const incomingId = (what: string): string => {
+    const id = message?.content.id;
+    if (id === undefined) throw new HandlerError(`ctx.${what}: the incoming message has no id to refer to`);
+    return id;
+  };
   return {
     update,
     text: message?.content.content ?? '',
@@ -93,6 +133,8 @@ export function updateContext<A = Args, S = Record<string, unknown>>(
     conversation,
     group: init.group,
     message,
+    action,
+    reaction,
     bot: init.bot,
     log: init.log,
     session: run.session as unknown as BotContext<A, S>['session'],
@@ -110,15 +152,36 @@ export function updateContext<A = Args, S = Record<string, unknown>>(
       });
     },
 
-    reply(reply: string | ReplyContent): void {
-      if (!message) {
-        gate.push(reply);
-      } else if (typeof reply === 'string') {
-        gate.push(replyTo(message, reply));
-      } else {
-        const to = reply.replyTo ?? message.content.id;
-        gate.push({ ...reply, ...(to !== undefined ? { replyTo: to } : {}) });
-      }
+    reply(reply: string | ReplyContent): string {
+      const c: ReplyContent = typeof reply === 'string' ? { content: reply } : reply;
+      const to = c.replyTo ?? message?.content.id;
+      return push({ ...c, ...(to !== undefined ? { replyTo: to } : {}) });
+    },
+
+    react(emoji: string): void {
+      push(reactionContent(emoji, incomingId('react()')));
+    },
+
+    edit(messageId: string, text: string): void {
+      push(editContent(messageId, text));
+    },
+
+    delete(messageId: string): void {
+      push(deleteContent(messageId));
+    },
+
+    actions(prompt: string, actions: readonly { id: string; label: string }[]): string {
+      const c = actionsContent(prompt, actions);
+      const to = message?.content.id;
+      return push({ ...c, ...(to !== undefined ? { replyTo: to } : {}) });
+    },
+
+    typing(): Promise<void> {
+      return detached('typing()').typingStart();
+    },
+
+    stream(parts: AsyncIterable<string>, options: { replyTo?: string } = {}): Promise<string> {
+      return detached('stream()').streamReply(parts, options.replyTo, change.signal ?? run.controller.signal);
     },
 
     async send(userId: string, text: string): Promise<void> {

@@ -6,6 +6,7 @@
 import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage } from '../relay/client.js';
+import type { ContentInput } from '../relay/content.js';
 import { ConfigError, HandlerError } from '../relay/errors.js';
 import {
   conversationOf,
@@ -16,10 +17,14 @@ import {
   type HandleDeps,
   type MembersEvent,
   type MembershipEvent,
-  type ReplyContent,
   type ReplyFn,
 } from './context.js';
 import { gatedTransaction, noTransaction, transactionalSessionStore, type BotTransaction } from './data.js';
+import { DetachableTransaction, DetachedRun } from './detached-run.js';
+import { TimeLease } from './time-lease.js';
+import { postTarget } from './open-replies.js';
+import type { PacerTimers } from './stream-pacer.js';
+import type { TypingLimiter } from './typing.js';
 import { ParseError } from './errors.js';
 import { groupHandle, type GroupEvent, type GroupInfo } from './group.js';
 import { GroupIntents } from './middleware/group-intents.js';
@@ -40,6 +45,13 @@ export interface UpdateEnv {
   readonly self: (deps: HandleDeps) => BotSelf;
   /** Runs work after the current event, tracked so the runtime's stop() waits for it. */
   readonly later: (work: () => Promise<void>) => void;
+  /** Resolves when the runtime stops: a detached run still waiting for its commit gives up. */
+  readonly halted: () => Promise<void>;
+  /** A fresh message id (replies, streams). */
+  readonly newId: () => string;
+  readonly typing: TypingLimiter;
+  /** Time for stream pacing. */
+  readonly timers: PacerTimers;
 }
 
 export type MembershipUpdate = MembershipEvent | MembersEvent;
@@ -60,7 +72,15 @@ export async function messageUpdate(
     ...(message.content.id !== undefined ? { messageId: message.content.id } : {}),
   });
   const late = (): void => log.warn('a reply made after the handler finished was dropped');
-  const gate = new ReplyGate(reply, late);
+  // Until the run detaches, replies go to the client (committed with the message); after, they are sent.
+  // A holder: the gate exists before the run it may hand replies to (parse errors use it first).
+  const detachedRef: { run?: DetachedRun } = {};
+  const target = (r: string | ContentInput): void => {
+    const run = detachedRef.run;
+    if (run?.isDetached) run.reply(typeof r === 'string' ? { content: r } : r);
+    else reply(r);
+  };
+  const gate = new ReplyGate(target, late);
   let head: CommandHead | undefined;
   try {
     head = message.content.type === 'text' ? parseCommandHead(message.content.content) : undefined;
@@ -82,14 +102,42 @@ export async function messageUpdate(
     deps,
     log,
     tx: rawTx,
-    open: () => gate.isOpen,
+    // Group changes commit with the message; once the run detached, that commit is done.
+    open: () => gate.isOpen && detachedRef.run?.isDetached !== true,
     later: env.later,
   });
   const info =
     conversation.kind === 'group' ? await readGroupInfo(conversation.groupId, deps, log) : undefined;
   const group = info && deps.groups ? groupHandle(info, deps.groups, deps.selfId, intents.runner) : undefined;
-  const tx = rawTx ? gatedTransaction(rawTx, () => gate.isOpen) : noTransaction;
+  const detachable = new DetachableTransaction(rawTx ?? noTransaction);
+  const tx = rawTx ? gatedTransaction(detachable, () => gate.isOpen) : noTransaction;
   const store = env.session?.store ?? (rawTx ? transactionalSessionStore(tx, plan.name) : undefined);
+  const session = new LazySession<unknown>(conversation.id, store, env.session?.initial);
+  const lease = new TimeLease();
+  const detachedRun = new DetachedRun({
+    bot: plan.name,
+    runId: env.newId(),
+    to: postTarget(conversation),
+    answering: message.content.id,
+    post: deps.post,
+    tx: detachable,
+    session,
+    committed: () =>
+      deps.afterCommit
+        ? Promise.race([
+            new Promise<void>((resolve) => deps.afterCommit!(message, resolve)),
+            env.halted().then(() => {
+              throw new HandlerError('the runtime stopped before the message was committed');
+            }),
+          ])
+        : new Promise<void>((resolve) => setImmediate(resolve)),
+    newId: env.newId,
+    typing: env.typing,
+    timers: env.timers,
+    renew: () => lease.renew(),
+    log,
+  });
+  detachedRef.run = detachedRun;
   return updateContext({
     update: { kind: 'message', message },
     conversation,
@@ -114,13 +162,16 @@ export async function messageUpdate(
     },
     run: {
       deps,
-      session: new LazySession(conversation.id, store, env.session?.initial),
+      session,
       controller: new AbortController(),
       gate,
-      reply,
+      reply: target,
       late,
       post: (r) => Promise.resolve(gate.push(r)),
       intents,
+      lease,
+      detached: detachedRun,
+      newId: env.newId,
     },
   });
 }
@@ -142,9 +193,10 @@ export async function membershipUpdate(
   // Outside any message: a membership change made here runs at once.
   const group =
     info && deps.groups ? groupHandle(info, deps.groups, deps.selfId, (_what, op) => op()) : undefined;
-  const post = async (r: string | ReplyContent): Promise<void> => {
+  const post = async (r: string | ContentInput): Promise<void> => {
     if (conversation.kind === 'direct') {
-      await deps.send(conversation.id, typeof r === 'string' ? r : r.content);
+      if (deps.post && typeof r !== 'string') await deps.post(postTarget(conversation), r, []);
+      else await deps.send(conversation.id, typeof r === 'string' ? r : r.content);
       return;
     }
     if (event.kind === 'leave') {
@@ -193,6 +245,9 @@ export async function membershipUpdate(
       late,
       post,
       intents: undefined,
+      lease: new TimeLease(),
+      detached: undefined,
+      newId: env.newId,
     },
   });
 }

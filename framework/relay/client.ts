@@ -46,6 +46,7 @@ import { OutboxPublisher } from './outbox-publisher.js';
 import { withOutboxCheck } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
 import { PowMiner } from './pow.js';
+import type { ContentInput } from './content.js';
 import type { Profile } from './profile.js';
 import { systemRandom, type Random } from './random.js';
 import { createOpener, type Opener } from './seal.js';
@@ -318,7 +319,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    */
   async send(
     peer: string,
-    message: string | { content: string; id?: string; replyTo?: string; type?: string },
+    message: string | ContentInput,
     options: { data?: Array<{ conversationId: string; json: string }> } = {},
   ): Promise<{ id: string }> {
     const peerHex = userIdToHex(userIdFromHex(peer));
@@ -400,7 +401,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** Posts to a group's topic. `options.data` is committed in the same transaction as the message. */
   async sendToGroup(
     groupId: string,
-    message: string | { content: string; id?: string; replyTo?: string; type?: string },
+    message: string | ContentInput,
     options: { data?: Array<{ conversationId: string; json: string }> } = {},
   ): Promise<{ id: string }> {
     const content = typeof message === 'string' ? { content: message } : message;

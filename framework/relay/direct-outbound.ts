@@ -5,6 +5,7 @@
  * publishing and the events follow outside the lane (after-commit.ts). Network waits (bundle
  * fetch, the broker's PUBACKs) stay outside the lane too.
  */
+import type { ContentInput } from './content.js';
 import type { Logger } from 'pino';
 import type { AccessIndex } from './access.js';
 import { AfterCommit, allRan } from './after-commit.js';
@@ -41,7 +42,7 @@ import type { SessionEvent } from './steps/direct-welcome.js';
 import type { WelcomeQuota } from './welcome-quota.js';
 
 /** What a message we send carries besides its text. */
-export type OutgoingContent = { content: string; id: string; replyTo?: string; type?: string };
+export type OutgoingContent = ContentInput & { id: string };
 
 /** The client's parts the 1:1 shell drives: store, lanes, bundles, outbox, groups and its events. */
 export interface DirectShellDeps {

@@ -3,6 +3,7 @@
  * key refresh, posting, the committer's batched commit and carrying out stored intents. Each loads
  * the group in its lane, runs a step (steps/group-*.ts) and hands the write to the shell.
  */
+import type { ContentInput } from './content.js';
 import { allRan } from './after-commit.js';
 import type { UserIdHex } from './brand.js';
 import { ArgumentError } from './errors.js';
@@ -203,11 +204,7 @@ export abstract class GroupOutbound extends GroupLanes {
     await this.inLane(groupId, async (loaded, keep) => keep(await groupRefreshKeys(this.deps.ctx, loaded)));
   }
 
-  async send(
-    groupId: string,
-    content: { content: string; id: string; replyTo?: string; type?: string },
-    data: HandlerData,
-  ): Promise<void> {
+  async send(groupId: string, content: ContentInput & { id: string }, data: HandlerData): Promise<void> {
     await this.inLane(groupId, async (loaded, keep) => {
       let current = loaded;
       if (refreshBeforeGroupSend(this.deps.ctx, loaded)) {

@@ -1,6 +1,7 @@
 /**
  * The public shapes of N-way groups (PROTOCOL.md §9).
  */
+import type { ContentInput } from './content.js';
 import type { UnixSeconds, UserIdHex } from './brand.js';
 import type { AppContent } from './content.js';
 import type { PeerRecord } from './store.js';
@@ -72,7 +73,8 @@ export interface FetchedPeerBundle {
   powBits: number;
 }
 
-export type Reply = { content: string; type?: string; replyTo?: string };
+/** A reply a handler asks for: any §8 content (ContentInput); its `id` is kept when given, else a fresh one. */
+export type Reply = ContentInput;
 export type HandlerData = Array<{ conversationId: string; json: string }>;
 
 /**

@@ -5,7 +5,7 @@
  * the message that caused it, so a crash keeps all of it or none.
  */
 import type { UnixSeconds, UserIdHex } from './brand.js';
-import { encodeContent, type AppContent, type ContentEncodeOptions } from './content.js';
+import { encodeContent, type AppContent, type ContentEncodeOptions, type ContentInput } from './content.js';
 import { HandlerError } from './errors.js';
 import { withIntent } from './group-policy.js';
 import type { GroupIntent } from './group-meta.js';
@@ -104,7 +104,10 @@ export async function runHandler(
   return { replies, conversationData, changes };
 }
 
-/** A reply's content: the fresh `id`, and reply_to the message it answers unless the handler set one. */
+/**
+ * A reply's content: its own `id` when the handler gave one (the bot layer hands ids out so that
+ * ctx.reply() can return them), else the fresh `id`; reply_to the message it answers unless set.
+ */
 export function replyContent(
   reply: Reply,
   answered: AppContent,
@@ -112,5 +115,8 @@ export function replyContent(
   options: ContentEncodeOptions = {},
 ): Uint8Array {
   const replyTo = reply.replyTo ?? answered.id;
-  return encodeContent({ ...reply, id, ...(replyTo !== undefined ? { replyTo } : {}) }, options);
+  return encodeContent(
+    { ...reply, id: reply.id ?? id, ...(replyTo !== undefined ? { replyTo } : {}) } as ContentInput,
+    options,
+  );
 }

@@ -25,9 +25,10 @@ import {
 import { ReplyGate, type HandleDeps } from '../../framework/bot/context.js';
 import { LazySession } from '../../framework/bot/session.js';
 import { noTransaction } from '../../framework/bot/data.js';
+import { TimeLease } from '../../framework/bot/time-lease.js';
 import { updateContext, type UpdateContext } from '../../framework/bot/update-context.js';
 import type { UserIdHex } from '../../framework/relay/brand.js';
-import { ALICE, CAROL, SELF_ID, textMessage } from './helpers.js';
+import { ALICE, CAROL, SELF_ID, textMessage, withoutId } from './helpers.js';
 
 @Bot({ name: 'Compiled' })
 class Compiled {
@@ -88,7 +89,7 @@ function contextFor(
       ? { kind: 'direct' as const, id: update.message.from }
       : (update.conversation as { kind: 'direct'; id: string });
   const gate = new ReplyGate(
-    (r) => out.replies.push(r),
+    (r) => out.replies.push(withoutId(r)),
     () => undefined,
   );
   const deps: HandleDeps = { selfId: SELF_ID, send: async () => undefined };
@@ -116,10 +117,13 @@ function contextFor(
       session: new LazySession(conversation.id, store, undefined),
       controller: new AbortController(),
       gate,
-      reply: (r) => out.replies.push(r),
+      reply: (r) => out.replies.push(withoutId(r)),
       late: () => undefined,
       post: async (r) => void out.posted.push(r),
       intents: { settle: (ok) => void out.settled.push(ok) },
+      lease: new TimeLease(),
+      detached: undefined,
+      newId: () => 'id',
     },
   });
 }
@@ -199,7 +203,7 @@ describe('compileBot', () => {
         };
       },
     });
-    expect(names).toEqual(['recover', 'group-intents', 'time-limit', 'session-save']);
+    expect(names).toEqual(['recover', 'group-intents', 'time-limit', 'auto-typing', 'session-save']);
     const out: Ran = { replies: [], posted: [], settled: [] };
     const message = textMessage('/boom', { id: null });
     await run(chain, contextFor(plan, { kind: 'message', message }, out, { name: 'boom', args: '' }));

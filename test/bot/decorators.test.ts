@@ -101,6 +101,8 @@ describe('decorators record metadata', () => {
       bot: undefined,
       commands: [],
       messages: [],
+      actions: [],
+      reactions: [],
       join: [],
       leave: [],
       members: [],

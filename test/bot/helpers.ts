@@ -1,6 +1,7 @@
 /** Builds ReceivedMessages as RelayClient delivers them and collects what a handler replies. */
 import type { UserIdHex, UnixSeconds } from '../../framework/relay/brand.js';
 import type { ReceivedMessage } from '../../framework/relay/client.js';
+import type { ContentInput } from '../../framework/relay/content.js';
 import type { GroupApi, GroupInfo, HandleDeps, ReplyContent } from '../../framework/bot/index.js';
 
 export const SELF_ID = 'b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0';
@@ -32,11 +33,23 @@ export function textMessage(
   return { from, conversation: { kind: 'direct', id: from, groupId: 'e'.repeat(64) }, content, receivedAt };
 }
 
+/**
+ * A reply as the assertions here compare it: without the fresh id the runtime gives every reply
+ * (ids are checked by the agent-API tests), and as a plain string when only text is left.
+ */
+export function withoutId(r: string | ContentInput): string | ReplyContent {
+  if (typeof r === 'string') return r;
+  const { id: _id, ...rest } = r as ReplyContent;
+  return Object.keys(rest).length === 1 && 'content' in rest ? rest.content : (rest as ReplyContent);
+}
+
 export interface Collector {
   replies: Array<string | ReplyContent>;
   /** Reply texts only, in order. */
   texts(): string[];
-  reply: (r: string | ReplyContent) => void;
+  reply: (r: string | ContentInput) => void;
+  /** The replies as given, ids included. */
+  raw: Array<string | ContentInput>;
   sent: Array<{ userId: string; text: string }>;
   deps: HandleDeps;
 }
@@ -45,11 +58,16 @@ export interface Collector {
 export function collector(groups?: GroupApi): Collector {
   const replies: Array<string | ReplyContent> = [];
   const sent: Array<{ userId: string; text: string }> = [];
+  const raw: Array<string | ContentInput> = [];
   return {
     replies,
+    raw,
     sent,
     texts: () => replies.map((r) => (typeof r === 'string' ? r : r.content)),
-    reply: (r) => replies.push(r),
+    reply: (r) => {
+      raw.push(r);
+      replies.push(withoutId(r));
+    },
     deps: {
       selfId: SELF_ID,
       send: async (userId, text) => {

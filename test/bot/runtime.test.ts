@@ -13,7 +13,7 @@ import {
 } from '../../framework/bot/index.js';
 import type { UserIdHex } from '../../framework/relay/brand.js';
 import { ConfigError, HandlerError } from '../../framework/relay/errors.js';
-import { ALICE, CAROL, SELF_ID, collector, textMessage, type Collector } from './helpers.js';
+import { ALICE, CAROL, SELF_ID, collector, textMessage, withoutId, type Collector } from './helpers.js';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -526,8 +526,12 @@ describe('outreach, help, sessions, instances', () => {
     };
     runtime().attach(client as unknown as Parameters<BotRuntime['attach']>[0]);
     const replies: unknown[] = [];
-    await handler!(textMessage(`/tell ${CAROL} yo`, { id: null }), (r) => replies.push(r));
-    await handler!(textMessage(`/remind@${SELF_ID} 1 x`, { id: null }), (r) => replies.push(r));
+    await handler!(textMessage(`/tell ${CAROL} yo`, { id: null }), (r) =>
+      replies.push(withoutId(r as string)),
+    );
+    await handler!(textMessage(`/remind@${SELF_ID} 1 x`, { id: null }), (r) =>
+      replies.push(withoutId(r as string)),
+    );
     expect(replies).toEqual(['sent', 'ok: x in 1 min']);
     expect(sent).toEqual([[CAROL, 'yo']]);
   });

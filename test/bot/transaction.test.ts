@@ -16,7 +16,7 @@ import {
   type JobSend,
 } from '../../framework/bot/index.js';
 import { ArgumentError, ConfigError, HandlerError } from '../../framework/relay/errors.js';
-import { ALICE, CAROL, SELF_ID, collector, textMessage } from './helpers.js';
+import { ALICE, CAROL, SELF_ID, collector, textMessage, withoutId } from './helpers.js';
 
 @Bot({ name: 'Tx' })
 class TxBot {
@@ -125,7 +125,11 @@ describe('ctx.schedule', () => {
     rt.attach(client as unknown as Parameters<BotRuntime['attach']>[0]);
     const data = new MemoryDataStore();
     const replies: unknown[] = [];
-    await handler!(textMessage('/later 5 x', { id: null }), (r) => replies.push(r), data.transaction());
+    await handler!(
+      textMessage('/later 5 x', { id: null }),
+      (r) => replies.push(withoutId(r as string)),
+      data.transaction(),
+    );
     expect(replies).toEqual(['Sorry, something went wrong.']);
     expect(() => rt.attach(client as unknown as Parameters<BotRuntime['attach']>[0])).toThrow(ConfigError);
     await rt.detach();

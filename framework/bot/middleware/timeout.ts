@@ -3,10 +3,14 @@
  * cannot hold the conversation) must finish within `ms`. On expiry the update's reply gate closes at
  * once (late replies are dropped), ctx.signal aborts and a HandlerError goes up to recover.ts; the
  * handler itself keeps running in the background, unanswered.
+ *
+ * The limit can be renewed (TimeLease): a streaming handler is not stopped while its parts keep
+ * coming; it is stopped `ms` after the last part (or after its start, whichever is later).
  */
 import type { Logger } from 'pino';
 import { HandlerError } from '../../relay/errors.js';
 import type { Middleware } from '../composer.js';
+import type { TimeLease } from '../time-lease.js';
 import type { UpdateContext } from '../update-context.js';
 
 export type Outcome = { ok: true } | { ok: false; error: unknown };
@@ -17,15 +21,22 @@ export async function withinTimeLimit(
   ms: number,
   onExpire: () => void,
   log: Logger,
+  lease?: TimeLease,
 ): Promise<Outcome> {
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
   const expired = new Promise<Outcome>((resolve) => {
-    timer = setTimeout(() => {
+    const check = (): void => {
+      const left = lease?.left(ms) ?? 0;
+      if (left > 0) {
+        timer = setTimeout(check, left);
+        return;
+      }
       timedOut = true;
       onExpire();
       resolve({ ok: false, error: new HandlerError(`handler did not finish within ${ms} ms`) });
-    }, ms);
+    };
+    timer = setTimeout(check, ms);
   });
   const finished = Promise.resolve()
     .then(work)
@@ -51,7 +62,7 @@ export function timeLimit(ms: number): Middleware<UpdateContext> {
       gate.close();
       controller.abort();
     };
-    const outcome = await withinTimeLimit(() => next(), ms, expire, ctx.log);
+    const outcome = await withinTimeLimit(() => next(), ms, expire, ctx.log, ctx.run.lease);
     gate.close();
     if (!outcome.ok) throw outcome.error;
   };

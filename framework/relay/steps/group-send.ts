@@ -3,7 +3,7 @@
  * counted for the key refresh of both roles. The refresh that is due before it is its own step
  * (group-change.ts), committed first.
  */
-import { encodeContent, type AppContent } from '../content.js';
+import { encodeContent, type ContentInput } from '../content.js';
 import { committerRefreshDue, mayCommit, memberRefreshDue } from '../group-policy.js';
 import type { Loaded } from '../group-records.js';
 import type { HandlerData } from '../group-types.js';
@@ -19,7 +19,7 @@ export function refreshBeforeGroupSend(ctx: GroupStepContext, loaded: Loaded): b
 export async function groupSend(
   ctx: GroupStepContext,
   loaded: Loaded,
-  content: Omit<AppContent, 'type'> & { type?: string },
+  content: ContentInput,
   data: HandlerData,
 ): Promise<GroupWrite> {
   const { record, state, meta } = loaded;

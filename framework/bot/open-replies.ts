@@ -1,0 +1,107 @@
+/**
+ * Durable markers of handler runs that continue after their message committed (detached-run.ts):
+ * one row `replies:<bot>:<run id>` in the conversation data, written in the message's transaction,
+ * rewritten with the stream id by the first part of a stream, and deleted by the run's closing
+ * message. A marker still there at start-up belongs to a run a crash cut short; the runtime ends it
+ * with INTERRUPTED_REPLY (as the final text of its open stream, if it had one), so a receiver never
+ * waits on a reply that neither finishes nor fails.
+ */
+import type { Logger } from 'pino';
+import type { ContentInput } from '../relay/content.js';
+import { parseStored, TOMBSTONE } from './data.js';
+
+/** What ends a reply whose process crashed while producing it. */
+export const INTERRUPTED_REPLY = 'this reply was interrupted';
+
+/** Where a detached run posts: the peer of a direct conversation, or a group. */
+export interface PostTarget {
+  kind: 'direct' | 'group';
+  /** The peer's user id, or the group id. */
+  id: string;
+}
+
+/** A marker row's JSON. */
+export interface OpenReply {
+  to: PostTarget;
+  /** The incoming message the run answers. */
+  replyTo?: string;
+  /** The stream whose parts have gone out and whose final text has not. */
+  stream?: string;
+}
+
+/** Sends content (and commits `data` with it) to a conversation, through the client's commit-then-publish path. */
+export type PostFn = (
+  to: PostTarget,
+  content: ContentInput,
+  data: Array<{ conversationId: string; json: string }>,
+) => Promise<unknown>;
+
+export const openReplyPrefix = (bot: string): string => `replies:${bot}:`;
+export const openReplyKey = (bot: string, runId: string): string => `${openReplyPrefix(bot)}${runId}`;
+
+export function postTarget(
+  c: { kind: 'direct'; id: string } | { kind: 'group'; groupId: string },
+): PostTarget {
+  return c.kind === 'group' ? { kind: 'group', id: c.groupId } : { kind: 'direct', id: c.id };
+}
+
+export function encodeOpenReply(r: OpenReply): string {
+  return JSON.stringify(r);
+}
+
+/** A marker row, or undefined for a tombstone or a row this version cannot read. */
+export function decodeOpenReply(json: string): OpenReply | undefined {
+  let v: unknown;
+  try {
+    v = parseStored(json);
+  } catch {
+    return undefined;
+  }
+  if (typeof v !== 'object' || v === null) return undefined;
+  const o = v as Partial<OpenReply>;
+  const to = o.to;
+  if (!to || (to.kind !== 'direct' && to.kind !== 'group') || typeof to.id !== 'string') return undefined;
+  return {
+    to: { kind: to.kind, id: to.id },
+    ...(typeof o.replyTo === 'string' ? { replyTo: o.replyTo } : {}),
+    ...(typeof o.stream === 'string' ? { stream: o.stream } : {}),
+  };
+}
+
+/** The message that ends an interrupted run: its stream's final text, or a plain answer. */
+export function interruptedContent(r: OpenReply): ContentInput {
+  const replyTo = r.replyTo !== undefined ? { replyTo: r.replyTo } : {};
+  return r.stream !== undefined
+    ? { type: 'text', id: r.stream, content: INTERRUPTED_REPLY, ...replyTo }
+    : { content: INTERRUPTED_REPLY, ...replyTo };
+}
+
+/**
+ * Ends every marker left by a crash: sends INTERRUPTED_REPLY, committed together with the marker's
+ * deletion, so a crash during recovery repeats at most this one message and never loses it.
+ * Called once at start-up, before any handler of this process could have written a marker.
+ */
+export async function endInterruptedReplies(
+  bot: string,
+  list: (prefix: string) => Promise<Array<{ conversationId: string; json: string }>>,
+  post: PostFn,
+  log: Logger,
+): Promise<number> {
+  let ended = 0;
+  for (const row of await list(openReplyPrefix(bot))) {
+    const marker = decodeOpenReply(row.json);
+    if (!marker) continue;
+    try {
+      await post(marker.to, interruptedContent(marker), [
+        { conversationId: row.conversationId, json: TOMBSTONE },
+      ]);
+      ended++;
+    } catch (err) {
+      log.warn(
+        { err, marker: row.conversationId },
+        'could not end an interrupted reply; kept for the next start',
+      );
+    }
+  }
+  return ended;
+}

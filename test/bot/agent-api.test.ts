@@ -1,0 +1,526 @@
+/**
+ * The agent API of BotContext: react/edit/delete/actions (replies with ids), @OnAction/@OnReaction
+ * routing, typing (rate limit, automatic), stream (coalescing, final text, failure), the detached
+ * run's durable marker, the renewable time limit and the start-up end of interrupted replies.
+ */
+import { jest } from '@jest/globals';
+import { pino } from 'pino';
+import {
+  Bot,
+  BotRuntime,
+  INTERRUPTED_REPLY,
+  MemoryDataStore,
+  OnAction,
+  OnCommand,
+  OnError,
+  OnReaction,
+  STREAM_FAILED_NOTE,
+  StreamPacer,
+  TOMBSTONE,
+  decodeOpenReply,
+  endInterruptedReplies,
+  openReplyKey,
+  openReplyPrefix,
+  type BotContext,
+  type PostFn,
+  type PostTarget,
+} from '../../framework/bot/index.js';
+import type { UnixSeconds } from '../../framework/relay/brand.js';
+import type { ReceivedMessage } from '../../framework/relay/client.js';
+import type { AppContent, ContentInput } from '../../framework/relay/content.js';
+import { ArgumentError, ConfigError } from '../../framework/relay/errors.js';
+import { ALICE, collector, GROUP_ID, textMessage, TOPIC_ID } from './helpers.js';
+
+interface Posted {
+  to: PostTarget;
+  content: ContentInput;
+  data: Array<{ conversationId: string; json: string }>;
+}
+
+/** A stand-in for the client's commit-then-publish send: records, and commits `data` into `store`. */
+function poster(store: MemoryDataStore): { posted: Posted[]; post: PostFn } {
+  const posted: Posted[] = [];
+  const tx = store.transaction();
+  return {
+    posted,
+    post: async (to, content, data) => {
+      posted.push({ to, content, data });
+      for (const d of data) tx.saveData(d.conversationId, d.json);
+      return { id: content.id ?? 'x' };
+    },
+  };
+}
+
+function message(content: AppContent, kind: 'direct' | 'group' = 'direct'): ReceivedMessage {
+  const receivedAt = 1_700_000_000 as UnixSeconds;
+  if (kind === 'group') {
+    const conversation = { kind: 'group' as const, id: GROUP_ID, groupId: GROUP_ID, topicId: TOPIC_ID };
+    return { from: ALICE, conversation, content, receivedAt };
+  }
+  return {
+    from: ALICE,
+    conversation: { kind: 'direct', id: ALICE, groupId: 'e'.repeat(64) },
+    content,
+    receivedAt,
+  };
+}
+
+/** A controllable async iterable: push parts, then end() or fail(). */
+function source(): {
+  parts: AsyncIterable<string>;
+  push(p: string): void;
+  end(): void;
+  fail(e: Error): void;
+} {
+  const queue: Array<IteratorResult<string> | Error> = [];
+  let wake: (() => void) | undefined;
+  const put = (x: IteratorResult<string> | Error): void => {
+    queue.push(x);
+    wake?.();
+  };
+  return {
+    parts: {
+      [Symbol.asyncIterator]: () => ({
+        next: async (): Promise<IteratorResult<string>> => {
+          while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+          const x = queue.shift()!;
+          if (x instanceof Error) throw x;
+          return x;
+        },
+      }),
+    },
+    push: (p) => put({ value: p, done: false }),
+    end: () => put({ value: undefined, done: true }),
+    fail: (e) => put(e),
+  };
+}
+
+@Bot({ name: 'Agent', typing: false })
+class AgentBot {
+  ids: string[] = [];
+  errors: unknown[] = [];
+  chosen: Array<{ id: string; messageId: string; via: string }> = [];
+  reactions: Array<{ emoji: string; messageId: string; removed: boolean; via: string }> = [];
+  stream = source();
+  streamed: string | undefined;
+
+  @OnCommand('ask')
+  ask(ctx: BotContext): void {
+    const first = ctx.reply('first');
+    ctx.edit(first, 'first, edited');
+    ctx.delete(first);
+    ctx.react('👍');
+    this.ids.push(
+      first,
+      ctx.actions('pick one', [
+        { id: 'yes', label: 'Yes' },
+        { id: 'no', label: 'No' },
+      ]),
+    );
+  }
+
+  @OnCommand('bad', { args: '<which>' })
+  bad(ctx: BotContext<{ which: string }>): void {
+    const tries: Record<string, () => unknown> = {
+      many: () =>
+        ctx.actions(
+          'p',
+          Array.from({ length: 11 }, (_, i) => ({ id: `a${i}`, label: 'x' })),
+        ),
+      none: () => ctx.actions('p', []),
+      long: () => ctx.actions('p', [{ id: 'x'.repeat(129), label: 'x' }]),
+      twice: () =>
+        ctx.actions('p', [
+          { id: 'a', label: 'A' },
+          { id: 'a', label: 'B' },
+        ]),
+      emoji: () => ctx.react('x'.repeat(33)),
+      edit: () => ctx.edit('', 'text'),
+    };
+    try {
+      tries[ctx.args.which]!();
+    } catch (e) {
+      this.errors.push(e);
+    }
+  }
+
+  @OnCommand('stream')
+  async streamIt(ctx: BotContext<object, { n?: number }>): Promise<void> {
+    const s = await ctx.session.get();
+    s.n = 1;
+    ctx.reply('before');
+    this.streamed = await ctx.stream(this.stream.parts);
+    s.n = 2;
+    ctx.reply('after');
+  }
+
+  @OnCommand('typing')
+  async typing(ctx: BotContext): Promise<void> {
+    await ctx.typing();
+    await ctx.typing();
+    ctx.reply('done');
+  }
+
+  @OnAction('yes')
+  yes(ctx: BotContext): string {
+    this.chosen.push({ ...ctx.action!, via: 'yes' });
+    return 'you said yes';
+  }
+
+  @OnAction()
+  anyAction(ctx: BotContext): void {
+    this.chosen.push({ ...ctx.action!, via: 'any' });
+  }
+
+  @OnReaction('❤️')
+  heart(ctx: BotContext): void {
+    this.reactions.push({ ...ctx.reaction!, via: 'heart' });
+  }
+
+  @OnReaction()
+  anyReaction(ctx: BotContext): void {
+    this.reactions.push({ ...ctx.reaction!, via: 'any' });
+  }
+
+  @OnError()
+  onError(err: Error): string {
+    this.errors.push(err);
+    return `failed: ${err.message}`;
+  }
+}
+
+function setup(options: ConstructorParameters<typeof BotRuntime>[1] = {}) {
+  const bot = new AgentBot();
+  const rt = new BotRuntime(bot, options);
+  const store = new MemoryDataStore();
+  const p = poster(store);
+  const c = collector();
+  const deps = { ...c.deps, post: p.post };
+  const handle = (m: ReceivedMessage) => rt.handle(m, c.reply, deps, store.transaction());
+  return { bot, rt, store, c, deps, handle, posted: p.posted };
+}
+
+describe('replies with ids, reactions, edits, deletes, actions', () => {
+  test('each is a reply committed with the message; ctx.reply() and actions() return the ids they gave', async () => {
+    const { bot, c, handle } = setup();
+    await handle(textMessage('/ask', { id: 'q1' }));
+    const [first, actionsId] = bot.ids;
+    expect(c.raw).toEqual([
+      { content: 'first', replyTo: 'q1', id: first },
+      { type: 'edit', content: 'first, edited', replyTo: first, id: expect.any(String) },
+      { type: 'delete', content: '', replyTo: first, id: expect.any(String) },
+      { type: 'reaction', content: '👍', replyTo: 'q1', id: expect.any(String) },
+      {
+        type: 'actions',
+        content: 'pick one',
+        actions: [
+          { id: 'yes', label: 'Yes' },
+          { id: 'no', label: 'No' },
+        ],
+        replyTo: 'q1',
+        id: actionsId,
+      },
+    ]);
+    const ids = c.raw.map((r) => (r as { id: string }).id);
+    expect(new Set(ids).size).toBe(5);
+  });
+
+  test.each(['many', 'none', 'long', 'twice', 'emoji', 'edit'])(
+    'bad input %s is an ArgumentError at the call',
+    async (which) => {
+      const { bot, c, handle } = setup();
+      await handle(textMessage(`/bad ${which}`));
+      expect(bot.errors).toHaveLength(1);
+      expect(bot.errors[0]).toBeInstanceOf(ArgumentError);
+      expect(c.raw).toEqual([]);
+    },
+  );
+
+  test('@OnAction(id) gets its action, @OnAction() the others; ctx.action names the actions message', async () => {
+    const { bot, c, handle } = setup();
+    await handle(message({ type: 'action', content: 'yes', replyTo: 'act1', id: 'c1' }));
+    await handle(message({ type: 'action', content: 'no', replyTo: 'act1', id: 'c2' }, 'group'));
+    expect(bot.chosen).toEqual([
+      { id: 'yes', messageId: 'act1', via: 'yes' },
+      { id: 'no', messageId: 'act1', via: 'any' },
+    ]);
+    expect(c.replies).toEqual([{ content: 'you said yes', replyTo: 'c1' }]);
+  });
+
+  test('@OnReaction(emoji) and @OnReaction(); a text message reaches neither', async () => {
+    const { bot, handle } = setup();
+    await handle(message({ type: 'reaction', content: '❤️', replyTo: 'm1' }));
+    await handle(message({ type: 'reaction', content: '👍', replyTo: 'm2', remove: true }));
+    await handle(textMessage('❤️'));
+    expect(bot.reactions).toEqual([
+      { emoji: '❤️', messageId: 'm1', removed: false, via: 'heart' },
+      { emoji: '👍', messageId: 'm2', removed: true, via: 'any' },
+    ]);
+  });
+
+  test('ctx.message carries the typed content', async () => {
+    let seen: AppContent | undefined;
+    @Bot({ name: 'Typed' })
+    class Typed {
+      @OnAction()
+      act(ctx: BotContext): void {
+        seen = ctx.message!.content;
+      }
+    }
+    const rt = new BotRuntime(new Typed());
+    const c = collector();
+    await rt.handle(message({ type: 'action', content: 'go', replyTo: 'a1' }), c.reply, c.deps);
+    expect(seen).toEqual({ type: 'action', content: 'go', replyTo: 'a1' });
+  });
+});
+
+describe('streams and detached runs', () => {
+  test('the message commits at the first part; parts, final text, marker and session follow in order', async () => {
+    const { bot, rt, store, c, handle, posted } = setup();
+    await handle(textMessage('/stream', { id: 'q1' }));
+    // handle() returned: the client commits now, with the reply so far, the session and the marker.
+    expect(c.replies).toEqual([{ content: 'before', replyTo: 'q1' }]);
+    const markers = await store.listConversationData(openReplyPrefix('Agent'));
+    expect(markers).toHaveLength(1);
+    expect(decodeOpenReply(markers[0]!.json)).toEqual({ to: { kind: 'direct', id: ALICE }, replyTo: 'q1' });
+    expect(store.get('session:Agent:' + ALICE)).toBe('{"n":1}');
+    bot.stream.push('Hel');
+    bot.stream.push('lo');
+    await new Promise((r) => setTimeout(r, 300));
+    bot.stream.push(' world');
+    await new Promise((r) => setTimeout(r, 300));
+    bot.stream.push('!');
+    // Still buffered when the stream ends: not a part of its own, the final text carries it.
+    bot.stream.end();
+    await rt.stop();
+    const types = posted.map((p) => p.content.type ?? 'text');
+    expect(types).toEqual(['stream', 'stream', 'text', 'text', 'typing']);
+    const [p0, p1, final, after, closing] = posted.map((p) => p.content) as Array<Record<string, unknown>>;
+    expect(p0).toMatchObject({ id: bot.streamed, seq: 0, content: 'Hello', replyTo: 'q1' });
+    expect(p1).toMatchObject({ id: bot.streamed, seq: 1, content: ' world' });
+    expect(final).toEqual({ type: 'text', id: bot.streamed, content: 'Hello world!', replyTo: 'q1' });
+    expect(after).toMatchObject({ content: 'after', replyTo: 'q1' });
+    expect(closing).toEqual({ type: 'typing', state: 'stop', content: '' });
+    // The first part names the stream in the marker; the closing message deletes it and saves the session.
+    expect(decodeOpenReply(posted[0]!.data[0]!.json)?.stream).toBe(bot.streamed);
+    expect(posted[4]!.data).toEqual(
+      expect.arrayContaining([
+        { conversationId: markers[0]!.conversationId, json: TOMBSTONE },
+        { conversationId: 'session:Agent:' + ALICE, json: '{"n":2}' },
+      ]),
+    );
+    expect(decodeOpenReply(store.get(markers[0]!.conversationId)!)).toBeUndefined();
+  });
+
+  test('a stream whose iterable throws ends with a final text saying so, and the error reaches @OnError', async () => {
+    const { bot, rt, handle, posted } = setup();
+    await handle(textMessage('/stream', { id: 'q2' }));
+    bot.stream.push('partial');
+    await new Promise((r) => setTimeout(r, 50));
+    bot.stream.fail(new Error('model went away'));
+    await rt.stop();
+    const texts = posted.filter((p) => (p.content.type ?? 'text') === 'text').map((p) => p.content);
+    expect(texts[0]).toMatchObject({ type: 'text', content: `partial\n\n${STREAM_FAILED_NOTE}` });
+    expect(texts[1]).toMatchObject({ content: 'failed: model went away', replyTo: 'q2' });
+    expect((bot.errors[0] as Error).message).toBe('model went away');
+  });
+
+  test('a streaming handler outlives the time limit while parts keep coming, and not after they stop', async () => {
+    const { bot, rt, handle, posted } = setup({ handlerTimeoutMs: 200 });
+    await handle(textMessage('/stream', { id: 'q3' }));
+    for (let i = 0; i < 6; i++) {
+      bot.stream.push(`${i}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    bot.stream.end();
+    await rt.stop();
+    expect(bot.errors).toEqual([]);
+    expect(posted.find((p) => p.content.type === 'text')?.content.content).toBe('012345');
+
+    const again = setup({ handlerTimeoutMs: 200 });
+    await again.handle(textMessage('/stream', { id: 'q4' }));
+    again.bot.stream.push('stalled');
+    await new Promise((r) => setTimeout(r, 500));
+    again.bot.stream.end();
+    await again.rt.stop();
+    const finals = again.posted
+      .filter((p) => (p.content.type ?? 'text') === 'text')
+      .map((p) => p.content.content);
+    expect(finals).toContain(`stalled\n\n${STREAM_FAILED_NOTE}`);
+    expect(finals).toContain('failed: handler did not finish within 200 ms');
+  });
+
+  test('nothing is sent after the detach until the client reports the message committed', async () => {
+    const { rt, store, c, posted } = setup();
+    let commit: (() => void) | undefined;
+    const deps = {
+      ...c.deps,
+      post: poster(store).post,
+      afterCommit: (_m: ReceivedMessage, run: () => void) => void (commit = run),
+    };
+    const sent: Posted[] = [];
+    deps.post = async (to, content, data) => void sent.push({ to, content, data });
+    await rt.handle(textMessage('/typing', { id: 't0' }), c.reply, deps, store.transaction());
+    await new Promise((r) => setTimeout(r, 100));
+    expect(commit).toBeDefined();
+    expect(sent).toEqual([]);
+    commit!();
+    await rt.stop();
+    expect(sent.map((p) => p.content.type ?? 'text')).toEqual(['typing', 'text', 'typing']);
+    expect(posted).toEqual([]);
+  });
+
+  test('stop() does not wait forever on a run whose commit event never comes; nothing is sent', async () => {
+    const { bot, rt, store, c } = setup();
+    const sent: Posted[] = [];
+    const deps = {
+      ...c.deps,
+      post: async (to: PostTarget, content: ContentInput, data: Posted['data']) =>
+        void sent.push({ to, content, data }),
+      afterCommit: () => undefined,
+    };
+    await rt.handle(textMessage('/typing', { id: 't9' }), c.reply, deps, store.transaction());
+    await rt.stop();
+    expect(sent).toEqual([]);
+    expect((bot.errors[0] as Error).message).toMatch(/stopped before the message was committed/);
+  });
+
+  test('ctx.typing() sends at most one typing start per 3 s per conversation, and detaches', async () => {
+    const { rt, c, handle, posted } = setup();
+    await handle(textMessage('/typing', { id: 't1' }));
+    await rt.stop();
+    expect(c.raw).toEqual([]);
+    expect(posted.map((p) => p.content)).toEqual([
+      { type: 'typing', state: 'start', content: '' },
+      expect.objectContaining({ content: 'done', replyTo: 't1' }),
+      { type: 'typing', state: 'stop', content: '' },
+    ]);
+  });
+
+  test('automatic typing starts when a handler runs past afterMs; off, it never does', async () => {
+    @Bot({ name: 'Slow' })
+    class Slow {
+      @OnCommand('slow')
+      async slow(): Promise<string> {
+        await new Promise((r) => setTimeout(r, 150));
+        return 'slow answer';
+      }
+    }
+    for (const typing of [{ afterMs: 50, everyMs: 3000 }, false as const]) {
+      const rt = new BotRuntime(new Slow(), { typing });
+      const store = new MemoryDataStore();
+      const p = poster(store);
+      const c = collector();
+      await rt.handle(
+        textMessage('/slow', { id: 's1' }),
+        c.reply,
+        { ...c.deps, post: p.post },
+        store.transaction(),
+      );
+      await rt.stop();
+      if (typing) {
+        expect(c.raw).toEqual([]);
+        expect(p.posted.map((x) => x.content.type ?? 'text')).toEqual(['typing', 'text', 'typing']);
+      } else {
+        expect(c.replies).toEqual([{ content: 'slow answer', replyTo: 's1' }]);
+        expect(p.posted).toEqual([]);
+      }
+    }
+  });
+});
+
+describe('options', () => {
+  test('typing options are checked where they are given; @OnAction/@OnReaction arguments too', () => {
+    expect(() => Bot({ name: 'x', typing: { everyMs: 100 } })).toThrow(ConfigError);
+    expect(() => Bot({ name: 'x', typing: { afterMs: -1 } })).toThrow(ConfigError);
+    expect(() => new BotRuntime(new AgentBot(), { typing: { afterMs: 1.5 } })).toThrow(ConfigError);
+    expect(() => OnAction('x'.repeat(129))).toThrow(ConfigError);
+    expect(() => OnReaction('')).toThrow(ConfigError);
+    expect(new BotRuntime(new AgentBot()).plan.typing).toBe(false);
+    expect(new BotRuntime(new AgentBot(), { typing: {} }).plan.typing).toEqual({
+      afterMs: 1000,
+      everyMs: 5000,
+    });
+  });
+});
+
+describe('StreamPacer', () => {
+  test('parts arriving every 10 ms go out at most 4 per second, in seq order, nothing lost', async () => {
+    jest.useFakeTimers();
+    try {
+      const sent: Array<{ at: number; seq: number; text: string }> = [];
+      const pacer = new StreamPacer(async (text, seq) => {
+        sent.push({ at: Date.now(), seq, text });
+      });
+      const start = Date.now();
+      let all = '';
+      for (let i = 0; i < 200; i++) {
+        const part = `${i % 10}`;
+        all += part;
+        pacer.add(part);
+        await jest.advanceTimersByTimeAsync(10);
+      }
+      await pacer.finish();
+      expect(sent.map((s) => s.seq)).toEqual(sent.map((_, i) => i));
+      for (let i = 1; i < sent.length; i++) expect(sent[i]!.at - sent[i - 1]!.at).toBeGreaterThanOrEqual(250);
+      // 2 s of input: at most 4 per second (+1 for the first, sent at once).
+      expect(sent.length).toBeLessThanOrEqual(9);
+      expect(sent.length).toBeGreaterThanOrEqual(7);
+      expect(sent[0]!.at).toBe(start);
+      expect(all.startsWith(sent.map((s) => s.text).join(''))).toBe(true);
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+
+  test('a part that cannot be sent fails the next add()', async () => {
+    jest.useFakeTimers();
+    try {
+      const pacer = new StreamPacer(() => Promise.reject(new Error('broker gone')));
+      pacer.add('a');
+      await jest.advanceTimersByTimeAsync(1);
+      expect(() => pacer.add('b')).toThrow('broker gone');
+      await expect(pacer.finish()).rejects.toThrow('broker gone');
+    } finally {
+      jest.useRealTimers();
+    }
+  });
+});
+
+describe('replies interrupted by a crash', () => {
+  test('markers left behind are ended with INTERRUPTED_REPLY (the stream final when named) and deleted', async () => {
+    const store = new MemoryDataStore();
+    const tx = store.transaction();
+    tx.saveData(
+      openReplyKey('Agent', 'r1'),
+      JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q1' }),
+    );
+    tx.saveData(
+      openReplyKey('Agent', 'r2'),
+      JSON.stringify({ to: { kind: 'group', id: GROUP_ID }, replyTo: 'q2', stream: 's2' }),
+    );
+    tx.saveData(openReplyKey('Other', 'r3'), JSON.stringify({ to: { kind: 'direct', id: ALICE } }));
+    tx.saveData(openReplyKey('Agent', 'r4'), 'not json at all');
+    const p = poster(store);
+    const ended = await endInterruptedReplies(
+      'Agent',
+      (x) => store.listConversationData(x),
+      p.post,
+      pino({ level: 'silent' }),
+    );
+    expect(ended).toBe(2);
+    expect(p.posted.map((x) => [x.to, x.content])).toEqual([
+      [
+        { kind: 'direct', id: ALICE },
+        { content: INTERRUPTED_REPLY, replyTo: 'q1' },
+      ],
+      [
+        { kind: 'group', id: GROUP_ID },
+        { type: 'text', id: 's2', content: INTERRUPTED_REPLY, replyTo: 'q2' },
+      ],
+    ]);
+    expect(store.get(openReplyKey('Agent', 'r1'))).toBe(TOMBSTONE);
+    expect(store.get(openReplyKey('Agent', 'r2'))).toBe(TOMBSTONE);
+    expect(store.get(openReplyKey('Other', 'r3'))).not.toBe(TOMBSTONE);
+  });
+});
