@@ -15,7 +15,7 @@
  * the first token is answered with one short sentence; a failure in the middle of an answer ends
  * the streamed text with a note saying it was cut short, and that turn is not kept in the history.
  */
-import { Bot, HandlerError, OnCommand, OnMessage, type Args, type BotContext } from '../../index.js';
+import { Bot, OnCommand, OnMessage, type Args, type BotContext } from '../../index.js';
 import { ModelError } from './errors.js';
 import {
   boundHistory,
@@ -28,37 +28,6 @@ import { ModelClient } from './model-client.js';
 import { checkOptions, type AssistantBotOptions, type CheckedOptions } from './options.js';
 import { describeServer, resolveModelServer, type Environment } from './server-config.js';
 import { TypingIndicator } from './typing.js';
-
-/**
- * The agent context API this bot uses (ctx.stream, ctx.typing). Declared here until the framework's
- * BotContext has them; once it does, `BotContext & StreamingContext` is the same type.
- */
-export interface StreamingContext {
-  /** Streams the parts (coalesced), then a final text superseding them; resolves to its id. */
-  stream(parts: AsyncIterable<string>, options?: { replyTo?: string }): Promise<string>;
-  typing(): Promise<void>;
-}
-
-/**
- * ctx.stream, checked: the decorators type handlers by BotContext, and a runtime without it must
- * fail loudly rather than answer half-way. Only the streamed answer needs it; the refusal and the
- * error sentences are plain replies.
- */
-export function streamOf<A>(ctx: BotContext<A, AssistantSession>): StreamingContext['stream'] {
-  const c = ctx as BotContext<A, AssistantSession> & Partial<StreamingContext>;
-  if (typeof c.stream !== 'function') {
-    throw new HandlerError(
-      'the assistant needs ctx.stream, which this relay-bot runtime does not have; run it with a relay-bot that supports agent messages (PROTOCOL.md §8)',
-    );
-  }
-  return (parts, options) => c.stream!(parts, options);
-}
-
-/** ctx.typing when the runtime has it: "typing…" is a courtesy, never a reason to fail. */
-function typingOf<A>(ctx: BotContext<A, AssistantSession>): (() => Promise<void>) | undefined {
-  const c = ctx as BotContext<A, AssistantSession> & Partial<StreamingContext>;
-  return typeof c.typing === 'function' ? () => c.typing!() : undefined;
-}
 
 /** Where the assistant gets things the config file does not give: the environment, and fetch for tests. */
 export interface AssistantBotDeps {
@@ -198,7 +167,7 @@ export class AssistantBot {
     const parts = this.client.stream(chatMessages(this.options.systemPrompt, history, question), {
       signal: ctx.signal,
     });
-    const typing = new TypingIndicator(typingOf(ctx), ctx.log, this.options.typingEveryMs);
+    const typing = new TypingIndicator(() => ctx.typing(), ctx.log, this.options.typingEveryMs);
     typing.start();
     let first: IteratorResult<string, void>;
     try {
@@ -211,15 +180,8 @@ export class AssistantBot {
       typing.stop();
     }
     if (first.done) return 'the model returned an empty answer; try asking differently';
-    let stream: StreamingContext['stream'];
-    try {
-      stream = streamOf(ctx);
-    } catch (err) {
-      await parts.return(undefined);
-      throw err;
-    }
     const relayed = new Relayed(this.options.maxAnswerChars);
-    await stream(this.relay(first.value, parts, relayed, ctx));
+    await ctx.stream(this.relay(first.value, parts, relayed, ctx));
     if (relayed.failure === undefined) {
       session.history = boundHistory([...history, { question, answer: relayed.text }], this.bounds);
     }

@@ -11,8 +11,6 @@ export {
   mentionedQuestion,
   modelErrorReply,
   type AssistantBotDeps,
-  streamOf,
-  type StreamingContext,
 } from './assistant-bot.js';
 export { ModelError, MODEL_ERROR_REASONS, reasonForStatus, type ModelErrorReason } from './errors.js';
 export { boundHistory, chatMessages, readHistory } from './history.js';

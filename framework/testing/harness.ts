@@ -37,7 +37,7 @@ import { MemoryRelayStore, RelayClient, type RelayStore } from '../relay/index.j
 import { createRelayDataSource, TypeOrmRelayStore } from '../store/index.js';
 import { Peer, Signal, type TestPeer } from './peer.js';
 
-export type { TestGroupMessage, TestPeer, TestReply } from './peer.js';
+export type { TestGroupMessage, TestPeer, TestReply, TestTyping } from './peer.js';
 
 /** How long nextReply() waits for the bot by default (ms). */
 export const DEFAULT_REPLY_TIMEOUT_MS = 30_000;

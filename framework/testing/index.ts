@@ -9,6 +9,7 @@ export type {
   TestPeer,
   TestReply,
   TestGroupMessage,
+  TestTyping,
   TestBot,
   BotConstructor,
 } from './harness.js';

@@ -20,6 +20,13 @@ export interface TestGroupMessage extends TestReply {
   readonly groupId: string;
 }
 
+/** A typing indicator a test peer received: who, start or stop, and the group (absent in 1:1). */
+export interface TestTyping {
+  readonly from: string;
+  readonly state: 'start' | 'stop';
+  readonly groupId?: string;
+}
+
 /** A user talking to the bot under test: send() messages, await nextReply(). */
 export interface TestPeer {
   readonly userId: string;
@@ -29,6 +36,11 @@ export interface TestPeer {
   readonly replies: readonly TestReply[];
   /** Every group event of this peer's client, in order. */
   readonly groupEvents: readonly GroupEvent[];
+  /**
+   * Typing indicators (§8 `typing`) this peer received, in order. Kept apart from replies and group
+   * messages: they are ephemeral, and a handler slower than ~1 s sends them on its own.
+   */
+  readonly typing: readonly TestTyping[];
   /**
    * Creates a group with this peer as its committer. `members` (user ids) default to the bot;
    * resolves once the invitations are published, not when the invitees have joined.
@@ -109,6 +121,7 @@ const GROUP_POLL_MS = 100;
 export class Peer implements TestPeer {
   readonly replies: TestReply[] = [];
   readonly groupEvents: GroupEvent[] = [];
+  readonly typing: TestTyping[] = [];
   private cursor = 0;
   private readonly arrived = new Signal();
   private readonly inGroups = new Map<string, TestGroupMessage[]>();
@@ -128,7 +141,10 @@ export class Peer implements TestPeer {
         id: m.content.id,
         replyTo: m.content.replyTo,
       };
-      if (m.conversation.kind === 'group') {
+      if (m.content.type === 'typing') {
+        const where = m.conversation.kind === 'group' ? { groupId: m.conversation.groupId } : {};
+        if ('state' in m.content) this.typing.push({ from: m.from, state: m.content.state, ...where });
+      } else if (m.conversation.kind === 'group') {
         const groupId = m.conversation.groupId;
         const list = this.inGroups.get(groupId) ?? [];
         list.push({ ...reply, from: m.from, groupId });

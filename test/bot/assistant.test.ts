@@ -15,9 +15,8 @@ import AssistantBotDefault, {
   TypingIndicator,
   type AssistantBotOptions,
   type AssistantSession,
-  type StreamingContext,
 } from '../../bots/assistant/index.js';
-import { ConfigError, HandlerError, readBotMetadata, type BotContext } from '../../index.js';
+import { ConfigError, readBotMetadata, type BotContext } from '../../index.js';
 import { FakeModelServer, type FakeReply } from '../support/fake-model-server.js';
 import { ALICE, GROUP_ID, SELF_ID, TOPIC_ID, textMessage } from './helpers.js';
 
@@ -60,8 +59,8 @@ class Conversation {
   context(
     text: string,
     call: Call,
-    opts: { command?: string; args?: Record<string, unknown>; type?: string; withStream?: boolean } = {},
-  ): BotContext<never, AssistantSession> & StreamingContext {
+    opts: { command?: string; args?: Record<string, unknown>; type?: string } = {},
+  ): BotContext<never, AssistantSession> {
     let value: AssistantSession | undefined;
     const session = {
       get: async (): Promise<AssistantSession> => {
@@ -102,22 +101,18 @@ class Conversation {
       commit: () => {
         if (value !== undefined) this.stored = JSON.stringify(value);
       },
-      ...(opts.withStream === false
-        ? {}
-        : {
-            typing: async (): Promise<void> => {
-              call.events.push('typing');
-            },
-            stream: async (parts: AsyncIterable<string>): Promise<string> => {
-              call.events.push('stream');
-              const got: string[] = [];
-              for await (const p of parts) got.push(p);
-              call.streams.push(got);
-              return 'stream-id';
-            },
-          }),
+      typing: async (): Promise<void> => {
+        call.events.push('typing');
+      },
+      stream: async (parts: AsyncIterable<string>): Promise<string> => {
+        call.events.push('stream');
+        const got: string[] = [];
+        for await (const p of parts) got.push(p);
+        call.streams.push(got);
+        return 'stream-id';
+      },
     };
-    return ctx as unknown as BotContext<never, AssistantSession> & StreamingContext;
+    return ctx as unknown as BotContext<never, AssistantSession>;
   }
 
   /** Sends `text` to the bot as a message (plain, or /ask and /reset when it starts with them). */
@@ -421,19 +416,6 @@ test('bad options fail at construction with the fix', () => {
   expect(() => new AssistantBot({}, { env: { OPENAI_BASE_URL: 'http://h/v1' } })).toThrow(
     /OPENAI_BASE_URL\) but no model/,
   );
-});
-
-test('a runtime without ctx.stream: refusals and errors still answer, an answer is a HandlerError', async () => {
-  const call: Call = { streams: [], events: [], result: undefined };
-  const chat = new Conversation();
-  const plain = (bot: AssistantBot): Promise<string | undefined> | undefined =>
-    bot.message(chat.context('hi', call, { withStream: false }) as never);
-  expect(await plain(new AssistantBot({}, { env: {} }))).toBe(NOT_CONFIGURED);
-  server.reply({ kind: 'status', status: 500 });
-  expect(await plain(assistant())).toBe('the model server failed; try again later');
-  server.reply({ kind: 'stall', chunks: ['never shown'] });
-  await expect(async () => plain(assistant())).rejects.toThrow(HandlerError);
-  expect(call.events).toEqual([]);
 });
 
 test('modelErrorReply has a sentence for every reason', () => {
