@@ -41,7 +41,7 @@ import { Parking } from './parking.js';
 import { PowMiner } from './pow.js';
 import type { Profile } from './profile.js';
 import { systemRandom, type Random } from './random.js';
-import { createOpener, type Opener } from './seal.js';
+import { createOpener, SealKeyCache, type Opener } from './seal.js';
 import type { OutboxRecord, RelayStore } from './store.js';
 import type { StepContext } from './steps/context.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
@@ -157,6 +157,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       prefix: this.prefix,
       miner,
       accessKeys: new mls.ExporterCache(),
+      sealKeys: new SealKeyCache(),
       onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
     };
     const updateEveryMessages = opts.updateEveryMessages ?? 1000;
