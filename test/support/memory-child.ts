@@ -2,7 +2,7 @@
  * The measured side of test/integration/memory.test.ts, in its own process so that only what a
  * bot holds counts (not Jest, not the generator): opens the filled Postgres schema, starts a
  * RelayClient with BotRuntime(EchoBot) on it, scans every conversation the way the runtime reaches
- * them (the group list, each group's info, each peer's session, one by one), then prints
+ * them (the group list, each group's info, each peer's session, a few at a time), then prints
  * `MEMORY {"rss":…,"maxRss":…,"groups":…,"sessions":…}` (bytes) and exits.
  *
  * Env: MEMORY_BROKER_URL, MEMORY_PREFIX, MEMORY_PG_URL, MEMORY_SCHEMA.
@@ -17,6 +17,19 @@ const env = (name: string): string => {
   if (!v) throw new Error(`${name} is not set`);
   return v;
 };
+
+const CONCURRENCY = 8;
+
+/** How many of `items` `find` finds, CONCURRENCY lookups in flight at a time. */
+async function countFound<T>(items: readonly T[], find: (t: T) => Promise<unknown>): Promise<number> {
+  let next = 0;
+  let found = 0;
+  const worker = async () => {
+    while (next < items.length) if (await find(items[next++]!)) found++;
+  };
+  await Promise.all(Array.from({ length: CONCURRENCY }, worker));
+  return found;
+}
 
 async function main(): Promise<void> {
   const store = new TypeOrmRelayStore(
@@ -33,10 +46,9 @@ async function main(): Promise<void> {
   runtime.attach(client, { store });
   await client.start();
   const groups = await client.groups();
-  let groupsSeen = 0;
-  for (const g of groups) if (await client.group(g.groupId)) groupsSeen++;
-  let sessions = 0;
-  for (const peer of await client.peers()) if (await client.sessionWith(peer)) sessions++;
+  // A few at a time, as a bot's conversations are served concurrently (each lane on its own).
+  const groupsSeen = await countFound(groups, (g) => client.group(g.groupId));
+  const sessions = await countFound(await client.peers(), (peer) => client.sessionWith(peer));
   const rss = process.memoryUsage().rss;
   // resourceUsage().maxRSS is in kilobytes: the peak over the whole run, start-up and scan included.
   const maxRss = process.resourceUsage().maxRSS * 1024;
