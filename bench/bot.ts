@@ -36,6 +36,11 @@ const PEER_BATCH = 10;
 const RAW_PAYLOAD_BYTES = 600;
 /** `BENCH_BOT_CPU_PROF=<dir>` runs the bot child with --cpu-prof, profile written there on exit. */
 const CPU_PROF_DIR = process.env.BENCH_BOT_CPU_PROF;
+/**
+ * `BENCH_BOT_SYNC_COMMIT=off` runs the bot's Postgres sessions with synchronous_commit off: a figure
+ * for what the WAL flush per commit costs, never a default (a crash could lose acknowledged work).
+ */
+const SYNC_COMMIT_OFF = process.env.BENCH_BOT_SYNC_COMMIT === 'off';
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
@@ -191,7 +196,13 @@ async function botRuns(url: string, raw: Map<number, Window>): Promise<void> {
   let child: BenchChild | undefined;
   const peers: Peer[] = [];
   try {
-    const started = await BenchChild.start('bot-child.ts', ['bot', url, prefix, PG_URL, schema], {
+    // The URL's options replace the search_path the store sets for its schema, so both go in it.
+    const pgUrl = SYNC_COMMIT_OFF
+      ? withSessionOptions(PG_URL, [`search_path=${schema}`, 'synchronous_commit=off'])
+      : PG_URL;
+    if (SYNC_COMMIT_OFF)
+      note('bot sessions run with synchronous_commit=off (a figure only, never a default)');
+    const started = await BenchChild.start('bot-child.ts', ['bot', url, prefix, pgUrl, schema], {
       nodeFlags: CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [],
     });
     child = started.child;
@@ -228,6 +239,16 @@ async function botRuns(url: string, raw: Map<number, Window>): Promise<void> {
 }
 
 const formatRate = (x: number): string => x.toFixed(0);
+
+/**
+ * `url` with `-c <setting>` for each setting in the options sent to the server at connect time.
+ * pg lets a connection string's options override the store's own (its search_path), hence both.
+ */
+function withSessionOptions(url: string, settings: readonly string[]): string {
+  const u = new URL(url);
+  u.searchParams.set('options', settings.map((s) => `-c ${s}`).join(' '));
+  return u.toString();
+}
 
 export async function run(): Promise<void> {
   if (!(await postgresAnswers())) {

@@ -149,6 +149,9 @@ export class AccessIndex {
   setSession(sessionId: string, keys: { current: Uint8Array; previous?: Uint8Array }): void {
     checkKey(keys.current);
     if (keys.previous !== undefined) checkKey(keys.previous);
+    // Every processed message re-indexes its session; the keys change only with the epoch, and
+    // recomputing the same hints would cost four HMACs per bucket for nothing.
+    if (sameKeys(this.sessions.get(sessionId), keys)) return;
     this.removeSession(sessionId);
     const copy: SessionKeys = { current: keys.current.slice() };
     if (keys.previous !== undefined) copy.previous = keys.previous.slice();
@@ -230,6 +233,15 @@ export class AccessIndex {
       this.tables.set(bucket, table);
     }
   }
+}
+
+function sameKeys(
+  held: SessionKeys | undefined,
+  keys: { current: Uint8Array; previous?: Uint8Array },
+): boolean {
+  if (held === undefined || !equalBytes(held.current, keys.current)) return false;
+  if (held.previous === undefined || keys.previous === undefined) return held.previous === keys.previous;
+  return equalBytes(held.previous, keys.previous);
 }
 
 function keysOf(keys: SessionKeys): Uint8Array[] {

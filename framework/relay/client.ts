@@ -49,7 +49,7 @@ import { PowMiner } from './pow.js';
 import type { ContentInput } from './content.js';
 import type { Profile } from './profile.js';
 import { systemRandom, type Random } from './random.js';
-import { createOpener, type Opener } from './seal.js';
+import { createOpener, SealKeyCache, type Opener } from './seal.js';
 import type { OutboxRecord, RelayStore } from './store.js';
 import type { StepContext } from './steps/context.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
@@ -188,6 +188,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       prefix: this.prefix,
       miner,
       accessKeys: new mls.ExporterCache(),
+      sealKeys: new SealKeyCache(),
       onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
     };
     const updateEveryMessages = opts.updateEveryMessages ?? 1000;

@@ -13,7 +13,7 @@ import { LABEL, SENT_AT_WINDOW_SECONDS } from './labels.js';
 import * as mls from './mls/index.js';
 import { powChallenge, type PowMiner } from './pow.js';
 import type { Random } from './random.js';
-import { seal } from './seal.js';
+import { seal, type SealKeyCache } from './seal.js';
 import type { OutboxRecord, PeerRecord } from './store.js';
 import { inboxTopic } from './topics.js';
 
@@ -29,6 +29,8 @@ export interface SealContext {
   miner: PowMiner;
   /** Access keys for sealing in a session, derived once per conversation and epoch. */
   accessKeys: mls.ExporterCache;
+  /** Peers' parsed seal keys (seal.ts); without it each envelope parses its recipient's key. */
+  sealKeys?: SealKeyCache;
   /** First contact mined a proof of work (for metrics). */
   onPow(bits: number, seconds: number): void;
 }
@@ -49,7 +51,14 @@ export async function sealInSession(
     senderId: ctx.identity.userId,
     senderIdentityKey: ctx.identity.signingPublic,
   });
-  const sealed = await seal({ recipientId: peerId, recipientSealKey: peer.sealKey, plaintext, sentAt, hint });
+  const sealed = await seal({
+    recipientId: peerId,
+    recipientSealKey: peer.sealKey,
+    plaintext,
+    sentAt,
+    hint,
+    ...(ctx.sealKeys ? { keys: ctx.sealKeys } : {}),
+  });
   const tag = accessTag(key, sealed.enc, sealed.ciphertext, sentAt);
   return encodeEnvelope({ ...sealed, powNonce: 0n, access: { hint, tag }, sentAt });
 }
@@ -67,7 +76,13 @@ export async function sealWithPow(
     senderId: ctx.identity.userId,
     senderIdentityKey: ctx.identity.signingPublic,
   } as InnerPayload);
-  const sealed = await seal({ recipientId: peerId, recipientSealKey: peer.sealKey, plaintext, sentAt });
+  const sealed = await seal({
+    recipientId: peerId,
+    recipientSealKey: peer.sealKey,
+    plaintext,
+    sentAt,
+    ...(ctx.sealKeys ? { keys: ctx.sealKeys } : {}),
+  });
   const started = performance.now();
   const nonce = await ctx.miner.mine(
     powChallenge(peerId, sentAt, sealed.enc, sealed.ciphertext),

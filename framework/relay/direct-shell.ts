@@ -85,18 +85,15 @@ export class DirectShell extends DirectOutbound {
     sender: UserIdHex,
     now: UnixSeconds,
   ): Promise<DropReason | undefined> {
-    const { inner } = opened;
-    let groupId: string;
-    try {
-      groupId = toHex(mls.groupIdOfMessage(inner.mls));
-    } catch {
-      return 'mls';
-    }
+    const { inner, message } = opened;
+    // Decoded once at the edge (inbound-envelope.ts); absent when the bytes are no PrivateMessage.
+    if (!message) return 'mls';
+    const groupId = toHex(message.groupId);
     if (opened.tokenSession !== undefined && opened.tokenSession !== groupId) return 'access_session';
     const digest = digestHex(inner.mls);
     const loaded = await this.deps.states.loadDirect(groupId, digest);
     if (!loaded) return 'unknown_session';
-    const step = await directMessage(this.deps.ctx, loaded, { inner, sender, now }, (err) =>
+    const step = await directMessage(this.deps.ctx, loaded, { inner, message, sender, now }, (err) =>
       this.deps.log.debug({ err }, 'mls rejected message'),
     );
     if (step.drop) return step.drop;

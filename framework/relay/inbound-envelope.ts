@@ -11,7 +11,8 @@ import type { UnixSeconds, UserId } from './brand.js';
 import { toHex } from './bytes.js';
 import type { DropReason } from './drops.js';
 import { decodeEnvelope, decodeInnerPayload, type InnerPayload, type SealedEnvelope } from './envelope.js';
-import { SENT_AT_WINDOW_SECONDS } from './labels.js';
+import { MSG_TYPE, SENT_AT_WINDOW_SECONDS } from './labels.js';
+import * as mls from './mls/index.js';
 import { powChallengeForDigest, verifyPow } from './pow.js';
 import { replayDigest, type ReplayCache, type ReplayClaim } from './replay-cache.js';
 import type { Opener } from './seal.js';
@@ -35,6 +36,12 @@ export interface OpenedEnvelope {
   tokenSession?: string;
   /** Held in memory until the message's outcome is known; settle it exactly then. */
   claim: ReplayClaim;
+  /**
+   * msg_type 2: the inner MLS message, decoded once here for everything after (the key-change
+   * ordering, the session lookup, the engine). Absent when it does not decode: the 1:1 shell then
+   * drops it as 'mls'.
+   */
+  message?: mls.DecodedMessage;
 }
 
 export type EnvelopeCheck =
@@ -116,10 +123,26 @@ export async function checkEnvelope(
   } catch (e) {
     return dropClaimed('inner_payload', e);
   }
+  const message = inner.msgType === MSG_TYPE.message ? decodedOrUndefined(inner.mls) : undefined;
   return {
     ok: true,
-    value: { envelope: env, inner, digest, claim, ...(tokenSession ? { tokenSession } : {}) },
+    value: {
+      envelope: env,
+      inner,
+      digest,
+      claim,
+      ...(tokenSession ? { tokenSession } : {}),
+      ...(message ? { message } : {}),
+    },
   };
+}
+
+function decodedOrUndefined(bytes: Uint8Array): mls.DecodedMessage | undefined {
+  try {
+    return mls.decodeMessage(bytes);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Kept until the envelope's sent_at leaves the acceptance window, plus a minute. */

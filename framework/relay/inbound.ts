@@ -11,17 +11,11 @@ import { deriveUserId, userIdToHex, verifySealedSenderKey } from './identity.js'
 import type { EnvelopeCheck, OpenedEnvelope } from './inbound-envelope.js';
 import type { KeyedSerialQueue } from './keyed-queue.js';
 import { MSG_TYPE } from './labels.js';
-import * as mls from './mls/index.js';
 
 /** A 1:1 Welcome or commit: afterwards envelopes carry access tokens of a new session or epoch. */
-export function changesAccessKeys(inner: InnerPayload): boolean {
-  if (inner.msgType === MSG_TYPE.welcome) return true;
-  if (inner.msgType !== MSG_TYPE.message) return false;
-  try {
-    return mls.peekHeader(inner.mls).contentType === 'commit';
-  } catch {
-    return false;
-  }
+export function changesAccessKeys(opened: Pick<OpenedEnvelope, 'inner' | 'message'>): boolean {
+  if (opened.inner.msgType === MSG_TYPE.welcome) return true;
+  return opened.inner.msgType === MSG_TYPE.message && opened.message?.contentType === 'commit';
 }
 
 /** PROTOCOL.md §6: key 1 derives from key 2, and a new sealed-sender key is signed by key 2. */
@@ -95,7 +89,7 @@ export class InboxPipeline {
       let keyChangesBefore: Promise<void> | undefined;
       if (!checked.ok && checked.reason === 'pow' && checked.retryAfterEarlier) {
         keyChangesBefore = this.keyChanges;
-      } else if (checked.ok && changesAccessKeys(checked.value.inner)) {
+      } else if (checked.ok && changesAccessKeys(checked.value)) {
         this.keyChanges = Promise.all([this.keyChanges, mine]).then(() => undefined);
       }
       checkedIn();

@@ -16,7 +16,7 @@
 import { CipherSuite, type KeyPair } from 'hpke';
 import { ArgumentError, VerificationError } from './errors.js';
 import { USER_ID_LENGTH, type UnixSeconds, type UserId } from './brand.js';
-import { concatBytes, u64be, utf8 } from './bytes.js';
+import { concatBytes, toHex, u64be, utf8 } from './bytes.js';
 import { LABEL } from './labels.js';
 import {
   AEAD_AES_256_GCM,
@@ -90,6 +90,8 @@ export interface SealArgs {
   plaintext: Uint8Array;
   sentAt: UnixSeconds;
   hint?: Uint8Array;
+  /** Parsed recipient keys to reuse; without it the key is parsed for this call. */
+  keys?: SealKeyCache;
   /**
    * Tests only: derive the ephemeral key with DeriveKeyPair(ikmE) (RFC 9180 §7.1.3) instead of
    * drawing it at random. Reusing an ikmE reuses the AES key and nonce: never set it in production.
@@ -115,18 +117,67 @@ export async function seal(args: SealArgs): Promise<Sealed> {
     throw new ArgumentError(`recipient seal key must be ${SEAL_KEY_LENGTH} bytes`);
   }
   const suite = args.unsafeIkmE === undefined ? SUITE : deterministicSuite(args.unsafeIkmE);
-  let recipientPublicKey: X25519Key;
-  try {
-    recipientPublicKey = await suite.DeserializePublicKey(args.recipientSealKey);
-  } catch (cause) {
-    throw new VerificationError('recipient seal key is not an X25519 public key', { cause });
-  }
+  const recipientPublicKey = args.keys
+    ? await cachedKey(args.keys, args.recipientSealKey)
+    : await parseRecipientKey(args.recipientSealKey);
   try {
     const sealed = await suite.Seal(recipientPublicKey, args.plaintext, { info, aad });
     return { enc: sealed.encapsulatedSecret, ciphertext: sealed.ciphertext };
   } catch (cause) {
     // A low-order recipient key (all-zero DH output, RFC 9180 §7.1.4) is the expected cause.
     throw new VerificationError('sealing to this recipient key failed', { cause });
+  }
+}
+
+async function parseRecipientKey(sealKey: Uint8Array): Promise<X25519Key> {
+  try {
+    return await SUITE.DeserializePublicKey(sealKey);
+  } catch (cause) {
+    throw new VerificationError('recipient seal key is not an X25519 public key', { cause });
+  }
+}
+
+/** Reads a SealKeyCache; set once by the class below, so its keys never show in its public shape. */
+let cachedKey: (cache: SealKeyCache, sealKey: Uint8Array) => Promise<X25519Key>;
+
+/**
+ * Recipients' seal keys, parsed once per key rather than once per envelope (a WebCrypto import
+ * each time otherwise): a bot answers the same peers over and over. Bounded; the least recently
+ * used key goes first. Keys are looked up by their bytes, so a hit is always the same key.
+ */
+export class SealKeyCache {
+  readonly #keys = new Map<string, X25519Key>();
+  readonly #limit: number;
+
+  static {
+    cachedKey = (cache, sealKey) => cache.#get(sealKey);
+  }
+
+  constructor(limit = 1024) {
+    if (!Number.isSafeInteger(limit) || limit < 1)
+      throw new ArgumentError('seal key cache limit must be ≥ 1');
+    this.#limit = limit;
+  }
+
+  /** Keys held. */
+  get size(): number {
+    return this.#keys.size;
+  }
+
+  /** The parsed key; VerificationError when the bytes are no X25519 public key. */
+  async #get(sealKey: Uint8Array): Promise<X25519Key> {
+    const id = toHex(sealKey);
+    const hit = this.#keys.get(id);
+    if (hit) {
+      // Refresh recency so the working set survives eviction.
+      this.#keys.delete(id);
+      this.#keys.set(id, hit);
+      return hit;
+    }
+    const key = await parseRecipientKey(sealKey);
+    this.#keys.set(id, key);
+    if (this.#keys.size > this.#limit) this.#keys.delete(this.#keys.keys().next().value!);
+    return key;
   }
 }
 

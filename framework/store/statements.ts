@@ -10,12 +10,37 @@ import { placeholders } from './sql.js';
 /** `"a", "b", "c"`: quoted column names. */
 export const columnList = (columns: readonly string[]): string => columns.map((c) => `"${c}"`).join(', ');
 
-/** `INSERT … ON CONFLICT (key) DO UPDATE` for every non-key column; valid in Postgres and SQLite. */
-function upsertSql(table: string, key: string[], columns: readonly string[]): string {
+/** `(?, ?), (?, ?)`: the VALUES list of `rows` rows of `width` columns. */
+export const valueRows = (rows: number, width: number): string =>
+  Array.from({ length: rows }, () => `(${placeholders(width)})`).join(', ');
+
+/**
+ * `INSERT … ON CONFLICT (key) DO UPDATE` for every non-key column, of `rows` rows at once; valid in
+ * Postgres and SQLite. The rows of one statement must have distinct keys (Postgres refuses to
+ * update a row twice in one statement).
+ */
+function upsertSql(table: string, key: string[], columns: readonly string[], rows = 1): string {
   const all = [...key, ...columns];
   const set = columns.map((c) => `"${c}" = excluded."${c}"`).join(', ');
-  return `INSERT INTO "${table}" (${columnList(all)}) VALUES (${placeholders(all.length)}) ON CONFLICT (${columnList(key)}) DO UPDATE SET ${set}`;
+  return `INSERT INTO "${table}" (${columnList(all)}) VALUES ${valueRows(rows, all.length)} ON CONFLICT (${columnList(key)}) DO UPDATE SET ${set}`;
 }
+
+/** PEER_UPSERT for `rows` peers with distinct user ids. */
+export const peerUpsertRows = (rows: number): string =>
+  upsertSql(
+    'peers',
+    ['user_id'],
+    PEER_COLUMNS.filter((c) => c !== 'user_id'),
+    rows,
+  );
+
+/** CONVERSATION_DATA_UPSERT for `rows` entries with distinct conversation ids. */
+export const conversationDataUpsertRows = (rows: number): string =>
+  upsertSql('conversation_data', ['conversation_id'], ['json', 'at_rest'], rows);
+
+/** OUTBOX_INSERT for `rows` rows; they take their seq in the order listed. */
+export const outboxInsertRows = (rows: number): string =>
+  `INSERT INTO "outbox" (${columnList(OUTBOX_COLUMNS)}) VALUES ${valueRows(rows, OUTBOX_COLUMNS.length)}`;
 
 export const IDENTITY_UPSERT = upsertSql(
   'identities',

@@ -143,6 +143,23 @@ describe('AccessIndex', () => {
     expect(toHex(K3)).toBe('33'.repeat(32));
   });
 
+  test('setting the same keys again keeps the entries as they are; dropping the previous key removes it', () => {
+    const index = new AccessIndex();
+    const now = t(v.sent_at + 5);
+    index.setSession('alice', { current: K1, previous: K0 });
+    const before = index.lookup(accessHint(K1, sentAt), sentAt, now)[0];
+    // Every processed message re-indexes its session with unchanged keys: nothing is recomputed.
+    index.setSession('alice', { current: key(0x11), previous: key(0x10) });
+    const after = index.lookup(accessHint(K1, sentAt), sentAt, now)[0];
+    expect(after?.key).toBe(before?.key);
+    expect(index.lookup(accessHint(K0, sentAt), sentAt, now)).toHaveLength(1);
+    // Same current key without the previous one is a change, not a repeat.
+    index.setSession('alice', { current: K1 });
+    expect(index.lookup(accessHint(K0, sentAt), sentAt, now)).toEqual([]);
+    expect(index.lookup(accessHint(K1, sentAt), sentAt, now)).toHaveLength(1);
+    expect(index.size).toBe(1);
+  });
+
   test('sessions added before and after the bucket table exists are both found', () => {
     const index = new AccessIndex();
     const now = t(v.sent_at);

@@ -54,7 +54,7 @@ import {
   newKeyPackage,
   type SigningIdentity,
 } from './keypackage.js';
-import { decodePrivateMessage, peekPrivateMessage, type MlsContentType } from './sender.js';
+import { parsedMessage, peekPrivateMessage, type DecodedMessage, type MlsContentType } from './sender.js';
 import { assertTreeBounds, GroupLimitError, welcomeTreeLimits } from './tree-bounds.js';
 import {
   clientStateOf,
@@ -526,11 +526,11 @@ export interface Received {
 export async function receivePrivateMessage(
   ctx: MlsContext,
   session: GroupSession,
-  message: Uint8Array,
+  message: Uint8Array | DecodedMessage,
   admit: Admission,
 ): Promise<Received> {
-  const pm = decodePrivateMessage(message);
-  const peeked = await peekPrivateMessage(ctx, session, pm);
+  const { pm, memo } = parsedMessage(message);
+  const peeked = await peekPrivateMessage(ctx, session, pm, memo);
   const data = unwrap(session);
   const group = data.group;
   const ownLeaf = group.privatePath.leafIndex;
@@ -557,7 +557,9 @@ export async function receivePrivateMessage(
   const attempt = async (state: ClientState) => {
     refusal = undefined;
     removedSelf = false;
-    const result = await processPrivateMessage(state, pm, makePskIndex(state, {}), ctx.cipherSuite, policy);
+    // The SenderData the peek decrypted is answered from its memo, not decrypted again.
+    const cs = memo.replaying(ctx.cipherSuite);
+    const result = await processPrivateMessage(state, pm, makePskIndex(state, {}), cs, policy);
     if (result.kind === 'newState' && result.actionTaken === 'reject' && !removedSelf) {
       throw refusal ?? new ProtocolError('message rejected by session policy');
     }
@@ -596,7 +598,7 @@ export async function receivePrivateMessage(
   // The policy rejects every commit removing our leaf, so ts-mls never reaches its own
   // removedFromGroup state here; `removedSelf` is the only signal.
   const result = await guarded('processing an MLS message', async () => {
-    const r = await apply();
+    const r = await apply().finally(() => memo.wipe());
     // Inside guarded: these verify signatures on keys taken from the message.
     if (peeked.contentType === 'proposal') {
       const [received] = proposals;
@@ -720,7 +722,7 @@ export function isAllowed(proposal: Proposal, allowed: readonly ProposalKind[]):
 export async function processMessage(
   ctx: MlsContext,
   session: GroupSession,
-  message: Uint8Array,
+  message: Uint8Array | DecodedMessage,
   opts: ProcessOptions = {},
 ): Promise<ProcessedMessage> {
   const allowed = opts.allowedProposals ?? ['update'];

@@ -31,6 +31,7 @@ import { equalBytes, toHex, wipe } from '../bytes.js';
 import { ArgumentError, ProtocolError, RelayError, VerificationError } from '../errors.js';
 import { credentialIsValid, userIdFromKey } from './auth.js';
 import type { MlsContext } from './context.js';
+import type { DecodedMessage } from './sender.js';
 import {
   afterEpochChange,
   createSoloGroup,
@@ -655,7 +656,7 @@ function proposalRefusal(p: ProposalWithSender): RelayError | undefined {
 export async function processGroupMessage(
   ctx: MlsContext,
   session: GroupSession,
-  message: Uint8Array,
+  message: Uint8Array | DecodedMessage,
   _opts: ProcessGroupOptions = {},
 ): Promise<ProcessedGroupMessage> {
   const got = await receivePrivateMessage(ctx, session, message, groupAdmission);

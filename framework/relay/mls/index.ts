@@ -64,6 +64,8 @@ export {
   type ProcessedGroupMessage,
 } from './group.js';
 export {
+  decodeMessage,
+  DecodedMessage,
   peekSender,
   peekHeader,
   groupIdOfMessage,

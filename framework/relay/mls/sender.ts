@@ -13,6 +13,7 @@ import { equalBytes } from '../bytes.js';
 import { CodecError, ProtocolError, VerificationError } from '../errors.js';
 import { userIdFromKey } from './auth.js';
 import type { MlsContext } from './context.js';
+import { SenderDataMemo } from './sender-data-memo.js';
 import { unwrap, type GroupSession } from './state.js';
 
 export type MlsContentType = 'application' | 'proposal' | 'commit';
@@ -29,6 +30,10 @@ export interface PeekedSender {
 
 /** Parses MLSMessage bytes that must carry a PrivateMessage; no keys needed. */
 export function decodePrivateMessage(bytes: Uint8Array): PrivateMessage {
+  return parseFramed(bytes);
+}
+
+function parseFramed(bytes: Uint8Array): PrivateMessage {
   let decoded;
   try {
     decoded = decodeMlsMessage(bytes, 0);
@@ -54,6 +59,70 @@ export interface MessageHeader {
 }
 
 /**
+ * Make and read DecodedMessages: set once by the class below, so that the parsed (ts-mls) form is
+ * reachable from mls/ only and never part of the class's public shape.
+ */
+let decoded: (bytes: Uint8Array, pm: PrivateMessage) => DecodedMessage;
+let parsedOf: (m: DecodedMessage) => { pm: PrivateMessage; memo: SenderDataMemo };
+
+/**
+ * A PrivateMessage parsed once where it arrives (decodeMessage) and handed down to processing, so
+ * that neither the routing (group id, content type) nor the engine parses the bytes again. The
+ * header fields are the clear PrivateMessage header (RFC 9420 §6.3): unauthenticated until the
+ * message decrypts. The parsed form stays inside mls/ (no ts-mls type leaves it), and so does the
+ * SenderData decrypted while peeking at the sender, which processing then reuses.
+ */
+export class DecodedMessage implements MessageHeader {
+  readonly #pm: PrivateMessage;
+  readonly #memo = new SenderDataMemo();
+
+  static {
+    decoded = (bytes, pm) => new DecodedMessage(bytes, pm);
+    parsedOf = (m) => ({ pm: m.#pm, memo: m.#memo });
+  }
+
+  /** Use decodeMessage. */
+  private constructor(
+    /** The MLSMessage bytes as received. */
+    readonly bytes: Uint8Array,
+    pm: PrivateMessage,
+  ) {
+    this.#pm = pm;
+  }
+
+  /** The group id the message claims. */
+  get groupId(): Uint8Array {
+    return this.#pm.groupId;
+  }
+
+  /** The epoch it was framed in. */
+  get epoch(): bigint {
+    return this.#pm.epoch;
+  }
+
+  /** Application, proposal or commit. */
+  get contentType(): MlsContentType {
+    return this.#pm.contentType;
+  }
+}
+
+/**
+ * Parses MLSMessage bytes that must carry a PrivateMessage (no keys needed): CodecError when they
+ * do not decode, ProtocolError for another wire format.
+ */
+export function decodeMessage(bytes: Uint8Array): DecodedMessage {
+  return decoded(bytes, parseFramed(bytes));
+}
+
+/** Bytes or an already decoded message: the parsed message and its SenderData memo. */
+export function parsedMessage(message: Uint8Array | DecodedMessage): {
+  pm: PrivateMessage;
+  memo: SenderDataMemo;
+} {
+  return parsedOf(message instanceof DecodedMessage ? message : decodeMessage(message));
+}
+
+/**
  * The clear PrivateMessage header (RFC 9420 §6.3), no keys needed and unauthenticated until the
  * message decrypts: enough to route a group payload and to tell a fallen-behind member (§9).
  */
@@ -70,15 +139,21 @@ export function groupIdOfMessage(bytes: Uint8Array): Uint8Array {
 export async function peekSender(
   ctx: MlsContext,
   session: GroupSession,
-  message: Uint8Array,
+  message: Uint8Array | DecodedMessage,
 ): Promise<PeekedSender> {
-  return peekPrivateMessage(ctx, session, decodePrivateMessage(message));
+  const { pm, memo } = parsedMessage(message);
+  return peekPrivateMessage(ctx, session, pm, memo);
 }
 
+/**
+ * The sender of `pm` from its SenderData, decrypted under the epoch's sender_data_secret. With a
+ * memo, the decryption is recorded so that processing the message can reuse it.
+ */
 export async function peekPrivateMessage(
   ctx: MlsContext,
   session: GroupSession,
   pm: PrivateMessage,
+  memo?: SenderDataMemo,
 ): Promise<PeekedSender> {
   const group = unwrap(session).group;
   if (!equalBytes(pm.groupId, group.groupContext.groupId)) {
@@ -94,7 +169,8 @@ export async function peekPrivateMessage(
 
   let senderData;
   try {
-    senderData = await decryptSenderData(pm, epochData.senderDataSecret, ctx.cipherSuite);
+    const cs = memo ? memo.recording(ctx.cipherSuite) : ctx.cipherSuite;
+    senderData = await decryptSenderData(pm, epochData.senderDataSecret, cs);
   } catch (e) {
     throw new VerificationError('sender data does not decrypt', { cause: e });
   }

@@ -26,6 +26,8 @@ export interface DirectLoaded {
 
 export interface DirectMessageInput {
   inner: Pick<InnerPayload, 'mls' | 'senderIdentityKey'>;
+  /** `inner.mls` decoded already (at the edge); decoded here when absent. */
+  message?: mls.DecodedMessage;
   sender: UserIdHex;
   now: UnixSeconds;
 }
@@ -59,7 +61,7 @@ export async function directMessage(
   try {
     // processMessage decrypts the sender data itself and returns a new state without touching
     // `state`, so the binding is checked on its result, before anything is kept.
-    result = await mls.processMessage(ctx.mls, state, inner.mls);
+    result = await mls.processMessage(ctx.mls, state, input.message ?? inner.mls);
   } catch (e) {
     log((e as Error).message);
     return { drop: 'mls' };

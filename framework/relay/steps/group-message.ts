@@ -13,7 +13,8 @@ import type { StepContext } from './context.js';
 
 export interface GroupPayload {
   message: Uint8Array;
-  header: ReturnType<typeof mls.peekHeader>;
+  /** `message` decoded once, here: its clear header routes and judges it, MLS processes it. */
+  header: mls.DecodedMessage;
 }
 
 /** Size, GroupPayload framing and the MLS clear header: no state needed. */
@@ -21,7 +22,7 @@ export function readGroupPayload(payload: Uint8Array, maxBytes: number): GroupPa
   if (payload.length > maxBytes) return { drop: 'oversize' };
   try {
     const message = decodeGroupPayload(payload);
-    return { message, header: mls.peekHeader(message) };
+    return { message, header: mls.decodeMessage(message) };
   } catch {
     return { drop: 'group_payload' };
   }
@@ -49,7 +50,7 @@ export async function groupMessage(
   if (verdict !== 'process') return { drop: `group_${verdict}` };
   let result: mls.ProcessedGroupMessage;
   try {
-    result = await mls.processGroupMessage(ctx.mls, loaded.state, input.message, { now: ctx.clock.now() });
+    result = await mls.processGroupMessage(ctx.mls, loaded.state, input.header, { now: ctx.clock.now() });
   } catch (e) {
     // Echoed back by a broker that ignores No Local (aedes, at times): a copy of our own message.
     if (e instanceof mls.OwnMessageError) return { drop: 'duplicate' };
