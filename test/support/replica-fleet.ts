@@ -56,6 +56,8 @@ export class ReplicaFleet {
         RELAY_REPLICA_SLOT: String(slot),
         // Warnings (RELAY_STATE_KEY unset) would bury the errors a failure prints.
         RELAY_LOG_LEVEL: 'error',
+        // /metrics on a free port: its drop counters say what a failed run's replicas refused.
+        RELAY_METRICS_PORT: '0',
       },
     });
     this.running.set(slot, bot);
@@ -80,6 +82,24 @@ export class ReplicaFleet {
     return this.all
       .map(({ slot, bot }) => `--- slot ${slot}, pid ${bot.child.pid}:\n${bot.stderr().slice(-chars)}`)
       .join('\n');
+  }
+
+  /** The non-zero drop counters (relay_drops_total) of every running replica, one line each. */
+  async dropCounters(): Promise<string> {
+    const lines: string[] = [];
+    for (const [slot, bot] of this.running) {
+      const url = /^metrics: (\S+)$/m.exec(bot.stdout())?.[1];
+      if (url === undefined) continue;
+      const text = await fetch(url)
+        .then((r) => r.text())
+        .catch((e: Error) => `unreadable: ${e.message}`);
+      const drops = text
+        .split('\n')
+        .filter((l) => l.startsWith('relay_drops_total{') && !l.endsWith(' 0'))
+        .map((l) => l.replace(/^relay_drops_total/, ''));
+      lines.push(`slot ${slot} drops: ${drops.join(' ') || 'none'}`);
+    }
+    return lines.join('\n');
   }
 
   async close(): Promise<void> {
