@@ -1,22 +1,44 @@
 /**
- * `npm run chaos -- --cycles N`: the crash test with more SIGKILL cycles than CI runs.
+ * Longer chaos runs than CI's:
+ *
+ *   npm run chaos -- --cycles N                 the crash test (one process, SQLite and Postgres)
+ *   npm run chaos -- --replicas R --cycles N    R replicas of one bot under SIGKILL
+ *                                               (test/integration/replicas-chaos.test.ts)
+ *
+ * RELAY_CHAOS_SEED in the environment replays a replica run (each run prints its seed).
  */
 import { spawnSync } from 'node:child_process';
 
-function cyclesFromArgs(args: string[]): number {
-  const i = args.indexOf('--cycles');
-  const raw = i >= 0 ? args[i + 1] : '50';
+/** The whole number after `flag`, at least `min`; `fallback` when the flag is absent. */
+function wholeArg(
+  args: string[],
+  flag: string,
+  fallback: number | undefined,
+  min: number,
+): number | undefined {
+  const i = args.indexOf(flag);
+  if (i < 0) return fallback;
+  const raw = args[i + 1];
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) {
-    console.error(`--cycles needs a whole number of at least 1, got ${raw ?? 'nothing'}`);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`${flag} needs a whole number of at least ${min}, got ${raw ?? 'nothing'}`);
     process.exit(2);
   }
   return n;
 }
 
-const cycles = cyclesFromArgs(process.argv.slice(2));
-const result = spawnSync('npx', ['jest', 'test/integration/crash.test.ts'], {
+const args = process.argv.slice(2);
+const replicas = wholeArg(args, '--replicas', undefined, 2);
+const cycles = wholeArg(args, '--cycles', replicas === undefined ? 50 : 10, 1)!;
+const testFile =
+  replicas === undefined ? 'test/integration/crash.test.ts' : 'test/integration/replicas-chaos.test.ts';
+const result = spawnSync('npx', ['jest', testFile], {
   stdio: 'inherit',
-  env: { ...process.env, RELAY_CHAOS_CYCLES: String(cycles), NODE_OPTIONS: '--experimental-vm-modules' },
+  env: {
+    ...process.env,
+    RELAY_CHAOS_CYCLES: String(cycles),
+    ...(replicas !== undefined ? { RELAY_CHAOS_REPLICAS: String(replicas) } : {}),
+    NODE_OPTIONS: '--experimental-vm-modules',
+  },
 });
 process.exit(result.status ?? 1);
