@@ -35,6 +35,7 @@ import { commitInvitees, groupCommitPending, usableForWelcome } from './steps/gr
 import { groupCreate, groupInvitees } from './steps/group-create.js';
 import { intentWork, mergeIntents } from './steps/group-intents.js';
 import { groupSend, refreshBeforeGroupSend } from './steps/group-send.js';
+import type { OutgoingContent } from './direct-outbound.js';
 import { hexId, unique } from './steps/group-write.js';
 
 export abstract class GroupOutbound extends GroupLanes {
@@ -196,11 +197,7 @@ export abstract class GroupOutbound extends GroupLanes {
     await this.inLane(groupId, async (loaded, keep) => keep(await groupRefreshKeys(this.deps.ctx, loaded)));
   }
 
-  async send(
-    groupId: string,
-    content: { content: string; id: string; replyTo?: string; type?: string },
-    data: HandlerData,
-  ): Promise<void> {
+  async send(groupId: string, content: OutgoingContent, data: HandlerData): Promise<void> {
     await this.inLane(groupId, async (loaded, keep) => {
       let current = loaded;
       if (refreshBeforeGroupSend(this.deps.ctx, loaded)) {

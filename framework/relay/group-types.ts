@@ -2,7 +2,7 @@
  * The public shapes of N-way groups (PROTOCOL.md §9).
  */
 import type { UnixSeconds, UserIdHex } from './brand.js';
-import type { AppContent } from './content.js';
+import type { AppContent, ContentInput } from './content.js';
 import type { PeerRecord } from './store.js';
 
 /**
@@ -72,7 +72,11 @@ export interface FetchedPeerBundle {
   powBits: number;
 }
 
-export type Reply = { content: string; type?: string; replyTo?: string };
+/**
+ * A reply a handler asks for: any §8 content (ContentInput). It gets a fresh id unless it has one
+ * (a stream's parts share theirs) and reply_to the answered message unless it sets its own.
+ */
+export type Reply = ContentInput;
 export type HandlerData = Array<{ conversationId: string; json: string }>;
 
 /**
