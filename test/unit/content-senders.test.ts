@@ -47,10 +47,13 @@ describe('the §8 sender checks', () => {
   });
 
   it('indexes what has an id, under the sender, and asks for the own id and the named one', () => {
-    expect(senderEntries('g', { type: 'text', content: 'x', id: 'm1' }, 'bob', asUnixSeconds(5))).toEqual([
+    const text: AppContent = { type: 'text', content: 'x', id: 'm1' };
+    const noId: AppContent = { type: 'text', content: 'no id' };
+    const edit: AppContent = { type: 'edit', id: 'e1', replyTo: 'a1', content: 'x' };
+    expect(senderEntries('g', text, 'bob', asUnixSeconds(5))).toEqual([
       { groupId: 'g', messageId: 'm1', sender: 'bob', at: 5 },
     ]);
-    expect(senderEntries('g', { content: 'no id' }, 'bob', asUnixSeconds(5))).toEqual([]);
-    expect(idsToCheck({ type: 'edit', id: 'e1', replyTo: 'a1', content: 'x' }).sort()).toEqual(['a1', 'e1']);
+    expect(senderEntries('g', noId, 'bob', asUnixSeconds(5))).toEqual([]);
+    expect(idsToCheck(edit).sort()).toEqual(['a1', 'e1']);
   });
 });
