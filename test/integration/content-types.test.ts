@@ -193,3 +193,43 @@ test('groups: each §8 type from two members arrives at the others as the typed 
   }
   expectNoContentDrops(owner, b, c);
 });
+
+test('both sides initiating at once: the side that loses the race re-sends its messages whole, type and id', async () => {
+  const alice = await world.start(await world.durableStore());
+  const bob = await world.start();
+  const sent = new Map<Member, AppContent[]>();
+  const sendAll = async (from: Member, to: Member, tag: string) => {
+    const list: ContentInput[] = [
+      { type: 'stream', id: `${tag}-s`, seq: 0, content: 'thinking… ' },
+      { type: 'task', id: `${tag}-task`, replyTo: 'x', state: 'submitted', content: 'queued' },
+      { type: 'text', id: `${tag}-s`, content: 'thinking… done' },
+    ];
+    const out: AppContent[] = [];
+    sent.set(from, out);
+    for (const c of list) out.push(asReceived(c, (await from.client.send(to.client.userId, c)).id));
+  };
+  await Promise.all([sendAll(alice, bob, 'alice'), sendAll(bob, alice, 'bob')]);
+  // There was a race: one side's Welcome lost to the other's session.
+  expect(alice.client.drops.get('welcome_superseded') + bob.client.drops.get('welcome_superseded')).toBe(1);
+  for (const [sender, receiver] of [
+    [alice, bob],
+    [bob, alice],
+  ] as const) {
+    const want = sent.get(sender)!;
+    await until(
+      () => contentsFrom(receiver, sender.client.userId).length >= want.length,
+      30_000,
+      'the re-sent',
+    );
+    // A re-sent message may come after ones sent later (the re-send is queued behind them): §8
+    // orders stream parts by `seq`, so only the contents themselves count here.
+    const sorted = (list: AppContent[]) => list.map((c) => JSON.stringify(c)).sort();
+    expect(sorted(contentsFrom(receiver, sender.client.userId))).toEqual(sorted(want));
+  }
+  const [a, b] = [
+    await alice.client.sessionWith(bob.client.userId),
+    await bob.client.sessionWith(alice.client.userId),
+  ];
+  expect(a?.groupId).toBe(b?.groupId);
+  expectNoContentDrops(alice, bob);
+});
