@@ -154,6 +154,21 @@ test("groups: a stream part or final text on another member's stream and an edit
   expect(inGroup(owner)).toEqual(['stream:mine']);
   await until(() => owner.client.drops.get('content_sender') === 4, 30_000, 'owner: the four drops');
   expect(drops(owner, 'mls', 'content')).toEqual([0, 0]);
+
+  // Typing in a group reaches every member and is indexed by none; the message ids are.
+  const typing = await mallory.client.sendToGroup(group.groupId, {
+    type: 'typing',
+    state: 'start',
+    content: '',
+  });
+  await until(() => carol.messages.length === 5, 30_000, 'carol: the typing');
+  expect(carol.messages[4]!.content).toMatchObject({ type: 'typing', state: 'start', id: typing.id });
+  expect(await carol.store.messageSenders(group.groupId, [typing.id, 'o-1', 'm-s'])).toEqual(
+    new Map([
+      ['o-1', owner.client.userId],
+      ['m-s', mallory.client.userId],
+    ]),
+  );
 });
 
 test('a key bundle whose signed profile is over 8 KiB is refused and counted; the same bundle with a small profile is accepted', async () => {
