@@ -126,6 +126,12 @@ describe('direct send steps', () => {
     const part = { type: 'stream', id: 's1', seq: 3, content: 'more', done: true } as const;
     const w = await directEncrypt(aliceCtx, aliceSession, aliceState, bobAsPeer, part);
     expect(w.session.unconfirmedOutgoing.map(unconfirmedContent)).toEqual([part]);
+    const typing = await directEncrypt(aliceCtx, w.session, w.state, bobAsPeer, {
+      type: 'typing',
+      state: 'start',
+      content: '',
+    });
+    expect(typing.session.unconfirmedOutgoing).toEqual(w.session.unconfirmedOutgoing);
     // A session stored before types were kept holds the plain text: it reads as a text.
     expect(unconfirmedContent('plain {text}')).toEqual({ type: 'text', content: 'plain {text}' });
     expect(unconfirmedContent('{not json')).toEqual({ type: 'text', content: '{not json' });

@@ -107,9 +107,11 @@ export async function directEncrypt(
       kind: 'direct',
       state: mls.encodeSession(encrypted.state),
       messagesSinceCommit: session.messagesSinceCommit + 1,
-      unconfirmedOutgoing: session.initiatedUnconfirmed
-        ? [...session.unconfirmedOutgoing, unconfirmedEntry(encoded)]
-        : session.unconfirmedOutgoing,
+      // A typing indicator re-sent after a lost race would only be stale: not kept.
+      unconfirmedOutgoing:
+        session.initiatedUnconfirmed && content.type !== 'typing'
+          ? [...session.unconfirmedOutgoing, unconfirmedEntry(encoded)]
+          : session.unconfirmedOutgoing,
       updatedAt: ctx.clock.now(),
     },
     state: encrypted.state,
