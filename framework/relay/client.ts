@@ -18,9 +18,10 @@ import {
   type ReplicaOptions,
 } from './client-options.js';
 import { systemClock, type Clock } from './clock.js';
+import { encodeContent, type ContentInput } from './content.js';
 import { ConversationStates } from './conversation-states.js';
 import type { SealContext } from './direct-seal.js';
-import { DirectShell } from './direct-shell.js';
+import { DirectShell, type OutgoingContent } from './direct-shell.js';
 import { DropCounters } from './drops.js';
 import { DUTY, SOLE_OWNER, type Duties } from './duties.js';
 import { ArgumentError, RelayError } from './errors.js';
@@ -46,7 +47,6 @@ import { OutboxPublisher } from './outbox-publisher.js';
 import { withOutboxCheck } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
 import { PowMiner } from './pow.js';
-import type { ContentInput } from './content.js';
 import type { Profile } from './profile.js';
 import { systemRandom, type Random } from './random.js';
 import { createOpener, SealKeyCache, type Opener } from './seal.js';
@@ -314,7 +314,10 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   /**
-   * Sends text to a user, making first contact (bundle fetch, Welcome with PoW) when needed.
+   * Sends a message of any §8 content type (a string is a text) to a user, making first contact
+   * (bundle fetch, Welcome with PoW) when needed. Like every application message it advances the
+   * ratchet, so it is committed with the new state before it is published, `typing` included.
+   * Content §8 does not allow throws ArgumentError before anything is written.
    * `options.data` is committed in the same transaction as the message (e.g. removing the
    * scheduled job that caused it), so a crash can neither lose the message nor send it twice.
    */
@@ -325,10 +328,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   ): Promise<{ id: string }> {
     const peerHex = userIdToHex(userIdFromHex(peer));
     if (peerHex === this.userId) throw new ArgumentError('cannot send to our own user id');
-    const content = typeof message === 'string' ? { content: message } : message;
-    const id = content.id ?? this.random.uuid();
-    await this.direct.send(peerHex, { ...content, id }, options.data ?? []);
-    return { id };
+    const content = this.outgoing(message);
+    await this.direct.send(peerHex, content, options.data ?? []);
+    return { id: content.id };
   }
 
   /**
@@ -399,16 +401,29 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     return this.groupShell.updateKeys(groupId);
   }
 
-  /** Posts to a group's topic. `options.data` is committed in the same transaction as the message. */
+  /**
+   * Posts a message of any §8 content type to a group's topic. `options.data` is committed in the
+   * same transaction as the message.
+   */
   async sendToGroup(
     groupId: string,
     message: string | ContentInput,
     options: { data?: Array<{ conversationId: string; json: string }> } = {},
   ): Promise<{ id: string }> {
-    const content = typeof message === 'string' ? { content: message } : message;
-    const id = content.id ?? this.random.uuid();
-    await this.groupShell.send(groupId, { ...content, id }, options.data ?? []);
-    return { id };
+    const content = this.outgoing(message);
+    await this.groupShell.send(groupId, content, options.data ?? []);
+    return { id: content.id };
+  }
+
+  /**
+   * The content to send, with a fresh id when it has none, checked against §8 before any lane or
+   * store is touched: an ArgumentError names the field to fix.
+   */
+  private outgoing(message: string | ContentInput): OutgoingContent {
+    const content: ContentInput = typeof message === 'string' ? { content: message } : message;
+    const withId = { ...content, id: content.id ?? this.random.uuid() } as OutgoingContent;
+    encodeContent(withId);
+    return withId;
   }
 
   group(groupId: string): Promise<GroupInfo | undefined> {

@@ -5,19 +5,20 @@
  * publishing and the events follow outside the lane (after-commit.ts). Network waits (bundle
  * fetch, the broker's PUBACKs) stay outside the lane too.
  */
-import type { ContentInput } from './content.js';
 import type { Logger } from 'pino';
 import type { AccessIndex } from './access.js';
 import { AfterCommit, allRan } from './after-commit.js';
 import { groupIdHexOf, type UserIdHex } from './brand.js';
 import type { FetchedBundle } from './bundles.js';
+import type { ContentInput } from './content.js';
+import { senderEntries } from './content-senders.js';
 import type { ConversationStates } from './conversation-states.js';
 import { inboxRow, sealWithPow } from './direct-seal.js';
 import type { InnerPayload } from './envelope.js';
 import { ProtocolError } from './errors.js';
 import type { GroupReceivedMessage } from './group-types.js';
 import type { DirectReceivedMessage, GroupChanges, TransactionalHandler } from './handler.js';
-import { signSealedSenderKey } from './identity.js';
+import { signSealedSenderKey, userIdToHex } from './identity.js';
 import type { KeyedSerialQueue } from './keyed-queue.js';
 import { MAX_MINED_POW_BITS, MSG_TYPE } from './labels.js';
 import * as mls from './mls/index.js';
@@ -41,7 +42,7 @@ import { newDirectSession } from './steps/direct-session.js';
 import type { SessionEvent } from './steps/direct-welcome.js';
 import type { WelcomeQuota } from './welcome-quota.js';
 
-/** What a message we send carries besides its text. */
+/** A message we send: any §8 content (ContentInput), with the id RelayClient gave it if it had none. */
 export type OutgoingContent = ContentInput & { id: string };
 
 /** The client's parts the 1:1 shell drives: store, lanes, bundles, outbox, groups and its events. */
@@ -166,8 +167,15 @@ export abstract class DirectOutbound {
       ({ state, session } = written);
     }
     const written = await directEncrypt(ctx, session, state, peer, content);
+    const own = senderEntries(session.groupId, content, userIdToHex(ctx.selfId), ctx.clock.now());
     await this.commit(
-      { conversations: [written.session], outbox: [written.row], conversationData: data },
+      {
+        conversations: [written.session],
+        outbox: [written.row],
+        conversationData: data,
+        // Our own ids join the sender index: the peer's edit of one of them is dropped (§8).
+        ...(own.length > 0 ? { messageSenders: own } : {}),
+      },
       written.state,
     );
     settled.push(this.queueAfter(peerHex, true, () => undefined));

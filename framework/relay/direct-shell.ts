@@ -6,11 +6,14 @@
  */
 import type { UnixSeconds, UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
+import { checkContentSender, senderEntries } from './content-senders.js';
 import type { DropReason } from './drops.js';
 import { ProtocolError } from './errors.js';
 import { runHandler, type ReceivedMessage } from './handler.js';
 import { digestHex, replayEntry, type OpenedEnvelope } from './inbound-envelope.js';
+import { userIdToHex } from './identity.js';
 import * as mls from './mls/index.js';
+import { unconfirmedContent } from './outgoing-content.js';
 import type { GroupConversationRecord, OutboxRecord, PeerRecord, SessionRecord } from './store.js';
 import { DirectOutbound } from './direct-outbound.js';
 import { directMessage } from './steps/direct-message.js';
@@ -32,6 +35,8 @@ interface HandlerOutcome {
   conversationData: Array<{ conversationId: string; json: string }>;
   /** Groups whose bookkeeping records the handler's membership changes. */
   groups: GroupConversationRecord[];
+  /** The type and id of each reply sent, for the sender index. */
+  sent: Array<{ type?: string; id: string }>;
 }
 
 /** The client's 1:1 sessions: what we send (DirectOutbound) and what arrives in our inbox for them. */
@@ -97,11 +102,20 @@ export class DirectShell extends DirectOutbound {
       this.deps.log.debug({ err }, 'mls rejected message'),
     );
     if (step.drop) return step.drop;
-    const { received, state: processedState } = step;
+    const { state: processedState } = step;
+    // §8: an edit, delete or stream part of another sender's message is dropped, the ratchet kept.
+    const refused = step.received && (await this.refusedContent(groupId, step.received));
+    const received = refused ? undefined : step.received;
     const peer = loaded.peer;
     if (!peer) throw new ProtocolError(`no keys known for ${loaded.session.peerId}`);
     if (inner.sealedSenderKey) peer.sealKey = inner.sealedSenderKey;
     const replies = received ? await this.runHandler(received, processedState, step.next, peer) : undefined;
+    const senders = [
+      ...(received ? senderEntries(groupId, received.content, sender, now) : []),
+      ...(replies?.sent ?? []).flatMap((r) =>
+        senderEntries(groupId, r, userIdToHex(this.deps.ctx.selfId), now),
+      ),
+    ];
     // `state` is encoded once, from whichever MLS state is committed (after the replies).
     const finalState = replies?.state ?? processedState;
     // The replies may have committed the peer's proposals: a new epoch, with new access keys.
@@ -116,6 +130,7 @@ export class DirectShell extends DirectOutbound {
         processed: { groupId: next.groupId, digest, at: now },
         envelope: replayEntry(opened),
         ...(replies ? { outbox: replies.outbox, conversationData: replies.conversationData } : {}),
+        ...(senders.length > 0 ? { messageSenders: senders } : {}),
       },
       finalState,
     );
@@ -130,13 +145,22 @@ export class DirectShell extends DirectOutbound {
     });
     if (step.kind !== 'application') return undefined;
     // MLS accepted it: the ratchet moved on even if the application cannot read it (PROTOCOL.md §10).
-    return received ? undefined : 'content';
+    return received ? undefined : (refused ?? 'content');
   }
 
-  /** A text a superseded session left unsent, sent again in the new one. */
-  private async sendText(peer: UserIdHex, text: string): Promise<void> {
+  /** The §8 sender check (content-senders.ts); logs what it refuses at debug level. */
+  private async refusedContent(groupId: string, m: ReceivedMessage): Promise<DropReason | undefined> {
+    const reason = await checkContentSender(this.deps.store, groupId, m.content, m.from);
+    if (reason)
+      this.deps.log.debug({ groupId, from: m.from, type: m.content.type, reason }, 'content refused');
+    return reason;
+  }
+
+  /** A message a superseded session left unsent, sent again, whole and under its id, in the new one. */
+  private async sendText(peer: UserIdHex, entry: string): Promise<void> {
     try {
-      await this.send(peer, { content: text, id: this.deps.ctx.random.uuid() }, []);
+      const content = unconfirmedContent(entry);
+      await this.send(peer, { ...content, id: content.id ?? this.deps.ctx.random.uuid() }, []);
     } catch (e) {
       this.deps.fail(e);
     }
@@ -174,6 +198,7 @@ export class DirectShell extends DirectOutbound {
       outbox: replies.outbox,
       conversationData: run.conversationData,
       groups: await this.deps.groups.recordChanges(run.changes, this.deps.ctx.clock.now()),
+      sent: replies.sent,
     };
   }
 }

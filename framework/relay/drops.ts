@@ -21,6 +21,10 @@ export const DROP_REASONS = [
   'welcome_superseded',
   'bundle_invalid',
   'content',
+  // PROTOCOL.md §8 sender checks (content-senders.ts): an edit, delete or stream part naming a
+  // message of another sender; an edit or delete naming a message the sender index does not know.
+  'content_sender',
+  'content_unknown_target',
   'unexpected_topic',
   'overload',
   // A delivery at QoS 0 on an inbox or group topic (PROTOCOL.md §3).

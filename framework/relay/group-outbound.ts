@@ -3,7 +3,6 @@
  * key refresh, posting, the committer's batched commit and carrying out stored intents. Each loads
  * the group in its lane, runs a step (steps/group-*.ts) and hands the write to the shell.
  */
-import type { ContentInput } from './content.js';
 import { allRan } from './after-commit.js';
 import type { UserIdHex } from './brand.js';
 import { ArgumentError } from './errors.js';
@@ -13,7 +12,6 @@ import {
   MAX_WELCOME_POW_BITS,
   mayCommit,
   memberRefreshDue,
-  proposalsOrphaned,
   refreshMayBeDue,
 } from './group-policy.js';
 import { GroupLanes } from './group-lanes.js';
@@ -37,6 +35,7 @@ import { commitInvitees, groupCommitPending, usableForWelcome } from './steps/gr
 import { groupCreate, groupInvitees } from './steps/group-create.js';
 import { intentWork, mergeIntents } from './steps/group-intents.js';
 import { groupSend, refreshBeforeGroupSend } from './steps/group-send.js';
+import type { OutgoingContent } from './direct-outbound.js';
 import { hexId, unique } from './steps/group-write.js';
 
 export abstract class GroupOutbound extends GroupLanes {
@@ -70,10 +69,8 @@ export abstract class GroupOutbound extends GroupLanes {
 
   /**
    * The time-driven rules of §9, run with the client's housekeeping (at start-up and every 10
-   * minutes, and on the replica that takes DUTY.housekeeping over): key refresh after 7 days even
-   * in a quiet group, proposals whose batch timer was lost with a replica are committed, and a
-   * committer that left a proposal waiting 7 days is proposed for removal, so the next member
-   * takes over.
+   * minutes): key refresh after 7 days even in a quiet group, and a committer that left a proposal
+   * waiting 7 days is proposed for removal, so the next member takes over.
    */
   async housekeeping(): Promise<void> {
     const now = this.deps.ctx.clock.now();
@@ -82,17 +79,13 @@ export abstract class GroupOutbound extends GroupLanes {
       const summaryMeta = parseGroupMeta(summary.meta, now);
       const stale =
         summaryMeta.pendingSince !== undefined && now - summaryMeta.pendingSince >= STALE_PROPOSAL_SECONDS;
-      const orphaned = proposalsOrphaned(summaryMeta, now);
       // Nothing can be due: the MLS state is not read.
-      if (!stale && !orphaned && !refreshMayBeDue(summaryMeta, now, every)) continue;
+      if (!stale && !refreshMayBeDue(summaryMeta, now, every)) continue;
       const loaded = await this.records.load(summary.groupId);
       if (!loaded) continue;
       const { record, state, meta } = loaded;
       if (mls.isCommitter(state)) {
-        // Proposals whose batch timer died with the replica that received them: committed now,
-        // whatever timer of ours may be pending (the compare-and-set keeps it to one commit).
-        if (proposalsOrphaned(meta, now)) this.track(this.commitPendingNow(record.groupId));
-        else if (committerRefreshDue(meta, now, every)) this.scheduleCommit(record.groupId);
+        if (committerRefreshDue(meta, now, every)) this.scheduleCommit(record.groupId);
       } else if (meta.pendingSince !== undefined && now - meta.pendingSince >= STALE_PROPOSAL_SECONDS) {
         this.track(this.replaceCommitter(record.groupId));
       } else if (memberRefreshDue(state, meta, now, every)) {
@@ -204,7 +197,7 @@ export abstract class GroupOutbound extends GroupLanes {
     await this.inLane(groupId, async (loaded, keep) => keep(await groupRefreshKeys(this.deps.ctx, loaded)));
   }
 
-  async send(groupId: string, content: ContentInput & { id: string }, data: HandlerData): Promise<void> {
+  async send(groupId: string, content: OutgoingContent, data: HandlerData): Promise<void> {
     await this.inLane(groupId, async (loaded, keep) => {
       let current = loaded;
       if (refreshBeforeGroupSend(this.deps.ctx, loaded)) {

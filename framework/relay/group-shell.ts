@@ -7,6 +7,7 @@
 import { allRan } from './after-commit.js';
 import type { UnixSeconds, UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
+import { checkContentSender } from './content-senders.js';
 import type { DropReason } from './drops.js';
 import { ArgumentError } from './errors.js';
 import { GroupOutbound } from './group-outbound.js';
@@ -139,7 +140,18 @@ export class GroupShell extends GroupOutbound {
     result: mls.ProcessedGroupMessage,
     processed: ProcessedMark,
   ): Promise<DropReason | undefined> {
-    const received = groupReceived(loaded, result, processed.at);
+    const decoded = groupReceived(loaded, result, processed.at);
+    // §8: an edit, delete or stream part of another member's message is dropped, the ratchet kept.
+    const refused =
+      decoded &&
+      (await checkContentSender(this.deps.store, processed.groupId, decoded.content, decoded.from));
+    if (refused) {
+      this.deps.log.debug(
+        { groupId: processed.groupId, from: decoded.from, type: decoded.content.type, reason: refused },
+        'content refused',
+      );
+    }
+    const received = refused ? undefined : decoded;
     const handler = this.deps.handler();
     const run =
       received &&
@@ -163,7 +175,7 @@ export class GroupShell extends GroupOutbound {
     return this.commitInbound(
       loaded.record.topicId,
       step.write,
-      step.drop,
+      refused ?? step.drop,
       received && (() => this.deps.events.emit('message', received)),
     );
   }

@@ -1,9 +1,8 @@
 /**
  * The public shapes of N-way groups (PROTOCOL.md §9).
  */
-import type { ContentInput } from './content.js';
 import type { UnixSeconds, UserIdHex } from './brand.js';
-import type { AppContent } from './content.js';
+import type { AppContent, ContentInput } from './content.js';
 import type { PeerRecord } from './store.js';
 
 /**
@@ -73,7 +72,10 @@ export interface FetchedPeerBundle {
   powBits: number;
 }
 
-/** A reply a handler asks for: any §8 content (ContentInput); its `id` is kept when given, else a fresh one. */
+/**
+ * A reply a handler asks for: any §8 content (ContentInput). It gets a fresh id unless it has one
+ * (a stream's parts share theirs) and reply_to the answered message unless it sets its own.
+ */
 export type Reply = ContentInput;
 export type HandlerData = Array<{ conversationId: string; json: string }>;
 

@@ -27,7 +27,11 @@ export type {
   GroupReceivedMessage,
 } from './group-types.js';
 export { signRejoin, verifyRejoin, rejoinSignatureMessage, type RejoinClaim } from './rejoin.js';
-export { CONVERSATION_DATA_DELETED } from './store.js';
+export {
+  CONVERSATION_DATA_DELETED,
+  MESSAGE_SENDERS_PER_CONVERSATION,
+  MESSAGE_SENDER_SECONDS,
+} from './store.js';
 export { MemoryRelayStore } from './memory-store.js';
 export type { LeaseStore, LeaseRecord, ReplicaInfo, ReplicaRecord } from './lease-store.js';
 export { MAX_LEASE_NAME_LENGTH, MAX_LEASE_TTL_MS } from './lease-store.js';
@@ -51,6 +55,7 @@ export type {
   ConversationMessageLoad,
   MessageLoad,
   InboundCommit,
+  MessageSenderRecord,
   SessionRecord,
   PeerRecord,
   StoredIdentity,

@@ -13,6 +13,9 @@ import {
   type GroupMessageLoad,
   type GroupRecord,
   type InboundCommit,
+  MESSAGE_SENDER_SECONDS,
+  MESSAGE_SENDERS_PER_CONVERSATION,
+  type MessageSenderRecord,
   type MessageLoad,
   type OutboxRecord,
   type OwnBundle,
@@ -79,6 +82,8 @@ export class MemoryRelayStore implements RelayStore {
   /** One entry per group id, of either kind: the picture of the database stores' `conversations` table. */
   private readonly conversations = new Map<string, ConversationRecord>();
   private readonly processed = new Map<string, UnixSeconds>();
+  /** The sender index: per group id, message id → sender and when, oldest first (insertion order). */
+  private readonly senders = new Map<string, Map<string, { sender: string; at: UnixSeconds }>>();
   private readonly envelopes = new Map<string, UnixSeconds>();
   private readonly welcomes = new Map<string, UnixSeconds>();
   private readonly outbox: OutboxRecord[] = [];
@@ -198,8 +203,22 @@ export class MemoryRelayStore implements RelayStore {
     const at = this.welcomes.get(digest);
     return at !== undefined && at >= since;
   }
+  async messageSenders(groupId: string, messageIds: readonly string[]) {
+    const index = this.senders.get(groupId);
+    const out = new Map<string, string>();
+    for (const id of messageIds) {
+      const found = index?.get(id);
+      if (found) out.set(id, found.sender);
+    }
+    return out;
+  }
   async prune(now: UnixSeconds) {
     for (const [d, exp] of this.envelopes) if (exp < now) this.envelopes.delete(d);
+    const before = now - MESSAGE_SENDER_SECONDS;
+    for (const [groupId, index] of this.senders) {
+      for (const [id, e] of index) if (e.at < before) index.delete(id);
+      if (index.size === 0) this.senders.delete(groupId);
+    }
     const weekAgo = now - 7 * 86400;
     for (const [d, at] of this.welcomes) if (at < weekAgo) this.welcomes.delete(d);
     for (const [d, at] of this.processed) if (at < weekAgo) this.processed.delete(d);
@@ -216,6 +235,7 @@ export class MemoryRelayStore implements RelayStore {
         peers: [...this.peers.entries()].sort(),
         conversations: [...this.conversations.entries()].sort(),
         processed: [...this.processed.entries()].sort(),
+        senders: [...this.senders.entries()].map(([g, index]) => [g, [...index.entries()]]).sort(),
         envelopes: [...this.envelopes.entries()].sort(),
         welcomes: [...this.welcomes.entries()].sort(),
         outbox: this.outbox,
@@ -283,7 +303,10 @@ export class MemoryRelayStore implements RelayStore {
   async commit(c: InboundCommit) {
     checkVersions(this.conversations, c);
     this.checkTopicsUnique(c);
-    for (const g of c.deleteConversations ?? []) this.conversations.delete(g);
+    for (const g of c.deleteConversations ?? []) {
+      this.conversations.delete(g);
+      this.senders.delete(g);
+    }
     for (const r of c.conversations ?? [])
       this.conversations.set(r.groupId, { ...copyConversation(r), version: r.version + 1 });
     for (const o of c.outbox ?? []) this.outbox.push(copyOutbox(o));
@@ -293,11 +316,25 @@ export class MemoryRelayStore implements RelayStore {
     }
     for (const p of c.peers ?? []) this.peers.set(p.userId, { ...p });
     if (c.processed) this.processed.set(`${c.processed.groupId}:${c.processed.digest}`, c.processed.at);
+    this.indexSenders(c.messageSenders ?? []);
     if (c.envelope) this.envelopes.set(c.envelope.digest, c.envelope.expiresAt);
     if (c.welcome) this.welcomes.set(c.welcome.digest, c.welcome.at);
     if (c.consumedKeyPackage) {
       const kp = this.keyPackages.get(c.consumedKeyPackage.ref);
       if (kp && kp.consumedAt === undefined) kp.consumedAt = c.consumedKeyPackage.at;
+    }
+  }
+
+  /** First entry per id wins; then each touched conversation keeps its newest entries only. */
+  private indexSenders(records: readonly MessageSenderRecord[]): void {
+    for (const r of records) {
+      let index = this.senders.get(r.groupId);
+      if (!index) this.senders.set(r.groupId, (index = new Map()));
+      if (!index.has(r.messageId)) index.set(r.messageId, { sender: r.sender, at: r.at });
+      for (const id of index.keys()) {
+        if (index.size <= MESSAGE_SENDERS_PER_CONVERSATION) break;
+        index.delete(id);
+      }
     }
   }
 

@@ -78,7 +78,11 @@ export interface SessionRecord {
   inboundAccess: { current: Uint8Array; previous?: Uint8Array };
   /** Application messages sent or seen since the last commit, for key refresh. */
   messagesSinceCommit: number;
-  /** Plaintexts sent while unconfirmed, re-sent if this group loses a simultaneous-initiation race. */
+  /**
+   * Messages sent while unconfirmed, re-sent if this group loses a simultaneous-initiation race:
+   * each the UTF-8 JSON text of its §8 content (encodeContent), so the type and id survive. Opaque
+   * to the store; rows written before types were kept hold plain texts (outgoing-content.ts).
+   */
   unconfirmedOutgoing: string[];
   updatedAt: UnixSeconds;
   /**
@@ -162,6 +166,26 @@ export interface OutboxRecord {
   replica?: string;
 }
 
+/** Most message ids the sender index keeps per conversation; older ones fall out (PROTOCOL.md §8 checks). */
+export const MESSAGE_SENDERS_PER_CONVERSATION = 1000;
+/** Seconds an entry of the sender index is kept at most (7 days); prune() drops older ones. */
+export const MESSAGE_SENDER_SECONDS = 7 * 86_400;
+
+/**
+ * Who sent message `messageId` in a conversation, as MLS authenticated it: what an edit, a delete or a
+ * stream part is checked against (PROTOCOL.md §8). Bounded per conversation (the newest
+ * MESSAGE_SENDERS_PER_CONVERSATION ids, none older than MESSAGE_SENDER_SECONDS).
+ */
+export interface MessageSenderRecord {
+  /** The conversation's MLS group id, in hex. */
+  groupId: string;
+  /** The sender's §8 `id`. */
+  messageId: string;
+  /** Hex user id of the sender (our own for what we sent). */
+  sender: string;
+  at: UnixSeconds;
+}
+
 /**
  * Every store change one verified input causes, applied by RelayStore.commit as one transaction so that
  * state, dedupe and replay records land together or not at all.
@@ -176,6 +200,7 @@ export interface InboundCommit {
   /**
    * Conversations to delete, whatever their kind (a session replaced by a newer Welcome, a group we
    * left or were removed from); applied before `conversations`, so one commit can replace a row.
+   * Their sender-index entries go with them.
    */
   deleteConversations?: GroupIdHex[];
   peers?: PeerRecord[];
@@ -194,6 +219,12 @@ export interface InboundCommit {
    * The JSON text `null` (CONVERSATION_DATA_DELETED) deletes the entry.
    */
   conversationData?: Array<{ conversationId: string; json: string }>;
+  /**
+   * Entries for the sender index, written with the message they name. The first entry for an id
+   * wins (a later one with the same id changes nothing); each conversation then keeps only its
+   * newest MESSAGE_SENDERS_PER_CONVERSATION entries.
+   */
+  messageSenders?: MessageSenderRecord[];
 }
 
 /** What loadForMessage() reads for an inbound application or handshake message. */
@@ -301,9 +332,17 @@ export interface RelayStore {
    * topic. Undefined when there is no such group.
    */
   loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined>;
+  /**
+   * The senders the index knows of these message ids in one conversation (MessageSenderRecord), by
+   * id; ids it does not know (never seen, or fallen out of the bound) are absent.
+   */
+  messageSenders(groupId: string, messageIds: readonly string[]): Promise<Map<string, string>>;
   hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean>;
   hasWelcome(digest: string, since: UnixSeconds): Promise<boolean>;
-  /** Drop expired replay-cache entries, and Welcome and processed digests older than 7 days. */
+  /**
+   * Drop expired replay-cache entries, and Welcome and processed digests and sender-index entries
+   * older than 7 days.
+   */
   prune(now: UnixSeconds): Promise<void>;
 
   /** Stores a parked inbound message; durable when this resolves. */

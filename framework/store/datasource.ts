@@ -26,6 +26,8 @@ import { Leases1796652958681 as PostgresLeases } from './migrations/postgres/179
 import { Leases1796652958681 as SqliteLeases } from './migrations/sqlite/1796652958681-Leases.js';
 import { OutboxOwner1796668800000 as PostgresOutboxOwner } from './migrations/postgres/1796668800000-OutboxOwner.js';
 import { OutboxOwner1796668800000 as SqliteOutboxOwner } from './migrations/sqlite/1796668800000-OutboxOwner.js';
+import { MessageSenders1796700000000 as PostgresMessageSenders } from './migrations/postgres/1796700000000-MessageSenders.js';
+import { MessageSenders1796700000000 as SqliteMessageSenders } from './migrations/sqlite/1796700000000-MessageSenders.js';
 
 /**
  * SQLite file used when no Postgres URL and no sqlitePath are given, relative to the working directory; its
@@ -72,6 +74,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         PostgresConversations,
         PostgresLeases,
         PostgresOutboxOwner,
+        PostgresMessageSenders,
       ]
     : [
         SqliteInitial,
@@ -82,6 +85,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         SqliteConversations,
         SqliteLeases,
         SqliteOutboxOwner,
+        SqliteMessageSenders,
       ];
 }
 

@@ -235,6 +235,29 @@ const replicas = (t: Types) =>
     last_seen: { type: t.int64 },
   });
 
+/**
+ * The sender index (PROTOCOL.md §8 checks): who sent each recent message id of a conversation. The
+ * autoincrement key orders a conversation's entries for its bound (the newest 1,000 stay).
+ */
+const messageSenders = (t: Types) =>
+  schema(
+    'message_senders',
+    {
+      seq: { type: t.int64, primary: true, generated: 'increment' },
+      group_id: { type: 'text' },
+      message_id: { type: 'text' },
+      sender: { type: 'text' },
+      at: { type: t.int64 },
+    },
+    {
+      uniques: [{ name: 'uq_message_senders_id', columns: ['group_id', 'message_id'] }],
+      indices: [
+        { name: 'idx_message_senders_group_seq', columns: ['group_id', 'seq'] },
+        { name: 'idx_message_senders_at', columns: ['at'] },
+      ],
+    },
+  );
+
 /** All relay tables with the column types of one backend. */
 export function relayEntities(kind: RelayBackend): EntitySchema[] {
   const t = typesFor(kind);
@@ -253,5 +276,6 @@ export function relayEntities(kind: RelayBackend): EntitySchema[] {
     parkedInbound(t),
     leases(t),
     replicas(t),
+    messageSenders(t),
   ];
 }

@@ -100,3 +100,13 @@ export const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_
 export const MESSAGE_LOAD_SELECT = `SELECT c.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
   EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit"
   FROM "conversations" c LEFT JOIN "peers" p ON p."user_id" = c."peer_id" WHERE c."group_id" = ?`;
+
+/** Sender index (PROTOCOL.md §8): the first entry for an id wins. */
+export const MESSAGE_SENDER_INSERT = `INSERT INTO "message_senders" ("group_id", "message_id", "sender", "at") VALUES (?, ?, ?, ?)
+  ON CONFLICT ("group_id", "message_id") DO NOTHING`;
+/**
+ * Keeps a conversation's newest entries: deletes those at or below the one `offset` places below
+ * the newest (params: group id, group id, offset).
+ */
+export const MESSAGE_SENDER_TRIM = `DELETE FROM "message_senders" WHERE "group_id" = ? AND "seq" <= (
+  SELECT "seq" FROM "message_senders" WHERE "group_id" = ? ORDER BY "seq" DESC LIMIT 1 OFFSET ?)`;

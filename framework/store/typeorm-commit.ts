@@ -4,8 +4,8 @@
  * alike (one `conversations` table). A version mismatch applies nothing and throws StaleStateError.
  */
 import { StaleStateError, StorageError } from '../relay/errors.js';
-import { CONVERSATION_DATA_DELETED } from '../relay/store.js';
-import type { ConversationRecord, InboundCommit, OutboxRecord } from '../relay/store.js';
+import { CONVERSATION_DATA_DELETED, MESSAGE_SENDERS_PER_CONVERSATION } from '../relay/store.js';
+import type { ConversationRecord, InboundCommit, MessageSenderRecord, OutboxRecord } from '../relay/store.js';
 import type { AtRestCipher } from './crypto-at-rest.js';
 import {
   CONVERSATION_COLUMNS,
@@ -31,6 +31,8 @@ import {
   valueRows,
   CONVERSATION_DATA_UPSERT,
   ENVELOPE_UPSERT,
+  MESSAGE_SENDER_INSERT,
+  MESSAGE_SENDER_TRIM,
   OUTBOX_INSERT,
   PEER_UPSERT,
   PROCESSED_UPSERT,
@@ -53,6 +55,7 @@ const VERSIONED_SQL = {
   /** Followed by the VALUES rows. */
   insertRows: `INSERT INTO "conversations" ("group_id", ${columnList(CONVERSATION_COLUMNS)}, "version") VALUES`,
   delete: `DELETE FROM "conversations" WHERE "group_id" = ?`,
+  deleteSenders: `DELETE FROM "message_senders" WHERE "group_id" = ?`,
 };
 
 const CONSUME_KEY_PACKAGE = `UPDATE "key_packages" SET "consumed_at" = ? WHERE "ref" = ? AND "consumed_at" IS NULL`;
@@ -65,6 +68,20 @@ const PROCESSED_IF_UPDATED = `INSERT INTO "processed" ("group_id", "digest", "at
   ${IF_UPDATED} ON CONFLICT ("group_id", "digest") DO UPDATE SET "at" = excluded."at"`;
 const ENVELOPE_IF_UPDATED = `INSERT INTO "envelopes" ("digest", "expires_at") SELECT ?::text, ?::bigint
   ${IF_UPDATED} ON CONFLICT ("digest") DO UPDATE SET "expires_at" = excluded."expires_at"`;
+
+const SENDER_IF_UPDATED = `INSERT INTO "message_senders" ("group_id", "message_id", "sender", "at")
+  SELECT ?::text, ?::text, ?::text, ?::bigint ${IF_UPDATED} ON CONFLICT ("group_id", "message_id") DO NOTHING`;
+const SENDER_TRIM_IF_UPDATED = `DELETE FROM "message_senders" WHERE EXISTS (SELECT 1 FROM "updated") AND "group_id" = ?::text
+  AND "seq" <= (SELECT "seq" FROM "message_senders" WHERE "group_id" = ?::text ORDER BY "seq" DESC LIMIT 1 OFFSET ?::integer)`;
+
+/** A commit's sender-index entries by conversation, in commit order. */
+function sendersByGroup(c: InboundCommit): Map<string, MessageSenderRecord[]> {
+  const out = new Map<string, MessageSenderRecord[]>();
+  for (const r of c.messageSenders ?? []) out.set(r.groupId, [...(out.get(r.groupId) ?? []), r]);
+  return out;
+}
+
+const senderParams = (r: MessageSenderRecord): unknown[] => [r.groupId, r.messageId, r.sender, r.at];
 
 /** A conversation record of a commit, reduced to what the compare-and-set write needs. */
 interface VersionedRow {
@@ -139,6 +156,7 @@ export async function commitChanges(
     }
     if (s.backend === 'postgres') {
       await writeRestAtOnce(s, changes, outbox, cipher, sole !== undefined);
+      if (!sole) await writeSenders(s, changes);
       return;
     }
     for (const o of outbox) await s.run(OUTBOX_INSERT, outboxParams(o));
@@ -149,7 +167,16 @@ export async function commitChanges(
     }
     for (const p of changes.peers ?? []) await s.run(PEER_UPSERT, peerParams(p));
     await writeReplayRecords(s, changes, sole !== undefined);
+    if (!sole) await writeSenders(s, changes);
   });
+}
+
+/** The sender index outside foldedUpdate: the entries, then each conversation's bound. */
+async function writeSenders(s: Sql, c: InboundCommit): Promise<void> {
+  for (const [groupId, records] of sendersByGroup(c)) {
+    for (const r of records) await s.run(MESSAGE_SENDER_INSERT, senderParams(r));
+    await s.run(MESSAGE_SENDER_TRIM, [groupId, groupId, MESSAGE_SENDERS_PER_CONVERSATION]);
+  }
 }
 
 // ---- Postgres: many rows per statement -----------------------------------------------------------
@@ -199,6 +226,7 @@ async function writeConversationsAtOnce(s: Sql, rows: VersionedRow[], c: Inbound
   const deleted = new Set<string>(c.deleteConversations ?? []);
   for (const chunk of chunked([...deleted], 1)) {
     await s.run(`DELETE FROM "conversations" WHERE "group_id" IN (${placeholders(chunk.length)})`, chunk);
+    await s.run(`DELETE FROM "message_senders" WHERE "group_id" IN (${placeholders(chunk.length)})`, chunk);
   }
   const inserts: VersionedRow[] = [];
   for (const row of rows) {
@@ -282,7 +310,10 @@ function replayRecordParts(c: InboundCommit, folded: boolean): Array<{ sql: stri
 /** Deletes a commit's deleteConversations, whatever their kind; returns their ids. */
 async function deleteConversations(s: Sql, c: InboundCommit): Promise<Set<string>> {
   const ids = c.deleteConversations ?? [];
-  for (const g of ids) await s.run(VERSIONED_SQL.delete, [g]);
+  for (const g of ids) {
+    await s.run(VERSIONED_SQL.delete, [g]);
+    await s.run(VERSIONED_SQL.deleteSenders, [g]);
+  }
   return new Set(ids);
 }
 
@@ -303,6 +334,12 @@ async function foldedUpdate(s: Sql, row: VersionedRow, c: InboundCommit): Promis
     parts.push({ sql: PROCESSED_IF_UPDATED, params: [groupId, digest, at] });
   }
   if (c.envelope) parts.push({ sql: ENVELOPE_IF_UPDATED, params: [c.envelope.digest, c.envelope.expiresAt] });
+  for (const [groupId, records] of sendersByGroup(c)) {
+    for (const r of records) parts.push({ sql: SENDER_IF_UPDATED, params: senderParams(r) });
+    // The statement's snapshot does not see the rows it inserts: keep room for them among the old.
+    const offset = Math.max(0, MESSAGE_SENDERS_PER_CONVERSATION - records.length);
+    parts.push({ sql: SENDER_TRIM_IF_UPDATED, params: [groupId, groupId, offset] });
+  }
   const sql = `WITH "updated" AS (${VERSIONED_SQL.update} RETURNING 1)${parts
     .map((p, i) => `, "w${i}" AS (${p.sql})`)
     .join('')} SELECT count(*) AS "n" FROM "updated"`;

@@ -5,7 +5,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { UnixSeconds } from '../relay/brand.js';
-import { directMessageLoad, groupMessageLoad } from '../relay/store.js';
+import { directMessageLoad, groupMessageLoad, MESSAGE_SENDER_SECONDS } from '../relay/store.js';
 import type {
   ConversationMessageLoad,
   ConversationRecord,
@@ -313,6 +313,15 @@ export class TypeOrmRelayStore implements RelayStore {
     return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));
   }
 
+  async messageSenders(groupId: string, messageIds: readonly string[]): Promise<Map<string, string>> {
+    const out = new Map<string, string>();
+    if (messageIds.length === 0) return out;
+    const sql = `SELECT "message_id", "sender" FROM "message_senders" WHERE "group_id" = ? AND "message_id" IN (${placeholders(messageIds.length)})`;
+    for (const r of await this.withSql((s) => s.rows(sql, [groupId, ...messageIds])))
+      out.set(String(r.message_id), String(r.sender));
+    return out;
+  }
+
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {
     const sql = `SELECT 1 AS "hit" FROM "envelopes" WHERE "digest" = ? AND "expires_at" >= ?`;
     return (await this.withSql((s) => s.rows(sql, [digest, now]))).length > 0;
@@ -329,6 +338,7 @@ export class TypeOrmRelayStore implements RelayStore {
       await s.run(`DELETE FROM "envelopes" WHERE "expires_at" < ?`, [now]);
       await s.run(`DELETE FROM "welcomes" WHERE "at" < ?`, [weekAgo]);
       await s.run(`DELETE FROM "processed" WHERE "at" < ?`, [weekAgo]);
+      await s.run(`DELETE FROM "message_senders" WHERE "at" < ?`, [now - MESSAGE_SENDER_SECONDS]);
     });
   }
 

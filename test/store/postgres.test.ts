@@ -46,6 +46,7 @@ const pgUp = await postgresAvailable('the Postgres adapter tests');
         'identities',
         'key_packages',
         'leases',
+        'message_senders',
         'outbox',
         'own_bundle',
         'parked_inbound',

@@ -9,8 +9,10 @@ import {
   type UnixSeconds,
 } from '../../framework/relay/brand.js';
 import { StaleStateError } from '../../framework/relay/errors.js';
+import { MESSAGE_SENDERS_PER_CONVERSATION } from '../../framework/relay/store.js';
 import type {
   DirectConversationRecord,
+  MessageSenderRecord,
   GroupConversationRecord,
   GroupRecord,
   InboundCommit,
@@ -579,6 +581,68 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(await store.hasWelcome('w1', at(11))).toBe(false);
         await store.prune(at(10 + 7 * DAY + 1));
         expect(await store.hasWelcome('w1', at(0))).toBe(false);
+      });
+    });
+
+    describe('message sender index (PROTOCOL.md §8 checks)', () => {
+      const entry = (tag: string, messageId: string, sender: string, offset = 0): MessageSenderRecord => ({
+        groupId: groupId(tag),
+        messageId,
+        sender,
+        at: at(offset),
+      });
+
+      it('answers the senders of known ids per conversation; the first entry for an id wins', async () => {
+        await commitSession(session('g1'), {
+          messageSenders: [entry('g1', 'm1', 'alice'), entry('g2', 'm1', 'bob')],
+        });
+        await commitSession(session('g1', { version: 1 }), {
+          messageSenders: [entry('g1', 'm1', 'mallory')],
+        });
+        expect(await store.messageSenders(groupId('g1'), ['m1', 'unknown'])).toEqual(
+          new Map([['m1', 'alice']]),
+        );
+        expect(await store.messageSenders(groupId('g2'), ['m1'])).toEqual(new Map([['m1', 'bob']]));
+        expect(await store.messageSenders(groupId('g1'), [])).toEqual(new Map());
+      });
+
+      it('writes nothing when the commit is stale', async () => {
+        await commitSession(session('g1'));
+        await expect(
+          commitSession(session('g1', { version: 0 }), { messageSenders: [entry('g1', 'm1', 'alice')] }),
+        ).rejects.toBeInstanceOf(StaleStateError);
+        expect(await store.messageSenders(groupId('g1'), ['m1'])).toEqual(new Map());
+      });
+
+      it(`keeps the newest ${MESSAGE_SENDERS_PER_CONVERSATION} ids of a conversation, through either write path`, async () => {
+        const many = Array.from({ length: MESSAGE_SENDERS_PER_CONVERSATION + 2 }, (_, i) =>
+          entry('g1', `m${i}`, 'alice'),
+        );
+        await commitSession(session('g1'), { messageSenders: [...many, entry('g2', 'other', 'bob')] });
+        const known = async (ids: string[]) =>
+          [...(await store.messageSenders(groupId('g1'), ids)).keys()].sort();
+        expect(await known(['m0', 'm1', 'm2', `m${MESSAGE_SENDERS_PER_CONVERSATION + 1}`])).toEqual(
+          [`m${MESSAGE_SENDERS_PER_CONVERSATION + 1}`, 'm2'].sort(),
+        );
+        // An update of the stored row with one outbox row: Postgres writes it as one statement.
+        await commitSession(session('g1', { version: 1 }), {
+          outbox: [outbox('o1')],
+          processed: { groupId: groupId('g1'), digest: 'd1', at: at() },
+          messageSenders: [entry('g1', 'new1', 'alice'), entry('g1', 'new2', 'alice')],
+        });
+        expect(await known(['m2', 'm3', 'm4', 'new1', 'new2'])).toEqual(['m4', 'new1', 'new2']);
+        expect(await store.messageSenders(groupId('g2'), ['other'])).toEqual(new Map([['other', 'bob']]));
+      });
+
+      it('prunes entries after 7 days and deletes them with their conversation', async () => {
+        await commitSession(session('g1'), {
+          messageSenders: [entry('g1', 'old', 'alice'), entry('g1', 'new', 'alice', DAY)],
+        });
+        await commitSession(session('g2'), { messageSenders: [entry('g2', 'm', 'bob', DAY)] });
+        await store.prune(at(7 * DAY + 1));
+        expect([...(await store.messageSenders(groupId('g1'), ['old', 'new'])).keys()]).toEqual(['new']);
+        await store.commit({ deleteConversations: [groupId('g2')] });
+        expect(await store.messageSenders(groupId('g2'), ['m'])).toEqual(new Map());
       });
     });
 

@@ -35,6 +35,7 @@ const PARKED_INBOUND = 'ParkedInbound1796621651928';
 const CONVERSATIONS = 'Conversations1796640000000';
 const LEASES = 'Leases1796652958681';
 const OUTBOX_OWNER = 'OutboxOwner1796668800000';
+const MESSAGE_SENDERS = 'MessageSenders1796700000000';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -158,9 +159,10 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
           CONVERSATIONS,
           LEASES,
           OUTBOX_OWNER,
+          MESSAGE_SENDERS,
         ]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '8' : 8 },
+          { n: backend.kind === 'postgres' ? '9' : 9 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 

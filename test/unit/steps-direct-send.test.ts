@@ -1,4 +1,5 @@
 // Outbound 1:1 steps (steps/direct-send.ts) on real MLS sessions and real sealing, without a broker.
+import { unconfirmedContent } from '../../framework/relay/outgoing-content.js';
 import { asGroupIdHex, type UnixSeconds, type UserIdHex } from '../../framework/relay/brand.js';
 import { toHex } from '../../framework/relay/bytes.js';
 import { ManualClock } from '../../framework/relay/clock.js';
@@ -105,7 +106,9 @@ describe('direct send steps', () => {
     });
     expect(w.row.topic).toContain(toHex(bob.userId));
     expect(w.session.messagesSinceCommit).toBe(aliceSession.messagesSinceCommit + 1);
-    expect(w.session.unconfirmedOutgoing).toEqual(['hello']);
+    expect(w.session.unconfirmedOutgoing.map(unconfirmedContent)).toEqual([
+      { type: 'text', content: 'hello', id: 'x1' },
+    ]);
     expect(w.session.version).toBe(aliceSession.version);
     const r = await atBob(w.row.payload);
     expect(r.kind === 'application' && decodeContent(r.plaintext!).content).toBe('hello');
@@ -117,6 +120,21 @@ describe('direct send steps', () => {
       { content: 'later' },
     );
     expect(confirmed.session.unconfirmedOutgoing).toEqual([]);
+  });
+
+  it('keeps the whole content of an unconfirmed message, type and id, to re-send it after a lost race', async () => {
+    const part = { type: 'stream', id: 's1', seq: 3, content: 'more', done: true } as const;
+    const w = await directEncrypt(aliceCtx, aliceSession, aliceState, bobAsPeer, part);
+    expect(w.session.unconfirmedOutgoing.map(unconfirmedContent)).toEqual([part]);
+    const typing = await directEncrypt(aliceCtx, w.session, w.state, bobAsPeer, {
+      type: 'typing',
+      state: 'start',
+      content: '',
+    });
+    expect(typing.session.unconfirmedOutgoing).toEqual(w.session.unconfirmedOutgoing);
+    // A session stored before types were kept holds the plain text: it reads as a text.
+    expect(unconfirmedContent('plain {text}')).toEqual({ type: 'text', content: 'plain {text}' });
+    expect(unconfirmedContent('{not json')).toEqual({ type: 'text', content: '{not json' });
   });
 
   it('refreshes keys before sending: the committer commits pending proposals, others propose after N messages', async () => {

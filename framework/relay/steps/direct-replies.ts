@@ -22,6 +22,8 @@ export interface DirectReplies {
   consumed: mls.Consumed[];
   /** Replies left out because they could never be published. */
   refused: HandlerError[];
+  /** The type and id of each reply sent, for the sender index. */
+  sent: Array<{ type?: string; id: string }>;
 }
 
 export async function directReplies(
@@ -58,5 +60,6 @@ export async function directReplies(
     session: { ...session, messagesSinceCommit: session.messagesSinceCommit + outbox.length },
     outbox,
     refused: encrypted.refused,
+    sent: encrypted.sent,
   };
 }

@@ -4,11 +4,11 @@
  * the new MLS state and the outbox row framed in the state before it; the shell commits them
  * together and publishes afterwards.
  */
-import type { AppContent } from '../content.js';
-import { encodeContent } from '../content.js';
+import { encodeContent, type ContentInput } from '../content.js';
 import { inboxRow, sealInSession, type SealContext } from '../direct-seal.js';
 import { MSG_TYPE } from '../labels.js';
 import * as mls from '../mls/index.js';
+import { unconfirmedEntry } from '../outgoing-content.js';
 import type { DirectConversationRecord, OutboxRecord, PeerRecord, SessionRecord } from '../store.js';
 import type { StepContext } from './context.js';
 import { withNewEpoch } from './direct-session.js';
@@ -87,15 +87,19 @@ export async function directProposeUpdate(
   };
 }
 
-/** An application message; while unconfirmed, its text is kept to re-send if the session loses a race. */
+/**
+ * An application message of any §8 type; while unconfirmed, its whole content is kept to re-send if
+ * the session loses a race. Throws ArgumentError (nothing written) for content §8 does not allow.
+ */
 export async function directEncrypt(
   ctx: DirectSendContext,
   session: SessionRecord,
   state: mls.GroupSession,
   peer: PeerRecord,
-  content: Omit<AppContent, 'type'> & { type?: string },
+  content: ContentInput,
 ): Promise<DirectWrite> {
-  const encrypted = await mls.encryptApplication(ctx.mls, state, encodeContent(content));
+  const encoded = encodeContent(content);
+  const encrypted = await mls.encryptApplication(ctx.mls, state, encoded);
   return {
     row: await row(ctx, state, peer, encrypted.message),
     session: {
@@ -103,9 +107,11 @@ export async function directEncrypt(
       kind: 'direct',
       state: mls.encodeSession(encrypted.state),
       messagesSinceCommit: session.messagesSinceCommit + 1,
-      unconfirmedOutgoing: session.initiatedUnconfirmed
-        ? [...session.unconfirmedOutgoing, content.content]
-        : session.unconfirmedOutgoing,
+      // A typing indicator re-sent after a lost race would only be stale: not kept.
+      unconfirmedOutgoing:
+        session.initiatedUnconfirmed && content.type !== 'typing'
+          ? [...session.unconfirmedOutgoing, unconfirmedEntry(encoded)]
+          : session.unconfirmedOutgoing,
       updatedAt: ctx.clock.now(),
     },
     state: encrypted.state,

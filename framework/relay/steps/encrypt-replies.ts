@@ -30,6 +30,8 @@ export interface EncryptedReplies {
   consumed: mls.Consumed[];
   /** One error per reply that was left out. */
   refused: HandlerError[];
+  /** The type and id of each reply in `rows`, for the sender index (content-senders.ts). */
+  sent: Array<{ type?: string; id: string }>;
 }
 
 export async function encryptReplies(
@@ -39,12 +41,13 @@ export async function encryptReplies(
   answered: AppContent,
   framing: ReplyFraming,
 ): Promise<EncryptedReplies> {
-  const out: EncryptedReplies = { state, rows: [], consumed: [], refused: [] };
+  const out: EncryptedReplies = { state, rows: [], consumed: [], refused: [], sent: [] };
   for (const r of replies) {
     let content: Uint8Array;
+    const id = r.id ?? ctx.random.uuid();
     try {
       const padding = framing.padTo !== undefined ? { padTo: framing.padTo } : {};
-      content = replyContent(r, answered, ctx.random.uuid(), padding);
+      content = replyContent(r, answered, id, padding);
     } catch (e) {
       // Content no receiver could read (a reaction without reply_to…) is the handler's mistake:
       // left out and reported like a reply too large to publish, never a failed message.
@@ -60,6 +63,7 @@ export async function encryptReplies(
       continue;
     }
     out.rows.push(row);
+    out.sent.push({ ...(r.type !== undefined ? { type: r.type } : {}), id });
     out.state = encrypted.state;
     out.consumed.push(encrypted.consumed);
   }

@@ -5,6 +5,7 @@
  */
 import type { GroupIdHex, UnixSeconds } from '../brand.js';
 import { tryDecodeContent } from '../content.js';
+import { senderEntries } from '../content-senders.js';
 import type { DropReason } from '../drops.js';
 import type { HandlerError } from '../errors.js';
 import { committerRefreshDue, mayCommit, noteCommit } from '../group-policy.js';
@@ -151,6 +152,7 @@ export async function groupApplication(
   const consumed = [result.consumed];
   const outbox = [];
   let refused: HandlerError[] = [];
+  let sent: Array<{ type?: string; id: string }> = [];
   const followUps: GroupFollowUp[] = [];
   if (run && received) {
     const encrypted = await encryptReplies(ctx, state, run.replies, received.content, {
@@ -158,7 +160,7 @@ export async function groupApplication(
       row: (_framedIn, message) => Promise.resolve(topicRow(ctx, record.topicId, message)),
       check: input.check,
     });
-    ({ refused, state } = encrypted);
+    ({ refused, state, sent } = encrypted);
     consumed.push(...encrypted.consumed);
     outbox.push(...encrypted.rows);
     meta.messagesSinceCommit += encrypted.rows.length;
@@ -169,8 +171,17 @@ export async function groupApplication(
   }
   if (mls.isCommitter(state) && committerRefreshDue(meta, now, ctx.updateEveryMessages))
     followUps.push({ kind: 'commit', groupId: record.groupId });
+  const self = hexId(ctx.selfId as Uint8Array);
+  const senders = [
+    ...(received ? senderEntries(record.groupId, received.content, received.from, now) : []),
+    ...sent.flatMap((r) => senderEntries(record.groupId, r, self, now)),
+  ];
   const write = stateWrite(loaded, state, now, {
-    commit: { processed, conversationData: run?.conversationData ?? [] },
+    commit: {
+      processed,
+      conversationData: run?.conversationData ?? [],
+      ...(senders.length > 0 ? { messageSenders: senders } : {}),
+    },
     outbox,
     consumed,
     followUps,

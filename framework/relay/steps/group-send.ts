@@ -4,12 +4,13 @@
  * (group-change.ts), committed first.
  */
 import { encodeContent, type ContentInput } from '../content.js';
+import { senderEntries } from '../content-senders.js';
 import { committerRefreshDue, mayCommit, memberRefreshDue } from '../group-policy.js';
 import type { Loaded } from '../group-records.js';
 import type { HandlerData } from '../group-types.js';
 import { PADDING_BLOCK } from '../labels.js';
 import * as mls from '../mls/index.js';
-import { stateWrite, topicRow, type GroupStepContext, type GroupWrite } from './group-write.js';
+import { hexId, stateWrite, topicRow, type GroupStepContext, type GroupWrite } from './group-write.js';
 
 /** Whether our own leaf is due a refresh before we post (§9 "Key refresh"). */
 export function refreshBeforeGroupSend(ctx: GroupStepContext, loaded: Loaded): boolean {
@@ -33,7 +34,11 @@ export async function groupSend(
   meta.ownMessagesSinceUpdate += 1;
   const refreshDue = mayCommit(encrypted.state) && committerRefreshDue(meta, now, ctx.updateEveryMessages);
   return stateWrite(loaded, encrypted.state, now, {
-    commit: { conversationData: data },
+    // Our own ids join the sender index too: another member's edit of them is dropped here as well.
+    commit: {
+      conversationData: data,
+      messageSenders: senderEntries(record.groupId, content, hexId(ctx.selfId), now),
+    },
     outbox: [topicRow(ctx, record.topicId, encrypted.message)],
     consumed: [encrypted.consumed],
     followUps: refreshDue ? [{ kind: 'commit', groupId: record.groupId }] : [],
