@@ -14,7 +14,8 @@
  * - A comes back: what it had committed and could not publish (its outbox) is published, the outbox
  *   ends empty, no command is answered twice, and every command sent after the broker gave A up is
  *   answered.
- * - The commands the broker held for A are NOT answered today: the second test pins that defect.
+ * - The commands the broker held for A are often NOT answered today (a known defect, see below):
+ *   the test checks that each one lost was dropped by A as undecryptable, and reports the count.
  *
  * What this branch cannot show: A never coming back and B publishing A's committed rows (outbox
  * takeover of a dead replica, another change in flight). Here A publishes them itself on restore.
@@ -42,8 +43,6 @@ if (!hasMosquitto)
 const PEERS = 4;
 const runs = noNetns === undefined && hasMosquitto && pgUp;
 
-/** What the two-host test saw after A came back, for the known-defect test below. */
-let outcome: { lost: string[]; mlsDropsA: number } | undefined;
 const POW_BITS = 8;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -130,6 +129,8 @@ async function messagesIn(bot: RunningBot): Promise<number> {
     let broker: TestBroker | undefined;
     let schema: { schema: string; drop(): Promise<void> } | undefined;
     let db: pg.Client | undefined;
+    /** What went wrong, appended to a failure: the unanswered commands and every side's drops. */
+    let diagnose: (() => Promise<string>) | undefined;
     const dir = await mkdtemp(path.join(tmpdir(), 'relay-netns-'));
     const brokerLog = path.join(dir, 'mosquitto.log');
     try {
@@ -151,7 +152,10 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       const pgTarget = new URL(PG_URL);
       for (const h of hosts) {
         forwarders.push(
-          await forwardTcp(h.gateway, { host: pgTarget.hostname, port: Number(pgTarget.port || 5432) }),
+          await forwardTcp(h.serviceGateway, {
+            host: pgTarget.hostname,
+            port: Number(pgTarget.port || 5432),
+          }),
         );
       }
       schema = await freshPgSchema();
@@ -187,6 +191,19 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       };
       const answered = (text: string): number => peers.reduce((n, p) => n + (p.answers.get(text) ?? 0), 0);
       const allAnswered = (texts: readonly string[]): boolean => texts.every((t) => answered(t) > 0);
+      diagnose = async () => {
+        const drops = async (bot: RunningBot): Promise<string> =>
+          (await metricsOf(bot).catch(() => ''))
+            .split('\n')
+            .filter((l) => /^relay_drops_total/.test(l) && !l.endsWith(' 0'))
+            .join(', ');
+        return (
+          `unanswered: ${sent.filter((t) => answered(t) === 0).join(' ')}\n` +
+          `peers' drops: ${peers.map((p) => JSON.stringify(Object.fromEntries(Object.entries(p.client.drops.snapshot()).filter(([, v]) => v > 0)))).join(' ')}\n` +
+          `A's drops: ${await drops(botA)}\nB's drops: ${await drops(botB)}\n` +
+          `A's stderr: ${botA.stderr().slice(-2000)}\nB's stderr: ${botB.stderr().slice(-2000)}`
+        );
+      };
 
       // First contact, then a round from every peer with both hosts up: both replicas serve.
       await Promise.all(peers.map((p, i) => send(p, `hello-${i}`)));
@@ -201,6 +218,25 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       const [inA, inB] = [await messagesIn(botA), await messagesIn(botB)];
       expect(inA).toBeGreaterThan(0);
       expect(inB).toBeGreaterThan(0);
+
+      const dbc = new pg.Client({ connectionString: PG_URL });
+      db = dbc;
+      await dbc.connect();
+      const outboxTable = `"${schema.schema}"."outbox"`;
+      const outboxRows = async (): Promise<number> =>
+        Number(
+          (await dbc.query(`SELECT count(*) AS n FROM ${outboxTable} WHERE quarantined_at IS NULL`)).rows[0]
+            .n,
+        );
+      // First a one-way fault: A's packets to the broker are dropped (it still receives from it),
+      // Postgres (on another address) stays reachable. The commands the broker hands A now are
+      // committed with their replies in A's outbox, which A cannot publish.
+      await a.dropOutboundTo(a.gateway);
+      const held = peers.flatMap((_, i) => [`held-${i}-0`, `held-${i}-1`]);
+      await Promise.all(held.map((t, j) => send(peers[j % PEERS]!, t)));
+      await until(async () => (await outboxRows()) > 0, 30_000, "A's committed, unpublished replies");
+      await sleep(1000); // the rest of A's share commits too
+      const heldRows = await outboxRows();
 
       // The cut, with commands flowing: one every 100 ms, round robin, until the broker gives A up
       // (its keepalive, 1.5 × 30 s, runs out; Mosquitto logs it).
@@ -219,15 +255,7 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       const answeredDuringCut = during.filter((t) => answered(t) > 0).length;
       expect(answeredDuringCut).toBeGreaterThan(0);
       // Rows A committed and could not publish stay in the outbox (B's go within milliseconds).
-      const dbc = new pg.Client({ connectionString: PG_URL });
-      db = dbc;
-      await dbc.connect();
-      const outboxTable = `"${schema.schema}"."outbox"`;
-      const outboxRows = async (): Promise<number> =>
-        Number(
-          (await dbc.query(`SELECT count(*) AS n FROM ${outboxTable} WHERE quarantined_at IS NULL`)).rows[0]
-            .n,
-        );
+      // (With outbox takeover of a dead replica, B would publish them once A's leases ran out.)
       const leftByA = await outboxRows();
 
       // With A given up, B goes on answering new commands while A is still cut off. Not all of them:
@@ -254,17 +282,29 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       await sleep(1500); // a second answer to any command would arrive now
 
       expect(sent.filter((t) => answered(t) > 1)).toEqual([]);
+      // What A had committed (its replies to the held commands) was published once it was back.
+      expect(held.filter((t) => answered(t) !== 1)).toEqual([]);
       expect(alone.filter((t) => answered(t) === 0)).toEqual([]);
       expect(await metricLine(botA, 'relay_mqtt_connected')).toBe(1);
       const lost = sent.filter((t) => answered(t) === 0);
-      outcome = { lost, mlsDropsA: await metricLine(botA, 'relay_drops_total{reason="mls"') };
+      const mlsDropsA = await metricLine(botA, 'relay_drops_total{reason="mls"');
+      // KNOWN DEFECT (issue #13), seen in 6 of the 7 runs that got this far: the commands the broker held for A while it was
+      // cut off reach A once it is back, and A drops them as undecryptable (reason mls): B has taken
+      // those peers' conversations further meanwhile, and the keys of the skipped generations are
+      // gone (most likely ts-mls's retainKeysForGenerations: 10, framework/relay/mls/context.ts).
+      // Nothing answers them. Until that is fixed this asserts only that every lost command is one A
+      // dropped that way, none lost otherwise; then it should be `expect(lost).toEqual([])`.
+      expect(lost.length).toBeLessThanOrEqual(mlsDropsA);
       console.log(
         `two hosts: ${sent.length} commands; before the cut A took ${inA}, B ${inB} messages; ` +
           `${during.length} sent during the cut (${answeredDuringCut} answered before the broker gave A up); ` +
           `${answeredByBAlone}/${alone.length} sent after that answered by B while A was cut off; ` +
-          `${leftByA} outbox rows of A's waited for it to come back; ${lost.length} never answered ` +
-          `(A dropped ${outcome.mlsDropsA} as undecryptable, reason mls)`,
+          `${heldRows} outbox rows of A's after the one-way fault, ${leftByA} when the broker gave A up; ${lost.length} never answered ` +
+          `(A dropped ${mlsDropsA} as undecryptable, reason mls)`,
       );
+    } catch (e) {
+      if (diagnose && e instanceof Error) e.message += `\n${await diagnose()}`;
+      throw e;
     } finally {
       await db?.end().catch(() => undefined);
       await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
@@ -277,20 +317,4 @@ async function messagesIn(bot: RunningBot): Promise<number> {
     }
   },
   420_000,
-);
-
-/**
- * KNOWN DEFECT, pinned (issue #13): the commands the broker held for A while it was cut off (its
- * share of the group's messages until its keepalive ran out) reach A once it is back, and A drops
- * them as undecryptable (relay_drops_total{reason="mls"}): B has meanwhile taken those peers'
- * conversations further, and the sender keys of the skipped generations are gone, most likely
- * through ts-mls's key retention (retainKeysForGenerations: 10, framework/relay/mls/context.ts).
- * Nothing answers them. This test fails (and so tells to drop `.failing`) once they are answered.
- */
-(runs ? test.failing : test.skip)(
-  'KNOWN DEFECT: commands the broker held for the cut-off replica are all answered once it is back',
-  () => {
-    if (!outcome) return; // the test above did not get this far: then this one fails too
-    expect(outcome.lost).toEqual([]);
-  },
 );

@@ -1,6 +1,6 @@
 /**
  * Test hosts on one machine (issue #13, "the same identity answering from two hosts"): each host is
- * a network namespace joined to the root namespace by a veth pair on its own /30, so a process
+ * a network namespace joined to the root namespace by a veth pair on its own /29, so a process
  * started in it reaches the root namespace only through that link, and `cut()` takes the link
  * down as a pulled cable would (nothing is closed or reset; packets just stop).
  *
@@ -42,10 +42,17 @@ export interface NetHost {
   readonly name: string;
   /** The root namespace's end of the link: what a process in the host dials to reach the root. */
   readonly gateway: string;
+  /** A second root-side address on the link, so one service can be cut off apart from another. */
+  readonly serviceGateway: string;
   /** The host's own address, reachable from the root namespace while the link is up. */
   readonly address: string;
   /** Spawns `command` inside the namespace; the child is the command itself (ip netns exec execs it). */
   spawn(command: string, args: readonly string[], options?: SpawnOptions): ChildProcess;
+  /**
+   * Drops the host's packets to `address` (a blackhole route in the host): it still receives from
+   * there but cannot answer, as with a one-way fault. Undone by restore().
+   */
+  dropOutboundTo(address: string): Promise<void>;
   /** Takes the link down at the root's end: no packet crosses until restore(). */
   cut(): Promise<void>;
   restore(): Promise<void>;
@@ -54,7 +61,7 @@ export interface NetHost {
 }
 
 /**
- * `count` hosts on 10.<a>.<b>.<4i>/30 links, <a>.<b> random within 10.200-10.249 so parallel runs
+ * `count` hosts on 10.<a>.<b>.<8i>/29 links, <a>.<b> random within 10.200-10.249 so parallel runs
  * (and the machine's own networks, which do not use that range here) do not overlap.
  */
 export async function createNetHosts(count: number): Promise<NetHost[]> {
@@ -75,8 +82,10 @@ async function createHost(tag: string, i: number, net16: string): Promise<NetHos
   // Interface names are at most 15 characters.
   const outer = `rv${tag}${i}r`;
   const inner = `rv${tag}${i}n`;
-  const gateway = `${net16}.${4 * i + 1}`;
-  const address = `${net16}.${4 * i + 2}`;
+  const gateway = `${net16}.${8 * i + 1}`;
+  const address = `${net16}.${8 * i + 2}`;
+  const serviceGateway = `${net16}.${8 * i + 3}`;
+  const blackholes: string[] = [];
   let removed = false;
   const remove = async (): Promise<void> => {
     if (removed) return;
@@ -89,9 +98,10 @@ async function createHost(tag: string, i: number, net16: string): Promise<NetHos
     await ip('netns', 'add', name);
     await ip('link', 'add', outer, 'type', 'veth', 'peer', 'name', inner);
     await ip('link', 'set', inner, 'netns', name);
-    await ip('addr', 'add', `${gateway}/30`, 'dev', outer);
+    await ip('addr', 'add', `${gateway}/29`, 'dev', outer);
+    await ip('addr', 'add', `${serviceGateway}/29`, 'dev', outer);
     await ip('link', 'set', outer, 'up');
-    await ip('-n', name, 'addr', 'add', `${address}/30`, 'dev', inner);
+    await ip('-n', name, 'addr', 'add', `${address}/29`, 'dev', inner);
     await ip('-n', name, 'link', 'set', inner, 'up');
     await ip('-n', name, 'link', 'set', 'lo', 'up');
   } catch (e) {
@@ -101,11 +111,19 @@ async function createHost(tag: string, i: number, net16: string): Promise<NetHos
   return {
     name,
     gateway,
+    serviceGateway,
     address,
     spawn: (command, args, options = {}) => spawn('ip', ['netns', 'exec', name, command, ...args], options),
+    dropOutboundTo: async (to) => {
+      await ip('-n', name, 'route', 'add', 'blackhole', `${to}/32`);
+      blackholes.push(to);
+    },
     cut: () => ip('link', 'set', outer, 'down'),
     // The addresses stay through down and up; the kernel drops and restores their routes.
-    restore: () => ip('link', 'set', outer, 'up'),
+    restore: async () => {
+      for (const to of blackholes.splice(0)) await ip('-n', name, 'route', 'del', 'blackhole', `${to}/32`);
+      await ip('link', 'set', outer, 'up');
+    },
     remove,
   };
 }
