@@ -46,7 +46,7 @@ const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
 // ---- measuring ----------------------------------------------------------------------------------
 
-interface Window {
+export interface Window {
   /** Commands whose reply arrived inside the window. */
   readonly count: number;
   readonly perSecond: number;
@@ -83,7 +83,7 @@ async function measured(child: BenchChild, seconds: number, drive: () => Promise
 }
 
 /** n loops of back-to-back round trips; round trips finishing after the deadline are not counted. */
-async function latenciesOf(
+export async function latenciesOf(
   n: number,
   seconds: number,
   once: (i: number) => Promise<void>,
@@ -95,7 +95,7 @@ async function latenciesOf(
  * Open loop: `rate` commands per second, round robin over the n peers, each timed from when it was
  * due (not when the event loop got round to sending it). All of them are awaited.
  */
-async function pacedLoop(
+export async function pacedLoop(
   n: number,
   rate: number,
   seconds: number,
@@ -119,7 +119,7 @@ async function pacedLoop(
   return latencies;
 }
 
-function printWindow(label: string, w: Window, baseline?: { name: string; value: number }): void {
+export function printWindow(label: string, w: Window, baseline?: { name: string; value: number }): void {
   report(`${label}: commands/s`, w.perSecond, 'cmd/s', baseline);
   report(`${label}: p50 / p99`, w.p50, `/ ${w.p99.toFixed(2)} ms`);
   note(
@@ -155,7 +155,7 @@ async function rawCeiling(url: string): Promise<Map<number, Window>> {
 // ---- the bot ------------------------------------------------------------------------------------
 
 /** A peer that matches each `pong` to the `/ping` it answers (replyTo = the command's id). */
-class Peer {
+export class Peer {
   private readonly waiters = new Map<string, () => void>();
 
   constructor(
@@ -181,7 +181,7 @@ class Peer {
   }
 }
 
-function createPeers(url: string, prefix: string, botId: string, count: number): Promise<Peer[]> {
+export function createPeers(url: string, prefix: string, botId: string, count: number): Promise<Peer[]> {
   return inBatches(count, PEER_BATCH, async () => {
     const c = await benchClient(url, prefix, { powBits: 8 });
     await c.start();

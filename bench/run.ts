@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
-const MODULES = ['pow', 'seal', 'mls', 'client', 'store', 'bot', 'group', 'hostile'] as const;
+const MODULES = ['pow', 'seal', 'mls', 'client', 'store', 'bot', 'replicas', 'group', 'hostile'] as const;
 
 interface BenchModule {
   run(): Promise<void>;

@@ -1,0 +1,52 @@
+/**
+ * One replica of the echo bot for bench/replicas.ts, in its own process:
+ *
+ *   replicas-child.ts <brokerUrl> <prefix> <postgresUrl> <schema> <shareGroup> <slot>
+ *
+ * RelayClient + TypeOrmRelayStore (Postgres, the schema every replica shares) + BotRuntime(EchoBot),
+ * subscribed as slot <slot> of the MQTT 5 share group, with a LeaseKeeper on the schema's leases
+ * for the single-owner duties, as `relay-bot start` wires a replica. The first replica started on
+ * an empty schema creates the identity; the others load it. Speaks bench/child.ts's JSON lines.
+ */
+import { BotRuntime } from '../framework/bot/index.js';
+import { DUTY, LeaseKeeper } from '../framework/relay/index.js';
+import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
+import { EchoBot } from '../bots/echo/index.js';
+import { benchClient } from './clients.js';
+import { runChild, say, serveParent, troubleReport } from './child.js';
+
+async function main(argv: readonly string[]): Promise<void> {
+  const [url, prefix, pgUrl, schema, shareGroup, slotText] = argv;
+  const slot = Number(slotText);
+  if (!url || !prefix || !pgUrl || !schema || !shareGroup || !Number.isInteger(slot)) {
+    throw new Error('usage: replicas-child.ts <brokerUrl> <prefix> <pgUrl> <schema> <shareGroup> <slot>');
+  }
+  const store = new TypeOrmRelayStore(await createRelayDataSource({ url: pgUrl, schema }));
+  const keeper = new LeaseKeeper({ store: store.leases, replica: { replicaId: `${shareGroup}/${slot}` } });
+  keeper.on('error', () => undefined);
+  Object.values(DUTY).forEach((d) => keeper.want(d));
+  await keeper.start();
+  const client = await benchClient(url, prefix, {
+    store,
+    powBits: 8,
+    broker: { url, shareGroup, replicaSlot: slot },
+    duties: keeper,
+    // 100 peers make first contact within a second or two; the default quota would refuse most.
+    welcomeQuota: { perSenderPerMinute: 5, totalPerMinute: 100_000 },
+  });
+  const reportTrouble = troubleReport(client);
+  const runtime = new BotRuntime(new EchoBot());
+  runtime.attach(client, { store, duties: keeper });
+  await client.start();
+  say({ ready: true, userId: client.userId });
+  serveParent(async () => {
+    await runtime.stop();
+    await client.stop();
+    await runtime.detach();
+    await keeper.stop();
+    await store.close();
+    reportTrouble();
+  });
+}
+
+runChild(main);
