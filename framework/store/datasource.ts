@@ -24,6 +24,8 @@ import { Conversations1796640000000 as PostgresConversations } from './migration
 import { Conversations1796640000000 as SqliteConversations } from './migrations/sqlite/1796640000000-Conversations.js';
 import { Leases1796652958681 as PostgresLeases } from './migrations/postgres/1796652958681-Leases.js';
 import { Leases1796652958681 as SqliteLeases } from './migrations/sqlite/1796652958681-Leases.js';
+import { EpochState1796700000000 as PostgresEpochState } from './migrations/postgres/1796700000000-EpochState.js';
+import { EpochState1796700000000 as SqliteEpochState } from './migrations/sqlite/1796700000000-EpochState.js';
 
 /**
  * SQLite file used when no Postgres URL and no sqlitePath are given, relative to the working directory; its
@@ -69,6 +71,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         PostgresOutboxQuarantine,
         PostgresConversations,
         PostgresLeases,
+        PostgresEpochState,
       ]
     : [
         SqliteInitial,
@@ -78,6 +81,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         SqliteOutboxQuarantine,
         SqliteConversations,
         SqliteLeases,
+        SqliteEpochState,
       ];
 }
 

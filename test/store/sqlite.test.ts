@@ -49,6 +49,7 @@ describe('SQLite data source', () => {
       'OutboxQuarantine1796622191638',
       'Conversations1796640000000',
       'Leases1796652958681',
+      'EpochState1796700000000',
     ]);
     expect(await runMigrations(first)).toEqual([]);
     await first.destroy();
@@ -56,7 +57,7 @@ describe('SQLite data source', () => {
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 7 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 8 }]);
     await second.destroy();
   });
 
@@ -85,6 +86,9 @@ describe('SQLite data source', () => {
 
     const conversationColumns = () => columns('conversation_data');
 
+    expect(await columns('conversations')).toContain('epoch_state');
+    await ds.undoLastMigration();
+    expect(await columns('conversations')).not.toContain('epoch_state');
     expect(await tables()).toEqual([
       'conversations',
       'leases',
@@ -115,7 +119,7 @@ describe('SQLite data source', () => {
     expect(await outboxColumns()).not.toContain('await_ack');
     await ds.undoLastMigration();
     expect(await tables()).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(7);
+    expect(await runMigrations(ds)).toHaveLength(8);
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });

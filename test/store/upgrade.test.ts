@@ -34,6 +34,7 @@ const OUTBOX_QUARANTINE = 'OutboxQuarantine1796622191638';
 const PARKED_INBOUND = 'ParkedInbound1796621651928';
 const CONVERSATIONS = 'Conversations1796640000000';
 const LEASES = 'Leases1796652958681';
+const EPOCH_STATE = 'EpochState1796700000000';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -149,9 +150,17 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
 
       const { store, ds, ran, cleanup } = await backend.open({ stateKey: KEY });
       try {
-        expect(ran).toEqual([GROUPS, PARKED_INBOUND, STATE_KEY, OUTBOX_QUARANTINE, CONVERSATIONS, LEASES]);
+        expect(ran).toEqual([
+          GROUPS,
+          PARKED_INBOUND,
+          STATE_KEY,
+          OUTBOX_QUARANTINE,
+          CONVERSATIONS,
+          LEASES,
+          EPOCH_STATE,
+        ]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '7' : 7 },
+          { n: backend.kind === 'postgres' ? '8' : 8 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 
