@@ -28,8 +28,9 @@ export function groupStateColumns(
   state: mls.GroupSession,
   from?: { record: GroupRecord; previous: mls.GroupSession },
 ): GroupStateColumns {
-  const stored = from?.record.epochState && { live: from.record.state, epoch: from.record.epochState };
-  const encoded = mls.encodeGroupSession(state, stored && { session: from!.previous, stored });
+  const epoch = from?.record.epochState;
+  const basis = epoch && { session: from.previous, stored: { live: from.record.state, epoch } };
+  const encoded = mls.encodeGroupSession(state, basis);
   return { state: encoded.live, epochState: encoded.epoch, epochStateUnchanged: !encoded.epochChanged };
 }
 

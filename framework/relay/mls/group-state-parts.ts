@@ -57,16 +57,20 @@ import {
   type SessionData,
 } from './state.js';
 
+/** The leading version byte of both parts (format 1 is state.ts's single blob). */
 export const GROUP_STATE_PARTS_VERSION = 2;
 const ID_BYTES = 16;
 const encodeProposals = encode(unappliedProposalsEncoder);
 
 /** A group state as stored: both parts. */
 export interface StoredGroupState {
+  /** What every message changes: GroupRecord.state. */
   readonly live: Uint8Array;
+  /** What changes only with the epoch: GroupRecord.epochState. */
   readonly epoch: Uint8Array;
 }
 
+/** Both parts of a group state to store, and whether the epoch part must be written. */
 export interface EncodedGroupState extends StoredGroupState {
   /** False when `epoch` is the basis's own epoch part (the same bytes, not encoded again). */
   readonly epochChanged: boolean;
@@ -74,6 +78,7 @@ export interface EncodedGroupState extends StoredGroupState {
 
 /** The state a write starts from: the decoded session and the parts it was stored as. */
 export interface GroupStateBasis {
+  /** The decoded state of `stored`, exactly (the cache's entry for the record's version, or its decode). */
   readonly session: GroupSession;
   readonly stored: StoredGroupState;
 }
@@ -189,6 +194,7 @@ export function encodeGroupSession(session: GroupSession, basis?: GroupStateBasi
   return { live: encodeLivePart(data, epoch, reuse ? basis : undefined), epoch, epochChanged: !reuse };
 }
 
+/** Both parts back to a state; a CodecError when they do not decode or were not written together. */
 export function decodeGroupSession(stored: StoredGroupState): GroupSession {
   const e = new ByteReader(stored.epoch, 'group epoch state');
   if (e.u8() !== GROUP_STATE_PARTS_VERSION) throw new CodecError('unknown group epoch state version');
