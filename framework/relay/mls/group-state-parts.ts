@@ -44,7 +44,7 @@ import type { SecretTree } from 'ts-mls/secretTree.js';
 import { decodeUnappliedProposals, unappliedProposalsEncoder } from 'ts-mls/unappliedProposals.js';
 import { equalBytes } from '../bytes.js';
 import { CodecError } from '../errors.js';
-import { readSecretTree, writeSecretTree } from './secret-tree-codec.js';
+import { readSecretTree, writeSecretTree, writeSecretTreeFrom } from './secret-tree-codec.js';
 import { ByteReader, ByteWriter } from './session-bytes.js';
 import {
   decodeSession,
@@ -60,6 +60,8 @@ import {
 /** The leading version byte of both parts (format 1 is state.ts's single blob). */
 export const GROUP_STATE_PARTS_VERSION = 2;
 const ID_BYTES = 16;
+/** A live part's secret tree section: u64 epoch | u32 length, then the tree. */
+const SECTION_HEADER_BYTES = 12;
 const encodeProposals = encode(unappliedProposalsEncoder);
 
 /** A group state as stored: both parts. */
@@ -167,18 +169,24 @@ function encodeLivePart(data: SessionData, epochPart: Uint8Array, basis?: GroupS
   const trees = secretTreesOf(group);
   if (trees.length > 255) throw new CodecError('too many retained epochs for the session format');
   w.u8(trees.length);
-  // A tree the basis holds as the same object is copied from the basis's bytes: most messages
-  // move one tree, and the retained past epochs' trees stay as they were.
-  const before = basis ? secretTreesOf(unwrap(basis.session).group) : [];
+  // A tree the basis holds as the same object is copied from the basis's bytes: the retained past
+  // epochs' trees rarely move. One that moved (the current epoch's, at the sender's leaf) is
+  // written from the basis's encoding of it, so only its changed leaves are encoded.
+  const before = new Map(basis ? secretTreesOf(unwrap(basis.session).group) : []);
   const sections = basis ? secretTreeSections(basis.stored.live) : undefined;
   for (const [epoch, tree] of trees) {
-    const unchanged = before.some(([e, t]) => e === epoch && t === tree) ? sections?.get(epoch) : undefined;
-    if (unchanged) {
-      w.raw(unchanged);
+    const old = before.get(epoch);
+    const section = sections?.get(epoch);
+    if (old === tree && section) {
+      w.raw(section);
       continue;
     }
     w.u64(epoch);
-    w.withLength(() => writeSecretTree(w, tree));
+    w.withLength(() =>
+      old && section
+        ? writeSecretTreeFrom(w, tree, old, section.subarray(SECTION_HEADER_BYTES))
+        : writeSecretTree(w, tree),
+    );
   }
   return w.finish();
 }
@@ -191,7 +199,8 @@ export function encodeGroupSession(session: GroupSession, basis?: GroupStateBasi
   const data = unwrap(session);
   const reuse = basis !== undefined && sameEpochPart(unwrap(basis.session).group, data.group);
   const epoch = reuse ? basis.stored.epoch : encodeEpochPart(data.group);
-  return { live: encodeLivePart(data, epoch, reuse ? basis : undefined), epoch, epochChanged: !reuse };
+  // The basis serves the live part even across a commit: the old epoch's tree is now a past one.
+  return { live: encodeLivePart(data, epoch, basis), epoch, epochChanged: !reuse };
 }
 
 /** Both parts back to a state; a CodecError when they do not decode or were not written together. */
