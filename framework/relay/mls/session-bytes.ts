@@ -5,19 +5,32 @@
  */
 import { CodecError } from '../errors.js';
 
+/** Unused bytes a finished writer may leave behind its result rather than copying it. */
+const SPARE_KEPT = 4096;
+
+/**
+ * A plain Uint8Array of `n` bytes not zero-filled first: the writer overwrites every byte it hands
+ * out and never exposes the rest (finish() ends the view at what was written). Saves clearing
+ * tens of KB per group message.
+ */
+function uninitialized(n: number): Uint8Array {
+  const b = Buffer.allocUnsafeSlow(n);
+  return new Uint8Array(b.buffer, b.byteOffset, n);
+}
+
 export class ByteWriter {
   private buf: Uint8Array;
   private view: DataView;
   private length = 0;
 
   constructor(initialCapacity = 256) {
-    this.buf = new Uint8Array(initialCapacity);
+    this.buf = uninitialized(initialCapacity);
     this.view = new DataView(this.buf.buffer);
   }
 
   private room(n: number): void {
     if (this.length + n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(this.buf.length * 2, this.length + n));
+    const next = uninitialized(Math.max(this.buf.length * 2, this.length + n));
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
     this.view = new DataView(next.buffer);
@@ -67,9 +80,17 @@ export class ByteWriter {
     this.view.setUint32(start - 4, this.length - start, false);
   }
 
-  /** The bytes written, in a buffer of their own. */
+  /**
+   * The bytes written. A view of the writer's buffer when little of it is unused (callers size it
+   * well: a group's live part is the size of the last one), else a copy, so that no large spare
+   * buffer is kept alive behind a small result.
+   */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.length);
+    const spare = this.buf.length - this.length;
+    if (spare > SPARE_KEPT) return this.buf.slice(0, this.length);
+    // The spare bytes were never written: whatever memory held before must not travel along.
+    this.buf.fill(0, this.length);
+    return this.buf.subarray(0, this.length);
   }
 }
 
