@@ -25,7 +25,7 @@ export class ByteWriter {
 
   constructor(initialCapacity = 256) {
     this.buf = uninitialized(initialCapacity);
-    this.view = new DataView(this.buf.buffer);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   private room(n: number): void {
@@ -33,7 +33,7 @@ export class ByteWriter {
     const next = uninitialized(Math.max(this.buf.length * 2, this.length + n));
     next.set(this.buf.subarray(0, this.length));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   u8(n: number): void {
