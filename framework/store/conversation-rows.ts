@@ -179,7 +179,6 @@ const epochStateSlot = (groupId: string) => ({
  * CONVERSATION_COLUMNS' values for a group. With epochStateUnchanged the list ends before
  * epoch_state (COLUMNS_KEEPING_EPOCH_STATE): the stored epoch part is neither sealed nor sent again.
  */
-
 export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
   const meta = c.sealText(g.meta, metaSlot(g.groupId));
   const direct = [null, null, null, null, null, null, null];

@@ -27,13 +27,13 @@ import {
   WELCOME_UPSERT,
 } from './statements.js';
 
+const updateSql = (columns: readonly string[]): string =>
+  `UPDATE "conversations" SET ${columns.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ? AND "kind" = ?`;
+
 /**
  * The one compare-and-set write of commit(), for both kinds: "version" must be the one the record
  * was read at, and "kind" must not change under a group id.
  */
-const updateSql = (columns: readonly string[]): string =>
-  `UPDATE "conversations" SET ${columns.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ? AND "kind" = ?`;
-
 const VERSIONED_SQL = {
   update: updateSql(CONVERSATION_COLUMNS),
   /** A group whose epoch part did not change: its epoch_state stays as stored (issue #12). */
