@@ -18,7 +18,12 @@ interface VersionedState {
   groupId: string;
   version: number;
   state: Uint8Array;
+  /** A group's epoch part (mls.encodeGroupSession); absent for 1:1 sessions and older group rows. */
+  epochState?: Uint8Array;
 }
+
+/** What the cache's byte bound counts for a record: its stored state, both parts. */
+const storedBytes = (r: VersionedState): number => r.state.length + (r.epochState?.length ?? 0);
 
 /** The decoded state of a loaded record's version, when the cache holds it. */
 export interface Cached {
@@ -42,7 +47,7 @@ export class ConversationStates {
   }
 
   decoded(record: VersionedState): mls.GroupSession {
-    return this.cached(record) ?? mls.decodeSession(record.state);
+    return this.cached(record) ?? mls.decodeStoredSession(record.state, record.epochState);
   }
 
   /** The one read an inbound 1:1 message needs: session, processed check and peer. */
@@ -77,7 +82,7 @@ export class ConversationStates {
     for (const g of changes.deleteConversations ?? []) this.cache.delete(g);
     for (const r of written) {
       r.version += 1;
-      if (decoded?.groupId === r.groupId) this.cache.set(r.groupId, r.version, decoded.state, r.state.length);
+      if (decoded?.groupId === r.groupId) this.cache.set(r.groupId, r.version, decoded.state, storedBytes(r));
       else this.cache.delete(r.groupId);
     }
   }

@@ -117,7 +117,7 @@ export abstract class GroupOutbound extends GroupLanes {
         continue;
       }
       mergeIntents(loaded.meta, intents);
-      records.push(updatedRecord(loaded.record, loaded.state, loaded.meta, now));
+      records.push(updatedRecord(loaded.record, loaded.state, loaded.meta, now, loaded.state));
     }
     return records;
   }

@@ -17,17 +17,38 @@ export interface Loaded {
   meta: GroupMeta;
 }
 
-/** The record to write for a new state and bookkeeping; its version is still the one read. */
+/** A group record's state columns for `state`: both parts of mls.encodeGroupSession. */
+export type GroupStateColumns = Pick<GroupRecord, 'state' | 'epochState' | 'epochStateUnchanged'>;
+
+/**
+ * The state columns to write for `state`. With the record it was made from and that record's
+ * decoded state (`previous`), an unchanged epoch part is neither encoded nor written again.
+ */
+export function groupStateColumns(
+  state: mls.GroupSession,
+  from?: { record: GroupRecord; previous: mls.GroupSession },
+): GroupStateColumns {
+  const epoch = from?.record.epochState;
+  const basis = epoch && { session: from.previous, stored: { live: from.record.state, epoch } };
+  const encoded = mls.encodeGroupSession(state, basis);
+  return { state: encoded.live, epochState: encoded.epoch, epochStateUnchanged: !encoded.epochChanged };
+}
+
+/**
+ * The record to write for a new state and bookkeeping; its version is still the one read.
+ * `previous`: the decoded state of `record` as read, when the caller has it (see groupStateColumns).
+ */
 export function updatedRecord(
   record: GroupRecord,
   state: mls.GroupSession,
   meta: GroupMeta,
   now: number,
+  previous?: mls.GroupSession,
 ): GroupConversationRecord {
   return {
     ...record,
     kind: 'group',
-    state: mls.encodeSession(state),
+    ...groupStateColumns(state, previous && { record, previous }),
     epoch: mls.epochOf(state),
     meta: serializeGroupMeta(meta),
     updatedAt: now as UnixSeconds,
@@ -63,7 +84,7 @@ export class GroupRecords {
     return {
       loaded: {
         record,
-        state: cached ?? mls.decodeSession(record.state),
+        state: cached ?? mls.decodeStoredSession(record.state, record.epochState),
         meta: parseGroupMeta(record.meta, this.clock.now()),
       },
       processed,

@@ -38,7 +38,11 @@ const copySession = (s: SessionRecord): SessionRecord => ({
 
 const copyParked = (p: ParkedInboundRecord): ParkedInboundRecord => ({ ...p, payload: p.payload.slice() });
 
-const copyGroup = (g: GroupRecord): GroupRecord => ({ ...g, state: g.state.slice() });
+const copyGroup = ({ epochStateUnchanged: _unchanged, ...g }: GroupRecord): GroupRecord => ({
+  ...g,
+  state: g.state.slice(),
+  ...(g.epochState ? { epochState: g.epochState.slice() } : {}),
+});
 
 /** A stored conversation's copy without its kind tag: what the per-kind reads return. */
 const sessionOf = ({ kind: _kind, ...s }: DirectConversationRecord): SessionRecord => copySession(s);
@@ -67,7 +71,26 @@ function checkVersions(stored: ReadonlyMap<string, ConversationRecord>, c: Inbou
     if (version !== r.version) throw new StaleStateError(r.groupId, r.version, version);
     if (found && found.kind !== r.kind)
       throw new StorageError(`conversation ${r.groupId} is stored as kind ${found.kind}`);
+    const replaced = c.deleteConversations?.includes(r.groupId) ?? false;
+    if (
+      r.kind === 'group' &&
+      r.epochStateUnchanged &&
+      (replaced || found?.kind !== 'group' || !found.epochState)
+    )
+      throw new StorageError(`group ${r.groupId}: epochStateUnchanged, but no epoch state is stored`);
   }
+}
+
+/**
+ * The row to store for a written record: a group's epoch part is the stored one when the record
+ * says it did not change (the database stores do not write it then either).
+ */
+function storedRow(r: ConversationRecord, found: ConversationRecord | undefined): ConversationRecord {
+  if (r.kind !== 'group') return { ...copyConversation(r), version: r.version + 1 };
+  const kept = r.epochStateUnchanged && found?.kind === 'group' ? found.epochState : undefined;
+  const written = groupOf(kept ? { ...r, epochState: undefined } : r);
+  const row: GroupConversationRecord = { kind: 'group', ...written, version: r.version + 1 };
+  return kept ? { ...row, epochState: kept } : row;
 }
 
 /**
@@ -308,7 +331,7 @@ export class MemoryRelayStore implements RelayStore {
       this.senders.delete(g);
     }
     for (const r of c.conversations ?? [])
-      this.conversations.set(r.groupId, { ...copyConversation(r), version: r.version + 1 });
+      this.conversations.set(r.groupId, storedRow(r, this.conversations.get(r.groupId)));
     for (const o of c.outbox ?? []) this.outbox.push(copyOutbox(o));
     for (const d of c.conversationData ?? []) {
       if (d.json === CONVERSATION_DATA_DELETED) this.conversationData.delete(d.conversationId);

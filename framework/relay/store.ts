@@ -105,8 +105,19 @@ export interface GroupRecord {
   groupId: GroupIdHex;
   /** Hex topic id, 32 chars (topicIdFromGroupId); unique, as it is derived from the group id. */
   topicId: string;
-  /** mls.encodeSession bytes. */
+  /**
+   * The live part of mls.encodeGroupSession (what every message changes); for rows stored before
+   * the state was split, and so without epochState, one mls.encodeSession blob.
+   */
   state: Uint8Array;
+  /** The epoch part of mls.encodeGroupSession: changes only with the epoch (issue #12). */
+  epochState?: Uint8Array;
+  /**
+   * On a record to write: epochState is the one stored at `version` already, so the store keeps
+   * the stored bytes and writes none (the compare-and-set on `version` makes them the same). When
+   * false or absent the store writes epochState as given, absent meaning none.
+   */
+  epochStateUnchanged?: boolean;
   epoch: bigint;
   /** Protocol bookkeeping owned by the relay layer, stored as JSON text (opaque to the store). */
   meta: string;

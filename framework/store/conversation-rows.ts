@@ -52,7 +52,12 @@ export const CONVERSATION_COLUMNS = [
   'unused_since',
   'topic_id',
   'meta',
+  // Last, so the UPDATE that keeps a group's stored epoch part is the same list without it.
+  'epoch_state',
 ] as const;
+
+/** CONVERSATION_COLUMNS without epoch_state: what a write that keeps the stored epoch part sets. */
+export const COLUMNS_KEEPING_EPOCH_STATE = CONVERSATION_COLUMNS.slice(0, -1);
 
 /**
  * The slot "table" a kind's secrets are sealed under. Still the names of the tables they were
@@ -95,6 +100,7 @@ export function sessionParams(s: SessionRecord, c: AtRestCipher): unknown[] {
     s.messagesSinceCommit,
     c.sealText(JSON.stringify(s.unconfirmedOutgoing), sessionSlot('unconfirmed_outgoing', s.groupId)),
     nullable(s.unusedSince),
+    null,
     null,
     null,
   ];
@@ -162,6 +168,17 @@ export const rowToSessionAccess = (r: Row, c: AtRestCipher): SessionAccessRecord
 /** Group meta (name, members, committer) is the group's plaintext: sealed like its state. */
 const metaSlot = (groupId: string) => ({ table: SLOT_TABLE.group, column: 'meta', key: groupId });
 
+/** A group's epoch part holds its tree and key schedule secrets: sealed like its state. */
+const epochStateSlot = (groupId: string) => ({
+  table: SLOT_TABLE.group,
+  column: 'epoch_state',
+  key: groupId,
+});
+
+/**
+ * CONVERSATION_COLUMNS' values for a group. With epochStateUnchanged the list ends before
+ * epoch_state (COLUMNS_KEEPING_EPOCH_STATE): the stored epoch part is neither sealed nor sent again.
+ */
 export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
   const meta = c.sealText(g.meta, metaSlot(g.groupId));
   const direct = [null, null, null, null, null, null, null];
@@ -174,6 +191,9 @@ export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
     ...direct,
     g.topicId,
     meta,
+    ...(g.epochStateUnchanged
+      ? []
+      : [g.epochState ? toParam(c.seal(g.epochState, epochStateSlot(g.groupId))) : null]),
   ];
 }
 
@@ -183,6 +203,9 @@ export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
     groupId,
     topicId: String(r.topic_id),
     state: openState(c, 'group', r),
+    ...(r.epoch_state === null || r.epoch_state === undefined
+      ? {}
+      : { epochState: c.open(toBytes(r.epoch_state), toInt(r.at_rest), epochStateSlot(groupId)) }),
     epoch: toBigInt(r.epoch),
     meta: c.openText(String(r.meta), toInt(r.at_rest), metaSlot(groupId)),
     updatedAt: toSeconds(r.updated_at),

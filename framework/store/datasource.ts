@@ -28,6 +28,8 @@ import { OutboxOwner1796668800000 as PostgresOutboxOwner } from './migrations/po
 import { OutboxOwner1796668800000 as SqliteOutboxOwner } from './migrations/sqlite/1796668800000-OutboxOwner.js';
 import { MessageSenders1796700000000 as PostgresMessageSenders } from './migrations/postgres/1796700000000-MessageSenders.js';
 import { MessageSenders1796700000000 as SqliteMessageSenders } from './migrations/sqlite/1796700000000-MessageSenders.js';
+import { EpochState1796710000000 as PostgresEpochState } from './migrations/postgres/1796710000000-EpochState.js';
+import { EpochState1796710000000 as SqliteEpochState } from './migrations/sqlite/1796710000000-EpochState.js';
 
 /**
  * SQLite file used when no Postgres URL and no sqlitePath are given, relative to the working directory; its
@@ -75,6 +77,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         PostgresLeases,
         PostgresOutboxOwner,
         PostgresMessageSenders,
+        PostgresEpochState,
       ]
     : [
         SqliteInitial,
@@ -86,6 +89,7 @@ export function relayMigrations(kind: RelayBackend): Migration[] {
         SqliteLeases,
         SqliteOutboxOwner,
         SqliteMessageSenders,
+        SqliteEpochState,
       ];
 }
 

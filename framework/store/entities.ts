@@ -119,6 +119,8 @@ const conversations = (t: Types) =>
       // kind 'group'
       topic_id: { type: 'text', nullable: true },
       meta: { type: 'text', nullable: true },
+      // A group's epoch part (issue #12); NULL for 1:1 sessions and groups stored before the split.
+      epoch_state: { type: t.bytes, nullable: true },
     },
     {
       indices: [

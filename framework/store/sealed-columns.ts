@@ -53,7 +53,7 @@ export const SEALED_TABLES: readonly SealedTable[] = [
     slotTable: SLOT_TABLE.group,
     rows: `"kind" = 'group'`,
     key: 'group_id',
-    columns: [bytes('state', true), text('meta')],
+    columns: [bytes('state', true), text('meta'), bytes('epoch_state')],
   },
   { table: 'conversation_data', key: 'conversation_id', columns: [text('json')] },
 ];

@@ -8,6 +8,7 @@ import { CONVERSATION_DATA_DELETED, MESSAGE_SENDERS_PER_CONVERSATION } from '../
 import type { ConversationRecord, InboundCommit, MessageSenderRecord, OutboxRecord } from '../relay/store.js';
 import type { AtRestCipher } from './crypto-at-rest.js';
 import {
+  COLUMNS_KEEPING_EPOCH_STATE,
   CONVERSATION_COLUMNS,
   groupParams,
   sessionParams,
@@ -39,12 +40,17 @@ import {
   WELCOME_UPSERT,
 } from './statements.js';
 
+const updateSql = (columns: readonly string[]): string =>
+  `UPDATE "conversations" SET ${columns.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ? AND "kind" = ?`;
+
 /**
  * The one compare-and-set write of commit(), for both kinds: "version" must be the one the record
  * was read at, and "kind" must not change under a group id.
  */
 const VERSIONED_SQL = {
-  update: `UPDATE "conversations" SET ${CONVERSATION_COLUMNS.map((c) => `"${c}" = ?`).join(', ')}, "version" = "version" + 1 WHERE "group_id" = ? AND "version" = ? AND "kind" = ?`,
+  update: updateSql(CONVERSATION_COLUMNS),
+  /** A group whose epoch part did not change: its epoch_state stays as stored (issue #12). */
+  updateKeepingEpochState: updateSql(COLUMNS_KEEPING_EPOCH_STATE),
   // A concurrent insert of the same conversation must read as a lost race, not as a unique
   // violation. No conflict target: with one on group_id alone, Postgres checks topic_id's unique
   // index outside the conflict handling, and the loser of such a race fails there with a raw violation.
@@ -89,8 +95,10 @@ interface VersionedRow {
   groupId: string;
   /** The version it was read at (0: must not exist yet). */
   version: number;
-  /** CONVERSATION_COLUMNS' values, sealed where secret. */
+  /** CONVERSATION_COLUMNS' values, sealed where secret; without epoch_state when it is kept. */
   values: unknown[];
+  /** The stored epoch_state stays: only an UPDATE can keep it (an insert has none to keep). */
+  keepsEpochState: boolean;
 }
 
 /** Sealed once here, before any statement runs. */
@@ -99,7 +107,11 @@ const versionedRow = (r: ConversationRecord, cipher: AtRestCipher): VersionedRow
   groupId: r.groupId,
   version: r.version,
   values: r.kind === 'direct' ? sessionParams(r, cipher) : groupParams(r, cipher),
+  keepsEpochState: r.kind === 'group' && r.epochStateUnchanged === true,
 });
+
+const updateOf = (row: VersionedRow): string =>
+  row.keepsEpochState ? VERSIONED_SQL.updateKeepingEpochState : VERSIONED_SQL.update;
 
 /** Everything the commit writes fits in foldedUpdate's one statement. */
 function foldsCompletely(c: InboundCommit): boolean {
@@ -231,6 +243,8 @@ async function writeConversationsAtOnce(s: Sql, rows: VersionedRow[], c: Inbound
   const inserts: VersionedRow[] = [];
   for (const row of rows) {
     if (stored.has(row.groupId) && !deleted.has(row.groupId)) await writeVersioned(s, row, true);
+    else if (row.keepsEpochState)
+      throw new StorageError(`group ${row.groupId}: epochStateUnchanged, but no epoch state is stored`);
     else inserts.push(row);
   }
   const width = CONVERSATION_COLUMNS.length + 2;
@@ -340,7 +354,7 @@ async function foldedUpdate(s: Sql, row: VersionedRow, c: InboundCommit): Promis
     const offset = Math.max(0, MESSAGE_SENDERS_PER_CONVERSATION - records.length);
     parts.push({ sql: SENDER_TRIM_IF_UPDATED, params: [groupId, groupId, offset] });
   }
-  const sql = `WITH "updated" AS (${VERSIONED_SQL.update} RETURNING 1)${parts
+  const sql = `WITH "updated" AS (${updateOf(row)} RETURNING 1)${parts
     .map((p, i) => `, "w${i}" AS (${p.sql})`)
     .join('')} SELECT count(*) AS "n" FROM "updated"`;
   const params = [...row.values, row.groupId, row.version, row.kind, ...parts.flatMap((p) => p.params)];
@@ -366,8 +380,10 @@ async function lockVersions(s: Sql, rows: VersionedRow[]): Promise<Set<Versioned
 }
 
 async function writeVersioned(s: Sql, row: VersionedRow, exists: boolean): Promise<void> {
+  if (!exists && row.keepsEpochState)
+    throw new StorageError(`group ${row.groupId}: epochStateUnchanged, but no epoch state is stored`);
   const changed = exists
-    ? await s.run(VERSIONED_SQL.update, [...row.values, row.groupId, row.version, row.kind])
+    ? await s.run(updateOf(row), [...row.values, row.groupId, row.version, row.kind])
     : await s.run(VERSIONED_SQL.insert, [row.groupId, ...row.values, row.version + 1]);
   if (changed === 1) return;
   await throwConflict(s, row);

@@ -115,7 +115,9 @@ test('a bot and four clients: create, add, remove, update, and the removed membe
   // c's last state (even one that had processed the removing commit) cannot open the new message.
   const ctx = await mls.createMlsContext();
   const last = decodeGroupPayload(seen()[seen().length - 1]!);
-  await expect(mls.processGroupMessage(ctx, mls.decodeSession(cState!.state), last)).rejects.toThrow();
+  await expect(
+    mls.processGroupMessage(ctx, mls.decodeStoredSession(cState!.state, cState!.epochState), last),
+  ).rejects.toThrow();
   await raw.close();
   for (const m of world.members) expect(m.client.drops.get('mls')).toBe(0);
 });

@@ -30,7 +30,9 @@ const SQLITE_FIXTURE = new URL('./fixtures/pre-conversations.sqlite', import.met
 const CONVERSATIONS = 'Conversations1796640000000';
 /** The migration after Conversations: it runs with it, and is undone first to reach it. */
 const LEASES = 'Leases1796652958681';
+const OUTBOX_OWNER = 'OutboxOwner1796668800000';
 const MESSAGE_SENDERS = 'MessageSenders1796700000000';
+const EPOCH_STATE = 'EpochState1796710000000';
 const NOW = asUnixSeconds(FIXTURE_AT);
 /** The migrations the fixture's code had. */
 const BEFORE = 5;
@@ -111,7 +113,13 @@ function describeMigration(name: string, makeBackend: () => Promise<Backend>) {
         sessions: await raw(`SELECT * FROM "sessions" ORDER BY "group_id"`),
         groups: await raw(`SELECT * FROM "groups" ORDER BY "group_id"`),
       };
-      expect(await runMigrations(ds)).toEqual([CONVERSATIONS, LEASES, MESSAGE_SENDERS]);
+      expect(await runMigrations(ds)).toEqual([
+        CONVERSATIONS,
+        LEASES,
+        OUTBOX_OWNER,
+        MESSAGE_SENDERS,
+        EPOCH_STATE,
+      ]);
       store = new TypeOrmRelayStore(ds, { stateKey: FIXTURE_STATE_KEY, closeDataSource: false });
     });
     afterEach(async () => {
@@ -190,14 +198,22 @@ function describeMigration(name: string, makeBackend: () => Promise<Backend>) {
 
     it('reverts: down() gives back the sessions and groups tables row for row', async () => {
       await store.close();
+      await ds.undoLastMigration({ transaction: 'all' }); // EpochState
       await ds.undoLastMigration({ transaction: 'all' }); // MessageSenders
+      await ds.undoLastMigration({ transaction: 'all' }); // OutboxOwner
       await ds.undoLastMigration({ transaction: 'all' }); // Leases
       await ds.undoLastMigration({ transaction: 'all' });
       expect(await raw(`SELECT * FROM "sessions" ORDER BY "group_id"`)).toEqual(oldTables.sessions);
       expect(await raw(`SELECT * FROM "groups" ORDER BY "group_id"`)).toEqual(oldTables.groups);
       expect(await ds.createQueryRunner().getTables(['conversations'])).toEqual([]);
       // And up again reads the same.
-      expect(await runMigrations(ds)).toEqual([CONVERSATIONS, LEASES, MESSAGE_SENDERS]);
+      expect(await runMigrations(ds)).toEqual([
+        CONVERSATIONS,
+        LEASES,
+        OUTBOX_OWNER,
+        MESSAGE_SENDERS,
+        EPOCH_STATE,
+      ]);
       store = new TypeOrmRelayStore(ds, { stateKey: FIXTURE_STATE_KEY, closeDataSource: false });
       expect(await snapshotStore(store)).toEqual(EXPECTED);
     });

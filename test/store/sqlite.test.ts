@@ -50,6 +50,7 @@ describe('SQLite data source', () => {
       'Conversations1796640000000',
       'Leases1796652958681',
       'MessageSenders1796700000000',
+      'EpochState1796710000000',
     ]);
     expect(await runMigrations(first)).toEqual([]);
     await first.destroy();
@@ -87,6 +88,9 @@ describe('SQLite data source', () => {
 
     const conversationColumns = () => columns('conversation_data');
 
+    expect(await columns('conversations')).toContain('epoch_state');
+    await ds.undoLastMigration();
+    expect(await columns('conversations')).not.toContain('epoch_state');
     expect(await tables()).toEqual([
       'conversations',
       'leases',
@@ -127,7 +131,7 @@ describe('SQLite data source', () => {
     expect(await outboxColumns()).not.toContain('await_ack');
     await ds.undoLastMigration();
     expect(await tables()).toEqual([]);
-    expect(await runMigrations(ds)).toHaveLength(9);
+    expect(await runMigrations(ds)).toHaveLength(10);
     expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
     await ds.destroy();
   });

@@ -8,7 +8,7 @@ import {
   type GroupIdHex,
   type UnixSeconds,
 } from '../../framework/relay/brand.js';
-import { StaleStateError } from '../../framework/relay/errors.js';
+import { StaleStateError, StorageError } from '../../framework/relay/errors.js';
 import { MESSAGE_SENDERS_PER_CONVERSATION } from '../../framework/relay/store.js';
 import type {
   DirectConversationRecord,
@@ -455,6 +455,42 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(loaded).toEqual(group('a1', { epoch: huge, state: allByteValues(), meta, version: 1 }));
         expect(typeof loaded?.epoch).toBe('bigint');
         expect(isPlainBytes(loaded!.state)).toBe(true);
+      });
+
+      // Issue #12: a group's epoch part is written only when it changed.
+      it('writes a group epoch state when given, keeps it when unchanged, and drops it when absent', async () => {
+        const epochState = bytes(5000, 7);
+        await commitGroup(group('a1', { epochState }));
+        expect(await store.getGroup(groupId('a1'))).toEqual(group('a1', { epochState, version: 1 }));
+        // Unchanged: the record may carry any bytes (or none); the stored ones stay. Through the
+        // one-statement path too (a processed mark and a replay entry, as a message writes).
+        const live = bytes(200, 9);
+        await store.commit({
+          conversations: [grouped(group('a1', { version: 1, state: live, epochStateUnchanged: true }))],
+          processed: { groupId: groupId('a1'), digest: 'd1', at: at() },
+          envelope: { digest: 'e1', expiresAt: at(60) },
+        });
+        expect(await store.getGroup(groupId('a1'))).toEqual(
+          group('a1', { state: live, epochState, version: 2 }),
+        );
+        const loaded = await store.loadGroupForMessage(groupId('a1'), 'd1');
+        expect(loaded).toEqual({
+          group: group('a1', { state: live, epochState, version: 2 }),
+          processed: true,
+        });
+        // A new epoch part replaces it; a record without one (a state stored whole) clears it.
+        const next = bytes(4000, 8);
+        await commitGroup(group('a1', { version: 2, epochState: next, epochStateUnchanged: false }));
+        expect((await store.getGroup(groupId('a1')))?.epochState).toEqual(next);
+        await commitGroup(group('a1', { version: 3 }));
+        expect(await store.getGroup(groupId('a1'))).toEqual(group('a1', { version: 4 }));
+      });
+
+      it('refuses "epoch state unchanged" for a group it does not hold, changing nothing', async () => {
+        await expect(commitGroup(group('a1', { epochStateUnchanged: true }))).rejects.toBeInstanceOf(
+          StorageError,
+        );
+        expect(await store.getGroup(groupId('a1'))).toBeUndefined();
       });
 
       // One conversations table (issue 11): a group id names one conversation, of one kind.

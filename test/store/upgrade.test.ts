@@ -36,6 +36,7 @@ const CONVERSATIONS = 'Conversations1796640000000';
 const LEASES = 'Leases1796652958681';
 const OUTBOX_OWNER = 'OutboxOwner1796668800000';
 const MESSAGE_SENDERS = 'MessageSenders1796700000000';
+const EPOCH_STATE = 'EpochState1796710000000';
 
 type StoreOptions = ConstructorParameters<typeof TypeOrmRelayStore>[1];
 
@@ -160,9 +161,10 @@ function describeUpgrade(name: string, makeBackend: () => Promise<Backend>) {
           LEASES,
           OUTBOX_OWNER,
           MESSAGE_SENDERS,
+          EPOCH_STATE,
         ]);
         expect(await ds.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([
-          { n: backend.kind === 'postgres' ? '9' : 9 },
+          { n: backend.kind === 'postgres' ? '10' : 10 },
         ]);
         expect((await ds.driver.createSchemaBuilder().log()).upQueries).toEqual([]);
 

@@ -90,6 +90,15 @@ export {
   type GroupSession,
   type Member,
 } from './state.js';
+export {
+  encodeGroupSession,
+  decodeGroupSession,
+  decodeStoredSession,
+  GROUP_STATE_PARTS_VERSION,
+  type StoredGroupState,
+  type EncodedGroupState,
+  type GroupStateBasis,
+} from './group-state-parts.js';
 export { ExporterCache } from './exporter-cache.js';
 export { userIdFromKey, credentialIdentityOf, identityMatchesKey } from './auth.js';
 export { createNodeCryptoProvider, type NodeCryptoProviderOptions } from './provider-node.js';

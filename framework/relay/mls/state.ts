@@ -9,6 +9,7 @@ import { equalBytes } from '../bytes.js';
 import { CodecError, ProtocolError } from '../errors.js';
 import { userIdFromKey } from './auth.js';
 import type { MlsContext } from './context.js';
+import { ByteReader, ByteWriter } from './session-bytes.js';
 
 declare const sessionBrand: unique symbol;
 /** An MLS group state. Opaque: use the functions of this module and engine.ts. Never mutated. */
@@ -164,79 +165,18 @@ export const SESSION_FORMAT_VERSION = 1;
 const FLAG_PREVIOUS_EXPORTER = 1;
 const FLAG_PENDING_UPDATE = 2;
 
-class Writer {
-  private readonly chunks: Uint8Array[] = [];
-  u8(n: number): void {
-    this.chunks.push(Uint8Array.of(n));
-  }
-  u32(n: number): void {
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setUint32(0, n, false);
-    this.chunks.push(b);
-  }
-  u64(n: bigint): void {
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setBigUint64(0, n, false);
-    this.chunks.push(b);
-  }
-  short(bytes: Uint8Array): void {
-    if (bytes.length > 255) throw new CodecError('field too long for the session format');
-    this.u8(bytes.length);
-    this.chunks.push(bytes);
-  }
-  raw(bytes: Uint8Array): void {
-    this.chunks.push(bytes);
-  }
-  finish(): Uint8Array {
-    let length = 0;
-    for (const c of this.chunks) length += c.length;
-    const out = new Uint8Array(length);
-    let offset = 0;
-    for (const c of this.chunks) {
-      out.set(c, offset);
-      offset += c.length;
-    }
-    return out;
-  }
-}
-
-class Reader {
-  private offset = 0;
-  constructor(private readonly bytes: Uint8Array) {}
-  private take(n: number): Uint8Array {
-    if (this.offset + n > this.bytes.length) throw new CodecError('truncated session state');
-    const out = this.bytes.slice(this.offset, this.offset + n);
-    this.offset += n;
-    return out;
-  }
-  u8(): number {
-    return this.take(1)[0]!;
-  }
-  u32(): number {
-    return new DataView(this.take(4).buffer).getUint32(0, false);
-  }
-  u64(): bigint {
-    return new DataView(this.take(8).buffer).getBigUint64(0, false);
-  }
-  short(): Uint8Array {
-    return this.take(this.u8());
-  }
-  raw(n: number): Uint8Array {
-    return this.take(n);
-  }
-  end(): void {
-    if (this.offset !== this.bytes.length) throw new CodecError('trailing bytes after session state');
-  }
-}
-
 /** Everything needed to continue the session, secrets included: store it encrypted at rest. */
 export function encodeSession(session: GroupSession): Uint8Array {
   const data = unwrap(session);
-  const w = new Writer();
+  const w = new ByteWriter();
   w.u8(SESSION_FORMAT_VERSION);
-  const group = encodeGroupState(data.group);
-  w.u32(group.length);
-  w.raw(group);
+  w.long(encodeGroupState(data.group));
+  writeSessionExtras(w, data);
+  return w.finish();
+}
+
+/** The fields we keep beside ts-mls's state: u8 flags, then the fields they announce. */
+export function writeSessionExtras(w: ByteWriter, data: SessionData): void {
   let flags = 0;
   if (data.previousExporter !== undefined) flags |= FLAG_PREVIOUS_EXPORTER;
   if (data.pendingUpdate !== undefined) flags |= FLAG_PENDING_UPDATE;
@@ -250,25 +190,11 @@ export function encodeSession(session: GroupSession): Uint8Array {
     w.short(data.pendingUpdate.hpkePrivateKey);
     w.short(data.pendingUpdate.hpkePublicKey);
   }
-  return w.finish();
 }
 
-export function decodeSession(bytes: Uint8Array): GroupSession {
-  const r = new Reader(bytes);
-  const version = r.u8();
-  if (version !== SESSION_FORMAT_VERSION) {
-    throw new CodecError(`unknown session format version ${version}`);
-  }
-  const groupBytes = r.raw(r.u32());
-  let decoded;
-  try {
-    decoded = decodeGroupState(groupBytes, 0);
-  } catch (e) {
-    throw new CodecError('stored MLS group state does not decode', { cause: e });
-  }
-  if (decoded === undefined || decoded[1] !== groupBytes.length) {
-    throw new CodecError('stored MLS group state does not decode');
-  }
+export type SessionExtras = Pick<SessionData, 'previousExporter' | 'pendingUpdate'>;
+
+export function readSessionExtras(r: ByteReader): SessionExtras {
   const flags = r.u8();
   if ((flags & ~(FLAG_PREVIOUS_EXPORTER | FLAG_PENDING_UPDATE)) !== 0) {
     throw new CodecError('unknown session flags');
@@ -279,10 +205,34 @@ export function decodeSession(bytes: Uint8Array): GroupSession {
   if (flags & FLAG_PENDING_UPDATE) {
     pendingUpdate = { epoch: r.u64(), hpkePrivateKey: r.short(), hpkePublicKey: r.short() };
   }
-  r.end();
-  return wrap({
-    group: decoded[0],
+  return {
     ...(previousExporter !== undefined ? { previousExporter } : {}),
     ...(pendingUpdate !== undefined ? { pendingUpdate } : {}),
-  });
+  };
+}
+
+/** ts-mls encodeGroupState bytes back to a state; a CodecError when they are not exactly that. */
+export function decodeTsMlsGroupState(bytes: Uint8Array): GroupState {
+  let decoded;
+  try {
+    decoded = decodeGroupState(bytes, 0);
+  } catch (e) {
+    throw new CodecError('stored MLS group state does not decode', { cause: e });
+  }
+  if (decoded === undefined || decoded[1] !== bytes.length) {
+    throw new CodecError('stored MLS group state does not decode');
+  }
+  return decoded[0];
+}
+
+export function decodeSession(bytes: Uint8Array): GroupSession {
+  const r = new ByteReader(bytes);
+  const version = r.u8();
+  if (version !== SESSION_FORMAT_VERSION) {
+    throw new CodecError(`unknown session format version ${version}`);
+  }
+  const group = decodeTsMlsGroupState(r.long());
+  const extras = readSessionExtras(r);
+  r.end();
+  return wrap({ group, ...extras });
 }

@@ -8,6 +8,7 @@ import { ArgumentError } from '../errors.js';
 import { MAX_GROUP_NAME_BYTES } from '../envelope.js';
 import { newGroupMeta, serializeGroupMeta } from '../group-meta.js';
 import type { WantedAdd } from '../group-policy.js';
+import { groupStateColumns } from '../group-records.js';
 import type { FetchedPeerBundle } from '../group-types.js';
 import { userIdFromHex, userIdToHex } from '../identity.js';
 import * as mls from '../mls/index.js';
@@ -81,7 +82,7 @@ export async function groupCreate(
     kind: 'group',
     groupId,
     topicId,
-    state: mls.encodeSession(state),
+    ...groupStateColumns(state),
     epoch: mls.epochOf(state),
     meta: serializeGroupMeta(meta),
     updatedAt: now,

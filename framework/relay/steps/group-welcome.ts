@@ -10,6 +10,7 @@ import type { InnerPayload } from '../envelope.js';
 import { newGroupMeta, parseGroupMeta, serializeGroupMeta } from '../group-meta.js';
 import { replayEntry } from '../inbound-envelope.js';
 import * as mls from '../mls/index.js';
+import { groupStateColumns } from '../group-records.js';
 import { welcomeSenderPeer } from '../welcome-admission.js';
 import { judgeGroupWelcome } from '../rejoin-request.js';
 import type { GroupConversationRecord, GroupRecord, PeerRecord } from '../store.js';
@@ -67,7 +68,7 @@ export function groupWelcome(loaded: GroupWelcomeLoaded, input: GroupWelcomeInpu
     kind: 'group',
     groupId,
     topicId,
-    state: mls.encodeSession(joined.state),
+    ...groupStateColumns(joined.state),
     epoch: mls.epochOf(joined.state),
     meta: serializeGroupMeta(meta),
     updatedAt: now,

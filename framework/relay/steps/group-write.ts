@@ -96,7 +96,7 @@ export function stateWrite(
   now: number,
   rest: Partial<Omit<GroupWrite, 'decoded' | 'next'>> & { outbox?: OutboxRecord[] } = {},
 ): GroupWrite {
-  const record = updatedRecord(loaded.record, state, loaded.meta, now);
+  const record = updatedRecord(loaded.record, state, loaded.meta, now, loaded.state);
   const { outbox, commit, ...others } = rest;
   return {
     consumed: [],
