@@ -236,9 +236,13 @@ async function writeConversationsAtOnce(s: Sql, rows: VersionedRow[], c: Inbound
     if (version !== row.version) throw new StaleStateError(row.groupId, row.version, version);
   }
   const deleted = new Set<string>(c.deleteConversations ?? []);
-  for (const chunk of chunked([...deleted], 1)) {
-    await s.run(`DELETE FROM "conversations" WHERE "group_id" IN (${placeholders(chunk.length)})`, chunk);
-    await s.run(`DELETE FROM "message_senders" WHERE "group_id" IN (${placeholders(chunk.length)})`, chunk);
+  // A conversation's sender index goes with it, in the same statement (a data-modifying CTE).
+  for (const chunk of chunked([...deleted], 2)) {
+    const ids = placeholders(chunk.length);
+    await s.rows(
+      `WITH "gone" AS (DELETE FROM "conversations" WHERE "group_id" IN (${ids})) DELETE FROM "message_senders" WHERE "group_id" IN (${ids})`,
+      [...chunk, ...chunk],
+    );
   }
   const inserts: VersionedRow[] = [];
   for (const row of rows) {

@@ -49,6 +49,7 @@ describe('SQLite data source', () => {
       'OutboxQuarantine1796622191638',
       'Conversations1796640000000',
       'Leases1796652958681',
+      'OutboxOwner1796668800000',
       'MessageSenders1796700000000',
       'EpochState1796710000000',
     ]);
@@ -58,7 +59,7 @@ describe('SQLite data source', () => {
     const second = await createRelayDataSource({ sqlitePath: path });
     expect(await second.showMigrations()).toBe(false);
     expect(await runMigrations(second)).toEqual([]);
-    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 8 }]);
+    expect(await second.query(`SELECT COUNT(*) AS "n" FROM "${MIGRATIONS_TABLE}"`)).toEqual([{ n: 10 }]);
     await second.destroy();
   });
 
@@ -109,6 +110,9 @@ describe('SQLite data source', () => {
       'relay_meta',
       'replicas',
     ]);
+    expect(await outboxColumns()).toContain('replica');
+    await ds.undoLastMigration();
+    expect(await outboxColumns()).not.toContain('replica');
     await ds.undoLastMigration();
     expect(await tables()).toEqual(['conversations', 'outbox', 'parked_inbound', 'relay_meta']);
     expect(await columns('conversations')).toContain('unused_since');
