@@ -50,8 +50,11 @@ const URL = 'mqtt://127.0.0.1:1883';
     // The broker forgot that member: no session under its client id any more.
     const again = new MqttTransport({ url: URL, clientId: deadId, shareGroup: group });
     again.onMessage(async () => undefined);
-    expect(await again.connect()).toEqual({ sessionPresent: false });
-    await again.end({ forgetSession: true });
+    try {
+      expect(await again.connect()).toEqual({ sessionPresent: false });
+    } finally {
+      await again.end({ forgetSession: true });
+    }
   },
   30_000,
 );
