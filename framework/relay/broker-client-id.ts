@@ -38,3 +38,21 @@ export function brokerClientId(userIdHex: string, choice: ClientIdChoice): strin
   }
   return `relay-${userIdHex}`;
 }
+
+/**
+ * The client id the replica `replicaId` (`<share group>/<slot>` or `<share group>/<client id>`,
+ * cli/replica.ts) connected with, or undefined when it is not of this share group. A
+ * `replicaSlot: auto` replica's id names no slot; the id it yields is then one that was never used
+ * (draining it finds no session).
+ */
+export function clientIdOfReplica(
+  userIdHex: string,
+  shareGroup: string,
+  replicaId: string,
+): string | undefined {
+  const prefix = `${shareGroup}/`;
+  if (!replicaId.startsWith(prefix)) return undefined;
+  const rest = replicaId.slice(prefix.length);
+  if (rest.length === 0) return undefined;
+  return /^(0|[1-9][0-9]{0,8})$/.test(rest) ? brokerClientId(userIdHex, { replicaSlot: Number(rest) }) : rest;
+}

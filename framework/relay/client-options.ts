@@ -117,6 +117,10 @@ export interface ReplicaOptions {
    * took consumes the published KeyPackage, and only the owner mints the next one.
    */
   bundleCheckMs?: number;
+  /** How often the owner of DUTY.slotSessions looks for dead replicas' broker sessions (default 5 s). */
+  slotCheckMs?: number;
+  /** How often the stored groups are listed for ones another replica joined or left (default 2 s). */
+  groupSyncMs?: number;
 }
 
 /** The transport's options for a client: the broker's, with the client id derived from our user id. */

@@ -43,6 +43,8 @@ import { DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_POW_BITS } from './labels.js';
 import * as mls from './mls/index.js';
 import { DEFAULT_LEASE_TTL_MS } from './lease-keeper.js';
 import { DEFAULT_ORPHAN_CHECK_MS, OutboxOrphans } from './outbox-orphans.js';
+import { clientIdOfReplica } from './broker-client-id.js';
+import { DEFAULT_SLOT_CHECK_MS, SlotSessions } from './slot-sessions.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import { withOutboxCheck } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
@@ -92,6 +94,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly replica: ReplicaOptions | undefined;
   /** A replica's sweeper of dead replicas' outbox rows; undefined for a single process. */
   private readonly orphans: OutboxOrphans | undefined;
+  /** A replica's drainer of dead replicas' broker sessions; undefined for a single process. */
+  private readonly slotSessions: SlotSessions | undefined;
+  private groupSyncTimer: NodeJS.Timeout | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
   private bundleCheckTimer: NodeJS.Timeout | undefined;
   private handler: TransactionalHandler | undefined;
@@ -154,6 +159,27 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         publishClaimed: () => this.outbox.readBack(),
         log: this.log,
       });
+    const shareGroup = opts.broker.shareGroup;
+    this.slotSessions =
+      opts.replica && shareGroup !== undefined
+        ? new SlotSessions({
+            registry: opts.replica.registry,
+            replica: opts.replica.replicaId,
+            staleAfterMs: opts.replica.staleAfterMs ?? DEFAULT_LEASE_TTL_MS,
+            owns: () => this.duties.owns(DUTY.slotSessions),
+            clientIdOf: (id) => clientIdOfReplica(this.userId, shareGroup, id),
+            // Never reconnecting: after a takeover by the slot's own replica, the drain just ends.
+            open: (clientId) =>
+              new MqttTransport({
+                ...transportOptions(opts.broker, this.userId, maxEnvelopeBytes),
+                clientId,
+                reconnectPeriodMs: 0,
+              }),
+            receive: (m) => this.router.onTransportMessage(m),
+            sharedFilters: () => this.transport.sharedFilters(),
+            log: this.log,
+          })
+        : undefined;
     // Every commit goes through the publisher, which keeps its rows in hand (outbox-in-hand.ts).
     this.store = withOutboxCheck(this.outbox.handingRowsOver(opts.store), this.outboxRowError);
     const states = new ConversationStates(this.store);
@@ -299,6 +325,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.startedUp = false;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
     if (this.bundleCheckTimer) clearInterval(this.bundleCheckTimer);
+    if (this.groupSyncTimer) clearInterval(this.groupSyncTimer);
+    await this.leaveShareGroup();
+    await this.slotSessions?.stop();
     await this.orphans?.stop();
     await this.outbox.stop();
     await this.groupShell.stop();
@@ -455,7 +484,40 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
    * A replica's duty timers: the owner of DUTY.outboxOrphans sweeps for dead replicas' rows, and
    * the owner of DUTY.bundle notices a KeyPackage that a Welcome on another replica consumed.
    */
+  /**
+   * A replica stopping while others run: its shared subscriptions go first, so the broker hands the
+   * messages to the others at once instead of queueing a share for this session until it returns
+   * (issue 13); what is in flight is finished by stop(), and start() subscribes again. The last live
+   * replica keeps them, so the broker queues for the identity while none runs.
+   */
+  private async leaveShareGroup(): Promise<void> {
+    if (!this.replica || !this.transport.connected || this.transport.sharedFilters().length === 0) return;
+    const self = this.replica.replicaId;
+    try {
+      const replicas = await this.replica.registry.listReplicas(
+        this.replica.staleAfterMs ?? DEFAULT_LEASE_TTL_MS,
+      );
+      if (!replicas.some((r) => r.live && r.replicaId !== self)) return;
+      await this.transport.unsubscribeShared();
+    } catch (e) {
+      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'leaving the share group failed');
+    }
+  }
+
   private startReplicaTimers(replica: ReplicaOptions): void {
+    if (this.slotSessions) {
+      this.slotSessions.start(replica.slotCheckMs ?? DEFAULT_SLOT_CHECK_MS);
+      void this.slotSessions.sweep().catch(() => undefined);
+    }
+    // Groups another replica joined or left (it took the Welcome, or the removal).
+    this.groupSyncTimer = setInterval(
+      () =>
+        void this.groupShell
+          .syncTopics()
+          .catch((e) => this.log.warn({ err: String(e) }, 'group sync failed')),
+      replica.groupSyncMs ?? DEFAULT_GROUP_SYNC_MS,
+    );
+    this.groupSyncTimer.unref();
     this.orphans?.start(replica.orphanCheckMs ?? DEFAULT_ORPHAN_CHECK_MS);
     void this.orphans?.sweep().catch(() => undefined);
     this.bundleCheckTimer = setInterval(
@@ -494,6 +556,12 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
 }
+
+/**
+ * How often a replica lists the stored groups for ones another replica joined or left: one cheap
+ * listing (summaries) per replica per interval.
+ */
+const DEFAULT_GROUP_SYNC_MS = 2_000;
 
 /** A rate-limited reload of the access index from the store, for a replica (access-refresh.ts). */
 function accessReload(direct: DirectShell): () => Promise<boolean> {

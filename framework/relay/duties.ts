@@ -52,4 +52,9 @@ export const DUTY = {
    * (outbox-orphans.ts).
    */
   outboxOrphans: 'outbox-orphans',
+  /**
+   * Draining the broker sessions of dead replicas (slot-sessions.ts): what the broker queued for a
+   * dead slot is processed here, and the broker told to forget that share group member.
+   */
+  slotSessions: 'slot-sessions',
 } as const;

@@ -39,13 +39,53 @@ import type { OutgoingContent } from './direct-outbound.js';
 import { hexId, unique } from './steps/group-write.js';
 
 export abstract class GroupOutbound extends GroupLanes {
+  /** The topics of the stored groups at the last listing (restore, syncTopics). */
+  private lastListed = new Set<string>();
+
   /**
    * Loads which topics are ours. Runs before connecting: a persistent broker session delivers
    * queued group messages right after CONNACK, and they must not be mistaken for strangers'.
    */
   async restore(): Promise<void> {
     this.running = true;
-    for (const g of await this.deps.store.listGroupSummaries()) this.topics.set(g.topicId, g.groupId);
+    const groups = await this.deps.store.listGroupSummaries();
+    for (const g of groups) this.topics.set(g.topicId, g.groupId);
+    this.lastListed = new Set(groups.map((g) => g.topicId));
+  }
+
+  /**
+   * Replicas (issue 13): a group another replica joined (it took the Welcome) or left reaches this
+   * one only through the store. Subscribes (shared) to the stored groups it does not know and
+   * unsubscribes those that were stored at the last listing and are gone now. Groups this replica
+   * set up itself after that listing are left alone: they are subscribed before they are stored.
+   */
+  async syncTopics(): Promise<{ subscribed: string[]; unsubscribed: string[] }> {
+    const subscribed: string[] = [];
+    const unsubscribed: string[] = [];
+    if (!this.running) return { subscribed, unsubscribed };
+    const stored = new Map((await this.deps.store.listGroupSummaries()).map((g) => [g.topicId, g.groupId]));
+    for (const [topicId, groupId] of stored) {
+      if (this.topics.has(topicId)) continue;
+      // Known before subscribing: the broker may deliver at once, and it must not look foreign.
+      this.topics.set(topicId, groupId);
+      try {
+        await this.subscribe(topicId);
+      } catch (e) {
+        this.topics.delete(topicId); // tried again on the next sync
+        throw e;
+      }
+      subscribed.push(topicId);
+    }
+    for (const topicId of this.lastListed) {
+      if (stored.has(topicId) || !this.topics.has(topicId)) continue;
+      const groupId = this.topics.get(topicId)!;
+      this.topics.delete(topicId);
+      this.records.forget(groupId);
+      await this.deps.transport.unsubscribe(this.topicOf(topicId)).catch(() => undefined);
+      unsubscribed.push(topicId);
+    }
+    this.lastListed = new Set(stored.keys());
+    return { subscribed, unsubscribed };
   }
 
   /** Re-subscribes every stored group (PROTOCOL.md §9 "Delivery") and resumes pending commits. */

@@ -48,9 +48,14 @@ export interface InboxPipelineDeps {
 
 /**
  * Reloads an envelope with an unknown hint may wait for (each starts after the previous one, at
- * least ACCESS_RELOAD_INTERVAL_MS apart): about a second for another replica to commit.
+ * least ACCESS_RELOAD_INTERVAL_MS apart): about three seconds for another replica to commit. One
+ * second was too short: a peer sends right after its first contact, and on a loaded machine the
+ * replica that took the Welcome committed later than that (issue 13, the replica chaos test lost
+ * such messages as 'pow'). Still bounded: reloads are shared by every waiting envelope and spaced
+ * by the interval (one listing per interval, however many made-up hints arrive), and at most
+ * ACCESS_RELOAD_MAX_WAITING envelopes wait at a time; the rest are dropped at once.
  */
-const ACCESS_RELOADS = 4;
+const ACCESS_RELOADS = 12;
 
 export class InboxPipeline {
   private arrivals: Promise<void> = Promise.resolve();

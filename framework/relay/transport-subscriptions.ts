@@ -83,6 +83,17 @@ export class SubscriptionTable {
     return filter;
   }
 
+  /** The topics of the confirmed shared subscriptions (only with a share group). */
+  sharedTopics(): string[] {
+    if (this.shareGroup === undefined) return [];
+    return [...this.confirmed].filter(([, s]) => s.opts.shared).map(([topic]) => topic);
+  }
+
+  /** The filters (`$share/<group>/<topic>`) of the confirmed shared subscriptions. */
+  sharedFilters(): string[] {
+    return this.sharedTopics().map((topic) => this.confirmed.get(topic)!.filter);
+  }
+
   /** The SUBSCRIBE map restoring every confirmed subscription, or undefined when there are none. */
   replay(): ISubscriptionMap | undefined {
     if (this.confirmed.size === 0) return undefined;

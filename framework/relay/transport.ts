@@ -275,17 +275,34 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     await this.untilEnd(client.unsubscribeAsync(filter), `unsubscribe from ${filter}`);
   }
 
+  /** The filters of the confirmed shared subscriptions (`$share/<group>/<topic>`). */
+  sharedFilters(): string[] {
+    return this.subscriptions.sharedFilters();
+  }
+
+  /**
+   * Unsubscribes every shared subscription (share group members only), so the broker stops handing
+   * this session a share of the messages at once (a replica stopping for good). Returns the topics.
+   */
+  async unsubscribeShared(): Promise<string[]> {
+    const topics = this.subscriptions.sharedTopics();
+    for (const topic of topics) await this.unsubscribe(topic);
+    return topics;
+  }
+
   /**
    * Closes the connection. Graceful by default (DISCONNECT after in-flight publishes settle); `force`
-   * drops the socket at once. The broker keeps the session either way. Publishes still pending
-   * reject with TransportError; unacknowledged inbound messages are redelivered to the next session.
+   * drops the socket at once. The broker keeps the session, unless `forgetSession` (graceful only)
+   * sends session expiry 0 in the DISCONNECT (MQTT 5 §3.14.2.2.2): then it deletes it and its
+   * queued messages. Publishes still pending reject with TransportError; unacknowledged inbound
+   * messages are redelivered to the next session.
    */
-  async end(opts: { force?: boolean } = {}): Promise<void> {
+  async end(opts: { force?: boolean; forgetSession?: boolean } = {}): Promise<void> {
     const client = this.client;
     if (!client) return;
     this.ending = true;
     this.inbound.dispose();
-    await this.close(client, opts.force === true || !client.connected);
+    await this.close(client, opts.force === true || !client.connected, opts.forgetSession === true);
     const error = new TransportError('transport ended');
     for (const reject of [...this.pendingOperations]) reject(error);
     this.pendingOperations.clear();
@@ -296,14 +313,16 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
    * failed first attempt) and resolves once its socket is closed and no MQTT.js timer is left.
    * Idempotent: later calls share the first one's promise.
    */
-  private close(client: MqttClient, force: boolean): Promise<void> {
+  private close(client: MqttClient, force: boolean, forgetSession = false): Promise<void> {
     this.closed ??= (async () => {
       // With manualConnect, MQTT.js clears its `disconnecting` flag when end() completes, and end()
       // completes at once when no CONNACK was received, before the socket's 'close' event. That
       // event then arms the reconnect interval again, which keeps reconnecting (connack timer
       // included) forever. A zero reconnect period makes MQTT.js's _setupReconnect a no-op.
       client.options.reconnectPeriod = 0;
-      await new Promise<void>((resolve) => client.end(force, () => resolve()));
+      // Session expiry 0 in the DISCONNECT: the broker deletes the session (MQTT 5 §3.14.2.2.2).
+      const disconnect = forgetSession ? { properties: { sessionExpiryInterval: 0 } } : {};
+      await new Promise<void>((resolve) => client.end(force, disconnect, () => resolve()));
       // The connack timer is cleared on the stream's 'close', which may still be pending.
       await streamClosed(client.stream);
     })();

@@ -36,10 +36,11 @@ function wholeFromEnv(name: string, fallback: number, min: number): number {
 
 const REPLICAS = wholeFromEnv('RELAY_CHAOS_REPLICAS', 3, 2);
 const CYCLES = wholeFromEnv('RELAY_CHAOS_CYCLES', 2, 1);
-const PEERS = 20;
+// Sized to fit about 90 s on a quiet 2-core machine; longer runs: more cycles (npm run chaos).
+const PEERS = 12;
 /** Peers in the group besides the bot; peers[0] creates it and is its committer. */
 const GROUP_PEERS = 4;
-const DIRECT_PER_CYCLE = 16;
+const DIRECT_PER_CYCLE = 12;
 const GROUP_PER_CYCLE = 4;
 const REMINDERS_PER_CYCLE = 2;
 const POW_BITS = 8;

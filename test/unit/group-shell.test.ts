@@ -129,3 +129,39 @@ test('create, join from the Welcome, and removal: commit, publish, then events; 
   await a.shell.stop();
   await b.shell.stop();
 });
+
+test('a replica subscribes to groups another replica joined and unsubscribes those it left (syncTopics)', async () => {
+  const { shell, store, calls } = shellOf(alice, [bob]);
+  let stored = [{ groupId: 'g1', topicId: 't1' }];
+  store.listGroupSummaries = async () =>
+    stored as unknown as Awaited<ReturnType<MemoryRelayStore['listGroupSummaries']>>;
+  await shell.restore(); // t1 known from the start (start() subscribes it)
+  stored = [
+    { groupId: 'g1', topicId: 't1' },
+    { groupId: 'g2', topicId: 't2' },
+  ];
+  expect(await shell.syncTopics()).toEqual({ subscribed: ['t2'], unsubscribed: [] });
+  expect(calls.filter((c) => c.startsWith('subscribe') || c.startsWith('unsubscribe'))).toEqual([
+    expect.stringMatching(/^subscribe .*\/t2\b/),
+  ]);
+  // Nothing new: nothing done.
+  expect(await shell.syncTopics()).toEqual({ subscribed: [], unsubscribed: [] });
+  // Left (on another replica): gone from the store.
+  stored = [{ groupId: 'g2', topicId: 't2' }];
+  expect(await shell.syncTopics()).toEqual({ subscribed: [], unsubscribed: ['t1'] });
+  expect(calls.filter((c) => c.startsWith('unsubscribe'))).toEqual([
+    expect.stringMatching(/^unsubscribe .*\/t1\b/),
+  ]);
+  await shell.stop();
+});
+
+test('syncTopics leaves a group this replica set up after the last listing alone', async () => {
+  const { shell, store, calls } = shellOf(alice, [bob]);
+  store.listGroupSummaries = async () => [];
+  await shell.restore();
+  // A group being joined here: subscribed and known before it is stored.
+  (shell as unknown as { topics: Map<string, string> }).topics.set('t9', 'g9');
+  expect(await shell.syncTopics()).toEqual({ subscribed: [], unsubscribed: [] });
+  expect(calls.filter((c) => c.startsWith('unsubscribe'))).toEqual([]);
+  await shell.stop();
+});

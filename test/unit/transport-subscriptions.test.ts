@@ -63,3 +63,17 @@ test('share names and SUBACK 0x9E', () => {
   expect(other).not.toBeInstanceOf(SharedSubscriptionsUnsupportedError);
   expect(other.message).toBe('subscribe to t failed: Not authorized');
 });
+
+test('the shared subscriptions (what a stopping replica leaves) are listed by topic and by filter', () => {
+  const table = new SubscriptionTable('bots');
+  table.confirm(['p/u/1/inbox', 'p/g/2/m'], { qos: 1, shared: true });
+  table.confirm(['p/u/1/keys'], { qos: 1 });
+  expect(table.sharedTopics()).toEqual(['p/u/1/inbox', 'p/g/2/m']);
+  expect(table.sharedFilters()).toEqual(['$share/bots/p/u/1/inbox', '$share/bots/p/g/2/m']);
+  table.forget('p/g/2/m');
+  expect(table.sharedFilters()).toEqual(['$share/bots/p/u/1/inbox']);
+  // Without a share group nothing is shared: a single process keeps its subscriptions.
+  const single = new SubscriptionTable(undefined);
+  single.confirm(['p/u/1/inbox'], { qos: 1, shared: true });
+  expect(single.sharedTopics()).toEqual([]);
+});

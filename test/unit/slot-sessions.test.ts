@@ -1,0 +1,171 @@
+/**
+ * Draining dead replicas' broker sessions (framework/relay/slot-sessions.ts, issue 13): which
+ * replicas are drained, that what the session held goes through the inbound path before the
+ * shared filters are unsubscribed and the session forgotten, and that a takeover by the slot's own
+ * replica stops the drain without forgetting its session.
+ */
+import { pino } from 'pino';
+import type { ReplicaRecord } from '../../framework/relay/lease-store.js';
+import {
+  slotsToDrain,
+  SlotSessions,
+  type DrainConnection,
+  type SlotSessionsDeps,
+} from '../../framework/relay/slot-sessions.js';
+import type { InboundMessage } from '../../framework/relay/transport-types.js';
+import { clientIdOfReplica } from '../../framework/relay/broker-client-id.js';
+
+const user = 'ab'.repeat(32);
+const rec = (replicaId: string, live: boolean, lastSeen = 1): ReplicaRecord => ({
+  replicaId,
+  live,
+  lastSeen,
+  startedAt: 0,
+});
+const msg = (n: number) =>
+  ({ topic: `t/${n}`, payload: new Uint8Array([n]), qos: 1 }) as unknown as InboundMessage;
+
+/** A broker session holding `queued` messages, handed out right after connect. */
+class FakeSession implements DrainConnection {
+  readonly log: string[] = [];
+  connected = false;
+  private handler: ((m: InboundMessage) => Promise<void>) | undefined;
+  constructor(
+    private readonly queued: InboundMessage[],
+    private readonly onConnected: (s: FakeSession) => void = () => undefined,
+  ) {}
+  onMessage(h: (m: InboundMessage) => Promise<void>): void {
+    this.handler = h;
+  }
+  async connect(): Promise<{ sessionPresent: boolean }> {
+    this.connected = true;
+    this.log.push('connect');
+    setImmediate(() => {
+      for (const m of this.queued) void this.handler!(m).then(() => this.log.push(`ack ${m.topic}`));
+      this.onConnected(this);
+    });
+    return { sessionPresent: this.queued.length > 0 };
+  }
+  async unsubscribe(filter: string): Promise<void> {
+    this.log.push(`unsubscribe ${filter}`);
+  }
+  async end(opts: { forgetSession?: boolean }): Promise<void> {
+    if (!this.connected) return;
+    this.connected = false;
+    this.log.push(opts.forgetSession ? 'disconnect, session expiry 0' : 'disconnect');
+  }
+}
+
+function deps(over: Partial<SlotSessionsDeps>): SlotSessionsDeps {
+  return {
+    registry: { listReplicas: async () => [] },
+    replica: 'bots/0',
+    staleAfterMs: 15_000,
+    owns: () => true,
+    clientIdOf: (id) => clientIdOfReplica(user, 'bots', id),
+    open: () => new FakeSession([]),
+    receive: async () => undefined,
+    sharedFilters: () => ['$share/bots/p/inbox', '$share/bots/p/g/1'],
+    quietMs: 50,
+    log: pino({ level: 'silent' }),
+    ...over,
+  };
+}
+
+test('dead replicas other than this one are drained, once per heartbeat they had', () => {
+  const replicas = [
+    rec('bots/0', false),
+    rec('bots/1', true),
+    rec('bots/2', false, 7),
+    rec('bots/3', false, 9),
+  ];
+  const drained = new Map([['bots/3', 9]]);
+  expect(slotsToDrain(replicas, 'bots/0', drained).map((r) => r.replicaId)).toEqual(['bots/2']);
+  // It ran again and died again: a new heartbeat, drained again.
+  drained.set('bots/2', 7);
+  expect(slotsToDrain([rec('bots/2', false, 8)], 'bots/0', drained).map((r) => r.replicaId)).toEqual([
+    'bots/2',
+  ]);
+});
+
+test("a replica id names its slot's client id, or the client id it was configured with", () => {
+  expect(clientIdOfReplica(user, 'bots', 'bots/2')).toBe(`relay-${user}-2`);
+  expect(clientIdOfReplica(user, 'bots', 'bots/worker-a')).toBe('worker-a');
+  expect(clientIdOfReplica(user, 'bots', 'other/2')).toBeUndefined();
+  expect(clientIdOfReplica(user, 'bots', 'bots/')).toBeUndefined();
+});
+
+test('the queued messages are processed and acknowledged, then the filters go, then the session', async () => {
+  const received: string[] = [];
+  const session = new FakeSession([msg(1), msg(2), msg(3)]);
+  const opened: string[] = [];
+  const slots = new SlotSessions(
+    deps({
+      registry: { listReplicas: async () => [rec('bots/0', true), rec('bots/2', false)] },
+      open: (clientId) => {
+        opened.push(clientId);
+        return session;
+      },
+      receive: async (m) => {
+        await new Promise((r) => setTimeout(r, 20));
+        received.push(m.topic);
+      },
+    }),
+  );
+  const [outcome] = await slots.sweep();
+  expect(opened).toEqual([`relay-${user}-2`]);
+  expect(outcome).toEqual({ clientId: `relay-${user}-2`, messages: 3, forgotten: true });
+  expect(received).toEqual(['t/1', 't/2', 't/3']);
+  expect(session.log).toEqual([
+    'connect',
+    'ack t/1',
+    'ack t/2',
+    'ack t/3',
+    'unsubscribe $share/bots/p/inbox',
+    'unsubscribe $share/bots/p/g/1',
+    'disconnect, session expiry 0',
+  ]);
+  // Drained at that heartbeat: the next sweep leaves it alone.
+  expect(await slots.sweep()).toEqual([]);
+  expect(opened).toHaveLength(1);
+});
+
+test('no session at the broker: forgotten at once, nothing unsubscribed', async () => {
+  const session = new FakeSession([]);
+  const slots = new SlotSessions(deps({ open: () => session }));
+  expect(await slots.drain('c')).toEqual({ clientId: 'c', messages: 0, forgotten: true });
+  expect(session.log).toEqual(['connect', 'disconnect, session expiry 0']);
+});
+
+test("the slot's own replica taking its session back stops the drain; the session is kept", async () => {
+  // The broker closes the drain connection (client-id takeover) while the messages are in hand.
+  const session = new FakeSession([msg(1)], (s) => {
+    s.connected = false;
+  });
+  const slots = new SlotSessions(
+    deps({
+      registry: { listReplicas: async () => [rec('bots/2', false)] },
+      open: () => session,
+    }),
+  );
+  const [outcome] = await slots.sweep();
+  expect(outcome).toEqual({ clientId: `relay-${user}-2`, messages: 1, forgotten: false });
+  expect(session.log).not.toContain('disconnect, session expiry 0');
+  expect(session.log.some((l) => l.startsWith('unsubscribe'))).toBe(false);
+});
+
+test('nothing is drained without the duty', async () => {
+  const opened: string[] = [];
+  const slots = new SlotSessions(
+    deps({
+      owns: () => false,
+      registry: { listReplicas: async () => [rec('bots/2', false)] },
+      open: (id) => {
+        opened.push(id);
+        return new FakeSession([]);
+      },
+    }),
+  );
+  expect(await slots.sweep()).toEqual([]);
+  expect(opened).toEqual([]);
+});
