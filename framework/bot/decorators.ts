@@ -201,10 +201,6 @@ export function OnMessage(filter?: MessageFilter): MethodDecorator<Handler<Args>
 }
 
 /**
- * Called when a peer starts a direct conversation with the bot, and when the bot joins a group:
- * invited by a member (ctx.invitedBy) or by creating it. In a group, ctx.reply() posts to it.
- */
-/**
  * Handles `action` messages (a choice from ctx.actions() buttons): the one whose action id is `id`,
  * or any. ctx.action carries the id and the actions message's id.
  */
@@ -230,6 +226,10 @@ export function OnReaction(emoji?: string): MethodDecorator<Handler<Args>> {
   };
 }
 
+/**
+ * Called when a peer starts a direct conversation with the bot, and when the bot joins a group:
+ * invited by a member (ctx.invitedBy) or by creating it. In a group, ctx.reply() posts to it.
+ */
 export function OnJoin(): MethodDecorator<(ctx: MembershipContext) => unknown> {
   return (target, key, descriptor) =>
     MetadataKey.push(JOIN, ownerOf('@OnJoin', target, key, descriptor), key);

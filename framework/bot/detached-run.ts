@@ -70,6 +70,7 @@ export class DetachableTransaction implements BotTransaction {
   }
 }
 
+/** What a DetachedRun needs: where it sends, its marker row, and the run it continues. */
 export interface DetachedRunInit {
   readonly bot: string;
   readonly runId: string;
@@ -97,6 +98,10 @@ interface OpenStream {
   marked: boolean;
 }
 
+/**
+ * The rest of a handler run after ctx.typing() or ctx.stream() detached it from its message's
+ * transaction: later messages go out one at a time through the client, under a durable marker.
+ */
 export class DetachedRun {
   private state: 'attached' | 'detached' | 'closed' = 'attached';
   private detaching: Promise<void> | undefined;

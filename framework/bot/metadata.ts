@@ -49,7 +49,6 @@ export interface MessageMeta {
   readonly filter?: MessageFilter;
 }
 
-/** Everything the decorators recorded on a bot class (readBotMetadata). */
 /** An @OnAction handler: `id` the action it answers, or every action. */
 export interface ActionMeta {
   readonly method: string | symbol;
@@ -62,6 +61,7 @@ export interface ReactionMeta {
   readonly emoji?: string;
 }
 
+/** Everything the decorators recorded on a bot class (readBotMetadata). */
 export interface BotMetadata {
   readonly bot: BotInfo | undefined;
   readonly commands: readonly CommandMeta[];

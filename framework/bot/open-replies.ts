@@ -36,7 +36,9 @@ export type PostFn = (
   data: Array<{ conversationId: string; json: string }>,
 ) => Promise<unknown>;
 
+/** The data-key prefix of a bot's open-reply markers. */
 export const openReplyPrefix = (bot: string): string => `replies:${bot}:`;
+/** The data key of one detached run's open-reply marker. */
 export const openReplyKey = (bot: string, runId: string): string => `${openReplyPrefix(bot)}${runId}`;
 
 export function postTarget(
@@ -45,6 +47,7 @@ export function postTarget(
   return c.kind === 'group' ? { kind: 'group', id: c.groupId } : { kind: 'direct', id: c.id };
 }
 
+/** An open-reply marker as the JSON stored under openReplyKey(). */
 export function encodeOpenReply(r: OpenReply): string {
   return JSON.stringify(r);
 }

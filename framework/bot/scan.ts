@@ -61,6 +61,7 @@ export interface PlannedReactionHandler {
   readonly handler: BoundHandler;
 }
 
+/** The membership updates a bot can handle: @OnJoin, @OnLeave, @OnMembers. */
 export type MembershipKind = 'join' | 'leave' | 'members';
 
 /** What scanBots() read from the bot classes: everything the compiler needs, checked once. */

@@ -14,6 +14,7 @@ export interface PacerTimers {
   setTimer(fn: () => void, ms: number): () => void;
 }
 
+/** PacerTimers on the real clock (setTimeout). */
 export const systemTimers: PacerTimers = {
   now: () => Date.now(),
   setTimer: (fn, ms) => {
@@ -25,6 +26,7 @@ export const systemTimers: PacerTimers = {
 /** Sends part `seq` with `text`; parts are sent one at a time, in seq order. */
 export type SendPart = (text: string, seq: number) => Promise<void>;
 
+/** Coalesces a stream's text into parts sent at most every STREAM_PART_INTERVAL_MS, in seq order. */
 export class StreamPacer {
   private buffer = '';
   private seq = 0;

@@ -8,6 +8,7 @@ import type { Middleware } from '../composer.js';
 import type { TypingPlan } from '../typing.js';
 import type { UpdateContext } from '../update-context.js';
 
+/** Runtime middleware: typing indicators while a handler runs longer than the plan's delay. */
 export function autoTyping(plan: TypingPlan): Middleware<UpdateContext> {
   return async (ctx, next) => {
     const run = ctx.run.detached;
