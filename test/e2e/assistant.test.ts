@@ -1,8 +1,8 @@
 /**
  * The assistant bot through the real runtime and broker, with the fake model server: the refusal
  * without a server, a model failure answered with its sentence, and in a group the mention rule
- * (chatter ignored, a mention answered with reply_to). The streamed answer itself needs the
- * framework's ctx.stream; test/bot/assistant.test.ts covers it with a context double.
+ * (chatter ignored, a mention answered with reply_to). The streamed answer, through `relay-bot start`,
+ * is test/e2e/assistant-start.test.ts.
  */
 import { AssistantBot, NOT_CONFIGURED } from '../../bots/assistant/index.js';
 import { createTestHarness, type TestHarness } from '../../framework/testing/index.js';
