@@ -12,6 +12,7 @@ import {
   MAX_WELCOME_POW_BITS,
   mayCommit,
   memberRefreshDue,
+  proposalsOrphaned,
   refreshMayBeDue,
 } from './group-policy.js';
 import { GroupLanes } from './group-lanes.js';
@@ -109,8 +110,10 @@ export abstract class GroupOutbound extends GroupLanes {
 
   /**
    * The time-driven rules of §9, run with the client's housekeeping (at start-up and every 10
-   * minutes): key refresh after 7 days even in a quiet group, and a committer that left a proposal
-   * waiting 7 days is proposed for removal, so the next member takes over.
+   * minutes, and on the replica that takes DUTY.housekeeping over): key refresh after 7 days even
+   * in a quiet group, proposals whose batch timer was lost with a replica are committed, and a
+   * committer that left a proposal waiting 7 days is proposed for removal, so the next member
+   * takes over.
    */
   async housekeeping(): Promise<void> {
     const now = this.deps.ctx.clock.now();
@@ -119,13 +122,17 @@ export abstract class GroupOutbound extends GroupLanes {
       const summaryMeta = parseGroupMeta(summary.meta, now);
       const stale =
         summaryMeta.pendingSince !== undefined && now - summaryMeta.pendingSince >= STALE_PROPOSAL_SECONDS;
+      const orphaned = proposalsOrphaned(summaryMeta, now);
       // Nothing can be due: the MLS state is not read.
-      if (!stale && !refreshMayBeDue(summaryMeta, now, every)) continue;
+      if (!stale && !orphaned && !refreshMayBeDue(summaryMeta, now, every)) continue;
       const loaded = await this.records.load(summary.groupId);
       if (!loaded) continue;
       const { record, state, meta } = loaded;
       if (mls.isCommitter(state)) {
-        if (committerRefreshDue(meta, now, every)) this.scheduleCommit(record.groupId);
+        // Proposals whose batch timer died with the replica that received them: committed now,
+        // whatever timer of ours may be pending (the compare-and-set keeps it to one commit).
+        if (proposalsOrphaned(meta, now)) this.track(this.commitPendingNow(record.groupId));
+        else if (committerRefreshDue(meta, now, every)) this.scheduleCommit(record.groupId);
       } else if (meta.pendingSince !== undefined && now - meta.pendingSince >= STALE_PROPOSAL_SECONDS) {
         this.track(this.replaceCommitter(record.groupId));
       } else if (memberRefreshDue(state, meta, now, every)) {

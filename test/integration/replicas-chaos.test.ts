@@ -191,6 +191,10 @@ const pgUp = await postgresForTests('the replica chaos test');
       for (let cycle = 0; cycle < CYCLES; cycle++) {
         const sending = send('chaos', perCycle);
         await sleep(rnd.int(100, 1200));
+        // Kill while something is unanswered if the burst still offers such a moment (answers come
+        // back within tens of ms, so the random delay alone often lands between commands).
+        const waitUntil = Date.now() + 2_000;
+        while (answered(commands) === commands.length && Date.now() < waitUntil) await sleep(5);
         const slot = rnd.pick(fleet.slots());
         if (answered(commands) < commands.length) killsUnderLoad++;
         await fleet.kill(slot);
