@@ -242,8 +242,12 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       // (its keepalive, 1.5 × 30 s, runs out; Mosquitto logs it).
       await a.cut();
       const during: string[] = [];
+      // Given up: by its keepalive, or because the replica holding DUTY.slotSessions took A's broker
+      // session over to drain it (A's registry heartbeat stopped: its link to Postgres is cut too).
       const givenUp = async (): Promise<boolean> =>
-        /has exceeded timeout, disconnecting/.test(await readFile(brokerLog, 'utf8').catch(() => ''));
+        /has exceeded timeout, disconnecting|already connected, closing old connection/.test(
+          await readFile(brokerLog, 'utf8').catch(() => ''),
+        );
       for (let k = 0; !(await givenUp()); k++) {
         if (k > 1200) throw new Error('the broker did not give the cut-off replica up within 2 minutes');
         const text = `during-${k}`;
@@ -287,20 +291,23 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       expect(alone.filter((t) => answered(t) === 0)).toEqual([]);
       expect(await metricLine(botA, 'relay_mqtt_connected')).toBe(1);
       const lost = sent.filter((t) => answered(t) === 0);
-      const mlsDropsA = await metricLine(botA, 'relay_drops_total{reason="mls"');
+      const mlsOf = async (bot: RunningBot): Promise<number> =>
+        (await metricLine(bot, 'relay_drops_total{reason="mls"')) || 0;
+      const mlsDropsA = (await mlsOf(botA)) + (await mlsOf(botB));
       // KNOWN DEFECT (issue #13), seen in 6 of the 7 runs that got this far: the commands the broker held for A while it was
       // cut off reach A once it is back, and A drops them as undecryptable (reason mls): B has taken
       // those peers' conversations further meanwhile, and the keys of the skipped generations are
       // gone (most likely ts-mls's retainKeysForGenerations: 10, framework/relay/mls/context.ts).
       // Nothing answers them. Until that is fixed this asserts only that every lost command is one A
-      // dropped that way, none lost otherwise; then it should be `expect(lost).toEqual([])`.
+      // dropped that way, none lost otherwise; then it should be `expect(lost).toEqual([])`. Since
+      // the slot-session drain, B may be the one that gets (and drops) them: both replicas count.
       expect(lost.length).toBeLessThanOrEqual(mlsDropsA);
       console.log(
         `two hosts: ${sent.length} commands; before the cut A took ${inA}, B ${inB} messages; ` +
           `${during.length} sent during the cut (${answeredDuringCut} answered before the broker gave A up); ` +
           `${answeredByBAlone}/${alone.length} sent after that answered by B while A was cut off; ` +
           `${heldRows} outbox rows of A's after the one-way fault, ${leftByA} when the broker gave A up; ${lost.length} never answered ` +
-          `(A dropped ${mlsDropsA} as undecryptable, reason mls)`,
+          `(the replicas dropped ${mlsDropsA} as undecryptable, reason mls)`,
       );
     } catch (e) {
       if (diagnose && e instanceof Error) e.message += `\n${await diagnose()}`;
