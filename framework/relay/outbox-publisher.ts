@@ -44,6 +44,11 @@ export class OutboxPublisher {
   private flushing: Promise<void> | undefined;
   private flushAgain: Promise<void> | undefined;
   private readonly published = new Set<string>();
+  /**
+   * One set per read-back listing in flight: the ids deletePublished() removed meanwhile. Such a
+   * listing may have read those rows before the delete landed, while `published` no longer has them.
+   */
+  private readonly deletedDuringListing = new Set<Set<string>>();
   private cleanupTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private readonly inHand = new RowsInHand(MAX_ROWS_IN_HAND);
@@ -118,7 +123,10 @@ export class OutboxPublisher {
     const ids = [...this.published];
     if (ids.length === 0) return;
     await this.deps.store.deleteOutbox(ids);
-    for (const id of ids) this.published.delete(id);
+    for (const id of ids) {
+      this.published.delete(id);
+      for (const deleted of this.deletedDuringListing) deleted.add(id);
+    }
   }
 
   private async flushRound(): Promise<void> {
@@ -157,8 +165,15 @@ export class OutboxPublisher {
    * store holds nothing unpublished: the rows in hand are then all committed after the last listing.
    */
   private async readBackRows(): Promise<OutboxRecord[] | undefined> {
-    const listed = await this.deps.store.listOutbox(ROWS_PER_ROUND + this.published.size, this.deps.replica);
-    const pending = listed.filter((r) => !this.published.has(r.id));
+    const deleted = new Set<string>();
+    this.deletedDuringListing.add(deleted);
+    let listed: OutboxRecord[];
+    try {
+      listed = await this.deps.store.listOutbox(ROWS_PER_ROUND + this.published.size, this.deps.replica);
+    } finally {
+      this.deletedDuringListing.delete(deleted);
+    }
+    const pending = listed.filter((r) => !this.published.has(r.id) && !deleted.has(r.id));
     this.inHand.listedByReadBack(pending);
     if (pending.length === 0) {
       this.readBackNeeded = false;

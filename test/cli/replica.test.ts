@@ -67,7 +67,7 @@ const log = pino({ level: 'silent' });
     const leases = opened[0]!.store.leases;
     const line = describeReplicas(await leases.listReplicas(3000), await leases.listLeases());
     expect(line).toMatch(
-      /^1 live: bots\/4 \(\S+ pid \d+\) holds bundle, housekeeping, outbox-orphans, scheduler$/,
+      /^1 live: bots\/4 \(\S+ pid \d+\) holds bundle, housekeeping, outbox-orphans, scheduler, slot-sessions$/,
     );
   });
 

@@ -215,6 +215,15 @@ run(
       const wire = await tap(inboxTopic(prefix, userIdFromHex(peer.client.userId)));
       await peer.client.send(a.userId, 'hello');
       await until(() => peer.texts().includes('echo: hello'), 30_000, 'the first echo');
+      // The first echo's row is deleted shortly after its PUBACK; killed before that, the restart
+      // would publish it again by design (receivers drop the copy), which is not what this checks.
+      const reader = await storeFromEnv(env);
+      cleanups.push(() => reader.close());
+      await until(
+        async () => (await reader.listOutbox()).length === 0,
+        30_000,
+        "the first echo's row deleted",
+      );
       await peer.client.send(a.userId, 'last words');
       await until(() => out.includes('COMMITTED'), 30_000, 'the commit');
       await kill(a);

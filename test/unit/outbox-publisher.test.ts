@@ -28,9 +28,15 @@ class CountingStore extends MemoryRelayStore {
   listCalls = 0;
   holdNextCommit: Promise<void> | undefined;
   failNextCommit = false;
+  /** The next listing reads the rows, then waits for this before it returns them. */
+  holdNextList: Promise<void> | undefined;
   override async listOutbox(limit?: number): Promise<OutboxRecord[]> {
     this.listCalls++;
-    return super.listOutbox(limit);
+    const rows = await super.listOutbox(limit);
+    const hold = this.holdNextList;
+    this.holdNextList = undefined;
+    if (hold) await hold;
+    return rows;
   }
   override async commit(c: InboundCommit): Promise<void> {
     if (this.failNextCommit) {
@@ -175,4 +181,22 @@ test('a failed commit hands nothing over and makes the next round read the store
   await publisher.flush();
   expect(store.listCalls).toBeGreaterThan(listed);
   expect(broker.ids()).toEqual(['ok']);
+});
+
+test('a read-back that listed a row before its delete landed does not publish it again', async () => {
+  const { store, broker, publisher, writer } = setUp();
+  await publisher.flush();
+  await writer.commit({ outbox: [row('a')] });
+  await publisher.flush();
+  expect(broker.ids()).toEqual(['a']);
+  // A reconnect's read-back lists 'a' (acknowledged, not yet deleted); the batched delete lands
+  // before that listing returns.
+  const hold = deferred();
+  store.holdNextList = hold.promise;
+  const reading = publisher.readBack();
+  await new Promise((r) => setImmediate(r));
+  await publisher.deletePublished();
+  hold.release();
+  await reading;
+  expect(broker.ids()).toEqual(['a']);
 });
