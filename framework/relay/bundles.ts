@@ -55,12 +55,23 @@ interface BundleWaiter {
 export class Bundles {
   private ownBundle: OwnBundle | undefined;
   private republishing: Promise<void> | undefined;
+  /** The refresh running now: a second caller joins it rather than minting a bundle of its own. */
+  private refreshing: Promise<void> | undefined;
   private readonly waiters = new Map<string, BundleWaiter[]>();
 
   constructor(private readonly deps: BundleDeps) {}
 
-  /** Publishes a fresh bundle of ours when the current one is spent, old or lost (owner only). */
-  async refresh(): Promise<void> {
+  /**
+   * Publishes a fresh bundle of ours when the current one is spent, old or lost (owner only). One at
+   * a time: taking the bundle and housekeeping duties over at once starts both a republish and a
+   * housekeeping refresh, which would each mint a bundle.
+   */
+  refresh(): Promise<void> {
+    this.refreshing ??= this.refreshOnce().finally(() => (this.refreshing = undefined));
+    return this.refreshing;
+  }
+
+  private async refreshOnce(): Promise<void> {
     const d = this.deps;
     if (!d.owns()) {
       // What we published as owner may be replaced by the next owner: compare afresh if it is ours again.
