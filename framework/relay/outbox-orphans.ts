@@ -13,6 +13,7 @@
  * may publish a row the claimer publishes too: receivers drop the copy (replay cache, processed
  * digests), as they do for a row a crash left behind between publish and delete.
  */
+import { PeriodicSweep } from './periodic-sweep.js';
 import type { Logger } from 'pino';
 import type { LeaseStore, ReplicaRecord } from './lease-store.js';
 import type { RelayStore } from './store.js';
@@ -47,22 +48,20 @@ export function deadOwners(
 
 /** Claims and publishes dead replicas' outbox rows while this replica owns the duty. */
 export class OutboxOrphans {
-  private timer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<number> | undefined;
+  private readonly sweeper = new PeriodicSweep<number>(
+    () => this.sweepOnce(),
+    (e) => this.warn(e),
+  );
 
   constructor(private readonly deps: OutboxOrphansDeps) {}
 
   /** Sweeps every `everyMs` until stop(); failures are logged and retried on the next sweep. */
   start(everyMs: number = DEFAULT_ORPHAN_CHECK_MS): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.sweep().catch((e) => this.warn(e)), everyMs);
-    this.timer.unref();
+    this.sweeper.start(everyMs);
   }
 
   stop(): Promise<unknown> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    return this.sweeping ?? Promise.resolve();
+    return this.sweeper.stop();
   }
 
   /**
@@ -70,8 +69,7 @@ export class OutboxOrphans {
    * every dead replica's rows and publishes them. Resolves to the number of rows claimed.
    */
   sweep(): Promise<number> {
-    this.sweeping ??= this.sweepOnce().finally(() => (this.sweeping = undefined));
-    return this.sweeping;
+    return this.sweeper.sweep();
   }
 
   private async sweepOnce(): Promise<number> {

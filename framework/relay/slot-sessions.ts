@@ -9,6 +9,7 @@
  * forgets that member. If the real replica comes back meanwhile, the broker's client-id takeover
  * closes the drain connection; the drain just stops (the replica gets the session back).
  */
+import { PeriodicSweep } from './periodic-sweep.js';
 import type { Logger } from 'pino';
 import type { LeaseStore, ReplicaRecord } from './lease-store.js';
 import type { InboundMessage } from './transport-types.js';
@@ -72,8 +73,10 @@ export interface DrainOutcome {
 }
 
 export class SlotSessions {
-  private timer: NodeJS.Timeout | undefined;
-  private sweeping: Promise<DrainOutcome[]> | undefined;
+  private readonly sweeper = new PeriodicSweep<DrainOutcome[]>(
+    () => this.sweepOnce(),
+    (e) => this.warn(e),
+  );
   /** Replica id → the heartbeat it had when drained; a later heartbeat (it ran again) drains again. */
   private readonly drained = new Map<string, number>();
 
@@ -81,21 +84,16 @@ export class SlotSessions {
 
   /** Sweeps every `everyMs` until stop(); failures are logged and retried on the next sweep. */
   start(everyMs: number = DEFAULT_SLOT_CHECK_MS): void {
-    if (this.timer) return;
-    this.timer = setInterval(() => void this.sweep().catch((e) => this.warn(e)), everyMs);
-    this.timer.unref();
+    this.sweeper.start(everyMs);
   }
 
   stop(): Promise<unknown> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = undefined;
-    return this.sweeping ?? Promise.resolve();
+    return this.sweeper.stop();
   }
 
   /** One sweep now (one already running is joined): drains every dead replica's session. */
   sweep(): Promise<DrainOutcome[]> {
-    this.sweeping ??= this.sweepOnce().finally(() => (this.sweeping = undefined));
-    return this.sweeping;
+    return this.sweeper.sweep();
   }
 
   private async sweepOnce(): Promise<DrainOutcome[]> {
