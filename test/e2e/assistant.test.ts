@@ -2,7 +2,7 @@
  * The assistant bot through the real runtime and broker, with the fake model server: the refusal
  * without a server, a model failure answered with its sentence, and in a group the mention rule
  * (chatter ignored, a mention answered with reply_to). The streamed answer, through `relay-bot start`,
- * is test/e2e/assistant-start.test.ts.
+ * is test/cli/assistant-start.test.ts.
  */
 import { AssistantBot, NOT_CONFIGURED } from '../../bots/assistant/index.js';
 import { createTestHarness, type TestHarness } from '../../framework/testing/index.js';

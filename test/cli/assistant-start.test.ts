@@ -8,7 +8,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import type { StreamContent } from '../../framework/relay/index.js';
-import { startBot, tempDir, ROOT, type RunningBot } from '../cli/helpers.js';
+import { startBot, tempDir, ROOT, type RunningBot } from './helpers.js';
 import { getTestBroker, type TestBroker } from '../support/broker.js';
 import { FakeModelServer } from '../support/fake-model-server.js';
 import { GroupWorld, GROUP_TEST_POW_BITS, until } from '../support/groups.js';
