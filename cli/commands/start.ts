@@ -10,6 +10,7 @@ import { redactUrl } from '../redact-url.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { currentCliCommand } from '../invocation.js';
+import { exampleCommand } from '../example-command.js';
 import { releaseDuties, startReplica } from '../replica.js';
 import { createClient, describeDatabase, loadBotInstances, makeLogger, openStore } from '../runtime.js';
 
@@ -132,7 +133,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       `user id: ${id}`,
       'Talk to it:',
       `  ${cli} chat ${id}`,
-      `  ${cli} send ${id} /ping --wait 10`,
+      `  ${cli} send ${id} ${exampleCommand(runtime.commandList())} --wait 10`,
       `  in a group: ${cli} chat, then /group create <name> ${id}`,
       ...(metricsServer
         ? [`metrics: ${metricsServer.url}/metrics`, `health: ${metricsServer.url}/healthz`]
