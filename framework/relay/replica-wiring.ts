@@ -10,12 +10,14 @@ import { AccessRefresh } from './access-refresh.js';
 import { clientIdOfReplica } from './broker-client-id.js';
 import type { Bundles } from './bundles.js';
 import { transportOptions, type BrokerOptions, type ReplicaOptions } from './client-options.js';
+import { DeadReplicas } from './dead-replicas.js';
 import type { DirectShell } from './direct-shell.js';
 import { DUTY, type Duties } from './duties.js';
 import type { GroupShell } from './group-shell.js';
 import { DEFAULT_LEASE_TTL_MS } from './lease-keeper.js';
 import { DEFAULT_ORPHAN_CHECK_MS, OutboxOrphans } from './outbox-orphans.js';
 import type { OutboxPublisher } from './outbox-publisher.js';
+import { DEFAULT_FENCE_AFTER_MS, ReplicaFence } from './replica-fence.js';
 import { DEFAULT_SLOT_CHECK_MS, SlotSessions } from './slot-sessions.js';
 import type { RelayStore } from './store.js';
 import { MqttTransport } from './transport.js';
@@ -54,6 +56,9 @@ export class ReplicaWiring {
   private readonly orphans: OutboxOrphans;
   /** Drainer of dead replicas' broker sessions; undefined without a share group. */
   private readonly slotSessions: SlotSessions | undefined;
+  /** Fences this replica while the broker is unreachable; undefined without a membership. */
+  private readonly fence: ReplicaFence | undefined;
+  private running = false;
   private groupSyncTimer: NodeJS.Timeout | undefined;
   private bundleCheckTimer: NodeJS.Timeout | undefined;
   private readonly staleAfterMs: number;
@@ -61,11 +66,15 @@ export class ReplicaWiring {
   constructor(private readonly deps: ReplicaWiringDeps) {
     const { replica, duties, log } = deps;
     this.staleAfterMs = replica.staleAfterMs ?? DEFAULT_LEASE_TTL_MS;
+    const dead = new DeadReplicas({
+      registry: replica.registry,
+      self: replica.replicaId,
+      staleAfterMs: this.staleAfterMs,
+    });
     this.orphans = new OutboxOrphans({
       store: deps.store,
-      registry: replica.registry,
+      dead,
       replica: replica.replicaId,
-      staleAfterMs: this.staleAfterMs,
       owns: () => duties.owns(DUTY.outboxOrphans),
       publishClaimed: () => deps.outbox.readBack(),
       log,
@@ -75,11 +84,9 @@ export class ReplicaWiring {
       shareGroup === undefined
         ? undefined
         : new SlotSessions({
-            registry: replica.registry,
-            replica: replica.replicaId,
-            staleAfterMs: this.staleAfterMs,
+            dead,
             owns: () => duties.owns(DUTY.slotSessions),
-            clientIdOf: (id) => clientIdOfReplica(deps.userId, shareGroup, id),
+            clientIdOf: (r) => clientIdOfReplica(deps.userId, shareGroup, r),
             // Never reconnecting: after a takeover by the slot's own replica, the drain just ends.
             open: (clientId) =>
               new MqttTransport({
@@ -91,6 +98,18 @@ export class ReplicaWiring {
             sharedFilters: () => deps.transport.sharedFilters(),
             log,
           });
+    const membership = replica.membership;
+    this.fence =
+      membership &&
+      new ReplicaFence({
+        membership,
+        fenceAfterMs: replica.fenceAfterMs ?? DEFAULT_FENCE_AFTER_MS,
+        connected: () => deps.transport.connected,
+        log,
+      });
+    // Only between start() and stop(): the first connect and the last disconnect are not news.
+    deps.transport.on('close', () => this.running && this.fence?.linkDown());
+    deps.transport.on('connect', () => this.running && this.fence?.linkUp());
   }
 
   /**
@@ -101,6 +120,9 @@ export class ReplicaWiring {
    */
   start(): void {
     const { replica, groups, bundles, log } = this.deps;
+    this.running = true;
+    // The link may have dropped during start-up already.
+    if (!this.deps.transport.connected) this.fence?.linkDown();
     if (this.slotSessions) {
       this.slotSessions.start(replica.slotCheckMs ?? DEFAULT_SLOT_CHECK_MS);
       void this.slotSessions.sweep().catch(() => undefined);
@@ -125,6 +147,8 @@ export class ReplicaWiring {
    * another replica runs, then ends the timers and waits for a sweep in progress.
    */
   async stop(): Promise<void> {
+    this.running = false;
+    await this.fence?.stop();
     if (this.bundleCheckTimer) clearInterval(this.bundleCheckTimer);
     if (this.groupSyncTimer) clearInterval(this.groupSyncTimer);
     this.bundleCheckTimer = this.groupSyncTimer = undefined;
