@@ -11,6 +11,7 @@ import type { Logger } from 'pino';
 import {
   DUTY,
   LeaseKeeper,
+  replicaSlotLease,
   type LeaseKeeperOptions,
   type LeaseRecord,
   type LeaseStore,
@@ -23,7 +24,7 @@ import { CommandFailed } from './errors.js';
 export const MAX_AUTO_SLOTS = 256;
 
 /** The lease that reserves replica slot `n` for the replica holding it (replicaSlot: auto). */
-export const slotLease = (n: number): string => `replica-slot/${n}`;
+export const slotLease = replicaSlotLease;
 
 /**
  * This replica's id in the registry and the holder of its leases: `<share group>/<slot>`, or
@@ -100,7 +101,8 @@ export async function releaseDuties(keeper: LeaseKeeper | undefined): Promise<vo
 /** The lowest slot whose lease this keeper can take (and then keeps renewing). */
 async function claimSlot(keeper: LeaseKeeper): Promise<number> {
   for (let n = 0; n < MAX_AUTO_SLOTS; n++) {
-    keeper.want(slotLease(n));
+    // Kept while fenced (replica-fence.ts): the slot is this process's MQTT client id and session.
+    keeper.want(slotLease(n), { keepWhileFenced: true });
     await keeper.renewNow();
     if (keeper.owns(slotLease(n))) return n;
     await keeper.drop(slotLease(n));

@@ -93,7 +93,10 @@ export async function handler(argv: StartArgs): Promise<void> {
       profile: runtime.profile,
       ...(leases ? { duties: leases } : {}),
       // Its outbox rows carry its registry id, so a dead replica's are told apart and claimed.
-      ...(leases ? { replica: { replicaId: leases.holder, registry: store.leases } } : {}),
+      // The client fences this replica (its membership) while the broker is unreachable.
+      ...(leases
+        ? { replica: { replicaId: leases.holder, registry: store.leases, membership: leases } }
+        : {}),
     });
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
     runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, {

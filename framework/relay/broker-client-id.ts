@@ -39,19 +39,36 @@ export function brokerClientId(userIdHex: string, choice: ClientIdChoice): strin
   return `relay-${userIdHex}`;
 }
 
+/** The lease that reserves replica slot `n` for the replica holding it (`replicaSlot: auto`). */
+export function replicaSlotLease(n: number): string {
+  return `${SLOT_LEASE_PREFIX}${n}`;
+}
+
+const SLOT_LEASE_PREFIX = 'replica-slot/';
+
+/** The slot a replicaSlotLease() name reserves, or undefined for any other name. */
+export function slotOfLease(name: string): number | undefined {
+  if (!name.startsWith(SLOT_LEASE_PREFIX)) return undefined;
+  const rest = name.slice(SLOT_LEASE_PREFIX.length);
+  return /^(0|[1-9][0-9]{0,8})$/.test(rest) ? Number(rest) : undefined;
+}
+
 /**
- * The client id the replica `replicaId` (`<share group>/<slot>` or `<share group>/<client id>`,
- * cli/replica.ts) connected with, or undefined when it is not of this share group. A
- * `replicaSlot: auto` replica's id names no slot; the id it yields is then one that was never used
- * (draining it finds no session).
+ * The client id a replica of this share group connected with, or undefined when it is not of this
+ * share group: its slot's when known (`slot`, from the slot lease a `replicaSlot: auto` replica
+ * held: dead-replicas.ts), else the one its id names (`<share group>/<slot>` or `<share group>/<client
+ * id>`, cli/replica.ts). An auto replica whose slot is not known yields its id's last part, a client
+ * id never used (draining it finds no session).
  */
 export function clientIdOfReplica(
   userIdHex: string,
   shareGroup: string,
-  replicaId: string,
+  replica: { replicaId: string; slot?: number },
 ): string | undefined {
   const prefix = `${shareGroup}/`;
+  const { replicaId, slot } = replica;
   if (!replicaId.startsWith(prefix)) return undefined;
+  if (slot !== undefined) return brokerClientId(userIdHex, { replicaSlot: slot });
   const rest = replicaId.slice(prefix.length);
   if (rest.length === 0) return undefined;
   return /^(0|[1-9][0-9]{0,8})$/.test(rest) ? brokerClientId(userIdHex, { replicaSlot: Number(rest) }) : rest;

@@ -11,6 +11,7 @@ import type { LeaseStore } from './lease-store.js';
 import type { ReceivedMessage } from './handler.js';
 import { brokerClientId } from './broker-client-id.js';
 import type { QuarantineNote } from './outbox-quarantine.js';
+import type { ReplicaMembership } from './replica-fence.js';
 import type { Profile } from './profile.js';
 import type { Random } from './random.js';
 import type { RelayStore } from './store.js';
@@ -106,8 +107,11 @@ export interface ReplicaOptions {
    * commits: only it publishes them, and a restart under the same id publishes what it left.
    */
   replicaId: string;
-  /** The replica registry (the store's leases), to tell a dead replica's rows (outbox-orphans.ts). */
-  registry: Pick<LeaseStore, 'listReplicas'>;
+  /**
+   * The replica registry (the store's leases), to tell a dead replica's rows and broker session
+   * (dead-replicas.ts); its slot leases tell a dead `replicaSlot: auto` replica's client id.
+   */
+  registry: Pick<LeaseStore, 'listReplicas' | 'listLeases'>;
   /** A replica without a heartbeat this long is dead and its rows are claimed (default the lease ttl, 15 s). */
   staleAfterMs?: number;
   /** How often the owner of DUTY.outboxOrphans looks for dead replicas' rows (default 5 s). */
@@ -121,6 +125,14 @@ export interface ReplicaOptions {
   slotCheckMs?: number;
   /** How often the stored groups are listed for ones another replica joined or left (default 2 s). */
   groupSyncMs?: number;
+  /**
+   * This replica's membership (its LeaseKeeper), which the client fences when the broker link has
+   * been down for fenceAfterMs and rejoins when it is back (replica-fence.ts). Without it, a replica
+   * cut off from the broker but not from the database keeps its duties and its outbox rows.
+   */
+  membership?: ReplicaMembership;
+  /** How long the broker link must be down before this replica fences itself (default 60 s). */
+  fenceAfterMs?: number;
 }
 
 /** The transport's options for a client: the broker's, with the client id derived from our user id. */

@@ -8,19 +8,13 @@
 import { EventEmitter } from 'eventemitter3';
 import { pino, type Logger } from 'pino';
 import { AccessIndex } from './access.js';
-import { AccessRefresh } from './access-refresh.js';
 import { asPowBits, type UserIdHex } from './brand.js';
 import { Bundles } from './bundles.js';
-import {
-  transportOptions,
-  type RelayClientEvents,
-  type RelayClientOptions,
-  type ReplicaOptions,
-} from './client-options.js';
+import { transportOptions, type RelayClientEvents, type RelayClientOptions } from './client-options.js';
 import { systemClock, type Clock } from './clock.js';
 import { encodeContent, type ContentInput } from './content.js';
+import { buildShells, loadSecrets, type ClientSecrets } from './client-shells.js';
 import { ConversationStates } from './conversation-states.js';
-import type { SealContext } from './direct-seal.js';
 import { DirectShell, type OutgoingContent } from './direct-shell.js';
 import { DropCounters } from './drops.js';
 import { DUTY, SOLE_OWNER, type Duties } from './duties.js';
@@ -28,32 +22,18 @@ import { ArgumentError, RelayError } from './errors.js';
 import { GroupShell } from './group-shell.js';
 import type { GroupInfo } from './group-types.js';
 import type { TransactionalHandler } from './handler.js';
-import {
-  generateIdentity,
-  identityFromSecrets,
-  publicIdentity,
-  userIdFromHex,
-  userIdToHex,
-  type Identity,
-  type PublicIdentity,
-} from './identity.js';
+import { publicIdentity, userIdFromHex, userIdToHex, type PublicIdentity } from './identity.js';
 import { InboundRouter } from './inbound-router.js';
 import { KeyedSerialQueue } from './keyed-queue.js';
 import { DEFAULT_MAX_ENVELOPE_BYTES, DEFAULT_POW_BITS } from './labels.js';
-import * as mls from './mls/index.js';
-import { DEFAULT_LEASE_TTL_MS } from './lease-keeper.js';
-import { DEFAULT_ORPHAN_CHECK_MS, OutboxOrphans } from './outbox-orphans.js';
-import { clientIdOfReplica } from './broker-client-id.js';
-import { DEFAULT_SLOT_CHECK_MS, SlotSessions } from './slot-sessions.js';
 import { OutboxPublisher } from './outbox-publisher.js';
 import { withOutboxCheck } from './outbox-quarantine.js';
 import { Parking } from './parking.js';
 import { PowMiner } from './pow.js';
 import type { Profile } from './profile.js';
 import { systemRandom, type Random } from './random.js';
-import { createOpener, SealKeyCache, type Opener } from './seal.js';
+import { accessReload, ReplicaWiring } from './replica-wiring.js';
 import type { OutboxRecord, RelayStore } from './store.js';
-import type { StepContext } from './steps/context.js';
 import { DEFAULT_TOPIC_PREFIX, inboxTopic, keysTopic } from './topics.js';
 import { MqttTransport } from './transport.js';
 import type { PublishTooLargeError } from './transport-packet-size.js';
@@ -78,6 +58,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** User id and public keys; the secrets stay with the sealing context, out of reach of the public API. */
   readonly identity: PublicIdentity;
   private readonly prefix: string;
+  private readonly miner: PowMiner;
   private readonly clock: Clock;
   private readonly random: Random;
   private readonly log: Logger;
@@ -91,14 +72,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   private readonly groupShell: GroupShell;
   private readonly store: RelayStore;
   private readonly duties: Duties;
-  private readonly replica: ReplicaOptions | undefined;
-  /** A replica's sweeper of dead replicas' outbox rows; undefined for a single process. */
-  private readonly orphans: OutboxOrphans | undefined;
-  /** A replica's drainer of dead replicas' broker sessions; undefined for a single process. */
-  private readonly slotSessions: SlotSessions | undefined;
-  private groupSyncTimer: NodeJS.Timeout | undefined;
+  /** The replica duties and timers (replica-wiring.ts); undefined for a single process. */
+  private readonly replica: ReplicaWiring | undefined;
   private refreshTimer: NodeJS.Timeout | undefined;
-  private bundleCheckTimer: NodeJS.Timeout | undefined;
   private handler: TransactionalHandler | undefined;
   /** Inbound messages wait on this until start-up has flushed the outbox and resumed the parking. */
   private ready: Promise<void> = Promise.resolve();
@@ -107,14 +83,9 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   /** start() was called and stop() has not finished: failed publishing may be retried. */
   private started = false;
 
-  private constructor(
-    opts: RelayClientOptions,
-    identity: Identity,
-    mlsCtx: mls.MlsContext,
-    opener: Opener,
-    private readonly miner: PowMiner,
-  ) {
+  private constructor(opts: RelayClientOptions, { identity, mls: mlsCtx, opener, miner }: ClientSecrets) {
     super();
+    this.miner = miner;
     this.identity = publicIdentity(identity);
     this.userId = userIdToHex(identity.userId);
     this.prefix = opts.topicPrefix ?? DEFAULT_TOPIC_PREFIX;
@@ -124,7 +95,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.random = opts.random ?? systemRandom;
     this.log = opts.logger ?? pino({ level: 'silent' });
     this.duties = opts.duties ?? SOLE_OWNER;
-    this.replica = opts.replica;
     const maxEnvelopeBytes = opts.maxEnvelopeBytes ?? DEFAULT_MAX_ENVELOPE_BYTES;
     const quota = new WelcomeQuota(this.clock, opts.welcomeQuota ?? DEFAULT_WELCOME_QUOTA);
     this.parking = new Parking({
@@ -148,41 +118,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       retryAllowed: () => this.started,
       ...(opts.replica ? { replica: opts.replica.replicaId } : {}),
     });
-    this.orphans =
-      opts.replica &&
-      new OutboxOrphans({
-        store: opts.store,
-        registry: opts.replica.registry,
-        replica: opts.replica.replicaId,
-        staleAfterMs: opts.replica.staleAfterMs ?? DEFAULT_LEASE_TTL_MS,
-        owns: () => this.duties.owns(DUTY.outboxOrphans),
-        publishClaimed: () => this.outbox.readBack(),
-        log: this.log,
-      });
-    const shareGroup = opts.broker.shareGroup;
-    this.slotSessions =
-      opts.replica && shareGroup !== undefined
-        ? new SlotSessions({
-            registry: opts.replica.registry,
-            replica: opts.replica.replicaId,
-            staleAfterMs: opts.replica.staleAfterMs ?? DEFAULT_LEASE_TTL_MS,
-            owns: () => this.duties.owns(DUTY.slotSessions),
-            clientIdOf: (id) => clientIdOfReplica(this.userId, shareGroup, id),
-            // Never reconnecting: after a takeover by the slot's own replica, the drain just ends.
-            open: (clientId) =>
-              new MqttTransport({
-                ...transportOptions(opts.broker, this.userId, maxEnvelopeBytes),
-                clientId,
-                reconnectPeriodMs: 0,
-              }),
-            receive: (m) => this.router.onTransportMessage(m),
-            sharedFilters: () => this.transport.sharedFilters(),
-            log: this.log,
-          })
-        : undefined;
     // Every commit goes through the publisher, which keeps its rows in hand (outbox-in-hand.ts).
     this.store = withOutboxCheck(this.outbox.handingRowsOver(opts.store), this.outboxRowError);
-    const states = new ConversationStates(this.store);
     this.bundles = new Bundles({
       identity,
       store: this.store,
@@ -200,53 +137,31 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       fail: (e) => this.fail(e),
       owns: () => this.duties.owns(DUTY.bundle),
     });
-    const stepCtx: StepContext = {
-      mls: mlsCtx,
-      selfId: identity.userId,
-      clock: this.clock,
-      random: this.random,
-    };
-    const seal: SealContext = {
+    ({ direct: this.direct, groups: this.groupShell } = buildShells({
       identity,
       mls: mlsCtx,
       clock: this.clock,
       random: this.random,
       prefix: this.prefix,
       miner,
-      accessKeys: new mls.ExporterCache(),
-      sealKeys: new SealKeyCache(),
-      onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
-    };
-    const updateEveryMessages = opts.updateEveryMessages ?? 1000;
-    const shared = {
       store: this.store,
-      states,
+      states: new ConversationStates(this.store),
       queue: this.queue,
       log: this.log,
       quota,
       bundles: this.bundles,
       outbox: this.outbox,
       outboxRowError: this.outboxRowError,
-      events: this,
-      fail: (e: unknown) => this.fail(e),
-      handler: () => this.handler,
-    };
-    this.groupShell = new GroupShell(
-      {
-        ...shared,
-        ctx: { ...stepCtx, seal, updateEveryMessages },
-        maxEnvelopeBytes,
-        transport: this.transport,
-      },
-      opts.groups,
-    );
-    this.direct = new DirectShell({
-      ...shared,
-      ctx: { ...stepCtx, seal },
       accessIndex,
-      updateEveryMessages,
-      groups: this.groupShell,
-    });
+      transport: this.transport,
+      maxEnvelopeBytes,
+      updateEveryMessages: opts.updateEveryMessages ?? 1000,
+      groupOptions: opts.groups,
+      events: this,
+      onPow: (bits, seconds) => this.emit('pow', { bits, seconds }),
+      fail: (e) => this.fail(e),
+      handler: () => this.handler,
+    }));
     this.router = new InboundRouter({
       prefix: this.prefix,
       selfId: identity.userId,
@@ -271,24 +186,29 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.transport.onMessage((m) => this.router.onTransportMessage(m));
     this.transport.on('error', (e: Error) => this.log.warn({ err: e.message }, 'transport error'));
     this.transport.on('connect', ({ sessionPresent }) => this.onReconnected(sessionPresent));
+    this.replica =
+      opts.replica &&
+      new ReplicaWiring({
+        replica: opts.replica,
+        broker: opts.broker,
+        userId: this.userId,
+        maxEnvelopeBytes,
+        duties: this.duties,
+        store: opts.store,
+        outbox: this.outbox,
+        transport: this.transport,
+        bundles: this.bundles,
+        groups: this.groupShell,
+        receive: (m) => this.router.onTransportMessage(m),
+        fail: (e) => this.fail(e),
+        log: this.log,
+      });
     this.duties.on?.('acquired', (name) => this.onDutyAcquired(name));
   }
 
   /** Loads the identity from the store, creating and saving one on first use. */
   static async create(opts: RelayClientOptions): Promise<RelayClient> {
-    const clock = opts.clock ?? systemClock;
-    const random = opts.random ?? systemRandom;
-    let stored = await opts.store.loadIdentity();
-    if (!stored) {
-      const fresh = generateIdentity((n) => random.bytes(n));
-      stored = { signingSeed: fresh.signingSeed, sealSecret: fresh.sealSecret, createdAt: clock.now() };
-      await opts.store.saveIdentity(stored);
-    }
-    const identity = identityFromSecrets(stored.signingSeed, stored.sealSecret);
-    const mlsCtx = await mls.createMlsContext({ provider: opts.mlsProvider ?? 'node' });
-    const opener = await createOpener(identity.sealSecret);
-    const miner = new PowMiner(opts.powWorkers !== undefined ? { workers: opts.powWorkers } : {});
-    return new RelayClient(opts, identity, mlsCtx, opener, miner);
+    return new RelayClient(opts, await loadSecrets(opts));
   }
 
   get connected(): boolean {
@@ -316,7 +236,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.transport.subscribe(keysTopic(this.prefix, this.identity.userId), { qos: 1 });
     this.refreshTimer = setInterval(() => void this.housekeeping().catch((e) => this.fail(e)), 600_000);
     this.refreshTimer.unref();
-    if (this.replica) this.startReplicaTimers(this.replica);
+    this.replica?.start();
     this.startedUp = true;
   }
 
@@ -324,11 +244,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async stop(): Promise<void> {
     this.startedUp = false;
     if (this.refreshTimer) clearInterval(this.refreshTimer);
-    if (this.bundleCheckTimer) clearInterval(this.bundleCheckTimer);
-    if (this.groupSyncTimer) clearInterval(this.groupSyncTimer);
-    await this.leaveShareGroup();
-    await this.slotSessions?.stop();
-    await this.orphans?.stop();
+    await this.replica?.stop();
     await this.outbox.stop();
     await this.groupShell.stop();
     await this.queue.idle();
@@ -481,53 +397,6 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   }
 
   /**
-   * A replica's duty timers: the owner of DUTY.outboxOrphans sweeps for dead replicas' rows, and
-   * the owner of DUTY.bundle notices a KeyPackage that a Welcome on another replica consumed.
-   */
-  /**
-   * A replica stopping while others run: its shared subscriptions go first, so the broker hands the
-   * messages to the others at once instead of queueing a share for this session until it returns
-   * (issue 13); what is in flight is finished by stop(), and start() subscribes again. The last live
-   * replica keeps them, so the broker queues for the identity while none runs.
-   */
-  private async leaveShareGroup(): Promise<void> {
-    if (!this.replica || !this.transport.connected || this.transport.sharedFilters().length === 0) return;
-    const self = this.replica.replicaId;
-    try {
-      const replicas = await this.replica.registry.listReplicas(
-        this.replica.staleAfterMs ?? DEFAULT_LEASE_TTL_MS,
-      );
-      if (!replicas.some((r) => r.live && r.replicaId !== self)) return;
-      await this.transport.unsubscribeShared();
-    } catch (e) {
-      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'leaving the share group failed');
-    }
-  }
-
-  private startReplicaTimers(replica: ReplicaOptions): void {
-    if (this.slotSessions) {
-      this.slotSessions.start(replica.slotCheckMs ?? DEFAULT_SLOT_CHECK_MS);
-      void this.slotSessions.sweep().catch(() => undefined);
-    }
-    // Groups another replica joined or left (it took the Welcome, or the removal).
-    this.groupSyncTimer = setInterval(
-      () =>
-        void this.groupShell
-          .syncTopics()
-          .catch((e) => this.log.warn({ err: String(e) }, 'group sync failed')),
-      replica.groupSyncMs ?? DEFAULT_GROUP_SYNC_MS,
-    );
-    this.groupSyncTimer.unref();
-    this.orphans?.start(replica.orphanCheckMs ?? DEFAULT_ORPHAN_CHECK_MS);
-    void this.orphans?.sweep().catch(() => undefined);
-    this.bundleCheckTimer = setInterval(
-      () => void this.bundles.refresh().catch((e) => this.fail(e)),
-      replica.bundleCheckMs ?? 30_000,
-    );
-    this.bundleCheckTimer.unref();
-  }
-
-  /**
    * This replica just took over a duty: act on it now rather than on the next timer. Until start()
    * finished, start-up itself does both.
    */
@@ -535,7 +404,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     if (!this.startedUp) return;
     // Ours now: published again as we would mint it (a new release's metadata goes out here).
     if (name === DUTY.bundle) this.bundles.scheduleRepublish(true);
-    if (name === DUTY.outboxOrphans) void this.orphans?.sweep().catch(() => undefined);
+    this.replica?.onDutyAcquired(name);
     // The previous owner may have died with group work on its timers (group-outbound.ts).
     if (name === DUTY.housekeeping) void this.housekeeping().catch((e) => this.fail(e));
   }
@@ -555,16 +424,4 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     this.log.error({ err: err.message }, 'relay client error');
     if (this.listenerCount('error') > 0) this.emit('error', err);
   }
-}
-
-/**
- * How often a replica lists the stored groups for ones another replica joined or left: one cheap
- * listing (summaries) per replica per interval.
- */
-const DEFAULT_GROUP_SYNC_MS = 2_000;
-
-/** A rate-limited reload of the access index from the store, for a replica (access-refresh.ts). */
-function accessReload(direct: DirectShell): () => Promise<boolean> {
-  const refresh = new AccessRefresh({ reload: () => direct.restore() });
-  return () => refresh.request();
 }

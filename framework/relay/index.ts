@@ -46,7 +46,10 @@ export {
   type LeaseKeeperEvents,
   type LeaseLossReason,
   type LeaseTimers,
+  type WantOptions,
 } from './lease-keeper.js';
+export { DEFAULT_FENCE_AFTER_MS, type ReplicaMembership } from './replica-fence.js';
+export { replicaSlotLease } from './broker-client-id.js';
 export type {
   RelayStore,
   ConversationRecord,

@@ -9,6 +9,11 @@
  * two wall clocks say, so two replicas never both believe they own a lease. A replica paused
  * between owns() and its action can still act late; the stores' compare-and-set versions are what
  * make such a late write fail.
+ *
+ * fence() is for a replica that can no longer do its duties although the database answers (it
+ * lost the broker: replica-fence.ts): it gives up every lease but those wanted with
+ * `keepWhileFenced` (its replica slot) and stops beating, so the others count it dead; rejoin()
+ * registers it again and competes for the leases as before.
  */
 import { EventEmitter } from 'eventemitter3';
 import { ArgumentError } from './errors.js';
@@ -56,9 +61,18 @@ export interface LeaseKeeperOptions {
 /**
  * Why a lease stopped being ours: `expired` (no renewal succeeded in time, e.g. the database is
  * unreachable), `taken` (the store refused the renewal: it lapsed, maybe to another replica),
- * `released` (stop() or drop()).
+ * `released` (stop() or drop()), `fenced` (fence()).
  */
-export type LeaseLossReason = 'expired' | 'taken' | 'released';
+export type LeaseLossReason = 'expired' | 'taken' | 'released' | 'fenced';
+
+/** How a lease is wanted. */
+export interface WantOptions {
+  /**
+   * Kept (renewed, or taken) while the keeper is fenced: a reservation of the replica itself, such
+   * as its slot and with it its MQTT client id, rather than a duty others should take over.
+   */
+  keepWhileFenced?: boolean;
+}
 
 /** Events of a LeaseKeeper. Listeners run synchronously: on `lost`, stop acting as owner at once. */
 export interface LeaseKeeperEvents {
@@ -86,7 +100,10 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private readonly timers: LeaseTimers;
   private readonly wanted = new Set<string>();
   private readonly held = new Map<string, Held>();
+  /** Wanted names kept while fenced (WantOptions.keepWhileFenced). */
+  private readonly kept = new Set<string>();
   private running = false;
+  private isFenced = false;
   private cancelTimer: (() => void) | undefined;
   private round: Promise<void> | undefined;
   private again = false;
@@ -115,14 +132,49 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   }
 
   /** Adds `name` to the wanted set; a running keeper tries to take it at once. */
-  want(name: string): void {
+  want(name: string, options: WantOptions = {}): void {
     this.wanted.add(checkLeaseName('lease name', name));
+    if (options.keepWhileFenced) this.kept.add(name);
+    else this.kept.delete(name);
     if (this.running) void this.renewNow();
+  }
+
+  /** Whether fence() was called and rejoin() has not been since. */
+  get fenced(): boolean {
+    return this.isFenced;
+  }
+
+  /**
+   * Stops beating in the registry and gives up every lease not wanted with `keepWhileFenced`
+   * (each reported `lost`, reason `fenced`, before it is released), until rejoin(). The replica's
+   * row stays, so the others see it go stale and count it dead after their staleAfterMs.
+   */
+  async fence(): Promise<void> {
+    if (!this.running || this.isFenced) return;
+    this.isFenced = true;
+    const names = [...this.held.keys()].filter((n) => !this.kept.has(n)).sort();
+    for (const name of names) this.held.delete(name);
+    for (const name of names) this.emit('lost', name, 'fenced');
+    for (const name of names) await this.releaseQuietly(name);
+  }
+
+  /** Ends a fence: registers the replica again (a new start) and competes for every wanted lease. */
+  async rejoin(): Promise<void> {
+    if (!this.running || !this.isFenced) return;
+    this.isFenced = false;
+    try {
+      await this.store.registerReplica(this.replica);
+    } catch (err) {
+      // The next heartbeat registers it again (no row, or a stale one that beats once more).
+      this.emit('error', err);
+    }
+    await this.renewNow();
   }
 
   /** Stops wanting `name`, releasing it if held (`lost` with reason `released` first). */
   async drop(name: string): Promise<void> {
     this.wanted.delete(name);
+    this.kept.delete(name);
     if (!this.held.delete(name)) return;
     this.emit('lost', name, 'released');
     await this.releaseQuietly(name);
@@ -172,6 +224,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
+    this.isFenced = false;
     this.cancelTimer?.();
     this.cancelTimer = undefined;
     await this.round;
@@ -213,8 +266,9 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
 
   private async renewAll(): Promise<void> {
     this.expireOverdue();
-    await this.heartbeat();
-    await Promise.all([...this.wanted].map((name) => this.renewOne(name)));
+    if (!this.isFenced) await this.heartbeat();
+    const names = [...this.wanted].filter((n) => !this.isFenced || this.kept.has(n));
+    await Promise.all(names.map((name) => this.renewOne(name)));
     this.expireOverdue();
   }
 
@@ -240,8 +294,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       return;
     }
     if (!this.running) return; // stop() releases everything
-    if (!this.wanted.has(name)) {
-      // Dropped while the request was out.
+    if (!this.wanted.has(name) || (this.isFenced && !this.kept.has(name))) {
+      // Dropped, or fenced, while the request was out.
       if (lease) await this.releaseQuietly(name);
       return;
     }

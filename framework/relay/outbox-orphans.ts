@@ -3,7 +3,8 @@
  * many processes"). Each replica publishes only the rows it committed (OutboxRecord.replica), so a
  * replica that dies between commit and publish leaves rows nobody else would send. The owner of
  * DUTY.outboxOrphans looks for them on a timer: a row's replica is dead when the registry has no
- * live entry for it (no heartbeat within staleAfterMs, or no row at all after a graceful stop). It
+ * live entry for it (dead-replicas.ts: no heartbeat within staleAfterMs, or no row at all after a
+ * graceful stop, or fenced: replica-fence.ts). It
  * claims them with one atomic UPDATE (RelayStore.claimOutbox), after which they are its own rows,
  * and its publisher's read-back sends them in commit order under the same barrier, dependsOn and
  * quarantine rules as every other row.
@@ -15,7 +16,8 @@
  */
 import { PeriodicSweep } from './periodic-sweep.js';
 import type { Logger } from 'pino';
-import type { LeaseStore, ReplicaRecord } from './lease-store.js';
+import { isDeadIn, type DeadReplicas } from './dead-replicas.js';
+import type { ReplicaRecord } from './lease-store.js';
 import type { RelayStore } from './store.js';
 
 /** Default spacing of the owner's sweeps. */
@@ -23,12 +25,10 @@ export const DEFAULT_ORPHAN_CHECK_MS = 5_000;
 
 export interface OutboxOrphansDeps {
   store: Pick<RelayStore, 'listOutboxOwners' | 'claimOutbox'>;
-  /** The replica registry (the store's leases). */
-  registry: Pick<LeaseStore, 'listReplicas'>;
+  /** Who is dead, by the replica registry. */
+  dead: Pick<DeadReplicas, 'read'>;
   /** This replica's id: the claimed rows become its own. */
   replica: string;
-  /** A registered replica without a heartbeat for this long is dead (the lease ttl is a good value). */
-  staleAfterMs: number;
   /** Whether this replica owns DUTY.outboxOrphans now. */
   owns(): boolean;
   /** Publishes this replica's rows from the store (the publisher's read-back). */
@@ -42,8 +42,7 @@ export function deadOwners(
   replicas: readonly ReplicaRecord[],
   self: string,
 ): string[] {
-  const live = new Set(replicas.filter((r) => r.live).map((r) => r.replicaId));
-  return owners.filter((o) => o !== self && !live.has(o));
+  return owners.filter(isDeadIn(replicas, self));
 }
 
 /** Claims and publishes dead replicas' outbox rows while this replica owns the duty. */
@@ -77,7 +76,7 @@ export class OutboxOrphans {
     if (!d.owns()) return 0;
     const owners = await d.store.listOutboxOwners();
     if (owners.every((o) => o === d.replica)) return 0;
-    const dead = deadOwners(owners, await d.registry.listReplicas(d.staleAfterMs), d.replica);
+    const dead = owners.filter((await d.dead.read()).isDead);
     let claimed = 0;
     for (const owner of dead) {
       // Lost the lease meanwhile: the new owner claims the rest.

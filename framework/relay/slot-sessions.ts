@@ -1,5 +1,6 @@
 /**
- * The broker sessions of dead replicas (issue 13; ARCHITECTURE.md "One identity, many processes").
+ * The broker sessions of dead replicas (issue 13; ARCHITECTURE.md "One identity, many processes";
+ * who is dead: dead-replicas.ts, fixed and `replicaSlot: auto` slots alike).
  * Mosquitto keeps handing a share group's messages, in turn, to every member with a session, also
  * to a persistent session whose process was SIGKILLed or scaled down: they wait there until that
  * slot connects again, and are discarded when the session expires. The owner of DUTY.slotSessions
@@ -11,7 +12,7 @@
  */
 import { PeriodicSweep } from './periodic-sweep.js';
 import type { Logger } from 'pino';
-import type { LeaseStore, ReplicaRecord } from './lease-store.js';
+import type { DeadReplica, DeadReplicas } from './dead-replicas.js';
 import type { InboundMessage } from './transport-types.js';
 
 /** Default spacing of the owner's sweeps. */
@@ -34,15 +35,12 @@ export interface DrainConnection {
 }
 
 export interface SlotSessionsDeps {
-  registry: Pick<LeaseStore, 'listReplicas'>;
-  /** This replica's id (never drained). */
-  replica: string;
-  /** A registered replica without a heartbeat for this long is dead (the lease ttl is a good value). */
-  staleAfterMs: number;
+  /** Who is dead, by the replica registry (never this replica). */
+  dead: Pick<DeadReplicas, 'read'>;
   /** Whether this replica owns DUTY.slotSessions now. */
   owns(): boolean;
-  /** The MQTT client id a replica id connected with, or undefined when it cannot be told. */
-  clientIdOf(replicaId: string): string | undefined;
+  /** The MQTT client id a dead replica connected with, or undefined when it cannot be told. */
+  clientIdOf(replica: DeadReplica): string | undefined;
   /** A new, unconnected connection that will use `clientId` and never reconnects on its own. */
   open(clientId: string): DrainConnection;
   /** This replica's inbound path (what its own transport's messages go through). */
@@ -54,13 +52,12 @@ export interface SlotSessionsDeps {
   log: Logger;
 }
 
-/** Dead replicas other than `self`, except those already drained at the heartbeat they have now. */
+/** Dead replicas, except those already drained at the heartbeat they have now. */
 export function slotsToDrain(
-  replicas: readonly ReplicaRecord[],
-  self: string,
+  dead: readonly DeadReplica[],
   drained: ReadonlyMap<string, number>,
-): ReplicaRecord[] {
-  return replicas.filter((r) => !r.live && r.replicaId !== self && drained.get(r.replicaId) !== r.lastSeen);
+): DeadReplica[] {
+  return dead.filter((r) => drained.get(r.replicaId) !== r.lastSeen);
 }
 
 /** What one drain did. */
@@ -99,11 +96,11 @@ export class SlotSessions {
   private async sweepOnce(): Promise<DrainOutcome[]> {
     const d = this.deps;
     if (!d.owns()) return [];
-    const dead = slotsToDrain(await d.registry.listReplicas(d.staleAfterMs), d.replica, this.drained);
+    const dead = slotsToDrain((await d.dead.read(true)).dead, this.drained);
     const outcomes: DrainOutcome[] = [];
     for (const r of dead) {
       if (!d.owns()) break;
-      const clientId = d.clientIdOf(r.replicaId);
+      const clientId = d.clientIdOf(r);
       if (clientId === undefined) continue;
       const outcome = await this.drain(clientId);
       if (outcome.forgotten) this.drained.set(r.replicaId, r.lastSeen);

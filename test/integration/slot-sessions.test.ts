@@ -7,6 +7,7 @@
 import { pino } from 'pino';
 import { MqttTransport } from '../../framework/relay/transport.js';
 import { SlotSessions } from '../../framework/relay/slot-sessions.js';
+import { DeadReplicas } from '../../framework/relay/dead-replicas.js';
 import { testBrokers, uniqueName } from '../support/broker.js';
 
 const hasMosquitto = (await testBrokers()).includes('mosquitto');
@@ -33,9 +34,11 @@ const URL = 'mqtt://127.0.0.1:1883';
 
     const received: string[] = [];
     const slots = new SlotSessions({
-      registry: { listReplicas: async () => [] },
-      replica: 'self',
-      staleAfterMs: 15_000,
+      dead: new DeadReplicas({
+        registry: { listReplicas: async () => [] },
+        self: 'self',
+        staleAfterMs: 15_000,
+      }),
       owns: () => true,
       clientIdOf: () => deadId,
       open: (clientId) => new MqttTransport({ url: URL, clientId, shareGroup: group, reconnectPeriodMs: 0 }),

@@ -6,6 +6,7 @@
  */
 import { pino } from 'pino';
 import { asUnixSeconds } from '../../framework/relay/brand.js';
+import { DeadReplicas } from '../../framework/relay/dead-replicas.js';
 import {
   deadOwners,
   MemoryLeaseStore,
@@ -41,9 +42,8 @@ function orphans(b: Backend, replica: string, owns = () => true) {
   let published = 0;
   const sweeper = new OutboxOrphans({
     store: b.store,
-    registry: b.leases,
+    dead: new DeadReplicas({ registry: b.leases, self: replica, staleAfterMs: STALE_MS }),
     replica,
-    staleAfterMs: STALE_MS,
     owns,
     publishClaimed: async () => {
       published++;

@@ -200,6 +200,52 @@ describe('LeaseKeeper', () => {
     expect((await store.listReplicas(EVERY + 1)).map((r) => r.replicaId)).toEqual(['replica-a']);
   });
 
+  it('fence() gives up the duties at once but keeps the slot, stops the heartbeat; rejoin() competes again', async () => {
+    const a = keeper('replica-a');
+    const b = keeper('replica-b');
+    a.k.want('jobs');
+    a.k.want('replica-slot/0', { keepWhileFenced: true });
+    b.k.want('jobs');
+    await a.k.start();
+    await b.k.start();
+    expect(a.k.owned()).toEqual(['jobs', 'replica-slot/0']);
+    await a.k.fence();
+    expect(a.k.fenced).toBe(true);
+    expect(a.seen.filter((s) => s.event === 'fenced').map((s) => s.name)).toEqual(['jobs']);
+    expect(a.k.owned()).toEqual(['replica-slot/0']);
+    await timers.advance(EVERY);
+    expect(b.k.owned()).toEqual(['jobs']);
+    // No heartbeat: a goes stale while its slot lease stays live.
+    await timers.advance(3 * TTL);
+    expect(a.k.owned()).toEqual(['replica-slot/0']);
+    const live = async () =>
+      Object.fromEntries((await store.listReplicas(TTL)).map((r) => [r.replicaId, r.live]));
+    expect(await live()).toEqual({ 'replica-a': false, 'replica-b': true });
+    expect((await store.listLeases()).find((l) => l.name === 'replica-slot/0')).toMatchObject({
+      holder: 'replica-a',
+      live: true,
+    });
+    await a.k.rejoin();
+    expect(a.k.fenced).toBe(false);
+    expect(await live()).toEqual({ 'replica-a': true, 'replica-b': true });
+    // Competing again: b's stop hands the duty over.
+    await b.k.stop();
+    await timers.advance(EVERY);
+    expect(a.k.owned()).toEqual(['jobs', 'replica-slot/0']);
+  });
+
+  it('a renewal in flight when fence() is called does not take the duty back', async () => {
+    const a = keeper('replica-a');
+    a.k.want('jobs');
+    await a.k.start();
+    const round = a.k.renewNow();
+    await a.k.fence();
+    await round;
+    await timers.advance(2 * EVERY);
+    expect(a.k.owned()).toEqual([]);
+    expect((await store.listLeases()).filter((l) => l.holder === 'replica-a')).toEqual([]);
+  });
+
   it('refuses a renewal interval above half the ttl', () => {
     expect(
       () => new LeaseKeeper({ store, replica: { replicaId: 'r' }, ttlMs: 1000, renewEveryMs: 600, timers }),

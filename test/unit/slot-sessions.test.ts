@@ -5,7 +5,8 @@
  * replica stops the drain without forgetting its session.
  */
 import { pino } from 'pino';
-import type { ReplicaRecord } from '../../framework/relay/lease-store.js';
+import type { LeaseRecord, ReplicaRecord } from '../../framework/relay/lease-store.js';
+import { DeadReplicas } from '../../framework/relay/dead-replicas.js';
 import {
   slotsToDrain,
   SlotSessions,
@@ -56,13 +57,20 @@ class FakeSession implements DrainConnection {
   }
 }
 
+/** The registry of `replicas` as bots/0 reads it, with no slot leases. */
+function registry(replicas: ReplicaRecord[], leases: LeaseRecord[] = []): DeadReplicas {
+  return new DeadReplicas({
+    registry: { listReplicas: async () => replicas, listLeases: async () => leases },
+    self: 'bots/0',
+    staleAfterMs: 15_000,
+  });
+}
+
 function deps(over: Partial<SlotSessionsDeps>): SlotSessionsDeps {
   return {
-    registry: { listReplicas: async () => [] },
-    replica: 'bots/0',
-    staleAfterMs: 15_000,
+    dead: registry([]),
     owns: () => true,
-    clientIdOf: (id) => clientIdOfReplica(user, 'bots', id),
+    clientIdOf: (r) => clientIdOfReplica(user, 'bots', r),
     open: () => new FakeSession([]),
     receive: async () => undefined,
     sharedFilters: () => ['$share/bots/p/inbox', '$share/bots/p/g/1'],
@@ -72,7 +80,7 @@ function deps(over: Partial<SlotSessionsDeps>): SlotSessionsDeps {
   };
 }
 
-test('dead replicas other than this one are drained, once per heartbeat they had', () => {
+test('dead replicas other than this one are drained, once per heartbeat they had', async () => {
   const replicas = [
     rec('bots/0', false),
     rec('bots/1', true),
@@ -80,19 +88,18 @@ test('dead replicas other than this one are drained, once per heartbeat they had
     rec('bots/3', false, 9),
   ];
   const drained = new Map([['bots/3', 9]]);
-  expect(slotsToDrain(replicas, 'bots/0', drained).map((r) => r.replicaId)).toEqual(['bots/2']);
+  const { dead } = await registry(replicas).read();
+  expect(slotsToDrain(dead, drained).map((r) => r.replicaId)).toEqual(['bots/2']);
   // It ran again and died again: a new heartbeat, drained again.
   drained.set('bots/2', 7);
-  expect(slotsToDrain([rec('bots/2', false, 8)], 'bots/0', drained).map((r) => r.replicaId)).toEqual([
-    'bots/2',
-  ]);
+  expect(slotsToDrain([rec('bots/2', false, 8)], drained).map((r) => r.replicaId)).toEqual(['bots/2']);
 });
 
 test("a replica id names its slot's client id, or the client id it was configured with", () => {
-  expect(clientIdOfReplica(user, 'bots', 'bots/2')).toBe(`relay-${user}-2`);
-  expect(clientIdOfReplica(user, 'bots', 'bots/worker-a')).toBe('worker-a');
-  expect(clientIdOfReplica(user, 'bots', 'other/2')).toBeUndefined();
-  expect(clientIdOfReplica(user, 'bots', 'bots/')).toBeUndefined();
+  expect(clientIdOfReplica(user, 'bots', { replicaId: 'bots/2' })).toBe(`relay-${user}-2`);
+  expect(clientIdOfReplica(user, 'bots', { replicaId: 'bots/worker-a' })).toBe('worker-a');
+  expect(clientIdOfReplica(user, 'bots', { replicaId: 'other/2' })).toBeUndefined();
+  expect(clientIdOfReplica(user, 'bots', { replicaId: 'bots/' })).toBeUndefined();
 });
 
 test('the queued messages are processed and acknowledged, then the filters go, then the session', async () => {
@@ -101,7 +108,7 @@ test('the queued messages are processed and acknowledged, then the filters go, t
   const opened: string[] = [];
   const slots = new SlotSessions(
     deps({
-      registry: { listReplicas: async () => [rec('bots/0', true), rec('bots/2', false)] },
+      dead: registry([rec('bots/0', true), rec('bots/2', false)]),
       open: (clientId) => {
         opened.push(clientId);
         return session;
@@ -144,7 +151,7 @@ test("the slot's own replica taking its session back stops the drain; the sessio
   });
   const slots = new SlotSessions(
     deps({
-      registry: { listReplicas: async () => [rec('bots/2', false)] },
+      dead: registry([rec('bots/2', false)]),
       open: () => session,
     }),
   );
@@ -159,7 +166,7 @@ test('nothing is drained without the duty', async () => {
   const slots = new SlotSessions(
     deps({
       owns: () => false,
-      registry: { listReplicas: async () => [rec('bots/2', false)] },
+      dead: registry([rec('bots/2', false)]),
       open: (id) => {
         opened.push(id);
         return new FakeSession([]);
@@ -168,4 +175,39 @@ test('nothing is drained without the duty', async () => {
   );
   expect(await slots.sweep()).toEqual([]);
   expect(opened).toEqual([]);
+});
+
+test("a dead auto replica's client id comes from the slot lease it held; a slot retaken since is not its", async () => {
+  const lease = (name: string, holder: string, live: boolean): LeaseRecord => ({
+    name,
+    holder,
+    acquiredAt: 0,
+    expiresAt: 1,
+    live,
+  });
+  const reading = await registry(
+    [rec('bots/host-1a2b', false), rec('bots/host-3c4d', false), rec('bots/host-5e6f', true)],
+    [
+      lease('replica-slot/4', 'bots/host-1a2b', false),
+      lease('replica-slot/0', 'bots/host-5e6f', true),
+      lease('scheduler', 'bots/host-3c4d', false),
+    ],
+  ).read(true);
+  expect(reading.dead.map((r) => [r.replicaId, r.slot])).toEqual([
+    ['bots/host-1a2b', 4],
+    ['bots/host-3c4d', undefined],
+  ]);
+  expect(clientIdOfReplica(user, 'bots', reading.dead[0]!)).toBe(`relay-${user}-4`);
+  const opened: string[] = [];
+  const slots = new SlotSessions(
+    deps({
+      dead: registry([rec('bots/host-1a2b', false)], [lease('replica-slot/4', 'bots/host-1a2b', false)]),
+      open: (id) => {
+        opened.push(id);
+        return new FakeSession([]);
+      },
+    }),
+  );
+  await slots.sweep();
+  expect(opened).toEqual([`relay-${user}-4`]);
 });

@@ -1,0 +1,160 @@
+/**
+ * Fencing a replica that lost the broker but not Postgres (issue 13), through Mosquitto and
+ * Postgres: replica A reaches the broker through a link the test cuts, replica B directly. While A
+ * is cut off it could go on beating in the registry for ever, and then nobody would take over its
+ * duties, its committed-but-unpublished outbox rows, or what the broker queues in its session. A
+ * fences itself once its link has been down for fenceAfterMs: its duties go to B, and once its
+ * heartbeat is stale B publishes A's rows and drains A's session. When the link comes back, A
+ * rejoins: it beats again and competes for the duties.
+ */
+import {
+  DUTY,
+  LeaseKeeper,
+  MemoryRelayStore,
+  RelayClient,
+  type ReceivedMessage,
+  type ReplicaOptions,
+} from '../../framework/relay/index.js';
+import type { TypeOrmRelayStore } from '../../framework/store/index.js';
+import { getTestBroker, testBrokers, uniqueName, type TestBroker } from '../support/broker.js';
+import { onPostgres, storeFromEnv } from '../support/child.js';
+import { until } from '../support/groups.js';
+import { startCuttableLink } from '../support/link-cut.js';
+import { postgresAnswers } from '../support/postgres.js';
+
+const hasMosquitto = (await testBrokers()).includes('mosquitto');
+const pgUp = await postgresAnswers();
+const run = hasMosquitto && pgUp ? test : test.skip;
+if (!pgUp) console.warn('Postgres does not answer: the replica fencing test is skipped');
+
+/** Short leases and a short fence, so everything moves within seconds. */
+const TTL_MS = 3000;
+const FENCE_AFTER_MS = 1000;
+
+let broker: TestBroker;
+const cleanups: Array<() => Promise<unknown>> = [];
+beforeAll(async () => {
+  broker = await getTestBroker(hasMosquitto ? 'mosquitto' : undefined);
+});
+afterEach(async () => {
+  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
+});
+afterAll(async () => {
+  await broker.close();
+});
+
+interface Replica {
+  client: RelayClient;
+  keeper: LeaseKeeper;
+  store: TypeOrmRelayStore;
+}
+
+/** An in-process echo replica at `slot`, reaching the broker at `url`. */
+async function startReplica(
+  env: Record<string, string>,
+  url: string,
+  prefix: string,
+  shareGroup: string,
+  slot: number,
+): Promise<Replica> {
+  const store = await storeFromEnv(env);
+  cleanups.push(() => store.close());
+  const replicaId = `${shareGroup}/${slot}`;
+  const keeper = new LeaseKeeper({ store: store.leases, replica: { replicaId }, ttlMs: TTL_MS });
+  keeper.on('error', () => undefined);
+  Object.values(DUTY).forEach((d) => keeper.want(d));
+  await keeper.start();
+  cleanups.push(() => keeper.stop());
+  const replica: ReplicaOptions = {
+    replicaId,
+    registry: store.leases,
+    staleAfterMs: TTL_MS,
+    orphanCheckMs: 250,
+    slotCheckMs: 250,
+    membership: keeper,
+    fenceAfterMs: FENCE_AFTER_MS,
+  };
+  const client = await RelayClient.create({
+    store,
+    broker: { url, shareGroup, replicaSlot: slot },
+    topicPrefix: prefix,
+    powBits: 8,
+    duties: keeper,
+    replica,
+  });
+  client.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
+  await client.start();
+  cleanups.push(() => client.stop());
+  return { client, keeper, store };
+}
+
+run(
+  'a replica cut off from the broker fences itself: another takes its duties, its rows and its queued share; it rejoins when the link is back',
+  async () => {
+    await onPostgres(async (env) => {
+      const prefix = uniqueName('fence');
+      const shareGroup = uniqueName('bots');
+      const link = await startCuttableLink(Number(new URL(broker.url).port));
+      cleanups.push(() => link.close());
+      const a = await startReplica(env, link.url, prefix, shareGroup, 0);
+      // A's stop waits for what it has in flight: runs first, with the link back.
+      cleanups.push(async () => link.restore());
+      const duties = Object.values(DUTY).sort();
+      await until(() => a.keeper.owned().join() === duties.join(), 10_000, 'A to own every duty');
+      const b = await startReplica(env, broker.url, prefix, shareGroup, 1);
+
+      const peer = await RelayClient.create({
+        store: new MemoryRelayStore(),
+        broker: { url: broker.url },
+        topicPrefix: prefix,
+      });
+      const got: ReceivedMessage[] = [];
+      peer.on('message', (m) => got.push(m));
+      await peer.start();
+      cleanups.push(() => peer.stop());
+      const texts = (): string[] => got.map((m) => String(m.content.content));
+      await peer.send(a.client.userId, 'hello');
+      await until(() => texts().includes('echo: hello'), 30_000, 'the first echo');
+
+      link.cut();
+      // Committed on A (Postgres answers) but never published while A is cut off.
+      void a.client.send(peer.userId, 'from A while cut off').catch(() => undefined);
+      await until(
+        async () => (await a.store.listOutboxOwners()).includes(`${shareGroup}/0`),
+        10_000,
+        "A's committed row",
+      );
+      // Round robin hands some of these to A's session, which waits for A.
+      const commands = ['c1', 'c2', 'c3', 'c4', 'c5', 'c6'];
+      for (const c of commands) await peer.send(a.client.userId, c);
+
+      await until(() => b.keeper.owned().join() === duties.join(), 20_000, 'B to own every duty');
+      expect(a.keeper.owned()).toEqual([]);
+      await until(() => texts().includes('from A while cut off'), 30_000, "A's row, published by B");
+      await until(
+        () => commands.every((c) => texts().includes(`echo: ${c}`)),
+        30_000,
+        'every command sent while A was cut off, answered by B',
+      );
+
+      link.restore();
+      await until(
+        async () =>
+          (await b.store.leases.listReplicas(TTL_MS)).some(
+            (r) => r.replicaId === `${shareGroup}/0` && r.live,
+          ),
+        20_000,
+        'A to beat again',
+      );
+      // A competes for the duties again: B's graceful stop hands them to A.
+      await b.client.stop();
+      await b.keeper.stop();
+      await until(() => a.keeper.owned().join() === duties.join(), 20_000, 'A to own every duty again');
+      await peer.send(a.client.userId, 'after');
+      await until(() => texts().includes('echo: after'), 30_000, "A's answer after rejoining");
+      // Receivers drop a copy (replay cache): each text arrived once.
+      expect(texts().length).toBe(new Set(texts()).size);
+    });
+  },
+  150_000,
+);
