@@ -8,6 +8,7 @@ import type { UnixSeconds } from '../relay/brand.js';
 import { directMessageLoad, groupMessageLoad, MESSAGE_SENDER_SECONDS } from '../relay/store.js';
 import type {
   ConversationMessageLoad,
+  EnvelopeLookup,
   ConversationRecord,
   GroupRecord,
   GroupSummaryRecord,
@@ -290,23 +291,34 @@ export class TypeOrmRelayStore implements RelayStore {
     return rows[0] && rowToConversation(rows[0], this.cipher);
   }
 
-  /** One statement: the row of either kind, a direct conversation's peer and the processed check. */
+  /**
+   * One statement: the row of either kind, a direct conversation's peer, the processed check and,
+   * when asked, the envelope replay check (a null digest matches no envelope).
+   */
   async loadConversationForMessage(
     groupId: string,
     digest: string,
+    envelope?: EnvelopeLookup,
   ): Promise<ConversationMessageLoad | undefined> {
-    const rows = await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, [groupId, digest, groupId]));
-    const row = rows[0];
+    const params = [groupId, digest, envelope?.digest ?? null, envelope?.now ?? 0, groupId];
+    const row = (await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, params)))[0];
     if (!row) return undefined;
     const conversation = rowToConversation(row, this.cipher);
-    const processed = toBool(row.processed_hit);
-    if (row.p_user_id === null || row.p_user_id === undefined) return { conversation, processed };
-    const peer = rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]])));
-    return { conversation, processed, peer };
+    const found = {
+      conversation,
+      processed: toBool(row.processed_hit),
+      ...(envelope ? { envelopeSeen: toBool(row.envelope_hit) } : {}),
+    };
+    if (row.p_user_id === null || row.p_user_id === undefined) return found;
+    return { ...found, peer: rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]]))) };
   }
 
-  async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    return directMessageLoad(await this.loadConversationForMessage(groupId, digest));
+  async loadForMessage(
+    groupId: string,
+    digest: string,
+    envelope?: EnvelopeLookup,
+  ): Promise<MessageLoad | undefined> {
+    return directMessageLoad(await this.loadConversationForMessage(groupId, digest, envelope));
   }
 
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
