@@ -287,7 +287,12 @@ export function directMessageLoad(found: ConversationMessageLoad | undefined): M
   if (found?.conversation.kind !== 'direct') return undefined;
   const { kind: _kind, ...session } = found.conversation;
   const seen = found.envelopeSeen;
-  return { session, processed: found.processed, peer: found.peer, ...(seen === undefined ? {} : { envelopeSeen: seen }) };
+  return {
+    session,
+    processed: found.processed,
+    peer: found.peer,
+    ...(seen === undefined ? {} : { envelopeSeen: seen }),
+  };
 }
 
 /** The group view of a load-for-message read (`loadGroupForMessage`), the same for every store. */
@@ -357,7 +362,11 @@ export interface RelayStore {
    * With `envelope`, hasEnvelope(envelope.digest, envelope.now) too, as `envelopeSeen` (the inbox's
    * store replay check, folded in). Undefined when there is no such session.
    */
-  loadForMessage(groupId: string, digest: string, envelope?: EnvelopeLookup): Promise<MessageLoad | undefined>;
+  loadForMessage(
+    groupId: string,
+    digest: string,
+    envelope?: EnvelopeLookup,
+  ): Promise<MessageLoad | undefined>;
   /**
    * getGroup(groupId) and hasProcessed(groupId, digest) in one read, for every message on a group
    * topic. Undefined when there is no such group.

@@ -76,6 +76,7 @@ import {
   SESSION_SELECT,
 } from './statements.js';
 import { commitChanges } from './typeorm-commit.js';
+import { CommitBatcher } from './commit-batch.js';
 
 /**
  * Optional settings of a TypeOrmRelayStore: at-rest encryption of secrets and whether close() also destroys
@@ -112,6 +113,7 @@ export class TypeOrmRelayStore implements RelayStore {
   readonly backend: RelayBackend;
   private readonly stateKey: StoreStateKey;
   private readonly runner: SqlRunner;
+  private readonly batcher: CommitBatcher;
   private readonly closeDataSource: boolean;
   /** Leases and the replica registry on the same database, in turn with this store on SQLite. */
   readonly leases: TypeOrmLeaseStore;
@@ -122,6 +124,7 @@ export class TypeOrmRelayStore implements RelayStore {
   ) {
     this.backend = backendOf(ds);
     this.runner = new SqlRunner(ds, this.backend);
+    this.batcher = new CommitBatcher(this.runner, (c) => commitChanges(this.runner, this.cipher, c));
     this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.runner.transaction(fn), options.scrypt);
     this.closeDataSource = options.closeDataSource ?? true;
     this.leases = new TypeOrmLeaseStore(ds, (fn) => this.runner.serial(fn));
@@ -430,9 +433,10 @@ export class TypeOrmRelayStore implements RelayStore {
 
   // ---- commit -----------------------------------------------------------------------------------
 
+  /** Postgres batches concurrent commits of different conversations (commit-batch.ts). */
   async commit(changes: InboundCommit): Promise<void> {
     await this.ready();
-    await commitChanges(this.runner, this.cipher, changes);
+    await this.batcher.commit(changes, this.cipher);
   }
 
   async close(): Promise<void> {
