@@ -25,6 +25,7 @@ import { createRawPeers, withTimeout } from './raw-peers.js';
 import { BenchChild } from './child.js';
 import { benchClient, inBatches } from './clients.js';
 import { cpuMeter } from './cpu.js';
+import { rawCommandCryptoMs } from './crypto-bound.js';
 import { closedLoop, heading, note, numbersFromEnv, percentile, report, sleep } from './harness.js';
 
 /** `BENCH_BOT_N=100` runs one peer count only (quick A/B runs). */
@@ -119,11 +120,18 @@ export async function pacedLoop(
   return latencies;
 }
 
-export function printWindow(label: string, w: Window, baseline?: { name: string; value: number }): void {
+export function printWindow(
+  label: string,
+  w: Window,
+  baseline?: { name: string; value: number },
+  cryptoBoundMs?: number,
+): void {
   report(`${label}: commands/s`, w.perSecond, 'cmd/s', baseline);
   report(`${label}: p50 / p99`, w.p50, `/ ${w.p99.toFixed(2)} ms`);
+  const bound =
+    cryptoBoundMs === undefined ? '' : ` (${(w.childCpuMs / cryptoBoundMs).toFixed(1)}x the crypto bound)`;
   note(
-    `CPU per command: child ${w.childCpuMs.toFixed(2)} ms, peers' process ${w.selfCpuMs.toFixed(2)} ms; ` +
+    `CPU per command: child ${w.childCpuMs.toFixed(2)} ms${bound}, peers' process ${w.selfCpuMs.toFixed(2)} ms; ` +
       (w.queries > 0 ? `${w.queries.toFixed(1)} Postgres statements; ` : '') +
       `machine ${w.machineBusy.toFixed(0)} % busy (2 cores = 100 %)`,
   );
@@ -189,7 +197,7 @@ export function createPeers(url: string, prefix: string, botId: string, count: n
   });
 }
 
-async function botRuns(url: string, raw: Map<number, Window>): Promise<void> {
+async function botRuns(url: string, raw: Map<number, Window>, cryptoMs: number): Promise<void> {
   const schema = `relay_bench_bot_${hex(6)}`;
   await createPgSchema(schema);
   const prefix = `bench-bot-${hex(4)}`;
@@ -226,10 +234,11 @@ async function botRuns(url: string, raw: Map<number, Window>): Promise<void> {
         `max, closed loop`,
         max,
         base && { name: `transport-only ${formatRate(base.perSecond)}/s`, value: base.perSecond },
+        cryptoMs,
       );
       const rate = max.perSecond / 2;
       const half = await measured(child, SECONDS, () => pacedLoop(n, rate, SECONDS, once));
-      printWindow(`half load, open loop at ${rate.toFixed(0)} cmd/s`, half);
+      printWindow(`half load, open loop at ${rate.toFixed(0)} cmd/s`, half, undefined, cryptoMs);
     }
   } finally {
     await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
@@ -261,7 +270,9 @@ export async function run(): Promise<void> {
   try {
     heading(`transport-only ceiling: N peers, QoS 1 request/reply ${RAW_PAYLOAD_BYTES} B, echo in a child`);
     const raw = await rawCeiling(broker.url);
-    await botRuns(broker.url, raw);
+    const cryptoMs = rawCommandCryptoMs();
+    report('raw crypto bound per command (HPKE open+seal, MLS decrypt+encrypt, node:crypto)', cryptoMs, 'ms');
+    await botRuns(broker.url, raw, cryptoMs);
   } finally {
     await broker.close();
   }

@@ -11,7 +11,7 @@
  */
 import * as mls from './mls/index.js';
 import { VersionedLru } from './state-cache.js';
-import type { GroupMessageLoad, InboundCommit, MessageLoad, RelayStore } from './store.js';
+import type { EnvelopeLookup, GroupMessageLoad, InboundCommit, MessageLoad, RelayStore } from './store.js';
 
 /** A stored conversation record as far as the cache is concerned. */
 interface VersionedState {
@@ -50,9 +50,16 @@ export class ConversationStates {
     return this.cached(record) ?? mls.decodeStoredSession(record.state, record.epochState);
   }
 
-  /** The one read an inbound 1:1 message needs: session, processed check and peer. */
-  async loadDirect(groupId: string, digest: string): Promise<(MessageLoad & Cached) | undefined> {
-    const loaded = await this.store.loadForMessage(groupId, digest);
+  /**
+   * The one read an inbound 1:1 message needs: session, processed check and peer, and with
+   * `envelope` the store's replay check of its envelope.
+   */
+  async loadDirect(
+    groupId: string,
+    digest: string,
+    envelope?: EnvelopeLookup,
+  ): Promise<(MessageLoad & Cached) | undefined> {
+    const loaded = await this.store.loadForMessage(groupId, digest, envelope);
     return loaded && { ...loaded, ...this.cachedOf(loaded.session) };
   }
 

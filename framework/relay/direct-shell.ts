@@ -96,8 +96,11 @@ export class DirectShell extends DirectOutbound {
     const groupId = toHex(message.groupId);
     if (opened.tokenSession !== undefined && opened.tokenSession !== groupId) return 'access_session';
     const digest = digestHex(inner.mls);
-    const loaded = await this.deps.states.loadDirect(groupId, digest);
+    // The envelope's store replay check rides on this read (inbound-envelope.ts left it to us).
+    const envelope = opened.replayCheckDeferred ? { digest: opened.digest, now } : undefined;
+    const loaded = await this.deps.states.loadDirect(groupId, digest, envelope);
     if (!loaded) return 'unknown_session';
+    if (loaded.envelopeSeen) return 'replay';
     const step = await directMessage(this.deps.ctx, loaded, { inner, message, sender, now }, (err) =>
       this.deps.log.debug({ err }, 'mls rejected message'),
     );

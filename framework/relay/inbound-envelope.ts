@@ -1,9 +1,13 @@
 /**
  * The envelope half of the receive pipeline (PROTOCOL.md §5), cheapest check first:
- * size → CBOR shape → sent_at window → replay cache in memory → access tag or PoW → replay cache in
- * the store → HPKE open → InnerPayload. An envelope that cost its sender nothing (no valid PoW, no
- * valid tag) is refused before any store read. It changes no stored state: the caller commits the
- * replay entry with the message, and settles the in-memory claim once the message reached an outcome.
+ * size → CBOR shape → sent_at window → replay cache in memory → access tag or PoW → HPKE open →
+ * InnerPayload → replay cache in the store. An envelope that cost its sender nothing (no valid PoW,
+ * no valid tag) is refused before any store read. The store's replay check of a 1:1 message
+ * (msg_type 2 whose MLS message decodes) is left to the read of its conversation, which checks it
+ * in the same round trip (issue 12: one read per message, not two); every other kind is checked
+ * here. An HPKE open costs less than the round trip it saves, so opening first costs nothing even
+ * for a replay. It changes no stored state: the caller commits the replay entry with the message,
+ * and settles the in-memory claim once the message reached an outcome.
  */
 import { createHash } from 'node:crypto';
 import { verifyAccessTag, type AccessIndex } from './access.js';
@@ -42,6 +46,12 @@ export interface OpenedEnvelope {
    * drops it as 'mls'.
    */
   message?: mls.DecodedMessage;
+  /**
+   * The store's replay cache was not read: the conversation read must check `digest` (as
+   * hasEnvelope(digest, now)) and drop the message as 'replay' when it is there. Set exactly when
+   * `message` is.
+   */
+  replayCheckDeferred?: true;
 }
 
 export type EnvelopeCheck =
@@ -99,12 +109,6 @@ export async function checkEnvelope(
     claim.settle(true);
     return drop(reason, error);
   };
-  try {
-    if (await deps.hasEnvelope(digest, now)) return dropClaimed('replay');
-  } catch (e) {
-    claim.settle(false);
-    throw e;
-  }
   let plaintext: Uint8Array;
   try {
     plaintext = await deps.opener.open({
@@ -124,6 +128,14 @@ export async function checkEnvelope(
     return dropClaimed('inner_payload', e);
   }
   const message = inner.msgType === MSG_TYPE.message ? decodedOrUndefined(inner.mls) : undefined;
+  if (!message) {
+    try {
+      if (await deps.hasEnvelope(digest, now)) return dropClaimed('replay');
+    } catch (e) {
+      claim.settle(false);
+      throw e;
+    }
+  }
   return {
     ok: true,
     value: {
@@ -132,7 +144,7 @@ export async function checkEnvelope(
       digest,
       claim,
       ...(tokenSession ? { tokenSession } : {}),
-      ...(message ? { message } : {}),
+      ...(message ? { message, replayCheckDeferred: true as const } : {}),
     },
   };
 }

@@ -7,6 +7,7 @@ import { StaleStateError, StorageError } from './errors.js';
 import {
   CONVERSATION_DATA_DELETED,
   type ConversationMessageLoad,
+  type EnvelopeLookup,
   type ConversationRecord,
   type DirectConversationRecord,
   type GroupConversationRecord,
@@ -205,15 +206,26 @@ export class MemoryRelayStore implements RelayStore {
   async loadConversationForMessage(
     groupId: string,
     digest: string,
+    envelope?: EnvelopeLookup,
   ): Promise<ConversationMessageLoad | undefined> {
     const conversation = await this.getConversation(groupId);
     if (!conversation) return undefined;
     const processed = await this.hasProcessed(groupId, digest);
     const peer = conversation.kind === 'direct' ? await this.getPeer(conversation.peerId) : undefined;
-    return { conversation, processed, ...(peer ? { peer } : {}) };
+    const seen = envelope && (await this.hasEnvelope(envelope.digest, envelope.now));
+    return {
+      conversation,
+      processed,
+      ...(peer ? { peer } : {}),
+      ...(seen === undefined ? {} : { envelopeSeen: seen }),
+    };
   }
-  async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    return directMessageLoad(await this.loadConversationForMessage(groupId, digest));
+  async loadForMessage(
+    groupId: string,
+    digest: string,
+    envelope?: EnvelopeLookup,
+  ): Promise<MessageLoad | undefined> {
+    return directMessageLoad(await this.loadConversationForMessage(groupId, digest, envelope));
   }
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
     return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));

@@ -245,6 +245,17 @@ export interface MessageLoad {
   processed: boolean;
   /** getPeer(session.peerId). */
   peer: PeerRecord | undefined;
+  /** hasEnvelope(envelope.digest, envelope.now), present when the load was given `envelope`. */
+  envelopeSeen?: boolean;
+}
+
+/**
+ * The replay-cache entry a load-for-message read checks on the way (hasEnvelope's arguments): the
+ * inbox folds its store replay check into the conversation read, one round trip instead of two.
+ */
+export interface EnvelopeLookup {
+  digest: string;
+  now: UnixSeconds;
 }
 
 /**
@@ -267,13 +278,21 @@ export interface ConversationMessageLoad {
   processed: boolean;
   /** getPeer(peerId) of a direct conversation; absent for a group or an unknown peer. */
   peer?: PeerRecord;
+  /** hasEnvelope(envelope.digest, envelope.now), present when the load was given `envelope`. */
+  envelopeSeen?: boolean;
 }
 
 /** The 1:1 view of a load-for-message read (`loadForMessage`), the same for every store. */
 export function directMessageLoad(found: ConversationMessageLoad | undefined): MessageLoad | undefined {
   if (found?.conversation.kind !== 'direct') return undefined;
   const { kind: _kind, ...session } = found.conversation;
-  return { session, processed: found.processed, peer: found.peer };
+  const seen = found.envelopeSeen;
+  return {
+    session,
+    processed: found.processed,
+    peer: found.peer,
+    ...(seen === undefined ? {} : { envelopeSeen: seen }),
+  };
 }
 
 /** The group view of a load-for-message read (`loadGroupForMessage`), the same for every store. */
@@ -330,14 +349,24 @@ export interface RelayStore {
   /**
    * getConversation(groupId), hasProcessed(groupId, digest) and, for a direct conversation,
    * getPeer(peerId) in one read; loadForMessage and loadGroupForMessage are its views per kind.
+   * With `envelope`, hasEnvelope(envelope.digest, envelope.now) too, as `envelopeSeen`.
    */
-  loadConversationForMessage(groupId: string, digest: string): Promise<ConversationMessageLoad | undefined>;
+  loadConversationForMessage(
+    groupId: string,
+    digest: string,
+    envelope?: EnvelopeLookup,
+  ): Promise<ConversationMessageLoad | undefined>;
   /**
    * getSession(groupId), hasProcessed(groupId, digest) and getPeer(session.peerId) in one read,
    * which is what every inbound message needs; one round trip instead of three on a database.
-   * Undefined when there is no such session.
+   * With `envelope`, hasEnvelope(envelope.digest, envelope.now) too, as `envelopeSeen` (the inbox's
+   * store replay check, folded in). Undefined when there is no such session.
    */
-  loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined>;
+  loadForMessage(
+    groupId: string,
+    digest: string,
+    envelope?: EnvelopeLookup,
+  ): Promise<MessageLoad | undefined>;
   /**
    * getGroup(groupId) and hasProcessed(groupId, digest) in one read, for every message on a group
    * topic. Undefined when there is no such group.

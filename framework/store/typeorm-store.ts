@@ -8,6 +8,7 @@ import type { UnixSeconds } from '../relay/brand.js';
 import { directMessageLoad, groupMessageLoad, MESSAGE_SENDER_SECONDS } from '../relay/store.js';
 import type {
   ConversationMessageLoad,
+  EnvelopeLookup,
   ConversationRecord,
   GroupRecord,
   GroupSummaryRecord,
@@ -75,6 +76,7 @@ import {
   SESSION_SELECT,
 } from './statements.js';
 import { commitChanges } from './typeorm-commit.js';
+import { CommitBatcher } from './commit-batch.js';
 
 /**
  * Optional settings of a TypeOrmRelayStore: at-rest encryption of secrets and whether close() also destroys
@@ -111,6 +113,7 @@ export class TypeOrmRelayStore implements RelayStore {
   readonly backend: RelayBackend;
   private readonly stateKey: StoreStateKey;
   private readonly runner: SqlRunner;
+  private readonly batcher: CommitBatcher;
   private readonly closeDataSource: boolean;
   /** Leases and the replica registry on the same database, in turn with this store on SQLite. */
   readonly leases: TypeOrmLeaseStore;
@@ -121,6 +124,7 @@ export class TypeOrmRelayStore implements RelayStore {
   ) {
     this.backend = backendOf(ds);
     this.runner = new SqlRunner(ds, this.backend);
+    this.batcher = new CommitBatcher(this.runner, (c) => commitChanges(this.runner, this.cipher, c));
     this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.runner.transaction(fn), options.scrypt);
     this.closeDataSource = options.closeDataSource ?? true;
     this.leases = new TypeOrmLeaseStore(ds, (fn) => this.runner.serial(fn));
@@ -290,23 +294,34 @@ export class TypeOrmRelayStore implements RelayStore {
     return rows[0] && rowToConversation(rows[0], this.cipher);
   }
 
-  /** One statement: the row of either kind, a direct conversation's peer and the processed check. */
+  /**
+   * One statement: the row of either kind, a direct conversation's peer, the processed check and,
+   * when asked, the envelope replay check (a null digest matches no envelope).
+   */
   async loadConversationForMessage(
     groupId: string,
     digest: string,
+    envelope?: EnvelopeLookup,
   ): Promise<ConversationMessageLoad | undefined> {
-    const rows = await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, [groupId, digest, groupId]));
-    const row = rows[0];
+    const params = [groupId, digest, envelope?.digest ?? null, envelope?.now ?? 0, groupId];
+    const row = (await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, params)))[0];
     if (!row) return undefined;
     const conversation = rowToConversation(row, this.cipher);
-    const processed = toBool(row.processed_hit);
-    if (row.p_user_id === null || row.p_user_id === undefined) return { conversation, processed };
-    const peer = rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]])));
-    return { conversation, processed, peer };
+    const found = {
+      conversation,
+      processed: toBool(row.processed_hit),
+      ...(envelope ? { envelopeSeen: toBool(row.envelope_hit) } : {}),
+    };
+    if (row.p_user_id === null || row.p_user_id === undefined) return found;
+    return { ...found, peer: rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]]))) };
   }
 
-  async loadForMessage(groupId: string, digest: string): Promise<MessageLoad | undefined> {
-    return directMessageLoad(await this.loadConversationForMessage(groupId, digest));
+  async loadForMessage(
+    groupId: string,
+    digest: string,
+    envelope?: EnvelopeLookup,
+  ): Promise<MessageLoad | undefined> {
+    return directMessageLoad(await this.loadConversationForMessage(groupId, digest, envelope));
   }
 
   async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
@@ -418,9 +433,10 @@ export class TypeOrmRelayStore implements RelayStore {
 
   // ---- commit -----------------------------------------------------------------------------------
 
+  /** Postgres batches concurrent commits of different conversations (commit-batch.ts). */
   async commit(changes: InboundCommit): Promise<void> {
     await this.ready();
-    await commitChanges(this.runner, this.cipher, changes);
+    await this.batcher.commit(changes, this.cipher);
   }
 
   async close(): Promise<void> {

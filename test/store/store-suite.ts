@@ -573,6 +573,20 @@ export function describeRelayStore(name: string, makeStore: MakeStore): void {
         expect(await store.loadForMessage('missing', 'd1')).toBeUndefined();
       });
 
+      it('with an envelope, checks the replay cache in the same read, as hasEnvelope does', async () => {
+        await store.commit({
+          conversations: [session('g1', { peerId: 'p1' })].map(direct),
+          envelope: { digest: 'e1', expiresAt: at(100) },
+        });
+        const seen = (digest: string, now: number) =>
+          store.loadForMessage(groupId('g1'), 'd1', { digest, now: at(now) });
+        expect(await seen('e1', 100)).toMatchObject({ processed: false, envelopeSeen: true });
+        expect(await seen('e1', 101)).toMatchObject({ envelopeSeen: false });
+        expect(await seen('e2', 0)).toMatchObject({ envelopeSeen: false });
+        expect(await store.loadForMessage('missing', 'd1', { digest: 'e1', now: at() })).toBeUndefined();
+        expect(await store.loadForMessage(groupId('g1'), 'd1')).not.toHaveProperty('envelopeSeen');
+      });
+
       it('loadGroupForMessage reads the group and the processed check at once', async () => {
         const g = group('a');
         await store.commit({
