@@ -7,8 +7,11 @@
  * 3. commands per second a bot sustains in one busy group, against the same closed loop over 1:1
  *    sessions (bench/group-bot.ts, the bot in bench/group-bot-child.ts).
  *
- * Each part prints its own baseline measured in the same run. `BENCH_GROUP_PARTS=commit,fanout,bot`
- * picks parts. Parts 2 and 3 use a private Mosquitto with `set_tcp_nodelay true` (the shared one on
+ * 4. what one receiving member spends per application message by group size, and the bytes it
+ *    writes (bench/group-receive.ts).
+ *
+ * Each part prints its own baseline measured in the same run.
+ * `BENCH_GROUP_PARTS=commit,receive,fanout,bot` picks parts. Parts 2 and 3 use a private Mosquitto with `set_tcp_nodelay true` (the shared one on
  * :1883 keeps Nagle on at the broker and adds ~40 ms per hop), or the embedded broker when Mosquitto
  * is not installed.
  */
@@ -17,8 +20,9 @@ import { note } from './harness.js';
 import { run as runBot } from './group-bot.js';
 import { run as runCommit } from './group-commit.js';
 import { run as runFanout } from './group-fanout.js';
+import { run as runReceive } from './group-receive.js';
 
-const PARTS = ['commit', 'fanout', 'bot'] as const;
+const PARTS = ['commit', 'receive', 'fanout', 'bot'] as const;
 type Part = (typeof PARTS)[number];
 
 function selectedParts(): Part[] {
@@ -34,6 +38,7 @@ function selectedParts(): Part[] {
 export async function run(): Promise<void> {
   const parts = selectedParts();
   if (parts.includes('commit')) await runCommit();
+  if (parts.includes('receive')) await runReceive();
   if (!parts.includes('fanout') && !parts.includes('bot')) return;
   const broker = await pickBroker();
   console.log();
