@@ -68,7 +68,7 @@ class Tracker {
   }
 }
 
-interface Latencies {
+export interface Latencies {
   first: number[];
   last: number[];
 }
@@ -80,7 +80,7 @@ function summary(l: Latencies): { p50: number; p95: number; first: number } {
 }
 
 /** One publisher and n-1 subscribers on plain MqttTransport, QoS 1, `bytes` per message. */
-async function rawFanout(url: string, n: number, bytes: number): Promise<Latencies> {
+export async function rawFanout(url: string, n: number, bytes: number): Promise<Latencies> {
   const base = `bench-gfan-raw-${randomBytes(4).toString('hex')}`;
   const topic = `${base}/t`;
   const tracker = new Tracker();

@@ -1,24 +1,29 @@
 /**
- * N-way groups (PROTOCOL.md §9), `npm run bench -- group`:
+ * N-way groups (PROTOCOL.md §9), `npm run bench -- group`, in parts (`BENCH_GROUP_PARTS=commit,…`):
  *
- * 1. commit create/process times by group size on the pure engine (bench/group-commit.ts);
- * 2. fan-out latency through a real broker for groups of 10, 50 and 100 RelayClients
- *    (bench/group-fanout.ts);
- * 3. commands per second a bot sustains in one busy group, against the same closed loop over 1:1
- *    sessions (bench/group-bot.ts, the bot in bench/group-bot-child.ts).
+ * - commit: commit create/process times by group size on the pure engine (bench/group-commit.ts);
+ * - receive: what one receiving member spends per application message, and the bytes it writes,
+ *   at 10, 100 and 250 members (bench/group-receive.ts);
+ * - fanout: fan-out latency through a real broker for groups of 10, 50 and 100 RelayClients, all
+ *   in this process (bench/group-fanout.ts);
+ * - spread: fan-out to the last of 100 members spread over child processes
+ *   (bench/group-fanout-spread.ts, the members in bench/group-members-child.ts);
+ * - bot: commands per second a bot sustains in one busy group, against the same closed loop over
+ *   1:1 sessions (bench/group-bot.ts, the bot in bench/group-bot-child.ts).
  *
- * Each part prints its own baseline measured in the same run. `BENCH_GROUP_PARTS=commit,fanout,bot`
- * picks parts. Parts 2 and 3 use a private Mosquitto with `set_tcp_nodelay true` (the shared one on
- * :1883 keeps Nagle on at the broker and adds ~40 ms per hop), or the embedded broker when Mosquitto
- * is not installed.
+ * Each part prints its own baseline measured in the same run. The broker parts use a private
+ * Mosquitto with `set_tcp_nodelay true` (the shared one on :1883 keeps Nagle on at the broker and
+ * adds ~40 ms per hop), or the embedded broker when Mosquitto is not installed.
  */
 import { pickBroker } from './broker.js';
 import { note } from './harness.js';
 import { run as runBot } from './group-bot.js';
 import { run as runCommit } from './group-commit.js';
 import { run as runFanout } from './group-fanout.js';
+import { run as runSpread } from './group-fanout-spread.js';
+import { run as runReceive } from './group-receive.js';
 
-const PARTS = ['commit', 'fanout', 'bot'] as const;
+const PARTS = ['commit', 'receive', 'fanout', 'spread', 'bot'] as const;
 type Part = (typeof PARTS)[number];
 
 function selectedParts(): Part[] {
@@ -34,12 +39,14 @@ function selectedParts(): Part[] {
 export async function run(): Promise<void> {
   const parts = selectedParts();
   if (parts.includes('commit')) await runCommit();
-  if (!parts.includes('fanout') && !parts.includes('bot')) return;
+  if (parts.includes('receive')) await runReceive();
+  if (!parts.some((p) => p === 'fanout' || p === 'spread' || p === 'bot')) return;
   const broker = await pickBroker();
   console.log();
   note(`broker: ${broker.kind} at ${broker.url}`);
   try {
     if (parts.includes('fanout')) await runFanout(broker.url);
+    if (parts.includes('spread')) await runSpread(broker.url);
     if (parts.includes('bot')) await runBot(broker.url);
   } finally {
     await broker.close();

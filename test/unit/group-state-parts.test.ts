@@ -22,6 +22,8 @@ import {
   type MlsContext,
   type StoredGroupState,
 } from '../../framework/relay/mls/index.js';
+import { ByteReader } from '../../framework/relay/mls/session-bytes.js';
+import { readSessionExtras, unwrap } from '../../framework/relay/mls/state.js';
 import type { GroupConversationRecord, InboundCommit } from '../../framework/relay/store.js';
 import { buildGroup, dec, enc, type Participant } from './mls-helpers.js';
 
@@ -49,6 +51,38 @@ async function send(text: string): Promise<Uint8Array> {
   const sent = await encryptApplication(ctx, committer.state, enc(text));
   committer.state = sent.state;
   return sent.message;
+}
+
+/** True when `needle` occurs in `hay`. */
+function contains(hay: Uint8Array, needle: Uint8Array): boolean {
+  return Buffer.from(hay.buffer, hay.byteOffset, hay.length).indexOf(Buffer.from(needle)) >= 0;
+}
+
+/**
+ * `p` laid out as version 2 wrote it (the layout rows stored before this one hold): the epoch part
+ * without secret trees, every tree in the live part.
+ */
+function asVersion2(p: StoredGroupState): StoredGroupState {
+  const e = new ByteReader(p.epoch);
+  e.skip(17);
+  e.skip(e.u32());
+  const treesAt = e.position;
+  const r = new ByteReader(p.live);
+  r.skip(17);
+  readSessionExtras(r);
+  r.skip(r.u32());
+  const liveAt = r.position;
+  const epoch = Uint8Array.from(p.epoch.subarray(0, treesAt));
+  const live = Uint8Array.from(
+    Buffer.concat([
+      p.live.subarray(0, liveAt),
+      Uint8Array.of(p.live[liveAt]! + p.epoch[treesAt]!),
+      p.live.subarray(liveAt + 1),
+      p.epoch.subarray(treesAt + 1),
+    ]),
+  );
+  epoch[0] = live[0] = 2;
+  return { live, epoch };
 }
 
 beforeAll(async () => {
@@ -86,6 +120,57 @@ describe('encodeGroupSession / decodeGroupSession', () => {
     // And the pair decodes to a state that goes on working.
     const decoded = decodeGroupSession(next);
     expect(dec((await processGroupMessage(ctx, decoded, await send('again'))).plaintext)).toBe('again');
+  });
+
+  it('the live part holds the current secret tree alone: the retained past epochs do not add to it', () => {
+    const stored = encodeGroupSession(member.state);
+    // One tree is about 72 bytes per member (two ratchets of a 32-byte secret and a generation);
+    // the five trees of the current and 4 past epochs would be five times that (plus our extras).
+    const oneTree = SIZE * 72;
+    expect(stored.live.length).toBeLessThan(2 * oneTree);
+    expect(stored.epoch.length).toBeGreaterThan(PAST_EPOCHS * oneTree);
+  });
+
+  it('a late message from a past epoch rewrites the epoch part, leaving no copy of the secret it used up', async () => {
+    const stored = encodeGroupSession(member.state);
+    const lateEpoch = epochOf(member.state) - 1n;
+    const pastTree = unwrap(member.state).group.historicalReceiverData.get(lateEpoch)!.secretTree;
+    // The committer (leaf 0) sent it: its application ratchet moves on from this secret.
+    const usedUp = Uint8Array.from(pastTree[0]!.application.secret);
+    expect(contains(stored.epoch, usedUp)).toBe(true);
+    const got = await processGroupMessage(ctx, member.state, lateMessage);
+    expect(dec(got.plaintext)).toBe('from the previous epoch');
+    const next = encodeGroupSession(got.state, { session: member.state, stored });
+    expect(next.epochChanged).toBe(true);
+    expect(contains(next.epoch, usedUp)).toBe(false);
+    expect(contains(next.live, usedUp)).toBe(false);
+    // The ts-mls section was copied, not encoded again: only the id and the trees differ.
+    const tsMls = (p: StoredGroupState): Uint8Array => {
+      const r = new ByteReader(p.epoch);
+      r.skip(17);
+      return r.long();
+    };
+    expect(tsMls(next)).toEqual(tsMls(stored));
+    const decoded = decodeGroupSession(next);
+    await expect(processGroupMessage(ctx, decoded, lateMessage)).rejects.toThrow();
+    expect(dec((await processGroupMessage(ctx, decoded, await send('after'))).plaintext)).toBe('after');
+  });
+
+  it('still reads version 2 parts (every tree live), and the next write moves the past trees to the epoch part', async () => {
+    const v2 = asVersion2(encodeGroupSession(member.state));
+    const decoded = decodeGroupSession(v2);
+    expect(dec((await processGroupMessage(ctx, decoded, lateMessage)).plaintext)).toBe(
+      'from the previous epoch',
+    );
+    const got = await processGroupMessage(ctx, decoded, await send('on v2'));
+    expect(dec(got.plaintext)).toBe('on v2');
+    const next = encodeGroupSession(got.state, { session: decoded, stored: v2 });
+    expect(next.epochChanged).toBe(true);
+    expect(next.epoch[0]).toBe(3);
+    expect(next.live.length).toBeLessThan(v2.live.length / 2);
+    expect(next.live.subarray(17)).toEqual(encodeGroupSession(got.state).live.subarray(17));
+    const again = decodeGroupSession(next);
+    expect(dec((await processGroupMessage(ctx, again, await send('on v3'))).plaintext)).toBe('on v3');
   });
 
   it('a live part written from the basis is byte for byte a full encoding, retained keys of skipped generations included', async () => {

@@ -4,12 +4,19 @@
  *
  * - the **epoch part**: everything that changes only when the epoch changes: group context, key
  *   schedule, ratchet tree, our private path and signature key, confirmation tag, and for each
- *   retained past epoch its tree, context and sender-data secret. Large (a 100-member group's is
- *   about 100 KB) and encoded by ts-mls, which costs ~0.1 ms per KB: written once per epoch.
- * - the **live part**: the secret trees (the current epoch's and the retained past epochs'), the
- *   proposals waiting for a commit, and our own extras (previous exporter, pending Update). The
- *   secret trees move with every message (RFC 9420 §9.1 ratchets), so this part is written every
- *   time, with our own flat encoder (secret-tree-codec.ts).
+ *   retained past epoch its tree, context and sender-data secret; and the past epochs' secret
+ *   trees, which move only when a late message from a past epoch is opened. Large (a 100-member
+ *   group's is about 140 KB), its ts-mls section encoded by ts-mls, which costs ~0.1 ms per KB:
+ *   encoded once per epoch. When only a past secret tree moved, the epoch part is written again
+ *   with its ts-mls section copied from the stored bytes, not encoded.
+ * - the **live part**: the current epoch's secret tree, the proposals waiting for a commit, and
+ *   our own extras (previous exporter, pending Update). The secret tree moves with every message
+ *   (RFC 9420 §9.1 ratchets), so this part is written every time, with our own flat encoder
+ *   (secret-tree-codec.ts): about 72 bytes per member.
+ *
+ * Every write replaces each secret tree that moved wherever it is stored, so a ratchet secret that
+ * was used up is never left behind in a part that was not rewritten (forward secrecy, RFC 9420
+ * §9.2: the stored state holds only the ratchets as they are now).
  *
  * The live part names the epoch part it belongs with by a random id, so a pair that was never
  * written together (a corrupt row, a bug in a store) fails to decode instead of mixing one epoch's
@@ -19,9 +26,9 @@
  * functions return new states that share every object they did not change (ts-mls's
  * `{ ...state, secretTree }` for an application message). When every epoch-part field of the new
  * state is the very object the stored state had, the stored epoch part is still exact. A false
- * "changed" only costs an encode; a false "unchanged" is impossible, since equal references are
- * equal values (stored states are never mutated; wipeConsumed only zeroes secrets of the secret
- * trees, which live in the live part).
+ * "changed" only costs a write; a false "unchanged" is impossible, since equal references are
+ * equal values (stored states are never mutated; wipeConsumed only zeroes secrets of consumed
+ * ratchets, which a new state no longer holds).
  *
  * Past epochs: PROTOCOL.md §9 "Delivery" accepts application messages from up to 4 past epochs,
  * which is ts-mls's retention (context.ts). Opening such a message reads the past tree's leaves
@@ -29,10 +36,14 @@
  * getSignaturePublicKeyFromLeafIndex), so the epoch part keeps each past tree's leaves and blanks
  * its parent nodes: about half of each copy, and nothing a past epoch is used for.
  *
- * Epoch part: u8 version = 2 | 16 id | u32 length | ts-mls encodeGroupState of the state with
- *   empty secret trees and no proposals
- * Live part:  u8 version = 2 | 16 id of its epoch part | extras (state.ts) | u32 length | ts-mls
- *   unapplied proposals | u8 count | count × (u64 epoch | u32 length | secret tree)
+ * Epoch part: u8 version = 3 | 16 id | u32 length | ts-mls encodeGroupState of the state with
+ *   empty secret trees and no proposals | the past epochs' secret trees (secret-tree-sections.ts)
+ * Live part:  u8 version = 3 | 16 id of its epoch part | extras (state.ts) | u32 length | ts-mls
+ *   unapplied proposals | the current epoch's secret tree (a section list of one)
+ *
+ * Version 2 (written before): the same, but the epoch part holds no secret trees and the live part
+ * holds all of them. Both versions read; a part of either version holds the trees it holds, and a
+ * state decodes only when its two parts hold each retained epoch's tree exactly once.
  */
 import { randomBytes } from 'node:crypto';
 import { encodeGroupState } from 'ts-mls';
@@ -44,7 +55,13 @@ import type { SecretTree } from 'ts-mls/secretTree.js';
 import { decodeUnappliedProposals, unappliedProposalsEncoder } from 'ts-mls/unappliedProposals.js';
 import { equalBytes } from '../bytes.js';
 import { CodecError } from '../errors.js';
-import { readSecretTree, writeSecretTree, writeSecretTreeFrom } from './secret-tree-codec.js';
+import {
+  readTreeSections,
+  sectionsAt,
+  storedTrees,
+  writeTreeSections,
+  type StoredTrees,
+} from './secret-tree-sections.js';
 import { ByteReader, ByteWriter } from './session-bytes.js';
 import {
   decodeSession,
@@ -57,11 +74,11 @@ import {
   type SessionData,
 } from './state.js';
 
-/** The leading version byte of both parts (format 1 is state.ts's single blob). */
-export const GROUP_STATE_PARTS_VERSION = 2;
+/** The leading version byte of both parts (format 1 is state.ts's single blob, 2 the one before). */
+export const GROUP_STATE_PARTS_VERSION = 3;
+/** Still read: the epoch part holds no secret trees, the live part all of them. */
+const VERSION_TREES_LIVE = 2;
 const ID_BYTES = 16;
-/** A live part's secret tree section: u64 epoch | u32 length, then the tree. */
-const SECTION_HEADER_BYTES = 12;
 const encodeProposals = encode(unappliedProposalsEncoder);
 
 /** A group state as stored: both parts. */
@@ -85,7 +102,7 @@ export interface GroupStateBasis {
   readonly stored: StoredGroupState;
 }
 
-/** True when `b` has every epoch-part object of `a` (see the module comment). */
+/** True when `b` has every epoch-part object of `a` but the past secret trees (module comment). */
 function sameEpochPart(a: GroupState, b: GroupState): boolean {
   if (
     a.groupContext !== b.groupContext ||
@@ -118,101 +135,139 @@ function sameEpochPart(a: GroupState, b: GroupState): boolean {
 const leavesOnly = (tree: RatchetTree): RatchetTree =>
   tree.map((node, i) => (i % 2 === 0 ? node : undefined));
 
-function encodeEpochPart(group: GroupState): Uint8Array {
+/** The ts-mls section of the epoch part: the state without secret trees and proposals. */
+function encodeTsMlsSection(group: GroupState): Uint8Array {
   const history = new Map<bigint, EpochReceiverData>();
   for (const [epoch, data] of group.historicalReceiverData) {
     history.set(epoch, { ...data, secretTree: [], ratchetTree: leavesOnly(data.ratchetTree) });
   }
-  const w = new ByteWriter(64 * 1024);
-  w.u8(GROUP_STATE_PARTS_VERSION);
-  w.raw(randomBytes(ID_BYTES));
-  w.long(
-    encodeGroupState({ ...group, secretTree: [], unappliedProposals: {}, historicalReceiverData: history }),
-  );
-  return w.finish();
+  return encodeGroupState({
+    ...group,
+    secretTree: [],
+    unappliedProposals: {},
+    historicalReceiverData: history,
+  });
 }
 
-/** Each secret tree section of a live part, by epoch, as the raw bytes of that section. */
-function secretTreeSections(live: Uint8Array): Map<bigint, Uint8Array> {
-  const r = new ByteReader(live);
+/** The retained past epochs' secret trees, in the state's order. */
+function pastTreesOf(group: GroupState): Array<[bigint, SecretTree]> {
+  return [...group.historicalReceiverData].map(([epoch, data]) => [epoch, data.secretTree]);
+}
+
+function currentTreeOf(group: GroupState): Array<[bigint, SecretTree]> {
+  return [[group.groupContext.epoch, group.secretTree]];
+}
+
+/** A stored epoch part taken apart without decoding: views of its bytes. */
+interface EpochLayout {
+  readonly version: number;
+  readonly tsMls: Uint8Array;
+  /** The past secret trees' sections (none in version 2). */
+  readonly trees: Map<bigint, Uint8Array>;
+}
+
+function epochLayout(epoch: Uint8Array): EpochLayout {
+  const r = new ByteReader(epoch, 'group epoch state');
+  const version = r.u8();
+  if (version !== GROUP_STATE_PARTS_VERSION && version !== VERSION_TREES_LIVE) {
+    throw new CodecError('unknown group epoch state version');
+  }
+  r.skip(ID_BYTES);
+  const length = r.u32();
+  const at = r.position;
+  r.skip(length);
+  const trees = version === VERSION_TREES_LIVE ? new Map<bigint, Uint8Array>() : sectionsAt(r, epoch);
+  r.end();
+  return { version, tsMls: epoch.subarray(at, at + length), trees };
+}
+
+/** The secret tree sections of a stored live part, as views of its bytes. */
+function liveSections(live: Uint8Array): Map<bigint, Uint8Array> {
+  const r = new ByteReader(live, 'group live state');
   r.skip(1 + ID_BYTES);
   readSessionExtras(r);
   r.skip(r.u32());
-  const sections = new Map<bigint, Uint8Array>();
-  for (let count = r.u8(); count > 0; count--) {
-    const start = r.position;
-    r.skip(8);
-    r.skip(r.u32());
-    sections.set(
-      new DataView(live.buffer, live.byteOffset + start).getBigUint64(0),
-      live.subarray(start, r.position),
-    );
-  }
+  const sections = sectionsAt(r, live);
+  r.end();
   return sections;
 }
 
-/** The secret trees a state holds, current epoch first. */
-function secretTreesOf(group: GroupState): Array<[bigint, SecretTree]> {
-  const trees: Array<[bigint, SecretTree]> = [[group.groupContext.epoch, group.secretTree]];
-  for (const [epoch, data] of group.historicalReceiverData) trees.push([epoch, data.secretTree]);
-  return trees;
+function writeEpochPart(
+  tsMls: Uint8Array,
+  past: Array<[bigint, SecretTree]>,
+  basis?: StoredTrees,
+): Uint8Array {
+  const w = new ByteWriter(tsMls.length + 1024 + past.length * 8 * 1024);
+  w.u8(GROUP_STATE_PARTS_VERSION);
+  w.raw(randomBytes(ID_BYTES));
+  w.long(tsMls);
+  writeTreeSections(w, past, basis);
+  return w.finish();
 }
 
-function encodeLivePart(data: SessionData, epochPart: Uint8Array, basis?: GroupStateBasis): Uint8Array {
+function writeLivePart(
+  data: SessionData,
+  epochPart: Uint8Array,
+  basis?: GroupStateBasis,
+  trees?: StoredTrees,
+): Uint8Array {
   const group = data.group;
-  // Sized like the basis: the live part keeps its size from message to message.
-  const w = new ByteWriter((basis?.stored.live.length ?? 32 * 1024) + 256);
+  const w = new ByteWriter(Math.min(basis?.stored.live.length ?? 32 * 1024, 64 * 1024) + 256);
   w.u8(GROUP_STATE_PARTS_VERSION);
   w.raw(epochPart.subarray(1, 1 + ID_BYTES));
   writeSessionExtras(w, data);
   w.long(encodeProposals(group.unappliedProposals));
-  const trees = secretTreesOf(group);
-  if (trees.length > 255) throw new CodecError('too many retained epochs for the session format');
-  w.u8(trees.length);
-  // A tree the basis holds as the same object is copied from the basis's bytes: the retained past
-  // epochs' trees rarely move. One that moved (the current epoch's, at the sender's leaf) is
-  // written from the basis's encoding of it, so only its changed leaves are encoded.
-  const before = new Map(basis ? secretTreesOf(unwrap(basis.session).group) : []);
-  const sections = basis ? secretTreeSections(basis.stored.live) : undefined;
-  for (const [epoch, tree] of trees) {
-    const old = before.get(epoch);
-    const section = sections?.get(epoch);
-    if (old === tree && section) {
-      w.raw(section);
-      continue;
-    }
-    w.u64(epoch);
-    w.withLength(() =>
-      old && section
-        ? writeSecretTreeFrom(w, tree, old, section.subarray(SECTION_HEADER_BYTES))
-        : writeSecretTree(w, tree),
-    );
-  }
+  writeTreeSections(w, currentTreeOf(group), trees);
   return w.finish();
 }
 
 /**
  * The two parts of `session`. With a basis (the state this one was made from, as loaded) the
- * epoch part is reused when it did not change, and unchanged secret trees are copied, not encoded.
+ * epoch part is reused when neither it nor a past secret tree changed, its ts-mls section is
+ * copied when only a past secret tree changed, and secret trees are written from the basis's
+ * encoding of them (secret-tree-sections.ts).
  */
 export function encodeGroupSession(session: GroupSession, basis?: GroupStateBasis): EncodedGroupState {
   const data = unwrap(session);
-  const reuse = basis !== undefined && sameEpochPart(unwrap(basis.session).group, data.group);
-  const epoch = reuse ? basis.stored.epoch : encodeEpochPart(data.group);
-  // The basis serves the live part even across a commit: the old epoch's tree is now a past one.
-  return { live: encodeLivePart(data, epoch, basis), epoch, epochChanged: !reuse };
+  const group = data.group;
+  const past = pastTreesOf(group);
+  if (basis === undefined) {
+    const epoch = writeEpochPart(encodeTsMlsSection(group), past);
+    return { live: writeLivePart(data, epoch), epoch, epochChanged: true };
+  }
+  const before = unwrap(basis.session).group;
+  const layout = epochLayout(basis.stored.epoch);
+  // Across a commit too: the old current tree is now a past one, written from its live section.
+  const trees = storedTrees(
+    [...currentTreeOf(before), ...pastTreesOf(before)],
+    new Map([...layout.trees, ...liveSections(basis.stored.live)]),
+  );
+  const sameEpoch = sameEpochPart(before, group);
+  const pastSame =
+    sameEpoch &&
+    layout.version === GROUP_STATE_PARTS_VERSION &&
+    past.every(([epoch, tree]) => layout.trees.has(epoch) && trees.get(epoch)?.tree === tree);
+  const epoch = pastSame
+    ? basis.stored.epoch
+    : writeEpochPart(sameEpoch ? layout.tsMls : encodeTsMlsSection(group), past, trees);
+  return { live: writeLivePart(data, epoch, basis, trees), epoch, epochChanged: !pastSame };
 }
 
 /** Both parts back to a state; a CodecError when they do not decode or were not written together. */
 export function decodeGroupSession(stored: StoredGroupState): GroupSession {
+  const trees = new Map<bigint, SecretTree>();
   const e = new ByteReader(stored.epoch, 'group epoch state');
-  if (e.u8() !== GROUP_STATE_PARTS_VERSION) throw new CodecError('unknown group epoch state version');
+  const version = e.u8();
+  if (version !== GROUP_STATE_PARTS_VERSION && version !== VERSION_TREES_LIVE) {
+    throw new CodecError('unknown group epoch state version');
+  }
   const id = e.raw(ID_BYTES);
   const base = decodeTsMlsGroupState(e.long());
+  if (version === GROUP_STATE_PARTS_VERSION) readTreeSections(e, trees);
   e.end();
 
   const r = new ByteReader(stored.live, 'group live state');
-  if (r.u8() !== GROUP_STATE_PARTS_VERSION) throw new CodecError('unknown group live state version');
+  if (r.u8() !== version) throw new CodecError('unknown group live state version');
   if (!equalBytes(r.raw(ID_BYTES), id))
     throw new CodecError('group live state belongs to another epoch part');
   const extras = readSessionExtras(r);
@@ -221,26 +276,19 @@ export function decodeGroupSession(stored: StoredGroupState): GroupSession {
   if (proposals === undefined || proposals[1] !== proposalBytes.length) {
     throw new CodecError('stored group proposals do not decode');
   }
-  const trees = new Map<bigint, SecretTree>();
-  for (let count = r.u8(); count > 0; count--) {
-    const epoch = r.u64();
-    const section = new ByteReader(r.long(), 'group secret tree');
-    trees.set(epoch, readSecretTree(section));
-    section.end();
-  }
+  readTreeSections(r, trees);
   r.end();
 
   const treeOf = (epoch: bigint): SecretTree => {
     const tree = trees.get(epoch);
-    if (tree === undefined) throw new CodecError(`group live state has no secret tree for epoch ${epoch}`);
+    if (tree === undefined) throw new CodecError(`group state has no secret tree for epoch ${epoch}`);
     return tree;
   };
   const history = new Map<bigint, EpochReceiverData>();
   for (const [epoch, data] of base.historicalReceiverData) {
     history.set(epoch, { ...data, secretTree: treeOf(epoch) });
   }
-  if (trees.size !== history.size + 1)
-    throw new CodecError('group live state has secret trees of other epochs');
+  if (trees.size !== history.size + 1) throw new CodecError('group state has secret trees of other epochs');
   const group: GroupState = {
     ...base,
     secretTree: treeOf(base.groupContext.epoch),
