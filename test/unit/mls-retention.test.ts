@@ -13,7 +13,13 @@ import {
 } from '../../framework/relay/mls/index.js';
 import { RELAY_KEY_RETENTION } from '../../framework/relay/mls/context.js';
 import { DEFAULT_RECEIVE_MAXIMUM } from '../../framework/relay/transport-types.js';
-import { buildGroup, dec, enc, type Participant } from './mls-helpers.js';
+import { asUserId } from '../../framework/relay/brand.js';
+import { ManualClock } from '../../framework/relay/clock.js';
+import { encodeGroupPayload } from '../../framework/relay/envelope.js';
+import { systemRandom } from '../../framework/relay/random.js';
+import type { StepContext } from '../../framework/relay/steps/context.js';
+import { groupMessage, readGroupPayload } from '../../framework/relay/steps/group-message.js';
+import { buildGroup, dec, enc, nowSeconds, type Participant } from './mls-helpers.js';
 
 let ctx: MlsContext;
 beforeAll(async () => {
@@ -85,4 +91,29 @@ test('beyond the bound the oldest held message no longer decrypts; the stored st
   // Once the bound is reached, more gaps replace retained keys instead of adding to them.
   const atBound = storedBytes[BOUND - 1]!;
   expect(storedBytes.slice(BOUND)).toEqual(storedBytes.slice(BOUND).map(() => atBound));
+}, 60_000);
+
+test('the group step drops a message held beyond the bound as mls, which the shell counts', async () => {
+  const [bob, alice] = (await buildGroup(ctx, 2)) as [Participant, Participant];
+  const messages = await send(alice, 2 * (BOUND + 1));
+  let stored = viaStore(bob.state);
+  for (let i = 1; i < messages.length; i += 2) {
+    stored = viaStore((await processGroupMessage(ctx, stored, messages[i]!)).state);
+  }
+  const stepCtx: StepContext = {
+    mls: ctx,
+    selfId: asUserId(bob.id.userId),
+    clock: new ManualClock(nowSeconds()),
+    random: systemRandom,
+  };
+  const step = (message: Uint8Array) => {
+    const payload = readGroupPayload(encodeGroupPayload(message), 64 * 1024);
+    if ('drop' in payload) throw new Error(`unreadable: ${payload.drop}`);
+    return groupMessage(stepCtx, { state: stored, processed: false }, payload, { maxMembers: 250 });
+  };
+  // relay_drops_total{reason="mls"} counts what a step drops as 'mls' (inbound-router.ts).
+  expect(await step(messages[0]!)).toEqual({ drop: 'mls' });
+  const kept = await step(messages[2]!);
+  if (kept.drop) throw new Error(`dropped: ${kept.drop}`);
+  expect(kept.result.kind).toBe('application');
 }, 60_000);
