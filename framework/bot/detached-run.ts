@@ -212,6 +212,9 @@ export class DetachedRun {
       }
       throw error;
     }
+    // close() (the time limit) may have ended this stream as failed while its last parts went
+    // out: its final text is sent, and a second one would contradict it.
+    if (this.stream !== s) throw new HandlerError('the stream was ended: the handler finished or timed out');
     this.stream = undefined;
     await this.send(streamFinal(s.id, s.text, s.replyTo), s.marked ? [this.markerRow({})] : []);
     return s.id;

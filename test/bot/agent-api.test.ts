@@ -350,6 +350,24 @@ describe('streams and detached runs', () => {
     expect(finals).toContain('failed: handler did not finish within 200 ms');
   });
 
+  test('a stream stopped at the time limit gets one final text: the handler ending later sends no second one', async () => {
+    const { bot, rt, handle, posted } = setup({ handlerTimeoutMs: 200 });
+    await handle(textMessage('/stream', { id: 'q5' }));
+    bot.stream.push('late');
+    await new Promise((r) => setTimeout(r, 500));
+    // The time limit ended the stream as failed; the iterable ends only now.
+    bot.stream.end();
+    await rt.stop();
+    // The abandoned handler is not waited for; give what it still does the time to show.
+    await new Promise((r) => setTimeout(r, 100));
+    const parts = posted.filter((p) => p.content.type === 'stream');
+    expect(parts.map((p) => p.content.content)).toEqual(['late']);
+    const finals = posted.filter(
+      (p) => (p.content.type ?? 'text') === 'text' && p.content.id === parts[0]!.content.id,
+    );
+    expect(finals.map((p) => p.content.content)).toEqual([`late\n\n${STREAM_FAILED_NOTE}`]);
+  });
+
   test('nothing is sent after the detach until the client reports the message committed', async () => {
     const { rt, store, c, posted } = setup();
     let commit: (() => void) | undefined;
