@@ -301,9 +301,11 @@ describe('streams and detached runs', () => {
     expect(final).toEqual({ type: 'text', id: bot.streamed, content: 'Hello world!', replyTo: 'q1' });
     expect(after).toMatchObject({ content: 'after', replyTo: 'q1' });
     expect(closing).toEqual({ type: 'typing', state: 'stop', content: '' });
-    // The first part names the stream in the marker; the closing message deletes it and saves the session.
+    // The first part names the stream in the marker; the handler's last reply deletes it and saves
+    // the session in the same commit, so no crash can follow an answered run with "interrupted".
     expect(decodeOpenReply(posted[0]!.data[0]!.json)?.stream).toBe(bot.streamed);
-    expect(posted[4]!.data).toEqual(
+    expect(posted[4]!.data).toEqual([]);
+    expect(posted[3]!.data).toEqual(
       expect.arrayContaining([
         { conversationId: markers[0]!.conversationId, json: TOMBSTONE },
         { conversationId: 'session:Agent:' + ALICE, json: '{"n":2}' },
