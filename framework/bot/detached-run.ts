@@ -213,7 +213,7 @@ export class DetachedRun {
       await pacer.finish().catch(() => undefined);
       if (this.stream === s) {
         this.stream = undefined;
-        await this.send(streamFinal(s.id, failedText(s.text), s.replyTo), [this.markerRow({})]).catch(
+        await this.send(streamFinal(s.id, failedText(s.text), s.replyTo), [this.answeredRow()]).catch(
           (err: unknown) => this.init.log.error({ err }, 'could not send the final text of a failed stream'),
         );
       }
@@ -223,7 +223,7 @@ export class DetachedRun {
     // out: its final text is sent, and a second one would contradict it.
     if (this.stream !== s) throw new HandlerError('the stream was ended: the handler finished or timed out');
     this.stream = undefined;
-    this.hold(streamFinal(s.id, s.text, s.replyTo), s.marked ? [this.markerRow({})] : []);
+    this.hold(streamFinal(s.id, s.text, s.replyTo), [this.answeredRow()]);
     return s.id;
   }
 
@@ -272,7 +272,12 @@ export class DetachedRun {
     return openReplyKey(this.init.bot, this.init.runId);
   }
 
-  private markerRow(extra: Pick<OpenReply, 'stream'>): DataRow {
+  /** The marker once a stream's final text went out with it (OpenReply.answered). */
+  private answeredRow(): DataRow {
+    return this.markerRow({ answered: true });
+  }
+
+  private markerRow(extra: Pick<OpenReply, 'stream' | 'answered'>): DataRow {
     const marker: OpenReply = {
       to: this.init.to,
       ...(this.init.answering !== undefined ? { replyTo: this.init.answering } : {}),

@@ -543,4 +543,36 @@ describe('replies interrupted by a crash', () => {
     expect(store.get(openReplyKey('Agent', 'r2'))).toBe(TOMBSTONE);
     expect(store.get(openReplyKey('Other', 'r3'))).not.toBe(TOMBSTONE);
   });
+
+  test('a marker whose stream final went out (answered) is ended with the lost typing stop, not "interrupted"', async () => {
+    const store = new MemoryDataStore();
+    store
+      .transaction()
+      .saveData(
+        openReplyKey('Agent', 'r5'),
+        JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q5', answered: true }),
+      );
+    const p = poster(store);
+    await endInterruptedReplies(
+      'Agent',
+      (x) => store.listConversationData(x),
+      p.post,
+      pino({ level: 'silent' }),
+    );
+    expect(p.posted.map((x) => x.content)).toEqual([{ type: 'typing', state: 'stop', content: '' }]);
+    expect(store.get(openReplyKey('Agent', 'r5'))).toBe(TOMBSTONE);
+  });
+
+  test('a stream final (whole or failed) marks the run answered in the same commit', async () => {
+    const { bot, rt, handle, posted } = setup();
+    await handle(textMessage('/stream', { id: 'q6' }));
+    bot.stream.push('all');
+    await new Promise((r) => setTimeout(r, 50));
+    bot.stream.end();
+    await rt.stop();
+    const final = posted.find((p) => p.content.type === 'text' && p.content.id === bot.streamed)!;
+    expect(final.data.map((d) => decodeOpenReply(d.json))).toEqual([
+      { to: { kind: 'direct', id: ALICE }, replyTo: 'q6', answered: true },
+    ]);
+  });
 });
