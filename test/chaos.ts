@@ -4,8 +4,10 @@
  *   npm run chaos -- --cycles N                 the crash test (one process, SQLite and Postgres)
  *   npm run chaos -- --replicas R --cycles N    R replicas of one bot under SIGKILL
  *                                               (test/integration/replicas-chaos.test.ts)
+ *   npm run chaos -- --agents --cycles N        a streaming, typing bot under SIGKILL
+ *                                               (test/integration/agent-crash.test.ts)
  *
- * RELAY_CHAOS_SEED in the environment replays a replica run (each run prints its seed).
+ * RELAY_CHAOS_SEED in the environment replays a replica or agent run (each run prints its seed).
  */
 import { spawnSync } from 'node:child_process';
 
@@ -29,14 +31,23 @@ function wholeArg(
 
 const args = process.argv.slice(2);
 const replicas = wholeArg(args, '--replicas', undefined, 2);
-const cycles = wholeArg(args, '--cycles', replicas === undefined ? 50 : 10, 1)!;
-const testFile =
-  replicas === undefined ? 'test/integration/crash.test.ts' : 'test/integration/replicas-chaos.test.ts';
+const agents = args.includes('--agents');
+if (agents && replicas !== undefined) {
+  console.error('--agents and --replicas are two different tests: give one of them');
+  process.exit(2);
+}
+const cycles = wholeArg(args, '--cycles', replicas === undefined && !agents ? 50 : 10, 1)!;
+const testFile = agents
+  ? 'test/integration/agent-crash.test.ts'
+  : replicas === undefined
+    ? 'test/integration/crash.test.ts'
+    : 'test/integration/replicas-chaos.test.ts';
 const result = spawnSync('npx', ['jest', testFile], {
   stdio: 'inherit',
   env: {
     ...process.env,
     RELAY_CHAOS_CYCLES: String(cycles),
+    ...(agents ? { RELAY_AGENT_CRASH_CYCLES: String(cycles) } : {}),
     ...(replicas !== undefined ? { RELAY_CHAOS_REPLICAS: String(replicas) } : {}),
     NODE_OPTIONS: '--experimental-vm-modules',
   },

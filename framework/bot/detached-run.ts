@@ -112,6 +112,12 @@ export class DetachedRun {
   /** The commit of the incoming message; every send waits for it and fails with it. */
   private commit: Promise<void> = Promise.resolve();
   private stream: OpenStream | undefined;
+  /**
+   * The latest reply (or stream final), not yet sent: if the handler ends before the next turn of
+   * the event loop, close() sends it with the marker's deletion, in one commit. Sent on its own,
+   * a crash between it and the closing message would end an answered run as interrupted too.
+   */
+  private held: { content: ContentInput; data: DataRow[] } | undefined;
 
   constructor(private readonly init: DetachedRunInit) {}
 
@@ -132,6 +138,7 @@ export class DetachedRun {
 
   /** Sends after the commit, in call order; `data` commits with the message. */
   send(content: ContentInput, data: DataRow[] = []): Promise<void> {
+    this.flushHeld();
     const post = this.requirePost('sending after the handler detached');
     const next = this.outbound.then(() => this.commit).then(() => post(this.init.to, content, data));
     this.outbound = next.catch(() => undefined);
@@ -144,7 +151,7 @@ export class DetachedRun {
       this.init.log.warn('a reply made after the handler finished was dropped');
       return;
     }
-    void this.send(content).catch((err: unknown) => this.init.log.error({ err }, 'reply failed'));
+    this.hold(content, []);
   }
 
   /** ctx.typing(): detaches, then a `typing start` unless one went out in the last 3 s. */
@@ -206,14 +213,17 @@ export class DetachedRun {
       await pacer.finish().catch(() => undefined);
       if (this.stream === s) {
         this.stream = undefined;
-        await this.send(streamFinal(s.id, failedText(s.text), s.replyTo), [this.markerRow({})]).catch(
+        await this.send(streamFinal(s.id, failedText(s.text), s.replyTo), [this.answeredRow()]).catch(
           (err: unknown) => this.init.log.error({ err }, 'could not send the final text of a failed stream'),
         );
       }
       throw error;
     }
+    // close() (the time limit) may have ended this stream as failed while its last parts went
+    // out: its final text is sent, and a second one would contradict it.
+    if (this.stream !== s) throw new HandlerError('the stream was ended: the handler finished or timed out');
     this.stream = undefined;
-    await this.send(streamFinal(s.id, s.text, s.replyTo), s.marked ? [this.markerRow({})] : []);
+    this.hold(streamFinal(s.id, s.text, s.replyTo), [this.answeredRow()]);
     return s.id;
   }
 
@@ -230,15 +240,44 @@ export class DetachedRun {
     const open = this.stream;
     this.stream = undefined;
     const data = [...this.init.tx.take(), { conversationId: this.key, json: TOMBSTONE }];
-    const closing = open ? streamFinal(open.id, failedText(open.text), open.replyTo) : typingContent('stop');
-    await this.send(closing, data);
+    const last = this.held;
+    if (open || !last) {
+      const closing = open
+        ? streamFinal(open.id, failedText(open.text), open.replyTo)
+        : typingContent('stop');
+      await this.send(closing, data);
+      return;
+    }
+    // The handler's last answer ends the run: it and the marker's deletion commit together.
+    this.held = undefined;
+    await this.send(last.content, [...last.data, ...data]);
+    await this.send(typingContent('stop'));
+  }
+
+  /** Keeps `content` back for one turn of the event loop (see `held`); an earlier one goes first. */
+  private hold(content: ContentInput, data: DataRow[]): void {
+    this.flushHeld();
+    this.held = { content, data };
+    setImmediate(() => this.flushHeld());
+  }
+
+  private flushHeld(): void {
+    const h = this.held;
+    if (!h) return;
+    this.held = undefined;
+    void this.send(h.content, h.data).catch((err: unknown) => this.init.log.error({ err }, 'reply failed'));
   }
 
   private get key(): string {
     return openReplyKey(this.init.bot, this.init.runId);
   }
 
-  private markerRow(extra: Pick<OpenReply, 'stream'>): DataRow {
+  /** The marker once a stream's final text went out with it (OpenReply.answered). */
+  private answeredRow(): DataRow {
+    return this.markerRow({ answered: true });
+  }
+
+  private markerRow(extra: Pick<OpenReply, 'stream' | 'answered'>): DataRow {
     const marker: OpenReply = {
       to: this.init.to,
       ...(this.init.answering !== undefined ? { replyTo: this.init.answering } : {}),

@@ -8,6 +8,7 @@
  */
 import type { Logger } from 'pino';
 import type { ContentInput } from '../relay/content.js';
+import { typingContent } from './agent-content.js';
 import { parseStored, TOMBSTONE } from './data.js';
 
 /** What ends a reply whose process crashed while producing it. */
@@ -27,6 +28,11 @@ export interface OpenReply {
   replyTo?: string;
   /** The stream whose parts have gone out and whose final text has not. */
   stream?: string;
+  /**
+   * A stream's final text (whole or failed) went out: the receiver has its answer, so a crash from
+   * then on is ended with the lost closing `typing stop`, not with INTERRUPTED_REPLY as well.
+   */
+  answered?: boolean;
 }
 
 /** Sends content (and commits `data` with it) to a conversation, through the client's commit-then-publish path. */
@@ -68,11 +74,13 @@ export function decodeOpenReply(json: string): OpenReply | undefined {
     to: { kind: to.kind, id: to.id },
     ...(typeof o.replyTo === 'string' ? { replyTo: o.replyTo } : {}),
     ...(typeof o.stream === 'string' ? { stream: o.stream } : {}),
+    ...(o.answered === true ? { answered: true } : {}),
   };
 }
 
 /** The message that ends an interrupted run: its stream's final text, or a plain answer. */
 export function interruptedContent(r: OpenReply): ContentInput {
+  if (r.answered === true && r.stream === undefined) return typingContent('stop');
   const replyTo = r.replyTo !== undefined ? { replyTo: r.replyTo } : {};
   return r.stream !== undefined
     ? { type: 'text', id: r.stream, content: INTERRUPTED_REPLY, ...replyTo }

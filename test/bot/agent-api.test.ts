@@ -301,9 +301,11 @@ describe('streams and detached runs', () => {
     expect(final).toEqual({ type: 'text', id: bot.streamed, content: 'Hello world!', replyTo: 'q1' });
     expect(after).toMatchObject({ content: 'after', replyTo: 'q1' });
     expect(closing).toEqual({ type: 'typing', state: 'stop', content: '' });
-    // The first part names the stream in the marker; the closing message deletes it and saves the session.
+    // The first part names the stream in the marker; the handler's last reply deletes it and saves
+    // the session in the same commit, so no crash can follow an answered run with "interrupted".
     expect(decodeOpenReply(posted[0]!.data[0]!.json)?.stream).toBe(bot.streamed);
-    expect(posted[4]!.data).toEqual(
+    expect(posted[4]!.data).toEqual([]);
+    expect(posted[3]!.data).toEqual(
       expect.arrayContaining([
         { conversationId: markers[0]!.conversationId, json: TOMBSTONE },
         { conversationId: 'session:Agent:' + ALICE, json: '{"n":2}' },
@@ -348,6 +350,24 @@ describe('streams and detached runs', () => {
       .map((p) => p.content.content);
     expect(finals).toContain(`stalled\n\n${STREAM_FAILED_NOTE}`);
     expect(finals).toContain('failed: handler did not finish within 200 ms');
+  });
+
+  test('a stream stopped at the time limit gets one final text: the handler ending later sends no second one', async () => {
+    const { bot, rt, handle, posted } = setup({ handlerTimeoutMs: 200 });
+    await handle(textMessage('/stream', { id: 'q5' }));
+    bot.stream.push('late');
+    await new Promise((r) => setTimeout(r, 500));
+    // The time limit ended the stream as failed; the iterable ends only now.
+    bot.stream.end();
+    await rt.stop();
+    // The abandoned handler is not waited for; give what it still does the time to show.
+    await new Promise((r) => setTimeout(r, 100));
+    const parts = posted.filter((p) => p.content.type === 'stream');
+    expect(parts.map((p) => p.content.content)).toEqual(['late']);
+    const finals = posted.filter(
+      (p) => (p.content.type ?? 'text') === 'text' && p.content.id === parts[0]!.content.id,
+    );
+    expect(finals.map((p) => p.content.content)).toEqual([`late\n\n${STREAM_FAILED_NOTE}`]);
   });
 
   test('nothing is sent after the detach until the client reports the message committed', async () => {
@@ -522,5 +542,37 @@ describe('replies interrupted by a crash', () => {
     expect(store.get(openReplyKey('Agent', 'r1'))).toBe(TOMBSTONE);
     expect(store.get(openReplyKey('Agent', 'r2'))).toBe(TOMBSTONE);
     expect(store.get(openReplyKey('Other', 'r3'))).not.toBe(TOMBSTONE);
+  });
+
+  test('a marker whose stream final went out (answered) is ended with the lost typing stop, not "interrupted"', async () => {
+    const store = new MemoryDataStore();
+    store
+      .transaction()
+      .saveData(
+        openReplyKey('Agent', 'r5'),
+        JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q5', answered: true }),
+      );
+    const p = poster(store);
+    await endInterruptedReplies(
+      'Agent',
+      (x) => store.listConversationData(x),
+      p.post,
+      pino({ level: 'silent' }),
+    );
+    expect(p.posted.map((x) => x.content)).toEqual([{ type: 'typing', state: 'stop', content: '' }]);
+    expect(store.get(openReplyKey('Agent', 'r5'))).toBe(TOMBSTONE);
+  });
+
+  test('a stream final (whole or failed) marks the run answered in the same commit', async () => {
+    const { bot, rt, handle, posted } = setup();
+    await handle(textMessage('/stream', { id: 'q6' }));
+    bot.stream.push('all');
+    await new Promise((r) => setTimeout(r, 50));
+    bot.stream.end();
+    await rt.stop();
+    const final = posted.find((p) => p.content.type === 'text' && p.content.id === bot.streamed)!;
+    expect(final.data.map((d) => decodeOpenReply(d.json))).toEqual([
+      { to: { kind: 'direct', id: ALICE }, replyTo: 'q6', answered: true },
+    ]);
   });
 });

@@ -1,15 +1,20 @@
 /**
  * The bot, the harness use and the relay-layer example shown in README.md, kept honest by running
- * them; they import from the package's entry points, as the README does.
+ * them; they import from the package's entry points, as the README does. The agent example of
+ * "Writing your own agent" is taken from README.md itself and run as written.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import ts from 'typescript';
 import {
   Bot,
   createRelayClient,
   createRelayStore,
   OnCommand,
+  STREAM_FAILED_NOTE,
   type BotContext,
   type ReceivedMessage,
   type RelayClient,
@@ -71,6 +76,75 @@ test('the README relay-layer example: createRelayStore, createRelayClient, first
     await Promise.all(clients.map((c) => c.stop()));
     // close() also closes the database connection createRelayStore opened.
     await Promise.all(stores.map((s) => s.close()));
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+const README = readFileSync(
+  path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../README.md'),
+  'utf8',
+);
+
+/** The first ```ts block under a `### heading` of README.md. */
+function tsBlockUnder(heading: string): string {
+  const at = README.indexOf(`\n### ${heading}\n`);
+  if (at < 0) throw new Error(`README has no "### ${heading}" section`);
+  const body = /```ts\n([\s\S]*?)```/.exec(README.slice(at))?.[1];
+  if (body === undefined) throw new Error(`README "${heading}" has no ts block`);
+  return body;
+}
+
+/**
+ * The README's code as a module: compiled with the repository's decorator settings (as a bot
+ * author's tsconfig has them) and imported, so `relay-bot` resolves to this checkout like the
+ * imports above.
+ */
+async function importReadmeModule(code: string, dir: string): Promise<Record<string, unknown>> {
+  const js = ts.transpileModule(code, {
+    compilerOptions: {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.ES2022,
+      experimentalDecorators: true,
+      emitDecoratorMetadata: true,
+    },
+  }).outputText;
+  const file = path.join(dir, 'agent.mjs');
+  await writeFile(file, js);
+  return (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+}
+
+test('the README agent example streams its poem in parts, then one final text', async () => {
+  const dir = await mkdtemp(path.join(tmpdir(), 'relay-readme-agent-'));
+  try {
+    const exported = await importReadmeModule(tsBlockUnder('Writing your own agent'), dir);
+    const [name, AgentClass] = Object.entries(exported)[0] ?? [];
+    expect(name).toBe('PoetBot');
+    const h = await createTestHarness(AgentClass as new () => object, { brokerUrl: broker.url });
+    try {
+      const alice = await h.peer();
+      const got: ReceivedMessage[] = [];
+      alice.client.on('message', (m) => {
+        if (m.from === h.bot.userId) got.push(m);
+      });
+      const sent = await alice.send('/poem the sea');
+      const deadline = Date.now() + 30_000;
+      const final = () => got.find((m) => m.content.type === 'text' && m.content.replyTo === sent.id);
+      while (final() === undefined && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const poem = 'Of the sea I sing,\nslowly, in parts,\nand then all at once.';
+      expect(final()?.content.content).toBe(poem);
+      expect(final()!.content.content).not.toContain(STREAM_FAILED_NOTE);
+      // "typing…" first, then the parts in order (each a prefix of the poem), then the final
+      // with the stream's id, which supersedes them.
+      expect(got[0]!.content).toMatchObject({ type: 'typing', state: 'start' });
+      const parts = got.filter((m) => m.content.type === 'stream');
+      expect(parts.length).toBeGreaterThanOrEqual(2);
+      expect(parts.map((p) => (p.content as { seq: number }).seq)).toEqual(parts.map((_, i) => i));
+      expect(poem.startsWith(parts.map((p) => p.content.content).join(''))).toBe(true);
+      expect(parts.every((p) => p.content.id === final()!.content.id)).toBe(true);
+    } finally {
+      await h.close();
+    }
+  } finally {
     await rm(dir, { recursive: true, force: true });
   }
 });
