@@ -6,10 +6,12 @@
  */
 import { jest } from '@jest/globals';
 import { EventEmitter } from 'eventemitter3';
+import { Writable } from 'node:stream';
 import { profileLines, sizeText } from '../../cli/chat/content-lines.js';
 import { completeLine } from '../../cli/chat/profiles.js';
 import { MessageRefs } from '../../cli/chat/refs.js';
 import { ChatSession, type ChatClient } from '../../cli/chat/session.js';
+import { TerminalLines } from '../../cli/chat/terminal.js';
 import type {
   AppContent,
   ContentInput,
@@ -324,4 +326,47 @@ test('references are bounded: the oldest numbers are forgotten', () => {
   expect(refs.find(c, BOT, 'm0')).toBeUndefined();
   expect(refs.get(5)?.text).toBe('4');
   expect(refs.find(c, BOT, 'm4')?.n).toBe(5);
+});
+
+describe('on a terminal', () => {
+  function terminal(columns: number) {
+    let written = '';
+    const output = new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        written += chunk.toString();
+        cb();
+      },
+    });
+    Object.assign(output, { columns });
+    const lines = new TerminalLines(output, () => undefined);
+    const take = (): string => {
+      const w = written;
+      written = '';
+      return w;
+    };
+    return { lines, take };
+  }
+  const UP = (n: number): string => `\u001b[${n}A`;
+  const CLEAR_DOWN = '\u001b[0J';
+
+  test('a live line is rewritten in place, over as many rows as it took', () => {
+    const { lines, take } = terminal(10);
+    lines.live('s', 'Once upon');
+    expect(take()).not.toContain(UP(1));
+    lines.live('s', 'Once upon a time');
+    expect(take()).toContain(`${UP(1)}${CLEAR_DOWN}Once upon a time\n`);
+    lines.live('s', 'Once upon a time.');
+    expect(take()).toContain(`${UP(2)}${CLEAR_DOWN}Once upon a time.\n`);
+  });
+
+  test('a line printed in between makes the next part a new line, not a rewrite of that line', () => {
+    const { lines, take } = terminal(80);
+    lines.live('s', 'part');
+    lines.print('(2) [cccccccc] hi');
+    take();
+    lines.live('s', 'part two');
+    expect(take()).not.toContain('\u001b[1A');
+    lines.live('t', 'other stream');
+    expect(take()).not.toContain('\u001b[1A');
+  });
 });
