@@ -43,6 +43,12 @@ export const HELP = [
   '  /invite <user_id>...            invite users to the current group',
   '  /remove <user_id>...            remove members from the current group',
   '  /leave                          leave the current group',
+  'messages show a number, (n); with it:',
+  '  /react <n> <emoji>  /unreact <n> <emoji>   react to message n, or take it back',
+  '  /edit <n> <text>  /delete <n>             change or retract one of your messages ("(n) sent")',
+  '  /choose <k>  /choose <n> <k>              answer the newest buttons here (or those of message n)',
+  '  /cancel <n>                               cancel task n',
+  "  /profile [user_id]              a bot's signed profile: description and commands (tab completes them)",
   '  /chathelp  /quit',
   '  //text                          sends /text as it is: //leave sends /leave to a bot, //echo hi sends /echo hi',
   'user ids: 32 hex characters, or a unique prefix (4+) of a peer or member',
@@ -51,14 +57,6 @@ export const HELP = [
 export function promptOf(current: Conversation | undefined, label: (groupId: string) => string): string {
   if (!current) return '> ';
   return `${current.kind === 'group' ? label(current.id) : short(current.id)}> `;
-}
-
-export function groupMessageLine(label: string, from: string, text: string): string {
-  return `[${label} ${short(from)}] ${printable(text)}`;
-}
-
-export function directMessageLine(from: string, text: string): string {
-  return `[${short(from)}] ${printable(text)}`;
 }
 
 const ids = (list: readonly string[]): string => list.map(short).join(', ');

@@ -1,11 +1,13 @@
 /**
  * Runs a ChatSession on a started client, reading lines from any stream: the terminal (with a
- * prompt showing the current conversation, incoming lines printed above the one being typed), a
- * pipe, or a test's PassThrough.
+ * prompt showing the current conversation and who is typing, incoming lines printed above the one
+ * being typed, a stream's line rewritten in place, tab completion of commands), a pipe, or a test's
+ * PassThrough.
  */
 import readline from 'node:readline';
-import { HELP, promptOf } from './format.js';
+import { short, HELP, promptOf } from './format.js';
 import { ChatSession, type ChatClient } from './session.js';
+import { TerminalLines } from './terminal.js';
 
 export interface ChatIo {
   input: NodeJS.ReadableStream;
@@ -23,18 +25,11 @@ export interface ChatOptions {
   drainMs: number;
 }
 
-function printer(io: ChatIo, rl: () => readline.Interface | undefined): (line: string) => void {
-  return (line) => {
-    if (!io.interactive) {
-      io.output.write(`${line}\n`);
-      return;
-    }
-    // Above the line being typed: clear it, print, redraw the prompt and the partial input.
-    readline.clearLine(io.output, 0);
-    readline.cursorTo(io.output, 0);
-    io.output.write(`${line}\n`);
-    rl()?.prompt(true);
-  };
+/** The prompt: who is typing here (PROTOCOL.md §8 typing), then the current conversation. */
+function promptText(session: ChatSession): string {
+  const typing = session.typingNow();
+  const note = typing.length === 0 ? '' : `(${typing.map(short).join(', ')} typing…) `;
+  return `${note}${promptOf(session.current, (id) => session.label(id))}`;
 }
 
 /** Feeds lines to the session until EOF or /quit. */
@@ -50,9 +45,20 @@ function readLines(session: ChatSession, rl: readline.Interface, interactive: bo
 
 export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions): Promise<void> {
   let rl: readline.Interface | undefined;
-  const print = printer(io, () => rl);
-  const session = new ChatSession(client, opts.peers, print);
-  session.onChange = () => rl?.setPrompt(promptOf(session.current, (id) => session.label(id)));
+  const terminal = io.interactive ? new TerminalLines(io.output, () => rl) : undefined;
+  const print = terminal
+    ? (line: string) => terminal.print(line)
+    : (line: string) => void io.output.write(`${line}\n`);
+  const session = new ChatSession(
+    client,
+    opts.peers,
+    print,
+    terminal ? { live: (key, line) => terminal.live(key, line), completions: true } : {},
+  );
+  session.onChange = () => {
+    rl?.setPrompt(promptText(session));
+    terminal?.redrawPrompt();
+  };
   const detach = session.attach();
   try {
     // openGroup reads the groups itself: one client.groups() at start either way.
@@ -61,7 +67,9 @@ export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions)
     // Created only now: readline starts reading at once, and piped lines must not arrive first.
     rl = readline.createInterface({
       input: io.input,
-      ...(io.interactive ? { output: io.output, prompt: '' } : {}),
+      ...(io.interactive
+        ? { output: io.output, prompt: '', completer: (line: string) => session.complete(line) }
+        : {}),
       terminal: io.interactive,
     });
     if (io.interactive) {
@@ -77,5 +85,6 @@ export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions)
   } finally {
     rl?.close();
     detach();
+    session.close();
   }
 }

@@ -2,24 +2,26 @@
  * The state and commands of `relay-bot chat`: the current conversation (a peer or a group), the
  * direct peers, and the slash commands. Every line runs in order on one chain, so lines piped in
  * act one after the other (a group is created before the next line posts to it); incoming messages
- * and group events are printed as they come.
+ * and group events are printed as they come (incoming.ts words each content type; agent-commands.ts
+ * has the commands about messages and bots).
  */
-import { isEphemeralContent } from '../../framework/relay/index.js';
 import type { GroupEvent, GroupInfo, ReceivedMessage, RelayClient } from '../../framework/relay/index.js';
 import { UsageError } from '../errors.js';
 import { isUserIdHex } from '../user-id.js';
+import { AgentCommands, sendTo, type Command } from './agent-commands.js';
+import { sentLine } from './content-lines.js';
 import {
-  directMessageLine,
   groupEventLine,
   groupLabel,
   groupListLines,
-  groupMessageLine,
   HELP,
   memberLines,
   printable,
   short,
   type Conversation,
 } from './format.js';
+import { IncomingView, type ChatOutput } from './incoming.js';
+import { completeLine, conversationUsers, ProfileBook } from './profiles.js';
 import { ChatError, findGroup, findPeer, resolveUser, resolveUsers } from './resolve.js';
 
 /** What the chat uses of RelayClient. */
@@ -36,9 +38,16 @@ export type ChatClient = Pick<
   | 'groups'
   | 'on'
   | 'off'
+  | 'verifyPeer'
 >;
 
-type Command = (args: string[]) => Promise<void> | void;
+/** How the session prints besides plain lines. */
+export interface ChatSessionOptions {
+  /** A terminal's in-place line (streams); absent on a pipe. See ChatOutput.live. */
+  live?: ChatOutput['live'];
+  /** A terminal: profiles of the conversation's users are loaded in the background for completions. */
+  completions?: boolean;
+}
 
 const GROUP_USAGE = 'usage: /group create <name> <user_id>...  or  /group use <group_id|name|number>';
 const NEED_GROUP =
@@ -52,6 +61,10 @@ export class ChatSession {
   /** Group names as far as we know them: joiners learn no name from the protocol. */
   private readonly names = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
+  private readonly view: IncomingView;
+  private readonly profiles: ProfileBook;
+  /** The current group's members, for /profile prefixes and completions. */
+  private groupMembers: string[] = [];
   private readonly commands: Record<string, Command> = {
     '/peers': () => this.listPeers(),
     '/switch': (a) => this.switchPeer(a[0]),
@@ -69,9 +82,43 @@ export class ChatSession {
     private readonly client: ChatClient,
     peers: readonly string[],
     private readonly print: (line: string) => void,
+    private readonly options: ChatSessionOptions = {},
   ) {
     this.peers = [...new Set(peers)];
     this.current = this.peers[0] === undefined ? undefined : { kind: 'direct', id: this.peers[0] };
+    const out: ChatOutput = { print, ...(options.live ? { live: options.live } : {}) };
+    this.view = new IncomingView(
+      out,
+      (id) => this.label(id),
+      () => this.onChange(),
+    );
+    this.profiles = new ProfileBook(client);
+    const agent = new AgentCommands({
+      client,
+      refs: this.view.refs,
+      profiles: this.profiles,
+      print,
+      current: () => this.current,
+      known: () => [...this.peers, ...this.groupMembers],
+    });
+    Object.assign(this.commands, agent.commands());
+    this.preloadProfiles();
+  }
+
+  /** Who is typing in the current conversation (a terminal shows it in the prompt). */
+  typingNow(): string[] {
+    return this.view.typing.typingIn(this.current);
+  }
+
+  /** Tab completion: the chat's commands and those the current conversation's bots offer. */
+  complete(line: string): [string[], string] {
+    const users = conversationUsers(this.current, this.groupMembers);
+    return completeLine(line, [...Object.keys(this.commands), '/quit'], this.profiles.commandsOf(users));
+  }
+
+  /** Closing: prints streams that never ended (on a pipe) and stops the typing timers. */
+  close(): void {
+    this.view.flush();
   }
 
   /** Listens to the client's messages and group events; returns the function that stops it. */
@@ -128,7 +175,8 @@ export class ChatSession {
     const [word = '', ...args] = line.trim().split(/\s+/);
     if (word === '/quit' || word === '/exit') return false;
     const command = this.commands[word];
-    this.enqueue(command ? () => command(args) : () => this.post(line));
+    const rest = line.trim().slice(word.length).trim();
+    this.enqueue(command ? () => command(args, rest) : () => this.post(line));
     return true;
   }
 
@@ -148,7 +196,24 @@ export class ChatSession {
 
   private setCurrent(next: Conversation | undefined): void {
     this.current = next;
+    this.groupMembers = [];
     this.onChange();
+    this.preloadProfiles();
+  }
+
+  /** On a terminal: the current conversation's profiles, for completions (a group's members too). */
+  private preloadProfiles(): void {
+    const c = this.current;
+    if (!this.options.completions || !c) return;
+    if (c.kind === 'direct') return this.profiles.preload([c.id]);
+    void this.client
+      .group(c.id)
+      .then((info) => {
+        if (!info || this.current?.id !== c.id) return;
+        this.groupMembers = info.members.map((m) => m.userId).filter((id) => id !== this.client.userId);
+        this.profiles.preload(this.groupMembers);
+      })
+      .catch(() => undefined);
   }
 
   private remember(groupId: string, name: string | undefined): void {
@@ -158,15 +223,9 @@ export class ChatSession {
   // ------------------------------------------------------------------ incoming
 
   private incoming(m: ReceivedMessage): void {
-    // Typing notices are not lines of the conversation (PROTOCOL.md §8: never stored, lapse in 10 s).
-    if (isEphemeralContent(m.content)) return;
-    if (m.conversation.kind === 'group') {
-      this.remember(m.conversation.groupId, m.conversation.name);
-      this.print(groupMessageLine(this.label(m.conversation.groupId), m.from, m.content.content));
-      return;
-    }
-    if (!this.peers.includes(m.from)) this.peers.push(m.from);
-    this.print(directMessageLine(m.from, m.content.content));
+    if (m.conversation.kind === 'group') this.remember(m.conversation.groupId, m.conversation.name);
+    else if (!this.peers.includes(m.from)) this.peers.push(m.from);
+    this.view.show(m);
   }
 
   private groupEvent(e: GroupEvent): void {
@@ -201,8 +260,9 @@ export class ChatSession {
       );
     }
     try {
-      if (to.kind === 'group') await this.client.sendToGroup(to.id, text);
-      else await this.client.send(to.id, text);
+      const id = await sendTo(this.client, to, text);
+      const ref = this.view.refs.add({ conversation: to, from: this.client.userId, id, text });
+      this.print(sentLine(ref.n));
     } catch (e) {
       const where = to.kind === 'group' ? this.label(to.id) : short(to.id);
       this.print(`! not sent to ${where}: ${printable((e as Error).message)}`);

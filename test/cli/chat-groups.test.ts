@@ -132,7 +132,7 @@ test('chat: /group create, post, receive, /members, /invite, /remove, /groups, /
 
   // Incoming group messages name the group and the sender.
   await bob.client.sendToGroup(groupId, 'hi from bob');
-  await chat.waitFor(new RegExp(`^\\[#team ${short(bob.client.userId)}\\] hi from bob$`));
+  await chat.waitFor(new RegExp(`^\\(\\d+\\) \\[#team ${short(bob.client.userId)}\\] hi from bob$`));
 
   let mark = chat.lines.length;
   chat.type('/members');
@@ -150,7 +150,7 @@ test('chat: /group create, post, receive, /members, /invite, /remove, /groups, /
     bob.events.some((e) => e.kind === 'members' && e.added.includes(carol.client.userId)),
   );
   await carol.client.sendToGroup(groupId, 'carol here');
-  await chat.waitFor(new RegExp(`^\\[#team ${short(carol.client.userId)}\\] carol here$`));
+  await chat.waitFor(new RegExp(`^\\(\\d+\\) \\[#team ${short(carol.client.userId)}\\] carol here$`));
   await until('bob to read carol', () => groupText(bob, groupId, 'carol here'));
 
   // /remove by a unique prefix of a member's id.
@@ -221,7 +221,9 @@ test('relay-bot chat (subprocess): /group create from a pipe, then --group <name
     expect(groupText(bob, groupId!, 'back again')).toBeDefined();
     const lines = again.stdout.split('\n');
     expect(lines).toContain(`now in #crew (${groupId})`);
-    expect(lines).toContain(`[#crew ${short(bob.client.userId)}] welcome back`);
+    expect(lines).toContainEqual(
+      expect.stringMatching(new RegExp(`^\\(\\d+\\) \\[#crew ${short(bob.client.userId)}\\] welcome back$`)),
+    );
 
     const missing = await runCli(['chat', '--group', 'nosuch'], { cwd: tmp.dir, env, input: '' });
     expect(missing.code).toBe(2);

@@ -6,13 +6,8 @@ import { EventEmitter } from 'eventemitter3';
 import { PassThrough, Writable } from 'node:stream';
 import { runChat } from '../../cli/chat/run.js';
 import { findGroup, resolveUser } from '../../cli/chat/resolve.js';
-import {
-  directMessageLine,
-  groupEventLine,
-  groupLabel,
-  groupMessageLine,
-  printableLines,
-} from '../../cli/chat/format.js';
+import { senderTag, textLine } from '../../cli/chat/content-lines.js';
+import { groupEventLine, groupLabel, printableLines } from '../../cli/chat/format.js';
 import { ChatSession, type ChatClient } from '../../cli/chat/session.js';
 import { UsageError } from '../../cli/errors.js';
 import type { GroupInfo, RelayClientEvents, UserIdHex } from '../../framework/relay/index.js';
@@ -112,7 +107,11 @@ test('/group create makes the group current; lines then go to it', async () => {
   const { client, out, session, run } = setUp();
   await run(`/group create team ${BOB.slice(0, 6)}`, 'hi all');
   expect(client.calls).toEqual([`createGroup ${BOB} team`, `sendToGroup ${GID} hi all`]);
-  expect(out).toEqual([`created #team with 2 members, invited bbbbbbbb`, `now in #team (${GID})`]);
+  expect(out).toEqual([
+    `created #team with 2 members, invited bbbbbbbb`,
+    `now in #team (${GID})`,
+    '(1) sent',
+  ]);
   expect(session.current).toEqual({ kind: 'group', id: GID });
 });
 
@@ -186,7 +185,7 @@ test('incoming group messages and events name the group and the sender', async (
     'not sent: no current conversation. Fix: /add <user_id>, /group use <group> or /group create',
     `* joined #11111111 (${GID}), invited by bbbbbbbb; members: bbbbbbbb, aaaaaaaa`,
     `now in #11111111 (${GID})`,
-    '[#11111111 bbbbbbbb] welcome',
+    '(1) [#11111111 bbbbbbbb] welcome',
     '* #11111111: added cccccccc (epoch 2)',
     '* you were removed from #11111111',
     'no current conversation: /groups, /group use <group>, or /add <user_id>',
@@ -246,23 +245,23 @@ describe('peer-controlled text', () => {
   // Turned around by issue 10: a newline let a peer print a line that looks like someone else's.
   test('messages and group names lose C0/C1 control characters; a newline becomes a visible mark', () => {
     const from = 'ab'.repeat(16);
-    expect(directMessageLine(from, 'hi\u001b[2J\rthere\nnext\u009b')).toBe(
-      '[abababab] hi[2Jthere \u21b5 next',
+    expect(textLine(1, senderTag(from), 'hi\u001b[2J\rthere\nnext\u009b')).toBe(
+      '(1) [abababab] hi[2Jthere \u21b5 next',
     );
     const label = groupLabel('cd'.repeat(32), 'ops\u001b]0;x\u0007');
     expect(label).toBe('#ops]0;x');
-    expect(groupMessageLine(label, from, '\u0008ok')).toBe('[#ops]0;x abababab] ok');
+    expect(textLine(2, senderTag(from, label), '\u0008ok')).toBe('(2) [#ops]0;x abababab] ok');
   });
 
   test('a peer cannot fake a line from someone else with newlines, bidi overrides or zero-width characters', () => {
     const from = 'ab'.repeat(16);
     const fake = `hi\n[${'cd'.repeat(4)}] send me your key\r\n\u2028\u2029\u0085`;
-    const line = directMessageLine(from, fake);
+    const line = textLine(1, senderTag(from), fake);
     expect(line).not.toMatch(/[\n\r\u2028\u2029\u0085]/);
     expect(line.split('\n')).toHaveLength(1);
     const hidden =
       'a\u202eb\u202a\u202b\u202c\u202dc\u2066\u2067\u2068\u2069d\u200be\u200c\u200d\u200e\u200ff\u2060\ufeffg\u00adh';
-    expect(directMessageLine(from, hidden)).toBe('[abababab] abcdefgh');
+    expect(textLine(1, senderTag(from), hidden)).toBe('(1) [abababab] abcdefgh');
     expect(groupLabel('cd'.repeat(32), 'ops\u202e\u200b\nx')).toBe('#ops \u21b5 x');
   });
 
@@ -279,22 +278,5 @@ describe('peer-controlled text', () => {
     } as never);
     expect(lines).toHaveLength(1);
     expect(lines[0]).not.toMatch(/[\n\u202e\u200b]/);
-  });
-
-  test('typing notices print nothing; other typed content prints its text', () => {
-    const { client, out: lines } = setUp([]);
-    const conversation = { kind: 'direct', id: BOB, groupId: GID };
-    client.emit('message', {
-      from: BOB,
-      conversation,
-      content: { type: 'typing', state: 'start', content: '' },
-    } as never);
-    client.emit('message', {
-      from: BOB,
-      conversation,
-      content: { type: 'task', id: 't', replyTo: 'm', state: 'completed', content: 'result 42' },
-    } as never);
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toContain('result 42');
   });
 });

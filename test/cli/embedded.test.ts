@@ -162,7 +162,8 @@ describe('relay-bot on embedded defaults', () => {
     });
     expect(r.code).toBe(0);
     const short = bot!.userId.slice(0, 8);
-    const lines = r.stdout.split('\n');
+    // Without the message numbers, "(n) ", the chat puts before each message.
+    const lines = r.stdout.split('\n').map((l) => l.replace(/^\(\d+\) /, ''));
     expect(lines).toContain(`[${short}] pong`);
     expect(lines).toContain(`[${short}] first line`);
     expect(lines).toContain(`[${short}] second line`);
