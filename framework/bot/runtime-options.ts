@@ -12,6 +12,7 @@ import type { GroupCommandMode } from './parser.js';
 import type { Plugin } from './plugin.js';
 import type { JobSource } from './scheduler.js';
 import type { SessionOptions } from './session.js';
+import type { TaskLimits } from './task-types.js';
 import type { TypingOption } from './typing.js';
 
 /** BotRuntime's options: name, replies to unknown commands and errors, handler time limit, logger, guards, admins, group behaviour, session, /help. */
@@ -62,6 +63,8 @@ export interface BotRuntimeOptions {
    * every 5000 ms); `false` turns it off. Like ctx.typing(), it commits the message early.
    */
   typing?: TypingOption;
+  /** Limits and pacing of task commands (`@OnCommand(name, { task: true })`, tasks.ts). */
+  tasks?: TaskLimits;
 }
 
 /**
@@ -83,6 +86,7 @@ export interface AttachOptions {
   /**
    * Which single-owner duties this process does; the scheduler sends due jobs only while it owns
    * DUTY.scheduler. Replicas pass their LeaseKeeper; default: one process, owner of everything.
+   * A LeaseKeeper also holds one lease per running task, so a task runs on one replica (tasks.ts).
    */
   duties?: Duties;
 }

@@ -36,6 +36,7 @@ import { botProfile } from './profile.js';
 import { scanBots, type BotPlan } from './scan.js';
 import type { AttachableClient, AttachOptions, BotRuntimeOptions } from './runtime-options.js';
 import { jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
+import { TaskManager, taskLeasesOf, type TaskCounters } from './tasks.js';
 import { systemTimers } from './stream-pacer.js';
 import { TypingLimiter } from './typing.js';
 import type { UpdateContext } from './update-context.js';
@@ -85,6 +86,7 @@ export class BotRuntime {
   readonly profile: Profile;
   private readonly user = new Composer<BotContext>();
   private readonly chain: Middleware<UpdateContext>;
+  private readonly tasks: TaskManager;
   private readonly log: Logger;
   private readonly env: UpdateEnv;
   private attachment: Attachment | undefined;
@@ -109,6 +111,7 @@ export class BotRuntime {
     this.profile = botProfile(this.plan);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
     const now = options.clock ?? Date.now;
+    this.tasks = new TaskManager(this.name, this.plan.commands, options.tasks, this.log, now);
     this.chain = compileBot(this.plan, {
       user: this.user,
       ...(options.refusalReply !== undefined ? { refusalReply: options.refusalReply } : {}),
@@ -117,6 +120,7 @@ export class BotRuntime {
         : {}),
       ...(options.errorReply !== undefined ? { errorReply: options.errorReply } : {}),
       ...(options.wrap ? { wrap: options.wrap } : {}),
+      ...(this.tasks.enabled ? { tasks: this.tasks } : {}),
     });
     this.env = {
       plan: this.plan,
@@ -141,6 +145,11 @@ export class BotRuntime {
   use(...mw: MiddlewareLike<BotContext>[]): this {
     this.user.use(...mw);
     return this;
+  }
+
+  /** `task-cancel` messages dropped, by reason (tasks.ts). */
+  get taskCounters(): Readonly<TaskCounters> {
+    return { ...this.tasks.counters };
   }
 
   /** Every command once, in declaration order (the built-in /help last). */
@@ -204,6 +213,13 @@ export class BotRuntime {
     this.attachment = { client, deps, listeners, scheduler };
     const store = options.store;
     if (store) {
+      this.tasks.attach({
+        store,
+        post,
+        self: () => this.self(deps),
+        leases: taskLeasesOf(options.duties),
+        connected: () => client.connected,
+      });
       this.track(
         endInterruptedOnStart({
           bot: this.name,
@@ -225,6 +241,8 @@ export class BotRuntime {
   async stop(): Promise<void> {
     this.halted = true;
     await this.attachment?.scheduler?.stop();
+    // Running tasks stop without a final message: their rows stay for the next owner.
+    await this.tasks.stop();
     // A detached run whose commit event is due any moment gets a grace period before it gives up.
     const settled = Promise.allSettled([...this.background]);
     await Promise.race([settled, new Promise((r) => setTimeout(r, COMMIT_GRACE_MS).unref())]);
