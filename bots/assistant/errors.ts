@@ -1,7 +1,7 @@
 /**
- * What can go wrong talking to a model server. RelayErrorCode is the framework's closed list, so a
- * ModelError carries the nearest of those as `code` and the precise cause as `reason`; the bot turns
- * each reason into one short sentence for the conversation.
+ * What can go wrong talking to a model server. A ModelError's `code` is MODEL_ and its cause
+ * (MODEL_TIMEOUT, …; RelayErrorCode lists them), `reason` the same cause in the bot's own words; the
+ * bot turns each reason into one short sentence for the conversation.
  */
 import { RelayError, type RelayErrorCode } from '../../index.js';
 
@@ -31,14 +31,15 @@ export const MODEL_ERROR_REASONS: readonly ModelErrorReason[] = [
   'unreachable',
 ];
 
-const RELAY_CODE: Record<ModelErrorReason, RelayErrorCode> = {
-  unauthorized: 'CONFIG',
-  'rate-limited': 'TRANSPORT',
-  server: 'TRANSPORT',
-  rejected: 'CONFIG',
-  timeout: 'TRANSPORT',
-  malformed: 'CODEC',
-  unreachable: 'TRANSPORT',
+/** Each reason's RelayErrorCode: MODEL_ and the reason. */
+const MODEL_CODE: Record<ModelErrorReason, RelayErrorCode> = {
+  unauthorized: 'MODEL_UNAUTHORIZED',
+  'rate-limited': 'MODEL_RATE_LIMITED',
+  server: 'MODEL_SERVER',
+  rejected: 'MODEL_REJECTED',
+  timeout: 'MODEL_TIMEOUT',
+  malformed: 'MODEL_MALFORMED',
+  unreachable: 'MODEL_UNREACHABLE',
 };
 
 /** A model server call failed; branch on `reason`. `status` is the HTTP status when there was one. */
@@ -50,7 +51,7 @@ export class ModelError extends RelayError {
     message: string,
     options?: { cause?: unknown; status?: number },
   ) {
-    super(RELAY_CODE[reason], message, options?.cause !== undefined ? { cause: options.cause } : undefined);
+    super(MODEL_CODE[reason], message, options?.cause !== undefined ? { cause: options.cause } : undefined);
     this.status = options?.status;
   }
 }

@@ -9,6 +9,7 @@
  * update, message or membership change, runs through the same chain; handler middleware pass
  * updates of other kinds on. Pure: nothing here touches a client.
  */
+import { ConfigError } from '../relay/errors.js';
 import { ParseError } from './errors.js';
 import { compose, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, Conversation, MembersContext, MembershipContext } from './context.js';
@@ -47,6 +48,14 @@ export interface CompileOptions {
    * `(name, mw) => async (ctx, next) => { …; await mw(ctx, next); … }`. Return `mw` to keep it.
    */
   readonly wrap?: WrapRuntimeMiddleware;
+  /** Runs task commands and `task-cancel` messages (tasks.ts); BotRuntime passes its TaskManager. */
+  readonly tasks?: TaskHooks;
+}
+
+/** How the chain hands task commands and cancel requests to the runtime's tasks. */
+export interface TaskHooks {
+  submit(cmd: PlannedCommand, ctx: UpdateContext): Promise<void>;
+  cancel(ctx: UpdateContext): Promise<void>;
 }
 
 /** The runtime's own middleware, by name, as WrapRuntimeMiddleware sees them. */
@@ -80,6 +89,7 @@ export function compileHandlers(plan: BotPlan, options: CompileOptions = {}): Mi
     plan.membership[kind].map((h) => membershipHandler(kind, h)),
   );
   return [
+    ...(options.tasks ? [taskCancelHandler(options.tasks)] : []),
     ...plan.commands.map((c) => commandHandler(plan, c, options)),
     ...plan.messages.map(messageHandler),
     ...plan.actions.map(actionHandler),
@@ -114,8 +124,21 @@ function commandHandler(
         return;
       }
     }
+    if (cmd.task) {
+      if (!options.tasks) throw new ConfigError(`/${cmd.name} is a task command: run it in a BotRuntime`);
+      await options.tasks.submit(cmd, ctx);
+      return;
+    }
     const hctx = ctx.derive({ args });
     answerWith(hctx, await handler(hctx));
+  };
+}
+
+/** A `task-cancel` message goes to the runtime's tasks, which check who sent it. */
+function taskCancelHandler(tasks: TaskHooks): Middleware<UpdateContext> {
+  return async (ctx, next) => {
+    if (ctx.message?.content.type !== 'task-cancel') return next();
+    await tasks.cancel(ctx);
   };
 }
 

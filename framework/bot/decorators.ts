@@ -24,6 +24,7 @@ import {
 } from './metadata.js';
 import { normalizeGuardRef, type GuardRef } from './guards.js';
 import { GROUP_COMMAND_MODES, type GroupCommandMode } from './parser.js';
+import type { TaskCommandOptions, TaskContext } from './task-types.js';
 import { resolveTyping, type TypingOption } from './typing.js';
 
 export { readBotMetadata } from './metadata.js';
@@ -60,6 +61,17 @@ export interface CommandOptions<S extends string = string> {
    * given to BotRuntime's `guards`; the strings 'group-admin' and 'admin' are shorthands (guards.ts).
    */
   guard?: GuardRef;
+  /**
+   * Makes the command a durable task (tasks.ts): answered at once with a `task` message, its
+   * handler (given a TaskContext) runs beyond the handler time limit and its return value is the
+   * result. `true` or `{ onRestart: 'resume' | 'fail' }` (default 'fail').
+   */
+  task?: boolean | TaskCommandOptions;
+}
+
+/** CommandOptions of a task command: its handler takes a TaskContext. */
+export interface TaskCommandDecoratorOptions<S extends string = string> extends CommandOptions<S> {
+  task: true | TaskCommandOptions;
 }
 
 // A handler may declare any session type; the args type is what the decorator checks.
@@ -67,6 +79,7 @@ export interface CommandOptions<S extends string = string> {
 type Handler<A> = (ctx: BotContext<A, any>) => unknown;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type ErrorHandler = (err: Error, ctx: BotContext<any, any>) => unknown;
+type TaskHandler<A> = (ctx: TaskContext<A>) => unknown;
 
 /** Generic in the method type: TypedPropertyDescriptor is invariant, so a fixed type would reject most methods. */
 type MethodDecorator<Bound> = <M extends Bound>(
@@ -138,6 +151,14 @@ export function Bot(options: BotOptions): <T extends BotClass>(cls: T) => void {
  */
 export function OnCommand<const S extends string = string>(
   name: string,
+  options: TaskCommandDecoratorOptions<S>,
+): MethodDecorator<TaskHandler<ArgsOf<S>>>;
+export function OnCommand<const S extends string = string>(
+  name: string,
+  options?: CommandOptions<S>,
+): MethodDecorator<Handler<ArgsOf<S>>>;
+export function OnCommand<const S extends string = string>(
+  name: string,
   options: CommandOptions<S> = {},
 ): MethodDecorator<Handler<ArgsOf<S>>> {
   checkCommandName(name, '@OnCommand name');
@@ -156,6 +177,7 @@ export function OnCommand<const S extends string = string>(
       `@OnCommand('${name}') guard must be a function or the name of a guard given to BotRuntime`,
     );
   }
+  const task = taskOption(name, options.task);
   return (target, key, descriptor) => {
     const cls = ownerOf('@OnCommand', target, key, descriptor);
     for (const other of COMMANDS.get(cls) ?? []) {
@@ -174,8 +196,22 @@ export function OnCommand<const S extends string = string>(
       ...(options.description !== undefined ? { description: options.description } : {}),
       ...(options.args !== undefined ? { argsSpec: options.args } : {}),
       ...(guard !== undefined ? { guard } : {}),
+      ...(task ? { task } : {}),
     });
   };
+}
+
+function taskOption(
+  name: string,
+  task: boolean | TaskCommandOptions | undefined,
+): Required<TaskCommandOptions> | undefined {
+  if (task === undefined || task === false) return undefined;
+  const onRestart = task === true ? 'fail' : (task?.onRestart ?? 'fail');
+  if (typeof task !== 'boolean' && (typeof task !== 'object' || task === null))
+    throw new ConfigError(`@OnCommand('${name}') task must be true or { onRestart: 'resume' | 'fail' }`);
+  if (onRestart !== 'resume' && onRestart !== 'fail')
+    throw new ConfigError(`@OnCommand('${name}') task.onRestart must be 'resume' or 'fail'`);
+  return { onRestart };
 }
 
 /**

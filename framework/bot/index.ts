@@ -15,9 +15,27 @@ export {
   OnReaction,
   readBotMetadata,
 } from './decorators.js';
-export type { BotOptions, CommandOptions } from './decorators.js';
+export type { BotOptions, CommandOptions, TaskCommandDecoratorOptions } from './decorators.js';
 export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
 export type { BotRuntimeOptions, AttachableClient, AttachOptions } from './runtime.js';
+export type {
+  TaskContext,
+  TaskHandle,
+  TaskCommandOptions,
+  TaskLimits,
+  TaskRestartPolicy,
+  TaskRow,
+} from './task-types.js';
+export {
+  DEFAULT_TASK_LIMITS,
+  TASK_CANCELED,
+  TASK_LIMIT_TOTAL,
+  TASK_LIMIT_USER,
+  TASK_RESTART_FAILED,
+  taskKey,
+  taskPrefix,
+} from './task-types.js';
+export type { TaskCounters } from './tasks.js';
 export { collectPlugins } from './plugin.js';
 export type { Plugin, PluginParts } from './plugin.js';
 export type {
@@ -96,7 +114,7 @@ export type {
   ScanOptions,
 } from './scan.js';
 export { compileBot, compileHandlers } from './compile.js';
-export type { CompileOptions, RuntimeMiddlewareName, WrapRuntimeMiddleware } from './compile.js';
+export type { CompileOptions, RuntimeMiddlewareName, TaskHooks, WrapRuntimeMiddleware } from './compile.js';
 export type { UpdateContext, UpdateRun } from './update-context.js';
 export { timeLimit } from './middleware/timeout.js';
 export { TimeLease } from './time-lease.js';

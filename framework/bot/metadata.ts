@@ -7,6 +7,7 @@ import type { ArgSpec } from './args.js';
 import type { BotContext } from './context.js';
 import type { GuardRef } from './guards.js';
 import type { GroupCommandMode } from './parser.js';
+import type { TaskCommandOptions } from './task-types.js';
 import type { TypingOption } from './typing.js';
 
 export { BUILT_IN_GUARDS, type BuiltInGuard, type Guard } from './guards.js';
@@ -41,6 +42,8 @@ export interface CommandMeta {
   readonly args: readonly ArgSpec[] | undefined;
   /** As written on the decorator; the scanner resolves it (guards.ts). */
   readonly guard?: GuardRef;
+  /** Set for a task command (`task: true` or its options): tasks.ts runs it. */
+  readonly task?: Required<TaskCommandOptions>;
 }
 
 /** One @OnMessage handler as stored on its class. */

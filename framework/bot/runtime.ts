@@ -13,10 +13,10 @@
  */
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
-import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
+import type { ReceivedMessage, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
 import { DUTY, SOLE_OWNER, type Duties } from '../relay/duties.js';
-import { compileBot, type WrapRuntimeMiddleware } from './compile.js';
+import { compileBot } from './compile.js';
 import { Composer, run, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, BotSelf, HandleDeps, ReplyFn } from './context.js';
 import type { BotTransaction } from './data.js';
@@ -29,17 +29,16 @@ import {
   type GroupInfo,
 } from './group.js';
 import type { CommandInfo } from './help.js';
-import type { Guard } from './guards.js';
-import { endInterruptedReplies, type PostFn } from './open-replies.js';
-import type { GroupCommandMode } from './parser.js';
-import type { Plugin } from './plugin.js';
+import { endInterruptedOnStart, runDetachable } from './detached-wiring.js';
+import type { PostFn } from './open-replies.js';
 import type { Profile } from '../relay/profile.js';
 import { botProfile } from './profile.js';
 import { scanBots, type BotPlan } from './scan.js';
+import type { AttachableClient, AttachOptions, BotRuntimeOptions } from './runtime-options.js';
 import { jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
-import type { SessionOptions } from './session.js';
+import { TaskManager, taskLeasesOf, type TaskCounters } from './tasks.js';
 import { systemTimers } from './stream-pacer.js';
-import { TypingLimiter, type TypingOption } from './typing.js';
+import { TypingLimiter } from './typing.js';
 import type { UpdateContext } from './update-context.js';
 import {
   groupEventKind,
@@ -50,81 +49,9 @@ import {
   type UpdateEnv,
 } from './updates.js';
 
+export type { AttachableClient, AttachOptions, BotRuntimeOptions } from './runtime-options.js';
 export { DEFAULT_HANDLER_TIMEOUT_MS } from './scan.js';
 export { DEFAULT_ERROR_REPLY } from './middleware/recover.js';
-
-/** BotRuntime's options: name, replies to unknown commands and errors, handler time limit, logger, guards, admins, group behaviour, session, /help. */
-export interface BotRuntimeOptions {
-  /** The name `/cmd@name` matches; defaults to the @Bot name. */
-  name?: string;
-  /** Answer `unknown command /foo — try /help` (default true; in groups only to `/foo@us`). */
-  unknownCommandReply?: boolean;
-  /** Sent when a handler fails and no @OnError answers; false sends nothing. */
-  errorReply?: string | false;
-  handlerTimeoutMs?: number;
-  logger?: Logger;
-  /**
-   * Plugins, the one door for extensions (plugin.ts): middleware, objects with `guards` and/or
-   * middleware() (accessPlugin), and handler instances (new PingPlugin()). Their middleware runs
-   * before use()'s, in the order given.
-   */
-  plugins?: readonly Plugin[];
-  /** Guards that commands name with `namedGuard('admin')` or `guard: 'admin'` ('group-admin' is built in). */
-  guards?: Record<string, Guard>;
-  /**
-   * User ids admitted by the built-in `groupAdmin` guard everywhere; in a group it also admits the
-   * group's committer.
-   */
-  admins?: readonly string[];
-  /**
-   * 'addressed-only': in groups, answer only `/cmd@name`, not a bare `/cmd`, which every bot in the
-   * group that has it would answer. Default: the @Bot option, else 'all' (PROTOCOL.md §9).
-   */
-  groupCommands?: GroupCommandMode;
-  /** Sent when a guard refuses; defaults to `you are not allowed to use /name` (or who may). */
-  refusalReply?: string;
-  /**
-   * ctx.session: `initial` gives a new conversation's value. Attached, it lives in the message's
-   * transaction; `store` replaces that (MemorySessionStore for unit tests).
-   */
-  session?: SessionOptions;
-  /** A built-in /help (and `/help <command>`) when the bot has no `help` command (default true). */
-  help?: boolean;
-  /** ms since the epoch, for ctx.schedule() and the scheduler; default Date.now. */
-  clock?: () => number;
-  /** How often the scheduler looks for due jobs (default 1000 ms). */
-  scheduler?: { pollMs?: number };
-  /** Wraps the runtime's own middleware (recover, group intents, time limit, session save): compile.ts. */
-  wrap?: WrapRuntimeMiddleware;
-  /**
-   * Automatic typing while a handler runs (default: the @Bot option, else after 1000 ms, repeated
-   * every 5000 ms); `false` turns it off. Like ctx.typing(), it commits the message early.
-   */
-  typing?: TypingOption;
-}
-
-/**
- * What attach() needs of a RelayClient. The group methods are optional so that a wrapper without
- * them still runs direct conversations; with all of them (GroupApi) the bot can work in groups.
- */
-export type AttachableClient = Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler' | 'on' | 'off'> & {
-  /** When present, the scheduler waits for it to be true. */
-  readonly connected?: boolean;
-} & Partial<GroupApi>;
-
-/** BotRuntime.attach()'s options: the store scheduled jobs are read from. */
-export interface AttachOptions {
-  /**
-   * Where scheduled jobs are read (the client's RelayStore). Without it the scheduler does not run
-   * and ctx.schedule() is a configuration error.
-   */
-  store?: JobSource;
-  /**
-   * Which single-owner duties this process does; the scheduler sends due jobs only while it owns
-   * DUTY.scheduler. Replicas pass their LeaseKeeper; default: one process, owner of everything.
-   */
-  duties?: Duties;
-}
 
 interface Attachment {
   readonly client: AttachableClient;
@@ -159,6 +86,7 @@ export class BotRuntime {
   readonly profile: Profile;
   private readonly user = new Composer<BotContext>();
   private readonly chain: Middleware<UpdateContext>;
+  private readonly tasks: TaskManager;
   private readonly log: Logger;
   private readonly env: UpdateEnv;
   private attachment: Attachment | undefined;
@@ -182,6 +110,8 @@ export class BotRuntime {
     this.name = this.plan.name;
     this.profile = botProfile(this.plan);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
+    const now = options.clock ?? Date.now;
+    this.tasks = new TaskManager(this.name, this.plan.commands, options.tasks, this.log, now);
     this.chain = compileBot(this.plan, {
       user: this.user,
       ...(options.refusalReply !== undefined ? { refusalReply: options.refusalReply } : {}),
@@ -190,11 +120,12 @@ export class BotRuntime {
         : {}),
       ...(options.errorReply !== undefined ? { errorReply: options.errorReply } : {}),
       ...(options.wrap ? { wrap: options.wrap } : {}),
+      ...(this.tasks.enabled ? { tasks: this.tasks } : {}),
     });
     this.env = {
       plan: this.plan,
       log: this.log,
-      now: options.clock ?? Date.now,
+      now,
       session: options.session,
       jobsEnabled: () => this.jobsEnabled,
       self: (deps) => this.self(deps),
@@ -214,6 +145,11 @@ export class BotRuntime {
   use(...mw: MiddlewareLike<BotContext>[]): this {
     this.user.use(...mw);
     return this;
+  }
+
+  /** `task-cancel` messages dropped, by reason (tasks.ts). */
+  get taskCounters(): Readonly<TaskCounters> {
+    return { ...this.tasks.counters };
   }
 
   /** Every command once, in declaration order (the built-in /help last). */
@@ -276,7 +212,26 @@ export class BotRuntime {
     this.jobsEnabled = scheduler !== undefined;
     this.attachment = { client, deps, listeners, scheduler };
     const store = options.store;
-    if (store) this.track(this.endInterrupted(client, store, post, options.duties ?? SOLE_OWNER));
+    if (store) {
+      this.tasks.attach({
+        store,
+        post,
+        self: () => this.self(deps),
+        leases: taskLeasesOf(options.duties),
+        connected: () => client.connected,
+      });
+      this.track(
+        endInterruptedOnStart({
+          bot: this.name,
+          store,
+          post,
+          duties: options.duties ?? SOLE_OWNER,
+          log: this.log,
+          connected: () => client.connected,
+          halted: () => this.halted,
+        }),
+      );
+    }
   }
 
   /**
@@ -286,6 +241,8 @@ export class BotRuntime {
   async stop(): Promise<void> {
     this.halted = true;
     await this.attachment?.scheduler?.stop();
+    // Running tasks stop without a final message: their rows stay for the next owner.
+    await this.tasks.stop();
     // A detached run whose commit event is due any moment gets a grace period before it gives up.
     const settled = Promise.allSettled([...this.background]);
     await Promise.race([settled, new Promise((r) => setTimeout(r, COMMIT_GRACE_MS).unref())]);
@@ -337,25 +294,7 @@ export class BotRuntime {
     try {
       const ctx = await messageUpdate(this.env, message, reply, deps, tx);
       if (!ctx) return;
-      const detached = ctx.run.detached;
-      const chain = run(this.chain, ctx);
-      // A handler that starts typing or streaming releases the lane early (detached-run.ts): the
-      // client commits now and the rest of the handler runs in the background, stop() waiting for it.
-      const first = await Promise.race([
-        chain.then(() => 'done' as const),
-        detached?.released.then(() => 'released' as const),
-      ]);
-      if (first === 'released' && detached) {
-        this.track(
-          chain.finally(() =>
-            detached
-              .close()
-              .catch((err: unknown) => this.log.error({ err }, 'could not close a detached reply')),
-          ),
-        );
-      } else {
-        await detached?.close();
-      }
+      await runDetachable(this.chain, ctx, (w) => this.track(w), this.log);
     } catch (err) {
       // Only a bug in the runtime itself lands here; rethrowing would make the message poison.
       this.log.error({ err }, 'bot runtime failed on a message');
@@ -380,29 +319,6 @@ export class BotRuntime {
     const found = await groupEventUpdate(e, deps);
     if (!found) return;
     await run(this.chain, await membershipUpdate(this.env, found.event, deps, { info: found.info }));
-  }
-
-  /**
-   * Ends the replies a crash cut short (open-replies.ts), once the client is connected. With
-   * replicas only the scheduler's owner does it: another replica's marker may belong to a live run.
-   */
-  private async endInterrupted(
-    client: AttachableClient,
-    store: JobSource,
-    post: PostFn,
-    duties: Duties,
-  ): Promise<void> {
-    while (client.connected === false && !this.halted) {
-      await new Promise((r) => setTimeout(r, 100).unref());
-    }
-    if (this.halted || !duties.owns(DUTY.scheduler)) return;
-    const ended = await endInterruptedReplies(
-      this.name,
-      (p) => store.listConversationData(p),
-      post,
-      this.log,
-    );
-    if (ended > 0) this.log.info({ ended }, 'ended replies interrupted by a crash');
   }
 
   private startScheduler(client: AttachableClient, store: JobSource, duties: Duties): JobScheduler {

@@ -21,6 +21,7 @@ import { GROUP_COMMAND_MODES, type GroupCommandMode } from './parser.js';
 import { collectPlugins, type Plugin } from './plugin.js';
 import type { Middleware } from './composer.js';
 import type { BotContext } from './context.js';
+import type { TaskCommandOptions } from './task-types.js';
 import { resolveTyping, type TypingOption, type TypingPlan } from './typing.js';
 
 /** How long a handler may run before it is abandoned and the error reply sent (ms). */
@@ -40,6 +41,8 @@ export interface PlannedCommand {
   readonly guard: PlannedGuard | undefined;
   /** undefined for the built-in /help, which compile.ts supplies. */
   readonly handler: BoundHandler | undefined;
+  /** Set for a task command: its handler runs as a durable task (tasks.ts). */
+  readonly task?: Required<TaskCommandOptions>;
 }
 
 /** An @OnMessage handler with its filter, bound to its instance. */
@@ -215,6 +218,7 @@ function planCommand(
     usage: usageLine(meta.name, meta.args ?? []),
     guard: planGuard(meta, guards),
     handler,
+    ...(meta.task ? { task: meta.task } : {}),
   };
 }
 

@@ -3,7 +3,22 @@
  * `code`, so callers branch on codes rather than on message text.
  */
 export type RelayErrorCode =
-  'CODEC' | 'CRYPTO_VERIFY' | 'PROTOCOL' | 'TRANSPORT' | 'STORAGE' | 'CONFIG' | 'HANDLER' | 'ARGUMENT';
+  | 'CODEC'
+  | 'CRYPTO_VERIFY'
+  | 'PROTOCOL'
+  | 'TRANSPORT'
+  | 'STORAGE'
+  | 'CONFIG'
+  | 'HANDLER'
+  | 'ARGUMENT'
+  // A model server call of an agent (bots/assistant ModelError), one code per cause.
+  | 'MODEL_UNAUTHORIZED'
+  | 'MODEL_RATE_LIMITED'
+  | 'MODEL_SERVER'
+  | 'MODEL_REJECTED'
+  | 'MODEL_TIMEOUT'
+  | 'MODEL_MALFORMED'
+  | 'MODEL_UNREACHABLE';
 
 /** The base of every error relay-bot throws; branch on its `code`, not its message. */
 export class RelayError extends Error {

@@ -143,6 +143,8 @@ describe('ModelClient.stream', () => {
     });
     const err = await failure(() => collect(client({}, 'sk-secret').stream(QUESTION)));
     expect(err.reason).toBe(reason);
+    // A code of its own, like every other typed error: MODEL_ and the reason.
+    expect(err.code).toBe(`MODEL_${reason.toUpperCase().replace('-', '_')}`);
     expect(err.status).toBe(status);
     expect(err.message).toBe(`the model server answered HTTP ${status}: nope from server`);
     expect(err.message).not.toContain('sk-secret');
