@@ -119,7 +119,10 @@ export function troubleReport(client: RelayClient): () => void {
   client.on('error', () => errors++);
   return () => {
     if (errors > 0 || client.drops.total() > 0)
-      process.stderr.write(`bot child: ${errors} errors, ${client.drops.total()} inputs dropped\n`);
+      process.stderr.write(
+        `bot child: ${errors} errors, ${client.drops.total()} inputs dropped ` +
+          `${JSON.stringify(Object.fromEntries(Object.entries(client.drops.snapshot()).filter(([, n]) => n > 0)))}\n`,
+      );
   };
 }
 
