@@ -13,6 +13,7 @@
  */
 import type { Logger } from 'pino';
 import { systemLeaseTimers, type LeaseTimers } from './lease-keeper.js';
+import { checkDurationMs } from './lease-store.js';
 
 /**
  * Default time the broker link must stay down before a replica fences itself: two keepalives of
@@ -45,7 +46,10 @@ export class ReplicaFence {
   /** The fence or rejoin in progress: the next one waits for it, so they stay in order. */
   private step: Promise<void> = Promise.resolve();
 
-  constructor(private readonly deps: ReplicaFenceDeps) {}
+  /** Throws ArgumentError when fenceAfterMs is not a whole number of milliseconds from 1 up to a day. */
+  constructor(private readonly deps: ReplicaFenceDeps) {
+    checkDurationMs('replica.fenceAfterMs', deps.fenceAfterMs);
+  }
 
   /** Whether this replica is fenced now. */
   get fenced(): boolean {

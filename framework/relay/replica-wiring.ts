@@ -1,8 +1,9 @@
 /**
  * What a RelayClient does only as one replica of several (ARCHITECTURE.md "One identity, many
  * processes"): the sweeps for dead replicas' outbox rows (outbox-orphans.ts) and broker sessions
- * (slot-sessions.ts), the timers that pick up groups and bundles another replica changed, acting
- * at once on a duty just taken over, and leaving the share group on a graceful stop. Apart from
+ * (slot-sessions.ts), fencing the replica while the broker is unreachable (replica-fence.ts), the
+ * timers that pick up groups and bundles another replica changed, acting at once on a duty just
+ * taken over, and leaving the share group on a graceful stop. Apart from
  * client.ts so the client stays the wiring of one process.
  */
 import type { Logger } from 'pino';

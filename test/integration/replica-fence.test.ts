@@ -6,16 +6,23 @@
  * fences itself once its link has been down for fenceAfterMs: its duties go to B, and once its
  * heartbeat is stale B publishes A's rows and drains A's session. When the link comes back, A
  * rejoins: it beats again and competes for the duties.
+ *
+ * A dead `replicaSlot: auto` replica's session is drained as a fixed slot's is: its client id is
+ * told by the slot lease it held (dead-replicas.ts).
  */
 import {
   DUTY,
   LeaseKeeper,
+  replicaSlotLease,
   MemoryRelayStore,
   RelayClient,
   type ReceivedMessage,
   type ReplicaOptions,
 } from '../../framework/relay/index.js';
 import type { TypeOrmRelayStore } from '../../framework/store/index.js';
+import { userIdFromHex } from '../../framework/relay/identity.js';
+import { inboxTopic } from '../../framework/relay/topics.js';
+import { MqttTransport } from '../../framework/relay/transport.js';
 import { getTestBroker, testBrokers, uniqueName, type TestBroker } from '../support/broker.js';
 import { onPostgres, storeFromEnv } from '../support/child.js';
 import { until } from '../support/groups.js';
@@ -157,4 +164,55 @@ run(
     });
   },
   150_000,
+);
+
+run(
+  "a dead replicaSlot: auto replica's queued share is drained through the slot it held",
+  async () => {
+    await onPostgres(async (env) => {
+      const prefix = uniqueName('fence-auto');
+      const shareGroup = uniqueName('bots');
+      const b = await startReplica(env, broker.url, prefix, shareGroup, 1);
+      const peer = await RelayClient.create({
+        store: new MemoryRelayStore(),
+        broker: { url: broker.url },
+        topicPrefix: prefix,
+      });
+      const got: string[] = [];
+      peer.on('message', (m) => got.push(String(m.content.content)));
+      await peer.start();
+      cleanups.push(() => peer.stop());
+      await peer.send(b.client.userId, 'hello');
+      await until(() => got.includes('echo: hello'), 30_000, 'the first echo');
+
+      // An auto replica as `relay-bot start` leaves one killed with SIGKILL: registered under an id
+      // that names no slot, holding slot 5's lease, its broker session in the share group.
+      const dead = `${shareGroup}/host-0badf00d`;
+      await b.store.leases.registerReplica({ replicaId: dead });
+      expect(await b.store.leases.acquireLease(replicaSlotLease(5), dead, TTL_MS)).toBeDefined();
+      const session = new MqttTransport({
+        url: broker.url,
+        clientId: `relay-${b.client.userId}-5`,
+        shareGroup,
+      });
+      session.onMessage(async () => undefined);
+      await session.connect();
+      await session.subscribe(inboxTopic(prefix, userIdFromHex(b.client.userId)), {
+        qos: 1,
+        shared: true,
+      });
+      await session.end({ force: true });
+
+      // Round robin hands some of these to the dead session; once it is stale, B drains it.
+      const commands = ['a1', 'a2', 'a3', 'a4', 'a5', 'a6'];
+      for (const c of commands) await peer.send(b.client.userId, c);
+      await until(
+        () => commands.every((c) => got.includes(`echo: ${c}`)),
+        30_000,
+        "every command, those queued in the dead auto replica's session included",
+      );
+      expect(got.length).toBe(new Set(got).size);
+    });
+  },
+  90_000,
 );

@@ -6,6 +6,7 @@
 import { pino } from 'pino';
 import type { LeaseTimers } from '../../framework/relay/lease-keeper.js';
 import { ReplicaFence } from '../../framework/relay/replica-fence.js';
+import { ArgumentError } from '../../framework/relay/errors.js';
 
 class Timers implements LeaseTimers {
   t = 0;
@@ -90,4 +91,14 @@ test('a stopped fence neither fences nor rejoins', async () => {
   await timers.advance(5000);
   up();
   expect(calls).toEqual([]);
+});
+
+test('a fenceAfterMs that is not a positive whole number of milliseconds is refused, naming the option', () => {
+  const deps = {
+    membership: { fence: async () => undefined, rejoin: async () => undefined },
+    connected: () => true,
+    log: pino({ level: 'silent' }),
+  };
+  expect(() => new ReplicaFence({ ...deps, fenceAfterMs: 0 })).toThrow(/replica\.fenceAfterMs/);
+  expect(() => new ReplicaFence({ ...deps, fenceAfterMs: 1.5 })).toThrow(ArgumentError);
 });
