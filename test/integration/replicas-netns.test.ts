@@ -294,13 +294,14 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       const mlsOf = async (bot: RunningBot): Promise<number> =>
         (await metricLine(bot, 'relay_drops_total{reason="mls"')) || 0;
       const mlsDropsA = (await mlsOf(botA)) + (await mlsOf(botB));
-      // KNOWN DEFECT (issue #13), seen in 6 of the 7 runs that got this far: the commands the broker held for A while it was
-      // cut off reach A once it is back, and A drops them as undecryptable (reason mls): B has taken
-      // those peers' conversations further meanwhile, and the keys of the skipped generations are
-      // gone (most likely ts-mls's retainKeysForGenerations: 10, framework/relay/mls/context.ts).
-      // Nothing answers them. Until that is fixed this asserts only that every lost command is one A
-      // dropped that way, none lost otherwise; then it should be `expect(lost).toEqual([])`. Since
-      // the slot-session drain, B may be the one that gets (and drops) them: both replicas count.
+      // Was a KNOWN DEFECT (issue #13), seen in 6 of 7 runs: the commands the broker held for A while
+      // it was cut off reached A once it was back, and A dropped them as undecryptable (reason mls):
+      // B had taken those peers' conversations further, skipping more generations than ts-mls's
+      // default of 10 kept keys for. The retention is now 128 (docs/protocol.md §14 "Key
+      // retention"); 3 runs since: 0 lost, 0 mls drops, but one of them failed on A's
+      // relay_mqtt_connected above (not yet reconnected on a machine at load 30), so this still
+      // asserts only that every lost command is one the replicas dropped that way; make it
+      // `expect(lost).toEqual([])` once the whole test passes 3 of 3.
       expect(lost.length).toBeLessThanOrEqual(mlsDropsA);
       console.log(
         `two hosts: ${sent.length} commands; before the cut A took ${inA}, B ${inB} messages; ` +
