@@ -140,8 +140,11 @@ export class AgentCommands {
   private async profile([who]: string[]): Promise<void> {
     const here = this.d.current();
     let id: string;
-    if (who !== undefined) id = resolveUser(who, this.d.known());
-    else if (here?.kind === 'direct') id = here.id;
+    if (who !== undefined) {
+      // A group's members, read now: the session loads them only on a terminal (for completions).
+      const info = here?.kind === 'group' ? await this.d.client.group(here.id) : undefined;
+      id = resolveUser(who, [...this.d.known(), ...(info?.members.map((m) => m.userId) ?? [])]);
+    } else if (here?.kind === 'direct') id = here.id;
     else throw new ChatError('usage: /profile <user_id or prefix>  (in a direct conversation: /profile)');
     const seen = await this.d.profiles.load(id);
     for (const line of profileLines(id, seen)) this.d.print(line);

@@ -2,27 +2,18 @@
  * The state and commands of `relay-bot chat`: the current conversation (a peer or a group), the
  * direct peers, and the slash commands. Every line runs in order on one chain, so lines piped in
  * act one after the other (a group is created before the next line posts to it); incoming messages
- * and group events are printed as they come (incoming.ts words each content type; agent-commands.ts
- * has the commands about messages and bots).
+ * and group events are printed as they come (incoming.ts words each content type; the commands
+ * about messages and bots are agent-commands.ts, the group commands group-commands.ts).
  */
 import type { GroupEvent, GroupInfo, ReceivedMessage, RelayClient } from '../../framework/relay/index.js';
 import { UsageError } from '../errors.js';
-import { isUserIdHex } from '../user-id.js';
 import { AgentCommands, sendTo, type Command } from './agent-commands.js';
 import { sentLine } from './content-lines.js';
-import {
-  groupEventLine,
-  groupLabel,
-  groupListLines,
-  HELP,
-  memberLines,
-  printable,
-  short,
-  type Conversation,
-} from './format.js';
+import { groupEventLine, groupLabel, HELP, printable, short, type Conversation } from './format.js';
 import { IncomingView, type ChatOutput } from './incoming.js';
 import { completeLine, conversationUsers, ProfileBook } from './profiles.js';
-import { ChatError, findGroup, findPeer, resolveUser, resolveUsers } from './resolve.js';
+import { GroupCommands } from './group-commands.js';
+import { ChatError, findGroup, findPeer, resolveUser } from './resolve.js';
 
 /** What the chat uses of RelayClient. */
 export type ChatClient = Pick<
@@ -49,10 +40,6 @@ export interface ChatSessionOptions {
   completions?: boolean;
 }
 
-const GROUP_USAGE = 'usage: /group create <name> <user_id>...  or  /group use <group_id|name|number>';
-const NEED_GROUP =
-  'is for groups. Fix: /group use <group> first (see /groups), or /group create <name> <user_id>...';
-
 export class ChatSession {
   readonly peers: string[];
   current: Conversation | undefined;
@@ -70,12 +57,6 @@ export class ChatSession {
     '/switch': (a) => this.switchPeer(a[0]),
     '/add': (a) => this.addPeer(a[0]),
     '/chathelp': () => this.print(HELP),
-    '/groups': () => this.listGroups(),
-    '/group': (a) => this.groupCommand(a),
-    '/members': () => this.members(),
-    '/invite': (a) => this.invite(a),
-    '/remove': (a) => this.remove(a),
-    '/leave': () => this.leave(),
   };
 
   constructor(
@@ -101,7 +82,26 @@ export class ChatSession {
       current: () => this.current,
       known: () => [...this.peers, ...this.groupMembers],
     });
-    Object.assign(this.commands, agent.commands());
+    const groups = new GroupCommands({
+      client,
+      print,
+      peers: this.peers,
+      current: () => this.current,
+      label: (id) => this.label(id),
+      name: (id) => this.names.get(id),
+      remember: (id, name) => this.remember(id, name),
+      loadGroups: () => this.loadGroups(),
+      use: (g) => this.use(g),
+    });
+    Object.assign(this.commands, {
+      '/groups': () => groups.listGroups(),
+      '/group': (a: string[]) => groups.group(a),
+      '/members': () => groups.members(),
+      '/invite': (a: string[]) => groups.invite(a),
+      '/remove': (a: string[]) => groups.remove(a),
+      '/leave': () => groups.leave(),
+      ...agent.commands(),
+    });
     this.preloadProfiles();
   }
 
@@ -298,98 +298,8 @@ export class ChatSession {
 
   // ------------------------------------------------------------------ groups
 
-  private async groupCommand([sub, ...rest]: string[]): Promise<void> {
-    if (sub === 'create') return this.create(rest);
-    if (sub !== 'use' || rest.length !== 1) throw new ChatError(GROUP_USAGE);
-    const groups = await this.loadGroups();
-    this.use(findGroup(groups, rest[0]!, (g) => this.names.get(g.groupId)));
-  }
-
   private use(g: { groupId: string }): void {
     this.setCurrent({ kind: 'group', id: g.groupId });
     this.print(`now in ${this.label(g.groupId)} (${g.groupId})`);
-  }
-
-  private async create([name, ...refs]: string[]): Promise<void> {
-    if (name === undefined) throw new ChatError(GROUP_USAGE);
-    if (isUserIdHex(name.toLowerCase())) {
-      throw new ChatError(`"${name}" is a user id, not a group name. Fix: /group create <name> <user_id>...`);
-    }
-    const ids = resolveUsers(refs, this.peers);
-    const info = await this.client.createGroup(ids, { name });
-    this.remember(info.groupId, info.name ?? name);
-    const invited = ids.length ? `, invited ${ids.map(short).join(', ')}` : '';
-    this.print(`created ${this.label(info.groupId)} with ${info.members.length} members${invited}`);
-    this.use(info);
-  }
-
-  private async listGroups(): Promise<void> {
-    const groups = await this.loadGroups();
-    for (const line of groupListLines(groups, this.current, (g) => this.label(g.groupId))) this.print(line);
-  }
-
-  /** The current group, freshly read; a ChatError outside a group or after leaving it. */
-  private async currentGroup(command: string): Promise<GroupInfo> {
-    const current = this.current;
-    if (current?.kind !== 'group') throw new ChatError(`${command} ${NEED_GROUP}`);
-    const info = await this.client.group(current.id);
-    if (!info)
-      throw new ChatError(`you are no longer in ${this.label(current.id)}; /groups lists your groups`);
-    return info;
-  }
-
-  private async members(): Promise<void> {
-    const info = await this.currentGroup('/members');
-    for (const line of memberLines(info, this.client.userId, this.label(info.groupId))) this.print(line);
-  }
-
-  private async invite(refs: string[]): Promise<void> {
-    const info = await this.currentGroup('/invite');
-    if (refs.length === 0) throw new ChatError('usage: /invite <user_id>...');
-    const ids = resolveUsers(refs, this.peers);
-    const already = ids.filter((id) => info.members.some((m) => m.userId === id));
-    if (already.length) {
-      throw new ChatError(`${already.join(', ')} is in ${this.label(info.groupId)} already; see /members`);
-    }
-    await this.client.addToGroup(info.groupId, ids);
-    this.printChange(info, ids, { done: 'invited', asked: 'add', where: 'to' });
-  }
-
-  private async remove(refs: string[]): Promise<void> {
-    const info = await this.currentGroup('/remove');
-    if (refs.length === 0) throw new ChatError('usage: /remove <user_id>...');
-    const members: string[] = info.members.map((m) => m.userId);
-    const ids = resolveUsers(refs, members);
-    if (ids.includes(this.client.userId)) throw new ChatError('that is you. Fix: /leave to leave the group');
-    const strangers = ids.filter((id) => !members.includes(id));
-    if (strangers.length) {
-      throw new ChatError(`${strangers.join(', ')} is not in ${this.label(info.groupId)}; see /members`);
-    }
-    await this.client.removeFromGroup(info.groupId, ids);
-    this.printChange(info, ids, { done: 'removed', asked: 'remove', where: 'from' });
-  }
-
-  /** After /invite or /remove: done when we are the committer, else asked of the committer. */
-  private printChange(
-    info: GroupInfo,
-    ids: readonly string[],
-    words: { done: string; asked: string; where: 'to' | 'from' },
-  ): void {
-    const who = ids.map(short).join(', ');
-    const group = `${words.where} ${this.label(info.groupId)}`;
-    this.print(
-      info.isCommitter
-        ? `${words.done} ${who} ${group}`
-        : `asked the committer ${short(info.committer)} to ${words.asked} ${who} ${group}`,
-    );
-  }
-
-  private async leave(): Promise<void> {
-    const info = await this.currentGroup('/leave');
-    await this.client.leaveGroup(info.groupId);
-    // Alone in the group, we are out at once (the 'left' event came already).
-    if (this.current?.kind === 'group' && this.current.id === info.groupId) {
-      this.print(`leaving ${this.label(info.groupId)}: done once a member commits it`);
-    }
   }
 }

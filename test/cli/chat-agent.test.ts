@@ -333,6 +333,10 @@ test('group: a stream, actions with /choose and a task, named by group and sende
     const like = await chat.send('/like');
     await chat.waitFor(new RegExp(`^${tag} reacted 👍 to \\(${like}\\) "/like"$`));
 
+    // In a group /profile takes a member's id prefix.
+    mark = chat.type(`/profile ${agent.userId.slice(0, 6)}`);
+    await chat.waitFor(new RegExp(`^${agent.userId}: a bot \\(signed profile\\)$`), mark);
+
     const { code } = await chat.end();
     expect(code).toBe(0);
     expect(chat.lines.filter((l) => l.startsWith('!'))).toEqual([]);
