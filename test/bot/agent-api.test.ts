@@ -1,14 +1,13 @@
 /**
  * The agent API of BotContext: react/edit/delete/actions (replies with ids), @OnAction/@OnReaction
  * routing, typing (rate limit, automatic), stream (coalescing, final text, failure), the detached
- * run's durable marker, the renewable time limit and the start-up end of interrupted replies.
+ * run's durable marker and the renewable time limit (the start-up end of interrupted replies:
+ * open-replies.test.ts).
  */
 import { jest } from '@jest/globals';
-import { pino } from 'pino';
 import {
   Bot,
   BotRuntime,
-  INTERRUPTED_REPLY,
   MemoryDataStore,
   OnAction,
   OnCommand,
@@ -18,8 +17,6 @@ import {
   StreamPacer,
   TOMBSTONE,
   decodeOpenReply,
-  endInterruptedReplies,
-  openReplyKey,
   openReplyPrefix,
   type BotContext,
   type PostFn,
@@ -508,61 +505,6 @@ describe('StreamPacer', () => {
 });
 
 describe('replies interrupted by a crash', () => {
-  test('markers left behind are ended with INTERRUPTED_REPLY (the stream final when named) and deleted', async () => {
-    const store = new MemoryDataStore();
-    const tx = store.transaction();
-    tx.saveData(
-      openReplyKey('Agent', 'r1'),
-      JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q1' }),
-    );
-    tx.saveData(
-      openReplyKey('Agent', 'r2'),
-      JSON.stringify({ to: { kind: 'group', id: GROUP_ID }, replyTo: 'q2', stream: 's2' }),
-    );
-    tx.saveData(openReplyKey('Other', 'r3'), JSON.stringify({ to: { kind: 'direct', id: ALICE } }));
-    tx.saveData(openReplyKey('Agent', 'r4'), 'not json at all');
-    const p = poster(store);
-    const ended = await endInterruptedReplies(
-      'Agent',
-      (x) => store.listConversationData(x),
-      p.post,
-      pino({ level: 'silent' }),
-    );
-    expect(ended).toBe(2);
-    expect(p.posted.map((x) => [x.to, x.content])).toEqual([
-      [
-        { kind: 'direct', id: ALICE },
-        { content: INTERRUPTED_REPLY, replyTo: 'q1' },
-      ],
-      [
-        { kind: 'group', id: GROUP_ID },
-        { type: 'text', id: 's2', content: INTERRUPTED_REPLY, replyTo: 'q2' },
-      ],
-    ]);
-    expect(store.get(openReplyKey('Agent', 'r1'))).toBe(TOMBSTONE);
-    expect(store.get(openReplyKey('Agent', 'r2'))).toBe(TOMBSTONE);
-    expect(store.get(openReplyKey('Other', 'r3'))).not.toBe(TOMBSTONE);
-  });
-
-  test('a marker whose stream final went out (answered) is ended with the lost typing stop, not "interrupted"', async () => {
-    const store = new MemoryDataStore();
-    store
-      .transaction()
-      .saveData(
-        openReplyKey('Agent', 'r5'),
-        JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q5', answered: true }),
-      );
-    const p = poster(store);
-    await endInterruptedReplies(
-      'Agent',
-      (x) => store.listConversationData(x),
-      p.post,
-      pino({ level: 'silent' }),
-    );
-    expect(p.posted.map((x) => x.content)).toEqual([{ type: 'typing', state: 'stop', content: '' }]);
-    expect(store.get(openReplyKey('Agent', 'r5'))).toBe(TOMBSTONE);
-  });
-
   test('a stream final (whole or failed) marks the run answered in the same commit', async () => {
     const { bot, rt, handle, posted } = setup();
     await handle(textMessage('/stream', { id: 'q6' }));

@@ -1,0 +1,93 @@
+/**
+ * The start-up end of replies a crash cut short (open-replies.ts): markers left behind are ended
+ * with INTERRUPTED_REPLY, or with the lost `typing stop` when their run had answered already.
+ */
+import { pino } from 'pino';
+import {
+  INTERRUPTED_REPLY,
+  MemoryDataStore,
+  TOMBSTONE,
+  endInterruptedReplies,
+  openReplyKey,
+  type PostFn,
+  type PostTarget,
+} from '../../framework/bot/index.js';
+import type { ContentInput } from '../../framework/relay/content.js';
+import { ALICE, GROUP_ID } from './helpers.js';
+
+interface Posted {
+  to: PostTarget;
+  content: ContentInput;
+  data: Array<{ conversationId: string; json: string }>;
+}
+
+/** A stand-in for the client's commit-then-publish send: records, and commits `data` into `store`. */
+function poster(store: MemoryDataStore): { posted: Posted[]; post: PostFn } {
+  const posted: Posted[] = [];
+  const tx = store.transaction();
+  return {
+    posted,
+    post: async (to, content, data) => {
+      posted.push({ to, content, data });
+      for (const d of data) tx.saveData(d.conversationId, d.json);
+      return { id: content.id ?? 'x' };
+    },
+  };
+}
+
+describe('replies interrupted by a crash', () => {
+  test('markers left behind are ended with INTERRUPTED_REPLY (the stream final when named) and deleted', async () => {
+    const store = new MemoryDataStore();
+    const tx = store.transaction();
+    tx.saveData(
+      openReplyKey('Agent', 'r1'),
+      JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q1' }),
+    );
+    tx.saveData(
+      openReplyKey('Agent', 'r2'),
+      JSON.stringify({ to: { kind: 'group', id: GROUP_ID }, replyTo: 'q2', stream: 's2' }),
+    );
+    tx.saveData(openReplyKey('Other', 'r3'), JSON.stringify({ to: { kind: 'direct', id: ALICE } }));
+    tx.saveData(openReplyKey('Agent', 'r4'), 'not json at all');
+    const p = poster(store);
+    const ended = await endInterruptedReplies(
+      'Agent',
+      (x) => store.listConversationData(x),
+      p.post,
+      pino({ level: 'silent' }),
+    );
+    expect(ended).toBe(2);
+    expect(p.posted.map((x) => [x.to, x.content])).toEqual([
+      [
+        { kind: 'direct', id: ALICE },
+        { content: INTERRUPTED_REPLY, replyTo: 'q1' },
+      ],
+      [
+        { kind: 'group', id: GROUP_ID },
+        { type: 'text', id: 's2', content: INTERRUPTED_REPLY, replyTo: 'q2' },
+      ],
+    ]);
+    expect(store.get(openReplyKey('Agent', 'r1'))).toBe(TOMBSTONE);
+    expect(store.get(openReplyKey('Agent', 'r2'))).toBe(TOMBSTONE);
+    expect(store.get(openReplyKey('Other', 'r3'))).not.toBe(TOMBSTONE);
+  });
+
+  test('a marker whose stream final went out (answered) is ended with the lost typing stop, not "interrupted"', async () => {
+    const store = new MemoryDataStore();
+    store
+      .transaction()
+      .saveData(
+        openReplyKey('Agent', 'r5'),
+        JSON.stringify({ to: { kind: 'direct', id: ALICE }, replyTo: 'q5', answered: true }),
+      );
+    const p = poster(store);
+    await endInterruptedReplies(
+      'Agent',
+      (x) => store.listConversationData(x),
+      p.post,
+      pino({ level: 'silent' }),
+    );
+    expect(p.posted.map((x) => x.content)).toEqual([{ type: 'typing', state: 'stop', content: '' }]);
+    expect(store.get(openReplyKey('Agent', 'r5'))).toBe(TOMBSTONE);
+  });
+});
