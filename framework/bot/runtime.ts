@@ -16,6 +16,7 @@ import { pino, type Logger } from 'pino';
 import type { ReceivedMessage, RelayClient, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
 import { DUTY, SOLE_OWNER, type Duties } from '../relay/duties.js';
+import { BotAttachments, type BotAttachmentOptions } from './attachments.js';
 import { compileBot, type WrapRuntimeMiddleware } from './compile.js';
 import { Composer, run, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, BotSelf, HandleDeps, ReplyFn } from './context.js';
@@ -101,6 +102,8 @@ export interface BotRuntimeOptions {
    * every 5000 ms); `false` turns it off. Like ctx.typing(), it commits the message early.
    */
   typing?: TypingOption;
+  /** Attachments: the blob store for files over 64 KiB, and limits on received ones. */
+  attachments?: BotAttachmentOptions;
 }
 
 /**
@@ -157,6 +160,8 @@ export class BotRuntime {
    * as `RelayClientOptions.profile`, as `relay-bot start` does.
    */
   readonly profile: Profile;
+  /** Sends and opens attachments; `attachments.drops` counts the received ones dropped. */
+  readonly attachments: BotAttachments;
   private readonly user = new Composer<BotContext>();
   private readonly chain: Middleware<UpdateContext>;
   private readonly log: Logger;
@@ -182,6 +187,7 @@ export class BotRuntime {
     this.name = this.plan.name;
     this.profile = botProfile(this.plan);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
+    this.attachments = new BotAttachments(options.attachments);
     this.chain = compileBot(this.plan, {
       user: this.user,
       ...(options.refusalReply !== undefined ? { refusalReply: options.refusalReply } : {}),
@@ -203,6 +209,7 @@ export class BotRuntime {
       newId: randomUUID,
       typing: new TypingLimiter(),
       timers: systemTimers,
+      attachments: this.attachments,
     };
   }
 
