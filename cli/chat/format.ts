@@ -43,6 +43,7 @@ export const HELP = [
   '  /invite <user_id>...            invite users to the current group',
   '  /remove <user_id>...            remove members from the current group',
   '  /leave                          leave the current group',
+  '  /attach <path>                  send a file (received files are saved under attachments.downloadDir)',
   '  /chathelp  /quit',
   '  //text                          sends /text as it is: //leave sends /leave to a bot, //echo hi sends /echo hi',
   'user ids: 32 hex characters, or a unique prefix (4+) of a peer or member',

@@ -6,6 +6,7 @@
 import readline from 'node:readline';
 import { HELP, promptOf } from './format.js';
 import { ChatSession, type ChatClient } from './session.js';
+import type { ChatFiles } from './attachments.js';
 
 export interface ChatIo {
   input: NodeJS.ReadableStream;
@@ -21,6 +22,8 @@ export interface ChatOptions {
   group?: string;
   /** With piped input: how long to keep printing after EOF, for the replies on their way. */
   drainMs: number;
+  /** /attach and saving received files; without it attachments show as their text. */
+  files?: ChatFiles;
 }
 
 function printer(io: ChatIo, rl: () => readline.Interface | undefined): (line: string) => void {
@@ -51,7 +54,7 @@ function readLines(session: ChatSession, rl: readline.Interface, interactive: bo
 export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions): Promise<void> {
   let rl: readline.Interface | undefined;
   const print = printer(io, () => rl);
-  const session = new ChatSession(client, opts.peers, print);
+  const session = new ChatSession(client, opts.peers, print, opts.files);
   session.onChange = () => rl?.setPrompt(promptOf(session.current, (id) => session.label(id)));
   const detach = session.attach();
   try {

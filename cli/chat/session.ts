@@ -21,6 +21,8 @@ import {
   type Conversation,
 } from './format.js';
 import { ChatError, findGroup, findPeer, resolveUser, resolveUsers } from './resolve.js';
+import type { ChatFiles } from './attachments.js';
+import type { AttachmentContent, ContentInput } from '../../framework/relay/index.js';
 
 /** What the chat uses of RelayClient. */
 export type ChatClient = Pick<
@@ -63,12 +65,14 @@ export class ChatSession {
     '/invite': (a) => this.invite(a),
     '/remove': (a) => this.remove(a),
     '/leave': () => this.leave(),
+    '/attach': async (a) => this.print(await this.needFiles().attach(a.join(' '), (c) => this.post(c))),
   };
 
   constructor(
     private readonly client: ChatClient,
     peers: readonly string[],
     private readonly print: (line: string) => void,
+    private readonly files?: ChatFiles,
   ) {
     this.peers = [...new Set(peers)];
     this.current = this.peers[0] === undefined ? undefined : { kind: 'direct', id: this.peers[0] };
@@ -160,6 +164,8 @@ export class ChatSession {
   private incoming(m: ReceivedMessage): void {
     // Typing notices are not lines of the conversation (PROTOCOL.md §8: never stored, lapse in 10 s).
     if (isEphemeralContent(m.content)) return;
+    if (m.content.type === 'attachment' && this.files)
+      return this.incomingFile(m, m.content as AttachmentContent);
     if (m.conversation.kind === 'group') {
       this.remember(m.conversation.groupId, m.conversation.name);
       this.print(groupMessageLine(this.label(m.conversation.groupId), m.from, m.content.content));
@@ -167,6 +173,26 @@ export class ChatSession {
     }
     if (!this.peers.includes(m.from)) this.peers.push(m.from);
     this.print(directMessageLine(m.from, m.content.content));
+  }
+
+  /** Saved (or refused) in the background; the line comes when it is done. */
+  private incomingFile(m: ReceivedMessage, c: AttachmentContent): void {
+    const line = (t: string): string =>
+      m.conversation.kind === 'group'
+        ? groupMessageLine(this.label(m.conversation.groupId), m.from, t)
+        : directMessageLine(m.from, t);
+    void this.files!.save(c).then(
+      (t) => this.print(line(t)),
+      (e: unknown) => this.printError(e),
+    );
+  }
+
+  private needFiles(): ChatFiles {
+    if (!this.files)
+      throw new ChatError(
+        '/attach needs the attachments config (attachments.downloadDir, attachments.store)',
+      );
+    return this.files;
   }
 
   private groupEvent(e: GroupEvent): void {
@@ -193,7 +219,7 @@ export class ChatSession {
 
   // ------------------------------------------------------------------ posting
 
-  private async post(text: string): Promise<void> {
+  private async post(text: string | ContentInput): Promise<void> {
     const to = this.current;
     if (!to) {
       throw new ChatError(
