@@ -63,7 +63,9 @@ export interface ReactionMeta {
 
 /** An @OnAttachment handler: `mediaType` a media type or prefix (`image/`) it answers, or every file. */
 export interface AttachmentMeta {
+  /** The decorated method. */
   readonly method: string | symbol;
+  /** The media type, or a prefix ending in `/`; undefined: every file. */
   readonly mediaType?: string;
 }
 

@@ -63,7 +63,9 @@ export interface PlannedReactionHandler {
 
 /** An @OnAttachment handler: `mediaType` undefined answers every file. */
 export interface PlannedAttachmentHandler {
+  /** The media type, or a prefix ending in `/`; undefined: every file. */
   readonly mediaType: string | undefined;
+  /** The bound method. */
   readonly handler: BoundHandler;
 }
 
@@ -83,6 +85,7 @@ export interface BotPlan {
   readonly messages: readonly PlannedMessageHandler[];
   readonly actions: readonly PlannedActionHandler[];
   readonly reactions: readonly PlannedReactionHandler[];
+  /** @OnAttachment handlers, in declaration order. */
   readonly attachments: readonly PlannedAttachmentHandler[];
   /** Automatic typing while a handler runs, or false. */
   readonly typing: TypingPlan;

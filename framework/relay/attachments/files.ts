@@ -28,16 +28,21 @@ export interface AttachmentFile {
   name: string;
   /** Its media type, e.g. `image/png`; default `application/octet-stream`. */
   mediaType?: string;
+  /** The file's content. */
   bytes: Uint8Array;
 }
 
 /** A received file whose size and SHA-256 were checked against the bytes. */
 export interface ReceivedFile {
+  /** The name the sender gave (not a safe path: strip directories before saving). */
   readonly name: string;
+  /** The media type the sender declared (`mime` on the wire). */
   readonly mediaType: string;
+  /** Its length in bytes, as declared and checked. */
   readonly size: number;
   /** Lowercase hex SHA-256 of `bytes`. */
   readonly sha256: string;
+  /** The file's content. */
   readonly bytes: Uint8Array;
 }
 
@@ -64,14 +69,17 @@ export type AttachmentDropReason = (typeof ATTACHMENT_DROP_REASONS)[number];
 export class AttachmentDropCounters {
   private readonly counts = new Map<AttachmentDropReason, number>(ATTACHMENT_DROP_REASONS.map((r) => [r, 0]));
 
+  /** Counts one drop. */
   increment(reason: AttachmentDropReason): void {
     this.counts.set(reason, this.get(reason) + 1);
   }
 
+  /** The drops of one reason so far. */
   get(reason: AttachmentDropReason): number {
     return this.counts.get(reason) ?? 0;
   }
 
+  /** Every reason's count. */
   snapshot(): Record<AttachmentDropReason, number> {
     return Object.fromEntries(this.counts) as Record<AttachmentDropReason, number>;
   }

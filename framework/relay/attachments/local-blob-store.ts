@@ -21,6 +21,7 @@ export interface LocalDirectoryBlobStoreOptions {
 
 /** Blobs as files in one directory; see the module comment for the URLs it gives. */
 export class LocalDirectoryBlobStore implements BlobStore {
+  /** The absolute directory the blobs are in. */
   readonly dir: string;
   private readonly base: string;
 
@@ -36,6 +37,7 @@ export class LocalDirectoryBlobStore implements BlobStore {
     this.base = (pub ?? pathToFileURL(this.dir).href).replace(/\/+$/, '') + '/';
   }
 
+  /** BlobStore.put: writes the blob under a fresh random name, returns its URL. */
   async put(bytes: Uint8Array): Promise<string> {
     await mkdir(this.dir, { recursive: true });
     const name = blobName((n) => randomBytes(n));
@@ -44,10 +46,12 @@ export class LocalDirectoryBlobStore implements BlobStore {
     return this.base + name;
   }
 
+  /** BlobStore.owns: one of this store's URLs. */
   owns(url: string): boolean {
     return this.nameOf(url) !== undefined;
   }
 
+  /** BlobStore.get: the blob, at most `maxBytes`, or why not. */
   async get(url: string, maxBytes: number): Promise<BlobRead> {
     const name = this.nameOf(url);
     if (name === undefined) return { ok: false, reason: 'fetch' };
@@ -70,6 +74,7 @@ export class LocalDirectoryBlobStore implements BlobStore {
     }
   }
 
+  /** BlobStore.delete: removes the blob; a missing one is fine. */
   async delete(url: string): Promise<void> {
     const name = this.nameOf(url);
     if (name !== undefined) await rm(join(this.dir, name), { force: true });

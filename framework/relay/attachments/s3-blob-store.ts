@@ -19,11 +19,15 @@ export const MAX_PRESIGNED_URL_SECONDS = 7 * 24 * 3600;
 export interface S3BlobStoreOptions {
   /** The service's base URL, e.g. `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:9000`. */
   endpoint: string;
+  /** The bucket the blobs go in (it must exist). */
   bucket: string;
   /** Signing region (default `us-east-1`, what most S3-compatible servers expect). */
   region?: string;
+  /** The access key id of credentials that may put, get and delete in the bucket. */
   accessKeyId: string;
+  /** Its secret (from the environment, not a config file). */
   secretAccessKey: string;
+  /** For temporary credentials. */
   sessionToken?: string;
   /** Prepended to object names, e.g. `relay/`. */
   prefix?: string;
@@ -71,6 +75,7 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
+  /** BlobStore.put: writes the blob under a fresh random name, returns its URL. */
   async put(bytes: Uint8Array): Promise<string> {
     const name = blobName((n) => randomBytes(n));
     const res = await this.client.fetch(this.objectBase + name, {
@@ -88,10 +93,12 @@ export class S3BlobStore implements BlobStore {
     return signed.url;
   }
 
+  /** BlobStore.owns: one of this store's URLs. */
   owns(url: string): boolean {
     return this.nameOf(url) !== undefined;
   }
 
+  /** BlobStore.get: the blob, at most `maxBytes`, or why not. */
   async get(url: string, maxBytes: number, signal?: AbortSignal): Promise<BlobRead> {
     const name = this.nameOf(url);
     if (name === undefined) return { ok: false, reason: 'fetch' };
@@ -107,6 +114,7 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
+  /** BlobStore.delete: removes the blob; a missing one is fine. */
   async delete(url: string): Promise<void> {
     const name = this.nameOf(url);
     if (name === undefined) return;
