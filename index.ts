@@ -34,6 +34,10 @@ export { MemoryRelayStore } from './framework/relay/index.js';
 export { createRelayStore, TypeOrmRelayStore } from './framework/store/index.js';
 export type { CreateRelayStoreOptions } from './framework/store/index.js';
 
+// Attachments: where files over 64 KiB go (encrypted), and what ctx.attachments holds.
+export { LocalDirectoryBlobStore, S3BlobStore } from './framework/relay/index.js';
+export type { BlobStore, AttachmentFile, ReceivedFile } from './framework/relay/index.js';
+
 // Middleware: everything a bot does runs as (ctx, next).
 export { Composer } from './framework/bot/index.js';
 

@@ -13,6 +13,7 @@ import {
 } from '../framework/relay/index.js';
 import { LOG_FORMATS } from './log.js';
 import { isUserIdHex } from './user-id.js';
+import { ATTACHMENTS_ENV, ATTACHMENTS_FIX, attachmentsSchema } from './attachments-config.js';
 
 export const DEFAULT_CONFIG_FILES = ['bot.yaml', 'bot.yml', 'bot.json'];
 export const DEFAULT_BOT_SQLITE = './data/relay.sqlite';
@@ -166,6 +167,8 @@ export const configSchema = z.strictObject({
       host: z.string().min(1).default(DEFAULT_METRICS_HOST),
     })
     .default({ host: DEFAULT_METRICS_HOST }),
+  /** Attachments (PROTOCOL.md §8): blob store, size limit, chat download directory. */
+  attachments: attachmentsSchema,
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -218,6 +221,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvK
   { env: 'RELAY_METRICS_PORT', key: 'metrics.port', kind: 'int' },
   { env: 'RELAY_METRICS_HOST', key: 'metrics.host', kind: 'string' },
   { env: 'RELAY_GROUPS_ALLOW_INVITES_FROM', key: 'groups.allowInvitesFrom', kind: 'list' },
+  ...ATTACHMENTS_ENV,
 ];
 
 /** How to fix each key, for error messages. */
@@ -247,4 +251,5 @@ export const FIX: Record<string, string> = {
   'groups.maxTreeNodes': `use a whole number from 2 × groups.maxMembers − 1 (${treeNodesFor(MAX_GROUP_MEMBERS)} for ${MAX_GROUP_MEMBERS} members) to ${MAX_TREE_NODES_LIMIT} (default 2047), or lower groups.maxMembers`,
   'groups.commitDelayMs': `use a whole number of milliseconds from 1 to ${MAX_COMMIT_DELAY_MS} (default 200)`,
   groups: 'use a mapping with allowInvitesFrom, maxMembers, maxTreeNodes and commitDelayMs',
+  ...ATTACHMENTS_FIX,
 };

@@ -49,6 +49,7 @@ export const HELP = [
   '  /choose <k>, /choose <n> <k>    answer the newest buttons here with choice k, or those of message n',
   '  /cancel <n>                     cancel task n',
   "  /profile [user_id]              a bot's signed profile: description and commands (Tab completes them)",
+  '  /attach <path>                  send a file (received files are saved under attachments.downloadDir)',
   '  /chathelp  /quit',
   '  //text                          sends /text as it is: //leave sends /leave to a bot, //echo hi sends /echo hi',
   'user ids: 32 hex characters, or a unique prefix (4+) of a peer or member',

@@ -8,6 +8,7 @@ import readline from 'node:readline';
 import { short, HELP, promptOf } from './format.js';
 import { ChatSession, type ChatClient } from './session.js';
 import { TerminalLines } from './terminal.js';
+import type { ChatFiles } from './attachments.js';
 
 export interface ChatIo {
   input: NodeJS.ReadableStream;
@@ -23,6 +24,8 @@ export interface ChatOptions {
   group?: string;
   /** With piped input: how long to keep printing after EOF, for the replies on their way. */
   drainMs: number;
+  /** /attach and saving received files; without it attachments show as their text. */
+  files?: ChatFiles;
 }
 
 /** The prompt: who is typing here (PROTOCOL.md §8 typing), then the current conversation. */
@@ -49,12 +52,10 @@ export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions)
   const print = terminal
     ? (line: string) => terminal.print(line)
     : (line: string) => void io.output.write(`${line}\n`);
-  const session = new ChatSession(
-    client,
-    opts.peers,
-    print,
-    terminal ? { live: (key, line) => terminal.live(key, line), completions: true } : {},
-  );
+  const session = new ChatSession(client, opts.peers, print, {
+    ...(terminal ? { live: (key: string, line: string) => terminal.live(key, line), completions: true } : {}),
+    ...(opts.files ? { files: opts.files } : {}),
+  });
   session.onChange = () => {
     rl?.setPrompt(promptText(session));
     terminal?.redrawPrompt();

@@ -14,6 +14,8 @@ import { IncomingView, type ChatOutput } from './incoming.js';
 import { completeLine, conversationUsers, ProfileBook } from './profiles.js';
 import { GroupCommands } from './group-commands.js';
 import { ChatError, findGroup, findPeer, resolveUser } from './resolve.js';
+import type { ChatFiles } from './attachments.js';
+import type { AttachmentContent, ContentInput } from '../../framework/relay/index.js';
 
 /** What the chat uses of RelayClient. */
 export type ChatClient = Pick<
@@ -38,6 +40,8 @@ export interface ChatSessionOptions {
   live?: ChatOutput['live'];
   /** A terminal: profiles of the conversation's users are loaded in the background for completions. */
   completions?: boolean;
+  /** /attach and saving received files; without it attachments show as a line only. */
+  files?: ChatFiles;
 }
 
 export class ChatSession {
@@ -57,6 +61,7 @@ export class ChatSession {
     '/switch': (a) => this.switchPeer(a[0]),
     '/add': (a) => this.addPeer(a[0]),
     '/chathelp': () => this.print(HELP),
+    '/attach': async (a) => this.print(await this.needFiles().attach(a.join(' '), (c) => this.post(c))),
   };
 
   constructor(
@@ -226,6 +231,23 @@ export class ChatSession {
     if (m.conversation.kind === 'group') this.remember(m.conversation.groupId, m.conversation.name);
     else if (!this.peers.includes(m.from)) this.peers.push(m.from);
     this.view.show(m);
+    if (m.content.type === 'attachment' && this.options.files) this.saveFile(m.content as AttachmentContent);
+  }
+
+  /** Saved (or refused) in the background; the line comes under the attachment's when it is done. */
+  private saveFile(c: AttachmentContent): void {
+    void this.options.files!.save(c).then(
+      (t) => this.print(`  ${t}`),
+      (e: unknown) => this.printError(e),
+    );
+  }
+
+  private needFiles(): ChatFiles {
+    if (!this.options.files)
+      throw new ChatError(
+        '/attach needs the attachments config (attachments.downloadDir, attachments.store)',
+      );
+    return this.options.files;
   }
 
   private groupEvent(e: GroupEvent): void {
@@ -252,7 +274,7 @@ export class ChatSession {
 
   // ------------------------------------------------------------------ posting
 
-  private async post(text: string): Promise<void> {
+  private async post(text: string | ContentInput): Promise<void> {
     const to = this.current;
     if (!to) {
       throw new ChatError(
@@ -261,7 +283,9 @@ export class ChatSession {
     }
     try {
       const id = await sendTo(this.client, to, text);
-      const ref = this.view.refs.add({ conversation: to, from: this.client.userId, id, text });
+      const shown =
+        typeof text === 'string' ? text : 'name' in text ? String(text.name) : (text.content ?? '');
+      const ref = this.view.refs.add({ conversation: to, from: this.client.userId, id, text: shown });
       this.print(sentLine(ref.n));
     } catch (e) {
       const where = to.kind === 'group' ? this.label(to.id) : short(to.id);

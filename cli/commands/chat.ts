@@ -7,6 +7,9 @@
  */
 import type { Argv } from 'yargs';
 import { runChat } from '../chat/run.js';
+import { ChatFiles } from '../chat/attachments.js';
+import { blobStoreOf } from '../attachments-config.js';
+import path from 'node:path';
 import { loadConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { createClient, makeLogger, openStore, parseUserId } from '../runtime.js';
@@ -72,7 +75,17 @@ export async function handler(argv: ChatArgs): Promise<void> {
           output: process.stdout,
           interactive: Boolean(process.stdin.isTTY && process.stdout.isTTY),
         },
-        { peers, drainMs: wait * 1000, ...(group !== undefined ? { group } : {}) },
+        {
+          peers,
+          drainMs: wait * 1000,
+          ...(group !== undefined ? { group } : {}),
+          files: new ChatFiles({
+            store: blobStoreOf(config.attachments, config.baseDir),
+            downloadDir: path.resolve(config.baseDir, config.attachments.downloadDir),
+            maxBytes: config.attachments.maxBytes,
+            fetchTimeoutMs: config.attachments.fetchTimeoutMs,
+          }),
+        },
       );
     } finally {
       await client.stop().catch(() => undefined);

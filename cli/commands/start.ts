@@ -7,6 +7,7 @@ import { BotRuntime } from '../../index.js';
 import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
 import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
 import { redactUrl } from '../redact-url.js';
+import { botAttachmentOptions } from '../attachments-config.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { currentCliCommand } from '../invocation.js';
@@ -36,6 +37,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       ? { handlerTimeoutMs: config.limits.handlerTimeoutMs }
       : {}),
     logger: log,
+    attachments: botAttachmentOptions(config.attachments, config.baseDir),
   });
 
   let broker: EmbeddedBroker | undefined;

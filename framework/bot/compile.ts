@@ -2,7 +2,7 @@
  * The compiler: a BotPlan → middleware, one per handler, in this order:
  *
  *   recover → group intents → time limit → automatic typing → session save → plugins' middleware
- *     → use()'s → each command → each @OnMessage → each @OnAction → each @OnReaction
+ *     → use()'s → each command → each @OnMessage → each @OnAction → each @OnReaction → each @OnAttachment
  *     → each @OnJoin/@OnLeave/@OnMembers → unknown-command answer
  *
  * The first five are the runtime's own concerns as ordinary middleware (middleware/*.ts). Every
@@ -27,6 +27,7 @@ import type {
   BoundHandler,
   MembershipKind,
   PlannedActionHandler,
+  PlannedAttachmentHandler,
   PlannedCommand,
   PlannedMessageHandler,
   PlannedReactionHandler,
@@ -94,6 +95,7 @@ export function compileHandlers(plan: BotPlan, options: CompileOptions = {}): Mi
     ...plan.messages.map(messageHandler),
     ...plan.actions.map(actionHandler),
     ...plan.reactions.map(reactionHandler),
+    ...plan.attachments.map(attachmentHandler),
     ...membership,
     unknownCommand(plan, options),
   ];
@@ -173,6 +175,21 @@ function reactionHandler(planned: PlannedReactionHandler): Middleware<UpdateCont
   return async (ctx, next) => {
     const reaction = ctx.reaction;
     if (!reaction || (planned.emoji !== undefined && planned.emoji !== reaction.emoji)) return next();
+    answerWith(ctx, await planned.handler(ctx));
+  };
+}
+
+/** A verified file of the media type (or prefix ending in `/`, or any): the first matching @OnAttachment. */
+function attachmentHandler(planned: PlannedAttachmentHandler): Middleware<UpdateContext> {
+  const want = planned.mediaType;
+  return async (ctx, next) => {
+    const file = ctx.attachments[0];
+    if (!file) return next();
+    if (
+      want !== undefined &&
+      (want.endsWith('/') ? !file.mediaType.startsWith(want) : file.mediaType !== want)
+    )
+      return next();
     answerWith(ctx, await planned.handler(ctx));
   };
 }

@@ -10,6 +10,8 @@ import type { UserIdHex } from '../relay/brand.js';
 import type { ReceivedMessage } from '../relay/client.js';
 import type { ContentInput } from '../relay/content.js';
 import type { ActionButton } from './agent-content.js';
+import type { ReceivedFile } from '../relay/attachments/index.js';
+import type { AttachInput } from './attachments.js';
 import type { GroupConversation as RelayGroupConversation } from '../relay/group-types.js';
 import type { Args } from './args.js';
 import type { BotTransaction } from './data.js';
@@ -149,6 +151,11 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
   readonly action: ChosenAction | undefined;
   /** A `reaction` message (for @OnReaction handlers): the emoji, the message it is on, and whether it was removed. */
   readonly reaction: ReceivedReaction | undefined;
+  /**
+   * The files of an `attachment` message, their size and SHA-256 already checked (blobs downloaded
+   * and decrypted); [] otherwise. One that failed a check never reaches a handler (attachments.ts).
+   */
+  readonly attachments: readonly ReceivedFile[];
   readonly bot: BotSelf;
   readonly log: Logger;
   /**
@@ -184,6 +191,12 @@ export interface BotContext<A = Args, S = Record<string, unknown>> {
    * routed to @OnAction. Returns the actions message's id.
    */
   actions(prompt: string, actions: readonly ActionButton[]): string;
+  /**
+   * Sends a file ({ name, mediaType?, bytes } or a path): inline up to 64 KiB, else AES-256-GCM
+   * encrypted into the runtime's `attachments.store` (a ConfigError naming it when there is none).
+   * Await it before the handler returns; resolves with the message id.
+   */
+  attach(file: AttachInput, options?: { replyTo?: string }): Promise<string>;
   /**
    * Sends `typing start` (at most one per 3 s per conversation). The first call commits the incoming
    * message early (with the replies and session so far) and the handler goes on detached from the

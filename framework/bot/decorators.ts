@@ -12,6 +12,7 @@ import {
   BOT,
   COMMANDS,
   REACTIONS,
+  ATTACHMENTS,
   ERROR,
   JOIN,
   LEAVE,
@@ -259,6 +260,20 @@ export function OnReaction(emoji?: string): MethodDecorator<Handler<Args>> {
   return (target, key, descriptor) => {
     const cls = ownerOf('@OnReaction', target, key, descriptor);
     MetadataKey.push(REACTIONS, cls, { method: key, ...(emoji !== undefined ? { emoji } : {}) });
+  };
+}
+
+/**
+ * Handles `attachment` messages whose file verified: those of `mediaType` (exact, or a prefix ending
+ * in `/` such as `image/`), or any. The file is in ctx.attachments.
+ */
+export function OnAttachment(mediaType?: string): MethodDecorator<Handler<Args>> {
+  if (mediaType !== undefined && (typeof mediaType !== 'string' || mediaType === '')) {
+    throw new ConfigError(`@OnAttachment takes a media type or a prefix such as 'image/'`);
+  }
+  return (target, key, descriptor) => {
+    const cls = ownerOf('@OnAttachment', target, key, descriptor);
+    MetadataKey.push(ATTACHMENTS, cls, { method: key, ...(mediaType !== undefined ? { mediaType } : {}) });
   };
 }
 

@@ -13,6 +13,7 @@ export {
   OnError,
   OnAction,
   OnReaction,
+  OnAttachment,
   readBotMetadata,
 } from './decorators.js';
 export type { BotOptions, CommandOptions, TaskCommandDecoratorOptions } from './decorators.js';
@@ -60,6 +61,7 @@ export type {
   ReceivedReaction,
 } from './context.js';
 export type { ActionButton } from './agent-content.js';
+export { BotAttachments, mediaTypeOf, type AttachInput, type BotAttachmentOptions } from './attachments.js';
 export { INTERRUPTED_REPLY } from './open-replies.js';
 export { STREAM_FAILED_NOTE } from './detached-run.js';
 export { TYPING_MIN_INTERVAL_MS, DEFAULT_TYPING_AFTER_MS, DEFAULT_TYPING_EVERY_MS } from './typing.js';
@@ -88,6 +90,7 @@ export type {
   BotClass,
   ActionMeta,
   ReactionMeta,
+  AttachmentMeta,
 } from './metadata.js';
 export { BUILT_IN_GUARDS, groupAdmin, namedGuard } from './guards.js';
 export type {
@@ -109,6 +112,7 @@ export type {
   PlannedMessageHandler,
   PlannedActionHandler,
   PlannedReactionHandler,
+  PlannedAttachmentHandler,
   BoundHandler,
   MembershipKind,
   ScanOptions,

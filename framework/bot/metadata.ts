@@ -64,6 +64,14 @@ export interface ReactionMeta {
   readonly emoji?: string;
 }
 
+/** An @OnAttachment handler: `mediaType` a media type or prefix (`image/`) it answers, or every file. */
+export interface AttachmentMeta {
+  /** The decorated method. */
+  readonly method: string | symbol;
+  /** The media type, or a prefix ending in `/`; undefined: every file. */
+  readonly mediaType?: string;
+}
+
 /** Everything the decorators recorded on a bot class (readBotMetadata). */
 export interface BotMetadata {
   readonly bot: BotInfo | undefined;
@@ -71,6 +79,7 @@ export interface BotMetadata {
   readonly messages: readonly MessageMeta[];
   readonly actions: readonly ActionMeta[];
   readonly reactions: readonly ReactionMeta[];
+  readonly attachments: readonly AttachmentMeta[];
   readonly join: readonly (string | symbol)[];
   readonly leave: readonly (string | symbol)[];
   readonly members: readonly (string | symbol)[];
@@ -103,6 +112,7 @@ export const COMMANDS = new MetadataKey<CommandMeta[]>('@OnCommand');
 export const MESSAGES = new MetadataKey<MessageMeta[]>('@OnMessage');
 export const ACTIONS = new MetadataKey<ActionMeta[]>('@OnAction');
 export const REACTIONS = new MetadataKey<ReactionMeta[]>('@OnReaction');
+export const ATTACHMENTS = new MetadataKey<AttachmentMeta[]>('@OnAttachment');
 export const JOIN = new MetadataKey<(string | symbol)[]>('@OnJoin');
 export const LEAVE = new MetadataKey<(string | symbol)[]>('@OnLeave');
 export const MEMBERS = new MetadataKey<(string | symbol)[]>('@OnMembers');
@@ -119,6 +129,7 @@ export function readBotMetadata(cls: BotClass): BotMetadata {
     messages: [...(MESSAGES.get(cls) ?? [])],
     actions: [...(ACTIONS.get(cls) ?? [])],
     reactions: [...(REACTIONS.get(cls) ?? [])],
+    attachments: [...(ATTACHMENTS.get(cls) ?? [])],
     join: [...(JOIN.get(cls) ?? [])],
     leave: [...(LEAVE.get(cls) ?? [])],
     members: [...(MEMBERS.get(cls) ?? [])],

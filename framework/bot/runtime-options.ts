@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { RelayClient } from '../relay/client.js';
 import type { Duties } from '../relay/duties.js';
+import type { BotAttachmentOptions } from './attachments.js';
 import type { WrapRuntimeMiddleware } from './compile.js';
 import type { GroupApi } from './group.js';
 import type { Guard } from './guards.js';
@@ -65,6 +66,8 @@ export interface BotRuntimeOptions {
   typing?: TypingOption;
   /** Limits and pacing of task commands (`@OnCommand(name, { task: true })`, tasks.ts). */
   tasks?: TaskLimits;
+  /** Attachments: the blob store for files over 64 KiB, and limits on received ones. */
+  attachments?: BotAttachmentOptions;
 }
 
 /**

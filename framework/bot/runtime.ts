@@ -16,6 +16,7 @@ import { pino, type Logger } from 'pino';
 import type { ReceivedMessage, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
 import { DUTY, SOLE_OWNER, type Duties } from '../relay/duties.js';
+import { BotAttachments } from './attachments.js';
 import { compileBot } from './compile.js';
 import { Composer, run, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, BotSelf, HandleDeps, ReplyFn } from './context.js';
@@ -84,6 +85,8 @@ export class BotRuntime {
    * as `RelayClientOptions.profile`, as `relay-bot start` does.
    */
   readonly profile: Profile;
+  /** Sends and opens attachments; `attachments.drops` counts the received ones dropped. */
+  readonly attachments: BotAttachments;
   private readonly user = new Composer<BotContext>();
   private readonly chain: Middleware<UpdateContext>;
   private readonly tasks: TaskManager;
@@ -112,6 +115,7 @@ export class BotRuntime {
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
     const now = options.clock ?? Date.now;
     this.tasks = new TaskManager(this.name, this.plan.commands, options.tasks, this.log, now);
+    this.attachments = new BotAttachments(options.attachments);
     this.chain = compileBot(this.plan, {
       user: this.user,
       ...(options.refusalReply !== undefined ? { refusalReply: options.refusalReply } : {}),
@@ -134,6 +138,7 @@ export class BotRuntime {
       newId: randomUUID,
       typing: new TypingLimiter(),
       timers: systemTimers,
+      attachments: this.attachments,
     };
   }
 

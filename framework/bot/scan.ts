@@ -64,6 +64,14 @@ export interface PlannedReactionHandler {
   readonly handler: BoundHandler;
 }
 
+/** An @OnAttachment handler: `mediaType` undefined answers every file. */
+export interface PlannedAttachmentHandler {
+  /** The media type, or a prefix ending in `/`; undefined: every file. */
+  readonly mediaType: string | undefined;
+  /** The bound method. */
+  readonly handler: BoundHandler;
+}
+
 /** The membership updates a bot can handle: @OnJoin, @OnLeave, @OnMembers. */
 export type MembershipKind = 'join' | 'leave' | 'members';
 
@@ -80,6 +88,8 @@ export interface BotPlan {
   readonly messages: readonly PlannedMessageHandler[];
   readonly actions: readonly PlannedActionHandler[];
   readonly reactions: readonly PlannedReactionHandler[];
+  /** @OnAttachment handlers, in declaration order. */
+  readonly attachments: readonly PlannedAttachmentHandler[];
   /** Automatic typing while a handler runs, or false. */
   readonly typing: TypingPlan;
   readonly membership: Readonly<Record<MembershipKind, readonly BoundHandler[]>>;
@@ -118,6 +128,7 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
   const messages: PlannedMessageHandler[] = [];
   const actions: PlannedActionHandler[] = [];
   const reactions: PlannedReactionHandler[] = [];
+  const attachments: PlannedAttachmentHandler[] = [];
   const membership: Record<MembershipKind, BoundHandler[]> = { join: [], leave: [], members: [] };
   const errorHandlers: BoundHandler[] = [];
   for (const instance of instances) {
@@ -131,6 +142,7 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
       meta.messages.length +
       meta.actions.length +
       meta.reactions.length +
+      meta.attachments.length +
       meta.join.length +
       meta.leave.length +
       meta.members.length;
@@ -145,6 +157,7 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
     for (const m of meta.messages) messages.push({ filter: m.filter, handler: bind(m.method) });
     for (const a of meta.actions) actions.push({ id: a.id, handler: bind(a.method) });
     for (const r of meta.reactions) reactions.push({ emoji: r.emoji, handler: bind(r.method) });
+    for (const a of meta.attachments) attachments.push({ mediaType: a.mediaType, handler: bind(a.method) });
     for (const m of meta.join) membership.join.push(bind(m));
     for (const m of meta.leave) membership.leave.push(bind(m));
     for (const m of meta.members) membership.members.push(bind(m));
@@ -166,6 +179,7 @@ export function scanBots(bots: object | readonly object[], options: ScanOptions 
     messages,
     actions,
     reactions,
+    attachments,
     typing: resolveTyping(options.typing ?? infos.find((i) => i.typing !== undefined)?.typing),
     membership,
     onError: errorHandlers[0],

@@ -5,9 +5,12 @@
 import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
 import type { ContentInput } from '../relay/content.js';
-import { ArgumentError, HandlerError } from '../relay/errors.js';
+import { ArgumentError, ConfigError, HandlerError } from '../relay/errors.js';
 import { actionsContent, deleteContent, editContent, reactionContent } from './agent-content.js';
 import type { Args } from './args.js';
+import type { AttachInput } from './attachments.js';
+import type { AttachmentContent } from '../relay/content-types.js';
+import type { ReceivedFile } from '../relay/attachments/index.js';
 import {
   type BotContext,
   type ChosenAction,
@@ -83,6 +86,10 @@ export interface UpdateInit {
   readonly now: () => number;
   /** Writes a job into the transaction; the context has already validated and resolved it. */
   readonly schedule: (job: { to: string; text: string; dueAt: number }) => string;
+  /** The verified files of the message (ctx.attachments). */
+  readonly attachments?: readonly ReceivedFile[];
+  /** Builds ctx.attach()'s content (uploading a large file). */
+  readonly seal?: (file: AttachInput) => Promise<AttachmentContent>;
 }
 
 export function updateContext<A = Args, S = Record<string, unknown>>(
@@ -141,6 +148,7 @@ export function updateContext<A = Args, S = Record<string, unknown>>(
     tx: init.tx,
     signal: change.signal ?? run.controller.signal,
     addressedByName: init.addressedByName,
+    attachments: init.attachments ?? [],
     run,
 
     derive<B = A>(next: ContextChange<B>): UpdateContext<B, S> {
@@ -173,6 +181,15 @@ export function updateContext<A = Args, S = Record<string, unknown>>(
     actions(prompt: string, actions: readonly { id: string; label: string }[]): string {
       const c = actionsContent(prompt, actions);
       const to = message?.content.id;
+      return push({ ...c, ...(to !== undefined ? { replyTo: to } : {}) });
+    },
+
+    async attach(file: AttachInput, options: { replyTo?: string } = {}): Promise<string> {
+      if (!gate.isOpen) throw new HandlerError('attach() after the handler finished or timed out');
+      if (!init.seal)
+        throw new ConfigError('ctx.attach() needs a BotRuntime: this context has no attachments');
+      const c = await init.seal(file);
+      const to = options.replyTo ?? message?.content.id;
       return push({ ...c, ...(to !== undefined ? { replyTo: to } : {}) });
     },
 

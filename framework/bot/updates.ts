@@ -25,6 +25,7 @@ import { TimeLease } from './time-lease.js';
 import { postTarget } from './open-replies.js';
 import type { PacerTimers } from './stream-pacer.js';
 import type { TypingLimiter } from './typing.js';
+import type { BotAttachments } from './attachments.js';
 import { ParseError } from './errors.js';
 import { groupHandle, type GroupEvent, type GroupInfo } from './group.js';
 import { GroupIntents } from './middleware/group-intents.js';
@@ -52,6 +53,8 @@ export interface UpdateEnv {
   readonly typing: TypingLimiter;
   /** Time for stream pacing. */
   readonly timers: PacerTimers;
+  /** Opens received attachments before the chain runs; seals ctx.attach()'s. */
+  readonly attachments: BotAttachments;
 }
 
 export type MembershipUpdate = MembershipEvent | MembersEvent;
@@ -97,6 +100,9 @@ export async function messageUpdate(
     log.debug({ command: head.name }, 'command for another bot');
     return undefined;
   }
+  // Before any middleware: a file that does not verify is never seen (attachments.ts).
+  const files = await env.attachments.receive(message, log);
+  if (!files) return undefined;
   const intents = new GroupIntents({
     message,
     deps,
@@ -150,6 +156,8 @@ export async function messageUpdate(
     tx,
     addressedByName: audience === 'addressed',
     now: env.now,
+    attachments: files,
+    seal: (file) => env.attachments.seal(file),
     schedule: (job) => {
       if (env.jobsEnabled() === false) {
         throw new ConfigError(
@@ -231,6 +239,8 @@ export async function membershipUpdate(
     tx: noTransaction,
     addressedByName: false,
     now: env.now,
+    attachments: [],
+    seal: (file) => env.attachments.seal(file),
     schedule: () => {
       throw new ConfigError(
         'ctx.schedule() works in message handlers only: a membership change has no transaction',

@@ -75,6 +75,7 @@ export { systemRandom, type Random } from './random.js';
 export { encodeContent, decodeContent, type ContentInput, type ContentEncodeOptions } from './content.js';
 export * from './content-types.js';
 export * from './profile.js';
+export * from './attachments/index.js';
 
 // Protocol building blocks
 export * from './identity.js';

@@ -103,6 +103,7 @@ describe('decorators record metadata', () => {
       messages: [],
       actions: [],
       reactions: [],
+      attachments: [],
       join: [],
       leave: [],
       members: [],

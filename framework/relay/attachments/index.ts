@@ -1,0 +1,21 @@
+/** Attachments (PROTOCOL.md §8): sealing and opening files, and the blob stores behind large ones. */
+export { BLOB_NAME, type BlobRead, type BlobStore } from './blob-store.js';
+export { fetchBlob } from './http-fetch.js';
+export { LocalDirectoryBlobStore, type LocalDirectoryBlobStoreOptions } from './local-blob-store.js';
+export { MAX_PRESIGNED_URL_SECONDS, S3BlobStore, type S3BlobStoreOptions } from './s3-blob-store.js';
+export {
+  ATTACHMENT_DROP_REASONS,
+  AttachmentDropCounters,
+  DEFAULT_ATTACHMENT_FETCH_TIMEOUT_MS,
+  DEFAULT_MAX_ATTACHMENT_BYTES,
+  GCM_TAG_LENGTH,
+  openAttachment,
+  sealAttachment,
+  sha256Hex,
+  type AttachmentDropReason,
+  type AttachmentFile,
+  type OpenAttachmentOptions,
+  type OpenedAttachment,
+  type ReceivedFile,
+  type SealAttachmentOptions,
+} from './files.js';
