@@ -4,6 +4,7 @@
  *   /ask <question…>   asks the model (in 1:1 chats plain text does the same)
  *   @assistant <text>  in a group, plain text is answered only when it mentions the bot
  *   /reset             forgets this conversation's history
+ *   /research <topic…> a long report as a durable task (research.ts): progress, then the result
  *
  * In a group the bot answers commands (bare `/ask` or `/ask@assistant`, as every bot does) and
  * messages that mention it by name or user id (`@assistant`), and stays silent on the rest: a
@@ -15,7 +16,7 @@
  * the first token is answered with one short sentence; a failure in the middle of an answer ends
  * the streamed text with a note saying it was cut short, and that turn is not kept in the history.
  */
-import { Bot, OnCommand, OnMessage, type Args, type BotContext } from '../../index.js';
+import { Bot, OnCommand, OnMessage, type Args, type BotContext, type TaskContext } from '../../index.js';
 import { ModelError } from './errors.js';
 import {
   boundHistory,
@@ -27,6 +28,7 @@ import {
 import { ModelClient } from './model-client.js';
 import { checkOptions, type AssistantBotOptions, type CheckedOptions } from './options.js';
 import { describeServer, resolveModelServer, type Environment } from './server-config.js';
+import { research } from './research.js';
 import { TypingIndicator } from './typing.js';
 
 /** Where the assistant gets things the config file does not give: the environment, and fetch for tests. */
@@ -130,6 +132,21 @@ export class AssistantBot {
   })
   ask(ctx: BotContext<{ question: string }, AssistantSession>): Promise<string | undefined> {
     return this.answer(ctx, ctx.args.question);
+  }
+
+  @OnCommand('research', {
+    args: '<topic...>',
+    description: 'a long report on a topic, as a task: progress, then the result; survives restarts',
+    task: { onRestart: 'resume' },
+  })
+  research(ctx: TaskContext<{ topic: string }>): Promise<string> {
+    if (this.client === undefined) return Promise.resolve(NOT_CONFIGURED);
+    return research(ctx, {
+      client: this.client,
+      systemPrompt: this.options.systemPrompt,
+      maxAnswerChars: this.options.maxAnswerChars,
+      explain: modelErrorReply,
+    });
   }
 
   @OnCommand('reset', { description: "forgets this conversation's history" })

@@ -26,6 +26,7 @@ export type { ChatCallOptions, ChatMessage, ModelClientOptions } from './model-c
 export { checkOptions, type AssistantBotOptions } from './options.js';
 export { chatCompletionsUrl, describeServer, resolveModelServer } from './server-config.js';
 export type { Environment, ModelServer, ModelServerOptions } from './server-config.js';
+export { research, RESEARCH_PROMPT, type ResearchDeps } from './research.js';
 export { SseDecoder, type SseEvent } from './sse.js';
 export { TypingIndicator, DEFAULT_TYPING_EVERY_MS } from './typing.js';
 

@@ -148,11 +148,12 @@ const answer = (...chunks: string[]): FakeReply => ({ kind: 'answer', chunks });
 /** The messages the model got in request `i`. */
 const sentMessages = (i: number): unknown => server.requests[i]!.body!.messages;
 
-test('the default export is the AssistantBot class, with /ask and /reset', () => {
+test('the default export is the AssistantBot class, with /ask, /research (a task) and /reset', () => {
   expect(AssistantBotDefault).toBe(AssistantBot);
   const meta = readBotMetadata(AssistantBot);
   expect(meta.bot?.name).toBe('assistant');
-  expect(meta.commands.map((c) => c.name)).toEqual(['ask', 'reset']);
+  expect(meta.commands.map((c) => c.name)).toEqual(['ask', 'research', 'reset']);
+  expect(meta.commands.find((c) => c.name === 'research')?.task).toEqual({ onRestart: 'resume' });
   expect(meta.messages).toHaveLength(1);
 });
 

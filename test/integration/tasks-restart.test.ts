@@ -82,6 +82,7 @@ async function killMidTask(command: string): Promise<{ log: Task[]; rowsLeft: nu
   return result!;
 }
 
+// Each restart waits for the broker to let go of the killed process's session (keepalive): ~45 s.
 (pgUp ? describe : describe.skip)('tasks across a SIGKILL restart', () => {
   test('onRestart resume: the handler runs again and the task completes', async () => {
     const { log, rowsLeft } = await killMidTask('/slow 20');
@@ -91,7 +92,7 @@ async function killMidTask(command: string): Promise<{ log: Task[]; rowsLeft: nu
     expect(log.some((t) => t.state === 'working' && t.content === 'resumed after a restart')).toBe(true);
     expect(new Set(log.map((t) => t.id)).size).toBe(1);
     expect(rowsLeft).toBe(0);
-  });
+  }, 180_000);
 
   test('the default (fail): the task ends failed, saying so', async () => {
     const { log, rowsLeft } = await killMidTask('/fragile 20');
@@ -99,5 +100,5 @@ async function killMidTask(command: string): Promise<{ log: Task[]; rowsLeft: nu
     expect(finals).toHaveLength(1);
     expect(log[log.length - 1]).toMatchObject({ state: 'failed', content: TASK_RESTART_FAILED });
     expect(rowsLeft).toBe(0);
-  });
+  }, 180_000);
 });
