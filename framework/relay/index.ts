@@ -53,6 +53,7 @@ export type {
   DirectConversationRecord,
   GroupConversationRecord,
   ConversationMessageLoad,
+  EnvelopeLookup,
   MessageLoad,
   InboundCommit,
   MessageSenderRecord,
