@@ -56,6 +56,7 @@ export type {
   DirectConversationRecord,
   GroupConversationRecord,
   ConversationMessageLoad,
+  EnvelopeLookup,
   MessageLoad,
   InboundCommit,
   MessageSenderRecord,

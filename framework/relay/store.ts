@@ -254,7 +254,9 @@ export interface MessageLoad {
  * inbox folds its store replay check into the conversation read, one round trip instead of two.
  */
 export interface EnvelopeLookup {
+  /** The envelope's replay-cache key: hex SHA-256(enc || ciphertext). */
   digest: string;
+  /** Entries that expired before this time do not count. */
   now: UnixSeconds;
 }
 
