@@ -2,7 +2,7 @@
  * The command `relay-bot start` suggests trying first: every bot used to be shown `/ping`, which
  * most bots do not have (they answered "unknown command").
  */
-import type { CommandInfo } from '../framework/bot/index.js';
+import type { CommandInfo } from '../index.js';
 
 /** `/ping` when the bot has it, else its first unguarded command that needs no argument, else `/help`. */
 export function exampleCommand(commands: readonly CommandInfo[]): string {
