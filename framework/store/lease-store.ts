@@ -15,8 +15,8 @@ import {
 } from '../relay/lease-store.js';
 import type { RelayBackend } from './entities.js';
 import { toBool, toInt, type Row } from './mapping.js';
-import { Mutex } from './mutex.js';
-import { backendOf, sqlOn, type Sql } from './sql.js';
+import { backendOf, type Sql } from './sql.js';
+import { SqlRunner } from './sql-runner.js';
 
 /** Runs one unit of work on a query runner; see TypeOrmLeaseStore's constructor. */
 export type LeaseSqlRunner = <T>(fn: () => Promise<T>) => Promise<T>;
@@ -83,7 +83,7 @@ const rowToReplica = (r: Row): ReplicaRecord => ({
 export class TypeOrmLeaseStore implements LeaseStore {
   private readonly backend: RelayBackend;
   private readonly sql: ReturnType<typeof statements>;
-  private readonly serial: LeaseSqlRunner;
+  private readonly runner: SqlRunner;
 
   /**
    * `serial` must be the serialiser of any TypeOrmRelayStore on the same SQLite DataSource (use that
@@ -91,25 +91,14 @@ export class TypeOrmLeaseStore implements LeaseStore {
    * store's open transaction would commit or roll back with it. Without one, SQLite statements
    * are serialised here and Postgres statements run as they come.
    */
-  constructor(
-    private readonly ds: DataSource,
-    serial?: LeaseSqlRunner,
-  ) {
+  constructor(ds: DataSource, serial?: LeaseSqlRunner) {
     this.backend = backendOf(ds);
     this.sql = statements(this.backend);
-    const mutex = this.backend === 'sqlite' ? new Mutex() : undefined;
-    this.serial = serial ?? (<T>(fn: () => Promise<T>) => (mutex ? mutex.run(fn) : fn()));
+    this.runner = new SqlRunner(ds, this.backend, serial);
   }
 
   private run<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
-    return this.serial(async () => {
-      const qr = this.ds.createQueryRunner();
-      try {
-        return await fn(sqlOn(qr, this.backend));
-      } finally {
-        await qr.release();
-      }
-    });
+    return this.runner.once(fn);
   }
 
   async acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord | undefined> {

@@ -39,16 +39,23 @@ export class SqlRunner {
   /** SQLite only: one shared connection, so every operation takes its turn. */
   private readonly mutex: Mutex | undefined;
 
+  /**
+   * `shared` serialises through another runner's turn instead of one of its own: a second runner
+   * on the same SQLite DataSource (the lease store next to the relay store) must not slip a
+   * statement into the first one's open transaction.
+   */
   constructor(
     private readonly ds: DataSource,
     backend: RelayBackend,
+    private readonly shared?: <T>(fn: () => Promise<T>) => Promise<T>,
   ) {
     this.backend = backend;
-    this.mutex = backend === 'sqlite' ? new Mutex() : undefined;
+    this.mutex = backend === 'sqlite' && !shared ? new Mutex() : undefined;
   }
 
   /** Runs `fn` after every operation queued before it (SQLite); at once on Postgres. */
   serial<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.shared) return this.shared(fn);
     return this.mutex ? this.mutex.run(fn) : fn();
   }
 
