@@ -4,16 +4,19 @@
  */
 import { z } from 'zod';
 import {
+  DEFAULT_FENCE_AFTER_MS,
   DEFAULT_MAX_ENVELOPE_BYTES,
   DEFAULT_POW_BITS,
   DEFAULT_TOPIC_PREFIX,
   MAX_GROUP_MEMBERS,
+  MAX_LEASE_TTL_MS,
   MAX_MINED_POW_BITS,
   validateTopicPrefix,
 } from '../framework/relay/index.js';
 import { LOG_FORMATS } from './log.js';
 import { isUserIdHex } from './user-id.js';
 import { ATTACHMENTS_ENV, ATTACHMENTS_FIX, attachmentsSchema } from './attachments-config.js';
+import { TASKS_ENV, TASKS_FIX, tasksSchema } from './tasks-config.js';
 
 export const DEFAULT_CONFIG_FILES = ['bot.yaml', 'bot.yml', 'bot.json'];
 export const DEFAULT_BOT_SQLITE = './data/relay.sqlite';
@@ -30,6 +33,10 @@ const PG_SCHEMA = /^[a-z_][a-z0-9_]{0,62}$/;
 const SHARE_GROUP = /^[^/+#\s]{1,64}$/;
 /** Far more replicas than one broker and one database serve; keeps client ids short. */
 export const MAX_REPLICA_SLOT = 9999;
+/** The transport's keepalive when broker.keepaliveSeconds is not set. */
+export const DEFAULT_KEEPALIVE_SECONDS = 30;
+/** MQTT's Keep Alive is two bytes (MQTT 5 §3.1.2.10); 0, which turns it off, is refused. */
+export const MAX_KEEPALIVE_SECONDS = 65535;
 
 function validPrefix(prefix: string): boolean {
   try {
@@ -104,6 +111,8 @@ export const configSchema = z.strictObject({
       tls: tlsSchema.optional(),
       clientId: z.string().min(1).max(256).optional(),
       sessionExpirySeconds: z.number().int().min(0).max(0xffff_ffff).optional(),
+      /** How often the link is pinged; a dead link is noticed after about two (replica.fenceAfterMs). */
+      keepaliveSeconds: z.number().int().min(1).max(MAX_KEEPALIVE_SECONDS).optional(),
       /**
        * This replica's slot (0, 1, …), stable across restarts: its client id is relay-<id>-<slot>.
        * `auto`: the lowest slot no live replica holds (a lease in Postgres), for `--scale` deployments.
@@ -169,6 +178,12 @@ export const configSchema = z.strictObject({
     .default({ host: DEFAULT_METRICS_HOST }),
   /** Attachments (PROTOCOL.md §8): blob store, size limit, chat download directory. */
   attachments: attachmentsSchema,
+  /** Replicas (broker.shareGroup): how long a replica cut off from the broker waits to fence itself. */
+  replica: z
+    .strictObject({ fenceAfterMs: z.number().int().min(1).max(MAX_LEASE_TTL_MS).optional() })
+    .default({}),
+  /** Limits and pacing of task commands (cli/tasks-config.ts). */
+  tasks: tasksSchema,
 });
 
 export type ConfigInput = z.input<typeof configSchema>;
@@ -202,6 +217,8 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvK
   { env: 'RELAY_BROKER_PASSWORD', key: 'broker.password', kind: 'string' },
   { env: 'RELAY_BROKER_CLIENT_ID', key: 'broker.clientId', kind: 'string' },
   { env: 'RELAY_BROKER_SESSION_EXPIRY', key: 'broker.sessionExpirySeconds', kind: 'int' },
+  { env: 'RELAY_BROKER_KEEPALIVE', key: 'broker.keepaliveSeconds', kind: 'int' },
+  { env: 'RELAY_FENCE_AFTER_MS', key: 'replica.fenceAfterMs', kind: 'int' },
   { env: 'RELAY_REPLICA_SLOT', key: 'broker.replicaSlot', kind: 'slot' },
   { env: 'RELAY_SHARE_GROUP', key: 'broker.shareGroup', kind: 'string' },
   { env: 'RELAY_EMBEDDED_BROKER_PORT', key: 'broker.embeddedPort', kind: 'int' },
@@ -222,6 +239,7 @@ export const ENV_OVERRIDES: ReadonlyArray<{ env: string; key: string; kind: EnvK
   { env: 'RELAY_METRICS_HOST', key: 'metrics.host', kind: 'string' },
   { env: 'RELAY_GROUPS_ALLOW_INVITES_FROM', key: 'groups.allowInvitesFrom', kind: 'list' },
   ...ATTACHMENTS_ENV,
+  ...TASKS_ENV,
 ];
 
 /** How to fix each key, for error messages. */
@@ -229,6 +247,9 @@ export const FIX: Record<string, string> = {
   'broker.url': 'use e.g. mqtt://127.0.0.1:1883, or remove it to use the embedded broker',
   'broker.sessionExpirySeconds': 'use a whole number of seconds, e.g. 604800',
   'broker.embeddedPort': 'use a free TCP port, e.g. 1884',
+  'broker.keepaliveSeconds': `use a whole number of seconds from 1 to ${MAX_KEEPALIVE_SECONDS} (default ${DEFAULT_KEEPALIVE_SECONDS}); keep two of them below replica.fenceAfterMs`,
+  'replica.fenceAfterMs': `use a whole number of milliseconds from 1 to ${MAX_LEASE_TTL_MS} (default ${DEFAULT_FENCE_AFTER_MS}), at least two broker.keepaliveSeconds so a short blip does not move duties`,
+  replica: 'use a mapping with fenceAfterMs',
   'broker.replicaSlot': `use a whole number from 0 to ${MAX_REPLICA_SLOT}, one per replica and the same after a restart (e.g. RELAY_REPLICA_SLOT=0, 1, 2 …), or auto to take the lowest free one`,
   'broker.shareGroup':
     "use a plain name such as bots (no '/', '+', '#' or spaces), the same for every replica",
@@ -252,4 +273,5 @@ export const FIX: Record<string, string> = {
   'groups.commitDelayMs': `use a whole number of milliseconds from 1 to ${MAX_COMMIT_DELAY_MS} (default 200)`,
   groups: 'use a mapping with allowInvitesFrom, maxMembers, maxTreeNodes and commitDelayMs',
   ...ATTACHMENTS_FIX,
+  ...TASKS_FIX,
 };

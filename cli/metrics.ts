@@ -8,7 +8,8 @@
  *
  * GET /metrics: Prometheus text format. GET /healthz: 200 `ok` when the MQTT connection is up and the
  * store answers, else 503 with the reason. A replica (broker.shareGroup) labels every metric with
- * `replica` and adds its id and the leases it owns to /healthz.
+ * `replica` and adds its id, the leases it owns and whether it is fenced to /healthz; a fenced
+ * replica is not healthy.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -16,6 +17,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { IsNull, type DataSource } from 'typeorm';
 import type { AttachableClient, GroupApi } from '../index.js';
 import type { GroupEvent, ReceivedMessage, RelayClient } from '../framework/relay/index.js';
+import { registerFencedGauge, registerRuntimeMetrics, type MeteredRuntime } from './metrics-runtime.js';
+
+export type { MeteredRuntime } from './metrics-runtime.js';
 
 /** Seconds; from 1 ms to the default 10 s handler time limit and a little past it. */
 export const HANDLER_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -77,12 +81,19 @@ export interface BotMetricsOptions {
   storeTimeoutMs?: number;
   /** Set when this process is one replica of several: its id and the duties it owns now. */
   replica?: ReplicaReport;
+  /** The bot runtime, whose attachment and task-cancel drops are exported at each scrape. */
+  runtime?: MeteredRuntime;
 }
 
-/** What metrics and /healthz say about a replica: its id, and the leases it owns (a LeaseKeeper). */
+/**
+ * What metrics and /healthz say about a replica: its id, the leases it owns, and whether it
+ * fenced itself (a LeaseKeeper).
+ */
 export interface ReplicaReport {
   readonly replicaId: string;
   owned(): string[];
+  /** True while the replica is fenced (LeaseKeeper.fenced); /healthz then answers 503. */
+  readonly fenced?: boolean;
 }
 
 /** /healthz's answer; `details` are extra lines after `ok` or the reason (a replica's leases). */
@@ -113,6 +124,9 @@ export class BotMetrics {
     // Replicas of one bot scrape alike; the label tells their series apart.
     if (options.replica) this.registry.setDefaultLabels({ replica: options.replica.replicaId });
     if (options.processMetrics !== false) collectDefaultMetrics({ register: this.registry });
+    if (options.runtime) registerRuntimeMetrics(this.registry, options.runtime);
+    const replica = options.replica;
+    if (replica) registerFencedGauge(this.registry, () => replica.fenced === true);
     this.messagesIn = new Counter({
       name: 'relay_messages_in_total',
       help: 'Messages received, verified, decrypted and committed (handled or not)',
@@ -292,6 +306,14 @@ export class BotMetrics {
   async health(): Promise<Health> {
     const details = this.replicaDetails();
     if (this.state !== 'running') return { ok: false, reason: this.state, ...details };
+    // Said before the link's state: it is why this replica does none of its duties.
+    if (this.replica?.fenced === true)
+      return {
+        ok: false,
+        reason:
+          'replica: fenced (the broker link was down longer than replica.fenceAfterMs; it rejoins once the link is back)',
+        ...details,
+      };
     if (!this.client?.connected)
       return { ok: false, reason: 'mqtt: not connected to the broker', ...details };
     try {
@@ -309,6 +331,7 @@ export class BotMetrics {
       details: [
         `replica: ${this.replica.replicaId}`,
         `leases: ${owned.length > 0 ? owned.join(', ') : 'none'}`,
+        ...(this.replica.fenced !== undefined ? [`fenced: ${this.replica.fenced ? 'yes' : 'no'}`] : []),
       ],
     };
   }

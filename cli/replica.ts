@@ -118,12 +118,40 @@ async function claimSlot(keeper: LeaseKeeper): Promise<number> {
  */
 export function describeReplicas(replicas: readonly ReplicaRecord[], leases: readonly LeaseRecord[]): string {
   const live = replicas.filter((r) => r.live);
-  const stale = replicas.length - live.length;
+  const fenced = fencedReplicas(replicas, leases).length;
+  const stale = replicas.length - live.length - fenced;
   const parts = live.map((r) => {
     const held = leases.filter((l) => l.live && l.holder === r.replicaId).map((l) => l.name);
     const where = [r.host, r.pid !== undefined ? `pid ${r.pid}` : undefined].filter(Boolean).join(' ');
     return `${r.replicaId}${where ? ` (${where})` : ''}${held.length > 0 ? ` holds ${held.sort().join(', ')}` : ''}`;
   });
   const head = `${live.length} live${live.length > 0 ? `: ${parts.join('; ')}` : ''}`;
-  return stale > 0 ? `${head}; ${stale} without a recent heartbeat (stopped or unreachable)` : head;
+  const withFenced = fenced > 0 ? `${head}; ${fenced} fenced` : head;
+  return stale > 0
+    ? `${withFenced}; ${stale} without a recent heartbeat (stopped or unreachable)`
+    : withFenced;
+}
+
+/**
+ * The replicas that fenced themselves (LeaseKeeper.fence(): broker link down past
+ * replica.fenceAfterMs): they stop their heartbeat but keep renewing the leases they keep while
+ * fenced (a `replicaSlot: auto` slot), so they are the stale ones still holding a live lease. A
+ * fenced replica with a fixed slot keeps no lease and looks like a stopped one.
+ */
+export function fencedReplicas(
+  replicas: readonly ReplicaRecord[],
+  leases: readonly LeaseRecord[],
+): ReplicaRecord[] {
+  return replicas.filter((r) => !r.live && leases.some((l) => l.live && l.holder === r.replicaId));
+}
+
+/** `relay-bot doctor`'s line on the fenced replicas, or undefined when there are none. */
+export function describeFenced(
+  replicas: readonly ReplicaRecord[],
+  leases: readonly LeaseRecord[],
+): string | undefined {
+  const fenced = fencedReplicas(replicas, leases);
+  if (fenced.length === 0) return undefined;
+  const names = fenced.map((r) => `${r.replicaId}${r.host !== undefined ? ` (${r.host})` : ''}`).join(', ');
+  return `${names}: cut off from the broker (no heartbeat, yet still renewing its slot in the database), so it does no duties and takes no messages until its broker link is back. Fix: check that replica's network path to the broker (broker.url), or restart it`;
 }

@@ -112,6 +112,7 @@ export async function createClient(
         ...(role === 'bot' && typeof b.replicaSlot === 'number' ? { replicaSlot: b.replicaSlot } : {}),
         ...(role === 'bot' && b.shareGroup !== undefined ? { shareGroup: b.shareGroup } : {}),
         ...(b.sessionExpirySeconds !== undefined ? { sessionExpirySeconds: b.sessionExpirySeconds } : {}),
+        ...(b.keepaliveSeconds !== undefined ? { keepaliveSeconds: b.keepaliveSeconds } : {}),
         ...(b.tls !== undefined ? { tls: readTls(b.tls) } : {}),
       },
       topicPrefix: config.topicPrefix,

@@ -16,7 +16,7 @@ import {
 import { TypeOrmRelayStore } from '../../framework/store/index.js';
 import { brokerUrl, loadConfig, type RelayConfig } from '../config.js';
 import { redactUrl } from '../redact-url.js';
-import { describeReplicas } from '../replica.js';
+import { describeFenced, describeReplicas } from '../replica.js';
 import { describeDatabase, openDataSource } from '../runtime.js';
 
 export interface DoctorArgs {
@@ -117,7 +117,10 @@ export async function handler(argv: DoctorArgs): Promise<void> {
       const replicas = await store.leases.listReplicas(DEFAULT_LEASE_TTL_MS);
       if (config.broker.shareGroup !== undefined || replicas.length > 0) {
         const live = replicas.some((r) => r.live);
-        line(live ? 'ok' : 'n/a', 'replicas', describeReplicas(replicas, await store.leases.listLeases()));
+        const leases = await store.leases.listLeases();
+        line(live ? 'ok' : 'n/a', 'replicas', describeReplicas(replicas, leases));
+        const fenced = describeFenced(replicas, leases);
+        if (fenced !== undefined) line('warn', 'fenced replicas', fenced);
       }
     }
   } catch (e) {

@@ -3,11 +3,18 @@
  * embedded MQTT 5 broker in-process; with no database, the embedded SQLite file.
  */
 import type { Argv } from 'yargs';
-import { BotRuntime } from '../../index.js';
-import { startEmbeddedBroker, type EmbeddedBroker } from '../../framework/relay/index.js';
-import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig } from '../config.js';
+import type { Logger } from 'pino';
+import { BotRuntime, type BotRuntimeOptions } from '../../index.js';
+import {
+  startEmbeddedBroker,
+  type EmbeddedBroker,
+  type LeaseKeeper,
+  type ReplicaOptions,
+} from '../../framework/relay/index.js';
+import { brokerUrl, EMBEDDED_BROKER_HOST, loadConfig, type RelayConfig } from '../config.js';
 import { redactUrl } from '../redact-url.js';
 import { botAttachmentOptions } from '../attachments-config.js';
+import { taskLimitsOf } from '../tasks-config.js';
 import { CommandFailed } from '../errors.js';
 import { BotMetrics, startMetricsServer, storeCounts, type MetricsServer } from '../metrics.js';
 import { currentCliCommand } from '../invocation.js';
@@ -27,18 +34,41 @@ export const builder = (y: Argv): Argv<StartArgs> =>
     describe: 'YAML or JSON config file (default ./bot.yaml if present)',
   });
 
-export async function handler(argv: StartArgs): Promise<void> {
-  const config = loadConfig({ ...(argv.config !== undefined ? { file: argv.config } : {}) });
-  const log = makeLogger(config);
-  const { instances, source } = await loadBotInstances(config);
-  const runtime = new BotRuntime(instances, {
+/** The BotRuntime's options from the configuration (bot, limits, attachments, tasks sections). */
+export function runtimeOptions(config: RelayConfig, log: Logger): BotRuntimeOptions {
+  return {
     ...(config.bot.name !== undefined ? { name: config.bot.name } : {}),
     ...(config.limits.handlerTimeoutMs !== undefined
       ? { handlerTimeoutMs: config.limits.handlerTimeoutMs }
       : {}),
     logger: log,
     attachments: botAttachmentOptions(config.attachments, config.baseDir),
-  });
+    tasks: taskLimitsOf(config.tasks),
+  };
+}
+
+/**
+ * The client's replica options: its registry id, the registry, and its LeaseKeeper as the
+ * membership the client fences after replica.fenceAfterMs without the broker.
+ */
+export function replicaClientOptions(
+  config: RelayConfig,
+  keeper: LeaseKeeper,
+  registry: ReplicaOptions['registry'],
+): ReplicaOptions {
+  return {
+    replicaId: keeper.holder,
+    registry,
+    membership: keeper,
+    ...(config.replica.fenceAfterMs !== undefined ? { fenceAfterMs: config.replica.fenceAfterMs } : {}),
+  };
+}
+
+export async function handler(argv: StartArgs): Promise<void> {
+  const config = loadConfig({ ...(argv.config !== undefined ? { file: argv.config } : {}) });
+  const log = makeLogger(config);
+  const { instances, source } = await loadBotInstances(config);
+  const runtime = new BotRuntime(instances, runtimeOptions(config, log));
 
   let broker: EmbeddedBroker | undefined;
   if (config.broker.url === undefined) {
@@ -72,9 +102,20 @@ export async function handler(argv: StartArgs): Promise<void> {
   if (replica?.slot !== undefined) config.broker.replicaSlot = replica.slot;
   const metrics =
     config.metrics.port !== undefined
-      ? new BotMetrics(
-          leases && replica ? { replica: { replicaId: replica.label, owned: () => leases.owned() } } : {},
-        )
+      ? new BotMetrics({
+          runtime,
+          ...(leases && replica
+            ? {
+                replica: {
+                  replicaId: replica.label,
+                  owned: () => leases.owned(),
+                  get fenced() {
+                    return leases.fenced;
+                  },
+                },
+              }
+            : {}),
+        })
       : undefined;
   let metricsServer: MetricsServer | undefined;
   let client;
@@ -96,9 +137,7 @@ export async function handler(argv: StartArgs): Promise<void> {
       ...(leases ? { duties: leases } : {}),
       // Its outbox rows carry its registry id, so a dead replica's are told apart and claimed.
       // The client fences this replica (its membership) while the broker is unreachable.
-      ...(leases
-        ? { replica: { replicaId: leases.holder, registry: store.leases, membership: leases } }
-        : {}),
+      ...(leases ? { replica: replicaClientOptions(config, leases, store.leases) } : {}),
     });
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
     runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, {

@@ -55,6 +55,11 @@ export interface BrokerOptions {
    */
   shareGroup?: string;
   sessionExpirySeconds?: number;
+  /**
+   * MQTT keepalive in seconds (default 30): a dead link is noticed after about two of them, which
+   * is what a replica's fenceAfterMs waits on before it fences itself.
+   */
+  keepaliveSeconds?: number;
 }
 
 /** What RelayClient.create() takes: the store, the broker, and the protocol limits. */
@@ -150,6 +155,7 @@ export function transportOptions(
     ...(broker.sessionExpirySeconds !== undefined
       ? { sessionExpirySeconds: broker.sessionExpirySeconds }
       : {}),
+    ...(broker.keepaliveSeconds !== undefined ? { keepaliveSeconds: broker.keepaliveSeconds } : {}),
     maxPayloadBytes,
     ...(broker.tls !== undefined ? { tls: broker.tls } : {}),
   };

@@ -89,6 +89,11 @@ describe('relay-bot start with metrics', () => {
     expect(text).toMatch(/^relay_handler_duration_seconds_bucket\{le="\+Inf",outcome="ok"\} [1-9]/m);
     // Every drop reason is exported from the start, at 0 until it happens.
     expect(sample(text, 'relay_drops_total{reason="pow"}')).toBe(0);
+    // The runtime's drops too (metrics-runtime.test.ts counts them up): start passes the runtime.
+    expect(sample(text, 'relay_attachment_drops_total{reason="attachment_digest"}')).toBe(0);
+    expect(sample(text, 'relay_task_drops_total{reason="cancel_unknown_task"}')).toBe(0);
+    // One process, no replica: no fenced gauge.
+    expect(text).not.toContain('relay_replica_fenced');
     expect(sample(text, 'relay_sessions')).toBe(1);
     expect(sample(text, 'relay_groups')).toBe(0);
     expect(sample(text, 'relay_outbox_depth')).toBeGreaterThanOrEqual(0);

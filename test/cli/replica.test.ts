@@ -5,8 +5,15 @@
  */
 import { pino } from 'pino';
 import { loadConfig } from '../../cli/config.js';
-import { describeReplicas, slotLease, startReplica, type StartedReplica } from '../../cli/replica.js';
-import { DUTY } from '../../framework/relay/index.js';
+import {
+  describeFenced,
+  describeReplicas,
+  fencedReplicas,
+  slotLease,
+  startReplica,
+  type StartedReplica,
+} from '../../cli/replica.js';
+import { DUTY, LeaseKeeper, MemoryLeaseStore } from '../../framework/relay/index.js';
 import { freshPgSchema, openPgIn, PG_URL, postgresAvailable, type OpenStore } from '../store/helpers.js';
 
 const pgUp = await postgresAvailable('the replica slot tests');
@@ -94,4 +101,37 @@ test('describeReplicas counts replicas without a recent heartbeat apart', () => 
   expect(line).toBe(
     '1 live: g/0 (a pid 7) holds scheduler; 1 without a recent heartbeat (stopped or unreachable)',
   );
+});
+
+test('doctor: a replica without a heartbeat that still renews its slot is fenced, named apart', async () => {
+  let now = 1_000_000;
+  const store = new MemoryLeaseStore(() => now);
+  const fenced = new LeaseKeeper({ store, replica: { replicaId: 'g/host-1', host: 'b' } });
+  const live = new LeaseKeeper({ store, replica: { replicaId: 'g/0', host: 'a' } });
+  fenced.want(slotLease(1), { keepWhileFenced: true });
+  fenced.want(DUTY.scheduler);
+  await fenced.start();
+  await live.start();
+  try {
+    await fenced.fence();
+    // Past the stale limit: the fenced one renews its slot but sends no heartbeat.
+    for (let i = 0; i < 2; i++) {
+      now += 10_000;
+      await fenced.renewNow();
+      await live.renewNow();
+    }
+    const replicas = await store.listReplicas(15_000);
+    const leases = await store.listLeases();
+    expect(fencedReplicas(replicas, leases).map((r) => r.replicaId)).toEqual(['g/host-1']);
+    expect(describeReplicas(replicas, leases)).toMatch(/^1 live: g\/0 \(a\)[^;]*; 1 fenced$/);
+    expect(describeFenced(replicas, leases)).toMatch(
+      /^g\/host-1 \(b\): cut off from the broker .* Fix: check that replica's network path to the broker/,
+    );
+    await fenced.rejoin();
+    const after = await store.listReplicas(15_000);
+    expect(describeFenced(after, await store.listLeases())).toBeUndefined();
+  } finally {
+    await fenced.stop();
+    await live.stop();
+  }
 });

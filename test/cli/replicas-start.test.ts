@@ -58,7 +58,11 @@ const dutiesOf = (lines: string[]): string[] => leasesOf(lines).filter((l) => !l
       expect(leasesOf(hb.lines)).toContain('replica-slot/1');
 
       const metricsUrl = /^metrics: (\S+)$/m.exec(b.stdout())![1]!;
-      expect(await (await fetch(metricsUrl)).text()).toContain(`replica="${group}/1"`);
+      const scraped = await (await fetch(metricsUrl)).text();
+      expect(scraped).toContain(`replica="${group}/1"`);
+      // start hands the LeaseKeeper's fenced state to the metrics: neither replica is cut off.
+      expect(scraped).toContain(`relay_replica_fenced{replica="${group}/1"} 0`);
+      expect([ha.lines, hb.lines].map((l) => l.includes('fenced: no'))).toEqual([true, true]);
 
       const doctor = await runCli(['doctor'], { cwd: tmp.dir, env, timeoutMs: 60_000 });
       expect(doctor.stdout).toMatch(new RegExp(`replicas: 2 live: ${group}/\\S+ .*; ${group}/\\S+ `));

@@ -1,0 +1,65 @@
+/**
+ * Metrics read at scrape time from the BotRuntime (attachment and task-cancel drops) and from a
+ * replica's LeaseKeeper (fenced). The runtime keeps plain counts; they become Prometheus counters
+ * here, so the bot framework does not depend on prom-client.
+ */
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+/** What the metrics read from a BotRuntime: its drop counts, each by reason. */
+export interface MeteredRuntime {
+  readonly attachments: { readonly drops: { snapshot(): Readonly<Record<string, number>> } };
+  readonly taskCounters: Readonly<Record<string, number>>;
+}
+
+/**
+ * A counter by `reason` that follows `read()`, a set of counts that only grow: each scrape adds
+ * what they grew by since the last one. Every reason is exported from 0, so rate() sees the first.
+ */
+function followedCounter(
+  registry: Registry,
+  name: string,
+  help: string,
+  read: () => Readonly<Record<string, number>>,
+): void {
+  const seen = new Map<string, number>();
+  const counter: Counter<'reason'> = new Counter({
+    name,
+    help,
+    labelNames: ['reason'],
+    registers: [registry],
+    collect: () => {
+      for (const [reason, n] of Object.entries(read())) {
+        const grown = n - (seen.get(reason) ?? 0);
+        if (grown > 0) counter.labels(reason).inc(grown);
+        seen.set(reason, n);
+      }
+    },
+  });
+  for (const reason of Object.keys(read())) counter.labels(reason).inc(0);
+}
+
+/** relay_attachment_drops_total and relay_task_drops_total, by reason. */
+export function registerRuntimeMetrics(registry: Registry, runtime: MeteredRuntime): void {
+  followedCounter(
+    registry,
+    'relay_attachment_drops_total',
+    'Received attachments dropped before the handler ran, by reason (ATTACHMENT_DROP_REASONS: oversize, size, digest, decrypt, missing, fetch)',
+    () => runtime.attachments.drops.snapshot(),
+  );
+  followedCounter(
+    registry,
+    'relay_task_drops_total',
+    'task-cancel messages dropped, by reason (TaskCounters: not the requester, unknown task)',
+    () => runtime.taskCounters,
+  );
+}
+
+/** relay_replica_fenced: 1 while this replica has fenced itself (cut off from the broker). */
+export function registerFencedGauge(registry: Registry, fenced: () => boolean): void {
+  const gauge: Gauge = new Gauge({
+    name: 'relay_replica_fenced',
+    help: '1 while this replica is fenced: its broker link was down longer than replica.fenceAfterMs, so it gave up its duties until the link is back',
+    registers: [registry],
+    collect: () => gauge.set(fenced() ? 1 : 0),
+  });
+}
