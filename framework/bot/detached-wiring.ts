@@ -101,18 +101,25 @@ export class InterruptedSweep {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> = Promise.resolve();
   private stopped = false;
+  private queued = false;
 
   constructor(private readonly e: InterruptedEnds & { replica: AttachReplica }) {}
 
-  start(): void {
+  /** Starts the timer; its passes wait for `first` (the start-up pass), so none overlap it. */
+  start(first: Promise<void>): void {
+    this.running = first.catch(() => undefined);
     this.timer = setInterval(() => {
-      if (this.stopped || !this.e.duties.owns(DUTY.scheduler) || this.e.connected() === false) return;
-      this.running = this.running.then(() =>
-        sweep(this.e).then(
+      if (this.stopped || this.queued || !this.e.duties.owns(DUTY.scheduler)) return;
+      if (this.e.connected() === false) return;
+      // One pass waiting at a time: a slow store does not pile them up.
+      this.queued = true;
+      this.running = this.running.then(() => {
+        this.queued = false;
+        return sweep(this.e).then(
           (ended) => void (ended > 0 && this.e.log.info({ ended }, 'ended the replies of dead replicas')),
           (err: unknown) => this.e.log.warn({ err }, 'could not look for dead replicas’ replies'),
-        ),
-      );
+        );
+      });
     }, this.e.replica.checkMs ?? DEFAULT_CHECK_MS);
     this.timer.unref();
   }

@@ -251,8 +251,10 @@ export class BotRuntime {
         leases: taskLeasesOf(options.duties),
         connected: () => client.connected,
       });
-      this.track(endInterruptedOnStart(ends));
-      sweep?.start();
+      const first = endInterruptedOnStart(ends);
+      this.track(first);
+      // Its passes queue behind the start-up one: both at once would end one marker twice.
+      sweep?.start(first);
     }
   }
 
