@@ -142,7 +142,8 @@ export async function handler(argv: StartArgs): Promise<void> {
     // With the store, the scheduler runs and ctx.schedule() works (bots/notes reminders).
     runtime.attach(metrics ? metrics.instrument(client, storeCounts(dataSource)) : client, {
       store,
-      ...(leases ? { duties: leases } : {}),
+      // Its open-reply markers name this replica: another replica ends them only once it is dead.
+      ...(leases ? { duties: leases, replica: { replicaId: leases.holder, registry: store.leases } } : {}),
     });
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));
     await client.start();

@@ -26,6 +26,7 @@ import { TOMBSTONE, type BotTransaction } from './data.js';
 import {
   encodeOpenReply,
   openReplyKey,
+  type MarkerOwner,
   type OpenReply,
   type PostFn,
   type PostTarget,
@@ -74,6 +75,8 @@ export class DetachableTransaction implements BotTransaction {
 export interface DetachedRunInit {
   readonly bot: string;
   readonly runId: string;
+  /** Written into the marker, so cleanup tells a live replica's run from a dead one's. */
+  readonly owner: MarkerOwner;
   readonly to: PostTarget;
   /** The incoming message's id: what replies, typing and streams answer. */
   readonly answering: string | undefined;
@@ -282,6 +285,8 @@ export class DetachedRun {
       to: this.init.to,
       ...(this.init.answering !== undefined ? { replyTo: this.init.answering } : {}),
       ...extra,
+      ...(this.init.owner.owner !== undefined ? { owner: this.init.owner.owner } : {}),
+      boot: this.init.owner.boot,
     };
     return { conversationId: this.key, json: encodeOpenReply(marker) };
   }

@@ -5,9 +5,12 @@
  * short.
  */
 import type { Logger } from 'pino';
+import { DeadReplicas } from '../relay/dead-replicas.js';
 import { DUTY, type Duties } from '../relay/duties.js';
+import { DEFAULT_LEASE_TTL_MS } from '../relay/lease-keeper.js';
 import { run, type Middleware } from './composer.js';
-import { endInterruptedReplies, type PostFn } from './open-replies.js';
+import { endInterruptedReplies, isLeftover, type MarkerOwner, type PostFn } from './open-replies.js';
+import type { AttachReplica } from './runtime-options.js';
 import type { JobSource } from './scheduler.js';
 import type { UpdateContext } from './update-context.js';
 
@@ -39,13 +42,17 @@ export async function runDetachable(
   }
 }
 
-/** What endInterruptedOnStart() needs of the runtime. */
+/** What endInterruptedOnStart() and InterruptedSweep need of the runtime. */
 export interface InterruptedEnds {
   readonly bot: string;
   readonly store: JobSource;
   readonly post: PostFn;
   readonly duties: Duties;
   readonly log: Logger;
+  /** Who this process's markers name. */
+  readonly self: MarkerOwner;
+  /** With replicas: the registry that tells which replicas are dead. */
+  readonly replica: AttachReplica | undefined;
   /** Whether the client is connected (undefined: no such notion, go ahead). */
   readonly connected: () => boolean | undefined;
   /** stop() was called: give up waiting. */
@@ -53,14 +60,77 @@ export interface InterruptedEnds {
 }
 
 /**
- * Ends the replies a crash cut short (open-replies.ts), once the client is connected. With
- * replicas only the scheduler's owner does it: another replica's marker may belong to a live run.
+ * One pass over the markers: ends this process's leftovers from an earlier start and, as the
+ * scheduler's owner, those of dead replicas (or, without a registry, those naming no replica).
+ */
+async function sweep(e: InterruptedEnds): Promise<number> {
+  const mayEndOthers = e.duties.owns(DUTY.scheduler);
+  let isDead: (replica: string) => boolean = () => false;
+  if (mayEndOthers && e.replica) {
+    const { registry, replicaId, staleAfterMs = DEFAULT_LEASE_TTL_MS } = e.replica;
+    ({ isDead } = await new DeadReplicas({ registry, self: replicaId, staleAfterMs }).read());
+  }
+  return endInterruptedReplies(
+    e.bot,
+    (p) => e.store.listConversationData(p),
+    e.post,
+    e.log,
+    (m) => isLeftover(m, e.self, mayEndOthers, isDead),
+  );
+}
+
+/**
+ * Ends the replies a crash cut short (open-replies.ts), once the client is connected: this
+ * process's own from before it started, and, as the scheduler's owner, dead replicas'. A live
+ * replica's marker belongs to a run still going and stays.
  */
 export async function endInterruptedOnStart(e: InterruptedEnds): Promise<void> {
   while (e.connected() === false && !e.halted()) {
     await new Promise((r) => setTimeout(r, 100).unref());
   }
-  if (e.halted() || !e.duties.owns(DUTY.scheduler)) return;
-  const ended = await endInterruptedReplies(e.bot, (p) => e.store.listConversationData(p), e.post, e.log);
+  if (e.halted()) return;
+  const ended = await sweep(e);
   if (ended > 0) e.log.info({ ended }, 'ended replies interrupted by a crash');
 }
+
+/**
+ * With replicas, a replica may die while the others run: every checkMs the scheduler's owner ends
+ * the markers of replicas that died since (a reading of the registry only when it owns the duty).
+ */
+export class InterruptedSweep {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> = Promise.resolve();
+  private stopped = false;
+  private queued = false;
+
+  constructor(private readonly e: InterruptedEnds & { replica: AttachReplica }) {}
+
+  /** Starts the timer; its passes wait for `first` (the start-up pass), so none overlap it. */
+  start(first: Promise<void>): void {
+    this.running = first.catch(() => undefined);
+    this.timer = setInterval(() => {
+      if (this.stopped || this.queued || !this.e.duties.owns(DUTY.scheduler)) return;
+      if (this.e.connected() === false) return;
+      // One pass waiting at a time: a slow store does not pile them up.
+      this.queued = true;
+      this.running = this.running.then(() => {
+        this.queued = false;
+        return sweep(this.e).then(
+          (ended) => void (ended > 0 && this.e.log.info({ ended }, 'ended the replies of dead replicas')),
+          (err: unknown) => this.e.log.warn({ err }, 'could not look for dead replicas’ replies'),
+        );
+      });
+    }, this.e.replica.checkMs ?? DEFAULT_CHECK_MS);
+    this.timer.unref();
+  }
+
+  /** Stops the timer and waits for a pass in progress. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.timer);
+    await this.running;
+  }
+}
+
+/** InterruptedSweep's default interval. */
+const DEFAULT_CHECK_MS = 5_000;

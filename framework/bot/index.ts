@@ -18,7 +18,7 @@ export {
 } from './decorators.js';
 export type { BotOptions, CommandOptions, TaskCommandDecoratorOptions } from './decorators.js';
 export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
-export type { BotRuntimeOptions, AttachableClient, AttachOptions } from './runtime.js';
+export type { BotRuntimeOptions, AttachableClient, AttachOptions, AttachReplica } from './runtime.js';
 export type {
   TaskContext,
   TaskHandle,
@@ -133,8 +133,9 @@ export {
   openReplyPrefix,
   decodeOpenReply,
   encodeOpenReply,
+  isLeftover,
 } from './open-replies.js';
-export type { OpenReply, PostFn, PostTarget } from './open-replies.js';
+export type { MarkerOwner, OpenReply, PostFn, PostTarget } from './open-replies.js';
 export type { TypingPlan } from './typing.js';
 export { recover } from './middleware/recover.js';
 export type { RecoverOptions } from './middleware/recover.js';

@@ -5,6 +5,11 @@
  * message. A marker still there at start-up belongs to a run a crash cut short; the runtime ends it
  * with INTERRUPTED_REPLY (as the final text of its open stream, if it had one), so a receiver never
  * waits on a reply that neither finishes nor fails.
+ *
+ * With replicas (several processes, one store) a marker names the replica that runs it and that
+ * process's start (`owner`, `boot`): another replica's marker may belong to a live run, so it is
+ * ended only once that replica is dead (dead-replicas.ts), and a replica's own marker only when it
+ * is from before this process started.
  */
 import type { Logger } from 'pino';
 import type { ContentInput } from '../relay/content.js';
@@ -33,6 +38,16 @@ export interface OpenReply {
    * then on is ended with the lost closing `typing stop`, not with INTERRUPTED_REPLY as well.
    */
   answered?: boolean;
+  /** The replica (its LeaseKeeper holder id) whose run this is; absent for a single process. */
+  owner?: string;
+  /** The process start of `owner` that wrote it: another boot's marker is a leftover. */
+  boot?: string;
+}
+
+/** Who writes markers now: this replica, if one, and this process's start. */
+export interface MarkerOwner {
+  readonly owner?: string;
+  readonly boot: string;
 }
 
 /** Sends content (and commits `data` with it) to a conversation, through the client's commit-then-publish path. */
@@ -75,6 +90,8 @@ export function decodeOpenReply(json: string): OpenReply | undefined {
     ...(typeof o.replyTo === 'string' ? { replyTo: o.replyTo } : {}),
     ...(typeof o.stream === 'string' ? { stream: o.stream } : {}),
     ...(o.answered === true ? { answered: true } : {}),
+    ...(typeof o.owner === 'string' ? { owner: o.owner } : {}),
+    ...(typeof o.boot === 'string' ? { boot: o.boot } : {}),
   };
 }
 
@@ -88,20 +105,38 @@ export function interruptedContent(r: OpenReply): ContentInput {
 }
 
 /**
- * Ends every marker left by a crash: sends INTERRUPTED_REPLY, committed together with the marker's
- * deletion, so a crash during recovery repeats at most this one message and never loses it.
- * Called once at start-up, before any handler of this process could have written a marker.
+ * Which markers are a crash's leftovers, as far as this process can tell: its own from an earlier
+ * start, and, when `mayEndOthers` (the scheduler's owner; one replica does it), those of replicas
+ * `isDead` says are dead, and those without an owner (a single process, or an older version).
+ * A live replica's marker, or this start's, belongs to a run still going.
+ */
+export function isLeftover(
+  m: OpenReply,
+  self: MarkerOwner,
+  mayEndOthers: boolean,
+  isDead: (replica: string) => boolean,
+): boolean {
+  if (m.boot === self.boot) return false;
+  if (m.owner === undefined) return mayEndOthers;
+  if (m.owner === self.owner) return true;
+  return mayEndOthers && isDead(m.owner);
+}
+
+/**
+ * Ends every marker `leftover` picks: sends INTERRUPTED_REPLY, committed together with the
+ * marker's deletion, so a crash during recovery repeats at most this one message and never loses it.
  */
 export async function endInterruptedReplies(
   bot: string,
   list: (prefix: string) => Promise<Array<{ conversationId: string; json: string }>>,
   post: PostFn,
   log: Logger,
+  leftover: (m: OpenReply) => boolean = () => true,
 ): Promise<number> {
   let ended = 0;
   for (const row of await list(openReplyPrefix(bot))) {
     const marker = decodeOpenReply(row.json);
-    if (!marker) continue;
+    if (!marker || !leftover(marker)) continue;
     try {
       await post(marker.to, interruptedContent(marker), [
         { conversationId: row.conversationId, json: TOMBSTONE },

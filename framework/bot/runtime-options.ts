@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { RelayClient } from '../relay/client.js';
 import type { Duties } from '../relay/duties.js';
+import type { LeaseStore } from '../relay/lease-store.js';
 import type { BotAttachmentOptions } from './attachments.js';
 import type { WrapRuntimeMiddleware } from './compile.js';
 import type { GroupApi } from './group.js';
@@ -92,4 +93,22 @@ export interface AttachOptions {
    * A LeaseKeeper also holds one lease per running task, so a task runs on one replica (tasks.ts).
    */
   duties?: Duties;
+  /**
+   * This process as one replica of several (pass what the client's `replica` option has): the
+   * open-reply markers of its detached runs name it, and the scheduler's owner ends another
+   * replica's markers only once the registry says that replica is dead, never a live run's.
+   */
+  replica?: AttachReplica;
+}
+
+/** AttachOptions.replica: who this replica is, and where to read which replicas are alive. */
+export interface AttachReplica {
+  /** This replica's id in the registry (its LeaseKeeper's holder). */
+  replicaId: string;
+  /** The replica registry (the store's leases). */
+  registry: Pick<LeaseStore, 'listReplicas'>;
+  /** A replica without a heartbeat this long is dead (default the lease ttl, 15 s). */
+  staleAfterMs?: number;
+  /** How often the scheduler's owner looks for dead replicas' open replies (default 5 s). */
+  checkMs?: number;
 }

@@ -30,7 +30,13 @@ import {
   type GroupInfo,
 } from './group.js';
 import type { CommandInfo } from './help.js';
-import { endInterruptedOnStart, runDetachable } from './detached-wiring.js';
+import {
+  endInterruptedOnStart,
+  InterruptedSweep,
+  runDetachable,
+  type InterruptedEnds,
+} from './detached-wiring.js';
+import type { MarkerOwner } from './open-replies.js';
 import type { PostFn } from './open-replies.js';
 import type { Profile } from '../relay/profile.js';
 import { botProfile } from './profile.js';
@@ -50,7 +56,7 @@ import {
   type UpdateEnv,
 } from './updates.js';
 
-export type { AttachableClient, AttachOptions, BotRuntimeOptions } from './runtime-options.js';
+export type { AttachableClient, AttachOptions, AttachReplica, BotRuntimeOptions } from './runtime-options.js';
 export { DEFAULT_HANDLER_TIMEOUT_MS } from './scan.js';
 export { DEFAULT_ERROR_REPLY } from './middleware/recover.js';
 
@@ -59,6 +65,8 @@ interface Attachment {
   readonly deps: HandleDeps;
   readonly listeners: ReadonlyArray<readonly ['session' | 'group' | 'message', (e: never) => void]>;
   readonly scheduler: JobScheduler | undefined;
+  /** With replicas: ends the open replies of replicas that die while this one runs. */
+  readonly sweep: InterruptedSweep | undefined;
 }
 
 /** How long stop() lets detached runs wait for their message's commit event before they give up. */
@@ -104,6 +112,8 @@ export class BotRuntime {
    * marker, if the commit did happen, is ended at the next start), so stop() cannot hang on it.
    */
   private halt = stopSignal();
+  /** What this process's open-reply markers name: its replica, and this start (one per runtime). */
+  private markerOwner: MarkerOwner = { boot: randomUUID() };
 
   constructor(
     bots: object | readonly object[],
@@ -136,6 +146,7 @@ export class BotRuntime {
       later: (work) => this.track(afterCurrentEvent().then(work)),
       halted: () => this.halt.promise,
       newId: randomUUID,
+      markerOwner: () => this.markerOwner,
       typing: new TypingLimiter(),
       timers: systemTimers,
       attachments: this.attachments,
@@ -215,9 +226,24 @@ export class BotRuntime {
       ? this.startScheduler(client, options.store, options.duties ?? SOLE_OWNER)
       : undefined;
     this.jobsEnabled = scheduler !== undefined;
-    this.attachment = { client, deps, listeners, scheduler };
+    const replica = options.replica;
+    const owner = replica?.replicaId ?? taskLeasesOf(options.duties)?.holder;
+    this.markerOwner = { boot: this.markerOwner.boot, ...(owner !== undefined ? { owner } : {}) };
     const store = options.store;
-    if (store) {
+    const ends: InterruptedEnds | undefined = store && {
+      bot: this.name,
+      store,
+      post,
+      duties: options.duties ?? SOLE_OWNER,
+      log: this.log,
+      self: this.markerOwner,
+      replica,
+      connected: () => client.connected,
+      halted: () => this.halted,
+    };
+    const sweep = ends && replica ? new InterruptedSweep({ ...ends, replica }) : undefined;
+    this.attachment = { client, deps, listeners, scheduler, sweep };
+    if (store && ends) {
       this.tasks.attach({
         store,
         post,
@@ -225,17 +251,10 @@ export class BotRuntime {
         leases: taskLeasesOf(options.duties),
         connected: () => client.connected,
       });
-      this.track(
-        endInterruptedOnStart({
-          bot: this.name,
-          store,
-          post,
-          duties: options.duties ?? SOLE_OWNER,
-          log: this.log,
-          connected: () => client.connected,
-          halted: () => this.halted,
-        }),
-      );
+      const first = endInterruptedOnStart(ends);
+      this.track(first);
+      // Its passes queue behind the start-up one: both at once would end one marker twice.
+      sweep?.start(first);
     }
   }
 
@@ -245,6 +264,7 @@ export class BotRuntime {
    */
   async stop(): Promise<void> {
     this.halted = true;
+    await this.attachment?.sweep?.stop();
     await this.attachment?.scheduler?.stop();
     // Running tasks stop without a final message: their rows stay for the next owner.
     await this.tasks.stop();

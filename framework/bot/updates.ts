@@ -22,7 +22,7 @@ import {
 import { gatedTransaction, noTransaction, transactionalSessionStore, type BotTransaction } from './data.js';
 import { DetachableTransaction, DetachedRun } from './detached-run.js';
 import { TimeLease } from './time-lease.js';
-import { postTarget } from './open-replies.js';
+import { postTarget, type MarkerOwner } from './open-replies.js';
 import type { PacerTimers } from './stream-pacer.js';
 import type { TypingLimiter } from './typing.js';
 import type { BotAttachments } from './attachments.js';
@@ -50,6 +50,8 @@ export interface UpdateEnv {
   readonly halted: () => Promise<void>;
   /** A fresh message id (replies, streams). */
   readonly newId: () => string;
+  /** Who a detached run's open-reply marker names (open-replies.ts). */
+  readonly markerOwner: () => MarkerOwner;
   readonly typing: TypingLimiter;
   /** Time for stream pacing. */
   readonly timers: PacerTimers;
@@ -123,6 +125,7 @@ export async function messageUpdate(
   const detachedRun = new DetachedRun({
     bot: plan.name,
     runId: env.newId(),
+    owner: env.markerOwner(),
     to: postTarget(conversation),
     answering: message.content.id,
     post: deps.post,

@@ -8,7 +8,9 @@ import {
   MemoryDataStore,
   TOMBSTONE,
   endInterruptedReplies,
+  isLeftover,
   openReplyKey,
+  type OpenReply,
   type PostFn,
   type PostTarget,
 } from '../../framework/bot/index.js';
@@ -89,5 +91,38 @@ describe('replies interrupted by a crash', () => {
     );
     expect(p.posted.map((x) => x.content)).toEqual([{ type: 'typing', state: 'stop', content: '' }]);
     expect(store.get(openReplyKey('Agent', 'r5'))).toBe(TOMBSTONE);
+  });
+
+  test('with replicas only leftovers are ended: own ones from an earlier start, and dead replicas’ by the scheduler owner', async () => {
+    const store = new MemoryDataStore();
+    const tx = store.transaction();
+    const to = { kind: 'direct', id: ALICE } as const;
+    const rows: Record<string, OpenReply> = {
+      live: { to, replyTo: 'live', owner: 'bots/1', boot: 'b1' },
+      dead: { to, replyTo: 'dead', owner: 'bots/2', boot: 'b2' },
+      mineBefore: { to, replyTo: 'mineBefore', owner: 'bots/0', boot: 'old' },
+      mineNow: { to, replyTo: 'mineNow', owner: 'bots/0', boot: 'now' },
+      legacy: { to, replyTo: 'legacy' },
+    };
+    for (const [id, r] of Object.entries(rows)) tx.saveData(openReplyKey('Agent', id), JSON.stringify(r));
+    const self = { owner: 'bots/0', boot: 'now' };
+    const isDead = (replica: string): boolean => replica === 'bots/2';
+    const endAs = async (schedulerOwner: boolean): Promise<string[]> => {
+      const p = poster(store);
+      await endInterruptedReplies(
+        'Agent',
+        (x) => store.listConversationData(x),
+        p.post,
+        pino({ level: 'silent' }),
+        (m) => isLeftover(m, self, schedulerOwner, isDead),
+      );
+      return p.posted.map((x) => String(x.content.replyTo)).sort();
+    };
+    // Not the scheduler's owner: only this replica's own leftover.
+    expect(await endAs(false)).toEqual(['mineBefore']);
+    // The owner: the dead replica's and the ownerless one's too; the live run and this start's stay.
+    expect(await endAs(true)).toEqual(['dead', 'legacy']);
+    expect(store.get(openReplyKey('Agent', 'live'))).not.toBe(TOMBSTONE);
+    expect(store.get(openReplyKey('Agent', 'mineNow'))).not.toBe(TOMBSTONE);
   });
 });
