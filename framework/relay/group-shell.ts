@@ -254,11 +254,22 @@ export class GroupShell extends GroupOutbound {
       { joined, opened, sender, digest, sealKey, now },
     );
     if (step.drop) return step.drop;
-    // §9: subscribe to the topic first, then publish a fresh bundle.
-    await this.subscribe(step.topicId);
-    await this.commit(step.write);
-    this.topics.set(step.topicId, step.groupId);
-    this.queueAfter(step.topicId, step.write, []);
+    // §9: subscribe to the topic first, then publish a fresh bundle. In the group's lane, with the
+    // topic known before the subscription: a message (a commit above all) arriving while the group
+    // is stored waits behind it instead of being dropped as an unknown group, which would leave us
+    // an epoch behind for good.
+    const known = this.topics.has(step.topicId);
+    await this.lane(step.topicId, async () => {
+      this.topics.set(step.topicId, step.groupId);
+      try {
+        await this.subscribe(step.topicId);
+        await this.commit(step.write);
+      } catch (e) {
+        if (!known) this.topics.delete(step.topicId);
+        throw e;
+      }
+      this.queueAfter(step.topicId, step.write, []);
+    });
     return undefined;
   }
 
