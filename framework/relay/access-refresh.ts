@@ -6,14 +6,19 @@
  * the other replica committed before its Welcome or commit left, so such a reload sees the keys.
  *
  * Reloads never overlap and start at least `minIntervalMs` apart, so made-up hints (free to send)
- * cost the database at most one listing per interval, however many arrive; and at most
- * `maxWaiting` envelopes wait at a time (each holds a slot of the broker's receive window), so a
- * flood of made-up hints cannot fill the window.
+ * cost the database at most one listing per interval, however many arrive. Waiting envelopes hold
+ * slots of the broker's receive window, so they are bounded twice: at most `maxWaiting` distinct
+ * hints wait at a time (a flood of made-up hints cannot fill the window), and at most
+ * `maxWaitingEnvelopes` envelopes in all. Envelopes of a hint already waiting join it: a peer's
+ * burst right after its first contact on another replica carries one hint, and counting each of
+ * its envelopes as a hint of its own dropped the later ones as 'pow'.
  */
 /** Default spacing between two reloads, in milliseconds. */
 export const ACCESS_RELOAD_INTERVAL_MS = 250;
-/** Default bound on envelopes waiting for a reload at once. */
+/** Default bound on distinct hints waiting for a reload at once. */
 export const ACCESS_RELOAD_MAX_WAITING = 8;
+/** Default bound on envelopes waiting at once: half the receive window (DEFAULT_RECEIVE_MAXIMUM). */
+export const ACCESS_RELOAD_MAX_WAITING_ENVELOPES = 32;
 
 export interface AccessRefreshDeps {
   /** Reads every session's access keys from the store into the index. */
@@ -21,14 +26,19 @@ export interface AccessRefreshDeps {
   /** Milliseconds on a monotonic scale; Date.now by default (tests substitute it). */
   nowMs?: () => number;
   minIntervalMs?: number;
+  /** Distinct hints waiting at once. */
   maxWaiting?: number;
+  /** Envelopes waiting at once, whatever their hints. */
+  maxWaitingEnvelopes?: number;
 }
 
 export class AccessRefresh {
   private running: Promise<void> | undefined;
   private next: Promise<void> | undefined;
   private lastStartMs = Number.NEGATIVE_INFINITY;
-  private waiting = 0;
+  /** Envelopes waiting, by hint; an envelope without one counts as a hint of its own. */
+  private readonly waiting = new Map<string | symbol, number>();
+  private waitingEnvelopes = 0;
 
   constructor(private readonly deps: AccessRefreshDeps) {}
 
@@ -38,16 +48,26 @@ export class AccessRefresh {
 
   /**
    * Resolves to true once a reload that started after this call has finished (or failed: the
-   * caller re-checks either way); to false at once when `maxWaiting` callers wait already.
+   * caller re-checks either way); to false at once when the waiting bounds are reached.
    */
-  async request(): Promise<boolean> {
-    if (this.waiting >= (this.deps.maxWaiting ?? ACCESS_RELOAD_MAX_WAITING)) return false;
-    this.waiting++;
+  async request(hint?: string): Promise<boolean> {
+    const key = hint ?? Symbol('no hint');
+    const ofHint = this.waiting.get(key) ?? 0;
+    const hintsFull =
+      ofHint === 0 && this.waiting.size >= (this.deps.maxWaiting ?? ACCESS_RELOAD_MAX_WAITING);
+    const envelopesFull =
+      this.waitingEnvelopes >= (this.deps.maxWaitingEnvelopes ?? ACCESS_RELOAD_MAX_WAITING_ENVELOPES);
+    if (hintsFull || envelopesFull) return false;
+    this.waiting.set(key, ofHint + 1);
+    this.waitingEnvelopes++;
     try {
       await this.reloadAfterNow();
       return true;
     } finally {
-      this.waiting--;
+      this.waitingEnvelopes--;
+      const left = (this.waiting.get(key) ?? 1) - 1;
+      if (left === 0) this.waiting.delete(key);
+      else this.waiting.set(key, left);
     }
   }
 

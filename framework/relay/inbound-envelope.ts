@@ -56,7 +56,7 @@ export interface OpenedEnvelope {
 
 export type EnvelopeCheck =
   | { ok: true; value: OpenedEnvelope }
-  | { ok: false; reason: DropReason; error?: unknown; retryAfterEarlier?: boolean };
+  | { ok: false; reason: DropReason; error?: unknown; retryAfterEarlier?: boolean; hint?: string };
 
 const drop = (reason: DropReason, error?: unknown): EnvelopeCheck => ({ ok: false, reason, error });
 
@@ -100,7 +100,9 @@ export async function checkEnvelope(
     const challenge = powChallengeForDigest(deps.selfId, env.sentAt, digestBytes);
     if (!verifyPow(challenge, env.powNonce, deps.powBits)) {
       // An unknown hint may name a session or epoch that an earlier message is still setting up.
-      return env.access ? { ok: false, reason: 'pow', retryAfterEarlier: true } : drop('pow');
+      return env.access
+        ? { ok: false, reason: 'pow', retryAfterEarlier: true, hint: toHex(env.access.hint) }
+        : drop('pow');
     }
   }
   // From here on the envelope used up its PoW or tag: whatever follows decides, it was one attempt.

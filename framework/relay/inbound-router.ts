@@ -72,7 +72,7 @@ export interface InboundRouterDeps {
   /** Resolves once start-up let inbound messages in (after the outbox flush and the parked ones). */
   ready(): Promise<void>;
   /** With replicas: reloads the access index from the store (access-refresh.ts). */
-  reloadAccess?(): Promise<boolean>;
+  reloadAccess?(hint?: string): Promise<boolean>;
 }
 
 /** Routes each inbound message to the part of the client it is for; the owner of the replay cache. */

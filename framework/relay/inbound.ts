@@ -43,7 +43,7 @@ export interface InboxPipelineDeps {
    * after this call, for a hint another replica's session or epoch may explain; false when too many
    * envelopes wait already (the caller drops this one).
    */
-  reloadAccess?(): Promise<boolean>;
+  reloadAccess?(hint?: string): Promise<boolean>;
 }
 
 /**
@@ -107,7 +107,7 @@ export class InboxPipeline {
           i < ACCESS_RELOADS && !checked.ok && checked.reason === 'pow' && d.reloadAccess;
           i++
         ) {
-          if (!(await d.reloadAccess())) break;
+          if (!(await d.reloadAccess(checked.hint))) break;
           checked = await d.check(payload);
         }
         if (checked.ok) settleClaim = checked.value.claim.settle;

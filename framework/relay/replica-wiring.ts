@@ -186,7 +186,7 @@ export class ReplicaWiring {
  * A rate-limited reload of the access index from the store (access-refresh.ts): a replica learns
  * of sessions another replica opened or moved on only from the store.
  */
-export function accessReload(direct: Pick<DirectShell, 'restore'>): () => Promise<boolean> {
+export function accessReload(direct: Pick<DirectShell, 'restore'>): (hint?: string) => Promise<boolean> {
   const refresh = new AccessRefresh({ reload: () => direct.restore() });
-  return () => refresh.request();
+  return (hint) => refresh.request(hint);
 }
