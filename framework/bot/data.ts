@@ -32,6 +32,27 @@ export function parseStored(json: string | undefined): unknown {
   return JSON.parse(json) as unknown;
 }
 
+/**
+ * A stored row's JSON as an object, or undefined for a tombstone, a non-object or JSON this
+ * version cannot read: rows written by other versions or replicas are skipped, never thrown on.
+ */
+export function storedObject(json: string): Record<string, unknown> | undefined {
+  let v: unknown;
+  try {
+    v = parseStored(json);
+  } catch {
+    return undefined;
+  }
+  return typeof v === 'object' && v !== null ? (v as Record<string, unknown>) : undefined;
+}
+
+/** Whether a stored `to` names a direct peer or a group by id, as PostTarget does. */
+export function isStoredTarget(to: unknown): to is { kind: 'direct' | 'group'; id: string } {
+  if (typeof to !== 'object' || to === null) return false;
+  const t = to as { kind?: unknown; id?: unknown };
+  return (t.kind === 'direct' || t.kind === 'group') && typeof t.id === 'string';
+}
+
 /** A SessionStore for one message: reads and writes go through that message's transaction. */
 export function transactionalSessionStore(tx: BotTransaction, bot: string): SessionStore {
   return {

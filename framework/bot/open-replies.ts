@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import type { ContentInput } from '../relay/content.js';
 import { typingContent } from './agent-content.js';
-import { parseStored, TOMBSTONE } from './data.js';
+import { isStoredTarget, storedObject, TOMBSTONE } from './data.js';
 
 /** What ends a reply whose process crashed while producing it. */
 export const INTERRUPTED_REPLY = 'this reply was interrupted';
@@ -75,16 +75,9 @@ export function encodeOpenReply(r: OpenReply): string {
 
 /** A marker row, or undefined for a tombstone or a row this version cannot read. */
 export function decodeOpenReply(json: string): OpenReply | undefined {
-  let v: unknown;
-  try {
-    v = parseStored(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const o = v as Partial<OpenReply>;
-  const to = o.to;
-  if (!to || (to.kind !== 'direct' && to.kind !== 'group') || typeof to.id !== 'string') return undefined;
+  const o = storedObject(json) as Partial<OpenReply> | undefined;
+  const to = o?.to;
+  if (!o || !isStoredTarget(to)) return undefined;
   return {
     to: { kind: to.kind, id: to.id },
     ...(typeof o.replyTo === 'string' ? { replyTo: o.replyTo } : {}),

@@ -14,7 +14,7 @@
 import type { Logger } from 'pino';
 import type { UserIdHex } from '../relay/brand.js';
 import type { TaskContent, TaskState } from '../relay/content-types.js';
-import { parseStored } from './data.js';
+import { isStoredTarget, storedObject } from './data.js';
 import type { BotSelf, Conversation } from './context.js';
 import type { PostTarget } from './open-replies.js';
 
@@ -132,18 +132,11 @@ export function encodeTaskRow(row: TaskRow): string {
 
 /** A row, or undefined for a tombstone or anything this version cannot read. */
 export function decodeTaskRow(json: string): TaskRow | undefined {
-  let v: unknown;
-  try {
-    v = parseStored(json);
-  } catch {
-    return undefined;
-  }
-  if (typeof v !== 'object' || v === null) return undefined;
-  const o = v as Partial<TaskRow>;
-  const to = o.to;
+  const o = storedObject(json) as Partial<TaskRow> | undefined;
+  if (!o) return undefined;
   const strings = [o.id, o.replyTo, o.requester, o.command, o.argsText];
   if (strings.some((s) => typeof s !== 'string')) return undefined;
-  if (!to || (to.kind !== 'direct' && to.kind !== 'group') || typeof to.id !== 'string') return undefined;
+  if (!isStoredTarget(o.to)) return undefined;
   if (typeof o.conversation !== 'object' || o.conversation === null) return undefined;
   if (o.state !== 'submitted' && o.state !== 'working') return undefined;
   if (typeof o.createdAt !== 'number' || typeof o.updatedAt !== 'number') return undefined;
