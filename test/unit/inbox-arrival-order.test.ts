@@ -85,8 +85,9 @@ function inbox(opts: { replicas: boolean }) {
       arrivals.push(pipeline.receive('inbox', new Uint8Array([sent.length - 1])));
     },
     /** Answers every reload asked for so far, then lets the re-checks run. */
-    async reload(): Promise<void> {
-      for (const r of reloads.splice(0)) r(true);
+    async reload(order: 'asked' | 'reversed' = 'asked'): Promise<void> {
+      const answering = reloads.splice(0);
+      for (const r of order === 'asked' ? answering : answering.reverse()) r(true);
       await new Promise((r) => setTimeout(r, 5));
     },
     /** Lets every waiting envelope run out of reloads, then waits for every arrival. */
@@ -141,7 +142,8 @@ test('envelopes of different hints that one reload explains go on in arrival ord
   await until(() => p.reloads.length === 2, 5_000, 'two envelopes waiting');
   p.known.add('peer-hour-1');
   p.known.add('peer-hour-2');
-  await p.reload();
+  // Answered the other way round: p2's re-check may be asked for first; the round orders them.
+  await p.reload('reversed');
   await until(() => p.received.length === 2, 5_000, 'both answered');
   expect(p.received).toEqual(['p1', 'p2']);
   await p.settle();
