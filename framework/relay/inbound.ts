@@ -9,6 +9,7 @@ import type { DropReason } from './drops.js';
 import type { InnerPayload } from './envelope.js';
 import { deriveUserId, userIdToHex, verifySealedSenderKey } from './identity.js';
 import type { EnvelopeCheck, OpenedEnvelope } from './inbound-envelope.js';
+import { HintPlaces, RecheckRounds } from './inbox-waits.js';
 import type { KeyedSerialQueue } from './keyed-queue.js';
 import { MSG_TYPE } from './labels.js';
 
@@ -63,20 +64,28 @@ export class InboxPipeline {
   private checks: Promise<void> = Promise.resolve();
   /** Resolves once every arrival so far that sets up a session or an epoch has been processed. */
   private keyChanges: Promise<void> = Promise.resolve();
+  private seq = 0;
+  private readonly places = new HintPlaces();
+  private readonly rounds: RecheckRounds;
 
-  constructor(private readonly deps: InboxPipelineDeps) {}
+  constructor(private readonly deps: InboxPipelineDeps) {
+    this.rounds = new RecheckRounds((payload) => deps.check(payload));
+  }
 
   /**
    * The transport runs handlers concurrently; the envelope checks may finish out of order, so each
-   * message joins its conversation's lane only after every earlier arrival has joined its own.
+   * message joins its sender's lane only after every earlier arrival has joined its own (or left
+   * the arrival chain to wait, below).
    *
    * An access hint that matches no session may name one that an earlier Welcome or commit is still
-   * setting up. Such an envelope waits for those earlier key changes only, not for everything that
-   * arrived before it: an envelope with a made-up hint costs nothing to send, and must not make
-   * every conversation wait on the slowest handler in flight.
+   * setting up, or (replicas) one another replica set up. Such an envelope waits for those earlier
+   * key changes and for access reloads outside the arrival chain, and joins its lane at the back of
+   * it once explained (inbox-waits.ts keeps the order its conversation needs): an envelope with a
+   * made-up hint costs nothing to send, and must not make every conversation wait with it.
    */
   async receive(topic: string, payload: Uint8Array): Promise<void> {
     const d = this.deps;
+    const seq = this.seq++;
     const previous = this.arrivals;
     const earlierChecks = this.checks;
     let joined!: () => void;
@@ -86,46 +95,42 @@ export class InboxPipeline {
     this.checks = new Promise<void>((r) => (checkedIn = r));
     const mine = new Promise<void>((r) => (completed = r));
     let settleClaim: ((keep: boolean) => void) | undefined;
+    let place: ReturnType<HintPlaces['enter']> | undefined;
     try {
       let checked = await d.check(payload);
       if (checked.ok) settleClaim = checked.value.claim.settle;
       // Registered in arrival order, so a later envelope sees every earlier key change.
       await earlierChecks;
-      let keyChangesBefore: Promise<void> | undefined;
-      if (!checked.ok && checked.reason === 'pow' && checked.retryAfterEarlier) {
-        keyChangesBefore = this.keyChanges;
-      } else if (checked.ok && changesAccessKeys(checked.value)) {
+      const waits = !checked.ok && checked.reason === 'pow' && checked.retryAfterEarlier === true;
+      const keyChangesBefore = waits ? this.keyChanges : undefined;
+      if (checked.ok && changesAccessKeys(checked.value)) {
         this.keyChanges = Promise.all([this.keyChanges, mine]).then(() => undefined);
       }
+      const hint = hintOf(checked);
+      if (hint !== undefined && (waits || this.places.has(hint))) place = this.places.enter(hint);
+      else if (waits) place = { behind: undefined, leave: () => undefined };
       checkedIn();
+      if (!place) {
+        await previous;
+        return await this.join(checked, topic, joined);
+      }
+      // Out of the arrival chain: nobody behind this envelope waits for its wait.
+      joined();
       if (keyChangesBefore) {
-        await keyChangesBefore;
-        checked = await d.check(payload);
-        // Another replica may still be committing the Welcome or commit this hint belongs to.
-        for (
-          let i = 0;
-          i < ACCESS_RELOADS && !checked.ok && checked.reason === 'pow' && d.reloadAccess;
-          i++
-        ) {
-          if (!(await d.reloadAccess(checked.hint))) break;
-          checked = await d.check(payload);
-        }
+        checked = await this.waitForKeys(seq, payload, keyChangesBefore, checked);
         if (checked.ok) settleClaim = checked.value.claim.settle;
       }
-      await previous;
-      if (!checked.ok) return d.dropped(checked.reason, topic, checked.error);
-      const opened = checked.value;
-      if (!senderBindingHolds(opened.inner)) return d.securityDrop(topic, opened.inner);
-      const sender = userIdToHex(opened.inner.senderId);
-      let lane: Promise<DropReason | undefined>;
+      if (place.behind) await place.behind;
+      // Back into the arrival chain, at its end, as if it arrived now.
+      const before = this.arrivals;
+      let rejoined!: () => void;
+      this.arrivals = new Promise<void>((r) => (rejoined = r));
       try {
-        lane = d.queue.run(sender, () => d.receive(opened, sender));
+        await before;
+        await this.join(checked, topic, rejoined, place.leave);
       } finally {
-        joined();
+        rejoined();
       }
-      const reason = await lane.catch((e: unknown) => d.refuseIfOverloaded(e, topic));
-      if (reason === 'sender_binding') d.securityDrop(topic, opened.inner);
-      else if (reason) d.dropped(reason, topic);
     } catch (e) {
       // No outcome: the message is left unacknowledged and comes back, and must not meet a replay.
       settleClaim?.(false);
@@ -134,7 +139,60 @@ export class InboxPipeline {
       settleClaim?.(true);
       checkedIn();
       joined();
+      place?.leave();
       completed();
     }
   }
+
+  /**
+   * Waits for the earlier key changes, then (replicas) for reloads of the access index, checking
+   * again after each in a round with the other waiting envelopes.
+   */
+  private async waitForKeys(
+    seq: number,
+    payload: Uint8Array,
+    keyChangesBefore: Promise<void>,
+    first: EnvelopeCheck,
+  ): Promise<EnvelopeCheck> {
+    const d = this.deps;
+    await keyChangesBefore;
+    let checked = await this.rounds.recheck(seq, payload);
+    // Another replica may still be committing the Welcome or commit this hint belongs to.
+    for (let i = 0; i < ACCESS_RELOADS && !checked.ok && checked.reason === 'pow' && d.reloadAccess; i++) {
+      if (!(await d.reloadAccess(checked.hint ?? hintOf(first)))) break;
+      checked = await this.rounds.recheck(seq, payload);
+    }
+    return checked;
+  }
+
+  /** Into the sender's lane (or dropped); `joined` (and `leave`) once it has its place there. */
+  private async join(
+    checked: EnvelopeCheck,
+    topic: string,
+    joined: () => void,
+    leave?: () => void,
+  ): Promise<void> {
+    const d = this.deps;
+    if (!checked.ok) return d.dropped(checked.reason, topic, checked.error);
+    const opened = checked.value;
+    if (!senderBindingHolds(opened.inner)) return d.securityDrop(topic, opened.inner);
+    const sender = userIdToHex(opened.inner.senderId);
+    let lane: Promise<DropReason | undefined>;
+    try {
+      lane = d.queue.run(sender, () => d.receive(opened, sender));
+    } finally {
+      joined();
+      leave?.();
+    }
+    const reason = await lane.catch((e: unknown) => d.refuseIfOverloaded(e, topic));
+    if (reason === 'sender_binding') d.securityDrop(topic, opened.inner);
+    else if (reason) d.dropped(reason, topic);
+  }
+}
+
+/** The envelope's access hint (hex), whether it verified or not. */
+function hintOf(checked: EnvelopeCheck): string | undefined {
+  if (!checked.ok) return checked.hint;
+  const access = checked.value.envelope.access;
+  return access ? toHex(access.hint) : undefined;
 }
