@@ -123,16 +123,28 @@ const lookups = (c: ChildCpu): number =>
   (c.work.state_cache_hit ?? 0) + (c.work.state_cache_stale ?? 0) + (c.work.state_cache_cold ?? 0);
 
 /**
- * Each replica's CPU per message it processed itself (its state lookups), so replicas that took
+ * CPU and Postgres statements per message the replicas processed (their state lookups), in all and
+ * each: unlike the per-command figures, these do not depend on how many round trips ended inside
+ * the window (a closed loop's late replies are not counted, their CPU is), and replicas that took
  * unequal shares, or one still warming up, compare like with like.
  */
 function perOwnMessage(before: readonly ChildCpu[], after: readonly ChildCpu[]): string {
+  const per = (ms: number, messages: number): string => (messages > 0 ? (ms / messages).toFixed(2) : '-');
+  let allMs = 0;
+  let allMessages = 0;
+  let allQueries = 0;
   const each = after.map((a, i) => {
     const messages = lookups(a) - lookups(before[i]!);
     const ms = (a.micros - before[i]!.micros) / 1000;
-    return `#${i} ${messages > 0 ? (ms / messages).toFixed(2) : '-'} ms (${messages})`;
+    allMs += ms;
+    allMessages += messages;
+    allQueries += a.queries - before[i]!.queries;
+    return `#${i} ${per(ms, messages)} ms (${messages})`;
   });
-  return `CPU per message a replica processed (messages): ${each.join(', ')}`;
+  return (
+    `per message processed: ${per(allMs, allMessages)} ms CPU, ${per(allQueries, allMessages)} statements; ` +
+    `CPU by replica (messages): ${each.join(', ')}`
+  );
 }
 
 /** What the replicas cost with no command: CPU ms and Postgres statements per second, each. */
