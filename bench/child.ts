@@ -22,6 +22,8 @@ export interface ChildCpu {
   readonly micros: number;
   /** Postgres statements, for a child that counts them; else 0. */
   readonly queries: number;
+  /** The client's work counters (RelayClient.work), for a child that reports them; else {}. */
+  readonly work: Readonly<Record<string, number>>;
 }
 
 export interface ChildOptions {
@@ -84,7 +86,8 @@ export class BenchChild {
     this.proc.stdin!.write(`${JSON.stringify({ cmd: 'cpu' })}\n`);
     const r = await reply;
     const cpu = r.cpu as CpuMicros;
-    return { micros: cpu.user + cpu.system, queries: Number(r.queries ?? 0) };
+    const work = (r.work ?? {}) as Record<string, number>;
+    return { micros: cpu.user + cpu.system, queries: Number(r.queries ?? 0), work };
   }
 
   async stop(): Promise<void> {

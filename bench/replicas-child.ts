@@ -6,14 +6,24 @@
  * RelayClient + TypeOrmRelayStore (Postgres, the schema every replica shares) + BotRuntime(EchoBot),
  * subscribed as slot <slot> of the MQTT 5 share group, with a LeaseKeeper on the schema's leases
  * for the single-owner duties, as `relay-bot start` wires a replica. The first replica started on
- * an empty schema creates the identity; the others load it. Speaks bench/child.ts's JSON lines.
+ * an empty schema creates the identity; the others load it. Speaks bench/child.ts's JSON lines; its
+ * CPU answers carry the Postgres statements sent and the client's work counters (RelayClient.work).
  */
+import pg from 'pg';
 import { BotRuntime } from '../framework/bot/index.js';
 import { DUTY, LeaseKeeper } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { EchoBot } from '../bots/echo/index.js';
 import { benchClient } from './clients.js';
 import { runChild, say, serveParent, troubleReport } from './child.js';
+
+/** Postgres statements sent (TypeORM's pg driver shares this module), as bench/bot-child.ts counts. */
+let queries = 0;
+const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+(pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+  queries++;
+  return pgQuery.apply(this, args);
+};
 
 async function main(argv: readonly string[]): Promise<void> {
   const [url, prefix, pgUrl, schema, shareGroup, slotText] = argv;
@@ -39,14 +49,17 @@ async function main(argv: readonly string[]): Promise<void> {
   runtime.attach(client, { store, duties: keeper });
   await client.start();
   say({ ready: true, userId: client.userId });
-  serveParent(async () => {
-    await runtime.stop();
-    await client.stop();
-    await runtime.detach();
-    await keeper.stop();
-    await store.close();
-    reportTrouble();
-  });
+  serveParent(
+    async () => {
+      await runtime.stop();
+      await client.stop();
+      await runtime.detach();
+      await keeper.stop();
+      await store.close();
+      reportTrouble();
+    },
+    () => ({ queries, work: client.work.snapshot() }),
+  );
 }
 
 runChild(main);

@@ -28,9 +28,16 @@ import { heading, note, numbersFromEnv, percentile, report } from './harness.js'
 const REPLICA_COUNTS = numbersFromEnv('BENCH_REPLICAS', [1, 2, 3]);
 const PEERS = Number(process.env.BENCH_REPLICAS_PEERS ?? 100);
 const SECONDS = Number(process.env.BENCH_REPLICAS_SECONDS ?? 8);
-/** Longer than bench/bot.ts's: a replica just added loads the sessions' access keys here. */
-const WARMUP_SECONDS = 3;
+/**
+ * Longer than bench/bot.ts's: a replica just added loads the sessions' access keys here.
+ * `BENCH_REPLICAS_WARMUP_SECONDS` lengthens it (a fresh process runs its code unoptimised at first).
+ */
+const WARMUP_SECONDS = Number(process.env.BENCH_REPLICAS_WARMUP_SECONDS ?? 3);
 const PEER_BATCH = 10;
+/** Each count's idle window, before its warm-up: what the replicas cost with no command. */
+const IDLE_SECONDS = 3;
+/** `BENCH_REPLICAS_CPU_PROF=<dir>` runs each replica with --cpu-prof, profile written there on exit. */
+const CPU_PROF_DIR = process.env.BENCH_REPLICAS_CPU_PROF;
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
@@ -52,14 +59,11 @@ function startReplicas(url: string, prefix: string, schema: string, shareGroup: 
     },
     add: async () => {
       const slot = children.length;
-      const { child, ready } = await BenchChild.start('replicas-child.ts', [
-        url,
-        prefix,
-        PG_URL,
-        schema,
-        shareGroup,
-        String(slot),
-      ]);
+      const { child, ready } = await BenchChild.start(
+        'replicas-child.ts',
+        [url, prefix, PG_URL, schema, shareGroup, String(slot)],
+        { nodeFlags: CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [] },
+      );
       children.push(child);
       const id = String(ready.userId);
       if (botId && id !== botId) throw new Error(`replica ${slot} is ${id}, not the identity ${botId}`);
@@ -76,7 +80,7 @@ async function measuredAll(
   children: readonly BenchChild[],
   seconds: number,
   drive: () => Promise<number[]>,
-): Promise<{ window: Window; perReplicaCpuMs: number[] }> {
+): Promise<{ window: Window; perReplicaCpuMs: number[]; perOwnMessage: string; work: string }> {
   const before: ChildCpu[] = await Promise.all(children.map((c) => c.cpu()));
   const meter = cpuMeter();
   const latencies = await drive();
@@ -98,7 +102,62 @@ async function measuredAll(
       machineBusy: self.machineBusy,
     },
     perReplicaCpuMs: perReplica.map((ms) => ms / n),
+    perOwnMessage: perOwnMessage(before, after),
+    work: workPerCommand(before, after, n),
   };
+}
+
+/** The replicas' work counters (RelayClient.work), summed, per command; those that moved only. */
+function workPerCommand(before: readonly ChildCpu[], after: readonly ChildCpu[], n: number): string {
+  const sums = new Map<string, number>();
+  after.forEach((a, i) => {
+    for (const [k, v] of Object.entries(a.work))
+      sums.set(k, (sums.get(k) ?? 0) + v - (before[i]!.work[k] ?? 0));
+  });
+  const moved = [...sums].filter(([, v]) => v > 0).map(([k, v]) => `${(v / n).toFixed(2)} ${k}`);
+  return `work per command: ${moved.length > 0 ? moved.join(', ') : 'none counted'}`;
+}
+
+/** A conversation's decoded state looked up, once per inbound message (RelayClient.work). */
+const lookups = (c: ChildCpu): number =>
+  (c.work.state_cache_hit ?? 0) + (c.work.state_cache_stale ?? 0) + (c.work.state_cache_cold ?? 0);
+
+/**
+ * CPU and Postgres statements per message the replicas processed (their state lookups), in all and
+ * each: unlike the per-command figures, these do not depend on how many round trips ended inside
+ * the window (a closed loop's late replies are not counted, their CPU is), and replicas that took
+ * unequal shares, or one still warming up, compare like with like.
+ */
+function perOwnMessage(before: readonly ChildCpu[], after: readonly ChildCpu[]): string {
+  const per = (ms: number, messages: number): string => (messages > 0 ? (ms / messages).toFixed(2) : '-');
+  let allMs = 0;
+  let allMessages = 0;
+  let allQueries = 0;
+  const each = after.map((a, i) => {
+    const messages = lookups(a) - lookups(before[i]!);
+    const ms = (a.micros - before[i]!.micros) / 1000;
+    allMs += ms;
+    allMessages += messages;
+    allQueries += a.queries - before[i]!.queries;
+    return `#${i} ${per(ms, messages)} ms (${messages})`;
+  });
+  return (
+    `per message processed: ${per(allMs, allMessages)} ms CPU, ${per(allQueries, allMessages)} statements; ` +
+    `CPU by replica (messages): ${each.join(', ')}`
+  );
+}
+
+/** What the replicas cost with no command: CPU ms and Postgres statements per second, each. */
+async function idleCost(children: readonly BenchChild[], seconds: number): Promise<string> {
+  const before = await Promise.all(children.map((c) => c.cpu()));
+  await new Promise((r) => setTimeout(r, seconds * 1000));
+  const after = await Promise.all(children.map((c) => c.cpu()));
+  const each = after.map((a, i) => {
+    const cpu = (a.micros - before[i]!.micros) / 1000 / seconds;
+    const statements = (a.queries - before[i]!.queries) / seconds;
+    return `#${i} ${cpu.toFixed(1)} ms CPU, ${statements.toFixed(1)} statements`;
+  });
+  return `idle, per second: ${each.join('; ')}`;
 }
 
 const cpuSplit = (perReplica: readonly number[]): string =>
@@ -111,11 +170,14 @@ async function runCounts(replicas: Replicas, peers: Peer[]): Promise<void> {
   for (const count of REPLICA_COUNTS) {
     while (replicas.children.length < count) await replicas.add();
     heading(`echo bot, ${count} replica${count === 1 ? '' : 's'}, ${PEERS} peers (/ping → pong)`);
+    note(await idleCost(replicas.children, IDLE_SECONDS));
     await latenciesOf(PEERS, WARMUP_SECONDS, once);
     const max = await measuredAll(replicas.children, SECONDS, () => latenciesOf(PEERS, SECONDS, once));
     const name = baseline && `${baseline.count} replica${baseline.count === 1 ? '' : 's'}`;
     printWindow('max, closed loop', max.window, name ? { name, value: baseline!.max } : undefined);
     note(cpuSplit(max.perReplicaCpuMs));
+    note(max.perOwnMessage);
+    note(max.work);
     if (!baseline) halfRate = max.window.perSecond / 2;
     const half = await measuredAll(replicas.children, SECONDS, () =>
       pacedLoop(PEERS, halfRate, SECONDS, once),
@@ -123,6 +185,8 @@ async function runCounts(replicas: Replicas, peers: Peer[]): Promise<void> {
     printWindow(`half load, open loop at ${halfRate.toFixed(0)} cmd/s`, half.window);
     report('half load: p99', half.window.p99, 'ms', name ? { name, value: baseline!.p99 } : undefined);
     note(cpuSplit(half.perReplicaCpuMs));
+    note(half.perOwnMessage);
+    note(half.work);
     baseline ??= { count, max: max.window.perSecond, p99: half.window.p99 };
   }
 }

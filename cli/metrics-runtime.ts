@@ -20,12 +20,13 @@ function followedCounter(
   name: string,
   help: string,
   read: () => Readonly<Record<string, number>>,
+  label = 'reason',
 ): void {
   const seen = new Map<string, number>();
-  const counter: Counter<'reason'> = new Counter({
+  const counter: Counter = new Counter({
     name,
     help,
-    labelNames: ['reason'],
+    labelNames: [label],
     registers: [registry],
     collect: () => {
       for (const [reason, n] of Object.entries(read())) {
@@ -51,6 +52,21 @@ export function registerRuntimeMetrics(registry: Registry, runtime: MeteredRunti
     'relay_task_drops_total',
     'task-cancel messages dropped, by reason (TaskCounters: not the requester, unknown task)',
     () => runtime.taskCounters,
+  );
+}
+
+/**
+ * relay_client_work_total, by kind (RelayClient.work, WORK_COUNTERS): decoded-state cache outcomes,
+ * saves that lost a race, access reloads. With replicas each one's series tell where a command's
+ * CPU goes when a conversation's messages are spread over them.
+ */
+export function registerWorkMetrics(registry: Registry, read: () => Readonly<Record<string, number>>): void {
+  followedCounter(
+    registry,
+    'relay_client_work_total',
+    'Work a message may cost beyond its own crypto, by kind (WORK_COUNTERS): state_cache_hit, state_cache_stale and state_cache_cold (decoded MLS state reused, or decoded again because another process wrote it or it was not cached), state_epoch_reused (of those, a group whose epoch part was reused), stale_commit (a save lost a race and was redone), access_reload (replicas: the access index reloaded from the store)',
+    read,
+    'kind',
   );
 }
 

@@ -17,7 +17,12 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import { IsNull, type DataSource } from 'typeorm';
 import type { AttachableClient, GroupApi } from '../index.js';
 import type { GroupEvent, ReceivedMessage, RelayClient } from '../framework/relay/index.js';
-import { registerFencedGauge, registerRuntimeMetrics, type MeteredRuntime } from './metrics-runtime.js';
+import {
+  registerFencedGauge,
+  registerRuntimeMetrics,
+  registerWorkMetrics,
+  type MeteredRuntime,
+} from './metrics-runtime.js';
 
 export type { MeteredRuntime } from './metrics-runtime.js';
 
@@ -41,7 +46,7 @@ export const GROUP_EVENT_KINDS = [
  * What the metrics read from the client (its events and connection state) and what the wrapper
  * given to the BotRuntime forwards (sending, the handler and the group API).
  */
-export type MeteredClient = Pick<RelayClient, 'on' | 'off' | 'connected' | 'drops'> &
+export type MeteredClient = Pick<RelayClient, 'on' | 'off' | 'connected' | 'drops' | 'work'> &
   Pick<RelayClient, 'userId' | 'send' | 'setMessageHandler'> &
   GroupApi;
 
@@ -215,6 +220,7 @@ export class BotMetrics {
     this.client = client;
     this.store = store;
     for (const reason of Object.keys(client.drops.snapshot())) this.drops.labels(reason).inc(0);
+    registerWorkMetrics(this.registry, () => client.work.snapshot());
     const onMessage = (m: ReceivedMessage): void => {
       this.messagesIn.inc();
       const replies = this.repliesOf.get(m);

@@ -17,6 +17,7 @@ import { buildShells, loadSecrets, type ClientSecrets } from './client-shells.js
 import { ConversationStates } from './conversation-states.js';
 import { DirectShell, type OutgoingContent } from './direct-shell.js';
 import { DropCounters } from './drops.js';
+import { WorkCounters } from './work-counters.js';
 import { DUTY, SOLE_OWNER, type Duties } from './duties.js';
 import { ArgumentError, RelayError } from './errors.js';
 import { GroupShell } from './group-shell.js';
@@ -54,6 +55,8 @@ export type {
 /** An end-to-end encrypted Relay client: 1:1 sessions and groups over MQTT 5, emitting only verified messages. */
 export class RelayClient extends EventEmitter<RelayClientEvents> {
   readonly drops = new DropCounters();
+  /** State-cache outcomes, lost save races and access reloads (work-counters.ts), for metrics. */
+  readonly work = new WorkCounters();
   readonly userId: UserIdHex;
   /** User id and public keys; the secrets stay with the sealing context, out of reach of the public API. */
   readonly identity: PublicIdentity;
@@ -145,7 +148,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       prefix: this.prefix,
       miner,
       store: this.store,
-      states: new ConversationStates(this.store),
+      states: new ConversationStates(this.store, this.work),
       queue: this.queue,
       log: this.log,
       quota,
@@ -180,7 +183,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
       events: this,
       ready: () => this.ready,
       // Only replicas need it: a single process knows every session and epoch it set up.
-      ...(opts.broker.shareGroup !== undefined ? { reloadAccess: accessReload(this.direct) } : {}),
+      ...(opts.broker.shareGroup !== undefined ? { reloadAccess: accessReload(this.direct, this.work) } : {}),
     });
     // Attached before connecting so messages the broker redelivers at connect are covered.
     this.transport.onMessage((m) => this.router.onTransportMessage(m));

@@ -11,7 +11,9 @@
  */
 import * as mls from './mls/index.js';
 import { VersionedLru } from './state-cache.js';
+import { StaleStateError } from './errors.js';
 import type { EnvelopeLookup, GroupMessageLoad, InboundCommit, MessageLoad, RelayStore } from './store.js';
+import type { WorkCounters } from './work-counters.js';
 
 /** A stored conversation record as far as the cache is concerned. */
 interface VersionedState {
@@ -36,18 +38,54 @@ export interface DecodedState {
   state: mls.GroupSession;
 }
 
+/** A cached decoded state and, for a group, the epoch part it was written as or decoded from. */
+interface CacheEntry {
+  session: mls.GroupSession;
+  epoch?: Uint8Array;
+}
+
 export class ConversationStates {
-  private readonly cache = new VersionedLru<mls.GroupSession>();
+  private readonly cache = new VersionedLru<CacheEntry>();
 
-  constructor(private readonly store: RelayStore) {}
+  constructor(
+    private readonly store: RelayStore,
+    private readonly counters?: WorkCounters,
+  ) {}
 
-  /** The decoded state of exactly this record version, when the cache holds it. */
+  /**
+   * The decoded state of exactly this record version, when the cache holds it. A state held for
+   * another version stays (it is never served for this one): decodeMissed() may reuse its epoch part.
+   */
   cached(record: VersionedState): mls.GroupSession | undefined {
-    return this.cache.get(record.groupId, record.version);
+    const held = this.cache.peek(record.groupId);
+    if (held?.version === record.version) {
+      this.counters?.increment('state_cache_hit');
+      return this.cache.get(record.groupId, record.version)!.session;
+    }
+    this.counters?.increment(held === undefined ? 'state_cache_cold' : 'state_cache_stale');
+    return undefined;
   }
 
   decoded(record: VersionedState): mls.GroupSession {
-    return this.cached(record) ?? mls.decodeStoredSession(record.state, record.epochState);
+    return this.cached(record) ?? this.decodeMissed(record);
+  }
+
+  /**
+   * Decodes a record the cache had not at its version (after cached() said so). A group whose
+   * epoch part is still the one of the state held for an older version (another replica processed
+   * application messages since) decodes its live part only (mls.decodeGroupSessionOnEpoch).
+   */
+  decodeMissed(record: VersionedState): mls.GroupSession {
+    const held = this.cache.peek(record.groupId)?.value;
+    if (record.epochState && held?.epoch) {
+      const stored = { live: record.state, epoch: record.epochState };
+      const reused = mls.decodeGroupSessionOnEpoch(stored, { session: held.session, epoch: held.epoch });
+      if (reused) {
+        this.counters?.increment('state_epoch_reused');
+        return reused;
+      }
+    }
+    return mls.decodeStoredSession(record.state, record.epochState);
   }
 
   /**
@@ -84,13 +122,16 @@ export class ConversationStates {
       await this.store.commit(changes);
     } catch (e) {
       for (const r of written) this.cache.delete(r.groupId);
+      if (e instanceof StaleStateError) this.counters?.increment('stale_commit');
       throw e;
     }
     for (const g of changes.deleteConversations ?? []) this.cache.delete(g);
     for (const r of written) {
       r.version += 1;
-      if (decoded?.groupId === r.groupId) this.cache.set(r.groupId, r.version, decoded.state, storedBytes(r));
-      else this.cache.delete(r.groupId);
+      if (decoded?.groupId === r.groupId) {
+        const entry = { session: decoded.state, ...(r.epochState ? { epoch: r.epochState } : {}) };
+        this.cache.set(r.groupId, r.version, entry, storedBytes(r));
+      } else this.cache.delete(r.groupId);
     }
   }
 }

@@ -84,7 +84,7 @@ export class GroupRecords {
     return {
       loaded: {
         record,
-        state: cached ?? mls.decodeStoredSession(record.state, record.epochState),
+        state: cached ?? this.states.decodeMissed(record),
         meta: parseGroupMeta(record.meta, this.clock.now()),
       },
       processed,

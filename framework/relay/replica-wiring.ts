@@ -23,6 +23,7 @@ import { DEFAULT_SLOT_CHECK_MS, SlotSessions } from './slot-sessions.js';
 import type { RelayStore } from './store.js';
 import { MqttTransport } from './transport.js';
 import type { InboundMessage } from './transport-types.js';
+import type { WorkCounters } from './work-counters.js';
 
 /**
  * How often a replica lists the stored groups for ones another replica joined or left: one cheap
@@ -186,7 +187,15 @@ export class ReplicaWiring {
  * A rate-limited reload of the access index from the store (access-refresh.ts): a replica learns
  * of sessions another replica opened or moved on only from the store.
  */
-export function accessReload(direct: Pick<DirectShell, 'restore'>): (hint?: string) => Promise<boolean> {
-  const refresh = new AccessRefresh({ reload: () => direct.restore() });
+export function accessReload(
+  direct: Pick<DirectShell, 'restore'>,
+  counters?: WorkCounters,
+): (hint?: string) => Promise<boolean> {
+  const refresh = new AccessRefresh({
+    reload: () => {
+      counters?.increment('access_reload');
+      return direct.restore();
+    },
+  });
   return (hint) => refresh.request(hint);
 }

@@ -31,6 +31,14 @@ export class VersionedLru<T> {
     return hit.value;
   }
 
+  /**
+   * What is held for `key` at whatever version, without touching the recency order: never to be
+   * used as the state of another version, only as a basis to decode that version's parts from.
+   */
+  peek(key: string): { version: number; value: T } | undefined {
+    return this.entries.get(key);
+  }
+
   /** `bytes`: the state's encoded size, what the byte bound counts. */
   set(key: string, version: number, value: T, bytes = 0): void {
     this.delete(key);

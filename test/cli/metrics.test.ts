@@ -92,6 +92,11 @@ describe('relay-bot start with metrics', () => {
     // The runtime's drops too (metrics-runtime.test.ts counts them up): start passes the runtime.
     expect(sample(text, 'relay_attachment_drops_total{reason="attachment_digest"}')).toBe(0);
     expect(sample(text, 'relay_task_drops_total{reason="cancel_unknown_task"}')).toBe(0);
+    // The client's work counters (RelayClient.work): every kind from 0; the /ping found its session
+    // decoded in the cache (the Welcome's commit cached it), and one process never loses a race.
+    expect(sample(text, 'relay_client_work_total{kind="state_cache_hit"}')).toBeGreaterThanOrEqual(1);
+    expect(sample(text, 'relay_client_work_total{kind="stale_commit"}')).toBe(0);
+    expect(sample(text, 'relay_client_work_total{kind="access_reload"}')).toBe(0);
     // One process, no replica: no fenced gauge.
     expect(text).not.toContain('relay_replica_fenced');
     expect(sample(text, 'relay_sessions')).toBe(1);

@@ -10,6 +10,7 @@ import {
   type MlsContext,
 } from '../../framework/relay/mls/index.js';
 import { MemoryRelayStore } from '../../framework/relay/memory-store.js';
+import { WorkCounters } from '../../framework/relay/work-counters.js';
 import type { DirectConversationRecord, GroupConversationRecord } from '../../framework/relay/store.js';
 import { makeIdentity, nowSeconds } from './mls-helpers.js';
 
@@ -111,5 +112,30 @@ describe('ConversationStates', () => {
     expect(inGroup?.cached).toBeUndefined();
     expect(await states.loadDirect(g.groupId, 'd1')).toBeUndefined();
     expect(await states.loadGroup(s.groupId, 'd1')).toBeUndefined();
+  });
+
+  it('counts each lookup as a hit, a stale copy or a cold miss, and each save that lost a race', async () => {
+    const store = new MemoryRelayStore();
+    const work = new WorkCounters();
+    const states = new ConversationStates(store, work);
+    const s = session('09'.repeat(32));
+    expect(states.cached(s)).toBeUndefined();
+    expect(work.get('state_cache_cold')).toBe(1);
+    await states.save({ conversations: [s] }, { groupId: s.groupId, state });
+    expect(states.cached(s)).toBe(state);
+    expect(work.get('state_cache_hit')).toBe(1);
+    // Another process wrote version 2: the copy held here is of version 1.
+    expect(states.cached({ ...s, version: 2 })).toBeUndefined();
+    expect(work.get('state_cache_stale')).toBe(1);
+    const behind = { ...s, version: 0 };
+    await expect(states.save({ conversations: [behind] })).rejects.toBeInstanceOf(StaleStateError);
+    expect(work.snapshot()).toEqual({
+      state_cache_hit: 1,
+      state_cache_stale: 1,
+      state_cache_cold: 1,
+      state_epoch_reused: 0,
+      stale_commit: 1,
+      access_reload: 0,
+    });
   });
 });

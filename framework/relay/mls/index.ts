@@ -93,6 +93,7 @@ export {
 export {
   encodeGroupSession,
   decodeGroupSession,
+  decodeGroupSessionOnEpoch,
   decodeStoredSession,
   GROUP_STATE_PARTS_VERSION,
   type StoredGroupState,
