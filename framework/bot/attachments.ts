@@ -3,15 +3,18 @@
  * `attachment` is opened (downloaded, decrypted, size and digest checked) before any middleware or
  * handler runs; one that does not verify drops the message for this bot (counted in `drops`, logged
  * at debug level): §8 says a receiver checks size and digest "before use", so a handler never sees a
- * file, or a message about a file, that failed. The message still counts as processed.
+ * file, or a message about a file, that failed. The message still counts as processed. Downloads
+ * go only where the fetch policy allows (public addresses unless configured): the URL is a peer's.
  */
 import { readFile } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import type { Logger } from 'pino';
 import {
   AttachmentDropCounters,
+  FetchPolicy,
   openAttachment,
   sealAttachment,
+  type AttachmentFetchOptions,
   type AttachmentFile,
   type BlobStore,
   type OpenAttachmentOptions,
@@ -32,7 +35,12 @@ export interface BotAttachmentOptions {
   maxBytes?: number;
   /** One download's time limit in ms (default 30 s); the conversation waits for it. */
   fetchTimeoutMs?: number;
-  /** Downloads of URLs no store owns (default: http(s) GET with a size cap). */
+  /**
+   * Where downloads of URLs no store owns may connect: public addresses only unless opened here
+   * (the store's own origins are always allowed). See AttachmentFetchOptions.
+   */
+  fetch?: AttachmentFetchOptions;
+  /** Downloads of URLs no store owns (default: http(s) GET with a size cap under `fetch`). */
   fetchBlob?: OpenAttachmentOptions['fetchBlob'];
 }
 
@@ -64,7 +72,16 @@ export class BotAttachments {
   /** Received attachments dropped, by reason (a wrong digest, a missing blob…). */
   readonly drops = new AttachmentDropCounters();
 
-  constructor(private readonly options: BotAttachmentOptions = {}) {}
+  private readonly fetchPolicy: FetchPolicy;
+
+  constructor(private readonly options: BotAttachmentOptions = {}) {
+    // Built here so a bad allowHosts entry fails at start-up, not at the first attachment.
+    this.fetchPolicy = new FetchPolicy({
+      ...options.fetch,
+      origins: options.store?.origins?.() ?? [],
+      setting: 'attachments.fetch (BotRuntimeOptions.attachments.fetch)',
+    });
+  }
 
   /**
    * The verified files of `message`: [] when it carries none, undefined when its attachment failed
@@ -79,6 +96,7 @@ export class BotAttachments {
       ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}),
       ...(o.fetchTimeoutMs !== undefined ? { timeoutMs: o.fetchTimeoutMs } : {}),
       ...(o.fetchBlob ? { fetchBlob: o.fetchBlob } : {}),
+      fetchPolicy: this.fetchPolicy,
     });
     if (opened.ok) return [opened.file];
     this.drops.increment(opened.reason);
