@@ -63,6 +63,8 @@ export const attachmentsSchema = z
       .optional(),
     fetchTimeoutMs: z.number().int().min(1).optional(),
     fetch: fetchSection.optional(),
+    /** How long uploaded blobs are kept before the bot deletes them (default 30 days). */
+    blobTtlSeconds: z.number().int().min(1).optional(),
     downloadDir: z.string().min(1).default(DEFAULT_DOWNLOAD_DIR),
   })
   .default({ downloadDir: DEFAULT_DOWNLOAD_DIR });
@@ -81,6 +83,8 @@ export const ATTACHMENTS_FIX: Record<string, string> = {
   'attachments.store.urlTtlSeconds': `use a whole number of seconds from 1 to ${MAX_PRESIGNED_URL_SECONDS} (7 days)`,
   'attachments.maxBytes': 'use a whole number of bytes, e.g. 26214400 (25 MiB, the default)',
   'attachments.fetchTimeoutMs': 'use a positive whole number of milliseconds (default 30000)',
+  'attachments.blobTtlSeconds':
+    'use a whole number of seconds ≥ 1, e.g. 2592000 (30 days, the default); receivers download within it',
   'attachments.fetch':
     'use { allowHosts: [files.internal, 10.0.0.0/8], allowPrivateNetworks: true } (both optional)',
   'attachments.fetch.allowHosts': ALLOW_HOSTS_FIX,
@@ -112,11 +116,18 @@ export function blobStoreOf(config: AttachmentsConfig, baseDir: string): BlobSto
 export function botAttachmentOptions(
   config: AttachmentsConfig,
   baseDir: string,
-): { store?: BlobStore; maxBytes?: number; fetchTimeoutMs?: number; fetch?: AttachmentFetchOptions } {
+): {
+  store?: BlobStore;
+  maxBytes?: number;
+  fetchTimeoutMs?: number;
+  fetch?: AttachmentFetchOptions;
+  blobTtlSeconds?: number;
+} {
   const store = blobStoreOf(config, baseDir);
   return {
     ...(store ? { store } : {}),
     ...(config.fetch ? { fetch: fetchOptionsOf(config) } : {}),
+    ...(config.blobTtlSeconds !== undefined ? { blobTtlSeconds: config.blobTtlSeconds } : {}),
     ...(config.maxBytes !== undefined ? { maxBytes: config.maxBytes } : {}),
     ...(config.fetchTimeoutMs !== undefined ? { fetchTimeoutMs: config.fetchTimeoutMs } : {}),
   };

@@ -105,6 +105,7 @@ describe('loadConfig', () => {
       '"http://files.internal"',
       'files.internal (no scheme, port or path)',
     ],
+    ['attachments:\n  blobTtlSeconds: 0\n', 'attachments.blobTtlSeconds', '0', '30 days'],
     [
       'attachments:\n  fetch: { allowPrivateNetworks: yes }\n',
       'attachments.fetch.allowPrivateNetworks',
@@ -120,12 +121,13 @@ describe('loadConfig', () => {
     expect(e.exitCode).toBe(2);
   });
 
-  test('attachments.fetch reaches the bot: allowHosts and allowPrivateNetworks', async () => {
+  test('attachments.fetch and blobTtlSeconds reach the bot', async () => {
     const f = await file(
       'fetch.yaml',
-      'attachments:\n  fetch: { allowHosts: [files.internal, 10.0.0.0/8], allowPrivateNetworks: true }\n',
+      'attachments:\n  blobTtlSeconds: 86400\n  fetch: { allowHosts: [files.internal, 10.0.0.0/8], allowPrivateNetworks: true }\n',
     );
     const c = loadConfig({ file: f, env: {} });
+    expect(botAttachmentOptions(c.attachments, c.baseDir).blobTtlSeconds).toBe(86400);
     expect(botAttachmentOptions(c.attachments, c.baseDir).fetch).toEqual({
       allowHosts: ['files.internal', '10.0.0.0/8'],
       allowPrivateNetworks: true,
