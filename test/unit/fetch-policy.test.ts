@@ -178,6 +178,17 @@ describe('fetchBlob decides on the address it connects to', () => {
     expect(hits).toEqual([]);
   });
 
+  test.each([
+    ['decimal IPv4', (p: number) => `http://2130706433:${p}/f`],
+    ['hex and short IPv4', (p: number) => `http://0x7f.1:${p}/f`],
+    ['0.0.0.0 (reaches the host itself)', (p: number) => `http://0.0.0.0:${p}/f`],
+    ['mapped IPv6 in hex', (p: number) => `http://[::ffff:7f00:1]:${p}/f`],
+    ['IPv6 loopback', (p: number) => `http://[::1]:${p}/f`],
+  ])('%s is refused with no request sent', async (_what, urlOf) => {
+    expect(await fetchBlob(urlOf(port), 100)).toEqual({ ok: false, reason: 'refused' });
+    expect(hits).toEqual([]);
+  });
+
   test('a name with one public and one loopback address is refused', async () => {
     const resolve = dns(['8.8.8.8', '127.0.0.1']);
     expect(await fetchBlob(`http://blob.example:${port}/b`, 100, undefined, { resolve })).toEqual({
