@@ -1,14 +1,18 @@
 /**
  * The `attachments` config section: the blob store for files over 64 KiB (a local directory or an
- * S3-compatible bucket), the largest file taken in, and where `relay-bot chat` saves received files.
+ * S3-compatible bucket), the largest file taken in, where downloads may connect beyond public
+ * addresses (`fetch`), and where `relay-bot chat` saves received files.
  * Relative paths are resolved against the config file's directory (or the cwd without a file).
  */
 import path from 'node:path';
 import { z } from 'zod';
 import {
+  ALLOW_HOSTS_FIX,
   LocalDirectoryBlobStore,
+  parseAllowHost,
   MAX_PRESIGNED_URL_SECONDS,
   S3BlobStore,
+  type AttachmentFetchOptions,
   type BlobStore,
 } from '../framework/relay/index.js';
 
@@ -37,6 +41,16 @@ const s3Store = z.strictObject({
   urlTtlSeconds: z.number().int().min(1).max(MAX_PRESIGNED_URL_SECONDS).optional(),
 });
 
+/** Where downloads may connect beyond public addresses (request forgery, issue #14). */
+const fetchSection = z.strictObject({
+  allowHosts: z
+    .array(
+      z.string().refine((s) => parseAllowHost(s) !== undefined, 'not a host name, IP address or CIDR block'),
+    )
+    .optional(),
+  allowPrivateNetworks: z.boolean().optional(),
+});
+
 /** The `attachments` key of the config. */
 export const attachmentsSchema = z
   .strictObject({
@@ -48,6 +62,9 @@ export const attachmentsSchema = z
       .max(1024 * 1024 * 1024)
       .optional(),
     fetchTimeoutMs: z.number().int().min(1).optional(),
+    fetch: fetchSection.optional(),
+    /** How long uploaded blobs are kept before the bot deletes them (default 30 days). */
+    blobTtlSeconds: z.number().int().min(1).optional(),
     downloadDir: z.string().min(1).default(DEFAULT_DOWNLOAD_DIR),
   })
   .default({ downloadDir: DEFAULT_DOWNLOAD_DIR });
@@ -66,6 +83,12 @@ export const ATTACHMENTS_FIX: Record<string, string> = {
   'attachments.store.urlTtlSeconds': `use a whole number of seconds from 1 to ${MAX_PRESIGNED_URL_SECONDS} (7 days)`,
   'attachments.maxBytes': 'use a whole number of bytes, e.g. 26214400 (25 MiB, the default)',
   'attachments.fetchTimeoutMs': 'use a positive whole number of milliseconds (default 30000)',
+  'attachments.blobTtlSeconds':
+    'use a whole number of seconds ≥ 1, e.g. 2592000 (30 days, the default); receivers download within it',
+  'attachments.fetch':
+    'use { allowHosts: [files.internal, 10.0.0.0/8], allowPrivateNetworks: true } (both optional)',
+  'attachments.fetch.allowHosts': ALLOW_HOSTS_FIX,
+  'attachments.fetch.allowPrivateNetworks': 'use true or false (default false: public addresses only)',
 };
 
 /** Environment overrides of the section (secrets belong in the environment). */
@@ -93,11 +116,28 @@ export function blobStoreOf(config: AttachmentsConfig, baseDir: string): BlobSto
 export function botAttachmentOptions(
   config: AttachmentsConfig,
   baseDir: string,
-): { store?: BlobStore; maxBytes?: number; fetchTimeoutMs?: number } {
+): {
+  store?: BlobStore;
+  maxBytes?: number;
+  fetchTimeoutMs?: number;
+  fetch?: AttachmentFetchOptions;
+  blobTtlSeconds?: number;
+} {
   const store = blobStoreOf(config, baseDir);
   return {
     ...(store ? { store } : {}),
+    ...(config.fetch ? { fetch: fetchOptionsOf(config) } : {}),
+    ...(config.blobTtlSeconds !== undefined ? { blobTtlSeconds: config.blobTtlSeconds } : {}),
     ...(config.maxBytes !== undefined ? { maxBytes: config.maxBytes } : {}),
     ...(config.fetchTimeoutMs !== undefined ? { fetchTimeoutMs: config.fetchTimeoutMs } : {}),
+  };
+}
+
+/** attachments.fetch as BotAttachmentOptions.fetch / ChatFilesOptions.fetch. */
+export function fetchOptionsOf(config: AttachmentsConfig): AttachmentFetchOptions {
+  const f = config.fetch;
+  return {
+    ...(f?.allowHosts ? { allowHosts: f.allowHosts } : {}),
+    ...(f?.allowPrivateNetworks !== undefined ? { allowPrivateNetworks: f.allowPrivateNetworks } : {}),
   };
 }

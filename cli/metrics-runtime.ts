@@ -44,7 +44,7 @@ export function registerRuntimeMetrics(registry: Registry, runtime: MeteredRunti
   followedCounter(
     registry,
     'relay_attachment_drops_total',
-    'Received attachments dropped before the handler ran, by reason (ATTACHMENT_DROP_REASONS: oversize, size, digest, decrypt, missing, fetch)',
+    'Received attachments dropped before the handler ran, by reason (ATTACHMENT_DROP_REASONS: oversize, size, digest, decrypt, missing, fetch, refused)',
     () => runtime.attachments.drops.snapshot(),
   );
   followedCounter(

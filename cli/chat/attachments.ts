@@ -7,9 +7,11 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
+  FetchPolicy,
   openAttachment,
   sealAttachment,
   type AttachmentContent,
+  type AttachmentFetchOptions,
   type BlobStore,
   type ContentInput,
   type OpenAttachmentOptions,
@@ -24,6 +26,8 @@ export interface ChatFilesOptions {
   downloadDir: string;
   maxBytes?: number | undefined;
   fetchTimeoutMs?: number | undefined;
+  /** Where downloads may connect beyond public addresses (attachments.fetch). */
+  fetch?: AttachmentFetchOptions | undefined;
   fetchBlob?: OpenAttachmentOptions['fetchBlob'];
 }
 
@@ -43,7 +47,14 @@ function sizeText(n: number): string {
 }
 
 export class ChatFiles {
-  constructor(private readonly options: ChatFilesOptions) {}
+  private readonly fetchPolicy: FetchPolicy;
+
+  constructor(private readonly options: ChatFilesOptions) {
+    this.fetchPolicy = new FetchPolicy({
+      ...options.fetch,
+      origins: options.store?.origins?.() ?? [],
+    });
+  }
 
   /** /attach <path>: reads the file and posts it with `post` (the session's sender); the line to print. */
   async attach(file: string, post: (c: ContentInput) => Promise<void>): Promise<string> {
@@ -78,6 +89,7 @@ export class ChatFiles {
       ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}),
       ...(o.fetchTimeoutMs !== undefined ? { timeoutMs: o.fetchTimeoutMs } : {}),
       ...(o.fetchBlob ? { fetchBlob: o.fetchBlob } : {}),
+      fetchPolicy: this.fetchPolicy,
     });
     const name = safeFileName(content.name);
     if (!opened.ok) return `file ${name} dropped (${opened.reason.replace('attachment_', '')} check failed)`;

@@ -8,7 +8,7 @@
 import type { Argv } from 'yargs';
 import { runChat } from '../chat/run.js';
 import { ChatFiles } from '../chat/attachments.js';
-import { blobStoreOf } from '../attachments-config.js';
+import { blobStoreOf, fetchOptionsOf } from '../attachments-config.js';
 import path from 'node:path';
 import { loadConfig } from '../config.js';
 import { UsageError } from '../errors.js';
@@ -84,6 +84,7 @@ export async function handler(argv: ChatArgs): Promise<void> {
             downloadDir: path.resolve(config.baseDir, config.attachments.downloadDir),
             maxBytes: config.attachments.maxBytes,
             fetchTimeoutMs: config.attachments.fetchTimeoutMs,
+            fetch: fetchOptionsOf(config.attachments),
           }),
         },
       );

@@ -122,6 +122,14 @@ export type { CompileOptions, RuntimeMiddlewareName, TaskHooks, WrapRuntimeMiddl
 export type { UpdateContext, UpdateRun } from './update-context.js';
 export { timeLimit } from './middleware/timeout.js';
 export { TimeLease } from './time-lease.js';
+export {
+  BlobLifetime,
+  blobPrefix,
+  DEFAULT_BLOB_SWEEP_MS,
+  DEFAULT_BLOB_TTL_SECONDS,
+  type BlobLedgerStore,
+  type BlobLifetimeOptions,
+} from './blob-lifetime.js';
 export { autoTyping } from './middleware/auto-typing.js';
 export { StreamPacer, STREAM_PART_INTERVAL_MS, systemTimers } from './stream-pacer.js';
 export type { PacerTimers, SendPart } from './stream-pacer.js';

@@ -17,6 +17,7 @@ import type { ReceivedMessage, SessionEvent } from '../relay/client.js';
 import { ArgumentError, ConfigError } from '../relay/errors.js';
 import { DUTY, SOLE_OWNER, type Duties } from '../relay/duties.js';
 import { BotAttachments } from './attachments.js';
+import { blobLedgerOf, type BlobLifetime } from './blob-lifetime.js';
 import { compileBot } from './compile.js';
 import { Composer, run, type Middleware, type MiddlewareLike } from './composer.js';
 import type { BotContext, BotSelf, HandleDeps, ReplyFn } from './context.js';
@@ -67,6 +68,8 @@ interface Attachment {
   readonly scheduler: JobScheduler | undefined;
   /** With replicas: ends the open replies of replicas that die while this one runs. */
   readonly sweep: InterruptedSweep | undefined;
+  /** Records uploaded blobs and deletes expired ones (with a store and a blob store). */
+  readonly blobs: BlobLifetime | undefined;
 }
 
 /** How long stop() lets detached runs wait for their message's commit event before they give up. */
@@ -242,7 +245,14 @@ export class BotRuntime {
       halted: () => this.halted,
     };
     const sweep = ends && replica ? new InterruptedSweep({ ...ends, replica }) : undefined;
-    this.attachment = { client, deps, listeners, scheduler, sweep };
+    const blobs = this.attachments.startLifetime({
+      bot: this.name,
+      ledger: blobLedgerOf(store),
+      now: this.env.now,
+      log: this.log.child({ component: 'blobs' }),
+      owns: () => (options.duties ?? SOLE_OWNER).owns(DUTY.scheduler),
+    });
+    this.attachment = { client, deps, listeners, scheduler, sweep, blobs };
     if (store && ends) {
       this.tasks.attach({
         store,
@@ -266,6 +276,7 @@ export class BotRuntime {
     this.halted = true;
     await this.attachment?.sweep?.stop();
     await this.attachment?.scheduler?.stop();
+    await this.attachment?.blobs?.stop();
     // Running tasks stop without a final message: their rows stay for the next owner.
     await this.tasks.stop();
     // A detached run whose commit event is due any moment gets a grace period before it gives up.
@@ -285,6 +296,7 @@ export class BotRuntime {
     if (!a || this.attachment !== a) return;
     this.attachment = undefined;
     this.jobsEnabled = undefined;
+    this.attachments.startLifetime(undefined);
     a.client.setMessageHandler(undefined);
     for (const [event, fn] of a.listeners) a.client.off(event, fn as never);
   }

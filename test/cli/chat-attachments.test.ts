@@ -3,6 +3,7 @@
  * as an encrypted blob (1:1 and in a group); files others send are checked and saved under the
  * download directory, never over an existing file; one whose digest is wrong is not saved.
  */
+import { createServer } from 'node:http';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -188,4 +189,31 @@ test('/attach of a large file without a blob store names the setting; file names
   expect(safeFileName('../../etc/passwd')).toBe('passwd');
   expect(safeFileName('.bashrc')).toBe('_bashrc');
   expect(safeFileName('a$(rm -rf).txt')).toBe('a__rm -rf_.txt');
+});
+
+test('chat: a received URL on this machine is never fetched unless attachments.fetch opens it', async () => {
+  const hits: string[] = [];
+  const server = createServer((req, res) => {
+    hits.push(req.url ?? '');
+    res.writeHead(200).end(Buffer.alloc(100_016));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  try {
+    const port = (server.address() as { port: number }).port;
+    const store = new LocalDirectoryBlobStore({ dir: mkdtempSync(join(tmpdir(), 'relay-chat-ssrf-')) });
+    const sealed = await sealAttachment({ name: 'evil.bin', bytes: pattern(100_000) }, { store });
+    if (sealed.source.kind !== 'url') throw new Error('expected a blob');
+    const evil = { ...sealed, source: { ...sealed.source, url: `http://localhost:${port}/admin` } };
+    const downloadDir = mkdtempSync(join(tmpdir(), 'relay-chat-ssrf-d-'));
+    expect(await new ChatFiles({ downloadDir }).save(evil)).toBe(
+      'file evil.bin dropped (refused check failed)',
+    );
+    expect(hits).toEqual([]);
+    const opened = new ChatFiles({ downloadDir, fetch: { allowHosts: ['localhost'] } });
+    expect(await opened.save(evil)).toBe('file evil.bin dropped (decrypt check failed)');
+    expect(hits).toEqual(['/admin']);
+  } finally {
+    server.closeAllConnections();
+    await new Promise((r) => server.close(r));
+  }
 });

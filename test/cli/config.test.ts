@@ -1,6 +1,7 @@
 /** Configuration: file + environment, validation errors that name the key, value and fix (exit 2). */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { botAttachmentOptions } from '../../cli/attachments-config.js';
 import { loadConfig, brokerUrl } from '../../cli/config.js';
 import { UsageError } from '../../cli/errors.js';
 import { groupOptions, readTls } from '../../cli/runtime.js';
@@ -98,6 +99,19 @@ describe('loadConfig', () => {
     ['logging:\n  level: loud\n', 'logging.level', '"loud"', 'one of fatal'],
     ['database:\n  url: mysql://x\n', 'database.url', '"mysql://x"', 'postgres://'],
     ['limits:\n  handlerTimeoutMs: -5\n', 'limits.handlerTimeoutMs', '-5', 'positive'],
+    [
+      'attachments:\n  fetch:\n    allowHosts: [files.internal, "http://files.internal"]\n',
+      'attachments.fetch.allowHosts[1]',
+      '"http://files.internal"',
+      'files.internal (no scheme, port or path)',
+    ],
+    ['attachments:\n  blobTtlSeconds: 0\n', 'attachments.blobTtlSeconds', '0', '30 days'],
+    [
+      'attachments:\n  fetch: { allowPrivateNetworks: yes }\n',
+      'attachments.fetch.allowPrivateNetworks',
+      '"yes"',
+      'true or false',
+    ],
   ])('bad value in %j is named with the value and the fix', async (yaml, key, value, fix) => {
     const f = await file('bad.yaml', yaml);
     const e = errorOf(() => loadConfig({ file: f, env: {} }));
@@ -105,6 +119,22 @@ describe('loadConfig', () => {
     expect(e.message).toContain(value);
     expect(e.message).toContain(fix);
     expect(e.exitCode).toBe(2);
+  });
+
+  test('attachments.fetch and blobTtlSeconds reach the bot', async () => {
+    const f = await file(
+      'fetch.yaml',
+      'attachments:\n  blobTtlSeconds: 86400\n  fetch: { allowHosts: [files.internal, 10.0.0.0/8], allowPrivateNetworks: true }\n',
+    );
+    const c = loadConfig({ file: f, env: {} });
+    expect(botAttachmentOptions(c.attachments, c.baseDir).blobTtlSeconds).toBe(86400);
+    expect(botAttachmentOptions(c.attachments, c.baseDir).fetch).toEqual({
+      allowHosts: ['files.internal', '10.0.0.0/8'],
+      allowPrivateNetworks: true,
+    });
+    expect(
+      botAttachmentOptions(loadConfig({ env: {}, cwd: tmp.dir }).attachments, tmp.dir).fetch,
+    ).toBeUndefined();
   });
 
   test('an unknown key is named', async () => {

@@ -84,7 +84,8 @@ beforeAll(async () => {
   store = new LocalDirectoryBlobStore({ dir });
   h = await createTestHarness(FileBot, {
     brokerUrl: broker.url,
-    runtimeOptions: { attachments: { store, maxBytes: 1024 * 1024 } },
+    // 127.0.0.1 opened for the oversize test's server (attachments-ssrf.test.ts: the default refuses it).
+    runtimeOptions: { attachments: { store, maxBytes: 1024 * 1024, fetch: { allowHosts: ['127.0.0.1'] } } },
   });
   alice = await h.peer();
 });

@@ -12,6 +12,7 @@ import { BotAttachments } from '../../framework/bot/index.js';
 import {
   ConfigError,
   fetchBlob,
+  FetchPolicy,
   GCM_TAG_LENGTH,
   LocalDirectoryBlobStore,
   openAttachment,
@@ -51,6 +52,14 @@ function pattern(n: number, seed = 1): Uint8Array {
   for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
   return b;
 }
+
+/** The policy a receiver with `store` configured downloads under. */
+function ownOrigins(store: BlobStore): FetchPolicy {
+  return new FetchPolicy({ origins: store.origins?.() ?? [] });
+}
+
+/** Downloads may go to 127.0.0.1, where this file's test servers listen. */
+const LOOPBACK = new FetchPolicy({ allowHosts: ['127.0.0.1'] });
 
 let s3: TestS3;
 let http: { url: string; server: Server };
@@ -109,7 +118,9 @@ describe.each(stores)('BlobStore contract: $name', (c) => {
     const read = await store.get(url, bytes.length);
     expect(read.ok && Buffer.from(read.bytes).equals(Buffer.from(bytes))).toBe(true);
     if (c.public) {
-      const viaHttp = await fetchBlob(url, bytes.length);
+      // Served on 127.0.0.1: refused on the default policy, fetched from the store's own origin.
+      expect(await fetchBlob(url, bytes.length)).toEqual({ ok: false, reason: 'refused' });
+      const viaHttp = await fetchBlob(url, bytes.length, undefined, { policy: ownOrigins(store) });
       expect(viaHttp.ok && Buffer.from(viaHttp.bytes).equals(Buffer.from(bytes))).toBe(true);
     }
   });
@@ -118,7 +129,10 @@ describe.each(stores)('BlobStore contract: $name', (c) => {
     const store = c.make();
     const url = await store.put(pattern(5000));
     expect(await store.get(url, 4999)).toEqual({ ok: false, reason: 'oversize' });
-    if (c.public) expect(await fetchBlob(url, 4999)).toEqual({ ok: false, reason: 'oversize' });
+    if (c.public) {
+      const policy = ownOrigins(store);
+      expect(await fetchBlob(url, 4999, undefined, { policy })).toEqual({ ok: false, reason: 'oversize' });
+    }
     await store.delete(url);
     expect(await store.get(url, 5000)).toEqual({ ok: false, reason: 'missing' });
     await store.delete(url);
@@ -214,7 +228,22 @@ describe('seal and open', () => {
     ],
   ] as const)('%s is dropped as %s', async (_what, reason, change) => {
     const c = change(await blob()) as AttachmentContent;
-    expect(await openAttachment(c, { stores: [store] })).toEqual({ ok: false, reason });
+    expect(await openAttachment(c, { stores: [store], fetchPolicy: LOOPBACK })).toEqual({
+      ok: false,
+      reason,
+    });
+  });
+
+  test("a URL on the receiver's own host is refused on the default policy (request forgery)", async () => {
+    const c = await blob();
+    const moved = {
+      ...c,
+      source: { ...c.source, url: 'http://127.0.0.1:1/0123456789abcdef0123456789abcdef' },
+    };
+    expect(await openAttachment(moved, { stores: [store] })).toEqual({
+      ok: false,
+      reason: 'attachment_refused',
+    });
   });
 
   test('a blob that is gone is missing', async () => {
@@ -259,7 +288,8 @@ test('an HTTP server that sends more than declared is cut off at the cap (no Con
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const { port } = server.address() as { port: number };
   try {
-    expect(await fetchBlob(`http://127.0.0.1:${port}/0123456789abcdef0123456789abcdef`, 100_000)).toEqual({
+    const url = `http://127.0.0.1:${port}/0123456789abcdef0123456789abcdef`;
+    expect(await fetchBlob(url, 100_000, undefined, { policy: LOOPBACK })).toEqual({
       ok: false,
       reason: 'oversize',
     });

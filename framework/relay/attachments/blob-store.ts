@@ -10,9 +10,11 @@ export type BlobRead =
   | { readonly ok: true; readonly bytes: Uint8Array }
   /**
    * `missing`: no such blob (404, no file); `oversize`: longer than the cap the reader gave;
-   * `fetch`: anything else (network, timeout, a scheme we do not fetch, a server error).
+   * `refused`: the address is not one the fetch policy lets a download connect to (request
+   * forgery, issue #14); `fetch`: anything else (network, timeout, a scheme we do not fetch, a
+   * server error).
    */
-  | { readonly ok: false; readonly reason: 'missing' | 'oversize' | 'fetch' };
+  | { readonly ok: false; readonly reason: 'missing' | 'oversize' | 'refused' | 'fetch' };
 
 /** A place to put attachment ciphertext and read it back by the URL it returned. */
 export interface BlobStore {
@@ -27,6 +29,12 @@ export interface BlobStore {
   get(url: string, maxBytes: number, signal?: AbortSignal): Promise<BlobRead>;
   /** Removes the blob at `url`; a missing one is not an error. */
   delete(url: string): Promise<void>;
+  /**
+   * The http(s) origins (`scheme://host:port`) this store's URLs live at. A receiver downloads
+   * from them wherever they resolve (a store on 127.0.0.1 in development), as the operator
+   * configured them; other URLs must pass the fetch policy.
+   */
+  origins?(): readonly string[];
 }
 
 /** A random blob name: 128 bits of hex, so URLs cannot be guessed. */

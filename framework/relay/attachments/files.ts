@@ -13,6 +13,7 @@ import {
 } from '../content-types.js';
 import { ArgumentError, ConfigError } from '../errors.js';
 import type { BlobRead, BlobStore } from './blob-store.js';
+import type { FetchPolicy } from './fetch-policy.js';
 import { fetchBlob } from './http-fetch.js';
 
 /** The AES-GCM tag appended to a blob's ciphertext, in bytes. */
@@ -60,6 +61,11 @@ export const ATTACHMENT_DROP_REASONS = [
   'attachment_missing',
   /** The download failed: network, timeout, a server error, a URL scheme we do not fetch. */
   'attachment_fetch',
+  /**
+   * The URL's address is not one downloads may connect to (loopback, private, link-local…; the
+   * fetch policy, issue #14): no request was sent.
+   */
+  'attachment_refused',
 ] as const;
 
 /** One of ATTACHMENT_DROP_REASONS. */
@@ -143,7 +149,9 @@ export interface OpenAttachmentOptions {
   maxBytes?: number;
   /** One download's time limit (default 30 s). */
   timeoutMs?: number;
-  /** Other URLs: http(s) GET with a cap (default fetchBlob; tests may pass another). */
+  /** Where other URLs may be downloaded from (default: public addresses only). */
+  fetchPolicy?: FetchPolicy;
+  /** Other URLs: http(s) GET with a cap (default fetchBlob under fetchPolicy; tests may pass another). */
   fetchBlob?: (url: string, maxBytes: number, signal: AbortSignal) => Promise<BlobRead>;
 }
 
@@ -184,7 +192,8 @@ async function download(url: string, cap: number, options: OpenAttachmentOptions
   const own = options.stores?.find((s) => s.owns(url));
   try {
     if (own) return await own.get(url, cap, signal);
-    return await (options.fetchBlob ?? fetchBlob)(url, cap, signal);
+    if (options.fetchBlob) return await options.fetchBlob(url, cap, signal);
+    return await fetchBlob(url, cap, signal, options.fetchPolicy ? { policy: options.fetchPolicy } : {});
   } catch {
     return { ok: false, reason: 'fetch' };
   }

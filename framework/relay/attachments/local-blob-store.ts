@@ -80,6 +80,11 @@ export class LocalDirectoryBlobStore implements BlobStore {
     if (name !== undefined) await rm(join(this.dir, name), { force: true });
   }
 
+  /** BlobStore.origins: publicUrl's origin; none for file: URLs (never fetched). */
+  origins(): readonly string[] {
+    return this.base.startsWith('file:') ? [] : [new URL(this.base).origin];
+  }
+
   /** The blob name in one of our URLs; undefined for any other URL. */
   private nameOf(url: string): string | undefined {
     if (!url.startsWith(this.base)) return undefined;

@@ -123,6 +123,11 @@ export class S3BlobStore implements BlobStore {
     if (!res.ok && res.status !== 404) throw new StorageError(`S3 delete failed: HTTP ${res.status}`);
   }
 
+  /** BlobStore.origins: the endpoint's origin and publicUrl's. */
+  origins(): readonly string[] {
+    return [this.objectBase, this.publicBase].flatMap((b) => (b === undefined ? [] : [new URL(b).origin]));
+  }
+
   /** The object name in one of our URLs (presigned or public); undefined for any other URL. */
   private nameOf(url: string): string | undefined {
     const path = url.split('?')[0] ?? '';
