@@ -26,6 +26,11 @@ export interface BotRuntimeOptions {
   /** Sent when a handler fails and no @OnError answers; false sends nothing. */
   errorReply?: string | false;
   handlerTimeoutMs?: number;
+  /**
+   * How long stop() waits for handlers abandoned at their time limit (they keep running, their
+   * signal aborted) before it gives up with a warning naming them (default 5000 ms; 0: no wait).
+   */
+  stopGraceMs?: number;
   logger?: Logger;
   /**
    * Plugins, the one door for extensions (plugin.ts): middleware, objects with `guards` and/or
