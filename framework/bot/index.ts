@@ -140,7 +140,7 @@ export {
   encodeOpenReply,
   isLeftover,
 } from './open-replies.js';
-export type { MarkerOwner, OpenReply, PostFn, PostTarget } from './open-replies.js';
+export type { MarkerClaim, MarkerOwner, OpenReply, PostFn, PostTarget } from './open-replies.js';
 export type { TypingPlan } from './typing.js';
 export { recover } from './middleware/recover.js';
 export type { RecoverOptions } from './middleware/recover.js';

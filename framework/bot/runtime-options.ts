@@ -110,8 +110,11 @@ export interface AttachOptions {
 export interface AttachReplica {
   /** This replica's id in the registry (its LeaseKeeper's holder). */
   replicaId: string;
-  /** The replica registry (the store's leases). */
-  registry: Pick<LeaseStore, 'listReplicas'>;
+  /**
+   * The replica registry (the store's leases). With acquireLease and releaseLease, ending another
+   * process's leftover reply takes a short lease first, so two replicas never both end one.
+   */
+  registry: Pick<LeaseStore, 'listReplicas'> & Partial<Pick<LeaseStore, 'acquireLease' | 'releaseLease'>>;
   /** A replica without a heartbeat this long is dead (default the lease ttl, 15 s). */
   staleAfterMs?: number;
   /** How often the scheduler's owner looks for dead replicas' open replies (default 5 s). */
