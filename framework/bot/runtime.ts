@@ -44,6 +44,7 @@ import { botProfile } from './profile.js';
 import { scanBots, type BotPlan } from './scan.js';
 import type { AttachableClient, AttachOptions, BotRuntimeOptions } from './runtime-options.js';
 import { jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
+import { admissionLeasesOf } from './task-admission.js';
 import { TaskManager, taskLeasesOf, type TaskCounters } from './tasks.js';
 import { systemTimers } from './stream-pacer.js';
 import { TypingLimiter } from './typing.js';
@@ -265,6 +266,7 @@ export class BotRuntime {
         post,
         self: () => this.self(deps),
         leases: taskLeasesOf(options.duties),
+        admission: admissionLeasesOf(replica?.registry),
         connected: () => client.connected,
       });
       const first = endInterruptedOnStart(ends);
