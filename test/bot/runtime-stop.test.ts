@@ -127,7 +127,7 @@ describe('stop() and handlers past their time limit', () => {
     expect(unhandled).toEqual([]);
   });
 
-  test('stopGraceMs must be a positive whole number', () => {
+  test('stopGraceMs must be a whole number of ms, 0 or more', () => {
     expect(() => new BotRuntime(new Stubborn(), { stopGraceMs: -1 })).toThrow(/stopGraceMs/);
   });
 });
