@@ -98,6 +98,7 @@ describe('loadConfig', () => {
     ['logging:\n  level: loud\n', 'logging.level', '"loud"', 'one of fatal'],
     ['database:\n  url: mysql://x\n', 'database.url', '"mysql://x"', 'postgres://'],
     ['limits:\n  handlerTimeoutMs: -5\n', 'limits.handlerTimeoutMs', '-5', 'positive'],
+    ['limits:\n  stopGraceMs: -1\n', 'limits.stopGraceMs', '-1', '0 or more'],
   ])('bad value in %j is named with the value and the fix', async (yaml, key, value, fix) => {
     const f = await file('bad.yaml', yaml);
     const e = errorOf(() => loadConfig({ file: f, env: {} }));
