@@ -161,6 +161,7 @@ export const configSchema = z.strictObject({
         .max(256 * 1024 * 1024)
         .optional(),
       handlerTimeoutMs: z.number().int().min(1).optional(),
+      stopGraceMs: z.number().int().min(0).optional(),
     })
     .default({}),
   /** format: auto is readable on a terminal, JSON lines otherwise (cli/log.ts). */
@@ -265,6 +266,7 @@ export const FIX: Record<string, string> = {
   'metrics.host': 'use an address to listen on, e.g. 127.0.0.1 or 0.0.0.0',
   'limits.maxEnvelopeBytes': `use a whole number of bytes, at least 1024 (default ${DEFAULT_MAX_ENVELOPE_BYTES})`,
   'limits.handlerTimeoutMs': 'use a positive whole number of milliseconds',
+  'limits.stopGraceMs': 'use a whole number of milliseconds, 0 or more (default 5000)',
   'bot.options': 'use a mapping of option names to values',
   'groups.allowInvitesFrom':
     'list the user ids (32 hex characters, as `relay-bot id` prints them) that may invite the bot, e.g. allowInvitesFrom: [0123456789abcdef0123456789abcdef]; [] refuses every invitation, and leaving the key out accepts anyone',

@@ -41,6 +41,7 @@ export function runtimeOptions(config: RelayConfig, log: Logger): BotRuntimeOpti
     ...(config.limits.handlerTimeoutMs !== undefined
       ? { handlerTimeoutMs: config.limits.handlerTimeoutMs }
       : {}),
+    ...(config.limits.stopGraceMs !== undefined ? { stopGraceMs: config.limits.stopGraceMs } : {}),
     logger: log,
     attachments: botAttachmentOptions(config.attachments, config.baseDir),
     tasks: taskLimitsOf(config.tasks),

@@ -85,11 +85,20 @@ export const noTransaction: BotTransaction = {
 /**
  * Wraps a transaction so that writes made after the handler finished (or timed out) are refused:
  * RelayClient builds its commit right after the handler returns, so a late write would otherwise
- * land in it or vanish depending on timing.
+ * land in it or vanish depending on timing. Reads are refused once the runtime stopped
+ * (`isStopped`): a handler abandoned at its time limit that outlives stop() would otherwise read
+ * a store that may be closed by then.
  */
-export function gatedTransaction(tx: BotTransaction, isOpen: () => boolean): BotTransaction {
+export function gatedTransaction(
+  tx: BotTransaction,
+  isOpen: () => boolean,
+  isStopped: () => boolean = () => false,
+): BotTransaction {
   return {
-    loadData: (key) => tx.loadData(key),
+    loadData: (key) =>
+      isStopped()
+        ? Promise.reject(new HandlerError('ctx.tx.loadData() after the runtime stopped'))
+        : tx.loadData(key),
     saveData: (key, json) => {
       if (!isOpen()) throw new HandlerError('saveData() after the handler finished or timed out');
       tx.saveData(key, json);

@@ -9,7 +9,13 @@ import { DeadReplicas } from '../relay/dead-replicas.js';
 import { DUTY, type Duties } from '../relay/duties.js';
 import { DEFAULT_LEASE_TTL_MS } from '../relay/lease-keeper.js';
 import { run, type Middleware } from './composer.js';
-import { endInterruptedReplies, isLeftover, type MarkerOwner, type PostFn } from './open-replies.js';
+import {
+  endInterruptedReplies,
+  isLeftover,
+  type MarkerClaim,
+  type MarkerOwner,
+  type PostFn,
+} from './open-replies.js';
 import type { AttachReplica } from './runtime-options.js';
 import type { JobSource } from './scheduler.js';
 import type { UpdateContext } from './update-context.js';
@@ -76,7 +82,28 @@ async function sweep(e: InterruptedEnds): Promise<number> {
     e.post,
     e.log,
     (m) => isLeftover(m, e.self, mayEndOthers, isDead),
+    e.replica && markerClaim(e.replica),
   );
+}
+
+/** Longer than ending one marker takes (a send with its proof of work): the claim outlives the end. */
+const MARKER_CLAIM_TTL_MS = 60_000;
+
+/**
+ * The claim on ending a marker (open-replies.ts, MarkerClaim): a lease `open-reply/<marker key>`
+ * of this replica in the registry's store, released once the end committed. Without leases in
+ * the registry (a stand-in that only lists replicas) there is no claim.
+ */
+function markerClaim(replica: AttachReplica): MarkerClaim | undefined {
+  const { registry, replicaId } = replica;
+  const { acquireLease, releaseLease } = registry;
+  if (!acquireLease || !releaseLease) return undefined;
+  return async (key) => {
+    const name = `open-reply/${key}`;
+    const held = await acquireLease.call(registry, name, replicaId, MARKER_CLAIM_TTL_MS);
+    if (!held) return undefined;
+    return async () => void (await releaseLease.call(registry, name, replicaId));
+  };
 }
 
 /**

@@ -17,7 +17,12 @@ export {
   readBotMetadata,
 } from './decorators.js';
 export type { BotOptions, CommandOptions, TaskCommandDecoratorOptions } from './decorators.js';
-export { BotRuntime, DEFAULT_ERROR_REPLY, DEFAULT_HANDLER_TIMEOUT_MS } from './runtime.js';
+export {
+  BotRuntime,
+  DEFAULT_ERROR_REPLY,
+  DEFAULT_HANDLER_TIMEOUT_MS,
+  DEFAULT_STOP_GRACE_MS,
+} from './runtime.js';
 export type { BotRuntimeOptions, AttachableClient, AttachOptions, AttachReplica } from './runtime.js';
 export type {
   TaskContext,
@@ -143,7 +148,7 @@ export {
   encodeOpenReply,
   isLeftover,
 } from './open-replies.js';
-export type { MarkerOwner, OpenReply, PostFn, PostTarget } from './open-replies.js';
+export type { MarkerClaim, MarkerOwner, OpenReply, PostFn, PostTarget } from './open-replies.js';
 export type { TypingPlan } from './typing.js';
 export { recover } from './middleware/recover.js';
 export type { RecoverOptions } from './middleware/recover.js';

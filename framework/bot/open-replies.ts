@@ -116,25 +116,47 @@ export function isLeftover(
 }
 
 /**
+ * With replicas, the right to end one marker (see endInterruptedReplies): resolves to a release
+ * function when this process holds it now, undefined when another process is ending that marker.
+ */
+export type MarkerClaim = (key: string) => Promise<(() => Promise<void>) | undefined>;
+
+type Rows = Array<{ conversationId: string; json: string }>;
+
+/**
  * Ends every marker `leftover` picks: sends INTERRUPTED_REPLY, committed together with the
  * marker's deletion, so a crash during recovery repeats at most this one message and never loses it.
+ *
+ * With replicas two processes may pick the same marker at once: a replica restarting under the
+ * same id ends its own leftovers while the scheduler's owner, which saw it dead a moment before,
+ * ends them as a dead replica's. Given `claim`, a marker is ended only under its claim and only if
+ * it is, read again under the claim, still the row listed: the other process skips it, or finds
+ * it deleted. So each marker gets exactly one final message.
  */
 export async function endInterruptedReplies(
   bot: string,
-  list: (prefix: string) => Promise<Array<{ conversationId: string; json: string }>>,
+  list: (prefix: string) => Promise<Rows>,
   post: PostFn,
   log: Logger,
   leftover: (m: OpenReply) => boolean = () => true,
+  claim?: MarkerClaim,
 ): Promise<number> {
   let ended = 0;
   for (const row of await list(openReplyPrefix(bot))) {
     const marker = decodeOpenReply(row.json);
     if (!marker || !leftover(marker)) continue;
     try {
-      await post(marker.to, interruptedContent(marker), [
-        { conversationId: row.conversationId, json: TOMBSTONE },
-      ]);
-      ended++;
+      const release = claim ? await claim(row.conversationId) : async () => undefined;
+      if (!release) continue;
+      try {
+        if (claim && !(await stillListed(list, row))) continue;
+        await post(marker.to, interruptedContent(marker), [
+          { conversationId: row.conversationId, json: TOMBSTONE },
+        ]);
+        ended++;
+      } finally {
+        await release();
+      }
     } catch (err) {
       log.warn(
         { err, marker: row.conversationId },
@@ -143,4 +165,10 @@ export async function endInterruptedReplies(
     }
   }
   return ended;
+}
+
+/** Whether `row` is still stored as listed (another process did not end or rewrite it since). */
+async function stillListed(list: (prefix: string) => Promise<Rows>, row: Rows[number]): Promise<boolean> {
+  const now = (await list(row.conversationId)).find((r) => r.conversationId === row.conversationId);
+  return now?.json === row.json;
 }

@@ -26,6 +26,11 @@ export interface BotRuntimeOptions {
   /** Sent when a handler fails and no @OnError answers; false sends nothing. */
   errorReply?: string | false;
   handlerTimeoutMs?: number;
+  /**
+   * How long stop() waits for handlers abandoned at their time limit (they keep running, their
+   * signal aborted) before it gives up with a warning naming them (default 5000 ms; 0: no wait).
+   */
+  stopGraceMs?: number;
   logger?: Logger;
   /**
    * Plugins, the one door for extensions (plugin.ts): middleware, objects with `guards` and/or
@@ -105,8 +110,11 @@ export interface AttachOptions {
 export interface AttachReplica {
   /** This replica's id in the registry (its LeaseKeeper's holder). */
   replicaId: string;
-  /** The replica registry (the store's leases). */
-  registry: Pick<LeaseStore, 'listReplicas'>;
+  /**
+   * The replica registry (the store's leases). With acquireLease and releaseLease, ending another
+   * process's leftover reply takes a short lease first, so two replicas never both end one.
+   */
+  registry: Pick<LeaseStore, 'listReplicas'> & Partial<Pick<LeaseStore, 'acquireLease' | 'releaseLease'>>;
   /** A replica without a heartbeat this long is dead (default the lease ttl, 15 s). */
   staleAfterMs?: number;
   /** How often the scheduler's owner looks for dead replicas' open replies (default 5 s). */

@@ -14,8 +14,9 @@
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { ReceivedMessage, SessionEvent } from '../relay/client.js';
-import { ArgumentError, ConfigError } from '../relay/errors.js';
+import { ArgumentError, ConfigError, HandlerError } from '../relay/errors.js';
 import { DUTY, SOLE_OWNER, type Duties } from '../relay/duties.js';
+import { AbandonedHandlers, DEFAULT_STOP_GRACE_MS } from './abandoned.js';
 import { BotAttachments } from './attachments.js';
 import { blobLedgerOf, type BlobLifetime } from './blob-lifetime.js';
 import { compileBot } from './compile.js';
@@ -44,6 +45,7 @@ import { botProfile } from './profile.js';
 import { scanBots, type BotPlan } from './scan.js';
 import type { AttachableClient, AttachOptions, BotRuntimeOptions } from './runtime-options.js';
 import { jobPrefix, JobScheduler, type JobSource } from './scheduler.js';
+import { admissionLeasesOf } from './task-admission.js';
 import { TaskManager, taskLeasesOf, type TaskCounters } from './tasks.js';
 import { systemTimers } from './stream-pacer.js';
 import { TypingLimiter } from './typing.js';
@@ -59,6 +61,7 @@ import {
 
 export type { AttachableClient, AttachOptions, AttachReplica, BotRuntimeOptions } from './runtime-options.js';
 export { DEFAULT_HANDLER_TIMEOUT_MS } from './scan.js';
+export { DEFAULT_STOP_GRACE_MS } from './abandoned.js';
 export { DEFAULT_ERROR_REPLY } from './middleware/recover.js';
 
 interface Attachment {
@@ -110,6 +113,11 @@ export class BotRuntime {
   private readonly background = new Set<Promise<void>>();
   /** stop() was called: start-up work still waiting for the connection gives up. */
   private halted = false;
+  /** stop() returned: what a handler that outlived it does with ctx is refused (abandoned.ts). */
+  private stopped = false;
+  /** Handlers past their time limit, still running: stop() waits for them, bounded. */
+  private readonly abandoned = new AbandonedHandlers();
+  private readonly stopGraceMs: number;
   /**
    * Resolved by stop(): a detached run still waiting for its message's commit event gives up (its
    * marker, if the commit did happen, is ended at the next start), so stop() cannot hang on it.
@@ -126,6 +134,12 @@ export class BotRuntime {
     this.name = this.plan.name;
     this.profile = botProfile(this.plan);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
+    this.stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
+    if (!Number.isSafeInteger(this.stopGraceMs) || this.stopGraceMs < 0) {
+      throw new ConfigError(
+        `stopGraceMs must be a whole number of milliseconds, 0 or more, got ${String(options.stopGraceMs)}`,
+      );
+    }
     const now = options.clock ?? Date.now;
     this.tasks = new TaskManager(this.name, this.plan.commands, options.tasks, this.log, now);
     this.attachments = new BotAttachments(options.attachments);
@@ -149,6 +163,8 @@ export class BotRuntime {
       later: (work) => this.track(afterCurrentEvent().then(work)),
       halted: () => this.halt.promise,
       newId: randomUUID,
+      abandon: (running, controller, label) => this.abandoned.add(running, controller, label),
+      stopped: () => this.stopped,
       markerOwner: () => this.markerOwner,
       typing: new TypingLimiter(),
       timers: systemTimers,
@@ -185,6 +201,7 @@ export class BotRuntime {
   attach(client: AttachableClient, options: AttachOptions = {}): void {
     if (this.attachment) throw new ConfigError('this BotRuntime is already attached; detach() it first');
     this.halted = false;
+    this.stopped = false;
     this.halt = stopSignal();
     const groups = groupApiOf(client);
     // The client emits 'message' with the object it gave the handler, once that run committed.
@@ -259,6 +276,7 @@ export class BotRuntime {
         post,
         self: () => this.self(deps),
         leases: taskLeasesOf(options.duties),
+        admission: admissionLeasesOf(replica?.registry),
         connected: () => client.connected,
       });
       const first = endInterruptedOnStart(ends);
@@ -271,6 +289,8 @@ export class BotRuntime {
   /**
    * Stops the scheduler and waits for running membership updates and for the group changes message
    * handlers asked for; the client keeps this runtime as its handler. Call before client.stop().
+   * Handlers abandoned at their time limit get their signal aborted and up to `stopGraceMs` to
+   * return (abandoned.ts); past that, stop() warns naming them, and their ctx refuses from then on.
    */
   async stop(): Promise<void> {
     this.halted = true;
@@ -284,6 +304,8 @@ export class BotRuntime {
     await Promise.race([settled, new Promise((r) => setTimeout(r, COMMIT_GRACE_MS).unref())]);
     this.halt.resolve();
     while (this.background.size > 0) await Promise.allSettled([...this.background]);
+    await this.abandoned.settle(this.stopGraceMs, this.log);
+    this.stopped = true;
   }
 
   /**
@@ -386,9 +408,14 @@ export class BotRuntime {
       userId: deps.selfId,
       commands: this.plan.commandInfos,
       ...(this.plan.description !== undefined ? { description: this.plan.description } : {}),
-      createGroup: (a: string | undefined | readonly string[], b?: readonly string[]) =>
-        this.createGroupWith(deps, a, b),
-      groups: () => this.requireGroups(deps, 'ctx.bot.groups()').groups(),
+      createGroup: async (a: string | undefined | readonly string[], b?: readonly string[]) => {
+        this.refuseStopped('ctx.bot.createGroup()');
+        return this.createGroupWith(deps, a, b);
+      },
+      groups: async () => {
+        this.refuseStopped('ctx.bot.groups()');
+        return this.requireGroups(deps, 'ctx.bot.groups()').groups();
+      },
     };
   }
 
@@ -408,6 +435,11 @@ export class BotRuntime {
     }
     const ids = members.length === 0 ? [] : checkUserIds(members, 'createGroup()', deps.selfId);
     return this.requireGroups(deps, 'createGroup()').createGroup(ids, name !== undefined ? { name } : {});
+  }
+
+  /** A handler that outlived stop() (abandoned.ts) gets a clear error, not a closed client's. */
+  private refuseStopped(what: string): void {
+    if (this.stopped) throw new HandlerError(`${what} after the runtime stopped`);
   }
 
   private attachedDeps(what: string): HandleDeps {

@@ -27,6 +27,7 @@ import { postTarget, type PostFn } from './open-replies.js';
 import { parseArgs } from './parser.js';
 import type { PlannedCommand } from './scan.js';
 import type { JobSource } from './scheduler.js';
+import { TaskAdmission, taskAdmitLeaseName, type AdmissionLeases } from './task-admission.js';
 import { TaskRun } from './task-run.js';
 import {
   DEFAULT_TASK_LIMITS,
@@ -81,6 +82,11 @@ export interface TaskAttachment {
   readonly post: PostFn;
   readonly self: () => BotSelf;
   readonly leases: TaskLeases | undefined;
+  /**
+   * With replicas: the lease store the admission lease is taken in (task-admission.ts), so the
+   * limits hold across replicas. Without it each replica checks only what it sees committed.
+   */
+  readonly admission?: AdmissionLeases | undefined;
   readonly connected: () => boolean | undefined;
 }
 
@@ -98,6 +104,7 @@ export class TaskManager {
   private readonly wanted = new Set<string>();
   private readonly processId = randomUUID();
   private at: TaskAttachment | undefined;
+  private admission: TaskAdmission | undefined;
   private sweepTimer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
   private readonly onAcquired = (name: string): void => this.acquired(name);
@@ -127,6 +134,12 @@ export class TaskManager {
   attach(at: TaskAttachment): void {
     if (!this.enabled) return;
     this.at = at;
+    this.admission = new TaskAdmission(
+      at.leases && at.admission,
+      taskAdmitLeaseName(this.bot),
+      `${at.leases?.holder ?? 'process'}/${this.processId}`,
+      this.log,
+    );
     at.leases?.on('acquired', this.onAcquired);
     at.leases?.on('lost', this.onLost);
     this.schedule(0);
@@ -141,6 +154,7 @@ export class TaskManager {
     at?.leases?.off('acquired', this.onAcquired);
     at?.leases?.off('lost', this.onLost);
     await this.sweeping;
+    await this.admission?.close();
     for (const { run } of this.running.values()) run.stop('stop');
     await Promise.allSettled([...this.running.values()].map((r) => r.done));
     for (const name of this.wanted) await at?.leases?.drop(name).catch(() => undefined);
@@ -155,8 +169,40 @@ export class TaskManager {
     }
     const message = ctx.message;
     if (!message) return;
+    const admission = this.admission;
+    // Across replicas the count below must include every other replica's admitted rows.
+    if (admission && !(await admission.enter())) return void ctx.reply(TASK_LIMIT_TOTAL);
+    let row: TaskRow | undefined;
+    try {
+      row = await this.admit(cmd, ctx, at);
+    } finally {
+      if (row === undefined) admission?.done();
+    }
+    if (row === undefined) return;
+    const admitted = row;
+    const start = (): void => {
+      // The lease's work is done once the row is committed: another replica's count sees it.
+      if (this.pending.delete(admitted.id)) admission?.done();
+      this.begin(admitted);
+    };
+    // Only once the request (and with it the row) committed: a failed commit runs the message again.
+    if (ctx.run.deps.afterCommit) ctx.run.deps.afterCommit(message, start);
+    else setImmediate(start);
+  }
+
+  /** Checks the limits, then writes the row and the `submitted` answer; the row, or undefined when refused. */
+  private async admit(
+    cmd: PlannedCommand,
+    ctx: UpdateContext,
+    at: TaskAttachment,
+  ): Promise<TaskRow | undefined> {
+    const message = ctx.message!;
     const rows = await this.unfinished(at.store);
-    for (const [k, v] of this.pending) if (this.now() - v.at > PENDING_LAPSE_MS) this.pending.delete(k);
+    for (const [k, v] of this.pending) {
+      if (this.now() - v.at <= PENDING_LAPSE_MS) continue;
+      this.pending.delete(k);
+      this.admission?.done();
+    }
     const mine = rows.filter((r) => r.requester === ctx.sender).length;
     const pendingMine = [...this.pending.values()].filter((s) => s.requester === ctx.sender).length;
     if (rows.length + this.pending.size >= this.limits.total) return void ctx.reply(TASK_LIMIT_TOTAL);
@@ -178,13 +224,7 @@ export class TaskManager {
     ctx.tx.saveData(taskKey(this.bot, id), encodeTaskRow(row));
     ctx.run.gate.push(taskMessage(row, 'submitted', `/${cmd.name} accepted`));
     this.pending.set(id, { requester: ctx.sender, at: now });
-    const start = (): void => {
-      this.pending.delete(id);
-      this.begin(row);
-    };
-    // Only once the request (and with it the row) committed: a failed commit runs the message again.
-    if (ctx.run.deps.afterCommit) ctx.run.deps.afterCommit(message, start);
-    else setImmediate(start);
+    return row;
   }
 
   /** A `task-cancel` message, in its transaction. */

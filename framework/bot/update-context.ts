@@ -51,6 +51,11 @@ export interface UpdateRun {
   readonly detached: DetachedRun | undefined;
   /** A fresh message id. */
   readonly newId: () => string;
+  /**
+   * A handler past its time limit keeps running, unanswered: `running` (settles, never rejects)
+   * is handed to the runtime, whose stop() aborts `controller` again and waits for it, bounded.
+   */
+  readonly abandon: (running: Promise<unknown>, controller: AbortController, label: string) => void;
   /** The group intents of a message update; undefined for membership updates. */
   readonly intents: { settle(handlerOk: boolean): void } | undefined;
 }

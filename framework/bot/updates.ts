@@ -33,7 +33,7 @@ import { commandAudience, parseCommandHead, type CommandHead } from './parser.js
 import type { BotPlan } from './scan.js';
 import { encodeJob, jobKey } from './scheduler.js';
 import { LazySession, type SessionOptions } from './session.js';
-import { updateContext, type UpdateContext } from './update-context.js';
+import { updateContext, type UpdateContext, type UpdateRun } from './update-context.js';
 
 /** What building an update needs of the runtime. */
 export interface UpdateEnv {
@@ -48,6 +48,10 @@ export interface UpdateEnv {
   readonly later: (work: () => Promise<void>) => void;
   /** Resolves when the runtime stops: a detached run still waiting for its commit gives up. */
   readonly halted: () => Promise<void>;
+  /** Takes a handler abandoned at its time limit: stop() waits for it (UpdateRun.abandon). */
+  readonly abandon: UpdateRun['abandon'];
+  /** stop() has returned: ctx.tx reads refuse (the store may be closed). */
+  readonly stopped: () => boolean;
   /** A fresh message id (replies, streams). */
   readonly newId: () => string;
   /** Who a detached run's open-reply marker names (open-replies.ts). */
@@ -118,7 +122,7 @@ export async function messageUpdate(
     conversation.kind === 'group' ? await readGroupInfo(conversation.groupId, deps, log) : undefined;
   const group = info && deps.groups ? groupHandle(info, deps.groups, deps.selfId, intents.runner) : undefined;
   const detachable = new DetachableTransaction(rawTx ?? noTransaction);
-  const tx = rawTx ? gatedTransaction(detachable, () => gate.isOpen) : noTransaction;
+  const tx = rawTx ? gatedTransaction(detachable, () => gate.isOpen, env.stopped) : noTransaction;
   const store = env.session?.store ?? (rawTx ? transactionalSessionStore(tx, plan.name) : undefined);
   const session = new LazySession<unknown>(conversation.id, store, env.session?.initial);
   const lease = new TimeLease();
@@ -183,6 +187,7 @@ export async function messageUpdate(
       lease,
       detached: detachedRun,
       newId: env.newId,
+      abandon: env.abandon,
     },
   });
 }
@@ -261,6 +266,7 @@ export async function membershipUpdate(
       lease: new TimeLease(),
       detached: undefined,
       newId: env.newId,
+      abandon: env.abandon,
     },
   });
 }

@@ -124,6 +124,7 @@ function contextFor(
       lease: new TimeLease(),
       detached: undefined,
       newId: () => 'id',
+      abandon: () => undefined,
     },
   });
 }

@@ -100,6 +100,14 @@ describe('broker.keepaliveSeconds and replica.fenceAfterMs', () => {
   }, 60_000);
 });
 
+describe('limits.stopGraceMs', () => {
+  test('from the file reaches the BotRuntime; left out, the runtime keeps its default', async () => {
+    const f = await file('grace.yaml', 'limits:\n  stopGraceMs: 250\n');
+    expect(runtimeOptions(loadConfig({ file: f, env: {}, cwd: tmp.dir }), log).stopGraceMs).toBe(250);
+    expect(runtimeOptions(loadConfig({ env: {}, cwd: tmp.dir }), log).stopGraceMs).toBeUndefined();
+  });
+});
+
 describe('tasks section', () => {
   test('from the file reaches the BotRuntime; keys left out keep their defaults', async () => {
     const f = await file('tasks.yaml', 'tasks:\n  perUser: 1\n  total: 5\n  progressEveryMs: 250\n');

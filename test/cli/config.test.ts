@@ -112,6 +112,7 @@ describe('loadConfig', () => {
       '"yes"',
       'true or false',
     ],
+    ['limits:\n  stopGraceMs: -1\n', 'limits.stopGraceMs', '-1', '0 or more'],
   ])('bad value in %j is named with the value and the fix', async (yaml, key, value, fix) => {
     const f = await file('bad.yaml', yaml);
     const e = errorOf(() => loadConfig({ file: f, env: {} }));

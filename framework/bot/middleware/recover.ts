@@ -9,7 +9,7 @@ import type { Middleware } from '../composer.js';
 import { replyTo, ReplyGate, type BotContext } from '../context.js';
 import type { BoundHandler } from '../scan.js';
 import type { UpdateContext } from '../update-context.js';
-import { withinTimeLimit } from './timeout.js';
+import { handlerLabel, withinTimeLimit } from './timeout.js';
 
 /** The reply sent when a handler fails and no @OnError handler answers. */
 export const DEFAULT_ERROR_REPLY = 'Sorry, something went wrong.';
@@ -74,6 +74,8 @@ async function answerError(
     ms,
     expire,
     ctx.log,
+    undefined,
+    (running) => ctx.run.abandon(running, controller, `@OnError of ${handlerLabel(ctx)}`),
   );
   gate.close();
   if (!outcome.ok) ctx.log.error({ err: outcome.error }, '@OnError handler failed');

@@ -15,13 +15,17 @@ import type { UpdateContext } from '../update-context.js';
 
 export type Outcome = { ok: true } | { ok: false; error: unknown };
 
-/** Runs `work` under the time limit; `onExpire` runs when it is reached. */
+/**
+ * Runs `work` under the time limit; `onExpire` runs when it is reached, and `abandon` then gets the
+ * work still running (settling, never rejecting), so that the runtime's stop() can wait for it.
+ */
 export async function withinTimeLimit(
   work: () => Promise<void>,
   ms: number,
   onExpire: () => void,
   log: Logger,
   lease?: TimeLease,
+  abandon?: (running: Promise<unknown>) => void,
 ): Promise<Outcome> {
   let timer: NodeJS.Timeout | undefined;
   let timedOut = false;
@@ -34,6 +38,7 @@ export async function withinTimeLimit(
       }
       timedOut = true;
       onExpire();
+      abandon?.(finished);
       resolve({ ok: false, error: new HandlerError(`handler did not finish within ${ms} ms`) });
     };
     timer = setTimeout(check, ms);
@@ -54,6 +59,11 @@ export async function withinTimeLimit(
   }
 }
 
+/** How a warning names an abandoned handler: its command, else the kind of update. */
+export function handlerLabel(ctx: UpdateContext): string {
+  return ctx.command !== undefined ? `/${ctx.command}` : ctx.update.kind;
+}
+
 /** Middleware that abandons the rest of the chain after `ms` and reports a HandlerError. */
 export function timeLimit(ms: number): Middleware<UpdateContext> {
   return async (ctx, next) => {
@@ -62,7 +72,14 @@ export function timeLimit(ms: number): Middleware<UpdateContext> {
       gate.close();
       controller.abort();
     };
-    const outcome = await withinTimeLimit(() => next(), ms, expire, ctx.log, ctx.run.lease);
+    const outcome = await withinTimeLimit(
+      () => next(),
+      ms,
+      expire,
+      ctx.log,
+      ctx.run.lease,
+      (running) => ctx.run.abandon(running, controller, handlerLabel(ctx)),
+    );
     gate.close();
     if (!outcome.ok) throw outcome.error;
   };
