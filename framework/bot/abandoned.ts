@@ -7,9 +7,21 @@
  * runtime.ts) rather than reaching a closed store.
  */
 import type { Logger } from 'pino';
+import { ConfigError } from '../relay/errors.js';
 
 /** How long stop() waits for abandoned handlers by default (ms). */
 export const DEFAULT_STOP_GRACE_MS = 5_000;
+
+/** The runtime option `stopGraceMs`, checked: a whole number of ms, 0 or more. */
+export function stopGraceOf(option: number | undefined): number {
+  const ms = option ?? DEFAULT_STOP_GRACE_MS;
+  if (!Number.isSafeInteger(ms) || ms < 0) {
+    throw new ConfigError(
+      `stopGraceMs must be a whole number of milliseconds, 0 or more, got ${String(option)}`,
+    );
+  }
+  return ms;
+}
 
 interface Abandoned {
   readonly controller: AbortController;

@@ -107,6 +107,25 @@ export function checkUserIds(ids: string | readonly string[], what: string, self
   return [...out];
 }
 
+/** createGroup(name?, members)'s arguments, checked; `selfId` may not be among the members. */
+export function createGroupArgs(
+  a: string | undefined | readonly string[],
+  b: readonly string[] | undefined,
+  selfId: string,
+): { readonly name: string | undefined; readonly ids: string[] } {
+  const named = typeof a === 'string' || a === undefined;
+  const name = named ? a : undefined;
+  const members = named ? b : a;
+  if (members === undefined) {
+    throw new ArgumentError('createGroup(name, members) needs the members: a list of user ids');
+  }
+  if (name !== undefined && (name.trim() === '' || name.length > 128)) {
+    throw new ArgumentError('createGroup(): a group name has 1 to 128 characters');
+  }
+  const ids = members.length === 0 ? [] : checkUserIds(members, 'createGroup()', selfId);
+  return { name, ids };
+}
+
 /**
  * A configured list of user ids (admins, allow-lists) as a set of lowercase ids; undefined stays
  * undefined. `what` (e.g. 'BotRuntime admins') names the option in the ConfigError.

@@ -14,9 +14,9 @@
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { ReceivedMessage, SessionEvent } from '../relay/client.js';
-import { ArgumentError, ConfigError, HandlerError } from '../relay/errors.js';
+import { ConfigError, HandlerError } from '../relay/errors.js';
 import { DUTY, SOLE_OWNER, type Duties } from '../relay/duties.js';
-import { AbandonedHandlers, DEFAULT_STOP_GRACE_MS } from './abandoned.js';
+import { AbandonedHandlers, stopGraceOf } from './abandoned.js';
 import { BotAttachments } from './attachments.js';
 import { blobLedgerOf, type BlobLifetime } from './blob-lifetime.js';
 import { compileBot } from './compile.js';
@@ -24,7 +24,7 @@ import { Composer, run, type Middleware, type MiddlewareLike } from './composer.
 import type { BotContext, BotSelf, HandleDeps, ReplyFn } from './context.js';
 import type { BotTransaction } from './data.js';
 import {
-  checkUserIds,
+  createGroupArgs,
   GROUP_API_METHODS,
   groupApiOf,
   type GroupApi,
@@ -134,12 +134,7 @@ export class BotRuntime {
     this.name = this.plan.name;
     this.profile = botProfile(this.plan);
     this.log = (options.logger ?? pino({ level: 'silent' })).child({ bot: this.name });
-    this.stopGraceMs = options.stopGraceMs ?? DEFAULT_STOP_GRACE_MS;
-    if (!Number.isSafeInteger(this.stopGraceMs) || this.stopGraceMs < 0) {
-      throw new ConfigError(
-        `stopGraceMs must be a whole number of milliseconds, 0 or more, got ${String(options.stopGraceMs)}`,
-      );
-    }
+    this.stopGraceMs = stopGraceOf(options.stopGraceMs);
     const now = options.clock ?? Date.now;
     this.tasks = new TaskManager(this.name, this.plan.commands, options.tasks, this.log, now);
     this.attachments = new BotAttachments(options.attachments);
@@ -424,16 +419,7 @@ export class BotRuntime {
     a: string | undefined | readonly string[],
     b: readonly string[] | undefined,
   ): Promise<GroupInfo> {
-    const named = typeof a === 'string' || a === undefined;
-    const name = named ? a : undefined;
-    const members = named ? b : a;
-    if (members === undefined) {
-      throw new ArgumentError('createGroup(name, members) needs the members: a list of user ids');
-    }
-    if (name !== undefined && (name.trim() === '' || name.length > 128)) {
-      throw new ArgumentError('createGroup(): a group name has 1 to 128 characters');
-    }
-    const ids = members.length === 0 ? [] : checkUserIds(members, 'createGroup()', deps.selfId);
+    const { name, ids } = createGroupArgs(a, b, deps.selfId);
     return this.requireGroups(deps, 'createGroup()').createGroup(ids, name !== undefined ? { name } : {});
   }
 
