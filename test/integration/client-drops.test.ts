@@ -5,39 +5,25 @@
  * input without the defect is accepted (usually after the hostile one, which also shows the hostile
  * one consumed nothing), so a broken harness cannot pass silently.
  *
- * One victim and one peer with an established 1:1 session are shared by all tests; the attacker is
- * a raw MQTT connection that also records what the peer publishes to the victim's inbox.
+ * One victim and one peer with an established 1:1 session are shared by all tests of a file
+ * (test/support/drops-victim.ts); the attacker is a raw MQTT connection that also records what the
+ * peer publishes to the victim's inbox. This file: sealed envelopes on the inbox;
+ * client-drops-bundles.test.ts: Welcome replay and key bundles.
  */
 import { randomBytes } from 'node:crypto';
 import {
-  DROP_REASONS,
-  MemoryRelayStore,
-  MSG_TYPE,
-  ProtocolError,
   RelayClient,
-  RelayError,
-  VerificationError,
   decodeEnvelope,
-  decodeInnerPayload,
-  decodeKeyBundle,
   encodeContent,
   encodeEnvelope,
-  encodeKeyBundle,
   generateIdentity,
-  inboxTopic,
-  keysTopic,
   leadingZeroBits,
   mls,
-  open,
   powChallenge,
   powHash,
-  signSealedSenderKey,
   userIdToHex,
   verifyPow,
-  type DropReason,
   type InnerPayload,
-  type ReceivedMessage,
-  type SealedEnvelope,
   type UnixSeconds,
 } from '../../framework/relay/index.js';
 import {
@@ -52,142 +38,22 @@ import {
   nowSeconds,
   powEnvelope,
   sealInner,
-  signedBundle,
   type Recipient,
 } from '../support/attacker.js';
-import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { POW_BITS, useDropsVictim } from '../support/drops-victim.js';
 
-const POW_BITS = 18;
-const EVENT_TIMEOUT_MS = 20_000;
-const DAY = 86_400;
-
-let broker: TestBroker;
+const fixture = useDropsVictim();
+// The clients exist from the fixture's beforeAll on; bound to names here once they do.
+const { received, securityEvents, until, expectDropped, expectDelivered, genuineInner, withNonce } = fixture;
 let ctx: mls.MlsContext;
 let attacker: RawMqtt;
-const prefix = uniqueName('drops');
-const victimStore = new MemoryRelayStore();
-const peerStore = new MemoryRelayStore();
 let victim: RelayClient;
 let peer: RelayClient;
 let forger: SessionForger;
 let inbox: string;
 let victimAddr: Recipient;
-const received: ReceivedMessage[] = [];
-const securityEvents: Array<{ kind: string; claimedSender: string }> = [];
-
-async function startClient(store: MemoryRelayStore): Promise<RelayClient> {
-  const client = await RelayClient.create({
-    store,
-    broker: { url: broker.url, clientId: uniqueName('drops-client'), sessionExpirySeconds: 0 },
-    topicPrefix: prefix,
-    powBits: POW_BITS,
-  });
-  await client.start();
-  return client;
-}
-
-async function until(cond: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  const deadline = Date.now() + EVENT_TIMEOUT_MS;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function nextDrop(): Promise<{ reason: DropReason; topic: string }> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => {
-      victim.off('drop', onDrop);
-      reject(new Error('no drop event'));
-    }, EVENT_TIMEOUT_MS);
-    const onDrop = (d: { reason: DropReason; topic: string }): void => {
-      clearTimeout(timer);
-      victim.off('drop', onDrop);
-      resolve(d);
-    };
-    victim.on('drop', onDrop);
-  });
-}
-
-function dropDelta(before: Record<DropReason, number>): Partial<Record<DropReason, number>> {
-  const now = victim.drops.snapshot();
-  const out: Partial<Record<DropReason, number>> = {};
-  for (const r of DROP_REASONS) if (now[r] !== before[r]) out[r] = now[r] - before[r];
-  return out;
-}
-
-/** The victim's current bundle is unconsumed: the republish after a Welcome has landed in the store. */
-async function bundleSettled(): Promise<void> {
-  await until(async () => {
-    const own = await victimStore.loadOwnBundle();
-    const kp = (await victimStore.listKeyPackages()).find((k) => k.ref === own?.keyPackageRef);
-    return kp !== undefined && kp.consumedAt === undefined;
-  }, "the victim's fresh bundle");
-}
-
-/**
- * Publishes hostile bytes to the victim's inbox and checks the outcome: exactly one drop with
- * `reason`, nothing else counted, no message, and not one byte of stored state changed.
- */
-async function expectDropped(bytes: Uint8Array, reason: DropReason): Promise<void> {
-  const before = victimStore.dump();
-  const drops = victim.drops.snapshot();
-  const messages = received.length;
-  const dropped = nextDrop();
-  await attacker.publish(inbox, bytes);
-  const d = await dropped;
-  expect(d).toEqual({ reason, topic: inbox });
-  expect(dropDelta(drops)).toEqual({ [reason]: 1 });
-  expect(victim.drops.get(reason)).toBe(drops[reason] + 1);
-  expect(received.length).toBe(messages);
-  expect(victimStore.dump()).toBe(before);
-}
-
-/** Positive control: the bytes are accepted and delivered as a message from the peer. */
-async function expectDelivered(bytes: Uint8Array, text: string): Promise<void> {
-  const drops = victim.drops.snapshot();
-  await attacker.publish(inbox, bytes);
-  await until(() => received.some((m) => m.content.content === text), `delivery of "${text}"`);
-  const got = received.find((m) => m.content.content === text)!;
-  expect(got.from).toBe(peer.userId);
-  expect(dropDelta(drops)).toEqual({});
-}
-
-/** A genuine MLS message from the peer, with correct sender fields (not yet sealed). */
-async function genuineInner(text: string): Promise<InnerPayload> {
-  return messageInner(peer.identity, await forger.applicationMessage(text));
-}
-
-function withNonce(e: Omit<SealedEnvelope, 'powNonce'>, powNonce: bigint): Uint8Array {
-  return encodeEnvelope({ ...e, powNonce });
-}
-
-beforeAll(async () => {
-  broker = await getTestBroker();
-  ctx = await mls.createMlsContext();
-  attacker = await RawMqtt.connect(broker.url);
-  victim = await startClient(victimStore);
-  peer = await startClient(peerStore);
-  inbox = inboxTopic(prefix, victim.identity.userId);
-  victimAddr = { userId: victim.identity.userId, sealPublic: victim.identity.sealPublic };
-  victim.on('message', (m) => received.push(m));
-  victim.on('security', (e) => securityEvents.push(e));
-  // The attacker sees everything published to the victim's inbox from here on.
-  await attacker.watch(inbox);
-  forger = new SessionForger(ctx, peerStore, victim.userId);
-
-  // A legitimate session: Welcome with PoW, then a message with an access token.
-  await peer.send(victim.userId, 'hello');
-  await until(() => received.length === 1, 'the first message');
-  await bundleSettled();
-  expect(victim.drops.total()).toBe(0);
-  expect(await victim.sessionWith(peer.userId)).toBeDefined();
-});
-
-afterAll(async () => {
-  await Promise.all([victim?.stop(), peer?.stop()]);
-  await attacker?.close();
-  await broker?.close();
+beforeAll(() => {
+  ({ ctx, attacker, victim, peer, forger, inbox, victimAddr } = fixture);
 });
 
 describe('sealed envelopes on the inbox', () => {
@@ -387,163 +253,5 @@ describe('sealed envelopes on the inbox', () => {
       (await powEnvelope(victimAddr, messageInner(mallory, stray.message), POW_BITS)).bytes,
       'unknown_session',
     );
-  });
-});
-
-describe('Welcome replay', () => {
-  function welcomeInner(
-    sender: ReturnType<typeof generateIdentity>,
-    created: mls.CreatedSession,
-  ): InnerPayload {
-    return {
-      msgType: MSG_TYPE.welcome,
-      senderId: sender.userId,
-      senderIdentityKey: sender.signingPublic,
-      mls: created.welcome,
-      ratchetTree: created.ratchetTree,
-      sealedSenderKey: sender.sealPublic,
-      sealedSenderKeySignature: signSealedSenderKey(sender),
-    };
-  }
-
-  test('a Welcome accepted once, re-sent in a fresh envelope with fresh PoW → welcome_replay', async () => {
-    const mallory = generateIdentity();
-    const keys = keysTopic(prefix, victim.identity.userId);
-    await attacker.watch(keys);
-    const kp = decodeKeyBundle(await attacker.nth(keys, 1)).keyPackage;
-    const inner = welcomeInner(mallory, await mls.createOneToOne(ctx, mallory, kp));
-
-    // Positive control: the first copy founds a session.
-    const joined = new Promise<string>((resolve) => victim.once('session', (s) => resolve(s.peer)));
-    await attacker.publish(inbox, (await powEnvelope(victimAddr, inner, POW_BITS)).bytes);
-    expect(await joined).toBe(userIdToHex(mallory.userId));
-    await bundleSettled();
-
-    await expectDropped((await powEnvelope(victimAddr, inner, POW_BITS)).bytes, 'welcome_replay');
-  });
-
-  test("the live peer's captured Welcome, re-sealed with fresh PoW → welcome_replay", async () => {
-    const first = decodeEnvelope(attacker.captured(inbox)[0]!);
-    expect(first.access).toBeUndefined();
-    const inner = decodeInnerPayload(
-      await open({
-        // The secret comes from the victim's store: RelayClient.identity does not expose it.
-        recipientSealSecret: (await victimStore.loadIdentity())!.sealSecret,
-        recipientId: victim.identity.userId,
-        enc: first.enc,
-        ciphertext: first.ciphertext,
-        sentAt: first.sentAt,
-      }),
-    );
-    expect(inner.msgType).toBe(MSG_TYPE.welcome);
-
-    await expectDropped((await powEnvelope(victimAddr, inner, POW_BITS)).bytes, 'welcome_replay');
-  });
-});
-
-describe('key bundles (verifyPeer)', () => {
-  /** verifyPeer must reject with a typed error, count one bundle_invalid and store nothing. */
-  async function expectRejected(
-    peerHex: string,
-    errorType: typeof VerificationError | typeof ProtocolError,
-    message: RegExp,
-  ): Promise<void> {
-    const before = victimStore.dump();
-    const drops = victim.drops.snapshot();
-    const error = await victim.verifyPeer(peerHex).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(RelayError);
-    expect(error).toBeInstanceOf(errorType);
-    expect((error as Error).message).toMatch(message);
-    expect(dropDelta(drops)).toEqual({ bundle_invalid: 1 });
-    expect(victimStore.dump()).toBe(before);
-  }
-
-  async function withRetained(topics: string[], body: () => Promise<void>): Promise<void> {
-    try {
-      await body();
-    } finally {
-      for (const t of topics) await attacker.clearRetained(t);
-    }
-  }
-
-  test('bad signature → bundle_invalid; the correctly signed bundle is then accepted', async () => {
-    const x = generateIdentity();
-    const xHex = userIdToHex(x.userId);
-    const topic = keysTopic(prefix, x.userId);
-    const good = await signedBundle(ctx, x, { issuedAt: nowSeconds() });
-    const signature = good.signature.slice();
-    signature[10]! ^= 0x80;
-    await withRetained([topic], async () => {
-      await attacker.publish(topic, encodeKeyBundle({ ...good, signature }), { retain: true });
-      await expectRejected(xHex, VerificationError, /signature does not verify/);
-      expect(await victimStore.getPeer(xHex)).toBeUndefined();
-
-      await attacker.publish(topic, encodeKeyBundle(good), { retain: true });
-      await expect(victim.verifyPeer(xHex)).resolves.toMatchObject({ userId: xHex, powBits: POW_BITS });
-      expect((await victimStore.getPeer(xHex))?.bundleIssuedAt).toBe(good.issuedAt);
-    });
-  });
-
-  test("user X's valid bundle on user Y's topic → bundle_invalid; on X's own topic it is accepted", async () => {
-    const x = generateIdentity();
-    const y = generateIdentity();
-    const bytes = encodeKeyBundle(await signedBundle(ctx, x, { issuedAt: nowSeconds() }));
-    const xTopic = keysTopic(prefix, x.userId);
-    const yTopic = keysTopic(prefix, y.userId);
-    await withRetained([xTopic, yTopic], async () => {
-      await attacker.publish(yTopic, bytes, { retain: true });
-      await expectRejected(
-        userIdToHex(y.userId),
-        VerificationError,
-        /credential identity is not the topic's user id/,
-      );
-      expect(await victimStore.getPeer(userIdToHex(y.userId))).toBeUndefined();
-
-      await attacker.publish(xTopic, bytes, { retain: true });
-      await expect(victim.verifyPeer(userIdToHex(x.userId))).resolves.toMatchObject({
-        userId: userIdToHex(x.userId),
-      });
-    });
-  });
-
-  test('an older issued_at than the accepted one, properly signed → bundle_invalid', async () => {
-    const x = generateIdentity();
-    const xHex = userIdToHex(x.userId);
-    const topic = keysTopic(prefix, x.userId);
-    const t = nowSeconds();
-    await withRetained([topic], async () => {
-      // Positive control: issued_at T is accepted and recorded.
-      await attacker.publish(topic, encodeKeyBundle(await signedBundle(ctx, x, { issuedAt: t })), {
-        retain: true,
-      });
-      await victim.verifyPeer(xHex);
-      expect((await victimStore.getPeer(xHex))?.bundleIssuedAt).toBe(t);
-
-      const older = await signedBundle(ctx, x, { issuedAt: t - 100, kpNow: t });
-      await attacker.publish(topic, encodeKeyBundle(older), { retain: true });
-      await expectRejected(xHex, ProtocolError, /older than the accepted/);
-      expect((await victimStore.getPeer(xHex))?.bundleIssuedAt).toBe(t);
-    });
-  });
-
-  test('an expired KeyPackage (generated 40 days ago) → bundle_invalid; a fresh one is accepted', async () => {
-    const x = generateIdentity();
-    const xHex = userIdToHex(x.userId);
-    const topic = keysTopic(prefix, x.userId);
-    const now = nowSeconds();
-    await withRetained([topic], async () => {
-      const expired = await signedBundle(ctx, x, { issuedAt: now, kpNow: now - 40 * DAY });
-      await attacker.publish(topic, encodeKeyBundle(expired), { retain: true });
-      await expectRejected(xHex, VerificationError, /lifetime is not current/);
-      expect(await victimStore.getPeer(xHex)).toBeUndefined();
-
-      await attacker.publish(topic, encodeKeyBundle(await signedBundle(ctx, x, { issuedAt: now + 1 })), {
-        retain: true,
-      });
-      await expect(victim.verifyPeer(xHex)).resolves.toMatchObject({ userId: xHex });
-    });
   });
 });

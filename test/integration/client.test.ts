@@ -12,31 +12,18 @@ import {
   type ReceivedMessage,
 } from '../../framework/relay/index.js';
 import { nowSeconds, RawMqtt } from '../support/attacker.js';
-import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { uniqueName } from '../support/broker.js';
+import { useRelayClients } from '../support/relay-clients.js';
 
-let broker: TestBroker;
-const clients: RelayClient[] = [];
-
-beforeAll(async () => {
-  broker = await getTestBroker();
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.stop()));
-});
-
-afterAll(async () => {
-  await broker.close();
-});
+const relay = useRelayClients();
+const { clients } = relay;
 
 async function startClient(prefix: string, store = new MemoryRelayStore(), powBits = 18) {
-  const client = await RelayClient.create({
+  const client = await relay.create({
     store,
-    broker: { url: broker.url },
     topicPrefix: prefix,
     powBits,
   });
-  clients.push(client);
   await client.start();
   return client;
 }
@@ -116,12 +103,10 @@ test('a client restarted from its stored state continues the session', async () 
   // Sent while alice is offline: her persistent MQTT session keeps it for her.
   await bob.send(alice.userId, 'while you were away');
 
-  const alice2 = await RelayClient.create({
+  const alice2 = await relay.create({
     store: aliceStore,
-    broker: { url: broker.url },
     topicPrefix: prefix,
   });
-  clients.push(alice2);
   const atAlice2 = collect(alice2);
   await alice2.start();
   expect(alice2.userId).toBe(alice.userId);
@@ -136,19 +121,16 @@ test('a client restarted from its stored state continues the session', async () 
 test('the non-committer asks for key updates and the committer commits them', async () => {
   const prefix = uniqueName('relay');
   const storeA = new MemoryRelayStore();
-  const alice = await RelayClient.create({
+  const alice = await relay.create({
     store: storeA,
-    broker: { url: broker.url },
     topicPrefix: prefix,
     updateEveryMessages: 3,
   });
-  const bob = await RelayClient.create({
+  const bob = await relay.create({
     store: new MemoryRelayStore(),
-    broker: { url: broker.url },
     topicPrefix: prefix,
     updateEveryMessages: 3,
   });
-  clients.push(alice, bob);
   await Promise.all([alice.start(), bob.start()]);
   const atAlice = collect(alice);
   const atBob = collect(bob);
@@ -169,18 +151,15 @@ test('the non-committer asks for key updates and the committer commits them', as
 
 test('a committer that only replies still commits the peer’s Update proposals (§7)', async () => {
   const prefix = uniqueName('relay');
-  const bot = await RelayClient.create({
+  const bot = await relay.create({
     store: new MemoryRelayStore(),
-    broker: { url: broker.url },
     topicPrefix: prefix,
   });
-  const peer = await RelayClient.create({
+  const peer = await relay.create({
     store: new MemoryRelayStore(),
-    broker: { url: broker.url },
     topicPrefix: prefix,
     updateEveryMessages: 3,
   });
-  clients.push(bot, peer);
   await Promise.all([bot.start(), peer.start()]);
   bot.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
   const atPeer = collect(peer);
@@ -257,7 +236,7 @@ test('an envelope with a made-up access hint does not make other conversations w
     await until(() => slowEntered);
     // No PoW, and a hint no session of the victim's has: it could only be a token of a session an
     // earlier message is still setting up. The slow message sets up nothing, so this need not wait.
-    const raw = await RawMqtt.connect(broker.url);
+    const raw = await RawMqtt.connect(relay.broker.url);
     const sentAt = nowSeconds();
     const forged = encodeEnvelope({
       enc: new Uint8Array(randomBytes(32)),

@@ -16,7 +16,8 @@ import {
   type RelayStore,
 } from '../../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
-import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { uniqueName } from '../support/broker.js';
+import { useRelayClients } from '../support/relay-clients.js';
 import { until } from '../support/groups.js';
 
 const OTHER_PEERS = 4;
@@ -24,29 +25,19 @@ const MESSAGES_PER_PEER = 30;
 const OTHERS_TOTAL = OTHER_PEERS * MESSAGES_PER_PEER;
 const SLOW_HANDLER_MAX_MS = 8000;
 
-let broker: TestBroker;
-const clients: RelayClient[] = [];
+const relay = useRelayClients();
 const cleanups: Array<() => Promise<void>> = [];
 
-beforeAll(async () => {
-  broker = await getTestBroker();
-});
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.stop()));
   for (const c of cleanups.splice(0)) await c();
-});
-afterAll(async () => {
-  await broker.close();
 });
 
 async function startClient(prefix: string, store: RelayStore = new MemoryRelayStore()): Promise<RelayClient> {
-  const client = await RelayClient.create({
+  const client = await relay.create({
     store,
-    broker: { url: broker.url },
     topicPrefix: prefix,
     powBits: 8,
   });
-  clients.push(client);
   await client.start();
   return client;
 }

@@ -19,27 +19,19 @@ import {
 import { BotMetrics, storeCounts } from '../../cli/metrics.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
 import { RawMqtt } from '../support/attacker.js';
-import { getTestBroker, startPrivateBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { startPrivateBroker, uniqueName } from '../support/broker.js';
+import { useRelayClients } from '../support/relay-clients.js';
 
 const LIMIT = 8 * 1024;
 
-let broker: TestBroker;
-const clients: RelayClient[] = [];
+const relay = useRelayClients();
+const { clients } = relay;
 const raws: RawMqtt[] = [];
 const cleanups: Array<() => Promise<void>> = [];
 
-beforeAll(async () => {
-  broker = await getTestBroker();
-});
-
 afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.stop()));
   await Promise.all(raws.splice(0).map((r) => r.close()));
   for (const c of cleanups.splice(0).reverse()) await c();
-});
-
-afterAll(async () => {
-  await broker.close();
 });
 
 /** A real in-memory store that also notes the size of every outbox row committed to it. */
@@ -59,14 +51,12 @@ class RecordingStore extends MemoryRelayStore {
 }
 
 async function startClient(prefix: string, opts: { store?: RelayStore; maxEnvelopeBytes?: number } = {}) {
-  const client = await RelayClient.create({
+  const client = await relay.create({
     store: opts.store ?? new MemoryRelayStore(),
-    broker: { url: broker.url },
     topicPrefix: prefix,
     powBits: 8,
     ...(opts.maxEnvelopeBytes !== undefined ? { maxEnvelopeBytes: opts.maxEnvelopeBytes } : {}),
   });
-  clients.push(client);
   return client;
 }
 
@@ -120,7 +110,7 @@ test('a group commit row that cannot be published is quarantined with its Welcom
       },
     ],
   });
-  const watcher = await RawMqtt.connect(broker.url);
+  const watcher = await RawMqtt.connect(relay.broker.url);
   raws.push(watcher);
   await watcher.watch(welcomeTopic);
   const bot = await startClient(prefix, { store, maxEnvelopeBytes: LIMIT });
@@ -199,7 +189,7 @@ test('send() of a message too large to publish rejects before anything is commit
 });
 
 test("send() of a message above the broker's Maximum Packet Size rejects before anything is committed", async () => {
-  const limited = await startPrivateBroker(broker.kind, { maxPacketSize: 6000 });
+  const limited = await startPrivateBroker(relay.broker.kind, { maxPacketSize: 6000 });
   cleanups.push(() => limited.close());
   const prefix = uniqueName('relay-maxpacket');
   const make = async (store: RelayStore) => {

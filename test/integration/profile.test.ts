@@ -14,7 +14,8 @@ import {
   VerificationError,
 } from '../../framework/relay/index.js';
 import { RawMqtt } from '../support/attacker.js';
-import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { uniqueName } from '../support/broker.js';
+import { useRelayClients } from '../support/relay-clients.js';
 
 @Bot({ name: 'Reminder', description: 'Reminds you of things' })
 class Reminder {
@@ -24,31 +25,17 @@ class Reminder {
   }
 }
 
-let broker: TestBroker;
-const clients: RelayClient[] = [];
-
-beforeAll(async () => {
-  broker = await getTestBroker('mosquitto');
-});
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.stop()));
-});
-
-afterAll(async () => {
-  await broker.close();
-});
+const relay = useRelayClients('mosquitto');
+const { clients } = relay;
 
 async function startClient(prefix: string, extra: Partial<Parameters<typeof RelayClient.create>[0]> = {}) {
-  const client = await RelayClient.create({
+  const client = await relay.create({
     store: new MemoryRelayStore(),
-    broker: { url: broker.url },
     topicPrefix: prefix,
     powBits: 8,
     bundleFetchTimeoutMs: 5_000,
     ...extra,
   });
-  clients.push(client);
   await client.start();
   return client;
 }
@@ -75,7 +62,7 @@ test("a peer reads the bot's signed profile from its retained bundle; a tampered
   // The bot goes away (or it would re-publish over a foreign payload at once); a forger rewrites
   // its retained bundle with another description of the same length.
   const topic = keysTopic(prefix, userIdFromHex(bot.userId));
-  const raw = await RawMqtt.connect(broker.url);
+  const raw = await RawMqtt.connect(relay.broker.url);
   try {
     await raw.watch(topic);
     const published = await raw.nth(topic, 1);

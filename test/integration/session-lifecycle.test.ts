@@ -15,35 +15,24 @@ import {
   groupIdHexOf,
 } from '../../framework/relay/index.js';
 import type { GroupConversationRecord } from '../../framework/relay/store.js';
-import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
+import { uniqueName } from '../support/broker.js';
+import { useRelayClients } from '../support/relay-clients.js';
 import { until } from '../support/groups.js';
 
-let broker: TestBroker;
-const clients: RelayClient[] = [];
-
-beforeAll(async () => {
-  broker = await getTestBroker();
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.stop()));
-});
-afterAll(async () => {
-  await broker.close();
-});
+const relay = useRelayClients();
+const { clients } = relay;
 
 async function startClient(
   prefix: string,
   store: RelayStore = new MemoryRelayStore(),
   clock?: ManualClock,
 ): Promise<RelayClient> {
-  const client = await RelayClient.create({
+  const client = await relay.create({
     store,
-    broker: { url: broker.url },
     topicPrefix: prefix,
     powBits: 8,
     ...(clock ? { clock } : {}),
   });
-  clients.push(client);
   await client.start();
   return client;
 }

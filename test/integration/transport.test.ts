@@ -1,7 +1,7 @@
 /**
  * One transport suite, run against every available broker (MQTT.js abstract_store style): delivery,
  * retained messages, size limits and message expiry. The same suite goes on in transport-acks
- * (held PUBACKs, sessions), transport-subscriptions (No Local, shared subscriptions) and
+ * (held PUBACKs, sessions), transport-subscription-options (No Local, shared subscriptions) and
  * transport-offline (no broker at all).
  */
 import net from 'node:net';
