@@ -101,7 +101,18 @@ export class GroupShell extends GroupOutbound {
       { state: loaded.state, processed: found.processed },
       read,
       { maxMembers: ctx.maxMembers },
-      (err) => this.deps.log.debug({ err, groupId }, 'group message rejected'),
+      // The clear header and our epoch say which case it was (a past epoch, a fork, a lost proposal).
+      (err) =>
+        this.deps.log.debug(
+          {
+            err,
+            groupId,
+            epoch: read.header.epoch.toString(),
+            contentType: read.header.contentType,
+            ours: mls.epochOf(loaded.state).toString(),
+          },
+          'group message rejected',
+        ),
     );
     if (step.drop) {
       if (step.followUp === 'rejoin') this.fellBehind(groupId);

@@ -22,7 +22,12 @@ export interface Member {
   store: RelayStore;
   messages: ReceivedMessage[];
   events: GroupEvent[];
+  /** The client's last debug log lines, when the world keeps them (GroupWorld's `keepLogs`). */
+  log: string[];
 }
+
+/** Debug lines kept per member with `keepLogs`: enough for a test's drops, bounded for long runs. */
+const KEPT_LOG_LINES = 500;
 
 let warnedNoPostgres = false;
 
@@ -31,7 +36,14 @@ export class GroupWorld {
   readonly members: Member[] = [];
   private readonly schemas: string[] = [];
 
-  constructor(private readonly brokerUrl: string) {}
+  /**
+   * `keepLogs`: each member's debug log is kept in memory (Member.log), so that a failing test can
+   * say why a message was dropped without a rerun under RELAY_TEST_LOG_DIR.
+   */
+  constructor(
+    private readonly brokerUrl: string,
+    private readonly opts: { keepLogs?: boolean } = {},
+  ) {}
 
   /** A store on its own Postgres schema when Postgres answers, else in memory (said once). */
   async durableStore(): Promise<RelayStore> {
@@ -52,9 +64,17 @@ export class GroupWorld {
   ): Promise<Member> {
     // RELAY_TEST_LOG_DIR=dir writes each client's debug log there, for chasing a failure.
     const logDir = process.env.RELAY_TEST_LOG_DIR;
+    const log: string[] = [];
+    const keep = {
+      write: (line: string) => {
+        if (log.push(line.trimEnd()) > KEPT_LOG_LINES) log.shift();
+      },
+    };
     const logger = logDir
       ? pino({ level: 'debug' }, pino.destination(`${logDir}/${uniqueName('client')}.log`))
-      : undefined;
+      : this.opts.keepLogs
+        ? pino({ level: 'debug' }, keep)
+        : undefined;
     const client = await RelayClient.create({
       ...(logger ? { logger } : {}),
       store,
@@ -65,7 +85,7 @@ export class GroupWorld {
       groups: { commitDelayMs: 100 },
       ...options,
     });
-    const member: Member = { client, store, messages: [], events: [] };
+    const member: Member = { client, store, messages: [], events: [], log };
     client.on('message', (m) => member.messages.push(m));
     client.on('group', (e) => member.events.push(e));
     await client.start();
