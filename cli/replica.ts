@@ -76,8 +76,12 @@ export async function startReplica(
     } else log.info({ replica: replicaId, lease: name, reason }, 'lease lost');
   });
   keeper.on('error', (err) => log.warn({ err, replica: replicaId }, 'lease store call failed; retrying'));
+  const fixed = config.broker.replicaSlot;
+  // A fixed slot holds its slot's lease too, kept while fenced: doctor tells a fenced replica
+  // (stale heartbeat, live slot lease) from a stopped one by it (fencedReplicas).
+  if (typeof fixed === 'number') keeper.want(slotLease(fixed), { keepWhileFenced: true });
   await keeper.start();
-  if (config.broker.replicaSlot !== 'auto') return { keeper, label: replicaId };
+  if (fixed !== 'auto') return { keeper, label: replicaId };
   try {
     const slot = await claimSlot(keeper);
     log.info({ replica: replicaId, slot }, 'replica slot claimed');
@@ -135,8 +139,8 @@ export function describeReplicas(replicas: readonly ReplicaRecord[], leases: rea
 /**
  * The replicas that fenced themselves (LeaseKeeper.fence(): broker link down past
  * replica.fenceAfterMs): they stop their heartbeat but keep renewing the leases they keep while
- * fenced (a `replicaSlot: auto` slot), so they are the stale ones still holding a live lease. A
- * fenced replica with a fixed slot keeps no lease and looks like a stopped one.
+ * fenced (their replica slot's, fixed or auto), so they are the stale ones still holding a live
+ * lease. A replica named by broker.clientId holds no slot lease and looks like a stopped one.
  */
 export function fencedReplicas(
   replicas: readonly ReplicaRecord[],

@@ -61,6 +61,8 @@ export function replicaClientOptions(
     replicaId: keeper.holder,
     registry,
     membership: keeper,
+    // Its client id's session lease: no drain takes its session while it runs (session-claim.ts).
+    sessionKeeper: keeper,
     ...(config.replica.fenceAfterMs !== undefined ? { fenceAfterMs: config.replica.fenceAfterMs } : {}),
   };
 }

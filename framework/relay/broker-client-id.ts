@@ -46,6 +46,18 @@ export function replicaSlotLease(n: number): string {
 
 const SLOT_LEASE_PREFIX = 'replica-slot/';
 
+/**
+ * The lease that gives the right to connect with `clientId` now (session-claim.ts): the replica
+ * whose client id it is holds it while it runs unfenced, a drain of its session (slot-sessions.ts)
+ * holds it while it drains. Neither connects without it, so a drain never kicks a live replica
+ * that can still renew its leases, and the replica never takes its session back mid-drain.
+ */
+export function sessionLease(clientId: string): string {
+  return `${SESSION_LEASE_PREFIX}${clientId}`;
+}
+
+const SESSION_LEASE_PREFIX = 'mqtt-session/';
+
 /** The slot a replicaSlotLease() name reserves, or undefined for any other name. */
 export function slotOfLease(name: string): number | undefined {
   if (!name.startsWith(SLOT_LEASE_PREFIX)) return undefined;

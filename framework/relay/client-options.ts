@@ -11,6 +11,7 @@ import type { LeaseStore } from './lease-store.js';
 import type { ReceivedMessage } from './handler.js';
 import { brokerClientId } from './broker-client-id.js';
 import type { QuarantineNote } from './outbox-quarantine.js';
+import type { SessionKeeper } from './session-claim.js';
 import type { ReplicaMembership } from './replica-fence.js';
 import type { Profile } from './profile.js';
 import type { Random } from './random.js';
@@ -116,7 +117,8 @@ export interface ReplicaOptions {
    * The replica registry (the store's leases), to tell a dead replica's rows and broker session
    * (dead-replicas.ts); its slot leases tell a dead `replicaSlot: auto` replica's client id.
    */
-  registry: Pick<LeaseStore, 'listReplicas' | 'listLeases'>;
+  registry: Pick<LeaseStore, 'listReplicas' | 'listLeases'> &
+    Partial<Pick<LeaseStore, 'acquireLease' | 'renewLease' | 'releaseLease'>>;
   /** A replica without a heartbeat this long is dead and its rows are claimed (default the lease ttl, 15 s). */
   staleAfterMs?: number;
   /** How often the owner of DUTY.outboxOrphans looks for dead replicas' rows (default 5 s). */
@@ -138,6 +140,14 @@ export interface ReplicaOptions {
   membership?: ReplicaMembership;
   /** How long the broker link must be down before this replica fences itself (default 60 s). */
   fenceAfterMs?: number;
+  /**
+   * The keeper (its LeaseKeeper) of this replica's session lease, the right to connect with its
+   * client id (session-claim.ts): the client connects and reconnects only while it holds it, and
+   * drains of other replicas' sessions take theirs first (needs the registry's acquireLease,
+   * renewLease and releaseLease). Without it, a drain can take the session of a replica that is
+   * alive but late with its heartbeat.
+   */
+  sessionKeeper?: SessionKeeper;
 }
 
 /** The transport's options for a client: the broker's, with the client id derived from our user id. */

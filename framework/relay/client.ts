@@ -227,6 +227,8 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.groupShell.restore();
     let opened!: () => void;
     this.ready = new Promise<void>((r) => (opened = r));
+    // A replica connects only with the right to its client id (session-claim.ts).
+    await this.replica?.beforeConnect();
     await this.transport.connect();
     // Replies committed before a crash go out before anything new is taken in (ARCHITECTURE.md).
     await this.flushOutbox();

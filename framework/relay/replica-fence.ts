@@ -8,6 +8,11 @@
  * its heartbeat stops, and after staleAfterMs the others treat it as dead. When the link is back it
  * rejoins: registers again and competes for the duties.
  *
+ * With a session claim (session-claim.ts) the fenced replica also gives up the right to its MQTT
+ * client id, so its transport does not reconnect by itself: a `probe` (a connection under a
+ * throwaway client id) tells when the broker is reachable again, and the replica rejoins then; if
+ * its own connection is not back within fenceAfterMs after that, it fences again.
+ *
  * The link counts as down from the moment the transport reports the connection closed, which for
  * a pulled cable is when MQTT.js misses a ping response (up to about two keepalives).
  */
@@ -36,11 +41,18 @@ export interface ReplicaFenceDeps {
   connected(): boolean;
   log: Logger;
   timers?: LeaseTimers;
+  /** While fenced, tried every probeEveryMs: whether the broker is reachable (session-claim.ts). */
+  probe?: () => Promise<boolean>;
+  probeEveryMs?: number;
 }
+
+/** Default spacing of a fenced replica's probes. */
+export const DEFAULT_PROBE_EVERY_MS = 2_000;
 
 /** Follows the broker link and fences or rejoins the replica's membership; see the module comment. */
 export class ReplicaFence {
   private cancelTimer: (() => void) | undefined;
+  private cancelProbe: (() => void) | undefined;
   private isFenced = false;
   private stopped = false;
   /** The fence or rejoin in progress: the next one waits for it, so they stay in order. */
@@ -69,6 +81,28 @@ export class ReplicaFence {
         'broker unreachable: fencing this replica (its duties, outbox rows and queued messages go to the others)',
       );
       this.then(() => this.deps.membership.fence());
+      this.probeLater();
+    });
+  }
+
+  /** While fenced: probes the broker, and rejoins once it answers. */
+  private probeLater(): void {
+    const { probe, probeEveryMs } = this.deps;
+    if (!probe || this.stopped || !this.isFenced || this.cancelProbe) return;
+    const timers = this.deps.timers ?? systemLeaseTimers;
+    this.cancelProbe = timers.after(probeEveryMs ?? DEFAULT_PROBE_EVERY_MS, () => {
+      void probe()
+        .catch(() => false)
+        .then((up) => {
+          this.cancelProbe = undefined;
+          if (this.stopped || !this.isFenced) return;
+          if (!up) return this.probeLater();
+          this.isFenced = false;
+          this.deps.log.info('broker reachable again (probe): this replica rejoins');
+          this.then(() => this.deps.membership.rejoin());
+          // Its own connection follows once it holds its session lease; if not, fence again.
+          if (!this.deps.connected()) this.linkDown();
+        });
     });
   }
 
@@ -76,6 +110,8 @@ export class ReplicaFence {
   linkUp(): void {
     this.cancelTimer?.();
     this.cancelTimer = undefined;
+    this.cancelProbe?.();
+    this.cancelProbe = undefined;
     if (this.stopped || !this.isFenced) return;
     this.isFenced = false;
     this.deps.log.info('broker reachable again: this replica rejoins');
@@ -87,6 +123,8 @@ export class ReplicaFence {
     this.stopped = true;
     this.cancelTimer?.();
     this.cancelTimer = undefined;
+    this.cancelProbe?.();
+    this.cancelProbe = undefined;
     return this.step;
   }
 

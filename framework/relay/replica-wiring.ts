@@ -8,7 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { AccessRefresh } from './access-refresh.js';
-import { clientIdOfReplica } from './broker-client-id.js';
+import { brokerClientId, clientIdOfReplica, sessionLease } from './broker-client-id.js';
 import type { Bundles } from './bundles.js';
 import { transportOptions, type BrokerOptions, type ReplicaOptions } from './client-options.js';
 import { DeadReplicas } from './dead-replicas.js';
@@ -19,9 +19,15 @@ import { DEFAULT_LEASE_TTL_MS } from './lease-keeper.js';
 import { DEFAULT_ORPHAN_CHECK_MS, OutboxOrphans } from './outbox-orphans.js';
 import type { OutboxPublisher } from './outbox-publisher.js';
 import { DEFAULT_FENCE_AFTER_MS, ReplicaFence } from './replica-fence.js';
-import { DEFAULT_SLOT_CHECK_MS, SlotSessions } from './slot-sessions.js';
+import {
+  claimSession,
+  DEFAULT_DRAIN_LIMIT_MS,
+  DEFAULT_SLOT_CHECK_MS,
+  SlotSessions,
+} from './slot-sessions.js';
+import { probeBroker, SessionClaim } from './session-claim.js';
 import type { RelayStore } from './store.js';
-import { MqttTransport } from './transport.js';
+import { MqttTransport, SESSION_TAKEN_OVER } from './transport.js';
 import type { InboundMessage } from './transport-types.js';
 import type { WorkCounters } from './work-counters.js';
 
@@ -60,6 +66,8 @@ export class ReplicaWiring {
   private readonly slotSessions: SlotSessions | undefined;
   /** Fences this replica while the broker is unreachable; undefined without a membership. */
   private readonly fence: ReplicaFence | undefined;
+  /** This replica's right to its client id; undefined without a share group or session keeper. */
+  private readonly claim: SessionClaim | undefined;
   private running = false;
   private groupSyncTimer: NodeJS.Timeout | undefined;
   private bundleCheckTimer: NodeJS.Timeout | undefined;
@@ -82,6 +90,25 @@ export class ReplicaWiring {
       log,
     });
     const shareGroup = deps.broker.shareGroup;
+    const { registry } = replica;
+    const { acquireLease, renewLease, releaseLease } = registry;
+    const leases =
+      acquireLease && renewLease && releaseLease
+        ? {
+            acquireLease: acquireLease.bind(registry),
+            renewLease: renewLease.bind(registry),
+            releaseLease: releaseLease.bind(registry),
+          }
+        : undefined;
+    const ownOptions = transportOptions(deps.broker, deps.userId, deps.maxEnvelopeBytes);
+    this.claim =
+      shareGroup !== undefined && replica.sessionKeeper
+        ? new SessionClaim({
+            keeper: replica.sessionKeeper,
+            lease: sessionLease(brokerClientId(deps.userId, deps.broker)),
+            transport: deps.transport,
+          })
+        : undefined;
     this.slotSessions =
       shareGroup === undefined
         ? undefined
@@ -89,10 +116,17 @@ export class ReplicaWiring {
             dead,
             owns: () => duties.owns(DUTY.slotSessions),
             clientIdOf: (r) => clientIdOfReplica(deps.userId, shareGroup, r),
+            // The dead replica's session lease first: a live one means it is alive, only late.
+            ...(leases
+              ? {
+                  claim: (clientId: string) =>
+                    claimSession(leases, sessionLease(clientId), replica.replicaId, this.staleAfterMs),
+                }
+              : {}),
             // Never reconnecting: after a takeover by the slot's own replica, the drain just ends.
             open: (clientId) =>
               new MqttTransport({
-                ...transportOptions(deps.broker, deps.userId, deps.maxEnvelopeBytes),
+                ...ownOptions,
                 clientId,
                 reconnectPeriodMs: 0,
               }),
@@ -108,10 +142,27 @@ export class ReplicaWiring {
         fenceAfterMs: replica.fenceAfterMs ?? DEFAULT_FENCE_AFTER_MS,
         connected: () => deps.transport.connected,
         log,
+        // Fenced, it gave its session lease up: a probe tells when the broker is back.
+        ...(this.claim ? { probe: () => probeBroker(ownOptions, (o) => new MqttTransport(o)) } : {}),
       });
     // Only between start() and stop(): the first connect and the last disconnect are not news.
     deps.transport.on('close', () => this.running && this.fence?.linkDown());
     deps.transport.on('connect', () => this.running && this.fence?.linkUp());
+    deps.transport.on('disconnect', ({ reasonCode }) => {
+      if (reasonCode === SESSION_TAKEN_OVER)
+        log.warn(
+          { claimed: this.claim !== undefined },
+          'broker session taken over by another connection with this client id (a drain, or a process with the same replica slot); reconnecting once this replica holds its session lease',
+        );
+    });
+  }
+
+  /**
+   * Before the client's first connect: waits until this replica holds its session lease (a drain
+   * of its session from before a restart may hold it for a while).
+   */
+  async beforeConnect(): Promise<void> {
+    await this.claim?.ready(DEFAULT_DRAIN_LIMIT_MS + 2 * this.staleAfterMs);
   }
 
   /**

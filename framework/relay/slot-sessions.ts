@@ -7,13 +7,21 @@
  * therefore connects with a dead replica's client id (clean start off, so the broker hands over what
  * is queued), feeds those messages into its own inbound path, unsubscribes the session's shared
  * filters, waits for what it took in to finish, and disconnects with session expiry 0 so the broker
- * forgets that member. If the real replica comes back meanwhile, the broker's client-id takeover
- * closes the drain connection; the drain just stops (the replica gets the session back).
+ * forgets that member.
+ *
+ * A replica counted dead by its heartbeat may be alive and merely late (a stalled process, a slow
+ * database): connecting with its client id would take its session over (DISCONNECT 0x8E) while it
+ * works. So a drain first takes the client id's session lease (broker-client-id.ts sessionLease),
+ * which a running replica holds and renews (session-claim.ts): a live lease means no drain, and a
+ * replica never reconnects while a drain holds it. The drain renews it while it runs and releases
+ * it at the end. Should the replica connect anyway (a replica of an older release, or one without
+ * a session claim), the broker's takeover closes the drain connection and the drain just stops.
  */
 import { PeriodicSweep } from './periodic-sweep.js';
 import type { Logger } from 'pino';
 import type { DeadReplica, DeadReplicas } from './dead-replicas.js';
 import type { InboundMessage } from './transport-types.js';
+import type { LeaseStore } from './lease-store.js';
 
 /** Default spacing of the owner's sweeps. */
 export const DEFAULT_SLOT_CHECK_MS = 5_000;
@@ -34,6 +42,46 @@ export interface DrainConnection {
   readonly connected: boolean;
 }
 
+/** A drain's hold on a client id's session lease (claimSession). */
+export interface DrainClaim {
+  /** Renews the lease when due; false once it is no longer ours (stop draining). */
+  keep(): Promise<boolean>;
+  release(): Promise<void>;
+}
+
+/** For drains that take no lease (no lease store): always held. */
+export const UNCLAIMED: DrainClaim = { keep: async () => true, release: async () => undefined };
+
+/**
+ * Takes `name` for `holder` for ttlMs, or undefined when another holder's lease is live. The claim
+ * renews it every third of ttlMs and counts it lost from a deadline measured before each request.
+ */
+export async function claimSession(
+  store: Pick<LeaseStore, 'acquireLease' | 'renewLease' | 'releaseLease'>,
+  name: string,
+  holder: string,
+  ttlMs: number,
+): Promise<DrainClaim | undefined> {
+  let started = performance.now();
+  if (!(await store.acquireLease(name, holder, ttlMs))) return undefined;
+  let deadline = started + ttlMs - Math.floor(ttlMs / 10);
+  let lost = false;
+  return {
+    keep: async () => {
+      if (lost || performance.now() >= deadline) return !(lost = true);
+      if (performance.now() - started < ttlMs / 3) return true;
+      started = performance.now();
+      if (!(await store.renewLease(name, holder, ttlMs))) return !(lost = true);
+      deadline = started + ttlMs - Math.floor(ttlMs / 10);
+      return true;
+    },
+    release: async () => {
+      lost = true;
+      await store.releaseLease(name, holder);
+    },
+  };
+}
+
 export interface SlotSessionsDeps {
   /** Who is dead, by the replica registry (never this replica). */
   dead: Pick<DeadReplicas, 'read'>;
@@ -41,6 +89,11 @@ export interface SlotSessionsDeps {
   owns(): boolean;
   /** The MQTT client id a dead replica connected with, or undefined when it cannot be told. */
   clientIdOf(replica: DeadReplica): string | undefined;
+  /**
+   * Takes the right to connect with `clientId` (its session lease), or undefined when its replica
+   * (or another drain) holds it: then it is not drained now. Without it, drains take no lease.
+   */
+  claim?(clientId: string): Promise<DrainClaim | undefined>;
   /** A new, unconnected connection that will use `clientId` and never reconnects on its own. */
   open(clientId: string): DrainConnection;
   /** This replica's inbound path (what its own transport's messages go through). */
@@ -102,7 +155,21 @@ export class SlotSessions {
       if (!d.owns()) break;
       const clientId = d.clientIdOf(r);
       if (clientId === undefined) continue;
-      const outcome = await this.drain(clientId);
+      const claim = d.claim ? await d.claim(clientId) : UNCLAIMED;
+      if (!claim) {
+        // Late heartbeat, live session lease: the replica runs, its session is its own.
+        d.log.debug({ replica: r.replicaId }, 'no heartbeat but its session lease is held: not drained');
+        continue;
+      }
+      let outcome: DrainOutcome;
+      try {
+        // A late replica beating again wants its session back: its share stops coming here (the
+        // drain unsubscribes and forgets the session) instead of at the time limit.
+        const back = every(BACK_CHECK_MS, async () => !(await d.dead.read()).isDead(r.replicaId));
+        outcome = await this.drain(clientId, claim, back);
+      } finally {
+        await claim.release().catch((e: unknown) => this.warn(e));
+      }
       if (outcome.forgotten) this.drained.set(r.replicaId, r.lastSeen);
       if (outcome.messages > 0 || !outcome.forgotten)
         d.log.info({ replica: r.replicaId, ...outcome }, "drained a dead replica's broker session");
@@ -111,8 +178,15 @@ export class SlotSessions {
     return outcomes;
   }
 
-  /** Takes over `clientId`'s session, processes what it holds, and has the broker forget it. */
-  async drain(clientId: string): Promise<DrainOutcome> {
+  /**
+   * Takes over `clientId`'s session, processes what it holds, and has the broker forget it; stops
+   * (not forgotten) as soon as `claim` is lost.
+   */
+  async drain(
+    clientId: string,
+    claim: DrainClaim = UNCLAIMED,
+    ownerBack: () => Promise<boolean> = async () => false,
+  ): Promise<DrainOutcome> {
     const d = this.deps;
     const quietMs = d.quietMs ?? DEFAULT_DRAIN_QUIET_MS;
     const deadline = Date.now() + (d.limitMs ?? DEFAULT_DRAIN_LIMIT_MS);
@@ -130,22 +204,30 @@ export class SlotSessions {
     const idle = async () => {
       while (inFlight.size > 0) await Promise.allSettled([...inFlight]);
     };
+    let held = true;
     try {
       const { sessionPresent } = await conn.connect();
       if (sessionPresent) {
-        // Queued messages arrive right after CONNACK, more as we acknowledge: wait for a pause.
+        // Queued messages arrive right after CONNACK, more as we acknowledge, and the share group
+        // goes on routing new ones here: wait for a pause (or for the replica to beat again).
+        // The claim is checked first, so it is current whichever condition ends the wait.
         while (
+          (held = await claim.keep()) &&
           conn.connected &&
           Date.now() < deadline &&
-          (inFlight.size > 0 || Date.now() - lastArrival < quietMs)
+          (inFlight.size > 0 || Date.now() - lastArrival < quietMs) &&
+          !(await ownerBack())
         )
           await sleep(Math.min(100, quietMs));
-        // No more routed here; what arrived meanwhile is finished (and acknowledged) below.
-        for (const filter of d.sharedFilters()) if (conn.connected) await conn.unsubscribe(filter);
+        // No more routed here; what arrived meanwhile is finished (and acknowledged) below. Not
+        // without the claim: the replica may take its session back, and needs its subscriptions.
+        for (const filter of d.sharedFilters()) if (held && conn.connected) await conn.unsubscribe(filter);
       }
       await idle();
       // Taken over by the replica itself, or out of time: leave the session to it / the next sweep.
-      if (!conn.connected || Date.now() >= deadline) return { clientId, messages, forgotten: false };
+      // Claim lost: the replica may connect now, and must find its session.
+      if (!conn.connected || Date.now() >= deadline || !(await claim.keep()))
+        return { clientId, messages, forgotten: false };
       await conn.end({ forgetSession: true });
       return { clientId, messages, forgotten: true };
     } finally {
@@ -156,6 +238,21 @@ export class SlotSessions {
   private warn(e: unknown): void {
     this.deps.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'slot session sweep failed');
   }
+}
+
+/** How often a drain reads the registry for its replica beating again. */
+const BACK_CHECK_MS = 500;
+
+/** `check`, run at most once per `ms`; in between, its last answer. */
+function every(ms: number, check: () => Promise<boolean>): () => Promise<boolean> {
+  let last = false;
+  let at = Date.now();
+  return async () => {
+    if (Date.now() - at < ms) return last;
+    at = Date.now();
+    last = await check().catch(() => false);
+    return last;
+  };
 }
 
 function sleep(ms: number): Promise<void> {

@@ -117,6 +117,8 @@ export interface TransportEvents {
   reconnect: () => void;
   error: (error: TransportError) => void;
   close: () => void;
+  /** The broker sent DISCONNECT (MQTT 5), e.g. reason 0x8E: another connection took our client id. */
+  disconnect: (info: { reasonCode: number }) => void;
 }
 
 /**

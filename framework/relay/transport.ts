@@ -17,6 +17,7 @@ import { EventEmitter } from 'eventemitter3';
 import { connect as mqttConnect, type IClientOptions, type IConnackPacket, type MqttClient } from 'mqtt';
 import { ArgumentError, TransportError } from './errors.js';
 import { disableNagle, streamClosed } from './transport-socket.js';
+import { ReconnectGate } from './transport-reconnect-gate.js';
 import { assertDeferredPubackSupported, InboundDelivery } from './transport-inbound.js';
 import { publishPacketSize, PublishTooLargeError } from './transport-packet-size.js';
 import {
@@ -54,6 +55,8 @@ const DEFAULT_KEEPALIVE_SECONDS = 30;
 const DEFAULT_RECONNECT_PERIOD_MS = 1000;
 const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
 const MAX_MESSAGE_EXPIRY_SECONDS = 0xffff_ffff;
+/** MQTT 5 DISCONNECT reason code "Session taken over" (§3.14.2.1). */
+export const SESSION_TAKEN_OVER = 0x8e;
 
 /**
  * An MQTT 5 client that moves bytes on topics and knows nothing of Relay formats: persistent session,
@@ -77,6 +80,14 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
   private ending = false;
   /** Settles once the client is closed for good: no socket, no MQTT.js timer left. */
   private closed: Promise<void> | undefined;
+  /** With setConnectGate: reconnects wait for the gate (transport-reconnect-gate.ts). */
+  private gate: ReconnectGate | undefined;
+  /**
+   * The session may have been used by another connection since our last CONNACK (taken over, or
+   * the gate was closed): the next CONNACK replays our subscriptions even when a session is present,
+   * since a drain unsubscribes the shared filters of the session it took (slot-sessions.ts).
+   */
+  private replayNext = false;
 
   constructor(options: MqttTransportOptions) {
     super();
@@ -123,6 +134,28 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
   }
 
   /**
+   * Makes every reconnect wait until `mayConnect()` answers true: a replica's claim on its client
+   * id (session-claim.ts), so it never takes its session back from a drain that holds the claim.
+   * Checked every reconnectPeriodMs while disconnected; reconnectNow() checks at once. Call before
+   * connect(); connect() itself is not gated (the caller holds the claim before it connects).
+   */
+  setConnectGate(mayConnect: () => boolean): void {
+    if (this.client) throw new ArgumentError('set the connect gate before connect()');
+    this.gate = new ReconnectGate({
+      mayConnect,
+      periodMs: this.options.reconnectPeriodMs,
+      client: () => this.client,
+      ending: () => this.ending,
+      closedSeen: () => (this.replayNext = true),
+    });
+  }
+
+  /** With a connect gate: reconnects now if disconnected, no attempt is under way and the gate is open. */
+  reconnectNow(): void {
+    this.gate?.reconnectNow();
+  }
+
+  /**
    * Opens the connection. Rejects (and stops) if the first attempt fails, or if a `shareGroup` is
    * set and the broker has no shared subscriptions; after the first success, lost connections are
    * re-established automatically every `reconnectPeriodMs`.
@@ -138,7 +171,8 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       protocolVersion: 5,
       clean: false,
       keepalive: o.keepaliveSeconds,
-      reconnectPeriod: o.reconnectPeriodMs,
+      // With a gate, the ReconnectGate reconnects instead of MQTT.js.
+      reconnectPeriod: this.gate ? 0 : o.reconnectPeriodMs,
       connectTimeout: o.connectTimeoutMs,
       // MQTT.js replays only the subscriptions it recorded itself and filters a SUBSCRIBE for a
       // topic it believes active; both would fight the replay below, which also covers the case
@@ -162,7 +196,17 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     client.on('connect', (connack) => void this.onConnack(client, connack));
     client.on('offline', () => this.emit('offline'));
     client.on('reconnect', () => this.emit('reconnect'));
-    client.on('close', () => this.emit('close'));
+    client.on('close', () => {
+      if (this.gate?.wasConnected) this.emit('offline');
+      this.emit('close');
+      this.gate?.closed();
+    });
+    // MQTT 5 server DISCONNECT: 0x8E is "session taken over" (another connection with our client id).
+    client.on('disconnect', (packet) => {
+      const reasonCode = packet.reasonCode ?? 0;
+      if (reasonCode === SESSION_TAKEN_OVER) this.replayNext = true;
+      this.emit('disconnect', { reasonCode });
+    });
 
     return new Promise((resolve, reject) => {
       let settled = false;
@@ -301,6 +345,7 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     const client = this.client;
     if (!client) return;
     this.ending = true;
+    this.gate?.cancel();
     this.inbound.dispose();
     await this.close(client, opts.force === true || !client.connected, opts.forgetSession === true);
     const error = new TransportError('transport ended');
@@ -372,7 +417,9 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       return;
     }
     const sessionPresent = connack.sessionPresent;
-    const replay = sessionPresent ? undefined : this.subscriptions.replay();
+    this.gate?.connected();
+    const replay = sessionPresent && !this.replayNext ? undefined : this.subscriptions.replay();
+    this.replayNext = false;
     if (replay) {
       try {
         await client.subscribeAsync(replay);

@@ -74,8 +74,23 @@ const log = pino({ level: 'silent' });
     const leases = opened[0]!.store.leases;
     const line = describeReplicas(await leases.listReplicas(3000), await leases.listLeases());
     expect(line).toMatch(
-      /^1 live: bots\/4 \(\S+ pid \d+\) holds bundle, housekeeping, outbox-orphans, scheduler, slot-sessions$/,
+      /^1 live: bots\/4 \(\S+ pid \d+\) holds bundle, housekeeping, outbox-orphans, replica-slot\/4, scheduler, slot-sessions$/,
     );
+  });
+
+  test('doctor: a fenced fixed-slot replica is named as fenced, not as stopped', async () => {
+    const r = await start('4');
+    const leases = opened[0]!.store.leases;
+    // What the client does once the broker link has been down for replica.fenceAfterMs.
+    await r.keeper.fence();
+    // Past the stale limit (3 s here): no heartbeat, but its slot lease is renewed all along.
+    await new Promise((done) => setTimeout(done, 4000));
+    const replicas = await leases.listReplicas(3000);
+    const all = await leases.listLeases();
+    expect(describeReplicas(replicas, all)).toBe('0 live; 1 fenced');
+    expect(describeFenced(replicas, all)).toMatch(/^bots\/4 \(\S+\): cut off from the broker/);
+    await r.keeper.rejoin();
+    expect(describeFenced(await leases.listReplicas(3000), await leases.listLeases())).toBeUndefined();
   });
 
   test('one process (no share group): no replica, every duty its own', async () => {

@@ -22,8 +22,12 @@ const leasesOf = (lines: string[]): string[] => {
   const l = lines.find((x) => x.startsWith('leases: '))!.slice('leases: '.length);
   return l === 'none' ? [] : l.split(', ');
 };
-/** The duties among a replica's leases (it also holds its slot's, replica-slot/<n>). */
-const dutiesOf = (lines: string[]): string[] => leasesOf(lines).filter((l) => !l.startsWith('replica-slot/'));
+/**
+ * The duties among a replica's leases (it also holds its slot's, replica-slot/<n>, and its client
+ * id's session lease, mqtt-session/<client id>).
+ */
+const dutiesOf = (lines: string[]): string[] =>
+  leasesOf(lines).filter((l) => !l.startsWith('replica-slot/') && !l.startsWith('mqtt-session/'));
 
 (hasMosquitto && pgUp ? test : test.skip)(
   'two replicas: own slots, one owner per duty, labelled metrics, doctor lists them, hand-over on stop',

@@ -14,8 +14,8 @@
  * - A comes back: what it had committed and could not publish (its outbox) is published, the outbox
  *   ends empty, no command is answered twice, and every command sent after the broker gave A up is
  *   answered.
- * - The commands the broker held for A are often NOT answered today (a known defect, see below):
- *   the test checks that each one lost was dropped by A as undecryptable, and reports the count.
+ * - Every command is answered, the ones the broker held for A included (once a known defect, see
+ *   below); the test reports how many the replicas dropped as undecryptable (none expected).
  *
  * What this branch cannot show: A never coming back and B publishing A's committed rows (outbox
  * takeover of a dead replica, another change in flight). Here A publishes them itself on restore.
@@ -298,11 +298,9 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       // it was cut off reached A once it was back, and A dropped them as undecryptable (reason mls):
       // B had taken those peers' conversations further, skipping more generations than ts-mls's
       // default of 10 kept keys for. The retention is now 128 (docs/protocol.md §14 "Key
-      // retention"); 3 runs since: 0 lost, 0 mls drops, but one of them failed on A's
-      // relay_mqtt_connected above (not yet reconnected on a machine at load 30), so this still
-      // asserts only that every lost command is one the replicas dropped that way; make it
-      // `expect(lost).toEqual([])` once the whole test passes 3 of 3.
-      expect(lost.length).toBeLessThanOrEqual(mlsDropsA);
+      // retention"), and A reconnects only with its session lease (session-claim.ts): 4 runs since
+      // (2026-12-08, one before the lease, three after), 0 lost and 0 mls drops in each.
+      expect(lost).toEqual([]);
       console.log(
         `two hosts: ${sent.length} commands; before the cut A took ${inA}, B ${inB} messages; ` +
           `${during.length} sent during the cut (${answeredDuringCut} answered before the broker gave A up); ` +

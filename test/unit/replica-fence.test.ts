@@ -102,3 +102,37 @@ test('a fenceAfterMs that is not a positive whole number of milliseconds is refu
   expect(() => new ReplicaFence({ ...deps, fenceAfterMs: 0 })).toThrow(/replica\.fenceAfterMs/);
   expect(() => new ReplicaFence({ ...deps, fenceAfterMs: 1.5 })).toThrow(ArgumentError);
 });
+
+test('fenced with a probe: the replica rejoins once the probe reaches the broker, and fences again if its own connection does not follow', async () => {
+  const timers = new Timers();
+  const calls: string[] = [];
+  let reachable = false;
+  const fence = new ReplicaFence({
+    membership: {
+      fence: async () => void calls.push('fence'),
+      rejoin: async () => void calls.push('rejoin'),
+    },
+    fenceAfterMs: 1000,
+    connected: () => false,
+    log: pino({ level: 'silent' }),
+    timers,
+    probe: async () => (calls.push('probe'), reachable),
+    probeEveryMs: 500,
+  });
+  fence.linkDown();
+  await timers.advance(1000);
+  expect(calls).toEqual(['fence']);
+  await timers.advance(500);
+  expect(calls).toEqual(['fence', 'probe']);
+  reachable = true;
+  await timers.advance(500);
+  await timers.advance(0);
+  expect(calls).toEqual(['fence', 'probe', 'probe', 'rejoin']);
+  expect(fence.fenced).toBe(false);
+  // The probe got through but the replica's own connection did not come back (no session lease).
+  await timers.advance(1000);
+  await timers.advance(0);
+  expect(calls).toEqual(['fence', 'probe', 'probe', 'rejoin', 'fence']);
+  expect(fence.fenced).toBe(true);
+  await fence.stop();
+});

@@ -211,3 +211,57 @@ test("a dead auto replica's client id comes from the slot lease it held; a slot 
   await slots.sweep();
   expect(opened).toEqual([`relay-${user}-4`]);
 });
+
+test('a dead replica whose session lease is held (alive, only late) is not connected to; a taken one is released after', async () => {
+  const opened: string[] = [];
+  const claims: string[] = [];
+  const slots = new SlotSessions(
+    deps({
+      dead: registry([rec('bots/1', false), rec('bots/2', false)]),
+      open: (id) => {
+        opened.push(id);
+        return new FakeSession([]);
+      },
+      // bots/1 still renews its lease; bots/2's lapsed.
+      claim: async (clientId) => {
+        claims.push(`claim ${clientId}`);
+        if (clientId.endsWith('-1')) return undefined;
+        return {
+          keep: async () => true,
+          release: async () => void claims.push(`release ${clientId}`),
+        };
+      },
+    }),
+  );
+  const outcomes = await slots.sweep();
+  expect(opened).toEqual([`relay-${user}-2`]);
+  expect(outcomes).toEqual([{ clientId: `relay-${user}-2`, messages: 0, forgotten: true }]);
+  expect(claims).toEqual([`claim relay-${user}-1`, `claim relay-${user}-2`, `release relay-${user}-2`]);
+});
+
+test('a drain whose claim is lost stops at once: nothing unsubscribed, the session kept for its replica', async () => {
+  let held = true;
+  const session = new FakeSession([msg(1)], () => {
+    held = false;
+  });
+  const slots = new SlotSessions(deps({ open: () => session }));
+  const outcome = await slots.drain('c', { keep: async () => held, release: async () => undefined });
+  expect(outcome).toEqual({ clientId: 'c', messages: 1, forgotten: false });
+  expect(session.log.some((l) => l.startsWith('unsubscribe'))).toBe(false);
+  expect(session.log).not.toContain('disconnect, session expiry 0');
+});
+
+test('a replica beating again ends the wait for a pause: its session is unsubscribed and forgotten', async () => {
+  // Messages keep coming (the share group goes on routing them here): never a pause of quietMs.
+  const session = new FakeSession([msg(1)]);
+  let back = false;
+  const slots = new SlotSessions(deps({ open: () => session, quietMs: 60_000 }));
+  setTimeout(() => (back = true), 200);
+  const outcome = await slots.drain('c', undefined, async () => back);
+  expect(outcome).toEqual({ clientId: 'c', messages: 1, forgotten: true });
+  expect(session.log.slice(-3)).toEqual([
+    'unsubscribe $share/bots/p/inbox',
+    'unsubscribe $share/bots/p/g/1',
+    'disconnect, session expiry 0',
+  ]);
+});
