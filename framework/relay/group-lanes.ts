@@ -12,6 +12,7 @@ import type { ConversationStates } from './conversation-states.js';
 import type { DropReason } from './drops.js';
 import { CodecError, ProtocolError, VerificationError } from './errors.js';
 import type { GroupRecords, Loaded } from './group-records.js';
+import { LaneRetry } from './lane-retry.js';
 import { retryStale } from './retry-stale.js';
 import type { FetchedPeerBundle, GroupEvent, GroupReceivedMessage } from './group-types.js';
 import type { TransactionalHandler } from './handler.js';
@@ -61,12 +62,15 @@ export abstract class GroupLanes {
   /** Per group topic: publishing, events and follow-ups of each commit, in commit order. */
   private readonly afterCommit: AfterCommit;
   protected running = false;
+  /** Retries of a topic message that failed, held in its lane (lane-retry.ts). */
+  protected readonly laneRetry: LaneRetry;
 
   protected constructor(
     protected readonly deps: GroupShellDeps,
     protected readonly records: GroupRecords,
   ) {
     this.afterCommit = new AfterCommit({ publish: () => deps.outbox.flush(), fail: (e) => deps.fail(e) });
+    this.laneRetry = new LaneRetry(deps.log, () => this.running);
   }
 
   // The follow-ups' work, done by the subclasses with steps of their own.
@@ -190,6 +194,7 @@ export abstract class GroupLanes {
 
   async stop(): Promise<void> {
     this.running = false;
+    this.laneRetry.wakeAll();
     for (const t of this.commitTimers.values()) clearTimeout(t);
     this.commitTimers.clear();
     await this.afterCommit.idle();

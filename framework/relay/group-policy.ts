@@ -161,13 +161,21 @@ export type EpochVerdict = 'process' | 'gap' | 'fork' | 'stale';
 /**
  * How a message's clear epoch relates to ours. Above ours: we fell behind. A handshake below
  * ours: there is one commit per epoch from the one committer, so another commit for the epoch we
- * just left is a fork; anything older is stale. Application messages from past epochs go to MLS,
- * which keeps the keys of a few.
+ * just left is a fork; anything older is stale. `leftPrevious` says whether we were in the epoch
+ * before ours at all: a member that joined through a Welcome was not, and the commit for that
+ * epoch is, as far as it can tell, the very commit whose Welcome it joined through (a committer's
+ * outbox resends it after a restart), so it is stale, not a fork: the member cannot decrypt it to
+ * compare, and it never had a branch of its own there. Application messages from past epochs go
+ * to MLS, which keeps the keys of a few.
  */
-export function judgeEpoch(header: { epoch: bigint; contentType: string }, ours: bigint): EpochVerdict {
+export function judgeEpoch(
+  header: { epoch: bigint; contentType: string },
+  ours: bigint,
+  leftPrevious: boolean,
+): EpochVerdict {
   if (header.epoch > ours) return 'gap';
   if (header.contentType === 'application' || header.epoch === ours) return 'process';
-  return header.contentType === 'commit' && header.epoch === ours - 1n ? 'fork' : 'stale';
+  return header.contentType === 'commit' && header.epoch === ours - 1n && leftPrevious ? 'fork' : 'stale';
 }
 
 /** Whether a membership change we asked for holds in a group of `members` (user ids). */

@@ -80,8 +80,11 @@ export class GroupShell extends GroupOutbound {
   receiveTopic(topicId: string, payload: Uint8Array): Promise<DropReason | undefined> {
     // No lane for a topic we are not in: nothing to order there.
     if (!this.topics.has(topicId)) return Promise.resolve('unknown_group');
+    // A failure that is not a drop is retried in the lane, so the group's later messages wait.
     return this.lane(topicId, () =>
-      this.dropOnInputError('mls', () => retryStale(() => this.processTopicMessage(topicId, payload))),
+      this.laneRetry.run(() =>
+        this.dropOnInputError('mls', () => retryStale(() => this.processTopicMessage(topicId, payload))),
+      ),
     );
   }
 

@@ -35,13 +35,15 @@ beforeAll(async () => {
 });
 
 test('judgeEpoch: above ours is a gap, our epoch and past application messages are processed', () => {
-  expect(judgeEpoch({ epoch: 6n, contentType: 'application' }, 5n)).toBe('gap');
-  expect(judgeEpoch({ epoch: 6n, contentType: 'commit' }, 5n)).toBe('gap');
-  expect(judgeEpoch({ epoch: 5n, contentType: 'commit' }, 5n)).toBe('process');
-  expect(judgeEpoch({ epoch: 2n, contentType: 'application' }, 5n)).toBe('process');
-  expect(judgeEpoch({ epoch: 4n, contentType: 'commit' }, 5n)).toBe('fork');
-  expect(judgeEpoch({ epoch: 4n, contentType: 'proposal' }, 5n)).toBe('stale');
-  expect(judgeEpoch({ epoch: 3n, contentType: 'commit' }, 5n)).toBe('stale');
+  expect(judgeEpoch({ epoch: 6n, contentType: 'application' }, 5n, true)).toBe('gap');
+  expect(judgeEpoch({ epoch: 6n, contentType: 'commit' }, 5n, true)).toBe('gap');
+  expect(judgeEpoch({ epoch: 5n, contentType: 'commit' }, 5n, true)).toBe('process');
+  expect(judgeEpoch({ epoch: 2n, contentType: 'application' }, 5n, true)).toBe('process');
+  expect(judgeEpoch({ epoch: 4n, contentType: 'commit' }, 5n, true)).toBe('fork');
+  expect(judgeEpoch({ epoch: 4n, contentType: 'proposal' }, 5n, true)).toBe('stale');
+  expect(judgeEpoch({ epoch: 3n, contentType: 'commit' }, 5n, true)).toBe('stale');
+  // Joined at epoch 5 through a Welcome: the commit that left epoch 4 is the one we joined through.
+  expect(judgeEpoch({ epoch: 4n, contentType: 'commit' }, 5n, false)).toBe('stale');
 });
 
 test('key refresh: 1,000 messages or 7 days, per role', async () => {

@@ -7,6 +7,8 @@ import {
   commitGroup,
   createMlsContext,
   encryptApplication,
+  generateKeyPackage,
+  joinFromWelcome,
   type MlsContext,
 } from '../../framework/relay/mls/index.js';
 import type { StepContext } from '../../framework/relay/steps/context.js';
@@ -15,7 +17,7 @@ import {
   readGroupPayload,
   type GroupPayload,
 } from '../../framework/relay/steps/group-message.js';
-import { buildGroup, dec, enc, nowSeconds, type Participant } from './mls-helpers.js';
+import { buildGroup, dec, enc, makeIdentity, nowSeconds, type Participant } from './mls-helpers.js';
 
 let mlsCtx: MlsContext;
 let members: Participant[];
@@ -100,6 +102,47 @@ describe('groupMessage', () => {
       limits,
     );
     expect(replayed).toEqual({ drop: 'group_fork' });
+  });
+
+  it('drops the commit whose Welcome we joined through as stale, not as a fork, and still sees a real fork', async () => {
+    // The committer's outbox republishes its commit after a restart; a member that joined through
+    // that commit's Welcome receives it after its join: harmless, its first epoch is that commit's.
+    const [alice] = members as [Participant];
+    const dave = makeIdentity();
+    const kp = await generateKeyPackage(mlsCtx, dave, nowSeconds());
+    const adding = await commitGroup(mlsCtx, alice.state, { adds: [kp.keyPackage] });
+    if (adding.welcome === undefined) throw new Error('no Welcome for dave');
+    const joined = await joinFromWelcome(mlsCtx, adding.welcome, adding.ratchetTree, [kp], {
+      members: { min: 2, max: 250 },
+    });
+    const daveP: Participant = { id: dave, state: joined.state };
+    expect(
+      await groupMessage(
+        ctxOf(daveP),
+        { state: joined.state, processed: false },
+        read(adding.commit),
+        limits,
+      ),
+    ).toEqual({ drop: 'group_stale' });
+
+    // Two different commits for the epoch dave joined at: the second one is a fork.
+    const first = await commitGroup(mlsCtx, adding.state);
+    const second = await commitGroup(mlsCtx, adding.state);
+    const step = await groupMessage(
+      ctxOf(daveP),
+      { state: joined.state, processed: false },
+      read(first.commit),
+      limits,
+    );
+    if (step.drop) throw new Error(`dropped: ${step.drop}`);
+    expect(
+      await groupMessage(
+        ctxOf(daveP),
+        { state: step.result.state, processed: false },
+        read(second.commit),
+        limits,
+      ),
+    ).toEqual({ drop: 'group_fork' });
   });
 
   it('drops a commit that takes the group past the member cap', async () => {

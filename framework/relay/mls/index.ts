@@ -78,6 +78,7 @@ export {
   decodeSession,
   epochOf,
   groupIdOf,
+  cameFromPreviousEpoch,
   membersOf,
   ownLeafIndex,
   isCommitter,

@@ -60,6 +60,16 @@ export function epochOf(session: GroupSession): bigint {
   return unwrap(session).group.groupContext.epoch;
 }
 
+/**
+ * Whether we were in the epoch before this one: we moved to this epoch by a commit (ours or
+ * received), which keeps the previous epoch's exporter. A state joined from a Welcome starts at the
+ * Welcome's epoch and has no previous one.
+ */
+export function cameFromPreviousEpoch(session: GroupSession): boolean {
+  const data = unwrap(session);
+  return data.previousExporter?.epoch === data.group.groupContext.epoch - 1n;
+}
+
 export function groupIdOf(session: GroupSession): Uint8Array {
   return unwrap(session).group.groupContext.groupId;
 }

@@ -45,7 +45,11 @@ export async function groupMessage(
   log: (err: string) => void = () => undefined,
 ): Promise<GroupMessageStep> {
   if (loaded.processed) return { drop: 'duplicate' };
-  const verdict = judgeEpoch(input.header, mls.epochOf(loaded.state));
+  const verdict = judgeEpoch(
+    input.header,
+    mls.epochOf(loaded.state),
+    mls.cameFromPreviousEpoch(loaded.state),
+  );
   if (verdict === 'gap') return { drop: 'group_epoch_gap', followUp: 'rejoin' };
   if (verdict !== 'process') return { drop: `group_${verdict}` };
   let result: mls.ProcessedGroupMessage;

@@ -1,0 +1,62 @@
+/**
+ * Retrying, inside a group's lane, a message whose processing failed for a reason other than its
+ * input (a storage error, a store briefly gone). A group's messages are processed one at a time in
+ * arrival order (PROTOCOL.md §9), but every retry from outside the lane, the parking's or the
+ * broker's redelivery, joins the lane behind the group's later messages, which the lane then has
+ * processed first. Retried here, the lane holds those back meanwhile; other conversations are not
+ * held, since the transport parks a head that stalls (parking.ts).
+ *
+ * Bounded: after the last delay the error goes on as before (the parking or the broker retries,
+ * later messages of the group may then come first), so a store that stays broken does not hold a
+ * group's lane for longer than LANE_RETRY_DELAYS_MS add up to. Stopping wakes every wait and ends
+ * the retries with the error: the message is then re-run at the next start.
+ */
+import type { Logger } from 'pino';
+
+/** Waits before each retry, in milliseconds: five retries within about 8 s. */
+export const LANE_RETRY_DELAYS_MS: readonly number[] = [250, 500, 1000, 2000, 4000];
+
+export class LaneRetry {
+  private readonly wakes = new Set<() => void>();
+
+  constructor(
+    private readonly log: Logger,
+    /** False once the client stops: no further wait or retry. */
+    private readonly running: () => boolean,
+    private readonly delaysMs: readonly number[] = LANE_RETRY_DELAYS_MS,
+  ) {}
+
+  async run<T>(work: () => Promise<T>): Promise<T> {
+    for (let retry = 0; ; retry++) {
+      try {
+        return await work();
+      } catch (e) {
+        const delayMs = this.delaysMs[retry];
+        if (delayMs === undefined || !this.running()) throw e;
+        this.log.warn(
+          { err: (e as Error)?.message, retry: retry + 1, delayMs },
+          'group message failed; retrying in its lane',
+        );
+        await this.wait(delayMs);
+        if (!this.running()) throw e;
+      }
+    }
+  }
+
+  /** Ends the current waits at once (their retries then see the client stopped). */
+  wakeAll(): void {
+    for (const wake of [...this.wakes]) wake();
+  }
+
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.wakes.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wakes.add(wake);
+    });
+  }
+}
