@@ -222,6 +222,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
+    this.router.start();
     // Access keys only: MLS states are read and decoded when a message needs them (PROTOCOL.md §10).
     await this.direct.restore();
     await this.groupShell.restore();
@@ -252,6 +253,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
     await this.replica?.stop();
     await this.outbox.stop();
     await this.groupShell.stop();
+    this.router.stop();
     await this.queue.idle();
     // What follows the last commits (publishing, events) runs while the broker is still there.
     await Promise.all([this.direct.settled(), this.groupShell.settled()]);

@@ -70,7 +70,7 @@ export abstract class GroupLanes {
     protected readonly records: GroupRecords,
   ) {
     this.afterCommit = new AfterCommit({ publish: () => deps.outbox.flush(), fail: (e) => deps.fail(e) });
-    this.laneRetry = new LaneRetry(deps.log, () => this.running);
+    this.laneRetry = new LaneRetry(deps.log.child({ lane: 'group' }), () => this.running);
   }
 
   // The follow-ups' work, done by the subclasses with steps of their own.

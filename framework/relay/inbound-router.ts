@@ -16,6 +16,7 @@ import { checkEnvelope, type OpenedEnvelope } from './inbound-envelope.js';
 import { InboxPipeline } from './inbound.js';
 import { QueueFullError, type KeyedSerialQueue } from './keyed-queue.js';
 import { MSG_TYPE } from './labels.js';
+import { LaneRetry } from './lane-retry.js';
 import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
 import type { Opener } from './seal.js';
@@ -79,8 +80,13 @@ export interface InboundRouterDeps {
 export class InboundRouter {
   private readonly replayCache = new ReplayCache();
   private readonly inbox: InboxPipeline;
+  /** False outside start()..stop(): a failed message is then not retried in its lane. */
+  private running = false;
+  /** Retries of an inbox message that failed, held in its sender's lane (lane-retry.ts). */
+  private readonly laneRetry: LaneRetry;
 
   constructor(private readonly deps: InboundRouterDeps) {
+    this.laneRetry = new LaneRetry(deps.log.child({ lane: 'sender' }), () => this.running);
     this.inbox = new InboxPipeline({
       queue: deps.queue,
       check: (payload) => this.checkInbound(payload),
@@ -90,6 +96,17 @@ export class InboundRouter {
       refuseIfOverloaded: (e, topic) => this.refuseIfOverloaded(e, topic),
       ...(deps.reloadAccess ? { reloadAccess: deps.reloadAccess } : {}),
     });
+  }
+
+  /** Before the first message in: failed inbox messages are retried in their lanes from now on. */
+  start(): void {
+    this.running = true;
+  }
+
+  /** Ends the retries waiting in the lanes at once (their messages go back to the transport). */
+  stop(): void {
+    this.running = false;
+    this.laneRetry.wakeAll();
   }
 
   /** A message from the transport. */
@@ -169,19 +186,23 @@ export class InboundRouter {
     now: UnixSeconds,
   ): Promise<DropReason | undefined> {
     const { direct, groups } = this.deps;
-    return retryStale(() => {
-      switch (opened.inner.msgType) {
-        case MSG_TYPE.welcome:
-          return direct.receiveWelcome(opened, sender, now);
-        case MSG_TYPE.message:
-          return direct.receiveMessage(opened, sender, now);
-        case MSG_TYPE.groupWelcome:
-          return groups.receiveWelcome(opened, sender, now);
-        case MSG_TYPE.groupRejoin:
-          return groups.receiveRejoin(opened, sender, now);
-        default:
-          return Promise.resolve('inner_payload' as const);
-      }
-    });
+    // A failure that is not a drop is retried in the lane, so the sender's later messages wait.
+    // retryStale inside: a StaleStateError is redone at once and never reaches the lane retry.
+    return this.laneRetry.run(() =>
+      retryStale(() => {
+        switch (opened.inner.msgType) {
+          case MSG_TYPE.welcome:
+            return direct.receiveWelcome(opened, sender, now);
+          case MSG_TYPE.message:
+            return direct.receiveMessage(opened, sender, now);
+          case MSG_TYPE.groupWelcome:
+            return groups.receiveWelcome(opened, sender, now);
+          case MSG_TYPE.groupRejoin:
+            return groups.receiveRejoin(opened, sender, now);
+          default:
+            return Promise.resolve('inner_payload' as const);
+        }
+      }),
+    );
   }
 }

@@ -7,9 +7,9 @@
  * reconnect; a parked head's retry, the parking's, joined the lane behind the later ones alike. The
  * retry now happens in the lane, before the failure reaches either.)
  */
-import { MemoryRelayStore, type InboundCommit } from '../../framework/relay/index.js';
 import { RawMqtt } from '../support/attacker.js';
 import { getTestBroker, type TestBroker } from '../support/broker.js';
+import { FailOnceStore } from '../support/fail-once-store.js';
 import { groupTexts, GroupWorld, until } from '../support/groups.js';
 
 let broker: TestBroker;
@@ -28,23 +28,6 @@ afterEach(async () => {
   for (const c of afterCleanup.splice(0)) await c().catch(() => undefined);
   await world.close();
 });
-
-/** A store whose next commit of a processed group message fails once, after `before` resolves. */
-class FailOnceStore extends MemoryRelayStore {
-  armed: (() => Promise<void>) | undefined;
-  failures = 0;
-
-  override async commit(c: InboundCommit): Promise<void> {
-    const before = this.armed;
-    if (before && c.processed) {
-      this.armed = undefined;
-      await before();
-      this.failures++;
-      throw new Error('storage: connection lost (test)');
-    }
-    return super.commit(c);
-  }
-}
 
 test('a group message whose commit failed once is still processed before the later messages of its group', async () => {
   const store = new FailOnceStore();
