@@ -16,7 +16,12 @@ import type { AddressInfo } from 'node:net';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { IsNull, type DataSource } from 'typeorm';
 import type { AttachableClient, GroupApi } from '../index.js';
-import type { GroupEvent, ReceivedMessage, RelayClient } from '../framework/relay/index.js';
+import {
+  isSessionLease,
+  type GroupEvent,
+  type ReceivedMessage,
+  type RelayClient,
+} from '../framework/relay/index.js';
 import {
   registerFencedGauge,
   registerRuntimeMetrics,
@@ -96,6 +101,7 @@ export interface BotMetricsOptions {
  */
 export interface ReplicaReport {
   readonly replicaId: string;
+  /** The leases it owns now; /healthz lists the session lease (isSessionLease) apart, as `session:`. */
   owned(): string[];
   /** True while the replica is fenced (LeaseKeeper.fenced); /healthz then answers 503. */
   readonly fenced?: boolean;
@@ -332,11 +338,14 @@ export class BotMetrics {
 
   private replicaDetails(): { details?: string[] } {
     if (!this.replica) return {};
-    const owned = this.replica.owned();
+    // Its session lease (mqtt-session/<client id>) is a long name and no duty: a line of its own.
+    const owned = this.replica.owned().filter((name) => !isSessionLease(name));
+    const session = this.replica.owned().some(isSessionLease);
     return {
       details: [
         `replica: ${this.replica.replicaId}`,
         `leases: ${owned.length > 0 ? owned.join(', ') : 'none'}`,
+        `session: ${session ? 'held' : 'not held'}`,
         ...(this.replica.fenced !== undefined ? [`fenced: ${this.replica.fenced ? 'yes' : 'no'}`] : []),
       ],
     };

@@ -70,10 +70,14 @@ export async function startReplica(
     log.info({ replica: replicaId, lease: name }, 'lease acquired: this replica does it now'),
   );
   keeper.on('lost', (name, reason) => {
-    if (name.startsWith('replica-slot/') && reason !== 'released') {
-      // Another replica may now take the slot, and with it our MQTT client id and session.
-      log.error({ replica: replicaId, lease: name, reason }, "lost this replica's slot: restart it");
-    } else log.info({ replica: replicaId, lease: name, reason }, 'lease lost');
+    if (name.startsWith('replica-slot/') && reason !== 'released')
+      void slotLost(leases, log, {
+        replicaId,
+        lease: name,
+        reason,
+        auto: config.broker.replicaSlot === 'auto',
+      });
+    else log.info({ replica: replicaId, lease: name, reason }, 'lease lost');
   });
   keeper.on('error', (err) => log.warn({ err, replica: replicaId }, 'lease store call failed; retrying'));
   const fixed = config.broker.replicaSlot;
@@ -89,6 +93,46 @@ export async function startReplica(
   } catch (e) {
     await keeper.stop();
     throw e;
+  }
+}
+
+/**
+ * Logs a lost slot lease for what it is. The keeper goes on wanting it, so a lease that merely
+ * lapsed (renewals too late: a slow database, a paused process) is taken back on the next round.
+ * Only when another holder took it does this process need a restart, since its slot is its MQTT
+ * client id: for a fixed slot that is two replicas configured with one slot (or an auto replica
+ * that claimed it meanwhile); for an auto one, another auto replica claimed it.
+ */
+async function slotLost(
+  leases: Pick<LeaseStore, 'listLeases'>,
+  log: Logger,
+  lost: { replicaId: string; lease: string; reason: string; auto: boolean },
+): Promise<void> {
+  const { replicaId, lease, reason, auto } = lost;
+  const fields = { replica: replicaId, lease, reason };
+  let holder: string | undefined;
+  try {
+    holder = (await leases.listLeases()).find(
+      (l) => l.name === lease && l.live && l.holder !== replicaId,
+    )?.holder;
+  } catch {
+    // The database does not answer: the keeper's next round takes the lease back once it does.
+  }
+  if (holder === undefined) {
+    log.warn(
+      fields,
+      "this replica's slot lease lapsed (renewed too late); it is taken back on the next renewal round",
+    );
+  } else if (auto) {
+    log.error(
+      { ...fields, holder },
+      `${holder} claimed this replica's slot while it could not renew it; both now use one MQTT client id. Fix: restart this replica (it claims a free slot as it starts)`,
+    );
+  } else {
+    log.error(
+      { ...fields, holder },
+      `${holder} holds this replica's slot: two replicas configured with one slot (broker.replicaSlot), or a replicaSlot: auto one claimed it while this one could not renew it. Fix: give each replica its own broker.replicaSlot (or use replicaSlot: auto for all), then restart this one`,
+    );
   }
 }
 

@@ -58,6 +58,11 @@ export function sessionLease(clientId: string): string {
 
 const SESSION_LEASE_PREFIX = 'mqtt-session/';
 
+/** Whether `name` is a session lease (sessionLease): a reservation of a client id, not a duty. */
+export function isSessionLease(name: string): boolean {
+  return name.startsWith(SESSION_LEASE_PREFIX);
+}
+
 /** The slot a replicaSlotLease() name reserves, or undefined for any other name. */
 export function slotOfLease(name: string): number | undefined {
   if (!name.startsWith(SLOT_LEASE_PREFIX)) return undefined;

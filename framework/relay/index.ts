@@ -49,7 +49,7 @@ export {
   type WantOptions,
 } from './lease-keeper.js';
 export { DEFAULT_FENCE_AFTER_MS, type ReplicaMembership } from './replica-fence.js';
-export { replicaSlotLease, sessionLease } from './broker-client-id.js';
+export { isSessionLease, replicaSlotLease, sessionLease } from './broker-client-id.js';
 export type { SessionKeeper } from './session-claim.js';
 export type {
   RelayStore,

@@ -18,6 +18,7 @@
  * (probeBroker), and only then competes for the lease again.
  */
 import { randomBytes } from 'node:crypto';
+import { connectGuarded, CONNECT_GUARD_MS } from './connect-guard.js';
 import { TransportError } from './errors.js';
 import type { MqttTransport, MqttTransportOptions } from './transport.js';
 
@@ -72,8 +73,8 @@ export class SessionClaim {
  */
 export async function probeBroker(
   options: MqttTransportOptions,
-  open: (o: MqttTransportOptions) => Pick<MqttTransport, 'connect' | 'end' | 'once'>,
-  limitMs = PROBE_LIMIT_MS,
+  open: (o: MqttTransportOptions) => Pick<MqttTransport, 'connect' | 'end' | 'once' | 'off'>,
+  limitMs = CONNECT_GUARD_MS,
 ): Promise<boolean> {
   const { shareGroup: _unused, ...rest } = options;
   const probe = open({
@@ -83,22 +84,13 @@ export async function probeBroker(
     connectTimeoutMs: limitMs,
     sessionExpirySeconds: 0,
   });
-  let timer: NodeJS.Timeout | undefined;
   try {
-    // A link that closes the socket before CONNACK makes connect() neither resolve nor reject.
-    return await Promise.race([
-      probe.connect().then(
-        () => true,
-        () => false,
-      ),
-      new Promise<boolean>((r) => probe.once('close', () => r(false))),
-      new Promise<boolean>((r) => (timer = setTimeout(() => r(false), limitMs))),
-    ]);
+    // A link that closes the socket before CONNACK, or drops packets, would leave connect() pending.
+    return await connectGuarded(probe, limitMs).then(
+      () => true,
+      () => false,
+    );
   } finally {
-    clearTimeout(timer);
     await probe.end({ forgetSession: true }).catch(() => undefined);
   }
 }
-
-/** The longest one probe may take: a link that drops packets makes the connect attempt hang. */
-const PROBE_LIMIT_MS = 5_000;

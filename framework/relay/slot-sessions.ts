@@ -17,6 +17,7 @@
  * it at the end. Should the replica connect anyway (a replica of an older release, or one without
  * a session claim), the broker's takeover closes the drain connection and the drain just stops.
  */
+import { connectGuarded } from './connect-guard.js';
 import { PeriodicSweep } from './periodic-sweep.js';
 import type { Logger } from 'pino';
 import type { DeadReplica, DeadReplicas } from './dead-replicas.js';
@@ -35,6 +36,9 @@ export interface DrainConnection {
   /** Registers the inbound handler (before connect): each message is acknowledged once it resolves. */
   onMessage(handler: (m: InboundMessage) => Promise<void>): void;
   connect(): Promise<{ sessionPresent: boolean }>;
+  /** `close`: the socket closed (also before CONNACK, when connect() alone would never settle). */
+  once(event: 'close', fn: () => void): unknown;
+  off(event: 'close', fn: () => void): unknown;
   /** Unsubscribes a raw topic filter (a `$share/…` one here). */
   unsubscribe(filter: string): Promise<void>;
   /** Closes; `forgetSession` asks the broker to delete the session (DISCONNECT session expiry 0). */
@@ -167,6 +171,14 @@ export class SlotSessions {
         // drain unsubscribes and forgets the session) instead of at the time limit.
         const back = every(BACK_CHECK_MS, async () => !(await d.dead.read()).isDead(r.replicaId));
         outcome = await this.drain(clientId, claim, back);
+      } catch (e) {
+        // The broker did not take the connection (or dropped it mid-drain): the other dead
+        // replicas still get their turn, and the next sweep tries this one again.
+        d.log.warn(
+          { replica: r.replicaId, clientId, err: e instanceof Error ? e.message : String(e) },
+          "draining a dead replica's broker session failed; the next sweep tries again",
+        );
+        continue;
       } finally {
         await claim.release().catch((e: unknown) => this.warn(e));
       }
@@ -206,7 +218,8 @@ export class SlotSessions {
     };
     let held = true;
     try {
-      const { sessionPresent } = await conn.connect();
+      // Never reconnecting, connect() alone would hang for good on a socket closed before CONNACK.
+      const { sessionPresent } = await connectGuarded(conn);
       if (sessionPresent) {
         // Queued messages arrive right after CONNACK, more as we acknowledge, and the share group
         // goes on routing new ones here: wait for a pause (or for the replica to beat again).

@@ -3,7 +3,13 @@
  * exported by reason from 0, a replica's fenced state is a gauge, and /healthz says it is fenced.
  */
 import { Bot, BotRuntime, OnCommand } from '../../index.js';
-import { ATTACHMENT_DROP_REASONS, LeaseKeeper, MemoryLeaseStore } from '../../framework/relay/index.js';
+import {
+  ATTACHMENT_DROP_REASONS,
+  LeaseKeeper,
+  MemoryLeaseStore,
+  replicaSlotLease,
+  sessionLease,
+} from '../../framework/relay/index.js';
 import { BotMetrics, startMetricsServer } from '../../cli/metrics.js';
 
 function sample(text: string, name: string): number | undefined {
@@ -47,6 +53,9 @@ describe('a fenced replica', () => {
   beforeEach(async () => {
     keeper = new LeaseKeeper({ store: new MemoryLeaseStore(), replica: { replicaId: 'bots/0' } });
     keeper.want('scheduler');
+    // As `relay-bot start` has it: its slot (kept while fenced) and its client id's session lease.
+    keeper.want(replicaSlotLease(0), { keepWhileFenced: true });
+    keeper.want(sessionLease(`relay-${'ab'.repeat(32)}-0`));
     await keeper.start();
   });
   afterEach(() => keeper.stop());
@@ -84,7 +93,8 @@ describe('a fenced replica', () => {
       expect(body.split('\n')).toEqual([
         'replica: fenced (the broker link was down longer than replica.fenceAfterMs; it rejoins once the link is back)',
         'replica: bots/0',
-        'leases: none',
+        'leases: replica-slot/0',
+        'session: not held',
         'fenced: yes',
         '',
       ]);
@@ -101,7 +111,7 @@ describe('a fenced replica', () => {
     expect(h).toEqual({
       ok: false,
       reason: 'mqtt: not connected to the broker',
-      details: ['replica: bots/0', 'leases: scheduler', 'fenced: no'],
+      details: ['replica: bots/0', 'leases: replica-slot/0, scheduler', 'session: held', 'fenced: no'],
     });
   });
 });

@@ -3,6 +3,7 @@
  * live replica holds, through leases in a real Postgres schema, and a released slot is reused;
  * doctor's line names the live replicas and what they hold.
  */
+import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { loadConfig } from '../../cli/config.js';
 import {
@@ -14,6 +15,7 @@ import {
   type StartedReplica,
 } from '../../cli/replica.js';
 import { DUTY, LeaseKeeper, MemoryLeaseStore } from '../../framework/relay/index.js';
+import { until } from '../support/groups.js';
 import { freshPgSchema, openPgIn, PG_URL, postgresAvailable, type OpenStore } from '../store/helpers.js';
 
 const pgUp = await postgresAvailable('the replica slot tests');
@@ -149,4 +151,56 @@ test('doctor: a replica without a heartbeat that still renews its slot is fenced
     await fenced.stop();
     await live.stop();
   }
+});
+
+describe("a fixed slot's lease lost", () => {
+  let now = 1_000_000;
+  const store = new MemoryLeaseStore(() => now);
+  const lines: Array<{ level: number; msg: string; holder?: string }> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l));
+      done();
+    },
+  });
+  const slotLog = pino({ level: 'info' }, sink);
+  const fixed = loadConfig({
+    env: {
+      RELAY_BROKER_URL: 'mqtt://127.0.0.1:1883',
+      DATABASE_URL: PG_URL,
+      RELAY_SHARE_GROUP: 'g',
+      RELAY_REPLICA_SLOT: '2',
+    },
+  });
+  let replica: StartedReplica | undefined;
+  afterEach(async () => {
+    await replica?.keeper.stop();
+    lines.splice(0);
+  });
+  const about = (pattern: RegExp) => lines.filter((l) => pattern.test(l.msg));
+
+  test('renewed too late: the log says it is taken back on the next round, not to restart', async () => {
+    replica = await startReplica(fixed, store, slotLog, { ttlMs: 3000 });
+    // The store's clock passes the lease's expiry before a renewal (a slow database, a paused process).
+    now += 5_000;
+    await replica!.keeper.renewNow();
+    await until(() => about(/next renewal round/).length > 0, 5_000);
+    expect(replica!.keeper.owns(slotLease(2))).toBe(false);
+    await replica!.keeper.renewNow();
+    expect(replica!.keeper.owns(slotLease(2))).toBe(true);
+    expect(lines.filter((l) => /restart/i.test(l.msg))).toEqual([]);
+    expect(about(/next renewal round/)[0]).toMatchObject({ level: 40 });
+  });
+
+  test('held by another process: named as two replicas configured with one slot, with the fix', async () => {
+    replica = await startReplica(fixed, store, slotLog, { ttlMs: 3000 });
+    now += 5_000;
+    expect(await store.acquireLease(slotLease(2), 'g/other-host-1', 60_000)).toBeDefined();
+    await replica!.keeper.renewNow();
+    await until(() => about(/two replicas/).length > 0, 5_000);
+    expect(about(/two replicas/)[0]).toMatchObject({ level: 50, holder: 'g/other-host-1' });
+    expect(about(/two replicas/)[0]!.msg).toMatch(/Fix: give each replica its own broker\.replicaSlot/);
+    expect(about(/next renewal round/)).toEqual([]);
+    await store.releaseLease(slotLease(2), 'g/other-host-1');
+  });
 });

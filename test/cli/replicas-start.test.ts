@@ -23,11 +23,10 @@ const leasesOf = (lines: string[]): string[] => {
   return l === 'none' ? [] : l.split(', ');
 };
 /**
- * The duties among a replica's leases (it also holds its slot's, replica-slot/<n>, and its client
- * id's session lease, mqtt-session/<client id>).
+ * The duties among a replica's leases (it also holds its slot's, replica-slot/<n>; its client id's
+ * session lease is the line `session: held` instead).
  */
-const dutiesOf = (lines: string[]): string[] =>
-  leasesOf(lines).filter((l) => !l.startsWith('replica-slot/') && !l.startsWith('mqtt-session/'));
+const dutiesOf = (lines: string[]): string[] => leasesOf(lines).filter((l) => !l.startsWith('replica-slot/'));
 
 (hasMosquitto && pgUp ? test : test.skip)(
   'two replicas: own slots, one owner per duty, labelled metrics, doctor lists them, hand-over on stop',
@@ -60,6 +59,10 @@ const dutiesOf = (lines: string[]): string[] =>
       expect([...dutiesOf(ha.lines), ...dutiesOf(hb.lines)].sort()).toEqual(Object.values(DUTY).sort());
       expect(leasesOf(ha.lines)).toContain('replica-slot/0');
       expect(leasesOf(hb.lines)).toContain('replica-slot/1');
+      expect([ha.lines, hb.lines].map((l) => l.includes('session: held'))).toEqual([true, true]);
+      expect(
+        [...leasesOf(ha.lines), ...leasesOf(hb.lines)].filter((l) => l.startsWith('mqtt-session/')),
+      ).toEqual([]);
 
       const metricsUrl = /^metrics: (\S+)$/m.exec(b.stdout())![1]!;
       const scraped = await (await fetch(metricsUrl)).text();

@@ -4,9 +4,12 @@
  * drain, and the session is forgotten afterwards (a new connection under that client id finds no
  * session, so the broker no longer routes a share to it).
  */
+import { createServer, type AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import { sessionLease } from '../../framework/relay/broker-client-id.js';
+import { MemoryLeaseStore } from '../../framework/relay/memory-lease-store.js';
 import { MqttTransport } from '../../framework/relay/transport.js';
-import { SlotSessions } from '../../framework/relay/slot-sessions.js';
+import { claimSession, SlotSessions } from '../../framework/relay/slot-sessions.js';
 import { DeadReplicas } from '../../framework/relay/dead-replicas.js';
 import { testBrokers, uniqueName } from '../support/broker.js';
 
@@ -61,3 +64,43 @@ const URL = 'mqtt://127.0.0.1:1883';
   },
   30_000,
 );
+
+test('a drain whose socket closes before CONNACK settles as a failure, releases the lease, and the next sweep tries again', async () => {
+  // Accepts and closes at once: MQTT.js gets no CONNACK, only a closed socket.
+  const accepted: number[] = [];
+  const server = createServer((socket) => {
+    accepted.push(accepted.length);
+    socket.destroy();
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  const leases = new MemoryLeaseStore();
+  const deadId = uniqueName('closing-slot');
+  const slots = new SlotSessions({
+    dead: new DeadReplicas({
+      registry: {
+        listReplicas: async () => [{ replicaId: 'bots/3', live: false, lastSeen: 1, startedAt: 0 }],
+      },
+      self: 'self',
+      staleAfterMs: 15_000,
+    }),
+    owns: () => true,
+    clientIdOf: () => deadId,
+    claim: (clientId) => claimSession(leases, sessionLease(clientId), 'self', 15_000),
+    open: (clientId) =>
+      new MqttTransport({ url: `mqtt://127.0.0.1:${port}`, clientId, reconnectPeriodMs: 0 }),
+    receive: async () => undefined,
+    sharedFilters: () => [],
+    log: pino({ level: 'silent' }),
+  });
+  try {
+    expect(await slots.sweep()).toEqual([]);
+    // Released: another holder (the replica itself, say) can take the session lease now.
+    expect(await leases.listLeases()).toEqual([]);
+    expect(await slots.sweep()).toEqual([]);
+    expect(accepted).toEqual([0, 1]);
+  } finally {
+    await slots.stop();
+    await new Promise((r) => server.close(r));
+  }
+}, 20_000);

@@ -31,6 +31,7 @@ class FakeSession implements DrainConnection {
   readonly log: string[] = [];
   connected = false;
   private handler: ((m: InboundMessage) => Promise<void>) | undefined;
+  private readonly closeListeners = new Set<() => void>();
   constructor(
     private readonly queued: InboundMessage[],
     private readonly onConnected: (s: FakeSession) => void = () => undefined,
@@ -47,6 +48,12 @@ class FakeSession implements DrainConnection {
     });
     return { sessionPresent: this.queued.length > 0 };
   }
+  once(_event: 'close', fn: () => void): void {
+    this.closeListeners.add(fn);
+  }
+  off(_event: 'close', fn: () => void): void {
+    this.closeListeners.delete(fn);
+  }
   async unsubscribe(filter: string): Promise<void> {
     this.log.push(`unsubscribe ${filter}`);
   }
@@ -54,6 +61,7 @@ class FakeSession implements DrainConnection {
     if (!this.connected) return;
     this.connected = false;
     this.log.push(opts.forgetSession ? 'disconnect, session expiry 0' : 'disconnect');
+    for (const fn of [...this.closeListeners]) fn();
   }
 }
 
