@@ -26,6 +26,25 @@ export interface ChatOptions {
   drainMs: number;
   /** /attach and saving received files; without it attachments show as their text. */
   files?: ChatFiles;
+  /**
+   * Leaving: how long the lines may go without progress before the chat stops waiting for them
+   * (a post's line ends when the broker acknowledged it). Default LEAVE_QUIET_MS.
+   */
+  leaveQuietMs?: number;
+  /** Aborted (SIGINT on a pipe): leave as with /quit. */
+  signal?: AbortSignal;
+}
+
+export const LEAVE_QUIET_MS = 5_000;
+
+/** What leaving says when the broker has not acknowledged every message (kept in the outbox). */
+export function leftBehindLine(left: { sending: number; queued: number }, waitedMs: number): string {
+  const parts = [
+    `leaving after ${waitedMs / 1000} s without an answer from the broker: ${left.sending} message(s) not yet acknowledged`,
+    'those already committed are kept and sent when `relay-bot chat` starts again with this config',
+  ];
+  if (left.queued > 0) parts.push(`${left.queued} later line(s) not acted on`);
+  return parts.join('; ');
 }
 
 /** The prompt: who is typing here (PROTOCOL.md §8 typing), then the current conversation. */
@@ -36,8 +55,15 @@ function promptText(session: ChatSession): string {
 }
 
 /** Feeds lines to the session until EOF or /quit. */
-function readLines(session: ChatSession, rl: readline.Interface, interactive: boolean): Promise<void> {
+function readLines(
+  session: ChatSession,
+  rl: readline.Interface,
+  interactive: boolean,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   return new Promise<void>((resolve) => {
+    if (signal?.aborted) rl.close();
+    signal?.addEventListener('abort', () => rl.close(), { once: true });
     rl.on('line', (line) => {
       if (!session.line(line)) rl.close();
       else if (interactive) rl.prompt();
@@ -79,10 +105,22 @@ export async function runChat(client: ChatClient, io: ChatIo, opts: ChatOptions)
       session.onChange();
       rl.prompt();
     }
-    await readLines(session, rl, io.interactive);
-    await session.idle();
+    await readLines(session, rl, io.interactive, opts.signal);
+    const quietMs = opts.leaveQuietMs ?? LEAVE_QUIET_MS;
+    if (session.pendingSends > 0) {
+      print(
+        `waiting (up to ${quietMs / 1000} s without progress) for the broker to acknowledge ${session.pendingSends} message(s)…`,
+      );
+    }
+    const left = await session.leave(quietMs);
+    if (left.sending > 0 || left.queued > 0) {
+      print(leftBehindLine(left, quietMs));
+      return;
+    }
     // Replies to the last lines are still on their way.
-    if (!io.interactive && opts.drainMs > 0) await new Promise((r) => setTimeout(r, opts.drainMs));
+    if (!io.interactive && opts.drainMs > 0 && !opts.signal?.aborted) {
+      await new Promise((r) => setTimeout(r, opts.drainMs));
+    }
   } finally {
     rl?.close();
     detach();

@@ -52,6 +52,10 @@ export class ChatSession {
   /** Group names as far as we know them: joiners learn no name from the protocol. */
   private readonly names = new Map<string, string>();
   private chain: Promise<void> = Promise.resolve();
+  /** Lines queued but not yet acting; posts waiting for the broker; lines done (for leave()). */
+  private queued = 0;
+  private sending = 0;
+  private done = 0;
   private readonly view: IncomingView;
   private readonly profiles: ProfileBook;
   /** The current group's members, for /profile prefixes and completions. */
@@ -190,8 +194,38 @@ export class ChatSession {
     return this.chain;
   }
 
+  /** Posts waiting for the broker's acknowledgement (or still being encrypted). */
+  get pendingSends(): number {
+    return this.sending;
+  }
+
+  /**
+   * Leaving (/quit, end of input, SIGINT): waits for the lines while they make progress, giving up
+   * after `quietMs` without any line finishing. A post's line finishes only when the broker has
+   * acknowledged it, so a broker (or machine) that does not answer cannot hold the exit. Returns
+   * what was left: posts still waiting for the broker and lines that never acted.
+   */
+  async leave(quietMs: number): Promise<{ sending: number; queued: number }> {
+    for (;;) {
+      const before = this.done;
+      let timer: NodeJS.Timeout | undefined;
+      const quiet = new Promise<false>((r) => (timer = setTimeout(() => r(false), quietMs)));
+      const idle = await Promise.race([this.chain.then(() => true), quiet]);
+      clearTimeout(timer);
+      if (idle) return { sending: 0, queued: 0 };
+      if (this.done === before) return { sending: this.sending, queued: this.queued };
+    }
+  }
+
   private enqueue(work: () => Promise<void> | void): void {
-    this.chain = this.chain.then(work).catch((e: unknown) => this.printError(e));
+    this.queued++;
+    this.chain = this.chain
+      .then(() => {
+        this.queued--;
+        return work();
+      })
+      .catch((e: unknown) => this.printError(e))
+      .finally(() => this.done++);
   }
 
   private printError(e: unknown): void {
@@ -281,6 +315,7 @@ export class ChatSession {
         'not sent: no current conversation. Fix: /add <user_id>, /group use <group> or /group create',
       );
     }
+    this.sending++;
     try {
       const id = await sendTo(this.client, to, text);
       const shown =
@@ -290,6 +325,8 @@ export class ChatSession {
     } catch (e) {
       const where = to.kind === 'group' ? this.label(to.id) : short(to.id);
       this.print(`! not sent to ${where}: ${printable((e as Error).message)}`);
+    } finally {
+      this.sending--;
     }
   }
 

@@ -13,6 +13,7 @@ import path from 'node:path';
 import { loadConfig } from '../config.js';
 import { UsageError } from '../errors.js';
 import { createClient, makeLogger, openStore, parseUserId } from '../runtime.js';
+import type { Logger } from 'pino';
 
 export interface ChatArgs {
   config?: string;
@@ -58,11 +59,34 @@ function checkArgs(argv: ChatArgs): { peers: string[]; wait: number; group?: str
   return { peers, wait, ...(group ? { group } : {}) };
 }
 
+/**
+ * Each step of leaving may wait this long (the client's stop, the store's close). Past it the chat
+ * exits anyway: what is committed stays in the outbox and the next start publishes it, as after a
+ * crash (ARCHITECTURE.md), so a broker or machine that does not answer cannot hold the terminal.
+ */
+export const STOP_STEP_MS = 5_000;
+
+/** Runs `step`, giving up on it after `ms`; logs (debug) when it started and how it ended. */
+async function bounded(log: Logger, step: string, work: Promise<unknown>, ms: number): Promise<void> {
+  log.debug({ step }, 'chat: leaving, step started');
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), ms)));
+  const outcome = await Promise.race([work.then(() => 'done' as const), late]).catch(() => 'failed' as const);
+  clearTimeout(timer);
+  log.debug({ step, outcome }, 'chat: leaving, step ended');
+  if (outcome === 'late') log.warn({ step, waitedMs: ms }, 'chat: leaving without waiting for this step');
+}
+
 export async function handler(argv: ChatArgs): Promise<void> {
   const { peers, wait, group } = checkArgs(argv);
   const config = loadConfig({ ...(argv.config !== undefined ? { file: argv.config } : {}) });
   const log = makeLogger(config, process.env.RELAY_LOG_LEVEL ?? 'warn');
   const { store } = await openStore(config, 'client', log);
+  // SIGINT (a terminal's Ctrl-C is readline's own, this is a pipe's): leave as with /quit; a
+  // second one ends the process at once (the listener is gone by then).
+  const interrupt = new AbortController();
+  const onSigint = (): void => interrupt.abort();
+  process.once('SIGINT', onSigint);
   try {
     const client = await createClient(config, 'client', store, log);
     client.on('error', (e) => log.error({ err: e }, 'relay client error'));
@@ -86,12 +110,14 @@ export async function handler(argv: ChatArgs): Promise<void> {
             fetchTimeoutMs: config.attachments.fetchTimeoutMs,
             fetch: fetchOptionsOf(config.attachments),
           }),
+          signal: interrupt.signal,
         },
       );
     } finally {
-      await client.stop().catch(() => undefined);
+      await bounded(log, 'client stop', client.stop(), STOP_STEP_MS);
     }
   } finally {
-    await store.close();
+    process.off('SIGINT', onSigint);
+    await bounded(log, 'store close', store.close(), STOP_STEP_MS);
   }
 }

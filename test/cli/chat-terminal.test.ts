@@ -4,8 +4,8 @@
  * pane shows is asserted: typing in the prompt and gone again, a stream written on ONE line that is
  * rewritten part by part into the final text, and /choose answering an actions prompt. The stream's
  * parts are driven by the test (each pushed only after the pane shows the one before), so nothing
- * depends on timing. Skips, saying why, where tmux is not installed (CI has it). Leaving the chat
- * (/quit) is not asserted on: the pane is killed with its tmux server.
+ * depends on timing. Skips, saying why, where tmux is not installed (CI has it). /quit must end the
+ * CLI with status 0 (test/cli/chat-quit.test.ts covers leaving while the broker does not answer).
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -98,7 +98,8 @@ class Pane {
 
   async start(cwd: string, args: string[]): Promise<void> {
     // The pane's shell runs the CLI as helpers.spawnCli does; the server's environment is cliEnv's.
-    const argv = [process.execPath, '--import', TSX, MAIN, ...args].map(quote).join(' ');
+    // The shell prints the CLI's exit status after it (tmux's pane_dead_status is not set for it).
+    const argv = `${[process.execPath, '--import', TSX, MAIN, ...args].map(quote).join(' ')}; echo "[exit status $?]"`;
     await this.tmux('new-session', '-d', '-s', 'chat', '-x', '180', '-y', '60', '-c', cwd, argv);
     await this.tmux('set-option', '-t', 'chat', 'remain-on-exit', 'on').catch(() => undefined);
   }
@@ -214,9 +215,10 @@ maybe(
       expect(has(lines, `chose "Blue" on (${menu![1]}) "Pick a colour"`)).toBe(true);
 
       expect(lines.filter((l) => l.startsWith('!') || l.includes('relay-bot:'))).toEqual([]);
-      // Leaving is not asserted on: under load the CLI's shutdown can outlast any bound worth
-      // waiting here, and kill-server ends it either way.
+      // Leaving: every step of it is bounded (cli/commands/chat.ts STOP_STEP_MS), so /quit exits.
       await pane.type('/quit');
+      lines = await pane.until('the CLI exited', (l) => has(l, '[exit status '));
+      expect(lines.filter((l) => l.includes('[exit status '))).toEqual(['[exit status 0]']);
     } finally {
       await pane.close();
       await tmp.remove();
