@@ -35,7 +35,12 @@ export interface ChatOptions {
   signal?: AbortSignal;
 }
 
-export const LEAVE_QUIET_MS = 5_000;
+/**
+ * Long enough for a line still being sealed (first contact mines its proof of work before the
+ * commit) to finish on a slow machine: such a line is not yet in the outbox, and leaving while it
+ * works would lose it. A broker that never answers still holds the exit for no longer than this.
+ */
+export const LEAVE_QUIET_MS = 15_000;
 
 /** What leaving says when the broker has not acknowledged every message (kept in the outbox). */
 export function leftBehindLine(left: { sending: number; queued: number }, waitedMs: number): string {
