@@ -56,7 +56,13 @@ describe('broker.keepaliveSeconds and replica.fenceAfterMs', () => {
     const keeper = new LeaseKeeper({ store: new MemoryLeaseStore(), replica: { replicaId: 'bots/0' } });
     const store = new MemoryLeaseStore();
     const opts = replicaClientOptions(c, keeper, store);
-    expect(opts).toEqual({ replicaId: 'bots/0', registry: store, membership: keeper, fenceAfterMs: 25_000 });
+    expect(opts).toEqual({
+      replicaId: 'bots/0',
+      registry: store,
+      membership: keeper,
+      sessionKeeper: keeper,
+      fenceAfterMs: 25_000,
+    });
   });
 
   test('left out: the framework defaults (no fenceAfterMs passed, 60 s applies)', () => {
