@@ -1,3 +1,5 @@
+import { KindCounters } from './kind-counters.js';
+
 /**
  * Why an input from the network was dropped. Each reason has its own counter; a drop is silent on
  * the wire and logged at debug level only (PROTOCOL.md §5, §10).
@@ -50,24 +52,8 @@ export type DropReason = (typeof DROP_REASONS)[number];
  * Per-reason counts of dropped network inputs, all reasons starting at 0; the only trace a drop leaves
  * besides a debug log line.
  */
-export class DropCounters {
-  private readonly counts = new Map<DropReason, number>(DROP_REASONS.map((r) => [r, 0]));
-
-  increment(reason: DropReason): void {
-    this.counts.set(reason, (this.counts.get(reason) ?? 0) + 1);
-  }
-
-  get(reason: DropReason): number {
-    return this.counts.get(reason) ?? 0;
-  }
-
-  snapshot(): Record<DropReason, number> {
-    return Object.fromEntries(this.counts) as Record<DropReason, number>;
-  }
-
-  total(): number {
-    let n = 0;
-    for (const v of this.counts.values()) n += v;
-    return n;
+export class DropCounters extends KindCounters<DropReason> {
+  constructor() {
+    super(DROP_REASONS);
   }
 }

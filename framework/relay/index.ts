@@ -72,6 +72,7 @@ export { PublishTooLargeError } from './transport-packet-size.js';
 export { SharedSubscriptionsUnsupportedError } from './transport-subscriptions.js';
 export * from './brand.js';
 export { DropCounters, DROP_REASONS, type DropReason } from './drops.js';
+export { KindCounters } from './kind-counters.js';
 export { WorkCounters, WORK_COUNTERS, type WorkCounter } from './work-counters.js';
 export { systemClock, ManualClock, type Clock } from './clock.js';
 export { systemRandom, type Random } from './random.js';

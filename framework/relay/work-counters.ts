@@ -1,3 +1,5 @@
+import { KindCounters } from './kind-counters.js';
+
 /**
  * WORK_COUNTERS: counts of the work a message may cost beyond its own crypto, per process: what the decoded-state
  * cache saved or not, saves that lost a race with another replica, and access-index reloads. With
@@ -25,21 +27,8 @@ export const WORK_COUNTERS = [
 export type WorkCounter = (typeof WORK_COUNTERS)[number];
 
 /** Per-kind counts of WORK_COUNTERS, all starting at 0 (RelayClient.work). */
-export class WorkCounters {
-  private readonly counts = new Map<WorkCounter, number>(WORK_COUNTERS.map((c) => [c, 0]));
-
-  /** Counts one more of `counter`. */
-  increment(counter: WorkCounter): void {
-    this.counts.set(counter, (this.counts.get(counter) ?? 0) + 1);
-  }
-
-  /** How many of `counter` so far. */
-  get(counter: WorkCounter): number {
-    return this.counts.get(counter) ?? 0;
-  }
-
-  /** Every kind's count now. */
-  snapshot(): Record<WorkCounter, number> {
-    return Object.fromEntries(this.counts) as Record<WorkCounter, number>;
+export class WorkCounters extends KindCounters<WorkCounter> {
+  constructor() {
+    super(WORK_COUNTERS);
   }
 }

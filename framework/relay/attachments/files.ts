@@ -15,6 +15,7 @@ import { ArgumentError, ConfigError } from '../errors.js';
 import type { BlobRead, BlobStore } from './blob-store.js';
 import type { FetchPolicy } from './fetch-policy.js';
 import { fetchBlob } from './http-fetch.js';
+import { KindCounters } from '../kind-counters.js';
 
 /** The AES-GCM tag appended to a blob's ciphertext, in bytes. */
 export const GCM_TAG_LENGTH = 16;
@@ -72,22 +73,9 @@ export const ATTACHMENT_DROP_REASONS = [
 export type AttachmentDropReason = (typeof ATTACHMENT_DROP_REASONS)[number];
 
 /** Per-reason counts of dropped attachments, all starting at 0. */
-export class AttachmentDropCounters {
-  private readonly counts = new Map<AttachmentDropReason, number>(ATTACHMENT_DROP_REASONS.map((r) => [r, 0]));
-
-  /** Counts one drop. */
-  increment(reason: AttachmentDropReason): void {
-    this.counts.set(reason, this.get(reason) + 1);
-  }
-
-  /** The drops of one reason so far. */
-  get(reason: AttachmentDropReason): number {
-    return this.counts.get(reason) ?? 0;
-  }
-
-  /** Every reason's count. */
-  snapshot(): Record<AttachmentDropReason, number> {
-    return Object.fromEntries(this.counts) as Record<AttachmentDropReason, number>;
+export class AttachmentDropCounters extends KindCounters<AttachmentDropReason> {
+  constructor() {
+    super(ATTACHMENT_DROP_REASONS);
   }
 }
 
