@@ -12,135 +12,59 @@
  */
 import {
   DUTY,
-  LeaseKeeper,
   replicaSlotLease,
   MemoryRelayStore,
   RelayClient,
   type ReceivedMessage,
-  type ReplicaOptions,
 } from '../../framework/relay/index.js';
-import type { TypeOrmRelayStore } from '../../framework/store/index.js';
 import { userIdFromHex } from '../../framework/relay/identity.js';
 import { inboxTopic } from '../../framework/relay/topics.js';
 import { MqttTransport } from '../../framework/relay/transport.js';
-import { getTestBroker, testBrokers, uniqueName, type TestBroker } from '../support/broker.js';
-import { onPostgres, storeFromEnv } from '../support/child.js';
+import { uniqueName } from '../support/broker.js';
+import { useEchoReplicas, type EchoReplica } from '../support/echo-replicas.js';
 import { until } from '../support/groups.js';
 import { startCuttableLink } from '../support/link-cut.js';
-import { postgresAnswers } from '../support/postgres.js';
-
-const hasMosquitto = (await testBrokers()).includes('mosquitto');
-const pgUp = await postgresAnswers();
-const run = hasMosquitto && pgUp ? test : test.skip;
-if (!pgUp) console.warn('Postgres does not answer: the replica fencing test is skipped');
 
 /** Short leases and a short fence, so everything moves within seconds. */
 const TTL_MS = 3000;
 const FENCE_AFTER_MS = 1000;
 
-let broker: TestBroker;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  broker = await getTestBroker(hasMosquitto ? 'mosquitto' : undefined);
+const replicas = await useEchoReplicas('the replica fencing test', {
+  ttlMs: TTL_MS,
+  fenceAfterMs: FENCE_AFTER_MS,
 });
-const cleanUp = async (): Promise<void> => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-};
-afterEach(cleanUp);
-
-/**
- * On a fresh Postgres schema; the replicas stop before it is dropped (stopping needs it: a client
- * whose stop failed would stay connected, and keep jest from exiting).
- */
-const onSchema = (fn: (env: Record<string, string>) => Promise<void>): Promise<boolean> =>
-  onPostgres(async (env) => {
-    try {
-      await fn(env);
-    } finally {
-      await cleanUp();
-    }
-  });
-afterAll(async () => {
-  await broker.close();
-});
-
-interface Replica {
-  client: RelayClient;
-  keeper: LeaseKeeper;
-  store: TypeOrmRelayStore;
-}
-
-/** An in-process echo replica at `slot`, reaching the broker at `url`. */
-async function startReplica(
-  env: Record<string, string>,
-  url: string,
-  prefix: string,
-  shareGroup: string,
-  slot: number,
-): Promise<Replica> {
-  const store = await storeFromEnv(env);
-  cleanups.push(() => store.close());
-  const replicaId = `${shareGroup}/${slot}`;
-  const keeper = new LeaseKeeper({ store: store.leases, replica: { replicaId }, ttlMs: TTL_MS });
-  keeper.on('error', () => undefined);
-  Object.values(DUTY).forEach((d) => keeper.want(d));
-  await keeper.start();
-  cleanups.push(() => keeper.stop());
-  const replica: ReplicaOptions = {
-    replicaId,
-    registry: store.leases,
-    staleAfterMs: TTL_MS,
-    orphanCheckMs: 250,
-    slotCheckMs: 250,
-    membership: keeper,
-    // Fenced, A gives up its session lease: B can drain its session, A probes to come back.
-    sessionKeeper: keeper,
-    fenceAfterMs: FENCE_AFTER_MS,
-  };
-  const client = await RelayClient.create({
-    store,
-    broker: { url, shareGroup, replicaSlot: slot },
-    topicPrefix: prefix,
-    powBits: 8,
-    duties: keeper,
-    replica,
-  });
-  client.setMessageHandler((m, reply) => reply(`echo: ${m.content.content}`));
-  await client.start();
-  cleanups.push(() => client.stop());
-  return { client, keeper, store };
-}
+const run = replicas.runnable ? test : test.skip;
 
 run(
   'a replica cut off from the broker fences itself: another takes its duties, its rows and its queued share; it rejoins when the link is back',
   async () => {
-    await onSchema(async (env) => {
+    await replicas.onSchema(async (env) => {
       const prefix = uniqueName('fence');
       const shareGroup = uniqueName('bots');
-      const link = await startCuttableLink(Number(new URL(broker.url).port));
-      cleanups.push(() => link.close());
-      const a = await startReplica(env, link.url, prefix, shareGroup, 0);
+      const link = await startCuttableLink(Number(new URL(replicas.broker().url).port));
+      replicas.onCleanup(() => link.close());
+      const a = await replicas.start(env, { url: link.url, prefix, shareGroup, slot: 0 });
       // A's stop waits for what it has in flight: runs first, with the link back.
-      cleanups.push(async () => link.restore());
+      replicas.onCleanup(async () => link.restore());
       const duties = Object.values(DUTY).sort();
       // Besides the duties each replica holds its session lease (session-claim.ts) while unfenced.
-      const dutiesOf = (r: Replica): string =>
+      const dutiesOf = (r: EchoReplica): string =>
         r.keeper
           .owned()
           .filter((n) => !n.startsWith('mqtt-session/'))
           .join();
       await until(() => dutiesOf(a) === duties.join(), 10_000, 'A to own every duty');
-      const b = await startReplica(env, broker.url, prefix, shareGroup, 1);
+      const b = await replicas.start(env, { prefix, shareGroup, slot: 1 });
 
       const peer = await RelayClient.create({
         store: new MemoryRelayStore(),
-        broker: { url: broker.url },
+        broker: { url: replicas.broker().url },
         topicPrefix: prefix,
       });
       const got: ReceivedMessage[] = [];
       peer.on('message', (m) => got.push(m));
       await peer.start();
-      cleanups.push(() => peer.stop());
+      replicas.onCleanup(() => peer.stop());
       const texts = (): string[] => got.map((m) => String(m.content.content));
       await peer.send(a.client.userId, 'hello');
       await until(() => texts().includes('echo: hello'), 30_000, 'the first echo');
@@ -192,19 +116,19 @@ run(
 run(
   "a dead replicaSlot: auto replica's queued share is drained through the slot it held",
   async () => {
-    await onSchema(async (env) => {
+    await replicas.onSchema(async (env) => {
       const prefix = uniqueName('fence-auto');
       const shareGroup = uniqueName('bots');
-      const b = await startReplica(env, broker.url, prefix, shareGroup, 1);
+      const b = await replicas.start(env, { prefix, shareGroup, slot: 1 });
       const peer = await RelayClient.create({
         store: new MemoryRelayStore(),
-        broker: { url: broker.url },
+        broker: { url: replicas.broker().url },
         topicPrefix: prefix,
       });
       const got: string[] = [];
       peer.on('message', (m) => got.push(String(m.content.content)));
       await peer.start();
-      cleanups.push(() => peer.stop());
+      replicas.onCleanup(() => peer.stop());
       await peer.send(b.client.userId, 'hello');
       await until(() => got.includes('echo: hello'), 30_000, 'the first echo');
 
@@ -214,7 +138,7 @@ run(
       await b.store.leases.registerReplica({ replicaId: dead });
       expect(await b.store.leases.acquireLease(replicaSlotLease(5), dead, TTL_MS)).toBeDefined();
       const session = new MqttTransport({
-        url: broker.url,
+        url: replicas.broker().url,
         clientId: `relay-${b.client.userId}-5`,
         shareGroup,
       });

@@ -8,26 +8,16 @@
  * for its session lease, which the drain holds: A is taken over once, gets its session back once it
  * beats again, and every command is answered exactly once.
  */
-import {
-  DUTY,
-  LeaseKeeper,
-  MemoryRelayStore,
-  RelayClient,
-  type LeaseTimers,
-  type ReplicaOptions,
-} from '../../framework/relay/index.js';
-import type { TypeOrmRelayStore } from '../../framework/store/index.js';
-import { getTestBroker, testBrokers, uniqueName, type TestBroker } from '../support/broker.js';
-import { onPostgres, sleep, storeFromEnv } from '../support/child.js';
+import { DUTY, MemoryRelayStore, RelayClient, type LeaseTimers } from '../../framework/relay/index.js';
+import { uniqueName } from '../support/broker.js';
+import { sleep } from '../support/child.js';
+import { useEchoReplicas } from '../support/echo-replicas.js';
 import { until } from '../support/groups.js';
-import { postgresAnswers } from '../support/postgres.js';
-
-const hasMosquitto = (await testBrokers()).includes('mosquitto');
-const pgUp = await postgresAnswers();
-const run = hasMosquitto && pgUp ? test : test.skip;
-if (!pgUp) console.warn('Postgres does not answer: the late heartbeat test is skipped');
 
 const TTL_MS = 3000;
+
+const replicas = await useEchoReplicas('the late heartbeat test', { ttlMs: TTL_MS });
+const run = replicas.runnable ? test : test.skip;
 
 /** Real timers whose callbacks wait while paused (a stalled keeper), and run on resume. */
 class PausableTimers implements LeaseTimers {
@@ -65,103 +55,22 @@ class PausableTimers implements LeaseTimers {
   }
 }
 
-let broker: TestBroker;
-const cleanups: Array<() => Promise<unknown>> = [];
-beforeAll(async () => {
-  broker = await getTestBroker(hasMosquitto ? 'mosquitto' : undefined);
-});
-const cleanUp = async (): Promise<void> => {
-  for (const c of cleanups.splice(0).reverse()) await c().catch(() => undefined);
-};
-afterEach(cleanUp);
-
-/**
- * On a fresh Postgres schema; the replicas stop before it is dropped (stopping needs it: a client
- * whose stop failed would stay connected, and keep jest from exiting).
- */
-const onSchema = (fn: (env: Record<string, string>) => Promise<void>): Promise<boolean> =>
-  onPostgres(async (env) => {
-    try {
-      await fn(env);
-    } finally {
-      await cleanUp();
-    }
-  });
-afterAll(async () => {
-  await broker.close();
-});
-
-interface Replica {
-  client: RelayClient;
-  keeper: LeaseKeeper;
-  store: TypeOrmRelayStore;
-  /** Commands this replica's handler ran. */
-  handled: string[];
-}
-
-async function startReplica(
-  env: Record<string, string>,
-  prefix: string,
-  shareGroup: string,
-  slot: number,
-  timers?: LeaseTimers,
-): Promise<Replica> {
-  const store = await storeFromEnv(env);
-  cleanups.push(() => store.close());
-  const replicaId = `${shareGroup}/${slot}`;
-  const keeper = new LeaseKeeper({
-    store: store.leases,
-    replica: { replicaId },
-    ttlMs: TTL_MS,
-    ...(timers ? { timers } : {}),
-  });
-  keeper.on('error', () => undefined);
-  Object.values(DUTY).forEach((d) => keeper.want(d));
-  await keeper.start();
-  cleanups.push(() => keeper.stop());
-  const replica = {
-    replicaId,
-    registry: store.leases,
-    staleAfterMs: TTL_MS,
-    orphanCheckMs: 250,
-    slotCheckMs: 250,
-    membership: keeper,
-    sessionKeeper: keeper,
-  } as ReplicaOptions;
-  const client = await RelayClient.create({
-    store,
-    broker: { url: broker.url, shareGroup, replicaSlot: slot },
-    topicPrefix: prefix,
-    powBits: 8,
-    duties: keeper,
-    replica,
-  });
-  const handled: string[] = [];
-  client.setMessageHandler((m, reply) => {
-    handled.push(String(m.content.content));
-    return reply(`echo: ${m.content.content}`);
-  });
-  await client.start();
-  cleanups.push(() => client.stop());
-  return { client, keeper, store, handled };
-}
-
 run(
   'a replica whose heartbeat is late is taken over by a drain once, gets its session back, and no command is lost or answered twice',
   async () => {
-    await onSchema(async (env) => {
+    await replicas.onSchema(async (env) => {
       const prefix = uniqueName('late');
       const shareGroup = uniqueName('bots');
       const timersA = new PausableTimers();
-      const a = await startReplica(env, prefix, shareGroup, 0, timersA);
+      const a = await replicas.start(env, { prefix, shareGroup, slot: 0, timers: timersA });
       const duties = Object.values(DUTY).sort();
       // Its session lease (session-claim.ts) is among its leases too.
       await until(() => duties.every((d) => a.keeper.owns(d)), 10_000, 'A to own every duty');
-      const b = await startReplica(env, prefix, shareGroup, 1);
+      const b = await replicas.start(env, { prefix, shareGroup, slot: 1 });
 
       const peer = await RelayClient.create({
         store: new MemoryRelayStore(),
-        broker: { url: broker.url },
+        broker: { url: replicas.broker().url },
         topicPrefix: prefix,
       });
       const got = new Map<string, number>();
@@ -170,7 +79,7 @@ run(
         got.set(text, (got.get(text) ?? 0) + 1);
       });
       await peer.start();
-      cleanups.push(() => peer.stop());
+      replicas.onCleanup(() => peer.stop());
       await peer.send(a.client.userId, 'hello');
       await until(() => got.has('echo: hello'), 30_000, 'the first echo');
       // B holds the duties A does not: make B own slotSessions (A releases it).
@@ -185,7 +94,7 @@ run(
         if (wasUp && !up) drops++;
         wasUp = up;
       }, 20);
-      cleanups.push(async () => clearInterval(sampler));
+      replicas.onCleanup(async () => clearInterval(sampler));
 
       const sent: string[] = [];
       let sending = true;
