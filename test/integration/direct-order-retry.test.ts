@@ -8,26 +8,10 @@
  */
 import { inboxTopic, userIdFromHex } from '../../framework/relay/index.js';
 import { RawMqtt } from '../support/attacker.js';
-import { getTestBroker, type TestBroker } from '../support/broker.js';
 import { FailOnceStore, FailWhileStore } from '../support/fail-once-store.js';
-import { GroupWorld, until, type Member } from '../support/groups.js';
+import { until, useGroupWorld, type Member } from '../support/groups.js';
 
-let broker: TestBroker;
-let world: GroupWorld;
-beforeAll(async () => {
-  broker = await getTestBroker();
-});
-afterAll(async () => {
-  await broker.close();
-});
-beforeEach(() => {
-  world = new GroupWorld(broker.url);
-});
-const afterCleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of afterCleanup.splice(0)) await c().catch(() => undefined);
-  await world.close();
-});
+const fixture = useGroupWorld();
 
 function directTexts(member: Member, from: string): string[] {
   return member.messages
@@ -37,15 +21,15 @@ function directTexts(member: Member, from: string): string[] {
 
 test('a 1:1 message whose commit failed once is still processed before the later messages of its sender', async () => {
   const store = new FailOnceStore();
-  const [alice, bob] = [await world.start(), await world.start(store)];
+  const [alice, bob] = [await fixture.world().start(), await fixture.world().start(store)];
   const from = alice!.client.userId;
   // The session first (Welcome and its first message), so the three below are plain messages.
   await alice!.client.send(bob!.client.userId, 'hello');
   await until(() => directTexts(bob!, from).length >= 1, 30_000, 'hello at bob');
 
-  const raw = await RawMqtt.connect(broker.url);
-  afterCleanup.push(() => raw.close());
-  const topic = inboxTopic(world.prefix, userIdFromHex(bob!.client.userId));
+  const raw = await RawMqtt.connect(fixture.broker().url);
+  fixture.onCleanup(() => raw.close());
+  const topic = inboxTopic(fixture.world().prefix, userIdFromHex(bob!.client.userId));
   await raw.watch(topic);
   const already = raw.captured(topic).length;
   // The first message's commit fails only once the two after it are on the wire (and, a grace
@@ -63,7 +47,11 @@ test('a 1:1 message whose commit failed once is still processed before the later
 
 test("while a sender's failed message waits for its retry, another sender's messages are processed", async () => {
   const store = new FailWhileStore();
-  const [alice, carol, bob] = [await world.start(), await world.start(), await world.start(store)];
+  const [alice, carol, bob] = [
+    await fixture.world().start(),
+    await fixture.world().start(),
+    await fixture.world().start(store),
+  ];
   const [fromAlice, fromCarol] = [alice!.client.userId, carol!.client.userId];
   await alice!.client.send(bob!.client.userId, 'hello');
   await carol!.client.send(bob!.client.userId, 'hi');
@@ -92,7 +80,7 @@ test("while a sender's failed message waits for its retry, another sender's mess
 
 test("stopping the client ends a failed message's retries in its lane at once", async () => {
   const store = new FailWhileStore();
-  const [alice, bob] = [await world.start(), await world.start(store)];
+  const [alice, bob] = [await fixture.world().start(), await fixture.world().start(store)];
   await alice!.client.send(bob!.client.userId, 'hello');
   await until(() => directTexts(bob!, alice!.client.userId).length >= 1, 30_000, 'hello at bob');
   const session = bob!.messages[0]!.conversation.groupId;
@@ -101,7 +89,7 @@ test("stopping the client ends a failed message's retries in its lane at once", 
   // Three attempts: the lane now waits 1 s, then 2 s and 4 s, for the last three.
   await until(() => store.failures >= 3, 30_000, 'three failed attempts');
   const before = store.failures;
-  await world.stop(bob!);
+  await fixture.world().stop(bob!);
   // At most the attempt running when stop() came; without the stop ending them, all six.
   expect(store.failures).toBeLessThanOrEqual(before + 1);
   expect(store.failures).toBeLessThan(6);

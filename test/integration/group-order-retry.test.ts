@@ -8,36 +8,20 @@
  * retry now happens in the lane, before the failure reaches either.)
  */
 import { RawMqtt } from '../support/attacker.js';
-import { getTestBroker, type TestBroker } from '../support/broker.js';
 import { FailOnceStore } from '../support/fail-once-store.js';
-import { groupTexts, GroupWorld, until } from '../support/groups.js';
+import { groupTexts, until, useGroupWorld } from '../support/groups.js';
 
-let broker: TestBroker;
-let world: GroupWorld;
-beforeAll(async () => {
-  broker = await getTestBroker();
-});
-afterAll(async () => {
-  await broker.close();
-});
-beforeEach(() => {
-  world = new GroupWorld(broker.url);
-});
-const afterCleanup: Array<() => Promise<void>> = [];
-afterEach(async () => {
-  for (const c of afterCleanup.splice(0)) await c().catch(() => undefined);
-  await world.close();
-});
+const fixture = useGroupWorld();
 
 test('a group message whose commit failed once is still processed before the later messages of its group', async () => {
   const store = new FailOnceStore();
-  const [alice, bob] = [await world.start(), await world.start(store)];
+  const [alice, bob] = [await fixture.world().start(), await fixture.world().start(store)];
   const group = await alice!.client.createGroup([bob!.client.userId]);
   await until(() => bob!.events.some((e) => e.kind === 'joined' && e.groupId === group.groupId));
 
-  const raw = await RawMqtt.connect(broker.url);
-  afterCleanup.push(() => raw.close());
-  const topic = `${world.prefix}/g/${group.topicId}/m`;
+  const raw = await RawMqtt.connect(fixture.broker().url);
+  fixture.onCleanup(() => raw.close());
+  const topic = `${fixture.world().prefix}/g/${group.topicId}/m`;
   await raw.watch(topic);
   const already = raw.captured(topic).length;
   // The first message's commit fails only once the two after it are on the wire (and, a grace

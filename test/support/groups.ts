@@ -13,7 +13,7 @@ import {
 import { pino } from 'pino';
 import { createRelayDataSource, TypeOrmRelayStore } from '../../framework/store/index.js';
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from './postgres.js';
-import { uniqueName } from './broker.js';
+import { getTestBroker, uniqueName, type TestBroker } from './broker.js';
 
 export const GROUP_TEST_POW_BITS = 8;
 
@@ -141,4 +141,48 @@ export async function converged(members: readonly Member[], groupId: string): Pr
       .sort()
       .join(',');
   return infos.every((i) => i!.epoch === first.epoch && ids(i) === ids(first));
+}
+
+/** What useGroupWorld() gives a test file. */
+export interface GroupWorldFixture {
+  /** This test's world (a new one per test, on the file's broker). */
+  world(): GroupWorld;
+  broker(): TestBroker;
+  /** Runs `fn` when the test ends, before its world closes. */
+  onCleanup(fn: () => Promise<unknown>): void;
+}
+
+/**
+ * The usual group test file: one test broker for the file, a new GroupWorld per test, closed (after
+ * the test's own cleanups) when it ends. Registers the jest hooks itself.
+ */
+export function useGroupWorld(): GroupWorldFixture {
+  let broker: TestBroker | undefined;
+  let world: GroupWorld | undefined;
+  const cleanups: Array<() => Promise<unknown>> = [];
+  beforeAll(async () => {
+    broker = await getTestBroker();
+  });
+  afterAll(async () => {
+    await broker?.close();
+  });
+  beforeEach(() => {
+    world = new GroupWorld(fixture.broker().url);
+  });
+  afterEach(async () => {
+    for (const c of cleanups.splice(0)) await c().catch(() => undefined);
+    await world?.close();
+  });
+  const fixture: GroupWorldFixture = {
+    world: () => {
+      if (!world) throw new Error('useGroupWorld: the world is made in beforeEach');
+      return world;
+    },
+    broker: () => {
+      if (!broker) throw new Error('useGroupWorld: the broker starts in beforeAll');
+      return broker;
+    },
+    onCleanup: (fn) => cleanups.push(fn),
+  };
+  return fixture;
 }
