@@ -6,7 +6,6 @@
  * The bot runs in this process on BotRuntime; `task` content is posted through its relay client
  * (the bot API has no tasks here yet).
  */
-import type { ChildProcess } from 'node:child_process';
 import {
   Bot,
   BotRuntime,
@@ -22,7 +21,8 @@ import {
   type ReceivedMessage,
 } from '../../framework/relay/index.js';
 import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
-import { spawnCli, tempDir } from './helpers.js';
+import { CliChat } from './cli-chat.js';
+import { tempDir } from './helpers.js';
 
 const POW_BITS = 8;
 const short = (id: string): string => id.slice(0, 8);
@@ -155,66 +155,6 @@ async function startAgent(): Promise<RelayClient> {
   return client;
 }
 
-/** `relay-bot chat …` with stdin kept open: lines are typed one by one as the output calls for them. */
-class CliChat {
-  readonly lines: string[] = [];
-  private readonly child: ChildProcess;
-  private partial = '';
-  private stderr = '';
-  readonly exited: Promise<number | null>;
-
-  constructor(args: string[], cwd: string) {
-    this.child = spawnCli(['chat', ...args], {
-      cwd,
-      env: { RELAY_BROKER_URL: broker.url, RELAY_TOPIC_PREFIX: prefix, RELAY_POW_BITS: String(POW_BITS) },
-    });
-    this.child.stdout!.on('data', (d: Buffer) => {
-      const parts = (this.partial + d.toString()).split('\n');
-      this.partial = parts.pop()!;
-      this.lines.push(...parts);
-    });
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.child.once('close', (code) => resolve(code)));
-  }
-
-  type(line: string): number {
-    const mark = this.lines.length;
-    this.child.stdin!.write(`${line}\n`);
-    return mark;
-  }
-
-  /** The first line from `from` on matching `re`. */
-  async waitFor(re: RegExp, from = 0): Promise<RegExpExecArray> {
-    const end = Date.now() + 30_000;
-    for (;;) {
-      for (const l of this.lines.slice(from)) {
-        const m = re.exec(l);
-        if (m) return m;
-      }
-      if (Date.now() > end) {
-        throw new Error(`no line matching ${re}\nstdout:\n${this.lines.join('\n')}\nstderr:\n${this.stderr}`);
-      }
-      await sleep(25);
-    }
-  }
-
-  /** Types a line and waits for its "(n) sent"; returns n. */
-  async send(line: string): Promise<number> {
-    const mark = this.type(line);
-    return Number((await this.waitFor(/^\((\d+)\) sent$/, mark))[1]);
-  }
-
-  async end(): Promise<{ code: number | null; stderr: string }> {
-    this.child.stdin!.end();
-    const code = await this.exited;
-    return { code, stderr: this.stderr };
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
-}
-
 beforeAll(async () => {
   broker = await getTestBroker();
 });
@@ -237,7 +177,11 @@ test('1:1: typing, a stream, reactions, edit, delete, an unknown type, /choose, 
   const agent = await startAgent();
   const b = `\\[${short(agent.userId)}\\]`;
   const tmp = await tempDir('relay-chat-agent-');
-  const chat = new CliChat([agent.userId, '--wait', '1'], tmp.dir);
+  const chat = new CliChat([agent.userId, '--wait', '1'], tmp.dir, {
+    brokerUrl: broker.url,
+    prefix,
+    powBits: POW_BITS,
+  });
   try {
     let mark = chat.type('/slow');
     await chat.waitFor(new RegExp(`^${b} is typing…$`), mark);
@@ -308,7 +252,7 @@ test('1:1: typing, a stream, reactions, edit, delete, an unknown type, /choose, 
 test('group: a stream, actions with /choose and a task, named by group and sender', async () => {
   const agent = await startAgent();
   const tmp = await tempDir('relay-chat-agent-');
-  const chat = new CliChat(['--wait', '1'], tmp.dir);
+  const chat = new CliChat(['--wait', '1'], tmp.dir, { brokerUrl: broker.url, prefix, powBits: POW_BITS });
   try {
     chat.type(`/group create lab ${agent.userId}`);
     const groupId = (await chat.waitFor(/^now in #lab \(([0-9a-f]{64})\)$/))[1];

@@ -6,11 +6,11 @@
  * say that the message is kept, and the next chat start (straight to the broker) must deliver it.
  * Nothing here measures time: the only bound is a generous "it exits" wait.
  */
-import type { ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import { MemoryRelayStore, RelayClient, type ReceivedMessage } from '../../framework/relay/index.js';
 import { getTestBroker, uniqueName, type TestBroker } from '../support/broker.js';
-import { spawnCli, tempDir } from './helpers.js';
+import { CliChat } from './cli-chat.js';
+import { tempDir } from './helpers.js';
 
 const POW_BITS = 8;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -62,69 +62,6 @@ class StallingProxy {
   }
 }
 
-/** `relay-bot chat` with stdin kept open. */
-class CliChat {
-  readonly lines: string[] = [];
-  private readonly child: ChildProcess;
-  private partial = '';
-  private stderr = '';
-  readonly exited: Promise<number | null>;
-
-  constructor(args: string[], cwd: string, brokerUrl: string) {
-    this.child = spawnCli(['chat', ...args], {
-      cwd,
-      env: { RELAY_BROKER_URL: brokerUrl, RELAY_TOPIC_PREFIX: prefix, RELAY_POW_BITS: String(POW_BITS) },
-    });
-    this.child.stdout!.on('data', (d: Buffer) => {
-      const parts = (this.partial + d.toString()).split('\n');
-      this.partial = parts.pop()!;
-      this.lines.push(...parts);
-    });
-    this.child.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.exited = new Promise((resolve) => this.child.once('close', (code) => resolve(code)));
-  }
-
-  type(line: string): number {
-    const mark = this.lines.length;
-    this.child.stdin!.write(`${line}\n`);
-    return mark;
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    this.child.kill(sig);
-  }
-
-  async waitFor(re: RegExp, from = 0): Promise<void> {
-    await until(
-      `a line matching ${re}`,
-      () => this.lines.slice(from).some((l) => re.test(l)),
-      30_000,
-      () => this.output(),
-    );
-  }
-
-  /** The exit code, or a failure naming what was printed when it did not exit in time. */
-  async exitCode(): Promise<number | null> {
-    let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), EXIT_WAIT_MS)));
-    const code = await Promise.race([this.exited, late]);
-    clearTimeout(timer);
-    if (code === 'late') {
-      this.child.kill('SIGKILL');
-      throw new Error(`chat did not exit\n${this.output()}`);
-    }
-    return code;
-  }
-
-  output(): string {
-    return `stdout:\n${[...this.lines, this.partial].join('\n')}\nstderr:\n${this.stderr}`;
-  }
-
-  kill(): void {
-    if (this.child.exitCode === null) this.child.kill('SIGKILL');
-  }
-}
-
 async function until(what: string, ok: () => boolean, ms: number, show = () => ''): Promise<void> {
   const end = Date.now() + ms;
   while (!ok()) {
@@ -172,7 +109,11 @@ async function leaveWhileStalled(leave: (chat: CliChat) => void): Promise<void> 
   const tmp = await tempDir('relay-chat-quit-');
   const proxy = await StallingProxy.start(broker.url);
   try {
-    const chat = new CliChat([peer!.userId, '--wait', '0'], tmp.dir, proxy.url);
+    const chat = new CliChat([peer!.userId, '--wait', '0'], tmp.dir, {
+      brokerUrl: proxy.url,
+      prefix,
+      powBits: POW_BITS,
+    });
     chats.push(chat);
     // A first message while the broker answers: the session exists, so the next send needs no network.
     chat.type('first');
@@ -194,7 +135,7 @@ async function leaveWhileStalled(leave: (chat: CliChat) => void): Promise<void> 
       () => chat.output(),
     );
     leave(chat);
-    expect(await chat.exitCode()).toBe(0);
+    expect(await chat.exitCode(EXIT_WAIT_MS)).toBe(0);
     expect(chat.lines.some((l) => /not yet acknowledged.*sent when .*chat.* starts again/.test(l))).toBe(
       true,
     );
@@ -202,7 +143,11 @@ async function leaveWhileStalled(leave: (chat: CliChat) => void): Promise<void> 
     expect(received).not.toContain('second');
 
     // The next start publishes what the outbox kept.
-    const again = new CliChat([peer!.userId, '--wait', '0'], tmp.dir, broker.url);
+    const again = new CliChat([peer!.userId, '--wait', '0'], tmp.dir, {
+      brokerUrl: broker.url,
+      prefix,
+      powBits: POW_BITS,
+    });
     chats.push(again);
     await until(
       'the kept message at the peer',
@@ -211,7 +156,7 @@ async function leaveWhileStalled(leave: (chat: CliChat) => void): Promise<void> 
       () => again.output(),
     );
     again.type('/quit');
-    expect(await again.exitCode()).toBe(0);
+    expect(await again.exitCode(EXIT_WAIT_MS)).toBe(0);
     expect(received.filter((t) => t === 'second')).toHaveLength(1);
   } finally {
     await proxy.close();
