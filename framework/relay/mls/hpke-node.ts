@@ -48,8 +48,9 @@ const PRIVATE_KEY_CACHE_SIZE = 64;
 
 /**
  * Imported private keys by their bytes, least recently used first out. ts-mls imports a key for
- * each Welcome it joins with (the key package's init key) and each commit path it decrypts: a bot
- * answering first contacts on one published key package imports the same init key every time.
+ * each Welcome it joins with (the key package's init key) and each commit path it decrypts. The
+ * bundle's key package is replaced once consumed (own-bundle.ts), but first contacts that fetched
+ * it before then all arrive on it, and each would import the same init key again.
  * Looked up by a SHA-256 of the bytes, so no secret sits in a map key string, and a hit is the key
  * made from the same bytes. X25519Key is immutable, so sharing one between callers is safe.
  */
