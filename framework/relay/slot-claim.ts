@@ -21,6 +21,7 @@ import type { LeaseRecord, LeaseStore } from './lease-store.js';
 /** Another live process holds this process's fixed replica slot; the message names the fix. */
 export class ReplicaSlotTaken extends ConfigError {
   constructor(
+    /** The fixed slot this process is configured with (broker.replicaSlot). */
     readonly slot: number,
     /** The other process's holder id. */
     readonly holder: string,
@@ -35,17 +36,25 @@ export class ReplicaSlotTaken extends ConfigError {
 
 /** The parts of a LeaseKeeper a slot claim uses. */
 export interface SlotClaimKeeper {
+  /** This process's holder id (processHolder). */
   readonly holder: string;
+  /** Adds a lease to take and renew. */
   want(name: string, options?: { keepWhileFenced?: boolean }): void;
+  /** Whether the lease is ours now. */
   owns(name: string): boolean;
+  /** One renewal round (takes what is free). */
   renewNow(): Promise<void>;
 }
 
+/** What claimFixedSlot needs. */
 export interface SlotClaimDeps {
   /** This process's keeper, started (registered), wanting no duty yet. */
   keeper: SlotClaimKeeper;
+  /** Where the slot's lease is read while another holder has it. */
   leases: Pick<LeaseStore, 'listLeases'>;
+  /** The fixed slot (broker.replicaSlot). */
   slot: number;
+  /** Where the wait and the take-over are logged. */
   log: Logger;
   /** How often the slot's lease is read while another holder has it (default 500 ms). */
   pollMs?: number;
