@@ -170,7 +170,10 @@ export async function handler(argv: StartArgs): Promise<void> {
       module: source,
       broker: redactUrl(brokerUrl(config)),
       database: describeDatabase(config.database),
-      ...(replica ? { replica: replica.label, leases: replica.keeper.owned() } : {}),
+      // The holder is this process's (doctor lists it): the label stays the slot's across restarts.
+      ...(replica
+        ? { replica: replica.label, holder: replica.keeper.holder, leases: replica.keeper.owned() }
+        : {}),
       ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
     },
     'bot started',
