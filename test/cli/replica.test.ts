@@ -16,7 +16,13 @@ import {
   type StartedReplica,
 } from '../../cli/replica.js';
 import { DeadReplicas } from '../../framework/relay/dead-replicas.js';
-import { DUTY, LeaseKeeper, MemoryLeaseStore, ReplicaSlotTaken } from '../../framework/relay/index.js';
+import {
+  deadOwners,
+  DUTY,
+  LeaseKeeper,
+  MemoryLeaseStore,
+  ReplicaSlotTaken,
+} from '../../framework/relay/index.js';
 import { until } from '../support/groups.js';
 import { freshPgSchema, openPgIn, PG_URL, postgresAvailable, type OpenStore } from '../store/helpers.js';
 
@@ -163,6 +169,9 @@ function logTo(lines: LogLine[]) {
     expect(r!.keeper.owns(slotLease(4))).toBe(true);
     expect(lines.some((l) => /held by bots\/4: waiting/.test(l.msg))).toBe(true);
     expect((await reading.read()).isDead(old)).toBe(true);
+    // Its outbox rows (stamped `bots/4`) are a dead owner's, to be claimed; the new process's are not.
+    const replicas = await leases.listReplicas(3000);
+    expect(deadOwners([old, r!.keeper.holder], replicas, 'another-replica')).toEqual([old]);
     expect((await leases.listReplicas(3000)).map((x) => x.replicaId)).toEqual([r!.keeper.holder]);
   });
 
