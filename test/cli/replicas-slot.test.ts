@@ -6,7 +6,7 @@
  * its slot after SIGKILL waits for the dead run's slot lease to lapse (nobody renews it) and serves
  * again, answering what was sent to it meanwhile.
  */
-import { freshPgSchema, PG_URL, postgresAvailable } from '../store/helpers.js';
+import { freshPgSchema, openPgIn, PG_URL, postgresAvailable } from '../store/helpers.js';
 import { testBrokers, uniqueName } from '../support/broker.js';
 import { GroupWorld, until, type Member } from '../support/groups.js';
 import { runCli, startBot, tempDir, type RunningBot } from './helpers.js';
@@ -31,6 +31,7 @@ describe('relay-bot start on one fixed replica slot', () => {
   let drop: () => Promise<void>;
   let env: Record<string, string>;
   let group: string;
+  let schema: string;
   const bots: RunningBot[] = [];
 
   beforeEach(async () => {
@@ -38,6 +39,7 @@ describe('relay-bot start on one fixed replica slot', () => {
     tmp = await tempDir();
     const fresh = await freshPgSchema();
     drop = fresh.drop;
+    schema = fresh.schema;
     group = uniqueName('bots');
     env = {
       RELAY_BROKER_URL: 'mqtt://127.0.0.1:1883',
@@ -120,5 +122,26 @@ describe('relay-bot start on one fixed replica slot', () => {
       expect(doctor.stdout).not.toMatch(/without a recent heartbeat/);
     },
     240_000,
+  );
+
+  run(
+    'doctor fails naming two live processes on one slot (an older release beside a new one, say)',
+    async () => {
+      const db = await openPgIn(schema);
+      try {
+        // What two processes on slot 0 leave in the registry: an older release's bare id and one
+        // with an instance, both beating.
+        await db.store.leases.registerReplica({ replicaId: `${group}/0`, host: 'a', pid: 1 });
+        await db.store.leases.registerReplica({ replicaId: `${group}/0~0123abcd`, host: 'b', pid: 2 });
+        const doctor = await runCli(['doctor'], { cwd: tmp.dir, env, timeoutMs: 60_000 });
+        expect(doctor.stdout).toContain(
+          `FAIL  replica slots: 2 processes run replica slot ${group}/0: ${group}/0 (a pid 1), ${group}/0~0123abcd (b pid 2). They take the slot's MQTT session from each other. Fix: give each replica its own broker.replicaSlot`,
+        );
+        expect(doctor.code).not.toBe(0);
+      } finally {
+        await db.cleanup();
+      }
+    },
+    120_000,
   );
 });
