@@ -8,13 +8,23 @@
  * conversation: to the sender's inbox for a 1:1 message, on the group topic for a group message.
  *
  * JSON lines to the parent (bench/child.ts): `{"ready":true,"userId":…}` once serving,
- * `{"joined":groupId}` for each group joined, `{"cpu":{user,system}}` in answer to `{"cmd":"cpu"}`
- * (CPU µs since start). On `{"cmd":"stop"}` (or stdin closing) it stops and exits.
+ * `{"joined":groupId}` for each group joined, `{"cpu":{user,system},"queries":n,"work":{…}}` in
+ * answer to `{"cmd":"cpu"}` (CPU µs and Postgres statements since start, RelayClient.work). On
+ * `{"cmd":"stop"}` (or stdin closing) it stops and exits, which is when --cpu-prof writes.
  */
+import pg from 'pg';
 import { MemoryRelayStore, type RelayStore } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { runChild, say, serveParent, troubleReport } from './child.js';
 import { benchClient } from './clients.js';
+
+/** Statements sent to Postgres (TypeORM's pg driver shares this module), to report per command. */
+let queries = 0;
+const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
+(pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
+  queries++;
+  return pgQuery.apply(this, args);
+};
 
 async function openStore(kind: string, pgUrl?: string, schema?: string): Promise<RelayStore> {
   if (kind === 'memory') return new MemoryRelayStore();
@@ -44,11 +54,14 @@ async function main(argv: readonly string[]): Promise<void> {
   });
   await client.start();
   say({ ready: true, userId: client.userId });
-  serveParent(async () => {
-    await client.stop();
-    await store.close();
-    reportTrouble();
-  });
+  serveParent(
+    async () => {
+      await client.stop();
+      await store.close();
+      reportTrouble();
+    },
+    () => ({ queries, work: client.work.snapshot() }),
+  );
 }
 
 runChild(main);
