@@ -12,6 +12,8 @@
  * answer to `{"cmd":"cpu"}` (CPU µs and Postgres statements since start, RelayClient.work). On
  * `{"cmd":"stop"}` (or stdin closing) it stops and exits, which is when --cpu-prof writes.
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import pg from 'pg';
 import { MemoryRelayStore, type RelayStore } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
@@ -25,6 +27,27 @@ const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
   queries++;
   return pgQuery.apply(this, args);
 };
+
+/**
+ * `BENCH_GROUP_BOT_WINDOW_PROF=<file>`: a V8 CPU profile from the first group command the handler
+ * sees to the stop, written to <file> (the group's commands only, not start-up, joins or the 1:1
+ * baseline; sum it with bench/bot-profile.ts).
+ */
+const WINDOW_PROF = process.env.BENCH_GROUP_BOT_WINDOW_PROF;
+let profiler: Session | undefined;
+
+function profileFromHere(): void {
+  if (!WINDOW_PROF || profiler) return;
+  profiler = new Session();
+  profiler.connect();
+  void profiler.post('Profiler.enable').then(() => profiler!.post('Profiler.start'));
+}
+
+async function writeProfile(): Promise<void> {
+  if (!profiler || !WINDOW_PROF) return;
+  const { profile } = await profiler.post('Profiler.stop');
+  writeFileSync(WINDOW_PROF, JSON.stringify(profile));
+}
 
 async function openStore(kind: string, pgUrl?: string, schema?: string): Promise<RelayStore> {
   if (kind === 'memory') return new MemoryRelayStore();
@@ -50,12 +73,14 @@ async function main(argv: readonly string[]): Promise<void> {
   });
   client.setMessageHandler((m, reply) => {
     const text = m.content.content;
+    if (m.conversation.kind === 'group') profileFromHere();
     if (text.startsWith('/echo ')) reply(`echo: ${text.slice('/echo '.length)}`);
   });
   await client.start();
   say({ ready: true, userId: client.userId });
   serveParent(
     async () => {
+      await writeProfile();
       await client.stop();
       await store.close();
       reportTrouble();

@@ -15,10 +15,11 @@
  * Printed for each store: commands/s, the bot's CPU per command (the child's process.cpuUsage) and
  * its single-core ceiling (1000 / CPU per command), the senders' process CPU per command, the
  * Postgres statements per command, the listeners' deliveries per command, and the same-run
- * baseline: the same loops over 1:1 sessions with the same bot. The bot runs on MemoryRelayStore,
+ * baselines: the same loops over 1:1 sessions with the same bot, and the pure-engine cost of one
+ * reply in a group of GROUP_SIZE (bench/group-bot-engine.ts), the floor the bot's CPU compares to. The bot runs on MemoryRelayStore,
  * and on a TypeOrmRelayStore in a throwaway Postgres schema when Postgres answers.
  *
- * BENCH_GROUP_BOT_SIZE, _SENDERS, _LOOPS, _SECONDS change the shape (SIZE=11 SENDERS=10 LOOPS=1 is
+ * BENCH_GROUP_BOT_SIZE, _SENDERS, _LOOPS, _SECONDS, _STORES change the shape (SIZE=11 SENDERS=10 LOOPS=1 is
  * the old 11-member bench, minus its decrypting members); BENCH_GROUP_BOT_CPU_PROF=<dir> runs the
  * bot child with --cpu-prof (sum the profiles with bench/bot-profile.ts).
  */
@@ -33,6 +34,7 @@ import {
 import { createPgSchema, dropPgSchema, PG_URL, postgresAnswers } from '../test/support/postgres.js';
 import { withTimeout } from './raw-peers.js';
 import { BenchChild, type ChildCpu } from './child.js';
+import { engineReplyMs } from './group-bot-engine.js';
 import { benchClient } from './clients.js';
 import { cpuMeter } from './cpu.js';
 import { closedLoop, heading, note, percentile, report, until } from './harness.js';
@@ -42,6 +44,10 @@ const SENDERS = Number(process.env.BENCH_GROUP_BOT_SENDERS ?? 2);
 const LOOPS = Number(process.env.BENCH_GROUP_BOT_LOOPS ?? 4);
 const SECONDS = Number(process.env.BENCH_GROUP_BOT_SECONDS ?? 6);
 const CPU_PROF_DIR = process.env.BENCH_GROUP_BOT_CPU_PROF;
+/** `BENCH_GROUP_BOT_STORES=memory` (or `postgres`) runs that store only. */
+const STORES = (process.env.BENCH_GROUP_BOT_STORES ?? 'memory,postgres').split(',');
+/** `BENCH_GROUP_BOT_DIRECT=0` skips the 1:1 baseline, e.g. so that a profile is the group's alone. */
+const DIRECT = process.env.BENCH_GROUP_BOT_DIRECT !== '0';
 const QUIET = Math.max(0, GROUP_SIZE - 1 - SENDERS);
 /** Child processes the quiet members join from, so their joins are not all on one event loop. */
 const MEMBER_CHILDREN = 2;
@@ -244,10 +250,16 @@ async function window(
   };
 }
 
+/** The same-run pure-engine cost of one reply in a group of GROUP_SIZE (bench/group-bot-engine.ts). */
+let engineMs = Number.NaN;
+
 function print(label: string, w: Window, baseline?: { name: string; value: number }): void {
   report(`${label}: commands/s`, w.perSecond, 'cmd/s', baseline);
   report(`${label}: command → echo p50 / p99`, w.p50, `/ ${w.p99.toFixed(1)} ms`);
-  report(`${label}: bot CPU per command`, w.botCpuMs, `ms (ceiling ${(1000 / w.botCpuMs).toFixed(0)} cmd/s)`);
+  report(`${label}: bot CPU per command`, w.botCpuMs, `ms, ceiling ${(1000 / w.botCpuMs).toFixed(0)} cmd/s`, {
+    name: 'engine',
+    value: engineMs,
+  });
   const core = (ms: number): string => `${((ms * w.perSecond) / 10).toFixed(0)} % of a core`;
   const counters = Object.entries(w.work)
     .filter(([, v]) => v > 0)
@@ -271,8 +283,10 @@ async function oneStore(url: string, senders: Sender[], prefix: string, store: s
     const botId = bot.userId;
     // First contact (bundle fetch, Welcome, join) before anything is timed.
     await Promise.all(senders.map((s) => s.command({ botId })));
-    const direct = await window(bot.child, (i) => senders[i % SENDERS]!.command({ botId }));
-    print(`1:1 baseline`, direct);
+    const direct = DIRECT
+      ? await window(bot.child, (i) => senders[i % SENDERS]!.command({ botId }))
+      : undefined;
+    if (direct) print(`1:1 baseline`, direct);
 
     const group = await buildGroup(url, prefix, bot, senders);
     note(
@@ -289,7 +303,7 @@ async function oneStore(url: string, senders: Sender[], prefix: string, store: s
         (i) => senders[i % SENDERS]!.command({ groupId: group.groupId }),
         listeners,
       );
-      print(`group of ${GROUP_SIZE}`, w, { name: '1:1', value: direct.perSecond });
+      print(`group of ${GROUP_SIZE}`, w, direct && { name: '1:1', value: direct.perSecond });
     } finally {
       await listeners.stop();
     }
@@ -302,6 +316,8 @@ export async function run(url: string): Promise<void> {
   heading(
     `a bot answering in a group of ${GROUP_SIZE}: closed-loop "/echo" commands, against the same loops over 1:1`,
   );
+  engineMs = await engineReplyMs(GROUP_SIZE, 400);
+  report(`baseline: one reply in a group of ${GROUP_SIZE}, pure engine + state encode`, engineMs, 'ms CPU');
   const prefix = `bench-gbot-${randomBytes(4).toString('hex')}`;
   const senders = await startSenders(url, prefix);
   note(
@@ -310,9 +326,11 @@ export async function run(url: string): Promise<void> {
       `fan-out); ${SECONDS} s windows after ${WARMUP_SECONDS} s warm-up`,
   );
   try {
-    heading('bot store MemoryRelayStore');
-    await oneStore(url, senders, prefix, ['memory']);
-
+    if (STORES.includes('memory')) {
+      heading('bot store MemoryRelayStore');
+      await oneStore(url, senders, prefix, ['memory']);
+    }
+    if (!STORES.includes('postgres')) return;
     if (!(await postgresAnswers())) {
       note(`Postgres at ${new URL(PG_URL).host} does not answer: the TypeOrmRelayStore run is skipped`);
       return;
