@@ -20,11 +20,21 @@ import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/ind
 import { runChild, say, serveParent, troubleReport } from './child.js';
 import { benchClient } from './clients.js';
 
-/** Statements sent to Postgres (TypeORM's pg driver shares this module), to report per command. */
+/**
+ * Statements sent to Postgres and bytes read back from it (TypeORM's pg driver shares this
+ * module), to report per command: the bytes say what each message's reads carry, whatever the load.
+ */
 let queries = 0;
+let pgBytesIn = 0;
+const counted = new WeakSet<object>();
 const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
 (pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
   queries++;
+  const stream = (this as unknown as { connection?: { stream?: NodeJS.ReadableStream } }).connection?.stream;
+  if (stream && !counted.has(stream)) {
+    counted.add(stream);
+    stream.on('data', (chunk: Buffer) => void (pgBytesIn += chunk.length));
+  }
   return pgQuery.apply(this, args);
 };
 
@@ -85,7 +95,7 @@ async function main(argv: readonly string[]): Promise<void> {
       await store.close();
       reportTrouble();
     },
-    () => ({ queries, work: client.work.snapshot() }),
+    () => ({ queries, work: { ...client.work.snapshot(), pg_bytes_in: pgBytesIn } }),
   );
 }
 
