@@ -135,7 +135,9 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   /** Registers the replica and takes what it can of the wanted leases; then renews on the timer. */
   async start(): Promise<void> {
     if (this.running) return;
-    await this.bounded(this.store.registerReplica(this.replica), 'registerReplica');
+    // Not bounded: before start() resolves the replica serves nothing, and a slow first
+    // connection to the database is no reason to fail its start.
+    await this.store.registerReplica(this.replica);
     this.running = true;
     await this.renewNow();
   }
