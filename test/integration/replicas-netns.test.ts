@@ -363,6 +363,12 @@ async function keepLogs(bots: readonly RunningBot[], brokerLog: string): Promise
       // default of 10 kept keys for. The retention is now 128 (docs/protocol.md §14 "Key
       // retention"), and A reconnects only with its session lease (session-claim.ts): 4 runs since
       // (2026-12-08, one before the lease, three after), 0 lost and 0 mls drops in each.
+      // OPEN (2026-12-08, h-mqttconn): at load ~24, 3 of 7 runs lost the last ~32 commands of A's
+      // share (during-56 on, peers 0 and 2): B dropped them as 'pow' while it drained A's session,
+      // with A still cut off (7 s before the restore) and no lease or reconnect event on B. The
+      // count matches access-refresh.ts's bound of 32 waiting envelopes: the drain hands B a burst
+      // of envelopes whose access hint B has not loaded, and those past the bound are dropped.
+      // 0 of 4 runs on the code before that change (load 10-23) showed it; not explained yet.
       expect(lost).toEqual([]);
       console.log(
         `two hosts: ${sent.length} commands; before the cut A took ${inA}, B ${inB} messages; ` +
