@@ -10,13 +10,20 @@
  * between owns() and its action can still act late; the stores' compare-and-set versions are what
  * make such a late write fail.
  *
+ * Every store call is bounded (renewEveryMs): over a link that stops passing packets (a pulled
+ * cable) a request gets no answer and no error until TCP gives up, minutes later, or until its next
+ * retransmission after the link is back (up to two minutes after). A round waiting for it would
+ * report no lost lease on time and, once the database is reachable again, take no lease (the
+ * replica's session lease included: session-claim.ts) until that late answer. A call without an
+ * answer in time counts as failed (`error`); the next round sends a fresh one.
+ *
  * fence() is for a replica that can no longer do its duties although the database answers (it
  * lost the broker: replica-fence.ts): it gives up every lease but those wanted with
  * `keepWhileFenced` (its replica slot) and stops beating, so the others count it dead; rejoin()
  * registers it again and competes for the leases as before.
  */
 import { EventEmitter } from 'eventemitter3';
-import { ArgumentError } from './errors.js';
+import { ArgumentError, StorageError } from './errors.js';
 import {
   checkDurationMs,
   checkLeaseName,
@@ -105,6 +112,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private running = false;
   private isFenced = false;
   private cancelTimer: (() => void) | undefined;
+  /** Reports held leases `expired` at their deadline, also while a round waits on the store. */
+  private cancelExpiry: (() => void) | undefined;
   private round: Promise<void> | undefined;
   private again = false;
 
@@ -126,6 +135,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   /** Registers the replica and takes what it can of the wanted leases; then renews on the timer. */
   async start(): Promise<void> {
     if (this.running) return;
+    // Not bounded: before start() resolves the replica serves nothing, and a slow first
+    // connection to the database is no reason to fail its start.
     await this.store.registerReplica(this.replica);
     this.running = true;
     await this.renewNow();
@@ -163,7 +174,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     if (!this.running || !this.isFenced) return;
     this.isFenced = false;
     try {
-      await this.store.registerReplica(this.replica);
+      await this.bounded(this.store.registerReplica(this.replica), 'registerReplica');
     } catch (err) {
       // The next heartbeat registers it again (no row, or a stale one that beats once more).
       this.emit('error', err);
@@ -227,18 +238,33 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.isFenced = false;
     this.cancelTimer?.();
     this.cancelTimer = undefined;
+    this.cancelExpiry?.();
+    this.cancelExpiry = undefined;
     await this.round;
     const names = [...this.held.keys()].sort();
     this.held.clear();
     // Listeners stop acting as owner before the leases become free to take.
     for (const name of names) this.emit('lost', name, 'released');
     try {
-      await this.store.releaseAll(this.holder);
-      await this.store.removeReplica(this.holder);
+      await this.bounded(this.store.releaseAll(this.holder), 'releaseAll');
+      await this.bounded(this.store.removeReplica(this.holder), 'removeReplica');
     } catch (err) {
       // The leases still expire after the ttl; only the quick hand-over is lost.
       this.emit('error', err);
     }
+  }
+
+  /** Arms the expiry check for the earliest deadline of the leases held. */
+  private armExpiry(): void {
+    this.cancelExpiry?.();
+    this.cancelExpiry = undefined;
+    if (!this.running || this.held.size === 0) return;
+    const first = Math.min(...[...this.held.values()].map((h) => h.deadline));
+    this.cancelExpiry = this.timers.after(Math.max(0, first - this.timers.now()), () => {
+      this.cancelExpiry = undefined;
+      this.expireOverdue();
+      this.armExpiry();
+    });
   }
 
   private arm(): void {
@@ -275,7 +301,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
   private async heartbeat(): Promise<void> {
     try {
       // No row: someone removed it (doctor, or a stop() of an earlier life); register again.
-      if (!(await this.store.heartbeatReplica(this.holder))) await this.store.registerReplica(this.replica);
+      if (!(await this.bounded(this.store.heartbeatReplica(this.holder), 'heartbeatReplica')))
+        await this.bounded(this.store.registerReplica(this.replica), 'registerReplica');
     } catch (err) {
       this.emit('error', err);
     }
@@ -287,8 +314,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     let lease: LeaseRecord | undefined;
     try {
       lease = had
-        ? await this.store.renewLease(name, this.holder, this.ttlMs)
-        : await this.store.acquireLease(name, this.holder, this.ttlMs);
+        ? await this.bounded(this.store.renewLease(name, this.holder, this.ttlMs), 'renewLease')
+        : await this.bounded(this.store.acquireLease(name, this.holder, this.ttlMs), 'acquireLease');
     } catch (err) {
       this.emit('error', err);
       return;
@@ -308,14 +335,36 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       return;
     }
     this.held.set(name, { lease, deadline: started + this.ttlMs - this.marginMs });
+    this.armExpiry();
     if (current === undefined) this.emit('acquired', name, lease);
   }
 
   private async releaseQuietly(name: string): Promise<void> {
     try {
-      await this.store.releaseLease(name, this.holder);
+      await this.bounded(this.store.releaseLease(name, this.holder), 'releaseLease');
     } catch (err) {
       this.emit('error', err);
     }
+  }
+
+  /**
+   * `request`, or a StorageError once renewEveryMs passed without its answer (see the module
+   * comment). A late answer is ignored: a lease it took or renewed is taken again by the same
+   * holder on the next round (acquireLease is idempotent for its holder), or lapses after the ttl.
+   */
+  private bounded<T>(request: Promise<T>, what: string): Promise<T> {
+    let cancel: (() => void) | undefined;
+    const limit = new Promise<never>((_, reject) => {
+      cancel = this.timers.after(this.renewEveryMs, () =>
+        reject(
+          new StorageError(
+            `the lease store did not answer ${what} within ${this.renewEveryMs} ms (link down?); the next round asks again`,
+          ),
+        ),
+      );
+    });
+    // The abandoned request may still fail later: nobody waits for it.
+    request.catch(() => undefined);
+    return Promise.race([request, limit]).finally(() => cancel?.());
   }
 }

@@ -107,6 +107,7 @@ export class ReplicaWiring {
             keeper: replica.sessionKeeper,
             lease: sessionLease(brokerClientId(deps.userId, deps.broker)),
             transport: deps.transport,
+            log,
           })
         : undefined;
     this.slotSessions =

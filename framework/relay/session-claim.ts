@@ -11,13 +11,16 @@
  * keeper's local deadline ends before the store's expiry, so the replica has stopped counting it as
  * its own before a drain can take it. When a drain took the session over (DISCONNECT 0x8E), the
  * replica waits for the lease, which it gets again once the drain released it, then reconnects and
- * subscribes again (the drain unsubscribed and forgot the session).
+ * subscribes again (the drain unsubscribed and forgot the session). A connection that still looks up
+ * when the lease comes back, but heard nothing from the broker since it was lost, is made again: a
+ * drain may have taken its session while the link was down (transport-reconnect-gate.ts).
  *
  * A fenced replica (replica-fence.ts) gives the lease up with its duties, so its queued share is
  * drained; it tells that the broker is back with a probe connection under a throwaway client id
  * (probeBroker), and only then competes for the lease again.
  */
 import { randomBytes } from 'node:crypto';
+import type { Logger } from 'pino';
 import { connectGuarded, CONNECT_GUARD_MS } from './connect-guard.js';
 import { TransportError } from './errors.js';
 import type { MqttTransport, MqttTransportOptions } from './transport.js';
@@ -28,6 +31,7 @@ export interface SessionKeeper {
   owns(name: string): boolean;
   renewNow(): Promise<void>;
   on(event: 'acquired', fn: (name: string) => void): unknown;
+  on(event: 'lost', fn: (name: string, reason: string) => void): unknown;
 }
 
 export interface SessionClaimDeps {
@@ -35,16 +39,44 @@ export interface SessionClaimDeps {
   /** The lease: sessionLease(<this replica's client id>). */
   lease: string;
   transport: Pick<MqttTransport, 'setConnectGate' | 'reconnectNow'>;
+  /** Says why the replica does not reconnect, and when it makes a silent connection again. */
+  log?: Pick<Logger, 'info'>;
 }
 
 /** Gates a replica's transport on its session lease; see the module comment. */
 export class SessionClaim {
+  /** performance.now() when the lease was lost, until it is ours again. */
+  private lostAt: number | undefined;
+  /** The gate was found shut since the lease was lost, and said so in the log. */
+  private waitLogged = false;
+
   constructor(private readonly deps: SessionClaimDeps) {
-    const { keeper, lease, transport } = deps;
+    const { keeper, lease, transport, log } = deps;
     keeper.want(lease);
-    transport.setConnectGate(() => keeper.owns(lease));
+    transport.setConnectGate(() => {
+      const owned = keeper.owns(lease);
+      if (!owned && !this.waitLogged) {
+        this.waitLogged = true;
+        log?.info(
+          { lease },
+          "not reconnecting to the broker while this replica's session lease is not its own (lost with the database link, given up by a fence, or held by a drain of this session): reconnecting once it is taken again",
+        );
+      }
+      return owned;
+    });
+    keeper.on('lost', (name) => {
+      if (name === lease) this.lostAt ??= performance.now();
+    });
     keeper.on('acquired', (name) => {
-      if (name === lease) transport.reconnectNow();
+      if (name !== lease) return;
+      const since = this.lostAt;
+      this.lostAt = undefined;
+      this.waitLogged = false;
+      if (transport.reconnectNow(since))
+        log?.info(
+          { lease },
+          'session lease taken again; the connection heard nothing from the broker since it was lost (a drain may have taken the session while the link was down): connecting again',
+        );
     });
   }
 

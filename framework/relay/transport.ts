@@ -150,9 +150,15 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
     });
   }
 
-  /** With a connect gate: reconnects now if disconnected, no attempt is under way and the gate is open. */
-  reconnectNow(): void {
-    this.gate?.reconnectNow();
+  /**
+   * With a connect gate: reconnects now if disconnected, no attempt is under way and the gate is
+   * open. With `silentSince` (performance.now() when the gate was shut), a connection that looks up
+   * but received nothing since then is dropped and made again: the broker may have closed it for
+   * another connection with our client id while the link was down (transport-reconnect-gate.ts).
+   * True when it was dropped.
+   */
+  reconnectNow(silentSince?: number): boolean {
+    return this.gate?.reconnectNow(silentSince) ?? false;
   }
 
   /**
@@ -194,6 +200,10 @@ export class MqttTransport extends EventEmitter<TransportEvents> {
       if (packet.cmd === 'connect') disableNagle(client.stream);
     });
     client.on('connect', (connack) => void this.onConnack(client, connack));
+    if (this.gate) {
+      const gate = this.gate;
+      client.on('packetreceive', () => gate.heard());
+    }
     client.on('offline', () => this.emit('offline'));
     client.on('reconnect', () => this.emit('reconnect'));
     client.on('close', () => {

@@ -20,11 +20,14 @@
  * What this branch cannot show: A never coming back and B publishing A's committed rows (outbox
  * takeover of a dead replica, another change in flight). Here A publishes them itself on restore.
  */
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { MemoryRelayStore, RelayClient } from '../../framework/relay/index.js';
+import { CONNECT_GUARD_MS } from '../../framework/relay/connect-guard.js';
+import { DEFAULT_LEASE_TTL_MS, MemoryRelayStore, RelayClient } from '../../framework/relay/index.js';
+import { DEFAULT_PROBE_EVERY_MS } from '../../framework/relay/replica-fence.js';
+import { DEFAULT_DRAIN_LIMIT_MS } from '../../framework/relay/slot-sessions.js';
 import type { RunningBot } from '../cli/helpers.js';
 import { freshPgSchema, PG_URL, postgresAvailable } from '../store/helpers.js';
 import { startPrivateBroker, testBrokers, uniqueName, type TestBroker } from '../support/broker.js';
@@ -44,6 +47,27 @@ const PEERS = 4;
 const runs = noNetns === undefined && hasMosquitto && pgUp;
 
 const POW_BITS = 8;
+
+/**
+ * How long after the restore A's own connection may take to come back, from the replicas' default
+ * settings (the test sets none of them), each step at its worst:
+ * - a drain of A's session may still hold A's session lease: it ends within its time limit;
+ * - a lease A lost with the database link lapses in the store one ttl after its last renewal;
+ * - fenced, A probes the broker every DEFAULT_PROBE_EVERY_MS, each probe within CONNECT_GUARD_MS;
+ * - A's next renewal round comes within renewEveryMs (ttl / 3), and each of its two sequential
+ *   store calls (heartbeat, acquire) answers or is given up within renewEveryMs (lease-keeper.ts);
+ * - with the lease A connects at once (a connection that looked up is dropped first:
+ *   transport-reconnect-gate.ts), or within the reconnect period (1 s) after a failed attempt.
+ * Not MQTT.js's keepalive (1.5 × 30 s) nor TCP's retransmission backoff (up to 2 min): those are
+ * what the session claim and the keeper no longer wait for.
+ */
+const RECONNECT_BOUND_MS =
+  DEFAULT_DRAIN_LIMIT_MS +
+  DEFAULT_LEASE_TTL_MS +
+  DEFAULT_PROBE_EVERY_MS +
+  CONNECT_GUARD_MS +
+  3 * Math.floor(DEFAULT_LEASE_TTL_MS / 3) +
+  1000;
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -119,6 +143,22 @@ async function messagesIn(bot: RunningBot): Promise<number> {
   return Number(line?.split(' ').pop() ?? 0);
 }
 
+/**
+ * Copies the replicas' full output (debug logs on stderr) and the broker's log out of the test's
+ * private directory, which the test removes: a failure under load is rare and needs them all.
+ * Also on success with RELAY_TEST_KEEP_LOGS set. Returns where they are.
+ */
+async function keepLogs(bots: readonly RunningBot[], brokerLog: string): Promise<string> {
+  const keep = await mkdtemp(path.join(tmpdir(), 'relay-netns-logs-'));
+  const names = ['a', 'b'];
+  for (const [i, bot] of bots.entries()) {
+    await writeFile(path.join(keep, `bot-${names[i] ?? i}.stderr`), bot.stderr());
+    await writeFile(path.join(keep, `bot-${names[i] ?? i}.stdout`), bot.stdout());
+  }
+  await writeFile(path.join(keep, 'mosquitto.log'), await readFile(brokerLog).catch(() => ''));
+  return `replica and broker logs kept in ${keep}`;
+}
+
 (runs ? test : test.skip)(
   'one identity on two hosts: one cut off mid-run, the other keeps serving, nothing answered twice, the cut-off one catches up',
   async () => {
@@ -133,6 +173,8 @@ async function messagesIn(bot: RunningBot): Promise<number> {
     let diagnose: (() => Promise<string>) | undefined;
     const dir = await mkdtemp(path.join(tmpdir(), 'relay-netns-'));
     const brokerLog = path.join(dir, 'mosquitto.log');
+    /** Set when the test ends: background waits stop. */
+    let over = false;
     try {
       hosts.push(...(await createNetHosts(2)));
       const [a, b] = hosts as [NetHost, NetHost];
@@ -175,6 +217,8 @@ async function messagesIn(bot: RunningBot): Promise<number> {
           RELAY_REPLICA_SLOT: String(slot),
           RELAY_METRICS_HOST: host.address,
           RELAY_METRICS_PORT: '0',
+          // Kept for a failure (see keepLogs): the lease and reconnect steps are logged at debug.
+          RELAY_LOG_LEVEL: 'debug',
         };
       };
       // One after the other: the first creates the identity, the second loads it.
@@ -279,7 +323,26 @@ async function messagesIn(bot: RunningBot): Promise<number> {
 
       // A comes back (its broker session is still there): what it had committed is published, and
       // the broker hands it what it held for it. Then the answers settle.
+      // Connections the broker accepted from A's host (the drain of A's session comes from B's).
+      const connectsFromA = async (): Promise<number> =>
+        (await readFile(brokerLog, 'utf8').catch(() => '')).split(`New client connected from ${a.address}:`)
+          .length - 1;
+      const connectsBefore = await connectsFromA();
       await a.restore();
+      const restoredAt = Date.now();
+      // A's own connection is back: a new one from A's host in the broker's log (the metric alone
+      // also reads 1 from a connection the broker closed during the cut that A did not notice yet).
+      // Watched from the restore on, so the time it took is measured; awaited below.
+      let reconnectMs: number | undefined;
+      const reconnected = until(
+        async () =>
+          over ||
+          ((await connectsFromA()) > connectsBefore &&
+            (await metricLine(botA, 'relay_mqtt_connected').catch(() => 0)) === 1),
+        RECONNECT_BOUND_MS,
+        `A's own connection within ${RECONNECT_BOUND_MS} ms of the restore`,
+      ).then(() => void (reconnectMs = Date.now() - restoredAt));
+      reconnected.catch(() => undefined); // awaited below
       await until(async () => (await outboxRows()) === 0, 180_000, 'an empty outbox after A came back');
       const answers = (): number => sent.filter((t) => answered(t) > 0).length;
       await settled(answers, 10_000, 180_000);
@@ -289,7 +352,7 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       // What A had committed (its replies to the held commands) was published once it was back.
       expect(held.filter((t) => answered(t) !== 1)).toEqual([]);
       expect(alone.filter((t) => answered(t) === 0)).toEqual([]);
-      expect(await metricLine(botA, 'relay_mqtt_connected')).toBe(1);
+      await reconnected;
       const lost = sent.filter((t) => answered(t) === 0);
       const mlsOf = async (bot: RunningBot): Promise<number> =>
         (await metricLine(bot, 'relay_drops_total{reason="mls"')) || 0;
@@ -300,18 +363,28 @@ async function messagesIn(bot: RunningBot): Promise<number> {
       // default of 10 kept keys for. The retention is now 128 (docs/protocol.md §14 "Key
       // retention"), and A reconnects only with its session lease (session-claim.ts): 4 runs since
       // (2026-12-08, one before the lease, three after), 0 lost and 0 mls drops in each.
+      // OPEN (2026-12-08, h-mqttconn): at load ~24, 3 of 7 runs lost the last ~32 commands of A's
+      // share (during-56 on, peers 0 and 2): B dropped them as 'pow' while it drained A's session,
+      // with A still cut off (7 s before the restore) and no lease or reconnect event on B. The
+      // count matches access-refresh.ts's bound of 32 waiting envelopes: the drain hands B a burst
+      // of envelopes whose access hint B has not loaded, and those past the bound are dropped.
+      // 0 of 4 runs on the code before that change (load 10-23) showed it; not explained yet.
       expect(lost).toEqual([]);
       console.log(
         `two hosts: ${sent.length} commands; before the cut A took ${inA}, B ${inB} messages; ` +
           `${during.length} sent during the cut (${answeredDuringCut} answered before the broker gave A up); ` +
           `${answeredByBAlone}/${alone.length} sent after that answered by B while A was cut off; ` +
           `${heldRows} outbox rows of A's after the one-way fault, ${leftByA} when the broker gave A up; ${lost.length} never answered ` +
-          `(the replicas dropped ${mlsDropsA} as undecryptable, reason mls)`,
+          `(the replicas dropped ${mlsDropsA} as undecryptable, reason mls); ` +
+          `A's own connection back ${reconnectMs} ms (±100 ms polling) after the restore (bound ${RECONNECT_BOUND_MS} ms)`,
       );
     } catch (e) {
       if (diagnose && e instanceof Error) e.message += `\n${await diagnose()}`;
+      if (e instanceof Error) e.message += `\n${await keepLogs(bots, brokerLog)}`;
       throw e;
     } finally {
+      over = true;
+      if (process.env.RELAY_TEST_KEEP_LOGS) console.log(await keepLogs(bots, brokerLog));
       await db?.end().catch(() => undefined);
       await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
       for (const bot of bots) await bot.stop('SIGKILL');

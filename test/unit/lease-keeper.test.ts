@@ -64,6 +64,23 @@ function severable(store: LeaseStore): { store: LeaseStore; cut(down: boolean): 
   return { store: wrapped, cut: (d) => (down = d) };
 }
 
+/**
+ * A store whose calls get no answer at all while `hung` is set: a pulled cable between the replica
+ * and its database, where a request waits on TCP retransmissions instead of failing.
+ */
+function hangable(store: LeaseStore): { store: LeaseStore; hang(hung: boolean): void } {
+  let hung = false;
+  const wrapped = new Proxy(store, {
+    get(target, key, receiver) {
+      const value: unknown = Reflect.get(target, key, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) =>
+        hung ? new Promise(() => undefined) : (value as (...a: unknown[]) => unknown).apply(target, args);
+    },
+  });
+  return { store: wrapped, hang: (h) => (hung = h) };
+}
+
 interface Seen {
   at: number;
   event: 'acquired' | LeaseLossReason;
@@ -136,6 +153,45 @@ describe('LeaseKeeper', () => {
     await timers.advance(3 * EVERY);
     expect(a.k.owns('jobs')).toBe(false);
     expect(b.k.owned()).toEqual(['jobs']);
+  });
+
+  it('a store call that never answers (a pulled cable) holds no round: the lease is lost on time and taken again once the link is back', async () => {
+    const link = hangable(store);
+    const a = keeper('replica-a', link.store);
+    a.k.want('mqtt-session/a');
+    await a.k.start();
+    await timers.advance(2 * EVERY);
+    const lastRenewal = timers.now();
+    link.hang(true);
+    await timers.advance(2 * TTL);
+    // Reported lost at its local deadline, although the round's requests never came back.
+    const lost = a.seen.find((s) => s.event === 'expired');
+    expect(lost).toBeDefined();
+    expect(lost!.at).toBeLessThanOrEqual(lastRenewal + TTL - TTL / 10);
+    // The link is back (the hung requests stay hung): the next round takes the free lease.
+    link.hang(false);
+    const back = timers.now();
+    await timers.advance(3 * EVERY);
+    expect(a.k.owns('mqtt-session/a')).toBe(true);
+    expect(a.seen.filter((s) => s.event === 'acquired').pop()!.at).toBeLessThanOrEqual(back + 2 * EVERY);
+  });
+
+  it('fence() and rejoin() while the store does not answer: the fence ends, and the rejoin takes the leases once the link is back', async () => {
+    const link = hangable(store);
+    const a = keeper('replica-a', link.store);
+    a.k.want('mqtt-session/a');
+    await a.k.start();
+    link.hang(true);
+    let fenced = false;
+    void a.k.fence().then(() => (fenced = true));
+    await timers.advance(2 * EVERY);
+    expect(fenced).toBe(true);
+    link.hang(false);
+    let rejoined = false;
+    void a.k.rejoin().then(() => (rejoined = true));
+    await timers.advance(3 * EVERY);
+    expect(rejoined).toBe(true);
+    expect(a.k.owns('mqtt-session/a')).toBe(true);
   });
 
   it('reports a lease taken when the store refuses its renewal', async () => {
