@@ -75,6 +75,7 @@ import {
 import { commitChanges } from './typeorm-commit.js';
 import { CommitBatcher } from './commit-batch.js';
 import { MessageLoadBatcher, rowToMessageLoad } from './message-load-batch.js';
+import { SenderReadBatcher } from './sender-read-batch.js';
 
 /**
  * Optional settings of a TypeOrmRelayStore: at-rest encryption of secrets and whether close() also destroys
@@ -113,6 +114,7 @@ export class TypeOrmRelayStore implements RelayStore {
   private readonly runner: SqlRunner;
   private readonly batcher: CommitBatcher;
   private readonly loads: MessageLoadBatcher;
+  private readonly senderReads: SenderReadBatcher;
   private readonly closeDataSource: boolean;
   /** Leases and the replica registry on the same database, in turn with this store on SQLite. */
   readonly leases: TypeOrmLeaseStore;
@@ -124,6 +126,7 @@ export class TypeOrmRelayStore implements RelayStore {
     this.backend = backendOf(ds);
     this.runner = new SqlRunner(ds, this.backend);
     this.loads = new MessageLoadBatcher(this.runner);
+    this.senderReads = new SenderReadBatcher(this.runner);
     this.batcher = new CommitBatcher(this.runner, (c) => commitChanges(this.runner, this.cipher, c));
     this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.runner.transaction(fn), options.scrypt);
     this.closeDataSource = options.closeDataSource ?? true;
@@ -323,13 +326,11 @@ export class TypeOrmRelayStore implements RelayStore {
     return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));
   }
 
+  /** Reads made while another is in flight share one statement (sender-read-batch.ts). */
   async messageSenders(groupId: string, messageIds: readonly string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    if (messageIds.length === 0) return out;
-    const sql = `SELECT "message_id", "sender" FROM "message_senders" WHERE "group_id" = ? AND "message_id" IN (${placeholders(messageIds.length)})`;
-    for (const r of await this.withSql((s) => s.rows(sql, [groupId, ...messageIds])))
-      out.set(String(r.message_id), String(r.sender));
-    return out;
+    if (messageIds.length === 0) return new Map();
+    await this.ready();
+    return this.senderReads.get({ groupId, messageIds: [...new Set(messageIds)] });
   }
 
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {

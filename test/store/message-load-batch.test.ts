@@ -133,6 +133,71 @@ describe.each(backends)('message loads coalesced on %s', (_name, up, open) => {
   });
 });
 
+/** Sender-index reads of every kind: hits, misses, an id of another conversation, duplicates. */
+const SENDER_READS: Array<[string, string[]]> = [
+  [groupId('g1'), ['m1', 'm2']],
+  [groupId('s1'), ['m1', 'm2']],
+  [groupId('g1'), ['m3']],
+  [groupId('zz'), ['m1']],
+  [groupId('g1'), ['m2', 'm2']],
+  [groupId('g1'), Array.from({ length: 20 }, (_, i) => `m${i}`)], // too many ids to share: alone
+];
+
+describe.each(backends)('sender-index reads coalesced on %s', (_name, up, open) => {
+  let opened: OpenStore & { drop?: () => Promise<void> };
+
+  beforeEach(async () => {
+    if (!up) return;
+    opened = await open();
+    await opened.store.commit({
+      conversations: [direct(session('s1')), grouped(group('g1'))],
+      messageSenders: [
+        { groupId: groupId('g1'), messageId: 'm1', sender: 'alice', at: at() },
+        { groupId: groupId('g1'), messageId: 'm2', sender: 'bob', at: at() },
+        { groupId: groupId('s1'), messageId: 'm1', sender: 'peer-s1', at: at() },
+      ],
+    });
+  });
+  afterEach(async () => {
+    if (!up) return;
+    await opened.cleanup();
+    await opened.drop?.();
+  });
+
+  const sorted = (m: Map<string, string>) => [...m].sort();
+
+  (up ? test : test.skip)(
+    'concurrent reads: the same entries as one by one, in fewer statements',
+    async () => {
+      const read = ([id, ids]: [string, string[]]) => opened.store.messageSenders(id, ids);
+      const alone = await counted(opened.ds, async () => {
+        const out: Array<Map<string, string>> = [];
+        for (const r of SENDER_READS) out.push(await read(r));
+        return out;
+      });
+      expect(alone.statements).toBe(SENDER_READS.length);
+      expect(alone.result.map(sorted)).toEqual([
+        [
+          ['m1', 'alice'],
+          ['m2', 'bob'],
+        ],
+        [['m1', 'peer-s1']],
+        [],
+        [],
+        [['m2', 'bob']],
+        [
+          ['m1', 'alice'],
+          ['m2', 'bob'],
+        ],
+      ]);
+      const together = await counted(opened.ds, () => Promise.all(SENDER_READS.map(read)));
+      // The first alone, the 20-id read alone, the other four together.
+      expect(together.statements).toBe(3);
+      expect(together.result.map(sorted)).toEqual(alone.result.map(sorted));
+    },
+  );
+});
+
 (pgUp ? describe : describe.skip)('a coalesced load that Postgres refuses', () => {
   let opened: OpenStore & { drop(): Promise<void> };
 
