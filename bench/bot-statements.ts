@@ -16,7 +16,10 @@ export function statementKind(text: string): string {
     return 'senders read';
   if (/^\s*(BEGIN|START TRANSACTION|COMMIT|ROLLBACK)/i.test(text)) return 'transaction control';
   if (/^\s*SELECT .* FROM "outbox"/s.test(text)) return 'outbox read';
-  return 'other';
+  // Anything else by its verb and first table, so a new kind shows up by name.
+  const verb = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? '?';
+  const table = /(?:FROM|INTO|UPDATE)\s+"(\w+)"/i.exec(text)?.[1] ?? '?';
+  return `other ${verb} ${table}`;
 }
 
 /** Installs the counter once per process; returns a reader of the counts so far. */
