@@ -14,6 +14,7 @@ export function statementKind(text: string): string {
   if (text.startsWith('DELETE FROM "outbox"')) return 'outbox delete';
   if (text.includes('FROM "message_senders" WHERE "group_id" = $1 AND "message_id" IN'))
     return 'senders read';
+  if (text.includes('"read_i"')) return 'senders read';
   if (/^\s*(BEGIN|START TRANSACTION|COMMIT|ROLLBACK)/i.test(text)) return 'transaction control';
   if (/^\s*SELECT .* FROM "outbox"/s.test(text)) return 'outbox read';
   // Anything else by its verb and first table, so a new kind shows up by name.
