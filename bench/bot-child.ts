@@ -7,27 +7,22 @@
  *     The transport-only baseline: plain MqttTransport, `<base>/bot/<i>` echoed to `<base>/peer/<i>`.
  *
  * Talks to the parent in JSON lines: prints `{"ready":true,"userId":…}` once serving, answers
- * `{"cmd":"cpu"}` on stdin with `{"cpu":{user,system},"queries":n}` (CPU µs and Postgres
- * statements since start), and on `{"cmd":"stop"}`
+ * `{"cmd":"cpu"}` on stdin with `{"cpu":{user,system},"queries":n,"queryKinds":{…}}` (CPU µs and
+ * Postgres statements since start, in all and by kind, bench/bot-statements.ts), and on `{"cmd":"stop"}`
  * (or stdin closing) shuts down and exits, which is when `--cpu-prof` writes its profile.
  */
-import pg from 'pg';
 import { BotRuntime } from '../framework/bot/index.js';
 import { MqttTransport } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { EchoBot } from '../bots/echo/index.js';
 import { benchClient } from './clients.js';
 import { runChild, say, serveParent, troubleReport } from './child.js';
+import { countStatements } from './bot-statements.js';
 
 type Stop = () => Promise<void>;
 
-/** Statements sent to Postgres (TypeORM's pg driver shares this module), to report per command. */
-let queries = 0;
-const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
-(pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-  queries++;
-  return pgQuery.apply(this, args);
-};
+/** Statements sent to Postgres by kind (TypeORM's pg driver shares this module), to report per command. */
+const statements = countStatements();
 
 async function startBot(url: string, prefix: string, pgUrl: string, schema: string): Promise<Stop> {
   const store = new TypeOrmRelayStore(await createRelayDataSource({ url: pgUrl, schema }));
@@ -72,7 +67,7 @@ async function main(argv: readonly string[]): Promise<void> {
     );
   }
   const stop = mode === 'bot' ? await startBot(url, prefix, pgUrl!, schema!) : await startEcho(url, prefix);
-  serveParent(stop, () => ({ queries }));
+  serveParent(stop, statements);
 }
 
 runChild(main);

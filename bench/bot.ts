@@ -58,6 +58,8 @@ export interface Window {
   readonly selfCpuMs: number;
   /** Postgres statements the bot child sent per command. */
   readonly queries: number;
+  /** The same per command by kind (bench/bot-statements.ts), when the child counts them. */
+  readonly queryKinds?: Readonly<Record<string, number>>;
   /** Share of the machine's CPU time that was busy during the window (all processes), %. */
   readonly machineBusy: number;
 }
@@ -79,6 +81,9 @@ async function measured(child: BenchChild, seconds: number, drive: () => Promise
     childCpuMs: (childAfter.micros - childBefore.micros) / 1000 / n,
     selfCpuMs: self.selfMs / n,
     queries: (childAfter.queries - childBefore.queries) / n,
+    queryKinds: Object.fromEntries(
+      Object.entries(childAfter.queryKinds).map(([k, v]) => [k, (v - (childBefore.queryKinds[k] ?? 0)) / n]),
+    ),
     machineBusy: self.machineBusy,
   };
 }
@@ -135,6 +140,14 @@ export function printWindow(
       (w.queries > 0 ? `${w.queries.toFixed(1)} Postgres statements; ` : '') +
       `machine ${w.machineBusy.toFixed(0)} % busy (2 cores = 100 %)`,
   );
+  const kinds = Object.entries(w.queryKinds ?? {}).filter(([, v]) => v > 0);
+  if (kinds.length > 0)
+    note(
+      `statements per command by kind: ${kinds
+        .sort((a, b) => b[1] - a[1])
+        .map(([k, v]) => `${k} ${v.toFixed(2)}`)
+        .join(', ')}`,
+    );
 }
 
 // ---- the transport-only ceiling -----------------------------------------------------------------

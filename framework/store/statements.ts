@@ -93,12 +93,14 @@ export const GROUP_SUMMARY_SELECT = `SELECT ${columnList(GROUP_SUMMARY_COLUMNS)}
 export const GROUP_SELECT = `SELECT * FROM "conversations" WHERE "kind" = 'group'`;
 export const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_COLUMNS)}) VALUES (${placeholders(PARKED_COLUMNS.length)})`;
 export const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
+/** The peer's columns of a message load, prefixed `p_` (from the join alias `p`). */
+export const PEER_COLUMNS_AS_P = PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ');
 /**
  * loadConversationForMessage: the conversation row of either kind, the peer's row of a 1:1
  * conversation (columns prefixed `p_`; none for a group), the processed check and the envelope
  * replay check (params: group id, digest, envelope digest or null, now, group id).
  */
-export const MESSAGE_LOAD_SELECT = `SELECT c.*, ${PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ')},
+export const MESSAGE_LOAD_SELECT = `SELECT c.*, ${PEER_COLUMNS_AS_P},
   EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit",
   EXISTS (SELECT 1 FROM "envelopes" WHERE "digest" = ? AND "expires_at" >= ?) AS "envelope_hit"
   FROM "conversations" c LEFT JOIN "peers" p ON p."user_id" = c."peer_id" WHERE c."group_id" = ?`;

@@ -41,7 +41,6 @@ import {
   keyPackageParams,
   ownBundleParams,
   parkedParams,
-  PEER_COLUMNS,
   peerParams,
   rowToIdentity,
   rowToKeyPackage,
@@ -50,7 +49,6 @@ import {
   rowToOwnBundle,
   rowToParked,
   rowToPeer,
-  toBool,
   IDENTITY_ROW_ID,
   OWN_BUNDLE_ROW_ID,
 } from './mapping.js';
@@ -62,7 +60,6 @@ import {
   GROUP_SUMMARY_SELECT,
   IDENTITY_UPSERT,
   KEY_PACKAGE_UPSERT,
-  MESSAGE_LOAD_SELECT,
   OUTBOX_CLAIM,
   OUTBOX_OWNERS,
   OUTBOX_QUARANTINE,
@@ -77,6 +74,8 @@ import {
 } from './statements.js';
 import { commitChanges } from './typeorm-commit.js';
 import { CommitBatcher } from './commit-batch.js';
+import { MessageLoadBatcher, rowToMessageLoad } from './message-load-batch.js';
+import { SenderReadBatcher } from './sender-read-batch.js';
 
 /**
  * Optional settings of a TypeOrmRelayStore: at-rest encryption of secrets and whether close() also destroys
@@ -114,6 +113,8 @@ export class TypeOrmRelayStore implements RelayStore {
   private readonly stateKey: StoreStateKey;
   private readonly runner: SqlRunner;
   private readonly batcher: CommitBatcher;
+  private readonly loads: MessageLoadBatcher;
+  private readonly senderReads: SenderReadBatcher;
   private readonly closeDataSource: boolean;
   /** Leases and the replica registry on the same database, in turn with this store on SQLite. */
   readonly leases: TypeOrmLeaseStore;
@@ -124,6 +125,8 @@ export class TypeOrmRelayStore implements RelayStore {
   ) {
     this.backend = backendOf(ds);
     this.runner = new SqlRunner(ds, this.backend);
+    this.loads = new MessageLoadBatcher(this.runner);
+    this.senderReads = new SenderReadBatcher(this.runner);
     this.batcher = new CommitBatcher(this.runner, (c) => commitChanges(this.runner, this.cipher, c));
     this.stateKey = new StoreStateKey(options.stateKey, (fn) => this.runner.transaction(fn), options.scrypt);
     this.closeDataSource = options.closeDataSource ?? true;
@@ -296,24 +299,19 @@ export class TypeOrmRelayStore implements RelayStore {
 
   /**
    * One statement: the row of either kind, a direct conversation's peer, the processed check and,
-   * when asked, the envelope replay check (a null digest matches no envelope).
+   * when asked, the envelope replay check (a null digest matches no envelope). Loads made while
+   * another is in flight share one statement (message-load-batch.ts); the row is mapped here, so
+   * a row that cannot be read (a wrong state key) fails only its own caller.
    */
   async loadConversationForMessage(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
   ): Promise<ConversationMessageLoad | undefined> {
-    const params = [groupId, digest, envelope?.digest ?? null, envelope?.now ?? 0, groupId];
-    const row = (await this.withSql((s) => s.rows(MESSAGE_LOAD_SELECT, params)))[0];
-    if (!row) return undefined;
-    const conversation = rowToConversation(row, this.cipher);
-    const found = {
-      conversation,
-      processed: toBool(row.processed_hit),
-      ...(envelope ? { envelopeSeen: toBool(row.envelope_hit) } : {}),
-    };
-    if (row.p_user_id === null || row.p_user_id === undefined) return found;
-    return { ...found, peer: rowToPeer(Object.fromEntries(PEER_COLUMNS.map((c) => [c, row[`p_${c}`]]))) };
+    await this.ready();
+    const query = { groupId, digest, envelopeDigest: envelope?.digest ?? null, now: envelope?.now ?? 0 };
+    const row = await this.loads.load(query);
+    return row && rowToMessageLoad(row, this.cipher, envelope !== undefined);
   }
 
   async loadForMessage(
@@ -328,13 +326,11 @@ export class TypeOrmRelayStore implements RelayStore {
     return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));
   }
 
+  /** Reads made while another is in flight share one statement (sender-read-batch.ts). */
   async messageSenders(groupId: string, messageIds: readonly string[]): Promise<Map<string, string>> {
-    const out = new Map<string, string>();
-    if (messageIds.length === 0) return out;
-    const sql = `SELECT "message_id", "sender" FROM "message_senders" WHERE "group_id" = ? AND "message_id" IN (${placeholders(messageIds.length)})`;
-    for (const r of await this.withSql((s) => s.rows(sql, [groupId, ...messageIds])))
-      out.set(String(r.message_id), String(r.sender));
-    return out;
+    if (messageIds.length === 0) return new Map();
+    await this.ready();
+    return this.senderReads.get({ groupId, messageIds: [...new Set(messageIds)] });
   }
 
   async hasEnvelope(digest: string, now: UnixSeconds): Promise<boolean> {
