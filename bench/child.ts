@@ -22,6 +22,8 @@ export interface ChildCpu {
   readonly micros: number;
   /** Postgres statements, for a child that counts them; else 0. */
   readonly queries: number;
+  /** Postgres statements by kind (verb and table), for a child that sorts them; else {}. */
+  readonly statements: Readonly<Record<string, number>>;
   /** The client's work counters (RelayClient.work), for a child that reports them; else {}. */
   readonly work: Readonly<Record<string, number>>;
 }
@@ -87,7 +89,8 @@ export class BenchChild {
     const r = await reply;
     const cpu = r.cpu as CpuMicros;
     const work = (r.work ?? {}) as Record<string, number>;
-    return { micros: cpu.user + cpu.system, queries: Number(r.queries ?? 0), work };
+    const statements = (r.statements ?? {}) as Record<string, number>;
+    return { micros: cpu.user + cpu.system, queries: Number(r.queries ?? 0), statements, work };
   }
 
   async stop(): Promise<void> {

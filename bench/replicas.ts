@@ -13,6 +13,10 @@
  * new replica learns the sessions from the store in the warm-up. Every line carries its ratio to
  * the 1-replica figure of the same run. A private Mosquitto (set_tcp_nodelay) is required: the
  * embedded broker has no shared subscriptions.
+ *
+ * Before the counts, the first replica alone is measured against its own message rate
+ * (bench/replicas-rates.ts): what a replica pays per second or per wake-up rather than per message
+ * shows there, and it is what grows per command as replicas are added.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -23,9 +27,13 @@ import { BenchChild, type ChildCpu } from './child.js';
 import { inBatches } from './clients.js';
 import { cpuMeter } from './cpu.js';
 import { heading, note, numbersFromEnv, percentile, report } from './harness.js';
+import { rateSweep } from './replicas-rates.js';
 
-/** `BENCH_REPLICAS=1,3` runs some counts only; the first is the baseline. */
-const REPLICA_COUNTS = numbersFromEnv('BENCH_REPLICAS', [1, 2, 3]);
+/**
+ * `BENCH_REPLICAS=1,3` runs some counts only; the first is the baseline. `BENCH_REPLICAS=0` runs only
+ * the one-replica rate sweep (bench/replicas-rates.ts).
+ */
+const REPLICA_COUNTS = numbersFromEnv('BENCH_REPLICAS', [1, 2, 3]).filter((n) => n > 0);
 const PEERS = Number(process.env.BENCH_REPLICAS_PEERS ?? 100);
 const SECONDS = Number(process.env.BENCH_REPLICAS_SECONDS ?? 8);
 /**
@@ -218,6 +226,7 @@ export async function run(): Promise<void> {
     note(
       `${PEERS} peers started and made first contact in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
+    await rateSweep(replicas.children[0]!, peers);
     await runCounts(replicas, peers);
   } finally {
     await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
