@@ -93,6 +93,11 @@ export class BenchChild {
     return { micros: cpu.user + cpu.system, queries: Number(r.queries ?? 0), statements, work };
   }
 
+  /** Sends `signal` to the child (bench/replicas-child.ts profiles a window between two SIGUSR2s). */
+  signal(signal: NodeJS.Signals): void {
+    this.proc.kill(signal);
+  }
+
   async stop(): Promise<void> {
     if (this.proc.exitCode === null) this.proc.stdin!.end(`${JSON.stringify({ cmd: 'stop' })}\n`);
     let timer: NodeJS.Timeout | undefined;

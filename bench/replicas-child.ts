@@ -10,6 +10,10 @@
  * an empty schema creates the identity; the others load it. Speaks bench/child.ts's JSON lines; its
  * CPU answers carry the Postgres statements sent and the client's work counters (RelayClient.work).
  */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
+import { constants, PerformanceObserver } from 'node:perf_hooks';
 import pg from 'pg';
 import { BotRuntime } from '../framework/bot/index.js';
 import { DUTY, LeaseKeeper, replicaSlotLease } from '../framework/relay/index.js';
@@ -42,9 +46,53 @@ function statementKind(q: unknown): string {
   return table ? `${verb} ${table.split('.').pop()}` : verb;
 }
 
+/**
+ * `BENCH_REPLICAS_WINDOW_PROF=<dir>`: each SIGUSR2 starts a CPU profile and the next one writes it
+ * to <dir>/window-<n>.cpuprofile (bench/replicas-rates.ts marks its windows so), for
+ * bench/bot-profile.ts: the profile of one window only (idle, or one rate), not of the start-up.
+ */
+function profileWindowsOnSignal(dir: string): void {
+  const session = new Session();
+  session.connect();
+  let n = 0;
+  let on = false;
+  process.on('SIGUSR2', () => {
+    on = !on;
+    void (async () => {
+      if (on) {
+        await session.post('Profiler.enable');
+        await session.post('Profiler.start');
+        return;
+      }
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(join(dir, `window-${n++}.cpuprofile`), JSON.stringify(profile));
+    })();
+  });
+}
+
+/** Garbage collections by kind (`gc_major`, `gc_minor`, …) and their pause ms (`gc_ms`). */
+const gc: Record<string, number> = {};
+const GC_KINDS: Record<number, string> = {
+  [constants.NODE_PERFORMANCE_GC_MAJOR]: 'gc_major',
+  [constants.NODE_PERFORMANCE_GC_MINOR]: 'gc_minor',
+  [constants.NODE_PERFORMANCE_GC_INCREMENTAL]: 'gc_incremental',
+  [constants.NODE_PERFORMANCE_GC_WEAKCB]: 'gc_weakcb',
+};
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    const kind =
+      GC_KINDS[((e as { detail?: unknown }).detail as { kind?: number } | undefined)?.kind ?? -1] ??
+      'gc_other';
+    gc[kind] = (gc[kind] ?? 0) + 1;
+    gc.gc_ms = (gc.gc_ms ?? 0) + e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
+
 async function main(argv: readonly string[]): Promise<void> {
   const [url, prefix, pgUrl, schema, shareGroup, slotText] = argv;
   const slot = Number(slotText);
+  const profDir = process.env.BENCH_REPLICAS_WINDOW_PROF;
+  if (profDir) profileWindowsOnSignal(profDir);
   if (!url || !prefix || !pgUrl || !schema || !shareGroup || !Number.isInteger(slot)) {
     throw new Error('usage: replicas-child.ts <brokerUrl> <prefix> <pgUrl> <schema> <shareGroup> <slot>');
   }
@@ -80,7 +128,7 @@ async function main(argv: readonly string[]): Promise<void> {
       await store.close();
       reportTrouble();
     },
-    () => ({ queries, statements: { ...byKind }, work: client.work.snapshot() }),
+    () => ({ queries, statements: { ...byKind }, work: { ...client.work.snapshot(), ...gc } }),
   );
 }
 

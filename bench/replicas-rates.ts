@@ -26,17 +26,35 @@ interface Sample {
   messages: number;
   seconds: number;
   byKind: Record<string, number>;
+  /** The child's garbage collections in the window: major ones, and pause ms in all. */
+  gcMajor: number;
+  gcMinor: number;
+  gcMs: number;
 }
 
 /** Messages the replica processed: its conversation-state lookups, one per inbound message. */
 const messages = (c: ChildCpu): number =>
   (c.work.state_cache_hit ?? 0) + (c.work.state_cache_stale ?? 0) + (c.work.state_cache_cold ?? 0);
 
-async function sample(child: BenchChild, seconds: number, drive: () => Promise<unknown>): Promise<Sample> {
+/** Windows profiled so far (BENCH_REPLICAS_WINDOW_PROF, see bench/replicas-child.ts). */
+let profiled = 0;
+const PROFILE = process.env.BENCH_REPLICAS_WINDOW_PROF !== undefined;
+
+async function sample(
+  child: BenchChild,
+  seconds: number,
+  label: string,
+  drive: () => Promise<unknown>,
+): Promise<Sample> {
+  if (PROFILE) {
+    note(`window-${profiled++}.cpuprofile: ${label}`);
+    child.signal('SIGUSR2');
+  }
   const before = await child.cpu();
   const t0 = performance.now();
   await drive();
   const after = await child.cpu();
+  if (PROFILE) child.signal('SIGUSR2');
   const byKind: Record<string, number> = {};
   for (const [k, v] of Object.entries(after.statements)) {
     const d = v - (before.statements[k] ?? 0);
@@ -48,6 +66,9 @@ async function sample(child: BenchChild, seconds: number, drive: () => Promise<u
     messages: messages(after) - messages(before),
     seconds: Math.max((performance.now() - t0) / 1000, seconds),
     byKind,
+    gcMajor: (after.work.gc_major ?? 0) - (before.work.gc_major ?? 0),
+    gcMinor: (after.work.gc_minor ?? 0) - (before.work.gc_minor ?? 0),
+    gcMs: (after.work.gc_ms ?? 0) - (before.work.gc_ms ?? 0),
   };
 }
 
@@ -88,13 +109,15 @@ export async function rateSweep(child: BenchChild, peers: readonly Peer[]): Prom
   const idle: Sample[] = [];
   const byRate = new Map<number, Sample[]>(RATES.map((r) => [r, []]));
   for (let round = 0; round < ROUNDS; round++) {
-    idle.push(await sample(child, SECONDS, () => sleep(SECONDS * 1000)));
+    idle.push(await sample(child, SECONDS, 'idle', () => sleep(SECONDS * 1000)));
     const order = round % 2 === 0 ? RATES : [...RATES].reverse();
     for (const rate of order) {
       await pacedLoop(peers.length, rate, SETTLE_SECONDS, once);
       byRate
         .get(rate)!
-        .push(await sample(child, SECONDS, () => pacedLoop(peers.length, rate, SECONDS, once)));
+        .push(
+          await sample(child, SECONDS, `${rate} msg/s`, () => pacedLoop(peers.length, rate, SECONDS, once)),
+        );
     }
   }
   note(
@@ -104,7 +127,10 @@ export async function rateSweep(child: BenchChild, peers: readonly Peer[]): Prom
     )} ms CPU/s, ${spread(
       idle.map((s) => s.statements / s.seconds),
       2,
-    )} statements/s`,
+    )} statements/s, ${spread(
+      idle.map((s) => s.gcMajor / s.seconds),
+      2,
+    )} major GCs/s`,
   );
   note(`idle statements per second by kind: ${kinds(idle, 'seconds')}`);
   const idleCpuPerS = median(idle.map((s) => s.cpuMs / s.seconds));
@@ -121,7 +147,16 @@ export async function rateSweep(child: BenchChild, peers: readonly Peer[]): Prom
         )} statements/message, ${spread(
           xs.map((s) => s.messages / s.seconds),
           1,
-        )} msg/s processed`,
+        )} msg/s processed; GC ${spread(
+          xs.map((s) => s.gcMs / s.messages),
+          2,
+        )} ms/message, ${spread(
+          xs.map((s) => (100 * s.gcMajor) / s.messages),
+          1,
+        )} major and ${spread(
+          xs.map((s) => (100 * s.gcMinor) / s.messages),
+          1,
+        )} minor GCs per 100 messages`,
     );
     note(`${String(rate).padStart(4)} msg/s statements per message by kind: ${kinds(xs, 'messages')}`);
   }

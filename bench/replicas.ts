@@ -46,6 +46,8 @@ const PEER_BATCH = 10;
 const IDLE_SECONDS = 3;
 /** `BENCH_REPLICAS_CPU_PROF=<dir>` runs each replica with --cpu-prof, profile written there on exit. */
 const CPU_PROF_DIR = process.env.BENCH_REPLICAS_CPU_PROF;
+/** `BENCH_REPLICAS_NODE_FLAGS='--flag …'`: node flags for every replica (A/B of V8 settings). */
+const NODE_FLAGS = (process.env.BENCH_REPLICAS_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
@@ -70,7 +72,12 @@ function startReplicas(url: string, prefix: string, schema: string, shareGroup: 
       const { child, ready } = await BenchChild.start(
         'replicas-child.ts',
         [url, prefix, PG_URL, schema, shareGroup, String(slot)],
-        { nodeFlags: CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [] },
+        {
+          nodeFlags: [
+            ...(CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
+            ...NODE_FLAGS,
+          ],
+        },
       );
       children.push(child);
       const id = String(ready.userId);
