@@ -277,8 +277,8 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
    * Every wanted lease in one statement (LeaseStore.acquireLeases), held or not: an idle replica
    * pays one statement per round, not one per duty (issue 13). Taking a lease we hold renews it and
    * keeps its acquiredAt; a new acquiredAt on one we hold means it lapsed in between (it expired,
-   * or was deleted, and was taken afresh), reported `lost` (`taken`) before `acquired`, as a
-   * refused renewal would be.
+   * or was deleted, and was taken afresh): reported `lost` (`taken`) as a refused renewal was, and
+   * `acquired` on the next round.
    */
   private async renewTogether(names: readonly string[]): Promise<void> {
     const started = this.timers.now();
@@ -297,8 +297,10 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       const lapsed =
         before !== undefined && lease !== undefined && lease.acquiredAt !== before.lease.acquiredAt;
       if (lapsed && this.running && this.held.get(name) === before) {
+        // As a refused renewal: lost now, taken again (it is ours in the store) on the next round.
         this.held.delete(name);
         this.emit('lost', name, 'taken');
+        continue;
       }
       await this.settle(name, before, lease, started);
     }
