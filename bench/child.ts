@@ -24,6 +24,8 @@ export interface ChildCpu {
   readonly queries: number;
   /** The same statements by kind (bench/bot-statements.ts), for a child that counts them; else {}. */
   readonly queryKinds: Readonly<Record<string, number>>;
+  /** Postgres statements by kind (verb and table), for a child that sorts them; else {}. */
+  readonly statements: Readonly<Record<string, number>>;
   /** The client's work counters (RelayClient.work), for a child that reports them; else {}. */
   readonly work: Readonly<Record<string, number>>;
 }
@@ -90,7 +92,14 @@ export class BenchChild {
     const cpu = r.cpu as CpuMicros;
     const work = (r.work ?? {}) as Record<string, number>;
     const queryKinds = (r.queryKinds ?? {}) as Record<string, number>;
-    return { micros: cpu.user + cpu.system, queries: Number(r.queries ?? 0), queryKinds, work };
+    const statements = (r.statements ?? {}) as Record<string, number>;
+    const queries = Number(r.queries ?? 0);
+    return { micros: cpu.user + cpu.system, queries, queryKinds, statements, work };
+  }
+
+  /** Sends `signal` to the child (bench/replicas-child.ts profiles a window between two SIGUSR2s). */
+  signal(signal: NodeJS.Signals): void {
+    this.proc.kill(signal);
   }
 
   async stop(): Promise<void> {

@@ -13,6 +13,10 @@
  * new replica learns the sessions from the store in the warm-up. Every line carries its ratio to
  * the 1-replica figure of the same run. A private Mosquitto (set_tcp_nodelay) is required: the
  * embedded broker has no shared subscriptions.
+ *
+ * Before the counts, the first replica alone is measured against its own message rate
+ * (bench/replicas-rates.ts): what a replica pays per second or per wake-up rather than per message
+ * shows there, and it is what grows per command as replicas are added.
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -23,9 +27,13 @@ import { BenchChild, type ChildCpu } from './child.js';
 import { inBatches } from './clients.js';
 import { cpuMeter } from './cpu.js';
 import { heading, note, numbersFromEnv, percentile, report } from './harness.js';
+import { rateSweep } from './replicas-rates.js';
 
-/** `BENCH_REPLICAS=1,3` runs some counts only; the first is the baseline. */
-const REPLICA_COUNTS = numbersFromEnv('BENCH_REPLICAS', [1, 2, 3]);
+/**
+ * `BENCH_REPLICAS=1,3` runs some counts only; the first is the baseline. `BENCH_REPLICAS=0` runs only
+ * the one-replica rate sweep (bench/replicas-rates.ts).
+ */
+const REPLICA_COUNTS = numbersFromEnv('BENCH_REPLICAS', [1, 2, 3]).filter((n) => n > 0);
 const PEERS = Number(process.env.BENCH_REPLICAS_PEERS ?? 100);
 const SECONDS = Number(process.env.BENCH_REPLICAS_SECONDS ?? 8);
 /**
@@ -38,6 +46,8 @@ const PEER_BATCH = 10;
 const IDLE_SECONDS = 3;
 /** `BENCH_REPLICAS_CPU_PROF=<dir>` runs each replica with --cpu-prof, profile written there on exit. */
 const CPU_PROF_DIR = process.env.BENCH_REPLICAS_CPU_PROF;
+/** `BENCH_REPLICAS_NODE_FLAGS='--flag …'`: node flags for every replica (A/B of V8 settings). */
+const NODE_FLAGS = (process.env.BENCH_REPLICAS_NODE_FLAGS ?? '').split(/\s+/).filter(Boolean);
 
 const hex = (bytes: number): string => randomBytes(bytes).toString('hex');
 
@@ -62,7 +72,12 @@ function startReplicas(url: string, prefix: string, schema: string, shareGroup: 
       const { child, ready } = await BenchChild.start(
         'replicas-child.ts',
         [url, prefix, PG_URL, schema, shareGroup, String(slot)],
-        { nodeFlags: CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : [] },
+        {
+          nodeFlags: [
+            ...(CPU_PROF_DIR ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF_DIR}`] : []),
+            ...NODE_FLAGS,
+          ],
+        },
       );
       children.push(child);
       const id = String(ready.userId);
@@ -218,6 +233,7 @@ export async function run(): Promise<void> {
     note(
       `${PEERS} peers started and made first contact in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
     );
+    await rateSweep(replicas.children[0]!, peers);
     await runCounts(replicas, peers);
   } finally {
     await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));

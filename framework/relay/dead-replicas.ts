@@ -43,25 +43,26 @@ export function isDeadIn(replicas: readonly ReplicaRecord[], self: string): (rep
 export class DeadReplicas {
   constructor(private readonly deps: DeadReplicasDeps) {}
 
-  /** The registry now; `withSlots` also lists the slot leases, for the dead replicas' slots. */
+  /**
+   * The registry now; `withSlots` also lists the slot leases, for the dead replicas' slots: only
+   * when one is dead, so the periodic sweep of a healthy deployment costs one statement, not two
+   * (issue 13: what an idle replica pays per second).
+   */
   async read(withSlots = false): Promise<RegistryReading> {
     const { registry, self, staleAfterMs } = this.deps;
-    const [replicas, leases] = await Promise.all([
-      registry.listReplicas(staleAfterMs),
-      withSlots && registry.listLeases ? registry.listLeases() : Promise.resolve([]),
-    ]);
+    const replicas = await registry.listReplicas(staleAfterMs);
+    const isDead = isDeadIn(replicas, self);
+    const deadRows = replicas.filter((r) => isDead(r.replicaId));
+    const leases = withSlots && registry.listLeases && deadRows.length > 0 ? await registry.listLeases() : [];
     const slots = new Map<string, number>();
     for (const l of leases) {
       const slot = slotOfLease(l.name);
       if (slot !== undefined) slots.set(l.holder, slot);
     }
-    const isDead = isDeadIn(replicas, self);
-    const dead = replicas
-      .filter((r) => isDead(r.replicaId))
-      .map((r) => {
-        const slot = slots.get(r.replicaId);
-        return slot === undefined ? r : { ...r, slot };
-      });
+    const dead = deadRows.map((r) => {
+      const slot = slots.get(r.replicaId);
+      return slot === undefined ? r : { ...r, slot };
+    });
     return { dead, isDead };
   }
 }

@@ -294,8 +294,42 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     this.expireOverdue();
     if (!this.isFenced) await this.heartbeat();
     const names = [...this.wanted].filter((n) => !this.isFenced || this.kept.has(n));
-    await Promise.all(names.map((name) => this.renewOne(name)));
+    if (this.store.acquireLeases && names.length > 1) await this.renewTogether(names);
+    else await Promise.all(names.map((name) => this.renewOne(name)));
     this.expireOverdue();
+  }
+
+  /**
+   * Every wanted lease in one statement (LeaseStore.acquireLeases), held or not: an idle replica
+   * pays one statement per round, not one per duty (issue 13). Taking a lease we hold renews it and
+   * keeps its acquiredAt; a new acquiredAt on one we hold means it lapsed in between (it expired,
+   * or was deleted, and was taken afresh): reported `lost` (`taken`) as a refused renewal was, and
+   * `acquired` on the next round.
+   */
+  private async renewTogether(names: readonly string[]): Promise<void> {
+    const started = this.timers.now();
+    const had = new Map(names.map((n) => [n, this.held.get(n)]));
+    let leases: LeaseRecord[];
+    try {
+      leases = await this.store.acquireLeases!(names, this.holder, this.ttlMs);
+    } catch (err) {
+      this.emit('error', err);
+      return;
+    }
+    const got = new Map(leases.map((l) => [l.name, l]));
+    for (const name of names) {
+      const before = had.get(name);
+      const lease = got.get(name);
+      const lapsed =
+        before !== undefined && lease !== undefined && lease.acquiredAt !== before.lease.acquiredAt;
+      if (lapsed && this.running && this.held.get(name) === before) {
+        // As a refused renewal: lost now, taken again (it is ours in the store) on the next round.
+        this.held.delete(name);
+        this.emit('lost', name, 'taken');
+        continue;
+      }
+      await this.settle(name, before, lease, started);
+    }
   }
 
   private async heartbeat(): Promise<void> {
@@ -320,6 +354,16 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
       this.emit('error', err);
       return;
     }
+    await this.settle(name, had, lease, started);
+  }
+
+  /** What a request for `name` (sent at `started`, holding `had`) answered: held, lost or taken. */
+  private async settle(
+    name: string,
+    had: Held | undefined,
+    lease: LeaseRecord | undefined,
+    started: number,
+  ): Promise<void> {
     if (!this.running) return; // stop() releases everything
     if (!this.wanted.has(name) || (this.isFenced && !this.kept.has(name))) {
       // Dropped, or fenced, while the request was out.

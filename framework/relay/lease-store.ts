@@ -50,6 +50,13 @@ export interface LeaseStore {
    */
   acquireLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord | undefined>;
   /**
+   * Optional: acquireLease for each of `names` (distinct) at once, in one statement; returns the
+   * leases now held by `holder`, the names not returned being live leases of another holder. What
+   * a LeaseKeeper's renewal round sends, so a replica's idle cost does not grow with the leases it
+   * wants (issue 13).
+   */
+  acquireLeases?(names: readonly string[], holder: string, ttlMs: number): Promise<LeaseRecord[]>;
+  /**
    * Extends a live lease of `holder` to now + ttlMs. Undefined when `holder` does not hold a live
    * lease on `name`: ownership lapsed, and another replica may have acted as owner since.
    */

@@ -40,6 +40,15 @@ export class MemoryLeaseStore implements LeaseStore {
     return { ...lease, live: true };
   }
 
+  async acquireLeases(names: readonly string[], holder: string, ttlMs: number): Promise<LeaseRecord[]> {
+    const held: LeaseRecord[] = [];
+    for (const name of names) {
+      const lease = await this.acquireLease(name, holder, ttlMs);
+      if (lease) held.push(lease);
+    }
+    return held;
+  }
+
   async renewLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord | undefined> {
     checkDurationMs('lease ttlMs', ttlMs);
     const now = this.now();

@@ -5,6 +5,7 @@
  * (one clock for every replica, whatever their own clocks say).
  */
 import type { DataSource } from 'typeorm';
+import { ArgumentError } from '../relay/errors.js';
 import {
   checkDurationMs,
   checkLeaseName,
@@ -35,15 +36,19 @@ const LEASE_COLUMNS = `"name", "holder", "acquired_at", "expires_at"`;
 /** The statements of one backend. */
 function statements(backend: RelayBackend) {
   const now = NOW_MS[backend];
+  // The WHERE of DO UPDATE is the whole takeover rule: ours already, or expired.
+  const acquireSql = (count: number): string =>
+    `INSERT INTO "leases" (${LEASE_COLUMNS}) VALUES ` +
+    Array.from({ length: count }, () => `(?, ?, ${now}, ${now} + ?)`).join(', ') +
+    ` ON CONFLICT ("name") DO UPDATE SET "holder" = excluded."holder", ` +
+    `"acquired_at" = CASE WHEN "leases"."holder" = excluded."holder" AND "leases"."expires_at" > excluded."acquired_at" ` +
+    `THEN "leases"."acquired_at" ELSE excluded."acquired_at" END, "expires_at" = excluded."expires_at" ` +
+    `WHERE "leases"."holder" = excluded."holder" OR "leases"."expires_at" <= excluded."acquired_at" ` +
+    `RETURNING ${LEASE_COLUMNS}`;
   return {
-    // The WHERE of DO UPDATE is the whole takeover rule: ours already, or expired.
-    acquire:
-      `INSERT INTO "leases" (${LEASE_COLUMNS}) VALUES (?, ?, ${now}, ${now} + ?) ` +
-      `ON CONFLICT ("name") DO UPDATE SET "holder" = excluded."holder", ` +
-      `"acquired_at" = CASE WHEN "leases"."holder" = excluded."holder" AND "leases"."expires_at" > excluded."acquired_at" ` +
-      `THEN "leases"."acquired_at" ELSE excluded."acquired_at" END, "expires_at" = excluded."expires_at" ` +
-      `WHERE "leases"."holder" = excluded."holder" OR "leases"."expires_at" <= excluded."acquired_at" ` +
-      `RETURNING ${LEASE_COLUMNS}`,
+    acquire: acquireSql(1),
+    /** acquire for `count` names in one statement (acquireLeases). */
+    acquireMany: acquireSql,
     renew:
       `UPDATE "leases" SET "expires_at" = ${now} + ? ` +
       `WHERE "name" = ? AND "holder" = ? AND "expires_at" > ${now} RETURNING ${LEASE_COLUMNS}`,
@@ -106,6 +111,17 @@ export class TypeOrmLeaseStore implements LeaseStore {
     const ttl = checkDurationMs('lease ttlMs', ttlMs);
     const rows = await this.run((s) => s.rows(this.sql.acquire, [...params, ttl]));
     return rows[0] ? rowToLease(rows[0], true) : undefined;
+  }
+
+  async acquireLeases(names: readonly string[], holder: string, ttlMs: number): Promise<LeaseRecord[]> {
+    if (names.length === 0) return [];
+    checkLeaseName('lease holder', holder);
+    const ttl = checkDurationMs('lease ttlMs', ttlMs);
+    if (new Set(names).size !== names.length)
+      throw new ArgumentError(`acquireLeases needs distinct names, got ${JSON.stringify(names)}`);
+    const params = names.flatMap((name) => [checkLeaseName('lease name', name), holder, ttl]);
+    const rows = await this.run((s) => s.rows(this.sql.acquireMany(names.length), params));
+    return rows.map((r) => rowToLease(r, true));
   }
 
   async renewLease(name: string, holder: string, ttlMs: number): Promise<LeaseRecord | undefined> {

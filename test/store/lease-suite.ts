@@ -73,6 +73,23 @@ export function leaseStoreSuite(open: () => Promise<OpenLeaseStore>): void {
     expect(await leases.renewLease(name, 'replica-a', 200)).toBeUndefined();
   });
 
+  it('acquireLeases takes many at once by the acquireLease rules: free, ours (start kept), expired; not a live one of another', async () => {
+    const [free, ours, expired, theirs] = ['free', 'ours', 'expired', 'theirs'].map(leaseName);
+    const first = await leases.acquireLease(ours!, 'replica-a', 60_000);
+    await leases.acquireLease(expired!, 'replica-b', 100);
+    await leases.acquireLease(theirs!, 'replica-b', 60_000);
+    await sleep(200);
+    const got = await leases.acquireLeases!([free!, ours!, expired!, theirs!], 'replica-a', 60_000);
+    const byName = new Map(got.map((l) => [l.name, l]));
+    expect([...byName.keys()].sort()).toEqual([free!, ours!, expired!].sort());
+    for (const l of got) expect(l).toMatchObject({ holder: 'replica-a', live: true });
+    expect(byName.get(ours!)!.acquiredAt).toBe(first!.acquiredAt);
+    expect(byName.get(ours!)!.expiresAt).toBeGreaterThan(first!.expiresAt);
+    expect(byName.get(expired!)!.acquiredAt).toBeGreaterThan(first!.acquiredAt);
+    expect((await leases.listLeases()).find((l) => l.name === theirs)?.holder).toBe('replica-b');
+    expect(await leases.acquireLeases!([], 'replica-a', 60_000)).toEqual([]);
+  });
+
   it('releasing frees a lease at once; only its holder can release it', async () => {
     const name = leaseName('release');
     await leases.acquireLease(name, 'replica-a', 60_000);

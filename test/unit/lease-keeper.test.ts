@@ -206,6 +206,64 @@ describe('LeaseKeeper', () => {
     expect(a.k.owns('bundle-refresh')).toBe(false);
   });
 
+  it('renews every wanted lease in one statement per round, however many it wants (issue 13)', async () => {
+    const calls: Record<string, number> = {};
+    const counted = new Proxy(store, {
+      get(target, key, receiver) {
+        const value: unknown = Reflect.get(target, key, receiver);
+        if (typeof value !== 'function') return value;
+        return (...args: unknown[]) => {
+          calls[String(key)] = (calls[String(key)] ?? 0) + 1;
+          return (value as (...a: unknown[]) => unknown).apply(target, args);
+        };
+      },
+    });
+    const a = keeper('replica-a', counted);
+    const b = keeper('replica-b', counted);
+    const names = ['bundle', 'housekeeping', 'outbox-orphans', 'scheduler', 'slot-sessions'];
+    for (const { k } of [a, b]) names.forEach((n) => k.want(n));
+    await a.k.start();
+    await b.k.start();
+    const before = { ...calls };
+    await timers.advance(10 * EVERY);
+    const during = (key: string) => (calls[key] ?? 0) - (before[key] ?? 0);
+    // Ten rounds each, owner (a) and not (b): one statement for the leases, one heartbeat.
+    expect(during('acquireLeases')).toBe(20);
+    expect(during('heartbeatReplica')).toBe(20);
+    expect(during('acquireLease') + during('renewLease')).toBe(0);
+    expect(a.k.owned()).toEqual(names);
+    expect(b.k.owned()).toEqual([]);
+    expect(a.seen.map((s) => s.event)).toEqual(names.map(() => 'acquired'));
+  });
+
+  it('a lease freed, used by another and free again between two rounds is reported taken, then acquired on the next round', async () => {
+    const a = keeper('replica-a');
+    a.k.want('bundle');
+    a.k.want('scheduler');
+    await a.k.start();
+    // Someone frees it; replica-z owns it a while and lets it go before a's next round.
+    await store.releaseLease('scheduler', 'replica-a');
+    await timers.advance(EVERY / 2);
+    await store.acquireLease('scheduler', 'replica-z', TTL);
+    await store.releaseLease('scheduler', 'replica-z');
+    await timers.advance(EVERY / 2);
+    expect(a.k.owns('scheduler')).toBe(false);
+    await timers.advance(EVERY);
+    expect(a.seen.map((s) => [s.event, s.name])).toEqual([
+      ['acquired', 'bundle'],
+      ['acquired', 'scheduler'],
+      ['taken', 'scheduler'],
+      ['acquired', 'scheduler'],
+    ]);
+    expect(a.k.owned()).toEqual(['bundle', 'scheduler']);
+    // Held by another at the round: taken, and not ours.
+    await store.releaseLease('bundle', 'replica-a');
+    await store.acquireLease('bundle', 'replica-z', TTL);
+    await timers.advance(EVERY);
+    expect(a.seen.at(-1)).toMatchObject({ event: 'taken', name: 'bundle' });
+    expect(a.k.owned()).toEqual(['scheduler']);
+  });
+
   it('stop() reports every lease released, frees it and the replica row, and the other replica takes over at once', async () => {
     const a = keeper('replica-a');
     const b = keeper('replica-b');

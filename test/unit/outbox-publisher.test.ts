@@ -4,6 +4,7 @@
  * reorders, loses or repeats a row. The store is the real in-memory store; the publish function
  * stands in for the broker so each PUBACK can be held or failed at will.
  */
+import { jest } from '@jest/globals';
 import { pino } from 'pino';
 import { asUnixSeconds } from '../../framework/relay/brand.js';
 import { ManualClock } from '../../framework/relay/clock.js';
@@ -199,4 +200,29 @@ test('a read-back that listed a row before its delete landed does not publish it
   hold.release();
   await reading;
   expect(broker.ids()).toEqual(['a']);
+});
+
+test('acknowledged rows of a quiet process are deleted together, not one DELETE per reply (issue 13)', async () => {
+  jest.useFakeTimers();
+  try {
+    const { store, publisher, writer } = setUp();
+    await publisher.flush();
+    let deletes = 0;
+    const deleteOutbox = store.deleteOutbox.bind(store);
+    store.deleteOutbox = (ids) => {
+      deletes++;
+      return deleteOutbox(ids);
+    };
+    // Five replies 100 ms apart: a few messages per second.
+    for (let i = 0; i < 5; i++) {
+      await writer.commit({ outbox: [row(`q${i}`)] });
+      await publisher.flush();
+      await jest.advanceTimersByTimeAsync(100);
+    }
+    await jest.advanceTimersByTimeAsync(1000);
+    expect(deletes).toBe(1);
+    expect(await store.listOutbox()).toEqual([]);
+  } finally {
+    jest.useRealTimers();
+  }
 });

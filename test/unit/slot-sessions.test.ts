@@ -220,6 +220,33 @@ test("a dead auto replica's client id comes from the slot lease it held; a slot 
   expect(opened).toEqual([`relay-${user}-4`]);
 });
 
+test('a sweep with every replica alive reads the registry in one statement: the slot leases only when one is dead (issue 13)', async () => {
+  let leaseListings = 0;
+  const dead = (replicas: ReplicaRecord[]) =>
+    new DeadReplicas({
+      registry: {
+        listReplicas: async () => replicas,
+        listLeases: async () => {
+          leaseListings++;
+          return [];
+        },
+      },
+      self: 'bots/0',
+      staleAfterMs: 15_000,
+    });
+  const opened: string[] = [];
+  const open = (id: string) => {
+    opened.push(id);
+    return new FakeSession([]);
+  };
+  await new SlotSessions(deps({ dead: dead([rec('bots/0', true), rec('bots/1', true)]), open })).sweep();
+  expect(leaseListings).toBe(0);
+  expect(opened).toEqual([]);
+  await new SlotSessions(deps({ dead: dead([rec('bots/0', true), rec('bots/1', false)]), open })).sweep();
+  expect(leaseListings).toBe(1);
+  expect(opened).toEqual([`relay-${user}-1`]);
+});
+
 test('a dead replica whose session lease is held (alive, only late) is not connected to; a taken one is released after', async () => {
   const opened: string[] = [];
   const claims: string[] = [];
