@@ -24,8 +24,6 @@ export interface ChildCpu {
   readonly queries: number;
   /** The same statements by kind (bench/bot-statements.ts), for a child that counts them; else {}. */
   readonly queryKinds: Readonly<Record<string, number>>;
-  /** Postgres statements by kind (verb and table), for a child that sorts them; else {}. */
-  readonly statements: Readonly<Record<string, number>>;
   /** The client's work counters (RelayClient.work), for a child that reports them; else {}. */
   readonly work: Readonly<Record<string, number>>;
 }
@@ -92,9 +90,8 @@ export class BenchChild {
     const cpu = r.cpu as CpuMicros;
     const work = (r.work ?? {}) as Record<string, number>;
     const queryKinds = (r.queryKinds ?? {}) as Record<string, number>;
-    const statements = (r.statements ?? {}) as Record<string, number>;
     const queries = Number(r.queries ?? 0);
-    return { micros: cpu.user + cpu.system, queries, queryKinds, statements, work };
+    return { micros: cpu.user + cpu.system, queries, queryKinds, work };
   }
 
   /** Sends `signal` to the child (bench/replicas-child.ts profiles a window between two SIGUSR2s). */

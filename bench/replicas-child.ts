@@ -14,37 +14,16 @@ import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { constants, PerformanceObserver } from 'node:perf_hooks';
-import pg from 'pg';
 import { BotRuntime } from '../framework/bot/index.js';
 import { DUTY, LeaseKeeper, replicaSlotLease } from '../framework/relay/index.js';
 import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
 import { EchoBot } from '../bots/echo/index.js';
 import { benchClient } from './clients.js';
 import { runChild, say, serveParent, troubleReport } from './child.js';
+import { countStatements } from './bot-statements.js';
 
-/** Postgres statements sent (TypeORM's pg driver shares this module), as bench/bot-child.ts counts. */
-let queries = 0;
-/**
- * Statements by kind (their first words, table and all): what an idle replica's statements are, in
- * bench/replicas.ts's idle line.
- */
-const byKind: Record<string, number> = {};
-const pgQuery = pg.Client.prototype.query as (...args: unknown[]) => unknown;
-(pg.Client.prototype as { query: unknown }).query = function (this: pg.Client, ...args: unknown[]) {
-  queries++;
-  const kind = statementKind(args[0]);
-  byKind[kind] = (byKind[kind] ?? 0) + 1;
-  return pgQuery.apply(this, args);
-};
-
-/** A statement's verb and first table, e.g. `SELECT relay_leases`; BEGIN and COMMIT as they are. */
-function statementKind(q: unknown): string {
-  const text = typeof q === 'string' ? q : ((q as { text?: unknown } | null)?.text ?? '');
-  if (typeof text !== 'string') return '?';
-  const verb = /^\s*(\w+)/.exec(text)?.[1]?.toUpperCase() ?? '?';
-  const table = /\b(?:FROM|INTO|UPDATE)\s+("?[\w.]+"?(?:\."?\w+"?)?)/i.exec(text)?.[1]?.replace(/"/g, '');
-  return table ? `${verb} ${table.split('.').pop()}` : verb;
-}
+/** Postgres statements sent, in all and by kind (bench/bot-statements.ts, as bench/bot-child.ts counts). */
+const statements = countStatements();
 
 /**
  * `BENCH_REPLICAS_WINDOW_PROF=<dir>`: each SIGUSR2 starts a CPU profile and the next one writes it
@@ -128,7 +107,7 @@ async function main(argv: readonly string[]): Promise<void> {
       await store.close();
       reportTrouble();
     },
-    () => ({ queries, statements: { ...byKind }, work: { ...client.work.snapshot(), ...gc } }),
+    () => ({ ...statements(), work: { ...client.work.snapshot(), ...gc } }),
   );
 }
 

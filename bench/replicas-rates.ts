@@ -56,8 +56,8 @@ async function sample(
   const after = await child.cpu();
   if (PROFILE) child.signal('SIGUSR2');
   const byKind: Record<string, number> = {};
-  for (const [k, v] of Object.entries(after.statements)) {
-    const d = v - (before.statements[k] ?? 0);
+  for (const [k, v] of Object.entries(after.queryKinds)) {
+    const d = v - (before.queryKinds[k] ?? 0);
     if (d > 0) byKind[k] = d;
   }
   return {
