@@ -20,6 +20,8 @@ interface CpuMicros {
 export interface ChildCpu {
   /** User + system µs since the child was ready. */
   readonly micros: number;
+  /** The system (kernel) part of `micros`: socket reads and writes, mostly. */
+  readonly systemMicros: number;
   /** Postgres statements, for a child that counts them; else 0. */
   readonly queries: number;
   /** The client's work counters (RelayClient.work), for a child that reports them; else {}. */
@@ -87,7 +89,7 @@ export class BenchChild {
     const r = await reply;
     const cpu = r.cpu as CpuMicros;
     const work = (r.work ?? {}) as Record<string, number>;
-    return { micros: cpu.user + cpu.system, queries: Number(r.queries ?? 0), work };
+    return { micros: cpu.user + cpu.system, systemMicros: cpu.system, queries: Number(r.queries ?? 0), work };
   }
 
   async stop(): Promise<void> {

@@ -72,6 +72,8 @@ async function makeGroup(sender: RelayClient, receiver: Receiver, silent: readon
 
 interface Figures {
   perMessage: number[];
+  /** The kernel's share of perMessage, summed over the windows. */
+  systemMs: number;
   statements: number;
 }
 
@@ -85,14 +87,16 @@ async function measureGroup(sender: RelayClient, receiver: Receiver, group: Grou
   await send(WARMUP);
   const perMessage: number[] = [];
   let statements = 0;
+  let systemMs = 0;
   for (let w = 0; w < WINDOWS; w++) {
     const before = await receiver.child.cpu();
     await send(MESSAGES);
     const after = await receiver.child.cpu();
     perMessage.push((after.micros - before.micros) / 1000 / MESSAGES);
     statements += (after.queries - before.queries) / MESSAGES;
+    systemMs += (after.systemMicros - before.systemMicros) / 1000 / MESSAGES;
   }
-  return { perMessage, statements: statements / WINDOWS };
+  return { perMessage, systemMs: systemMs / WINDOWS, statements: statements / WINDOWS };
 }
 
 async function oneStore(
@@ -119,7 +123,7 @@ async function oneStore(
       });
       note(
         `windows ${sorted.map((x) => x.toFixed(3)).join(' / ')} ms; pure engine ` +
-          `${(engine.get(size) ?? 0).toFixed(3)} ms` +
+          `${(engine.get(size) ?? 0).toFixed(3)} ms; kernel (system CPU) ${f.systemMs.toFixed(3)} ms of it` +
           (f.statements > 0 ? `; ${f.statements.toFixed(2)} Postgres statements per message` : ''),
       );
     }
