@@ -8,7 +8,7 @@
  * lane, store load, MLS, commit, the 'message' event) and nothing else. JSON lines to the parent
  * (bench/child.ts): `{"ready":true,"userId":…}`, `{"joined":groupId}`, and `{"got":n}` every
  * REPORT_EVERY group messages (not each: the line would be part of what is measured); the CPU
- * answers of serveParent carry the Postgres statements sent.
+ * answers of serveParent carry the Postgres statements sent and the client's work counters.
  */
 import { writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
@@ -76,7 +76,7 @@ async function main(argv: readonly string[]): Promise<void> {
         writeFileSync(`${PROFILE}-${kind}-${process.pid}.cpuprofile`, JSON.stringify(profile));
       }
     },
-    () => ({ queries }),
+    () => ({ queries, work: client.work.snapshot() }),
   );
 }
 

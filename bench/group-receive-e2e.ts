@@ -74,6 +74,8 @@ interface Figures {
   perMessage: number[];
   /** The kernel's share of perMessage, summed over the windows. */
   systemMs: number;
+  /** The client's work counters that moved, per message (state cache hits and misses above all). */
+  work: Record<string, number>;
   statements: number;
 }
 
@@ -88,6 +90,7 @@ async function measureGroup(sender: RelayClient, receiver: Receiver, group: Grou
   const perMessage: number[] = [];
   let statements = 0;
   let systemMs = 0;
+  const work: Record<string, number> = {};
   for (let w = 0; w < WINDOWS; w++) {
     const before = await receiver.child.cpu();
     await send(MESSAGES);
@@ -95,8 +98,12 @@ async function measureGroup(sender: RelayClient, receiver: Receiver, group: Grou
     perMessage.push((after.micros - before.micros) / 1000 / MESSAGES);
     statements += (after.queries - before.queries) / MESSAGES;
     systemMs += (after.systemMicros - before.systemMicros) / 1000 / MESSAGES;
+    for (const [k, v] of Object.entries(after.work)) {
+      const moved = (v - (before.work[k] ?? 0)) / MESSAGES / WINDOWS;
+      if (moved > 0) work[k] = (work[k] ?? 0) + moved;
+    }
   }
-  return { perMessage, systemMs: systemMs / WINDOWS, statements: statements / WINDOWS };
+  return { perMessage, systemMs: systemMs / WINDOWS, work, statements: statements / WINDOWS };
 }
 
 async function oneStore(
@@ -126,6 +133,8 @@ async function oneStore(
           `${(engine.get(size) ?? 0).toFixed(3)} ms; kernel (system CPU) ${f.systemMs.toFixed(3)} ms of it` +
           (f.statements > 0 ? `; ${f.statements.toFixed(2)} Postgres statements per message` : ''),
       );
+      const work = Object.entries(f.work).map(([k, v]) => `${k} ${v.toFixed(2)}`);
+      if (work.length > 0) note(`work counters per message: ${work.join(', ')}`);
     }
   } finally {
     await receiver.child.stop();
