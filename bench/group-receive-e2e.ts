@@ -29,13 +29,20 @@ import { heading, note, numbersFromEnv, percentile, report, until } from './harn
 const SIZES = numbersFromEnv('BENCH_GROUP_RECEIVE_E2E_N', [10, 100]);
 /** `BENCH_GROUP_RECEIVE_E2E_STORES=memory` skips Postgres. */
 const STORES = (process.env.BENCH_GROUP_RECEIVE_E2E_STORES ?? 'memory,postgres').split(',');
-/** Multiples of the child's report step (25). */
-const WARMUP = 50;
+/**
+ * Messages before the first window, a multiple of the child's report step (25). Enough for V8 to
+ * have optimised the hot path: with 50, the windows still paid for TurboFan compiling it (--log-
+ * function-events showed ~300 hot functions compiled during the first ~1,000 messages, and perf
+ * put a fifth of the receiver's CPU in V8's compiler threads), which is not a per-message cost.
+ */
+const WARMUP = Number(process.env.BENCH_GROUP_RECEIVE_E2E_WARMUP ?? 1000);
 const MESSAGES = Number(process.env.BENCH_GROUP_RECEIVE_E2E_MESSAGES ?? 150);
 const WINDOWS = Number(process.env.BENCH_GROUP_RECEIVE_E2E_WINDOWS ?? 3);
 const TEXT = 'x'.repeat(120);
 const JOIN_TIMEOUT_MS = 180_000;
 const DRAIN_TIMEOUT_MS = 120_000;
+/** `BENCH_GROUP_RECEIVE_E2E_NODE_FLAGS="--log-deopt --logfile=/tmp/v8-%p.log"`: node flags of the receiver. */
+const NODE_FLAGS = process.env.BENCH_GROUP_RECEIVE_E2E_NODE_FLAGS?.split(' ').filter(Boolean) ?? [];
 
 interface Receiver {
   child: BenchChild;
@@ -48,6 +55,7 @@ async function startReceiver(args: readonly string[]): Promise<Receiver> {
   const joined = new Set<string>();
   let got = 0;
   const { child, ready } = await BenchChild.start('group-receive-child.ts', args, {
+    nodeFlags: NODE_FLAGS,
     onMessage: (msg) => {
       if (typeof msg.joined === 'string') joined.add(msg.joined);
       if (typeof msg.got === 'number') got = msg.got;
@@ -129,7 +137,7 @@ async function oneStore(
         value: engine.get(size) ?? 0,
       });
       note(
-        `windows ${sorted.map((x) => x.toFixed(3)).join(' / ')} ms; pure engine ` +
+        `windows in run order ${f.perMessage.map((x) => x.toFixed(3)).join(' / ')} ms; pure engine ` +
           `${(engine.get(size) ?? 0).toFixed(3)} ms; kernel (system CPU) ${f.systemMs.toFixed(3)} ms of it` +
           (f.statements > 0 ? `; ${f.statements.toFixed(2)} Postgres statements per message` : ''),
       );
