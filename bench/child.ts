@@ -20,6 +20,8 @@ interface CpuMicros {
 export interface ChildCpu {
   /** User + system µs since the child was ready. */
   readonly micros: number;
+  /** The system (kernel) part of `micros`: socket reads and writes, mostly. */
+  readonly systemMicros: number;
   /** Postgres statements, for a child that counts them; else 0. */
   readonly queries: number;
   /** The same statements by kind (bench/bot-statements.ts), for a child that counts them; else {}. */
@@ -91,7 +93,7 @@ export class BenchChild {
     const work = (r.work ?? {}) as Record<string, number>;
     const queryKinds = (r.queryKinds ?? {}) as Record<string, number>;
     const queries = Number(r.queries ?? 0);
-    return { micros: cpu.user + cpu.system, queries, queryKinds, work };
+    return { micros: cpu.user + cpu.system, systemMicros: cpu.system, queries, queryKinds, work };
   }
 
   /** Sends `signal` to the child (bench/replicas-child.ts profiles a window between two SIGUSR2s). */

@@ -122,59 +122,75 @@ async function build(ctx: MlsContext, size: number): Promise<Group> {
   return { receiver: states.at(-1)!, senders: states.slice(0, -1) };
 }
 
+interface EngineFigures {
+  /** CPU per message, ms. */
+  cpuMs: number;
+  /** Bytes written per message. */
+  bytes: number;
+  counted: number;
+  senders: number;
+  stored: StoredGroupState;
+}
+
+/** One receiving member of a group of `size` on the pure engine: CPU and bytes per message. */
+export async function measureEngine(ctx: MlsContext, size: number): Promise<EngineFigures> {
+  const group = await build(ctx, size);
+  // The messages, encrypted up front so that only receiving is timed.
+  const messages: Uint8Array[] = [];
+  const senders = [...group.senders];
+  for (let i = 0; i < MESSAGES; i++) {
+    const k = i % senders.length;
+    const sent = await encryptApplication(ctx, senders[k]!, new Uint8Array(randomBytes(200)));
+    senders[k] = sent.state;
+    messages.push(sent.message);
+  }
+  let state = group.receiver;
+  let stored: StoredGroupState = encodeGroupSession(state);
+  let liveBytes = 0;
+  let epochBytes = 0;
+  const profiler = PROFILE ? new Session() : undefined;
+  profiler?.connect();
+  let meter = cpuMeter();
+  for (const [i, message] of messages.entries()) {
+    if (i === WARMUP) {
+      await profiler?.post('Profiler.enable');
+      await profiler?.post('Profiler.start');
+      meter = cpuMeter();
+      liveBytes = epochBytes = 0;
+    }
+    const header = decodeMessage(message);
+    const got = await processGroupMessage(ctx, state, header);
+    const encoded = encodeGroupSession(got.state, { session: state, stored });
+    liveBytes += encoded.live.length;
+    if (encoded.epochChanged) epochBytes += encoded.epoch.length;
+    wipeConsumed(got.consumed);
+    state = got.state;
+    stored = encoded;
+  }
+  const counted = MESSAGES - WARMUP;
+  const cpuMs = meter().selfMs / counted;
+  if (profiler) {
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(`${PROFILE}-${size}.cpuprofile`, JSON.stringify(profile));
+    profiler.disconnect();
+  }
+  return { cpuMs, bytes: (liveBytes + epochBytes) / counted, counted, senders: senders.length, stored };
+}
+
 export async function run(): Promise<void> {
   const ctx = await createMlsContext({ provider: 'node' });
   const floor = cryptoFloorMs();
   heading('a receiving member per application message (pure engine + state encode, node provider)');
   report('baseline: raw crypto of one message (2 AES-GCM opens, Ed25519 verify, 2 HKDF)', floor, 'ms');
   for (const size of SIZES) {
-    const group = await build(ctx, size);
-    // The messages, encrypted up front so that only receiving is timed.
-    const messages: Uint8Array[] = [];
-    const senders = [...group.senders];
-    for (let i = 0; i < MESSAGES; i++) {
-      const k = i % senders.length;
-      const sent = await encryptApplication(ctx, senders[k]!, new Uint8Array(randomBytes(200)));
-      senders[k] = sent.state;
-      messages.push(sent.message);
-    }
-    let state = group.receiver;
-    let stored: StoredGroupState = encodeGroupSession(state);
-    let liveBytes = 0;
-    let epochBytes = 0;
-    const profiler = PROFILE ? new Session() : undefined;
-    profiler?.connect();
-    let meter = cpuMeter();
-    for (const [i, message] of messages.entries()) {
-      if (i === WARMUP) {
-        await profiler?.post('Profiler.enable');
-        await profiler?.post('Profiler.start');
-        meter = cpuMeter();
-        liveBytes = epochBytes = 0;
-      }
-      const header = decodeMessage(message);
-      const got = await processGroupMessage(ctx, state, header);
-      const encoded = encodeGroupSession(got.state, { session: state, stored });
-      liveBytes += encoded.live.length;
-      if (encoded.epochChanged) epochBytes += encoded.epoch.length;
-      wipeConsumed(got.consumed);
-      state = got.state;
-      stored = encoded;
-    }
-    const counted = MESSAGES - WARMUP;
-    const cpu = meter().selfMs / counted;
-    if (profiler) {
-      const { profile } = await profiler.post('Profiler.stop');
-      writeFileSync(`${PROFILE}-${size}.cpuprofile`, JSON.stringify(profile));
-      profiler.disconnect();
-    }
+    const e = await measureEngine(ctx, size);
     heading(
-      `N = ${size}: ${counted} messages (after ${WARMUP}) from ${senders.length} senders, ${PAST_EPOCHS} past epochs`,
+      `N = ${size}: ${e.counted} messages (after ${WARMUP}) from ${e.senders} senders, ${PAST_EPOCHS} past epochs`,
     );
-    report('receiver CPU per message', cpu, 'ms', { name: 'raw crypto', value: floor });
-    report('bytes written per message', (liveBytes + epochBytes) / counted, 'B');
+    report('receiver CPU per message', e.cpuMs, 'ms', { name: 'raw crypto', value: floor });
+    report('bytes written per message', e.bytes, 'B');
     note(
-      `epoch part ${stored.epoch.length} B (written when the epoch changes), live part ${stored.live.length} B`,
+      `epoch part ${e.stored.epoch.length} B (written when the epoch changes), live part ${e.stored.live.length} B`,
     );
   }
 }

@@ -4,6 +4,8 @@
  * - commit: commit create/process times by group size on the pure engine (bench/group-commit.ts);
  * - receive: what one receiving member spends per application message, and the bytes it writes,
  *   at 10, 100 and 250 members (bench/group-receive.ts);
+ * - receive-e2e: the same member end to end, a RelayClient in its own process on MemoryRelayStore
+ *   and Postgres, against the pure-engine figure (bench/group-receive-e2e.ts);
  * - fanout: fan-out latency through a real broker for groups of 10, 50 and 100 RelayClients, all
  *   in this process (bench/group-fanout.ts);
  * - spread: fan-out to the last of 100 members spread over child processes
@@ -23,8 +25,9 @@ import { run as runCommit } from './group-commit.js';
 import { run as runFanout } from './group-fanout.js';
 import { run as runSpread } from './group-fanout-spread.js';
 import { run as runReceive } from './group-receive.js';
+import { run as runReceiveE2e } from './group-receive-e2e.js';
 
-const PARTS = ['commit', 'receive', 'fanout', 'spread', 'bot'] as const;
+const PARTS = ['commit', 'receive', 'receive-e2e', 'fanout', 'spread', 'bot'] as const;
 type Part = (typeof PARTS)[number];
 
 function selectedParts(): Part[] {
@@ -41,11 +44,12 @@ export async function run(): Promise<void> {
   const parts = selectedParts();
   if (parts.includes('commit')) await runCommit();
   if (parts.includes('receive')) await runReceive();
-  if (!parts.some((p) => p === 'fanout' || p === 'spread' || p === 'bot')) return;
+  if (!parts.some((p) => p === 'receive-e2e' || p === 'fanout' || p === 'spread' || p === 'bot')) return;
   const broker = await pickBroker();
   console.log();
   note(`broker: ${broker.kind} at ${broker.url}`);
   try {
+    if (parts.includes('receive-e2e')) await runReceiveE2e(broker.url);
     if (parts.includes('fanout')) await runFanout(broker.url);
     if (parts.includes('spread')) await runSpread(broker.url);
     if (parts.includes('bot')) await runBot(broker.url);

@@ -21,7 +21,7 @@ import { ReplayCache } from './replay-cache.js';
 import { retryStale } from './retry-stale.js';
 import type { Opener } from './seal.js';
 import type { RelayStore } from './store.js';
-import { inboxTopic, isQos1OnlyTopic, keysTopic, parseTopic } from './topics.js';
+import { inboxTopic, isQos1Only, keysTopic, topicParser, type ParsedTopic } from './topics.js';
 import type { InboundMessage } from './transport.js';
 
 /** A half of the shell that takes opened inbox envelopes in the sender's lane. */
@@ -84,8 +84,15 @@ export class InboundRouter {
   private running = false;
   /** Retries of an inbox message that failed, held in its sender's lane (lane-retry.ts). */
   private readonly laneRetry: LaneRetry;
+  // Our own topics and the prefix check, made once: every inbound message is compared with them.
+  private readonly inboxTopic: string;
+  private readonly keysTopic: string;
+  private readonly parseTopic: (topic: string) => ParsedTopic | undefined;
 
   constructor(private readonly deps: InboundRouterDeps) {
+    this.inboxTopic = inboxTopic(deps.prefix, deps.selfId);
+    this.keysTopic = keysTopic(deps.prefix, deps.selfId);
+    this.parseTopic = topicParser(deps.prefix);
     this.laneRetry = new LaneRetry(deps.log.child({ lane: 'sender' }), () => this.running);
     this.inbox = new InboxPipeline({
       queue: deps.queue,
@@ -112,17 +119,17 @@ export class InboundRouter {
   /** A message from the transport. */
   async onTransportMessage(m: InboundMessage): Promise<void> {
     // Before anything else: QoS 0 costs its sender nothing and is outside flow control (§3).
-    if (m.qos === 0 && isQos1OnlyTopic(this.deps.prefix, m.topic)) return this.dropped('qos', m.topic);
+    if (m.qos === 0 && isQos1Only(this.parseTopic(m.topic))) return this.dropped('qos', m.topic);
     await this.deps.ready();
     return this.dispatch(m);
   }
 
   /** One inbound message, from the broker or re-run from the parking. */
   async dispatch(m: InboundMessage): Promise<void> {
-    const { prefix, selfId, bundles, groups } = this.deps;
-    if (m.topic === inboxTopic(prefix, selfId)) return this.inbox.receive(m.topic, m.payload);
-    if (m.topic === keysTopic(prefix, selfId)) return bundles.onOwnKeysPayload(m.payload);
-    const parsed = parseTopic(prefix, m.topic);
+    const { bundles, groups } = this.deps;
+    if (m.topic === this.inboxTopic) return this.inbox.receive(m.topic, m.payload);
+    if (m.topic === this.keysTopic) return bundles.onOwnKeysPayload(m.payload);
+    const parsed = this.parseTopic(m.topic);
     if (parsed?.kind === 'group') {
       const reason = await groups
         .receiveTopic(parsed.topicId, m.payload)

@@ -57,11 +57,20 @@ export function withOutboxCheck(store: RelayStore, check: OutboxRowCheck): Relay
  * later pass through untouched.
  */
 export function withCommit(store: RelayStore, commit: RelayStore['commit']): RelayStore {
+  // Each method bound once per store and function: every inbound message calls a few of them
+  // through here (and through both wrappers of RelayClient's store), and a fresh bind per call
+  // is an allocation per call.
+  const bound = new Map<PropertyKey, { of: unknown; fn: unknown }>();
   return new Proxy(store, {
     get(target, prop) {
       if (prop === 'commit') return commit;
       const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      if (typeof value !== 'function') return value;
+      const held = bound.get(prop);
+      if (held?.of === value) return held.fn;
+      const fn = (value as (...a: unknown[]) => unknown).bind(target);
+      bound.set(prop, { of: value, fn });
+      return fn;
     },
   });
 }

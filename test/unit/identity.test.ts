@@ -22,6 +22,7 @@ import {
   inboxTopic,
   keysTopic,
   parseTopic,
+  topicParser,
   topicIdForGroup,
   validateTopicPrefix,
 } from '../../framework/relay/topics.js';
@@ -214,6 +215,21 @@ describe('topics (PROTOCOL.md §3)', () => {
       'relayx/u/cfb251f2b123ab140c92a4f5c3860593/keys',
     ]) {
       expect(parseTopic('relay', other)).toBeUndefined();
+    }
+  });
+
+  test('topicParser checks the prefix once and parses as parseTopic does', () => {
+    expect(() => topicParser('a/+')).toThrow(ConfigError);
+    const parse = topicParser('relay');
+    const t = topicIdForGroup(asGroupId(seed(3)));
+    for (const topic of [
+      keysTopic('relay', uid),
+      inboxTopic('relay', uid),
+      groupTopic('relay', t),
+      'relay/g/cfb251f2b123ab140c92a4f5c3860593/keys',
+      'relayx/u/cfb251f2b123ab140c92a4f5c3860593/keys',
+    ]) {
+      expect(parse(topic)).toEqual(parseTopic('relay', topic));
     }
   });
 });
