@@ -1,5 +1,5 @@
 /**
- * Group members of bench/group-fanout-spread.ts, in a child process so that a 100-member group's
+ * Group members of bench/group-fanout-spread.ts (and the quiet members of bench/group-bot.ts), in a child process so that a 100-member group's
  * receivers are spread over several processes (and cores) as they would be over devices:
  *
  *   group-members-child.ts <brokerUrl> <prefix> <count>

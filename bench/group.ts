@@ -8,8 +8,9 @@
  *   in this process (bench/group-fanout.ts);
  * - spread: fan-out to the last of 100 members spread over child processes
  *   (bench/group-fanout-spread.ts, the members in bench/group-members-child.ts);
- * - bot: commands per second a bot sustains in one busy group, against the same closed loop over
- *   1:1 sessions (bench/group-bot.ts, the bot in bench/group-bot-child.ts).
+ * - bot: commands per second a bot sustains answering in a group of 100 (real members, most of them
+ *   offline, the broker's fan-out to them real), its CPU per command against the same closed loop
+ *   over 1:1 sessions and the pure engine (bench/group-bot.ts, the bot in bench/group-bot-child.ts).
  *
  * Each part prints its own baseline measured in the same run. The broker parts use a private
  * Mosquitto with `set_tcp_nodelay true` (the shared one on :1883 keeps Nagle on at the broker and

@@ -12,6 +12,7 @@ import { x25519 } from '@noble/curves/ed25519.js';
 import * as hpke from 'hpke';
 import { asUnixSeconds, asUserId } from '../framework/relay/brand.js';
 import { createOpener, open, seal, sealAad, sealInfo } from '../framework/relay/seal.js';
+import { cryptoOpsReport } from './crypto-ops.js';
 import {
   AEAD_AES_256_GCM,
   DHKEM_X25519_HKDF_SHA256,
@@ -157,4 +158,6 @@ export async function run(): Promise<void> {
   console.log(
     `  seal.ts now vs @hpke/core: seal ${(before.seal / sealUs).toFixed(1)}x, open ${(before.open / openUs).toFixed(1)}x faster`,
   );
+  console.log('\nkey handling around one 1:1 command (issue 12):');
+  await cryptoOpsReport();
 }

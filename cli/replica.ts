@@ -9,9 +9,15 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import {
+  claimFixedSlot,
+  DEFAULT_LEASE_TTL_MS,
   DUTY,
+  holderBase,
   LeaseKeeper,
+  processHolder,
   replicaSlotLease,
+  slotOfLease,
+  slotOfReplica,
   type LeaseKeeperOptions,
   type LeaseRecord,
   type LeaseStore,
@@ -27,30 +33,38 @@ export const MAX_AUTO_SLOTS = 256;
 export const slotLease = replicaSlotLease;
 
 /**
- * This replica's id in the registry and the holder of its leases: `<share group>/<slot>`, or
- * `<share group>/<client id>` when broker.clientId names the connection instead, or, for
- * `replicaSlot: auto` (the slot is not known yet), `<share group>/<host>-<random>`. Undefined
- * without a share group (one process).
+ * This process's id in the registry and the holder of its leases: `<share group>/<slot>~<instance>`,
+ * or `<share group>/<client id>~<instance>` when broker.clientId names the connection instead (a
+ * random instance per process: processHolder, so two processes configured alike are told apart),
+ * or, for `replicaSlot: auto` (the slot is not known yet), `<share group>/<host>-<random>`.
+ * Undefined without a share group (one process).
  */
 export function replicaIdOf(config: RelayConfig): string | undefined {
   const { shareGroup, replicaSlot, clientId } = config.broker;
   if (shareGroup === undefined) return undefined;
   if (replicaSlot === 'auto') return `${shareGroup}/${hostname()}-${randomBytes(4).toString('hex')}`;
-  return `${shareGroup}/${replicaSlot !== undefined ? String(replicaSlot) : (clientId ?? 'unnamed')}`;
+  return processHolder(
+    `${shareGroup}/${replicaSlot !== undefined ? String(replicaSlot) : (clientId ?? 'unnamed')}`,
+  );
 }
 
 /** A started replica: its LeaseKeeper and, for `replicaSlot: auto`, the slot it claimed. */
 export interface StartedReplica {
   keeper: LeaseKeeper;
   slot?: number;
-  /** What metrics, /healthz and the logs call it: `<share group>/<slot>` once the slot is known. */
+  /**
+   * What metrics, /healthz and the logs call it: `<share group>/<slot>` (or `/<client id>`) once the
+   * slot is known, without the process instance, so a restart keeps its metrics' label.
+   */
   label: string;
 }
 
 /**
  * Starts this process as a replica: a LeaseKeeper wanting every framework duty (DUTY), with its
- * ownership changes logged, and for `replicaSlot: auto` the lowest free slot claimed. Undefined
- * for a single process, which owns every duty without leases. Call keeper.stop() on shutdown.
+ * ownership changes logged, once it holds its slot: a fixed slot taken from a dead holder after its
+ * lease lapsed, or refused with ReplicaSlotTaken when a live process holds it (slot-claim.ts), or
+ * for `replicaSlot: auto` the lowest free slot claimed. Undefined for a single process, which owns
+ * every duty without leases. Call keeper.stop() on shutdown.
  */
 export async function startReplica(
   config: RelayConfig,
@@ -65,7 +79,6 @@ export async function startReplica(
     replica: { replicaId, host: hostname(), pid: process.pid },
     ...opts,
   });
-  for (const duty of Object.values(DUTY)) keeper.want(duty);
   keeper.on('acquired', (name) =>
     log.info({ replica: replicaId, lease: name }, 'lease acquired: this replica does it now'),
   );
@@ -81,19 +94,51 @@ export async function startReplica(
   });
   keeper.on('error', (err) => log.warn({ err, replica: replicaId }, 'lease store call failed; retrying'));
   const fixed = config.broker.replicaSlot;
-  // A fixed slot holds its slot's lease too, kept while fenced: doctor tells a fenced replica
-  // (stale heartbeat, live slot lease) from a stopped one by it (fencedReplicas).
-  if (typeof fixed === 'number') keeper.want(slotLease(fixed), { keepWhileFenced: true });
+  const shareGroup = config.broker.shareGroup!;
   await keeper.start();
-  if (fixed !== 'auto') return { keeper, label: replicaId };
   try {
-    const slot = await claimSlot(keeper);
-    log.info({ replica: replicaId, slot }, 'replica slot claimed');
-    return { keeper, slot, label: `${config.broker.shareGroup}/${slot}` };
+    // The slot first, the duties after: a process refused its slot has taken nothing from the
+    // one running it. A fixed slot's lease is kept while fenced too: doctor tells a fenced replica
+    // (stale heartbeat, live slot lease) from a stopped one by it (fencedReplicas).
+    let slot: number | undefined;
+    if (typeof fixed === 'number') {
+      await claimFixedSlot({ keeper, leases, slot: fixed, log });
+      await forgetEarlierRuns(leases, { shareGroup, slot: fixed, self: replicaId, ttlMs: opts.ttlMs }).catch(
+        (err: unknown) =>
+          log.warn(
+            { err, replica: replicaId },
+            "could not remove this slot's earlier runs from the registry",
+          ),
+      );
+    } else if (fixed === 'auto') {
+      slot = await claimSlot(keeper);
+      log.info({ replica: replicaId, slot }, 'replica slot claimed');
+    }
+    for (const duty of Object.values(DUTY)) keeper.want(duty);
+    await keeper.renewNow();
+    const label = slot !== undefined ? `${shareGroup}/${slot}` : holderBase(replicaId);
+    return { keeper, ...(slot !== undefined ? { slot } : {}), label };
   } catch (e) {
     await keeper.stop();
     throw e;
   }
+}
+
+/**
+ * Removes the registry rows of this fixed slot's earlier runs (killed without a graceful stop,
+ * or written under the slot's bare name by releases before per-process holders) once this process
+ * holds the slot: their heartbeat is stale by then (their slot lease lapsed after their last
+ * one). Without a row they count as dead at once (dead-replicas.ts), so their outbox rows, open
+ * replies and tasks are taken over on the next sweep, and no restart leaves a stale row behind.
+ */
+async function forgetEarlierRuns(
+  leases: Pick<LeaseStore, 'listReplicas' | 'removeReplica'>,
+  run: { shareGroup: string; slot: number; self: string; ttlMs?: number | undefined },
+): Promise<void> {
+  const replicas = await leases.listReplicas(run.ttlMs ?? DEFAULT_LEASE_TTL_MS);
+  for (const r of replicas)
+    if (!r.live && r.replicaId !== run.self && slotOfReplica(run.shareGroup, r.replicaId) === run.slot)
+      await leases.removeReplica(r.replicaId);
 }
 
 /**
@@ -202,4 +247,39 @@ export function describeFenced(
   if (fenced.length === 0) return undefined;
   const names = fenced.map((r) => `${r.replicaId}${r.host !== undefined ? ` (${r.host})` : ''}`).join(', ');
   return `${names}: cut off from the broker (no heartbeat, yet still renewing its slot in the database), so it does no duties and takes no messages until its broker link is back. Fix: check that replica's network path to the broker (broker.url), or restart it`;
+}
+
+/**
+ * `relay-bot doctor`'s line on processes that share one replica slot, or undefined when none do:
+ * live replicas whose ids name one fixed slot (`<share group>/<slot>~<instance>`), or that hold one
+ * slot's lease (an auto replica), besides another. They take the slot's MQTT session from each
+ * other; a release with per-process holders refuses the second one's start (slot-claim.ts), so
+ * this shows an older release, or a slot lost and taken while its process was paused.
+ */
+export function describeSharedSlots(
+  replicas: readonly ReplicaRecord[],
+  leases: readonly LeaseRecord[],
+): string | undefined {
+  const bySlot = new Map<string, ReplicaRecord[]>();
+  for (const r of replicas.filter((x) => x.live)) {
+    const group = r.replicaId.slice(0, Math.max(0, r.replicaId.indexOf('/')));
+    const named = slotOfReplica(group, r.replicaId);
+    const leased = leases
+      .filter((l) => l.live && l.holder === r.replicaId)
+      .map((l) => slotOfLease(l.name))
+      .find((n) => n !== undefined);
+    const slot = named ?? leased;
+    if (slot === undefined) continue;
+    const key = `${group}/${slot}`;
+    bySlot.set(key, [...(bySlot.get(key) ?? []), r]);
+  }
+  const shared = [...bySlot].filter(([, rs]) => rs.length > 1);
+  if (shared.length === 0) return undefined;
+  const where = (r: ReplicaRecord) =>
+    [r.host, r.pid !== undefined ? `pid ${r.pid}` : undefined].filter(Boolean).join(' ');
+  const lines = shared.map(
+    ([slot, rs]) =>
+      `${rs.length} processes run replica slot ${slot}: ${rs.map((r) => `${r.replicaId}${where(r) ? ` (${where(r)})` : ''}`).join(', ')}`,
+  );
+  return `${lines.join('; ')}. They take the slot's MQTT session from each other. Fix: give each replica its own broker.replicaSlot, or use replicaSlot: auto, then restart them`;
 }

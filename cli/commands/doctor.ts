@@ -16,7 +16,7 @@ import {
 import { TypeOrmRelayStore } from '../../framework/store/index.js';
 import { brokerUrl, loadConfig, type RelayConfig } from '../config.js';
 import { redactUrl } from '../redact-url.js';
-import { describeFenced, describeReplicas } from '../replica.js';
+import { describeFenced, describeReplicas, describeSharedSlots } from '../replica.js';
 import { describeDatabase, openDataSource } from '../runtime.js';
 
 export interface DoctorArgs {
@@ -121,6 +121,8 @@ export async function handler(argv: DoctorArgs): Promise<void> {
         line(live ? 'ok' : 'n/a', 'replicas', describeReplicas(replicas, leases));
         const fenced = describeFenced(replicas, leases);
         if (fenced !== undefined) line('warn', 'fenced replicas', fenced);
+        const shared = describeSharedSlots(replicas, leases);
+        if (shared !== undefined) fail('replica slots', shared);
       }
     }
   } catch (e) {

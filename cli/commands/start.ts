@@ -8,6 +8,7 @@ import { BotRuntime, type BotRuntimeOptions } from '../../index.js';
 import {
   startEmbeddedBroker,
   type EmbeddedBroker,
+  ReplicaSlotTaken,
   type LeaseKeeper,
   type ReplicaOptions,
 } from '../../framework/relay/index.js';
@@ -97,7 +98,8 @@ export async function handler(argv: StartArgs): Promise<void> {
   } catch (e) {
     await store.close().catch(() => undefined);
     await broker?.close();
-    throw e instanceof CommandFailed
+    // Another live process on this fixed slot: a configuration error, exit 2, its message the fix.
+    throw e instanceof CommandFailed || e instanceof ReplicaSlotTaken
       ? e
       : new CommandFailed(`cannot start as a replica: ${(e as Error).message}`);
   }
@@ -168,7 +170,10 @@ export async function handler(argv: StartArgs): Promise<void> {
       module: source,
       broker: redactUrl(brokerUrl(config)),
       database: describeDatabase(config.database),
-      ...(replica ? { replica: replica.label, leases: replica.keeper.owned() } : {}),
+      // The holder is this process's (doctor lists it): the label stays the slot's across restarts.
+      ...(replica
+        ? { replica: replica.label, holder: replica.keeper.holder, leases: replica.keeper.owned() }
+        : {}),
       ...(metricsServer ? { metrics: `${metricsServer.url}/metrics` } : {}),
     },
     'bot started',

@@ -4,6 +4,7 @@
  * with one id take the session from each other, so every process of one identity (a replica,
  * ARCHITECTURE.md "One identity, many processes") needs its own, stable per replica slot.
  */
+import { randomBytes } from 'node:crypto';
 import { ArgumentError } from './errors.js';
 
 /** The broker settings that choose the client id (a subset of the client's BrokerOptions). */
@@ -71,10 +72,44 @@ export function slotOfLease(name: string): number | undefined {
 }
 
 /**
+ * The holder id of one process (its registry id, the holder of its leases, the `replica` stamp of
+ * its outbox rows): `base` (`<share group>/<slot>`, or `<share group>/<client id>`) with a random
+ * instance suffix. Two processes configured with one fixed slot share the slot's MQTT client id,
+ * but not this: their leases tell them apart (slot-claim.ts), where one holder name per slot let
+ * each believe it held everything. Releases before the suffix wrote `base` alone: holderBase()
+ * reads both.
+ */
+export function processHolder(base: string, instance: string = randomBytes(4).toString('hex')): string {
+  if (!INSTANCE.test(`${INSTANCE_SEPARATOR}${instance}`))
+    throw new ArgumentError(`a process instance is 8 lowercase hex digits, not ${JSON.stringify(instance)}`);
+  return `${base}${INSTANCE_SEPARATOR}${instance}`;
+}
+
+const INSTANCE_SEPARATOR = '~';
+const INSTANCE = /~[0-9a-f]{8}$/;
+
+/** A holder id without its process instance (processHolder): what it names, in either format. */
+export function holderBase(holder: string): string {
+  return holder.replace(INSTANCE, '');
+}
+
+/**
+ * The fixed slot a replica id of `shareGroup` names (`<share group>/<slot>`, with or without an
+ * instance suffix), or undefined: another share group, a client id, or a `replicaSlot: auto` id
+ * (whose slot only its slot lease tells).
+ */
+export function slotOfReplica(shareGroup: string, replicaId: string): number | undefined {
+  const prefix = `${shareGroup}/`;
+  if (!replicaId.startsWith(prefix)) return undefined;
+  const rest = holderBase(replicaId).slice(prefix.length);
+  return /^(0|[1-9][0-9]{0,8})$/.test(rest) ? Number(rest) : undefined;
+}
+
+/**
  * The client id a replica of this share group connected with, or undefined when it is not of this
  * share group: its slot's when known (`slot`, from the slot lease a `replicaSlot: auto` replica
  * held: dead-replicas.ts), else the one its id names (`<share group>/<slot>` or `<share group>/<client
- * id>`, cli/replica.ts). An auto replica whose slot is not known yields its id's last part, a client
+ * id>`, either with a process instance suffix or, written by older releases, without: cli/replica.ts). An auto replica whose slot is not known yields its id's last part, a client
  * id never used (draining it finds no session).
  */
 export function clientIdOfReplica(
@@ -86,7 +121,7 @@ export function clientIdOfReplica(
   const { replicaId, slot } = replica;
   if (!replicaId.startsWith(prefix)) return undefined;
   if (slot !== undefined) return brokerClientId(userIdHex, { replicaSlot: slot });
-  const rest = replicaId.slice(prefix.length);
+  const rest = holderBase(replicaId).slice(prefix.length);
   if (rest.length === 0) return undefined;
   return /^(0|[1-9][0-9]{0,8})$/.test(rest) ? brokerClientId(userIdHex, { replicaSlot: Number(rest) }) : rest;
 }

@@ -29,6 +29,39 @@ export function senderBindingHolds(inner: InnerPayload): boolean {
   return true;
 }
 
+/** Verified sender bindings kept per pipeline: one per peer in a bot's working set and then some. */
+const SENDER_BINDINGS_KEPT = 1024;
+
+/**
+ * senderBindingHolds with its positive answers kept, bounded, least recently used first out. The
+ * check is a pure function of the four fields in the id, so a hit is the answer a recheck would
+ * give; failures are not kept (a forged binding costs its sender as much as before, and cannot
+ * push verified ones out). Saves a SHA-256 per message, and the Ed25519 verify of a sealed-sender
+ * key that arrives again (every Welcome from the same peer carries it).
+ */
+export class SenderBindings {
+  private readonly held = new Set<string>();
+
+  constructor(private readonly limit = SENDER_BINDINGS_KEPT) {}
+
+  holds(inner: InnerPayload): boolean {
+    const id = [
+      toHex(inner.senderId),
+      toHex(inner.senderIdentityKey),
+      inner.sealedSenderKey ? toHex(inner.sealedSenderKey) : '',
+      inner.sealedSenderKeySignature ? toHex(inner.sealedSenderKeySignature) : '',
+    ].join('.');
+    if (this.held.delete(id)) {
+      this.held.add(id);
+      return true;
+    }
+    if (!senderBindingHolds(inner)) return false;
+    this.held.add(id);
+    if (this.held.size > this.limit) this.held.delete(this.held.values().next().value!);
+    return true;
+  }
+}
+
 export interface InboxPipelineDeps {
   queue: KeyedSerialQueue;
   /** The envelope checks of inbound-envelope.ts, with this client's keys and caches. */
@@ -67,6 +100,7 @@ export class InboxPipeline {
   private seq = 0;
   private readonly places = new HintPlaces();
   private readonly rounds: RecheckRounds;
+  private readonly bindings = new SenderBindings();
 
   constructor(private readonly deps: InboxPipelineDeps) {
     this.rounds = new RecheckRounds((payload) => deps.check(payload));
@@ -175,7 +209,7 @@ export class InboxPipeline {
     const d = this.deps;
     if (!checked.ok) return d.dropped(checked.reason, topic, checked.error);
     const opened = checked.value;
-    if (!senderBindingHolds(opened.inner)) return d.securityDrop(topic, opened.inner);
+    if (!this.bindings.holds(opened.inner)) return d.securityDrop(topic, opened.inner);
     const sender = userIdToHex(opened.inner.senderId);
     let lane: Promise<DropReason | undefined>;
     try {

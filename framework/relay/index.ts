@@ -49,7 +49,16 @@ export {
   type WantOptions,
 } from './lease-keeper.js';
 export { DEFAULT_FENCE_AFTER_MS, type ReplicaMembership } from './replica-fence.js';
-export { isSessionLease, replicaSlotLease, sessionLease } from './broker-client-id.js';
+export {
+  holderBase,
+  isSessionLease,
+  processHolder,
+  replicaSlotLease,
+  sessionLease,
+  slotOfLease,
+  slotOfReplica,
+} from './broker-client-id.js';
+export { claimFixedSlot, ReplicaSlotTaken, type SlotClaimDeps, type SlotClaimKeeper } from './slot-claim.js';
 export type { SessionKeeper } from './session-claim.js';
 export type {
   RelayStore,

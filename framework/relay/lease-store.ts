@@ -22,7 +22,11 @@ export interface LeaseRecord {
 
 /** What a replica says about itself when it registers. */
 export interface ReplicaInfo {
-  /** Stable per replica (one MQTT client id per replica), and the holder name of its leases. */
+  /**
+   * The holder name of its leases: one per process (cli/replica.ts gives a fixed slot's process
+   * `<share group>/<slot>~<instance>`, broker-client-id.ts processHolder), so two processes
+   * configured with one slot are told apart; ids without the instance are older releases'.
+   */
   replicaId: string;
   host?: string;
   pid?: number;

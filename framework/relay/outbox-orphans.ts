@@ -9,7 +9,9 @@
  * and its publisher's read-back sends them in commit order under the same barrier, dependsOn and
  * quarantine rules as every other row.
  *
- * A replica restarted under the same id before the sweep gets its rows back by its own read-back.
+ * A replica restarted on its slot runs under a new id (one per process: cli/replica.ts), and once
+ * it holds the slot it removes its dead predecessor's registry row, so those rows go out by the
+ * next sweep; a process started under an id it had before gets its rows back by its own read-back.
  * One that comes back just as its rows are claimed, or that lost the database but not the broker,
  * may publish a row the claimer publishes too: receivers drop the copy (replay cache, processed
  * digests), as they do for a row a crash left behind between publish and delete.

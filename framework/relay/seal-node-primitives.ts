@@ -197,9 +197,10 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
   if (ikmE !== undefined && ikmE.length < X25519_N) {
     throw new ArgumentError(`ikmE must be at least Nsk = ${X25519_N} bytes (RFC 9180 §7.1.3)`);
   }
-  const ephemeral = async (): Promise<KeyPair<X25519Key>> => {
-    if (ikmE !== undefined) return deriveKeyPair(ikmE, false);
-    return X25519Key.generate(false);
+  const ephemeral = async (): Promise<{ privateKey: X25519Key; publicBytes: Uint8Array }> => {
+    if (ikmE === undefined) return X25519Key.generateEphemeral();
+    const { privateKey, publicKey } = await deriveKeyPair(ikmE, false);
+    return { privateKey, publicBytes: publicKey.publicBytes };
   };
 
   return (): KEM<X25519Key> => ({
@@ -229,9 +230,8 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
     /** §4.1 Encap: enc = pkEm, kem_context = enc || pkRm. */
     async Encap(pkR) {
       const recipient = asX25519(pkR, 'public');
-      const { privateKey: skE, publicKey: pkE } = await ephemeral();
+      const { privateKey: skE, publicBytes: enc } = await ephemeral();
       const dhOut = x25519Dh(skE, recipient);
-      const enc = own(pkE.publicBytes);
       const sharedSecret = await extractAndExpand(dhOut, concat(enc, recipient.publicBytes));
       dhOut.fill(0);
       return { shared_secret: sharedSecret, enc };
@@ -239,9 +239,9 @@ export function dhkemX25519HkdfSha256(options: DhkemX25519Options = {}): KEMFact
     /** §4.1 Decap; pkR comes from the caller's KeyPair when it has one, else from skR. */
     async Decap(enc, skR, pkR) {
       const sk = asX25519(skR, 'private');
-      const pk = pkR === undefined ? x25519PublicKeyOf(sk) : asX25519(pkR, 'public');
-      const dhOut = x25519Dh(sk, await X25519Key.fromPublicBytes(enc));
-      const sharedSecret = await extractAndExpand(dhOut, concat(enc, pk.publicBytes));
+      const pkBytes = pkR === undefined ? sk.publicBytesOfPrivate() : asX25519(pkR, 'public').publicBytes;
+      const dhOut = x25519Dh(sk, X25519Key.fromPublicBytes(enc));
+      const sharedSecret = await extractAndExpand(dhOut, concat(enc, pkBytes));
       dhOut.fill(0);
       return sharedSecret;
     },

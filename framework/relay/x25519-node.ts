@@ -5,31 +5,21 @@
  * mutex while it allocates the result strings. If that allocation triggers a GC that collects the
  * finished key-generation job (`KeyGenJob`, which `generateKeyPairSync` creates too) that made the
  * same key, the job's destructor takes that mutex on the same thread and the process hangs forever
- * (test/fuzz/README.md, tools/crypto-deadlock-stress.ts). So: public keys are imported from their
- * raw bytes and private keys from PKCS#8 DER (RFC 8410 §7); no key is ever exported. A generated
+ * (test/fuzz/README.md, tools/crypto-deadlock-stress.ts). So: keys are only ever imported from their
+ * raw bytes (okp-import.ts: as JWK, the cheapest import Node 20 has); no key is exported. A generated
  * key's public bytes come from a DH with the base point instead of an export, and a private key
  * that must be serializable is drawn as random bytes and imported, so no job ever made it.
  *
  * Errors: malformed input lengths are ArgumentError; DH results that RFC 9180 §7.1.4 rejects are
  * VerificationError (the peer key came off the network).
  */
-import {
-  KeyObject,
-  createPrivateKey,
-  createPublicKey,
-  diffieHellman,
-  generateKeyPairSync,
-  randomFillSync,
-} from 'node:crypto';
+import { KeyObject, createPublicKey, diffieHellman, generateKeyPairSync, randomFillSync } from 'node:crypto';
 import type { Key } from 'hpke';
 import { ArgumentError, VerificationError } from './errors.js';
+import { importOkpPrivate, importOkpPublic } from './okp-import.js';
 
 export const X25519_KEY_LENGTH = 32;
 
-/** RFC 8410 §7: OneAsymmetricKey { version 0, id-X25519, OCTET STRING { OCTET STRING (32) } }. */
-const PKCS8_X25519_PREFIX = Uint8Array.from([
-  0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x04, 0x22, 0x04, 0x20,
-]);
 /** RFC 8410 §4: SubjectPublicKeyInfo { id-X25519, BIT STRING (32 bytes) }. */
 const SPKI_X25519_PREFIX = Uint8Array.from([
   0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x6e, 0x03, 0x21, 0x00,
@@ -65,30 +55,24 @@ export class X25519Key implements Key {
   ) {}
 
   /**
-   * WebCrypto's raw import builds the key straight from the bytes; node:crypto's `createPublicKey`
-   * has no raw format before Node 24 and its SPKI DER import is several times slower.
+   * Synchronous: a per-message Decap used to await WebCrypto's raw import (a promise hop, ~2x the
+   * CPU of the JWK import in okp-import.ts, which builds the key from the same 32 bytes).
    */
-  static async fromPublicBytes(pk: Uint8Array): Promise<X25519Key> {
+  static fromPublicBytes(pk: Uint8Array): X25519Key {
     if (pk.length !== X25519_KEY_LENGTH) {
       throw new ArgumentError(`X25519 public keys are ${X25519_KEY_LENGTH} bytes`);
     }
     const bytes = own(pk);
-    const cryptoKey = await globalThis.crypto.subtle.importKey('raw', bytes, { name: 'X25519' }, true, []);
-    return new X25519Key('public', true, KeyObject.from(cryptoKey), bytes, EMPTY);
+    return new X25519Key('public', true, importOkpPublic('X25519', bytes), bytes, EMPTY);
   }
 
-  /** PKCS#8 DER import; slower than the JWK import it replaces, and off every per-message path. */
+  /** Raw import (okp-import.ts); OpenSSL derives the public half, which publicKey() reads by DH. */
   static fromPrivateBytes(sk: Uint8Array, extractable: boolean): X25519Key {
     if (sk.length !== X25519_KEY_LENGTH) {
       throw new ArgumentError(`X25519 private keys are ${X25519_KEY_LENGTH} bytes`);
     }
-    const der = Buffer.concat([PKCS8_X25519_PREFIX, sk]);
-    try {
-      const keyObject = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
-      return new X25519Key('private', extractable, keyObject, EMPTY, extractable ? own(sk) : EMPTY);
-    } finally {
-      der.fill(0);
-    }
+    const keyObject = importOkpPrivate('X25519', sk);
+    return new X25519Key('private', extractable, keyObject, EMPTY, extractable ? own(sk) : EMPTY);
   }
 
   /** The private scalar; only extractable keys have it. */
@@ -102,25 +86,55 @@ export class X25519Key implements Key {
   /** The public key of a private key: its KeyObject shares the private one's, its bytes come from DH. */
   publicKey(): X25519Key {
     if (this.type !== 'private') throw new ArgumentError('expected an X25519 private key');
-    const bytes = rawDh(this.keyObject, BASE_POINT);
-    return new X25519Key('public', true, createPublicKey(this.keyObject), bytes, EMPTY);
+    return new X25519Key('public', true, createPublicKey(this.keyObject), this.publicBytesOfPrivate(), EMPTY);
   }
+
+  /**
+   * The 32-byte public key of a private key, by DH with the base point (never an export). Kept
+   * once computed: the key is immutable, and an HPKE Open without a key pair (MLS's) needs it for
+   * every Decap.
+   */
+  publicBytesOfPrivate(): Uint8Array {
+    if (this.type !== 'private') throw new ArgumentError('expected an X25519 private key');
+    this.derived.publicBytes ??= rawDh(this.keyObject, BASE_POINT);
+    return own(this.derived.publicBytes);
+  }
+
+  /** @internal Private keys: the public bytes once computed. A plain field: `hpke` hands keys around as Readonly<Key>. */
+  readonly derived: { publicBytes?: Uint8Array } = {};
 
   /**
    * A fresh key pair. Non-extractable pairs come from OpenSSL's generator (the cheapest path; the
    * key is never exported, so its generation job cannot deadlock with an export). Extractable ones
-   * are random bytes imported as PKCS#8, so the scalar is known without an export.
+   * are random bytes imported, so the scalar is known without an export.
    */
   static generate(extractable: boolean): { privateKey: X25519Key; publicKey: X25519Key } {
-    let privateKey: X25519Key;
-    if (extractable) {
-      const sk = randomFillSync(new Uint8Array(X25519_KEY_LENGTH));
-      privateKey = X25519Key.fromPrivateBytes(sk, true);
-      sk.fill(0);
-    } else {
-      privateKey = new X25519Key('private', false, generateKeyPairSync('x25519').privateKey, EMPTY, EMPTY);
-    }
+    const privateKey = X25519Key.generatePrivate(extractable);
     return { privateKey, publicKey: privateKey.publicKey() };
+  }
+
+  /**
+   * An HPKE Encap's ephemeral: the private key and the public key's bytes (enc), without the
+   * public KeyObject generate() builds and Encap never uses. Measured alternatives (process CPU,
+   * bench/crypto-bound.ts): generateKeyPairSync with an SPKI DER publicKeyEncoding (the bytes
+   * without the DH) costs more than this, OpenSSL's DER encoder being slower than a scalar
+   * multiplication; random bytes imported and a DH about the same; @noble/curves' x25519 ~10x.
+   */
+  static generateEphemeral(): { privateKey: X25519Key; publicBytes: Uint8Array } {
+    const privateKey = X25519Key.generatePrivate(false);
+    return { privateKey, publicBytes: privateKey.publicBytesOfPrivate() };
+  }
+
+  private static generatePrivate(extractable: boolean): X25519Key {
+    if (!extractable) {
+      return new X25519Key('private', false, generateKeyPairSync('x25519').privateKey, EMPTY, EMPTY);
+    }
+    const sk = randomFillSync(new Uint8Array(X25519_KEY_LENGTH));
+    try {
+      return X25519Key.fromPrivateBytes(sk, true);
+    } finally {
+      sk.fill(0);
+    }
   }
 }
 

@@ -9,17 +9,41 @@ import { loadConfig } from '../../cli/config.js';
 import {
   describeFenced,
   describeReplicas,
+  describeSharedSlots,
   fencedReplicas,
   slotLease,
   startReplica,
   type StartedReplica,
 } from '../../cli/replica.js';
-import { DUTY, LeaseKeeper, MemoryLeaseStore } from '../../framework/relay/index.js';
+import { DeadReplicas } from '../../framework/relay/dead-replicas.js';
+import {
+  deadOwners,
+  DUTY,
+  LeaseKeeper,
+  MemoryLeaseStore,
+  ReplicaSlotTaken,
+} from '../../framework/relay/index.js';
 import { until } from '../support/groups.js';
 import { freshPgSchema, openPgIn, PG_URL, postgresAvailable, type OpenStore } from '../store/helpers.js';
 
 const pgUp = await postgresAvailable('the replica slot tests');
 const log = pino({ level: 'silent' });
+
+interface LogLine {
+  level: number;
+  msg: string;
+  holder?: string;
+}
+/** A logger whose JSON lines land in `lines`. */
+function logTo(lines: LogLine[]) {
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as LogLine);
+      done();
+    },
+  });
+  return pino({ level: 'info' }, sink);
+}
 
 (pgUp ? describe : describe.skip)('startReplica on Postgres', () => {
   let schema: string;
@@ -68,16 +92,87 @@ const log = pino({ level: 'silent' });
     expect(next.slot).toBe(0);
   });
 
-  test('a fixed slot is its own replica id; doctor lists it with its leases', async () => {
+  test('a fixed slot names its replica id, with an instance per process; doctor lists it with its leases', async () => {
     const r = await start('4');
     expect(r.slot).toBeUndefined();
     expect(r.label).toBe('bots/4');
-    expect(r.keeper.holder).toBe('bots/4');
+    expect(r.keeper.holder).toMatch(/^bots\/4~[0-9a-f]{8}$/);
     const leases = opened[0]!.store.leases;
     const line = describeReplicas(await leases.listReplicas(3000), await leases.listLeases());
     expect(line).toMatch(
-      /^1 live: bots\/4 \(\S+ pid \d+\) holds bundle, housekeeping, outbox-orphans, replica-slot\/4, scheduler, slot-sessions$/,
+      /^1 live: bots\/4~[0-9a-f]{8} \(\S+ pid \d+\) holds bundle, housekeeping, outbox-orphans, replica-slot\/4, scheduler, slot-sessions$/,
     );
+  });
+
+  test('a second process on a live fixed slot is refused, naming the fix; the first keeps everything', async () => {
+    const first = await start('4');
+    const lines: LogLine[] = [];
+    const db = await openPgIn(schema);
+    opened.push(db);
+    const second = startReplica(config('4'), db.store.leases, logTo(lines), { ttlMs: 3000 });
+    const refused = await second.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(ReplicaSlotTaken);
+    expect(refused).toMatchObject({ code: 'CONFIG', slot: 4, holder: first.keeper.holder });
+    expect((refused as Error).message).toMatch(
+      /^another process runs replica slot 4 \(holder bots\/4~[0-9a-f]{8}, since \d{4}-\d\d-\d\dT[^)]+\): give each replica its own broker\.replicaSlot, or use replicaSlot: auto$/,
+    );
+    // It said why it waited before it refused.
+    expect(lines.some((l) => /replica slot 4 is held by bots\/4~/.test(l.msg))).toBe(true);
+    // The first took no loss: it owns its slot and every duty, and is the only registered replica.
+    await first.keeper.renewNow();
+    expect(first.keeper.owned()).toEqual([...Object.values(DUTY), slotLease(4)].sort());
+    const leases = opened[0]!.store.leases;
+    expect((await leases.listReplicas(3000)).map((r) => r.replicaId)).toEqual([first.keeper.holder]);
+    expect((await leases.listLeases()).filter((l) => l.live).map((l) => l.holder)).toEqual(
+      Array(Object.values(DUTY).length + 1).fill(first.keeper.holder),
+    );
+  });
+
+  test("restarted after a kill: waits for the dead run's slot lease to lapse, then takes over", async () => {
+    const db = await openPgIn(schema);
+    opened.push(db);
+    const leases = db.store.leases;
+    // What a SIGKILLed run leaves: its registry row and its leases, held until they expire.
+    const dead = 'bots/4~deadbeef';
+    await leases.registerReplica({ replicaId: dead, host: 'gone', pid: 1 });
+    expect(await leases.acquireLease(slotLease(4), dead, 3000)).toBeDefined();
+    expect(await leases.acquireLease(DUTY.scheduler, dead, 3000)).toBeDefined();
+    const lines: LogLine[] = [];
+    const r = await startReplica(config('4'), leases, logTo(lines), { ttlMs: 3000 });
+    started.push(r!);
+    expect(r!.keeper.owns(slotLease(4))).toBe(true);
+    expect(r!.keeper.owns(DUTY.scheduler)).toBe(true);
+    const waited = lines.find((l) => /replica slot 4 is held by bots\/4~deadbeef: waiting/.test(l.msg));
+    expect(waited).toMatchObject({ level: 40, holder: dead });
+    // Its earlier run's row is gone: it counts as dead at once, its outbox rows are taken over.
+    expect((await leases.listReplicas(3000)).map((x) => x.replicaId)).toEqual([r!.keeper.holder]);
+  });
+
+  test('upgrade: a slot held under the bare slot name by an older release is waited out and its row read', async () => {
+    const db = await openPgIn(schema);
+    opened.push(db);
+    const leases = db.store.leases;
+    // An older release's process on slot 4, killed: holder `bots/4`, no instance.
+    const old = 'bots/4';
+    await leases.registerReplica({ replicaId: old });
+    expect(await leases.acquireLease(slotLease(4), old, 3000)).toBeDefined();
+    // Its outbox rows name it; who is dead reads it like the new format.
+    const reading = new DeadReplicas({ registry: leases, self: 'x', staleAfterMs: 3000 });
+    expect((await reading.read()).isDead(old)).toBe(false);
+    const lines: LogLine[] = [];
+    const r = await startReplica(config('4'), leases, logTo(lines), { ttlMs: 3000 });
+    started.push(r!);
+    expect(r!.keeper.holder).not.toBe(old);
+    expect(r!.keeper.owns(slotLease(4))).toBe(true);
+    expect(lines.some((l) => /held by bots\/4: waiting/.test(l.msg))).toBe(true);
+    expect((await reading.read()).isDead(old)).toBe(true);
+    // Its outbox rows (stamped `bots/4`) are a dead owner's, to be claimed; the new process's are not.
+    const replicas = await leases.listReplicas(3000);
+    expect(deadOwners([old, r!.keeper.holder], replicas, 'another-replica')).toEqual([old]);
+    expect((await leases.listReplicas(3000)).map((x) => x.replicaId)).toEqual([r!.keeper.holder]);
   });
 
   test('doctor: a fenced fixed-slot replica is named as fenced, not as stopped', async () => {
@@ -90,7 +185,7 @@ const log = pino({ level: 'silent' });
     const replicas = await leases.listReplicas(3000);
     const all = await leases.listLeases();
     expect(describeReplicas(replicas, all)).toBe('0 live; 1 fenced');
-    expect(describeFenced(replicas, all)).toMatch(/^bots\/4 \(\S+\): cut off from the broker/);
+    expect(describeFenced(replicas, all)).toMatch(/^bots\/4~[0-9a-f]{8} \(\S+\): cut off from the broker/);
     await r.keeper.rejoin();
     expect(describeFenced(await leases.listReplicas(3000), await leases.listLeases())).toBeUndefined();
   });
@@ -118,6 +213,30 @@ test('describeReplicas counts replicas without a recent heartbeat apart', () => 
   expect(line).toBe(
     '1 live: g/0 (a pid 7) holds scheduler; 1 without a recent heartbeat (stopped or unreachable)',
   );
+});
+
+test('doctor names the processes that share one replica slot, in either holder format', () => {
+  const at = { startedAt: 1, lastSeen: 2 };
+  const lease = (name: string, holder: string, live = true) => ({
+    name,
+    holder,
+    acquiredAt: 1,
+    expiresAt: 9,
+    live,
+  });
+  const replicas = [
+    { replicaId: 'g/0~aaaaaaaa', host: 'a', pid: 1, live: true, ...at },
+    { replicaId: 'g/0~bbbbbbbb', host: 'b', pid: 2, live: true, ...at },
+    { replicaId: 'g/1', host: 'c', live: true, ...at },
+    { replicaId: 'g/host-1', live: true, ...at },
+    { replicaId: 'g/2~cccccccc', live: true, ...at },
+    { replicaId: 'g/2~dddddddd', live: false, ...at },
+  ];
+  const leases = [lease('replica-slot/1', 'g/host-1'), lease('replica-slot/2', 'g/2~dddddddd', false)];
+  expect(describeSharedSlots(replicas, leases)).toBe(
+    "2 processes run replica slot g/0: g/0~aaaaaaaa (a pid 1), g/0~bbbbbbbb (b pid 2); 2 processes run replica slot g/1: g/1 (c), g/host-1. They take the slot's MQTT session from each other. Fix: give each replica its own broker.replicaSlot, or use replicaSlot: auto, then restart them",
+  );
+  expect(describeSharedSlots(replicas.slice(1, 5), leases.slice(1))).toBeUndefined();
 });
 
 test('doctor: a replica without a heartbeat that still renews its slot is fenced, named apart', async () => {

@@ -4,7 +4,13 @@
  * id per process is refused before anything connects.
  */
 import { ArgumentError, MemoryRelayStore, RelayClient } from '../../framework/relay/index.js';
-import { brokerClientId } from '../../framework/relay/broker-client-id.js';
+import {
+  brokerClientId,
+  clientIdOfReplica,
+  holderBase,
+  processHolder,
+  slotOfReplica,
+} from '../../framework/relay/broker-client-id.js';
 
 const user = 'ab'.repeat(32);
 
@@ -31,4 +37,30 @@ test('RelayClient.create refuses a share group without a replica slot, and a bad
   await expect(
     RelayClient.create({ store: new MemoryRelayStore(), broker: { url, shareGroup: 'a/b', replicaSlot: 0 } }),
   ).rejects.toThrow(/not a valid MQTT 5 share name/);
+});
+
+test('a process holder adds an instance to its slot; both formats name the same slot and client id', () => {
+  const a = processHolder('bots/0');
+  const b = processHolder('bots/0');
+  expect(a).toMatch(/^bots\/0~[0-9a-f]{8}$/);
+  // Two processes configured alike hold their leases under different names.
+  expect(a).not.toBe(b);
+  expect(processHolder('bots/0', '0123abcd')).toBe('bots/0~0123abcd');
+  expect(() => processHolder('bots/0', 'nothex!!')).toThrow(ArgumentError);
+  // Rows of releases before the instance suffix (`bots/0`) read as before.
+  for (const id of ['bots/0', a, 'bots/0~0123abcd']) {
+    expect(holderBase(id)).toBe('bots/0');
+    expect(slotOfReplica('bots', id)).toBe(0);
+    expect(clientIdOfReplica(user, 'bots', { replicaId: id })).toBe(`relay-${user}-0`);
+  }
+  for (const id of ['bots/mine', 'bots/mine~0123abcd']) {
+    expect(slotOfReplica('bots', id)).toBeUndefined();
+    expect(clientIdOfReplica(user, 'bots', { replicaId: id })).toBe('mine');
+  }
+  expect(slotOfReplica('other', a)).toBeUndefined();
+  // An auto replica's id names no slot: its slot lease does.
+  expect(slotOfReplica('bots', 'bots/host-0123abcd')).toBeUndefined();
+  expect(clientIdOfReplica(user, 'bots', { replicaId: 'bots/host-0123abcd', slot: 2 })).toBe(
+    `relay-${user}-2`,
+  );
 });

@@ -1,7 +1,7 @@
 /**
  * The Node lines relay-bot supports: 20 (which these machines still run) and the LTS lines 22, 24
- * and 26 (26 since sealed sender and MLS HPKE stopped importing X25519 keys as JWK, which Node 26
- * refuses with an empty `x`: framework/relay/x25519-node.ts). The embedded
+ * and 26 (26 since private X25519 / Ed25519 keys are imported as JWK with an empty `x`, which
+ * Node 26 refuses, only where a start-up probe passes: framework/relay/okp-import.ts). The embedded
  * SQLite runs on better-sqlite3 12 on Node 20 and on 13 (the optional dependency better-sqlite3-13)
  * where Node-API 10 exists, 22.14 and later (framework/store/sqlite-driver.ts): 12 aborts on Node
  * 24.19+ and 26 when the garbage collector frees a prepared statement (test/store/sqlite-gc.test.ts;

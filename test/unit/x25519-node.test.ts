@@ -120,10 +120,10 @@ describe('X25519Key', () => {
     expect(() => X25519Key.fromPrivateBytes(bytes(32), false).secretBytes()).toThrow(ArgumentError);
   });
 
-  test('raw public import keeps the bytes; wrong lengths are ArgumentError', async () => {
+  test('raw public import keeps the bytes; wrong lengths are ArgumentError', () => {
     const pk = x25519.getPublicKey(bytes(32));
-    expect((await X25519Key.fromPublicBytes(pk)).publicBytes).toEqual(pk);
-    await expect(X25519Key.fromPublicBytes(bytes(31))).rejects.toThrow(ArgumentError);
+    expect(X25519Key.fromPublicBytes(pk).publicBytes).toEqual(pk);
+    expect(() => X25519Key.fromPublicBytes(bytes(31))).toThrow(ArgumentError);
     expect(() => X25519Key.fromPrivateBytes(bytes(33), true)).toThrow(ArgumentError);
   });
 });

@@ -12,6 +12,7 @@
  * X25519Key stands in for them. Failures on received input are ts-mls CryptoErrors, as the default
  * implementation reports them.
  */
+import { createHash } from 'node:crypto';
 import { CipherSuite } from 'hpke';
 import type { Hpke, PrivateKey, PublicKey } from 'ts-mls';
 import { CryptoError } from 'ts-mls/mlsError.js';
@@ -42,9 +43,39 @@ async function received<T>(what: string, run: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Private keys ts-mls imported lately, so that the same bytes are parsed once. */
+const PRIVATE_KEY_CACHE_SIZE = 64;
+
+/**
+ * Imported private keys by their bytes, least recently used first out. ts-mls imports a key for
+ * each Welcome it joins with (the key package's init key) and each commit path it decrypts. The
+ * bundle's key package is replaced once consumed (own-bundle.ts), but first contacts that fetched
+ * it before then all arrive on it, and each would import the same init key again.
+ * Looked up by a SHA-256 of the bytes, so no secret sits in a map key string, and a hit is the key
+ * made from the same bytes. X25519Key is immutable, so sharing one between callers is safe.
+ */
+class PrivateKeyCache {
+  private readonly keys = new Map<string, X25519Key>();
+
+  async get(bytes: Uint8Array, make: () => Promise<X25519Key>): Promise<X25519Key> {
+    const id = createHash('sha256').update(bytes).digest('base64');
+    const hit = this.keys.get(id);
+    if (hit !== undefined) {
+      this.keys.delete(id);
+      this.keys.set(id, hit);
+      return hit;
+    }
+    const key = await make();
+    this.keys.set(id, key);
+    if (this.keys.size > PRIVATE_KEY_CACHE_SIZE) this.keys.delete(this.keys.keys().next().value!);
+    return key;
+  }
+}
+
 /** Suite 0x0001's HPKE; `aead` is the provider's AES-GCM, which ts-mls also uses for messages. */
 export function createNodeHpke(aead: Aead): Hpke {
   const suite = new CipherSuite(DHKEM_X25519_HKDF_SHA256, KDF_HKDF_SHA256, AEAD_AES_128_GCM);
+  const privateKeys = new PrivateKeyCache();
   const pair = (kp: { privateKey: X25519Key; publicKey: X25519Key }) => ({
     privateKey: fromKey<PrivateKey>(kp.privateKey),
     publicKey: fromKey<PublicKey>(kp.publicKey),
@@ -68,7 +99,9 @@ export function createNodeHpke(aead: Aead): Hpke {
       });
     },
     importPrivateKey(k) {
-      return received('HPKE private key', async () => fromKey(await suite.DeserializePrivateKey(k, true)));
+      return received('HPKE private key', async () =>
+        fromKey(await privateKeys.get(k, () => suite.DeserializePrivateKey(k, true))),
+      );
     },
     importPublicKey(k) {
       return received('HPKE public key', async () => fromKey(await suite.DeserializePublicKey(k)));

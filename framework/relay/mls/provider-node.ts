@@ -27,17 +27,15 @@ import {
 import { defaultCryptoProvider } from 'ts-mls';
 import type { Ciphersuite, CiphersuiteImpl, CryptoProvider, Hash, Hpke, Kdf, Rng, Signature } from 'ts-mls';
 import { CryptoError } from 'ts-mls/mlsError.js';
+import { importOkpPrivate, importOkpPublic } from '../okp-import.js';
 import { createNodeHpke } from './hpke-node.js';
 
 const SUITE_1 = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519';
 const SHA256_LEN = 32;
 const GCM_TAG_LEN = 16;
 
-// DER prefixes that turn raw Ed25519 keys into the PKCS#8 / SPKI structures OpenSSL imports
-// (RFC 8410 §7 and §4).
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
-const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
-const PKCS8_ED25519_LEN = PKCS8_ED25519_PREFIX.length + 32;
+/** RFC 8410 §7 PKCS#8 of an Ed25519 key: a 16-byte prefix and the 32-byte seed. */
+const PKCS8_ED25519_LEN = 48;
 
 /** Fresh, unpooled copy: ts-mls wipes arrays in place, which must never touch a shared Buffer pool. */
 function own(buf: Uint8Array): Uint8Array {
@@ -74,13 +72,7 @@ class KeyCache {
 
 function ed25519PrivateKey(signKey: Uint8Array): KeyObject {
   // ts-mls's default provider hands out PKCS#8 (48 bytes); identities here carry 32-byte seeds.
-  if (signKey.length === 32) {
-    return createPrivateKey({
-      key: Buffer.concat([PKCS8_ED25519_PREFIX, signKey]),
-      format: 'der',
-      type: 'pkcs8',
-    });
-  }
+  if (signKey.length === 32) return importOkpPrivate('Ed25519', signKey);
   if (signKey.length === PKCS8_ED25519_LEN) {
     return createPrivateKey({ key: Buffer.from(signKey), format: 'der', type: 'pkcs8' });
   }
@@ -99,13 +91,7 @@ function makeSignature(cacheSize: number): Signature {
       // RFC 8032 §5.1.7: fixed sizes; anything else is simply not a valid signature.
       if (publicKey.length !== 32 || signature.length !== 64) return false;
       try {
-        const key = publicKeys.get(publicKey, () =>
-          createPublicKey({
-            key: Buffer.concat([SPKI_ED25519_PREFIX, publicKey]),
-            format: 'der',
-            type: 'spki',
-          }),
-        );
+        const key = publicKeys.get(publicKey, () => importOkpPublic('Ed25519', publicKey));
         return nodeVerify(null, message, key, signature);
       } catch {
         return false;
