@@ -11,7 +11,7 @@
  */
 import * as mls from './mls/index.js';
 import { VersionedLru } from './state-cache.js';
-import { StaleStateError } from './errors.js';
+import { StaleStateError, StorageError } from './errors.js';
 import type { EnvelopeLookup, GroupMessageLoad, InboundCommit, MessageLoad, RelayStore } from './store.js';
 import type { WorkCounters } from './work-counters.js';
 
@@ -38,9 +38,15 @@ export interface DecodedState {
   state: mls.GroupSession;
 }
 
-/** A cached decoded state and, for a group, the epoch part it was written as or decoded from. */
+/**
+ * A cached decoded state and the stored bytes of its version: the state column (a group's live
+ * part) and, for a group, the epoch part. A load at this version does not read them again
+ * (RelayStore heldVersion); they fill the loaded record, whose state and epochState the next write
+ * encodes against (group-records.ts groupStateColumns). The byte bound already counts both.
+ */
 interface CacheEntry {
   session: mls.GroupSession;
+  live: Uint8Array;
   epoch?: Uint8Array;
 }
 
@@ -90,26 +96,57 @@ export class ConversationStates {
 
   /**
    * The one read an inbound 1:1 message needs: session, processed check and peer, and with
-   * `envelope` the store's replay check of its envelope.
+   * `envelope` the store's replay check of its envelope. The session's state is not read when the
+   * cache holds its version (see resolve()).
    */
   async loadDirect(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
   ): Promise<(MessageLoad & Cached) | undefined> {
-    const loaded = await this.store.loadForMessage(groupId, digest, envelope);
-    return loaded && { ...loaded, ...this.cachedOf(loaded.session) };
+    const held = this.cache.peek(groupId);
+    const loaded = await this.store.loadForMessage(groupId, digest, envelope, held?.version);
+    if (!loaded) return undefined;
+    const { stateSkipped, ...rest } = loaded;
+    const { record: session, cached } = this.resolve(loaded.session, stateSkipped, held);
+    return { ...rest, session, ...(cached ? { cached } : {}) };
   }
 
-  /** The one read a group topic message needs: group and processed check. */
+  /** The one read a group topic message needs: group and processed check (state as in loadDirect). */
   async loadGroup(groupId: string, digest: string): Promise<(GroupMessageLoad & Cached) | undefined> {
-    const loaded = await this.store.loadGroupForMessage(groupId, digest);
-    return loaded && { ...loaded, ...this.cachedOf(loaded.group) };
+    const held = this.cache.peek(groupId);
+    const loaded = await this.store.loadGroupForMessage(groupId, digest, held?.version);
+    if (!loaded) return undefined;
+    const { stateSkipped, ...rest } = loaded;
+    const { record: group, cached } = this.resolve(loaded.group, stateSkipped, held);
+    return { ...rest, group, ...(cached ? { cached } : {}) };
   }
 
-  private cachedOf(record: VersionedState): Cached {
-    const cached = this.cached(record);
-    return cached ? { cached } : {};
+  /**
+   * A loaded record with its state, and its decoded state when held. When the store skipped the
+   * state (the row is at the version `held` was, peeked before the load), the entry peeked then
+   * fills it: that version's bytes and decoded state, even if a save or eviction replaced the
+   * entry while the load ran (a version is written once, so its state cannot have changed).
+   */
+  private resolve<R extends VersionedState>(
+    record: R,
+    skipped: true | undefined,
+    held: { version: number; value: CacheEntry } | undefined,
+  ): { record: R; cached?: mls.GroupSession } {
+    if (!skipped) {
+      const cached = this.cached(record);
+      return cached ? { record, cached } : { record };
+    }
+    if (held?.version !== record.version)
+      throw new StorageError(`${record.groupId}: the store skipped the state of a version not held`);
+    this.counters?.increment('state_cache_hit');
+    // Touches the recency order when the entry is still there; get() at another version would
+    // drop the entry that replaced it.
+    if (this.cache.peek(record.groupId)?.version === record.version)
+      this.cache.get(record.groupId, record.version);
+    const { live, epoch, session } = held.value;
+    const filled = { ...record, state: live, ...(epoch ? { epochState: epoch } : {}) };
+    return { record: filled, cached: session };
   }
 
   forget(groupId: string): void {
@@ -129,7 +166,11 @@ export class ConversationStates {
     for (const r of written) {
       r.version += 1;
       if (decoded?.groupId === r.groupId) {
-        const entry = { session: decoded.state, ...(r.epochState ? { epoch: r.epochState } : {}) };
+        const entry = {
+          session: decoded.state,
+          live: r.state,
+          ...(r.epochState ? { epoch: r.epochState } : {}),
+        };
         this.cache.set(r.groupId, r.version, entry, storedBytes(r));
       } else this.cache.delete(r.groupId);
     }

@@ -52,6 +52,14 @@ const groupOf = ({ kind: _kind, ...g }: GroupConversationRecord): GroupRecord =>
 const copyConversation = (c: ConversationRecord): ConversationRecord =>
   c.kind === 'direct' ? { kind: 'direct', ...sessionOf(c) } : { kind: 'group', ...groupOf(c) };
 
+/** A load's copy when its state was skipped (stateSkipped): what the database stores return then. */
+const NO_STATE = new Uint8Array(0);
+function withoutState(c: ConversationRecord): ConversationRecord {
+  if (c.kind === 'direct') return copyConversation({ ...c, state: NO_STATE });
+  const { epochState: _epoch, ...g } = c;
+  return copyConversation({ ...g, state: NO_STATE });
+}
+
 // Normalised the way a database column with default false reads back, so both stores agree.
 const copyOutbox = ({ awaitAck, ...o }: OutboxRecord): OutboxRecord => ({
   ...o,
@@ -203,13 +211,17 @@ export class MemoryRelayStore implements RelayStore {
     const c = this.conversations.get(groupId);
     return c && copyConversation(c);
   }
+  /** At `heldVersion` the state is neither copied nor returned (RelayStore.loadConversationForMessage). */
   async loadConversationForMessage(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
+    heldVersion?: number,
   ): Promise<ConversationMessageLoad | undefined> {
-    const conversation = await this.getConversation(groupId);
-    if (!conversation) return undefined;
+    const stored = this.conversations.get(groupId);
+    if (!stored) return undefined;
+    const skipped = stored.version === heldVersion;
+    const conversation = skipped ? withoutState(stored) : copyConversation(stored);
     const processed = await this.hasProcessed(groupId, digest);
     const peer = conversation.kind === 'direct' ? await this.getPeer(conversation.peerId) : undefined;
     const seen = envelope && (await this.hasEnvelope(envelope.digest, envelope.now));
@@ -218,17 +230,23 @@ export class MemoryRelayStore implements RelayStore {
       processed,
       ...(peer ? { peer } : {}),
       ...(seen === undefined ? {} : { envelopeSeen: seen }),
+      ...(skipped ? { stateSkipped: true as const } : {}),
     };
   }
   async loadForMessage(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
+    heldVersion?: number,
   ): Promise<MessageLoad | undefined> {
-    return directMessageLoad(await this.loadConversationForMessage(groupId, digest, envelope));
+    return directMessageLoad(await this.loadConversationForMessage(groupId, digest, envelope, heldVersion));
   }
-  async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));
+  async loadGroupForMessage(
+    groupId: string,
+    digest: string,
+    heldVersion?: number,
+  ): Promise<GroupMessageLoad | undefined> {
+    return groupMessageLoad(await this.loadConversationForMessage(groupId, digest, undefined, heldVersion));
   }
   async hasEnvelope(digest: string, now: UnixSeconds) {
     const exp = this.envelopes.get(digest);

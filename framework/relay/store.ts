@@ -247,6 +247,8 @@ export interface MessageLoad {
   peer: PeerRecord | undefined;
   /** hasEnvelope(envelope.digest, envelope.now), present when the load was given `envelope`. */
   envelopeSeen?: boolean;
+  /** See ConversationMessageLoad.stateSkipped: session.state is empty then. */
+  stateSkipped?: true;
 }
 
 /**
@@ -282,6 +284,12 @@ export interface ConversationMessageLoad {
   peer?: PeerRecord;
   /** hasEnvelope(envelope.digest, envelope.now), present when the load was given `envelope`. */
   envelopeSeen?: boolean;
+  /**
+   * Set when the stored version is the load's `heldVersion`: the state was neither read nor opened
+   * (issue #12: a group's is 100+ KB), so the record's `state` is empty and `epochState` absent; the
+   * caller fills both from what it holds for that version. Absent otherwise (everything read).
+   */
+  stateSkipped?: true;
 }
 
 /** The 1:1 view of a load-for-message read (`loadForMessage`), the same for every store. */
@@ -294,6 +302,7 @@ export function directMessageLoad(found: ConversationMessageLoad | undefined): M
     processed: found.processed,
     peer: found.peer,
     ...(seen === undefined ? {} : { envelopeSeen: seen }),
+    ...(found.stateSkipped ? { stateSkipped: true as const } : {}),
   };
 }
 
@@ -301,7 +310,8 @@ export function directMessageLoad(found: ConversationMessageLoad | undefined): M
 export function groupMessageLoad(found: ConversationMessageLoad | undefined): GroupMessageLoad | undefined {
   if (found?.conversation.kind !== 'group') return undefined;
   const { kind: _kind, ...group } = found.conversation;
-  return { group, processed: found.processed };
+  const skipped = found.stateSkipped ? { stateSkipped: true as const } : {};
+  return { group, processed: found.processed, ...skipped };
 }
 
 /** What loadGroupForMessage() reads for a message on a group topic. */
@@ -309,6 +319,8 @@ export interface GroupMessageLoad {
   group: GroupRecord;
   /** hasProcessed(groupId, digest). */
   processed: boolean;
+  /** See ConversationMessageLoad.stateSkipped: group.state is empty and epochState absent then. */
+  stateSkipped?: true;
 }
 
 /** The storage a RelayClient needs: identity, key packages, conversations, dedupe records and the outbox. */
@@ -352,28 +364,37 @@ export interface RelayStore {
    * getConversation(groupId), hasProcessed(groupId, digest) and, for a direct conversation,
    * getPeer(peerId) in one read; loadForMessage and loadGroupForMessage are its views per kind.
    * With `envelope`, hasEnvelope(envelope.digest, envelope.now) too, as `envelopeSeen`.
+   * `heldVersion`: the version whose state the caller already holds; when the stored version is
+   * that one, the state is not read (`stateSkipped`). Any other stored version reads everything.
    */
   loadConversationForMessage(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
+    heldVersion?: number,
   ): Promise<ConversationMessageLoad | undefined>;
   /**
    * getSession(groupId), hasProcessed(groupId, digest) and getPeer(session.peerId) in one read,
    * which is what every inbound message needs; one round trip instead of three on a database.
    * With `envelope`, hasEnvelope(envelope.digest, envelope.now) too, as `envelopeSeen` (the inbox's
-   * store replay check, folded in). Undefined when there is no such session.
+   * store replay check, folded in). Undefined when there is no such session. `heldVersion` as in
+   * loadConversationForMessage.
    */
   loadForMessage(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
+    heldVersion?: number,
   ): Promise<MessageLoad | undefined>;
   /**
    * getGroup(groupId) and hasProcessed(groupId, digest) in one read, for every message on a group
-   * topic. Undefined when there is no such group.
+   * topic. Undefined when there is no such group. `heldVersion` as in loadConversationForMessage.
    */
-  loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined>;
+  loadGroupForMessage(
+    groupId: string,
+    digest: string,
+    heldVersion?: number,
+  ): Promise<GroupMessageLoad | undefined>;
   /**
    * The senders the index knows of these message ids in one conversation (MessageSenderRecord), by
    * id; ids it does not know (never seen, or fallen out of the bound) are absent.

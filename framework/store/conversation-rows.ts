@@ -78,8 +78,12 @@ const stateSlot = (kind: ConversationKind, groupId: string) => ({
 const sealState = (c: AtRestCipher, kind: ConversationKind, r: { groupId: string; state: Uint8Array }) =>
   toParam(c.seal(r.state, stateSlot(kind, r.groupId)));
 
-const openState = (c: AtRestCipher, kind: ConversationKind, r: Row): Uint8Array =>
-  c.open(toBytes(r.state), toInt(r.at_rest), stateSlot(kind, String(r.group_id)));
+/** What a record's state is when the load skipped it (ConversationMessageLoad.stateSkipped). */
+const SKIPPED_STATE = new Uint8Array(0);
+
+/** `skipped`: the load did not read the state columns (the caller holds them), so none is opened. */
+const openState = (c: AtRestCipher, kind: ConversationKind, r: Row, skipped = false): Uint8Array =>
+  skipped ? SKIPPED_STATE : c.open(toBytes(r.state), toInt(r.at_rest), stateSlot(kind, String(r.group_id)));
 
 /** A session column other than state, sealed under the session's group id (sealed-columns.ts). */
 const sessionSlot = (column: string, groupId: string) => ({ table: SLOT_TABLE.direct, column, key: groupId });
@@ -128,7 +132,7 @@ function rowToInboundAccess(r: Row, c: AtRestCipher): SessionRecord['inboundAcce
   });
 }
 
-export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
+export function rowToSession(r: Row, c: AtRestCipher, stateSkipped = false): SessionRecord {
   const groupId = storedGroupId(r);
   const flag = toInt(r.at_rest);
   const unusedSince = optSeconds(r.unused_since);
@@ -140,7 +144,7 @@ export function rowToSession(r: Row, c: AtRestCipher): SessionRecord {
   return {
     groupId,
     peerId: String(r.peer_id),
-    state: openState(c, 'direct', r),
+    state: openState(c, 'direct', r, stateSkipped),
     epoch: toBigInt(r.epoch),
     initiatedUnconfirmed: toBool(r.initiated_unconfirmed),
     inboundAccess: rowToInboundAccess(r, c),
@@ -197,13 +201,13 @@ export function groupParams(g: GroupRecord, c: AtRestCipher): unknown[] {
   ];
 }
 
-export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
+export function rowToGroup(r: Row, c: AtRestCipher, stateSkipped = false): GroupRecord {
   const groupId = storedGroupId(r);
   return {
     groupId,
     topicId: String(r.topic_id),
-    state: openState(c, 'group', r),
-    ...(r.epoch_state === null || r.epoch_state === undefined
+    state: openState(c, 'group', r, stateSkipped),
+    ...(stateSkipped || r.epoch_state === null || r.epoch_state === undefined
       ? {}
       : { epochState: c.open(toBytes(r.epoch_state), toInt(r.at_rest), epochStateSlot(groupId)) }),
     epoch: toBigInt(r.epoch),
@@ -213,10 +217,14 @@ export function rowToGroup(r: Row, c: AtRestCipher): GroupRecord {
   };
 }
 
-/** A row of either kind; an unknown kind is a corrupt row, not a conversation. */
-export function rowToConversation(r: Row, c: AtRestCipher): ConversationRecord {
-  if (r.kind === 'direct') return { kind: 'direct', ...rowToSession(r, c) };
-  if (r.kind === 'group') return { kind: 'group', ...rowToGroup(r, c) };
+/**
+ * A row of either kind; an unknown kind is a corrupt row, not a conversation. `stateSkipped`: the
+ * row's state columns were not read (a message load at the held version): state is empty, no
+ * epochState.
+ */
+export function rowToConversation(r: Row, c: AtRestCipher, stateSkipped = false): ConversationRecord {
+  if (r.kind === 'direct') return { kind: 'direct', ...rowToSession(r, c, stateSkipped) };
+  if (r.kind === 'group') return { kind: 'group', ...rowToGroup(r, c, stateSkipped) };
   throw new StorageError(`conversation ${String(r.group_id)} has an unknown kind ${String(r.kind)}`);
 }
 

@@ -3,7 +3,7 @@
  * once from column lists, portable between Postgres and SQLite (`?` placeholders, sql.ts numbers
  * them for Postgres).
  */
-import { SESSION_ACCESS_COLUMNS, GROUP_SUMMARY_COLUMNS } from './conversation-rows.js';
+import { CONVERSATION_COLUMNS, SESSION_ACCESS_COLUMNS, GROUP_SUMMARY_COLUMNS } from './conversation-rows.js';
 import { OUTBOX_COLUMNS, PARKED_COLUMNS, PEER_COLUMNS } from './mapping.js';
 import { placeholders } from './sql.js';
 
@@ -95,12 +95,30 @@ export const PARKED_INSERT = `INSERT INTO "parked_inbound" (${columnList(PARKED_
 export const PARKED_SELECT = `SELECT ${columnList(PARKED_COLUMNS)} FROM "parked_inbound" ORDER BY "seq" LIMIT ?`;
 /** The peer's columns of a message load, prefixed `p_` (from the join alias `p`). */
 export const PEER_COLUMNS_AS_P = PEER_COLUMNS.map((c) => `p."${c}" AS "p_${c}"`).join(', ');
+/** The state columns a message load skips when the caller holds the row's version (issue #12). */
+const HELD_STATE_COLUMNS: ReadonlySet<string> = new Set(['state', 'epoch_state']);
+
 /**
- * loadConversationForMessage: the conversation row of either kind, the peer's row of a 1:1
- * conversation (columns prefixed `p_`; none for a group), the processed check and the envelope
- * replay check (params: group id, digest, envelope digest or null, now, group id).
+ * The conversation columns of a message load (alias `c`), the state columns NULL when the row's
+ * version is `held`: the caller holds that version's state, and a group's is 100+ KB a read.
+ * A NULL `held` (nothing held) never equals, so everything is read.
  */
-export const MESSAGE_LOAD_SELECT = `SELECT c.*, ${PEER_COLUMNS_AS_P},
+export const conversationColumnsHolding = (held: string): string =>
+  ['group_id', 'version', ...CONVERSATION_COLUMNS]
+    .map((col) =>
+      HELD_STATE_COLUMNS.has(col)
+        ? `CASE WHEN c."version" = ${held} THEN NULL ELSE c."${col}" END AS "${col}"`
+        : `c."${col}"`,
+    )
+    .join(', ');
+
+/**
+ * loadConversationForMessage: the conversation row of either kind (its state columns NULL when
+ * its version is the held one), the peer's row of a 1:1 conversation (columns prefixed `p_`; none
+ * for a group), the processed check and the envelope replay check (params: held version or null
+ * twice, group id, digest, envelope digest or null, now, group id).
+ */
+export const MESSAGE_LOAD_SELECT = `SELECT ${conversationColumnsHolding('CAST(? AS INTEGER)')}, ${PEER_COLUMNS_AS_P},
   EXISTS (SELECT 1 FROM "processed" WHERE "group_id" = ? AND "digest" = ?) AS "processed_hit",
   EXISTS (SELECT 1 FROM "envelopes" WHERE "digest" = ? AND "expires_at" >= ?) AS "envelope_hit"
   FROM "conversations" c LEFT JOIN "peers" p ON p."user_id" = c."peer_id" WHERE c."group_id" = ?`;

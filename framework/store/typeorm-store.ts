@@ -301,29 +301,36 @@ export class TypeOrmRelayStore implements RelayStore {
    * One statement: the row of either kind, a direct conversation's peer, the processed check and,
    * when asked, the envelope replay check (a null digest matches no envelope). Loads made while
    * another is in flight share one statement (message-load-batch.ts); the row is mapped here, so
-   * a row that cannot be read (a wrong state key) fails only its own caller.
+   * a row that cannot be read (a wrong state key) fails only its own caller. At `heldVersion` the
+   * state columns come back NULL and are not opened (statements.ts conversationColumnsHolding).
    */
   async loadConversationForMessage(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
+    heldVersion?: number,
   ): Promise<ConversationMessageLoad | undefined> {
     await this.ready();
     const query = { groupId, digest, envelopeDigest: envelope?.digest ?? null, now: envelope?.now ?? 0 };
-    const row = await this.loads.load(query);
-    return row && rowToMessageLoad(row, this.cipher, envelope !== undefined);
+    const row = await this.loads.load({ ...query, held: heldVersion ?? null });
+    return row && rowToMessageLoad(row, this.cipher, envelope !== undefined, heldVersion ?? null);
   }
 
   async loadForMessage(
     groupId: string,
     digest: string,
     envelope?: EnvelopeLookup,
+    heldVersion?: number,
   ): Promise<MessageLoad | undefined> {
-    return directMessageLoad(await this.loadConversationForMessage(groupId, digest, envelope));
+    return directMessageLoad(await this.loadConversationForMessage(groupId, digest, envelope, heldVersion));
   }
 
-  async loadGroupForMessage(groupId: string, digest: string): Promise<GroupMessageLoad | undefined> {
-    return groupMessageLoad(await this.loadConversationForMessage(groupId, digest));
+  async loadGroupForMessage(
+    groupId: string,
+    digest: string,
+    heldVersion?: number,
+  ): Promise<GroupMessageLoad | undefined> {
+    return groupMessageLoad(await this.loadConversationForMessage(groupId, digest, undefined, heldVersion));
   }
 
   /** Reads made while another is in flight share one statement (sender-read-batch.ts). */

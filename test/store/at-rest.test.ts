@@ -137,6 +137,18 @@ function describeAtRest(name: string, makeBackend: () => Promise<ReopenableBacke
       });
     });
 
+    it('a message load at the held version opens no state: only a full read meets the bad one', async () => {
+      await withStore(KEY, async ({ store, ds }) => {
+        const [a1, b2] = [groupId('a1'), groupId('b2')];
+        await ds.query(
+          `UPDATE "conversations" SET state = (SELECT state FROM "conversations" WHERE group_id = '${b2}') WHERE group_id = '${a1}'`,
+        );
+        expect(await store.loadGroupForMessage(a1, 'd1', 1)).toMatchObject({ stateSkipped: true });
+        await expectKeyError(store.loadGroupForMessage(a1, 'd1', 2));
+        await expectKeyError(store.loadGroupForMessage(a1, 'd1'));
+      });
+    });
+
     it('detects group state moved between groups, or between a session and a group', async () => {
       await withStore(KEY, async ({ store, ds }) => {
         const [a1, b2] = [groupId('a1'), groupId('b2')];

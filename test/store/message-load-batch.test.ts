@@ -131,6 +131,36 @@ describe.each(backends)('message loads coalesced on %s', (_name, up, open) => {
     // 1 alone, then batches of at most 64.
     expect(statements).toBe(4);
   });
+
+  (up ? test : test.skip)(
+    'held versions: a batch skips the state exactly where the row is at the held one',
+    async () => {
+      // s1, s2 and g1 are all at version 1.
+      const HELD: Array<[string, string, number | undefined]> = [
+        [groupId('s1'), 'd1', 1], // skipped
+        [groupId('s2'), 'd1', 0], // another version: read
+        [groupId('g1'), 'dg', 1], // skipped
+        [groupId('g1'), 'dg', undefined], // nothing held: read
+        [groupId('s1'), 'd2', 2], // another version: read
+        [groupId('zz'), 'd1', 1], // no such conversation
+      ];
+      const one = ([id, digest, held]: [string, string, number | undefined]) =>
+        store.loadConversationForMessage(id, digest, undefined, held);
+      const alone: Array<ConversationMessageLoad | undefined> = [];
+      for (const h of HELD) alone.push(await one(h));
+      expect(alone.map((r) => r && [r.stateSkipped, r.conversation.state.length])).toEqual([
+        [true, 0],
+        [undefined, 200],
+        [true, 0],
+        [undefined, 300],
+        [undefined, 200],
+        undefined,
+      ]);
+      const together = await counted(opened.ds, () => Promise.all(HELD.map(one)));
+      expect(together.statements).toBe(2);
+      expect(together.result).toEqual(alone);
+    },
+  );
 });
 
 /** Sender-index reads of every kind: hits, misses, an id of another conversation, duplicates. */
@@ -241,8 +271,9 @@ describe('MessageLoadBatcher errors', () => {
         statements.push(text.trimStart().slice(0, 4));
         if (statements.length === 1) await first;
         if (text.trimStart().startsWith('WITH')) throw new Error('batch refused');
-        if (params[0] === 'bad') throw new Error('bad row');
-        return [{ group_id: params[0] } as Row];
+        // A single load's params: held version twice, then the group id.
+        if (params[2] === 'bad') throw new Error('bad row');
+        return [{ group_id: params[2] } as Row];
       },
       run: async () => 0,
     };
@@ -250,7 +281,13 @@ describe('MessageLoadBatcher errors', () => {
     return { runner, statements, release };
   }
 
-  const q = (groupId: string): MessageLoadQuery => ({ groupId, digest: 'd', envelopeDigest: null, now: 0 });
+  const q = (groupId: string): MessageLoadQuery => ({
+    groupId,
+    digest: 'd',
+    envelopeDigest: null,
+    now: 0,
+    held: null,
+  });
 
   test('a failed batch is retried load by load; each caller gets its own outcome', async () => {
     const { runner, statements, release } = failingRunner();

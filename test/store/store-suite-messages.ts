@@ -75,6 +75,48 @@ export function describeLoadForMessage(ctx: StoreSuiteContext): void {
       expect(await store.loadGroupForMessage(g.groupId, 'd2')).toMatchObject({ processed: false });
       expect(await store.loadGroupForMessage(group('b').groupId, 'd1')).toBeUndefined();
     });
+
+    it('skips the state exactly at the held version; any other version reads everything', async () => {
+      const epochState = bytes(5000, 7);
+      const g = group('a', { epochState });
+      await store.commit({
+        conversations: [grouped(g), direct(session('s', { peerId: 'p1' }))],
+        peers: [peer('p1')],
+        processed: { groupId: g.groupId, digest: 'd1', at: at() },
+      });
+      const full = { group: { ...g, version: 1 }, processed: true };
+      // At the held version: no state, no epoch part, the flag; everything else as read.
+      expect(await store.loadGroupForMessage(g.groupId, 'd1', 1)).toEqual({
+        group: { ...g, version: 1, state: new Uint8Array(0), epochState: undefined },
+        processed: true,
+        stateSkipped: true,
+      });
+      for (const held of [undefined, 0, 2]) {
+        expect(await store.loadGroupForMessage(g.groupId, 'd1', held)).toEqual(full);
+      }
+      const held = await store.loadForMessage(groupId('s'), 'd1', { digest: 'e1', now: at() }, 1);
+      expect(held).toEqual({
+        session: { ...session('s', { peerId: 'p1' }), version: 1, state: new Uint8Array(0) },
+        processed: false,
+        peer: peer('p1'),
+        envelopeSeen: false,
+        stateSkipped: true,
+      });
+      expect(await store.loadForMessage(groupId('s'), 'd1', undefined, 7)).toEqual({
+        session: { ...session('s', { peerId: 'p1' }), version: 1 },
+        processed: false,
+        peer: peer('p1'),
+      });
+      // A commit still compare-and-sets on the version; the next load at the old one reads it all.
+      const live = bytes(300, 9);
+      await store.commit({
+        conversations: [grouped({ ...g, version: 1, state: live, epochStateUnchanged: true })],
+      });
+      expect(await store.loadGroupForMessage(g.groupId, 'd1', 1)).toEqual({
+        group: { ...g, state: live, version: 2 },
+        processed: true,
+      });
+    });
   });
 }
 
