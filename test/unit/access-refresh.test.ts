@@ -122,3 +122,31 @@ test('envelopes waiting in all are bounded by maxWaitingEnvelopes, one hint or m
   await c.finishOne();
   expect(await Promise.all(waiting)).toEqual([true, true, true]);
 });
+
+test("a drain connection has its own bounds: the own transport's full budget refuses none of its envelopes", async () => {
+  // issue 13: a drain's backlog counted against the own transport's bounds and was dropped as 'pow'.
+  const c = counter();
+  const refresh = new AccessRefresh({
+    reload: c.reload,
+    minIntervalMs: 0,
+    maxWaiting: 1,
+    maxWaitingEnvelopes: 2,
+    drain: { maxWaiting: 2, maxWaitingEnvelopes: 3 },
+  });
+  const own = [refresh.request('aabbccdd'), refresh.request('aabbccdd')];
+  expect(await refresh.request('aabbccdd')).toBe(false); // the own window's bound holds
+  const drain = [
+    refresh.request('aabbccdd', 'drain'),
+    refresh.request('11223344', 'drain'),
+    refresh.request('11223344', 'drain'),
+  ];
+  // The drain's own bounds hold too: a third hint, a fourth envelope.
+  expect(await refresh.request('55667788', 'drain')).toBe(false);
+  expect(await refresh.request('11223344', 'drain')).toBe(false);
+  await c.finishOne();
+  await c.finishOne();
+  expect(await Promise.all([...own, ...drain])).toEqual(Array(5).fill(true));
+  // Reloads are shared: the database sees no more listings than with one connection.
+  expect(c.started).toBe(2);
+  expect(c.overlapped).toBe(false);
+});
