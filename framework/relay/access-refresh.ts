@@ -21,7 +21,10 @@
  * drain's budget is its whole window (DEFAULT_RECEIVE_MAXIMUM: it parks nothing, so no more than
  * that many of its envelopes are in processing at once), so it refuses none, and whatever waits
  * there holds slots of the drain's window only: made-up hints still cannot fill the own window.
- * Reloads are shared by both, so the database still sees at most one listing per interval.
+ * Reloads are shared by both, so the database still sees at most one listing per interval. The
+ * price: made-up hints routed to a dead replica's session slow its drain (each waits out the
+ * reloads, about 3 s, in the drain's window) where they were dropped at once; what the drain has
+ * not taken yet stays queued for that session, within the broker's queue limit (README "Queues under a flood").
  */
 import { DEFAULT_RECEIVE_MAXIMUM } from './transport-types.js';
 
