@@ -24,7 +24,8 @@
  * Reloads are shared by both, so the database still sees at most one listing per interval. The
  * price: made-up hints routed to a dead replica's session slow its drain (each waits out the
  * reloads, about 3 s, in the drain's window) where they were dropped at once; what the drain has
- * not taken yet stays queued for that session, within the broker's queue limit (README "Queues under a flood").
+ * not taken yet stays queued for that session, within the broker's queue limit (README "Queues
+ * under a flood").
  */
 import { DEFAULT_RECEIVE_MAXIMUM } from './transport-types.js';
 
