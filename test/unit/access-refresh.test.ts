@@ -1,6 +1,7 @@
 // Reloading the access index for replicas (access-refresh.ts): a caller always gets a reload that
 // started after its call, reloads never overlap, and the number of waiting callers is bounded.
-import { AccessRefresh } from '../../framework/relay/access-refresh.js';
+import { ACCESS_RELOAD_MAX_WAITING_ENVELOPES, AccessRefresh } from '../../framework/relay/access-refresh.js';
+import { accessReload } from '../../framework/relay/replica-wiring.js';
 
 function counter() {
   let started = 0;
@@ -149,4 +150,18 @@ test("a drain connection has its own bounds: the own transport's full budget ref
   // Reloads are shared: the database sees no more listings than with one connection.
   expect(c.started).toBe(2);
   expect(c.overlapped).toBe(false);
+});
+
+test("the client's reload (accessReload) passes the connection on: the own bound full, a drain's envelope still waits", async () => {
+  let reloads = 0;
+  const reload = accessReload({ restore: async () => void reloads++ });
+  // A request takes its place at once, before its first await: the 33rd own one is refused.
+  const own = Array.from({ length: ACCESS_RELOAD_MAX_WAITING_ENVELOPES }, () => reload('aabbccdd'));
+  const refused = reload('aabbccdd');
+  const drain = reload('aabbccdd', 'drain');
+  expect(await refused).toBe(false);
+  expect(await Promise.all([...own, drain])).toEqual(
+    Array(ACCESS_RELOAD_MAX_WAITING_ENVELOPES + 1).fill(true),
+  );
+  expect(reloads).toBeLessThanOrEqual(2);
 });
