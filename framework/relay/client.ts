@@ -202,7 +202,7 @@ export class RelayClient extends EventEmitter<RelayClientEvents> {
         transport: this.transport,
         bundles: this.bundles,
         groups: this.groupShell,
-        receive: (m) => this.router.onTransportMessage(m),
+        receive: (m, via) => this.router.onTransportMessage(m, via),
         fail: (e) => this.fail(e),
         log: this.log,
       });

@@ -6,6 +6,7 @@
  * acknowledged).
  */
 import type { Logger } from 'pino';
+import type { InboundVia } from './access-refresh.js';
 import type { AccessIndex } from './access.js';
 import type { PowBits, UnixSeconds, UserId, UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
@@ -73,7 +74,7 @@ export interface InboundRouterDeps {
   /** Resolves once start-up let inbound messages in (after the outbox flush and the parked ones). */
   ready(): Promise<void>;
   /** With replicas: reloads the access index from the store (access-refresh.ts). */
-  reloadAccess?(hint?: string): Promise<boolean>;
+  reloadAccess?(hint?: string, via?: InboundVia): Promise<boolean>;
 }
 
 /** Routes each inbound message to the part of the client it is for; the owner of the replay cache. */
@@ -116,18 +117,18 @@ export class InboundRouter {
     this.laneRetry.wakeAll();
   }
 
-  /** A message from the transport. */
-  async onTransportMessage(m: InboundMessage): Promise<void> {
+  /** A message from the transport, or (`via` 'drain') from a drain of a dead replica's session. */
+  async onTransportMessage(m: InboundMessage, via: InboundVia = 'own'): Promise<void> {
     // Before anything else: QoS 0 costs its sender nothing and is outside flow control (§3).
     if (m.qos === 0 && isQos1Only(this.parseTopic(m.topic))) return this.dropped('qos', m.topic);
     await this.deps.ready();
-    return this.dispatch(m);
+    return this.dispatch(m, via);
   }
 
   /** One inbound message, from the broker or re-run from the parking. */
-  async dispatch(m: InboundMessage): Promise<void> {
+  async dispatch(m: InboundMessage, via: InboundVia = 'own'): Promise<void> {
     const { bundles, groups } = this.deps;
-    if (m.topic === this.inboxTopic) return this.inbox.receive(m.topic, m.payload);
+    if (m.topic === this.inboxTopic) return this.inbox.receive(m.topic, m.payload, via);
     if (m.topic === this.keysTopic) return bundles.onOwnKeysPayload(m.payload);
     const parsed = this.parseTopic(m.topic);
     if (parsed?.kind === 'group') {

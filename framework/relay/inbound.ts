@@ -5,6 +5,7 @@
  */
 import type { UserIdHex } from './brand.js';
 import { toHex } from './bytes.js';
+import type { InboundVia } from './access-refresh.js';
 import type { DropReason } from './drops.js';
 import type { InnerPayload } from './envelope.js';
 import { deriveUserId, userIdToHex, verifySealedSenderKey } from './identity.js';
@@ -75,9 +76,9 @@ export interface InboxPipelineDeps {
   /**
    * Replicas only (access-refresh.ts): resolves once the access index was reloaded from the store
    * after this call, for a hint another replica's session or epoch may explain; false when too many
-   * envelopes wait already (the caller drops this one).
+   * envelopes of the connection `via` wait already (the caller drops this one).
    */
-  reloadAccess?(hint?: string): Promise<boolean>;
+  reloadAccess?(hint?: string, via?: InboundVia): Promise<boolean>;
 }
 
 /**
@@ -86,8 +87,8 @@ export interface InboxPipelineDeps {
  * second was too short: a peer sends right after its first contact, and on a loaded machine the
  * replica that took the Welcome committed later than that (issue 13, the replica chaos test lost
  * such messages as 'pow'). Still bounded: reloads are shared by every waiting envelope and spaced
- * by the interval (one listing per interval, however many made-up hints arrive), and at most
- * ACCESS_RELOAD_MAX_WAITING envelopes wait at a time; the rest are dropped at once.
+ * by the interval (one listing per interval, however many made-up hints arrive), and the envelopes
+ * waiting at a time are bounded per connection (access-refresh.ts); the rest are dropped at once.
  */
 const ACCESS_RELOADS = 12;
 
@@ -117,7 +118,7 @@ export class InboxPipeline {
    * it once explained (inbox-waits.ts keeps the order its conversation needs): an envelope with a
    * made-up hint costs nothing to send, and must not make every conversation wait with it.
    */
-  async receive(topic: string, payload: Uint8Array): Promise<void> {
+  async receive(topic: string, payload: Uint8Array, via: InboundVia = 'own'): Promise<void> {
     const d = this.deps;
     const seq = this.seq++;
     const previous = this.arrivals;
@@ -151,7 +152,7 @@ export class InboxPipeline {
       // Out of the arrival chain: nobody behind this envelope waits for its wait.
       joined();
       if (keyChangesBefore) {
-        checked = await this.waitForKeys(seq, payload, keyChangesBefore, checked);
+        checked = await this.waitForKeys(seq, payload, keyChangesBefore, checked, via);
         if (checked.ok) settleClaim = checked.value.claim.settle;
       }
       if (place.behind) await place.behind;
@@ -187,13 +188,14 @@ export class InboxPipeline {
     payload: Uint8Array,
     keyChangesBefore: Promise<void>,
     first: EnvelopeCheck,
+    via: InboundVia,
   ): Promise<EnvelopeCheck> {
     const d = this.deps;
     await keyChangesBefore;
     let checked = await this.rounds.recheck(seq, payload);
     // Another replica may still be committing the Welcome or commit this hint belongs to.
     for (let i = 0; i < ACCESS_RELOADS && !checked.ok && checked.reason === 'pow' && d.reloadAccess; i++) {
-      if (!(await d.reloadAccess(checked.hint ?? hintOf(first)))) break;
+      if (!(await d.reloadAccess(checked.hint ?? hintOf(first), via))) break;
       checked = await this.rounds.recheck(seq, payload);
     }
     return checked;

@@ -7,7 +7,7 @@
  * client.ts so the client stays the wiring of one process.
  */
 import type { Logger } from 'pino';
-import { AccessRefresh } from './access-refresh.js';
+import { AccessRefresh, type InboundVia } from './access-refresh.js';
 import { brokerClientId, clientIdOfReplica, sessionLease } from './broker-client-id.js';
 import type { Bundles } from './bundles.js';
 import { transportOptions, type BrokerOptions, type ReplicaOptions } from './client-options.js';
@@ -53,7 +53,7 @@ export interface ReplicaWiringDeps {
   bundles: Bundles;
   groups: GroupShell;
   /** The client's inbound path, for what a drained session holds. */
-  receive(m: InboundMessage): Promise<void>;
+  receive(m: InboundMessage, via?: InboundVia): Promise<void>;
   fail(e: unknown): void;
   log: Logger;
 }
@@ -131,7 +131,8 @@ export class ReplicaWiring {
                 clientId,
                 reconnectPeriodMs: 0,
               }),
-            receive: (m) => deps.receive(m),
+            // Its own budget of envelopes waiting for an access reload (access-refresh.ts).
+            receive: (m) => deps.receive(m, 'drain'),
             sharedFilters: () => deps.transport.sharedFilters(),
             log,
           });
@@ -242,12 +243,12 @@ export class ReplicaWiring {
 export function accessReload(
   direct: Pick<DirectShell, 'restore'>,
   counters?: WorkCounters,
-): (hint?: string) => Promise<boolean> {
+): (hint?: string, via?: InboundVia) => Promise<boolean> {
   const refresh = new AccessRefresh({
     reload: () => {
       counters?.increment('access_reload');
       return direct.restore();
     },
   });
-  return (hint) => refresh.request(hint);
+  return (hint, via) => refresh.request(hint, via);
 }

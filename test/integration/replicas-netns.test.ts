@@ -368,7 +368,13 @@ async function keepLogs(bots: readonly RunningBot[], brokerLog: string): Promise
       // with A still cut off (7 s before the restore) and no lease or reconnect event on B. The
       // count matches access-refresh.ts's bound of 32 waiting envelopes: the drain hands B a burst
       // of envelopes whose access hint B has not loaded, and those past the bound are dropped.
-      // 0 of 4 runs on the code before that change (load 10-23) showed it; not explained yet.
+      // 0 of 4 runs on the code before that change (load 10-23) showed it.
+      // Explained (h-drainwait): the drain connection feeds the same inbox pipeline and so shared
+      // the own transport's budget of 32 waiting envelopes; a drain now has its own, its whole
+      // receive window (access-refresh.ts), so its backlog waits for the reload. Unit evidence:
+      // test/unit/inbox-access-reloads.test.ts (100 of one hint via a drain: 0 dropped; 32 before).
+      // Not reproduced here since: at load 3-15, 4 runs with the fix and 3 on the old code all
+      // lost 0 (drains of 78-98 messages each), so these runs do not tell the two apart.
       expect(lost).toEqual([]);
       console.log(
         `two hosts: ${sent.length} commands; before the cut A took ${inA}, B ${inB} messages; ` +

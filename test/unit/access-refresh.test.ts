@@ -1,6 +1,7 @@
 // Reloading the access index for replicas (access-refresh.ts): a caller always gets a reload that
 // started after its call, reloads never overlap, and the number of waiting callers is bounded.
-import { AccessRefresh } from '../../framework/relay/access-refresh.js';
+import { ACCESS_RELOAD_MAX_WAITING_ENVELOPES, AccessRefresh } from '../../framework/relay/access-refresh.js';
+import { accessReload } from '../../framework/relay/replica-wiring.js';
 
 function counter() {
   let started = 0;
@@ -121,4 +122,46 @@ test('envelopes waiting in all are bounded by maxWaitingEnvelopes, one hint or m
   await c.finishOne();
   await c.finishOne();
   expect(await Promise.all(waiting)).toEqual([true, true, true]);
+});
+
+test("a drain connection has its own bounds: the own transport's full budget refuses none of its envelopes", async () => {
+  // issue 13: a drain's backlog counted against the own transport's bounds and was dropped as 'pow'.
+  const c = counter();
+  const refresh = new AccessRefresh({
+    reload: c.reload,
+    minIntervalMs: 0,
+    maxWaiting: 1,
+    maxWaitingEnvelopes: 2,
+    drain: { maxWaiting: 2, maxWaitingEnvelopes: 3 },
+  });
+  const own = [refresh.request('aabbccdd'), refresh.request('aabbccdd')];
+  expect(await refresh.request('aabbccdd')).toBe(false); // the own window's bound holds
+  const drain = [
+    refresh.request('aabbccdd', 'drain'),
+    refresh.request('11223344', 'drain'),
+    refresh.request('11223344', 'drain'),
+  ];
+  // The drain's own bounds hold too: a third hint, a fourth envelope.
+  expect(await refresh.request('55667788', 'drain')).toBe(false);
+  expect(await refresh.request('11223344', 'drain')).toBe(false);
+  await c.finishOne();
+  await c.finishOne();
+  expect(await Promise.all([...own, ...drain])).toEqual(Array(5).fill(true));
+  // Reloads are shared: the database sees no more listings than with one connection.
+  expect(c.started).toBe(2);
+  expect(c.overlapped).toBe(false);
+});
+
+test("the client's reload (accessReload) passes the connection on: the own bound full, a drain's envelope still waits", async () => {
+  let reloads = 0;
+  const reload = accessReload({ restore: async () => void reloads++ });
+  // A request takes its place at once, before its first await: the 33rd own one is refused.
+  const own = Array.from({ length: ACCESS_RELOAD_MAX_WAITING_ENVELOPES }, () => reload('aabbccdd'));
+  const refused = reload('aabbccdd');
+  const drain = reload('aabbccdd', 'drain');
+  expect(await refused).toBe(false);
+  expect(await Promise.all([...own, drain])).toEqual(
+    Array(ACCESS_RELOAD_MAX_WAITING_ENVELOPES + 1).fill(true),
+  );
+  expect(reloads).toBeLessThanOrEqual(2);
 });
