@@ -1,0 +1,217 @@
+/**
+ * A fixed 1:1 workload for measuring the framework's own cost per command, independent of what else
+ * the machine runs: the echo bot (RelayClient + MemoryRelayStore + BotRuntime(EchoBot), so no
+ * database) in a child process, N peers (MemoryRelayStore) in this one, a private broker, and K
+ * `/ping` commands sent ONE AT A TIME, round robin over the peers. One at a time so the bot does the
+ * same work whatever the machine's load: nothing overlaps, no batch is larger on a slow run.
+ *
+ *   npx tsx bench/direct-path.ts [--peers 10] [--warmup 300] [--commands 200]
+ *                                [--callgrind <out-file>] [--cpu-prof <dir>] [--broker embedded]
+ *
+ * Prints the bot child's CPU per command (process.cpuUsage: still load-dependent) and, with
+ * --callgrind, runs the child under `valgrind --tool=callgrind --instr-atstart=no`, switches
+ * instrumentation on (callgrind_control -i on) only for the K counted commands after the warm-up,
+ * and prints the instructions per command: the same count whatever else the machine does.
+ * callgrind sees V8's generated code only as addresses; for JS names profile the same workload with
+ * --cpu-prof and sum it with bench/bot-profile.ts.
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parseArgs } from 'node:util';
+import { BotRuntime } from '../framework/bot/index.js';
+import { MemoryRelayStore } from '../framework/relay/index.js';
+import { EchoBot } from '../bots/echo/index.js';
+import { startPrivateBroker, type BrokerKind } from '../test/support/broker.js';
+import { createPeers, type Peer } from './bot.js';
+import { benchClient } from './clients.js';
+import { runChild, say, serveParent, troubleReport } from './child.js';
+
+const run = promisify(execFile);
+const SELF = fileURLToPath(import.meta.url);
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+
+// ---- the child: the bot -------------------------------------------------------------------------
+
+async function serveBot(url: string, prefix: string): Promise<void> {
+  const store = new MemoryRelayStore();
+  const client = await benchClient(url, prefix, {
+    store,
+    powBits: 8,
+    welcomeQuota: { perSenderPerMinute: 5, totalPerMinute: 100_000 },
+  });
+  const reportTrouble = troubleReport(client);
+  const runtime = new BotRuntime(new EchoBot());
+  runtime.attach(client, { store });
+  await client.start();
+  say({ ready: true, userId: client.userId });
+  serveParent(async () => {
+    await runtime.stop();
+    await client.stop();
+    await runtime.detach();
+    reportTrouble();
+  });
+}
+
+// ---- the parent: peers and the count ------------------------------------------------------------
+
+interface Options {
+  readonly peers: number;
+  readonly warmup: number;
+  readonly commands: number;
+  readonly callgrind?: string;
+  readonly cpuProf?: string;
+  readonly broker: BrokerKind;
+}
+
+function options(argv: readonly string[]): Options {
+  const { values } = parseArgs({
+    args: [...argv],
+    options: {
+      peers: { type: 'string', default: '10' },
+      warmup: { type: 'string', default: '300' },
+      commands: { type: 'string', default: '200' },
+      callgrind: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      broker: { type: 'string', default: 'mosquitto' },
+    },
+  });
+  return {
+    peers: Number(values.peers),
+    warmup: Number(values.warmup),
+    commands: Number(values.commands),
+    callgrind: values.callgrind,
+    cpuProf: values['cpu-prof'],
+    broker: values.broker === 'embedded' ? 'embedded' : 'mosquitto',
+  };
+}
+
+/** The bot child, under callgrind when asked; its JSON lines as in bench/child.ts. */
+class BotChild {
+  private readonly waiters: Array<(m: Record<string, unknown>) => void> = [];
+  private stderr = '';
+  readonly ready: Promise<Record<string, unknown>>;
+  private readonly exited: Promise<number | null>;
+
+  constructor(
+    private readonly proc: ChildProcess,
+    readonly pid: number,
+  ) {
+    proc.stderr!.on('data', (d: Buffer) => (this.stderr += d.toString()));
+    this.exited = new Promise((r) => proc.once('exit', (code) => r(code)));
+    const ready = new Promise<Record<string, unknown>>((resolve) => {
+      createInterface({ input: proc.stdout! }).on('line', (line) => {
+        if (!line.startsWith('{')) return;
+        const msg = JSON.parse(line) as Record<string, unknown>;
+        if (msg.ready) resolve(msg);
+        else if (msg.cpu) this.waiters.shift()?.(msg);
+      });
+    });
+    this.ready = Promise.race([
+      ready,
+      this.exited.then((code) => {
+        throw new Error(`bot child exited (${code}): ${this.stderr.trim()}`);
+      }),
+    ]);
+  }
+
+  static start(url: string, prefix: string, o: Options): BotChild {
+    const node = [
+      process.execPath,
+      ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : []),
+      '--import',
+      'tsx',
+      SELF,
+      'bot',
+      url,
+      prefix,
+    ];
+    // instr-atstart=no: start-up, first contact and the warm-up run uninstrumented (and faster).
+    const argv = o.callgrind
+      ? ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${o.callgrind}`, ...node]
+      : node;
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT });
+    return new BotChild(proc, proc.pid!);
+  }
+
+  /** User + system µs since ready. */
+  async cpuMicros(): Promise<number> {
+    const reply = new Promise<Record<string, unknown>>((r) => this.waiters.push(r));
+    this.proc.stdin!.write(`${JSON.stringify({ cmd: 'cpu' })}\n`);
+    const cpu = (await reply).cpu as { user: number; system: number };
+    return cpu.user + cpu.system;
+  }
+
+  async stop(): Promise<string> {
+    if (this.proc.exitCode === null) this.proc.stdin!.end(`${JSON.stringify({ cmd: 'stop' })}\n`);
+    await this.exited;
+    return this.stderr;
+  }
+}
+
+/** callgrind's total Ir from its output file (its "summary:" line reads 0 after -i on/off). */
+function callgrindTotal(file: string): number {
+  const text = readFileSync(file, 'utf8');
+  const line = /^totals:\s+(\d+)/m.exec(text);
+  if (!line) throw new Error(`no totals in ${file}`);
+  return Number(line[1]);
+}
+
+async function sequential(peers: readonly Peer[], count: number, offset = 0): Promise<void> {
+  for (let i = 0; i < count; i++) await peers[(offset + i) % peers.length]!.command('/ping');
+}
+
+async function measure(o: Options): Promise<void> {
+  const broker = await startPrivateBroker(o.broker);
+  const prefix = `bench-direct-${randomBytes(4).toString('hex')}`;
+  const child = BotChild.start(broker.url, prefix, o);
+  let peers: Peer[] = [];
+  try {
+    const ready = await child.ready;
+    peers = await createPeers(broker.url, prefix, String(ready.userId), o.peers);
+    // First contact, one peer at a time, then the warm-up: V8 has compiled the hot path by then.
+    await sequential(peers, peers.length);
+    await sequential(peers, o.warmup);
+    if (o.callgrind) await run('callgrind_control', ['-i', 'on', String(child.pid)]);
+    const cpu0 = await child.cpuMicros();
+    await sequential(peers, o.commands);
+    const cpu1 = await child.cpuMicros();
+    if (o.callgrind) await run('callgrind_control', ['-i', 'off', String(child.pid)]);
+    const line: Record<string, unknown> = {
+      peers: o.peers,
+      warmup: o.warmup,
+      commands: o.commands,
+      cpuMsPerCommand: Number(((cpu1 - cpu0) / 1000 / o.commands).toFixed(4)),
+    };
+    await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
+    peers = [];
+    const stderr = await child.stop();
+    if (o.callgrind) {
+      const total = callgrindTotal(o.callgrind);
+      line.instructions = total;
+      line.instructionsPerCommand = Math.round(total / o.commands);
+    }
+    console.log(JSON.stringify(line));
+    const trouble = stderr.split('\n').filter((l) => l.startsWith('bot child'));
+    if (trouble.length > 0) console.error(trouble.join('\n'));
+  } finally {
+    await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
+    await child.stop();
+    await broker.close();
+  }
+}
+
+if (process.argv[2] === 'bot') {
+  runChild(([, url, prefix]) => serveBot(url!, prefix!));
+} else {
+  measure(options(process.argv.slice(2))).then(
+    () => process.exit(0),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}
