@@ -7,6 +7,7 @@
  *
  *   npx tsx bench/direct-path.ts [--peers 10] [--warmup 300] [--commands 200]
  *                                [--callgrind <out-file>] [--cpu-prof <dir>] [--broker embedded]
+ *   npx tsx bench/direct-path.ts count <callgrind-out-file> <commands>
  *
  * Prints the bot child's CPU per command (process.cpuUsage: still load-dependent) and, with
  * --callgrind, runs the child under `valgrind --tool=callgrind --instr-atstart=no`, switches
@@ -17,7 +18,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { createWriteStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -65,6 +66,10 @@ interface Options {
   readonly callgrind?: string;
   readonly cpuProf?: string;
   readonly broker: BrokerKind;
+  /** More flags for the bot's node, e.g. --node-flags="--trace-deopt" (with --child-out to see what it prints). */
+  readonly nodeFlags: readonly string[];
+  /** A file the bot's stdout is copied to. */
+  readonly childOut?: string;
 }
 
 function options(argv: readonly string[]): Options {
@@ -77,6 +82,8 @@ function options(argv: readonly string[]): Options {
       callgrind: { type: 'string' },
       'cpu-prof': { type: 'string' },
       broker: { type: 'string', default: 'mosquitto' },
+      'node-flags': { type: 'string', default: '' },
+      'child-out': { type: 'string' },
     },
   });
   return {
@@ -86,6 +93,8 @@ function options(argv: readonly string[]): Options {
     callgrind: values.callgrind,
     cpuProf: values['cpu-prof'],
     broker: values.broker === 'embedded' ? 'embedded' : 'mosquitto',
+    nodeFlags: values['node-flags'].split(' ').filter((f) => f !== ''),
+    childOut: values['child-out'],
   };
 }
 
@@ -122,6 +131,7 @@ class BotChild {
     const node = [
       process.execPath,
       ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : []),
+      ...o.nodeFlags,
       '--import',
       'tsx',
       SELF,
@@ -134,6 +144,7 @@ class BotChild {
       ? ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${o.callgrind}`, ...node]
       : node;
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT });
+    if (o.childOut) proc.stdout!.pipe(createWriteStream(o.childOut));
     return new BotChild(proc, proc.pid!);
   }
 
@@ -152,12 +163,41 @@ class BotChild {
   }
 }
 
-/** callgrind's total Ir from its output file (its "summary:" line reads 0 after -i on/off). */
-function callgrindTotal(file: string): number {
-  const text = readFileSync(file, 'utf8');
-  const line = /^totals:\s+(\d+)/m.exec(text);
-  if (!line) throw new Error(`no totals in ${file}`);
-  return Number(line[1]);
+/**
+ * What V8 does beside running the program, told apart by function name (the part before its
+ * arguments): compiling (tier-up goes on for thousands of commands, one function at a time) and
+ * garbage collection (a major GC falls in a window or not, so it varies run to run by ~10 %).
+ * `program` is the rest: what a change to the framework's code moves, repeatable to ~1 %.
+ */
+const COMPILE = /compiler::|turboshaft|maglev|baseline::|Compil|Pipeline|Zone/;
+const GC =
+  /Mark|Sweep|Scaveng|Evacuat|Compact|GC|RememberedSet|SlotSet|MemoryChunk|ActiveSystemPages|Heap::|SizeFromMap|GetHeaderSize|popcount|RelocIterator|Worklist|IterateObjectCache|RecordWrite/;
+
+interface Count {
+  readonly total: number;
+  readonly compile: number;
+  readonly gc: number;
+  readonly program: number;
+}
+
+/** callgrind's totals by kind, from callgrind_annotate's list of self cost per function. */
+async function callgrindCount(file: string): Promise<Count> {
+  const { stdout } = await run('callgrind_annotate', ['--threshold=100', '--auto=no', file], {
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  let total = 0;
+  let compile = 0;
+  let gc = 0;
+  for (const line of stdout.split('\n')) {
+    const m = /^\s*([\d,]+) \([ \d.]+%\)\s+(.*) \[[^\]]*\]$/.exec(line);
+    if (!m) continue;
+    const n = Number(m[1]!.replace(/,/g, ''));
+    const name = m[2]!.split('(')[0]!;
+    total += n;
+    if (COMPILE.test(name)) compile += n;
+    else if (GC.test(name)) gc += n;
+  }
+  return { total, compile, gc, program: total - compile - gc };
 }
 
 async function sequential(peers: readonly Peer[], count: number, offset = 0): Promise<void> {
@@ -190,9 +230,15 @@ async function measure(o: Options): Promise<void> {
     peers = [];
     const stderr = await child.stop();
     if (o.callgrind) {
-      const total = callgrindTotal(o.callgrind);
-      line.instructions = total;
-      line.instructionsPerCommand = Math.round(total / o.commands);
+      const count = await callgrindCount(o.callgrind);
+      const per = (n: number): number => Math.round(n / o.commands);
+      line.instructions = count.total;
+      line.perCommand = {
+        total: per(count.total),
+        program: per(count.program),
+        compile: per(count.compile),
+        gc: per(count.gc),
+      };
     }
     console.log(JSON.stringify(line));
     const trouble = stderr.split('\n').filter((l) => l.startsWith('bot child'));
@@ -206,6 +252,20 @@ async function measure(o: Options): Promise<void> {
 
 if (process.argv[2] === 'bot') {
   runChild(([, url, prefix]) => serveBot(url!, prefix!));
+} else if (process.argv[2] === 'count') {
+  // Re-reads a callgrind file written earlier: `count <file> <commands>`.
+  const [, , , file, commands] = process.argv;
+  void callgrindCount(file!).then((c) => {
+    const per = (n: number): number => Math.round(n / Number(commands));
+    console.log(
+      JSON.stringify({
+        total: per(c.total),
+        program: per(c.program),
+        compile: per(c.compile),
+        gc: per(c.gc),
+      }),
+    );
+  });
 } else {
   measure(options(process.argv.slice(2))).then(
     () => process.exit(0),
