@@ -8,6 +8,7 @@
  *   npx tsx bench/direct-path.ts [--peers 10] [--warmup 300] [--commands 200]
  *                                [--callgrind <out-file>] [--cpu-prof <dir>] [--broker embedded]
  *   npx tsx bench/direct-path.ts count <callgrind-out-file> <commands>
+ *   npx tsx bench/direct-path.ts diff <file-a> <commands-a> <file-b> <commands-b>
  *
  * Prints the bot child's CPU per command (process.cpuUsage: still load-dependent) and, with
  * --callgrind, runs the child under `valgrind --tool=callgrind --instr-atstart=no`, switches
@@ -180,24 +181,42 @@ interface Count {
   readonly program: number;
 }
 
-/** callgrind's totals by kind, from callgrind_annotate's list of self cost per function. */
-async function callgrindCount(file: string): Promise<Count> {
+/** Self instructions per function (its full name), from callgrind_annotate. */
+async function selfCosts(file: string): Promise<Map<string, number>> {
   const { stdout } = await run('callgrind_annotate', ['--threshold=100', '--auto=no', file], {
     maxBuffer: 256 * 1024 * 1024,
   });
-  let total = 0;
-  let compile = 0;
-  let gc = 0;
+  const out = new Map<string, number>();
   for (const line of stdout.split('\n')) {
     const m = /^\s*([\d,]+) \([ \d.]+%\)\s+(.*) \[[^\]]*\]$/.exec(line);
-    if (!m) continue;
-    const n = Number(m[1]!.replace(/,/g, ''));
-    const name = m[2]!.split('(')[0]!;
-    total += n;
-    if (COMPILE.test(name)) compile += n;
-    else if (GC.test(name)) gc += n;
+    // V8's generated code has no symbols and moves between runs: one entry for all of it.
+    const fn = m && (/^\?\?\?:0x[0-9a-f]+/.test(m[2]!) ? '(generated code)' : m[2]!);
+    if (m && fn) out.set(fn, (out.get(fn) ?? 0) + Number(m[1]!.replace(/,/g, '')));
   }
-  return { total, compile, gc, program: total - compile - gc };
+  return out;
+}
+
+const kindOf = (fn: string): 'compile' | 'gc' | 'program' => {
+  const name = fn.replace(/\(anonymous namespace\)/g, '').split('(')[0]!;
+  return COMPILE.test(name) ? 'compile' : GC.test(name) ? 'gc' : 'program';
+};
+
+/** callgrind's totals by kind. */
+async function callgrindCount(file: string): Promise<Count> {
+  const sums = { compile: 0, gc: 0, program: 0 };
+  for (const [fn, n] of await selfCosts(file)) sums[kindOf(fn)] += n;
+  return { total: sums.compile + sums.gc + sums.program, ...sums };
+}
+
+/** The program functions whose instructions per command changed most from run a to run b. */
+async function diffRuns(a: string, ka: number, b: string, kb: number, top = 25): Promise<void> {
+  const [before, after] = await Promise.all([selfCosts(a), selfCosts(b)]);
+  const rows = [...new Set([...before.keys(), ...after.keys()])]
+    .filter((fn) => kindOf(fn) === 'program')
+    .map((fn) => ({ fn, d: (after.get(fn) ?? 0) / kb - (before.get(fn) ?? 0) / ka }))
+    .sort((x, y) => Math.abs(y.d) - Math.abs(x.d))
+    .slice(0, top);
+  for (const r of rows) console.log(`${r.d > 0 ? '+' : ''}${Math.round(r.d)}\t${r.fn.slice(0, 140)}`);
 }
 
 async function sequential(peers: readonly Peer[], count: number, offset = 0): Promise<void> {
@@ -266,6 +285,10 @@ if (process.argv[2] === 'bot') {
       }),
     );
   });
+} else if (process.argv[2] === 'diff') {
+  // Where two runs differ: `diff <file-a> <commands-a> <file-b> <commands-b>`.
+  const [, , , a, ka, b, kb] = process.argv;
+  void diffRuns(a!, Number(ka), b!, Number(kb));
 } else {
   measure(options(process.argv.slice(2))).then(
     () => process.exit(0),
