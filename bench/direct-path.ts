@@ -7,6 +7,7 @@
  *
  *   npx tsx bench/direct-path.ts [--peers 10] [--warmup 300] [--commands 200]
  *                                [--callgrind <out-file>] [--cpu-prof <dir>] [--broker embedded]
+ *                                [--store postgres]
  *   npx tsx bench/direct-path.ts count <callgrind-out-file> <commands>
  *   npx tsx bench/direct-path.ts diff <file-a> <commands-a> <file-b> <commands-b>
  *
@@ -25,7 +26,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parseArgs } from 'node:util';
 import { BotRuntime } from '../framework/bot/index.js';
-import { MemoryRelayStore } from '../framework/relay/index.js';
+import { MemoryRelayStore, type RelayStore } from '../framework/relay/index.js';
+import { createRelayDataSource, TypeOrmRelayStore } from '../framework/store/index.js';
+import { createPgSchema, dropPgSchema, PG_URL } from '../test/support/postgres.js';
 import { EchoBot } from '../bots/echo/index.js';
 import { startPrivateBroker, type BrokerKind } from '../test/support/broker.js';
 import { createPeers, type Peer } from './bot.js';
@@ -38,8 +41,14 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 
 // ---- the child: the bot -------------------------------------------------------------------------
 
-async function serveBot(url: string, prefix: string): Promise<void> {
-  const store = new MemoryRelayStore();
+/** The bot's store: MemoryRelayStore, or with a schema name TypeOrmRelayStore on Postgres. */
+async function botStore(schema: string | undefined): Promise<RelayStore & { close?(): Promise<void> }> {
+  if (!schema) return new MemoryRelayStore();
+  return new TypeOrmRelayStore(await createRelayDataSource({ url: PG_URL, schema }));
+}
+
+async function serveBot(url: string, prefix: string, schema?: string): Promise<void> {
+  const store = await botStore(schema);
   const client = await benchClient(url, prefix, {
     store,
     powBits: 8,
@@ -54,6 +63,7 @@ async function serveBot(url: string, prefix: string): Promise<void> {
     await runtime.stop();
     await client.stop();
     await runtime.detach();
+    await store.close?.();
     reportTrouble();
   });
 }
@@ -67,6 +77,8 @@ interface Options {
   readonly callgrind?: string;
   readonly cpuProf?: string;
   readonly broker: BrokerKind;
+  /** 'postgres': the bot on TypeOrmRelayStore in a fresh schema (the database's own work is not counted). */
+  readonly store: 'memory' | 'postgres';
   /** More flags for the bot's node, e.g. --node-flags="--trace-deopt" (with --child-out to see what it prints). */
   readonly nodeFlags: readonly string[];
   /** A file the bot's stdout is copied to. */
@@ -83,6 +95,7 @@ function options(argv: readonly string[]): Options {
       callgrind: { type: 'string' },
       'cpu-prof': { type: 'string' },
       broker: { type: 'string', default: 'mosquitto' },
+      store: { type: 'string', default: 'memory' },
       'node-flags': { type: 'string', default: '' },
       'child-out': { type: 'string' },
     },
@@ -94,6 +107,7 @@ function options(argv: readonly string[]): Options {
     callgrind: values.callgrind,
     cpuProf: values['cpu-prof'],
     broker: values.broker === 'embedded' ? 'embedded' : 'mosquitto',
+    store: values.store === 'postgres' ? 'postgres' : 'memory',
     nodeFlags: values['node-flags'].split(' ').filter((f) => f !== ''),
     childOut: values['child-out'],
   };
@@ -128,7 +142,7 @@ class BotChild {
     ]);
   }
 
-  static start(url: string, prefix: string, o: Options): BotChild {
+  static start(url: string, prefix: string, o: Options, schema?: string): BotChild {
     const node = [
       process.execPath,
       ...(o.cpuProf ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProf}`] : []),
@@ -139,6 +153,7 @@ class BotChild {
       'bot',
       url,
       prefix,
+      ...(schema ? [schema] : []),
     ];
     // instr-atstart=no: start-up, first contact and the warm-up run uninstrumented (and faster).
     const argv = o.callgrind
@@ -172,7 +187,7 @@ class BotChild {
  */
 const COMPILE = /compiler::|turboshaft|maglev|baseline::|Compil|Pipeline|Zone/;
 const GC =
-  /Mark|Sweep|Scaveng|Evacuat|Compact|GC|RememberedSet|SlotSet|MemoryChunk|ActiveSystemPages|Heap::|SizeFromMap|GetHeaderSize|popcount|RelocIterator|Worklist|IterateObjectCache|RecordWrite/;
+  /Mark|Sweep|Scaveng|Evacuat|Compact|GC|RememberedSet|SlotSet|MemoryChunk|ActiveSystemPages|Heap::|SizeFromMap|GetHeaderSize|popcount|RelocIterator|Worklist|IterateObjectCache|RecordWrite|Visitor|BodyDescriptor|FreeList|Cleaner|LiveObject|Migrat|VisitRoot|Weak|Finaliz/;
 
 interface Count {
   readonly total: number;
@@ -226,7 +241,9 @@ async function sequential(peers: readonly Peer[], count: number, offset = 0): Pr
 async function measure(o: Options): Promise<void> {
   const broker = await startPrivateBroker(o.broker);
   const prefix = `bench-direct-${randomBytes(4).toString('hex')}`;
-  const child = BotChild.start(broker.url, prefix, o);
+  const schema = o.store === 'postgres' ? `relay_bench_direct_${randomBytes(6).toString('hex')}` : undefined;
+  if (schema) await createPgSchema(schema);
+  const child = BotChild.start(broker.url, prefix, o, schema);
   let peers: Peer[] = [];
   try {
     const ready = await child.ready;
@@ -266,11 +283,12 @@ async function measure(o: Options): Promise<void> {
     await Promise.all(peers.map((p) => p.client.stop().catch(() => undefined)));
     await child.stop();
     await broker.close();
+    if (schema) await dropPgSchema(schema);
   }
 }
 
 if (process.argv[2] === 'bot') {
-  runChild(([, url, prefix]) => serveBot(url!, prefix!));
+  runChild(([, url, prefix, schema]) => serveBot(url!, prefix!, schema));
 } else if (process.argv[2] === 'count') {
   // Re-reads a callgrind file written earlier: `count <file> <commands>`.
   const [, , , file, commands] = process.argv;
