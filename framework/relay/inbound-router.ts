@@ -84,8 +84,13 @@ export class InboundRouter {
   private running = false;
   /** Retries of an inbox message that failed, held in its sender's lane (lane-retry.ts). */
   private readonly laneRetry: LaneRetry;
+  /** Own inbox and keys topics, built once: dispatch compares every message's topic with them. */
+  private readonly ownInbox: string;
+  private readonly ownKeys: string;
 
   constructor(private readonly deps: InboundRouterDeps) {
+    this.ownInbox = inboxTopic(deps.prefix, deps.selfId);
+    this.ownKeys = keysTopic(deps.prefix, deps.selfId);
     this.laneRetry = new LaneRetry(deps.log.child({ lane: 'sender' }), () => this.running);
     this.inbox = new InboxPipeline({
       queue: deps.queue,
@@ -119,9 +124,9 @@ export class InboundRouter {
 
   /** One inbound message, from the broker or re-run from the parking. */
   async dispatch(m: InboundMessage): Promise<void> {
-    const { prefix, selfId, bundles, groups } = this.deps;
-    if (m.topic === inboxTopic(prefix, selfId)) return this.inbox.receive(m.topic, m.payload);
-    if (m.topic === keysTopic(prefix, selfId)) return bundles.onOwnKeysPayload(m.payload);
+    const { prefix, bundles, groups } = this.deps;
+    if (m.topic === this.ownInbox) return this.inbox.receive(m.topic, m.payload);
+    if (m.topic === this.ownKeys) return bundles.onOwnKeysPayload(m.payload);
     const parsed = parseTopic(prefix, m.topic);
     if (parsed?.kind === 'group') {
       const reason = await groups
