@@ -79,6 +79,8 @@ interface Options {
   readonly broker: BrokerKind;
   /** 'postgres': the bot on TypeOrmRelayStore in a fresh schema (the database's own work is not counted). */
   readonly store: 'memory' | 'postgres';
+  /** A file for `strace -c -f` of the bot (syscalls from its start: use a short warm-up, large K). */
+  readonly strace?: string;
   /** More flags for the bot's node, e.g. --node-flags="--trace-deopt" (with --child-out to see what it prints). */
   readonly nodeFlags: readonly string[];
   /** A file the bot's stdout is copied to. */
@@ -96,6 +98,7 @@ function options(argv: readonly string[]): Options {
       'cpu-prof': { type: 'string' },
       broker: { type: 'string', default: 'mosquitto' },
       store: { type: 'string', default: 'memory' },
+      strace: { type: 'string' },
       'node-flags': { type: 'string', default: '' },
       'child-out': { type: 'string' },
     },
@@ -108,6 +111,7 @@ function options(argv: readonly string[]): Options {
     cpuProf: values['cpu-prof'],
     broker: values.broker === 'embedded' ? 'embedded' : 'mosquitto',
     store: values.store === 'postgres' ? 'postgres' : 'memory',
+    strace: values.strace,
     nodeFlags: values['node-flags'].split(' ').filter((f) => f !== ''),
     childOut: values['child-out'],
   };
@@ -158,7 +162,9 @@ class BotChild {
     // instr-atstart=no: start-up, first contact and the warm-up run uninstrumented (and faster).
     const argv = o.callgrind
       ? ['valgrind', '--tool=callgrind', '--instr-atstart=no', `--callgrind-out-file=${o.callgrind}`, ...node]
-      : node;
+      : o.strace
+        ? ['strace', '-c', '-f', '-o', o.strace, ...node]
+        : node;
     const proc = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'], cwd: ROOT });
     if (o.childOut) proc.stdout!.pipe(createWriteStream(o.childOut));
     return new BotChild(proc, proc.pid!);
