@@ -22,6 +22,7 @@ import {
 import { gatedTransaction, noTransaction, transactionalSessionStore, type BotTransaction } from './data.js';
 import { DetachableTransaction, DetachedRun } from './detached-run.js';
 import { TimeLease } from './time-lease.js';
+import { lazyChild } from './lazy-logger.js';
 import { postTarget, type MarkerOwner } from './open-replies.js';
 import type { PacerTimers } from './stream-pacer.js';
 import type { TypingLimiter } from './typing.js';
@@ -74,12 +75,13 @@ export async function messageUpdate(
   rawTx: BotTransaction | undefined,
 ): Promise<UpdateContext | undefined> {
   const conversation = conversationOf(message);
-  // Ids only: message content stays out of logs.
-  const log = env.log.child({
+  // Ids only: message content stays out of logs. Made on first use (lazy-logger.ts).
+  const bindings = {
     conversation: conversation.id,
     sender: message.from,
     ...(message.content.id !== undefined ? { messageId: message.content.id } : {}),
-  });
+  };
+  const log = lazyChild(env.log, bindings);
   const late = (): void => log.warn('a reply made after the handler finished was dropped');
   // Until the run detaches, replies go to the client (committed with the message); after, they are sent.
   // A holder: the gate exists before the run it may hand replies to (parse errors use it first).
@@ -159,7 +161,7 @@ export async function messageUpdate(
     argsText: head?.argsText ?? '',
     group,
     bot: env.self(deps),
-    log: head ? log.child({ command: head.name }) : log,
+    log: head ? lazyChild(env.log, { ...bindings, command: head.name }) : log,
     tx,
     addressedByName: audience === 'addressed',
     now: env.now,

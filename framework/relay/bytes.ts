@@ -26,8 +26,11 @@ export function concatBytes(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
+/** Stateless, so one serves every call (a new one per call showed in profiles, issue #12). */
+const encoder = new TextEncoder();
+
 export function utf8(text: string): Uint8Array {
-  return new TextEncoder().encode(text);
+  return encoder.encode(text);
 }
 
 export function u64be(x: number | bigint): Uint8Array {
