@@ -311,7 +311,7 @@ export class LeaseKeeper extends EventEmitter<LeaseKeeperEvents> {
     const had = new Map(names.map((n) => [n, this.held.get(n)]));
     let leases: LeaseRecord[];
     try {
-      leases = await this.store.acquireLeases!(names, this.holder, this.ttlMs);
+      leases = await this.bounded(this.store.acquireLeases!(names, this.holder, this.ttlMs), 'acquireLeases');
     } catch (err) {
       this.emit('error', err);
       return;

@@ -176,6 +176,27 @@ describe('LeaseKeeper', () => {
     expect(a.seen.filter((s) => s.event === 'acquired').pop()!.at).toBeLessThanOrEqual(back + 2 * EVERY);
   });
 
+  it('the same with several leases wanted (one acquireLeases statement per round): lost on time, taken again once the link is back', async () => {
+    const link = hangable(store);
+    const a = keeper('replica-a', link.store);
+    a.k.want('mqtt-session/a');
+    a.k.want('scheduler');
+    await a.k.start();
+    await timers.advance(2 * EVERY);
+    const lastRenewal = timers.now();
+    link.hang(true);
+    await timers.advance(2 * TTL);
+    const lost = a.seen.filter((s) => s.event === 'expired');
+    expect(lost).toHaveLength(2);
+    for (const l of lost) expect(l.at).toBeLessThanOrEqual(lastRenewal + TTL - TTL / 10);
+    link.hang(false);
+    const back = timers.now();
+    await timers.advance(3 * EVERY);
+    expect(a.k.owned()).toEqual(['mqtt-session/a', 'scheduler']);
+    const acquired = a.seen.filter((s) => s.event === 'acquired').slice(-2);
+    for (const s of acquired) expect(s.at).toBeLessThanOrEqual(back + 2 * EVERY);
+  });
+
   it('fence() and rejoin() while the store does not answer: the fence ends, and the rejoin takes the leases once the link is back', async () => {
     const link = hangable(store);
     const a = keeper('replica-a', link.store);
