@@ -58,6 +58,7 @@ export {
   ConfigError,
   HandlerError,
   ArgumentError,
+  ReplicaSlotTaken,
 } from './framework/relay/index.js';
 export type { RelayErrorCode } from './framework/relay/index.js';
 export { ParseError } from './framework/bot/index.js';
